@@ -1,0 +1,87 @@
+"""``prodigy-sim presets``: list the hardware presets, or show one configuration with its sources.
+
+Exit status: 0 on success, 2 on a bad preset name or config file (printed by the CLI driver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from prodigy_sim.hardware import load_config_with_sources, load_preset, preset_names
+from prodigy_sim.hardware.presets import DEFAULT_PRESET
+from prodigy_sim.hardware.report import field_rows, key_figures
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "presets",
+        help="list the hardware presets, or show one with the source of every field",
+        description="List the Prodigy hardware presets with their key figures: cores, clock (GHz), "
+                    "peak FP8 matrix throughput dense and with 8:4 sparsity (PFLOPS = 1e15 FLOP/s; "
+                    "a MAC is 2 FLOPs), peak DDR5 bandwidth (GB/s = 1e9 B/s) and DDR capacity "
+                    "(TiB = 2^40 B). With --show, print every field of one configuration with its "
+                    "unit and source (a public document, a derivation, or 'assumption').",
+    )
+    parser.add_argument("--show", metavar="NAME", help="show every field of preset NAME")
+    parser.add_argument("--config", metavar="FILE",
+                        help="show the configuration built from a YAML file (its 'preset:' key "
+                             f"names the base, default {DEFAULT_PRESET}) instead of a preset")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def _list(as_json: bool) -> int:
+    rows = [key_figures(load_preset(name)) for name in preset_names()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = ("preset", "cores", "clock GHz", "FP8 dense PF", "FP8 sparse PF", "DDR5", "DDR GB/s",
+            "DDR TiB")
+    table = [head] + [(
+        r["name"] + (" (default)" if r["name"] == DEFAULT_PRESET else ""),
+        str(r["cores"]),
+        f"{r['frequency_hz'] / 1e9:g}",
+        f"{r['peak_fp8_dense_flops'] / 1e15:.2f}",
+        f"{r['peak_fp8_sparse_flops'] / 1e15:.2f}",
+        f"{r['ddr_channels']} x {r['ddr_transfer_rate_mts']}",
+        f"{r['peak_ddr_bandwidth_bytes_per_s'] / 1e9:.1f}",
+        f"{r['ddr_capacity_bytes'] / 2**40:g}",
+    ) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    return 0
+
+
+def _show(name: str | None, file: str | None, as_json: bool) -> int:
+    config, sources = load_config_with_sources(preset=name, file=file)
+    rows = field_rows(config, sources)
+    derived = config.derived()
+    if as_json:
+        print(json.dumps({
+            "name": config.name,
+            "config": config.model_dump(mode="json"),
+            "sources": {path: source for path, _, _, source in rows},
+            "derived": derived,
+        }, indent=2))
+        return 0
+    width = max(len(path) for path, *_ in rows)
+    value_width = min(max(len(v) + len(u) + 1 for _, v, u, _ in rows), 40)
+    print(f"# {config.name}")
+    for path, value, unit, source in rows:
+        shown = f"{value} {unit}".strip()
+        print(f"{path.ljust(width)}  {shown.ljust(value_width)}  # {source}")
+    print("\n# derived")
+    dwidth = max(len(k) for k in derived)
+    for key, value in derived.items():
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        print(f"{key.ljust(dwidth)}  {text}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.show is None and args.config is None:
+        return _list(args.json)
+    return _show(args.show, args.config, args.json)

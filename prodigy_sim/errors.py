@@ -1,0 +1,92 @@
+"""The package's exception hierarchy.
+
+Every error that bad input can cause is a :class:`ProdigySimError`. Messages say what was wrong,
+where (file, line, column or field path) and what was expected, so the CLI can print them without a
+traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ProdigySimError",
+    "ConfigError",
+    "FormatError",
+    "EncodeError",
+    "AssemblyError",
+    "TraceError",
+    "ProgramError",
+    "SimulationError",
+    "ModelFileError",
+    "config_error_from_validation",
+]
+
+
+class ProdigySimError(Exception):
+    """Base class of every error prodigy-sim raises on bad input or impossible requests."""
+
+
+class ConfigError(ProdigySimError, ValueError):
+    """A configuration, spec or scenario value is invalid (the message names the field)."""
+
+
+class FormatError(ConfigError):
+    """A number-format definition is inconsistent, unknown, or cannot do what was asked."""
+
+
+class EncodeError(ProdigySimError, ValueError):
+    """A value cannot be encoded in a format (for example NaN in a format with no NaN code)."""
+
+
+class _LocatedError(ProdigySimError):
+    """An error in a text input, located by file, line and column (1-based; 0 = unknown)."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int = 0,
+                 column: int = 0) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.column = column
+        self.reason = message
+        where = ":".join(str(p) for p in (self.file or "<input>", line or None, column or None)
+                         if p is not None)
+        super().__init__(f"{where}: {message}")
+
+
+class AssemblyError(_LocatedError):
+    """Program text that does not assemble, or a binary that does not decode."""
+
+
+class TraceError(_LocatedError):
+    """A memory trace line that cannot be parsed."""
+
+
+class ProgramError(ProdigySimError):
+    """A program that is well formed but cannot run (out-of-bounds tile, overflowing memory...)."""
+
+
+class SimulationError(ProdigySimError):
+    """The simulation reached an impossible state (deadlock, unknown resource...)."""
+
+
+class ModelFileError(ProdigySimError):
+    """A model checkpoint or model card does not match what it claims to be."""
+
+
+def config_error_from_validation(err: Exception, *, source: str | Path | None = None,
+                                 cls: type[ConfigError] = ConfigError) -> ConfigError:
+    """Turn a pydantic ``ValidationError`` into a :class:`ConfigError` naming every bad field.
+
+    ``source`` (a file name or a description) is prefixed so the user knows where to look.
+    """
+    lines = []
+    for e in getattr(err, "errors", lambda: [])():
+        path = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
+        msg = e.get("msg", "invalid")
+        got = e.get("input")
+        got_txt = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        lines.append(f"'{path}': {msg}{got_txt}")
+    head = f"{source}: " if source else ""
+    if not lines:
+        lines.append(str(err))
+    return cls(head + "; ".join(lines))

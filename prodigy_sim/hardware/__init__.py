@@ -1,0 +1,55 @@
+"""Hardware configuration: frozen models of the Prodigy blocks, the named presets, YAML overrides.
+
+The model tree follows the hardware::
+
+    ChipConfig                   cores, clock
+    |- core: CoreConfig
+    |  |- vector_unit: VectorUnitConfig
+    |  |- matrix_unit: MatrixUnitConfig
+    |  '- on_chip_memory: OnChipMemoryConfig
+    |- noc: NocConfig            the mesh
+    '- memory: MemoryConfig      64-bit DDR5 channels, capacity
+       '- dram: prodigy_sim.dram.MemorySystemConfig   DDR5 timing model of one channel
+
+Peak figures are derived properties of :class:`ChipConfig`. Presets (``prodigy-t16128``, the
+default, ``prodigy-192``, ``prodigy-2nm-ultimate``) cite a source for every field; see
+``docs/hardware.md``.
+"""
+
+from prodigy_sim.hardware.chip import ChipConfig as ChipConfig
+from prodigy_sim.hardware.chip import check_fits as check_fits
+from prodigy_sim.hardware.core import CoreConfig as CoreConfig
+from prodigy_sim.hardware.core import MatrixUnitConfig as MatrixUnitConfig
+from prodigy_sim.hardware.core import OnChipMemoryConfig as OnChipMemoryConfig
+from prodigy_sim.hardware.core import VectorUnitConfig as VectorUnitConfig
+from prodigy_sim.hardware.loading import load_config as load_config
+from prodigy_sim.hardware.loading import load_config_with_sources as load_config_with_sources
+from prodigy_sim.hardware.memory import MemoryConfig as MemoryConfig
+from prodigy_sim.hardware.memory import scaled_ddr5_timing as scaled_ddr5_timing
+from prodigy_sim.hardware.noc import NocConfig as NocConfig
+from prodigy_sim.hardware.presets import DEFAULT_PRESET as DEFAULT_PRESET
+from prodigy_sim.hardware.presets import load_preset as load_preset
+from prodigy_sim.hardware.presets import preset_description as preset_description
+from prodigy_sim.hardware.presets import preset_names as preset_names
+from prodigy_sim.hardware.presets import preset_sources as preset_sources
+from prodigy_sim.hardware.presets import source_of as source_of
+
+__all__ = [
+    "ChipConfig",
+    "CoreConfig",
+    "MatrixUnitConfig",
+    "VectorUnitConfig",
+    "OnChipMemoryConfig",
+    "NocConfig",
+    "MemoryConfig",
+    "DEFAULT_PRESET",
+    "check_fits",
+    "load_config",
+    "load_config_with_sources",
+    "load_preset",
+    "preset_description",
+    "preset_names",
+    "preset_sources",
+    "scaled_ddr5_timing",
+    "source_of",
+]

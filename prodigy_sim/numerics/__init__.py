@@ -1,0 +1,59 @@
+"""Number formats, codecs, block scaling, structured sparsity, packing and footprint.
+
+Formats are data (:class:`FormatSpec`, built-ins in ``numerics/formats/*.yaml``); ``encode`` and
+``decode`` convert between real numbers and codes with one documented rounding rule for every
+format; ``quantize`` applies block scales (OCP MX E8M0 by default) and optional n:m sparsity and
+returns a :class:`QuantizedTensor`; ``footprint`` counts its bytes without building it.
+"""
+
+from prodigy_sim.numerics._blocks import SCALE_KINDS as SCALE_KINDS
+from prodigy_sim.numerics._blocks import QuantizedTensor as QuantizedTensor
+from prodigy_sim.numerics._blocks import parse_sparsity as parse_sparsity
+from prodigy_sim.numerics._blocks import quantize as quantize
+from prodigy_sim.numerics._codec import decode as decode
+from prodigy_sim.numerics._codec import encode as encode
+from prodigy_sim.numerics._footprint import Footprint as Footprint
+from prodigy_sim.numerics._footprint import footprint as footprint
+from prodigy_sim.numerics._packing import pack as pack
+from prodigy_sim.numerics._packing import packed_row_bytes as packed_row_bytes
+from prodigy_sim.numerics._packing import unpack as unpack
+from prodigy_sim.numerics._registry import builtin_formats as builtin_formats
+from prodigy_sim.numerics._registry import format_names as format_names
+from prodigy_sim.numerics._registry import get_format as get_format
+from prodigy_sim.numerics._registry import load_format as load_format
+from prodigy_sim.numerics._registry import parse_format as parse_format
+from prodigy_sim.numerics._sparsity import SparseTensor as SparseTensor
+from prodigy_sim.numerics._sparsity import compress as compress
+from prodigy_sim.numerics._sparsity import nm_mask as nm_mask
+from prodigy_sim.numerics._sparsity import prune as prune
+from prodigy_sim.numerics._sparsity import sparsity_metadata_nbytes as sparsity_metadata_nbytes
+from prodigy_sim.numerics._sparsity import unpack_mask as unpack_mask
+from prodigy_sim.numerics._sparsity import wanda_scores as wanda_scores
+from prodigy_sim.numerics._spec import FormatSpec as FormatSpec
+
+__all__ = [
+    "SCALE_KINDS",
+    "Footprint",
+    "FormatSpec",
+    "QuantizedTensor",
+    "SparseTensor",
+    "builtin_formats",
+    "compress",
+    "decode",
+    "encode",
+    "footprint",
+    "format_names",
+    "get_format",
+    "load_format",
+    "nm_mask",
+    "pack",
+    "packed_row_bytes",
+    "parse_format",
+    "parse_sparsity",
+    "prune",
+    "quantize",
+    "sparsity_metadata_nbytes",
+    "unpack",
+    "unpack_mask",
+    "wanda_scores",
+]

@@ -1,0 +1,376 @@
+"""Block-scaled quantization: :func:`quantize` and :class:`QuantizedTensor`.
+
+A tensor is quantized along one axis (the reduction axis of a matmul) in blocks of ``block``
+consecutive elements; every block shares one scale ``s`` and stores element codes ``q`` with
+``x ~= decode(q) * s``. Scale rules (``scale=``):
+
+``e8m0`` (default, OCP MX v1.0)
+    ``e = floor(log2(amax)) - emax_elem`` clamped to [-127, 127], with ``floor(log2)`` taken from
+    the float's exponent bits (exact just below a power of two) and ``emax_elem =
+    floor(log2(max finite element))``; ``s = 2^e`` stored as E8M0 code ``e + 127``. A block of
+    zeros gets ``e = -127``; a block holding NaN or Inf gets the NaN scale 0xFF (it dequantizes
+    to NaN). Elements are ``x * 2^-e`` (exact) rounded to nearest-even and clamped to the
+    element format's largest finite value.
+``e4m3``
+    ``s = fl32(amax / max_elem)`` rounded to FP8 E4M3 (nearest-even, saturating); elements are
+    ``x / s`` rounded once (the quotient is formed in float64, which is exact enough that no
+    double rounding can occur: see docs/formats.md) and clamped. ``s = 0`` stores zeros.
+``fp32``
+    ``s = fl32(amax / max_elem)`` kept as float32 (per-channel when ``block=None``).
+``absmean``
+    ``s = fl32(mean |x|)`` (BitNet b1.58; use with ``ternary``), elements ``x / s`` clamped.
+``none``
+    No scale: elements are ``x`` rounded and clamped.
+
+With ``sparsity=(n, m)`` the tensor is first pruned to n-of-m along the axis (see
+:mod:`prodigy_sim.numerics._sparsity`); only kept values are quantized, in blocks of
+``block * n / m`` kept values (= ``block`` dense positions), and the group masks are stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numba
+import numpy as np
+
+from prodigy_sim.errors import ConfigError, EncodeError
+from prodigy_sim.numerics._codec import _encode_one, _lut, decode, encode_table
+from prodigy_sim.numerics._packing import packed_row_bytes, unpack
+from prodigy_sim.numerics._registry import get_format
+from prodigy_sim.numerics._spec import FormatSpec
+
+ScaleKind = Literal["e8m0", "e4m3", "fp32", "absmean", "none"]
+SCALE_KINDS: tuple[str, ...] = ("e8m0", "e4m3", "fp32", "absmean", "none")
+_FMAX = np.float32(np.finfo(np.float32).max)
+_SCALE_MODE = {"none": 0, "e8m0": 1, "e4m3": 2, "fp32": 3, "absmean": 4}
+
+__all__ = ["QuantizedTensor", "quantize", "scale_bytes_per_block", "parse_sparsity",
+           "SCALE_KINDS"]
+
+
+def scale_bytes_per_block(scale: str) -> int:
+    """Bytes of one stored block scale."""
+    return {"e8m0": 1, "e4m3": 1, "fp32": 4, "absmean": 4, "none": 0}[_check_scale(scale)]
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in SCALE_KINDS:
+        raise ConfigError(f"'scale' must be one of {', '.join(SCALE_KINDS)} (got {scale!r})")
+    return scale
+
+
+def parse_sparsity(sparsity: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``None``/``"none"`` -> None; ``"8:4"`` (M:N, group first, as Tachyum writes it) or
+    ``(n, m)`` -> ``(n, m)`` = keep n of every m."""
+    if sparsity is None or sparsity == "none":
+        return None
+    if isinstance(sparsity, str):
+        parts = sparsity.split(":")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"'sparsity' must look like '8:4' (group:kept) (got {sparsity!r})")
+        m, n = (int(p) for p in parts)
+    else:
+        n, m = (int(v) for v in sparsity)
+    if not (1 <= n <= m):
+        raise ConfigError(f"'sparsity' must keep 1..{m} of every {m} (got {n} of {m})")
+    return n, m
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """A block-scaled (and optionally n:m sparse) tensor.
+
+    Arrays have the quantized axis last; ``lead`` = the other axes, ``K`` = the axis length,
+    ``Kk`` = kept elements per row (``K`` dense, ``K * n / m`` sparse):
+
+    - ``codes``: uint8 ``(*lead, ceil(Kk * bits / 8))``, packed (see ``pack``);
+    - ``scales``: ``(*lead, n_blocks)`` uint8 E8M0/E4M3 codes, or float32 for fp32/absmean,
+      ``(*lead, 0)`` for ``none``;
+    - ``mask_bits``: uint8 group masks ``(*lead, K / m * ceil(m / 8))`` when sparse, else None.
+    """
+
+    codes: np.ndarray
+    scales: np.ndarray
+    fmt: FormatSpec
+    shape: tuple[int, ...]
+    axis: int
+    block: int
+    scale: str
+    sparsity: tuple[int, int] | None = None
+    mask_bits: np.ndarray | None = None
+
+    @property
+    def K(self) -> int:
+        return self.shape[self.axis]
+
+    @property
+    def kept_per_row(self) -> int:
+        n, m = self.sparsity or (1, 1)
+        return self.K * n // m
+
+    @property
+    def kept_block(self) -> int:
+        """Kept (stored) elements per scale block."""
+        n, m = self.sparsity or (1, 1)
+        return self.block * n // m
+
+    @property
+    def lead_shape(self) -> tuple[int, ...]:
+        return tuple(s for i, s in enumerate(self.shape) if i != self.axis)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of codes + scales + sparsity metadata."""
+        meta = 0 if self.mask_bits is None else self.mask_bits.nbytes
+        return self.codes.nbytes + self.scales.nbytes + meta
+
+    def element_codes(self) -> np.ndarray:
+        """Unpacked element codes, uint8 ``(*lead, Kk)``."""
+        return unpack(self.codes, self.fmt.bits, self.kept_per_row)
+
+    def scale_values(self) -> np.ndarray:
+        """Block scales as float32 ``(*lead, n_blocks)`` (NaN for an E8M0 NaN scale)."""
+        if self.scale == "e8m0":
+            return decode(self.scales, "float8_e8m0fnu")
+        if self.scale == "e4m3":
+            return decode(self.scales, "float8_e4m3fn")
+        return self.scales.astype(np.float32)
+
+    def kept_values(self) -> np.ndarray:
+        """Dequantized kept values, float32 ``(*lead, Kk)``: ``fl32(decode(code) * scale)``."""
+        vals = decode(self.element_codes(), self.fmt)
+        if self.scale == "none":
+            return vals
+        s = np.repeat(self.scale_values(), self.kept_block, axis=-1)[..., : self.kept_per_row]
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (vals * s).astype(np.float32)
+
+    def mask(self) -> np.ndarray | None:
+        """bool ``(*lead, K)`` keep-mask of a sparse tensor, else None."""
+        if self.sparsity is None:
+            return None
+        from prodigy_sim.numerics._sparsity import unpack_mask
+
+        n, m = self.sparsity
+        return unpack_mask(self.mask_bits, n, m, self.K)
+
+    def dequantize(self) -> np.ndarray:
+        """float32 array of :attr:`shape` (original axis order)."""
+        kept = self.kept_values()
+        if self.sparsity is not None:
+            dense = np.zeros(self.lead_shape + (self.K,), dtype=np.float32)
+            dense[self.mask()] = kept.reshape(-1)
+            kept = dense
+        return np.moveaxis(kept, -1, self.axis)
+
+
+@numba.njit(cache=True)
+def _floor_log2(a):
+    """floor(log2(a)) of a finite float64 a > 0, exact (also just below a power of two)."""
+    return math.frexp(a)[1] - 1  # frexp reads the exponent field: a = f * 2^e, 0.5 <= f < 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes, t_count,
+                   t_inf, t_nan, lut_thr, lut_lo, lut_hi, s_mids, s_tie, s_codes, s_count, s_inf,
+                   s_nan, s_values, bits, out_packed, out_scale_codes, out_scales):
+    """Quantize rows of x (R, K) in blocks; see the module docstring for the scale rules.
+
+    ``xbits`` is x viewed as uint32 when x is float32 and the element format has a float32 LUT
+    (``lut_*`` non-empty), else empty. Then E8M0 scaling of a normal float32 by 2^-e, when the
+    result stays normal, is the exponent-field subtraction ``bits - (e << 23)``:
+
+        s eeeeeeee mmm...m  ->  s (eeeeeeee - e) mmm...m      (exact, no rounding)
+
+    and the code comes from the LUT; every other element takes the exact float64 path.
+    Returns the number of elements that could not be encoded.
+    """
+    rows, k = x.shape
+    nb = out_scales.shape[1]
+    fast = xbits.size > 0 and lut_thr.size > 0
+    zero_code = _encode_one(0.0, t_mids, t_tie, t_codes, t_count, t_inf, t_nan)
+    bad = 0
+    for r in numba.prange(rows):
+        out_codes = np.empty(k, dtype=np.uint8)
+        for b in range(nb):
+            start = b * block
+            end = min(start + block, k)
+            amax = x.dtype.type(0.0)
+            total = 0.0
+            finite = True
+            for j in range(start, end):
+                a = abs(x[r, j])
+                if not a <= _FMAX:  # NaN or Inf
+                    finite = False
+                if mode == 4:
+                    total += np.float64(a)
+                if a > amax:
+                    amax = a
+            amax = np.float64(amax)
+            div = 1.0
+            mul = 1.0
+            use_div = False
+            zero = False
+            if mode == 1:
+                if not finite:
+                    out_scale_codes[r, b] = 255
+                    out_scales[r, b] = np.nan
+                    zero = True
+                else:
+                    e = -127 if amax == 0.0 else _floor_log2(amax) - emax
+                    e = max(-127, min(127, e))
+                    out_scale_codes[r, b] = e + 127
+                    out_scales[r, b] = 2.0 ** e
+                    mul = 2.0 ** (-e)
+            elif mode >= 2:
+                if mode == 4:
+                    s = np.float64(np.float32(total / (end - start)))
+                else:
+                    s = np.float64(np.float32(np.float32(amax) / np.float32(max_elem)))
+                if mode == 2:
+                    c = _encode_one(s, s_mids, s_tie, s_codes, s_count, s_inf, s_nan)
+                    out_scale_codes[r, b] = c
+                    s = np.float64(s_values[c])
+                out_scales[r, b] = s
+                if not finite:
+                    if mode == 2:
+                        out_scale_codes[r, b] = s_nan[0]
+                    out_scales[r, b] = np.nan
+                    zero = True
+                elif s == 0.0:
+                    zero = True
+                else:
+                    div = s
+                    use_div = True
+            if zero:
+                for j in range(start, end):
+                    out_codes[j] = zero_code
+                continue
+            shift = np.int64(0)
+            if fast and mode == 1:
+                shift = np.int64(out_scale_codes[r, b]) - 127
+            for j in range(start, end):
+                if fast and (mode == 1 or mode == 0):
+                    bx = np.int64(xbits[r, j])
+                    ex = (bx >> 23) & 0xFF
+                    if ex != 0 and ex != 255 and 1 <= ex - shift <= 254:
+                        by = bx - (shift << 23)
+                        h = by >> 16
+                        c = lut_hi[h] if by >= lut_thr[h] else lut_lo[h]
+                        out_codes[j] = np.uint8(c & 0xFF)
+                        if c < 0:
+                            bad += 1
+                        continue
+                v = np.float64(x[r, j])
+                y = v / div if use_div else v * mul
+                c = _encode_one(y, t_mids, t_tie, t_codes, t_count, t_inf, t_nan)
+                out_codes[j] = np.uint8(c & 0xFF)
+                if c < 0:
+                    bad += 1
+        _pack_row(out_codes, bits, out_packed[r])
+    return bad
+
+
+@numba.njit(cache=True, inline="always")
+def _pack_row(codes, bits, out):
+    """Pack one row of codes as the little-endian bit stream of :mod:`._packing`."""
+    acc = 0
+    nacc = 0
+    o = 0
+    for j in range(codes.size):
+        acc |= np.int64(codes[j]) << nacc
+        nacc += bits
+        while nacc >= 8:
+            out[o] = np.uint8(acc & 0xFF)
+            acc >>= 8
+            nacc -= 8
+            o += 1
+    if nacc > 0:
+        out[o] = np.uint8(acc & 0xFF)
+
+
+def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: str):
+    """Quantize rows ``x2`` (R, K) -> (packed codes (R, row bytes), scales (R, n_blocks))."""
+    rows, k = x2.shape
+    nb = -(-k // block) if scale != "none" else 0
+    t = encode_table(spec, "saturate")
+    s_spec = get_format("float8_e4m3fn")
+    st = encode_table(s_spec, "saturate")
+    packed = np.zeros((rows, packed_row_bytes(k, spec.bits)), dtype=np.uint8)
+    scale_codes = np.zeros((rows, max(nb, 1)), dtype=np.int16)
+    scales = np.zeros((rows, max(nb, 1)), dtype=np.float64)
+    x2 = np.ascontiguousarray(x2)
+    lut = _lut(spec, "saturate") if x2.dtype == np.float32 else None
+    empty32 = np.zeros((0, 0), dtype=np.uint32)
+    xbits = x2.view(np.uint32) if lut is not None else empty32
+    thr, lo, hi = ((lut.threshold, lut.lo_code, lut.hi_code) if lut is not None
+                   else (np.zeros(0, np.uint32), np.zeros(0, np.int16), np.zeros(0, np.int16)))
+    bad = _quantize_rows(x2, xbits, block if scale != "none" else max(k, 1),
+                         _SCALE_MODE[scale], spec.emax, spec.max_finite,
+                         t.mids, t.tie_up, t.codes, t.count, t.inf_code, t.nan_code,
+                         thr, lo, hi,
+                         st.mids, st.tie_up, st.codes, st.count, st.inf_code, st.nan_code,
+                         s_spec.values, spec.bits, packed, scale_codes, scales)
+    if bad:
+        raise EncodeError(f"{bad} element(s) are NaN, but format '{spec.name}' has no NaN code "
+                          "(with scale='none' there is no NaN scale to carry them)")
+    if scale in ("e8m0", "e4m3"):
+        out_scales = scale_codes[:, :nb].astype(np.uint8)
+    elif scale in ("fp32", "absmean"):
+        out_scales = scales[:, :nb].astype(np.float32)
+    else:
+        out_scales = np.zeros((rows, 0), dtype=np.uint8)
+    return packed, out_scales
+
+
+def quantize(x, fmt: FormatSpec | str, block: int | None = 32, axis: int = -1,
+             scale: str = "e8m0", sparsity: str | tuple[int, int] | None = None,
+             prune: str = "magnitude", act_norms: np.ndarray | None = None) -> QuantizedTensor:
+    """Quantize ``x`` (float32/float64, any shape) along ``axis`` with block scales.
+
+    ``block``: elements per scale block along ``axis`` (``None`` = the whole axis, i.e. one
+    scale per channel). ``scale``: one of ``e8m0`` (OCP MX), ``e4m3``, ``fp32``, ``absmean``,
+    ``none``. ``sparsity``: ``"8:4"`` or ``(n, m)`` prunes to n of every m first, by ``prune``
+    = ``"magnitude"`` or ``"wanda"`` (which needs ``act_norms``, shape ``(x.shape[axis],)``).
+    """
+    spec = get_format(fmt)
+    _check_scale(scale)
+    arr = np.asarray(x)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)
+    if arr.ndim == 0:
+        raise ConfigError("quantize needs an array with at least one axis")
+    ax = axis % arr.ndim if -arr.ndim <= axis < arr.ndim else None
+    if ax is None:
+        raise ConfigError(f"'axis' = {axis} is out of range for a {arr.ndim}-d array")
+    k = arr.shape[ax]
+    blk = k if block is None else int(block)
+    if blk < 1:
+        raise ConfigError(f"'block' must be >= 1 (got {block})")
+    moved = np.moveaxis(arr, ax, -1)
+    lead = moved.shape[:-1]
+    rows = moved.reshape(-1, k)
+    nm = parse_sparsity(sparsity)
+    mask_bits = None
+    if nm is not None:
+        from prodigy_sim.numerics._sparsity import compress
+
+        n, m = nm
+        if blk % m:
+            raise ConfigError(f"'block' = {blk} must be a multiple of the sparsity group m = {m}")
+        sp = compress(rows, n, m, axis=-1, method=prune, act_norms=act_norms)
+        rows = sp.values
+        mask_bits = sp.mask_bits.reshape(lead + sp.mask_bits.shape[-1:])
+        kept_block = blk * n // m
+    else:
+        kept_block = blk
+    packed, scales = _encode_blocks(rows, spec, kept_block, scale)
+    return QuantizedTensor(
+        codes=packed.reshape(lead + packed.shape[-1:]),
+        scales=scales.reshape(lead + scales.shape[-1:]),
+        fmt=spec, shape=tuple(arr.shape), axis=ax, block=blk, scale=scale,
+        sparsity=nm, mask_bits=mask_bits,
+    )

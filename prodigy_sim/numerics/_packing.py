@@ -1,0 +1,94 @@
+"""Packing sub-byte codes densely into bytes, and unpacking them.
+
+Codes of ``b`` bits are laid out as one little-endian bit stream per row (last axis): code ``j``
+occupies stream bits ``j*b .. j*b+b-1``, and stream bit ``i`` is bit ``i % 8`` (LSB = 0) of byte
+``i // 8``. So two 4-bit codes share a byte as ``[code1 | code0]`` (element 0 in the low
+nibble), four 2-bit codes as ``[c3 c2 | c1 c0]``, and 6-bit codes pack four to three bytes::
+
+    byte 0: c1[1:0] c0[5:0]   byte 1: c2[3:0] c1[5:2]   byte 2: c3[5:0] c2[5:4]
+
+Each row starts on a byte boundary; its last byte is padded with zero bits.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from prodigy_sim.errors import EncodeError
+
+__all__ = ["pack", "unpack", "packed_row_bytes"]
+
+
+def packed_row_bytes(count: int, bits: int) -> int:
+    """Bytes one packed row of ``count`` codes of ``bits`` bits occupies."""
+    return (count * bits + 7) // 8
+
+
+@numba.njit(cache=True, parallel=True)
+def _pack_rows(codes, bits, out):
+    rows, k = codes.shape
+    for r in numba.prange(rows):
+        acc = 0
+        nacc = 0
+        o = 0
+        for j in range(k):
+            acc |= np.int64(codes[r, j]) << nacc
+            nacc += bits
+            while nacc >= 8:
+                out[r, o] = np.uint8(acc & 0xFF)
+                acc >>= 8
+                nacc -= 8
+                o += 1
+        if nacc > 0:
+            out[r, o] = np.uint8(acc & 0xFF)
+
+
+@numba.njit(cache=True, parallel=True)
+def _unpack_rows(packed, bits, k, out):
+    rows = packed.shape[0]
+    mask = (1 << bits) - 1
+    for r in numba.prange(rows):
+        acc = 0
+        nacc = 0
+        i = 0
+        for j in range(k):
+            while nacc < bits:
+                acc |= np.int64(packed[r, i]) << nacc
+                nacc += 8
+                i += 1
+            out[r, j] = np.uint8(acc & mask)
+            acc >>= bits
+            nacc -= bits
+
+
+def pack(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Pack ``codes`` (uint8, ``(..., K)``, each < 2**bits) to ``(..., ceil(K*bits/8))`` bytes."""
+    arr = np.asarray(codes)
+    if not 1 <= bits <= 8:
+        raise EncodeError(f"'bits' must be 1..8 (got {bits})")
+    if arr.ndim == 0:
+        raise EncodeError("pack needs at least one axis of codes")
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if arr.size and int(arr.max()) >> bits:
+        raise EncodeError(f"codes must be < 2**{bits} = {1 << bits} (max is {int(arr.max())})")
+    k = arr.shape[-1]
+    rows = arr.reshape(-1, k)
+    out = np.zeros((rows.shape[0], packed_row_bytes(k, bits)), dtype=np.uint8)
+    _pack_rows(rows, bits, out)
+    return out.reshape(arr.shape[:-1] + (out.shape[-1],))
+
+
+def unpack(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``(..., ceil(count*bits/8))`` bytes to ``(..., count)`` codes."""
+    arr = np.ascontiguousarray(np.asarray(packed), dtype=np.uint8)
+    if not 1 <= bits <= 8:
+        raise EncodeError(f"'bits' must be 1..8 (got {bits})")
+    need = packed_row_bytes(count, bits)
+    if arr.ndim == 0 or arr.shape[-1] != need:
+        got = arr.shape[-1] if arr.ndim else 0
+        raise EncodeError(f"{count} codes of {bits} bits need {need} bytes per row (got {got})")
+    rows = arr.reshape(-1, need)
+    out = np.empty((rows.shape[0], count), dtype=np.uint8)
+    _unpack_rows(rows, bits, count, out)
+    return out.reshape(arr.shape[:-1] + (count,))
