@@ -155,7 +155,7 @@ def ref_mx_block(block: list[float], spec) -> tuple[int, list[int]]:
     if any(math.isnan(v) or math.isinf(v) for v in block):
         return 0xFF, None
     amax = max(abs(v) for v in block)
-    top = max(abs(v) for v in ref_values(spec) if isinstance(v, Fraction))
+    top = max(v for v in ref_values(spec) if isinstance(v, Fraction))  # largest positive
     emax = ref_floor_log2(float(top))
     e = -127 if amax == 0 else ref_floor_log2(amax) - emax
     e = max(-127, min(127, e))

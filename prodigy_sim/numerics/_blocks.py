@@ -12,11 +12,13 @@ consecutive elements; every block shares one scale ``s`` and stores element code
     to NaN). Elements are ``x * 2^-e`` (exact) rounded to nearest-even and clamped to the
     element format's largest finite value.
 ``e4m3``
-    ``s = fl32(amax / max_elem)`` rounded to FP8 E4M3 (nearest-even, saturating); elements are
+    ``s = fl32(amax / max_elem)`` rounded to FP8 E4M3 (nearest-even, saturating; a nonzero
+    block whose scale would round to 0 gets the smallest positive E4M3, 2^-9); elements are
     ``x / s`` rounded once (the quotient is formed in float64, which is exact enough that no
     double rounding can occur: see docs/formats.md) and clamped. ``s = 0`` stores zeros.
 ``fp32``
-    ``s = fl32(amax / max_elem)`` kept as float32 (per-channel when ``block=None``).
+    ``s = fl32(amax / max_elem)`` kept as float32 (per-channel when ``block=None``); a nonzero
+    block whose scale underflows gets 2^-149 instead of 0 (likewise for ``absmean``).
 ``absmean``
     ``s = fl32(mean |x|)`` (BitNet b1.58; use with ``ternary``), elements ``x / s`` clamped.
 ``none``
@@ -63,15 +65,19 @@ def _check_scale(scale: str) -> str:
 
 
 def parse_sparsity(sparsity: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``None``/``"none"`` -> None; ``"8:4"`` (M:N, group first, as Tachyum writes it) or
-    ``(n, m)`` -> ``(n, m)`` = keep n of every m."""
+    """``None``/``"none"`` -> None; a string ``"A:B"`` or a tuple ``(n, m)`` -> ``(n, m)`` =
+    keep n of every m.
+
+    In a string the larger number is the group size, so Tachyum's ``"8:4"`` (group first) and
+    NVIDIA's ``"2:4"`` (kept first) both read the way their authors mean them."""
     if sparsity is None or sparsity == "none":
         return None
     if isinstance(sparsity, str):
         parts = sparsity.split(":")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ConfigError(f"'sparsity' must look like '8:4' (group:kept) (got {sparsity!r})")
-        m, n = (int(p) for p in parts)
+            raise ConfigError(f"'sparsity' must look like '8:4' (got {sparsity!r})")
+        a, b = (int(p) for p in parts)
+        n, m = min(a, b), max(a, b)
     else:
         n, m = (int(v) for v in sparsity)
     if not (1 <= n <= m):
@@ -230,8 +236,12 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
                     s = np.float64(np.float32(total / (end - start)))
                 else:
                     s = np.float64(np.float32(np.float32(amax) / np.float32(max_elem)))
+                if s == 0.0 and amax > 0.0:
+                    s = 2.0**-149  # a nonzero block's scale never underflows to 0
                 if mode == 2:
                     c = _encode_one(s, s_mids, s_tie, s_codes, s_count, s_inf, s_nan)
+                    if s_values[c] == 0.0 and amax > 0.0:
+                        c = s_codes[0, 1]  # never let a nonzero block's scale underflow to 0
                     out_scale_codes[r, b] = c
                     s = np.float64(s_values[c])
                 out_scales[r, b] = s

@@ -1,0 +1,48 @@
+"""The Prodigy-sim instruction set: program representation, assembler, binary format, builder.
+
+One SPMD program runs on every core; see ``isa/README.md`` for the architecture and the reference
+of every instruction, and ``isa/opcodes.yaml`` for the opcode table all of this is generated from.
+
+- :func:`assemble` / :func:`disassemble`: text <-> :class:`Program` (canonical text round-trips).
+- :func:`encode` / :func:`decode`: :class:`Program` <-> fixed-width 64-bit binary.
+- :class:`ProgramBuilder`: programs from Python.
+- :func:`validate`: can the program run on a core with :class:`IsaParams`? Returns its
+  :class:`Layout` (tensor and tile placement).
+- :func:`expand`: one core's dynamic instruction stream (:class:`Step`), addresses resolved.
+"""
+
+from prodigy_sim.isa._assembler import assemble as assemble
+from prodigy_sim.isa._binary import decode as decode
+from prodigy_sim.isa._binary import encode as encode
+from prodigy_sim.isa._builder import ProgramBuilder as ProgramBuilder
+from prodigy_sim.isa._disasm import disassemble as disassemble
+from prodigy_sim.isa._disasm import format_instruction as format_instruction
+from prodigy_sim.isa._expand import Step as Step
+from prodigy_sim.isa._expand import expand as expand
+from prodigy_sim.isa._layout import Layout as Layout
+from prodigy_sim.isa._layout import Placement as Placement
+from prodigy_sim.isa._layout import Segment as Segment
+from prodigy_sim.isa._layout import layout as layout
+from prodigy_sim.isa._params import IsaParams as IsaParams
+from prodigy_sim.isa._program import CID as CID
+from prodigy_sim.isa._program import NCORES as NCORES
+from prodigy_sim.isa._program import AccDecl as AccDecl
+from prodigy_sim.isa._program import Expr as Expr
+from prodigy_sim.isa._program import FImm as FImm
+from prodigy_sim.isa._program import Instruction as Instruction
+from prodigy_sim.isa._program import Program as Program
+from prodigy_sim.isa._program import Reg as Reg
+from prodigy_sim.isa._program import TensorDecl as TensorDecl
+from prodigy_sim.isa._program import TileDecl as TileDecl
+from prodigy_sim.isa._table import OpcodeSpec as OpcodeSpec
+from prodigy_sim.isa._table import OpcodeTable as OpcodeTable
+from prodigy_sim.isa._table import OperandSpec as OperandSpec
+from prodigy_sim.isa._table import opcode_table as opcode_table
+from prodigy_sim.isa._validate import validate as validate
+
+__all__ = [
+    "assemble", "disassemble", "format_instruction", "encode", "decode", "ProgramBuilder",
+    "validate", "layout", "Layout", "Placement", "Segment", "IsaParams", "expand", "Step",
+    "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
+    "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec",
+]

@@ -1,0 +1,83 @@
+"""The disassembler: :class:`Program` -> canonical text.
+
+Canonical text is what :func:`assemble` reads back into an equal program: declarations first
+(attributes in the order shape, fmt, block, scale, sparsity, ddr/spm; defaults left out), a blank
+line, then one instruction per line indented by 4 spaces plus 2 per enclosing LOOP, labels on
+their own line at column 1. Comments are not kept.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prodigy_sim.isa._program import Expr, FImm, Instruction, Program, TensorDecl, TileDecl
+from prodigy_sim.isa._table import opcode_table
+
+__all__ = ["disassemble", "format_fimm", "format_instruction"]
+
+_CANONICAL_NAN = 0x7FC00000
+
+
+def format_fimm(imm: FImm) -> str:
+    """Shortest text that reads back to the same FP32 bits (``fbits(0x...)`` for odd NaNs)."""
+    import numpy as np
+
+    v = imm.value
+    if math.isnan(v) and imm.bits != _CANONICAL_NAN:
+        return f"fbits(0x{imm.bits:08X})"
+    return str(np.float32(v))
+
+
+def _storage(d: TensorDecl | TileDecl) -> str:
+    parts = [f"shape=({d.shape[0]},{d.shape[1]})", f"fmt={d.fmt}"]
+    default_scale = d.defaults(d.fmt)[1]
+    if d.block != (0 if d.scale == "none" else 32):
+        parts.append(f"block={d.block}")
+    if d.scale != default_scale:
+        parts.append(f"scale={d.scale}")
+    if d.sparsity is not None:
+        parts.append(f"sparsity={d.sparsity[0]}:{d.sparsity[1]}")
+    addr_name, addr = ("ddr", d.ddr) if isinstance(d, TensorDecl) else ("spm", d.spm)
+    if addr is not None:
+        parts.append(f"{addr_name}=0x{addr:X}")
+    return " ".join(parts)
+
+
+def format_instruction(ins: Instruction) -> str:
+    """One instruction in canonical text, without indentation: ``DMA.LD A0, X, r1+64, 0``."""
+    spec = opcode_table().by_mnemonic[ins.opcode]
+    texts = []
+    for o, v in zip(spec.operands, ins.operands, strict=True):
+        if o.kind in ("reg", "sreg"):
+            texts.append(opcode_table().register_name(v))
+        elif isinstance(v, FImm):
+            texts.append(format_fimm(v))
+        elif isinstance(v, Expr):
+            texts.append(str(v))
+        else:
+            texts.append(str(v))
+    return f"{ins.opcode} {', '.join(texts)}" if texts else ins.opcode
+
+
+def disassemble(program: Program) -> str:
+    """Canonical text of a well-formed program (ends with a newline)."""
+    lines = [f".tensor {t.name} {_storage(t)}" for t in program.tensors]
+    lines += [f".tile {t.name} {_storage(t)}" for t in program.tiles]
+    for a in program.accs:
+        reg = f" reg={a.reg}" if a.reg is not None else ""
+        lines.append(f".acc {a.name} shape=({a.shape[0]},{a.shape[1]}){reg}")
+    if lines:
+        lines.append("")
+    labels_at: dict[int, list[str]] = {}
+    for name, idx in program.labels:
+        labels_at.setdefault(idx, []).append(name)
+    depth = 0
+    for i, ins in enumerate(program.instructions):
+        lines += [f"{name}:" for name in labels_at.get(i, ())]
+        if ins.opcode == "ENDLOOP":
+            depth = max(depth - 1, 0)
+        lines.append("    " + "  " * depth + format_instruction(ins))
+        if ins.opcode == "LOOP":
+            depth += 1
+    lines += [f"{name}:" for name in labels_at.get(len(program.instructions), ())]
+    return "\n".join(lines) + "\n"

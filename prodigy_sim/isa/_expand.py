@@ -1,0 +1,239 @@
+"""The expander: one core's dynamic instruction stream, with every address operand resolved.
+
+Both the functional executor and the timing model consume it. It interprets only the scalar and
+control instructions (registers, LOOP / ENDLOOP, branches) - which depend on nothing but ``cid``,
+``ncores`` and immediates - and yields a :class:`Step` per executed instruction, lazily.
+
+Cost: the program is compiled once per call into tuples of small integers; a step that has no
+run-time operands is a prebuilt object yielded again (no allocation), a DMA step is one tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import NamedTuple
+
+from prodigy_sim.errors import ProgramError
+from prodigy_sim.isa._check import loop_ends
+from prodigy_sim.isa._layout import Layout, Segment
+from prodigy_sim.isa._program import Expr, Instruction, Program, TensorDecl, TileDecl
+from prodigy_sim.isa._table import opcode_table
+
+__all__ = ["Step", "expand"]
+
+_MASK = (1 << 64) - 1
+_SIGN = 1 << 63
+
+
+class Step(NamedTuple):
+    """One executed instruction.
+
+    ``index``: position in ``program.instructions``; ``unit``: the opcode table's unit class;
+    ``args``: the evaluated ``expr`` operands in order (DMA: ``(row, col)`` element offsets; LOOP:
+    ``(count,)``); ``ddr``: for a DMA when a layout was given, the DDR byte ranges (codes, scales,
+    metadata) of the window; ``spm``: the tile's scratchpad base offset (DMA with a layout).
+    """
+
+    index: int
+    instruction: Instruction
+    unit: str
+    args: tuple[int, ...] = ()
+    ddr: tuple[Segment, ...] = ()
+    spm: int | None = None
+
+
+# compiled operation kinds
+_PLAIN, _DMA, _LOOP, _END, _JMP, _BNE, _BLT, _HALT, _SCALAR = range(9)
+_ALU = {
+    "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
+    "MIN": min, "ADDI": lambda a, b: a + b, "MULI": lambda a, b: a * b,
+}
+
+
+def _wrap(x: int) -> int:
+    return ((x + _SIGN) & _MASK) - _SIGN
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        raise ZeroDivisionError
+    return a // b
+
+
+def _expr(e: Expr) -> tuple[int, int]:
+    return (-1 if e.reg is None else e.reg, e.offset)
+
+
+def _compile(program: Program, units: Collection[str] | None, layout: Layout | None
+             ) -> list[tuple]:
+    table = opcode_table()
+    ends = loop_ends(program)
+    starts = {end: start for start, end in ends.items()}
+    code: list[tuple] = []
+    for i, ins in enumerate(program.instructions):
+        spec = table.by_mnemonic[ins.opcode]
+        emit = units is None or spec.unit in units
+        step = Step(i, ins, spec.unit)
+        ops = ins.operands
+        m = ins.opcode
+        if m in ("DMA.LD", "DMA.ST"):
+            tile, ten, row, col = ((ops[0], ops[1], ops[2], ops[3]) if m == "DMA.LD"
+                                   else (ops[3], ops[0], ops[1], ops[2]))
+            code.append((_DMA, emit, step, *_expr(row), *_expr(col),
+                         _dma_plan(program.tile[tile], program.tensor[ten], layout)))
+        elif m == "LOOP":
+            code.append((_LOOP, emit, step, ops[0], *_expr(ops[1]), ops[2], ends[i]))
+        elif m == "ENDLOOP":
+            code.append((_END, emit, step, starts[i]))
+        elif m in ("JMP", "BNE", "BLT"):
+            target = program.label[ops[-1]]
+            kind = {"JMP": _JMP, "BNE": _BNE, "BLT": _BLT}[m]
+            regs = (0, 0) if m == "JMP" else (ops[0], ops[1])
+            code.append((kind, emit, step, *regs, target))
+        elif m == "HALT":
+            code.append((_HALT, emit, step))
+        elif spec.unit == "scalar":
+            if m == "LI":
+                fn, a, b, b_is_reg = (lambda x, y: y), 0, ops[1], False
+            elif m in ("DIV", "DIVI"):
+                fn, a, b, b_is_reg = _div, ops[1], ops[2], m == "DIV"
+            else:
+                fn, a, b, b_is_reg = _ALU[m], ops[1], ops[2], m in ("ADD", "SUB", "MUL", "MIN")
+            code.append((_SCALAR, emit, step, ops[0], fn, a, b, b_is_reg))
+        else:
+            code.append((_PLAIN, emit, step))
+    return code
+
+
+def _where(step: Step, core: int) -> str:
+    ins = step.instruction
+    at = f"line {ins.source_line}" if ins.source_line else f"instruction {step.index}"
+    return f"core {core}, {at} ({ins.opcode})"
+
+
+def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
+    """Constants of one DMA instruction: shapes, alignment, and (with a layout) byte parts."""
+    h, w = tile.shape
+    R, C = ten.shape  # noqa: N806
+    group = ten.sparsity[0] if ten.sparsity else 0
+    if layout is None:
+        return (ten, h, w, R, C, group, None, (), None)
+    p = layout.tensors[ten.name]
+    parts = tuple((base, per_row, per_row * w // C)
+                  for base, per_row in ((p.code_base(), p.row.code),
+                                        (p.scale_base(), p.row.scale),
+                                        (p.meta_base(), p.row.meta)) if per_row)
+    ok_width = all(per_row * w % C == 0 for _, per_row, _ in parts)
+    tail = ((Segment(p.meta_base() + p.rows * p.row.meta, p.row.per_tensor, 0, 1),)
+            if p.row.per_tensor else ())
+    return (ten, h, w, R, C, group, parts if ok_width else None, tail,
+            layout.tiles[tile.name].base)
+
+
+def _dma(op: tuple, regs: list[int], core: int) -> Step:
+    _, _, step, rr, ri, cr, ci, plan = op
+    ten, h, w, R, C, group, parts, tail, spm = plan  # noqa: N806
+    row = (regs[rr] if rr >= 0 else 0) + ri
+    col = (regs[cr] if cr >= 0 else 0) + ci
+    if row < 0 or col < 0 or row + h > R or col + w > C:
+        raise ProgramError(f"{_where(step, core)}: window rows {row}..{row + h - 1}, cols "
+                           f"{col}..{col + w - 1} is outside tensor {ten.name} of shape "
+                           f"({R},{C})")
+    for size, what in ((ten.block, "block size"), (group, "sparsity group")):
+        if size and col % size:
+            raise ProgramError(f"{_where(step, core)}: column offset {col} is not a multiple of "
+                               f"the {what} {size} of {ten.name}")
+    if spm is None:
+        return step._replace(args=(row, col))
+    segs = []
+    for base, per_row, length in parts or ():
+        start = per_row * col
+        if start % C:
+            parts = None
+            break
+        segs.append(Segment(base + row * per_row + start // C, length, per_row, h))
+    if parts is None:
+        raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
+                           f"not start and end on byte boundaries of {ten.name}")
+    return Step(step.index, step.instruction, step.unit, (row, col), tuple(segs) + tail, spm)
+
+
+def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout | None = None,
+           units: Collection[str] | None = None, max_steps: int | None = None) -> Iterator[Step]:
+    """Yield the dynamic instruction stream of ``core`` (of ``ncores``) lazily.
+
+    ``layout`` (from :func:`~prodigy_sim.isa.validate` or :func:`~prodigy_sim.isa.layout`) adds
+    DDR byte ranges to DMA steps; ``units`` restricts the yielded steps to those unit classes
+    (all instructions still execute); ``max_steps`` bounds executed instructions (a ProgramError
+    beyond it - for branch loops that never end). Raises ProgramError on a DMA window outside its
+    tensor or misaligned, and on division by zero. Assumes a validated program.
+    """
+    if not 0 <= core < ncores:
+        raise ProgramError(f"core {core} is not in 0..{ncores - 1}")
+    code = _compile(program, units, layout)
+    regs = [0] * 18
+    regs[16], regs[17] = core, ncores
+    loops: list[list[int]] = []  # [counter reg, count, step, iterations done]
+    n = len(code)
+    pc = 0
+    executed = 0
+    limit = max_steps if max_steps is not None else -1
+    while pc < n:
+        op = code[pc]
+        kind = op[0]
+        executed += 1
+        if executed == limit + 1:
+            raise ProgramError(f"core {core}: more than {max_steps} instructions executed")
+        if kind == _PLAIN:
+            if op[1]:
+                yield op[2]
+            pc += 1
+        elif kind == _DMA:
+            step = _dma(op, regs, core)
+            if op[1]:
+                yield step
+            pc += 1
+        elif kind == _SCALAR:
+            _, emit, step, dst, fn, a, b, b_is_reg = op
+            try:
+                regs[dst] = _wrap(fn(regs[a], regs[b] if b_is_reg else b))
+            except ZeroDivisionError:
+                raise ProgramError(f"{_where(step, core)}: division by zero") from None
+            if emit:
+                yield step
+            pc += 1
+        elif kind == _LOOP:
+            _, emit, step, counter, cr, ci, stride, end = op
+            count = (regs[cr] if cr >= 0 else 0) + ci
+            if emit:
+                yield step._replace(args=(count,))
+            if count <= 0:
+                pc = end + 1
+            else:
+                regs[counter] = 0
+                loops.append([counter, count, stride, 1])
+                pc += 1
+        elif kind == _END:
+            if op[1]:
+                yield op[2]
+            top = loops[-1]
+            if top[3] < top[1]:
+                top[3] += 1
+                regs[top[0]] = _wrap(regs[top[0]] + top[2])
+                pc = op[3] + 1
+            else:
+                loops.pop()
+                pc += 1
+        elif kind == _HALT:
+            if op[1]:
+                yield op[2]
+            return
+        else:
+            _, emit, step, a, b, target = op
+            if emit:
+                yield step
+            if kind == _JMP or (kind == _BNE and regs[a] != regs[b]) or \
+                    (kind == _BLT and regs[a] < regs[b]):
+                pc = target
+            else:
+                pc += 1

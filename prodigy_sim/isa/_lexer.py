@@ -1,0 +1,67 @@
+"""Tokens of the assembly text, one line at a time.
+
+Token kinds: ``word`` (names, mnemonics such as ``DMA.LD``, directives such as ``.tile``),
+``int`` (decimal, ``0x`` hex, ``0b`` binary; ``_`` separators allowed), ``float`` (``1.5``,
+``.5``, ``1e-5``), and the punctuation ``, ( ) + - = :``. ``#`` and ``;`` start a comment that runs
+to the end of the line. Columns are 1-based.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from prodigy_sim.errors import AssemblyError
+
+__all__ = ["Token", "tokenize"]
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\f\v]+)
+  | (?P<float>(?:\d[\d_]*\.[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?|\d[\d_]*[eE][+-]?\d+)
+  | (?P<int>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)
+  | (?P<word>[A-Za-z_.][A-Za-z0-9_.]*)
+  | (?P<punct>[,()+\-=:])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token: kind, its text, and its 1-based column."""
+
+    kind: str
+    text: str
+    column: int
+
+    @property
+    def value(self) -> int:
+        """The integer value of an ``int`` token."""
+        digits = self.text.replace("_", "").lower()
+        if digits.startswith(("0x", "0b")):
+            return int(digits[2:], 16 if digits[1] == "x" else 2)
+        return int(digits, 10)
+
+
+def tokenize(line: str, lineno: int, file: str | None) -> list[Token]:
+    """Tokens of one line (comment removed). Raises AssemblyError on an unexpected character."""
+    cut = [i for i in (line.find("#"), line.find(";")) if i >= 0]
+    if cut:
+        line = line[: min(cut)]
+    out: list[Token] = []
+    pos = 0
+    while pos < len(line):
+        m = _TOKEN.match(line, pos)
+        if m is None:
+            raise AssemblyError(f"unexpected character {line[pos]!r}", file=file, line=lineno,
+                                column=pos + 1)
+        kind = m.lastgroup
+        if kind != "ws":
+            if kind == "int" and not re.fullmatch(r"0[xX][0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*"
+                                                  r"|0[bB][01_]*[01][01_]*|\d[\d_]*", m.group()):
+                raise AssemblyError(f"malformed number {m.group()!r}", file=file, line=lineno,
+                                    column=pos + 1)
+            out.append(Token(kind, m.group(), pos + 1))
+        pos = m.end()
+    return out

@@ -1,0 +1,193 @@
+"""The program representation: declarations, operands, instructions and the program itself.
+
+A :class:`Program` is what the assembler, the binary decoder and the builder produce, and what the
+disassembler, encoder, validator and expander consume. It is immutable. Operand values by kind:
+
+========  ==========================================================
+kind      Python value
+========  ==========================================================
+tile      ``str`` - name of a :class:`TileDecl`
+tensor    ``str`` - name of a :class:`TensorDecl`
+acc       ``str`` - name of an :class:`AccDecl`
+label     ``str`` - name of a label (``Program.labels``)
+reg/sreg  ``int`` - register index (0..15 = r0..r15, 16 = cid, 17 = ncores)
+expr      :class:`Expr` - ``reg + offset``, ``reg`` may be ``None``
+simm      ``int``
+fimm      :class:`FImm` - FP32 raw bits
+========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "Reg", "Expr", "FImm", "TensorDecl", "TileDecl", "AccDecl", "Instruction", "Program",
+    "Operand", "CID", "NCORES", "FLOAT_FORMATS",
+]
+
+#: Storage formats handled by the ISA itself (no block scales): element width in bits.
+FLOAT_FORMATS = {"float32": 32, "bfloat16": 16}
+_REG_NAMES = {16: "cid", 17: "ncores"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reg:
+    """A scalar register: 0..15 = r0..r15, 16 = cid, 17 = ncores. ``Reg(1) + 64`` is an Expr."""
+
+    index: int
+
+    def __add__(self, offset: int) -> Expr:
+        return Expr(self.index, int(offset))
+
+    def __sub__(self, offset: int) -> Expr:
+        return Expr(self.index, -int(offset))
+
+    def __str__(self) -> str:
+        return _REG_NAMES.get(self.index, f"r{self.index}")
+
+
+CID = Reg(16)
+NCORES = Reg(17)
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """An address / count expression: ``reg + offset`` (``reg`` None means just ``offset``)."""
+
+    reg: int | None
+    offset: int
+
+    def __str__(self) -> str:
+        if self.reg is None:
+            return str(self.offset)
+        name = _REG_NAMES.get(self.reg, f"r{self.reg}")
+        if self.offset == 0:
+            return name
+        return f"{name}{self.offset:+d}"
+
+
+@dataclass(frozen=True, slots=True)
+class FImm:
+    """An FP32 immediate kept as its raw IEEE-754 bits, so NaN payloads and -0.0 survive."""
+
+    bits: int
+
+    @classmethod
+    def of(cls, value: float) -> FImm:
+        """The FP32 nearest to ``value`` (round to nearest even; overflow gives infinity)."""
+        import numpy as np
+
+        with np.errstate(over="ignore"):
+            f = np.float32(value)
+        return cls(int(f.view(np.uint32)))
+
+    @property
+    def value(self) -> float:
+        """The immediate as a Python float (exact)."""
+        return struct.unpack("<f", struct.pack("<I", self.bits & 0xFFFFFFFF))[0]
+
+
+Operand = Union[str, int, Expr, FImm]  # noqa: UP007 (a runtime alias)
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """Common part of tensors and tiles.
+
+    ``shape`` is (rows, cols) in elements; cols is the reduction axis of weights. ``block`` is the
+    number of elements along cols sharing one scale (0 = one scale for the whole tensor);
+    ``scale`` names the scale format (``e8m0``, ``fp32``, ``e4m3`` or ``none``); ``sparsity`` is
+    ``(group, kept)``, e.g. ``(8, 4)`` for 8:4, or None for dense.
+    """
+
+    name: str
+    shape: tuple[int, int]
+    fmt: str
+    block: int = 32
+    scale: str = "e8m0"
+    sparsity: tuple[int, int] | None = None
+
+    @property
+    def is_float(self) -> bool:
+        """True for float32 / bfloat16 storage (no scales)."""
+        return self.fmt in FLOAT_FORMATS
+
+    @staticmethod
+    def defaults(fmt: str) -> tuple[int, str]:
+        """Default ``(block, scale)`` of a format: ``(0, "none")`` for float32/bfloat16, else
+        ``(32, "e8m0")`` (OCP MX)."""
+        return (0, "none") if fmt in FLOAT_FORMATS else (32, "e8m0")
+
+
+@dataclass(frozen=True)
+class TensorDecl(_Storage):
+    """A DDR-resident 2-D tensor; ``ddr`` is its byte address, None = placed automatically."""
+
+    ddr: int | None = None
+
+
+@dataclass(frozen=True)
+class TileDecl(_Storage):
+    """An on-chip (scratchpad) buffer; ``spm`` is its byte offset, None = placed automatically."""
+
+    spm: int | None = None
+
+
+@dataclass(frozen=True)
+class AccDecl:
+    """An FP32 accumulator register of ``shape`` (M, N); ``reg`` None = allocated automatically."""
+
+    name: str
+    shape: tuple[int, int]
+    reg: int | None = None
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One static instruction: mnemonic (e.g. ``"DMA.LD"``), operand values, and where it came from.
+
+    ``source_line`` (1-based line of the text, None if built or decoded) does not take part in
+    equality.
+    """
+
+    opcode: str
+    operands: tuple[Operand, ...]
+    source_line: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A complete program: declaration tables, instructions, and labels ``(name, index)``.
+
+    A label's index is the instruction it precedes (``len(instructions)`` = the end).
+    """
+
+    tensors: tuple[TensorDecl, ...] = ()
+    tiles: tuple[TileDecl, ...] = ()
+    accs: tuple[AccDecl, ...] = ()
+    instructions: tuple[Instruction, ...] = ()
+    labels: tuple[tuple[str, int], ...] = ()
+
+    @functools.cached_property
+    def tensor(self) -> dict[str, TensorDecl]:
+        """Tensors by name."""
+        return {t.name: t for t in self.tensors}
+
+    @functools.cached_property
+    def tile(self) -> dict[str, TileDecl]:
+        """Tiles by name."""
+        return {t.name: t for t in self.tiles}
+
+    @functools.cached_property
+    def acc(self) -> dict[str, AccDecl]:
+        """Accumulators by name."""
+        return {a.name: a for a in self.accs}
+
+    @functools.cached_property
+    def label(self) -> dict[str, int]:
+        """Label name -> instruction index."""
+        return dict(self.labels)

@@ -1,0 +1,170 @@
+"""The validator: can a well-formed program run on a core with the given parameters?
+
+Checks, per instruction: operand formats (the ``formats`` groups of the opcode table), the
+opcode's shape rule (``shape_rules``), sparsity only where MMA.SP allows it, K a multiple of the
+block sizes; per program: tiles fit the scratchpad, accumulators fit the register file, loops nest
+within the loop stack and do not write their counters, branches stay in their loop body.
+Run-time facts (DMA windows inside their tensors) are checked by the expander.
+"""
+
+from __future__ import annotations
+
+from prodigy_sim.errors import ProgramError
+from prodigy_sim.isa._check import loop_ends
+from prodigy_sim.isa._check import problems as well_formed
+from prodigy_sim.isa._layout import Layout, layout
+from prodigy_sim.isa._params import IsaParams
+from prodigy_sim.isa._program import Instruction, Program
+from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
+
+__all__ = ["validate"]
+
+
+def _where(i: int, ins: Instruction) -> str:
+    at = f"line {ins.source_line}" if ins.source_line else f"instruction {i}"
+    return f"{at} ({ins.opcode})"
+
+
+def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> list[str]:
+    def shape(j: int) -> tuple[int, int]:
+        kind, name = spec.operands[j].kind, ins.operands[j]
+        return program.acc[name].shape if kind == "acc" else program.tile[name].shape
+
+    rule = spec.shape
+    if rule == "mma":
+        (m, n), (am, k), (wn, wk) = shape(0), shape(1), shape(2)
+        a, w = program.tile[ins.operands[1]], program.tile[ins.operands[2]]
+        out = []
+        if (am, wn, wk) != (m, n, k):
+            out.append(f"acc {ins.operands[0]} is ({m},{n}), a {a.name} is ({am},{k}) and w "
+                       f"{w.name} is ({wn},{wk}): expected acc (M,N), a (M,K), w (N,K)")
+        for t in (a, w):
+            if t.block and k % t.block:
+                out.append(f"K = {k} is not a multiple of the block size {t.block} of {t.name}")
+        if a.sparsity is not None:
+            out.append(f"a {a.name} is sparse; only w may be (with MMA.SP)")
+        if (a.fmt == "bfloat16") != (w.fmt == "bfloat16"):
+            out.append(f"a is {a.fmt} and w is {w.fmt}: bfloat16 multiplies only bfloat16")
+        if spec.mnemonic == "MMA" and w.sparsity is not None:
+            out.append(f"w {w.name} is sparse ({w.sparsity[0]}:{w.sparsity[1]}): use MMA.SP")
+        if spec.mnemonic == "MMA.SP" and w.sparsity != (8, 4):
+            out.append(f"MMA.SP needs w declared sparsity=8:4 (w {w.name} is "
+                       f"{'dense' if w.sparsity is None else f'{w.sparsity[0]}:{w.sparsity[1]}'})")
+        return out
+    if rule == "broadcast":
+        r, c = shape(0)
+        ok = {(r, c), (r, 1), (1, c), (1, 1)}
+        return [f"{spec.operands[j].name} {ins.operands[j]} is {shape(j)}, not broadcastable to "
+                f"({r},{c}): expected ({r},{c}), ({r},1), (1,{c}) or (1,1)"
+                for j, o in enumerate(spec.operands) if j and o.kind == "tile"
+                and shape(j) not in ok]
+    if rule in ("same", "rotate_half"):
+        out = [] if shape(0) == shape(1) else [f"shapes differ: {shape(0)} and {shape(1)}"]
+        if rule == "rotate_half" and shape(1)[1] % 2:
+            out.append(f"rotate-half needs an even number of columns (got {shape(1)[1]})")
+        return out
+    if rule == "rowreduce":
+        (r, c), (ar, _) = shape(0), shape(1)
+        return [] if (r, c) == (ar, 1) else [f"dst is ({r},{c}), expected ({ar},1) for a "
+                                             f"{shape(1)} source"]
+    if rule == "transpose":
+        ar, ac = shape(1)
+        return [] if shape(0) == (ac, ar) else [f"dst is {shape(0)}, expected ({ac},{ar})"]
+    return []
+
+
+def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
+                      table: OpcodeTable) -> list[str]:
+    out = []
+    for o, v in zip(spec.operands, ins.operands, strict=True):
+        if o.kind == "tile" and o.formats:
+            t = program.tile[v]
+            if t.fmt not in table.format_groups[o.formats]:
+                out.append(f"{o.name} {v} is {t.fmt}; expected one of "
+                           f"{', '.join(table.format_groups[o.formats])}")
+    if spec.mnemonic == "VQUANT":
+        d = program.tile[ins.operands[0]]
+        if d.sparsity is not None or d.scale == "none":
+            out.append(f"dst {d.name} must be dense with a scale format (VQUANT does not prune)")
+    if spec.mnemonic == "VDEQUANT" and program.tile[ins.operands[1]].sparsity is not None:
+        out.append(f"a {ins.operands[1]} is sparse")
+    if spec.mnemonic == "DIVI" and ins.operands[2] == 0:
+        out.append("division by zero")
+    if spec.shape == "dma":
+        tile = program.tile[ins.operands[0] if spec.mnemonic == "DMA.LD" else ins.operands[3]]
+        ten = program.tensor[ins.operands[1] if spec.mnemonic == "DMA.LD" else ins.operands[0]]
+        for attr in ("fmt", "block", "scale", "sparsity"):
+            if getattr(tile, attr) != getattr(ten, attr):
+                out.append(f"tile {tile.name} and tensor {ten.name} differ in {attr} "
+                           f"({getattr(tile, attr)} vs {getattr(ten, attr)}); DMA does not "
+                           "convert")
+        if tile.shape[0] > ten.shape[0] or tile.shape[1] > ten.shape[1]:
+            out.append(f"tile {tile.name} {tile.shape} is larger than tensor {ten.name} "
+                       f"{ten.shape}")
+    return out
+
+
+def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> list[str]:
+    out = []
+    ends = loop_ends(program)
+    instrs = program.instructions
+    region = [-1] * (len(instrs) + 1)  # innermost LOOP index enclosing each instruction
+    stack: list[int] = []
+    for i, ins in enumerate(instrs):
+        region[i] = stack[-1] if stack else -1  # ENDLOOP belongs to its body, LOOP does not
+        if ins.opcode == "ENDLOOP" and stack:
+            stack.pop()
+        if ins.opcode == "LOOP":
+            if len(stack) >= params.max_loop_depth:
+                out.append(f"{_where(i, ins)}: loops nest {len(stack) + 1} deep; the hardware "
+                           f"loop stack holds {params.max_loop_depth}")
+            stack.append(i)
+    region[len(instrs)] = -1
+    for start, end in ends.items():
+        counter = instrs[start].operands[0]
+        for i in range(start + 1, end):
+            spec = table.by_mnemonic[instrs[i].opcode]
+            if spec.operands and spec.operands[0].kind == "reg" \
+                    and instrs[i].operands[0] == counter:
+                out.append(f"{_where(i, instrs[i])}: writes r{counter}, the counter of the "
+                           f"LOOP at {_where(start, instrs[start])}")
+    for i, ins in enumerate(instrs):
+        if ins.opcode in ("JMP", "BNE", "BLT"):
+            target = program.label[ins.operands[-1]]
+            if region[target] != region[i]:
+                out.append(f"{_where(i, ins)}: branch to {ins.operands[-1]} leaves or enters a "
+                           "LOOP body")
+    return out
+
+
+def validate(program: Program, params: IsaParams | None = None) -> Layout:
+    """Check that ``program`` can run; return its :class:`Layout`.
+
+    Raises :class:`~prodigy_sim.errors.ProgramError` listing every problem found, one per line.
+    """
+    params = params or IsaParams()
+    table = opcode_table()
+    issues = well_formed(program, table)
+    if issues:
+        raise ProgramError(f"program is not well formed: {issues[0].where} {issues[0].index}: "
+                           f"{issues[0].message}")
+    problems: list[str] = []
+    lay = None
+    try:
+        lay = layout(program, params)
+    except ProgramError as exc:
+        problems.append(str(exc))
+    for a in program.accs:
+        if a.shape[0] > params.acc_max_rows or a.shape[1] > params.acc_max_cols:
+            problems.append(f"accumulator {a.name} {a.shape} exceeds the largest accumulator "
+                            f"({params.acc_max_rows},{params.acc_max_cols})")
+    for i, ins in enumerate(program.instructions):
+        spec = table.by_mnemonic[ins.opcode]
+        for msg in _operand_problems(spec, ins, program, table) + \
+                _shape_problems(spec, ins, program):
+            problems.append(f"{_where(i, ins)}: {msg}")
+    problems += _loop_problems(program, params, table)
+    if problems:
+        raise ProgramError("program cannot run:\n  " + "\n  ".join(problems))
+    assert lay is not None
+    return lay
