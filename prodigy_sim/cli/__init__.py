@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from prodigy_sim.errors import ProdigySimError
 
-SUBCOMMANDS = ("formats", "presets")
+SUBCOMMANDS = ("formats", "presets", "footprint", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,82 @@
+"""Speed of the DDR5 model on the Ramulator 2 calibration traces (not a test).
+
+Run: ``python benchmarks/bench_dram.py [--repeat N]``. For every case of
+``shared/calibration/ddr5_cases.csv`` it generates the trace with ``make_traces.py`` (not timed),
+replays it with :func:`prodigy_sim.dram.run_trace` (timed: address mapping, the Numba kernel and the
+statistics; best of N runs after a warm-up that compiles the kernel) and compares with Ramulator 2's
+own wall time for the case (``wall_s``, measured on this kind of machine). Both our wall time and
+our process CPU time are reported (the machines are shared: CPU time is the steadier figure); the
+speed-up uses the wall time. Prints a markdown table; the accuracy columns repeat the calibration
+check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import os
+import platform
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from prodigy_sim.dram import memory_system_preset, run_trace
+from prodigy_sim.dram.trace import ParsedTrace
+
+CALIBRATION = Path(__file__).resolve().parents[2] / "shared" / "calibration"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per case (best is kept)")
+    ap.add_argument("--calibration", type=Path, default=CALIBRATION,
+                    help="folder with ddr5_cases.csv and make_traces.py")
+    args = ap.parse_args()
+    spec = importlib.util.spec_from_file_location("make_traces",
+                                                  args.calibration / "make_traces.py")
+    mt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mt)
+    with open(args.calibration / "ddr5_cases.csv", newline="") as f:
+        cases = list(csv.DictReader(f))
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    print()
+    print("| case | requests | Ramulator s | ours ms (wall) | ours ms (CPU) | ours Mreq/s | "
+          "speed-up (wall) | BW GB/s ours / ref | lat cyc ours / ref |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    tot_ref = tot_ours = tot_cpu = 0.0
+    for case in cases:
+        ops = mt.TRACES[case["trace"]]()
+        trace = ParsedTrace(name=case["trace"],
+                            addr=np.fromiter((a for _, a in ops), np.uint64, len(ops)),
+                            is_write=np.fromiter((o == "ST" for o, _ in ops), np.bool_, len(ops)))
+        rate = int(case["preset"].removeprefix("DDR5_").removesuffix("AN"))
+        cfg = memory_system_preset(speed=rate, channels=int(case["channels"]))
+        mode = "chain" if case["case"].startswith("unloaded_chain") else "saturate"
+        run_trace(trace, cfg, mode=mode)  # warm-up / compile
+        best = best_cpu = float("inf")
+        for _ in range(args.repeat):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = run_trace(trace, cfg, mode=mode)
+            best = min(best, time.perf_counter() - t0)
+            best_cpu = min(best_cpu, time.process_time() - c0)
+        n = len(ops)
+        ref_s = float(case["wall_s"])
+        tot_ref += ref_s
+        tot_ours += best
+        tot_cpu += best_cpu
+        s = res.stats
+        print(f"| {case['case']} | {n} | {ref_s:.3f} | {best * 1e3:.1f} | {best_cpu * 1e3:.1f} | "
+              f"{n / best / 1e6:.2f} | "
+              f"{ref_s / best:.0f}x | {s.bandwidth_GBps:.3f} / {float(case['total_bw_GBps']):.3f} "
+              f"| {s.avg_read_latency_cycles:.3f} / {float(case['avg_read_lat_cyc']):.3f} |")
+    print(f"| **all cases** | | {tot_ref:.3f} | {tot_ours * 1e3:.1f} | {tot_cpu * 1e3:.1f} | | "
+          f"**{tot_ref / tot_ours:.0f}x** | | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Bit-exact FP8 x TAI4 GEMM (prodigy_sim.functional.matmul) against numpy float32 / float64 GEMM.
+
+Run: ``python benchmarks/bench_gemm.py [--m 512 --k 4096 --n 4096] [--repeat 3] [--json]``.
+Activations: float8_e4m3fn with OCP MX E8M0 scales (blocks of 32 along K); weights: tai4 with MX
+scales. All three GEMMs run on the same shape in the same process, best of ``--repeat``; the
+ratio is numpy-float32 time / matmul time (>= 0.5 is the target in targets.md). Quantization is
+not timed (operands are prepared once); ``matmul`` is timed end to end (decode, scaling, chunked
+exact GEMM, FP32 accumulation). Also reports how many (tile, chunk) pieces took the exact
+fallback instead of BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from prodigy_sim.functional import matmul_stats
+from prodigy_sim.numerics import quantize
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--m", type=int, default=512, help="rows of activations (M)")
+    p.add_argument("--k", type=int, default=4096, help="reduction length (K)")
+    p.add_argument("--n", type=int, default=4096, help="rows of weights (N)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per method (best kept)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((args.m, args.k), dtype=np.float32)
+    w = (rng.standard_normal((args.n, args.k), dtype=np.float32) * 0.02).astype(np.float32)
+    a_q = quantize(x, "float8_e4m3fn")
+    w_q = quantize(w, "tai4")
+    a32, w32 = a_q.dequantize(), w_q.dequantize()
+    a64, w64 = a32.astype(np.float64), w32.astype(np.float64)
+    matmul_stats(a_q, w_q)  # compile / warm up
+    stats = {}
+
+    def run_exact():
+        stats["s"] = matmul_stats(a_q, w_q)[1]
+
+    flops = 2.0 * args.m * args.k * args.n
+    t_exact = _best(run_exact, args.repeat)
+    t32 = _best(lambda: a32 @ w32.T, args.repeat)
+    t64 = _best(lambda: a64 @ w64.T, args.repeat)
+    s = stats["s"]
+    res = {
+        "shape": [args.m, args.k, args.n],
+        "seconds": {"matmul_exact": t_exact, "numpy_f32": t32, "numpy_f64": t64},
+        "gflops": {"matmul_exact": flops / t_exact / 1e9, "numpy_f32": flops / t32 / 1e9,
+                   "numpy_f64": flops / t64 / 1e9},
+        "ratio_vs_f32": t32 / t_exact,
+        "ratio_vs_f64": t64 / t_exact,
+        "chunks": s.chunks, "blas_tiles": s.blas_tiles, "fallback_tiles": s.fallback_tiles,
+        "fallback_elements": s.fallback_elements,
+    }
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return res
+    print(f"GEMM {args.m}x{args.k}x{args.n}, FP8 e4m3 (MX) x TAI4 (MX), best of {args.repeat}\n")
+    print("| method | seconds | GFLOP/s | speed vs numpy f32 |")
+    print("|---|---|---|---|")
+    for key, label in (("matmul_exact", "prodigy_sim.functional.matmul (bit-exact)"),
+                       ("numpy_f32", "numpy float32 GEMM"), ("numpy_f64", "numpy float64 GEMM")):
+        t = res["seconds"][key]
+        print(f"| {label} | {t:.4f} | {res['gflops'][key]:.1f} | {t32 / t:.2f}x |")
+    print(f"\nchunks: {s.chunks}, BLAS (tile, chunk) pieces: {s.blas_tiles}, exact-fallback "
+          f"pieces: {s.fallback_tiles} ({s.fallback_elements} output elements)")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""``prodigy-sim dram``: replay a memory trace through the DDR5 model alone (DRAM-only mode)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from prodigy_sim.dram.config import SPEEDS_MTS, ddr5_org_preset_names, memory_system_preset
+from prodigy_sim.dram.trace import TraceRunResult, run_trace
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``dram`` subcommand and its flags."""
+    p = subparsers.add_parser(
+        "dram",
+        help="replay a LD/ST memory trace through the DDR5 model (bandwidth GB/s, latency ns)",
+        description=(
+            "Replay a Ramulator-style trace ('LD 0x<addr>' / 'ST 0x<addr>', one 64-byte request "
+            "per line) through the DDR5 memory-system model. Reports DRAM cycles, simulated time "
+            "in ns, bandwidth in GB/s (1e9 B/s), mean read latency in DRAM cycles and ns, row "
+            "hits / misses / conflicts and refreshes."),
+    )
+    p.add_argument("--trace", required=True, metavar="FILE", help="trace file to replay")
+    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=4800,
+                   help="DDR5 data rate in MT/s (default 4800; 7200 is less certain)")
+    p.add_argument("--org", choices=ddr5_org_preset_names(), default="DDR5_16Gb_x8",
+                   help="device organization preset (default DDR5_16Gb_x8)")
+    p.add_argument("--channels", type=int, default=1, metavar="N",
+                   help="number of independent 32-bit subchannels, a power of two (default 1)")
+    p.add_argument("--mapping", choices=("RoBaRaCoCh", "RoCoBaBgCh"), default="RoBaRaCoCh",
+                   help="address mapping, fields MSB->LSB (default RoBaRaCoCh)")
+    p.add_argument("--mode", choices=("saturate", "chain"), default="saturate",
+                   help="saturate: one request offered per DRAM cycle; chain: one request "
+                        "outstanding (unloaded latency)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def _table(res: TraceRunResult) -> str:
+    s, d = res.stats, res.drained
+    cfg = res.config
+    head = "until last accept" if res.mode == "saturate" else "until last completion"
+    rows = [
+        ("DRAM cycles", f"{s.cycles}", f"{d.cycles}"),
+        ("simulated time (ns)", f"{s.time_ns:.1f}", f"{d.time_ns:.1f}"),
+        ("bandwidth (GB/s)", f"{s.bandwidth_GBps:.3f}", f"{d.bandwidth_GBps:.3f}"),
+        ("read bandwidth (GB/s)", f"{s.read_bandwidth_GBps:.3f}", f"{d.read_bandwidth_GBps:.3f}"),
+        ("mean read latency (cycles)", f"{s.avg_read_latency_cycles:.3f}",
+         f"{d.avg_read_latency_cycles:.3f}"),
+        ("mean read latency (ns)", f"{s.avg_read_latency_ns:.3f}", f"{d.avg_read_latency_ns:.3f}"),
+        ("row hits", f"{s.row_hits}", f"{d.row_hits}"),
+        ("row misses", f"{s.row_misses}", f"{d.row_misses}"),
+        ("row conflicts", f"{s.row_conflicts}", f"{d.row_conflicts}"),
+        ("refreshes", f"{s.refreshes}", f"{d.refreshes}"),
+    ]
+    for ch, (a, b) in enumerate(zip(s.channel_bandwidth_GBps, d.channel_bandwidth_GBps,
+                                    strict=True)):
+        rows.append((f"channel {ch} bandwidth (GB/s)", f"{a:.3f}", f"{b:.3f}"))
+    lines = [
+        f"trace {res.trace}: {s.n_requests} requests ({s.n_reads} LD, {s.n_writes} ST), "
+        f"mode {res.mode}",
+        f"{cfg.timing.name} (tCK {cfg.timing.tck_ps} ps), {cfg.org.name}, {cfg.channels} x 32-bit "
+        f"channel(s), {cfg.mapping}, peak {cfg.peak_bandwidth_bytes_per_s / 1e9:.3f} GB/s",
+        "",
+        f"{'':32s} {head:>22s} {'drained':>14s}",
+    ]
+    lines += [f"{k:32s} {a:>22s} {b:>14s}" for k, a, b in rows]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
+    config = memory_system_preset(speed=args.speed, org=args.org, channels=args.channels,
+                                  mapping=args.mapping)
+    res = run_trace(args.trace, config, mode=args.mode)
+    if args.json:
+        json.dump(res.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(_table(res))
+    return 0

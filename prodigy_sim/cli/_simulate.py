@@ -1,0 +1,181 @@
+"""``prodigy-sim simulate``: lower a model to per-core programs, simulate one pass (a decode step
+or a prefill) with the timing model, and report time, tokens/s, FLOPs, bytes, utilization,
+footprint and the roofline bound.
+
+With no flags it runs the default scenario: LLaMA-2-7B decode, batch 1, context 2048, tai4
+weights, the default hardware preset. Exit status: 0 done, 2 bad input (printed by the driver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
+from prodigy_sim.models import Scenario, card_names, check_scenario, load_card, load_scenario
+
+ALIASES = {
+    "llama2-7b": "llama-2-7b", "llama2-13b": "llama-2-13b", "llama2-70b": "llama-2-70b",
+    "llama3-8b": "llama-3-8b", "smollm2": "smollm2-135m", "bert-base": "bert-base-uncased",
+    "bert-large": "bert-large-uncased", "minilm": "all-minilm-l6-v2",
+}
+"""Friendly model names -> card names."""
+
+
+def resolve_model(name: str) -> str:
+    """A card name (or file) for ``name``: exact card names, aliases, and names without dashes
+    (``llama27b`` -> ``llama-2-7b``)."""
+    names = card_names()
+    if name in names or name.endswith((".yaml", ".yml", ".json")):
+        return name
+    key = name.lower()
+    if key in ALIASES:
+        return ALIASES[key]
+    squash = {n.replace("-", "").replace("_", ""): n for n in names}
+    got = squash.get(key.replace("-", "").replace("_", ""))
+    if got is None:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(names)} (aliases: "
+                          f"{', '.join(sorted(ALIASES))})")
+    return got
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate a decode step or a prefill of a model on a Prodigy preset",
+        description="Lower every layer kind of a model to SPMD tile programs (one per layer "
+                    "kind; identical layers are simulated once), run them through the timing "
+                    "model and report per op and in total: simulated time (us/ms), tokens/s "
+                    "(decode) or time to first token (prefill), FLOPs and FLOP/s, DDR bytes and "
+                    "bytes/s, matrix and vector unit utilization (%), the memory footprint (GB = "
+                    "1e9 bytes) and the roofline bound. Defaults: LLaMA-2-7B decode, batch 1, "
+                    "context 2048, tai4 weights.",
+        epilog=f"Models: {', '.join(card_names())} (aliases: {', '.join(sorted(ALIASES))}).",
+    )
+    what = parser.add_argument_group("what to simulate")
+    what.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
+                      help="model card name, alias (llama2-7b) or card YAML (default: llama-2-7b)")
+    what.add_argument("--scenario", metavar="NAME|FILE",
+                      help="a scenario (built-in name or YAML) instead of the flags of this group")
+    what.add_argument("--phase", choices=("prefill", "decode"), default=None,
+                      help="decode: one new token per sequence reading --context cached tokens; "
+                           "prefill: a prompt of --context tokens (default: decode, prefill for "
+                           "encoder-only models)")
+    what.add_argument("--batch", type=int, default=1, metavar="N",
+                      help="sequences processed together (default: 1)")
+    what.add_argument("--context", type=int, default=None, metavar="TOKENS",
+                      help="tokens per sequence: KV-cache length (decode, the new token "
+                           "included) or prompt length (prefill) (default: 2048, or 128 for "
+                           "encoder-only models)")
+    what.add_argument("--weights", default="tai4", metavar="FMT",
+                      help="linear-layer weight format: tai4, tai2, float4_e2m1fn, "
+                           "float8_e4m3fn, int8, bfloat16 (MX block 32, E8M0 scales for <= 8 "
+                           "bits) (default: tai4)")
+    what.add_argument("--sparsity", default="none", metavar="M:N",
+                      help="structured sparsity of the linear layers: none or 8:4 (keep 4 of "
+                           "every 8) (default: none)")
+    what.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
+                      help="KV cache format, float8_e4m3fn or float8_e5m2 (default: "
+                           "float8_e4m3fn)")
+    how = parser.add_argument_group("hardware and method")
+    how.add_argument("--hw", default=None, metavar="PRESET",
+                     help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
+    how.add_argument("--cores", type=int, default=None, metavar="N",
+                     help="cores the work is split over (default: all cores of the preset)")
+    how.add_argument("--core-subset", default="auto", metavar="N|auto|all",
+                     help="simulate N representative cores on a proportionally scaled chip "
+                          "(cores and DDR channels), 'all' for every core (default: auto = 16 "
+                          "of 128)")
+    how.add_argument("--steady-units", type=int, default=2, metavar="N",
+                     help="per-core units simulated before extrapolating longer unit loops; "
+                          "0 = simulate every unit (default: 2)")
+    out = parser.add_argument_group("output")
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "
+                                                         "instead of a table")
+    out.add_argument("--csv", metavar="FILE", help="also write the per-op figures as CSV "
+                                                   "('-' = stdout instead of the table)")
+    out.add_argument("--plot", metavar="DIR", help="write roofline and per-layer time plots "
+                                                   "(PNG and SVG) into DIR")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    if args.scenario:
+        return load_scenario(args.scenario)
+    model = resolve_model(args.model)
+    card = load_card(model)
+    phase = args.phase or ("decode" if card.is_decoder else "prefill")
+    length = args.context or (2048 if card.is_decoder else 128)
+    data = {"model": model, "phase": phase, "batch": args.batch,
+            ("context_length" if phase == "decode" else "sequence_length"): length,
+            "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
+            "formats": {"weights": args.weights, "kv_cache": args.kv_cache}}
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise config_error_from_validation(err, source="command line") from None
+    check_scenario(scenario, card, source="command line")
+    return scenario
+
+
+def _subset(text: str) -> int | str | None:
+    if text == "auto":
+        return "auto"
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"'--core-subset' must be N, auto or all (got {text!r})") from None
+    if value < 1:
+        raise ConfigError(f"'--core-subset' must be >= 1 (got {value})")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.reports import simulate_scenario, write_plots
+
+    scenario = _scenario(args)
+    config = load_preset(args.hw or scenario.hardware)
+    if args.steady_units < 0:
+        raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
+    bar = None
+    show = not args.quiet and sys.stderr.isatty()
+
+    def total(n: int) -> None:
+        nonlocal bar
+        if show:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, unit="kernel", file=sys.stderr, desc="simulate", leave=False)
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        report = simulate_scenario(scenario, config=config, cores=args.cores,
+                                   core_subset=_subset(args.core_subset),
+                                   steady_units=args.steady_units or None,
+                                   progress=progress, total=total)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.plot:
+        write_plots(report, args.plot)
+    if args.csv and args.csv != "-":
+        Path(args.csv).write_text(report.to_csv())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    elif args.csv == "-":
+        print(report.to_csv(), end="")
+    else:
+        print(report.table())
+    return 0

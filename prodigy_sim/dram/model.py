@@ -1,0 +1,225 @@
+"""Batch interface to the DDR5 model: arrays of requests in, per-request cycles and statistics out.
+
+:func:`simulate_requests` is the entry point for other models (the SimPy chip model hands it a
+batch of requests) and for the DRAM-only trace mode. Cycles are integer DRAM clock cycles (nCK);
+cycle 0 is the first frontend iteration. A request offered at cycle ``k`` (its controller
+*arrive*) can issue its first command at ``k + 1``; a read completes ``nCL + nBL`` cycles after its
+RD command, a write when its WR command issues (write data latency is not modelled, as in
+Ramulator).
+
+Controller overhead: one cycle (the request is accepted in the cycle before the controller tick that
+can schedule it), so the unloaded read latency is ``1 + nCL + nBL`` (row hit),
+``1 + nRCD + nCL + nBL`` (bank closed) and ``1 + (nRP - 1) + nRCD + nCL + nBL`` (row conflict; the
+``-1`` is the 2-cycle ACT adjustment of PRE->ACT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from prodigy_sim.dram import _kernel as K
+from prodigy_sim.dram.config import MemorySystemConfig
+from prodigy_sim.dram.mapping import map_addresses
+from prodigy_sim.errors import ConfigError, SimulationError
+
+__all__ = ["RequestBatchResult", "DramStats", "simulate_requests"]
+
+ROW_HIT, ROW_MISS, ROW_CONFLICT, NO_DRAM_ACCESS = 0, 1, 2, -1
+
+
+@dataclass(frozen=True)
+class DramStats:
+    """Aggregate figures of a replay, counted up to ``cycles`` (Ramulator's definitions).
+
+    Bandwidth counts *all* requests of the batch (64 B each) over ``cycles``. Mean read latency is
+    the sum of (data returned - controller arrive) over reads returned by ``cycles``, divided by the
+    reads whose RD command issued by ``cycles`` (time waiting outside a full buffer is excluded).
+    """
+
+    cycles: int
+    tck_ps: int
+    n_requests: int
+    n_reads: int
+    n_writes: int
+    bytes_per_request: int
+    read_latency_sum_cycles: int
+    reads_issued: int
+    row_hits: int
+    row_misses: int
+    row_conflicts: int
+    refreshes: int
+    requests_per_channel: tuple[int, ...]
+
+    @property
+    def time_ns(self) -> float:
+        """Simulated time, ns."""
+        return self.cycles * self.tck_ps / 1000.0
+
+    def _gbps(self, count: int) -> float:
+        return count * self.bytes_per_request / (self.cycles * self.tck_ps * 1e-3) if self.cycles \
+            else 0.0
+
+    @property
+    def bandwidth_GBps(self) -> float:
+        """All requests x 64 B / simulated time, GB/s (1e9 B/s)."""
+        return self._gbps(self.n_requests)
+
+    @property
+    def read_bandwidth_GBps(self) -> float:
+        """Reads x 64 B / simulated time, GB/s."""
+        return self._gbps(self.n_reads)
+
+    @property
+    def channel_bandwidth_GBps(self) -> tuple[float, ...]:
+        """Per-channel requests x 64 B / simulated time, GB/s."""
+        return tuple(self._gbps(n) for n in self.requests_per_channel)
+
+    @property
+    def avg_read_latency_cycles(self) -> float:
+        """Mean read latency in DRAM cycles (NaN without reads)."""
+        if not self.reads_issued:
+            return float("nan")
+        return self.read_latency_sum_cycles / self.reads_issued
+
+    @property
+    def avg_read_latency_ns(self) -> float:
+        """Mean read latency in ns."""
+        return self.avg_read_latency_cycles * self.tck_ps / 1000.0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready figures (bandwidth in GB/s, latency in cycles and ns; None without reads)."""
+        return {
+            "cycles": self.cycles,
+            "time_ns": self.time_ns,
+            "n_requests": self.n_requests,
+            "n_reads": self.n_reads,
+            "n_writes": self.n_writes,
+            "bandwidth_GBps": self.bandwidth_GBps,
+            "read_bandwidth_GBps": self.read_bandwidth_GBps,
+            "avg_read_latency_cycles": self.avg_read_latency_cycles if self.reads_issued else None,
+            "avg_read_latency_ns": self.avg_read_latency_ns if self.reads_issued else None,
+            "row_hits": self.row_hits,
+            "row_misses": self.row_misses,
+            "row_conflicts": self.row_conflicts,
+            "refreshes": self.refreshes,
+            "channel_bandwidth_GBps": list(self.channel_bandwidth_GBps),
+        }
+
+
+@dataclass(frozen=True)
+class RequestBatchResult:
+    """Per-request cycles (int64 arrays of shape (n,); -1 = never happened) and run totals.
+
+    ``accept_cycle``: controller arrive (frontend iteration that enqueued the request);
+    ``first_command_cycle``: its first DRAM command; ``row_class``: 0 hit, 1 miss, 2 conflict,
+    -1 served from the write buffer; ``issue_cycle``: its RD/WR command; ``complete_cycle``: data
+    returned (read) or WR issued (write). ``last_accept_cycle`` is the cycle the last request was
+    accepted; ``refreshes_at_last_accept`` / ``refreshes`` count REFab per channel.
+    """
+
+    config: MemorySystemConfig
+    is_write: np.ndarray
+    channel: np.ndarray
+    accept_cycle: np.ndarray
+    first_command_cycle: np.ndarray
+    row_class: np.ndarray
+    issue_cycle: np.ndarray
+    complete_cycle: np.ndarray
+    last_accept_cycle: int
+    refreshes_at_last_accept: np.ndarray = field(repr=False)
+    refreshes: np.ndarray = field(repr=False)
+
+    @property
+    def drained_cycle(self) -> int:
+        """Cycle at which the last request completed."""
+        return int(self.complete_cycle.max()) if self.complete_cycle.size else 0
+
+    def stats(self, at: str = "last_accept") -> DramStats:
+        """Figures counted until the last acceptance (``"last_accept"``, Ramulator's stopping
+        point) or until every request completed (``"drained"``)."""
+        if at == "last_accept":
+            cyc = self.last_accept_cycle
+            refreshes = int(self.refreshes_at_last_accept.sum())
+        elif at == "drained":
+            cyc = self.drained_cycle
+            refreshes = int(self.refreshes.sum())
+        else:
+            raise ConfigError(f"'at' must be 'last_accept' or 'drained' (got {at!r})")
+        reads = ~self.is_write
+        dram = self.row_class >= 0
+        returned = reads & dram & (self.complete_cycle >= 0) & (self.complete_cycle <= cyc)
+        lat = (self.complete_cycle[returned] - self.accept_cycle[returned]).sum()
+        issued = reads & dram & (self.issue_cycle >= 0) & (self.issue_cycle <= cyc)
+        started = (self.first_command_cycle >= 0) & (self.first_command_cycle <= cyc)
+        cls = self.row_class[started]
+        per_ch = np.bincount(self.channel, minlength=self.config.channels)
+        return DramStats(
+            cycles=int(cyc), tck_ps=self.config.timing.tck_ps, n_requests=int(self.is_write.size),
+            n_reads=int(reads.sum()), n_writes=int(self.is_write.sum()),
+            bytes_per_request=self.config.tx_bytes, read_latency_sum_cycles=int(lat),
+            reads_issued=int(issued.sum()), row_hits=int((cls == ROW_HIT).sum()),
+            row_misses=int((cls == ROW_MISS).sum()),
+            row_conflicts=int((cls == ROW_CONFLICT).sum()), refreshes=refreshes,
+            requests_per_channel=tuple(int(x) for x in per_ch))
+
+
+def _params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
+    t = config.timing
+    ctrl = config.controller
+    p = np.zeros(K.P_COUNT, np.int64)
+    for idx, val in (
+        (K.P_NBL, t.nBL), (K.P_NCL, t.nCL), (K.P_NCWL, t.nCWL), (K.P_NRCD, t.nRCD),
+        (K.P_NRP, t.nRP), (K.P_NRAS, t.nRAS), (K.P_NRC, t.nRC), (K.P_NWR, t.nWR),
+        (K.P_NRTP, t.nRTP), (K.P_NPPD, t.nPPD), (K.P_NCCDS, t.nCCDS), (K.P_NCCDL, t.nCCDL),
+        (K.P_NCCDS_WR, t.nCCDS_WR), (K.P_NCCDL_WR, t.nCCDL_WR), (K.P_NRRDS, t.nRRDS),
+        (K.P_NRRDL, t.nRRDL), (K.P_NWTRS, t.nWTRS), (K.P_NWTRL, t.nWTRL), (K.P_NFAW, t.nFAW),
+        (K.P_NRFC, t.nRFC), (K.P_NREFI, t.nREFI), (K.P_CHANNELS, config.channels),
+        (K.P_BANKS, config.org.banks), (K.P_BANK_GROUPS, config.org.bank_groups),
+        (K.P_RQ, ctrl.read_queue_entries), (K.P_WQ, ctrl.write_queue_entries),
+        (K.P_W_ENTER, ctrl.write_enter_threshold), (K.P_W_LEAVE, ctrl.write_leave_threshold),
+        (K.P_REFRESH, ctrl.refresh == "all_bank"), (K.P_CHAIN, chain),
+    ):
+        p[idx] = int(val)
+    return p
+
+
+def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr: np.ndarray,
+                      is_write: np.ndarray, *, chain: bool = False) -> RequestBatchResult:
+    """Run a batch of 64-B requests through the memory system.
+
+    ``arrive_cycle`` (int64, shape (n,), non-decreasing): earliest DRAM cycle each request can be
+    offered; ``addr`` (uint64 byte addresses, shape (n,)); ``is_write`` (bool, shape (n,)).
+    Requests are offered in order, at most one per cycle, at ``max(arrive_cycle[i], accepted
+    cycle of i-1 + 1)`` and retried every cycle while the target queue is full (Ramulator's
+    frontend). With ``chain=True`` a request is offered only once the previous one completed (one
+    request outstanding: unloaded latency).
+    """
+    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
+    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
+    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    n = arrive.size
+    if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
+        raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
+                          f"(got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
+    if n and (arrive.min() < 0 or np.any(np.diff(arrive) < 0)):
+        raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing")
+    m = map_addresses(config, a)
+    out = [np.full(n, -1, np.int64) for _ in range(5)]
+    acc, first, cls, fin, comp = out
+    ref_stop = np.zeros(config.channels, np.int64)
+    ref_total = np.zeros(config.channels, np.int64)
+    if n:
+        stop, status = K.simulate_kernel(_params(config, chain), arrive, m.channel, m.bank_group,
+                                         m.bank, m.row, a.view(np.int64), is_w, acc, first, cls,
+                                         fin, comp, ref_stop, ref_total)
+        if status != 0:
+            raise SimulationError("DDR5 model deadlocked: a request could never be scheduled")
+    else:
+        stop = 0
+    return RequestBatchResult(
+        config=config, is_write=is_w, channel=m.channel, accept_cycle=acc,
+        first_command_cycle=first, row_class=cls.astype(np.int8), issue_cycle=fin,
+        complete_cycle=comp, last_accept_cycle=int(stop), refreshes_at_last_accept=ref_stop,
+        refreshes=ref_total)

@@ -1,0 +1,39 @@
+"""Lowering of transformer layers to SPMD tile programs, and their simulation.
+
+- :func:`lower_model`: card + scenario + chip -> :class:`LoweredModel` (one
+  :class:`LoweredStage` of kernels per layer kind, plus the head); FLOP formulas
+  :func:`linear_flops`, :func:`attention_flops`.
+- Kernel generators: :func:`linear_kernel`, :func:`attention_kernel`, :func:`norm_kernel`,
+  :func:`rope_kv_kernel` -> :class:`Kernel` (program + analytic MMA FLOPs and DMA bytes).
+- :func:`simulate_model`: the timing model over every stage, with reuse of identical layers,
+  a representative subset of cores and steady-state extrapolation -> :class:`ModelSimulation`.
+
+See ``docs/lowering.md``.
+"""
+
+from prodigy_sim.lowering._attention import attention_kernel as attention_kernel
+from prodigy_sim.lowering._common import Kernel as Kernel
+from prodigy_sim.lowering._common import Storage as Storage
+from prodigy_sim.lowering._linear import linear_kernel as linear_kernel
+from prodigy_sim.lowering._lower import LoweredModel as LoweredModel
+from prodigy_sim.lowering._lower import LoweredOp as LoweredOp
+from prodigy_sim.lowering._lower import LoweredStage as LoweredStage
+from prodigy_sim.lowering._lower import attention_flops as attention_flops
+from prodigy_sim.lowering._lower import linear_flops as linear_flops
+from prodigy_sim.lowering._lower import lower_model as lower_model
+from prodigy_sim.lowering._lower import padded_tokens as padded_tokens
+from prodigy_sim.lowering._run import ModelSimulation as ModelSimulation
+from prodigy_sim.lowering._run import OpResult as OpResult
+from prodigy_sim.lowering._run import StageResult as StageResult
+from prodigy_sim.lowering._run import scaled_config as scaled_config
+from prodigy_sim.lowering._run import sim_kernel_count as sim_kernel_count
+from prodigy_sim.lowering._run import simulate_model as simulate_model
+from prodigy_sim.lowering._vector import norm_kernel as norm_kernel
+from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
+
+__all__ = [
+    "Kernel", "LoweredModel", "LoweredOp", "LoweredStage", "ModelSimulation", "OpResult",
+    "StageResult", "Storage", "attention_flops", "attention_kernel", "linear_flops",
+    "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
+    "scaled_config", "sim_kernel_count", "simulate_model",
+]

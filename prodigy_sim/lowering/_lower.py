@@ -1,0 +1,265 @@
+"""A model card + scenario -> per-layer-kind lists of kernels (tile programs), with FLOP formulas.
+
+One :class:`LoweredStage` per group of structurally identical layers (``card.layer_groups()``)
+holds the kernels of one layer, run in order (each kernel ends with a BARRIER; its outputs reach
+the next kernel through DDR); a final ``head`` stage holds the final norm and LM head (decoders,
+last position of each sequence) or the BERT pooler. Embedding lookups (data-dependent rows) are
+not lowered.
+
+LLaMA layer: ``attn_norm`` (RMSNorm -> FP8), ``qkv_proj`` (BF16 out), ``rope_kv`` (RoPE on Q, K;
+K and V^T into the caches), ``attention``, ``o_proj`` (+ residual), ``mlp_norm``, ``gate_up``
+(``silu(gate) * up`` -> FP8), ``down_proj`` (+ residual). BERT layer (post-norm): ``qkv_proj``
+(+ bias), ``qkv_cache`` (Q to FP8, K and V^T), ``attention`` (full sequence), ``o_proj`` (+ bias +
+residual), ``attn_norm`` (LayerNorm), ``up_proj`` (+ bias, GELU), ``down_proj`` (+ bias +
+residual), ``mlp_norm``.
+
+Standard FLOPs (``LoweredOp.flops``), with ``T = batch x new tokens``, ``C`` = attended keys
+(decode: the context; prefill: the sequence, the full square even when causal):
+linear ``2 T N K``; attention ``4 T C heads head_dim`` (``Q K^T`` and ``P V``); norms, RoPE and
+softmax count 0 (vector work is reported from the simulation).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.lowering._attention import attention_kernel
+from prodigy_sim.lowering._common import Kernel, Storage, split_cols
+from prodigy_sim.lowering._linear import linear_kernel
+from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
+from prodigy_sim.models import ModelCard, Scenario, WeightFormat, tensor_footprint
+
+__all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
+           "linear_flops", "attention_flops", "MATRIX_FORMATS"]
+
+MATRIX_FORMATS = ("tai4", "tai2", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "int8",
+                  "bfloat16")
+"""Weight formats the matrix unit multiplies (the ISA's ``weight`` group)."""
+
+
+def linear_flops(tokens: int, n: int, k: int) -> int:
+    """Standard FLOPs of a linear layer: ``2 x tokens x N x K``."""
+    return 2 * tokens * n * k
+
+
+def attention_flops(batch: int, queries: int, context: int, heads: int, head_dim: int) -> int:
+    """Standard FLOPs of attention: ``4 x batch x queries x context x heads x head_dim``."""
+    return 4 * batch * queries * context * heads * head_dim
+
+
+def padded_tokens(n: int) -> int:
+    """Prompt length as the kernels tile it: a multiple of 32 up to 64, else of 64."""
+    return 32 * math.ceil(n / 32) if n <= 64 else 64 * math.ceil(n / 64)
+
+
+@dataclass(frozen=True)
+class LoweredOp:
+    """One operation of a layer: its kernel, how to rebuild it with a unit cap, its standard
+    FLOPs and the bytes of the weights it reads."""
+
+    name: str
+    kernel: Kernel
+    rebuild: Callable[[int | None], Kernel]
+    flops: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True)
+class LoweredStage:
+    """The kernels of one layer, shared by the structurally identical ``layers``."""
+
+    name: str
+    layers: tuple[int, ...]
+    ops: tuple[LoweredOp, ...]
+
+    @property
+    def repeat(self) -> int:
+        """How many times the stage runs per pass (1 for the head)."""
+        return len(self.layers) or 1
+
+
+@dataclass(frozen=True)
+class LoweredModel:
+    """Every stage of a model in a scenario on ``cores`` logical cores of ``config_name``."""
+
+    model: str
+    scenario: Scenario
+    config_name: str
+    cores: int
+    tokens: int
+    stages: tuple[LoweredStage, ...]
+
+    @property
+    def flops(self) -> int:
+        return sum(op.flops * s.repeat for s in self.stages for op in s.ops)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(op.weight_bytes * s.repeat for s in self.stages for op in s.ops)
+
+
+def _weight_storage(wf: WeightFormat, sparsity: tuple[int, int] | None, field: str) -> Storage:
+    if wf.format not in MATRIX_FORMATS:
+        raise ConfigError(f"'{field}': format {wf.format!r} does not run on the matrix unit "
+                          f"(lowering supports {', '.join(MATRIX_FORMATS)})")
+    if wf.block is None and wf.scale_kind != "none":
+        raise ConfigError(f"'{field}': per-row scales (block none) are not supported by the "
+                          "lowering; give a block size")
+    if sparsity is not None and sparsity != (4, 8):
+        raise ConfigError(f"'sparsity': the matrix unit runs 8:4 only (got keep {sparsity[0]} "
+                          f"of {sparsity[1]})")
+    return Storage.of(wf.format, wf.block, wf.scale_kind,
+                      None if sparsity is None else (8, 4))
+
+
+def _linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
+            cap: int | None) -> Kernel:
+    gated = epilogue == "gated"
+    if m <= 64:
+        mt, am = m, 1
+    else:
+        if m % 64:
+            raise ConfigError(f"{name}: {m} rows are not a multiple of 64")
+        mt, am = 64, 2 if m % 128 == 0 else 1
+    mblocks = m // (mt * am)
+    per = 8 // (am * (2 if gated else 1))
+    nt, an = split_cols(n, max(1, cores // mblocks), max_group=min(4, per))
+    return linear_kernel(name, m, n, k, weight=w, cores=cores, epilogue=epilogue, mt=mt, am=am,
+                         nt=nt, an=an, unit_cap=cap)
+
+
+def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
+        weight_bytes: int = 0) -> LoweredOp:
+    return LoweredOp(name, factory(None), factory, flops, weight_bytes)
+
+
+def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
+                cores: int | None = None) -> LoweredModel:
+    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores."""
+    if card.family == "switch":
+        raise ConfigError(f"model {card.name!r}: switch (mixture-of-experts encoder-decoder) "
+                          "models are not lowered; use 'prodigy-sim footprint'")
+    p = config.cores if cores is None else cores
+    if not 1 <= p <= config.cores:
+        raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
+    fm = scenario.formats
+    nm = scenario.sparsity_nm
+    w_att = _weight_storage(fm.for_class("attention"), nm, "formats.attention")
+    w_mlp = _weight_storage(fm.for_class("mlp"), nm, "formats.mlp")
+    if fm.kv_cache not in ("float8_e4m3fn", "float8_e5m2"):
+        raise ConfigError(f"'formats.kv_cache': {fm.kv_cache!r}: the lowering keeps the KV "
+                          "cache in FP8 (float8_e4m3fn or float8_e5m2) for the matrix unit")
+    bsz = scenario.batch
+    decode = scenario.phase == "decode"
+    tq = 1 if decode else padded_tokens(scenario.query_tokens)
+    real_tq = scenario.query_tokens
+    ctx = scenario.context_tokens
+    ctx_l = ctx if decode else tq
+    t = bsz * tq
+    h, f, d = card.hidden_size, card.intermediate_size, card.head_size
+    nh, nkv = card.num_attention_heads, card.kv_heads
+    qd, kvd = nh * d, nkv * d
+    tok = bsz * real_tq
+    spars = scenario.sparsity
+
+    def wbytes(layer: int, names: tuple[str, ...]) -> int:
+        total = 0
+        for spec in card.layer_tensors(layer):
+            if spec.name.split(".")[-1] in names or any(spec.name.endswith(n) for n in names):
+                total += tensor_footprint(spec, fm.for_class(spec.tensor_class), spars).total_bytes
+        return total
+
+    def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
+        return functools.partial(_linear, name, m, n, k, w, p, epi)
+
+    stages = []
+    for group in card.layer_groups():
+        i0 = group[0]
+        ops: list[LoweredOp] = []
+        att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
+                                kv_heads=nkv, head_dim=d, queries=tq, context=ctx_l,
+                                causal=card.family == "llama", cores=p, kv_format=fm.kv_cache)
+        rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=tq, heads=nh, kv_heads=nkv,
+                                head_dim=d, position=ctx - 1 if decode else 0, context=ctx_l,
+                                rope=card.position_embedding == "rope", cores=p,
+                                kv_format=fm.kv_cache)
+        att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
+        if card.family == "llama":
+            norm = functools.partial(norm_kernel, m=t, h=h, kind="rmsnorm", eps=card.norm_eps,
+                                     cores=p)
+            gated = card.mlp == "gated"
+            ops += [
+                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
+                    wbytes(i0, ("attn_norm",))),
+                _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
+                    linear_flops(tok, qd + 2 * kvd, h),
+                    wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
+                _op("rope_kv", lambda c: rkv("rope_kv", unit_cap=c), 0),
+                _op("attention", lambda c: att(unit_cap=c), att_fl),
+                _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",))),
+                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
+                    wbytes(i0, ("mlp_norm",))),
+                _op("gate_up" if gated else "up_proj",
+                    lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
+                    linear_flops(tok, f, h) * (2 if gated else 1),
+                    wbytes(i0, ("gate_proj", "up_proj"))),
+                _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",))),
+            ]
+        else:
+            norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
+                                     cores=p)
+            ops += [
+                _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
+                    linear_flops(tok, qd + 2 * kvd, h),
+                    wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
+                                "v_proj.bias"))),
+                _op("qkv_cache", lambda c: rkv("qkv_cache", unit_cap=c), 0),
+                _op("attention", lambda c: att(unit_cap=c), att_fl),
+                _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias"))),
+                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
+                    wbytes(i0, ("attn_norm", "attn_norm.bias"))),
+                _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
+                    wbytes(i0, ("up_proj", "up_proj.bias"))),
+                _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias"))),
+                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
+                    wbytes(i0, ("mlp_norm", "mlp_norm.bias"))),
+            ]
+        name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
+        stages.append(LoweredStage(name, tuple(group), tuple(ops)))
+
+    head: list[LoweredOp] = []
+    tail = {s.name: s for s in card.tensors() if s.layer is None}
+    hw = fm.head
+    if card.family == "llama":
+        spec = tail.get("lm_head") or tail["embed_tokens"]
+        hfmt = hw if "lm_head" in tail else fm.embedding
+        hst = _weight_storage(hfmt, None, "formats.head")
+        fn = functools.partial(norm_kernel, m=bsz, h=h, kind="rmsnorm", eps=card.norm_eps,
+                               cores=p)
+        head += [
+            _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
+                tensor_footprint(tail["final_norm"], fm.norm).total_bytes),
+            _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
+                linear_flops(bsz, card.vocab_size, h),
+                tensor_footprint(spec, hfmt).total_bytes),
+        ]
+    elif card.pooler:
+        hst = _weight_storage(hw, None, "formats.head")
+        head.append(_op("pooler", lin("pooler", bsz, h, h, hst, "bias"),
+                        linear_flops(bsz, h, h),
+                        tensor_footprint(tail["pooler.dense"], hw).total_bytes
+                        + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes))
+    if head:
+        stages.append(LoweredStage("head", (), tuple(head)))
+    return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
+                        tokens=tok, stages=tuple(stages))
+

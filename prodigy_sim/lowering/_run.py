@@ -1,0 +1,194 @@
+"""Simulating a lowered model with the timing model, and the three ways to make it cheap.
+
+1. **Reuse of identical layers** (``reuse=True``): a stage's kernels are simulated once and the
+   result counted ``repeat`` times. The programs of identical layers are the same objects, and
+   the timing model is deterministic, so this is exact (tests compare it with simulating every
+   layer).
+2. **Representative subset of cores** (``core_subset=s``): kernels split their units round robin
+   over ``P`` logical cores, so every core does the same work (up to one unit). The kernel then
+   runs on the first ``s`` cores of a chip scaled down by ``s / P`` - ``s`` cores and
+   ``channels * s / P`` DDR controllers, so each controller serves as many cores as on the full
+   chip. Time and utilization are taken as they are; bytes are scaled by ``P / s``. Needs
+   ``channels * s / P`` to be a whole number. Checked against the full chip on small cases.
+3. **Steady-state extrapolation** (``steady_units=u``): a kernel whose busiest core runs
+   ``n > 2u`` identical units is simulated with its unit loop capped at ``u`` and at ``2u``; the
+   time is extrapolated linearly, ``t(n) = t(2u) + (n - 2u) (t(2u) - t(u)) / u``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.lowering._lower import LoweredModel, LoweredOp
+from prodigy_sim.timing import simulate
+
+__all__ = ["OpResult", "StageResult", "ModelSimulation", "simulate_model", "scaled_config",
+           "sim_kernel_count"]
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """One kernel: simulated time, work, utilization, roofline bound and how it was obtained."""
+
+    stage: str
+    name: str
+    kind: str
+    seconds: float
+    flops: int
+    mma_flops: int
+    dma_bytes: int
+    weight_bytes: int
+    matrix_utilization: float
+    vector_utilization: float
+    dma_utilization: float
+    roofline_seconds: float
+    method: str
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage (a layer kind, or the head): its ops for one layer and how often it runs."""
+
+    name: str
+    layers: tuple[int, ...]
+    repeat: int
+    ops: tuple[OpResult, ...]
+    simulated_layers: int
+
+    @property
+    def seconds(self) -> float:
+        """Time of one layer of the stage (s)."""
+        return sum(o.seconds for o in self.ops)
+
+
+@dataclass(frozen=True)
+class ModelSimulation:
+    """All stages of a lowered model, simulated."""
+
+    lowered: LoweredModel
+    stages: tuple[StageResult, ...]
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Time of one pass (a decode step or a prefill) (s)."""
+        return sum(s.seconds * s.repeat for s in self.stages)
+
+
+def scaled_config(config: ChipConfig, cores: int, subset: int) -> ChipConfig:
+    """``config`` scaled to ``subset`` of ``cores`` cores: cores and DDR channels times
+    ``subset / cores`` (ConfigError if the channels do not scale to a whole number)."""
+    ch = config.memory.channels * subset
+    if ch % cores:
+        raise ConfigError(f"'core_subset' {subset}: {config.memory.channels} channels x {subset} / "
+                          f"{cores} cores is not a whole number of channels")
+    data = config.model_dump()
+    data["cores"] = subset
+    data["name"] = f"{config.name}[{subset}/{cores}]"
+    data["memory"]["channels"] = ch // cores
+    data["noc"]["rows"] = None
+    data["noc"]["cols"] = None
+    return ChipConfig.model_validate(data)
+
+
+def _peak_matrix(config: ChipConfig, fmt: str, sparse: bool) -> float:
+    try:
+        return config.peak_matrix_flops(fmt, sparse)
+    except ConfigError:
+        return config.peak_matrix_flops("float8_e4m3fn", False)
+
+
+def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub: ChipConfig | None,
+                 subset: int, steady_units: int | None) -> OpResult:
+    k = op.kernel
+    cfg, ncores = (sub, subset) if sub is not None else (config, cores)
+
+    def run(cap: int | None):
+        kern = k if cap is None else op.rebuild(cap)
+        return simulate(kern.program, cfg, cores=ncores)
+
+    n = k.per_core_units
+    method = "full" if sub is None else f"{subset} of {cores} cores"
+    if steady_units and k.uniform_units and n > 2 * steady_units:
+        u = steady_units
+        r1, r2 = run(u), run(2 * u)
+        cycles = r2.cycles + (n - 2 * u) * (r2.cycles - r1.cycles) / u
+        res = r2                                    # utilization of the steady state
+        method += f", steady state from {u} and {2 * u} of {n} units"
+    else:
+        res = run(None)
+        cycles = float(res.cycles)
+    util = res.utilization
+    vec = [v for key, v in util.items() if key.startswith("vector")]
+    seconds = cycles / config.frequency_hz
+    t_mat = k.mma_flops / _peak_matrix(config, k.weight_format, k.sparse) if k.mma_flops else 0.0
+    t_mem = k.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s
+    return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
+                    mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
+                    matrix_utilization=util.get("matrix", 0.0),
+                    vector_utilization=sum(vec) / len(vec) if vec else 0.0,
+                    dma_utilization=util.get("dma", 0.0),
+                    roofline_seconds=max(t_mat, t_mem), method=method)
+
+
+def simulate_model(lowered: LoweredModel, config: ChipConfig, *, reuse: bool = True,
+                   core_subset: int | None = None, steady_units: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> ModelSimulation:
+    """Simulate every stage of ``lowered`` on ``config`` (see the module docstring).
+
+    ``progress(n)`` is called after each simulated kernel with ``n = 1``.
+    """
+    if lowered.config_name != config.name:
+        raise ConfigError(f"the model was lowered for {lowered.config_name!r}, not "
+                          f"{config.name!r}")
+    p = lowered.cores
+    sub = None
+    if core_subset is not None and core_subset < p:
+        if core_subset < 1 or p % core_subset:
+            raise ConfigError(f"'core_subset' must divide the {p} cores (got {core_subset})")
+        sub = scaled_config(config, p, core_subset)
+    stages = []
+    for st in lowered.stages:
+        runs = 1 if reuse else st.repeat
+        results = None
+        for _ in range(runs):
+            ops = []
+            for op in st.ops:
+                ops.append(_simulate_op(op, st.name, config, p, sub, core_subset or p,
+                                        steady_units))
+                if progress is not None:
+                    progress(1)
+            if results is None:
+                results = [list(ops)]
+            else:
+                results.append(ops)
+        assert results is not None
+        if reuse:
+            chosen = tuple(results[0])
+        else:
+            # every layer simulated: the stage's ops are the sum over the layers / layer count
+            chosen = tuple(_mean(col) for col in zip(*results, strict=True))
+        stages.append(StageResult(st.name, st.layers, st.repeat, chosen, runs))
+    return ModelSimulation(lowered, tuple(stages),
+                           {"reuse": reuse, "core_subset": core_subset or p,
+                            "steady_units": steady_units})
+
+
+def _mean(ops: tuple[OpResult, ...]) -> OpResult:
+    first = ops[0]
+    if all(o == first for o in ops):
+        return first
+    n = len(ops)
+    return OpResult(**{**first.__dict__, "seconds": math.fsum(o.seconds for o in ops) / n})
+
+
+def sim_kernel_count(lowered: LoweredModel, reuse: bool = True) -> int:
+    """Kernels :func:`simulate_model` simulates (for a progress bar)."""
+    return sum(len(s.ops) * (1 if reuse else s.repeat) for s in lowered.stages)

@@ -1,0 +1,233 @@
+"""Vector-unit kernels: RMSNorm / LayerNorm, and RoPE + KV-cache writes.
+
+Norms: a unit is a block of ``rt`` token rows of the BF16 residual stream ``X (M, H)``; the row
+statistics are ``(rt, 1)`` tiles and the gain / bias ``(1, H)`` tiles loaded once per core. The
+output ``Y`` is FP8 (MX blocks of 32) for the next MMA; LayerNorm (BERT, post-norm) also writes
+the normalized BF16 stream ``YS`` that the next residual adds to.
+
+``rope_kv``: from the BF16 output of the QKV projection, ``QKV (M, (heads + 2 kv) d)``, per head
+and block of tokens: RoPE (``x cos + rotate_half(x) sin``, tables indexed by position) on Q and K,
+quantize Q to FP8 for the attention, K into the K cache rows, V transposed (``VTRANS``) into the
+V^T cache columns. Decode inserts one column into a 32-key block of V^T: the block is read,
+dequantized, the column replaced with two broadcast operations (a keep mask and a one-hot row)
+and requantized.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.isa import CID, ProgramBuilder, Reg
+from prodigy_sim.lowering._common import ACT, BF16, F32, Kernel, Storage, row_nbytes, \
+    unit_loop_count
+
+__all__ = ["norm_kernel", "rope_kv_kernel"]
+
+
+def _rows(m: int, bytes_per_row: int, budget: int = 640 * 1024) -> int:
+    rt = max(1, min(64, m, budget // bytes_per_row))
+    while m % rt:
+        rt -= 1
+    return rt
+
+
+def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
+                unit_cap: int | None = None) -> Kernel:
+    """``kind`` ``rmsnorm`` or ``layernorm`` over ``m`` rows of ``h`` features."""
+    if kind not in ("rmsnorm", "layernorm"):
+        raise ConfigError(f"{name}: unknown norm {kind!r}")
+    ln = kind == "layernorm"
+    rt = _rows(m, h * (2 + 4 + 4 + 1 + (2 if ln else 0)))
+    units = m // rt
+    act = Storage.of(ACT)
+    b = ProgramBuilder()
+    x = b.tensor("X", (m, h), BF16)
+    gw = b.tensor("G", (1, h), F32)
+    y = b.tensor("Y", (m, h), act.fmt, **act.kw())
+    xt = b.tile("XT", (rt, h), BF16)
+    t0 = b.tile("T0", (rt, h), F32)
+    t1 = b.tile("T1", (rt, h), F32)
+    r = b.tile("R", (rt, 1), F32)
+    gt = b.tile("GT", (1, h), F32)
+    yq = b.tile("YQ", (rt, h), act.fmt, **act.kw())
+    if ln:
+        bw = b.tensor("B", (1, h), F32)
+        ys = b.tensor("YS", (m, h), BF16)
+        bt = b.tile("BT", (1, h), F32)
+        yb = b.tile("YB", (rt, h), BF16)
+    r_i, r_cnt, r_row = Reg(1), Reg(2), Reg(3)
+    b.dma_ld(gt, gw, 0, 0)
+    if ln:
+        b.dma_ld(bt, bw, 0, 0)
+    unit_loop_count(b, r_cnt, units, cores, unit_cap)
+    with b.loop(r_i, r_cnt, cores):
+        b.add(r_row, r_i, CID)
+        b.muli(r_row, r_row, rt)
+        b.dma_ld(xt, x, r_row, 0)
+        src = xt
+        if ln:
+            b.vrsum(r, xt)
+            b.vmuli(r, r, 1.0 / h)
+            b.vsub(t1, xt, r)
+            src = t1
+        b.vmul(t0, src, src)
+        b.vrsum(r, t0)
+        b.vmuli(r, r, 1.0 / h)
+        b.vaddi(r, r, eps)
+        b.vrsqrt(r, r)
+        b.vmul(t0, src, r)
+        b.vmul(t0, t0, gt)
+        if ln:
+            b.vadd(t0, t0, bt)
+            b.vcvt(yb, t0)
+            b.dma_st(ys, r_row, 0, yb)
+        b.vquant(yq, t0)
+        b.dma_st(y, r_row, 0, yq)
+    b.barrier()
+    nbytes = cores * row_nbytes(Storage.of(F32), h) * (2 if ln else 1)
+    nbytes += m * (row_nbytes(Storage.of(BF16), h) * (2 if ln else 1) + row_nbytes(act, h))
+    return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
+                  mma_flops=0, dma_bytes=nbytes, weight_format=F32)
+
+
+def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: int,
+                   head_dim: int, position: int, context: int, rope: bool, cores: int,
+                   kv_format: str = ACT, unit_cap: int | None = None) -> Kernel:
+    """Q to FP8 (with RoPE), K into the K cache (with RoPE), V into the V^T cache.
+
+    ``tokens``: new tokens per sequence (1 = decode, at ``position``; else a prompt from 0, a
+    multiple of 32 when above 64); ``context``: the cache length (as
+    :func:`~prodigy_sim.lowering._attention.attention_kernel` pads it).
+    """
+    d = head_dim
+    decode = tokens == 1
+    ck = 64 if context > 32 else 32
+    cp = math.ceil(context / ck) * ck
+    rt = 1 if decode else min(tokens, 64)
+    if not decode and tokens % rt:
+        raise ConfigError(f"{name}: {tokens} prompt tokens are not a multiple of {rt}")
+    tb = tokens // rt
+    m = batch * tokens
+    act, kv = Storage.of(ACT), Storage.of(kv_format)
+    b = ProgramBuilder()
+    qkv = b.tensor("QKV", (m, (heads + 2 * kv_heads) * d), BF16)
+    q = b.tensor("Q", (batch * heads, d) if decode else (m, heads * d), act.fmt, **act.kw())
+    kc = b.tensor("KC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
+    xt = b.tile("XT", (rt, d), BF16)
+    a = b.tile("A", (rt, d), F32)
+    bb = b.tile("BB", (rt, d), F32)
+    oq = b.tile("OQ", (rt, d), kv.fmt if kv.fmt == act.fmt else act.fmt, **act.kw())
+    ok = b.tile("OK", (rt, d), kv.fmt, **kv.kw())
+    if rope:
+        cos = b.tensor("COS", (max(context, tokens), d), BF16)
+        sin = b.tensor("SIN", (max(context, tokens), d), BF16)
+        ct = b.tile("CT", (rt, d), BF16)
+        stt = b.tile("STT", (rt, d), BF16)
+    vtt = b.tile("VTT", (d, rt), F32)
+    if decode:
+        blk = (position // 32) * 32
+        keep = b.tensor("KEEP", (1, 32), F32)
+        onehot = b.tensor("ONEHOT", (1, 32), F32)
+        vold = b.tile("VOLD", (d, 32), kv.fmt, **kv.kw())
+        vf = b.tile("VF", (d, 32), F32)
+        kt_ = b.tile("KEEPT", (1, 32), F32)
+        ht_ = b.tile("HOTT", (1, 32), F32)
+        b.dma_ld(kt_, keep, 0, 0)
+        b.dma_ld(ht_, onehot, 0, 0)
+    else:
+        vq = b.tile("VQ", (d, rt), kv.fmt, **kv.kw())
+    r_i, r_cnt, r_u, r_h, r_t, r_row, r_pos, r_k = (Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8))
+
+    def section(nh: int, col0: int, body) -> None:
+        """Units (b, token block, head) over ``nh`` heads starting at column ``col0`` of QKV."""
+        unit_loop_count(b, r_cnt, batch * tb * nh, cores, unit_cap)
+        with b.loop(r_i, r_cnt, cores):
+            b.add(r_u, r_i, CID)
+            b.divi(r_t, r_u, nh)
+            b.muli(r_h, r_t, nh)
+            b.sub(r_h, r_u, r_h)                   # head
+            b.muli(r_row, r_t, rt)                 # token row (b * tokens + block * rt)
+            b.divi(r_k, r_t, tb)                   # sequence
+            b.muli(r_pos, r_k, tb)
+            b.sub(r_pos, r_t, r_pos)
+            b.muli(r_pos, r_pos, rt)               # position of the block in the sequence
+            if decode:
+                b.li(r_pos, position)
+            b.muli(r_t, r_h, d)
+            if col0:
+                b.addi(r_t, r_t, col0)
+            b.dma_ld(xt, qkv, r_row, r_t)
+            body()
+
+    def apply_rope() -> None:
+        if rope:
+            b.dma_ld(ct, cos, r_pos, 0)
+            b.dma_ld(stt, sin, r_pos, 0)
+            b.vmul(a, xt, ct)
+            b.vroth(bb, xt)
+            b.vmul(bb, bb, stt)
+            b.vadd(a, a, bb)
+        else:
+            b.vcvt(a, xt)
+
+    def q_body() -> None:
+        apply_rope()
+        b.vquant(oq, a)
+        if decode:                                  # Q view (B*heads, d): row b*heads + h
+            b.muli(r_t, r_k, heads)
+            b.add(r_t, r_t, r_h)
+            b.dma_st(q, r_t, 0, oq)
+        else:
+            b.muli(r_t, r_h, d)
+            b.dma_st(q, r_row, r_t, oq)
+
+    def kv_base() -> None:                          # r_k = b * kv_heads + h
+        b.muli(r_k, r_k, kv_heads)
+        b.add(r_k, r_k, r_h)
+
+    def k_body() -> None:
+        apply_rope()
+        b.vquant(ok, a)
+        kv_base()
+        b.muli(r_t, r_k, cp)
+        b.add(r_t, r_t, r_pos)
+        b.dma_st(kc, r_t, 0, ok)
+
+    def v_body() -> None:
+        kv_base()
+        b.muli(r_t, r_k, d)
+        b.vtrans(vtt, xt)
+        if decode:
+            b.li(r_pos, blk)
+            b.dma_ld(vold, vt, r_t, r_pos)
+            b.vdequant(vf, vold)
+            b.vmul(vf, vf, kt_)
+            b.vfma(vf, vtt, ht_, vf)
+            b.vquant(vold, vf)
+            b.dma_st(vt, r_t, r_pos, vold)
+        else:
+            b.vquant(vq, vtt)
+            b.dma_st(vt, r_t, r_pos, vq)
+
+    section(heads, 0, q_body)
+    section(kv_heads, heads * d, k_body)
+    section(kv_heads, (heads + kv_heads) * d, v_body)
+    b.barrier()
+
+    bf, f32 = Storage.of(BF16), Storage.of(F32)
+    nunits = batch * tb
+    nbytes = nunits * (heads + 2 * kv_heads) * rt * row_nbytes(bf, d)          # QKV in
+    if rope:
+        nbytes += nunits * (heads + kv_heads) * 2 * rt * row_nbytes(bf, d)     # tables
+    nbytes += nunits * heads * rt * row_nbytes(act, d)                          # Q out
+    nbytes += nunits * kv_heads * rt * row_nbytes(kv, d)                        # K out
+    if decode:
+        nbytes += cores * 2 * row_nbytes(f32, 32)
+        nbytes += nunits * kv_heads * 2 * d * row_nbytes(kv, 32)                # V^T block
+    else:
+        nbytes += nunits * kv_heads * d * row_nbytes(kv, rt)
+    return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
+                  units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
+                  weight_format=F32, uniform_units=False)

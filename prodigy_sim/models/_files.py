@@ -1,0 +1,64 @@
+"""Where model cards and scenarios live, and reading YAML/JSON files with located errors.
+
+Cards and scenarios are kept once, in the repository's ``workloads/models/`` and
+``workloads/scenarios/``. A wheel ships them as package data in ``prodigy_sim/models/cards/`` and
+``prodigy_sim/models/scenarios/`` (hatch ``force-include``). Lookup tries the packaged folder
+first, then the repository folder (a source checkout or an editable install).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from prodigy_sim.errors import ConfigError
+
+__all__ = ["data_dirs", "named_files", "read_mapping", "looks_like_path"]
+
+_PACKAGED = {"cards": "cards", "scenarios": "scenarios"}
+_REPOSITORY = {"cards": "models", "scenarios": "scenarios"}
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def data_dirs(kind: Literal["cards", "scenarios"]) -> list[Path]:
+    """Existing folders holding ``kind`` files: packaged first, then ``workloads/``."""
+    here = Path(__file__).resolve().parent
+    candidates = [here / _PACKAGED[kind], here.parents[1] / "workloads" / _REPOSITORY[kind]]
+    return [p for p in candidates if p.is_dir()]
+
+
+def named_files(kind: Literal["cards", "scenarios"]) -> dict[str, Path]:
+    """``{stem: path}`` of every file of ``kind``; a packaged file wins over a repository one."""
+    out: dict[str, Path] = {}
+    for folder in data_dirs(kind):
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() in _SUFFIXES:
+                out.setdefault(p.stem, p)
+    return out
+
+
+def looks_like_path(text: str) -> bool:
+    """True if ``text`` names a file rather than a built-in card or scenario."""
+    return Path(text).suffix.lower() in _SUFFIXES or "/" in text or "\\" in text
+
+
+def read_mapping(path: str | Path, *, what: str, cls: type[ConfigError] = ConfigError) -> dict:
+    """Parse a YAML or JSON file that must hold a mapping; errors give the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise cls(f"{p}: cannot read {what} file ({err.strerror})") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        mark = getattr(err, "problem_mark", None)
+        line = getattr(err, "lineno", None) or (mark.line + 1 if mark is not None else "?")
+        raise cls(f"{p}:{line}: not valid {p.suffix.lstrip('.').upper() or 'YAML'}: "
+                  f"{getattr(err, 'problem', None) or err}") from None
+    if not isinstance(data, dict):
+        raise cls(f"{p}: a {what} must be a mapping of fields (got {type(data).__name__})")
+    return data

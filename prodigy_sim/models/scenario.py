@@ -1,0 +1,298 @@
+"""Scenarios: how a model is run - phase, batch, sequence or context length, number formats,
+sparsity and hardware preset.
+
+A :class:`Scenario` is plain data (YAML in ``workloads/scenarios/``, or built from CLI flags). It
+names its model card; :func:`check_scenario` checks the pair (context within the model's positions,
+decode only on a model that has a decoder, sparsity groups dividing the reduction axes).
+
+Number formats are chosen per tensor class (see ``prodigy_sim.models.card.TENSOR_CLASSES``). The
+defaults, documented in ``docs/models.md``:
+
+========================  ==========================================================
+linear layers (weights)   ``tai4``, block 32 along K, E8M0 scales (OCP MX rule)
+embeddings, positions     ``float8_e4m3fn``, block 32, E8M0 (MXFP8)
+LM head, BERT pooler      ``float8_e4m3fn``, block 32, E8M0 (MXFP8)
+MoE router                ``float32`` (the Switch paper keeps the router in float32)
+norms, biases             ``float32``
+activations               ``float8_e4m3fn`` (unscaled)
+KV cache                  ``float8_e4m3fn`` (unscaled)
+========================  ==========================================================
+
+Besides the numerics formats (``prodigy-sim formats``), the 16/32-bit storage formats
+``bfloat16``, ``float16`` and ``float32`` are accepted; they are stored unscaled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.hardware import DEFAULT_PRESET, preset_names
+from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
+from prodigy_sim.models.card import ModelCard, load_card
+from prodigy_sim.numerics import get_format, parse_sparsity
+
+__all__ = ["WIDE_FORMAT_BITS", "WeightFormat", "Formats", "Scenario", "format_bits",
+           "normalize_sparsity",
+           "scenario_names", "load_scenario", "parse_scenario", "check_scenario"]
+
+WIDE_FORMAT_BITS: dict[str, int] = {"bfloat16": 16, "float16": 16, "float32": 32}
+"""Storage formats wider than 8 bits (not numerics formats): stored as is, without scales."""
+
+
+def format_bits(name: str) -> int:
+    """Bits per element of a format name (a wide storage format or a numerics format)."""
+    if name in WIDE_FORMAT_BITS:
+        return WIDE_FORMAT_BITS[name]
+    return get_format(name).bits
+
+
+def normalize_sparsity(text: str | None) -> str:
+    """``'none'`` or ``'m:n'`` with the group first (``'2:4'`` and ``'4:2'`` -> ``'4:2'``)."""
+    nm = parse_sparsity(text)
+    return "none" if nm is None else f"{nm[1]}:{nm[0]}"
+
+
+def _check_format_name(name: str) -> str:
+    format_bits(name)  # raises the numerics FormatError (a ValueError) for unknown names
+    return name
+
+
+class WeightFormat(BaseModel):
+    """How one class of weights is stored: element format, block size and scale kind.
+
+    In YAML a bare string (``tai4``) means the format with the default block and scale.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: str = Field(description="element format: a numerics format or bfloat16/float16/"
+                                    "float32")
+    block: int | None = Field(32, ge=1, description="elements per scale block along K "
+                                                    "(None = one scale per row)")
+    scale: Literal["e8m0", "e4m3", "fp32", "absmean", "none"] | None = Field(
+        None, description="scale kind; default e8m0 for formats of <= 8 bits, none for wider")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: object) -> object:
+        return {"format": data} if isinstance(data, str) else data
+
+    @field_validator("format")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_format_name(v)
+
+    @model_validator(mode="after")
+    def _wide_unscaled(self) -> WeightFormat:
+        if self.format in WIDE_FORMAT_BITS and self.scale not in (None, "none"):
+            raise ValueError(f"{self.format} is stored unscaled: 'scale' must be none "
+                             f"(got {self.scale!r})")
+        return self
+
+    @property
+    def scale_kind(self) -> str:
+        """The scale kind in effect (one of ``numerics.SCALE_KINDS``)."""
+        if self.scale is not None:
+            return self.scale
+        return "none" if self.format in WIDE_FORMAT_BITS else "e8m0"
+
+    @property
+    def bits(self) -> int:
+        """Bits per element code (without scales)."""
+        return format_bits(self.format)
+
+    def label(self) -> str:
+        """Short description, e.g. ``tai4/32 e8m0`` or ``float32``."""
+        if self.scale_kind == "none":
+            return self.format
+        return f"{self.format}/{self.block or 'row'} {self.scale_kind}"
+
+
+def _fp8_mx() -> WeightFormat:
+    return WeightFormat(format="float8_e4m3fn")
+
+
+def _fp32() -> WeightFormat:
+    return WeightFormat(format="float32")
+
+
+class Formats(BaseModel):
+    """Number format of each tensor class, of activations and of the KV cache."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weights: WeightFormat = Field(default_factory=lambda: WeightFormat(format="tai4"),
+                                  description="linear layers of the blocks (attention, MLP, "
+                                              "experts) unless overridden below")
+    attention: WeightFormat | None = Field(None, description="override for attention weights")
+    mlp: WeightFormat | None = Field(None, description="override for dense MLP weights")
+    expert: WeightFormat | None = Field(None, description="override for MoE expert weights")
+    embedding: WeightFormat = Field(default_factory=_fp8_mx,
+                                    description="token, token-type and position tables")
+    head: WeightFormat = Field(default_factory=_fp8_mx, description="LM head, BERT pooler")
+    router: WeightFormat = Field(default_factory=_fp32, description="MoE router")
+    norm: WeightFormat = Field(default_factory=_fp32, description="norm weights and biases, "
+                                                                  "linear biases")
+    activations: str = Field("float8_e4m3fn", description="activations between layers "
+                                                          "(unscaled)")
+    kv_cache: str = Field("float8_e4m3fn", description="keys and values kept for decoding "
+                                                       "(unscaled)")
+
+    @field_validator("activations", "kv_cache")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_format_name(v)
+
+    @classmethod
+    def uniform(cls, fmt: WeightFormat | str, **rest: object) -> Formats:
+        """Every weight class in ``fmt`` (e.g. to count bits per weight of a whole model)."""
+        w = WeightFormat.model_validate(fmt) if isinstance(fmt, str) else fmt
+        return cls(weights=w, embedding=w, head=w, router=w, norm=w, **rest)
+
+    def for_class(self, tensor_class: str) -> WeightFormat:
+        """The format of weights of ``tensor_class``."""
+        if tensor_class in ("attention", "mlp", "expert"):
+            return getattr(self, tensor_class) or self.weights
+        if tensor_class in ("embedding", "position"):
+            return self.embedding
+        if tensor_class in ("norm", "bias"):
+            return self.norm
+        if tensor_class in ("head", "router"):
+            return getattr(self, tensor_class)
+        raise ConfigError(f"unknown tensor class {tensor_class!r}")
+
+
+class Scenario(BaseModel):
+    """One way to run a model: what is computed, for how many tokens, in which formats, where."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("", description="scenario name (the file stem for built-ins)")
+    description: str = Field("", description="one sentence")
+    model: str = Field(min_length=1, description="model card name or card file path")
+    phase: Literal["prefill", "decode"] = Field(
+        description="prefill = process a prompt; decode = generate one token per sequence")
+    batch: int = Field(1, ge=1, description="sequences processed together (count)")
+    sequence_length: int | None = Field(
+        None, ge=1, description="prefill: prompt tokens per sequence (tokens)")
+    context_length: int | None = Field(
+        None, ge=1, description="decode: tokens in the KV cache per sequence, the new one "
+                                "included (tokens)")
+    encoder_length: int | None = Field(
+        None, ge=1, description="encoder-decoder models: encoder input tokens per sequence "
+                                "(default: sequence_length or context_length)")
+    formats: Formats = Field(default_factory=Formats, description="number formats")
+    sparsity: str = Field("none", description="n:m structured sparsity of the blocks' linear "
+                                              "weights: none or e.g. 8:4 (keep 4 of 8)")
+    hardware: str = Field(DEFAULT_PRESET, description="hardware preset name")
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: str) -> str:
+        return normalize_sparsity(v)
+
+    @field_validator("hardware")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v not in preset_names():
+            raise ValueError(f"unknown hardware preset {v!r}; presets: "
+                             f"{', '.join(preset_names())}")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Scenario:
+        if self.phase == "prefill" and (self.sequence_length is None
+                                        or self.context_length is not None):
+            raise ValueError("phase 'prefill' needs 'sequence_length' and no 'context_length'")
+        if self.phase == "decode" and (self.context_length is None
+                                       or self.sequence_length is not None):
+            raise ValueError("phase 'decode' needs 'context_length' and no 'sequence_length'")
+        return self
+
+    @property
+    def sparsity_nm(self) -> tuple[int, int] | None:
+        """``(n, m)`` = keep n of every m, or None."""
+        return parse_sparsity(self.sparsity)
+
+    @property
+    def query_tokens(self) -> int:
+        """New tokens per sequence in this pass (prefill: the prompt; decode: 1)."""
+        return int(self.sequence_length) if self.phase == "prefill" else 1
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens attended to per sequence (= tokens held in the KV cache after the pass)."""
+        return int(self.sequence_length if self.phase == "prefill" else self.context_length)
+
+    def card(self) -> ModelCard:
+        """The model card this scenario names."""
+        return load_card(self.model)
+
+
+def check_scenario(scenario: Scenario, card: ModelCard, *, source: str = "scenario") -> None:
+    """Refuse a scenario the card cannot run; the message names ``source`` and the field."""
+    limit = card.max_position_embeddings
+    field = "sequence_length" if scenario.phase == "prefill" else "context_length"
+    lengths = [(field, scenario.context_tokens)]
+    if scenario.encoder_length is not None:
+        if card.family != "switch":
+            raise ConfigError(f"{source}: 'encoder_length': only for encoder-decoder models "
+                              f"({card.name!r} is {card.family})")
+        lengths.append(("encoder_length", scenario.encoder_length))
+    for name, value in lengths:
+        if limit is not None and value > limit:
+            raise ConfigError(f"{source}: '{name}' = {value} exceeds max_position_embeddings = "
+                              f"{limit} of model {card.name!r}")
+    if scenario.phase == "decode" and not card.is_decoder:
+        raise ConfigError(f"{source}: 'phase': model {card.name!r} is encoder-only and has no "
+                          "decode phase (use prefill)")
+    nm = scenario.sparsity_nm
+    if nm is not None:
+        ks = sorted({t.shape[-1] for t in card.tensors() if t.is_linear})
+        bad = [k for k in ks if k % nm[1]]
+        if bad:
+            raise ConfigError(f"{source}: 'sparsity' {scenario.sparsity}: reduction axes {bad} of "
+                              f"model {card.name!r} are not multiples of {nm[1]}")
+
+
+def scenario_names() -> list[str]:
+    """Names of the built-in scenarios (``workloads/scenarios/*.yaml``), sorted."""
+    return sorted(named_files("scenarios"))
+
+
+def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:
+    """Validate a mapping as a :class:`Scenario` and check it against its card."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a scenario must be a mapping of fields "
+                          f"(got {type(data).__name__})")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise config_error_from_validation(err, source=source) from None
+    try:
+        card = scenario.card()
+    except ConfigError as err:
+        raise ConfigError(f"{source}: 'model': {err}") from None
+    check_scenario(scenario, card, source=source)
+    return scenario
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or one from a ``.yaml``/``.json`` file (checked against its
+    model card; errors name the file and the field)."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or looks_like_path(text):
+        path = Path(text)
+    else:
+        files = named_files("scenarios")
+        if text not in files:
+            raise ConfigError(f"unknown scenario {text!r}; known scenarios: "
+                              f"{', '.join(sorted(files)) or '(none found)'}")
+        path = files[text]
+    data = read_mapping(path, what="scenario")
+    data.setdefault("name", path.stem)
+    return parse_scenario(data, source=str(path))

@@ -1,0 +1,95 @@
+"""Loaded weights under the model card's stable names, and the checkpoint/card shape check.
+
+Every loader maps checkpoint tensor names to the names of :meth:`ModelCard.tensors` and hands the
+result to :func:`check_tensors`, which refuses a checkpoint with a missing tensor, an unexpected
+tensor or a wrong shape, naming the tensor, the expected and the found shape, and the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from prodigy_sim.errors import ModelFileError
+from prodigy_sim.models import ModelCard
+
+__all__ = ["ModelWeights", "check_tensors", "check_config"]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelWeights:
+    """float32 weights of one model, keyed by the card's stable tensor names.
+
+    Linear weights are ``(N, K)`` = ``(out_features, in_features)``; ``y = x @ W.T (+ bias)``.
+    Arrays are read-only (the loaders cache them).
+    """
+
+    card: ModelCard
+    tensors: dict[str, np.ndarray]
+    source: Path
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.tensors[name]
+
+    def linear_names(self) -> list[str]:
+        """Names of the blocks' linear weights (the tensors that get quantized), in card order."""
+        return [t.name for t in self.card.tensors() if t.is_linear]
+
+
+def check_tensors(found: dict[str, tuple[int, ...]], card: ModelCard, source: Path,
+                  checkpoint_names: dict[str, str] | None = None) -> None:
+    """Raise :class:`ModelFileError` unless ``found`` (stable name -> shape) is exactly the card's
+    tensor list with the card's shapes.
+
+    ``checkpoint_names`` (stable -> checkpoint name) lets the message name the tensor as the file
+    spells it too.
+    """
+    names = checkpoint_names or {}
+
+    def label(stable: str) -> str:
+        raw = names.get(stable)
+        return f"{stable!r} (checkpoint name {raw!r})" if raw and raw != stable else repr(stable)
+
+    expected = {t.name: tuple(t.shape) for t in card.tensors()}
+    missing = [n for n in expected if n not in found]
+    if missing:
+        raise ModelFileError(f"{source}: tensor {label(missing[0])} of model card {card.name!r} "
+                             f"is missing (expected shape {expected[missing[0]]}); "
+                             f"{len(missing)} missing in total")
+    unexpected = [n for n in found if n not in expected]
+    if unexpected:
+        raise ModelFileError(f"{source}: unexpected tensor {label(unexpected[0])} with shape "
+                             f"{tuple(found[unexpected[0]])}, not in model card {card.name!r}")
+    for name, shape in expected.items():
+        if tuple(found[name]) != shape:
+            raise ModelFileError(f"{source}: tensor {label(name)} has shape "
+                                 f"{tuple(found[name])}, expected {shape} (model card "
+                                 f"{card.name!r})")
+
+
+def check_config(values: dict[str, object], card: ModelCard, source: Path) -> None:
+    """Raise :class:`ModelFileError` if a checkpoint hyperparameter differs from the card.
+
+    ``values`` maps card field names to the checkpoint's value (None = not given, skipped).
+    """
+    for field, got in values.items():
+        if got is None:
+            continue
+        want = getattr(card, field)
+        same = (abs(float(got) - float(want)) <= 1e-6 * abs(float(want))
+                if isinstance(want, float) else got == want)
+        if not same:
+            raise ModelFileError(f"{source}: checkpoint says {field} = {got!r}, model card "
+                                 f"{card.name!r} says {want!r}")
+
+
+def read_only(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same arrays, contiguous float32 and marked read-only."""
+    out = {}
+    for name, arr in tensors.items():
+        a = np.ascontiguousarray(arr, dtype=np.float32)
+        a.flags.writeable = False
+        out[name] = a
+    return out

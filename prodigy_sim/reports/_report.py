@@ -1,0 +1,208 @@
+"""The report of a simulated model: per-op and total figures beside their roofline bounds.
+
+Definitions (all per pass: one decode step, or one prefill of the prompt):
+
+- ``seconds``: simulated time, the sum of the kernels' times (each kernel ends at a barrier),
+  identical layers counted ``repeat`` times.
+- decode ``tokens_per_s = batch / seconds``; prefill ``time_to_first_token_s = seconds`` (the
+  whole prompt, all sequences of the batch).
+- ``flops``: the standard formulas of :mod:`prodigy_sim.lowering` (``2 T N K`` per linear, ``4 T C
+  heads d`` per attention); achieved FLOPS = flops / seconds; peak FLOPS = the matrix unit's
+  peak for the weight format (8:4 sparse if the scenario is).
+- ``dma_bytes``: the DDR bytes the programs move; achieved bandwidth = bytes / seconds.
+- ``roofline_s`` (per op): ``max(executed MMA FLOPs / peak, program bytes / peak bandwidth)``.
+- ``ideal_roofline_s`` (total): ``max(flops / peak FLOPS, minimum bytes / peak bandwidth)`` with
+  minimum bytes = every weight once + the KV cache read (decode) or written (prefill): the best
+  any schedule could do. ``bound`` says which term is larger.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.lowering import ModelSimulation
+from prodigy_sim.models import FootprintReport, format_bits, kv_cache_bytes
+
+__all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
+
+OP_COLUMNS = ("stage", "op", "kind", "repeat", "seconds", "total_seconds", "flops",
+              "achieved_flops_per_s", "dma_bytes", "achieved_bytes_per_s", "matrix_utilization",
+              "vector_utilization", "roofline_seconds", "method")
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Figures of one simulated scenario (see the module docstring for definitions)."""
+
+    model: str
+    phase: str
+    batch: int
+    tokens: int
+    context: int
+    weights: str
+    sparsity: str
+    hardware: str
+    cores: int
+    seconds: float
+    flops: int
+    dma_bytes: int
+    peak_flops_per_s: float
+    peak_bytes_per_s: float
+    matrix_utilization: float
+    vector_utilization: float
+    ideal_bytes: int
+    ideal_roofline_s: float
+    program_roofline_s: float
+    footprint_bytes: int
+    weight_bytes: int
+    kv_cache_bytes: int
+    fits: bool
+    ops: tuple[dict, ...]
+    settings: dict
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode: generated tokens per second (all sequences)."""
+        return self.batch / self.seconds if self.phase == "decode" else None
+
+    @property
+    def time_to_first_token_s(self) -> float | None:
+        """Prefill: time to process the prompt (s)."""
+        return self.seconds if self.phase == "prefill" else None
+
+    @property
+    def roofline_tokens_per_s(self) -> float | None:
+        return self.batch / self.ideal_roofline_s if self.phase == "decode" else None
+
+    @property
+    def achieved_flops_per_s(self) -> float:
+        return self.flops / self.seconds
+
+    @property
+    def achieved_bytes_per_s(self) -> float:
+        return self.dma_bytes / self.seconds
+
+    @property
+    def bound(self) -> str:
+        """``memory`` or ``compute``: the larger term of the ideal roofline."""
+        t_c = self.flops / self.peak_flops_per_s
+        t_m = self.ideal_bytes / self.peak_bytes_per_s
+        return "memory" if t_m >= t_c else "compute"
+
+    def to_dict(self) -> dict[str, object]:
+        out = {k: v for k, v in self.__dict__.items() if k != "ops"}
+        out.update(tokens_per_s=self.tokens_per_s,
+                   time_to_first_token_s=self.time_to_first_token_s,
+                   roofline_tokens_per_s=self.roofline_tokens_per_s,
+                   achieved_flops_per_s=self.achieved_flops_per_s,
+                   achieved_bytes_per_s=self.achieved_bytes_per_s, bound=self.bound,
+                   ops=list(self.ops))
+        return out
+
+    def to_csv(self) -> str:
+        """One row per op (per layer of its stage) plus a ``total`` row."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=OP_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for o in self.ops:
+            w.writerow({k: o[k] for k in OP_COLUMNS})
+        w.writerow({"stage": "total", "op": "", "kind": "", "repeat": 1,
+                    "seconds": self.seconds, "total_seconds": self.seconds, "flops": self.flops,
+                    "achieved_flops_per_s": self.achieved_flops_per_s,
+                    "dma_bytes": self.dma_bytes, "achieved_bytes_per_s": self.achieved_bytes_per_s,
+                    "matrix_utilization": self.matrix_utilization,
+                    "vector_utilization": self.vector_utilization,
+                    "roofline_seconds": self.program_roofline_s, "method": ""})
+        return buf.getvalue()
+
+    def table(self) -> str:
+        """A table for people: per op (us per layer, x repeat), then the totals."""
+        head = (f"{self.model} {self.phase}, batch {self.batch}, "
+                f"{'context' if self.phase == 'decode' else 'sequence'} {self.context}, "
+                f"weights {self.weights}, sparsity {self.sparsity}, {self.hardware} "
+                f"({self.cores} cores)")
+        lines = [head, "",
+                 f"{'stage':<14} {'op':<11} {'x':>3} {'time us':>9} {'roof us':>9} "
+                 f"{'GFLOP':>9} {'TFLOP/s':>8} {'MB':>9} {'GB/s':>7} {'mat%':>5} {'vec%':>5}"]
+        for o in self.ops:
+            s = o["seconds"]
+            lines.append(
+                f"{o['stage'][:14]:<14} {o['op'][:11]:<11} {o['repeat']:>3} {s * 1e6:>9.1f} "
+                f"{o['roofline_seconds'] * 1e6:>9.1f} {o['flops'] / 1e9:>9.3f} "
+                f"{o['achieved_flops_per_s'] / 1e12:>8.2f} {o['dma_bytes'] / 1e6:>9.2f} "
+                f"{o['achieved_bytes_per_s'] / 1e9:>7.1f} {100 * o['matrix_utilization']:>5.1f} "
+                f"{100 * o['vector_utilization']:>5.1f}")
+        lines.append("")
+        if self.phase == "decode":
+            lines.append(f"decode step          {self.seconds * 1e3:.3f} ms  "
+                         f"({self.tokens_per_s:.1f} tokens/s; roofline "
+                         f"{self.roofline_tokens_per_s:.1f} tokens/s)")
+        else:
+            lines.append(f"time to first token  {self.seconds * 1e3:.3f} ms")
+        lines += [
+            f"roofline bound       {self.ideal_roofline_s * 1e3:.3f} ms ({self.bound}-bound: "
+            f"{self.flops / 1e12:.3f} TFLOP at {self.peak_flops_per_s / 1e15:.2f} PFLOP/s, "
+            f"{self.ideal_bytes / 1e9:.3f} GB at {self.peak_bytes_per_s / 1e9:.1f} GB/s); "
+            f"programs' bound {self.program_roofline_s * 1e3:.3f} ms",
+            f"achieved             {self.achieved_flops_per_s / 1e12:.2f} TFLOP/s "
+            f"({100 * self.achieved_flops_per_s / self.peak_flops_per_s:.2f}% of peak), "
+            f"{self.achieved_bytes_per_s / 1e9:.1f} GB/s "
+            f"({100 * self.achieved_bytes_per_s / self.peak_bytes_per_s:.1f}% of peak), "
+            f"{self.dma_bytes / 1e9:.3f} GB moved",
+            f"utilization          matrix {100 * self.matrix_utilization:.1f}%, vector "
+            f"{100 * self.vector_utilization:.1f}%",
+            f"footprint            {self.footprint_bytes / 1e9:.3f} GB (weights "
+            f"{self.weight_bytes / 1e9:.3f}, KV cache {self.kv_cache_bytes / 1e9:.3f}): "
+            f"{'fits' if self.fits else 'DOES NOT FIT'}",
+            f"method               {self.settings}",
+        ]
+        return "\n".join(lines)
+
+
+def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintReport
+                 ) -> ModelReport:
+    """Combine a simulation with its footprint report into a :class:`ModelReport`."""
+    lm = sim.lowered
+    sc = lm.scenario
+    card = sc.card()
+    wf = sc.formats.for_class("mlp")
+    sparse = sc.sparsity_nm is not None
+    try:
+        peak = config.peak_matrix_flops(wf.format, sparse)
+    except Exception:  # noqa: BLE001 - formats the matrix unit does not list: the FP8 rate
+        peak = config.peak_matrix_flops("float8_e4m3fn", False)
+    ops, seconds, flops, nbytes, mat, vec, prog = [], 0.0, 0, 0, 0.0, 0.0, 0.0
+    for st in sim.stages:
+        for o in st.ops:
+            total = o.seconds * st.repeat
+            seconds += total
+            flops += o.flops * st.repeat
+            nbytes += o.dma_bytes * st.repeat
+            mat += o.matrix_utilization * total
+            vec += o.vector_utilization * total
+            prog += o.roofline_seconds * st.repeat
+            ops.append({"stage": st.name, "op": o.name, "kind": o.kind, "repeat": st.repeat,
+                        "seconds": o.seconds, "total_seconds": total, "flops": o.flops,
+                        "achieved_flops_per_s": o.flops / o.seconds if o.seconds else 0.0,
+                        "dma_bytes": o.dma_bytes,
+                        "achieved_bytes_per_s": o.dma_bytes / o.seconds if o.seconds else 0.0,
+                        "matrix_utilization": o.matrix_utilization,
+                        "vector_utilization": o.vector_utilization,
+                        "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
+                        "mma_flops": o.mma_flops, "method": o.method})
+    kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, format_bits(sc.formats.kv_cache))
+    ideal_bytes = lm.weight_bytes + kv
+    ideal = max(flops / peak, ideal_bytes / config.peak_ddr_bandwidth_bytes_per_s)
+    return ModelReport(
+        model=card.name, phase=sc.phase, batch=sc.batch, tokens=lm.tokens,
+        context=sc.context_tokens, weights=wf.label(), sparsity=sc.sparsity,
+        hardware=config.name, cores=lm.cores, seconds=seconds, flops=flops, dma_bytes=nbytes,
+        peak_flops_per_s=peak, peak_bytes_per_s=config.peak_ddr_bandwidth_bytes_per_s,
+        matrix_utilization=mat / seconds, vector_utilization=vec / seconds,
+        ideal_bytes=ideal_bytes, ideal_roofline_s=ideal, program_roofline_s=prog,
+        footprint_bytes=footprint.total_bytes, weight_bytes=footprint.weight_bytes,
+        kv_cache_bytes=footprint.kv_cache_bytes, fits=footprint.fits, ops=tuple(ops),
+        settings=dict(sim.settings))

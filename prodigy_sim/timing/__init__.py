@@ -1,0 +1,35 @@
+"""The discrete-event timing model of a Prodigy chip (SimPy).
+
+One SimPy process per core issues the core's dynamic instruction stream (from
+:func:`prodigy_sim.isa.expand`) in order, with a tile / accumulator scoreboard, closed-form unit
+occupancies (:mod:`._costs`), a DMA engine with several transfers in flight, DDR traffic over a
+mesh (:mod:`._noc`) and the DDR5 controller model run in batches (:mod:`._memory`). Events are
+per DMA, wait or barrier - never per cycle, byte or DRAM request. See ``docs/timing.md``.
+
+- :func:`simulate` -> :class:`SimulationResult` (cycles, utilization, stalls, DDR traffic).
+- :func:`roofline_bound`: ``(seconds, flops, bytes)`` lower bound of a program.
+- :class:`ChromeTraceRecorder`: a bounded Chrome trace-event timeline (Perfetto).
+- :func:`batching_error`: the DDR batching approximation against one batch per controller.
+"""
+
+from prodigy_sim.timing._costs import mma_cycles as mma_cycles
+from prodigy_sim.timing._result import CoreResult as CoreResult
+from prodigy_sim.timing._result import SimulationResult as SimulationResult
+from prodigy_sim.timing._simulate import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
+from prodigy_sim.timing._simulate import batching_error as batching_error
+from prodigy_sim.timing._simulate import isa_params as isa_params
+from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
+from prodigy_sim.timing._simulate import simulate as simulate
+from prodigy_sim.timing._trace import ChromeTraceRecorder as ChromeTraceRecorder
+
+__all__ = [
+    "simulate",
+    "roofline_bound",
+    "batching_error",
+    "isa_params",
+    "mma_cycles",
+    "SimulationResult",
+    "CoreResult",
+    "ChromeTraceRecorder",
+    "DEFAULT_DMA_OUTSTANDING",
+]

@@ -1,0 +1,312 @@
+"""One core: a SimPy process issuing the core's dynamic instruction stream in order.
+
+The core keeps a local clock ``t`` (its next free issue slot) and meets SimPy time only where
+cores interact: it advances the environment to ``t`` before it issues a DMA, before it needs the
+completion of a DMA still in the pending memory batch, and at a BARRIER. A run of compute
+instructions therefore costs no SimPy event (coarse-grained events: a DMA, a barrier, a wait).
+
+Issue rule: an instruction issues at the first cycle >= ``t`` at which its operands are ready
+and its unit is free; it then takes one issue slot (LOOP / ENDLOOP take none). Scoreboard on
+tiles and accumulators, from the opcode table's operand access (``r``, ``w``, ``rw``):
+
+- RAW: a read waits for the last writer's result (DMA.LD: its completion);
+- WAW: a write waits for the last writer's result;
+- WAR: a write waits until every earlier reader has finished reading (an MMA or vector op at the
+  end of its occupancy, a DMA.ST once its bytes have left the scratchpad through the core's
+  link - before they reach DDR).
+
+Scalar registers need no scoreboard: the expander resolves their values, they have one-cycle
+latency and the core issues one instruction per cycle in order. Units: the DMA engine holds up
+to ``dma_outstanding`` transfers; the matrix unit and the vector units (working together on one
+tile operation) are busy for the closed-form occupancy of :mod:`prodigy_sim.timing._costs`;
+scalar instructions take one cycle. A stall (issue later than ``t``) is charged to the latest of
+its causes: ``dma_wait`` (a DMA-produced operand, DMA.WAIT), ``operand_wait`` (a compute
+result), ``unit_busy`` (unit or DMA slots), ``barrier``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from prodigy_sim.isa import Layout, Program, expand, opcode_table
+from prodigy_sim.timing._costs import matrix_cost, vector_cost
+from prodigy_sim.timing._memory import DmaHandle, MemorySystem
+
+__all__ = ["CoreStats", "Barrier", "Core", "compile_program", "STALL_REASONS", "UNITS"]
+
+STALL_REASONS = ("operand_wait", "unit_busy", "dma_wait", "barrier")
+UNITS = ("dma", "matrix", "vector0", "vector1", "scalar")
+
+# descriptor kinds
+_FREE, _SLOT, _MATRIX, _VECTOR, _LD, _ST, _WAIT, _BARRIER = range(8)
+
+
+@dataclass(frozen=True, slots=True)
+class _Desc:
+    kind: int
+    unit: str
+    occ: int
+    lat: int
+    reads: tuple[int, ...]
+    writes: tuple[int, ...]
+    mma: bool
+
+
+def compile_program(program: Program, config) -> tuple[list[_Desc], int]:
+    """Per static instruction: kind, closed-form cost and scoreboard keys; and the key count.
+
+    Keys number tiles ``0..T-1`` and accumulators ``T..T+A-1``.
+    """
+    table = opcode_table()
+    keys = {("tile", t.name): i for i, t in enumerate(program.tiles)}
+    keys.update({("acc", a.name): len(program.tiles) + i for i, a in enumerate(program.accs)})
+    out = []
+    for ins in program.instructions:
+        spec = table.by_mnemonic[ins.opcode]
+        reads, writes = [], []
+        for o, v in zip(spec.operands, ins.operands, strict=True):
+            if o.kind in ("tile", "acc"):
+                k = keys[(o.kind, v)]
+                if "r" in o.access:
+                    reads.append(k)
+                if "w" in o.access:
+                    writes.append(k)
+        op, unit = ins.opcode, spec.unit
+        occ = lat = 0
+        if op in ("LOOP", "ENDLOOP"):
+            kind = _FREE
+        elif op == "DMA.LD":
+            kind = _LD
+        elif op == "DMA.ST":
+            kind = _ST
+        elif op == "DMA.WAIT":
+            kind = _WAIT
+        elif op == "BARRIER":
+            kind = _BARRIER
+        elif unit == "matrix":
+            kind = _MATRIX
+            occ, lat = matrix_cost(ins, program, config)
+        elif unit == "vector":
+            kind = _VECTOR
+            occ, lat = vector_cost(ins, program, config)
+        else:
+            kind = _SLOT
+        out.append(_Desc(kind, unit, occ, lat, tuple(reads), tuple(writes),
+                         op in ("MMA", "MMA.SP")))
+    return out, len(keys)
+
+
+@dataclass
+class CoreStats:
+    """Counters of one core (cycles of the core clock)."""
+
+    end_cycle: int = 0
+    busy: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNITS, 0))
+    stalls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_REASONS, 0))
+    instructions: Counter = field(default_factory=Counter)
+    dma_bytes: int = 0
+
+
+class Barrier:
+    """A reusable barrier for ``n`` cores: the last arrival succeeds the shared event."""
+
+    def __init__(self, env, n: int) -> None:
+        self.env, self.n, self.count = env, n, 0
+        self.event = env.event()
+        self.waiting: dict[int, int] = {}
+
+    def arrive(self, core: int, index: int):
+        self.count += 1
+        self.waiting[core] = index
+        ev = self.event
+        if self.count == self.n:
+            ev.succeed()
+            self.event = self.env.event()
+            self.count = 0
+            self.waiting = {}
+        return ev
+
+
+class Core:
+    """The state and the SimPy process of one core."""
+
+    def __init__(self, env, cid: int, ncores: int, program: Program, layout: Layout,
+                 descs: list[_Desc], nkeys: int, memory: MemorySystem, barrier: Barrier,
+                 dma_outstanding: int, recorder=None) -> None:
+        self.env, self.cid, self.ncores = env, cid, ncores
+        self.program, self.layout, self.descs = program, layout, descs
+        self.memory, self.barrier = memory, barrier
+        self.max_dma = dma_outstanding
+        self.rec = recorder
+        self.t = 0
+        self.ready: list[int | DmaHandle] = [0] * nkeys       # last writer's result
+        self.chain = [-1] * nkeys                             # MMA forwarding point (accs)
+        self.read_done = [0] * nkeys                          # compute readers finished
+        self.matrix_free = 0
+        self.vector_free = 0
+        self.horizon = 0                                      # latest compute result
+        self.outstanding: list[DmaHandle] = []
+        self.dmas: list[DmaHandle] = []
+        self.stats = CoreStats()
+        self.finished = False
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _sync(self):
+        if self.t > self.env.now:
+            yield self.env.timeout(self.t - self.env.now)
+
+    def _resolve(self, handles):
+        """Make sure every handle's completion is known (flush the memory batch if needed)."""
+        if any(h.done is None for h in handles):
+            yield from self._sync()
+            self.memory.flush()
+
+    def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
+        stall = issue - self.t
+        if stall > 0:
+            t_dma, t_op, t_unit = times
+            reason = ("dma_wait" if t_dma >= max(t_op, t_unit)
+                      else "operand_wait" if t_op >= t_unit else "unit_busy")
+            self.stats.stalls[reason] += stall
+
+    def _deps(self, d: _Desc, mma_chain: bool):
+        """Handles and compute times the instruction waits for: (handles, t_compute)."""
+        handles, t_op = [], 0
+        ready, chain = self.ready, self.chain
+        for k in d.reads:
+            r = chain[k] if mma_chain and chain[k] >= 0 else ready[k]
+            if isinstance(r, DmaHandle):
+                handles.append(r)
+            elif r > t_op:
+                t_op = r
+        for k in d.writes:
+            r = chain[k] if mma_chain and chain[k] >= 0 else ready[k]
+            if isinstance(r, DmaHandle):
+                handles.append(r)
+            elif r > t_op:
+                t_op = r
+            if self.read_done[k] > t_op:
+                t_op = self.read_done[k]
+        return handles, t_op
+
+    def _slot_time(self):
+        """Cycle at which a DMA slot is free (flushes if needed); drops finished transfers."""
+        out = self.outstanding
+        if len(out) < self.max_dma:
+            return self.t
+        yield from self._resolve(out)
+        out.sort(key=lambda h: h.done)
+        t_free = out[len(out) - self.max_dma].done
+        return max(self.t, t_free)
+
+    def _prune(self, now: int) -> None:
+        self.outstanding = [h for h in self.outstanding if h.done is None or h.done > now]
+
+    # -- the process ---------------------------------------------------------------------------
+    def run(self):
+        stats = self.stats
+        counts = stats.instructions
+        busy = stats.busy
+        descs = self.descs
+        rec = self.rec
+        for step in expand(self.program, self.cid, self.ncores, layout=self.layout):
+            d = descs[step.index]
+            kind = d.kind
+            counts[step.instruction.opcode] += 1
+            if kind == _FREE:
+                continue
+            if kind == _SLOT:
+                if d.unit == "scalar":
+                    busy["scalar"] += 1
+                self.t += 1
+                continue
+            if kind == _MATRIX or kind == _VECTOR:
+                mat = kind == _MATRIX
+                chain = mat and d.mma
+                handles, t_op = self._deps(d, chain)
+                if handles:
+                    yield from self._resolve(handles)
+                t_dma = max((h.done for h in handles), default=0)
+                t_unit = self.matrix_free if mat else self.vector_free
+                issue = max(self.t, t_op, t_dma, t_unit)
+                self._stall(issue, (t_dma, t_op, t_unit))
+                end = issue + d.occ
+                result = end + d.lat
+                if mat:
+                    self.matrix_free = end
+                    busy["matrix"] += d.occ
+                else:
+                    self.vector_free = end
+                    busy["vector0"] += d.occ
+                    busy["vector1"] += d.occ
+                for k in d.reads:
+                    if end > self.read_done[k]:
+                        self.read_done[k] = end
+                for k in d.writes:
+                    self.ready[k] = result
+                    self.chain[k] = end if chain else -1
+                if result > self.horizon:
+                    self.horizon = result
+                if rec is not None:
+                    rec.op(self.cid, "matrix" if mat else "vector", step.instruction.opcode,
+                           issue, end)
+                self.t = issue + 1
+                continue
+            if kind == _LD or kind == _ST:
+                handles, t_op = self._deps(d, False)
+                if handles:
+                    yield from self._resolve(handles)
+                t_dma = max((h.done for h in handles), default=0)
+                t_unit = yield from self._slot_time()
+                issue = max(self.t, t_op, t_dma, t_unit)
+                self._stall(issue, (t_dma, t_op, t_unit))
+                self.t = issue
+                yield from self._sync()
+                h = self.memory.issue(self.cid, issue, step.ddr, kind == _ST, step.index)
+                stats.dma_bytes += h.nbytes
+                self._prune(issue)
+                self.outstanding.append(h)
+                self.dmas.append(h)
+                if kind == _LD:
+                    for k in d.writes:
+                        self.ready[k] = h
+                        self.chain[k] = -1
+                else:
+                    for k in d.reads:
+                        if h.released > self.read_done[k]:
+                            self.read_done[k] = h.released
+                self.t = issue + 1
+                continue
+            # DMA.WAIT and BARRIER: every outstanding DMA of this core completes first
+            yield from self._resolve(self.outstanding)
+            t_dma = max((h.done for h in self.outstanding), default=0)
+            issue = max(self.t, t_dma)
+            self._stall(issue, (t_dma, 0, 0))
+            self.outstanding = []
+            self.t = issue
+            if kind == _BARRIER:
+                yield from self._sync()
+                yield self.barrier.arrive(self.cid, step.index)
+                stats.stalls["barrier"] += self.env.now - self.t
+                self.t = self.env.now
+            self.t += 1
+        # the core is done when its units and its DMAs are
+        yield from self._resolve(self.outstanding)
+        end = max([self.t, self.horizon, self.matrix_free, self.vector_free]
+                  + [h.done for h in self.outstanding])
+        self.t = end
+        yield from self._sync()
+        busy["dma"] = _union([(h.issue, h.done) for h in self.dmas])
+        stats.end_cycle = end
+        self.finished = True
+
+
+def _union(intervals: list[tuple[int, int]]) -> int:
+    """Cycles covered by intervals given in non-decreasing start order."""
+    total, until = 0, 0
+    for s, e in intervals:
+        if e > until:
+            total += e - max(s, until)
+            until = e
+    return total

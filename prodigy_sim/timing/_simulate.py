@@ -1,0 +1,137 @@
+"""Entry points: :func:`simulate` (the SimPy chip model) and :func:`roofline_bound`."""
+
+from __future__ import annotations
+
+import simpy
+
+from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
+from prodigy_sim.timing._core import Barrier, Core, compile_program
+from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
+from prodigy_sim.timing._memory import MemorySystem, check_batching
+from prodigy_sim.timing._noc import Mesh
+from prodigy_sim.timing._result import CoreResult, SimulationResult
+
+__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params"]
+
+DEFAULT_DMA_OUTSTANDING = 8
+"""Transfers one core's DMA engine keeps in flight (assumption; not public)."""
+
+
+def isa_params(config: ChipConfig) -> IsaParams:
+    """The ISA limits of a core of ``config`` (scratchpad = usable L2)."""
+    return IsaParams(onchip_bytes=config.usable_tile_bytes_per_core)
+
+
+def _prepare(program: Program, config: ChipConfig, cores: int | None) -> tuple[int, Layout]:
+    ncores = config.cores if cores is None else cores
+    if not 1 <= ncores <= config.cores:
+        raise ConfigError(f"'cores' must be in 1..{config.cores} ('cores' of config "
+                          f"{config.name!r}) (got {ncores})")
+    try:
+        lay = validate(program, isa_params(config))
+    except ProgramError as exc:
+        raise ProgramError(f"{exc} (on-chip memory per core: 'core.on_chip_memory.l2_bytes' - "
+                           f"'l2_reserved_bytes' = {config.usable_tile_bytes_per_core} bytes in "
+                           f"config {config.name!r})") from None
+    return ncores, lay
+
+
+def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
+         dma_outstanding: int, log: bool) -> tuple[SimulationResult, MemorySystem]:
+    if dma_outstanding < 1:
+        raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
+    ncores, lay = _prepare(program, config, cores)
+    if recorder is not None:
+        recorder.start(config.frequency_hz, ncores)
+    descs, nkeys = compile_program(program, config)
+    env = simpy.Environment()
+    mesh = Mesh(config, ncores)
+    memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder)
+    barrier = Barrier(env, ncores)
+    procs = []
+    for cid in range(ncores):
+        core = Core(env, cid, ncores, program, lay, descs, nkeys, memory, barrier,
+                    dma_outstanding, recorder)
+        procs.append(core)
+        env.process(core.run())
+    env.run()
+    stuck = [c.cid for c in procs if not c.finished]
+    if stuck:
+        where = sorted(set(barrier.waiting.values()))
+        raise SimulationError(f"deadlock: cores {stuck} wait at BARRIER (instruction "
+                              f"{', '.join(map(str, where))}) that cores "
+                              f"{[c.cid for c in procs if c.finished]} never reach")
+    results = tuple(CoreResult(c.cid, c.stats.end_cycle, dict(c.stats.busy),
+                               dict(c.stats.stalls), dict(sorted(c.stats.instructions.items())),
+                               c.stats.dma_bytes) for c in procs)
+    res = SimulationResult(
+        config_name=config.name, ncores=ncores, frequency_hz=config.frequency_hz,
+        cycles=max(c.end_cycle for c in results), cores=results,
+        channel_bytes=tuple(int(b) for b in memory.bytes_per_ctrl),
+        dram_requests=memory.requests, memory_batches=memory.flushes)
+    return res, memory
+
+
+def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
+             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING) -> SimulationResult:
+    """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
+
+    The program is validated against a core's usable on-chip memory first (ProgramError naming
+    the tile and the config field). ``recorder`` (e.g. :class:`ChromeTraceRecorder`) receives
+    the timeline; ``dma_outstanding`` is the number of transfers a core's DMA engine keeps in
+    flight. Raises SimulationError on deadlock (a BARRIER some cores never reach).
+    """
+    return _run(program, config, cores, recorder, dma_outstanding, log=False)[0]
+
+
+def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING) -> dict[str, float]:
+    """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
+
+    Returns the relative difference of the per-controller drain time (batched vs one batch) and
+    the mean per-request completion difference in DRAM cycles; see
+    :func:`prodigy_sim.timing._memory.check_batching`.
+    """
+    _, memory = _run(program, config, cores, None, dma_outstanding, log=True)
+    return check_batching(memory)
+
+
+def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = None
+                   ) -> tuple[float, float, int]:
+    """Lower bound on the run time: ``(seconds, flops, bytes)``.
+
+    ``seconds = max(matrix time, vector time, bytes / peak DDR bandwidth)``: the matrix time is
+    the sum over executed MMAs of ``2 M N K / (cores x per-core peak FLOPS of the weight format,
+    sparse or not)``; the vector time ``elements x issue interval / (cores x lanes x units)``
+    cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata). ``flops`` counts a
+    MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
+    """
+    ncores, lay = _prepare(program, config, cores)
+    mu, vu = config.core.matrix_unit, config.core.vector_unit
+    f = config.frequency_hz
+    flops = 0.0
+    t_matrix = 0.0
+    t_vector_cycles = 0
+    nbytes = 0
+    per_vec = vu.fp32_lanes * vu.count
+    for cid in range(ncores):
+        for step in expand(program, cid, ncores, layout=lay):
+            ins = step.instruction
+            if step.unit == "dma" and step.ddr:
+                nbytes += sum(s.nbytes for s in step.ddr)
+            elif ins.opcode in ("MMA", "MMA.SP"):
+                macs = mma_macs(ins, program)
+                w = program.tile[ins.operands[2]].fmt
+                rate = mu.peak_macs_per_cycle(w, sparse=ins.opcode == "MMA.SP") * f
+                flops += 2 * macs
+                t_matrix += macs / (rate * ncores)
+            elif ins.opcode in VECTOR_OP_CLASS:
+                el = max(r * c for r, c in (program.tile[o].shape for o in ins.operands
+                                            if isinstance(o, str) and o in program.tile))
+                flops += el * (2 if ins.opcode == "VFMA" else 1)
+                t_vector_cycles += el * vu.op_interval_cycles[VECTOR_OP_CLASS[ins.opcode]]
+    t_vector = t_vector_cycles / (per_vec * ncores * f)
+    t_mem = nbytes / config.peak_ddr_bandwidth_bytes_per_s
+    return max(t_matrix, t_vector, t_mem), flops, nbytes
