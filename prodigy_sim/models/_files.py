@@ -8,13 +8,10 @@ first, then the repository folder (a source checkout or an editable install).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
-from prodigy_sim.errors import ConfigError
+from prodigy_sim._datafile import read_mapping as read_mapping
 
 __all__ = ["data_dirs", "named_files", "read_mapping", "looks_like_path"]
 
@@ -45,20 +42,3 @@ def looks_like_path(text: str) -> bool:
     return Path(text).suffix.lower() in _SUFFIXES or "/" in text or "\\" in text
 
 
-def read_mapping(path: str | Path, *, what: str, cls: type[ConfigError] = ConfigError) -> dict:
-    """Parse a YAML or JSON file that must hold a mapping; errors give the file and line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise cls(f"{p}: cannot read {what} file ({err.strerror})") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        mark = getattr(err, "problem_mark", None)
-        line = getattr(err, "lineno", None) or (mark.line + 1 if mark is not None else "?")
-        raise cls(f"{p}:{line}: not valid {p.suffix.lstrip('.').upper() or 'YAML'}: "
-                  f"{getattr(err, 'problem', None) or err}") from None
-    if not isinstance(data, dict):
-        raise cls(f"{p}: a {what} must be a mapping of fields (got {type(data).__name__})")
-    return data

@@ -7,7 +7,6 @@ example one loaded with :func:`load_format`) or the name of a built-in one.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from prodigy_sim._datafile import read_mapping
 from prodigy_sim.errors import FormatError, config_error_from_validation
 from prodigy_sim.numerics._spec import FormatSpec
 
@@ -34,19 +34,7 @@ def parse_format(data: object, *, source: str = "<format>") -> FormatSpec:
 
 def load_format(path: str | Path) -> FormatSpec:
     """Read a format definition from a ``.yaml``/``.yml`` or ``.json`` file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise FormatError(f"{p}: cannot read format file ({err.strerror})") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        mark = getattr(err, "problem_mark", None)
-        line = getattr(err, "lineno", None) or (mark.line + 1 if mark is not None else "?")
-        raise FormatError(f"{p}:{line}: not valid {p.suffix.lstrip('.') or 'YAML'}: "
-                          f"{getattr(err, 'problem', None) or err}") from None
-    return parse_format(data, source=str(p))
+    return parse_format(read_mapping(path, what="format", cls=FormatError), source=str(path))
 
 
 @lru_cache(maxsize=1)
