@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from prodigy_sim.errors import ProdigySimError
 
-SUBCOMMANDS = ("formats", "presets", "footprint", "run", "dram")
+SUBCOMMANDS = ("formats", "presets", "footprint", "simulate", "run", "dram")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,6 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         units = batch * heads * math.ceil(nb / 2)
     else:
         units = batch * heads * nb
-    padded = cp != context
 
     b = ProgramBuilder()
     rows_q = batch * heads if decode else batch * cp

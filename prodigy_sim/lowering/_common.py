@@ -53,7 +53,8 @@ def row_nbytes(st: Storage, cols: int) -> int:
         return 4 * cols
     if st.fmt == BF16:
         return 2 * cols
-    nm = None if st.sparsity is None else (st.sparsity[1], st.sparsity[0])  # ISA (group, kept)
+    # the ISA writes (group, kept), numerics (kept, group)
+    nm = None if st.sparsity is None else (st.sparsity[1], st.sparsity[0])
     fp = footprint((1, cols), st.fmt, st.block or None, st.scale, nm)
     return int(fp.total_bytes)
 
@@ -79,6 +80,14 @@ class Kernel:
     weight_format: str
     sparse: bool = False
     uniform_units: bool = True
+    min_section_units: int | None = None
+    """Units of the smallest unit loop when the program has several (None: one loop)."""
+
+    @property
+    def symmetric(self) -> bool:
+        """True if every core runs at least one unit of every unit loop (a core subset is
+        representative)."""
+        return min(self.units, self.min_section_units or self.units) >= self.cores
 
     @property
     def per_core_units(self) -> int:
@@ -102,7 +111,8 @@ def split_cols(n: int, cores: int, *, choices: tuple[int, ...] = (64, 32), quant
     """``(nt, an)``: accumulator width and accumulators per unit for ``n`` output columns.
 
     Minimizes the columns of the busiest core (``ceil(units / cores) * nt * an``), then prefers
-    wider tiles. Quantized outputs need ``nt`` a multiple of the MX block (32).
+    at least one unit per core, then wider tiles. Quantized outputs need ``nt`` a multiple of
+    the MX block (32).
     """
     best = None
     for nt in choices:
@@ -113,7 +123,7 @@ def split_cols(n: int, cores: int, *, choices: tuple[int, ...] = (64, 32), quant
                 continue
             units = n // (nt * an)
             busiest = math.ceil(units / cores) * nt * an
-            key = (busiest, -(nt * an))
+            key = (busiest, units < cores, -(nt * an))
             if best is None or key < best[0]:
                 best = (key, nt, an)
     if best is None:

@@ -12,7 +12,8 @@ other one (the tile scoreboard orders a load after the last reader of its buffer
 
 Epilogues (``epilogue=``): ``store`` (BF16 out), ``quant`` (FP8 out, for the next MMA),
 ``residual`` (the accumulators start from the residual tile, ``ACC.LD``; BF16 out), ``bias``
-(+ ``(1, nt)`` bias, FP8 out), ``bias_store`` (bias, BF16 out), ``bias_residual`` (bias and residual, BF16 out), ``gelu``
+(+ ``(1, nt)`` bias, FP8 out), ``bias_store`` (bias, BF16 out),
+``bias_residual`` (bias and residual, BF16 out), ``gelu``
 (bias, GELU, FP8 out) and ``gated`` (two weight matrices, ``silu(X Wg^T) * (X Wu^T)``, FP8 out).
 """
 

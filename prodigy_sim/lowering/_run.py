@@ -8,8 +8,10 @@
    over ``P`` logical cores, so every core does the same work (up to one unit). The kernel then
    runs on the first ``s`` cores of a chip scaled down by ``s / P`` - ``s`` cores and
    ``channels * s / P`` DDR controllers, so each controller serves as many cores as on the full
-   chip. Time and utilization are taken as they are; bytes are scaled by ``P / s``. Needs
-   ``channels * s / P`` to be a whole number. Checked against the full chip on small cases.
+   chip. Time and utilization are taken as they are. Needs ``channels * s / P`` to be a whole
+   number, and is used only for kernels where every core has work in every unit loop
+   (:attr:`Kernel.symmetric`); others run on the full chip. Checked against the full chip on
+   small cases: the scaled chip is optimistic for DDR-bound kernels (see docs/lowering.md).
 3. **Steady-state extrapolation** (``steady_units=u``): a kernel whose busiest core runs
    ``n > 2u`` identical units is simulated with its unit loop capped at ``u`` and at ``2u``; the
    time is extrapolated linearly, ``t(n) = t(2u) + (n - 2u) (t(2u) - t(u)) / u``.
@@ -108,6 +110,8 @@ def _peak_matrix(config: ChipConfig, fmt: str, sparse: bool) -> float:
 def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub: ChipConfig | None,
                  subset: int, steady_units: int | None) -> OpResult:
     k = op.kernel
+    if sub is not None and not k.symmetric:
+        sub = None                  # idle cores: a subset would not see the full chip's load
     cfg, ncores = (sub, subset) if sub is not None else (config, cores)
 
     def run(cap: int | None):

@@ -19,8 +19,15 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import ACT, BF16, F32, Kernel, Storage, row_nbytes, \
-    unit_loop_count
+from prodigy_sim.lowering._common import (
+    ACT,
+    BF16,
+    F32,
+    Kernel,
+    Storage,
+    row_nbytes,
+    unit_loop_count,
+)
 
 __all__ = ["norm_kernel", "rope_kv_kernel"]
 
@@ -230,4 +237,5 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         nbytes += nunits * kv_heads * d * row_nbytes(kv, rt)
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
-                  weight_format=F32, uniform_units=False)
+                  weight_format=F32, uniform_units=False,
+                  min_section_units=nunits * kv_heads)

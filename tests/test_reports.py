@@ -1,0 +1,93 @@
+"""Reports (table, JSON, CSV, plots) and the ``simulate`` command line."""
+
+import argparse
+import csv
+import io
+import json
+import sys
+
+import pytest
+
+from prodigy_sim.cli import _simulate
+from prodigy_sim.errors import ConfigError, ProdigySimError
+from prodigy_sim.hardware import load_preset
+from prodigy_sim.models import Scenario
+from prodigy_sim.reports import OP_COLUMNS, simulate_scenario, write_plots
+
+CFG = load_preset("prodigy-t16128")
+SMALL = ["--model", "smollm2", "--batch", "2", "--context", "256", "--cores", "16",
+         "--quiet"]
+
+
+def _main(argv):
+    """The CLI driver with ``simulate`` registered (as prodigy_sim.cli.main does)."""
+    parser = argparse.ArgumentParser(prog="prodigy-sim")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _simulate.add_parser(sub).set_defaults(_run=_simulate.run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ProdigySimError as exc:
+        print(f"prodigy-sim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+@pytest.fixture(scope="module")
+def report():
+    sc = Scenario(model="smollm2-135m", phase="decode", batch=2, context_length=256)
+    return simulate_scenario(sc, config=CFG, cores=16)
+
+
+def test_report_totals_and_formats(report):
+    assert report.seconds == pytest.approx(sum(o["total_seconds"] for o in report.ops))
+    assert report.flops == sum(o["flops"] * o["repeat"] for o in report.ops)
+    assert report.tokens_per_s == pytest.approx(2 / report.seconds)
+    assert report.time_to_first_token_s is None
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["bound"] in ("memory", "compute") and len(d["ops"]) == len(report.ops)
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert list(rows[0]) == list(OP_COLUMNS) and rows[-1]["stage"] == "total"
+    text = report.table()
+    assert "tokens/s" in text and "roofline" in text and "fits" in text
+
+
+def test_plots_are_written(report, tmp_path):
+    paths = write_plots(report, tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["breakdown.png", "breakdown.svg", "roofline.png",
+                                             "roofline.svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_cli_json_csv_and_plots(tmp_path, capsys):
+    assert _main(["simulate", *SMALL, "--json", "--csv", str(tmp_path / "o.csv"),
+                  "--plot", str(tmp_path / "p")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["model"] == "smollm2-135m" and d["tokens_per_s"] > 0
+    assert (tmp_path / "o.csv").read_text().startswith("stage,")
+    assert (tmp_path / "p" / "roofline.svg").exists()
+
+
+def test_cli_table_and_prefill(capsys):
+    assert _main(["simulate", "--model", "all-minilm-l6-v2", "--batch", "2", "--context", "64",
+                  "--cores", "16", "--quiet"]) == 0
+    assert "time to first token" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--model", "gpt-5"], "unknown model 'gpt-5'"),
+    (["--model", "smollm2", "--sparsity", "2:4"], "8:4"),
+    (["--model", "smollm2", "--cores", "1000"], "cores"),
+    (["--model", "smollm2", "--core-subset", "x"], "core-subset"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(argv, match, capsys):
+    assert _main(["simulate", *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err
+
+
+def test_aliases():
+    assert _simulate.resolve_model("llama2-7b") == "llama-2-7b"
+    assert _simulate.resolve_model("LLaMA27B") == "llama-2-7b"
+    assert _simulate.resolve_model("llama-3-8b") == "llama-3-8b"
+    with pytest.raises(ConfigError):
+        _simulate.resolve_model("nope")
