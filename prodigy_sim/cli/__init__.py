@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from prodigy_sim.errors import ProdigySimError
 
-SUBCOMMANDS = ("formats", "presets", "footprint", "simulate", "run", "dram")
+SUBCOMMANDS = ("simulate", "footprint", "presets", "formats", "run", "asm", "disasm", "dram")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ProdigySimError as exc:
         print(f"prodigy-sim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"prodigy-sim {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
