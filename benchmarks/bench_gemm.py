@@ -5,14 +5,17 @@ Activations: float8_e4m3fn with OCP MX E8M0 scales (blocks of 32 along K); weigh
 scales. All three GEMMs run on the same shape in the same process, best of ``--repeat``; the
 ratio is numpy-float32 time / matmul time (>= 0.5 is the target in targets.md). Quantization is
 not timed (operands are prepared once); ``matmul`` is timed end to end (decode, scaling, chunked
-exact GEMM, FP32 accumulation). Also reports how many (tile, chunk) pieces took the exact
-fallback instead of BLAS.
+exact GEMM, FP32 accumulation). The machine is shared and noisy: the three methods are timed
+round-robin (one run of each per round, so load changes hit all of them alike), the best of
+``--repeat`` rounds is kept, and the load average before and after is printed. Also reports how
+many (tile, chunk) pieces took the exact fallback instead of BLAS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -21,13 +24,15 @@ from prodigy_sim.functional import matmul_stats
 from prodigy_sim.numerics import quantize
 
 
-def _best(fn, repeat: int) -> float:
-    times = []
+def _best_round_robin(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function over ``repeat`` rounds, one run of each per round."""
+    best = {k: float("inf") for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -35,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--m", type=int, default=512, help="rows of activations (M)")
     p.add_argument("--k", type=int, default=4096, help="reduction length (K)")
     p.add_argument("--n", type=int, default=4096, help="rows of weights (N)")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs per method (best kept)")
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds (best kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
@@ -53,9 +58,11 @@ def main(argv: list[str] | None = None) -> dict:
         stats["s"] = matmul_stats(a_q, w_q)[1]
 
     flops = 2.0 * args.m * args.k * args.n
-    t_exact = _best(run_exact, args.repeat)
-    t32 = _best(lambda: a32 @ w32.T, args.repeat)
-    t64 = _best(lambda: a64 @ w64.T, args.repeat)
+    load0 = os.getloadavg()
+    best = _best_round_robin({"exact": run_exact, "f32": lambda: a32 @ w32.T,
+                              "f64": lambda: a64 @ w64.T}, args.repeat)
+    load1 = os.getloadavg()
+    t_exact, t32, t64 = best["exact"], best["f32"], best["f64"]
     s = stats["s"]
     res = {
         "shape": [args.m, args.k, args.n],
@@ -66,17 +73,21 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_vs_f64": t64 / t_exact,
         "chunks": s.chunks, "blas_tiles": s.blas_tiles, "fallback_tiles": s.fallback_tiles,
         "fallback_elements": s.fallback_elements,
+        "loadavg_1min": [load0[0], load1[0]], "cpus": os.cpu_count(),
     }
     if args.json:
         print(json.dumps(res, indent=2))
         return res
-    print(f"GEMM {args.m}x{args.k}x{args.n}, FP8 e4m3 (MX) x TAI4 (MX), best of {args.repeat}\n")
-    print("| method | seconds | GFLOP/s | speed vs numpy f32 |")
-    print("|---|---|---|---|")
+    print(f"GEMM {args.m}x{args.k}x{args.n}, FP8 e4m3 (MX) x TAI4 (MX), best of {args.repeat} "
+          f"round-robin rounds; {os.cpu_count()} CPUs, 1-min load average {load0[0]:.2f} -> "
+          f"{load1[0]:.2f}\n")
+    print("| method | seconds | GFLOP/s | speed vs numpy f32 | speed vs numpy f64 |")
+    print("|---|---|---|---|---|")
     for key, label in (("matmul_exact", "prodigy_sim.functional.matmul (bit-exact)"),
                        ("numpy_f32", "numpy float32 GEMM"), ("numpy_f64", "numpy float64 GEMM")):
         t = res["seconds"][key]
-        print(f"| {label} | {t:.4f} | {res['gflops'][key]:.1f} | {t32 / t:.2f}x |")
+        print(f"| {label} | {t:.4f} | {res['gflops'][key]:.1f} | {t32 / t:.2f}x | "
+              f"{t64 / t:.2f}x |")
     print(f"\nchunks: {s.chunks}, BLAS (tile, chunk) pieces: {s.blas_tiles}, exact-fallback "
           f"pieces: {s.fallback_tiles} ({s.fallback_elements} output elements)")
     return res

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-__all__ = ["add_rne32", "superacc_dot_rne32"]
+__all__ = ["add_rne32", "superacc_dot_rne32", "f64_bits", "bits_f64"]
 
 _BASE = -1088  # weight of bit 0 of limb 0
 _NLIMBS = 72
@@ -37,39 +40,49 @@ _M32 = np.int64(0xFFFFFFFF)
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
 
 
+@intrinsic
+def f64_bits(typingctx, x):
+    """The IEEE bits of a float64 as an int64 (a register bitcast; no memory round trip)."""
+    if not isinstance(x, types.Float) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def bits_f64(typingctx, b):
+    """The float64 whose IEEE bits are the int64 ``b``."""
+    if not isinstance(b, types.Integer) or b.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
 @numba.njit(cache=True, inline="always")
 def add_rne32(acc, x):
-    """``RNE_fp32(acc + x)`` for float32 ``acc`` and an exact float64 ``x`` (see module doc)."""
+    """``RNE_fp32(acc + x)`` for float32 ``acc`` and an exact float64 ``x`` (see module doc).
+
+    Branch-free: the round-to-odd step moves the significand of ``s`` by one float64 ulp towards
+    the exact value (|bits| +1 away from zero, -1 towards it) when the TwoSum error is nonzero
+    and the last bit of ``s`` is 0; a non-finite ``s`` is converted as is."""
     a = np.float64(acc)
     s = a + x
-    if not np.isfinite(s):
-        return np.float32(s)
     bb = s - a
     e = (a - (s - bb)) + (x - bb)
-    if e != 0.0:
-        bits = _f64_bits(s)
-        if (bits & 1) == 0:
-            # move one float64 ulp towards the exact value: |bits| +1 away from zero, -1 towards
-            if (e > 0.0) == (s > 0.0):
-                bits += 1
-            else:
-                bits -= 1
-            s = _bits_f64(bits)
-    return np.float32(s)
+    bits = f64_bits(s)
+    step = np.int64(1) if (e > 0.0) == (s > 0.0) else np.int64(-1)
+    if e != 0.0 and (bits & 1) == 0 and np.abs(s) < np.inf:
+        bits += step
+    return np.float32(bits_f64(bits))
 
 
-@numba.njit(cache=True, inline="always")
-def _f64_bits(x):
-    arr = np.empty(1, dtype=np.float64)
-    arr[0] = x
-    return arr.view(np.int64)[0]
-
-
-@numba.njit(cache=True, inline="always")
-def _bits_f64(b):
-    arr = np.empty(1, dtype=np.int64)
-    arr[0] = b
-    return arr.view(np.float64)[0]
+_f64_bits = f64_bits
 
 
 @numba.njit(cache=True, inline="always")
@@ -111,7 +124,7 @@ def _two_prod(a, b):
     return p, err
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _limbs_rne32(limbs):
     """Round the exact value held in ``limbs`` to float32 (RNE); destroys ``limbs``."""
     n = limbs.size
@@ -160,7 +173,7 @@ def _limbs_rne32(limbs):
     return np.float32(-val) if neg else np.float32(val)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def superacc_dot_rne32(acc, a, w, k0, k1):
     """``RNE_fp32(acc + sum_{k0<=k<k1} a[k] * w[k])`` exactly, for finite float64 rows a, w."""
     limbs = np.zeros(_NLIMBS, dtype=np.int64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.functional._mma import MmaStats, mma_operands
-from prodigy_sim.functional._operand import operand_from_quantized
+from prodigy_sim.functional._mma import MmaStats, mma_source
+from prodigy_sim.functional._operand import operand_from_quantized, operand_source
 from prodigy_sim.numerics import QuantizedTensor
 
 __all__ = ["matmul", "matmul_stats", "DEFAULT_CHUNK"]
@@ -50,8 +50,8 @@ def matmul_stats(a: QuantizedTensor, w: QuantizedTensor, acc: np.ndarray | None 
     """:func:`matmul`, also returning how many (tile, chunk) pieces took the exact fallback."""
     out = _check(a, w, acc, chunk)
     ao = operand_from_quantized(a, int(chunk), "a")
-    wo = operand_from_quantized(w, int(chunk), "w")
-    stats = mma_operands(ao, wo, out)
+    wo = operand_source(w, int(chunk), "w")
+    stats = mma_source(ao, wo, out)
     return out, stats
 
 

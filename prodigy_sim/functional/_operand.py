@@ -23,9 +23,11 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import QuantizedTensor
+from prodigy_sim.functional._exact import bits_f64, f64_bits
+from prodigy_sim.numerics import QuantizedTensor, decode
 
-__all__ = ["Operand", "operand_from_quantized", "operand_from_values", "lowbit"]
+__all__ = ["Operand", "OperandSource", "operand_from_quantized", "operand_from_values",
+           "operand_source", "lowbit"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,9 +62,7 @@ def lowbit(x):
     ``x = m * 2^e`` with an integer significand ``m``; the answer is ``(m & -m) * 2^e``."""
     if x == 0.0 or not np.isfinite(x):
         return np.inf
-    arr = np.empty(1, dtype=np.float64)
-    arr[0] = x
-    b = arr.view(np.int64)[0]
+    b = f64_bits(x)
     ex = (b >> 52) & 0x7FF
     m = b & 0xFFFFFFFFFFFFF
     if ex == 0:
@@ -70,7 +70,9 @@ def lowbit(x):
     else:
         m |= 0x10000000000000
         e = ex - 1075
-    return np.float64(m & -m) * 2.0 ** e
+    # 2^e exactly, from its bits (2^-1074 is the smallest subnormal)
+    p2 = bits_f64(np.int64(e + 1023) << 52) if e >= -1022 else bits_f64(np.int64(1))
+    return np.float64(m & -m) * p2
 
 
 @numba.njit(cache=True)
@@ -189,13 +191,251 @@ def operand_from_parts(packed: np.ndarray, fmt, scales: np.ndarray, kept_block: 
     return Operand(out, low, vmax, vsum, special, K)
 
 
-def operand_from_quantized(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
-                           ) -> Operand:
-    """Operand of a 2-D :class:`QuantizedTensor` quantized along its last axis (R, K)."""
+@numba.njit(cache=True, inline="always")
+def _decode_row(packed, bits, table, lowtab, scales, slow, block, K, chunk, r, c, o):  # noqa: N803
+    """Chunk ``c`` of dense row ``r`` into ``o`` (float64 (chunk,)); returns its statistics
+    (low, vmax, vsum, special) as :func:`_prepare` defines them for a dense row.
+
+    ``table`` is (values, |finite values| else 0, not-finite flags): the statistics of a scale
+    block are taken on the codes and scaled once (``max|t| * |s| = max|t * s|`` and the low bits
+    multiply; ``vsum`` is the same sum up to float64 rounding, which the exactness bound allows
+    for). A non-finite scale makes the whole block special, as every ``t * s`` is then NaN or
+    infinite; a zero scale gives zero values, which change no statistic."""
+    values = table[0]
+    absfin = table[1]
+    nonfin = table[2]
+    cmask = (1 << bits) - 1
+    nbytes = packed.shape[1]
+    pr = packed[r]
+    j0 = c * chunk
+    jend = min(j0 + chunk, K)
+    lo = np.inf
+    mx = 0.0
+    sm = 0.0
+    sp = False
+    j = j0
+    while j < jend:
+        bi = j // block
+        seg = min((bi + 1) * block, jend)
+        sc = scales[r, bi]
+        blo = np.inf
+        bmx = 0.0
+        bsm = 0.0
+        bsp = 0.0
+        if bits == 4 and (j & 1) == 0 and (seg & 1) == 0:
+            for byte in range(j >> 1, seg >> 1):
+                w = pr[byte]
+                k = 2 * byte - j0
+                c0 = w & 15
+                c1 = w >> 4
+                o[k] = values[c0] * sc
+                o[k + 1] = values[c1] * sc
+                bmx = max(bmx, max(absfin[c0], absfin[c1]))
+                bsm += absfin[c0] + absfin[c1]
+                blo = min(blo, min(lowtab[c0], lowtab[c1]))
+                bsp += nonfin[c0] + nonfin[c1]
+        elif bits == 8:
+            for jj in range(j, seg):
+                code = pr[jj]
+                o[jj - j0] = values[code] * sc
+                bmx = max(bmx, absfin[code])
+                bsm += absfin[code]
+                blo = min(blo, lowtab[code])
+                bsp += nonfin[code]
+        else:
+            for jj in range(j, seg):
+                off = jj * bits
+                byte = off >> 3
+                word = np.int64(pr[byte])
+                if bits + (off & 7) > 8 and byte + 1 < nbytes:
+                    word |= np.int64(pr[byte + 1]) << 8
+                code = (word >> (off & 7)) & cmask
+                o[jj - j0] = values[code] * sc
+                bmx = max(bmx, absfin[code])
+                bsm += absfin[code]
+                blo = min(blo, lowtab[code])
+                bsp += nonfin[code]
+        if np.isfinite(sc):
+            asc = abs(sc)
+            mx = max(mx, bmx * asc)
+            sm += bsm * asc
+            lo = min(lo, blo * slow[r, bi])
+            sp = sp or bsp > 0.0
+        else:
+            sp = True
+        j = seg
+    for jj in range(jend - j0, chunk):
+        o[jj] = 0.0
+    return lo, mx, sm, sp
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_chunk(packed, bits, table, lowtab, scales, slow, block, K, chunk, c, r0, r1,  # noqa: N803
+                  out, low, vmax, vsum, special):
+    """Chunk ``c`` of dense rows ``r0:r1`` straight from packed codes into ``out[:r1-r0]``;
+    returns the tile aggregates (min low, max vmax, max vsum, any special)."""
+    glo = np.inf
+    gmx = 0.0
+    gsm = 0.0
+    gsp = False
+    for r in range(r0, r1):
+        lo, mx, sm, sp = _decode_row(packed, bits, table, lowtab, scales, slow, block, K, chunk,
+                                     r, c, out[r - r0])
+        low[r - r0] = lo
+        vmax[r - r0] = mx
+        vsum[r - r0] = sm
+        special[r - r0] = sp
+        glo = min(glo, lo)
+        gmx = max(gmx, mx)
+        gsm = max(gsm, sm)
+        gsp = gsp or sp
+    return glo, gmx, gsm, gsp
+
+
+@numba.njit(cache=True, parallel=True)
+def _decode_all(packed, bits, table, lowtab, scales, slow, block, K, chunk,  # noqa: N803
+                out, low, vmax, vsum, special):
+    """Every chunk of every dense row (the whole operand), rows in parallel."""
+    nc = out.shape[0]
+    for r in numba.prange(packed.shape[0]):
+        for c in range(nc):
+            lo, mx, sm, sp = _decode_row(packed, bits, table, lowtab, scales, slow, block, K,
+                                         chunk, r, c, out[c, r])
+            low[c, r] = lo
+            vmax[c, r] = mx
+            vsum[c, r] = sm
+            special[c, r] = sp
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_group(packed, bits, table, lowtab, scales, slow, block, K, chunk, c0, c1, r0,  # noqa: N803
+                  r1, out, low, vmax, vsum, special, agg):
+    """Chunks ``c0:c1`` of dense rows ``r0:r1`` into ``out[:c1-c0, :r1-r0]`` and per-chunk
+    statistics; ``agg[g]`` = (min low, max vmax, max vsum, any special) of chunk ``c0 + g``."""
+    for g in range(c1 - c0):
+        lo, mx, sm, sp = _decode_chunk(packed, bits, table, lowtab, scales, slow, block, K,
+                                       chunk, c0 + g, r0, r1, out[g], low[g], vmax[g], vsum[g],
+                                       special[g])
+        agg[g, 0] = lo
+        agg[g, 1] = mx
+        agg[g, 2] = sm
+        agg[g, 3] = 1.0 if sp else 0.0
+
+
+class OperandSource:
+    """Chunks of an operand's rows on demand. ``chunk_group(c0, c1, r0, r1, buf)`` gives chunks
+    ``c0:c1`` of rows ``r0:r1``: ``(values (G, n, chunk), low, vmax, vsum, special (G, n),
+    agg)`` with ``agg[g]`` = (min low, max vmax, max vsum, any special) of chunk ``c0 + g``.
+
+    The base class slices a prebuilt :class:`Operand`; :func:`operand_source` decodes a dense
+    quantized tensor group by group instead, so a large weight is never expanded to float64 as
+    a whole. The arrays may be views of ``buf`` (a per-thread scratch dict)."""
+
+    def __init__(self, op: Operand | None, rows: int = 0, K: int = 0, chunk: int = 0):  # noqa: N803
+        self.op = op
+        if op is not None:
+            rows, K, chunk = op.rows, op.K, op.chunk  # noqa: N806
+        self.rows, self.K, self.chunk = rows, K, chunk
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.K // self.chunk)
+
+    def chunk_group(self, c0: int, c1: int, r0: int, r1: int, buf: dict):
+        op = self.op
+        cs, rs = slice(c0, c1), slice(r0, r1)
+        low, vmax, vsum, special = op.low[cs, rs], op.vmax[cs, rs], op.vsum[cs, rs], \
+            op.special[cs, rs]
+        agg = np.stack([low.min(axis=1), vmax.max(axis=1), vsum.max(axis=1),
+                        special.any(axis=1)], axis=1)
+        return op.values[cs, rs], low, vmax, vsum, special, agg
+
+
+class _QuantizedSource(OperandSource):
+    def __init__(self, packed, bits, table, lowtab, scales, slow, block, K, chunk):  # noqa: N803
+        super().__init__(None, packed.shape[0], K, chunk)
+        self.args = (packed, bits, table, lowtab, scales, slow, block, K, chunk)
+
+    def chunk_group(self, c0: int, c1: int, r0: int, r1: int, buf: dict):
+        g, n = c1 - c0, r1 - r0
+        key = ("src", id(self))
+        have = buf.get(key)
+        if have is None or have[0].shape[0] < g or have[0].shape[1] < n:
+            have = buf[key] = (np.empty((g, n, self.chunk)), np.empty((g, n)), np.empty((g, n)),
+                               np.empty((g, n)), np.empty((g, n), dtype=np.bool_),
+                               np.empty((g, 4)))
+        out, low, vmax, vsum, special = (x[:g, :n] for x in have[:5])
+        agg = have[5][:g]
+        _decode_group(*self.args, c0, c1, r0, r1, out, low, vmax, vsum, special, agg)
+        return out, low, vmax, vsum, special, agg
+
+
+_SCALE_CODE_FORMATS = {"e8m0": "float8_e8m0fnu", "e4m3": "float8_e4m3fn"}
+_scale_luts: dict = {}
+
+
+def _dense_args(q: QuantizedTensor, chunk: int) -> tuple:
+    """Kernel arguments of a dense 2-D tensor: packed codes, code tables (values, |finite
+    values|, non-finite flags), low bits of the values, float64 scales and their low bits per
+    (row, block), block, K, chunk."""
+    rows = q.shape[0]
+    values = np.asarray(q.fmt.values, dtype=np.float64)
+    lowtab = np.empty(values.size)
+    _lowbits(values, lowtab)
+    finite = np.isfinite(values)
+    table = np.stack([values, np.where(finite, np.abs(values), 0.0), (~finite).astype(np.float64)])
+    if q.scale == "none":
+        sc = np.ones((rows, 1))
+        slow = sc.copy()
+        block = max(q.kept_per_row, 1)
+    else:
+        block = max(int(q.kept_block), 1)
+        fmt = _SCALE_CODE_FORMATS.get(q.scale)
+        if fmt is not None and q.scales.dtype == np.uint8:
+            # 8-bit scale codes: look their values (as scale_values() decodes them) and low
+            # bits up in 256-entry tables instead of decoding every scale
+            if fmt not in _scale_luts:
+                vals = decode(np.arange(256, dtype=np.uint8), fmt).astype(np.float64)
+                lows = np.empty(256)
+                _lowbits(vals, lows)
+                _scale_luts[fmt] = (vals, lows)
+            vals, lows = _scale_luts[fmt]
+            codes = q.scales.reshape(rows, -1)
+            sc, slow = vals[codes], lows[codes]
+        else:
+            sc = np.ascontiguousarray(q.scale_values(), dtype=np.float64).reshape(rows, -1)
+            slow = np.empty(sc.size)
+            _lowbits(sc.ravel(), slow)
+            slow = slow.reshape(sc.shape)
+    packed = np.ascontiguousarray(q.codes.reshape(rows, -1), dtype=np.uint8)
+    return (packed, q.fmt.bits, table, lowtab, sc, slow, block, q.shape[1], int(chunk))
+
+
+def _check_2d(q: QuantizedTensor, what: str) -> None:
     if len(q.shape) != 2 or q.axis != 1:
         raise ConfigError(f"{what} must be a 2-D tensor quantized along its last axis (K); got "
                           f"shape {q.shape} quantized along axis {q.axis}")
+
+
+def operand_source(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
+                   ) -> OperandSource:
+    """An :class:`OperandSource` of a 2-D :class:`QuantizedTensor` (R, K): decoded chunk by
+    chunk when dense, else a prebuilt :class:`Operand`."""
+    _check_2d(q, what)
+    if q.sparsity is not None:
+        return OperandSource(operand_from_quantized(q, chunk, what))
+    return _QuantizedSource(*_dense_args(q, chunk))
+
+
+def operand_from_quantized(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
+                           ) -> Operand:
+    """Operand of a 2-D :class:`QuantizedTensor` quantized along its last axis (R, K)."""
+    _check_2d(q, what)
     rows, K = q.shape  # noqa: N806
+    if q.sparsity is None:
+        out, low, vmax, vsum, special = _empty(rows, K, chunk)
+        _decode_all(*_dense_args(q, chunk), out, low, vmax, vsum, special)
+        return Operand(out, low, vmax, vsum, special, K)
     if q.scale == "none":
         scales = np.ones((rows, 1))
         kept_block = max(q.kept_per_row, 1)
