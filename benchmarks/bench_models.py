@@ -1,7 +1,9 @@
 """Wall time and peak memory of simulating whole models (targets from shared/design/targets.md).
 
 Each case runs in a fresh subprocess (numba kernels compiled and cached beforehand by a warm-up
-case), which reports its wall time and ``resource.getrusage`` peak RSS. Prints a markdown table.
+case), which reports its wall time, its CPU time (user + system: less sensitive than the wall time
+to other load on a shared machine) and ``resource.getrusage`` peak RSS. Prints a markdown table
+and the load average before and after.
 
     python benchmarks/bench_models.py [--full]
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -32,11 +35,16 @@ import json, resource, sys, time
 from prodigy_sim.models import Scenario
 from prodigy_sim.reports import simulate_scenario
 spec = json.loads(sys.argv[1])
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru0.ru_utime + ru0.ru_stime
 t = time.perf_counter()
 r = simulate_scenario(Scenario(**spec["scenario"]), core_subset=spec["subset"])
 wall = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"wall": wall, "rss": rss, "seconds": r.seconds, "roofline": r.ideal_roofline_s,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime - cpu0
+rss = ru.ru_maxrss * 1024
+print(json.dumps({"wall": wall, "cpu": cpu, "rss": rss, "seconds": r.seconds,
+                  "roofline": r.ideal_roofline_s,
                   "tokens_per_s": r.tokens_per_s, "bound": r.bound}))
 """
 
@@ -56,15 +64,18 @@ def main() -> None:
     if args.full:
         cases.append(("LLaMA-2-7B decode, every core simulated", CASES[0][1], None, None, None))
     run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128), "auto")
-    print("| case | wall s | target s | peak RSS GB | target GB | simulated | roofline |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, sc, subset, t_wall, t_mem in cases:
         r = run_case(sc, subset)
         sim = (f"{r['tokens_per_s']:.1f} tok/s" if r["tokens_per_s"]
                else f"{r['seconds'] * 1e3:.2f} ms")
-        print(f"| {name} | {r['wall']:.2f} | {t_wall or '-'} | {r['rss'] / 1e9:.2f} | "
+        print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {t_wall or '-'} | "
+              f"{r['rss'] / 1e9:.2f} | "
               f"{t_mem or '-'} | {sim} | {r['roofline'] * 1e3:.2f} ms ({r['bound']}) |",
               flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

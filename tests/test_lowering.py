@@ -183,3 +183,108 @@ def test_lowered_linear_runs_bit_exactly_on_the_functional_core():
     # and numpy on the dequantized operands, within the FP32/BF16 rounding
     approx = qx.dequantize() @ qw.dequantize().T
     assert np.allclose(y, approx, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(batch=1, heads=4, kv_heads=2, head_dim=128, queries=1, context=2048, causal=True),
+    dict(batch=2, heads=4, kv_heads=4, head_dim=64, queries=1, context=300, causal=True,
+         splits=3),
+    dict(batch=1, heads=8, kv_heads=2, head_dim=64, queries=1, context=250, causal=True,
+         splits=4),
+])
+def test_flash_decoding_counts_match_the_isa(kw):
+    k = attention_kernel("a", cores=8, **kw)
+    assert k.units > kw["batch"] * kw["kv_heads"]           # split across the context
+    _check_counts(k, 8)
+
+
+def test_decode_splits_give_every_core_work():
+    from prodigy_sim.lowering import decode_splits
+
+    assert decode_splits(1, 32, 2048, 128) == 4              # LLaMA-2-7B: 32 KV heads
+    assert decode_splits(1, 8, 2048, 128) == 16              # LLaMA-2-70B: 8 KV heads
+    assert decode_splits(8, 32, 2048, 128) == 1              # enough (sequence, head) units
+    assert decode_splits(1, 2, 100, 128) == 2                # at most one slice per chunk
+    assert attention_kernel("a", batch=1, heads=32, kv_heads=32, head_dim=128, queries=1,
+                            context=2048, causal=True, cores=128).units == 128
+
+
+def _attention_reference(q, k, v, batch, heads, kv_heads, context):
+    """float64 softmax(q k^T / sqrt(d)) v per (sequence, head) over the first ``context``
+    keys; q (B*heads, d), k and v (B*kv*cp, d)."""
+    d = q.shape[1]
+    g = heads // kv_heads
+    cp = k.shape[0] // (batch * kv_heads)
+    out = np.zeros_like(q, dtype=np.float64)
+    for b in range(batch):
+        for h in range(heads):
+            base = (b * kv_heads + h // g) * cp
+            kk, vv = k[base:base + context], v[base:base + context]
+            s = kk @ q[b * heads + h] / np.sqrt(d)
+            p = np.exp(s - s.max())
+            out[b * heads + h] = p @ vv / p.sum()
+    return out
+
+
+@pytest.mark.parametrize("splits", [1, 3, 4])
+def test_flash_decoding_matches_numpy_attention_on_the_functional_core(splits):
+    """Decode attention split over the context (log-sum-exp combine) against float64 numpy on
+    the dequantized FP8 operands. The kernel's O is FP8 (E4M3, MX blocks of 32), so the reference
+    is quantized the same way and compared: at least 90% of the elements equal, the others at
+    most one FP8 step apart (``2^-3`` of the value, plus ``2^-9 max|ref|`` for subnormals) - the
+    softmax in FP32 and BF16 probabilities move values across a rounding boundary, nothing more.
+    Every split count gives an O that agrees with the unsplit kernel the same way."""
+    functional = pytest.importorskip("prodigy_sim.functional")
+    from prodigy_sim.functional import quantize_decl
+
+    batch, heads, kv_heads, d, context, cores = 1, 4, 2, 64, 250, 4
+
+    def close(a, b, scale):
+        one_step = 2.0**-3 * np.maximum(np.abs(a), np.abs(b)) + 2.0**-9 * scale
+        return np.mean(a == b) >= 0.9 and np.all(np.abs(a - b) <= one_step)
+
+    runs = {}
+    for ns in sorted({1, splits}):
+        kern = attention_kernel("a", batch=batch, heads=heads, kv_heads=kv_heads, head_dim=d,
+                                queries=1, context=context, causal=True, cores=cores,
+                                splits=ns)
+        prog = kern.program
+        cp = prog.tensor["KC"].shape[0] // (batch * kv_heads)
+        rng = np.random.default_rng(11)
+        q = rng.standard_normal((batch * heads, d)).astype(np.float32)
+        k = rng.standard_normal((batch * kv_heads * cp, d)).astype(np.float32)
+        v = rng.standard_normal((batch * kv_heads * cp, d)).astype(np.float32)
+        qr, ck = prog.tile["MK"].shape
+        pad = np.where(np.arange(cp - ck, cp) < context, 0.0, -1.0e30).astype(np.float32)
+        mask = np.tile(pad, (qr, 1))
+        if ns > 1:
+            mask = np.concatenate([np.zeros_like(mask), mask])
+        state = functional.run(prog, ddr={"Q": q, "KC": k, "VC": v, "MASK": mask},
+                               cores=cores)
+        out = state.tensor("O").dequantize()
+        qq, kq, vq = (quantize_decl(x, prog.tensor[n]).dequantize()
+                      for x, n in ((q, "Q"), (k, "KC"), (v, "VC")))
+        ref = _attention_reference(qq, kq, vq, batch, heads, kv_heads, context)
+        ref_q = quantize_decl(ref.astype(np.float32), prog.tensor["O"]).dequantize()
+        assert close(out, ref_q, np.abs(ref).max())
+        runs[ns] = out
+    assert close(runs[splits], runs[1], np.abs(runs[1]).max())
+
+
+def test_vector_flops_are_the_stated_formulas():
+    card = load_card("llama-2-7b")
+    sc = Scenario(model=card.name, phase="decode", batch=2, context_length=1024)
+    ops = {o.name: o for o in lower_model(card, sc, CFG).stages[0].ops}
+    h, f, d, nh, kv, t = card.hidden_size, card.intermediate_size, card.head_size, 32, 32, 2
+    assert ops["attn_norm"].vector_flops == t * (4 * h + 3)
+    assert ops["rope_kv"].vector_flops == 3 * t * (nh + kv) * d
+    assert ops["attention"].vector_flops == 2 * nh * (5 * 1024 + d)
+    assert ops["gate_up"].vector_flops == 5 * t * f
+    assert ops["o_proj"].vector_flops == ops["down_proj"].vector_flops == t * h
+    assert ops["qkv_proj"].vector_flops == 0
+    bert = load_card("bert-base-uncased")
+    sc = Scenario(model=bert.name, phase="prefill", batch=2, sequence_length=128)
+    ops = {o.name: o for o in lower_model(bert, sc, CFG).stages[0].ops}
+    t, h = 256, bert.hidden_size
+    assert ops["attn_norm"].vector_flops == t * (7 * h + 4)
+    assert ops["up_proj"].vector_flops == 6 * t * bert.intermediate_size

@@ -91,3 +91,9 @@ def test_aliases():
     assert _simulate.resolve_model("llama-3-8b") == "llama-3-8b"
     with pytest.raises(ConfigError):
         _simulate.resolve_model("nope")
+
+
+def test_vector_flops_are_reported(report):
+    assert report.vector_flops == sum(o["vector_flops"] * o["repeat"] for o in report.ops) > 0
+    assert 0 < report.vector_flop_utilization < 1
+    assert "vector FLOPs" in report.table() and "vector_flops" in report.to_csv()

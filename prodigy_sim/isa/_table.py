@@ -108,6 +108,7 @@ class OpcodeTable:
         raise KeyError(index)
 
 
+@functools.lru_cache(maxsize=1)
 def table_path() -> Path:
     """Where the opcode table is: package data if installed so, else the repository's isa/."""
     here = Path(__file__).resolve().parent

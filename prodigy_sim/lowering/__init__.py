@@ -4,7 +4,8 @@
   :class:`LoweredStage` of kernels per layer kind, plus the head); FLOP formulas
   :func:`linear_flops`, :func:`attention_flops`.
 - Kernel generators: :func:`linear_kernel`, :func:`attention_kernel`, :func:`norm_kernel`,
-  :func:`rope_kv_kernel` -> :class:`Kernel` (program + analytic MMA FLOPs and DMA bytes).
+  :func:`rope_kv_kernel` -> :class:`Kernel` (program + analytic MMA FLOPs and DMA bytes);
+  :func:`decode_splits` (flash-decoding context slices).
 - :func:`simulate_model`: the timing model over every stage, with reuse of identical layers,
   a representative subset of cores and steady-state extrapolation -> :class:`ModelSimulation`.
 
@@ -12,6 +13,7 @@ See ``docs/lowering.md``.
 """
 
 from prodigy_sim.lowering._attention import attention_kernel as attention_kernel
+from prodigy_sim.lowering._attention import decode_splits as decode_splits
 from prodigy_sim.lowering._common import Kernel as Kernel
 from prodigy_sim.lowering._common import Storage as Storage
 from prodigy_sim.lowering._linear import linear_kernel as linear_kernel
@@ -33,7 +35,8 @@ from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
 __all__ = [
     "Kernel", "LoweredModel", "LoweredOp", "LoweredStage", "ModelSimulation", "OpResult",
-    "StageResult", "Storage", "attention_flops", "attention_kernel", "linear_flops",
+    "StageResult", "Storage", "attention_flops", "attention_kernel", "decode_splits",
+    "linear_flops",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "scaled_config", "sim_kernel_count", "simulate_model",
 ]

@@ -1,18 +1,31 @@
 """Attention ``softmax(Q K^T / sqrt(d) + mask) V`` as a fused (flash-attention) tile program.
 
-Caches: keys ``KC`` are ``(B * kv_heads * C, d)`` (one row per key, FP8, MX blocks along d);
-values are kept transposed, ``VT`` = ``(B * kv_heads * d, C)`` (FP8, blocks along the keys), so
-that ``P V`` is an ``MMA`` with the keys as its reduction axis and needs no ``VTRANS`` at run
-time. ``C`` is the context rounded up to the key chunk.
+Caches (FP8, MX blocks of 32 along ``d``, one row per (sequence, KV head, key)): keys ``KC`` and
+values ``VC``, both ``(B * kv_heads * C, d)``. A decode step writes one row of each (no block is
+requantized). ``C`` is the context rounded up to the key chunk. The ``P V`` MMA needs the values
+with the keys as its reduction axis: decode transposes each V chunk on the vector unit
+(``VDEQUANT`` to BF16, ``VTRANS``) and runs ``P V`` in BF16 (``P`` converted with ``VCVT``);
+prefill reads ``VT`` = ``(B * kv_heads * d, C)`` (FP8, blocks along the keys), a transposed copy
+of the prompt's values that ``rope_kv`` writes beside the cache, and runs ``P V`` in FP8.
 
-A unit is one block of query rows against its keys: decode - the ``g = heads / kv_heads`` query
-heads of one KV head of one sequence (GQA shares the K/V chunk loads); prefill - 64 queries of one
-head. Keys are processed in chunks of ``ck`` (64) with an online softmax (running row max ``M``,
-sum ``L`` and an FP32 output ``OA`` rescaled per chunk), K/V chunks double buffered (the next
-chunk is loaded before the current one is used). The last chunk of a block adds a mask tile:
-the causal diagonal (prefill of a decoder) or the padding beyond the context. Causal prefill
-pairs query block ``p`` with ``nb - 1 - p`` in one unit so that every unit has the same work.
-Units are dealt to the cores round robin; the heads of a sequence spread across cores.
+A unit is one block of query rows against a range of keys: decode - the ``g = heads / kv_heads``
+query heads of one KV head of one sequence (GQA shares the K/V chunk loads) against one of
+``splits`` slices of the context (flash decoding); prefill - 64 queries of one head against
+their keys. Keys are processed in chunks of ``ck`` (64) with an online softmax (running row max
+``M``, sum ``L`` and an FP32 output ``OA`` rescaled per chunk), K/V chunks double buffered (the
+next chunk is loaded before the current one is used). The last chunk of a block adds a mask
+tile: the causal diagonal (prefill of a decoder) or the padding beyond the context (decode: only
+the last slice; ``MASK`` rows ``[0, qr)`` are zeros, rows ``[qr, 2 qr)`` the padding). Causal
+prefill pairs query block ``p`` with ``nb - 1 - p`` in one unit so that every unit has the same
+work. Units are dealt to the cores round robin.
+
+Flash decoding (``splits > 1``): a slice stores its unnormalized ``OA`` (FP32) and its ``M``,
+``L`` to DDR scratch tensors ``OP (B kv S qr, d)``, ``MP``, ``LP (B kv S qr, 1)``; after a
+``BARRIER`` a combine loop (one unit per query row and 32-column block of ``d``, ``B heads d / 32``
+units, so every core has work) merges the ``S`` slices with the
+log-sum-exp rescaling ``m = max(m, M_s)``, ``l = l e^(m_old - m) + L_s e^(M_s - m)``,
+``o = o e^(m_old - m) + OA_s e^(M_s - m)``, then writes ``o / l`` (FP8) - the same algebra as the
+per-chunk online softmax, so the result equals an unsplit pass up to FP32 rounding.
 """
 
 from __future__ import annotations
@@ -21,21 +34,42 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import ACT, F32, Kernel, Storage, row_nbytes, unit_loop_count
+from prodigy_sim.lowering._common import (
+    ACT,
+    BF16,
+    F32,
+    Kernel,
+    Storage,
+    row_nbytes,
+    unit_loop_count,
+)
 
-__all__ = ["attention_kernel"]
+__all__ = ["attention_kernel", "decode_splits"]
 
 _CK = 64
 
 
+def decode_splits(batch: int, kv_heads: int, context: int, cores: int) -> int:
+    """Context slices per (sequence, KV head) for decode: enough units for every core
+    (``ceil(cores / (batch kv_heads))``), at most one per key chunk, so that the slices of
+    ``ceil(chunks / S)`` chunks are all non-empty."""
+    ck = _CK if context > 32 else 32
+    n = math.ceil(context / ck)
+    s = max(1, min(n, math.ceil(cores / (batch * kv_heads))))
+    return math.ceil(n / math.ceil(n / s))
+
+
 def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_dim: int,
                      queries: int, context: int, causal: bool, cores: int,
-                     kv_format: str = ACT, unit_cap: int | None = None) -> Kernel:
+                     kv_format: str = ACT, unit_cap: int | None = None,
+                     splits: int | None = None) -> Kernel:
     """Attention of ``queries`` new tokens per sequence over ``context`` keys.
 
-    Decode: ``queries == 1``; prefill: ``queries == context`` (padded to the chunk). Returns a
-    :class:`Kernel` whose ``mma_flops`` count the executed QK^T and PV MMAs (with the causal
-    upper triangle skipped block-wise).
+    Decode: ``queries == 1``; prefill: ``queries == context`` (padded to the chunk).
+    ``splits``: decode context slices (flash decoding; default :func:`decode_splits`, 1 = one
+    unit per (sequence, KV head)); prefill ignores it. Returns a :class:`Kernel` whose
+    ``mma_flops`` count the executed QK^T and PV MMAs (with the causal upper triangle skipped
+    block-wise).
     """
     d, g = head_dim, heads // kv_heads
     if heads % kv_heads or d % 32 or d > 256:
@@ -44,12 +78,19 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     decode = queries == 1
     ck = _CK if context > 32 else 32
     cp = math.ceil(context / ck) * ck
+    nchunks = cp // ck
     if decode:
         qr, nb = g, 1
+        ns = decode_splits(batch, kv_heads, context, cores) if splits is None else splits
+        if not 1 <= ns <= nchunks:
+            raise ConfigError(f"{name}: splits must be in 1..{nchunks} (got {ns})")
+        cps = math.ceil(nchunks / ns)
+        ns = math.ceil(nchunks / cps)
     else:
         if queries != context:
             raise ConfigError(f"{name}: prefill attends to its own {queries} tokens")
-        qr, nb = ck, cp // ck
+        qr, nb, ns, cps = ck, cp // ck, 1, nchunks
+    split = ns > 1
     nd = math.ceil(d / 64)
     dh = d // nd
     act = Storage.of(ACT)
@@ -59,7 +100,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                           f"(got {kv_format!r})")
     pairs = causal and not decode
     if decode:
-        units = batch * kv_heads
+        units = batch * kv_heads * ns
     elif pairs:
         units = batch * heads * math.ceil(nb / 2)
     else:
@@ -70,16 +111,30 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     cols_q = d if decode else heads * d
     q = b.tensor("Q", (rows_q, cols_q), act.fmt, **act.kw())
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
-    vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
+    if decode:
+        vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    else:
+        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
     o = b.tensor("O", (rows_q, cols_q), act.fmt, **act.kw())
-    mk = b.tensor("MASK", (qr, ck), F32)
+    mk = b.tensor("MASK", (2 * qr if split else qr, ck), F32)
+    if split:
+        opart = b.tensor("OP", (units * qr, d), F32)
+        mpart = b.tensor("MP", (units * qr, 1), F32)
+        lpart = b.tensor("LP", (units * qr, 1), F32)
     qt = b.tile("QT", (qr, d), act.fmt, **act.kw())
     kt = [b.tile(f"KT{s}", (ck, d), kv.fmt, **kv.kw()) for s in range(2)]
-    vts = [[b.tile(f"VT{s}_{i}", (dh, ck), kv.fmt, **kv.kw()) for i in range(nd)]
-           for s in range(2)]
+    if decode:
+        vcs = [[b.tile(f"VC{s}_{i}", (ck, dh), kv.fmt, **kv.kw()) for i in range(nd)]
+               for s in range(2)]
+        vb = [b.tile(f"VB{i}", (ck, dh), BF16) for i in range(nd)]
+        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), BF16) for i in range(nd)] for s in range(2)]
+    else:
+        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), kv.fmt, **kv.kw()) for i in range(nd)]
+               for s in range(2)]
     mkt = b.tile("MK", (qr, ck), F32)
     st = b.tile("ST", (qr, ck), F32)
-    pq = b.tile("PQ", (qr, ck), act.fmt, **act.kw())
+    pq = b.tile("PQ", (qr, ck), BF16) if decode else b.tile("PQ", (qr, ck), act.fmt,
+                                                             **act.kw())
     m_, mc, mn, cr, ls, l_ = (b.tile(n, (qr, 1), F32) for n in ("M", "MC", "MN", "CR", "LS",
                                                                 "L"))
     oa = [b.tile(f"OA{i}", (qr, dh), F32) for i in range(nd)]
@@ -98,10 +153,17 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         b.add(r_k, r_krow, kcol_reg)
         b.dma_ld(kt[s], kc, r_k + off if off else r_k, 0)
         for i in range(nd):
-            b.dma_ld(vts[s][i], vt, r_vrow + i * dh if i else r_vrow,
-                     kcol_reg + off if off else kcol_reg)
+            if decode:
+                b.dma_ld(vcs[s][i], vcache, r_k + off if off else r_k, i * dh)
+            else:
+                b.dma_ld(vts[s][i], vt, r_vrow + i * dh if i else r_vrow,
+                         kcol_reg + off if off else kcol_reg)
 
     def chunk(s: int, masked: bool) -> None:
+        if decode:                                  # V chunk (ck, dh) -> V^T (dh, ck), BF16
+            for i in range(nd):
+                b.vdequant(vb[i], vcs[s][i])
+                b.vtrans(vts[s][i], vb[i])
         b.acc_zero(sacc)
         b.mma(sacc, qt, kt[s])
         b.acc_st(st, sacc)
@@ -117,22 +179,44 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         b.vrsum(ls, st)
         b.vfma(l_, l_, cr, ls)
         b.vaddi(m_, mn, 0.0)
-        b.vquant(pq, st)
+        if decode:
+            b.vcvt(pq, st)
+        else:
+            b.vquant(pq, st)
         for i in range(nd):
             b.acc_zero(oacc[i])
             b.mma(oacc[i], pq, vts[s][i])
             b.acc_st(ot, oacc[i])
             b.vfma(oa[i], oa[i], cr, ot)
 
-    def block(n_const: int | None) -> None:
-        """One query block at ``r_qrow, r_qcol`` against keys from ``r_krow`` / ``r_vrow``; the
-        chunk count is ``n_const`` or ``r_n1 + 1`` (set by the caller)."""
-        b.dma_ld(qt, q, r_qrow, r_qcol)
+    def init_state() -> None:
         b.vmuli(m_, m_, 0.0)
         b.vaddi(m_, m_, -1.0e30)
         b.vmuli(l_, l_, 0.0)
         for i in range(nd):
             b.vmuli(oa[i], oa[i], 0.0)
+
+    def finish() -> None:
+        """``O = OA / L`` to FP8 at rows ``r_qrow``, columns ``r_qcol``."""
+        b.vrcp(l_, l_)
+        for i in range(nd):
+            b.vmul(ot, oa[i], l_)
+            b.vquant(oq, ot)
+            b.dma_st(o, r_qrow, r_qcol + i * dh if i else r_qcol, oq)
+
+    def store_partial() -> None:
+        """Unnormalized ``OA`` and ``M``, ``L`` of slice unit ``r_u`` (rows ``r_u * qr``)."""
+        b.muli(r_t, r_u, qr)
+        for i in range(nd):
+            b.dma_st(opart, r_t, i * dh, oa[i])
+        b.dma_st(mpart, r_t, 0, m_)
+        b.dma_st(lpart, r_t, 0, l_)
+
+    def block(n_const: int | None, epilogue) -> None:
+        """One query block at ``r_qrow, r_qcol`` against keys from ``r_krow`` / ``r_vrow``; the
+        chunk count is ``n_const`` or ``r_n1 + 1`` (set by the caller)."""
+        b.dma_ld(qt, q, r_qrow, r_qcol)
+        init_state()
         if n_const is not None:
             b.li(r_n1, n_const - 1)
         b.li(r_t, 0)
@@ -165,22 +249,37 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             odd_tail()
             b.label(done)
             b.nop()
-        b.vrcp(l_, l_)
-        for i in range(nd):
-            b.vmul(ot, oa[i], l_)
-            b.vquant(oq, ot)
-            b.dma_st(o, r_qrow, r_qcol + i * dh if i else r_qcol, oq)
+        epilogue()
 
-    b.dma_ld(mkt, mk, 0, 0)
+    if not split:
+        b.dma_ld(mkt, mk, 0, 0)
     unit_loop_count(b, r_cnt, units, cores, unit_cap)
     with b.loop(r_i, r_cnt, cores):
         b.add(r_u, r_i, CID)
-        if decode:                                  # u = b * kv_heads + h
+        if decode and split:                        # u = (b * kv_heads + h) * S + s
+            b.divi(r_p, r_u, ns)                    # b * kv_heads + h
+            b.muli(r_t, r_p, ns)
+            b.sub(r_t, r_u, r_t)                    # slice s
+            b.muli(r_qrow, r_p, g)                  # row b*heads + h*g of Q (B*heads, d)
+            b.li(r_qcol, 0)
+            b.muli(r_krow, r_p, cp)
+            b.muli(r_k, r_t, cps * ck)
+            b.add(r_krow, r_krow, r_k)              # first key of the slice
+            b.li(r_n1, nchunks)                     # chunks: min(cps, n - s cps)
+            b.muli(r_k, r_t, cps)
+            b.sub(r_n1, r_n1, r_k)
+            b.li(r_k, cps)
+            b.min(r_n1, r_n1, r_k)
+            b.addi(r_n1, r_n1, -1)
+            b.divi(r_t, r_t, ns - 1)                # 1 for the last slice: padding mask
+            b.muli(r_t, r_t, qr)
+            b.dma_ld(mkt, mk, r_t, 0)
+            block(None, store_partial)
+        elif decode:                                # u = b * kv_heads + h
             b.muli(r_qrow, r_u, g)                  # row b*heads + h*g of Q (B*heads, d)
             b.li(r_qcol, 0)
             b.muli(r_krow, r_u, cp)
-            b.muli(r_vrow, r_u, d)
-            block(nb * (cp // ck))
+            block(nchunks, finish)
         else:
             per_seq = heads * (math.ceil(nb / 2) if pairs else nb)
             per_head = per_seq // heads
@@ -200,10 +299,10 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             b.muli(r_q2, r_p, ck)
             b.add(r_qrow, r_qrow, r_q2)             # rows of this query block
             if not causal:
-                block(nb)
+                block(nb, finish)
             else:
                 b.addi(r_n1, r_p, 0)                # chunks before the diagonal: p
-                block(None)
+                block(None, finish)
                 # second block of the pair: nb - 1 - p, unless it is the same block
                 b.li(r_n1, nb - 1)
                 b.sub(r_n1, r_n1, r_p)
@@ -215,22 +314,114 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                 b.muli(r_t, r_p, ck)
                 b.sub(r_qrow, r_qrow, r_t)
                 b.add(r_qrow, r_qrow, r_q2)
-                block(None)
+                block(None, finish)
                 b.label(skip)
                 b.nop()
     b.barrier()
+    if split:
+        _combine(b, ns, qr, d, g, batch * heads * (d // 32), cores, unit_cap,
+                 (opart, mpart, lpart, o))
+        b.barrier()
     program = b.build()
 
     # analytic counts
     if decode:
-        chunks, blocks = batch * kv_heads * (cp // ck), batch * kv_heads
+        chunks, blocks = batch * kv_heads * nchunks, batch * kv_heads
     elif causal:
         chunks, blocks = batch * heads * nb * (nb + 1) // 2, batch * heads * nb
     else:
         chunks, blocks = batch * heads * nb * nb, batch * heads * nb
-    per_chunk = ck * row_nbytes(kv, d) + nd * dh * row_nbytes(kv, ck)
-    per_block = qr * row_nbytes(act, d) + nd * qr * row_nbytes(act, dh)
-    nbytes = (chunks * per_chunk + blocks * per_block + cores * qr * ck * 4)
+    per_chunk = ck * row_nbytes(kv, d) + nd * (ck * row_nbytes(kv, dh) if decode
+                                               else dh * row_nbytes(kv, ck))
+    q_bytes = qr * row_nbytes(act, d)
+    o_bytes = nd * qr * row_nbytes(act, dh)
+    if split:
+        part = qr * (4 * d + 8)                     # OA, M, L of one slice
+        combine = batch * heads * (d // 32)
+        nbytes = (chunks * per_chunk + units * (q_bytes + qr * ck * 4 + part)
+                  + combine * (ns * (8 + 32 * 4) + row_nbytes(act, 32)))
+    else:
+        nbytes = chunks * per_chunk + blocks * (q_bytes + o_bytes) + cores * qr * ck * 4
     flops = chunks * 4 * qr * ck * d
     return Kernel(name=name, kind="attention", program=program, cores=cores, units=units,
-                  mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt)
+                  mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt,
+                  min_section_units=batch * heads * (d // 32) if split else None)
+
+
+def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, cores: int,
+             unit_cap: int | None, tensors) -> None:
+    """Merge the ``ns`` slices (log-sum-exp rescaling), two buffers deep, and write ``O``.
+
+    A unit is one query row of one (sequence, KV head) and one 32-column block of ``d``
+    (``units = B * heads * d / 32``), so that the combine spreads over the cores too.
+    """
+    opart, mpart, lpart, o = tensors
+    act = Storage.of(ACT)
+    w = 32
+    nj = d // w
+    mps = [b.tile(f"CM{s}", (1, 1), F32) for s in range(2)]
+    lps = [b.tile(f"CL{s}", (1, 1), F32) for s in range(2)]
+    ops_ = [b.tile(f"CO{s}", (1, w), F32) for s in range(2)]
+    m_, l_, mn, cr, cs = (b.tile(n, (1, 1), F32) for n in ("CMR", "CLR", "CMN", "CCR", "CCS"))
+    oa, ot = b.tile("COA", (1, w), F32), b.tile("COT", (1, w), F32)
+    oq = b.tile("COQ", (1, w), act.fmt, **act.kw())
+    r_i, r_cnt, r_u, r_c, r_a, r_r, r_j, r_t, r_base = (Reg(i) for i in (1, 3, 4, 2, 5, 6, 7,
+                                                                         11, 8))
+
+    def load(s: int, off: int) -> None:
+        row = r_t + off if off else r_t
+        b.dma_ld(mps[s], mpart, row, 0)
+        b.dma_ld(lps[s], lpart, row, 0)
+        b.dma_ld(ops_[s], opart, row, r_j)
+
+    def merge(s: int) -> None:
+        b.vmax(mn, m_, mps[s])
+        b.vsub(cr, m_, mn)
+        b.vexp(cr, cr)                              # e^(m_old - m)
+        b.vsub(cs, mps[s], mn)
+        b.vexp(cs, cs)                              # e^(M_s - m)
+        b.vmul(l_, l_, cr)
+        b.vfma(l_, lps[s], cs, l_)
+        b.vmul(oa, oa, cr)
+        b.vfma(oa, ops_[s], cs, oa)
+        b.vaddi(m_, mn, 0.0)
+
+    unit_loop_count(b, r_cnt, units, cores, unit_cap)
+    with b.loop(r_i, r_cnt, cores):
+        b.add(r_u, r_i, CID)                        # ((b * kv + h) * qr + r) * nj + j
+        b.divi(r_a, r_u, nj)                        # (b * kv + h) * qr + r
+        b.muli(r_j, r_a, nj)
+        b.sub(r_j, r_u, r_j)
+        b.muli(r_j, r_j, w)                         # first column
+        b.divi(r_t, r_a, qr)                        # b * kv + h
+        b.muli(r_r, r_t, qr)
+        b.sub(r_r, r_a, r_r)                        # row r of the GQA group
+        b.muli(r_base, r_t, ns * qr)
+        b.add(r_base, r_base, r_r)                  # row of slice 0
+        b.muli(r_a, r_t, g)
+        b.add(r_a, r_a, r_r)                        # row of O (B*heads, d)
+        b.vmuli(m_, m_, 0.0)
+        b.vaddi(m_, m_, -1.0e30)
+        b.vmuli(l_, l_, 0.0)
+        b.vmuli(oa, oa, 0.0)
+        b.addi(r_t, r_base, 0)
+        load(0, 0)
+        npairs = (ns - 1) // 2
+        if npairs:
+            with b.loop(r_c, npairs, 2 * qr):
+                b.add(r_t, r_base, r_c)
+                load(1, qr)
+                merge(0)
+                load(0, 2 * qr)
+                merge(1)
+        if ns - 2 * npairs == 2:
+            b.addi(r_t, r_base, (ns - 1) * qr)
+            load(1, 0)
+            merge(0)
+            merge(1)
+        else:
+            merge(0)
+        b.vrcp(l_, l_)
+        b.vmul(ot, oa, l_)
+        b.vquant(oq, ot)
+        b.dma_st(o, r_a, r_j, oq)

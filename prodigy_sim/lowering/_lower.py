@@ -15,8 +15,14 @@ residual), ``mlp_norm``.
 
 Standard FLOPs (``LoweredOp.flops``), with ``T = batch x new tokens``, ``C`` = attended keys
 (decode: the context; prefill: the sequence, the full square even when causal):
-linear ``2 T N K``; attention ``4 T C heads head_dim`` (``Q K^T`` and ``P V``); norms, RoPE and
-softmax count 0 (vector work is reported from the simulation).
+linear ``2 T N K``; attention ``4 T C heads head_dim`` (``Q K^T`` and ``P V``). Vector FLOPs
+(``LoweredOp.vector_flops``, standard counts of the model's elementwise work, not of what the
+programs execute): one FLOP per elementwise arithmetic operation, ``exp``, ``erf``, ``rsqrt`` and
+a reciprocal count 1 each, a sign flip 0 - RMSNorm ``T (4 H + 3)`` (square, sum, scale, gain per
+element; mean, epsilon, rsqrt per row), LayerNorm ``T (7 H + 4)``, RoPE ``3 T (heads + kv) d``
+(``x cos + rotate_half(x) sin``), softmax ``B q heads (5 C + d)`` (scale, max, subtract, exp, sum
+per score; the division of the output), SiLU gate ``5 T F`` (``x / (1 + exp(-x))`` times up),
+GELU ``5`` per element, bias and residual adds 1 per element.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, WeightFormat, tensor_footprint
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
-           "linear_flops", "attention_flops", "MATRIX_FORMATS"]
+           "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
+           "softmax_vector_flops", "MATRIX_FORMATS"]
 
 MATRIX_FORMATS = ("tai4", "tai2", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "int8",
                   "bfloat16")
@@ -52,6 +59,23 @@ def attention_flops(batch: int, queries: int, context: int, heads: int, head_dim
     return 4 * batch * queries * context * heads * head_dim
 
 
+def norm_vector_flops(rows: int, h: int, kind: str) -> int:
+    """Vector FLOPs of a norm: RMSNorm ``rows (4 h + 3)``, LayerNorm ``rows (7 h + 4)``."""
+    return rows * (4 * h + 3) if kind == "rmsnorm" else rows * (7 * h + 4)
+
+
+def rope_vector_flops(tokens: int, heads: int, kv_heads: int, head_dim: int) -> int:
+    """Vector FLOPs of RoPE on Q and K: ``3 x tokens x (heads + kv_heads) x head_dim``."""
+    return 3 * tokens * (heads + kv_heads) * head_dim
+
+
+def softmax_vector_flops(batch: int, queries: int, context: int, heads: int,
+                         head_dim: int) -> int:
+    """Vector FLOPs of attention's softmax: ``batch x queries x heads x (5 context +
+    head_dim)``."""
+    return batch * queries * heads * (5 * context + head_dim)
+
+
 def padded_tokens(n: int) -> int:
     """Prompt length as the kernels tile it: a multiple of 32 up to 64, else of 64."""
     return 32 * math.ceil(n / 32) if n <= 64 else 64 * math.ceil(n / 64)
@@ -60,13 +84,14 @@ def padded_tokens(n: int) -> int:
 @dataclass(frozen=True)
 class LoweredOp:
     """One operation of a layer: its kernel, how to rebuild it with a unit cap, its standard
-    FLOPs and the bytes of the weights it reads."""
+    (matrix) FLOPs, the bytes of the weights it reads and its standard vector FLOPs."""
 
     name: str
     kernel: Kernel
     rebuild: Callable[[int | None], Kernel]
     flops: int
     weight_bytes: int
+    vector_flops: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,10 @@ class LoweredModel:
     def weight_bytes(self) -> int:
         return sum(op.weight_bytes * s.repeat for s in self.stages for op in s.ops)
 
+    @property
+    def vector_flops(self) -> int:
+        return sum(op.vector_flops * s.repeat for s in self.stages for op in s.ops)
+
 
 def _weight_storage(wf: WeightFormat, sparsity: tuple[int, int] | None, field: str) -> Storage:
     if wf.format not in MATRIX_FORMATS:
@@ -134,8 +163,8 @@ def _linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue:
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
-        weight_bytes: int = 0) -> LoweredOp:
-    return LoweredOp(name, factory(None), factory, flops, weight_bytes)
+        weight_bytes: int = 0, vflops: int = 0) -> LoweredOp:
+    return LoweredOp(name, factory(None), factory, flops, weight_bytes, vflops)
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
@@ -189,49 +218,56 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                                 rope=card.position_embedding == "rope", cores=p,
                                 kv_format=fm.kv_cache)
         att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
+        sm_fl = softmax_vector_flops(bsz, real_tq, ctx, nh, d)
         if card.family == "llama":
             norm = functools.partial(norm_kernel, m=t, h=h, kind="rmsnorm", eps=card.norm_eps,
                                      cores=p)
             gated = card.mlp == "gated"
+            nfl = norm_vector_flops(tok, h, "rmsnorm")
+            rope_fl = (rope_vector_flops(tok, nh, nkv, d)
+                       if card.position_embedding == "rope" else 0)
             ops += [
                 _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm",))),
+                    wbytes(i0, ("attn_norm",)), nfl),
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
-                _op("rope_kv", lambda c, f=rkv: f("rope_kv", unit_cap=c), 0),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl),
+                _op("rope_kv", lambda c, f=rkv: f("rope_kv", unit_cap=c), 0, 0, rope_fl),
+                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",))),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h),
                 _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm",))),
+                    wbytes(i0, ("mlp_norm",)), nfl),
                 _op("gate_up" if gated else "up_proj",
                     lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
                     linear_flops(tok, f, h) * (2 if gated else 1),
-                    wbytes(i0, ("gate_proj", "up_proj"))),
+                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",))),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h),
             ]
         else:
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
                                      cores=p)
+            nfl = norm_vector_flops(tok, h, "layernorm")
             ops += [
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
-                                "v_proj.bias"))),
+                                "v_proj.bias")), tok * (qd + 2 * kvd)),
                 _op("qkv_cache", lambda c, f=rkv: f("qkv_cache", unit_cap=c), 0),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl),
+                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias"))),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias")),
+                    2 * tok * h),
                 _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm", "attn_norm.bias"))),
+                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl),
                 _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
-                    wbytes(i0, ("up_proj", "up_proj.bias"))),
+                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias"))),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias")),
+                    2 * tok * h),
                 _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm", "mlp_norm.bias"))),
+                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
@@ -247,7 +283,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                                cores=p)
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
-                tensor_footprint(tail["final_norm"], fm.norm).total_bytes),
+                tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
+                norm_vector_flops(bsz, h, "rmsnorm")),
             _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
                 linear_flops(bsz, card.vocab_size, h),
                 tensor_footprint(spec, hfmt).total_bytes),
@@ -257,7 +294,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         head.append(_op("pooler", lin("pooler", bsz, h, h, hst, "bias"),
                         linear_flops(bsz, h, h),
                         tensor_footprint(tail["pooler.dense"], hw).total_bytes
-                        + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes))
+                        + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes,
+                        bsz * h))
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,

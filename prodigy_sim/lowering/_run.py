@@ -49,6 +49,7 @@ class OpResult:
     dma_utilization: float
     roofline_seconds: float
     method: str
+    vector_flops: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -139,7 +140,8 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub:
                     matrix_utilization=util.get("matrix", 0.0),
                     vector_utilization=sum(vec) / len(vec) if vec else 0.0,
                     dma_utilization=util.get("dma", 0.0),
-                    roofline_seconds=max(t_mat, t_mem), method=method)
+                    roofline_seconds=max(t_mat, t_mem), method=method,
+                    vector_flops=op.vector_flops)
 
 
 def simulate_model(lowered: LoweredModel, config: ChipConfig, *, reuse: bool = True,

@@ -1,16 +1,18 @@
 """Vector-unit kernels: RMSNorm / LayerNorm, and RoPE + KV-cache writes.
 
-Norms: a unit is a block of ``rt`` token rows of the BF16 residual stream ``X (M, H)``; the row
+Norms: a unit is a block of ``rt`` token rows (at most 64, fewer if that gives every core a block)
+of the BF16 residual stream ``X (M, H)``; the row
 statistics are ``(rt, 1)`` tiles and the gain / bias ``(1, H)`` tiles loaded once per core. The
 output ``Y`` is FP8 (MX blocks of 32) for the next MMA; LayerNorm (BERT, post-norm) also writes
 the normalized BF16 stream ``YS`` that the next residual adds to.
 
 ``rope_kv``: from the BF16 output of the QKV projection, ``QKV (M, (heads + 2 kv) d)``, per head
 and block of tokens: RoPE (``x cos + rotate_half(x) sin``, tables indexed by position) on Q and K,
-quantize Q to FP8 for the attention, K into the K cache rows, V transposed (``VTRANS``) into the
-V^T cache columns. Decode inserts one column into a 32-key block of V^T: the block is read,
-dequantized, the column replaced with two broadcast operations (a keep mask and a one-hot row)
-and requantized.
+quantize Q to FP8 for the attention, K and V into rows of the K and V caches (``KC``, ``VC``:
+one FP8 row per (sequence, KV head, token), MX blocks of 32 along the head dimension, so a decode
+step writes one row of each and never requantizes a block). Prefill also writes ``VT``, the
+prompt's values transposed (``VTRANS``, FP8 blocks along the keys) for its own attention's
+``P V`` MMA; it is scratch of the layer, not part of the cache.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
         raise ConfigError(f"{name}: unknown norm {kind!r}")
     ln = kind == "layernorm"
     rt = _rows(m, h * (2 + 4 + 4 + 1 + (2 if ln else 0)))
+    while rt > 1 and m // rt < cores:              # a block of rows for every core
+        rt -= 1
+        while m % rt:
+            rt -= 1
     units = m // rt
     act = Storage.of(ACT)
     b = ProgramBuilder()
@@ -101,7 +107,7 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
 def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: int,
                    head_dim: int, position: int, context: int, rope: bool, cores: int,
                    kv_format: str = ACT, unit_cap: int | None = None) -> Kernel:
-    """Q to FP8 (with RoPE), K into the K cache (with RoPE), V into the V^T cache.
+    """Q to FP8 (with RoPE), K (with RoPE) and V into rows of the K and V caches.
 
     ``tokens``: new tokens per sequence (1 = decode, at ``position``; else a prompt from 0, a
     multiple of 32 when above 64); ``context``: the cache length (as
@@ -121,7 +127,6 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     qkv = b.tensor("QKV", (m, (heads + 2 * kv_heads) * d), BF16)
     q = b.tensor("Q", (batch * heads, d) if decode else (m, heads * d), act.fmt, **act.kw())
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
-    vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
     xt = b.tile("XT", (rt, d), BF16)
     a = b.tile("A", (rt, d), F32)
     bb = b.tile("BB", (rt, d), F32)
@@ -132,18 +137,10 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         sin = b.tensor("SIN", (max(context, tokens), d), BF16)
         ct = b.tile("CT", (rt, d), BF16)
         stt = b.tile("STT", (rt, d), BF16)
-    vtt = b.tile("VTT", (d, rt), F32)
-    if decode:
-        blk = (position // 32) * 32
-        keep = b.tensor("KEEP", (1, 32), F32)
-        onehot = b.tensor("ONEHOT", (1, 32), F32)
-        vold = b.tile("VOLD", (d, 32), kv.fmt, **kv.kw())
-        vf = b.tile("VF", (d, 32), F32)
-        kt_ = b.tile("KEEPT", (1, 32), F32)
-        ht_ = b.tile("HOTT", (1, 32), F32)
-        b.dma_ld(kt_, keep, 0, 0)
-        b.dma_ld(ht_, onehot, 0, 0)
-    else:
+    vc = b.tensor("VC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    if not decode:
+        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
+        vtt = b.tile("VTT", (d, rt), F32)
         vq = b.tile("VQ", (d, rt), kv.fmt, **kv.kw())
     r_i, r_cnt, r_u, r_h, r_t, r_row, r_pos, r_k = (Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8))
 
@@ -203,18 +200,14 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         b.dma_st(kc, r_t, 0, ok)
 
     def v_body() -> None:
+        b.vquant(ok, xt)
         kv_base()
-        b.muli(r_t, r_k, d)
-        b.vtrans(vtt, xt)
-        if decode:
-            b.li(r_pos, blk)
-            b.dma_ld(vold, vt, r_t, r_pos)
-            b.vdequant(vf, vold)
-            b.vmul(vf, vf, kt_)
-            b.vfma(vf, vtt, ht_, vf)
-            b.vquant(vold, vf)
-            b.dma_st(vt, r_t, r_pos, vold)
-        else:
+        b.muli(r_t, r_k, cp)
+        b.add(r_t, r_t, r_pos)
+        b.dma_st(vc, r_t, 0, ok)
+        if not decode:
+            b.muli(r_t, r_k, d)
+            b.vtrans(vtt, xt)
             b.vquant(vq, vtt)
             b.dma_st(vt, r_t, r_pos, vq)
 
@@ -223,18 +216,15 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     section(kv_heads, (heads + kv_heads) * d, v_body)
     b.barrier()
 
-    bf, f32 = Storage.of(BF16), Storage.of(F32)
+    bf = Storage.of(BF16)
     nunits = batch * tb
     nbytes = nunits * (heads + 2 * kv_heads) * rt * row_nbytes(bf, d)          # QKV in
     if rope:
         nbytes += nunits * (heads + kv_heads) * 2 * rt * row_nbytes(bf, d)     # tables
     nbytes += nunits * heads * rt * row_nbytes(act, d)                          # Q out
-    nbytes += nunits * kv_heads * rt * row_nbytes(kv, d)                        # K out
-    if decode:
-        nbytes += cores * 2 * row_nbytes(f32, 32)
-        nbytes += nunits * kv_heads * 2 * d * row_nbytes(kv, 32)                # V^T block
-    else:
-        nbytes += nunits * kv_heads * d * row_nbytes(kv, rt)
+    nbytes += 2 * nunits * kv_heads * rt * row_nbytes(kv, d)                    # K, V out
+    if not decode:
+        nbytes += nunits * kv_heads * d * row_nbytes(kv, rt)                    # V^T scratch
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
                   weight_format=F32, uniform_units=False,

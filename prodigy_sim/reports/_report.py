@@ -9,6 +9,12 @@ Definitions (all per pass: one decode step, or one prefill of the prompt):
 - ``flops``: the standard formulas of :mod:`prodigy_sim.lowering` (``2 T N K`` per linear, ``4 T C
   heads d`` per attention); achieved FLOPS = flops / seconds; peak FLOPS = the matrix unit's
   peak for the weight format (8:4 sparse if the scenario is).
+- ``vector_flops``: the standard vector FLOPs of :mod:`prodigy_sim.lowering` (norms, RoPE,
+  softmax, activations, bias and residual adds; one per elementwise operation, ``exp`` / ``erf``
+  / ``rsqrt`` 1 each); ``vector_flop_utilization`` = vector FLOPs / (seconds x the vector peak,
+  ``cores x FP32 lanes x units x 2 (FMA) x f``). ``vector_utilization`` is different: the
+  fraction of cycles the vector units are busy (simulated; conversions, quantization, the
+  online-softmax rescaling and masks included).
 - ``dma_bytes``: the DDR bytes the programs move; achieved bandwidth = bytes / seconds.
 - ``roofline_s`` (per op): ``max(executed MMA FLOPs / peak, program bytes / peak bandwidth)``.
 - ``ideal_roofline_s`` (total): ``max(flops / peak FLOPS, minimum bytes / peak bandwidth)`` with
@@ -30,7 +36,8 @@ __all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
 
 OP_COLUMNS = ("stage", "op", "kind", "repeat", "seconds", "total_seconds", "flops",
               "achieved_flops_per_s", "dma_bytes", "achieved_bytes_per_s", "matrix_utilization",
-              "vector_utilization", "roofline_seconds", "method")
+              "vector_utilization", "vector_flops", "vector_flop_utilization",
+              "roofline_seconds", "method")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class ModelReport:
     fits: bool
     ops: tuple[dict, ...]
     settings: dict
+    vector_flops: int = 0
+    peak_vector_flops_per_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -86,6 +95,12 @@ class ModelReport:
         return self.dma_bytes / self.seconds
 
     @property
+    def vector_flop_utilization(self) -> float:
+        """Standard vector FLOPs / (seconds x the vector peak)."""
+        peak = self.peak_vector_flops_per_s * self.seconds
+        return self.vector_flops / peak if peak else 0.0
+
+    @property
     def bound(self) -> str:
         """``memory`` or ``compute``: the larger term of the ideal roofline."""
         t_c = self.flops / self.peak_flops_per_s
@@ -99,6 +114,7 @@ class ModelReport:
                    roofline_tokens_per_s=self.roofline_tokens_per_s,
                    achieved_flops_per_s=self.achieved_flops_per_s,
                    achieved_bytes_per_s=self.achieved_bytes_per_s, bound=self.bound,
+                   vector_flop_utilization=self.vector_flop_utilization,
                    ops=list(self.ops))
         return out
 
@@ -115,6 +131,8 @@ class ModelReport:
                     "dma_bytes": self.dma_bytes, "achieved_bytes_per_s": self.achieved_bytes_per_s,
                     "matrix_utilization": self.matrix_utilization,
                     "vector_utilization": self.vector_utilization,
+                    "vector_flops": self.vector_flops,
+                    "vector_flop_utilization": self.vector_flop_utilization,
                     "roofline_seconds": self.program_roofline_s, "method": ""})
         return buf.getvalue()
 
@@ -126,7 +144,8 @@ class ModelReport:
                 f"({self.cores} cores)")
         lines = [head, "",
                  f"{'stage':<14} {'op':<11} {'x':>3} {'time us':>9} {'roof us':>9} "
-                 f"{'GFLOP':>9} {'TFLOP/s':>8} {'MB':>9} {'GB/s':>7} {'mat%':>5} {'vec%':>5}"]
+                 f"{'GFLOP':>9} {'TFLOP/s':>8} {'MB':>9} {'GB/s':>7} {'mat%':>5} {'vec%':>5} "
+                 f"{'vMFLOP':>9} {'vfl%':>5}"]
         for o in self.ops:
             s = o["seconds"]
             lines.append(
@@ -134,7 +153,8 @@ class ModelReport:
                 f"{o['roofline_seconds'] * 1e6:>9.1f} {o['flops'] / 1e9:>9.3f} "
                 f"{o['achieved_flops_per_s'] / 1e12:>8.2f} {o['dma_bytes'] / 1e6:>9.2f} "
                 f"{o['achieved_bytes_per_s'] / 1e9:>7.1f} {100 * o['matrix_utilization']:>5.1f} "
-                f"{100 * o['vector_utilization']:>5.1f}")
+                f"{100 * o['vector_utilization']:>5.1f} {o['vector_flops'] / 1e6:>9.3f} "
+                f"{100 * o['vector_flop_utilization']:>5.2f}")
         lines.append("")
         if self.phase == "decode":
             lines.append(f"decode step          {self.seconds * 1e3:.3f} ms  "
@@ -152,8 +172,10 @@ class ModelReport:
             f"{self.achieved_bytes_per_s / 1e9:.1f} GB/s "
             f"({100 * self.achieved_bytes_per_s / self.peak_bytes_per_s:.1f}% of peak), "
             f"{self.dma_bytes / 1e9:.3f} GB moved",
-            f"utilization          matrix {100 * self.matrix_utilization:.1f}%, vector "
-            f"{100 * self.vector_utilization:.1f}%",
+            f"utilization          matrix {100 * self.matrix_utilization:.1f}%, vector units "
+            f"busy {100 * self.vector_utilization:.1f}%; vector FLOPs "
+            f"{self.vector_flops / 1e9:.3f} GFLOP = {100 * self.vector_flop_utilization:.3f}% "
+            f"of the vector peak ({self.peak_vector_flops_per_s / 1e12:.1f} TFLOP/s)",
             f"footprint            {self.footprint_bytes / 1e9:.3f} GB (weights "
             f"{self.weight_bytes / 1e9:.3f}, KV cache {self.kv_cache_bytes / 1e9:.3f}): "
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
@@ -174,7 +196,9 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         peak = config.peak_matrix_flops(wf.format, sparse)
     except Exception:  # noqa: BLE001 - formats the matrix unit does not list: the FP8 rate
         peak = config.peak_matrix_flops("float8_e4m3fn", False)
-    ops, seconds, flops, nbytes, mat, vec, prog = [], 0.0, 0, 0, 0.0, 0.0, 0.0
+    vu = config.core.vector_unit
+    vpeak = lm.cores * vu.fp32_lanes * vu.count * 2 * config.frequency_hz
+    ops, seconds, flops, nbytes, mat, vec, prog, vfl = [], 0.0, 0, 0, 0.0, 0.0, 0.0, 0
     for st in sim.stages:
         for o in st.ops:
             total = o.seconds * st.repeat
@@ -184,6 +208,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
             mat += o.matrix_utilization * total
             vec += o.vector_utilization * total
             prog += o.roofline_seconds * st.repeat
+            vfl += o.vector_flops * st.repeat
             ops.append({"stage": st.name, "op": o.name, "kind": o.kind, "repeat": st.repeat,
                         "seconds": o.seconds, "total_seconds": total, "flops": o.flops,
                         "achieved_flops_per_s": o.flops / o.seconds if o.seconds else 0.0,
@@ -191,6 +216,9 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "achieved_bytes_per_s": o.dma_bytes / o.seconds if o.seconds else 0.0,
                         "matrix_utilization": o.matrix_utilization,
                         "vector_utilization": o.vector_utilization,
+                        "vector_flops": o.vector_flops,
+                        "vector_flop_utilization": (o.vector_flops / (o.seconds * vpeak)
+                                                    if o.seconds else 0.0),
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
                         "mma_flops": o.mma_flops, "method": o.method})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, format_bits(sc.formats.kv_cache))
@@ -205,4 +233,4 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         ideal_bytes=ideal_bytes, ideal_roofline_s=ideal, program_roofline_s=prog,
         footprint_bytes=footprint.total_bytes, weight_bytes=footprint.weight_bytes,
         kv_cache_bytes=footprint.kv_cache_bytes, fits=footprint.fits, ops=tuple(ops),
-        settings=dict(sim.settings))
+        settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak)
