@@ -6,8 +6,16 @@ import argparse
 import json
 import sys
 
-from prodigy_sim.dram.config import SPEEDS_MTS, ddr5_org_preset_names, memory_system_preset
+from pydantic import ValidationError
+
+from prodigy_sim.dram.config import (
+    SPEEDS_MTS,
+    ControllerConfig,
+    ddr5_org_preset_names,
+    memory_system_preset,
+)
 from prodigy_sim.dram.trace import TraceRunResult, run_trace
+from prodigy_sim.errors import config_error_from_validation
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,6 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="number of independent 32-bit subchannels, a power of two (default 1)")
     p.add_argument("--mapping", choices=("RoBaRaCoCh", "RoCoBaBgCh"), default="RoBaRaCoCh",
                    help="address mapping, fields MSB->LSB (default RoBaRaCoCh)")
+    p.add_argument("--scheduler", choices=("FRFCFS", "row_hit_first"), default="FRFCFS",
+                   help="FRFCFS: Ramulator 2's oldest-ready-first (default); row_hit_first: "
+                        "classic FR-FCFS, ready row hits first, no PRE under an older hit")
+    p.add_argument("--read-queue", type=int, default=32, metavar="N",
+                   help="read queue entries per channel (default 32)")
+    p.add_argument("--write-queue", type=int, default=32, metavar="N",
+                   help="write queue entries per channel (default 32)")
     p.add_argument("--mode", choices=("saturate", "chain"), default="saturate",
                    help="saturate: one request offered per DRAM cycle; chain: one request "
                         "outstanding (unloaded latency)")
@@ -71,8 +86,14 @@ def _table(res: TraceRunResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
+    try:
+        controller = ControllerConfig(scheduler=args.scheduler,
+                                      read_queue_entries=args.read_queue,
+                                      write_queue_entries=args.write_queue)
+    except ValidationError as err:
+        raise config_error_from_validation(err, source="controller") from None
     config = memory_system_preset(speed=args.speed, org=args.org, channels=args.channels,
-                                  mapping=args.mapping)
+                                  mapping=args.mapping, controller=controller)
     res = run_trace(args.trace, config, mode=args.mode)
     if args.json:
         json.dump(res.to_dict(), sys.stdout, indent=2)

@@ -4,7 +4,8 @@
   (:class:`MemorySystemConfig` is what the chip configuration nests).
 - :mod:`prodigy_sim.dram.mapping` - byte address -> channel / bank group / bank / row / column.
 - :mod:`prodigy_sim.dram.model` - :func:`simulate_requests`: a batch of requests through the
-  Numba controller model (Ramulator 2 GenericDDR semantics), per-request cycles and statistics.
+  Numba controller model (Ramulator 2 GenericDDR semantics), per-request cycles and statistics;
+  :func:`simulate_controllers`: several independent controllers (own frontends) in one call.
 - :mod:`prodigy_sim.dram.trace` - DRAM-only trace mode (:func:`run_trace`).
 """
 
@@ -21,8 +22,10 @@ from prodigy_sim.dram.config import memory_system_preset as memory_system_preset
 from prodigy_sim.dram.mapping import MappedAddresses as MappedAddresses
 from prodigy_sim.dram.mapping import bit_layout as bit_layout
 from prodigy_sim.dram.mapping import map_addresses as map_addresses
+from prodigy_sim.dram.model import ControllersResult as ControllersResult
 from prodigy_sim.dram.model import DramStats as DramStats
 from prodigy_sim.dram.model import RequestBatchResult as RequestBatchResult
+from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
 from prodigy_sim.dram.model import simulate_requests as simulate_requests
 from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
 from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
@@ -43,9 +46,11 @@ __all__ = [
     "MappedAddresses",
     "bit_layout",
     "map_addresses",
+    "ControllersResult",
     "DramStats",
     "RequestBatchResult",
     "simulate_requests",
+    "simulate_controllers",
     "ParsedTrace",
     "TraceRunResult",
     "parse_trace",

@@ -221,9 +221,12 @@ class ControllerConfig(BaseModel):
     write_low_watermark: float = Field(
         default=0.2, ge=0.0, lt=1.0,
         description="Leave write mode when writes queued < this fraction (and reads are waiting).")
-    scheduler: Literal["FRFCFS"] = Field(
+    scheduler: Literal["FRFCFS", "row_hit_first"] = Field(
         default="FRFCFS",
-        description="Command scheduler: first-ready, then oldest (no row-hit rule).")
+        description="Command scheduler. 'FRFCFS' (Ramulator 2): the oldest timing-ready request, "
+                    "whatever its command (no row-hit rule). 'row_hit_first' (classic FR-FCFS): "
+                    "the oldest timing-ready row hit, else the oldest timing-ready ACT/PRE; no PRE "
+                    "while an older hit to the open row is queued.")
     row_policy: Literal["open"] = Field(
         default="open",
         description="Row-buffer policy: rows stay open until a conflict or refresh.")

@@ -18,13 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from prodigy_sim.dram import _kernel as K
 from prodigy_sim.dram.config import MemorySystemConfig
 from prodigy_sim.dram.mapping import map_addresses
 from prodigy_sim.errors import ConfigError, SimulationError
 
-__all__ = ["RequestBatchResult", "DramStats", "simulate_requests"]
+__all__ = ["RequestBatchResult", "DramStats", "ControllersResult", "simulate_requests",
+           "simulate_controllers"]
 
 ROW_HIT, ROW_MISS, ROW_CONFLICT, NO_DRAM_ACCESS = 0, 1, 2, -1
 
@@ -147,22 +149,38 @@ class RequestBatchResult:
             refreshes = int(self.refreshes.sum())
         else:
             raise ConfigError(f"'at' must be 'last_accept' or 'drained' (got {at!r})")
-        reads = ~self.is_write
-        dram = self.row_class >= 0
-        returned = reads & dram & (self.complete_cycle >= 0) & (self.complete_cycle <= cyc)
-        lat = (self.complete_cycle[returned] - self.accept_cycle[returned]).sum()
-        issued = reads & dram & (self.issue_cycle >= 0) & (self.issue_cycle <= cyc)
-        started = (self.first_command_cycle >= 0) & (self.first_command_cycle <= cyc)
-        cls = self.row_class[started]
+        (n_reads, lat, issued, hits, misses, conflicts) = _count(
+            self.is_write, self.row_class, self.accept_cycle, self.first_command_cycle,
+            self.issue_cycle, self.complete_cycle, cyc)
         per_ch = np.bincount(self.channel, minlength=self.config.channels)
+        n = int(self.is_write.size)
         return DramStats(
-            cycles=int(cyc), tck_ps=self.config.timing.tck_ps, n_requests=int(self.is_write.size),
-            n_reads=int(reads.sum()), n_writes=int(self.is_write.sum()),
+            cycles=int(cyc), tck_ps=self.config.timing.tck_ps, n_requests=n,
+            n_reads=int(n_reads), n_writes=n - int(n_reads),
             bytes_per_request=self.config.tx_bytes, read_latency_sum_cycles=int(lat),
-            reads_issued=int(issued.sum()), row_hits=int((cls == ROW_HIT).sum()),
-            row_misses=int((cls == ROW_MISS).sum()),
-            row_conflicts=int((cls == ROW_CONFLICT).sum()), refreshes=refreshes,
+            reads_issued=int(issued), row_hits=int(hits), row_misses=int(misses),
+            row_conflicts=int(conflicts), refreshes=refreshes,
             requests_per_channel=tuple(int(x) for x in per_ch))
+
+
+@njit(cache=True)
+def _count(is_write, row_class, accept, first, issue, complete, cyc):
+    """One pass over the requests: reads; latency sum of the reads returned by ``cyc`` (data
+    returned - accepted); reads whose RD issued by ``cyc``; hits / misses / conflicts of the
+    requests whose first command issued by ``cyc`` (forwarded reads count in none)."""
+    n_reads = lat = issued = 0
+    cls_count = np.zeros(3, np.int64)
+    for i in range(is_write.size):
+        dram = row_class[i] >= 0
+        if not is_write[i]:
+            n_reads += 1
+            if dram and 0 <= complete[i] <= cyc:
+                lat += complete[i] - accept[i]
+            if dram and 0 <= issue[i] <= cyc:
+                issued += 1
+        if 0 <= first[i] <= cyc and dram:
+            cls_count[row_class[i]] += 1
+    return n_reads, lat, issued, cls_count[ROW_HIT], cls_count[ROW_MISS], cls_count[ROW_CONFLICT]
 
 
 def _params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
@@ -180,6 +198,7 @@ def _params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
         (K.P_RQ, ctrl.read_queue_entries), (K.P_WQ, ctrl.write_queue_entries),
         (K.P_W_ENTER, ctrl.write_enter_threshold), (K.P_W_LEAVE, ctrl.write_leave_threshold),
         (K.P_REFRESH, ctrl.refresh == "all_bank"), (K.P_CHAIN, chain),
+        (K.P_ROW_HIT_FIRST, ctrl.scheduler == "row_hit_first"),
     ):
         p[idx] = int(val)
     return p
@@ -205,6 +224,8 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
                           f"(got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
     if n and (arrive.min() < 0 or np.any(np.diff(arrive) < 0)):
         raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing")
+    if n and arrive[-1] >= K.MAX_CYCLE:
+        raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arrive[-1])})")
     m = map_addresses(config, a)
     out = [np.full(n, -1, np.int64) for _ in range(5)]
     acc, first, cls, fin, comp = out
@@ -223,3 +244,88 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
         first_command_cycle=first, row_class=cls.astype(np.int8), issue_cycle=fin,
         complete_cycle=comp, last_accept_cycle=int(stop), refreshes_at_last_accept=ref_stop,
         refreshes=ref_total)
+
+
+@dataclass(frozen=True)
+class ControllersResult:
+    """Per-request cycles of :func:`simulate_controllers` (int64 arrays of shape (n,), in the
+    order of the input; -1 = never happened; cycles counted from each controller's own cycle 0)
+    and per-controller totals: ``last_accept_cycle`` (G,), ``refreshes`` (G, channels)."""
+
+    controller: np.ndarray
+    accept_cycle: np.ndarray
+    first_command_cycle: np.ndarray
+    row_class: np.ndarray
+    issue_cycle: np.ndarray
+    complete_cycle: np.ndarray
+    last_accept_cycle: np.ndarray
+    refreshes: np.ndarray
+
+
+def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
+                         arrive_cycle: np.ndarray, addr: np.ndarray, is_write: np.ndarray, *,
+                         controllers: int | None = None) -> ControllersResult:
+    """Run several **independent** instances of ``config`` in one call.
+
+    ``controller`` (int, shape (n,)): which instance (0 .. G-1) serves each request. Every
+    instance has its own frontend (one request offered per cycle, retried while its queue is
+    full), queues, banks and refresh clock, all starting at cycle 0: a full queue of one instance
+    never delays another. The requests of one instance are offered in their order of appearance
+    in the arrays, at ``arrive_cycle`` (non-decreasing within an instance) at the earliest;
+    ``addr`` is the byte address inside that instance. Results are as for
+    :func:`simulate_requests` on each instance's requests alone (bit-identical), without its
+    per-call overhead: one address mapping and one kernel call for all instances.
+
+    To feed each 32-bit subchannel of a DDR5 DIMM channel independently, use a 1-channel
+    ``config`` and one instance per subchannel.
+    """
+    ctrl = np.ascontiguousarray(controller, dtype=np.int64)
+    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
+    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
+    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    n = arrive.size
+    if a.shape != (n,) or is_w.shape != (n,) or ctrl.shape != (n,) or arrive.ndim != 1:
+        raise ConfigError(f"'controller', 'arrive_cycle', 'addr' and 'is_write' must be 1-D "
+                          f"arrays of one length (got shapes {ctrl.shape}, {arrive.shape}, "
+                          f"{a.shape}, {is_w.shape})")
+    g = int(ctrl.max()) + 1 if n else 0
+    if controllers is not None:
+        if n and g > controllers:
+            raise ConfigError(f"'controller' values must be < controllers = {controllers}")
+        g = controllers
+    if n and ctrl.min() < 0:
+        raise ConfigError("'controller' values must be >= 0")
+    order = np.argsort(ctrl, kind="stable")
+    start = np.searchsorted(ctrl[order], np.arange(g + 1)).astype(np.int64)
+    arr_s = arrive[order]
+    if n:
+        first_of = np.zeros(n, np.bool_)
+        first_of[start[:-1][start[:-1] < n]] = True
+        bad = (np.diff(arr_s) < 0) & ~first_of[1:]
+        if arr_s.min() < 0 or bad.any():
+            raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing within "
+                              "each controller")
+        if arr_s.max() >= K.MAX_CYCLE:
+            raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arr_s.max())})")
+    a_s = a[order]
+    m = map_addresses(config, a_s)
+    out = [np.full(n, -1, np.int64) for _ in range(5)]
+    ref_stop = np.zeros((g, config.channels), np.int64)
+    ref_total = np.zeros((g, config.channels), np.int64)
+    stop = np.zeros(g, np.int64)
+    if n:
+        bad_group = K.simulate_groups_kernel(
+            _params(config, False), start, arr_s, m.channel, m.bank_group, m.bank, m.row,
+            a_s.view(np.int64), is_w[order], *out, ref_stop, ref_total, stop)
+        if bad_group >= 0:
+            raise SimulationError(f"DDR5 model deadlocked in controller {bad_group}: a request "
+                                  "could never be scheduled")
+    res = []
+    for arr in out:
+        r = np.empty_like(arr)
+        r[order] = arr
+        res.append(r)
+    acc, first, cls, fin, comp = res
+    return ControllersResult(controller=ctrl, accept_cycle=acc, first_command_cycle=first,
+                             row_class=cls.astype(np.int8), issue_cycle=fin,
+                             complete_cycle=comp, last_accept_cycle=stop, refreshes=ref_total)

@@ -130,14 +130,19 @@ def _t16128() -> dict:
             "channel_width_bits": Cited(64, T16128 + ": 64-bit channels"),
             "capacity_bytes": Cited(8 * TIB, T16128 + ": up to 8 TB, read as 16 x 512 GiB"),
             "dram": {
-                "mapping": Cited("RoBaRaCoCh", "assumption: the calibrated reference mapping "
-                                 "(memory controllers not public)"),
+                "mapping": Cited("RoCoBaBgCh", "assumption: typical server controller - "
+                                 "consecutive lines rotate over the bank groups, as DDR5's tCCD_L "
+                                 "(2.25 x tCCD_S at 7200) rewards (memory controllers not public)"),
                 "org": Cited("DDR5_16Gb_x8", "assumption: the calibrated reference device "
                              "(DIMM organization not public)"),
                 "timing": Cited(7200, T16128 + ": DDR5-7200; timings JESD79-5 7200AN "
                                 "(prodigy_sim.dram presets)"),
-                "controller": Cited({}, "assumption: Ramulator 2 GenericDDR controller "
-                                    "defaults (scheduler not public)"),
+                "controller": Cited(
+                    {"scheduler": "row_hit_first", "read_queue_entries": 64,
+                     "write_queue_entries": 64},
+                    "assumption: typical server controller - FR-FCFS with row-hit priority, "
+                    "64-entry read and write queues per subchannel, Ramulator 2 write "
+                    "watermarks and refresh (scheduler not public)"),
             },
         },
     }

@@ -210,10 +210,11 @@ class Core:
         busy = stats.busy
         descs = self.descs
         rec = self.rec
+        executed = [0] * len(descs)                           # per static instruction
         for step in expand(self.program, self.cid, self.ncores, layout=self.layout):
             d = descs[step.index]
             kind = d.kind
-            counts[step.instruction.opcode] += 1
+            executed[step.index] += 1
             if kind == _FREE:
                 continue
             if kind == _SLOT:
@@ -227,7 +228,9 @@ class Core:
                 handles, t_op = self._deps(d, chain)
                 if handles:
                     yield from self._resolve(handles)
-                t_dma = max((h.done for h in handles), default=0)
+                    t_dma = max([h.done for h in handles])
+                else:
+                    t_dma = 0
                 t_unit = self.matrix_free if mat else self.vector_free
                 issue = max(self.t, t_op, t_dma, t_unit)
                 self._stall(issue, (t_dma, t_op, t_unit))
@@ -291,6 +294,10 @@ class Core:
                 stats.stalls["barrier"] += self.env.now - self.t
                 self.t = self.env.now
             self.t += 1
+        instructions = self.program.instructions
+        for i, c in enumerate(executed):
+            if c:
+                counts[instructions[i].opcode] += c
         # the core is done when its units and its DMAs are
         yield from self._resolve(self.outstanding)
         end = max([self.t, self.horizon, self.matrix_free, self.vector_free]

@@ -1,21 +1,26 @@
-"""Thin adapter over the DDR5 model for many small batches of one controller.
+"""Adapter over the DDR5 model for many small batches of one memory controller.
 
-:func:`prodigy_sim.dram.simulate_requests` maps addresses and builds its parameter vector on
-every call (~0.2 ms); the timing model calls it once per controller per memory batch. This
-adapter maps a whole batch (every controller) once with the public
-:func:`prodigy_sim.dram.map_addresses`, builds the parameter vector once, and calls the Numba
-kernel of ``prodigy_sim.dram`` directly. If that private kernel's interface changes, it falls
-back to the public ``simulate_requests`` (same results, slower).
+A controller (one 64-bit DDR5 channel) is ``config.channels`` 32-bit subchannels. Each subchannel
+is fed **independently** - its own frontend and queues - as the chip's DMA engines and NoC deliver
+requests to each subchannel controller on their own: a full queue on subchannel A never holds up
+requests for subchannel B. Every call runs all subchannels of the batch in one
+:func:`prodigy_sim.dram.simulate_controllers` call (one instance of a 1-subchannel system per
+subchannel), so there is no per-subchannel Python overhead.
+
+The per-subchannel address is the controller-local line index with the subchannel bits removed,
+``(line // S) * 64``: the 1-subchannel mapping of that address gives the same bank, row and
+column as the ``S``-subchannel mapping of the controller-local address.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from prodigy_sim.dram import MemorySystemConfig, map_addresses, simulate_requests
-from prodigy_sim.errors import SimulationError
+from prodigy_sim.dram import MemorySystemConfig, simulate_controllers
 
 __all__ = ["DdrRunner"]
+
+LINE = 64
 
 
 class DdrRunner:
@@ -23,38 +28,19 @@ class DdrRunner:
 
     def __init__(self, config: MemorySystemConfig) -> None:
         self.config = config
-        self._kernel = None
-        try:
-            from prodigy_sim.dram import _kernel, model
+        self.subchannels = config.channels
+        self.sub_config = config.model_copy(update={"channels": 1})
 
-            self._params = model._params(config, False)
-            self._kernel = _kernel.simulate_kernel
-        except (ImportError, AttributeError, TypeError):
-            self._kernel = None
+    def map(self, addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Subchannel and per-subchannel byte address of controller-local byte addresses."""
+        line = addr.astype(np.int64, copy=False) // LINE
+        s = self.subchannels
+        return line % s, (line // s) * LINE
 
-    def map(self, addr: np.ndarray):
-        """DRAM coordinates of byte addresses (see :func:`prodigy_sim.dram.map_addresses`)."""
-        return map_addresses(self.config, addr.astype(np.uint64, copy=False))
-
-    def complete(self, arrive: np.ndarray, addr: np.ndarray, is_write: np.ndarray, mapped,
-                 sel: np.ndarray) -> np.ndarray:
-        """Completion DRAM cycle of requests ``sel`` (offered in that order at ``arrive``)."""
-        if self._kernel is not None:
-            n = arrive.size
-            out = [np.full(n, -1, np.int64) for _ in range(5)]
-            c = self.config.channels
-            try:
-                _, status = self._kernel(
-                    self._params, np.ascontiguousarray(arrive, np.int64), mapped.channel[sel],
-                    mapped.bank_group[sel], mapped.bank[sel], mapped.row[sel],
-                    addr[sel].astype(np.int64), np.ascontiguousarray(is_write, np.bool_), *out,
-                    np.zeros(c, np.int64), np.zeros(c, np.int64))
-            except TypeError:
-                self._kernel = None
-            else:
-                if status != 0:
-                    raise SimulationError("DDR5 model deadlocked: a request could never be "
-                                          "scheduled")
-                return out[4]
-        return simulate_requests(self.config, arrive, addr[sel].astype(np.uint64),
-                                 is_write).complete_cycle
+    def complete(self, arrive: np.ndarray, addr: np.ndarray, is_write: np.ndarray,
+                 mapped: tuple[np.ndarray, np.ndarray], sel: np.ndarray) -> np.ndarray:
+        """Completion DRAM cycle of requests ``sel`` (offered in that order at ``arrive``, each
+        subchannel fed on its own)."""
+        sub, sub_addr = mapped
+        return simulate_controllers(self.sub_config, sub[sel], arrive, sub_addr[sel], is_write,
+                                    controllers=self.subchannels).complete_cycle

@@ -56,23 +56,49 @@ class DmaHandle:
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
 
 
+_SEG_CACHE: dict[tuple[int, int, int, int], np.ndarray] = {}
+_SEG_CACHE_MAX = 8192
+
+
+def _segment_pattern(off: int, length: int, stride: int, count: int) -> np.ndarray:
+    """Sorted unique lines of a segment starting at byte ``off`` (< 64): DMAs of one shape at
+    different addresses touch the same pattern shifted by whole lines, so it is cached."""
+    key = (off, length, stride, count)
+    lines = _SEG_CACHE.get(key)
+    if lines is None:
+        starts = off + stride * np.arange(count, dtype=np.int64)
+        first = starts // LINE
+        n = (starts + length - 1) // LINE - first + 1
+        if np.all(n == n[0]):
+            lines = (first[:, None] + np.arange(n[0], dtype=np.int64)).ravel()
+        else:
+            total = int(n.sum())
+            offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+            lines = np.repeat(first, n) + offs
+        if count > 1 and not (stride >= length + LINE - 1 or np.all(lines[1:] > lines[:-1])):
+            lines = np.unique(lines)
+        lines.flags.writeable = False
+        if len(_SEG_CACHE) >= _SEG_CACHE_MAX:
+            _SEG_CACHE.clear()
+        _SEG_CACHE[key] = lines
+    return lines
+
+
 def segment_lines(segments: tuple[Segment, ...]) -> np.ndarray:
     """Sorted unique 64-B line indices touched by 2-D strided byte ranges (int64, shape (n,))."""
     parts = []
     for s in segments:
         if s.length <= 0 or s.count <= 0:
             continue
-        starts = s.address + s.stride * np.arange(s.count, dtype=np.int64)
-        first = starts // LINE
-        n = (starts + s.length - 1) // LINE - first + 1
-        if np.all(n == n[0]):
-            parts.append((first[:, None] + np.arange(n[0], dtype=np.int64)).ravel())
-        else:
-            total = int(n.sum())
-            offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
-            parts.append(np.repeat(first, n) + offs)
+        a = s.address
+        parts.append(_segment_pattern(a % LINE, s.length, s.stride, s.count) + a // LINE)
     if not parts:
         return np.zeros(0, np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    parts.sort(key=lambda x: int(x[0]))
+    if all(int(parts[i][-1]) < int(parts[i + 1][0]) for i in range(len(parts) - 1)):
+        return np.concatenate(parts)
     return np.unique(np.concatenate(parts))
 
 
@@ -118,6 +144,7 @@ class MemorySystem:
         self.flushes = 0
         self.log = _Log() if log else None
         self.recorder = recorder
+        self._latency_lists = mesh.latency.tolist()
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -154,44 +181,40 @@ class MemorySystem:
         self.flushes += 1
         mesh = self.mesh
         ns, s = self.nsub, self.sub
-        ctrl_l, arr_l, addr_l, w_l, dma_l = [], [], [], [], []
-        for i, h in enumerate(batch):
-            line = h.lines
-            sub = line % ns
-            ctrl = sub // s
-            local = ((line // ns) * s + sub % s) * LINE
-            if h.is_write:
-                first_byte = h.released - mesh.serialization(h.nbytes)
-                arrive = max(h.issue, first_byte) + 1 + mesh.latency[h.core][ctrl]
-            else:
-                arrive = h.issue + 1 + mesh.latency[h.core][ctrl]
-            ctrl_l.append(ctrl)
-            arr_l.append(arrive)
-            addr_l.append(local)
-            w_l.append(np.full(line.size, h.is_write))
-            dma_l.append(np.full(line.size, i, np.int64))
-        ctrl = np.concatenate(ctrl_l)
-        arrive = self.to_dram(np.concatenate(arr_l))
-        addr = np.concatenate(addr_l)
-        is_w = np.concatenate(w_l)
-        dma = np.concatenate(dma_l)
+        n = len(batch)
+        sizes = np.fromiter((h.lines.size for h in batch), np.int64, n)
+        line = np.concatenate([h.lines for h in batch]) if n > 1 else batch[0].lines
+        sub = line % ns
+        ctrl = sub // s
+        sub_local = sub % s
+        addr = ((line // ns) * s + sub_local) * LINE
+        # a store's lines leave when its first byte is on the link, a load's at issue
+        start = np.fromiter((max(h.issue, h.released - mesh.serialization(h.nbytes))
+                             if h.is_write else h.issue for h in batch), np.int64, n)
+        cores = np.fromiter((h.core for h in batch), np.int64, n)
+        writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
+        dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
+        arrive = self.to_dram(start[dma] + 1 + mesh.latency[cores[dma], ctrl])
+        is_w = writes[dma]
         complete = np.empty_like(arrive)
         mapped = self.runner.map(addr)
-        for k in np.unique(ctrl):
-            sel = np.flatnonzero(ctrl == k)
+        by_ctrl = np.argsort(ctrl, kind="stable")
+        bounds = np.searchsorted(ctrl[by_ctrl], np.arange(self.nctrl + 1)).tolist()
+        for k in range(self.nctrl):
+            if bounds[k] == bounds[k + 1]:
+                continue
+            sel = by_ctrl[bounds[k]:bounds[k + 1]]
             a = arrive[sel]
-            subc = (addr[sel] // LINE) % s
-            a_eff = np.maximum(a, self.bus_free[k][subc] - self._lead)
+            subc = sub_local[sel]
+            bus_free = self.bus_free[k]
+            a_eff = np.maximum(a, bus_free[subc] - self._lead)
             order = np.argsort(a_eff, kind="stable")
             sel, a_eff, subc = sel[order], a_eff[order], subc[order]
             base = (int(a_eff[0]) // self._refi) * self._refi
             comp = self.runner.complete(a_eff - base, addr, is_w[sel], mapped, sel) + base
             complete[sel] = comp
             bus = comp + np.where(is_w[sel], self._nbl, 0)
-            for j in range(s):
-                m = subc == j
-                if m.any():
-                    self.bus_free[k, j] = max(self.bus_free[k, j], int(bus[m].max()))
+            np.maximum.at(bus_free, subc, bus)          # the row of self.bus_free, in place
             if self.log is not None:
                 self.log.ctrl.append(np.full(sel.size, k))
                 self.log.arrive.append(a[order])
@@ -201,38 +224,41 @@ class MemorySystem:
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * LINE
         comp_core = self.to_core(complete)
-        n = len(batch)
         key = dma * self.nctrl + ctrl
         size = n * self.nctrl
         first = np.full(size, np.iinfo(np.int64).max, np.int64)
         last = np.full(size, -1, np.int64)
-        order = np.argsort(key, kind="stable")
-        ks, starts = np.unique(key[order], return_index=True)
-        first[ks] = np.minimum.reduceat(comp_core[order], starts)
-        last[ks] = np.maximum.reduceat(comp_core[order], starts)
+        np.minimum.at(first, key, comp_core)
+        np.maximum.at(last, key, comp_core)
         count = np.bincount(key, minlength=size)
         first, last, count = first.reshape(n, -1), last.reshape(n, -1), count.reshape(n, -1)
         bw = mesh.link_bw
+        lat_all = self._latency_lists
+        firsts, lasts, counts = first.tolist(), last.tolist(), count.tolist()
+        ctrl_in_free, ctrl_out_free = self.ctrl_in_free, self.ctrl_out_free
         for i, h in enumerate(batch):
             c = h.core
-            lat = mesh.latency[c]
-            ks = np.flatnonzero(count[i]).tolist()
-            fi, la, co = first[i].tolist(), last[i].tolist(), count[i].tolist()
+            lat = lat_all[c]
+            fi, la, co = firsts[i], lasts[i], counts[i]
+            ks = [k for k, v in enumerate(co) if v]
             if h.is_write:
-                h.done = max(la[k] + int(lat[k]) for k in ks)
+                h.done = max(la[k] + lat[k] for k in ks)
                 for k in ks:   # write data into the controllers
-                    self.ctrl_out_free[k] = max(self.ctrl_out_free[k], la[k])
+                    if la[k] > ctrl_out_free[k]:
+                        ctrl_out_free[k] = la[k]
                 continue
             head = None
             tail = 0
+            total = 0
             for k in ks:
-                start = max(fi[k], self.ctrl_in_free[k])
+                start = max(fi[k], ctrl_in_free[k])
                 end = max(start + -(-co[k] * LINE // bw), la[k] + -(-LINE // bw))
-                self.ctrl_in_free[k] = end
-                hop = int(lat[k])
+                ctrl_in_free[k] = end
+                hop = lat[k]
                 head = start + hop if head is None else min(head, start + hop)
                 tail = max(tail, end + hop)
-            total = sum(co[k] for k in ks) * LINE
+                total += co[k]
+            total *= LINE
             start = max(head, self.core_in_free[c])
             end = max(tail, start + -(-total // bw))
             self.core_in_free[c] = end
