@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import pytest
 
 from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
@@ -17,6 +18,7 @@ from prodigy_sim.timing import (
     roofline_bound,
     simulate,
 )
+from prodigy_sim.timing._memory import _fifo_ports
 from prodigy_sim.timing.programs import kloop_gemm_program
 
 FP8 = "float8_e4m3fn"
@@ -253,3 +255,70 @@ def test_cli_run_prints_json(chip, tmp_path, capsys):
     occ = mma_cycles(64, 64, 256, FP8, chip)
     assert (out["cycles"], json.loads(trace.read_text())["traceEvents"][-1]["dur"] > 0) == \
         (occ + chip.core.matrix_unit.latency_cycles, True)
+
+
+def test_a_port_streams_lines_of_several_dmas_as_they_become_ready():
+    # one port at 32 B/cycle (2 cycles per 64-B line): DMA A's lines are ready at 0, 1 and 50,
+    # DMA B's at 2 and 3. B's lines cross between A's instead of waiting for A's last line.
+    free = np.zeros(1, np.int64)
+    ready = np.array([0, 1, 50, 2, 3], np.int64)
+    dep = _fifo_ports(np.zeros(5, np.int64), ready, free, 32)
+    assert (dep.tolist(), int(free[0])) == ([2, 4, 52, 6, 8], 52)
+
+
+def test_port_closed_form_matches_the_line_by_line_queue():
+    rng = np.random.default_rng(0)
+    port = rng.integers(0, 4, 300)
+    ready = rng.integers(0, 400, 300)
+    free0 = rng.integers(0, 100, 4)
+    bw = 24                                   # 64 / 24 is not a whole number of cycles
+    free = free0.copy()
+    dep = _fifo_ports(port, ready, free, bw)
+    ref = np.empty_like(dep)
+    for p in range(4):
+        busy = int(free0[p]) * bw             # in byte units, as the port's calendar
+        for i in sorted(np.flatnonzero(port == p), key=lambda i: (ready[i], i)):
+            busy = max(busy, int(ready[i]) * bw) + 64
+            ref[i] = -(-busy // bw)
+    assert dep.tolist() == ref.tolist()
+
+
+def _reload_program(rows):
+    """One 16 KiB tile (4 rows of 4 KiB) loaded from each of ``rows`` in turn, waiting each."""
+    b = ProgramBuilder()
+    x = b.tensor("X", (64, 2048), "bfloat16")
+    t = b.tile("T", (4, 2048), "bfloat16")
+    for r in rows:
+        b.dma_ld(t, x, r, 0)
+        b.dma_wait()
+    return b.build()
+
+
+def test_a_tile_read_by_two_cores_costs_one_ddr_read(chip):
+    # both cores load the same 16 KiB at once: the second core's lines wait for the first
+    # core's fill in the L3 instead of going to DDR again
+    p = _reload_program([0])
+    shared = simulate(p, chip, cores=2, l3_bytes=None)
+    no_l3 = simulate(p, chip, cores=2)
+    assert (sum(shared.channel_bytes), sum(no_l3.channel_bytes)) == (16384, 2 * 16384)
+    assert shared == simulate(p, chip, cores=2, l3_bytes=None)     # deterministic
+
+
+def test_a_reload_hits_the_l3_and_is_faster(chip):
+    once, twice = (simulate(_reload_program(rows), chip, cores=1, l3_bytes=None)
+                   for rows in ([0], [0, 0]))
+    cold = simulate(_reload_program([0, 0]), chip, cores=1)
+    assert (sum(twice.channel_bytes), sum(cold.channel_bytes)) == (16384, 2 * 16384)
+    assert twice.cycles - once.cycles < cold.cycles - once.cycles
+
+
+def test_l3_capacity_evicts_the_least_recently_used_blocks(chip):
+    p = _reload_program([0, 8, 0])             # A, B, A: 16 KiB tiles, 4 KiB-aligned rows
+    small = simulate(p, chip, cores=1, l3_bytes=16384)     # B evicts A
+    large = simulate(p, chip, cores=1, l3_bytes=32768)     # both fit
+    assert (sum(small.channel_bytes), sum(large.channel_bytes)) == (3 * 16384, 2 * 16384)
+
+
+def test_negative_l3_capacity_is_refused(chip):
+    with pytest.raises(ConfigError, match="l3_bytes"):
+        simulate(_reload_program([0]), chip, cores=1, l3_bytes=-1)

@@ -26,6 +26,7 @@ Time: core cycles and DRAM cycles are converted with integer arithmetic on the r
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,9 @@ from prodigy_sim.timing._noc import Mesh
 __all__ = ["DmaHandle", "MemorySystem", "segment_lines", "check_batching"]
 
 LINE = 64
+BLOCK_SHIFT = 6
+"""L3 blocks are 2**6 lines (4 KiB)."""
+LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 
 @dataclass(slots=True, eq=False)
@@ -115,7 +119,7 @@ class MemorySystem:
     """All DDR controllers, the NoC ports DDR data crosses, and the pending DMA batch."""
 
     def __init__(self, config: ChipConfig, mesh: Mesh, ncores: int, *, log: bool = False,
-                 recorder=None) -> None:
+                 recorder=None, l3_bytes: int = 0) -> None:
         mem = config.memory
         self.dram = mem.dram
         self.runner = DdrRunner(mem.dram)
@@ -145,6 +149,23 @@ class MemorySystem:
         self.log = _Log() if log else None
         self.recorder = recorder
         self._latency_lists = mesh.latency.tolist()
+        # the shared L3: LRU over 4 KiB blocks, line l homed in the L2 slice of core l % cores
+        self.l3_blocks = l3_bytes // (LINE * LINES_PER_BLOCK)
+        self.l3: OrderedDict | None = OrderedDict() if self.l3_blocks > 0 else None
+        self.l3_hit_lines = 0
+        self.nslices = config.cores
+        cols = mesh.cols
+        sx = np.arange(self.nslices) % cols
+        sy = np.arange(self.nslices) // cols
+        kx = np.array([x for x, _ in mesh.controller_xy])
+        ky = np.array([y for _, y in mesh.controller_xy])
+        cx = np.array([x for x, _ in mesh.core_xy])
+        cy = np.array([y for _, y in mesh.core_xy])
+        self.ctrl_slice_lat = (np.abs(kx[:, None] - sx) + np.abs(ky[:, None] - sy)) * \
+            mesh.hop_latency
+        self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
+            mesh.hop_latency
+        self.slice_free = np.zeros(self.nslices, np.int64)
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -174,28 +195,81 @@ class MemorySystem:
         return h
 
     def flush(self) -> None:
-        """Run the pending batch through the NoC ports and the DDR5 model; set every ``done``."""
+        """Run the pending batch through the shared L3, the NoC ports and the DDR5 model; set
+        every ``done``."""
         batch, self.pending = self.pending, []
         if not batch:
             return
         self.flushes += 1
         mesh = self.mesh
-        ns, s = self.nsub, self.sub
         n = len(batch)
-        sizes = np.fromiter((h.lines.size for h in batch), np.int64, n)
-        line = np.concatenate([h.lines for h in batch]) if n > 1 else batch[0].lines
-        sub = line % ns
-        ctrl = sub // s
-        sub_local = sub % s
-        addr = ((line // ns) * s + sub_local) * LINE
         # a store's lines leave when its first byte is on the link, a load's at issue
         start = np.fromiter((max(h.issue, h.released - mesh.serialization(h.nbytes))
                              if h.is_write else h.issue for h in batch), np.int64, n)
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
+        if self.l3 is not None:
+            to_ddr, l3_info = self._l3_lookup(batch)
+        else:
+            to_ddr, l3_info = [h.lines for h in batch], None
+        sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
+        line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
-        arrive = self.to_dram(start[dma] + 1 + mesh.latency[cores[dma], ctrl])
+        ctrl = (line % self.nsub) // self.sub
         is_w = writes[dma]
+        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
+        done = np.zeros(n, np.int64)
+        lat_line = mesh.latency[cores[dma], ctrl]
+        wr = np.flatnonzero(is_w)
+        if wr.size:
+            # write data into the controllers; the store is done when the last write completes
+            np.maximum.at(done, dma[wr], comp_core[wr] + lat_line[wr])
+            out_free = np.asarray(self.ctrl_out_free, np.int64)
+            np.maximum.at(out_free, ctrl[wr], comp_core[wr])
+            self.ctrl_out_free = out_free.tolist()
+        rd = np.flatnonzero(~is_w)
+        bw = mesh.link_bw
+        core_bw = min(bw, self.l2_bw)
+        # read data streams back: each controller's port into the mesh (an L3 slice's port for
+        # hits), then the core's port out of the mesh (and its scratchpad write port), serve
+        # 64-B lines first come first served as they become ready, so a port interleaves the
+        # DMAs whose lines it carries
+        rd_dma, rd_at = [], []
+        if rd.size:
+            in_free = np.asarray(self.ctrl_in_free, np.int64)
+            at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw)
+            self.ctrl_in_free = in_free.tolist()
+            rd_dma.append(dma[rd])
+            rd_at.append(at_port + lat_line[rd])
+        if l3_info is not None:
+            hit_dma, hit_at = self._l3_serve(l3_info, line, dma, ctrl, comp_core, start, cores,
+                                             core_bw)
+            if hit_dma.size:
+                rd_dma.append(hit_dma)
+                rd_at.append(hit_at)
+        if rd_dma:
+            rd_dma = np.concatenate(rd_dma)
+            rd_at = np.concatenate(rd_at)
+            free = np.maximum(np.asarray(self.core_in_free, np.int64),
+                              np.asarray(self.spm_free, np.int64))
+            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw)
+            self.core_in_free = free.tolist()
+            self.spm_free = free.tolist()
+            np.maximum.at(done, rd_dma, at_core)
+        for h, d in zip(batch, done.tolist(), strict=True):
+            h.done = d
+        for h in batch:
+            h.lines = None
+        if self.recorder is not None:
+            for h in batch:
+                self.recorder.dma(h)
+
+    def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
+        """Run the lines of a batch through the DDR5 model; completion core cycle per line."""
+        ns, s = self.nsub, self.sub
+        sub_local = (line % ns) % s
+        addr = ((line // ns) * s + sub_local) * LINE
+        arrive = self.to_dram(start[dma] + 1 + self.mesh.latency[cores[dma], ctrl])
         complete = np.empty_like(arrive)
         mapped = self.runner.map(addr)
         by_ctrl = np.argsort(ctrl, kind="stable")
@@ -223,54 +297,111 @@ class MemorySystem:
                 self.log.complete.append(comp)
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * LINE
-        comp_core = self.to_core(complete)
-        key = dma * self.nctrl + ctrl
-        size = n * self.nctrl
-        first = np.full(size, np.iinfo(np.int64).max, np.int64)
-        last = np.full(size, -1, np.int64)
-        np.minimum.at(first, key, comp_core)
-        np.maximum.at(last, key, comp_core)
-        count = np.bincount(key, minlength=size)
-        first, last, count = first.reshape(n, -1), last.reshape(n, -1), count.reshape(n, -1)
-        bw = mesh.link_bw
-        lat_all = self._latency_lists
-        firsts, lasts, counts = first.tolist(), last.tolist(), count.tolist()
-        ctrl_in_free, ctrl_out_free = self.ctrl_in_free, self.ctrl_out_free
+        return self.to_core(complete)
+
+    # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
+    def _l3_lookup(self, batch: list[DmaHandle]) -> tuple[list[np.ndarray], tuple]:
+        """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
+        bit per 64-B line). Returns the lines each DMA takes from DDR and the hits."""
+        l3, cap = self.l3, self.l3_blocks
+        to_ddr = []
+        hit_parts = []      # (dma, lines, entries of the lines' blocks)
+        fill_parts = []     # (dma, entries of the blocks whose missing lines come from DDR)
         for i, h in enumerate(batch):
-            c = h.core
-            lat = lat_all[c]
-            fi, la, co = firsts[i], lasts[i], counts[i]
-            ks = [k for k, v in enumerate(co) if v]
-            if h.is_write:
-                h.done = max(la[k] + lat[k] for k in ks)
-                for k in ks:   # write data into the controllers
-                    if la[k] > ctrl_out_free[k]:
-                        ctrl_out_free[k] = la[k]
+            lines = h.lines
+            if h.is_write or lines.size == 0:
+                to_ddr.append(lines)
                 continue
-            head = None
-            tail = 0
-            total = 0
-            for k in ks:
-                start = max(fi[k], ctrl_in_free[k])
-                end = max(start + -(-co[k] * LINE // bw), la[k] + -(-LINE // bw))
-                ctrl_in_free[k] = end
-                hop = lat[k]
-                head = start + hop if head is None else min(head, start + hop)
-                tail = max(tail, end + hop)
-                total += co[k]
-            total *= LINE
-            start = max(head, self.core_in_free[c])
-            end = max(tail, start + -(-total // bw))
-            self.core_in_free[c] = end
-            start = max(head, self.spm_free[c])
-            end = max(end, start + -(-total // self.l2_bw))
-            self.spm_free[c] = end
-            h.done = end
-        for h in batch:
-            h.lines = None
-        if self.recorder is not None:
-            for h in batch:
-                self.recorder.dma(h)
+            blk = lines >> BLOCK_SHIFT
+            new = np.r_[True, blk[1:] != blk[:-1]]
+            starts = np.flatnonzero(new)
+            bidx = np.cumsum(new) - 1
+            bit = (lines & (LINES_PER_BLOCK - 1)).astype(np.uint64)
+            masks = np.bitwise_or.reduceat(np.left_shift(np.uint64(1), bit), starts)
+            entries, hitm = [], []
+            for b, m in zip(blk[starts].tolist(), masks.tolist(), strict=True):
+                e = l3.get(b)
+                if e is None:
+                    e = [m, 0, b]          # valid lines, cycle the data is in its slice, block
+                    l3[b] = e
+                    if len(l3) > cap:
+                        l3.popitem(last=False)
+                    hitm.append(0)
+                else:
+                    l3.move_to_end(b)
+                    hitm.append(m & e[0])
+                    e[0] |= m
+                entries.append(e)
+            hit = ((np.array(hitm, np.uint64)[bidx] >> bit) & np.uint64(1)).astype(np.bool_)
+            if hit.any():
+                hl = lines[hit]
+                hb = bidx[hit]
+                u = np.flatnonzero(np.r_[True, hb[1:] != hb[:-1]])
+                hit_parts.append((i, hl, [entries[j] for j in hb[u].tolist()],
+                                  np.cumsum(np.r_[True, hb[1:] != hb[:-1]]) - 1))
+                self.l3_hit_lines += int(hl.size)
+                lines = lines[~hit]
+                bidx = bidx[~hit]
+            if lines.size:
+                u = np.flatnonzero(np.r_[True, bidx[1:] != bidx[:-1]])
+                fill_parts.append((i, [entries[j] for j in bidx[u].tolist()], u))
+            to_ddr.append(lines)
+        return to_ddr, (hit_parts, fill_parts)
+
+    def _l3_serve(self, info, line, dma, ctrl, comp_core, start, cores, bw
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Set the slice-ready cycle of the blocks this batch filled from DDR, then stream the
+        hits through their home slices' ports. Returns (dma, cycle at the core's port) of every
+        hit line."""
+        hit_parts, fill_parts = info
+        if fill_parts:
+            # a filled line reaches its home slice from its controller
+            bounds = np.searchsorted(dma, np.arange(len(start) + 1)).tolist()
+            for i, entries, u in fill_parts:
+                sel = slice(bounds[i], bounds[i + 1])
+                home = line[sel] % self.nslices
+                ready = np.maximum.reduceat(comp_core[sel] + self.ctrl_slice_lat[ctrl[sel], home],
+                                            u).tolist()
+                for e, r in zip(entries, ready, strict=True):
+                    if r > e[1]:
+                        e[1] = r
+        if not hit_parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        hd = np.concatenate([np.full(hl.size, i, np.int64) for i, hl, _, _ in hit_parts])
+        hl = np.concatenate([hl for _, hl, _, _ in hit_parts])
+        ready = np.concatenate([np.array([e[1] for e in es], np.int64)[b]
+                                for _, _, es, b in hit_parts])
+        home = hl % self.nslices
+        c = cores[hd]
+        lat = self.slice_core_lat[home, c]
+        at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw)
+        return hd, at + lat
+
+
+def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int) -> np.ndarray:
+    """Cycle each 64-B line has crossed its port: every port serves its lines first come first
+    served, ``LINE / bw`` cycles each, no earlier than ``free[port]`` (updated in place to the
+    port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + LINE / bw`` per port:
+    ``d_j = max(free, max_{i<=j} (ready_i - r_i s)) + (r_j + 1) s`` with ``r`` the rank within
+    the port, evaluated in byte units (``cycles x bw``) so it stays integer."""
+    order = np.lexsort((ready, port))
+    p = port[order]
+    a = ready[order] * bw
+    n = p.size
+    first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    gid = np.cumsum(np.r_[False, p[1:] != p[:-1]])
+    rank = np.arange(n, dtype=np.int64) - first[gid]
+    x = a - rank * LINE
+    big = int(x.max() - x.min()) + 1
+    off = gid * big
+    cm = np.maximum.accumulate(x + off) - off
+    d = np.maximum(cm, free[p] * bw) + (rank + 1) * LINE
+    dep = -(-d // bw)
+    last = np.r_[first[1:], n] - 1
+    free[p[last]] = dep[last]
+    out = np.empty_like(dep)
+    out[order] = dep
+    return out
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:

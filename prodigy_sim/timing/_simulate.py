@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import simpy
 
 from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
@@ -9,11 +10,11 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
 from prodigy_sim.timing._core import Barrier, Core, compile_program
 from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
-from prodigy_sim.timing._memory import MemorySystem, check_batching
+from prodigy_sim.timing._memory import LINE, MemorySystem, check_batching, segment_lines
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
 
-__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params"]
+__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes"]
 
 DEFAULT_DMA_OUTSTANDING = 8
 """Transfers one core's DMA engine keeps in flight (assumption; not public)."""
@@ -38,17 +39,30 @@ def _prepare(program: Program, config: ChipConfig, cores: int | None) -> tuple[i
     return ncores, lay
 
 
+def default_l3_bytes(config: ChipConfig, ncores: int, lay: Layout) -> int:
+    """The "virtual L3": every core's L2 (less ``l2_reserved_bytes``) minus the scratchpad the
+    program's tiles occupy on each of the ``ncores`` running cores."""
+    spm = max((p.base + p.nbytes for p in lay.tiles.values()), default=0)
+    return max(0, config.cores * config.usable_tile_bytes_per_core - ncores * spm)
+
+
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
-         dma_outstanding: int, log: bool) -> tuple[SimulationResult, MemorySystem]:
+         dma_outstanding: int, log: bool, l3_bytes: int | None = None
+         ) -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
+    if l3_bytes is not None and l3_bytes < 0:
+        raise ConfigError(f"'l3_bytes' must be >= 0 (got {l3_bytes})")
     ncores, lay = _prepare(program, config, cores)
+    if l3_bytes is None:
+        l3_bytes = default_l3_bytes(config, ncores, lay)
     if recorder is not None:
         recorder.start(config.frequency_hz, ncores)
     descs, nkeys = compile_program(program, config)
     env = simpy.Environment()
     mesh = Mesh(config, ncores)
-    memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder)
+    memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder,
+                          l3_bytes=l3_bytes)
     barrier = Barrier(env, ncores)
     procs = []
     for cid in range(ncores):
@@ -75,26 +89,33 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
 
 
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
-             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING) -> SimulationResult:
+             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
+             ) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
     the tile and the config field). ``recorder`` (e.g. :class:`ChromeTraceRecorder`) receives
     the timeline; ``dma_outstanding`` is the number of transfers a core's DMA engine keeps in
-    flight. Raises SimulationError on deadlock (a BARRIER some cores never reach).
+    flight. ``l3_bytes`` is the capacity of the shared "virtual L3" that DMA loads look up
+    before DDR: 0 (the default) turns it off, None sizes it with :func:`default_l3_bytes` (the
+    chip's L2 less the program's scratchpad use). Raises SimulationError on deadlock (a
+    BARRIER some cores never reach).
     """
-    return _run(program, config, cores, recorder, dma_outstanding, log=False)[0]
+    return _run(program, config, cores, recorder, dma_outstanding, log=False,
+                l3_bytes=l3_bytes)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
-                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING) -> dict[str, float]:
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
+                   ) -> dict[str, float]:
     """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
 
     Returns the relative difference of the per-controller drain time (batched vs one batch) and
     the mean per-request completion difference in DRAM cycles; see
     :func:`prodigy_sim.timing._memory.check_batching`.
     """
-    _, memory = _run(program, config, cores, None, dma_outstanding, log=True)
+    _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
+                     l3_bytes=l3_bytes)
     return check_batching(memory)
 
 
@@ -102,11 +123,13 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                    ) -> tuple[float, float, int]:
     """Lower bound on the run time: ``(seconds, flops, bytes)``.
 
-    ``seconds = max(matrix time, vector time, bytes / peak DDR bandwidth)``: the matrix time is
+    ``seconds = max(matrix time, vector time, unique bytes / peak DDR bandwidth)``: the matrix
+    time is
     the sum over executed MMAs of ``2 M N K / (cores x per-core peak FLOPS of the weight format,
     sparse or not)``; the vector time ``elements x issue interval / (cores x lanes x units)``
-    cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata). ``flops`` counts a
-    MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
+    cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata) and ``unique bytes``
+    the distinct 64-B lines they touch (what DDR must move at least once, whatever the shared
+    L3 keeps). ``flops`` counts a MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
     """
     ncores, lay = _prepare(program, config, cores)
     mu, vu = config.core.matrix_unit, config.core.vector_unit
@@ -116,11 +139,13 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     t_vector_cycles = 0
     nbytes = 0
     per_vec = vu.fp32_lanes * vu.count
+    touched = []
     for cid in range(ncores):
         for step in expand(program, cid, ncores, layout=lay):
             ins = step.instruction
             if step.unit == "dma" and step.ddr:
                 nbytes += sum(s.nbytes for s in step.ddr)
+                touched.append(segment_lines(step.ddr))
             elif ins.opcode in ("MMA", "MMA.SP"):
                 macs = mma_macs(ins, program)
                 w = program.tile[ins.operands[2]].fmt
@@ -133,5 +158,6 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                 flops += el * (2 if ins.opcode == "VFMA" else 1)
                 t_vector_cycles += el * vu.op_interval_cycles[VECTOR_OP_CLASS[ins.opcode]]
     t_vector = t_vector_cycles / (per_vec * ncores * f)
-    t_mem = nbytes / config.peak_ddr_bandwidth_bytes_per_s
+    unique = np.unique(np.concatenate(touched)).size * LINE if touched else 0
+    t_mem = min(nbytes, unique) / config.peak_ddr_bandwidth_bytes_per_s
     return max(t_matrix, t_vector, t_mem), flops, nbytes
