@@ -37,12 +37,14 @@ vectorizable min over the banks (two candidates each), not over the entries. The
 on an arrival (append), on a removal (the next hit / non-hit is found by walking forward from the
 removed entry) and when the bank's open row changes (ACT / PRE / PREab: the bank's lists are
 re-classified). Per-bank tables hold the bank/bank-group part of the ready cycles (of a row hit
-and of the bank's other command); a command refreshes only the tables of its bank group (all banks
-for PREab). The active buffer (at most one request per bank) is a per-bank table too. "Oldest" is
-decided by arrival cycle (unique, as at most one request is accepted per cycle), which is
-Ramulator's list order. Candidates are compared by a packed key ``(cycles until ready,
-saturated) << DSH | arrival << SH | bank << 1 | non-hit``, so one min over the banks finds the
-winner now or at the earliest ready cycle (arrival cycles must stay below ``MAX_CYCLE`` = 2**46).
+and of the bank's other command); a command refreshes only the entries whose inputs it changed
+(its bank; RD / WR the row-hit tables of its bank group; ACT the other-command table of the group's
+closed banks; PREab all banks; REFab none). The active buffer (at most one request per bank) is
+a per-bank table too. "Oldest" is decided by arrival cycle (unique, as at most one request is
+accepted per cycle), which is Ramulator's list order. Candidates are compared by a packed key
+``(cycles until ready, saturated) << DSH | arrival << SH | bank << 1 | non-hit``, so one min over
+the banks finds the winner now or at the earliest ready cycle (arrival cycles must stay below
+``MAX_CYCLE`` = 2**46).
 
 Commands: ACT=0, PRE (per bank)=1, PREA (all banks)=2, RD=3, WR=4, REF (all banks)=5.
 
@@ -208,6 +210,7 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
     act_key = np.full(C * NB, INF, np.int64)
     act_id = np.zeros(C * NB, np.int64)
     act_wr = np.zeros(C * NB, np.bool_)
+    act_off = np.zeros(C * NB, np.int64)  # bk_fn offset of the active request: 0 RD, CNB WR
     a_bank = np.zeros(C * NB, np.int64)    # banks of channel c's active requests: [c*NB, +a_n)
     a_pos = np.zeros(C * NB, np.int64)     # position of a bank in a_bank
     a_n = np.zeros(C, np.int64)
@@ -409,11 +412,11 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                     cr_wr = cr[WR]
                     kbest = INF
                     for j in range(a_n[c]):
-                        bb = a_bank[cb0 + j]
-                        ra = (_mx(cr_wr, bk_fn[CNB + cb0 + bb]) if act_wr[cb0 + bb]
-                              else _mx(cr_rd, bk_fn[cb0 + bb]))
+                        ka = cb0 + a_bank[_u(cb0 + j)]
+                        ra = _mx(cr_wr if act_wr[_u(ka)] else cr_rd,
+                                 bk_fn[_u(act_off[_u(ka)] + ka)])
                         d = min(_mx(ra - t, 0), DSAT)
-                        kbest = min(kbest, (d << DSH) | act_key[cb0 + bb])
+                        kbest = min(kbest, (d << DSH) | act_key[_u(ka)])
                     d = kbest >> DSH
                     if d == 0:
                         ja = (kbest >> 1) & bmask
@@ -668,6 +671,7 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                     act_key[cb0 + b] = (acc[best] << sh) | (b << 1)
                     act_id[cb0 + b] = best
                     act_wr[cb0 + b] = isw[best]
+                    act_off[cb0 + b] = CNB if isw[best] else 0
                     a_bank[cb0 + a_n[c]] = b
                     a_pos[cb0 + b] = a_n[c]
                     a_n[c] += 1
@@ -699,11 +703,11 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                         last = a_bank[cb0 + a_n[c]]
                         a_bank[cb0 + j] = last
                         a_pos[cb0 + last] = j
-            # refresh the per-bank tables of the banks whose ready cycles or state changed
-            if cmd != REF:
-                glo = 0 if cmd == PREA else g
-                ghi = NG if cmd == PREA else g + 1
-                for gg in range(glo, ghi):
+            # refresh the per-bank tables where their inputs changed: PREab all banks; RD / WR the
+            # row-hit tables of the bank group (its RD / WR ready cycles moved); ACT the closed
+            # banks of the group (its ACT ready cycle moved); every command but REF its own bank
+            if cmd == PREA:
+                for gg in range(NG):
                     gi = (c * NG + gg) * NCMD
                     g_rd = bg_flat[_u(gi + RD)]
                     g_wr = bg_flat[_u(gi + WR)]
@@ -717,6 +721,30 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                         bk_oq[_u(k)] = ACT if closed else PRE
                         oth = INF if act_flat[_u(k)] != 0 else bank_flat[_u(bi + PRE)]
                         bk_oth[_u(k)] = _mx(g_act, bank_flat[_u(bi + ACT)]) if closed else oth
+            elif cmd != REF:
+                gi = (c * NG + g) * NCMD
+                g_rd = bg_flat[_u(gi + RD)]
+                g_wr = bg_flat[_u(gi + WR)]
+                g_act = bg_flat[_u(gi + ACT)]
+                if cmd == RD or cmd == WR:
+                    for bb in range(g * bpg, g * bpg + bpg):
+                        k = cb0 + bb
+                        bi = k * NCMD
+                        bk_fn[_u(k)] = _mx(g_rd, bank_flat[_u(bi + RD)])
+                        bk_fn[_u(CNB + k)] = _mx(g_wr, bank_flat[_u(bi + WR)])
+                elif cmd == ACT:
+                    for bb in range(g * bpg, g * bpg + bpg):
+                        k = cb0 + bb
+                        ba = _mx(g_act, bank_flat[_u(k * NCMD + ACT)])
+                        bk_oth[_u(k)] = ba if open_flat[_u(k)] < 0 else bk_oth[_u(k)]
+                k = cb0 + b
+                bi = k * NCMD
+                bk_fn[_u(k)] = _mx(g_rd, bank_flat[_u(bi + RD)])
+                bk_fn[_u(CNB + k)] = _mx(g_wr, bank_flat[_u(bi + WR)])
+                closed = open_flat[_u(k)] < 0
+                bk_oq[_u(k)] = ACT if closed else PRE
+                oth = INF if act_flat[_u(k)] != 0 else bank_flat[_u(bi + PRE)]
+                bk_oth[_u(k)] = _mx(g_act, bank_flat[_u(bi + ACT)]) if closed else oth
             # a blocked frontend retries once the buffer it waits for lost an entry (ACT moves a
             # request to the active buffer, RD/WR retires it)
             if (front_wait and not chain and i < n and chn[i] == c and src >= 2
