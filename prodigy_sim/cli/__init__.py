@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from prodigy_sim.errors import ProdigySimError
 
-SUBCOMMANDS = ("simulate", "footprint", "presets", "formats", "run", "asm", "disasm", "dram")
+SUBCOMMANDS = ("simulate", "footprint", "accuracy", "presets", "formats", "run", "asm", "disasm",
+               "dram")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
 from prodigy_sim.realmodels._data import calibration_sentences, eval_sentences, eval_text
 from prodigy_sim.realmodels._layers import Linears
@@ -33,20 +34,28 @@ from prodigy_sim.realmodels._tokenizers import minilm_tokenizer, smollm2_tokeniz
 from prodigy_sim.realmodels._weights import ModelWeights
 
 __all__ = ["AccuracyRow", "table_schemes", "calibrate_minilm", "calibrate_smollm2",
-           "accuracy_table", "format_table"]
+           "accuracy_table", "format_table", "MODELS"]
 
 
 @dataclass(frozen=True)
 class AccuracyRow:
-    """One row of the accuracy table (see the module docstring)."""
+    """One row of the accuracy table (see the module docstring).
+
+    A model left out of the table has None in its columns. ``minilm_sentences_per_s`` and
+    ``smollm2_tokens_per_s`` are the simulated throughput of the same model and scheme on the
+    hardware preset (:func:`~prodigy_sim.realmodels._throughput.simulated_throughput`; None when
+    not asked for). ``seconds`` is the host time spent measuring the row's accuracy.
+    """
 
     scheme: str
-    minilm_mean_cosine: float
-    minilm_min_cosine: float
-    smollm2_perplexity: float
-    minilm_linear_bytes: int
-    smollm2_linear_bytes: int
+    minilm_mean_cosine: float | None
+    minilm_min_cosine: float | None
+    smollm2_perplexity: float | None
+    minilm_linear_bytes: int | None
+    smollm2_linear_bytes: int | None
     seconds: float
+    minilm_sentences_per_s: float | None = None
+    smollm2_tokens_per_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,34 +95,69 @@ def calibrate_smollm2(weights: ModelWeights, sentences: list[str]) -> Calibratio
     return calibrate(weights, run)
 
 
-def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 512,
-                   progress: Callable[[AccuracyRow], None] | None = None) -> list[AccuracyRow]:
-    """Measure every scheme (default :func:`table_schemes`) on both models.
+MODELS: tuple[str, ...] = ("minilm", "smollm2")
 
-    ``progress`` is called with each row as soon as it is measured.
+
+def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 512,
+                   progress: Callable[[AccuracyRow], None] | None = None, *,
+                   models: tuple[str, ...] | list[str] = MODELS, sentences: int | None = None,
+                   throughput: bool = False,
+                   hardware: str | None = None) -> list[AccuracyRow]:
+    """Measure every scheme (default :func:`table_schemes`) on ``models``.
+
+    ``progress`` is called with each row as soon as it is measured. ``sentences``: use only the
+    first N evaluation sentences (default all). ``throughput``: also simulate each model and
+    scheme on ``hardware`` (default preset) and fill the throughput columns.
     """
+    from prodigy_sim.hardware import DEFAULT_PRESET
+    from prodigy_sim.realmodels._throughput import simulated_throughput
+
     schemes = schemes if schemes is not None else table_schemes()
-    mini, smol = minilm_weights(), smollm2_weights()
-    mtok, stok = minilm_tokenizer(), smollm2_tokenizer()
-    sentences = eval_sentences()
-    ids = np.asarray(stok.encode(eval_text()).ids[:ppl_tokens])
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ConfigError(f"unknown model {unknown[0] if unknown else ''!r}; models: "
+                          f"{', '.join(MODELS)}")
+    if ppl_tokens < 2:
+        raise ConfigError(f"perplexity needs >= 2 tokens (got {ppl_tokens})")
+    if sentences is not None and sentences < 1:
+        raise ConfigError(f"'sentences' must be >= 1 (got {sentences})")
+    hardware = hardware or DEFAULT_PRESET
+    use_mini, use_smol = "minilm" in models, "smollm2" in models
     calib = calibration_sentences()
-    mini_cal, smol_cal = calibrate_minilm(mini, calib), calibrate_smollm2(smol, calib)
-    reference = sentence_embeddings(mini, mtok, sentences)
+    if use_mini:
+        mini, mtok = minilm_weights(), minilm_tokenizer()
+        evals = eval_sentences()[:sentences]
+        mini_cal = calibrate_minilm(mini, calib)
+        reference = sentence_embeddings(mini, mtok, evals)
+    if use_smol:
+        smol, stok = smollm2_weights(), smollm2_tokenizer()
+        ids = np.asarray(stok.encode(eval_text()).ids[:ppl_tokens])
+        smol_cal = calibrate_smollm2(smol, calib)
     rows = []
     for scheme in schemes:
         start = time.perf_counter()
-        emb = sentence_embeddings(mini, mtok, sentences, make_linears(mini, scheme, mini_cal))
-        cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
-        ppl = perplexity(smol, ids, make_linears(smol, scheme, smol_cal))
+        mean_cos = min_cos = ppl = mini_bytes = smol_bytes = None
+        if use_mini:
+            emb = sentence_embeddings(mini, mtok, evals, make_linears(mini, scheme, mini_cal))
+            cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
+            mean_cos, min_cos = float(cos.mean()), float(cos.min())
+            mini_bytes = weight_footprint_bytes(mini.card, scheme)
+        if use_smol:
+            ppl = perplexity(smol, ids, make_linears(smol, scheme, smol_cal))
+            smol_bytes = weight_footprint_bytes(smol.card, scheme)
+        seconds = time.perf_counter() - start
         row = AccuracyRow(
             scheme=scheme.label,
-            minilm_mean_cosine=float(cos.mean()),
-            minilm_min_cosine=float(cos.min()),
+            minilm_mean_cosine=mean_cos,
+            minilm_min_cosine=min_cos,
             smollm2_perplexity=ppl,
-            minilm_linear_bytes=weight_footprint_bytes(mini.card, scheme),
-            smollm2_linear_bytes=weight_footprint_bytes(smol.card, scheme),
-            seconds=time.perf_counter() - start,
+            minilm_linear_bytes=mini_bytes,
+            smollm2_linear_bytes=smol_bytes,
+            seconds=seconds,
+            minilm_sentences_per_s=(simulated_throughput("minilm", scheme, hardware)
+                                    if throughput and use_mini else None),
+            smollm2_tokens_per_s=(simulated_throughput("smollm2", scheme, hardware)
+                                  if throughput and use_smol else None),
         )
         rows.append(row)
         if progress is not None:
@@ -121,14 +165,28 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
     return rows
 
 
+def _cell(value: float | int | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def format_table(rows: list[AccuracyRow]) -> str:
-    """Markdown table of ``rows``."""
+    """Markdown table of ``rows`` (throughput columns only if some row has them)."""
+    tp = any(r.minilm_sentences_per_s is not None or r.smollm2_tokens_per_s is not None
+             for r in rows)
     head = ("| weights (FP8 E4M3 activations) | MiniLM mean cos | MiniLM min cos | "
             "SmolLM2 perplexity | MiniLM linear bytes | SmolLM2 linear bytes |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if tp:
+        head += " MiniLM sim. sentences/s | SmolLM2 sim. tokens/s |"
+        rule += "---:|---:|"
+    lines = [head, rule]
     for r in rows:
         name = "float32 (float32 activations)" if r.scheme == "fp32" else r.scheme
-        lines.append(f"| {name} | {r.minilm_mean_cosine:.5f} | {r.minilm_min_cosine:.5f} | "
-                     f"{r.smollm2_perplexity:.3f} | {r.minilm_linear_bytes:,} | "
-                     f"{r.smollm2_linear_bytes:,} |")
+        line = (f"| {name} | {_cell(r.minilm_mean_cosine, '.5f')} | "
+                f"{_cell(r.minilm_min_cosine, '.5f')} | {_cell(r.smollm2_perplexity, '.3f')} | "
+                f"{_cell(r.minilm_linear_bytes, ',')} | {_cell(r.smollm2_linear_bytes, ',')} |")
+        if tp:
+            line += (f" {_cell(r.minilm_sentences_per_s, ',.0f')} | "
+                     f"{_cell(r.smollm2_tokens_per_s, ',.0f')} |")
+        lines.append(line)
     return "\n".join(lines)

@@ -9,12 +9,16 @@ non-padding tokens of the last hidden state, then L2 normalization (all-MiniLM-L
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from tokenizers import Tokenizer
 
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
 from prodigy_sim.realmodels._ops import gelu, layer_norm, softmax
 from prodigy_sim.realmodels._weights import ModelWeights
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["bert_hidden", "encode_batch", "sentence_embeddings"]
 

@@ -7,12 +7,15 @@ This is the arithmetic the simulator's functional core must reproduce bit for bi
 - ``q = encode(x / s_x, float8_e4m3fn)`` (round to nearest even, saturating at +-448; see
   ``docs/formats.md``). ``s_x = 2^e`` is the layer's static per-tensor activation scale
   (:func:`act_scale_for`: the smallest power of two with ``amax <= 448 * s_x``, ``amax`` the
-  largest ``|x|`` seen on the calibration data). ``x / s_x`` is exact (float64).
+  largest ``|x|`` seen on the calibration data). ``x / s_x`` is a power-of-two scaling (exact
+  wherever the result can round to a nonzero FP8 value).
 - ``w_hat = QuantizedTensor.dequantize()`` (float32, exact: a format value times its E8M0 block
   scale); pruned positions are 0.
-- The sum is the *exact* real number, rounded once to float32 (nearest even). No accumulation
-  order, no intermediate rounding: any hardware that accumulates exactly (or provably without
-  error) and rounds once gets the same bits.
+- The sum is the *exact* real number, rounded once to float32 (nearest even; beyond the float32
+  range +-Inf). An exactly zero sum gives +0; a nonzero sum that rounds to zero keeps its sign.
+  NaN inputs (NaN FP8 codes) give NaN. No accumulation order, no intermediate rounding: any
+  hardware that accumulates exactly (or provably without error) and rounds once gets the same
+  bits.
 
 How it is computed: every FP8 value is an integer multiple of 2^-9 and every row of ``w_hat`` an
 integer multiple of its own power of two ``2^g_i``, so ``sum_j`` is ``2^(g_i - 9)`` times an integer
@@ -24,16 +27,19 @@ integers. The final ``* 2^(e + g_i - 9)`` is exact in float64 and ``astype(float
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import QuantizedTensor, decode, encode
 
 __all__ = ["ACT_FORMAT", "PreparedWeight", "prepare_weight", "act_scale_for",
-           "quantize_activations", "dequantize_activations", "linear_q", "linear_fp32"]
+           "quantize_activations", "dequantize_activations", "linear_q", "linear_fp32",
+           "QuantizedInput", "quantize_input", "linear_q_from"]
 
 ACT_FORMAT = "float8_e4m3fn"
 _ACT_MAX = 448.0  # largest finite E4M3
@@ -47,38 +53,107 @@ class PreparedWeight:
     """A linear weight ready for :func:`linear_q`.
 
     Attributes:
-        values: float32 ``(N, K)``, the dequantized weight ``w_hat``.
-        row_exp: int64 ``(N,)``; ``values[i] * 2^-row_exp[i]`` are integers (the smallest such
-            power for the row).
-        row_absmax: float64 ``(N,)``, ``max_j |values[i, j]| * 2^-row_exp[i]``.
+        integers: float64 ``(N, K)`` integer-valued; the dequantized weight is
+            ``w_hat[i, j] = integers[i, j] * 2^row_exp[i]`` exactly.
+        row_exp: int64 ``(N,)``, the exponent of the lowest set bit over the row's nonzero
+            elements (0 for an all-zero row).
+        row_absmax: float64 ``(N,)``, ``max_j |integers[i, j]|``.
         qtensor: the :class:`QuantizedTensor` it came from (None for a float32 weight).
     """
 
-    values: np.ndarray
+    integers: np.ndarray
     row_exp: np.ndarray
     row_absmax: np.ndarray
     qtensor: QuantizedTensor | None = None
 
-    def integer_rows(self) -> np.ndarray:
-        """float64 ``(N, K)`` integers ``M`` with ``values = M * 2^row_exp[:, None]`` (exact)."""
-        return np.ldexp(self.values.astype(np.float64), -self.row_exp[:, None])
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.integers.shape
+
+    def values(self) -> np.ndarray:
+        """The dequantized weight ``w_hat``, float32 ``(N, K)``."""
+        return np.ldexp(self.integers, self.row_exp[:, None]).astype(np.float32)
 
 
-def _lowest_bit_exponents(w: np.ndarray) -> np.ndarray:
-    """Per row of float32 ``w (N, K)``: the exponent of the lowest set significand bit over the
-    row's nonzero elements (0 for an all-zero row). Rows must be finite."""
-    mant, exp = np.frexp(w.astype(np.float64))  # w = mant * 2^exp, 0.5 <= |mant| < 1
-    ints = np.abs(mant * 2.0**24).astype(np.int64)  # the 24-bit significand (exact for float32)
-    lowest = ints & -ints  # isolate the lowest set bit: 0b...1000 -> 0b1000
-    tz = np.frexp(lowest.astype(np.float64))[1] - 1  # log2 of that bit
-    lsb = np.where(ints != 0, exp - 24 + tz, np.iinfo(np.int64).max)
-    out = lsb.min(axis=1)
-    return np.where(out == np.iinfo(np.int64).max, 0, out).astype(np.int64)
+@numba.njit(cache=True, parallel=True)
+def _integer_rows(values, bits, out, row_exp, row_absmax):
+    """Split float32 rows ``values (N, K)`` (``bits``: the same memory as uint32) into integers
+    times a power of two.
+
+    A float32 is ``[s | E (8) | F (23)]``; its significand ``S = F | (E != 0) << 23`` has weight
+    ``2^(max(E, 1) - 150)``, i.e. ``|x| = S * 2^(max(E, 1) - 150)``. The lowest set bit of ``S``
+    (``S & -S`` isolates it: ``...1000 -> 1000``) gives the exponent of ``x``'s lowest set bit;
+    the row minimum is ``g``, and ``out = x * 2^-g`` (a power-of-two multiply: exact) are
+    integers.
+    """
+    n, k = bits.shape
+    for i in numba.prange(n):
+        g = 1 << 30
+        for j in range(k):
+            b = bits[i, j]
+            e = np.int64((b >> 23) & 0xFF)
+            sig = (b & 0x7FFFFF) | (np.uint32(1 << 23) if e != 0 else np.uint32(0))
+            if sig != 0:
+                low = sig & (~sig + np.uint32(1))
+                lsb = max(e, 1) - 150 + (math.frexp(np.float64(low))[1] - 1)
+                g = min(g, lsb)
+        if g == 1 << 30:
+            g = 0
+        row_exp[i] = g
+        inv = math.ldexp(1.0, -g)
+        amax = 0.0
+        for j in range(k):
+            v = np.float64(values[i, j]) * inv
+            out[i, j] = v
+            amax = max(amax, abs(v))
+        row_absmax[i] = amax
+
+
+@numba.njit(cache=True, parallel=True)
+def _dequantize_rows(codes, table, scales, kept_block, mask_bits, m, out):
+    """``out[i, k] = fl32(table[codes[i, j]] * scales[i, j // kept_block])`` for the ``j``-th kept
+    position ``k`` of row ``i``; pruned positions stay 0.
+
+    ``m = 0``: dense (every position kept). Otherwise position ``k`` is kept when bit ``k % m`` of
+    its group's little-endian mask (``ceil(m / 8)`` bytes per group) is set::
+
+        group g = k // m, r = k % m:  mask_bits[i, g * ceil(m/8) + r // 8] >> (r % 8) & 1
+    """
+    n, kept = codes.shape
+    nb = (m + 7) // 8
+    for i in numba.prange(n):
+        j = 0
+        for k in range(out.shape[1]):
+            keep = True
+            if m > 0:
+                r = k % m
+                keep = (mask_bits[i, (k // m) * nb + r // 8] >> (r % 8)) & 1 == 1
+            if keep:
+                if j < kept:
+                    out[i, k] = table[codes[i, j]] * scales[i, j // kept_block]
+                j += 1
+
+
+def dequantize_weight(q: QuantizedTensor) -> np.ndarray:
+    """``q.dequantize()`` of a 2-D tensor quantized along its last axis, computed by one kernel.
+
+    The same arithmetic as :meth:`QuantizedTensor.dequantize` (a float32 product of the decoded
+    element and its block scale; zeros at pruned positions), bit for bit (tested); other layouts
+    fall back to it. The sparsity mask is read as stored, not re-validated.
+    """
+    if len(q.shape) != 2 or q.axis not in (1, -1) or q.scale == "none":
+        return q.dequantize()
+    m = q.sparsity[1] if q.sparsity is not None else 0
+    bits = q.mask_bits if q.mask_bits is not None else np.zeros((0, 0), dtype=np.uint8)
+    out = np.zeros(q.shape, dtype=np.float32)
+    _dequantize_rows(q.element_codes(), q.fmt.values_f32, q.scale_values().astype(np.float32),
+                     q.kept_block, bits, m, out)
+    return out
 
 
 def prepare_weight(w: QuantizedTensor | np.ndarray) -> PreparedWeight:
     """Dequantize ``w`` (a ``QuantizedTensor`` with shape ``(N, K)``, or a float32 ``(N, K)``
-    array used as is) and find each row's integer representation.
+    array used as is) and split each row into integers times a power of two.
 
     Raises:
         ConfigError: not 2-D, not quantized along the last axis (K), or not finite.
@@ -87,15 +162,18 @@ def prepare_weight(w: QuantizedTensor | np.ndarray) -> PreparedWeight:
     if q is not None and (len(q.shape) != 2 or q.axis not in (1, -1)):
         raise ConfigError(f"a linear weight must be (N, K) quantized along K (axis 1); got shape "
                           f"{q.shape}, axis {q.axis}")
-    values = np.ascontiguousarray(q.dequantize() if q is not None else w, dtype=np.float32)
+    values = np.ascontiguousarray(dequantize_weight(q) if q is not None else w, dtype=np.float32)
     if values.ndim != 2:
         raise ConfigError(f"a linear weight must be 2-D (N, K) (got shape {values.shape})")
     if not np.isfinite(values).all():
         raise ConfigError("a linear weight must be finite (it holds NaN or Inf)")
-    row_exp = _lowest_bit_exponents(values)
-    absmax = np.ldexp(np.abs(values).max(axis=1).astype(np.float64), -row_exp)
-    values.flags.writeable = False
-    return PreparedWeight(values=values, row_exp=row_exp, row_absmax=absmax, qtensor=q)
+    n = values.shape[0]
+    integers = np.empty(values.shape, dtype=np.float64)
+    row_exp = np.empty(n, dtype=np.int64)
+    row_absmax = np.empty(n, dtype=np.float64)
+    _integer_rows(values, values.view(np.uint32), integers, row_exp, row_absmax)
+    integers.flags.writeable = False
+    return PreparedWeight(integers=integers, row_exp=row_exp, row_absmax=row_absmax, qtensor=q)
 
 
 def act_scale_for(amax: float) -> float:
@@ -125,8 +203,18 @@ def _scale_exponent(act_scale: float) -> int:
 def quantize_activations(x: np.ndarray, act_scale: float) -> np.ndarray:
     """FP8 E4M3 codes (uint8, shape of ``x``) of ``x / act_scale``: nearest even, saturating."""
     e = _scale_exponent(act_scale)
-    scaled = np.ldexp(np.asarray(x, dtype=np.float64), -e)  # exact
+    # x * 2^-e in float32 is exact except for results below 2^-126 (float32 subnormals), which
+    # encode to +-0 either way (FP8's smallest magnitude is 2^-9), and overflow to +-Inf, which
+    # saturates to +-448 either way; float32 input takes the table-driven encoder.
+    scaled = np.ldexp(np.asarray(x, dtype=np.float32), np.int32(-e))
     return encode(scaled, ACT_FORMAT, overflow="saturate")
+
+
+@functools.lru_cache(maxsize=1)
+def _fp8_integers() -> np.ndarray:
+    """float64 ``(256,)``: ``decode(code) * 2^9`` for every E4M3 code (integers; NaN codes NaN)."""
+    return np.ldexp(decode(np.arange(256, dtype=np.uint8), ACT_FORMAT).astype(np.float64),
+                    _ACT_FRAC_BITS)
 
 
 def dequantize_activations(codes: np.ndarray, act_scale: float) -> np.ndarray:
@@ -168,24 +256,53 @@ def linear_q(x: np.ndarray, weight: PreparedWeight | QuantizedTensor, act_scale:
         float32 ``(..., N)``: ``fl32(act_scale * sum_j decode(q_j) * w_hat[i, j])`` exactly.
     """
     w = weight if isinstance(weight, PreparedWeight) else prepare_weight(weight)
+    return linear_q_from(quantize_input(x, act_scale), w, bias)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedInput:
+    """A linear layer's input quantized once (reusable by every layer reading the same ``x``
+    with the same scale, e.g. q/k/v): ``a`` = ``decode(codes) * 2^9`` float64 ``(T, K)``
+    integers, ``l1`` = ``sum_j |a[t, j]|``, ``e`` = ``log2(act_scale)``, ``lead`` = ``x``'s
+    leading shape."""
+
+    a: np.ndarray
+    l1: np.ndarray
+    e: int
+    lead: tuple[int, ...]
+
+
+def quantize_input(x: np.ndarray, act_scale: float) -> QuantizedInput:
+    """The FP8 side of :func:`linear_q` for ``x (..., K)``."""
     x = np.asarray(x, dtype=np.float32)
-    n, k = w.values.shape
-    if x.shape[-1] != k:
-        raise ConfigError(f"x has {x.shape[-1]} input features, the weight expects K = {k}")
-    lead = x.shape[:-1]
     e = _scale_exponent(act_scale)
-    codes = quantize_activations(x.reshape(-1, k), act_scale)
-    a = np.ldexp(decode(codes, ACT_FORMAT).astype(np.float64), _ACT_FRAC_BITS)  # integers
-    m = w.integer_rows()
-    s = a @ m.T  # exact where the bound below holds
-    with np.errstate(invalid="ignore"):
-        unsafe = np.abs(a).sum(axis=1)[:, None] * w.row_absmax[None, :] >= _EXACT_LIMIT
-    shift = w.row_exp[None, :] + (e - _ACT_FRAC_BITS)
+    codes = quantize_activations(x.reshape(-1, x.shape[-1]), act_scale)
+    a = _fp8_integers()[codes]  # decode(code) * 2^9: integers, |a| <= 448 * 2^9
+    return QuantizedInput(a=a, l1=np.abs(a).sum(axis=1), e=e, lead=x.shape[:-1])
+
+
+def linear_q_from(qx: QuantizedInput, w: PreparedWeight,
+                  bias: np.ndarray | None = None) -> np.ndarray:
+    """:func:`linear_q` of an input already quantized by :func:`quantize_input` (same bits)."""
+    n, k = w.shape
+    if qx.a.shape[-1] != k:
+        raise ConfigError(f"x has {qx.a.shape[-1]} input features, the weight expects K = {k}")
+    a, l1, e, lead = qx.a, qx.l1, qx.e, qx.lead
+    s = a @ w.integers.T  # exact where the bound below holds
+    if not l1.max(initial=0.0) * w.row_absmax.max(initial=0.0) < _EXACT_LIMIT:
+        with np.errstate(invalid="ignore"):  # NaN inputs: NaN results, not "unsafe"
+            unsafe = l1[:, None] * w.row_absmax[None, :] >= _EXACT_LIMIT
+    else:
+        unsafe = None
+    shift = w.row_exp + (e - _ACT_FRAC_BITS)
     with np.errstate(over="ignore"):  # beyond float32 range: +-Inf, as a single rounding gives
-        y = np.ldexp(s, np.broadcast_to(shift, s.shape)).astype(np.float32)
-    for t, i in zip(*np.nonzero(unsafe), strict=True):
-        exact = sum(int(av) * int(mv) for av, mv in zip(a[t], m[i], strict=True) if av and mv)
-        y[t, i] = _round_int_to_f32(exact, int(shift[0, i]))
+        y = (s * np.ldexp(1.0, shift)[None, :]).astype(np.float32)  # power-of-two multiply: exact
+    y[s == 0.0] = 0.0  # an exact zero is +0, whatever signed zeros the matmul produced
+    if unsafe is not None:
+        for t, i in zip(*np.nonzero(unsafe), strict=True):
+            exact = sum(int(av) * int(mv) for av, mv in zip(a[t], w.integers[i], strict=True)
+                        if av and mv)
+            y[t, i] = _round_int_to_f32(exact, int(shift[i]))
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float32)
     return y.reshape(*lead, n)

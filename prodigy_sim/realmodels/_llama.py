@@ -15,13 +15,17 @@ A whole sequence is processed at once (teacher forcing): a 512-token window is o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from tokenizers import Tokenizer
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
 from prodigy_sim.realmodels._ops import rms_norm, silu, softmax
 from prodigy_sim.realmodels._weights import ModelWeights
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["rope_tables", "llama_hidden", "llama_logits", "token_nll", "perplexity",
            "greedy_generate"]

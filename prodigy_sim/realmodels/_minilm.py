@@ -24,8 +24,6 @@ import json
 import re
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
-
 from prodigy_sim.errors import ModelFileError
 from prodigy_sim.models import load_card
 from prodigy_sim.realmodels._files import minilm_dir
@@ -69,6 +67,21 @@ def stable_name(checkpoint_name: str) -> str:
     return checkpoint_name
 
 
+def checkpoint_name(stable: str) -> str:
+    """The Hugging Face BERT name of a card tensor (inverse of :func:`stable_name`)."""
+    fixed = {v: k for k, v in _FIXED.items()}
+    if stable in fixed:
+        return fixed[stable]
+    parts = stable.split(".")
+    if parts[0] == "layers" and len(parts) >= 3:
+        bias = parts[-1] == "bias"
+        rest = ".".join(parts[2:-1] if bias else parts[2:])
+        inverse = {v: k for k, v in _LAYER.items()}
+        if rest in inverse:
+            return f"encoder.layer.{parts[1]}.{inverse[rest]}." + ("bias" if bias else "weight")
+    return stable
+
+
 def load_minilm(path: str | Path | None = None, card: str = MINILM_CARD) -> ModelWeights:
     """Load and check a BERT checkpoint (default: the installed all-MiniLM-L6-v2).
 
@@ -81,6 +94,8 @@ def load_minilm(path: str | Path | None = None, card: str = MINILM_CARD) -> Mode
         ModelFileError: unreadable file, missing / unexpected tensor, wrong shape, or a config
             value that contradicts the card.
     """
+    from safetensors import SafetensorError, safe_open
+
     file = Path(path) if path is not None else minilm_dir() / "model.safetensors"
     model_card = load_card(card)
     try:
@@ -88,7 +103,8 @@ def load_minilm(path: str | Path | None = None, card: str = MINILM_CARD) -> Mode
             raw_names = [k for k in f.keys() if k not in _BUFFERS]
             mapping = {stable_name(k): k for k in raw_names}
             shapes = {s: tuple(f.get_slice(k).get_shape()) for s, k in mapping.items()}
-            check_tensors(shapes, model_card, file, mapping)
+            labels = {t.name: checkpoint_name(t.name) for t in model_card.tensors()}
+            check_tensors(shapes, model_card, file, {**labels, **mapping})
             tensors = {s: f.get_tensor(k) for s, k in mapping.items()}
     except (SafetensorError, OSError) as err:
         raise ModelFileError(f"{file}: not a readable safetensors file ({err})") from None

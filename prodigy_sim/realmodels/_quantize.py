@@ -29,7 +29,14 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.models import ModelCard
 from prodigy_sim.numerics import footprint, quantize
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
-from prodigy_sim.realmodels._linear import PreparedWeight, act_scale_for, linear_q, prepare_weight
+from prodigy_sim.realmodels._linear import (
+    PreparedWeight,
+    QuantizedInput,
+    act_scale_for,
+    linear_q_from,
+    prepare_weight,
+    quantize_input,
+)
 from prodigy_sim.realmodels._weights import ModelWeights
 
 __all__ = ["WEIGHT_FORMATS", "QuantScheme", "Calibration", "RecordingLinears", "calibrate",
@@ -142,10 +149,19 @@ class QuantizedLinears:
         self.weights = weights
         self.prepared = prepared
         self.act_scales = act_scales
+        # The last input and its FP8 codes: q/k/v (and gate/up) read the same array with the
+        # same calibrated scale, so it is quantized once. ``x`` is held, so ``is`` is safe.
+        self._last: tuple[np.ndarray, float, QuantizedInput] | None = None
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
-        return linear_q(x, self.prepared[name], self.act_scales[name],
-                        self.weights.tensors.get(name + ".bias"))
+        scale = self.act_scales[name]
+        last = self._last
+        if last is not None and last[0] is x and last[1] == scale:
+            qx = last[2]
+        else:
+            qx = quantize_input(x, scale)
+            self._last = (x, scale, qx)
+        return linear_q_from(qx, self.prepared[name], self.weights.tensors.get(name + ".bias"))
 
 
 def make_linears(weights: ModelWeights, scheme: QuantScheme,

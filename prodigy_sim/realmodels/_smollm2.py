@@ -68,6 +68,18 @@ def stable_name(gguf_name: str) -> str:
     return gguf_name
 
 
+def checkpoint_name(stable: str) -> str:
+    """The GGUF name of a card tensor (inverse of :func:`stable_name`)."""
+    fixed = {v: k for k, v in _FIXED.items()}
+    if stable in fixed:
+        return fixed[stable]
+    parts = stable.split(".", 2)
+    inverse = {v: k for k, v in _LAYER.items()}
+    if parts[0] == "layers" and len(parts) == 3 and parts[2] in inverse:
+        return f"blk.{parts[1]}.{inverse[parts[2]]}.weight"
+    return stable
+
+
 def unpermute_rope(w: np.ndarray, heads: int) -> np.ndarray:
     """Undo llama.cpp's RoPE row permutation of a q/k weight ``(heads * d, K)``.
 
@@ -139,7 +151,8 @@ def load_smollm2(path: str | Path | None = None, card: str = SMOLLM2_CARD) -> Mo
     _check_metadata(reader, model_card, file)
     by_name = {stable_name(t.name): t for t in reader.tensors}
     shapes = {s: tuple(int(d) for d in reversed(t.shape)) for s, t in by_name.items()}
-    check_tensors(shapes, model_card, file, {s: t.name for s, t in by_name.items()})
+    labels = {t.name: checkpoint_name(t.name) for t in model_card.tensors()}
+    check_tensors(shapes, model_card, file, {**labels, **{s: t.name for s, t in by_name.items()}})
     tensors = {}
     for name, t in by_name.items():
         w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32).reshape(shapes[name])

