@@ -82,7 +82,14 @@ def add_rne32(acc, x):
     return np.float32(bits_f64(bits))
 
 
-_f64_bits = f64_bits
+@numba.njit(cache=True, inline="always")
+def significand_exponent(b):
+    """``(m, e)`` with ``|x| = m * 2^e``, m an integer, for the bits ``b`` of a finite float64."""
+    ex = (b >> 52) & 0x7FF
+    m = b & 0xFFFFFFFFFFFFF
+    if ex == 0:
+        return m, np.int64(-1074)
+    return m | 0x10000000000000, ex - 1075
 
 
 @numba.njit(cache=True, inline="always")
@@ -90,15 +97,9 @@ def _limb_add(limbs, x):
     """limbs += x exactly, for a finite float64 x."""
     if x == 0.0:
         return
-    b = _f64_bits(x)
+    b = f64_bits(x)
     neg = b < 0
-    ex = (b >> 52) & 0x7FF
-    m = b & 0xFFFFFFFFFFFFF
-    if ex == 0:
-        e = -1074
-    else:
-        m |= 0x10000000000000
-        e = ex - 1075
+    m, e = significand_exponent(b)
     p = e - _BASE
     i = p >> 5
     sh = p & 31

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.functional._exact import bits_f64, f64_bits
+from prodigy_sim.functional._exact import bits_f64, f64_bits, significand_exponent
 from prodigy_sim.numerics import QuantizedTensor, decode
 
 __all__ = ["Operand", "OperandSource", "operand_from_quantized", "operand_from_values",
@@ -62,14 +62,7 @@ def lowbit(x):
     ``x = m * 2^e`` with an integer significand ``m``; the answer is ``(m & -m) * 2^e``."""
     if x == 0.0 or not np.isfinite(x):
         return np.inf
-    b = f64_bits(x)
-    ex = (b >> 52) & 0x7FF
-    m = b & 0xFFFFFFFFFFFFF
-    if ex == 0:
-        e = -1074
-    else:
-        m |= 0x10000000000000
-        e = ex - 1075
+    m, e = significand_exponent(f64_bits(x))
     # 2^e exactly, from its bits (2^-1074 is the smallest subnormal)
     p2 = bits_f64(np.int64(e + 1023) << 52) if e >= -1022 else bits_f64(np.int64(1))
     return np.float64(m & -m) * p2
