@@ -43,6 +43,8 @@ from prodigy_sim.realmodels._llama import rope_tables as rope_tables
 from prodigy_sim.realmodels._llama import token_nll as token_nll
 from prodigy_sim.realmodels._minilm import load_minilm as load_minilm
 from prodigy_sim.realmodels._minilm import minilm_weights as minilm_weights
+from prodigy_sim.realmodels._on_core import core_linears as core_linears
+from prodigy_sim.realmodels._on_core import numpy_linears as numpy_linears
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -81,6 +83,7 @@ __all__ = [
     "calibrate_minilm",
     "calibrate_smollm2",
     "calibration_sentences",
+    "core_linears",
     "dequantize_activations",
     "encode_batch",
     "eval_sentences",
@@ -99,6 +102,7 @@ __all__ = [
     "minilm_dir",
     "minilm_tokenizer",
     "minilm_weights",
+    "numpy_linears",
     "perplexity",
     "prepare_weight",
     "quantize_activations",

@@ -1,0 +1,178 @@
+"""Linear layers of a real model run on the functional core, and the same arithmetic in numpy.
+
+Both hooks (``linears(name, x)``, see ``_layers.py``) compute, for ``x`` float32 ``(..., K)``:
+
+- ``A = quantize(x, float8_e4m3fn, block=32)`` and ``W = quantize(w, fmt, block=32)`` (MX, E8M0
+  scales along K; the weight once per layer);
+- the MMA of the numeric specification (``isa/README.md``): per 128-element chunk of K, in K
+  order, the exact sum ``X_c`` of the scaled products, then ``acc <- RNE_fp32(acc + X_c)``;
+- the lowered kernel's output store, ``ACC.ST`` to bfloat16 (round to nearest even): the linear
+  kernel has no float32 output, bfloat16 is the closest;
+- ``+ bias`` in float32 numpy.
+
+:func:`core_linears` runs the lowered program (:func:`prodigy_sim.lowering.linear_kernel`) on
+:func:`prodigy_sim.functional.run`; :func:`numpy_linears` uses only numpy and
+:func:`prodigy_sim.numerics.quantize`. They must agree to the bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.numerics import QuantizedTensor, quantize
+from prodigy_sim.realmodels._weights import ModelWeights
+
+__all__ = ["core_linears", "numpy_linears"]
+
+_ACT = "float8_e4m3fn"
+_BLOCK = 32
+_CHUNK = 128
+_MAX_TILE_ROWS = 64
+
+
+def _bias(weights: ModelWeights, name: str) -> np.ndarray | None:
+    b = weights.tensors.get(name + ".bias")
+    return None if b is None else np.asarray(b, dtype=np.float32)
+
+
+class _Cached:
+    def __init__(self, weights: ModelWeights, fmt: str) -> None:
+        self.weights = weights
+        self.fmt = fmt
+        self._w: dict[str, QuantizedTensor] = {}
+
+    def weight(self, name: str) -> QuantizedTensor:
+        if name not in self._w:
+            w = np.asarray(self.weights[name], dtype=np.float32)
+            self._w[name] = quantize(w, self.fmt, block=_BLOCK, axis=-1, scale="e8m0")
+        return self._w[name]
+
+
+class _CoreLinears(_Cached):
+    def __init__(self, weights: ModelWeights, fmt: str, cores: int) -> None:
+        super().__init__(weights, fmt)
+        self.cores = cores
+
+    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        from prodigy_sim.functional import run
+        from prodigy_sim.lowering import Storage, linear_kernel
+
+        x = np.asarray(x, dtype=np.float32)
+        lead, k = x.shape[:-1], x.shape[-1]
+        x2 = x.reshape(-1, k)
+        m = x2.shape[0]
+        mp = m if m <= _MAX_TILE_ROWS else -(-m // _MAX_TILE_ROWS) * _MAX_TILE_ROWS
+        if mp != m:  # zero rows: quantized per row, so they change nothing in the others
+            x2 = np.concatenate([x2, np.zeros((mp - m, k), dtype=np.float32)])
+        qw = self.weight(name)
+        n = qw.shape[0]
+        kern = linear_kernel(name, mp, n, k, weight=Storage.of(self.fmt), cores=self.cores,
+                             epilogue="store", kt=_CHUNK)
+        qx = quantize(x2, _ACT, block=_BLOCK, axis=-1, scale="e8m0")
+        state = run(kern.program, ddr={"X": qx, "W": qw}, cores=self.cores)
+        y = np.asarray(state.tensor("Y"), dtype=np.float32)[:m]
+        b = _bias(self.weights, name)
+        if b is not None:
+            y = y + b
+        return y.reshape(*lead, n)
+
+
+def core_linears(weights: ModelWeights, fmt: str = "tai4", cores: int = 2) -> _CoreLinears:
+    """A ``linears`` hook running every linear layer's lowered program on the functional core
+    (module docstring): FP8 E4M3 activations and ``fmt`` weights, both MX (E8M0 / 32 along K)."""
+    if cores < 1:
+        raise ConfigError(f"'cores' must be >= 1 (got {cores})")
+    return _CoreLinears(weights, fmt, cores)
+
+
+# ---- plain numpy ------------------------------------------------------------------------------
+
+def _scaled_f64(q: QuantizedTensor) -> np.ndarray:
+    """``value(code) * scale`` in float64 (exact), ``(R, K)``, for a dense MX tensor."""
+    if q.sparsity is not None or len(q.shape) != 2:
+        raise ConfigError("numpy_linears supports dense 2-D tensors only")
+    vals = q.fmt.values_f32.astype(np.float64)[q.element_codes()]
+    scales = np.repeat(q.scale_values().astype(np.float64), q.kept_block, axis=1)
+    return vals * scales[:, : q.shape[1]]
+
+
+def _lsb_exp(v: np.ndarray) -> np.ndarray:
+    """Exponent of the lowest set bit of each nonzero float64 (a large sentinel for zeros)."""
+    mant, e = np.frexp(v)
+    mi = np.abs(np.ldexp(mant, 53)).astype(np.int64)  # integer, |v| = mi * 2^(e - 53)
+    low = mi & -mi
+    tz = np.zeros(v.shape, dtype=np.int64)
+    nz = low != 0
+    tz[nz] = np.frexp(low[nz].astype(np.float64))[1] - 1
+    return np.where(nz, e.astype(np.int64) - 53 + tz, 1 << 20)
+
+
+def _chunk_exact(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w.T`` in float64, asserted exact: every product is a multiple of ``2^(qa + qw)``
+    (row-wise lowest set bits) and ``sum |products| < 2^52 * quantum`` (one bit of margin for
+    the rounding of the bound itself), so every partial sum is an exactly representable
+    multiple of the quantum."""
+    if not (np.isfinite(a).all() and np.isfinite(w).all()):
+        raise ConfigError("numpy_linears: non-finite scaled operands")
+    qa = _lsb_exp(a).min(axis=1)
+    qw = _lsb_exp(w).min(axis=1)
+    q = qa[:, None] + qw[None, :]
+    bound = np.abs(a) @ np.abs(w).T
+    live = bound > 0
+    if (q[live] < -1074).any() or not (bound[live] < np.ldexp(1.0, 52 + q[live])).all():
+        raise ConfigError("numpy_linears: a chunk sum is not provably exact in float64")
+    x = a @ w.T
+    x[x == 0.0] = 0.0  # an exact zero is +0
+    return x
+
+
+def _rne32_of_sum(acc: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``RNE_fp32(acc + x)`` of the exact sum: TwoSum, round to odd in float64, then one cast
+    (float64 keeps >= 24 + 2 bits, so round-to-odd then round-to-nearest-even is exact)."""
+    a = acc.astype(np.float64)
+    s = a + x
+    bb = s - a
+    err = (a - (s - bb)) + (x - bb)
+    inexact = err != 0.0
+    toward = np.nextafter(s, np.where(err > 0, np.inf, -np.inf))
+    odd_s = (s.view(np.uint64) & np.uint64(1)).astype(bool)
+    s = np.where(inexact & ~odd_s, toward, s)
+    s[(s == 0.0) & ~inexact] = 0.0  # an exact zero sum is +0
+    with np.errstate(over="ignore"):
+        return s.astype(np.float32)
+
+
+def _bf16_rne(y: np.ndarray) -> np.ndarray:
+    b = y.astype(np.float32).view(np.uint32).astype(np.uint64)
+    r = ((b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16))
+    return (r.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+class _NumpyLinears(_Cached):
+    def __init__(self, weights: ModelWeights, fmt: str) -> None:
+        super().__init__(weights, fmt)
+        self._wf: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        lead, k = x.shape[:-1], x.shape[-1]
+        a = _scaled_f64(quantize(x.reshape(-1, k), _ACT, block=_BLOCK, axis=-1, scale="e8m0"))
+        if name not in self._wf:
+            self._wf[name] = _scaled_f64(self.weight(name))
+        w = self._wf[name]
+        acc = np.zeros((a.shape[0], w.shape[0]), dtype=np.float32)
+        for c in range(0, k, _CHUNK):
+            acc = _rne32_of_sum(acc, _chunk_exact(a[:, c:c + _CHUNK], w[:, c:c + _CHUNK]))
+        if np.isnan(acc).any():
+            raise ConfigError("numpy_linears: NaN accumulator")
+        y = _bf16_rne(acc)
+        b = _bias(self.weights, name)
+        if b is not None:
+            y = y + b
+        return y.reshape(*lead, w.shape[0])
+
+
+def numpy_linears(weights: ModelWeights, fmt: str = "tai4") -> _NumpyLinears:
+    """The same hook as :func:`core_linears` in plain numpy (module docstring)."""
+    return _NumpyLinears(weights, fmt)
