@@ -78,12 +78,7 @@ def ref_encode(x: float, spec, overflow: str) -> int | None:
     vals = ref_values(spec)
     negative = math.copysign(1.0, x) < 0
     if math.isnan(x):
-        if not spec.nan_codes:
-            return None
-        code = spec.canonical_nan if spec.canonical_nan is not None else min(spec.nan_codes)
-        if negative and spec.signed and (code | (1 << (spec.bits - 1))) in spec.nan_codes:
-            code |= 1 << (spec.bits - 1)
-        return code
+        return ref_nan_or_none(spec, negative)
     # candidates on the input's side: (magnitude, code)
     cands = []
     zeros_same = [c for c, v in enumerate(vals) if isinstance(v, tuple) and v[1] == negative]

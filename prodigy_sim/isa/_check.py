@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prodigy_sim.isa._formats import SCALE_BITS, check_format
+from prodigy_sim.isa._formats import SCALE_KINDS, check_format
 from prodigy_sim.isa._program import FLOAT_FORMATS, Expr, FImm, Program
 from prodigy_sim.isa._table import OpcodeTable, opcode_table
 
@@ -67,8 +67,8 @@ def _storage_issues(d, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
     if msg:
         yield Issue(kind, i, "fmt", msg)
         return
-    if d.scale not in SCALE_BITS:
-        yield Issue(kind, i, "scale", f"scale must be one of {', '.join(SCALE_BITS)} "
+    if d.scale not in SCALE_KINDS:
+        yield Issue(kind, i, "scale", f"scale must be one of {', '.join(SCALE_KINDS)} "
                                       f"(got {d.scale!r})")
         return
     if not isinstance(d.block, int) or not 0 <= d.block < _U32:

@@ -1,8 +1,9 @@
 """Number formats as the ISA sees them: name checks and byte footprints.
 
 float32 and bfloat16 are storage types of the ISA itself. Every other format name is checked by
-:func:`prodigy_sim.numerics.get_format`, and its byte size comes from
-:func:`prodigy_sim.numerics.footprint`; both are imported lazily, at call time.
+:func:`prodigy_sim.numerics.get_format`, its byte size comes from
+:func:`prodigy_sim.numerics.footprint`, and the scale kinds are those of
+:func:`prodigy_sim.numerics.quantize`.
 
 Byte layout of a tensor or tile of shape (R, C) (DDR and scratchpad alike)::
 
@@ -20,27 +21,15 @@ from dataclasses import dataclass
 
 from prodigy_sim.errors import FormatError, ProgramError
 from prodigy_sim.isa._program import FLOAT_FORMATS
+from prodigy_sim.numerics import SCALE_KINDS, footprint, get_format, scale_bytes_per_block
 
-__all__ = ["SCALE_BITS", "check_format", "RowBytes", "row_bytes"]
-
-#: Scale formats and their width in bits.
-SCALE_BITS = {"e8m0": 8, "fp32": 32, "e4m3": 8, "absmean": 32, "none": 0}
-
-# Names accepted when prodigy_sim.numerics is not importable (its registered names).
-_FALLBACK_FORMATS = frozenset({
-    "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float8_e8m0fnu", "tai4", "tai2", "int8",
-    "int4", "ternary",
-})
+__all__ = ["SCALE_KINDS", "check_format", "RowBytes", "row_bytes"]
 
 
 def check_format(name: str) -> str | None:
     """None if ``name`` is a known storage format, else a message saying what was expected."""
     if name in FLOAT_FORMATS:
         return None
-    try:
-        from prodigy_sim.numerics import get_format
-    except ImportError:
-        return None if name in _FALLBACK_FORMATS else f"unknown number format {name!r}"
     try:
         get_format(name)
     except FormatError as exc:
@@ -67,15 +56,10 @@ def row_bytes(fmt: str, cols: int, block: int, scale: str, sparsity: tuple[int, 
               ) -> RowBytes:
     """Per-row byte sizes of ``cols`` elements stored in ``fmt`` (see the module docstring).
 
-    Raises :class:`~prodigy_sim.errors.ProgramError` if numerics is missing or refuses.
+    Raises :class:`~prodigy_sim.errors.ProgramError` if numerics refuses the combination.
     """
     if fmt in FLOAT_FORMATS:
         return RowBytes(cols * FLOAT_FORMATS[fmt] // 8, 0, 0)
-    try:
-        from prodigy_sim.numerics import footprint
-    except ImportError as exc:
-        raise ProgramError(f"the byte size of fmt={fmt} needs prodigy_sim.numerics.footprint, "
-                           f"which is not available ({exc})") from None
     sp = None if sparsity is None else f"{sparsity[0]}:{sparsity[1]}"
     per_tensor = block == 0 and scale != "none"
     try:
@@ -85,4 +69,4 @@ def row_bytes(fmt: str, cols: int, block: int, scale: str, sparsity: tuple[int, 
         raise ProgramError(f"fmt={fmt} block={block} scale={scale} sparsity={sp} with {cols} "
                            f"columns: {exc}") from None
     return RowBytes(int(fp.code_bytes), int(fp.scale_bytes), int(fp.metadata_bytes),
-                    SCALE_BITS[scale] // 8 if per_tensor else 0)
+                    scale_bytes_per_block(scale) if per_tensor else 0)

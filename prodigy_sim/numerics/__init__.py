@@ -10,6 +10,7 @@ from prodigy_sim.numerics._blocks import SCALE_KINDS as SCALE_KINDS
 from prodigy_sim.numerics._blocks import QuantizedTensor as QuantizedTensor
 from prodigy_sim.numerics._blocks import parse_sparsity as parse_sparsity
 from prodigy_sim.numerics._blocks import quantize as quantize
+from prodigy_sim.numerics._blocks import scale_bytes_per_block as scale_bytes_per_block
 from prodigy_sim.numerics._codec import decode as decode
 from prodigy_sim.numerics._codec import encode as encode
 from prodigy_sim.numerics._footprint import Footprint as Footprint
@@ -52,6 +53,7 @@ __all__ = [
     "parse_sparsity",
     "prune",
     "quantize",
+    "scale_bytes_per_block",
     "sparsity_metadata_nbytes",
     "unpack",
     "unpack_mask",

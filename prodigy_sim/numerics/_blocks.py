@@ -40,7 +40,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError, EncodeError
 from prodigy_sim.numerics._codec import _encode_one, _lut, decode, encode_table
-from prodigy_sim.numerics._packing import packed_row_bytes, unpack
+from prodigy_sim.numerics._packing import pack_row, packed_row_bytes, unpack
 from prodigy_sim.numerics._registry import get_format
 from prodigy_sim.numerics._spec import FormatSpec
 
@@ -280,26 +280,8 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
                 out_codes[j] = np.uint8(c & 0xFF)
                 if c < 0:
                     bad += 1
-        _pack_row(out_codes, bits, out_packed[r])
+        pack_row(out_codes, bits, out_packed[r])
     return bad
-
-
-@numba.njit(cache=True, inline="always")
-def _pack_row(codes, bits, out):
-    """Pack one row of codes as the little-endian bit stream of :mod:`._packing`."""
-    acc = 0
-    nacc = 0
-    o = 0
-    for j in range(codes.size):
-        acc |= np.int64(codes[j]) << nacc
-        nacc += bits
-        while nacc >= 8:
-            out[o] = np.uint8(acc & 0xFF)
-            acc >>= 8
-            nacc -= 8
-            o += 1
-    if nacc > 0:
-        out[o] = np.uint8(acc & 0xFF)
 
 
 def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: str):

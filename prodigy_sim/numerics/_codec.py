@@ -183,16 +183,10 @@ def _encode_exact(x, mids, tie_up, codes, count, inf_code, nan_code, out):
     return bad
 
 
-@numba.njit(cache=True)
-def _encode_exact_serial(x, mids, tie_up, codes, count, inf_code, nan_code, out):
-    for i in range(x.size):
-        out[i] = _encode_one(np.float64(x[i]), mids, tie_up, codes, count, inf_code, nan_code)
-
-
 def _exact_codes(x: np.ndarray, t: EncodeTable) -> np.ndarray:
     out = np.empty(x.size, dtype=np.int16)
-    _encode_exact_serial(x.ravel(), t.mids, t.tie_up, t.codes, t.count, t.inf_code,
-                         t.nan_code, out)
+    _encode_exact(np.ascontiguousarray(x).ravel(), t.mids, t.tie_up, t.codes, t.count,
+                  t.inf_code, t.nan_code, out)
     return out
 
 

@@ -25,23 +25,28 @@ def packed_row_bytes(count: int, bits: int) -> int:
     return (count * bits + 7) // 8
 
 
+@numba.njit(cache=True, inline="always")
+def pack_row(codes, bits, out):
+    """Pack one row of ``codes`` (uint8) into ``out`` (uint8) as the bit stream above."""
+    acc = 0
+    nacc = 0
+    o = 0
+    for j in range(codes.size):
+        acc |= np.int64(codes[j]) << nacc
+        nacc += bits
+        while nacc >= 8:
+            out[o] = np.uint8(acc & 0xFF)
+            acc >>= 8
+            nacc -= 8
+            o += 1
+    if nacc > 0:
+        out[o] = np.uint8(acc & 0xFF)
+
+
 @numba.njit(cache=True, parallel=True)
 def _pack_rows(codes, bits, out):
-    rows, k = codes.shape
-    for r in numba.prange(rows):
-        acc = 0
-        nacc = 0
-        o = 0
-        for j in range(k):
-            acc |= np.int64(codes[r, j]) << nacc
-            nacc += bits
-            while nacc >= 8:
-                out[r, o] = np.uint8(acc & 0xFF)
-                acc >>= 8
-                nacc -= 8
-                o += 1
-        if nacc > 0:
-            out[r, o] = np.uint8(acc & 0xFF)
+    for r in numba.prange(codes.shape[0]):
+        pack_row(codes[r], bits, out[r])
 
 
 @numba.njit(cache=True, parallel=True)

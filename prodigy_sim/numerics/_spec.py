@@ -263,11 +263,6 @@ class FormatSpec(BaseModel):
     def has_zero(self) -> bool:
         return bool(self.zero_codes)
 
-    @property
-    def storage_bits(self) -> int:
-        """Bits one code occupies when packed (codes are packed densely, see packing)."""
-        return self.bits
-
     def describe(self) -> str:
         """One line: kind, layout, bias, range and special codes."""
         parts = [f"{self.bits}-bit {self.kind}"]
