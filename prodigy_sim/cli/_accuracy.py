@@ -56,6 +56,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "preset)")
     sel.add_argument("--no-throughput", action="store_true",
                      help="skip the simulated throughput columns")
+    sel.add_argument("--end-to-end", action="store_true",
+                     help="also run every layer as the simulator's lowered kernels (FP8 "
+                          "activations, KV cache, attention and norms as the chip computes "
+                          "them; numpy emulation bit-identical to the functional core) and add "
+                          "the 'lowered:' columns (matrix-unit formats only; slower)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true",
                      help="print the rows as a JSON list (bytes in bytes, throughput in "
@@ -137,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = accuracy_table(schemes, ppl_tokens=args.tokens, progress=progress,
                               models=tuple(models), sentences=args.sentences,
-                              throughput=not args.no_throughput, hardware=args.hw)
+                              throughput=not args.no_throughput,
+                              end_to_end=args.end_to_end, hardware=args.hw)
     finally:
         if bar is not None:
             bar.close()

@@ -29,7 +29,7 @@ from prodigy_sim.functional._storage import (
     write_float,
     write_quantized,
 )
-from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
+from prodigy_sim.isa import IsaParams, Layout, Program, compile_steps, expand, validate
 from prodigy_sim.numerics import QuantizedTensor
 
 __all__ = ["CoreState", "MachineState", "run", "ddr_image"]
@@ -109,13 +109,13 @@ def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None =
 class _Core:
     """Executes one core's steps against its state."""
 
-    def __init__(self, m: MachineState, cid: int, ncores: int) -> None:
+    def __init__(self, m: MachineState, cid: int, ncores: int, compiled: list[tuple]) -> None:
         self.m = m
         self.prog = m.program
         self.lay = m.layout
         self.cid = cid
         self.st = m.cores[cid]
-        self.steps = expand(m.program, cid, ncores, layout=m.layout)
+        self.steps = expand(m.program, cid, ncores, layout=m.layout, compiled=compiled)
         self.loops: list[list[int]] = []
         self.done = False
 
@@ -292,7 +292,8 @@ def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1
                                  dtype=np.float32),
                         [0] * 16 + [c, cores]) for c in range(cores)]
     m = MachineState(program, lay, image, states, int(chunk))
-    execs = [_Core(m, c, cores) for c in range(cores)]
+    compiled = compile_steps(program, layout=lay)
+    execs = [_Core(m, c, cores, compiled) for c in range(cores)]
     while True:
         at_barrier = [ex.run_to_barrier() if not ex.done else False for ex in execs]
         if not any(at_barrier):

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from prodigy_sim._jit import blas_single_thread
 from prodigy_sim.functional._exact import add_rne32, superacc_dot_rne32
 from prodigy_sim.functional._operand import Operand, OperandSource
 
@@ -172,25 +173,8 @@ def _finite(x: np.ndarray) -> np.ndarray:
 _TILE_M, _TILE_N = 512, 128
 #: Chunks per decode / stacked GEMM / accumulate call in a tile.
 _GROUP = 4
-#: Below this many multiply-adds everything runs in the calling thread (BLAS as configured).
+#: Below this many multiply-adds everything runs in the calling thread (BLAS at one thread).
 _THREAD_MIN_MACS = 1 << 27
-
-_controller = None
-
-
-def _blas_single_thread():
-    """A context manager holding BLAS at one thread (threadpoolctl), or None if unavailable."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController()
-        except Exception:  # noqa: BLE001 - optional: no threadpoolctl, no control
-            _controller = False
-    if _controller is False:
-        return None
-    return _controller.limit(limits=1, user_api="blas")
-
 
 def _n_workers() -> int:
     return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
@@ -297,12 +281,13 @@ def mma_source(a: Operand, w: OperandSource, acc: np.ndarray) -> MmaStats:
     tiles = [(i0, i1, n0, min(n, n0 + _TILE_N)) for n0 in range(0, n, _TILE_N)
              for i0, i1 in plan.m_tiles]
     workers = min(_n_workers(), len(tiles))
-    ctx = _blas_single_thread() if workers > 1 and m * n * a.values.shape[2] * nc >= \
+    ctx = blas_single_thread() if workers > 1 and m * n * a.values.shape[2] * nc >= \
         _THREAD_MIN_MACS else None
-    if ctx is None:
-        buf: dict = {}
-        for t in tiles:
-            stats.add(plan.tile(*t, acc, buf))
+    if ctx is None:  # small: this thread, BLAS at one thread too (a small GEMM gains nothing
+        buf: dict = {}  # from BLAS threads and loses much when other processes load the cores)
+        with blas_single_thread():
+            for t in tiles:
+                stats.add(plan.tile(*t, acc, buf))
         return stats
     lock = threading.Lock()
     todo = iter(tiles)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional._exact import bits_f64, f64_bits, significand_exponent
 from prodigy_sim.numerics import QuantizedTensor, decode
@@ -74,7 +75,7 @@ def _lowbits(x, out):
         out[i] = lowbit(x[i])
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _prepare(packed, bits, table, lowtab, scales, slow, kept_block, mask, K, chunk,
              out, low, vmax, vsum, special):
     """Decode packed codes of every row, scale them, scatter kept values to dense positions."""
@@ -125,7 +126,7 @@ def _prepare(packed, bits, table, lowtab, scales, slow, kept_block, mask, K, chu
             special[c, r] = sp
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _from_values(x, chunk, out, low, vmax, vsum, special):
     rows, k = x.shape
     for r in numba.prange(rows):
@@ -285,7 +286,7 @@ def _decode_chunk(packed, bits, table, lowtab, scales, slow, block, K, chunk, c,
     return glo, gmx, gsm, gsp
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _decode_all(packed, bits, table, lowtab, scales, slow, block, K, chunk,  # noqa: N803
                 out, low, vmax, vsum, special):
     """Every chunk of every dense row (the whole operand), rows in parallel."""
@@ -437,3 +438,4 @@ def operand_from_quantized(q: QuantizedTensor, chunk: int = 128, what: str = "op
         kept_block = q.kept_block
     return operand_from_parts(q.codes.reshape(rows, -1), q.fmt, scales, kept_block, q.mask(),
                               K, chunk)
+

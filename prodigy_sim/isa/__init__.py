@@ -18,6 +18,7 @@ from prodigy_sim.isa._builder import ProgramBuilder as ProgramBuilder
 from prodigy_sim.isa._disasm import disassemble as disassemble
 from prodigy_sim.isa._disasm import format_instruction as format_instruction
 from prodigy_sim.isa._expand import Step as Step
+from prodigy_sim.isa._expand import compile_steps as compile_steps
 from prodigy_sim.isa._expand import expand as expand
 from prodigy_sim.isa._layout import Layout as Layout
 from prodigy_sim.isa._layout import Placement as Placement
@@ -42,7 +43,8 @@ from prodigy_sim.isa._validate import validate as validate
 
 __all__ = [
     "assemble", "disassemble", "format_instruction", "encode", "decode", "ProgramBuilder",
-    "validate", "layout", "Layout", "Placement", "Segment", "IsaParams", "expand", "Step",
+    "validate", "layout", "Layout", "Placement", "Segment", "IsaParams", "expand",
+    "compile_steps", "Step",
     "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
     "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec",
 ]

@@ -158,8 +158,16 @@ def _dma(op: tuple, regs: list[int], core: int) -> Step:
     return Step(step.index, step.instruction, step.unit, (row, col), tuple(segs) + tail, spm)
 
 
+def compile_steps(program: Program, *, layout: Layout | None = None,
+                  units: Collection[str] | None = None) -> list[tuple]:
+    """The core-independent part of :func:`expand` (decoded instructions, DMA plans); pass it
+    as ``compiled`` to expand many cores of one program without redoing it."""
+    return _compile(program, units, layout)
+
+
 def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout | None = None,
-           units: Collection[str] | None = None, max_steps: int | None = None) -> Iterator[Step]:
+           units: Collection[str] | None = None, max_steps: int | None = None,
+           compiled: list[tuple] | None = None) -> Iterator[Step]:
     """Yield the dynamic instruction stream of ``core`` (of ``ncores``) lazily.
 
     ``layout`` (from :func:`~prodigy_sim.isa.validate` or :func:`~prodigy_sim.isa.layout`) adds
@@ -167,10 +175,11 @@ def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout |
     (all instructions still execute); ``max_steps`` bounds executed instructions (a ProgramError
     beyond it - for branch loops that never end). Raises ProgramError on a DMA window outside its
     tensor or misaligned, and on division by zero. Assumes a validated program.
+    ``compiled``: :func:`compile_steps` of the same program, layout and units.
     """
     if not 0 <= core < ncores:
         raise ProgramError(f"core {core} is not in 0..{ncores - 1}")
-    code = _compile(program, units, layout)
+    code = _compile(program, units, layout) if compiled is None else compiled
     regs = [0] * 18
     regs[16], regs[17] = core, ncores
     loops: list[list[int]] = []  # [counter reg, count, step, iterations done]

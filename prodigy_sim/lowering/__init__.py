@@ -6,6 +6,8 @@
 - Kernel generators: :func:`linear_kernel`, :func:`attention_kernel`, :func:`norm_kernel`,
   :func:`rope_kv_kernel` -> :class:`Kernel` (program + analytic MMA FLOPs and DMA bytes);
   :func:`decode_splits` (flash-decoding context slices).
+- :func:`emulate_kernel`: a kernel's DDR outputs computed in plain numpy, bit-identical to its
+  program on :func:`prodigy_sim.functional.run` (from :attr:`Kernel.params`).
 - :func:`simulate_model`: the timing model over every stage, with reuse of identical layers,
   a representative subset of cores and steady-state extrapolation -> :class:`ModelSimulation`.
 
@@ -16,6 +18,8 @@ from prodigy_sim.lowering._attention import attention_kernel as attention_kernel
 from prodigy_sim.lowering._attention import decode_splits as decode_splits
 from prodigy_sim.lowering._common import Kernel as Kernel
 from prodigy_sim.lowering._common import Storage as Storage
+from prodigy_sim.lowering._emulate import KERNEL_OUTPUTS as KERNEL_OUTPUTS
+from prodigy_sim.lowering._emulate import emulate_kernel as emulate_kernel
 from prodigy_sim.lowering._linear import linear_kernel as linear_kernel
 from prodigy_sim.lowering._lower import LoweredModel as LoweredModel
 from prodigy_sim.lowering._lower import LoweredOp as LoweredOp
@@ -34,9 +38,9 @@ from prodigy_sim.lowering._vector import norm_kernel as norm_kernel
 from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
 __all__ = [
-    "Kernel", "LoweredModel", "LoweredOp", "LoweredStage", "ModelSimulation", "OpResult",
-    "StageResult", "Storage", "attention_flops", "attention_kernel", "decode_splits",
-    "linear_flops",
+    "KERNEL_OUTPUTS", "Kernel", "LoweredModel", "LoweredOp", "LoweredStage", "ModelSimulation",
+    "OpResult", "StageResult", "Storage", "attention_flops", "attention_kernel", "decode_splits",
+    "emulate_kernel", "linear_flops",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "scaled_config", "sim_kernel_count", "simulate_model",
 ]

@@ -40,6 +40,7 @@ from prodigy_sim.lowering._common import (
     F32,
     Kernel,
     Storage,
+    kernel_params,
     row_nbytes,
     unit_loop_count,
 )
@@ -198,9 +199,9 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
 
     def finish() -> None:
         """``O = OA / L`` to FP8 at rows ``r_qrow``, columns ``r_qcol``."""
-        b.vrcp(l_, l_)
-        for i in range(nd):
-            b.vmul(ot, oa[i], l_)
+        b.vrcp(ls, l_)                              # 1/L into scratch: L stays finite for
+        for i in range(nd):                         # the next block's reset (L * 0)
+            b.vmul(ot, oa[i], ls)
             b.vquant(oq, ot)
             b.dma_st(o, r_qrow, r_qcol + i * dh if i else r_qcol, oq)
 
@@ -345,7 +346,13 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     flops = chunks * 4 * qr * ck * d
     return Kernel(name=name, kind="attention", program=program, cores=cores, units=units,
                   mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt,
-                  min_section_units=batch * heads * (d // 32) if split else None)
+                  min_section_units=batch * heads * (d // 32) if split else None,
+                  params=kernel_params(op="attention", batch=batch, heads=heads,
+                                       kv_heads=kv_heads, head_dim=d, queries=queries,
+                                       context=context, causal=causal, kv_format=kv.fmt,
+                                       q_format=act.fmt, decode=decode, ck=ck, cp=cp, splits=ns,
+                                       chunks_per_split=cps, nd=nd, dh=dh,
+                                       scale=float(scale), unit_cap=unit_cap))
 
 
 def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, cores: int,
@@ -421,7 +428,7 @@ def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, co
             merge(1)
         else:
             merge(0)
-        b.vrcp(l_, l_)
-        b.vmul(ot, oa, l_)
+        b.vrcp(cs, l_)                              # scratch: l_ stays finite for the reset
+        b.vmul(ot, oa, cs)
         b.vquant(oq, ot)
         b.dma_st(o, r_a, r_j, oq)

@@ -17,8 +17,8 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, Program, ProgramBuilder, Reg
 from prodigy_sim.numerics import footprint
 
-__all__ = ["Kernel", "Storage", "row_nbytes", "unit_loop_count", "split_cols", "ACT", "F32",
-           "BF16"]
+__all__ = ["Kernel", "Storage", "kernel_params", "row_nbytes", "unit_loop_count", "split_cols",
+           "ACT", "F32", "BF16"]
 
 ACT = "float8_e4m3fn"
 """Activation format fed to the matrix unit (MX: E8M0 scale per 32 elements)."""
@@ -82,6 +82,13 @@ class Kernel:
     uniform_units: bool = True
     min_section_units: int | None = None
     """Units of the smallest unit loop when the program has several (None: one loop)."""
+    params: tuple[tuple[str, object], ...] = ()
+    """The generator's arguments that determine the arithmetic as sorted ``(name, value)`` pairs
+    (hashable): ``op`` (``linear``, ``norm``, ``rope_kv``, ``attention``), shapes, formats and
+    :class:`Storage`, epilogue, norm kind (``norm``) and eps, tile sizes, key chunk ``ck`` and
+    padded context ``cp``, causal, rope, decode, splits, ``unit_cap``, ... (see each generator's
+    ``kernel_params`` call). Read them with :meth:`param` or :attr:`param_dict`;
+    :func:`prodigy_sim.lowering.emulate_kernel` is built from them."""
 
     @property
     def symmetric(self) -> bool:
@@ -92,6 +99,24 @@ class Kernel:
     @property
     def per_core_units(self) -> int:
         return -(-self.units // self.cores)
+
+    @property
+    def param_dict(self) -> dict[str, object]:
+        """:attr:`params` as a dict."""
+        return dict(self.params)
+
+    def param(self, name: str) -> object:
+        """One construction parameter (ConfigError if the generator did not record it)."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        raise ConfigError(f"kernel {self.name!r} ({self.kind}) has no parameter {name!r} "
+                          f"(recorded: {', '.join(k for k, _ in self.params) or 'none'})")
+
+
+def kernel_params(**kw: object) -> tuple[tuple[str, object], ...]:
+    """``Kernel.params`` from keyword arguments: sorted ``(name, value)`` pairs."""
+    return tuple(sorted(kw.items()))
 
 
 def unit_loop_count(b: ProgramBuilder, dst: Reg, units: int, cores: int,

@@ -27,6 +27,7 @@ from prodigy_sim.lowering._common import (
     F32,
     Kernel,
     Storage,
+    kernel_params,
     row_nbytes,
     unit_loop_count,
 )
@@ -198,4 +199,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         per_unit_bytes += an * row_nbytes(Storage.of(F32), nt)
     return Kernel(name=name, kind="linear", program=program, cores=cores, units=units,
                   mma_flops=2 * m * n * k * nw, dma_bytes=units * per_unit_bytes,
-                  weight_format=weight.fmt, sparse=sparse)
+                  weight_format=weight.fmt, sparse=sparse,
+                  params=kernel_params(op="linear", m=m, n=n, k=k, weight=weight, act=act,
+                                       epilogue=epilogue, out_format=out_st.fmt, mt=mt, am=am,
+                                       nt=nt, an=an, kt=kt, unit_cap=unit_cap))

@@ -27,6 +27,7 @@ from prodigy_sim.lowering._common import (
     F32,
     Kernel,
     Storage,
+    kernel_params,
     row_nbytes,
     unit_loop_count,
 )
@@ -101,7 +102,9 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
     nbytes = cores * row_nbytes(Storage.of(F32), h) * (2 if ln else 1)
     nbytes += m * (row_nbytes(Storage.of(BF16), h) * (2 if ln else 1) + row_nbytes(act, h))
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
-                  mma_flops=0, dma_bytes=nbytes, weight_format=F32)
+                  mma_flops=0, dma_bytes=nbytes, weight_format=F32,
+                  params=kernel_params(op="norm", m=m, h=h, norm=kind, eps=eps, rt=rt,
+                                       out_format=act.fmt, unit_cap=unit_cap))
 
 
 def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: int,
@@ -228,4 +231,9 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
                   weight_format=F32, uniform_units=False,
-                  min_section_units=nunits * kv_heads)
+                  min_section_units=nunits * kv_heads,
+                  params=kernel_params(op="rope_kv", batch=batch, tokens=tokens, heads=heads,
+                                       kv_heads=kv_heads, head_dim=d, position=position,
+                                       context=context, rope=rope, kv_format=kv.fmt,
+                                       q_format=act.fmt, decode=decode, ck=ck, cp=cp, rt=rt,
+                                       unit_cap=unit_cap))

@@ -38,6 +38,7 @@ from typing import Literal
 import numba
 import numpy as np
 
+from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import ConfigError, EncodeError
 from prodigy_sim.numerics._codec import _encode_one, _lut, decode, encode_table
 from prodigy_sim.numerics._packing import pack_row, packed_row_bytes, unpack
@@ -179,7 +180,7 @@ def _floor_log2(a):
     return math.frexp(a)[1] - 1  # frexp reads the exponent field: a = f * 2^e, 0.5 <= f < 1
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes, t_count,
                    t_inf, t_nan, lut_thr, lut_lo, lut_hi, s_mids, s_tie, s_codes, s_count, s_inf,
                    s_nan, s_values, bits, out_packed, out_scale_codes, out_scales):

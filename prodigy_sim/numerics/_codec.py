@@ -47,6 +47,7 @@ from typing import Literal
 import numba
 import numpy as np
 
+from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import EncodeError, FormatError
 from prodigy_sim.numerics._spec import FormatSpec
 
@@ -171,7 +172,7 @@ def _encode_one(x, mids, tie_up, codes, count, inf_code, nan_code):
     return codes[s, lo]
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _encode_exact(x, mids, tie_up, codes, count, inf_code, nan_code, out):
     """out[i] = code of x[i] (int16; -1 = not encodable). Returns the number of -1 codes."""
     bad = 0
@@ -223,7 +224,7 @@ def _lut(spec: FormatSpec, overflow: Overflow) -> _Lut | None:
     return _Lut(threshold, c_first, c_last)
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _encode_lut(bits, threshold, lo_code, hi_code, out):
     """out[i] = code of the float32 with bit pattern bits[i]; returns the count of -1 codes."""
     bad = 0
@@ -290,7 +291,7 @@ def encode(x, fmt: FormatSpec | str, overflow: Overflow | None = None) -> np.nda
     return out16.astype(np.uint8).reshape(arr.shape)
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _decode(codes, table, out):
     for i in numba.prange(codes.size):
         out[i] = table[codes[i]]

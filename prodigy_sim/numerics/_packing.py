@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import EncodeError
 
 __all__ = ["pack", "unpack", "packed_row_bytes"]
@@ -43,13 +44,13 @@ def pack_row(codes, bits, out):
         out[o] = np.uint8(acc & 0xFF)
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _pack_rows(codes, bits, out):
     for r in numba.prange(codes.shape[0]):
         pack_row(codes[r], bits, out[r])
 
 
-@numba.njit(cache=True, parallel=True)
+@parallel_if_large
 def _unpack_rows(packed, bits, k, out):
     rows = packed.shape[0]
     mask = (1 << bits) - 1

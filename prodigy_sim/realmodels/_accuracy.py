@@ -45,6 +45,10 @@ class AccuracyRow:
     ``smollm2_tokens_per_s`` are the simulated throughput of the same model and scheme on the
     hardware preset (:func:`~prodigy_sim.realmodels._throughput.simulated_throughput`; None when
     not asked for). ``seconds`` is the host time spent measuring the row's accuracy.
+    ``e2e_*``: the same measures with the whole network run as the simulator's lowered kernels
+    (:mod:`~prodigy_sim.realmodels._pipeline`: FP8 MX activations everywhere, FP8 KV cache,
+    bfloat16 residual stream, attention, norms and activations on the vector unit, FP8 MX LM
+    head); None when not asked for or when the format does not run on the matrix unit.
     """
 
     scheme: str
@@ -56,6 +60,9 @@ class AccuracyRow:
     seconds: float
     minilm_sentences_per_s: float | None = None
     smollm2_tokens_per_s: float | None = None
+    e2e_minilm_mean_cosine: float | None = None
+    e2e_minilm_min_cosine: float | None = None
+    e2e_smollm2_perplexity: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,13 +108,15 @@ MODELS: tuple[str, ...] = ("minilm", "smollm2")
 def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 512,
                    progress: Callable[[AccuracyRow], None] | None = None, *,
                    models: tuple[str, ...] | list[str] = MODELS, sentences: int | None = None,
-                   throughput: bool = False,
+                   throughput: bool = False, end_to_end: bool = False,
                    hardware: str | None = None) -> list[AccuracyRow]:
     """Measure every scheme (default :func:`table_schemes`) on ``models``.
 
     ``progress`` is called with each row as soon as it is measured. ``sentences``: use only the
     first N evaluation sentences (default all). ``throughput``: also simulate each model and
-    scheme on ``hardware`` (default preset) and fill the throughput columns.
+    scheme on ``hardware`` (default preset) and fill the throughput columns. ``end_to_end``: also
+    run every layer as the lowered kernels (the plain-numpy emulation, bit-identical to the
+    functional core) and fill the ``e2e_*`` columns.
     """
     from prodigy_sim.hardware import DEFAULT_PRESET
     from prodigy_sim.realmodels._throughput import simulated_throughput
@@ -145,6 +154,11 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
         if use_smol:
             ppl = perplexity(smol, ids, make_linears(smol, scheme, smol_cal))
             smol_bytes = weight_footprint_bytes(smol.card, scheme)
+        e2e = (_end_to_end(scheme, mini if use_mini else None, mtok if use_mini else None,
+                           evals if use_mini else None, mini_cal if use_mini else None,
+                           reference if use_mini else None, smol if use_smol else None,
+                           ids if use_smol else None, smol_cal if use_smol else None, hardware)
+               if end_to_end else (None, None, None))
         seconds = time.perf_counter() - start
         row = AccuracyRow(
             scheme=scheme.label,
@@ -158,11 +172,34 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
                                     if throughput and use_mini else None),
             smollm2_tokens_per_s=(simulated_throughput("smollm2", scheme, hardware)
                                   if throughput and use_smol else None),
+            e2e_minilm_mean_cosine=e2e[0], e2e_minilm_min_cosine=e2e[1],
+            e2e_smollm2_perplexity=e2e[2],
         )
         rows.append(row)
         if progress is not None:
             progress(row)
     return rows
+
+
+def _end_to_end(scheme: QuantScheme, mini, mtok, evals, mini_cal, reference, smol, ids,
+                smol_cal, hardware: str) -> tuple[float | None, float | None, float | None]:
+    """(mean cosine, min cosine, perplexity) of ``scheme`` with every layer lowered (numpy
+    emulation of the kernels); Nones where a model is left out or the format is not lowered."""
+    from prodigy_sim.lowering._lower import MATRIX_FORMATS
+    from prodigy_sim.realmodels._pipeline import pipeline_embeddings, pipeline_nll
+
+    if scheme.weight_format not in MATRIX_FORMATS:
+        return None, None, None
+    mean_cos = min_cos = ppl = None
+    if mini is not None:
+        emb = pipeline_embeddings(mini, mtok, evals, scheme, calibration=mini_cal,
+                                  hardware=hardware)
+        cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
+        mean_cos, min_cos = float(cos.mean()), float(cos.min())
+    if smol is not None:
+        ppl = float(np.exp(pipeline_nll(smol, ids, scheme, calibration=smol_cal,
+                                        hardware=hardware).mean()))
+    return mean_cos, min_cos, ppl
 
 
 def _cell(value: float | int | None, spec: str) -> str:
@@ -179,6 +216,11 @@ def format_table(rows: list[AccuracyRow]) -> str:
     if tp:
         head += " MiniLM sim. sentences/s | SmolLM2 sim. tokens/s |"
         rule += "---:|---:|"
+    e2e = any(r.e2e_minilm_mean_cosine is not None or r.e2e_smollm2_perplexity is not None
+              for r in rows)
+    if e2e:
+        head += " lowered: MiniLM mean cos | lowered: MiniLM min cos | lowered: SmolLM2 ppl |"
+        rule += "---:|---:|---:|"
     lines = [head, rule]
     for r in rows:
         name = "float32 (float32 activations)" if r.scheme == "fp32" else r.scheme
@@ -188,5 +230,9 @@ def format_table(rows: list[AccuracyRow]) -> str:
         if tp:
             line += (f" {_cell(r.minilm_sentences_per_s, ',.0f')} | "
                      f"{_cell(r.smollm2_tokens_per_s, ',.0f')} |")
+        if e2e:
+            line += (f" {_cell(r.e2e_minilm_mean_cosine, '.5f')} | "
+                     f"{_cell(r.e2e_minilm_min_cosine, '.5f')} | "
+                     f"{_cell(r.e2e_smollm2_perplexity, '.3f')} |")
         lines.append(line)
     return "\n".join(lines)

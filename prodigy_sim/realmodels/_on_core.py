@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.lowering import _npspec
 from prodigy_sim.numerics import QuantizedTensor, quantize
 from prodigy_sim.realmodels._weights import ModelWeights
 
@@ -87,66 +88,13 @@ def core_linears(weights: ModelWeights, fmt: str = "tai4", cores: int = 2) -> _C
 
 
 # ---- plain numpy ------------------------------------------------------------------------------
+# The MMA and bfloat16 rounding of the numeric specification in numpy live in
+# prodigy_sim.lowering._npspec, shared with the kernel emulation (lowering.emulate_kernel).
 
-def _scaled_f64(q: QuantizedTensor) -> np.ndarray:
-    """``value(code) * scale`` in float64 (exact), ``(R, K)``, for a dense MX tensor."""
-    if q.sparsity is not None or len(q.shape) != 2:
-        raise ConfigError("numpy_linears supports dense 2-D tensors only")
-    vals = q.fmt.values_f32.astype(np.float64)[q.element_codes()]
-    scales = np.repeat(q.scale_values().astype(np.float64), q.kept_block, axis=1)
-    return vals * scales[:, : q.shape[1]]
-
-
-def _lsb_exp(v: np.ndarray) -> np.ndarray:
-    """Exponent of the lowest set bit of each nonzero float64 (a large sentinel for zeros)."""
-    mant, e = np.frexp(v)
-    mi = np.abs(np.ldexp(mant, 53)).astype(np.int64)  # integer, |v| = mi * 2^(e - 53)
-    low = mi & -mi
-    tz = np.zeros(v.shape, dtype=np.int64)
-    nz = low != 0
-    tz[nz] = np.frexp(low[nz].astype(np.float64))[1] - 1
-    return np.where(nz, e.astype(np.int64) - 53 + tz, 1 << 20)
-
-
-def _chunk_exact(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``a @ w.T`` in float64, asserted exact: every product is a multiple of ``2^(qa + qw)``
-    (row-wise lowest set bits) and ``sum |products| < 2^52 * quantum`` (one bit of margin for
-    the rounding of the bound itself), so every partial sum is an exactly representable
-    multiple of the quantum."""
-    if not (np.isfinite(a).all() and np.isfinite(w).all()):
-        raise ConfigError("numpy_linears: non-finite scaled operands")
-    qa = _lsb_exp(a).min(axis=1)
-    qw = _lsb_exp(w).min(axis=1)
-    q = qa[:, None] + qw[None, :]
-    bound = np.abs(a) @ np.abs(w).T
-    live = bound > 0
-    if (q[live] < -1074).any() or not (bound[live] < np.ldexp(1.0, 52 + q[live])).all():
-        raise ConfigError("numpy_linears: a chunk sum is not provably exact in float64")
-    x = a @ w.T
-    x[x == 0.0] = 0.0  # an exact zero is +0
-    return x
-
-
-def _rne32_of_sum(acc: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``RNE_fp32(acc + x)`` of the exact sum: TwoSum, round to odd in float64, then one cast
-    (float64 keeps >= 24 + 2 bits, so round-to-odd then round-to-nearest-even is exact)."""
-    a = acc.astype(np.float64)
-    s = a + x
-    bb = s - a
-    err = (a - (s - bb)) + (x - bb)
-    inexact = err != 0.0
-    toward = np.nextafter(s, np.where(err > 0, np.inf, -np.inf))
-    odd_s = (s.view(np.uint64) & np.uint64(1)).astype(bool)
-    s = np.where(inexact & ~odd_s, toward, s)
-    s[(s == 0.0) & ~inexact] = 0.0  # an exact zero sum is +0
-    with np.errstate(over="ignore"):
-        return s.astype(np.float32)
-
-
-def _bf16_rne(y: np.ndarray) -> np.ndarray:
-    b = y.astype(np.float32).view(np.uint32).astype(np.uint64)
-    r = ((b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16))
-    return (r.astype(np.uint32) << np.uint32(16)).view(np.float32)
+_scaled_f64 = _npspec.scaled_f64
+_chunk_exact = _npspec.chunk_exact
+_rne32_of_sum = _npspec.rne32_of_sum
+_bf16_rne = _npspec.bf16
 
 
 class _NumpyLinears(_Cached):
@@ -161,9 +109,8 @@ class _NumpyLinears(_Cached):
         if name not in self._wf:
             self._wf[name] = _scaled_f64(self.weight(name))
         w = self._wf[name]
-        acc = np.zeros((a.shape[0], w.shape[0]), dtype=np.float32)
-        for c in range(0, k, _CHUNK):
-            acc = _rne32_of_sum(acc, _chunk_exact(a[:, c:c + _CHUNK], w[:, c:c + _CHUNK]))
+        acc = _npspec.mma(np.zeros((a.shape[0], w.shape[0]), dtype=np.float32), a, w,
+                          chunk=_CHUNK)
         if np.isnan(acc).any():
             raise ConfigError("numpy_linears: NaN accumulator")
         y = _bf16_rne(acc)

@@ -1,13 +1,15 @@
 """Reports of simulated models: per-op and total time, FLOPs, bytes, utilization, footprint and
 roofline bounds, as a table, JSON, CSV and plots (see docs/lowering.md).
 
-- :func:`simulate_scenario`: scenario -> :class:`ModelReport` (lower, simulate, footprint).
+- :func:`simulate_scenario`: scenario -> :class:`ModelReport` (lower, simulate, footprint);
+  :func:`report_lowered` the same from kernels already lowered.
 - :func:`build_report`: a :class:`~prodigy_sim.lowering.ModelSimulation` + footprint -> report.
 - :func:`write_plots` (:func:`plot_roofline`, :func:`plot_breakdown`): PNG and SVG.
 """
 
 from prodigy_sim.reports._api import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
 from prodigy_sim.reports._api import auto_subset as auto_subset
+from prodigy_sim.reports._api import report_lowered as report_lowered
 from prodigy_sim.reports._api import simulate_scenario as simulate_scenario
 from prodigy_sim.reports._plots import plot_breakdown as plot_breakdown
 from prodigy_sim.reports._plots import plot_roofline as plot_roofline
@@ -17,4 +19,4 @@ from prodigy_sim.reports._report import ModelReport as ModelReport
 from prodigy_sim.reports._report import build_report as build_report
 
 __all__ = ["DEFAULT_STEADY_UNITS", "OP_COLUMNS", "ModelReport", "auto_subset", "build_report",
-           "plot_breakdown", "plot_roofline", "simulate_scenario", "write_plots"]
+           "plot_breakdown", "plot_roofline", "report_lowered", "simulate_scenario", "write_plots"]

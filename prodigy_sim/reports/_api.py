@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.lowering import lower_model, sim_kernel_count, simulate_model
+from prodigy_sim.lowering import LoweredModel, lower_model, sim_kernel_count, simulate_model
 from prodigy_sim.models import Scenario, footprint_report
 from prodigy_sim.reports._report import ModelReport, build_report
 
-__all__ = ["simulate_scenario", "auto_subset", "DEFAULT_STEADY_UNITS"]
+__all__ = ["simulate_scenario", "report_lowered", "auto_subset", "DEFAULT_STEADY_UNITS"]
 
 DEFAULT_STEADY_UNITS = 2
 """Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
@@ -39,8 +39,20 @@ def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
     after each.
     """
     config = config or load_preset(scenario.hardware)
+    lowered = lower_model(scenario.card(), scenario, config, cores=cores)
+    return report_lowered(lowered, config, core_subset=core_subset, steady_units=steady_units,
+                          reuse=reuse, progress=progress, total=total)
+
+
+def report_lowered(lowered: LoweredModel, config: ChipConfig, *,
+                   core_subset: int | str | None = "auto",
+                   steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
+                   progress: Callable[[int], None] | None = None,
+                   total: Callable[[int], None] | None = None) -> ModelReport:
+    """Simulate already lowered kernels (``lowered.scenario`` on ``config``) and report; the
+    arguments as :func:`simulate_scenario`'s."""
+    scenario = lowered.scenario
     card = scenario.card()
-    lowered = lower_model(card, scenario, config, cores=cores)
     if core_subset == "auto":
         subset = auto_subset(config, lowered.cores)
     elif core_subset is None or isinstance(core_subset, int):

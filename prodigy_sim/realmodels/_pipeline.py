@@ -1,0 +1,346 @@
+"""A real model end to end through the simulator: every layer's lowered kernels, chained.
+
+:func:`lower_real_model` lowers the model card of the loaded weights for one quantization scheme
+and one prompt length (prefill, batch 1) with :func:`prodigy_sim.lowering.lower_model` - the
+programs the timing model simulates - and quantizes the weights for them. :func:`run_bert` and
+:func:`run_llama` then execute those kernels in order, each kernel's outputs becoming the next
+kernel's DDR inputs, on one of two backends:
+
+- ``"core"``: :func:`prodigy_sim.functional.run` executes each program instruction by
+  instruction (the bit-exact functional core);
+- ``"numpy"``: :func:`prodigy_sim.lowering.emulate_kernel`, an independent plain-numpy
+  emulation of the same arithmetic (fast; the tests prove both give the same bits).
+
+What runs where. On the kernels (as the lowering defines them): every norm (BERT LayerNorm, with
+the embedding LayerNorm as one more norm kernel; LLaMA RMSNorm, including the final norm), the
+Q/K/V projections with their biases, RoPE and the FP8 K/V cache writes, attention (QK^T, scale,
+mask, online softmax, PV, normalization), the output and MLP projections with GELU or
+``silu(gate) * up``, the residual adds and, for SmolLM2, the LM head (over every position, for
+perplexity; the lowered model's own head, used by the timing model, computes the last position
+as a real prefill does). In numpy (not lowered, data-dependent or outside the model): the
+embedding lookups and their sum (rounded to the bfloat16 residual stream the kernels read), the
+RoPE cos/sin tables (bfloat16 inputs), the attention mask tile, and after the last kernel the
+sentence-transformers mean pooling + L2 normalization (MiniLM) or the log-softmax (SmolLM2).
+
+Data path: the residual stream is bfloat16; every MMA input is FP8 E4M3 with MX E8M0 scales per
+32 elements, quantized by the kernel that produces it; weights are the scheme's format (MX E8M0 /
+32 along K, optionally 8:4 pruned by magnitude or Wanda); the KV cache is FP8. Prompts are padded
+to the kernels' tile (:func:`prodigy_sim.lowering.padded_tokens`); padded keys are masked with
+the most negative float32, padded rows are computed and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.lowering import Kernel, LoweredModel, lower_model, norm_kernel, padded_tokens
+from prodigy_sim.lowering._lower import _linear, _weight_storage
+from prodigy_sim.numerics import QuantizedTensor, quantize
+from prodigy_sim.realmodels._quantize import Calibration, QuantScheme
+from prodigy_sim.realmodels._weights import ModelWeights
+
+__all__ = ["BACKENDS", "LoweredRealModel", "lower_real_model", "run_bert", "run_llama",
+           "written_tensors", "pipeline_embeddings", "pipeline_nll", "simulate_real"]
+
+BACKENDS = ("core", "numpy")
+"""``core``: the functional core runs every program; ``numpy``: the plain-numpy emulation."""
+
+_NEG = float(np.finfo(np.float32).min)
+Tensors = dict[str, "np.ndarray | QuantizedTensor"]
+
+
+def written_tensors(kernel: Kernel) -> tuple[str, ...]:
+    """Names of the DDR tensors ``kernel``'s program stores to (``DMA.ST`` destinations)."""
+    return tuple(dict.fromkeys(str(i.operands[0]) for i in kernel.program.instructions
+                               if i.opcode == "DMA.ST"))
+
+
+def _bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 (nearest even), as float32 - what a bfloat16 DDR tensor
+    holds (finite inputs)."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+    return (r.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class LoweredRealModel:
+    """A loaded model lowered for ``scheme`` at one padded prompt length (prefill, batch 1).
+
+    ``lowered``: the kernels (also what :func:`prodigy_sim.lowering.simulate_model` times);
+    ``kernels``: extra kernels of the functional pass (``embed_norm`` for BERT; ``final_norm``
+    and ``lm_head`` over every position for LLaMA); ``weights_q``: quantized weights by fused
+    name (``layers.{i}.qkv_proj``, ``.o_proj``, ``.up_proj``, ``.gate_proj``, ``.down_proj``,
+    ``lm_head``); ``padded``: rows the kernels compute.
+    """
+
+    weights: ModelWeights
+    scheme: QuantScheme
+    lowered: LoweredModel
+    kernels: dict[str, Kernel]
+    weights_q: dict[str, QuantizedTensor]
+    padded: int
+
+    def op(self, name: str) -> Kernel:
+        """The layer kernel ``name`` (every layer shares the same programs)."""
+        for op in self.lowered.stages[0].ops:
+            if op.name == name:
+                return op.kernel
+        raise ConfigError(f"no lowered op {name!r} in {self.lowered.model}")
+
+
+def _scenario(card_name: str, scheme: QuantScheme, tokens: int, hardware: str | None):
+    from prodigy_sim.models import Scenario
+    from prodigy_sim.models.scenario import Formats, WeightFormat
+
+    if scheme.weight_format is None:
+        raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
+                          "format")
+    wf = WeightFormat(format=scheme.weight_format, block=scheme.block, scale=scheme.scale)
+    kw = {} if hardware is None else {"hardware": hardware}
+    return Scenario(model=card_name, phase="prefill", batch=1, sequence_length=tokens,
+                    formats=Formats(weights=wf), sparsity=scheme.sparsity or "none", **kw)
+
+
+def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
+                     calibration: Calibration | None = None, hardware: str | None = None,
+                     cores: int | None = None,
+                     weights_q: dict[str, QuantizedTensor] | None = None) -> LoweredRealModel:
+    """Lower ``weights.card`` for a ``tokens``-long prompt and quantize its weights by ``scheme``.
+
+    ``hardware``: preset name (default the scenario default); ``cores``: logical cores of the
+    programs (default all of the preset's). ``calibration`` supplies Wanda's activation norms.
+    ``weights_q``: the quantized weights of an earlier call with the same weights and scheme
+    (they do not depend on the prompt length), to skip quantizing them again.
+    """
+    from prodigy_sim.hardware import load_preset
+
+    card = weights.card
+    if tokens < 1:
+        raise ConfigError(f"'tokens' must be >= 1 (got {tokens})")
+    if scheme.sparsity and scheme.prune == "wanda" and calibration is None:
+        raise ConfigError("Wanda pruning needs a calibration (activation norms)")
+    scenario = _scenario(card.name, scheme, tokens, hardware)
+    config = load_preset(scenario.hardware)
+    lowered = lower_model(card, scenario, config, cores=cores)
+    p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
+    kernels: dict[str, Kernel] = {}
+    if card.family == "llama":
+        kernels["final_norm"] = norm_kernel("final_norm", t, h, kind="rmsnorm",
+                                            eps=card.norm_eps, cores=p)
+        hst = _weight_storage(scenario.formats.head, None, "formats.head")
+        kernels["lm_head"] = _linear("lm_head", t, card.vocab_size, h, hst, p, "store", None)
+    else:
+        kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
+                                            eps=card.norm_eps, cores=p)
+    wq = weights_q or _quantized_weights(weights, scheme, calibration, scenario)
+    return LoweredRealModel(weights, scheme, lowered, kernels, wq, t)
+
+
+def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
+                       calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
+    card = weights.card
+    wanda = bool(scheme.sparsity) and scheme.prune == "wanda"
+
+    def q(arr: np.ndarray, norms_of: str | None) -> QuantizedTensor:
+        norms = calibration.act_norms[norms_of] if wanda and norms_of else None
+        return quantize(arr, scheme.weight_format, block=scheme.block, axis=-1,
+                        scale=scheme.scale, sparsity=scheme.sparsity,
+                        prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
+
+    out: dict[str, QuantizedTensor] = {}
+    for i in range(card.num_layers):
+        a, m = f"layers.{i}.attn.", f"layers.{i}.mlp."
+        out[f"layers.{i}.qkv_proj"] = q(np.concatenate(
+            [weights[a + n] for n in ("q_proj", "k_proj", "v_proj")]), a + "q_proj")
+        out[f"layers.{i}.o_proj"] = q(weights[a + "o_proj"], a + "o_proj")
+        out[f"layers.{i}.up_proj"] = q(weights[m + "up_proj"], m + "up_proj")
+        out[f"layers.{i}.down_proj"] = q(weights[m + "down_proj"], m + "down_proj")
+        if card.mlp == "gated":
+            out[f"layers.{i}.gate_proj"] = q(weights[m + "gate_proj"], m + "gate_proj")
+    if card.family == "llama":
+        head = weights.tensors.get("lm_head", weights["embed_tokens"])
+        hf = scenario.formats.head
+        out["lm_head"] = quantize(head, hf.format, block=hf.block, axis=-1, scale=hf.scale_kind)
+    return out
+
+
+# ---- execution ---------------------------------------------------------------------------------
+
+def _executor(backend: str, operands: dict | None = None
+              ) -> Callable[[Kernel, Tensors], Tensors]:
+    """``execute(kernel, ddr) -> outputs`` of ``backend``; ``operands``: the numpy backend's
+    cache of decoded weights (see :func:`prodigy_sim.lowering.emulate_kernel`)."""
+    if backend == "core":
+        from prodigy_sim.functional import run
+
+        def execute(kernel: Kernel, ddr: Tensors) -> Tensors:
+            state = run(kernel.program, ddr=ddr, cores=kernel.cores)
+            return {n: state.tensor(n) for n in written_tensors(kernel)}
+        return execute
+    if backend == "numpy":
+        from prodigy_sim._jit import blas_single_thread
+        from prodigy_sim.lowering import emulate_kernel
+
+        def emulate(kernel: Kernel, ddr: Tensors) -> Tensors:
+            with blas_single_thread():            # many small GEMMs
+                return emulate_kernel(kernel, ddr, operands=operands)
+        return emulate
+    raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+
+
+def _row(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, dtype=np.float32).reshape(1, -1)
+
+
+def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
+    """The MASK tile ``(qr, ck)`` of a prefill attention kernel: the causal diagonal chunk, or
+    the padded keys of the last chunk (every padded key lies in the last chunk)."""
+    qr, ck = kernel.program.tensor["MASK"].shape
+    cp = kernel.program.tensor["VT"].shape[1]              # VT is (B kv d, C)
+    if causal:
+        return np.triu(np.full((qr, ck), _NEG, dtype=np.float32), k=1)
+    if cp - real >= ck:
+        raise ConfigError(f"{cp - real} padded keys do not fit in the last key chunk ({ck})")
+    mask = np.zeros((qr, ck), dtype=np.float32)
+    mask[:, ck - (cp - real):] = _NEG
+    return mask
+
+
+def _attention(m: LoweredRealModel, ex, qkv: np.ndarray, real: int, cos_sin: dict) -> Tensors:
+    """Q/K/V from the fused projection -> the attention output ``O`` (FP8)."""
+    llama = m.weights.card.family == "llama"
+    prep = m.op("rope_kv" if llama else "qkv_cache")
+    kv = ex(prep, {"QKV": qkv, **cos_sin})
+    att = m.op("attention")
+    mask = _mask(att, real, causal=llama)
+    return ex(att, {"Q": kv["Q"], "KC": kv["KC"], "VT": kv["VT"], "MASK": mask})["O"]
+
+
+def run_bert(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy",
+             operands: dict | None = None) -> np.ndarray:
+    """Last hidden state ``(T, H)`` float32 (bfloat16 values) of one sentence's token ids
+    ``(T,)`` (``T`` = the lowered prompt length, no padding tokens), every layer on ``backend``
+    (``operands``: the numpy backend's decoded-weight cache, kept by the caller across calls)."""
+    w, card = m.weights, m.weights.card
+    ids = _check_ids(m, ids)
+    t, pt = ids.size, m.padded
+    ex = _executor(backend, operands)
+    x = np.zeros((pt, card.hidden_size), dtype=np.float32)
+    x[:t] = w["embeddings.word"][ids] + w["embeddings.position"][:t] + w["embeddings.token_type"][0]
+    out = ex(m.kernels["embed_norm"], {"X": _bf16(x), "G": _row(w["embeddings.norm"]),
+                                       "B": _row(w["embeddings.norm.bias"])})
+    n, hs = out["Y"], out["YS"]
+    for i in range(card.num_layers):
+        p = f"layers.{i}."
+        qb = np.concatenate([w[p + f"attn.{k}.bias"] for k in ("q_proj", "k_proj", "v_proj")])
+        qkv = ex(m.op("qkv_proj"), {"X": n, "W": m.weights_q[p + "qkv_proj"],
+                                    "BIAS": _row(qb)})["Y"]
+        o = _attention(m, ex, qkv, t, {})
+        y = ex(m.op("o_proj"), {"X": o, "W": m.weights_q[p + "o_proj"],
+                                "BIAS": _row(w[p + "attn.o_proj.bias"]), "R": hs})["Y"]
+        out = ex(m.op("attn_norm"), {"X": y, "G": _row(w[p + "attn_norm"]),
+                                     "B": _row(w[p + "attn_norm.bias"])})
+        n1, hs1 = out["Y"], out["YS"]
+        u = ex(m.op("up_proj"), {"X": n1, "W": m.weights_q[p + "up_proj"],
+                                 "BIAS": _row(w[p + "mlp.up_proj.bias"])})["Y"]
+        y = ex(m.op("down_proj"), {"X": u, "W": m.weights_q[p + "down_proj"],
+                                   "BIAS": _row(w[p + "mlp.down_proj.bias"]), "R": hs1})["Y"]
+        out = ex(m.op("mlp_norm"), {"X": y, "G": _row(w[p + "mlp_norm"]),
+                                    "B": _row(w[p + "mlp_norm.bias"])})
+        n, hs = out["Y"], out["YS"]
+    return np.asarray(hs, dtype=np.float32)[:t]
+
+
+def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> np.ndarray:
+    """Next-token logits ``(T, vocab)`` float32 (bfloat16 values) of token ids ``(T,)``, every
+    layer, the final norm and the LM head on ``backend``."""
+    from prodigy_sim.realmodels._llama import rope_tables
+
+    w, card = m.weights, m.weights.card
+    ids = _check_ids(m, ids)
+    t, pt = ids.size, m.padded
+    ex = _executor(backend)
+    x = np.zeros((pt, card.hidden_size), dtype=np.float32)
+    x[:t] = w["embed_tokens"][ids]
+    h = _bf16(x)
+    cos, sin = rope_tables(np.arange(pt), card.head_size, float(card.rope_theta or 0.0))
+    cos_sin = {"COS": _bf16(cos), "SIN": _bf16(sin)}
+    for i in range(card.num_layers):
+        p = f"layers.{i}."
+        n = ex(m.op("attn_norm"), {"X": h, "G": _row(w[p + "attn_norm"])})["Y"]
+        qkv = ex(m.op("qkv_proj"), {"X": n, "W": m.weights_q[p + "qkv_proj"]})["Y"]
+        o = _attention(m, ex, qkv, t, cos_sin)
+        h = ex(m.op("o_proj"), {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})["Y"]
+        n = ex(m.op("mlp_norm"), {"X": h, "G": _row(w[p + "mlp_norm"])})["Y"]
+        g = ex(m.op("gate_up"), {"X": n, "W": m.weights_q[p + "gate_proj"],
+                                 "WU": m.weights_q[p + "up_proj"]})["Y"]
+        h = ex(m.op("down_proj"), {"X": g, "W": m.weights_q[p + "down_proj"], "R": h})["Y"]
+    n = ex(m.kernels["final_norm"], {"X": h, "G": _row(w["final_norm"])})["Y"]
+    logits = ex(m.kernels["lm_head"], {"X": n, "W": m.weights_q["lm_head"]})["Y"]
+    return np.asarray(logits, dtype=np.float32)[:t]
+
+
+def _check_ids(m: LoweredRealModel, ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    want = m.lowered.scenario.query_tokens
+    if ids.size != want:
+        raise ConfigError(f"the model was lowered for {want} tokens; got {ids.size}")
+    return ids
+
+
+
+# ---- whole evaluations -------------------------------------------------------------------------
+
+def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
+                        scheme: QuantScheme, *, backend: str = "numpy",
+                        calibration: Calibration | None = None, cores: int | None = None,
+                        hardware: str | None = None) -> np.ndarray:
+    """MiniLM sentence embeddings ``(len(sentences), H)`` float32 with every layer on
+    ``backend``: each sentence alone (batch 1, its own prompt length), mean pooling over its
+    tokens and L2 normalization in numpy (sentence-transformers' ``Pooling`` + ``Normalize``)."""
+    if weights.card.family != "bert":
+        raise ConfigError(f"pipeline_embeddings needs a BERT model (got {weights.card.name!r})")
+    out = np.zeros((len(sentences), weights.card.hidden_size), dtype=np.float32)
+    wq = None
+    operands: dict = {}                   # decoded weights, shared by the sentences
+    for i, s in enumerate(sentences):
+        ids = np.asarray(tokenizer.encode(s).ids, dtype=np.int64)
+        m = lower_real_model(weights, scheme, ids.size, calibration=calibration, cores=cores,
+                             hardware=hardware, weights_q=wq)
+        wq = m.weights_q
+        pooled = run_bert(m, ids, backend, operands).astype(np.float32).mean(axis=0)
+        out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+    return out
+
+
+def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
+                 backend: str = "numpy", calibration: Calibration | None = None,
+                 cores: int | None = None, hardware: str | None = None) -> np.ndarray:
+    """Negative log-likelihood (nats, float64) of ``ids[1:]`` given their prefixes, ``(T - 1,)``,
+    from the logits of one prefill of ``ids[:-1]`` with every layer and the LM head on
+    ``backend`` (log-softmax in float64 numpy)."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if weights.card.family != "llama":
+        raise ConfigError(f"pipeline_nll needs a LLaMA model (got {weights.card.name!r})")
+    if ids.size < 2:
+        raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
+    m = lower_real_model(weights, scheme, ids.size - 1, calibration=calibration, cores=cores,
+                         hardware=hardware)
+    logits = run_llama(m, ids[:-1], backend).astype(np.float64)
+    top = logits.max(axis=-1)
+    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
+    return lse - logits[np.arange(ids.size - 1), ids[1:]]
+
+
+def simulate_real(m: LoweredRealModel):
+    """The timing model on the very kernels of ``m`` (``m.lowered``): a
+    :class:`~prodigy_sim.reports.ModelReport` of one prefill on the preset it was lowered for."""
+    from prodigy_sim.hardware import load_preset
+    from prodigy_sim.reports import report_lowered
+
+    return report_lowered(m.lowered, load_preset(m.lowered.config_name))

@@ -1,0 +1,368 @@
+"""The lowered kernels on the functional core equal their plain numpy emulation to the bit (issue
+#6): ``functional.run(kernel.program, ...)`` vs :func:`prodigy_sim.lowering.emulate_kernel` for
+every linear epilogue (dense and 8:4 sparse weights), both norms, rope_kv (RoPE on and off,
+prefill and decode), attention prefill (causal and padded, ``-1e30`` and ``-inf`` masks) and
+decode (one and several flash-decoding splits). Float tensors are compared as float32 bits,
+quantized tensors by codes and scales."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.functional import run
+from prodigy_sim.lowering import (
+    Storage,
+    attention_kernel,
+    emulate_kernel,
+    linear_kernel,
+    norm_kernel,
+    rope_kv_kernel,
+)
+from prodigy_sim.lowering import _npspec as sp
+from prodigy_sim.numerics import QuantizedTensor
+
+EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
+
+
+def _assert_same(core, emu, name: str) -> None:
+    if isinstance(core, QuantizedTensor):
+        assert isinstance(emu, QuantizedTensor), name
+        assert (emu.shape, emu.fmt.name, emu.block, emu.scale, emu.axis) == \
+            (core.shape, core.fmt.name, core.block, core.scale, core.axis), name
+        assert emu.codes.dtype == core.codes.dtype and emu.scales.dtype == core.scales.dtype
+        assert np.array_equal(emu.codes, core.codes), f"{name}: codes differ"
+        assert np.array_equal(emu.scales, core.scales), f"{name}: scales differ"
+    else:
+        assert isinstance(emu, np.ndarray) and emu.dtype == core.dtype == np.float32, name
+        assert emu.shape == core.shape, name
+        bad = emu.view(np.uint32) != core.view(np.uint32)
+        assert not bad.any(), f"{name}: {bad.sum()} elements differ, e.g. {emu[bad][:3]} vs " \
+                              f"{core[bad][:3]}"
+
+
+def _check(kernel, ddr: dict, outputs: set[str]) -> dict:
+    """Run both, compare every output; returns the core's outputs."""
+    state = run(kernel.program, ddr=ddr, cores=kernel.cores)
+    emu = emulate_kernel(kernel, ddr)
+    assert set(emu) == outputs
+    core = {}
+    for name in outputs:
+        core[name] = state.tensor(name)
+        _assert_same(core[name], emu[name], name)
+    return core
+
+
+def _normal(rng, shape, scale=1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+# ---- linear -----------------------------------------------------------------------------------
+
+def _linear_ddr(rng, m: int, n: int, k: int, epilogue: str, x_scale=None) -> dict:
+    x = _normal(rng, (m, k))
+    if x_scale is not None:
+        x *= x_scale
+    ddr = {"X": x, "W": _normal(rng, (n, k), 0.1)}
+    if epilogue == "gated":
+        ddr["WU"] = _normal(rng, (n, k), 0.1)
+    if epilogue in ("bias", "bias_store", "bias_residual", "gelu"):
+        ddr["BIAS"] = _normal(rng, (1, n))
+    if epilogue in ("residual", "bias_residual"):
+        ddr["R"] = _normal(rng, (m, n), 4.0)
+    return ddr
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "8:4"])
+@pytest.mark.parametrize("epilogue", EPILOGUES)
+def test_linear_epilogues(epilogue, sparse):
+    """K = 320 in K tiles of 128 (two tiles and a 64 tail), two column blocks, 2 cores."""
+    w = Storage.of("tai4", sparsity=(8, 4) if sparse else None)
+    m, n, k = 16, 128, 320
+    kern = linear_kernel("lin", m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
+                         kt=128)
+    assert kern.param("kt") == 128 and kern.param("epilogue") == epilogue
+    ddr = _linear_ddr(np.random.default_rng(EPILOGUES.index(epilogue) + 10 * sparse), m, n, k,
+                      epilogue)
+    _check(kern, ddr, {"Y"})
+
+
+@settings(max_examples=6)
+@given(epilogue=st.sampled_from(EPILOGUES), fmt=st.sampled_from(["float8_e4m3fn", "int8", "tai2"]),
+       m=st.sampled_from([8, 24]), k=st.sampled_from([64, 192, 256]),
+       seed=st.integers(0, 2**16))
+def test_linear_hypothesis(epilogue, fmt, m, k, seed):
+    """Random formats, row counts, K (one tile, a tile and a tail) and data."""
+    rng = np.random.default_rng(seed)
+    kern = linear_kernel("lin", m, 64, k, weight=Storage.of(fmt), cores=2, epilogue=epilogue,
+                         nt=32, an=1)
+    _check(kern, _linear_ddr(rng, m, 64, k, epilogue), {"Y"})
+
+
+def test_linear_k_tiles_not_multiple_of_128():
+    """``kt = 96``: every K tile is a new MMA whose chunks start at the tile (96, 96, 96), not at
+    multiples of 128 of the whole K - the emulation must follow the tiles. Rows with ``+B`` in
+    K [0, 32), small values in [96, 128) and ``-B`` in [128, 160) make it visible: by tiles the
+    small values survive (``B`` then ``small - B``), by 128-chunks they vanish in ``B + small``."""
+    rng = np.random.default_rng(6)
+    m, n, k = 16, 64, 288
+    ddr = _linear_ddr(rng, m, n, k, "store")
+    ddr["W"][:4] = 1.0
+    ddr["X"][:4] = 0.0
+    ddr["X"][:4, :32] = 4096.0
+    ddr["X"][:4, 96:128] = np.abs(_normal(rng, (4, 32), 2.0**-14))
+    ddr["X"][:4, 128:160] = -4096.0
+    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
+                         epilogue="store", nt=32, an=1, kt=96)
+    y = _check(kern, ddr, {"Y"})["Y"]
+    assert (y[:4, :4] > 0).all()
+
+
+def test_linear_bf16_weights():
+    """BFLOAT16 MMA (bfloat16 activations and weights)."""
+    rng = np.random.default_rng(5)
+    kern = linear_kernel("lin", 8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
+                         epilogue="residual", nt=32, an=1)
+    assert kern.param("act").fmt == "bfloat16"
+    _check(kern, _linear_ddr(rng, 8, 64, 256, "residual"), {"Y"})
+
+
+def test_linear_chunk_sums_beyond_float64(monkeypatch):
+    """Rows whose 128-element chunks mix magnitudes 2^80 apart: float64 GEMM sums are not exact,
+    the integer superaccumulator takes them (and must be used here)."""
+    rng = np.random.default_rng(7)
+    m, n, k = 16, 64, 256
+    scale = np.exp2(rng.integers(-40, 40, (m, k // 32))).astype(np.float32)
+    ddr = _linear_ddr(rng, m, n, k, "quant", np.repeat(scale, 32, axis=1))
+    used = []
+    orig = sp._superacc_rne32
+    monkeypatch.setattr(sp, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
+    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
+                         epilogue="quant", nt=32, an=2, kt=128)
+    _check(kern, ddr, {"Y"})
+    assert sum(used) > m * n // 4
+
+
+def test_linear_nan_and_inf():
+    """NaN / Inf activations (NaN block scales), an Inf residual, NaN bias: canonical NaNs."""
+    rng = np.random.default_rng(8)
+    m, n, k = 8, 64, 128
+    for epilogue in ("bias_residual", "gelu"):
+        ddr = _linear_ddr(rng, m, n, k, epilogue)
+        ddr["X"][1, 3] = np.nan
+        ddr["X"][2, 40] = np.inf
+        ddr["BIAS"][0, 5] = np.nan
+        if "R" in ddr:
+            ddr["R"][4, 7] = -np.inf
+        kern = linear_kernel("lin", m, n, k, weight=Storage.of("tai4"), cores=2,
+                             epilogue=epilogue, nt=32, an=1)
+        _check(kern, ddr, {"Y"})
+
+
+# ---- norms ------------------------------------------------------------------------------------
+
+@settings(max_examples=8)
+@given(kind=st.sampled_from(["rmsnorm", "layernorm"]), m=st.integers(1, 40),
+       h=st.sampled_from([32, 96, 384]), eps=st.sampled_from([1e-5, 1e-6, 1e-12]),
+       scale=st.sampled_from([1e-3, 1.0, 300.0]), seed=st.integers(0, 2**16))
+def test_norms(kind, m, h, eps, scale, seed):
+    """RMSNorm and LayerNorm over random rows."""
+    rng = np.random.default_rng(seed)
+    kern = norm_kernel("norm", m, h, kind=kind, eps=eps, cores=3)
+    ddr = {"X": _normal(rng, (m, h), scale) + np.float32(scale), "G": _normal(rng, (1, h))}
+    if kind == "layernorm":
+        ddr["B"] = _normal(rng, (1, h))
+    _check(kern, ddr, {"Y", "YS"} if kind == "layernorm" else {"Y"})
+
+
+# ---- rope_kv ----------------------------------------------------------------------------------
+
+def _tables(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    inv = 10000.0 ** (-np.arange(d // 2) / (d // 2))
+    ang = np.arange(n)[:, None] * inv[None, :]
+    ang = np.concatenate([ang, ang], axis=1)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+@pytest.mark.parametrize("rope", [True, False], ids=["rope", "qkv_cache"])
+@pytest.mark.parametrize("tokens,position,context", [(64, 0, 64), (32, 0, 32), (1, 37, 50)],
+                         ids=["prefill64", "prefill32", "decode"])
+def test_rope_kv(rope, tokens, position, context):
+    """Q, K and V cache rows, and prefill's VT; decode keeps the cache rows it does not write."""
+    rng = np.random.default_rng(tokens + rope)
+    bsz, nh, nkv, d = 2, 4, 2, 64
+    kern = rope_kv_kernel("rkv", batch=bsz, tokens=tokens, heads=nh, kv_heads=nkv, head_dim=d,
+                          position=position, context=context, rope=rope, cores=3)
+    ddr = {"QKV": _normal(rng, (bsz * tokens, (nh + 2 * nkv) * d), 2.0)}
+    if rope:
+        ddr["COS"], ddr["SIN"] = _tables(max(context, tokens), d)
+    cp = kern.param("cp")
+    if tokens == 1:
+        ddr["KC"] = _normal(rng, (bsz * nkv * cp, d))
+        ddr["VC"] = _normal(rng, (bsz * nkv * cp, d))
+    out = _check(kern, ddr, {"Q", "KC", "VC"} | ({"VT"} if tokens > 1 else set()))
+    if tokens == 1:                                   # the untouched rows are the input's
+        old = emulate_kernel(kern, {"KC": ddr["KC"]})["KC"]
+        kept = np.ones(bsz * nkv * cp, dtype=bool)
+        kept[np.arange(bsz * nkv) * cp + position] = False
+        assert np.array_equal(out["KC"].codes[kept], old.codes[kept])
+
+
+# ---- attention --------------------------------------------------------------------------------
+
+def _prefill(causal: bool, ctx: int, real: int, neg: float, heads=2, kv_heads=1, d=32,
+             batch=1, seed=0) -> None:
+    rng = np.random.default_rng(seed)
+    kern = attention_kernel("att", batch=batch, heads=heads, kv_heads=kv_heads, head_dim=d,
+                            queries=ctx, context=ctx, causal=causal, cores=2)
+    cp, ck = kern.param("cp"), kern.param("ck")
+    if causal:
+        mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], neg, 0.0)
+    else:
+        mask = np.tile(np.where(np.arange(cp - ck, cp) < real, 0.0, neg), (ck, 1))
+    ddr = {"Q": _normal(rng, (batch * cp, heads * d), 2.0),
+           "KC": _normal(rng, (batch * kv_heads * cp, d), 2.0),
+           "VT": _normal(rng, (batch * kv_heads * d, cp)), "MASK": mask.astype(np.float32)}
+    _check(kern, ddr, {"O"})
+
+
+@pytest.mark.parametrize("neg", [-1.0e30, -np.inf], ids=["-1e30", "-inf"])
+@pytest.mark.parametrize("causal,ctx,real", [(True, 192, 192), (False, 128, 100),
+                                             (False, 64, 40)],
+                         ids=["causal-3-chunks", "padded-2-chunks", "padded-1-chunk"])
+def test_attention_prefill(causal, ctx, real, neg):
+    _prefill(causal, ctx, real, neg)
+
+
+def test_a_fully_masked_row_does_not_poison_later_blocks():
+    """A query row whose keys are all masked with -inf has L = 0 and a NaN output row; the next
+    block on the same core resets its state by multiplying by 0, which must not meet 1/L = Inf
+    (regression: the kernel used to leave 1/L in L)."""
+    from prodigy_sim.functional import run
+
+    rng = np.random.default_rng(5)
+    kern = attention_kernel("att", batch=1, heads=1, kv_heads=1, head_dim=32, queries=192,
+                            context=192, causal=True, cores=1)
+    ck = kern.param("ck")
+    mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
+    mask[5] = -np.inf
+    ddr = {"Q": _normal(rng, (192, 32), 2.0), "KC": _normal(rng, (192, 32), 2.0),
+           "VT": _normal(rng, (32, 192)), "MASK": mask.astype(np.float32)}
+    o = run(kern.program, ddr=ddr, cores=1).tensor("O").dequantize()
+    bad = sorted(set(np.nonzero(np.isnan(o).any(axis=1))[0].tolist()))
+    assert bad == [5], bad             # before the fix: [5, ck + 5, 2 ck + 5]
+    _check(kern, ddr, {"O"})
+
+
+def test_attention_prefill_gqa_head64():
+    """GQA (4 heads on 2 KV heads), head_dim 64, two sequences, causal."""
+    _prefill(True, 128, 128, -np.inf, heads=4, kv_heads=2, d=64, batch=2, seed=3)
+
+
+@pytest.mark.parametrize("splits", [1, 2, 4])
+def test_attention_decode(splits):
+    """Decode over 500 keys (padding masked with -1e30), unsplit and flash decoding. Scores
+    rise along the keys (a ramp in one dimension), so that the running max changes at every chunk
+    and the rescaling (``cr < 1``) is exercised; the slices' FP32 ``OA``, ``M``, ``L`` are
+    compared too."""
+    rng = np.random.default_rng(splits)
+    bsz, nh, nkv, d, ctx = 1, 8, 2, 64, 500
+    kern = attention_kernel("att", batch=bsz, heads=nh, kv_heads=nkv, head_dim=d, queries=1,
+                            context=ctx, causal=True, cores=4, splits=splits)
+    cp, ck, qr = kern.param("cp"), kern.param("ck"), nh // nkv
+    pad = np.tile(np.where(np.arange(cp - ck, cp) < ctx, 0.0, -1.0e30), (qr, 1))
+    mask = np.concatenate([np.zeros_like(pad), pad]) if splits > 1 else pad
+    ddr = {"Q": _normal(rng, (bsz * nh, d), 2.0), "KC": _normal(rng, (bsz * nkv * cp, d), 2.0),
+           "VC": _normal(rng, (bsz * nkv * cp, d)), "MASK": mask.astype(np.float32)}
+    ddr["Q"][:, 0] = 8.0
+    ddr["KC"][:, 0] = np.tile(np.linspace(-4.0, 4.0, cp), bsz * nkv)
+    _check(kern, ddr, {"O"} | ({"OP", "MP", "LP"} if splits > 1 else set()))
+
+
+def test_rope_kv_then_attention():
+    """The prefill chain through DDR: rope_kv's Q, KC, VT feed attention (both backends agree on
+    each kernel given the same inputs)."""
+    rng = np.random.default_rng(4)
+    nh, d, tokens = 2, 64, 64
+    rkv = rope_kv_kernel("rkv", batch=1, tokens=tokens, heads=nh, kv_heads=nh, head_dim=d,
+                         position=0, context=tokens, rope=True, cores=2)
+    cos, sin = _tables(tokens, d)
+    mid = _check(rkv, {"QKV": _normal(rng, (tokens, 3 * nh * d), 2.0), "COS": cos, "SIN": sin},
+                 {"Q", "KC", "VC", "VT"})
+    att = attention_kernel("att", batch=1, heads=nh, kv_heads=nh, head_dim=d, queries=tokens,
+                           context=tokens, causal=True, cores=2)
+    ck = att.param("ck")
+    mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
+    _check(att, {"Q": mid["Q"], "KC": mid["KC"], "VT": mid["VT"],
+                 "MASK": mask.astype(np.float32)}, {"O"})
+
+
+# ---- parameters and primitives ----------------------------------------------------------------
+
+def test_kernel_params_are_recorded():
+    kern = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2)
+    assert kern.param("eps") == 1e-6 and kern.param_dict["norm"] == "rmsnorm"
+    hash(kern.params)
+    with pytest.raises(ConfigError, match="no parameter"):
+        kern.param("nope")
+    capped = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2, unit_cap=1)
+    with pytest.raises(ConfigError, match="unit_cap"):
+        emulate_kernel(capped, {})
+    with pytest.raises(ConfigError, match="no tensor"):
+        emulate_kernel(kern, {"XX": np.zeros((8, 64), np.float32)})
+
+
+def test_superaccumulator_against_fractions():
+    """The exact fallback rounds the exact rational sum once to float32 (ties to even, signed
+    results, cancellation to +0, terms 2^-300 .. 2^300 apart)."""
+    rng = np.random.default_rng(9)
+    n, t = 400, 9
+    mant = rng.integers(-(2**16), 2**16, (n, t)).astype(np.float64)
+    terms = np.ldexp(mant, rng.integers(-320, 300, (n, t)))
+    terms[:50, 1:] = np.ldexp(mant[:50, 1:], rng.integers(-20, 20, (50, t - 1)))
+    terms[50:60] = 0.0
+    terms[60, :2] = [1.0, -1.0]
+    terms[61, :3] = [1.0, 2.0**-24, 0.0]                           # a tie: to even (1.0)
+    terms[62, :3] = [1.0, 2.0**-24, 2.0**-300]                     # above the tie
+    got = sp._superacc_rne32(terms)
+    for i in range(n):
+        exact = sum((Fraction(x) for x in terms[i]), Fraction(0))
+        want = _round_f32(exact)
+        assert got[i].view(np.uint32) == want.view(np.uint32), (i, exact)
+
+
+def _round_f32(x: Fraction) -> np.float32:
+    """RNE of a rational to float32 (exact zero -> +0), by round-to-odd at 53 bits."""
+    if x == 0:
+        return np.float32(0.0)
+    try:
+        d = float(x)                                   # correctly rounded to float64
+    except OverflowError:
+        return np.float32(np.inf if x > 0 else -np.inf)
+    if Fraction(d) != x and (np.float64(d).view(np.uint64) & np.uint64(1)) == 0:
+        d = float(np.nextafter(d, np.inf if x > Fraction(d) else -np.inf))
+    with np.errstate(over="ignore"):
+        return np.float32(d)
+
+
+def test_vector_primitives_match_the_functional_core():
+    """EXP / SiLU / GELU / FMA / row reductions on special and random values."""
+    from prodigy_sim.functional import _vector as fv
+
+    rng = np.random.default_rng(2)
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 88.9, 89.0, -103.9, -104.0, -20.0,
+                        -20.001, 15.5, -15.5, 15.49, 1e-40, -1e-40], dtype=np.float32)
+    x = np.concatenate([special, _normal(rng, 20000, 20.0)])
+    for mine, theirs in ((sp.exp32, fv.vexp), (sp.silu32, fv.vsilu), (sp.gelu32, fv.vgelu)):
+        assert np.array_equal(mine(x).view(np.uint32), theirs(x).view(np.uint32)), mine
+    y, z = _normal(rng, x.size), _normal(rng, x.size, 1e-3)
+    z[:16] = -0.0
+    assert np.array_equal(sp.vfma(x, y, z).view(np.uint32), fv.vfma(x, y, z).view(np.uint32))
+    a = x[:19200].reshape(100, 192)
+    assert np.array_equal(sp.vrsum(a).view(np.uint32), fv.vrsum(a).view(np.uint32))
+    assert np.array_equal(sp.vrmax(a).view(np.uint32), fv.vrmax(a).view(np.uint32))
