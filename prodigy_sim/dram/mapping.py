@@ -81,33 +81,54 @@ _FIELD_IDS = {"column": 0, "bank_group": 1, "bank": 2, "row": 3}
 
 
 @njit(cache=True)
-def _map_kernel(addr, offset_bits, channel_bits, order, widths, banks_per_group, out):
+def _map_kernel(addr, offset_bits, channel_bits, shift, mask, banks_per_group, out):
     """Slice ``addr`` (uint64, shape (n,)) into ``out`` (int64, shape (5, n)): channel, bank
-    group, flat bank, row, column. ``order``/``widths`` (shape (4,)) list the per-channel fields
-    (0 column, 1 bank group, 2 bank, 3 row) from the LSB and their widths in bits."""
-    ch_mask = (np.uint64(1) << np.uint64(channel_bits)) - np.uint64(1)
-    f = np.zeros(4, np.int64)
+    group, flat bank, row, column. ``shift`` / ``mask`` (uint64, shape (4,)): position and mask of
+    column, bank group, bank and row in the per-channel line index (one branch-free pass)."""
+    ob = np.uint64(offset_bits)
+    cbits = np.uint64(channel_bits)
+    ch_mask = (np.uint64(1) << cbits) - np.uint64(1)
+    s_col, s_bg, s_bk, s_row = shift[0], shift[1], shift[2], shift[3]
+    m_col, m_bg, m_bk, m_row = mask[0], mask[1], mask[2], mask[3]
+    bpg = np.uint64(banks_per_group)
     for i in range(addr.shape[0]):
-        line = addr[i] >> np.uint64(offset_bits)
-        a = line >> np.uint64(channel_bits)
-        for k in range(4):
-            wk = np.uint64(widths[k])
-            f[order[k]] = np.int64(a & ((np.uint64(1) << wk) - np.uint64(1)))
-            a = a >> wk
+        line = addr[i] >> ob
+        a = line >> cbits
+        bg = (a >> s_bg) & m_bg
         out[0, i] = np.int64(line & ch_mask)
-        out[1, i] = f[1]
-        out[2, i] = f[1] * banks_per_group + f[2]
-        out[3, i] = f[3]
-        out[4, i] = f[0]
+        out[1, i] = np.int64(bg)
+        out[2, i] = np.int64(bg * bpg + ((a >> s_bk) & m_bk))
+        out[3, i] = np.int64((a >> s_row) & m_row)
+        out[4, i] = np.int64((a >> s_col) & m_col)
+
+
+# slicing parameters of recently used configurations, by object identity (see model._params)
+_LAYOUT_CACHE: dict[int, tuple] = {}
+
+
+def _layout(config: MemorySystemConfig) -> tuple:
+    hit = _LAYOUT_CACHE.get(id(config))
+    if hit is None or hit[0] is not config:
+        if len(_LAYOUT_CACHE) >= 64:
+            _LAYOUT_CACHE.clear()
+        w = _widths(config)
+        pos = 0
+        shift = np.zeros(4, np.uint64)
+        mask = np.zeros(4, np.uint64)
+        for field in _order(config):
+            k = _FIELD_IDS[field]
+            shift[k] = pos
+            mask[k] = (1 << w[field]) - 1
+            pos += w[field]
+        hit = (config, w["offset"], w["channel"], shift, mask, config.org.banks_per_group)
+        _LAYOUT_CACHE[id(config)] = hit
+    return hit
 
 
 def map_addresses(config: MemorySystemConfig, addr: np.ndarray) -> MappedAddresses:
     """Map byte addresses (uint64 or int64, shape (n,)) to DRAM coordinates (int64 arrays)."""
     a = np.ascontiguousarray(np.asarray(addr).astype(np.uint64, copy=False))
-    w = _widths(config)
-    order = _order(config)
     out = np.empty((5, a.size), np.int64)
-    _map_kernel(a, w["offset"], w["channel"], np.array([_FIELD_IDS[f] for f in order], np.int64),
-                np.array([w[f] for f in order], np.int64), config.org.banks_per_group, out)
+    _map_kernel(a, *_layout(config)[1:], out)
     return MappedAddresses(channel=out[0], bank_group=out[1], bank=out[2], row=out[3],
                            column=out[4])

@@ -132,6 +132,7 @@ class RequestBatchResult:
     last_accept_cycle: int
     refreshes_at_last_accept: np.ndarray = field(repr=False)
     refreshes: np.ndarray = field(repr=False)
+    _counts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def drained_cycle(self) -> int:
@@ -149,41 +150,103 @@ class RequestBatchResult:
             refreshes = int(self.refreshes.sum())
         else:
             raise ConfigError(f"'at' must be 'last_accept' or 'drained' (got {at!r})")
-        (n_reads, lat, issued, hits, misses, conflicts) = _count(
-            self.is_write, self.row_class, self.accept_cycle, self.first_command_cycle,
-            self.issue_cycle, self.complete_cycle, cyc)
-        per_ch = np.bincount(self.channel, minlength=self.config.channels)
+        if not self._counts:  # one pass for both stopping points
+            counts = np.zeros((2, 6), np.int64)
+            per_ch = np.zeros(self.config.channels, np.int64)
+            _count(self.is_write, self.row_class, self.accept_cycle, self.first_command_cycle,
+                   self.issue_cycle, self.complete_cycle, self.channel,
+                   self.last_accept_cycle, self.drained_cycle, counts, per_ch)
+            self._counts["last_accept"] = counts[0].tolist()
+            self._counts["drained"] = counts[1].tolist()
+            self._counts["per_channel"] = tuple(per_ch.tolist())
+        (n_reads, lat, issued, hits, misses, conflicts) = self._counts[at]
         n = int(self.is_write.size)
         return DramStats(
             cycles=int(cyc), tck_ps=self.config.timing.tck_ps, n_requests=n,
-            n_reads=int(n_reads), n_writes=n - int(n_reads),
-            bytes_per_request=self.config.tx_bytes, read_latency_sum_cycles=int(lat),
-            reads_issued=int(issued), row_hits=int(hits), row_misses=int(misses),
-            row_conflicts=int(conflicts), refreshes=refreshes,
-            requests_per_channel=tuple(int(x) for x in per_ch))
+            n_reads=n_reads, n_writes=n - n_reads,
+            bytes_per_request=self.config.tx_bytes, read_latency_sum_cycles=lat,
+            reads_issued=issued, row_hits=hits, row_misses=misses,
+            row_conflicts=conflicts, refreshes=refreshes,
+            requests_per_channel=self._counts["per_channel"])
 
 
 @njit(cache=True)
-def _count(is_write, row_class, accept, first, issue, complete, cyc):
-    """One pass over the requests: reads; latency sum of the reads returned by ``cyc`` (data
-    returned - accepted); reads whose RD issued by ``cyc``; hits / misses / conflicts of the
-    requests whose first command issued by ``cyc`` (forwarded reads count in none)."""
-    n_reads = lat = issued = 0
-    cls_count = np.zeros(3, np.int64)
+def _count(is_write, row_class, accept, first, issue, complete, channel, cyc0, cyc1, out,
+           per_channel):
+    """One pass over the requests, for the stopping cycles ``cyc0`` and ``cyc1`` (rows 0 and 1
+    of ``out``): reads; latency sum of the reads returned by the cycle (data returned -
+    accepted); reads whose RD issued by it; hits / misses / conflicts of the requests whose first
+    command issued by it (forwarded reads count in none). Also the requests per channel."""
+    n_reads = 0
+    lat0 = lat1 = iss0 = iss1 = 0
+    cls0 = np.zeros(3, np.int64)
+    cls1 = np.zeros(3, np.int64)
     for i in range(is_write.size):
-        dram = row_class[i] >= 0
+        per_channel[channel[i]] += 1
+        rc = row_class[i]
+        if rc < 0:
+            if not is_write[i]:
+                n_reads += 1
+            continue
+        f = first[i]
+        if 0 <= f:
+            cls0[rc] += f <= cyc0
+            cls1[rc] += f <= cyc1
         if not is_write[i]:
             n_reads += 1
-            if dram and 0 <= complete[i] <= cyc:
-                lat += complete[i] - accept[i]
-            if dram and 0 <= issue[i] <= cyc:
-                issued += 1
-        if 0 <= first[i] <= cyc and dram:
-            cls_count[row_class[i]] += 1
-    return n_reads, lat, issued, cls_count[ROW_HIT], cls_count[ROW_MISS], cls_count[ROW_CONFLICT]
+            c = complete[i]
+            if 0 <= c:
+                d = c - accept[i]
+                lat0 += d if c <= cyc0 else 0
+                lat1 += d if c <= cyc1 else 0
+            s = issue[i]
+            if 0 <= s:
+                iss0 += s <= cyc0
+                iss1 += s <= cyc1
+    out[0, 0] = n_reads
+    out[0, 1] = lat0
+    out[0, 2] = iss0
+    out[1, 0] = n_reads
+    out[1, 1] = lat1
+    out[1, 2] = iss1
+    for k in range(3):
+        out[0, 3 + k] = cls0[k]
+        out[1, 3 + k] = cls1[k]
+
+
+@njit(cache=True)
+def _non_negative_sorted(x):
+    """True if ``x`` (shape (n,), n >= 1) is non-negative and non-decreasing (one pass)."""
+    ok = x[0] >= 0
+    for i in range(1, x.size):
+        ok &= x[i] >= x[i - 1]
+    return ok
+
+
+def _check_banks(config: MemorySystemConfig) -> None:
+    if config.org.banks > K.MAX_BANKS:
+        raise ConfigError(f"the DDR5 model supports at most {K.MAX_BANKS} banks per channel "
+                          f"(got {config.org.banks})")
+
+
+# parameter vectors of recently used configurations, by object identity (the entry holds the
+# configuration, so its id stays unique while cached): building one costs more than a small run
+_PARAMS_CACHE: dict[int, tuple[MemorySystemConfig, np.ndarray, np.ndarray]] = {}
 
 
 def _params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
+    """The kernel's parameter vector (shared between calls: treat it as read-only)."""
+    hit = _PARAMS_CACHE.get(id(config))
+    if hit is None or hit[0] is not config:
+        if len(_PARAMS_CACHE) >= 64:
+            _PARAMS_CACHE.clear()
+        base = _build_params(config, False)
+        hit = (config, base, _build_params(config, True))
+        _PARAMS_CACHE[id(config)] = hit
+    return hit[2] if chain else hit[1]
+
+
+def _build_params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
     t = config.timing
     ctrl = config.controller
     p = np.zeros(K.P_COUNT, np.int64)
@@ -222,12 +285,15 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
     if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
         raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
                           f"(got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
-    if n and (arrive.min() < 0 or np.any(np.diff(arrive) < 0)):
+    if n and not _non_negative_sorted(arrive):
         raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing")
     if n and arrive[-1] >= K.MAX_CYCLE:
         raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arrive[-1])})")
+    _check_banks(config)
     m = map_addresses(config, a)
-    out = [np.full(n, -1, np.int64) for _ in range(5)]
+    # the kernel writes every entry (-1 where an event never happens) unless it deadlocks;
+    # the completion cycles must start at -1 (the chain frontend reads them)
+    out = [np.empty(n, np.int64) for _ in range(4)] + [np.full(n, -1, np.int64)]
     acc, first, cls, fin, comp = out
     ref_stop = np.zeros(config.channels, np.int64)
     ref_total = np.zeros(config.channels, np.int64)
@@ -308,6 +374,7 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
         if arr_s.max() >= K.MAX_CYCLE:
             raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arr_s.max())})")
     a_s = a[order]
+    _check_banks(config)
     m = map_addresses(config, a_s)
     out = [np.full(n, -1, np.int64) for _ in range(5)]
     ref_stop = np.zeros((g, config.channels), np.int64)
