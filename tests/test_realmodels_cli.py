@@ -30,7 +30,8 @@ def _args(*argv: str) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """One run: float8_e4m3fn dense on MiniLM (4 sentences) and SmolLM2 (16 tokens)."""
+    """One run: float8_e4m3fn dense on MiniLM (4 sentences) and SmolLM2 (16 tokens), with the
+    end-to-end (lowered kernels) columns."""
     path = tmp_path_factory.mktemp("acc") / "rows.csv"
     import contextlib
     import io
@@ -39,7 +40,7 @@ def tiny(tmp_path_factory):
     with contextlib.redirect_stdout(out):
         status = _accuracy.run(_args("--formats", "float8_e4m3fn", "--sparsity", "none",
                                      "--sentences", "4", "--tokens", "16", "--json",
-                                     "--csv", str(path), "--quiet"))
+                                     "--csv", str(path), "--quiet", "--end-to-end"))
     return status, out.getvalue(), path
 
 
@@ -58,6 +59,22 @@ def test_json_has_footprint_and_throughput(tiny):
     assert r["minilm_sentences_per_s"] > 0 and r["smollm2_tokens_per_s"] > 0
     assert r["smollm2_tokens_per_s"] == pytest.approx(
         simulated_throughput("smollm2", QuantScheme("float8_e4m3fn")))
+    # every layer as lowered kernels: FP8 activations and KV cache everywhere cost a little
+    assert 0.95 < r["e2e_minilm_min_cosine"] <= r["e2e_minilm_mean_cosine"] <= 1.0 + 1e-6
+    assert 1.0 < r["e2e_smollm2_perplexity"] < 3 * r["smollm2_perplexity"]
+    assert r["e2e_smollm2_perplexity"] != r["smollm2_perplexity"]
+
+
+def test_lowered_columns_only_when_measured():
+    from prodigy_sim.realmodels import AccuracyRow, format_table
+
+    row = AccuracyRow("tai4 dense", 0.9, 0.8, 12.0, 1, 2, 0.1)
+    assert "lowered:" not in format_table([row])
+    e2e = AccuracyRow("tai4 dense", 0.9, 0.8, 12.0, 1, 2, 0.1, e2e_minilm_mean_cosine=0.85,
+                      e2e_minilm_min_cosine=0.7, e2e_smollm2_perplexity=20.0)
+    table = format_table([row, e2e])
+    assert "lowered: SmolLM2 ppl" in table and "| 0.85000 | 0.70000 | 20.000 |" in table
+    assert table.splitlines()[2].endswith("| - | - | - |")
 
 
 @needs_models
@@ -106,3 +123,12 @@ def test_throughput_cached_and_none_off_the_matrix_unit():
     assert a == b > 0
     assert simulated_throughput("smollm2", QuantScheme("int4")) is None
     assert simulated_throughput("minilm", QuantScheme(None)) is None
+
+
+
+def test_unknown_backend_is_refused_before_any_work():
+    from prodigy_sim.realmodels import accuracy_table
+
+    with pytest.raises(ConfigError, match="unknown backend 'gpu'; backends: core, numpy"):
+        accuracy_table([QuantScheme("tai4")], models=("minilm",), end_to_end=True,
+                       backend="gpu")

@@ -61,6 +61,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "activations, KV cache, attention and norms as the chip computes "
                           "them; numpy emulation bit-identical to the functional core) and add "
                           "the 'lowered:' columns (matrix-unit formats only; slower)")
+    sel.add_argument("--backend", choices=("numpy", "core"), default="numpy",
+                     help="what runs the lowered kernels of --end-to-end: 'numpy' (the "
+                          "emulation, bit-identical to the functional core; default) or 'core' "
+                          "(the functional core itself, slower)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true",
                      help="print the rows as a JSON list (bytes in bytes, throughput in "
@@ -143,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         rows = accuracy_table(schemes, ppl_tokens=args.tokens, progress=progress,
                               models=tuple(models), sentences=args.sentences,
                               throughput=not args.no_throughput,
-                              end_to_end=args.end_to_end, hardware=args.hw)
+                              end_to_end=args.end_to_end, backend=args.backend,
+                              hardware=args.hw)
     finally:
         if bar is not None:
             bar.close()

