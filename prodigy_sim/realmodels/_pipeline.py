@@ -60,11 +60,11 @@ def written_tensors(kernel: Kernel) -> tuple[str, ...]:
 
 
 def _bf16(x: np.ndarray) -> np.ndarray:
-    """float32 values rounded to bfloat16 (nearest even), as float32 - what a bfloat16 DDR tensor
-    holds (finite inputs)."""
-    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    r = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
-    return (r.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    """float32 values rounded to bfloat16 (nearest even), as float32: what a bfloat16 DDR tensor
+    holds."""
+    from prodigy_sim.functional import from_bf16, to_bf16
+
+    return from_bf16(to_bf16(x))
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,13 +306,16 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
     if weights.card.family != "bert":
         raise ConfigError(f"pipeline_embeddings needs a BERT model (got {weights.card.name!r})")
     out = np.zeros((len(sentences), weights.card.hidden_size), dtype=np.float32)
-    wq = None
-    operands: dict = {}                   # decoded weights, shared by the sentences
+    lowered: dict[int, LoweredRealModel] = {}   # by sentence length; the weights shared
+    operands: dict = {}                          # decoded weights, shared by the sentences
     for i, s in enumerate(sentences):
         ids = np.asarray(tokenizer.encode(s).ids, dtype=np.int64)
-        m = lower_real_model(weights, scheme, ids.size, calibration=calibration, cores=cores,
-                             hardware=hardware, weights_q=wq)
-        wq = m.weights_q
+        if ids.size not in lowered:
+            wq = next(iter(lowered.values())).weights_q if lowered else None
+            lowered[ids.size] = lower_real_model(weights, scheme, ids.size,
+                                                 calibration=calibration, cores=cores,
+                                                 hardware=hardware, weights_q=wq)
+        m = lowered[ids.size]
         pooled = run_bert(m, ids, backend, operands).astype(np.float32).mean(axis=0)
         out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
     return out
