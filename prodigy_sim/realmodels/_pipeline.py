@@ -85,12 +85,14 @@ class LoweredRealModel:
     weights_q: dict[str, QuantizedTensor]
     padded: int
 
-    def op(self, name: str) -> Kernel:
-        """The layer kernel ``name`` (every layer shares the same programs)."""
-        for op in self.lowered.stages[0].ops:
-            if op.name == name:
-                return op.kernel
-        raise ConfigError(f"no lowered op {name!r} in {self.lowered.model}")
+    def op(self, name: str, layer: int) -> Kernel:
+        """The kernel ``name`` of ``layer`` (structurally identical layers share a stage)."""
+        for st in self.lowered.stages:
+            if layer in st.layers:
+                for op in st.ops:
+                    if op.name == name:
+                        return op.kernel
+        raise ConfigError(f"no lowered op {name!r} for layer {layer} of {self.lowered.model}")
 
 
 def _scenario(card_name: str, scheme: QuantScheme, tokens: int, hardware: str | None):
@@ -211,12 +213,13 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
-def _attention(m: LoweredRealModel, ex, qkv: np.ndarray, real: int, cos_sin: dict) -> Tensors:
+def _attention(m: LoweredRealModel, i: int, ex, qkv: np.ndarray, real: int,
+               cos_sin: dict) -> Tensors:
     """Q/K/V from the fused projection -> the attention output ``O`` (FP8)."""
     llama = m.weights.card.family == "llama"
-    prep = m.op("rope_kv" if llama else "qkv_cache")
+    prep = m.op("rope_kv" if llama else "qkv_cache", i)
     kv = ex(prep, {"QKV": qkv, **cos_sin})
-    att = m.op("attention")
+    att = m.op("attention", i)
     mask = _mask(att, real, causal=llama)
     return ex(att, {"Q": kv["Q"], "KC": kv["KC"], "VT": kv["VT"], "MASK": mask})["O"]
 
@@ -238,19 +241,19 @@ def run_bert(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy",
     for i in range(card.num_layers):
         p = f"layers.{i}."
         qb = np.concatenate([w[p + f"attn.{k}.bias"] for k in ("q_proj", "k_proj", "v_proj")])
-        qkv = ex(m.op("qkv_proj"), {"X": n, "W": m.weights_q[p + "qkv_proj"],
+        qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"],
                                     "BIAS": _row(qb)})["Y"]
-        o = _attention(m, ex, qkv, t, {})
-        y = ex(m.op("o_proj"), {"X": o, "W": m.weights_q[p + "o_proj"],
+        o = _attention(m, i, ex, qkv, t, {})
+        y = ex(m.op("o_proj", i), {"X": o, "W": m.weights_q[p + "o_proj"],
                                 "BIAS": _row(w[p + "attn.o_proj.bias"]), "R": hs})["Y"]
-        out = ex(m.op("attn_norm"), {"X": y, "G": _row(w[p + "attn_norm"]),
+        out = ex(m.op("attn_norm", i), {"X": y, "G": _row(w[p + "attn_norm"]),
                                      "B": _row(w[p + "attn_norm.bias"])})
         n1, hs1 = out["Y"], out["YS"]
-        u = ex(m.op("up_proj"), {"X": n1, "W": m.weights_q[p + "up_proj"],
+        u = ex(m.op("up_proj", i), {"X": n1, "W": m.weights_q[p + "up_proj"],
                                  "BIAS": _row(w[p + "mlp.up_proj.bias"])})["Y"]
-        y = ex(m.op("down_proj"), {"X": u, "W": m.weights_q[p + "down_proj"],
+        y = ex(m.op("down_proj", i), {"X": u, "W": m.weights_q[p + "down_proj"],
                                    "BIAS": _row(w[p + "mlp.down_proj.bias"]), "R": hs1})["Y"]
-        out = ex(m.op("mlp_norm"), {"X": y, "G": _row(w[p + "mlp_norm"]),
+        out = ex(m.op("mlp_norm", i), {"X": y, "G": _row(w[p + "mlp_norm"]),
                                     "B": _row(w[p + "mlp_norm.bias"])})
         n, hs = out["Y"], out["YS"]
     return np.asarray(hs, dtype=np.float32)[:t]
@@ -272,14 +275,14 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
     cos_sin = {"COS": _bf16(cos), "SIN": _bf16(sin)}
     for i in range(card.num_layers):
         p = f"layers.{i}."
-        n = ex(m.op("attn_norm"), {"X": h, "G": _row(w[p + "attn_norm"])})["Y"]
-        qkv = ex(m.op("qkv_proj"), {"X": n, "W": m.weights_q[p + "qkv_proj"]})["Y"]
-        o = _attention(m, ex, qkv, t, cos_sin)
-        h = ex(m.op("o_proj"), {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})["Y"]
-        n = ex(m.op("mlp_norm"), {"X": h, "G": _row(w[p + "mlp_norm"])})["Y"]
-        g = ex(m.op("gate_up"), {"X": n, "W": m.weights_q[p + "gate_proj"],
+        n = ex(m.op("attn_norm", i), {"X": h, "G": _row(w[p + "attn_norm"])})["Y"]
+        qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"]})["Y"]
+        o = _attention(m, i, ex, qkv, t, cos_sin)
+        h = ex(m.op("o_proj", i), {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})["Y"]
+        n = ex(m.op("mlp_norm", i), {"X": h, "G": _row(w[p + "mlp_norm"])})["Y"]
+        g = ex(m.op("gate_up", i), {"X": n, "W": m.weights_q[p + "gate_proj"],
                                  "WU": m.weights_q[p + "up_proj"]})["Y"]
-        h = ex(m.op("down_proj"), {"X": g, "W": m.weights_q[p + "down_proj"], "R": h})["Y"]
+        h = ex(m.op("down_proj", i), {"X": g, "W": m.weights_q[p + "down_proj"], "R": h})["Y"]
     n = ex(m.kernels["final_norm"], {"X": h, "G": _row(w["final_norm"])})["Y"]
     logits = ex(m.kernels["lm_head"], {"X": n, "W": m.weights_q["lm_head"]})["Y"]
     return np.asarray(logits, dtype=np.float32)[:t]
