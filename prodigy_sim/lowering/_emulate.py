@@ -44,6 +44,8 @@ element meeting a ``-0`` ``P V`` sum (an underflow below 2^-149).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
@@ -483,9 +485,9 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
     if p.get("unit_cap") is not None:
         raise ConfigError(f"kernel {kernel.name!r} was built with unit_cap={p['unit_cap']}: its "
                           "program runs a subset of the units; emulation needs the full kernel")
-    emulate = {"linear": _linear, "attention": _attention, "norm": _norm,
-               "rope_kv": _rope_kv}.get(str(p.get("op")))
+    emulate = {"linear": functools.partial(_linear, operands=operands),
+               "attention": _attention, "norm": _norm, "rope_kv": _rope_kv}.get(str(p.get("op")))
     if emulate is None:
         raise ConfigError(f"kernel {kernel.name!r}: no emulation of op {p.get('op')!r}")
-    return emulate(p, ddr, operands) if emulate is _linear else emulate(p, ddr)
+    return emulate(p, ddr)
 
