@@ -9,22 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import ml_dtypes
 import numpy as np
+from _timing import best_of
 
 from prodigy_sim.numerics import encode, quantize
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
+from _timing import best_of
 
 from prodigy_sim.realmodels import (
     QuantScheme,
@@ -31,16 +31,6 @@ from prodigy_sim.realmodels import (
     smollm2_tokenizer,
     smollm2_weights,
 )
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
