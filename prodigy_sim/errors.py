@@ -81,11 +81,12 @@ def config_error_from_validation(err: Exception, *, source: str | Path | None = 
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
-        path = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
-        msg = e.get("msg", "invalid")
+        path = ".".join(str(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
-        got_txt = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-        lines.append(f"'{path}': {msg}{got_txt}")
+        got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"
+                   else f" (got {got!r})")
+        lines.append(f"'{path}': {msg}{got_txt}" if path else f"{msg}{got_txt}")
     head = f"{source}: " if source else ""
     if not lines:
         lines.append(str(err))

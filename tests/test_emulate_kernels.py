@@ -15,17 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.functional import reference as sp
 from prodigy_sim.functional import run
+from prodigy_sim.functional.reference import _spec as sp_impl
 from prodigy_sim.lowering import (
-    Storage,
     attention_kernel,
     emulate_kernel,
     linear_kernel,
     norm_kernel,
     rope_kv_kernel,
 )
-from prodigy_sim.lowering import _npspec as sp
-from prodigy_sim.numerics import QuantizedTensor
+from prodigy_sim.numerics import QuantizedTensor, Storage
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
 
@@ -86,7 +86,7 @@ def test_linear_epilogues(epilogue, sparse):
     m, n, k = 16, 128, 320
     kern = linear_kernel("lin", m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
                          kt=128)
-    assert kern.param("kt") == 128 and kern.param("epilogue") == epilogue
+    assert kern.params.kt == 128 and kern.params.epilogue == epilogue
     ddr = _linear_ddr(np.random.default_rng(EPILOGUES.index(epilogue) + 10 * sparse), m, n, k,
                       epilogue)
     _check(kern, ddr, {"Y"})
@@ -128,7 +128,7 @@ def test_linear_bf16_weights():
     rng = np.random.default_rng(5)
     kern = linear_kernel("lin", 8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
                          epilogue="residual", nt=32, an=1)
-    assert kern.param("act").fmt == "bfloat16"
+    assert kern.params.act.fmt.name == "bfloat16"
     _check(kern, _linear_ddr(rng, 8, 64, 256, "residual"), {"Y"})
 
 
@@ -140,8 +140,8 @@ def test_linear_chunk_sums_beyond_float64(monkeypatch):
     scale = np.exp2(rng.integers(-40, 40, (m, k // 32))).astype(np.float32)
     ddr = _linear_ddr(rng, m, n, k, "quant", np.repeat(scale, 32, axis=1))
     used = []
-    orig = sp._superacc_rne32
-    monkeypatch.setattr(sp, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
+    orig = sp_impl._superacc_rne32
+    monkeypatch.setattr(sp_impl, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
     kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
                          epilogue="quant", nt=32, an=2, kt=128)
     _check(kern, ddr, {"Y"})
@@ -201,7 +201,7 @@ def test_rope_kv(rope, tokens, position, context):
     ddr = {"QKV": _normal(rng, (bsz * tokens, (nh + 2 * nkv) * d), 2.0)}
     if rope:
         ddr["COS"], ddr["SIN"] = _tables(max(context, tokens), d)
-    cp = kern.param("cp")
+    cp = kern.params.cp
     if tokens == 1:
         ddr["KC"] = _normal(rng, (bsz * nkv * cp, d))
         ddr["VC"] = _normal(rng, (bsz * nkv * cp, d))
@@ -220,7 +220,7 @@ def _prefill(causal: bool, ctx: int, real: int, neg: float, heads=2, kv_heads=1,
     rng = np.random.default_rng(seed)
     kern = attention_kernel("att", batch=batch, heads=heads, kv_heads=kv_heads, head_dim=d,
                             queries=ctx, context=ctx, causal=causal, cores=2)
-    cp, ck = kern.param("cp"), kern.param("ck")
+    cp, ck = kern.params.cp, kern.params.ck
     if causal:
         mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], neg, 0.0)
     else:
@@ -248,7 +248,7 @@ def test_a_fully_masked_row_does_not_poison_later_blocks():
     rng = np.random.default_rng(5)
     kern = attention_kernel("att", batch=1, heads=1, kv_heads=1, head_dim=32, queries=192,
                             context=192, causal=True, cores=1)
-    ck = kern.param("ck")
+    ck = kern.params.ck
     mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
     mask[5] = -np.inf
     ddr = {"Q": _normal(rng, (192, 32), 2.0), "KC": _normal(rng, (192, 32), 2.0),
@@ -274,7 +274,7 @@ def test_attention_decode(splits):
     bsz, nh, nkv, d, ctx = 1, 8, 2, 64, 500
     kern = attention_kernel("att", batch=bsz, heads=nh, kv_heads=nkv, head_dim=d, queries=1,
                             context=ctx, causal=True, cores=4, splits=splits)
-    cp, ck, qr = kern.param("cp"), kern.param("ck"), nh // nkv
+    cp, ck, qr = kern.params.cp, kern.params.ck, nh // nkv
     pad = np.tile(np.where(np.arange(cp - ck, cp) < ctx, 0.0, -1.0e30), (qr, 1))
     mask = np.concatenate([np.zeros_like(pad), pad]) if splits > 1 else pad
     ddr = {"Q": _normal(rng, (bsz * nh, d), 2.0), "KC": _normal(rng, (bsz * nkv * cp, d), 2.0),
@@ -296,7 +296,7 @@ def test_rope_kv_then_attention():
                  {"Q", "KC", "VC", "VT"})
     att = attention_kernel("att", batch=1, heads=nh, kv_heads=nh, head_dim=d, queries=tokens,
                            context=tokens, causal=True, cores=2)
-    ck = att.param("ck")
+    ck = att.params.ck
     mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
     _check(att, {"Q": mid["Q"], "KC": mid["KC"], "VT": mid["VT"],
                  "MASK": mask.astype(np.float32)}, {"O"})
@@ -306,10 +306,9 @@ def test_rope_kv_then_attention():
 
 def test_kernel_params_are_recorded():
     kern = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2)
-    assert kern.param("eps") == 1e-6 and kern.param_dict["norm"] == "rmsnorm"
+    assert kern.params.eps == 1e-6 and kern.params.norm == "rmsnorm"
+    assert kern.params == norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2).params
     hash(kern.params)
-    with pytest.raises(ConfigError, match="no parameter"):
-        kern.param("nope")
     capped = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2, unit_cap=1)
     with pytest.raises(ConfigError, match="unit_cap"):
         emulate_kernel(capped, {})
@@ -329,7 +328,7 @@ def test_superaccumulator_against_fractions():
     terms[60, :2] = [1.0, -1.0]
     terms[61, :3] = [1.0, 2.0**-24, 0.0]                           # a tie: to even (1.0)
     terms[62, :3] = [1.0, 2.0**-24, 2.0**-300]                     # above the tie
-    got = sp._superacc_rne32(terms)
+    got = sp_impl._superacc_rne32(terms)
     for i in range(n):
         exact = sum((Fraction(x) for x in terms[i]), Fraction(0))
         want = _round_f32(exact)

@@ -8,7 +8,6 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.isa import expand, validate
 from prodigy_sim.lowering import (
-    Storage,
     attention_flops,
     attention_kernel,
     linear_flops,
@@ -18,6 +17,7 @@ from prodigy_sim.lowering import (
     rope_kv_kernel,
 )
 from prodigy_sim.models import Scenario, card_names, load_card
+from prodigy_sim.numerics import Storage
 from prodigy_sim.timing import isa_params, roofline_bound
 
 CFG = load_preset("prodigy-t16128")

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from prodigy_sim.cli import _simulate
+from prodigy_sim.cli._scenario_args import resolve_model
 from prodigy_sim.errors import ConfigError, ProdigySimError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.models import Scenario
@@ -86,11 +87,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, match, capsys):
 
 
 def test_aliases():
-    assert _simulate.resolve_model("llama2-7b") == "llama-2-7b"
-    assert _simulate.resolve_model("LLaMA27B") == "llama-2-7b"
-    assert _simulate.resolve_model("llama-3-8b") == "llama-3-8b"
+    assert resolve_model("llama2-7b") == "llama-2-7b"
+    assert resolve_model("LLaMA27B") == "llama-2-7b"
+    assert resolve_model("llama-3-8b") == "llama-3-8b"
     with pytest.raises(ConfigError):
-        _simulate.resolve_model("nope")
+        resolve_model("nope")
 
 
 def test_vector_flops_are_reported(report):

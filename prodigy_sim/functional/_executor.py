@@ -97,7 +97,7 @@ def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None =
         p = lay.tensors[name]
         if d.is_float:
             if isinstance(value, QuantizedTensor):
-                raise ConfigError(f"tensor {name} is {d.fmt}; give float values, not a "
+                raise ConfigError(f"tensor {name} is {d.fmt.name}; give float values, not a "
                                   "QuantizedTensor")
             write_float(buf, p, d, value)
         else:

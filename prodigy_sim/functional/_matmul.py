@@ -25,7 +25,7 @@ def _check(a: QuantizedTensor, w: QuantizedTensor, acc, chunk: int) -> np.ndarra
                               f"shape {q.shape} quantized along axis {q.axis}")
     if a.sparsity is not None:
         raise ConfigError(f"'a' must be dense; only the weights may be sparse (a is "
-                          f"{a.sparsity[0]}:{a.sparsity[1]})")
+                          f"{a.sparsity})")
     if a.shape[1] != w.shape[1]:
         raise ConfigError(f"K differs: a is {a.shape} (M,K) and w is {w.shape} (N,K)")
     K = a.shape[1]  # noqa: N806

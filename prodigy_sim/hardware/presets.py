@@ -98,6 +98,13 @@ def _t16128() -> dict:
                     ("float8_e4m3fn", "float8_e5m2", "int8", "tai4", "tai2", "float4_e2m1fn"),
                     "assumption: 8:4 pruning is offered with FP8 and low-bit weights (Tachyum "
                     "LLM white paper 2023-11-14)"),
+                "unlisted_relative_throughput": {
+                    "narrow": Cited(1.0, "assumption: a weight format of <= 8 bits the table "
+                                         "does not list (a user's own) is widened to the FP8 "
+                                         "datapath like TAI and FP4; " + FP8_RATE),
+                    "wide": Cited(0.0, "assumption: an unlisted 16/32-bit float does not run"),
+                },
+                "unlisted_sparse": Cited(True, "assumption: as for the listed low-bit formats"),
                 "sparsity_speedup": Cited(2.0, "derivation: 8:4 keeps half the weights; matches "
                                           "12 AI PFLOPS 'with sparsity' (" + DATASHEET + ")"),
                 "latency_cycles": Cited(8, "assumption (not public)"),

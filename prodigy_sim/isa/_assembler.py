@@ -3,6 +3,7 @@
 Line syntax (one statement per line; ``#`` or ``;`` starts a comment)::
 
     .tensor NAME shape=(R,C) fmt=FMT [block=N] [scale=S] [sparsity=G:K] [ddr=ADDR]
+                  (FMT: a format name, or a format file: my_fmt.yaml or "dir/my fmt.yaml")
     .tile   NAME shape=(R,C) fmt=FMT [block=N] [scale=S] [sparsity=G:K] [spm=OFFSET]
     .acc    NAME shape=(M,N) [reg=N]
     [label:] [MNEMONIC operand, operand, ...]
@@ -18,8 +19,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prodigy_sim.errors import AssemblyError
+from prodigy_sim.errors import AssemblyError, ConfigError
 from prodigy_sim.isa._check import problems
+from prodigy_sim.isa._formats import isa_storage
 from prodigy_sim.isa._lexer import Token, tokenize
 from prodigy_sim.isa._program import (
     AccDecl,
@@ -220,6 +222,8 @@ def _declaration(cur: _Cursor, directive: str, where: _Where):
             c = cur.expect("int", "the number of columns").value
             cur.expect("punct", "')' closing the shape", ")")
             attrs["shape"] = (r, c)
+        elif key.text == "fmt" and cur.peek() is not None and cur.peek().kind == "string":
+            attrs["fmt"] = cur.next().text
         elif key.text in ("fmt", "scale"):
             attrs[key.text] = cur.expect("word", f"a {key.text} name").text
         elif key.text == "sparsity":
@@ -234,12 +238,17 @@ def _declaration(cur: _Cursor, directive: str, where: _Where):
                                 line=where.line, column=name.column)
     if directive == ".acc":
         return AccDecl(name.text, attrs["shape"], attrs.get("reg"))
-    fmt = str(attrs["fmt"])
-    scale = str(attrs.get("scale", TensorDecl.defaults(fmt)[1]))
-    block = attrs.get("block", 0 if scale == "none" else 32)
+    base = Path(cur.file).parent if cur.file else None
+    try:
+        storage = isa_storage(str(attrs["fmt"]), attrs.get("block"), attrs.get("scale"),
+                              attrs.get("sparsity"), base=base)
+    except ConfigError as err:
+        part = next((k for k in ("sparsity", "scale", "block") if k in str(err) and k in attrs),
+                    "fmt")
+        raise AssemblyError(str(err), file=cur.file, line=where.line,
+                            column=where.parts.get(part, name.column)) from None
     cls, addr = (TensorDecl, "ddr") if directive == ".tensor" else (TileDecl, "spm")
-    return cls(name.text, attrs["shape"], fmt, block, scale, attrs.get("sparsity"),
-               **{addr: attrs.get(addr)})
+    return cls(name.text, attrs["shape"], storage, **{addr: attrs.get(addr)})
 
 
 def assemble(text: str, file: str | Path | None = None) -> Program:

@@ -15,14 +15,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prodigy_sim.isa._formats import SCALE_KINDS, check_format
-from prodigy_sim.isa._program import FLOAT_FORMATS, Expr, FImm, Program
+from prodigy_sim.isa._formats import SPARSITY_GROUPS
+from prodigy_sim.isa._program import Expr, FImm, Program
 from prodigy_sim.isa._table import OpcodeTable, opcode_table
+from prodigy_sim.numerics import Storage
 
 __all__ = ["Issue", "problems", "NAME_RE", "reserved_names", "loop_ends", "SPARSITY_GROUPS"]
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-SPARSITY_GROUPS = (2, 4, 8, 16)
 _U32 = 1 << 32
 _U64 = 1 << 64
 
@@ -63,38 +63,24 @@ def _storage_issues(d, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
         yield Issue(kind, i, "shape", f"shape must be two integers in 1..{_U32 - 1} "
                                       f"(got {shape!r})")
         return
-    msg = check_format(d.fmt) if isinstance(d.fmt, str) else f"fmt must be a name (got {d.fmt!r})"
-    if msg:
-        yield Issue(kind, i, "fmt", msg)
+    st = d.storage
+    if not isinstance(st, Storage):
+        yield Issue(kind, i, "fmt", f"storage must be a numerics Storage (got {st!r})")
         return
-    if d.scale not in SCALE_KINDS:
-        yield Issue(kind, i, "scale", f"scale must be one of {', '.join(SCALE_KINDS)} "
-                                      f"(got {d.scale!r})")
-        return
-    if not isinstance(d.block, int) or not 0 <= d.block < _U32:
-        yield Issue(kind, i, "block", f"block must be an integer in 0..{_U32 - 1} "
-                                      f"(got {d.block!r})")
-        return
-    if d.fmt in FLOAT_FORMATS and (d.scale != "none" or d.block != 0):
-        yield Issue(kind, i, "scale", f"{d.fmt} storage has no scales: expected scale=none and "
-                                      f"no block (got block={d.block} scale={d.scale})")
-    elif d.scale == "none" and d.block != 0:
-        yield Issue(kind, i, "block", f"block={d.block} needs a scale format (got scale=none)")
-    elif d.block and shape[1] % d.block:
+    if st.block and st.scaled and shape[1] % st.block:
         yield Issue(kind, i, "block", f"cols ({shape[1]}) must be a multiple of block "
-                                      f"({d.block})")
-    sp = d.sparsity
+                                      f"({st.block})")
+    sp = st.sparsity
     if sp is not None:
-        if (not isinstance(sp, tuple) or len(sp) != 2 or sp[0] not in SPARSITY_GROUPS
-                or not isinstance(sp[1], int) or not 1 <= sp[1] < sp[0]):
+        if sp.group not in SPARSITY_GROUPS or not sp.kept < sp.group:
             yield Issue(kind, i, "sparsity", "sparsity must be GROUP:KEPT with GROUP in "
                                              f"{SPARSITY_GROUPS} and 1 <= KEPT < GROUP "
-                                             f"(got {sp!r})")
-        elif d.fmt in FLOAT_FORMATS:
-            yield Issue(kind, i, "sparsity", f"{d.fmt} storage cannot be sparse")
-        elif shape[1] % sp[0]:
+                                             f"(got {sp})")
+        elif st.fmt.wide:
+            yield Issue(kind, i, "sparsity", f"{st.fmt.name} storage cannot be sparse")
+        elif shape[1] % sp.group:
             yield Issue(kind, i, "sparsity", f"cols ({shape[1]}) must be a multiple of the "
-                                             f"sparsity group ({sp[0]})")
+                                             f"sparsity group ({sp.group})")
     addr = getattr(d, addr_attr)
     if addr is not None and not (isinstance(addr, int) and 0 <= addr < _U64):
         yield Issue(kind, i, addr_attr, f"{addr_attr} must be an integer in 0..2**64-1 "

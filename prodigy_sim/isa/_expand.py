@@ -115,7 +115,7 @@ def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
     """Constants of one DMA instruction: shapes, alignment, and (with a layout) byte parts."""
     h, w = tile.shape
     R, C = ten.shape  # noqa: N806
-    group = ten.sparsity[0] if ten.sparsity else 0
+    group = ten.sparsity.group if ten.sparsity else 0
     if layout is None:
         return (ten, h, w, R, C, group, None, (), None)
     p = layout.tensors[ten.name]

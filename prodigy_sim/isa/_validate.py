@@ -16,8 +16,12 @@ from prodigy_sim.isa._layout import Layout, layout
 from prodigy_sim.isa._params import IsaParams
 from prodigy_sim.isa._program import Instruction, Program
 from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
+from prodigy_sim.numerics import Sparsity
 
-__all__ = ["validate"]
+__all__ = ["validate", "MMA_SP_SPARSITY"]
+
+MMA_SP_SPARSITY = Sparsity(group=8, kept=4)
+"""The structured sparsity MMA.SP multiplies (8:4 weights)."""
 
 
 def _where(i: int, ins: Instruction) -> str:
@@ -43,13 +47,14 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
                 out.append(f"K = {k} is not a multiple of the block size {t.block} of {t.name}")
         if a.sparsity is not None:
             out.append(f"a {a.name} is sparse; only w may be (with MMA.SP)")
-        if (a.fmt == "bfloat16") != (w.fmt == "bfloat16"):
-            out.append(f"a is {a.fmt} and w is {w.fmt}: bfloat16 multiplies only bfloat16")
+        if a.fmt.wide != w.fmt.wide:
+            out.append(f"a is {a.fmt.name} and w is {w.fmt.name}: a wide float multiplies only "
+                       "a wide float")
         if spec.mnemonic == "MMA" and w.sparsity is not None:
-            out.append(f"w {w.name} is sparse ({w.sparsity[0]}:{w.sparsity[1]}): use MMA.SP")
-        if spec.mnemonic == "MMA.SP" and w.sparsity != (8, 4):
-            out.append(f"MMA.SP needs w declared sparsity=8:4 (w {w.name} is "
-                       f"{'dense' if w.sparsity is None else f'{w.sparsity[0]}:{w.sparsity[1]}'})")
+            out.append(f"w {w.name} is sparse ({w.sparsity}): use MMA.SP")
+        if spec.mnemonic == "MMA.SP" and w.sparsity != MMA_SP_SPARSITY:
+            out.append(f"MMA.SP needs w declared sparsity={MMA_SP_SPARSITY} (w {w.name} is "
+                       f"{w.sparsity or 'dense'})")
         return out
     if rule == "broadcast":
         r, c = shape(0)
@@ -79,9 +84,9 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
     for o, v in zip(spec.operands, ins.operands, strict=True):
         if o.kind == "tile" and o.formats:
             t = program.tile[v]
-            if t.fmt not in table.format_groups[o.formats]:
-                out.append(f"{o.name} {v} is {t.fmt}; expected one of "
-                           f"{', '.join(table.format_groups[o.formats])}")
+            group = table.format_groups[o.formats]
+            if not group.admits(t.fmt):
+                out.append(f"{o.name} {v} is {t.fmt.ref}; expected {group.describe()}")
     if spec.mnemonic == "VQUANT":
         d = program.tile[ins.operands[0]]
         if d.sparsity is not None or d.scale == "none":
@@ -93,11 +98,9 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
     if spec.shape == "dma":
         tile = program.tile[ins.operands[0] if spec.mnemonic == "DMA.LD" else ins.operands[3]]
         ten = program.tensor[ins.operands[1] if spec.mnemonic == "DMA.LD" else ins.operands[0]]
-        for attr in ("fmt", "block", "scale", "sparsity"):
-            if getattr(tile, attr) != getattr(ten, attr):
-                out.append(f"tile {tile.name} and tensor {ten.name} differ in {attr} "
-                           f"({getattr(tile, attr)} vs {getattr(ten, attr)}); DMA does not "
-                           "convert")
+        if tile.storage != ten.storage:
+            out.append(f"tile {tile.name} and tensor {ten.name} are stored differently "
+                       f"({tile.storage} vs {ten.storage}); DMA does not convert")
         if tile.shape[0] > ten.shape[0] or tile.shape[1] > ten.shape[1]:
             out.append(f"tile {tile.name} {tile.shape} is larger than tensor {ten.name} "
                        f"{ten.shape}")

@@ -20,58 +20,54 @@ Epilogues (``epilogue=``): ``store`` (BF16 out), ``quant`` (FP8 out, for the nex
 from __future__ import annotations
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import (
-    ACT,
-    BF16,
-    F32,
-    Kernel,
-    Storage,
-    kernel_params,
-    row_nbytes,
-    unit_loop_count,
-)
+from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel, unit_loop_count
+from prodigy_sim.lowering._params import LinearParams
+from prodigy_sim.numerics import Storage
 
 __all__ = ["linear_kernel", "EPILOGUES", "choose_kt"]
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
-_K_ALIGN = 128
 
 
 def choose_kt(k: int, nt: int, an: int, w: Storage, budget_bytes: int, x_rows: int = 0,
               act: Storage | None = None) -> int:
-    """Largest K tile (a multiple of 128, or all of K) whose weight tiles (``an`` of ``(nt, kt)``)
-    and activation tile (``(x_rows, kt)``) fit ``budget_bytes`` (one buffer)."""
-    if k <= _K_ALIGN:
+    """Largest K tile (a multiple of the MMA chunk, or all of K) whose weight tiles (``an`` of
+    ``(nt, kt)``) and activation tile (``(x_rows, kt)``) fit ``budget_bytes`` (one buffer)."""
+    if k <= CHUNK:
         return k
-    per_128 = an * nt * row_nbytes(w, _K_ALIGN)
+    per_chunk = an * nt * w.nbytes(1, CHUNK)
     if x_rows and act is not None:
-        per_128 += x_rows * row_nbytes(act, _K_ALIGN)
-    kt = max(1, budget_bytes // per_128) * _K_ALIGN
-    return min(kt, k if k % _K_ALIGN == 0 else (k // _K_ALIGN) * _K_ALIGN) or k
+        per_chunk += x_rows * act.nbytes(1, CHUNK)
+    kt = max(1, budget_bytes // per_chunk) * CHUNK
+    return min(kt, k if k % CHUNK == 0 else (k // CHUNK) * CHUNK) or k
 
 
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
                   epilogue: str = "store", mt: int | None = None, am: int = 1, nt: int = 64,
                   an: int = 1, kt: int | None = None, act: Storage | None = None,
-                  weight_budget_bytes: int = 256 * 1024, unit_cap: int | None = None) -> Kernel:
+                  budgets: Budgets | None = None, unit_cap: int | None = None) -> Kernel:
     """The program of one linear layer over ``cores`` logical cores.
 
     ``m, n, k``: rows (tokens), output features and input features. ``weight``: the weight
-    storage (format, block, scale, 8:4 sparsity -> ``MMA.SP``). Returns a :class:`Kernel`.
+    storage (format, block, scale, 8:4 sparsity -> ``MMA.SP``). ``budgets``: the core's limits
+    (default: the ISA's default parameters). Returns a :class:`Kernel`.
     """
     if epilogue not in EPILOGUES:
         raise ConfigError(f"unknown epilogue {epilogue!r} (known: {', '.join(EPILOGUES)})")
-    act = act or (Storage.of(BF16) if weight.fmt == BF16 else Storage.of(ACT))
-    mt = min(m, 64) if mt is None else mt
+    bud = budgets or Budgets.of()
+    act = act or (BF16 if weight.fmt.wide else ACT)
+    mt = min(m, bud.acc_max_rows) if mt is None else mt
     if m % (mt * am) or n % (nt * an):
         raise ConfigError(f"{name}: M={m} must be a multiple of {mt * am} and N={n} of "
                           f"{nt * an}")
     gated = epilogue == "gated"
     naccs = am * an * (2 if gated else 1)
-    if naccs > 8:
-        raise ConfigError(f"{name}: {naccs} accumulators needed, the core has 8")
-    kt = kt or choose_kt(k, nt, an * (2 if gated else 1), weight, weight_budget_bytes,
+    if naccs > bud.n_accumulators:
+        raise ConfigError(f"{name}: {naccs} accumulators needed, the core has "
+                          f"{bud.n_accumulators}")
+    kt = kt or choose_kt(k, nt, an * (2 if gated else 1), weight, bud.weight_buffer_bytes,
                          x_rows=am * mt, act=act)
     nk, tail = divmod(k, kt)
     mblocks, nblocks = m // (mt * am), n // (nt * an)
@@ -79,22 +75,22 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     sparse = weight.sparsity is not None
 
     b = ProgramBuilder()
-    x = b.tensor("X", (m, k), act.fmt, **act.kw())
-    ws = [b.tensor("W", (n, k), weight.fmt, **weight.kw())]
+    x = b.tensor("X", (m, k), act)
+    ws = [b.tensor("W", (n, k), weight)]
     if gated:
-        ws.append(b.tensor("WU", (n, k), weight.fmt, **weight.kw()))
+        ws.append(b.tensor("WU", (n, k), weight))
     out_q = epilogue in ("quant", "bias", "gelu", "gated")
-    out_st = Storage.of(ACT) if out_q else Storage.of(BF16)
-    y = b.tensor("Y", (m, n), out_st.fmt, **out_st.kw())
+    out_st = ACT if out_q else BF16
+    y = b.tensor("Y", (m, n), out_st)
     has_bias = epilogue in ("bias", "bias_store", "bias_residual", "gelu")
     has_res = epilogue in ("residual", "bias_residual")
     bias = b.tensor("BIAS", (1, n), F32) if has_bias else None
     res = b.tensor("R", (m, n), BF16) if has_res else None
 
     def tiles(tag: str, width: int) -> tuple[list, list]:
-        xs = [[b.tile(f"X{tag}{s}_{i}", (mt, width), act.fmt, **act.kw()) for i in range(am)]
+        xs = [[b.tile(f"X{tag}{s}_{i}", (mt, width), act) for i in range(am)]
               for s in range(2)]
-        wt = [[[b.tile(f"W{tag}{s}_{g}_{j}", (nt, width), weight.fmt, **weight.kw())
+        wt = [[[b.tile(f"W{tag}{s}_{g}_{j}", (nt, width), weight)
                 for j in range(an)] for g in range(len(ws))] for s in range(2)]
         return xs, wt
 
@@ -104,7 +100,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
             for g in range(len(ws))]
     f32 = [b.tile(f"F{s}", (mt, nt), F32) for s in range(2)]
     u32 = b.tile("U", (mt, nt), F32) if gated else None
-    yt = [b.tile(f"Y{s}", (mt, nt), out_st.fmt, **out_st.kw()) for s in range(2)]
+    yt = [b.tile(f"Y{s}", (mt, nt), out_st) for s in range(2)]
     bt = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)] if has_bias else None
     rt = b.tile("RT", (mt, nt), BF16) if has_res else None
 
@@ -190,16 +186,16 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     # analytic counts over all units
     nw = len(ws)
     widths = [kt] * nk + ([tail] if tail else [])
-    per_unit_bytes = sum(am * mt * row_nbytes(act, w) + nw * an * nt * row_nbytes(weight, w)
+    per_unit_bytes = sum(am * mt * act.nbytes(1, w) + nw * an * nt * weight.nbytes(1, w)
                          for w in widths)
-    per_unit_bytes += am * an * mt * row_nbytes(out_st, nt)
+    per_unit_bytes += am * an * mt * out_st.nbytes(1, nt)
     if has_res:
-        per_unit_bytes += nw * am * an * mt * row_nbytes(Storage.of(BF16), nt)
+        per_unit_bytes += nw * am * an * mt * BF16.nbytes(1, nt)
     if has_bias:
-        per_unit_bytes += an * row_nbytes(Storage.of(F32), nt)
+        per_unit_bytes += an * F32.nbytes(1, nt)
     return Kernel(name=name, kind="linear", program=program, cores=cores, units=units,
                   mma_flops=2 * m * n * k * nw, dma_bytes=units * per_unit_bytes,
                   weight_format=weight.fmt, sparse=sparse,
-                  params=kernel_params(op="linear", m=m, n=n, k=k, weight=weight, act=act,
-                                       epilogue=epilogue, out_format=out_st.fmt, mt=mt, am=am,
-                                       nt=nt, an=an, kt=kt, unit_cap=unit_cap))
+                  params=LinearParams(m=m, n=n, k=k, weight=weight, act=act, out=out_st,
+                                      epilogue=epilogue, mt=mt, am=am, nt=nt, an=an, kt=kt,
+                                      unit_cap=unit_cap))

@@ -34,19 +34,18 @@ from dataclasses import dataclass
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table
 from prodigy_sim.lowering._attention import attention_kernel
-from prodigy_sim.lowering._common import Kernel, Storage, split_cols
+from prodigy_sim.lowering._common import Budgets, Kernel, split_cols
 from prodigy_sim.lowering._linear import linear_kernel
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
-from prodigy_sim.models import ModelCard, Scenario, WeightFormat, tensor_footprint
+from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
+from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
+from prodigy_sim.timing import isa_params
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
-           "softmax_vector_flops", "MATRIX_FORMATS"]
-
-MATRIX_FORMATS = ("tai4", "tai2", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "int8",
-                  "bfloat16")
-"""Weight formats the matrix unit multiplies (the ISA's ``weight`` group)."""
+           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -132,34 +131,55 @@ class LoweredModel:
         return sum(op.vector_flops * s.repeat for s in self.stages for op in s.ops)
 
 
-def _weight_storage(wf: WeightFormat, sparsity: tuple[int, int] | None, field: str) -> Storage:
-    if wf.format not in MATRIX_FORMATS:
-        raise ConfigError(f"'{field}': format {wf.format!r} does not run on the matrix unit "
-                          f"(lowering supports {', '.join(MATRIX_FORMATS)})")
-    if wf.block is None and wf.scale_kind != "none":
+def matrix_runs(fmt: FormatSpec, config: ChipConfig) -> bool:
+    """Whether weights in ``fmt`` run on ``config``'s matrix unit: the ISA's MMA takes them (its
+    ``weight`` format group) and the preset gives them a rate."""
+    return (opcode_table().format_groups["weight"].admits(fmt)
+            and config.core.matrix_unit.relative_rate(fmt) > 0)
+
+
+def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
+                   field: str) -> Storage:
+    """The storage the lowering gives a class of linear weights: ``wf`` with the scenario's
+    ``sparsity``, checked against what the ISA's MMA takes (its ``weight`` format group, whole
+    scale blocks, 8:4 for MMA.SP) and what the preset's matrix unit runs."""
+    group = opcode_table().format_groups["weight"]
+    mu = config.core.matrix_unit
+    if not matrix_runs(wf.fmt, config):
+        raise ConfigError(f"'{field}': format {wf.fmt.name!r} does not run on the matrix unit "
+                          f"(the ISA's MMA takes {group.describe()}; the preset runs "
+                          f"{', '.join(mu.relative_throughput)} and unlisted formats by width: "
+                          f"{dict(mu.unlisted_relative_throughput)})")
+    if wf.scaled and wf.block is None:
         raise ConfigError(f"'{field}': per-row scales (block none) are not supported by the "
                           "lowering; give a block size")
-    if sparsity is not None and sparsity != (4, 8):
-        raise ConfigError(f"'sparsity': the matrix unit runs 8:4 only (got keep {sparsity[0]} "
-                          f"of {sparsity[1]})")
-    return Storage.of(wf.format, wf.block, wf.scale_kind,
-                      None if sparsity is None else (8, 4))
+    if sparsity is not None and sparsity != MMA_SP_SPARSITY:
+        raise ConfigError(f"'sparsity': the matrix unit runs {MMA_SP_SPARSITY} only (got "
+                          f"{sparsity})")
+    if sparsity is not None and not mu.runs_sparse(wf.fmt):
+        raise ConfigError(f"'sparsity': format {wf.fmt.name!r} has no sparse mode on the matrix "
+                          "unit ('core.matrix_unit.sparse_formats')")
+    return wf.model_copy(update={"sparsity": sparsity})
 
 
-def _linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
-            cap: int | None) -> Kernel:
+def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
+                budgets: Budgets, cap: int | None = None) -> Kernel:
+    """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
+    ``cores``: accumulator tiles of at most ``budgets.acc_max_rows`` rows, output columns split
+    over the cores (:func:`~prodigy_sim.lowering._common.split_cols`); ``cap``: unit cap."""
     gated = epilogue == "gated"
-    if m <= 64:
+    rows = budgets.acc_max_rows
+    if m <= rows:
         mt, am = m, 1
     else:
-        if m % 64:
-            raise ConfigError(f"{name}: {m} rows are not a multiple of 64")
-        mt, am = 64, 2 if m % 128 == 0 else 1
+        if m % rows:
+            raise ConfigError(f"{name}: {m} rows are not a multiple of {rows}")
+        mt, am = rows, 2 if m % (2 * rows) == 0 else 1
     mblocks = m // (mt * am)
-    per = 8 // (am * (2 if gated else 1))
+    per = budgets.n_accumulators // (am * (2 if gated else 1))
     nt, an = split_cols(n, max(1, cores // mblocks), max_group=min(4, per))
     return linear_kernel(name, m, n, k, weight=w, cores=cores, epilogue=epilogue, mt=mt, am=am,
-                         nt=nt, an=an, unit_cap=cap)
+                         nt=nt, an=an, budgets=budgets, unit_cap=cap)
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
@@ -178,11 +198,13 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
     fm = scenario.formats
     nm = scenario.sparsity_nm
-    w_att = _weight_storage(fm.for_class("attention"), nm, "formats.attention")
-    w_mlp = _weight_storage(fm.for_class("mlp"), nm, "formats.mlp")
-    if fm.kv_cache not in ("float8_e4m3fn", "float8_e5m2"):
-        raise ConfigError(f"'formats.kv_cache': {fm.kv_cache!r}: the lowering keeps the KV "
+    bud = Budgets.of(isa_params(config))
+    w_att = weight_storage(fm.for_class("attention"), nm, config, "formats.attention")
+    w_mlp = weight_storage(fm.for_class("mlp"), nm, config, "formats.mlp")
+    if fm.kv_cache.name not in ("float8_e4m3fn", "float8_e5m2"):
+        raise ConfigError(f"'formats.kv_cache': {fm.kv_cache.name!r}: the lowering keeps the KV "
                           "cache in FP8 (float8_e4m3fn or float8_e5m2) for the matrix unit")
+    kv = Storage.of(fm.kv_cache)
     bsz = scenario.batch
     decode = scenario.phase == "decode"
     tq = 1 if decode else padded_tokens(scenario.query_tokens)
@@ -204,7 +226,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         return total
 
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
-        return functools.partial(_linear, name, m, n, k, w, p, epi)
+        return functools.partial(plan_linear, name, m, n, k, w, p, epi, bud)
 
     stages = []
     for group in card.layer_groups():
@@ -212,16 +234,15 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         ops: list[LoweredOp] = []
         att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
                                 kv_heads=nkv, head_dim=d, queries=tq, context=ctx_l,
-                                causal=card.family == "llama", cores=p, kv_format=fm.kv_cache)
+                                causal=card.family == "llama", cores=p, kv=kv)
         rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=tq, heads=nh, kv_heads=nkv,
                                 head_dim=d, position=ctx - 1 if decode else 0, context=ctx_l,
-                                rope=card.position_embedding == "rope", cores=p,
-                                kv_format=fm.kv_cache)
+                                rope=card.position_embedding == "rope", cores=p, kv=kv)
         att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
         sm_fl = softmax_vector_flops(bsz, real_tq, ctx, nh, d)
         if card.family == "llama":
             norm = functools.partial(norm_kernel, m=t, h=h, kind="rmsnorm", eps=card.norm_eps,
-                                     cores=p)
+                                     cores=p, budgets=bud)
             gated = card.mlp == "gated"
             nfl = norm_vector_flops(tok, h, "rmsnorm")
             rope_fl = (rope_vector_flops(tok, nh, nkv, d)
@@ -247,7 +268,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             ]
         else:
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
-                                     cores=p)
+                                     cores=p, budgets=bud)
             nfl = norm_vector_flops(tok, h, "layernorm")
             ops += [
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
@@ -278,9 +299,9 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     if card.family == "llama":
         spec = tail.get("lm_head") or tail["embed_tokens"]
         hfmt = hw if "lm_head" in tail else fm.embedding
-        hst = _weight_storage(hfmt, None, "formats.head")
+        hst = weight_storage(hfmt, None, config, "formats.head")
         fn = functools.partial(norm_kernel, m=bsz, h=h, kind="rmsnorm", eps=card.norm_eps,
-                               cores=p)
+                               cores=p, budgets=bud)
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
                 tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
@@ -290,7 +311,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                 tensor_footprint(spec, hfmt).total_bytes),
         ]
     elif card.pooler:
-        hst = _weight_storage(hw, None, "formats.head")
+        hst = weight_storage(hw, None, config, "formats.head")
         head.append(_op("pooler", lin("pooler", bsz, h, h, hst, "bias"),
                         linear_flops(bsz, h, h),
                         tensor_footprint(tail["pooler.dense"], hw).total_bytes

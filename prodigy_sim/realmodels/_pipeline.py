@@ -37,8 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.lowering import Kernel, LoweredModel, lower_model, norm_kernel, padded_tokens
-from prodigy_sim.lowering._lower import _linear, _weight_storage
+from prodigy_sim.lowering import (
+    Budgets,
+    Kernel,
+    LoweredModel,
+    lower_model,
+    norm_kernel,
+    padded_tokens,
+    plan_linear,
+    weight_storage,
+)
 from prodigy_sim.numerics import QuantizedTensor, quantize
 from prodigy_sim.realmodels._quantize import Calibration, QuantScheme
 from prodigy_sim.realmodels._weights import ModelWeights
@@ -96,16 +104,15 @@ class LoweredRealModel:
 
 
 def _scenario(card_name: str, scheme: QuantScheme, tokens: int, hardware: str | None):
-    from prodigy_sim.models import Scenario
-    from prodigy_sim.models.scenario import Formats, WeightFormat
+    from prodigy_sim.models import Formats, Scenario
 
-    if scheme.weight_format is None:
+    if scheme.storage is None:
         raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
                           "format")
-    wf = WeightFormat(format=scheme.weight_format, block=scheme.block, scale=scheme.scale)
     kw = {} if hardware is None else {"hardware": hardware}
     return Scenario(model=card_name, phase="prefill", batch=1, sequence_length=tokens,
-                    formats=Formats(weights=wf), sparsity=scheme.sparsity or "none", **kw)
+                    formats=Formats(weights=scheme.storage), sparsity=scheme.sparsity or "none",
+                    **kw)
 
 
 def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
@@ -120,6 +127,7 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     (they do not depend on the prompt length), to skip quantizing them again.
     """
     from prodigy_sim.hardware import load_preset
+    from prodigy_sim.timing import isa_params
 
     card = weights.card
     if tokens < 1:
@@ -130,15 +138,16 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     config = load_preset(scenario.hardware)
     lowered = lower_model(card, scenario, config, cores=cores)
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
+    bud = Budgets.of(isa_params(config))
     kernels: dict[str, Kernel] = {}
     if card.family == "llama":
         kernels["final_norm"] = norm_kernel("final_norm", t, h, kind="rmsnorm",
-                                            eps=card.norm_eps, cores=p)
-        hst = _weight_storage(scenario.formats.head, None, "formats.head")
-        kernels["lm_head"] = _linear("lm_head", t, card.vocab_size, h, hst, p, "store", None)
+                                            eps=card.norm_eps, cores=p, budgets=bud)
+        hst = weight_storage(scenario.formats.head, None, config, "formats.head")
+        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store", bud)
     else:
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
-                                            eps=card.norm_eps, cores=p)
+                                            eps=card.norm_eps, cores=p, budgets=bud)
     wq = weights_q or _quantized_weights(weights, scheme, calibration, scenario)
     return LoweredRealModel(weights, scheme, lowered, kernels, wq, t)
 
@@ -150,8 +159,7 @@ def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
 
     def q(arr: np.ndarray, norms_of: str | None) -> QuantizedTensor:
         norms = calibration.act_norms[norms_of] if wanda and norms_of else None
-        return quantize(arr, scheme.weight_format, block=scheme.block, axis=-1,
-                        scale=scheme.scale, sparsity=scheme.sparsity,
+        return quantize(arr, scheme.sparse_storage, axis=-1,
                         prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
 
     out: dict[str, QuantizedTensor] = {}
@@ -166,8 +174,7 @@ def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
             out[f"layers.{i}.gate_proj"] = q(weights[m + "gate_proj"], m + "gate_proj")
     if card.family == "llama":
         head = weights.tensors.get("lm_head", weights["embed_tokens"])
-        hf = scenario.formats.head
-        out["lm_head"] = quantize(head, hf.format, block=hf.block, axis=-1, scale=hf.scale_kind)
+        out["lm_head"] = quantize(head, scenario.formats.head, axis=-1)
     return out
 
 

@@ -29,8 +29,8 @@ import io
 from dataclasses import dataclass
 
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.lowering import ModelSimulation
-from prodigy_sim.models import FootprintReport, format_bits, kv_cache_bytes
+from prodigy_sim.models import FootprintReport, kv_cache_bytes
+from prodigy_sim.simulation import ModelSimulation
 
 __all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
 
@@ -192,10 +192,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
     card = sc.card()
     wf = sc.formats.for_class("mlp")
     sparse = sc.sparsity_nm is not None
-    try:
-        peak = config.peak_matrix_flops(wf.format, sparse)
-    except Exception:  # noqa: BLE001 - formats the matrix unit does not list: the FP8 rate
-        peak = config.peak_matrix_flops("float8_e4m3fn", False)
+    peak = config.peak_matrix_flops(wf.fmt, sparse)
     vu = config.core.vector_unit
     vpeak = lm.cores * vu.fp32_lanes * vu.count * 2 * config.frequency_hz
     ops, seconds, flops, nbytes, mat, vec, prog, vfl = [], 0.0, 0, 0, 0.0, 0.0, 0.0, 0
@@ -221,7 +218,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                                                     if o.seconds else 0.0),
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
                         "mma_flops": o.mma_flops, "method": o.method})
-    kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, format_bits(sc.formats.kv_cache))
+    kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
     ideal_bytes = lm.weight_bytes + kv
     ideal = max(flops / peak, ideal_bytes / config.peak_ddr_bandwidth_bytes_per_s)
     return ModelReport(

@@ -1,4 +1,6 @@
-"""Simulating a lowered model with the timing model, and the three ways to make it cheap.
+"""The simulation driver: a scenario (or an already lowered model) through the timing model, and
+the three ways to make it cheap. The CLI, the reports and the real models' throughput all call
+:func:`simulate`.
 
 1. **Reuse of identical layers** (``reuse=True``): a stage's kernels are simulated once and the
    result counted ``repeat`` times. The programs of identical layers are the same objects, and
@@ -24,12 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.lowering._lower import LoweredModel, LoweredOp
-from prodigy_sim.timing import simulate
+from prodigy_sim.hardware import ChipConfig, load_preset
+from prodigy_sim.lowering import LoweredModel, LoweredOp, lower_model
+from prodigy_sim.models import Scenario
+from prodigy_sim.timing import simulate as simulate_program
 
-__all__ = ["OpResult", "StageResult", "ModelSimulation", "simulate_model", "scaled_config",
-           "sim_kernel_count"]
+__all__ = ["OpResult", "StageResult", "ModelSimulation", "simulate", "simulate_lowered",
+           "scaled_config", "sim_kernel_count", "auto_subset", "DEFAULT_STEADY_UNITS"]
+
+DEFAULT_STEADY_UNITS = 2
+"""Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +107,6 @@ def scaled_config(config: ChipConfig, cores: int, subset: int) -> ChipConfig:
     return ChipConfig.model_validate(data)
 
 
-def _peak_matrix(config: ChipConfig, fmt: str, sparse: bool) -> float:
-    try:
-        return config.peak_matrix_flops(fmt, sparse)
-    except ConfigError:
-        return config.peak_matrix_flops("float8_e4m3fn", False)
-
-
 def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub: ChipConfig | None,
                  subset: int, steady_units: int | None) -> OpResult:
     k = op.kernel
@@ -117,7 +116,7 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub:
 
     def run(cap: int | None):
         kern = k if cap is None else op.rebuild(cap)
-        return simulate(kern.program, cfg, cores=ncores)
+        return simulate_program(kern.program, cfg, cores=ncores)
 
     n = k.per_core_units
     method = "full" if sub is None else f"{subset} of {cores} cores"
@@ -133,7 +132,8 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub:
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz
-    t_mat = k.mma_flops / _peak_matrix(config, k.weight_format, k.sparse) if k.mma_flops else 0.0
+    t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
+             if k.mma_flops else 0.0)
     t_mem = k.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s
     return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
                     mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
@@ -144,9 +144,47 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub:
                     vector_flops=op.vector_flops)
 
 
-def simulate_model(lowered: LoweredModel, config: ChipConfig, *, reuse: bool = True,
-                   core_subset: int | None = None, steady_units: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> ModelSimulation:
+def auto_subset(config: ChipConfig, cores: int) -> int:
+    """The smallest representative subset of ``cores`` with whole DDR channels and >= 16 cores
+    (all cores if none)."""
+    for s in range(16, cores):
+        if cores % s == 0 and (config.memory.channels * s) % cores == 0:
+            return s
+    return cores
+
+
+def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
+             cores: int | None = None, core_subset: int | str | None = "auto",
+             steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
+             progress: Callable[[int], None] | None = None,
+             total: Callable[[int], None] | None = None) -> ModelSimulation:
+    """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
+    already lowered model on ``config`` (default: the scenario's preset).
+
+    ``core_subset``: ``"auto"`` (:func:`auto_subset`), an int, or None (every core).
+    ``steady_units``: None simulates every unit. ``total(n)`` is called once with the number
+    of kernels to simulate, ``progress(1)`` after each.
+    """
+    scenario = what.scenario if isinstance(what, LoweredModel) else what
+    config = config or load_preset(scenario.hardware)
+    lowered = (what if isinstance(what, LoweredModel)
+               else lower_model(scenario.card(), scenario, config, cores=cores))
+    if core_subset == "auto":
+        subset = auto_subset(config, lowered.cores)
+    elif core_subset is None or (isinstance(core_subset, int)
+                                 and not isinstance(core_subset, bool)):
+        subset = core_subset
+    else:
+        raise ConfigError(f"'core_subset' must be 'auto', an int or None (got {core_subset!r})")
+    if total is not None:
+        total(sim_kernel_count(lowered, reuse))
+    return simulate_lowered(lowered, config, reuse=reuse, core_subset=subset,
+                            steady_units=steady_units, progress=progress)
+
+
+def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *, reuse: bool = True,
+                     core_subset: int | None = None, steady_units: int | None = None,
+                     progress: Callable[[int], None] | None = None) -> ModelSimulation:
     """Simulate every stage of ``lowered`` on ``config`` (see the module docstring).
 
     ``progress(n)`` is called after each simulated kernel with ``n = 1``.

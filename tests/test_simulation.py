@@ -4,9 +4,10 @@ steady-state extrapolation against the full simulation; LLaMA-2-7B decode agains
 import pytest
 
 from prodigy_sim.hardware import load_preset
-from prodigy_sim.lowering import lower_model, simulate_model
+from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import ModelCard, Scenario, load_card, load_scenario
 from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.simulation import simulate_lowered as simulate_model
 
 CFG = load_preset("prodigy-t16128")
 
