@@ -5,8 +5,8 @@
 (:attr:`Kernel.params`) and mirrors the *algorithm* its program executes, vectorized over every
 unit at once (units, cores and DMA only move data; what decides the bits is which values meet in
 which operation, in which order). The numeric operations are
-:mod:`prodigy_sim.functional.reference` - the numeric specification of ``isa/README.md`` written again in numpy - and
-:func:`prodigy_sim.numerics.quantize` for VQUANT. Per kernel:
+:mod:`prodigy_sim.functional.reference` - the numeric specification of ``isa/README.md``
+written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. Per kernel:
 
 ``linear``
     ``acc`` = ``R`` (residual epilogues, ACC.LD) or +0; the MMA over K with a new instruction at

@@ -4,8 +4,8 @@ numpy, vectorized over whole tensors.
 An independent implementation: it uses numpy, :func:`prodigy_sim.numerics.quantize` (which the
 specification names as VQUANT) and the specification's constants
 (:mod:`prodigy_sim.functional.spec`), never the functional core's kernels. One step is a
-compiled loop for speed: the accumulate ``RNE_fp32(acc + X_c)`` (:func:`rne32_of_sum`, TwoSum and round to odd
-in plain IEEE float64 operations, element by element).
+compiled loop for speed: the accumulate ``RNE_fp32(acc + X_c)`` (:func:`rne32_of_sum`, TwoSum
+and round to odd in plain IEEE float64 operations, element by element).
 
 - MMA (:func:`mma`): per accumulation chunk of K, the exact sum of the scaled products, then one
   round-to-nearest-even to float32 of ``acc + X_c``. Fast path: one float64 GEMM per chunk, used
