@@ -9,6 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from prodigy_sim.dram.config import (
+    CALIBRATION_SPEED_MTS,
     SPEEDS_MTS,
     ControllerConfig,
     ddr5_org_preset_names,
@@ -30,8 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "hits / misses / conflicts and refreshes."),
     )
     p.add_argument("--trace", required=True, metavar="FILE", help="trace file to replay")
-    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=4800,
-                   help="DDR5 data rate in MT/s (default 4800; 7200 is less certain)")
+    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=CALIBRATION_SPEED_MTS,
+                   help=f"DDR5 data rate in MT/s (default {CALIBRATION_SPEED_MTS}, the "
+                        "calibration system's; 7200 is less certain)")
     p.add_argument("--org", choices=ddr5_org_preset_names(), default="DDR5_16Gb_x8",
                    help="device organization preset (default DDR5_16Gb_x8)")
     p.add_argument("--channels", type=int, default=1, metavar="N",

@@ -7,12 +7,13 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional._mma import MmaStats, mma_source
 from prodigy_sim.functional._operand import operand_from_quantized, operand_source
+from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.numerics import QuantizedTensor
 
 __all__ = ["matmul", "matmul_stats", "DEFAULT_CHUNK"]
 
-#: Accumulation chunk Kc of the MMA specification (elements of K per FP32 rounding).
-DEFAULT_CHUNK = 128
+#: Accumulation chunk Kc of the MMA specification (elements of K per FP32 rounding): spec.CHUNK.
+DEFAULT_CHUNK = CHUNK
 
 
 def _check(a: QuantizedTensor, w: QuantizedTensor, acc, chunk: int) -> np.ndarray:

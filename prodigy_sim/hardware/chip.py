@@ -34,6 +34,11 @@ class ChipConfig(Block):
         if rows * cols < self.cores:
             raise ValueError(f"'noc.rows' x 'noc.cols' = {rows} x {cols} = {rows * cols} routers "
                              f"cannot hold 'cores' = {self.cores}")
+        line, burst = self.core.on_chip_memory.line_bytes, self.memory.dram.org.tx_bytes
+        if line != burst:
+            raise ValueError(f"'core.on_chip_memory.line_bytes' = {line} must equal the DDR5 "
+                             f"burst of 'memory.dram.org' ({burst} bytes): the timing model "
+                             "moves cache lines as whole bursts")
         return self
 
     # --- compute -------------------------------------------------------------------------------

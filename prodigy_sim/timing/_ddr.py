@@ -20,8 +20,6 @@ from prodigy_sim.dram import MemorySystemConfig, simulate_controllers
 
 __all__ = ["DdrRunner"]
 
-LINE = 64
-
 
 class DdrRunner:
     """Runs request batches of one controller (``config``: its DDR5 system) to completion."""
@@ -30,12 +28,14 @@ class DdrRunner:
         self.config = config
         self.subchannels = config.channels
         self.sub_config = config.model_copy(update={"channels": 1})
+        self.line = config.org.tx_bytes
+        """Bytes of one request: a DRAM burst (a cache line of the chip)."""
 
     def map(self, addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Subchannel and per-subchannel byte address of controller-local byte addresses."""
-        line = addr.astype(np.int64, copy=False) // LINE
+        line = addr.astype(np.int64, copy=False) // self.line
         s = self.subchannels
-        return line % s, (line // s) * LINE
+        return line % s, (line // s) * self.line
 
     def complete(self, arrive: np.ndarray, addr: np.ndarray, is_write: np.ndarray,
                  mapped: tuple[np.ndarray, np.ndarray], sel: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""DDR traffic of DMA transfers: 64-B requests, channel interleave, batched DDR5 model, NoC ports.
+"""DDR traffic of DMA transfers: line requests, channel interleave, batched DDR5 model, NoC ports.
 
-A DMA's DDR segments become the 64-byte lines they touch (``Segment`` runs, deduplicated). Lines
+A DMA's DDR segments become the cache lines they touch (``core.on_chip_memory.line_bytes``,
+which is also a DRAM burst) (``Segment`` runs, deduplicated). Lines
 are interleaved over the socket's 32-bit subchannels exactly as the socket-wide DDR5 mapping does
 (``subchannel = line % subchannels``, :meth:`MemoryConfig.socket_memory_system`); controller
 ``k`` owns subchannels ``k*S .. k*S+S-1`` (``S = channel_width_bits / 32``) and is modelled by
@@ -37,11 +38,10 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrRunner
 from prodigy_sim.timing._noc import Mesh
 
-__all__ = ["DmaHandle", "MemorySystem", "segment_lines", "check_batching"]
+__all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
-LINE = 64
 BLOCK_SHIFT = 6
-"""L3 blocks are 2**6 lines (4 KiB)."""
+"""L3 blocks are 2**6 lines (4 KiB of 64-B lines)."""
 LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 
@@ -60,50 +60,60 @@ class DmaHandle:
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
 
 
-_SEG_CACHE: dict[tuple[int, int, int, int], np.ndarray] = {}
-_SEG_CACHE_MAX = 8192
+class LineMap:
+    """The cache lines (``line_bytes`` each) DMA segments touch.
 
+    DMAs of one shape at different addresses touch the same pattern shifted by whole lines, so
+    patterns are cached per (offset in the line, length, stride, count), at most
+    ``max_patterns`` of them (the cache is this object's, cleared when full).
+    """
 
-def _segment_pattern(off: int, length: int, stride: int, count: int) -> np.ndarray:
-    """Sorted unique lines of a segment starting at byte ``off`` (< 64): DMAs of one shape at
-    different addresses touch the same pattern shifted by whole lines, so it is cached."""
-    key = (off, length, stride, count)
-    lines = _SEG_CACHE.get(key)
-    if lines is None:
-        starts = off + stride * np.arange(count, dtype=np.int64)
-        first = starts // LINE
-        n = (starts + length - 1) // LINE - first + 1
-        if np.all(n == n[0]):
-            lines = (first[:, None] + np.arange(n[0], dtype=np.int64)).ravel()
-        else:
-            total = int(n.sum())
-            offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
-            lines = np.repeat(first, n) + offs
-        if count > 1 and not (stride >= length + LINE - 1 or np.all(lines[1:] > lines[:-1])):
-            lines = np.unique(lines)
-        lines.flags.writeable = False
-        if len(_SEG_CACHE) >= _SEG_CACHE_MAX:
-            _SEG_CACHE.clear()
-        _SEG_CACHE[key] = lines
-    return lines
+    def __init__(self, line_bytes: int, max_patterns: int = 8192) -> None:
+        self.line = line_bytes
+        self._cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._max = max_patterns
 
+    def _pattern(self, off: int, length: int, stride: int, count: int) -> np.ndarray:
+        """Sorted unique lines of a segment starting at byte ``off`` (< line_bytes)."""
+        key = (off, length, stride, count)
+        lines = self._cache.get(key)
+        if lines is None:
+            line = self.line
+            starts = off + stride * np.arange(count, dtype=np.int64)
+            first = starts // line
+            n = (starts + length - 1) // line - first + 1
+            if np.all(n == n[0]):
+                lines = (first[:, None] + np.arange(n[0], dtype=np.int64)).ravel()
+            else:
+                total = int(n.sum())
+                offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+                lines = np.repeat(first, n) + offs
+            if count > 1 and not (stride >= length + line - 1
+                                  or np.all(lines[1:] > lines[:-1])):
+                lines = np.unique(lines)
+            lines.flags.writeable = False
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[key] = lines
+        return lines
 
-def segment_lines(segments: tuple[Segment, ...]) -> np.ndarray:
-    """Sorted unique 64-B line indices touched by 2-D strided byte ranges (int64, shape (n,))."""
-    parts = []
-    for s in segments:
-        if s.length <= 0 or s.count <= 0:
-            continue
-        a = s.address
-        parts.append(_segment_pattern(a % LINE, s.length, s.stride, s.count) + a // LINE)
-    if not parts:
-        return np.zeros(0, np.int64)
-    if len(parts) == 1:
-        return parts[0]
-    parts.sort(key=lambda x: int(x[0]))
-    if all(int(parts[i][-1]) < int(parts[i + 1][0]) for i in range(len(parts) - 1)):
-        return np.concatenate(parts)
-    return np.unique(np.concatenate(parts))
+    def of(self, segments: tuple[Segment, ...]) -> np.ndarray:
+        """Sorted unique line indices touched by 2-D strided byte ranges (int64, shape (n,))."""
+        parts = []
+        for s in segments:
+            if s.length <= 0 or s.count <= 0:
+                continue
+            a = s.address
+            parts.append(self._pattern(a % self.line, s.length, s.stride, s.count)
+                         + a // self.line)
+        if not parts:
+            return np.zeros(0, np.int64)
+        if len(parts) == 1:
+            return parts[0]
+        parts.sort(key=lambda x: int(x[0]))
+        if all(int(parts[i][-1]) < int(parts[i + 1][0]) for i in range(len(parts) - 1)):
+            return np.concatenate(parts)
+        return np.unique(np.concatenate(parts))
 
 
 @dataclass
@@ -122,6 +132,8 @@ class MemorySystem:
                  recorder=None, l3_bytes: int = 0) -> None:
         mem = config.memory
         self.dram = mem.dram
+        self.line = config.core.on_chip_memory.line_bytes
+        self.lines = LineMap(self.line)
         self.runner = DdrRunner(mem.dram)
         self.nctrl = mem.channels
         self.sub = mem.dram.channels
@@ -150,7 +162,7 @@ class MemorySystem:
         self.recorder = recorder
         self._latency_lists = mesh.latency.tolist()
         # the shared L3: LRU over 4 KiB blocks, line l homed in the L2 slice of core l % cores
-        self.l3_blocks = l3_bytes // (LINE * LINES_PER_BLOCK)
+        self.l3_blocks = l3_bytes // (self.line * LINES_PER_BLOCK)
         self.l3: OrderedDict | None = OrderedDict() if self.l3_blocks > 0 else None
         self.l3_hit_lines = 0
         self.nslices = config.cores
@@ -179,7 +191,7 @@ class MemorySystem:
     # -- DMA issue and flush -------------------------------------------------------------------
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
-        lines = segment_lines(segments)
+        lines = self.lines.of(segments)
         nbytes = sum(s.nbytes for s in segments)
         h = DmaHandle(core, now, is_write, lines, nbytes, index)
         if is_write:
@@ -237,7 +249,7 @@ class MemorySystem:
         rd_dma, rd_at = [], []
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
-            at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw)
+            at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
             rd_dma.append(dma[rd])
             rd_at.append(at_port + lat_line[rd])
@@ -252,7 +264,7 @@ class MemorySystem:
             rd_at = np.concatenate(rd_at)
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
-            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw)
+            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw, self.line)
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
             np.maximum.at(done, rd_dma, at_core)
@@ -268,7 +280,7 @@ class MemorySystem:
         """Run the lines of a batch through the DDR5 model; completion core cycle per line."""
         ns, s = self.nsub, self.sub
         sub_local = (line % ns) % s
-        addr = ((line // ns) * s + sub_local) * LINE
+        addr = ((line // ns) * s + sub_local) * self.line
         arrive = self.to_dram(start[dma] + 1 + self.mesh.latency[cores[dma], ctrl])
         complete = np.empty_like(arrive)
         mapped = self.runner.map(addr)
@@ -296,7 +308,7 @@ class MemorySystem:
                 self.log.is_write.append(is_w[sel])
                 self.log.complete.append(comp)
         self.requests += int(arrive.size)
-        self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * LINE
+        self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         return self.to_core(complete)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
@@ -374,14 +386,17 @@ class MemorySystem:
         home = hl % self.nslices
         c = cores[hd]
         lat = self.slice_core_lat[home, c]
-        at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw)
+        at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw,
+                         self.line)
         return hd, at + lat
 
 
-def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int) -> np.ndarray:
-    """Cycle each 64-B line has crossed its port: every port serves its lines first come first
-    served, ``LINE / bw`` cycles each, no earlier than ``free[port]`` (updated in place to the
-    port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + LINE / bw`` per port:
+def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
+                line: int) -> np.ndarray:
+    """Cycle each line (``line`` bytes) has crossed its port: every port serves its lines first
+    come first served, ``line / bw`` cycles each, no earlier than ``free[port]`` (updated in
+    place to the port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) +
+    line / bw`` per port:
     ``d_j = max(free, max_{i<=j} (ready_i - r_i s)) + (r_j + 1) s`` with ``r`` the rank within
     the port, evaluated in byte units (``cycles x bw``) so it stays integer."""
     order = np.lexsort((ready, port))
@@ -391,11 +406,11 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int) 
     first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     gid = np.cumsum(np.r_[False, p[1:] != p[:-1]])
     rank = np.arange(n, dtype=np.int64) - first[gid]
-    x = a - rank * LINE
+    x = a - rank * line
     big = int(x.max() - x.min()) + 1
     off = gid * big
     cm = np.maximum.accumulate(x + off) - off
-    d = np.maximum(cm, free[p] * bw) + (rank + 1) * LINE
+    d = np.maximum(cm, free[p] * bw) + (rank + 1) * line
     dep = -(-d // bw)
     last = np.r_[first[1:], n] - 1
     free[p[last]] = dep[last]

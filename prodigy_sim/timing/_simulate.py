@@ -10,7 +10,7 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
 from prodigy_sim.timing._core import Barrier, Core, compile_program
 from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
-from prodigy_sim.timing._memory import LINE, MemorySystem, check_batching, segment_lines
+from prodigy_sim.timing._memory import LineMap, MemorySystem, check_batching
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
 
@@ -128,7 +128,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     the sum over executed MMAs of ``2 M N K / (cores x per-core peak FLOPS of the weight format,
     sparse or not)``; the vector time ``elements x issue interval / (cores x lanes x units)``
     cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata) and ``unique bytes``
-    the distinct 64-B lines they touch (what DDR must move at least once, whatever the shared
+    the distinct cache lines they touch (what DDR must move at least once, whatever the shared
     L3 keeps). ``flops`` counts a MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
     """
     ncores, lay = _prepare(program, config, cores)
@@ -139,13 +139,14 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     t_vector_cycles = 0
     nbytes = 0
     per_vec = vu.fp32_lanes * vu.count
+    lines = LineMap(config.core.on_chip_memory.line_bytes)
     touched = []
     for cid in range(ncores):
         for step in expand(program, cid, ncores, layout=lay):
             ins = step.instruction
             if step.unit == "dma" and step.ddr:
                 nbytes += sum(s.nbytes for s in step.ddr)
-                touched.append(segment_lines(step.ddr))
+                touched.append(lines.of(step.ddr))
             elif ins.opcode in ("MMA", "MMA.SP"):
                 macs = mma_macs(ins, program)
                 w = program.tile[ins.operands[2]].fmt
@@ -158,6 +159,6 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                 flops += el * (2 if ins.opcode == "VFMA" else 1)
                 t_vector_cycles += el * vu.op_interval_cycles[VECTOR_OP_CLASS[ins.opcode]]
     t_vector = t_vector_cycles / (per_vec * ncores * f)
-    unique = np.unique(np.concatenate(touched)).size * LINE if touched else 0
+    unique = np.unique(np.concatenate(touched)).size * lines.line if touched else 0
     t_mem = min(nbytes, unique) / config.peak_ddr_bandwidth_bytes_per_s
     return max(t_matrix, t_vector, t_mem), flops, nbytes
