@@ -60,17 +60,24 @@ OUTLIER_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32")
 
 
 def _store(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` (float64) rounded to ``dtype``: (stored array, its float32 values)."""
+    """``x`` (float64) rounded once to ``dtype``, nearest even: (stored array, float32 values).
+
+    bfloat16 is stored as its uint16 bit pattern (the upper half of the float32): ``x`` is rounded
+    to 8 significant bits (``frexp``/``rint``, subnormal spacing 2^-133), not via float32, which
+    could round twice."""
     if dtype == "float32":
         s = x.astype(np.float32)
         return s, s
     if dtype == "float16":
+        if np.any(np.abs(x) >= 65520.0):  # rounds to Inf in float16
+            raise ConfigError("an outlier exceeds the float16 range; use outlier_dtype='bfloat16' "
+                              "or 'float32'")
         s = x.astype(np.float16)
         return s, s.astype(np.float32)
-    # bfloat16: the upper 16 bits of the float32, rounded to nearest even
-    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    top = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    return top, (top.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    m, e0 = np.frexp(x)  # x = m 2^e0, 0.5 <= |m| < 1: 8 significant bits = ulp 2^(e0 - 8)
+    e = np.maximum(e0, -125)  # below 2^-126: bfloat16 subnormals, fixed spacing 2^-133
+    v = np.ldexp(np.rint(np.ldexp(m, 8 + e0 - e)), e - 8).astype(np.float32)
+    return (v.view(np.uint32) >> np.uint32(16)).astype(np.uint16), v
 
 
 def _likely_outliers(cur: np.ndarray, d: np.ndarray, tau: float, fmt) -> np.ndarray:
