@@ -133,8 +133,10 @@ def test_fp32_floor_and_noclip_are_the_neighbouring_float32s(amax, fmt):
     a = Fraction(float(np.float32(amax)))
     lo = block_scales(x, make_grid(fmt, 2, "fp32", "floor")).values[0, 0]
     hi = block_scales(x, make_grid(fmt, 2, "fp32", "noclip")).values[0, 0]
-    assert Fraction(float(lo)) * top <= a < Fraction(float(np.nextafter(lo, np.float32(1e38)))) * top
-    assert Fraction(float(hi)) * top >= a > Fraction(float(np.nextafter(hi, np.float32(0)))) * top
+    up = Fraction(float(np.nextafter(lo, np.float32(1e38))))
+    down = Fraction(float(np.nextafter(hi, np.float32(0))))
+    assert Fraction(float(lo)) * top <= a < up * top
+    assert Fraction(float(hi)) * top >= a > down * top
 
 
 # ---- properties between rules -------------------------------------------------------------------
