@@ -94,6 +94,22 @@ class InverseFactor:
         return int(self.u.shape[0])
 
 
+def _lower_inverse(lo: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix by halves (``[[A, 0], [C, D]]^-1 = [[A^-1, 0],
+    [-D^-1 C A^-1, D^-1]]``): about K^3 / 3 flops, mostly in matrix products."""
+    k = lo.shape[0]
+    if k <= 64:
+        return np.linalg.inv(lo)
+    h = k // 2
+    a_inv = _lower_inverse(lo[:h, :h])
+    d_inv = _lower_inverse(lo[h:, h:])
+    out = np.zeros_like(lo)
+    out[:h, :h] = a_inv
+    out[h:, h:] = d_inv
+    out[h:, :h] = -(d_inv @ (lo[h:, :h] @ a_inv))
+    return out
+
+
 def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False
                    ) -> InverseFactor:
     """Prepare ``H`` (K, K) for a sweep, as the GPTQ reference does: dead columns get
@@ -123,10 +139,10 @@ def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = F
     damp = float(percdamp * np.mean(np.diagonal(h)))
     h[np.arange(k), np.arange(k)] += damp
     try:
-        lo = np.linalg.cholesky(h)
-        lo_inv = np.linalg.inv(lo)
-        hinv = lo_inv.T @ lo_inv
-        u = np.linalg.cholesky(hinv).T
+        # With J the reversal, J H J = L L^T gives H^-1 = (J L^-1 J)^T (J L^-1 J): U = J L^-1 J
+        # is upper triangular with a positive diagonal, i.e. the Cholesky factor of H^-1.
+        lo = np.linalg.cholesky(h[::-1, ::-1])
+        u = _lower_inverse(lo)[::-1, ::-1]
     except np.linalg.LinAlgError:
         raise ConfigError(f"the damped Hessian (K = {k}, damp = {damp:.3g}) is not positive "
                           "definite; raise 'percdamp' or add calibration inputs") from None
