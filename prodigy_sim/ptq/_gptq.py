@@ -32,10 +32,12 @@ from prodigy_sim.ptq._grid import BlockScales, Grid, block_scales, make_grid, ro
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import PTQResult, build_quantized, quantized_footprint
 from prodigy_sim.ptq._sweep import block_sizes, sweep
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["gptq", "run_obs"]
 
 
+@one_blas_thread
 def gptq(weight: np.ndarray, h: np.ndarray | InverseFactor, *, fmt, block: int | None = 32,
          scale: str = "e8m0", rule: str | None = None, mask: np.ndarray | None = None,
          sparsity=None, act_order: bool | None = None, static_scales: bool | None = None,

@@ -255,8 +255,9 @@ def round_to_scales(x: np.ndarray, s: np.ndarray, fmt: FormatSpec
     s64 = s32.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.where(s64 != 0, x64 / np.where(s64 != 0, s64, 1.0), 0.0)
-    codes = encode(y, fmt, overflow="saturate")
-    values = (decode(codes, fmt) * s32).astype(np.float32)
+    spec = get_format(fmt)
+    codes = encode(y, spec, overflow="saturate")
+    values = (spec.values_f32[codes] * s32).astype(np.float32)  # = decode(codes) * s
     return codes, values
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["hessian", "HessianAccumulator", "InverseFactor", "inverse_factor"]
 
@@ -35,6 +36,7 @@ def _check_inputs(x: np.ndarray) -> np.ndarray:
     return x2
 
 
+@one_blas_thread
 def hessian(x: np.ndarray) -> np.ndarray:
     """``H = (2 / T) x^T x``, float64 ``(K, K)``, from inputs ``x`` of shape ``(..., K)``
     (``T`` = the number of rows after flattening the leading axes)."""
@@ -54,6 +56,7 @@ class HessianAccumulator:
     _sum: np.ndarray | None = None
     tokens: int = 0
 
+    @one_blas_thread
     def add(self, x: np.ndarray) -> None:
         x2 = _check_inputs(x)
         if x2.shape[1] != self.k:
@@ -110,6 +113,7 @@ def _lower_inverse(lo: np.ndarray) -> np.ndarray:
     return out
 
 
+@one_blas_thread
 def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False
                    ) -> InverseFactor:
     """Prepare ``H`` (K, K) for a sweep, as the GPTQ reference does: dead columns get

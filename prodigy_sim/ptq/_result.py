@@ -16,6 +16,7 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import QuantizedTensor, compress, pack
 from prodigy_sim.ptq._grid import BlockScales, Grid
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["PTQResult", "Outliers", "build_quantized", "output_error"]
 
@@ -131,6 +132,7 @@ def quantized_footprint(q: QuantizedTensor) -> dict[str, int]:
             "mask": 0 if q.mask_bits is None else int(q.mask_bits.nbytes)}
 
 
+@one_blas_thread
 def output_error(w: np.ndarray, w_q: np.ndarray, x: np.ndarray) -> float:
     """``||x W^T - x W_q^T||_F`` for inputs ``x (T, K)`` and weights ``(N, K)``, in float64."""
     d = np.asarray(w, dtype=np.float64) - np.asarray(w_q, dtype=np.float64)

@@ -55,6 +55,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.ptq._hadamard import HadamardRotation
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["RotationSite", "llama_rotation_plan", "bert_rotation_plan", "fold_rotations",
            "rotate_right", "rotate_left", "fuse_norm_gain"]
@@ -156,6 +157,7 @@ def _match(weights: dict[str, np.ndarray], name: str) -> list[str]:
     return keys
 
 
+@one_blas_thread
 def fold_rotations(weights: dict[str, np.ndarray], plan: tuple[RotationSite, ...],
                    rotations: dict[str, HadamardRotation]) -> dict[str, np.ndarray]:
     """A new weight dictionary with ``plan`` applied: every site's norm gains fused (gains set

@@ -27,10 +27,12 @@ from prodigy_sim.ptq._gptq import run_obs
 from prodigy_sim.ptq._grid import make_grid
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import PTQResult
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["sparsegpt"]
 
 
+@one_blas_thread
 def sparsegpt(weight: np.ndarray, h: np.ndarray | InverseFactor, *, sparsity="8:4", fmt=None,
               block: int | None = 32, scale: str = "e8m0", rule: str | None = None,
               blocksize: int = 128, percdamp: float = 0.01) -> PTQResult:

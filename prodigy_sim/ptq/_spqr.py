@@ -53,6 +53,7 @@ from prodigy_sim.ptq._grid import BlockScales, make_grid, round_to_scales
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import Outliers, PTQResult, build_quantized
 from prodigy_sim.ptq._sweep import sweep
+from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["spqr", "OUTLIER_DTYPES"]
 
@@ -124,6 +125,7 @@ def _second_level(s1: np.ndarray, tile: int, bits: int
     return c.astype(np.uint8), lo, step, (lo64 + st64 * c).astype(np.float32)
 
 
+@one_blas_thread
 def spqr(weight: np.ndarray, h: np.ndarray | InverseFactor, *, fmt, group: int = 16,
          scale_bits: int = 3, scale_group: int = 16, outlier_threshold: float = 0.2,
          outlier_dtype: str = "float16", simplified: bool = False, blocksize: int = 128,
