@@ -6,8 +6,8 @@ Per transformer layer (random weights and random correlated inputs of the real s
 (576x576), k, v (192x576), o (576x576), gate, up (1536x576), down (576x1536); four Hessians (the
 inputs of q/k/v, o, gate/up, down), each factored once and shared. Times are wall seconds for
 all ``--layers`` layers, measured in one run: Hessians (2/T x^T x), inverse factors, then each
-method over every linear. ``--digest`` prints a SHA-256 of every method's codes and scales, to
-compare runs across BLAS kernels and thread counts.
+method over every linear. ``--digest`` prints a SHA-256 of the float64 Hessians and factors and of
+every method's codes and scales, to compare runs across BLAS kernels and thread counts.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     }
     times = dict.fromkeys(["hessians", "inverse factors", *methods], 0.0)
     errors = {m: 0.0 for m in methods}
-    digests = {m: hashlib.sha256() for m in methods}
+    digests = {m: hashlib.sha256() for m in ["hessians", "inverse factors", *methods]}
     gptq(np.ones((4, 32), np.float32), np.eye(32), fmt=args.fmt)  # JIT warm-up
     for i in range(args.layers):
         ws, xs = layer_data(i, args.tokens)
@@ -69,6 +69,9 @@ def main() -> None:
         facs = {name: {"plain": inverse_factor(h), "act": inverse_factor(h, act_order=True)}
                 for name, h in hs.items()}
         times["inverse factors"] += time.perf_counter() - t
+        for name in INPUTS:
+            digests["hessians"].update(hs[name].tobytes())
+            digests["inverse factors"].update(facs[name]["plain"].u.tobytes())
         for m, fn in methods.items():
             for name, _, src in LINEARS:
                 t = time.perf_counter()
