@@ -75,6 +75,12 @@ def test_random_rotation_is_orthogonal_and_apply_matches_the_matrix(n):
     assert np.array_equal(random_hadamard(n, seed=n).signs, r.signs)
 
 
+def test_online_cost_per_row():
+    assert random_hadamard(1536).ops_per_row() == {"sign_flips": 1536, "add_sub": 1536 * 7,
+                                                   "mul_add": 1536 * 12, "scale_mul": 1536}
+    assert random_hadamard(64).ops_per_row()["mul_add"] == 0
+
+
 # ---- small networks ------------------------------------------------------------------------------
 
 def _rms(x, g):

@@ -177,6 +177,14 @@ class HadamardRotation:
         """Order of each Hadamard block."""
         return self.p * self.m
 
+    def ops_per_row(self) -> dict[str, int]:
+        """Arithmetic of one online :meth:`apply` on a row of ``n`` values: ``sign_flips`` (n),
+        ``add_sub`` of the fast transform (``n log2 m``), ``mul_add`` of the ``p x p`` factor
+        (``n p``, 0 when ``p = 1``) and ``scale_mul`` by ``1 / sqrt(d)`` (n; foldable into the
+        next weights when they are rotated too)."""
+        return {"sign_flips": self.n, "add_sub": self.n * (self.m.bit_length() - 1),
+                "mul_add": self.n * self.p if self.p > 1 else 0, "scale_mul": self.n}
+
     def matrix(self) -> np.ndarray:
         """``Q`` as float64 ``(n, n)``."""
         hd = np.kron(_base(self.p), _sylvester(self.m)).astype(np.float64) / math.sqrt(self.d)
