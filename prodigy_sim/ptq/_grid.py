@@ -38,8 +38,10 @@ bit). Clamping: E8M0 exponents to [-127, 127], E4M3 scales to [2^-9, 448] for a 
 7) ``nearest`` can pick a smaller scale than OCP's ``floor`` (it rounds ``log2(amax / M)``, while
 OCP ignores the mantissa of ``M``); ``floor <= noclip`` always holds.
 
-Elements: ``y = x / s`` (formed in float64, exact for a power of two; for other scales the
-single-rounding argument of ``docs/formats.md`` applies), ``code = encode(y, fmt, "saturate")``,
+Elements: ``y = x / s`` formed in float64 - exact for a power of two; for other scales and
+float32 ``x`` the single-rounding argument of ``docs/formats.md`` applies, as in numerics; for
+float64 ``x`` (GPTQ's compensated weights) it is ``fl64(x / s)`` that is rounded -
+``code = encode(y, fmt, "saturate")``,
 value ``fl32(decode(code) * s)``. A scale of 0 (e4m3/fp32 block of zeros) stores ``encode(0)``
 and the value 0, as ``numerics.quantize`` does. Inputs must be finite.
 """

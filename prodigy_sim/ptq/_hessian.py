@@ -9,9 +9,9 @@ Hessian after columns ``0..q-1`` were fixed (the optimal-brain-surgeon downdate)
 factorization serves the whole column-by-column sweep.
 
 Everything is float64. Products and sums go through BLAS / LAPACK (``matmul``,
-``linalg.cholesky``, ``linalg.inv``), whose summation order depends on the BLAS build, CPU
-kernel and thread count: results are bit-identical for a fixed host and thread count, and
-elsewhere differ in the last bits of float64 (see docs/ptq.md on what that can change).
+``linalg.cholesky``, ``linalg.inv``) held at one thread, so results do not depend on the thread
+count; their summation order depends on the BLAS build and CPU kernel, so on another host they
+can differ in the last bits of float64 (see docs/ptq.md, Determinism, on what that can change).
 """
 
 from __future__ import annotations
