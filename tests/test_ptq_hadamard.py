@@ -17,12 +17,14 @@ from prodigy_sim.ptq import (
     random_hadamard,
 )
 
-SUPPORTED = [n for n in range(1, 1025) if hadamard_order(n) is not None]
+SUPPORTED = [n for n in range(1, 513) if hadamard_order(n) is not None]
 
 
 def test_every_supported_order_is_a_hadamard_matrix():
-    assert len(SUPPORTED) > 150
-    for n in SUPPORTED + [1536, 2048, 2304]:
+    """Every buildable order up to 512 (every Paley base up to 512 among them), and larger
+    model sizes, checked as built."""
+    assert len(SUPPORTED) > 100
+    for n in SUPPORTED + [576, 768, 1024, 1536, 2304]:
         h = hadamard_matrix(n)
         assert set(np.unique(h)) <= {-1, 1}
         hf = h.astype(np.float64)  # integer sums below 2^53: the float64 product is exact
