@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numba
 
-__all__ = ["PARALLEL_MIN_ELEMENTS", "parallel_if_large", "blas_single_thread"]
+__all__ = ["PARALLEL_MIN_ELEMENTS", "parallel_if_large", "blas_single_thread",
+           "one_blas_thread"]
 
 PARALLEL_MIN_ELEMENTS = 1 << 16
 """Smallest first-argument size (elements) that runs the parallel version."""
@@ -58,3 +59,15 @@ def blas_single_thread() -> contextlib.AbstractContextManager:
     0.4 ms with one."""
     ctl = _blas_controller()
     return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
+def one_blas_thread(fn: Callable) -> Callable:
+    """Decorator: run ``fn`` inside :func:`blas_single_thread` (also makes the summation order
+    of its GEMMs and factorizations independent of the thread count)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with blas_single_thread():
+            return fn(*args, **kwargs)
+
+    return call

@@ -5,6 +5,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from prodigy_sim.errors import ConfigError, EncodeError
+from prodigy_sim.numerics import Sparsity
 from prodigy_sim.ptq import (
     block_scales,
     gptq,
@@ -103,7 +104,7 @@ def test_gptq_with_a_given_mask_equals_the_textbook_sweep(act_order):
     assert np.array_equal(got.mask, mask)
     assert np.all(got.weight[~mask] == 0)
     assert np.array_equal(got.quantized.dequantize(), got.weight)
-    assert got.quantized.sparsity == (4, 8)
+    assert got.quantized.sparsity == Sparsity(group=8, kept=4)
 
 
 @pytest.mark.parametrize("fmt", ["tai4", "tai2", "int4", "float4_e2m1fn"])

@@ -39,7 +39,8 @@ def textbook_sparsegpt(w, h, n, m, percdamp=0.01):
 
 @pytest.mark.parametrize("sparsity", ["8:4", "2:4"])
 def test_sparsegpt_equals_the_textbook_sweep(sparsity):
-    n, m = parse_sparsity(sparsity)
+    sp = parse_sparsity(sparsity)
+    n, m = sp.kept, sp.group
     x = calibration(256, 64, seed=2)
     w = weights(8, 64, seed=3)
     h = hessian(x)
@@ -53,7 +54,8 @@ def test_sparsegpt_equals_the_textbook_sweep(sparsity):
 @pytest.mark.parametrize("sparsity", ["8:4", "2:4"])
 @pytest.mark.parametrize("fmt", [None, "tai4", "tai2", "int4"])
 def test_masks_are_exactly_n_of_m_and_beat_magnitude_pruning(sparsity, fmt):
-    n, m = parse_sparsity(sparsity)
+    sp = parse_sparsity(sparsity)
+    n, m = sp.kept, sp.group
     x = calibration(512, 128, seed=5, rank=10)
     w = weights(48, 128, seed=6)
     h = hessian(x)
@@ -66,7 +68,7 @@ def test_masks_are_exactly_n_of_m_and_beat_magnitude_pruning(sparsity, fmt):
     else:
         base = rtn(w, fmt=fmt, sparsity=sparsity).weight
         q = res.quantized
-        assert q.sparsity == (n, m)
+        assert q.sparsity == sp
         assert np.array_equal(unpack_mask(q.mask_bits, n, m, 128), res.mask)
         assert np.array_equal(q.dequantize(), res.weight)
     assert output_error(w, res.weight, x) < 0.8 * output_error(w, base, x)

@@ -8,7 +8,14 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import compress, parse_sparsity
 from prodigy_sim.ptq._hessian import InverseFactor, inverse_factor
 
-__all__ = ["check_weight", "check_mask", "resolve_factor"]
+__all__ = ["check_weight", "check_mask", "resolve_factor", "kept_group"]
+
+
+def kept_group(sparsity) -> tuple[int, int] | None:
+    """``(kept, group)`` of a sparsity given as ``"8:4"``, a pair or a
+    :class:`~prodigy_sim.numerics.Sparsity` (None for dense): the ``(n, m)`` the sweeps use."""
+    sp = parse_sparsity(sparsity)
+    return None if sp is None else (sp.kept, sp.group)
 
 
 def check_weight(weight: np.ndarray) -> np.ndarray:
@@ -25,7 +32,7 @@ def check_weight(weight: np.ndarray) -> np.ndarray:
 def check_mask(mask: np.ndarray | None, sparsity, shape: tuple[int, int]
                ) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """A given N:M keep-mask and its ``(n, m)``; the mask must keep exactly n of every m."""
-    nm = parse_sparsity(sparsity)
+    nm = kept_group(sparsity)
     if mask is None:
         return None, nm
     if nm is None:

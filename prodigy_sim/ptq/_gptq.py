@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import nm_mask
 from prodigy_sim.ptq._checks import check_mask, check_weight, resolve_factor
@@ -32,7 +33,6 @@ from prodigy_sim.ptq._grid import BlockScales, Grid, block_scales, make_grid, ro
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import PTQResult, build_quantized, quantized_footprint
 from prodigy_sim.ptq._sweep import block_sizes, sweep
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["gptq", "run_obs"]
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import SCALE_KINDS, FormatSpec, decode, encode, get_format
+from prodigy_sim.numerics import FormatSpec, ScaleKind, decode, encode, get_format
 
 __all__ = ["SCALE_RULES", "Grid", "BlockScales", "make_grid", "block_scales", "round_to_scales",
            "quantize_rows", "expand_scales"]
@@ -94,8 +94,10 @@ def make_grid(fmt: FormatSpec | str | Grid, block: int | None = 32, scale: str =
     if isinstance(fmt, Grid):
         return fmt
     spec = get_format(fmt)
-    if scale not in SCALE_KINDS:
-        raise ConfigError(f"'scale' must be one of {', '.join(SCALE_KINDS)} (got {scale!r})")
+    if scale not in tuple(ScaleKind):
+        raise ConfigError(f"'scale' must be one of {', '.join(k.value for k in ScaleKind)} "
+                          f"(got {scale!r})")
+    scale = ScaleKind(scale).value
     r = _DEFAULT_RULE[scale] if rule is None else rule
     if r not in SCALE_RULES:
         raise ConfigError(f"'rule' must be one of {', '.join(SCALE_RULES)} (got {rule!r})")

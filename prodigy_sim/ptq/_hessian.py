@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["hessian", "HessianAccumulator", "InverseFactor", "inverse_factor"]
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import QuantizedTensor, compress, pack
+from prodigy_sim.numerics import QuantizedTensor, Sparsity, compress, pack, scale_kind
 from prodigy_sim.ptq._grid import BlockScales, Grid
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["PTQResult", "Outliers", "build_quantized", "output_error"]
 
@@ -121,8 +121,8 @@ def build_quantized(codes: np.ndarray, scales: BlockScales, grid: Grid,
         kept = codes[mask].reshape(n_rows, k * n // m)
     return QuantizedTensor(codes=pack(np.ascontiguousarray(kept), grid.fmt.bits),
                            scales=scales.codes, fmt=grid.fmt, shape=(n_rows, k), axis=1,
-                           block=block, scale=grid.scale,
-                           sparsity=None if mask is None else tuple(sparsity),
+                           block=block, scale=scale_kind(grid.scale),
+                           sparsity=None if mask is None else Sparsity(group=m, kept=n),
                            mask_bits=mask_bits)
 
 

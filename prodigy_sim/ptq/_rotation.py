@@ -53,9 +53,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.ptq._hadamard import HadamardRotation
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["RotationSite", "llama_rotation_plan", "bert_rotation_plan", "fold_rotations",
            "rotate_right", "rotate_left", "fuse_norm_gain"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import nm_mask, parse_sparsity, wanda_scores
-from prodigy_sim.ptq._checks import check_mask, check_weight
+from prodigy_sim.numerics import nm_mask, wanda_scores
+from prodigy_sim.ptq._checks import check_mask, check_weight, kept_group
 from prodigy_sim.ptq._grid import make_grid, quantize_rows
 from prodigy_sim.ptq._result import PTQResult, build_quantized, quantized_footprint
 
@@ -25,7 +25,7 @@ def prune_mask(weight: np.ndarray, sparsity, *, prune: str = "magnitude",
                act_norms: np.ndarray | None = None) -> np.ndarray:
     """bool ``(N, K)`` N:M keep-mask along K by ``prune`` = ``"magnitude"`` or ``"wanda"``
     (``act_norms``: ``(K,)`` L2 norms of each input feature over the calibration tokens)."""
-    nm = parse_sparsity(sparsity)
+    nm = kept_group(sparsity)
     if nm is None:
         raise ConfigError("prune_mask needs a 'sparsity' such as '8:4'")
     w = np.asarray(weight)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import parse_sparsity
-from prodigy_sim.ptq._checks import check_weight, resolve_factor
+from prodigy_sim.ptq._checks import check_weight, kept_group, resolve_factor
 from prodigy_sim.ptq._gptq import run_obs
 from prodigy_sim.ptq._grid import make_grid
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import PTQResult
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["sparsegpt"]
 
@@ -51,7 +50,7 @@ def sparsegpt(weight: np.ndarray, h: np.ndarray | InverseFactor, *, sparsity="8:
         :class:`PTQResult` with ``mask`` (exactly n of every m along K), ``weight`` (float32,
         pruned positions 0) and, when quantized, ``quantized``.
     """
-    nm = parse_sparsity(sparsity)
+    nm = kept_group(sparsity)
     if nm is None:
         raise ConfigError("sparsegpt needs a 'sparsity' such as '8:4' or '2:4'")
     grid = None if fmt is None else make_grid(fmt, block, scale, rule)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import packed_row_bytes
 from prodigy_sim.ptq._checks import check_weight, resolve_factor
@@ -53,7 +54,6 @@ from prodigy_sim.ptq._grid import BlockScales, make_grid, round_to_scales
 from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import Outliers, PTQResult, build_quantized
 from prodigy_sim.ptq._sweep import sweep
-from prodigy_sim.ptq._threads import one_blas_thread
 
 __all__ = ["spqr", "OUTLIER_DTYPES"]
 
