@@ -136,10 +136,15 @@ def _t16128() -> dict:
             "channels": Cited(16, T16128 + ": 16 DDR5 controllers"),
             "channel_width_bits": Cited(64, T16128 + ": 64-bit channels"),
             "capacity_bytes": Cited(8 * TIB, T16128 + ": up to 8 TB, read as 16 x 512 GiB"),
+            "interleave_bytes": Cited(64, "assumption: cache-line interleave over the 32-bit "
+                                      "subchannels (memory controllers not public)"),
             "dram": {
-                "mapping": Cited("RoCoBaBgCh", "assumption: typical server controller - "
-                                 "consecutive lines rotate over the bank groups, as DDR5's tCCD_L "
-                                 "(2.25 x tCCD_S at 7200) rewards (memory controllers not public)"),
+                "mapping": Cited("RoBaRaCoCh", "assumption: open-page, row-major mapping inside "
+                                 "a subchannel (the DDR5 model's default), so a stream keeps its "
+                                 "row open and many concurrent streams fill the bank groups; "
+                                 "RoCoBaBgCh turns 128 interleaved streams into row conflicts "
+                                 "(docs/dram.md, 'Address mapping on the chip') - memory "
+                                 "controllers not public"),
                 "org": Cited("DDR5_16Gb_x8", "assumption: the calibrated reference device "
                              "(DIMM organization not public)"),
                 "timing": Cited(7200, T16128 + ": DDR5-7200; timings JESD79-5 7200AN "

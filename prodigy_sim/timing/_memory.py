@@ -138,6 +138,7 @@ class MemorySystem:
         self.nctrl = mem.channels
         self.sub = mem.dram.channels
         self.nsub = self.nctrl * self.sub
+        self.ilv = max(1, mem.interleave_bytes // self.line)   # lines per interleave run
         self.mesh = mesh
         t = mem.dram.timing
         f = round(config.frequency_hz)
@@ -227,7 +228,7 @@ class MemorySystem:
         sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
         line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
-        ctrl = (line % self.nsub) // self.sub
+        ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
         comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
         done = np.zeros(n, np.int64)
@@ -278,9 +279,10 @@ class MemorySystem:
 
     def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
         """Run the lines of a batch through the DDR5 model; completion core cycle per line."""
-        ns, s = self.nsub, self.sub
-        sub_local = (line % ns) % s
-        addr = ((line // ns) * s + sub_local) * self.line
+        ns, s, g = self.nsub, self.sub, self.ilv
+        run = line // g
+        sub_local = (run % ns) % s
+        addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
         arrive = self.to_dram(start[dma] + 1 + self.mesh.latency[cores[dma], ctrl])
         complete = np.empty_like(arrive)
         mapped = self.runner.map(addr)
