@@ -139,12 +139,9 @@ def _t16128() -> dict:
             "interleave_bytes": Cited(64, "assumption: cache-line interleave over the 32-bit "
                                       "subchannels (memory controllers not public)"),
             "dram": {
-                "mapping": Cited("RoBaRaCoCh", "assumption: open-page, row-major mapping inside "
-                                 "a subchannel (the DDR5 model's default), so a stream keeps its "
-                                 "row open and many concurrent streams fill the bank groups; "
-                                 "RoCoBaBgCh turns 128 interleaved streams into row conflicts "
-                                 "(docs/dram.md, 'Address mapping on the chip') - memory "
-                                 "controllers not public"),
+                "mapping": Cited("RoCoBaBgCh", "assumption: typical server controller - "
+                                 "consecutive lines rotate over the bank groups, as DDR5's tCCD_L "
+                                 "(2.25 x tCCD_S at 7200) rewards (memory controllers not public)"),
                 "org": Cited("DDR5_16Gb_x8", "assumption: the calibrated reference device "
                              "(DIMM organization not public)"),
                 "timing": Cited(7200, T16128 + ": DDR5-7200; timings JESD79-5 7200AN "

@@ -95,9 +95,13 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
         out.append(f"a {ins.operands[1]} is sparse")
     if spec.mnemonic == "DIVI" and ins.operands[2] == 0:
         out.append("division by zero")
+    if spec.mnemonic == "DMA.LDM" and (ins.operands[4] < 1 or ins.operands[5] < 1):
+        out.append(f"multicast group size {ins.operands[4]} and stride {ins.operands[5]} must "
+                   "be >= 1")
     if spec.shape == "dma":
-        tile = program.tile[ins.operands[0] if spec.mnemonic == "DMA.LD" else ins.operands[3]]
-        ten = program.tensor[ins.operands[1] if spec.mnemonic == "DMA.LD" else ins.operands[0]]
+        store = spec.mnemonic == "DMA.ST"
+        tile = program.tile[ins.operands[3] if store else ins.operands[0]]
+        ten = program.tensor[ins.operands[0] if store else ins.operands[1]]
         if tile.storage != ten.storage:
             out.append(f"tile {tile.name} and tensor {ten.name} are stored differently "
                        f"({tile.storage} vs {ten.storage}); DMA does not convert")

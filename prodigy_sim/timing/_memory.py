@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prodigy_sim.errors import SimulationError
 from prodigy_sim.dram import simulate_requests
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
@@ -47,17 +48,24 @@ LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 @dataclass(slots=True, eq=False)
 class DmaHandle:
-    """One DMA transfer in flight. ``done`` (core cycle) is None until its batch is flushed."""
+    """One DMA transfer in flight. ``done`` (core cycle) is None until its batch is flushed.
+
+    A multicast load (DMA.LDM) is one transfer for its whole group: every member holds a handle
+    of its own (``issue`` = its own issue cycle); the transfer's handle is the first member's,
+    and lists all of them (itself first) in ``members``. ``waiting`` is set on a member whose
+    group has not been issued by every member yet (the SimPy event that fires when it has)."""
 
     core: int
     issue: int
     is_write: bool
-    lines: np.ndarray
+    lines: np.ndarray | None
     nbytes: int
     index: int
     done: int | None = None
     released: int = 0
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
+    members: list[DmaHandle] | None = None
+    waiting: object | None = None
 
 
 class LineMap:
@@ -179,6 +187,9 @@ class MemorySystem:
         self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
             mesh.hop_latency
         self.slice_free = np.zeros(self.nslices, np.int64)
+        self.ctrl_core_lat = np.ascontiguousarray(mesh.latency.T)   # controller x core
+        self.multicast_transfers = 0
+        self.mc_open: dict[tuple, dict] = {}      # multicast groups waiting for members
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -207,6 +218,46 @@ class MemorySystem:
             self.pending.append(h)
         return h
 
+    def join_multicast(self, env, core: int, now: int, step, members: tuple[int, ...],
+                       seq: int) -> DmaHandle:
+        """Core ``core``'s part of its group's ``seq``-th multicast load (``members``: the
+        group's cores). The last member to join issues the transfer; until then the handle's
+        ``waiting`` event tells a core that needs the data to wait for the others."""
+        key = (members, seq)
+        h = DmaHandle(core, now, False, None, sum(s.nbytes for s in step.ddr), step.index)
+        group = self.mc_open.get(key)
+        if group is None:
+            group = self.mc_open[key] = {"handles": [], "ddr": step.ddr, "event": env.event()}
+        elif group["ddr"] != step.ddr:
+            raise SimulationError(f"core {core}: multicast load {seq} of group {list(members)} "
+                                  "reads another window than the first member's")
+        group["handles"].append(h)
+        h.waiting = group["event"]
+        if len(group["handles"]) == len(members):
+            del self.mc_open[key]
+            order = {c: i for i, c in enumerate(members)}
+            handles = sorted(group["handles"], key=lambda m: order[m.core])
+            for m in handles:
+                m.waiting = None
+            self.issue_multicast(handles, group["ddr"])
+            group["event"].succeed()
+        return h
+
+    def issue_multicast(self, members: list[DmaHandle], segments: tuple[Segment, ...]) -> None:
+        """Issue the transfer of a complete multicast group (``members``: one handle per core,
+        in group order, each with its own issue cycle). It starts when the last member issued;
+        DDR (or the L3) is read once, from the first member's position."""
+        lead = members[0]
+        start = max(h.issue for h in members)
+        t = DmaHandle(lead.core, start, False, self.lines.of(segments),
+                      sum(s.nbytes for s in segments), lead.index, members=members)
+        if t.lines.size == 0:
+            for h in members:
+                h.done = start + 1
+        else:
+            self.pending.append(t)
+        self.multicast_transfers += 1
+
     def flush(self) -> None:
         """Run the pending batch through the shared L3, the NoC ports and the DDR5 model; set
         every ``done``."""
@@ -230,7 +281,7 @@ class MemorySystem:
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
-        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
+        comp_core = self._ddr(line, ctrl, dma, start[dma], cores, is_w) if line.size else line
         done = np.zeros(n, np.int64)
         lat_line = mesh.latency[cores[dma], ctrl]
         wr = np.flatnonzero(is_w)
@@ -247,43 +298,70 @@ class MemorySystem:
         # hits), then the core's port out of the mesh (and its scratchpad write port), serve
         # 64-B lines first come first served as they become ready, so a port interleaves the
         # DMAs whose lines it carries
-        rd_dma, rd_at = [], []
+        # (dma, cycle a line leaves its source port, latency matrix row per source: src x core)
+        rd_dma, rd_leave, rd_lat = [], [], []
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
             at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
             rd_dma.append(dma[rd])
-            rd_at.append(at_port + lat_line[rd])
+            rd_leave.append(at_port)
+            rd_lat.append(self.ctrl_core_lat[ctrl[rd]])
         if l3_info is not None:
-            hit_dma, hit_at = self._l3_serve(l3_info, line, dma, ctrl, comp_core, start, cores,
-                                             core_bw)
+            hit_dma, hit_leave, hit_home = self._l3_serve(l3_info, line, dma, ctrl, comp_core,
+                                                          start, cores, core_bw)
             if hit_dma.size:
                 rd_dma.append(hit_dma)
-                rd_at.append(hit_at)
+                rd_leave.append(hit_leave)
+                rd_lat.append(self.slice_core_lat[hit_home])
+        receivers = [h.members or [h] for h in batch]
         if rd_dma:
             rd_dma = np.concatenate(rd_dma)
-            rd_at = np.concatenate(rd_at)
+            rd_leave = np.concatenate(rd_leave)
+            rd_lat = np.concatenate(rd_lat)
+            # every receiving core takes every line of its transfer (a multicast fans out)
+            nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
+            first_recv = np.cumsum(nrecv) - nrecv
+            recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
+            k = nrecv[rd_dma]
+            rows = np.repeat(np.arange(rd_dma.size), k)
+            rid = first_recv[rd_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k,
+                                                                               k))
+            dest = recv_core[rid]
+            arrive_at = rd_leave[rows] + rd_lat[rows, dest]
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
-            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw, self.line)
+            at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line)
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
-            np.maximum.at(done, rd_dma, at_core)
-        for h, d in zip(batch, done.tolist(), strict=True):
-            h.done = d
+            recv_done = np.zeros(recv_core.size, np.int64)
+            np.maximum.at(recv_done, rid, at_core)
+            recv_done = recv_done.tolist()
+        else:
+            recv_done = None
+        pos = 0
+        for h, d, r in zip(batch, done.tolist(), receivers, strict=True):
+            if recv_done is not None and not h.is_write:
+                for m in r:
+                    m.done = max(d, recv_done[pos])
+                    pos += 1
+            else:
+                h.done = d
+                pos += len(r)
         for h in batch:
             h.lines = None
         if self.recorder is not None:
             for h in batch:
                 self.recorder.dma(h)
 
-    def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
-        """Run the lines of a batch through the DDR5 model; completion core cycle per line."""
+    def _ddr(self, line, ctrl, dma, sent, cores, is_w) -> np.ndarray:
+        """Run the lines of a batch through the DDR5 model (``sent``: the core cycle each line's
+        request leaves its core); completion core cycle per line."""
         ns, s, g = self.nsub, self.sub, self.ilv
         run = line // g
         sub_local = (run % ns) % s
         addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
-        arrive = self.to_dram(start[dma] + 1 + self.mesh.latency[cores[dma], ctrl])
+        arrive = self.to_dram(sent + 1 + self.mesh.latency[cores[dma], ctrl])
         complete = np.empty_like(arrive)
         mapped = self.runner.map(addr)
         by_ctrl = np.argsort(ctrl, kind="stable")
@@ -365,9 +443,10 @@ class MemorySystem:
     def _l3_serve(self, info, line, dma, ctrl, comp_core, start, cores, bw
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Set the slice-ready cycle of the blocks this batch filled from DDR, then stream the
-        hits through their home slices' ports. Returns (dma, cycle at the core's port) of every
-        hit line."""
+        hits through their home slices' ports. Returns the dma, the cycle it leaves its slice's
+        port and the home slice of every hit line."""
         hit_parts, fill_parts = info
+        empty = np.zeros(0, np.int64)
         if fill_parts:
             # a filled line reaches its home slice from its controller
             bounds = np.searchsorted(dma, np.arange(len(start) + 1)).tolist()
@@ -380,7 +459,7 @@ class MemorySystem:
                     if r > e[1]:
                         e[1] = r
         if not hit_parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return empty, empty, empty
         hd = np.concatenate([np.full(hl.size, i, np.int64) for i, hl, _, _ in hit_parts])
         hl = np.concatenate([hl for _, hl, _, _ in hit_parts])
         ready = np.concatenate([np.array([e[1] for e in es], np.int64)[b]
@@ -390,7 +469,7 @@ class MemorySystem:
         lat = self.slice_core_lat[home, c]
         at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw,
                          self.line)
-        return hd, at + lat
+        return hd, at, home
 
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
