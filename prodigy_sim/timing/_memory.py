@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prodigy_sim.errors import SimulationError
 from prodigy_sim.dram import simulate_requests
+from prodigy_sim.errors import SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrRunner
