@@ -31,7 +31,8 @@ class Step(NamedTuple):
     ``index``: position in ``program.instructions``; ``unit``: the opcode table's unit class;
     ``args``: the evaluated ``expr`` operands in order (DMA: ``(row, col)`` element offsets;
     DMA.LDM: ``(row, col, size, stride)``; LOOP: ``(count,)``); ``ddr``: for a DMA when a layout
-    was given, the DDR byte ranges (codes, scales, metadata) of the window; ``spm``: the tile's scratchpad base offset (DMA with a layout).
+    was given, the DDR byte ranges (codes, scales, metadata) of the window; ``spm``: the tile's
+    scratchpad base offset (DMA with a layout).
     """
 
     index: int
