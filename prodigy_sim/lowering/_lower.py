@@ -36,8 +36,9 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table
 from prodigy_sim.lowering._attention import attention_kernel
-from prodigy_sim.lowering._common import Budgets, Kernel, split_cols
+from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
+from prodigy_sim.lowering._mapper import map_linear
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
 from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
@@ -163,23 +164,15 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 
 
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
-                budgets: Budgets, cap: int | None = None) -> Kernel:
+                config: ChipConfig, budgets: Budgets, cap: int | None = None,
+                l3: bool = True) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
-    ``cores``: accumulator tiles of at most ``budgets.acc_max_rows`` rows, output columns split
-    over the cores (:func:`~prodigy_sim.lowering._common.split_cols`); ``cap``: unit cap."""
-    gated = epilogue == "gated"
-    rows = budgets.acc_max_rows
-    if m <= rows:
-        mt, am = m, 1
-    else:
-        if m % rows:
-            raise ConfigError(f"{name}: {m} rows are not a multiple of {rows}")
-        mt, am = rows, 2 if m % (2 * rows) == 0 else 1
-    mblocks = m // (mt * am)
-    per = budgets.n_accumulators // (am * (2 if gated else 1))
-    nt, an = split_cols(n, max(1, cores // mblocks), max_group=min(4, per))
-    return linear_kernel(name, m, n, k, weight=w, cores=cores, epilogue=epilogue, mt=mt, am=am,
-                         nt=nt, an=an, budgets=budgets, unit_cap=cap)
+    ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
+    ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it)."""
+    act = BF16 if w.fmt.wide else ACT
+    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3)
+    return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
+                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
@@ -226,7 +219,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         return total
 
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
-        return functools.partial(plan_linear, name, m, n, k, w, p, epi, bud)
+        return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud)
 
     stages = []
     for group in card.layer_groups():

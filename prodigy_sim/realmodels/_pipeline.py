@@ -144,7 +144,8 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         kernels["final_norm"] = norm_kernel("final_norm", t, h, kind="rmsnorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
         hst = weight_storage(scenario.formats.head, None, config, "formats.head")
-        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store", bud)
+        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store",
+                                         config, bud)
     else:
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)

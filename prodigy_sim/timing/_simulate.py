@@ -84,12 +84,13 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
         config_name=config.name, ncores=ncores, frequency_hz=config.frequency_hz,
         cycles=max(c.end_cycle for c in results), cores=results,
         channel_bytes=tuple(int(b) for b in memory.bytes_per_ctrl),
-        dram_requests=memory.requests, memory_batches=memory.flushes)
+        dram_requests=memory.requests, memory_batches=memory.flushes,
+        l3_hit_bytes=memory.l3_hit_lines * memory.line, multicasts=memory.multicast_transfers)
     return res, memory
 
 
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
-             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
+             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None
              ) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
@@ -97,8 +98,8 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     the tile and the config field). ``recorder`` (e.g. :class:`ChromeTraceRecorder`) receives
     the timeline; ``dma_outstanding`` is the number of transfers a core's DMA engine keeps in
     flight. ``l3_bytes`` is the capacity of the shared "virtual L3" that DMA loads look up
-    before DDR: 0 (the default) turns it off, None sizes it with :func:`default_l3_bytes` (the
-    chip's L2 less the program's scratchpad use). Raises SimulationError on deadlock (a
+    before DDR: None (the default) sizes it with :func:`default_l3_bytes` (the chip's L2 less
+    the program's scratchpad use), 0 turns it off. Raises SimulationError on deadlock (a
     BARRIER some cores never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
@@ -106,7 +107,7 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
-                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None
                    ) -> dict[str, float]:
     """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
 
