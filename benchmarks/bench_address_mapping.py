@@ -52,7 +52,7 @@ def patterns(config: ChipConfig) -> dict[str, float]:
     out["gemv 3 streams/core"] = _ratio(k.program, config, k.mma_flops, k.compulsory_bytes)
     for (gm, gn, m, n) in ((4, 32, 512, 8192), (8, 16, 1024, 4096)):
         k = linear_kernel("g", m, n, 8192, weight=w, cores=128, epilogue="store", budgets=bud,
-                          mapping=LinearMapping(64, 2, 64, 4, 1024, gm, gn, "mn", True, True))
+                          mapping=LinearMapping(64, 2, 64, 4, 1024, gm, gn, "mn", True))
         out[f"gemm {gm}x{gn} multicast"] = _ratio(k.program, config, k.mma_flops,
                                                    k.compulsory_bytes)
     return out

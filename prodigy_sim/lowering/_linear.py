@@ -61,8 +61,6 @@ class LinearMapping:
     gn: int
     order: str = "mn"
     multicast: bool = False
-    packed: bool = False
-    """W is stored tile-major (:func:`packed_weight_shape`): each (nt, kt) tile contiguous."""
 
     @property
     def block_m(self) -> int:
@@ -79,7 +77,7 @@ class LinearMapping:
 
     def describe(self) -> str:
         """One line: e.g. ``grid 16x8 (multicast), blocks 128x256 (2x64 by 4x64), kt 1024, mn``."""
-        share = (" multicast" if self.multicast else "") + (" packed" if self.packed else "")
+        share = " multicast" if self.multicast else ""
         return (f"grid {self.gm}x{self.gn}{share}, blocks {self.block_m}x{self.block_n} "
                 f"({self.am}x{self.mt} by {self.an}x{self.nt}), kt {self.kt}, {self.order}")
 
@@ -122,14 +120,7 @@ def _check(name: str, m: int, n: int, k: int, mp: LinearMapping, cores: int, bud
     if mp.multicast:
         need((m // mp.block_m) % mp.gm == 0 and (n // mp.block_n) % mp.gn == 0,
              "multicast needs gm to divide the row blocks and gn the column blocks")
-    if mp.packed:
-        need(k % mp.kt == 0, "packed weights need kt to divide K")
 
-
-def packed_weight_shape(n: int, k: int, nt: int, kt: int) -> tuple[int, int]:
-    """Shape of W (N, K) stored tile-major for ``(nt, kt)`` tiles: ``(N K / kt, kt)``, tile
-    ``(j, t)`` (rows ``j nt ..``, columns ``t kt ..``) in rows ``(j K / kt + t) nt ..``."""
-    return n * (k // kt), kt
 
 
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
@@ -158,10 +149,9 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
 
     b = ProgramBuilder()
     x = b.tensor("X", (m, k), act)
-    w_shape = packed_weight_shape(n, k, nt, kt) if mp.packed else (n, k)
-    ws = [b.tensor("W", w_shape, weight)]
+    ws = [b.tensor("W", (n, k), weight)]
     if gated:
-        ws.append(b.tensor("WU", w_shape, weight))
+        ws.append(b.tensor("WU", (n, k), weight))
     y = b.tensor("Y", (m, n), out_st)
     bias = b.tensor("BIAS", (1, n), F32) if has_bias else None
     res = b.tensor("R", (m, n), BF16) if has_res else None
@@ -182,9 +172,8 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     bt = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)] if has_bias else None
     rt = b.tile("RT", (mt, nt), BF16) if has_res else None
 
-    (r_i, r_j, r_cn, r_t, r_row, r_col, r_k, r_k1, r_a, r_b, r_cnt, r_x, r_y, r_p) = (
-        Reg(i) for i in range(1, 15))
-    r_zero = Reg(15)                                       # never written: 0
+    (r_i, r_j, r_cn, r_t, r_row, r_col, r_k, r_k1, r_a, r_b, r_cnt, r_x, r_y) = (
+        Reg(i) for i in range(1, 14))
     # grid position (idle cores get no blocks) and this core's block counts
     b.divi(r_i, CID, mp.gn)
     b.muli(r_j, r_i, mp.gn)
@@ -217,23 +206,16 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
                 b.dma_ldm(xs_[s][i], x, row, col, mp.gn, 1)
             else:
                 b.dma_ld(xs_[s][i], x, row, col)
-        wcol = col
-        if mp.packed:                   # tile (col / nt, k / kt) of W: rows (.. K/kt + ..) nt
-            b.divi(r_p, col, kt)
-            b.muli(r_p, r_p, nt)
-            b.muli(r_y, r_col, nk)
-            b.add(r_p, r_p, r_y)
-            wcol = 0
         for g, w in enumerate(ws):
             for j in range(an):
-                cr = r_p if mp.packed else r_col
+                cr = r_col
                 if j:
-                    b.addi(r_y, cr, j * (nt * nk if mp.packed else nt))
+                    b.addi(r_y, r_col, j * nt)
                     cr = r_y
                 if mp.multicast:
-                    b.dma_ldm(wt_[s][g][j], w, cr, r_zero if mp.packed else col, mp.gm, mp.gn)
+                    b.dma_ldm(wt_[s][g][j], w, cr, col, mp.gm, mp.gn)
                 else:
-                    b.dma_ld(wt_[s][g][j], w, cr, wcol)
+                    b.dma_ld(wt_[s][g][j], w, cr, col)
 
     def compute(s: int, xs_, wt_) -> None:
         for g in range(len(ws)):

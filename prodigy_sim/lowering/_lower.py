@@ -181,8 +181,9 @@ def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
-                cores: int | None = None) -> LoweredModel:
-    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores."""
+                cores: int | None = None, l3: bool = True) -> LoweredModel:
+    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
+    ``l3``: the mappings may count on the shared L3."""
     if card.family == "switch":
         raise ConfigError(f"model {card.name!r}: switch (mixture-of-experts encoder-decoder) "
                           "models are not lowered; use 'prodigy-sim footprint'")
@@ -219,7 +220,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         return total
 
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
-        return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud)
+        return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud, l3=l3)
 
     stages = []
     for group in card.layer_groups():

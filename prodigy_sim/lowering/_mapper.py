@@ -9,9 +9,16 @@ only rank candidates, they are never reported as results.
 Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm) ceil(nb/gn)``)::
 
     compute  = B * sum over its MMAs of mma_cycles (the matrix unit's occupancy)
-    port     = B * bytes a block brings into a core / (the core's port bytes/cycle)
-    ddr      = distinct DDR bytes / (peak DDR bytes/cycle * DDR_EFFICIENCY)
+    port     = B * bytes a block brings into a core / min(port bytes/cycle,
+                                                      2 * K-step bytes / (fill + K-step bytes / port))
+    ddr      = sum over X, W, Y of distinct bytes / (peak DDR bytes/cycle * eff(run))
     time     = max(compute, port, ddr) + B * fill
+
+``eff(run) = DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``: DDR5 serves long contiguous runs
+near its peak and short strided ones far below it (row activations per line; see docs/dram.md);
+``run`` is a tile's contiguous bytes - the whole tile when it spans the rows' full length, else
+one row of it. The second term of ``port`` is the double-buffered stream of one core: two K
+steps in flight, each waiting a DDR round trip.
 
 ``fill`` is the latency the first K tile of every block waits (a DDR round trip), which double
 buffering does not hide because a block's first loads follow the previous block's epilogue.
@@ -36,10 +43,12 @@ from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
 from prodigy_sim.numerics import Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "linear_cost", "DDR_EFFICIENCY", "FILL_CYCLES"]
+__all__ = ["map_linear", "linear_cost", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
 
-DDR_EFFICIENCY = 0.8
-"""Fraction of the peak DDR bandwidth the costs assume many concurrent streams reach."""
+DDR_EFFICIENCY = 0.9
+"""Fraction of the peak DDR bandwidth the costs assume long contiguous streams reach."""
+RUN_HALF_BYTES = 1024
+"""Contiguous run length at which the costs assume half of :data:`DDR_EFFICIENCY`."""
 FILL_CYCLES = 1500
 """Core cycles a block's first K tile waits for its data (a DDR round trip, ~260 ns at
 5.7 GHz) in the costs."""
@@ -61,7 +70,9 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     w_block = nw * weight.nbytes(mp.block_n, k)
     port_bw = min(config.noc.link_bandwidth_bytes_per_cycle,
                   config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle)
-    port = per_core * (a_block + w_block) / port_bw
+    step = (act.nbytes(mp.block_m, kt) + nw * weight.nbytes(mp.block_n, kt))
+    stream_bw = min(port_bw, 2 * step / (FILL_CYCLES + step / port_bw))
+    port = per_core * (a_block + w_block) / stream_bw
     a_all, w_all = act.nbytes(m, k), nw * weight.nbytes(n, k)
     out = (ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16).nbytes(m, n)
     if mp.order == "mn":            # X row blocks stay in use, W column blocks stream
@@ -74,7 +85,13 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
         a_fetch = max(a_fetch, a_all * nb)
         w_fetch = max(w_fetch, w_all * mb)
     peak = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz
-    ddr = (a_fetch + w_fetch + out) / (peak * DDR_EFFICIENCY)
+
+    def eff(rows: int, st: Storage) -> float:
+        run = st.nbytes(rows, k) if kt == k else st.nbytes(1, kt)
+        return DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)
+
+    ddr = (a_fetch / eff(mp.mt, act) + w_fetch / eff(mp.nt, weight)
+           + out / eff(1, BF16)) / peak
     return max(compute, port, ddr) + per_core * FILL_CYCLES
 
 
@@ -137,7 +154,7 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
                config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True
                ) -> LinearMapping:
     """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
-    cores of ``config`` (``l3``: the shared L3 is on). Ties go to fewer cores, then larger
+    cores of ``config`` (``l3``: the shared L3 is on). Ties go to more cores, then larger
     blocks, then the order of enumeration."""
     tile_budget = budgets.onchip_bytes
     best: tuple | None = None
@@ -145,7 +162,7 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
         tiles = linear_tile_bytes(mp, k, weight, act, epilogue)
         l3_bytes = max(0, (budgets.onchip_bytes - tiles)) * config.cores if l3 else 0
         cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes)
-        key = (round(cost), mp.cores, -mp.block_m * mp.block_n, -mp.kt)
+        key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
         if best is None or key < best[0]:
             best = (key, mp)
     if best is None:
