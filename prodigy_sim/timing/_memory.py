@@ -52,12 +52,18 @@ class DmaHandle:
     core: int
     issue: int
     is_write: bool
-    lines: np.ndarray
+    lines: np.ndarray | None
+    """The cache lines it touches; dropped (None) when its batch is flushed."""
     nbytes: int
     index: int
     done: int | None = None
     released: int = 0
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
+
+    def pending_lines(self) -> np.ndarray:
+        """``lines`` of a DMA whose batch is not flushed yet."""
+        assert self.lines is not None  # dropped only once its batch is flushed
+        return self.lines
 
 
 class LineMap:
@@ -221,9 +227,9 @@ class MemorySystem:
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
         if self.l3 is not None:
-            to_ddr, l3_info = self._l3_lookup(batch)
+            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
         else:
-            to_ddr, l3_info = [h.lines for h in batch], None
+            to_ddr, l3_info = [h.pending_lines() for h in batch], None
         sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
         line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
@@ -260,14 +266,13 @@ class MemorySystem:
                 rd_dma.append(hit_dma)
                 rd_at.append(hit_at)
         if rd_dma:
-            rd_dma = np.concatenate(rd_dma)
-            rd_at = np.concatenate(rd_at)
+            dmas = np.concatenate(rd_dma)
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
-            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw, self.line)
+            at_core = _fifo_ports(cores[dmas], np.concatenate(rd_at), free, core_bw, self.line)
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
-            np.maximum.at(done, rd_dma, at_core)
+            np.maximum.at(done, dmas, at_core)
         for h, d in zip(batch, done.tolist(), strict=True):
             h.done = d
         for h in batch:
@@ -312,15 +317,16 @@ class MemorySystem:
         return self.to_core(complete)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle]) -> tuple[list[np.ndarray], tuple]:
+    def _l3_lookup(self, batch: list[DmaHandle], l3: OrderedDict
+                   ) -> tuple[list[np.ndarray], tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
         bit per 64-B line). Returns the lines each DMA takes from DDR and the hits."""
-        l3, cap = self.l3, self.l3_blocks
+        cap = self.l3_blocks
         to_ddr = []
         hit_parts = []      # (dma, lines, entries of the lines' blocks)
         fill_parts = []     # (dma, entries of the blocks whose missing lines come from DDR)
         for i, h in enumerate(batch):
-            lines = h.lines
+            lines = h.pending_lines()
             if h.is_write or lines.size == 0:
                 to_ddr.append(lines)
                 continue
