@@ -169,6 +169,7 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     config = config or load_preset(scenario.hardware)
     lowered = (what if isinstance(what, LoweredModel)
                else lower_model(scenario.card(), scenario, config, cores=cores))
+    subset: int | None
     if core_subset == "auto":
         subset = auto_subset(config, lowered.cores)
     elif core_subset is None or (isinstance(core_subset, int)
