@@ -134,7 +134,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         for g in range(len(ws)):
             for i in range(am):
                 for j in range(an):
-                    if has_res:
+                    if rt is not None and res is not None:  # has_res
                         b.dma_ld(rt, res, r_row + i * mt if i else r_row,
                                  r_col + j * nt if j else r_col)
                         b.acc_ld(accs[g][i][j], rt)
@@ -153,7 +153,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         if tail:
             load(0, nk * kt, xt_tail, wt_tail)
             compute(0, xt_tail, wt_tail)
-        if has_bias:
+        if bt is not None and bias is not None:  # has_bias
             for j in range(an):
                 b.dma_ld(bt[j], bias, 0, r_col + j * nt if j else r_col)
         s = 0
@@ -166,11 +166,11 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
                     b.acc_st(yt[s], accs[0][i][j])
                 else:
                     b.acc_st(f, accs[0][i][j])
-                    if has_bias:
+                    if bt is not None:  # has_bias
                         b.vadd(f, f, bt[j])
                     if epilogue == "gelu":
                         b.vgelu(f, f)
-                    if gated:
+                    if u32 is not None:  # gated
                         b.acc_st(u32, accs[1][i][j])
                         b.vsilu(f, f)
                         b.vmul(f, f, u32)
