@@ -75,8 +75,8 @@ def _show(name: str | None, file: str | None, as_json: bool) -> int:
         print(f"{path.ljust(width)}  {shown.ljust(value_width)}  # {source}")
     print("\n# derived")
     dwidth = max(len(k) for k in derived)
-    for key, value in derived.items():
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    for key, number in derived.items():
+        text = f"{number:.6g}" if isinstance(number, float) else str(number)
         print(f"{key.ljust(dwidth)}  {text}")
     return 0
 

@@ -129,6 +129,7 @@ def map_addresses(config: MemorySystemConfig, addr: np.ndarray) -> MappedAddress
     """Map byte addresses (uint64 or int64, shape (n,)) to DRAM coordinates (int64 arrays)."""
     a = np.ascontiguousarray(np.asarray(addr).astype(np.uint64, copy=False))
     out = np.empty((5, a.size), np.int64)
-    _map_kernel(a, *_layout(config)[1:], out)
+    _, offset_bits, channel_bits, shift, mask, banks_per_group = _layout(config)
+    _map_kernel(a, offset_bits, channel_bits, shift, mask, banks_per_group, out)
     return MappedAddresses(channel=out[0], bank_group=out[1], bank=out[2], row=out[3],
                            column=out[4])

@@ -13,6 +13,7 @@ between two barriers (a race) gets that order's result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,8 +91,8 @@ class MachineState:
         return self.cores[core].acc[self.layout.accs[name], :m, :n].copy()
 
 
-def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None = None
-              ) -> np.ndarray:
+def ddr_image(program: Program, tensors: Mapping[str, np.ndarray | QuantizedTensor],
+              lay: Layout | None = None) -> np.ndarray:
     """A DDR byte image holding ``tensors`` (name -> float array or QuantizedTensor) at the
     program's layout; float arrays for quantized tensors are quantized with the declaration's
     fmt, block, scale and sparsity. Unnamed tensors are zero bytes."""
@@ -318,8 +319,9 @@ class _Core:
         self._put(ops[0], vec.canonical(np.broadcast_to(r, shape)))
 
 
-def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1,
-        params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK) -> MachineState:
+def run(program: Program, *, ddr: np.ndarray | Mapping[str, np.ndarray | QuantizedTensor],
+        cores: int = 1, params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK
+        ) -> MachineState:
     """Run ``program`` on ``cores`` cores; returns the final :class:`MachineState`.
 
     ``ddr``: a byte image (uint8, as :func:`ddr_image` builds; copied) or a dict name -> float

@@ -10,7 +10,7 @@ run-time operands is a prebuilt object yielded again (no allocation), a DMA step
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import NamedTuple
 
 from prodigy_sim.errors import ProgramError
@@ -35,7 +35,7 @@ class Step(NamedTuple):
     scratchpad base offset (DMA with a layout).
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index; it is the API
     instruction: Instruction
     unit: str
     args: tuple[int, ...] = ()
@@ -45,7 +45,7 @@ class Step(NamedTuple):
 
 # compiled operation kinds
 _PLAIN, _DMA, _LOOP, _END, _JMP, _BNE, _BLT, _HALT, _SCALAR = range(9)
-_ALU = {
+_ALU: dict[str, Callable[[int, int], int]] = {
     "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
     "MIN": min, "ADDI": lambda a, b: a + b, "MULI": lambda a, b: a * b,
 }
@@ -92,32 +92,38 @@ def _compile(program: Program, units: Collection[str] | None, layout: Layout | N
         ops = ins.operands
         m = ins.opcode
         if m in ("DMA.LD", "DMA.ST", "DMA.LDM"):
-            tile, ten, row, col = ((ops[3], ops[0], ops[1], ops[2]) if m == "DMA.ST"
-                                   else (ops[0], ops[1], ops[2], ops[3]))
-            if m == "DMA.LDM":                      # register operands, then the group
-                row, col = Expr(row, 0), Expr(col, 0)
-            extra = (ops[4], ops[5]) if m == "DMA.LDM" else ()
+            if m == "DMA.ST":
+                tile, ten, row, col = ins.name(3), ins.name(0), ins.expr(1), ins.expr(2)
+            elif m == "DMA.LD":
+                tile, ten, row, col = ins.name(0), ins.name(1), ins.expr(2), ins.expr(3)
+            else:                                   # register operands, then the group
+                tile, ten = ins.name(0), ins.name(1)
+                row, col = Expr(ins.integer(2), 0), Expr(ins.integer(3), 0)
+            extra = (ins.integer(4), ins.integer(5)) if m == "DMA.LDM" else ()
             code.append((_DMA, emit, step, *_expr(row), *_expr(col),
                          _dma_plan(program.tile[tile], program.tensor[ten], layout), extra))
         elif m == "LOOP":
-            code.append((_LOOP, emit, step, ops[0], *_expr(ops[1]), ops[2], ends[i]))
+            code.append((_LOOP, emit, step, ins.integer(0), *_expr(ins.expr(1)), ins.integer(2),
+                         ends[i]))
         elif m == "ENDLOOP":
             code.append((_END, emit, step, starts[i]))
         elif m in ("JMP", "BNE", "BLT"):
-            target = program.label[ops[-1]]
+            target = program.label[ins.name(len(ops) - 1)]
             kind = {"JMP": _JMP, "BNE": _BNE, "BLT": _BLT}[m]
-            regs = (0, 0) if m == "JMP" else (ops[0], ops[1])
+            regs = (0, 0) if m == "JMP" else (ins.integer(0), ins.integer(1))
             code.append((kind, emit, step, *regs, target))
         elif m == "HALT":
             code.append((_HALT, emit, step))
         elif spec.unit == "scalar":
+            fn: Callable[[int, int], int]
             if m == "LI":
-                fn, a, b, b_is_reg = (lambda x, y: y), 0, ops[1], False
+                fn, a, b, b_is_reg = (lambda x, y: y), 0, ins.integer(1), False
             elif m in ("DIV", "DIVI"):
-                fn, a, b, b_is_reg = _div, ops[1], ops[2], m == "DIV"
+                fn, a, b, b_is_reg = _div, ins.integer(1), ins.integer(2), m == "DIV"
             else:
-                fn, a, b, b_is_reg = _ALU[m], ops[1], ops[2], m in ("ADD", "SUB", "MUL", "MIN")
-            code.append((_SCALAR, emit, step, ops[0], fn, a, b, b_is_reg))
+                fn, a, b, b_is_reg = (_ALU[m], ins.integer(1), ins.integer(2),
+                                      m in ("ADD", "SUB", "MUL", "MIN"))
+            code.append((_SCALAR, emit, step, ins.integer(0), fn, a, b, b_is_reg))
         else:
             code.append((_PLAIN, emit, step))
     return code

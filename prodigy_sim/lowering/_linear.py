@@ -75,6 +75,20 @@ class LinearMapping:
         """Cores that get work (the grid)."""
         return self.gm * self.gn
 
+    @classmethod
+    def simple(cls, m: int, n: int, k: int, cores: int, budgets: Budgets | None = None
+               ) -> LinearMapping:
+        """A valid mapping without a cost model (for functional runs): one accumulator tile per
+        block, as tall and wide as the accumulator allows and divides M and N, K in
+        :data:`CHUNK` steps, blocks spread over up to ``cores`` cores."""
+        bud = budgets or Budgets.of()
+        mt = max(d for d in range(1, min(m, bud.acc_max_rows) + 1) if m % d == 0)
+        nt = max(d for d in range(1, min(n, bud.acc_max_cols) + 1) if n % d == 0)
+        kt = CHUNK if k > CHUNK else k
+        gm = min(cores, m // mt)
+        gn = max(1, min(cores // gm, n // nt))
+        return cls(mt, 1, nt, 1, kt, gm, gn)
+
     def describe(self) -> str:
         """One line: e.g. ``grid 16x8 (multicast), blocks 128x256 (2x64 by 4x64), kt 1024, mn``."""
         share = " multicast" if self.multicast else ""
@@ -241,7 +255,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         for g in range(len(ws)):
             for i in range(am):
                 for j in range(an):
-                    if has_res:
+                    if rt is not None and res is not None:  # has_res
                         b.dma_ld(rt, res, r_row + i * mt if i else r_row,
                                  r_col + j * nt if j else r_col)
                         b.acc_ld(accs[g][i][j], rt)
@@ -261,7 +275,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         if tail:
             load(0, nk * kt, xt_tail, wt_tail)
             compute(0, xt_tail, wt_tail)
-        if has_bias:
+        if bt is not None and bias is not None:  # has_bias
             for j in range(an):
                 b.dma_ld(bt[j], bias, 0, r_col + j * nt if j else r_col)
         s = 0
@@ -274,11 +288,11 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
                     b.acc_st(yt[s], accs[0][i][j])
                 else:
                     b.acc_st(f, accs[0][i][j])
-                    if has_bias:
+                    if bt is not None:  # has_bias
                         b.vadd(f, f, bt[j])
                     if epilogue == "gelu":
                         b.vgelu(f, f)
-                    if gated:
+                    if u32 is not None:  # gated
                         b.acc_st(u32, accs[1][i][j])
                         b.vsilu(f, f)
                         b.vmul(f, f, u32)

@@ -175,6 +175,11 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
 
 
+def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:
+    """The kernel ``fn(*args, unit_cap=c)`` as a function of the unit cap ``c``."""
+    return lambda c: fn(*args, unit_cap=c)
+
+
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
         weight_bytes: int = 0, vflops: int = 0) -> LoweredOp:
     return LoweredOp(name, factory(None), factory, flops, weight_bytes, vflops)
@@ -242,16 +247,16 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             rope_fl = (rope_vector_flops(tok, nh, nkv, d)
                        if card.position_embedding == "rope" else 0)
             ops += [
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
                     wbytes(i0, ("attn_norm",)), nfl),
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
-                _op("rope_kv", lambda c, f=rkv: f("rope_kv", unit_cap=c), 0, 0, rope_fl),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl),
+                _op("attention", _capped(att), att_fl, 0, sm_fl),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
                     linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
                     wbytes(i0, ("mlp_norm",)), nfl),
                 _op("gate_up" if gated else "up_proj",
                     lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
@@ -269,19 +274,19 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
                                 "v_proj.bias")), tok * (qd + 2 * kvd)),
-                _op("qkv_cache", lambda c, f=rkv: f("qkv_cache", unit_cap=c), 0),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                _op("qkv_cache", _capped(rkv, "qkv_cache"), 0),
+                _op("attention", _capped(att), att_fl, 0, sm_fl),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
                     linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias")),
                     2 * tok * h),
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
                     wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl),
                 _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
                     wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
                     linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias")),
                     2 * tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
                     wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"

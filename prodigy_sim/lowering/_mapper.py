@@ -9,8 +9,8 @@ only rank candidates, they are never reported as results.
 Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm) ceil(nb/gn)``)::
 
     compute  = B * sum over its MMAs of mma_cycles (the matrix unit's occupancy)
-    port     = B * bytes a block brings into a core / min(port bytes/cycle,
-                                                      2 * K-step bytes / (fill + K-step bytes / port))
+    port     = B * bytes a block brings into a core / stream
+    stream   = min(port bytes/cycle, 2 * K-step bytes / (fill + K-step bytes / port))
     ddr      = sum over X, W, Y of distinct bytes / (peak DDR bytes/cycle * eff(run))
     time     = max(compute, port, ddr) + B * fill
 

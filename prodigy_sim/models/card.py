@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -65,7 +65,7 @@ class TensorSpec(BaseModel):
         return self.tensor_class in LINEAR_CLASSES
 
 
-def _pos(description: str) -> object:
+def _pos(description: str) -> Any:  # pydantic's Field() is typed Any
     return Field(ge=1, description=description)
 
 
@@ -145,7 +145,8 @@ class ModelCard(BaseModel):
                       "'relative'")
         stacks = (self.num_encoder_layers, self.num_decoder_layers)
         if self.family == "switch":
-            if None in stacks or sum(stacks) != self.num_layers:
+            enc, dec = stacks
+            if enc is None or dec is None or enc + dec != self.num_layers:
                 raise bad("'num_encoder_layers' + 'num_decoder_layers'",
                           f"must be given and add up to num_layers = {self.num_layers} "
                           f"(got {stacks[0]} + {stacks[1]})")

@@ -156,11 +156,16 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
 def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
                        calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
     card = weights.card
-    wanda = bool(scheme.sparsity) and scheme.prune == "wanda"
+    st = scheme.sparse_storage
+    assert st is not None  # lower_real_model refuses the float32 scheme (_scenario)
+    act_norms = None
+    if scheme.sparsity and scheme.prune == "wanda":
+        assert calibration is not None  # lower_real_model requires one for Wanda
+        act_norms = calibration.act_norms
 
     def q(arr: np.ndarray, norms_of: str | None) -> QuantizedTensor:
-        norms = calibration.act_norms[norms_of] if wanda and norms_of else None
-        return quantize(arr, scheme.sparse_storage, axis=-1,
+        norms = act_norms[norms_of] if act_norms is not None and norms_of else None
+        return quantize(arr, st, axis=-1,
                         prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
 
     out: dict[str, QuantizedTensor] = {}
@@ -221,8 +226,9 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
-def _attention(m: LoweredRealModel, i: int, ex, qkv: np.ndarray, real: int,
-               cos_sin: dict) -> Tensors:
+def _attention(m: LoweredRealModel, i: int, ex: Callable[[Kernel, Tensors], Tensors],
+               qkv: np.ndarray | QuantizedTensor, real: int,
+               cos_sin: dict) -> np.ndarray | QuantizedTensor:
     """Q/K/V from the fused projection -> the attention output ``O`` (FP8)."""
     llama = m.weights.card.family == "llama"
     prep = m.op("rope_kv" if llama else "qkv_cache", i)
@@ -278,7 +284,7 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
     ex = _executor(backend)
     x = np.zeros((pt, card.hidden_size), dtype=np.float32)
     x[:t] = w["embed_tokens"][ids]
-    h = _bf16(x)
+    h: np.ndarray | QuantizedTensor = _bf16(x)
     cos, sin = rope_tables(np.arange(pt), card.head_size, float(card.rope_theta or 0.0))
     cos_sin = {"COS": _bf16(cos), "SIN": _bf16(sin)}
     for i in range(card.num_layers):

@@ -141,7 +141,8 @@ def quantize_weights(weights: ModelWeights, scheme: QuantScheme,
 
     ``calibration`` is needed for Wanda pruning (its ``act_norms``).
     """
-    if scheme.weight_format is None:
+    st = scheme.sparse_storage
+    if st is None:
         raise ConfigError("the float32 scheme has no quantized weights")
     if scheme.sparsity and scheme.prune == "wanda" and calibration is None:
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
@@ -149,7 +150,7 @@ def quantize_weights(weights: ModelWeights, scheme: QuantScheme,
     for name in weights.linear_names():
         norms = (calibration.act_norms[name]
                  if scheme.sparsity and scheme.prune == "wanda" and calibration else None)
-        q = quantize(weights[name], scheme.sparse_storage, axis=-1,
+        q = quantize(weights[name], st, axis=-1,
                      prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
         out[name] = prepare_weight(q)
     return out

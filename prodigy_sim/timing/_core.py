@@ -65,9 +65,9 @@ def compile_program(program: Program, config) -> tuple[list[_Desc], int]:
     for ins in program.instructions:
         spec = table.by_mnemonic[ins.opcode]
         reads, writes = [], []
-        for o, v in zip(spec.operands, ins.operands, strict=True):
+        for j, o in enumerate(spec.operands):
             if o.kind in ("tile", "acc"):
-                k = keys[(o.kind, v)]
+                k = keys[(o.kind, ins.name(j))]
                 if "r" in o.access:
                     reads.append(k)
                 if "w" in o.access:

@@ -59,6 +59,7 @@ class DmaHandle:
     issue: int
     is_write: bool
     lines: np.ndarray | None
+    """The cache lines it touches; dropped (None) when its batch is flushed."""
     nbytes: int
     index: int
     done: int | None = None
@@ -66,6 +67,11 @@ class DmaHandle:
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
     members: list[DmaHandle] | None = None
     waiting: object | None = None
+
+    def pending_lines(self) -> np.ndarray:
+        """``lines`` of a DMA whose batch is not flushed yet."""
+        assert self.lines is not None  # dropped only once its batch is flushed
+        return self.lines
 
 
 class LineMap:
@@ -249,9 +255,10 @@ class MemorySystem:
         DDR (or the L3) is read once, from the first member's position."""
         lead = members[0]
         start = max(h.issue for h in members)
-        t = DmaHandle(lead.core, start, False, self.lines.of(segments),
+        lines = self.lines.of(segments)
+        t = DmaHandle(lead.core, start, False, lines,
                       sum(s.nbytes for s in segments), lead.index, members=members)
-        if t.lines.size == 0:
+        if lines.size == 0:
             for h in members:
                 h.done = start + 1
         else:
@@ -273,9 +280,9 @@ class MemorySystem:
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
         if self.l3 is not None:
-            to_ddr, l3_info = self._l3_lookup(batch)
+            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
         else:
-            to_ddr, l3_info = [h.lines for h in batch], None
+            to_ddr, l3_info = [h.pending_lines() for h in batch], None
         sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
         line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
@@ -299,26 +306,29 @@ class MemorySystem:
         # 64-B lines first come first served as they become ready, so a port interleaves the
         # DMAs whose lines it carries
         # (dma, cycle a line leaves its source port, latency matrix row per source: src x core)
-        rd_dma, rd_leave, rd_lat = [], [], []
+        rd_dma_parts: list[np.ndarray] = []
+        rd_leave_parts: list[np.ndarray] = []
+        rd_lat_parts: list[np.ndarray] = []
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
             at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
-            rd_dma.append(dma[rd])
-            rd_leave.append(at_port)
-            rd_lat.append(self.ctrl_core_lat[ctrl[rd]])
+            rd_dma_parts.append(dma[rd])
+            rd_leave_parts.append(at_port)
+            rd_lat_parts.append(self.ctrl_core_lat[ctrl[rd]])
         if l3_info is not None:
             hit_dma, hit_leave, hit_home = self._l3_serve(l3_info, line, dma, ctrl, comp_core,
                                                           start, cores, core_bw)
             if hit_dma.size:
-                rd_dma.append(hit_dma)
-                rd_leave.append(hit_leave)
-                rd_lat.append(self.slice_core_lat[hit_home])
+                rd_dma_parts.append(hit_dma)
+                rd_leave_parts.append(hit_leave)
+                rd_lat_parts.append(self.slice_core_lat[hit_home])
         receivers = [h.members or [h] for h in batch]
-        if rd_dma:
-            rd_dma = np.concatenate(rd_dma)
-            rd_leave = np.concatenate(rd_leave)
-            rd_lat = np.concatenate(rd_lat)
+        recv_done: list[int] | None = None
+        if rd_dma_parts:
+            rd_dma = np.concatenate(rd_dma_parts)
+            rd_leave = np.concatenate(rd_leave_parts)
+            rd_lat = np.concatenate(rd_lat_parts)
             # every receiving core takes every line of its transfer (a multicast fans out)
             nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
             first_recv = np.cumsum(nrecv) - nrecv
@@ -334,11 +344,9 @@ class MemorySystem:
             at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line)
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
-            recv_done = np.zeros(recv_core.size, np.int64)
-            np.maximum.at(recv_done, rid, at_core)
-            recv_done = recv_done.tolist()
-        else:
-            recv_done = None
+            recv_last = np.zeros(recv_core.size, np.int64)
+            np.maximum.at(recv_last, rid, at_core)
+            recv_done = recv_last.tolist()
         pos = 0
         for h, d, r in zip(batch, done.tolist(), receivers, strict=True):
             if recv_done is not None and not h.is_write:
@@ -392,15 +400,16 @@ class MemorySystem:
         return self.to_core(complete)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle]) -> tuple[list[np.ndarray], tuple]:
+    def _l3_lookup(self, batch: list[DmaHandle], l3: OrderedDict
+                   ) -> tuple[list[np.ndarray], tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
         bit per 64-B line). Returns the lines each DMA takes from DDR and the hits."""
-        l3, cap = self.l3, self.l3_blocks
+        cap = self.l3_blocks
         to_ddr = []
         hit_parts = []      # (dma, lines, entries of the lines' blocks)
         fill_parts = []     # (dma, entries of the blocks whose missing lines come from DDR)
         for i, h in enumerate(batch):
-            lines = h.lines
+            lines = h.pending_lines()
             if h.is_write or lines.size == 0:
                 to_ddr.append(lines)
                 continue
@@ -441,7 +450,7 @@ class MemorySystem:
         return to_ddr, (hit_parts, fill_parts)
 
     def _l3_serve(self, info, line, dma, ctrl, comp_core, start, cores, bw
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Set the slice-ready cycle of the blocks this batch filled from DDR, then stream the
         hits through their home slices' ports. Returns the dma, the cycle it leaves its slice's
         port and the home slice of every hit line."""

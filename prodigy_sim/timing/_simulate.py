@@ -150,7 +150,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                 touched.append(lines.of(step.ddr))
             elif ins.opcode in ("MMA", "MMA.SP"):
                 macs = mma_macs(ins, program)
-                w = program.tile[ins.operands[2]].fmt
+                w = program.tile[ins.name(2)].fmt
                 rate = mu.peak_macs_per_cycle(w, sparse=ins.opcode == "MMA.SP") * f
                 flops += 2 * macs
                 t_matrix += macs / (rate * ncores)
