@@ -78,7 +78,7 @@ def test_cli_table_and_prefill(capsys):
     (["--model", "gpt-5"], "unknown model 'gpt-5'"),
     (["--model", "smollm2", "--sparsity", "2:4"], "8:4"),
     (["--model", "smollm2", "--cores", "1000"], "cores"),
-    (["--model", "smollm2", "--core-subset", "x"], "core-subset"),
+    (["--model", "smollm2", "--steady-units", "-1"], "steady-units"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, match, capsys):
     assert _main(["simulate", *argv, "--quiet"]) == 2

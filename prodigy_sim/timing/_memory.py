@@ -193,7 +193,9 @@ class MemorySystem:
         self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
             mesh.hop_latency
         self.slice_free = np.zeros(self.nslices, np.int64)
-        self.ctrl_core_lat = np.ascontiguousarray(mesh.latency.T)   # controller x core
+        # hops from each source port (controllers, then L2 slices) to each core
+        self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
+                                                             self.slice_core_lat]))
         self.multicast_transfers = 0
         self.mc_open: dict[tuple, dict] = {}      # multicast groups waiting for members
 
@@ -305,30 +307,30 @@ class MemorySystem:
         # hits), then the core's port out of the mesh (and its scratchpad write port), serve
         # 64-B lines first come first served as they become ready, so a port interleaves the
         # DMAs whose lines it carries
-        # (dma, cycle a line leaves its source port, latency matrix row per source: src x core)
+        # (dma, cycle a line leaves its source port, source port: row of src_core_lat)
         rd_dma_parts: list[np.ndarray] = []
         rd_leave_parts: list[np.ndarray] = []
-        rd_lat_parts: list[np.ndarray] = []
+        rd_src_parts: list[np.ndarray] = []     # source port: controller, or nctrl + slice
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
             at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
             rd_dma_parts.append(dma[rd])
             rd_leave_parts.append(at_port)
-            rd_lat_parts.append(self.ctrl_core_lat[ctrl[rd]])
+            rd_src_parts.append(ctrl[rd])
         if l3_info is not None:
             hit_dma, hit_leave, hit_home = self._l3_serve(l3_info, line, dma, ctrl, comp_core,
                                                           start, cores, core_bw)
             if hit_dma.size:
                 rd_dma_parts.append(hit_dma)
                 rd_leave_parts.append(hit_leave)
-                rd_lat_parts.append(self.slice_core_lat[hit_home])
+                rd_src_parts.append(hit_home + self.nctrl)
         receivers = [h.members or [h] for h in batch]
         recv_done: list[int] | None = None
         if rd_dma_parts:
             rd_dma = np.concatenate(rd_dma_parts)
             rd_leave = np.concatenate(rd_leave_parts)
-            rd_lat = np.concatenate(rd_lat_parts)
+            rd_src = np.concatenate(rd_src_parts)
             # every receiving core takes every line of its transfer (a multicast fans out)
             nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
             first_recv = np.cumsum(nrecv) - nrecv
@@ -338,7 +340,7 @@ class MemorySystem:
             rid = first_recv[rd_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k,
                                                                                k))
             dest = recv_core[rid]
-            arrive_at = rd_leave[rows] + rd_lat[rows, dest]
+            arrive_at = rd_leave[rows] + self.src_core_lat[rd_src[rows], dest]
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
             at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line)
@@ -370,31 +372,30 @@ class MemorySystem:
         sub_local = (run % ns) % s
         addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
         arrive = self.to_dram(sent + 1 + self.mesh.latency[cores[dma], ctrl])
+        sub_addr = ((run // ns) * g + line % g) * self.line     # address inside its subchannel
+        # a request is offered no earlier than its subchannel's bus frees, minus the lead time
+        a_eff = np.maximum(arrive, self.bus_free[ctrl, sub_local] - self._lead)
+        # every controller's requests in arrival order; its batch starts at the refresh
+        # boundary before its first request (each batch starts a fresh DDR5 model)
+        span = int(a_eff.max()) + 1
+        order = np.argsort(ctrl * span + a_eff, kind="stable")
+        c_o = ctrl[order]
+        firsts = np.flatnonzero(np.r_[True, c_o[1:] != c_o[:-1]])
+        base = np.zeros(self.nctrl, np.int64)
+        base[c_o[firsts]] = (a_eff[order][firsts] // self._refi) * self._refi
+        inst = ctrl * s + sub_local                               # one DDR5 instance per sub
+        comp_o = self.runner.complete(inst[order], a_eff[order] - base[c_o], sub_addr[order],
+                                      is_w[order], self.nsub) + base[c_o]
         complete = np.empty_like(arrive)
-        mapped = self.runner.map(addr)
-        by_ctrl = np.argsort(ctrl, kind="stable")
-        bounds = np.searchsorted(ctrl[by_ctrl], np.arange(self.nctrl + 1)).tolist()
-        for k in range(self.nctrl):
-            if bounds[k] == bounds[k + 1]:
-                continue
-            sel = by_ctrl[bounds[k]:bounds[k + 1]]
-            a = arrive[sel]
-            subc = sub_local[sel]
-            bus_free = self.bus_free[k]
-            a_eff = np.maximum(a, bus_free[subc] - self._lead)
-            order = np.argsort(a_eff, kind="stable")
-            sel, a_eff, subc = sel[order], a_eff[order], subc[order]
-            base = (int(a_eff[0]) // self._refi) * self._refi
-            comp = self.runner.complete(a_eff - base, addr, is_w[sel], mapped, sel) + base
-            complete[sel] = comp
-            bus = comp + np.where(is_w[sel], self._nbl, 0)
-            np.maximum.at(bus_free, subc, bus)          # the row of self.bus_free, in place
-            if self.log is not None:
-                self.log.ctrl.append(np.full(sel.size, k))
-                self.log.arrive.append(a[order])
-                self.log.addr.append(addr[sel])
-                self.log.is_write.append(is_w[sel])
-                self.log.complete.append(comp)
+        complete[order] = comp_o
+        bus = complete + np.where(is_w, self._nbl, 0)
+        np.maximum.at(self.bus_free, (ctrl, sub_local), bus)
+        if self.log is not None:
+            self.log.ctrl.append(c_o)
+            self.log.arrive.append(arrive[order])
+            self.log.addr.append(addr[order])
+            self.log.is_write.append(is_w[order])
+            self.log.complete.append(comp_o)
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         return self.to_core(complete)
@@ -489,7 +490,7 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
     line / bw`` per port:
     ``d_j = max(free, max_{i<=j} (ready_i - r_i s)) + (r_j + 1) s`` with ``r`` the rank within
     the port, evaluated in byte units (``cycles x bw``) so it stays integer."""
-    order = np.lexsort((ready, port))
+    order = _port_order(port, ready)
     p = port[order]
     a = ready[order] * bw
     n = p.size
@@ -507,6 +508,18 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
     out = np.empty_like(dep)
     out[order] = dep
     return out
+
+
+def _port_order(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
+    """Stable order by (port, ready): one stable sort of a combined integer key (the lines
+    arrive nearly sorted, which a stable sort exploits), a lexsort if the key could overflow."""
+    if port.size == 0:
+        return np.zeros(0, np.int64)
+    lo = int(ready.min())
+    span = int(ready.max()) - lo + 1
+    if span * (int(port.max()) + 1) >= 1 << 62:
+        return np.lexsort((ready, port))
+    return np.argsort(port * span + (ready - lo), kind="stable")
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:
