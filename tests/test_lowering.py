@@ -8,10 +8,10 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.isa import expand, validate
 from prodigy_sim.lowering import (
+    LinearMapping,
     attention_flops,
     attention_kernel,
     linear_flops,
-    LinearMapping,
     linear_kernel,
     lower_model,
     norm_kernel,

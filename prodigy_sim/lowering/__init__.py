@@ -41,10 +41,14 @@ from prodigy_sim.lowering._params import KernelParams as KernelParams
 from prodigy_sim.lowering._params import LinearParams as LinearParams
 from prodigy_sim.lowering._params import NormParams as NormParams
 from prodigy_sim.lowering._params import RopeKVParams as RopeKVParams
+from prodigy_sim.lowering._residency import RESIDENT_SHARE as RESIDENT_SHARE
+from prodigy_sim.lowering._residency import Dataflow as Dataflow
+from prodigy_sim.lowering._residency import Residency as Residency
+from prodigy_sim.lowering._residency import plan_residency as plan_residency
 from prodigy_sim.lowering._vector import norm_kernel as norm_kernel
 from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
-__all__ = [
+__all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "KERNEL_OUTPUTS", "AttentionParams", "Budgets", "Kernel", "KernelParams", "LinearParams",
     "LoweredModel", "LoweredOp", "LoweredStage", "NormParams",
     "RopeKVParams", "attention_flops", "attention_kernel",

@@ -76,8 +76,9 @@ class Kernel:
     dma_bytes: int
     weight_format: FormatSpec
     params: KernelParams
-    compulsory_bytes: int = 0
-    """Bytes DDR must move at least once: every input read once, every output written once."""
+    compulsory: tuple[tuple[str, int], ...] = ()
+    """Per DDR tensor, the bytes that must move at least once: every input read once, every
+    output written once (a tensor's touched part; scratch the kernel re-reads counts once)."""
     sparse: bool = False
     uniform_units: bool = True
     per_core: int | None = None
@@ -86,6 +87,15 @@ class Kernel:
     """Cores with work (default ``min(units, cores)``)."""
     mapping: str = ""
     """How the work is placed, in words (the report shows it)."""
+
+    @property
+    def compulsory_bytes(self) -> int:
+        """Bytes DDR must move at least once (all of :attr:`compulsory`)."""
+        return sum(b for _, b in self.compulsory)
+
+    def compulsory_off_chip(self, resident: frozenset[str]) -> int:
+        """:attr:`compulsory_bytes` less the tensors that live on chip (``resident``)."""
+        return sum(b for t, b in self.compulsory if t not in resident)
 
     @property
     def per_core_units(self) -> int:

@@ -97,20 +97,25 @@ class LinearMapping:
 
 
 def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,
-                      epilogue: str) -> int:
-    """Scratchpad bytes the tiles of a linear kernel take on each core (double buffers)."""
+                      epilogue: str, align: int = 64) -> int:
+    """Scratchpad bytes the tiles of a linear kernel take on each core: every tile
+    :func:`linear_kernel` declares (double-buffered X and W tiles, for the K tail too, and the
+    epilogue's), each placed at an ``align``-byte boundary (``IsaParams.spm_align_bytes``)."""
     nw = 2 if epilogue == "gated" else 1
     kt = min(mp.kt, k)
     tail = k % kt
-    per = mp.am * mp.mt * act.nbytes(1, kt) + nw * mp.an * mp.nt * weight.nbytes(1, kt)
-    tail_bytes = (mp.am * mp.mt * act.nbytes(1, tail) + nw * mp.an * mp.nt
-                  * weight.nbytes(1, tail)) if tail else 0
     out = ACT if epilogue in _QUANT_OUT else BF16
-    epi = 2 * mp.mt * mp.nt * 4 + 2 * out.nbytes(mp.mt, mp.nt)
-    epi += mp.mt * mp.nt * 4 if epilogue == "gated" else 0
-    epi += mp.an * F32.nbytes(1, mp.nt) if epilogue in _BIAS else 0
-    epi += BF16.nbytes(mp.mt, mp.nt) if epilogue in _RESIDUAL else 0
-    return 2 * per + tail_bytes + epi
+    sizes = []
+    for width in (kt, tail) if tail else (kt,):
+        sizes += [act.nbytes(mp.mt, width)] * (2 * mp.am)
+        sizes += [weight.nbytes(mp.nt, width)] * (2 * nw * mp.an)
+    sizes += [F32.nbytes(mp.mt, mp.nt)] * (3 if epilogue == "gated" else 2)
+    sizes += [out.nbytes(mp.mt, mp.nt)] * 2
+    if epilogue in _BIAS:
+        sizes += [F32.nbytes(1, mp.nt)] * mp.an
+    if epilogue in _RESIDUAL:
+        sizes.append(BF16.nbytes(mp.mt, mp.nt))
+    return sum(-(-b // align) * align for b in sizes)
 
 
 def _check(name: str, m: int, n: int, k: int, mp: LinearMapping, cores: int, bud: Budgets,
@@ -315,12 +320,17 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         per_unit_bytes += nw * am * an * mt * BF16.nbytes(1, nt)
     if has_bias:
         per_unit_bytes += an * F32.nbytes(1, nt)
-    compulsory = (act.nbytes(m, k) + nw * weight.nbytes(n, k) + out_st.nbytes(m, n)
-                  + (BF16.nbytes(m, n) if has_res else 0) + (F32.nbytes(1, n) if has_bias else 0))
+    compulsory = {"X": act.nbytes(m, k), "W": weight.nbytes(n, k), "Y": out_st.nbytes(m, n)}
+    if gated:
+        compulsory["WU"] = weight.nbytes(n, k)
+    if has_res:
+        compulsory["R"] = BF16.nbytes(m, n)
+    if has_bias:
+        compulsory["BIAS"] = F32.nbytes(1, n)
     per_core = math.ceil(mblocks / mp.gm) * math.ceil(nblocks / mp.gn)
     return Kernel(name=name, kind="linear", program=program, cores=cores, units=units,
                   mma_flops=2 * m * n * k * nw, dma_bytes=units * per_unit_bytes,
-                  compulsory_bytes=compulsory, weight_format=weight.fmt, sparse=sparse,
+                  compulsory=tuple(compulsory.items()), weight_format=weight.fmt, sparse=sparse,
                   per_core=per_core, busy_cores=min(units, mp.cores),
                   params=LinearParams(m=m, n=n, k=k, weight=weight, act=act, out=out_st,
                                       epilogue=epilogue, mt=mt, am=am, nt=nt, an=an, kt=kt,

@@ -27,6 +27,7 @@ GELU ``5`` per element, bias and residual adds 1 per element.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
 from prodigy_sim.lowering._mapper import map_linear
+from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
 from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
@@ -92,6 +94,10 @@ class LoweredOp:
     flops: int
     weight_bytes: int
     vector_flops: int = 0
+    flow: Dataflow | None = None
+    """The activations it reads and writes (:mod:`._residency`)."""
+    residency: Residency = Residency()
+    """Its tensors kept on chip by the residency plan (none when the L3 is off)."""
 
 
 @dataclass(frozen=True)
@@ -181,8 +187,16 @@ def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], 
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
-        weight_bytes: int = 0, vflops: int = 0) -> LoweredOp:
-    return LoweredOp(name, factory(None), factory, flops, weight_bytes, vflops)
+        weight_bytes: int = 0, vflops: int = 0, *, reads: dict[str, str] | None = None,
+        writes: dict[str, str] | None = None, scratch: tuple[str, ...] = ()) -> LoweredOp:
+    kern = factory(None)
+    have = kern.program.tensor
+
+    def keep(d: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
+        return tuple((t, k) for t, k in (d or {}).items() if t in have)
+
+    flow = Dataflow(keep(reads), keep(writes), tuple(t for t in scratch if t in have))
+    return LoweredOp(name, kern, factory, flops, weight_bytes, vflops, flow)
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
@@ -246,48 +260,64 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             nfl = norm_vector_flops(tok, h, "rmsnorm")
             rope_fl = (rope_vector_flops(tok, nh, nkv, d)
                        if card.position_embedding == "rope" else 0)
+            # the KV cache of a decoder persists in DDR; V^T of a prompt is a temporary
             ops += [
                 _op("attn_norm", _capped(norm, "attn_norm"), 0,
-                    wbytes(i0, ("attn_norm",)), nfl),
+                    wbytes(i0, ("attn_norm",)), nfl, reads={"X": "h"}, writes={"Y": "hn"}),
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
                     linear_flops(tok, qd + 2 * kvd, h),
-                    wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
-                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl),
-                _op("attention", _capped(att), att_fl, 0, sm_fl),
+                    wbytes(i0, ("q_proj", "k_proj", "v_proj")),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h,
+                    reads={"X": "attn", "R": "h"}, writes={"Y": "h1"}),
                 _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
-                    wbytes(i0, ("mlp_norm",)), nfl),
+                    wbytes(i0, ("mlp_norm",)), nfl, reads={"X": "h1"}, writes={"Y": "hn1"}),
                 _op("gate_up" if gated else "up_proj",
                     lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
                     linear_flops(tok, f, h) * (2 if gated else 1),
-                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0),
+                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h,
+                    reads={"X": "g", "R": "h1"}, writes={"Y": "h"}),
             ]
         else:
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
                                      cores=p, budgets=bud)
             nfl = norm_vector_flops(tok, h, "layernorm")
+            # an encoder keeps no cache: K and V^T are temporaries of the layer
             ops += [
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
-                                "v_proj.bias")), tok * (qd + 2 * kvd)),
-                _op("qkv_cache", _capped(rkv, "qkv_cache"), 0),
-                _op("attention", _capped(att), att_fl, 0, sm_fl),
+                                "v_proj.bias")), tok * (qd + 2 * kvd),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("qkv_cache", _capped(rkv, "qkv_cache"), 0,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "KC": "k", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "KC": "k", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
                     linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias")),
-                    2 * tok * h),
+                    2 * tok * h, reads={"X": "attn", "R": "hs"}, writes={"Y": "h1"}),
                 _op("attn_norm", _capped(norm, "attn_norm"), 0,
-                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl),
+                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl,
+                    reads={"X": "h1"}, writes={"Y": "hn1", "YS": "hs1"}),
                 _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
-                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f),
+                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
                     linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias")),
-                    2 * tok * h),
+                    2 * tok * h, reads={"X": "g", "R": "hs1"}, writes={"Y": "h2"}),
                 _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
-                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl),
+                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl,
+                    reads={"X": "h2"}, writes={"Y": "hn", "YS": "hs"}),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
@@ -304,10 +334,10 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
                 tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
-                norm_vector_flops(bsz, h, "rmsnorm")),
+                norm_vector_flops(bsz, h, "rmsnorm"), reads={"X": "h"}, writes={"Y": "hf"}),
             _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
                 linear_flops(bsz, card.vocab_size, h),
-                tensor_footprint(spec, hfmt).total_bytes),
+                tensor_footprint(spec, hfmt).total_bytes, reads={"X": "hf"}),
         ]
     elif card.pooler:
         hst = weight_storage(hw, None, config, "formats.head")
@@ -315,9 +345,14 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                         linear_flops(bsz, h, h),
                         tensor_footprint(tail["pooler.dense"], hw).total_bytes
                         + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes,
-                        bsz * h))
+                        bsz * h, reads={"X": "hn"}))
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
+    if l3:
+        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
+                                                    for op, r in zip(st.ops, rs, strict=True)))
+                  for st, rs in zip(stages, plan, strict=True)]
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
                         tokens=tok, stages=tuple(stages))
 

@@ -97,9 +97,12 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
     b.barrier()
     gains = F32.nbytes(1, h) * (2 if ln else 1)
     rows = m * (BF16.nbytes(1, h) * (2 if ln else 1) + act.nbytes(1, h))
+    compulsory = {"X": BF16.nbytes(m, h), "G": F32.nbytes(1, h), "Y": act.nbytes(m, h)}
+    if ln:
+        compulsory |= {"B": F32.nbytes(1, h), "YS": BF16.nbytes(m, h)}
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
                   mma_flops=0, dma_bytes=min(cores, units) * gains + rows,
-                  compulsory_bytes=gains + rows, weight_format=F32.fmt,
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
                   params=NormParams(m=m, h=h, norm=kind, eps=eps, rt=rt, out=act,
                                     unit_cap=unit_cap))
 
@@ -225,15 +228,17 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     if not decode:
         nbytes += nunits * kv_heads * d * kv.nbytes(1, rt)                      # V^T scratch
     m_in = batch * tokens
-    compulsory = BF16.nbytes(m_in, (heads + 2 * kv_heads) * d)                  # QKV in
+    compulsory = {"QKV": BF16.nbytes(m_in, (heads + 2 * kv_heads) * d),
+                  "Q": act.nbytes(m_in, heads * d), "KC": kv.nbytes(m_in * kv_heads, d),
+                  "VC": kv.nbytes(m_in * kv_heads, d)}
     if rope:
-        compulsory += 2 * BF16.nbytes(tokens, d)                                 # tables
-    compulsory += act.nbytes(m_in, heads * d) + 2 * kv.nbytes(m_in * kv_heads, d)
+        compulsory |= {"COS": BF16.nbytes(tokens, d), "SIN": BF16.nbytes(tokens, d)}
     if not decode:
-        compulsory += kv.nbytes(batch * kv_heads * d, tokens)                   # V^T
+        compulsory["VT"] = kv.nbytes(batch * kv_heads * d, tokens)
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
-                  compulsory_bytes=compulsory, weight_format=F32.fmt, uniform_units=False,
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
+                  uniform_units=False,
                   params=RopeKVParams(batch=batch, tokens=tokens, heads=heads,
                                       kv_heads=kv_heads, head_dim=d, position=position,
                                       context=context, rope=rope, kv=kv, q=act, decode=decode,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, lower_model
+from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, lower_model
 from prodigy_sim.models import Scenario
 from prodigy_sim.timing import simulate as simulate_program
 
@@ -135,10 +135,12 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int,
                  method: SimMethod) -> OpResult:
     k = op.kernel
     l3_bytes = None if method.l3 else 0
+    on_chip = op.residency if method.l3 else Residency()
 
     def run(cap: int | None):
         kern: Kernel = k if cap is None else op.rebuild(cap)
-        return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes)
+        return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
+                                resident=on_chip.resident, held_bytes=on_chip.held_bytes)
 
     n = k.per_core_units
     u = method.steady_units
@@ -159,7 +161,8 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int,
     seconds = cycles / config.frequency_hz
     t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
              if k.mma_flops else 0.0)
-    t_mem = k.compulsory_bytes / config.peak_ddr_bandwidth_bytes_per_s
+    compulsory = k.compulsory_off_chip(on_chip.resident)
+    t_mem = compulsory / config.peak_ddr_bandwidth_bytes_per_s
     return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
                     mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
                     matrix_utilization=util.get("matrix", 0.0),
@@ -167,7 +170,7 @@ def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int,
                     dma_utilization=util.get("dma", 0.0),
                     roofline_seconds=max(t_mat, t_mem), method=how,
                     vector_flops=op.vector_flops, ddr_bytes=round(ddr),
-                    compulsory_bytes=k.compulsory_bytes,
+                    compulsory_bytes=compulsory,
                     l3_hit_rate=hits / (hits + ddr) if hits + ddr else 0.0, mapping=k.mapping)
 
 

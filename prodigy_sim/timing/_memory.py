@@ -67,6 +67,8 @@ class DmaHandle:
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
     members: list[DmaHandle] | None = None
     waiting: object | None = None
+    onchip: np.ndarray | None = None
+    """The lines of resident tensors it touches (served by their home L2 slices, never DDR)."""
 
     def pending_lines(self) -> np.ndarray:
         """``lines`` of a DMA whose batch is not flushed yet."""
@@ -143,7 +145,8 @@ class MemorySystem:
     """All DDR controllers, the NoC ports DDR data crosses, and the pending DMA batch."""
 
     def __init__(self, config: ChipConfig, mesh: Mesh, ncores: int, *, log: bool = False,
-                 recorder=None, l3_bytes: int = 0) -> None:
+                 recorder=None, l3_bytes: int = 0,
+                 resident: tuple[tuple[int, int], ...] = ()) -> None:
         mem = config.memory
         self.dram = mem.dram
         self.line = config.core.on_chip_memory.line_bytes
@@ -192,7 +195,13 @@ class MemorySystem:
             mesh.hop_latency
         self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
             mesh.hop_latency
-        self.slice_free = np.zeros(self.nslices, np.int64)
+        self.slice_free = np.zeros(self.nslices, np.int64)       # slice -> mesh port
+        self.slice_in_free = np.zeros(self.nslices, np.int64)    # mesh -> slice port
+        # resident tensors: byte ranges [lo, hi) kept in the on-chip memory (L2 slices)
+        rs = sorted((lo // self.line, -(-hi // self.line)) for lo, hi in resident if hi > lo)
+        self.res_lo = np.array([a for a, _ in rs], np.int64)
+        self.res_hi = np.array([b for _, b in rs], np.int64)
+        self.onchip_write_lines = 0
         # hops from each source port (controllers, then L2 slices) to each core
         self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
                                                              self.slice_core_lat]))
@@ -211,20 +220,30 @@ class MemorySystem:
     # -- DMA issue and flush -------------------------------------------------------------------
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
-        lines = self.lines.of(segments)
+        lines, onchip = self._split(self.lines.of(segments))
         nbytes = sum(s.nbytes for s in segments)
-        h = DmaHandle(core, now, is_write, lines, nbytes, index)
+        h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
         if is_write:
             # the store reads the tile out through the scratchpad read port and the core's link
             # into the mesh, in issue order: known now, so the tile is released at once
             start = max(now, self.core_out_free[core])
             h.released = start + max(-(-nbytes // self.l2_bw), self.mesh.serialization(nbytes))
             self.core_out_free[core] = h.released
-        if lines.size == 0:
+        if lines.size == 0 and onchip is None:
             h.done = now + 1
         else:
             self.pending.append(h)
         return h
+
+    def _split(self, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``lines`` -> (lines outside the resident tensors, lines inside them or None)."""
+        if not self.res_lo.size or not lines.size:
+            return lines, None
+        k = np.searchsorted(self.res_lo, lines, side="right") - 1
+        inside = (k >= 0) & (lines < self.res_hi[np.maximum(k, 0)])
+        if not inside.any():
+            return lines, None
+        return lines[~inside], lines[inside]
 
     def join_multicast(self, env, core: int, now: int, step, members: tuple[int, ...],
                        seq: int) -> DmaHandle:
@@ -257,10 +276,11 @@ class MemorySystem:
         DDR (or the L3) is read once, from the first member's position."""
         lead = members[0]
         start = max(h.issue for h in members)
-        lines = self.lines.of(segments)
+        lines, onchip = self._split(self.lines.of(segments))
         t = DmaHandle(lead.core, start, False, lines,
-                      sum(s.nbytes for s in segments), lead.index, members=members)
-        if lines.size == 0:
+                      sum(s.nbytes for s in segments), lead.index, members=members,
+                      onchip=onchip)
+        if lines.size == 0 and onchip is None:
             for h in members:
                 h.done = start + 1
         else:
@@ -318,13 +338,41 @@ class MemorySystem:
             rd_dma_parts.append(dma[rd])
             rd_leave_parts.append(at_port)
             rd_src_parts.append(ctrl[rd])
+        # on-chip hits: L3 lines, and lines of resident tensors (in their slices from the start)
+        hd_parts, hl_parts, ready_parts = [], [], []
         if l3_info is not None:
-            hit_dma, hit_leave, hit_home = self._l3_serve(l3_info, line, dma, ctrl, comp_core,
-                                                          start, cores, core_bw)
-            if hit_dma.size:
-                rd_dma_parts.append(hit_dma)
-                rd_leave_parts.append(hit_leave)
-                rd_src_parts.append(hit_home + self.nctrl)
+            hd, hl, ready = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
+            hd_parts.append(hd)
+            hl_parts.append(hl)
+            ready_parts.append(ready)
+        wd_parts, wl_parts = [], []
+        for i, h in enumerate(batch):
+            if h.onchip is not None:
+                (wd_parts if h.is_write else hd_parts).append(np.full(h.onchip.size, i, np.int64))
+                (wl_parts if h.is_write else hl_parts).append(h.onchip)
+                if not h.is_write:
+                    ready_parts.append(np.zeros(h.onchip.size, np.int64))
+                    self.l3_hit_lines += int(h.onchip.size)
+                else:
+                    self.onchip_write_lines += int(h.onchip.size)
+        if hd_parts:
+            hd = np.concatenate(hd_parts)
+            if hd.size:
+                home = np.concatenate(hl_parts) % self.nslices
+                lat = self.slice_core_lat[home, cores[hd]]
+                at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat,
+                                                  np.concatenate(ready_parts)),
+                                 self.slice_free, core_bw, self.line)
+                rd_dma_parts.append(hd)
+                rd_leave_parts.append(at)
+                rd_src_parts.append(home + self.nctrl)
+        if wd_parts:
+            # stores into resident tensors: the lines cross the mesh into their home slices
+            wd = np.concatenate(wd_parts)
+            home = np.concatenate(wl_parts) % self.nslices
+            arrive = start[wd] + self.slice_core_lat[home, cores[wd]]
+            at = _fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line)
+            np.maximum.at(done, wd, at)
         receivers = [h.members or [h] for h in batch]
         recv_done: list[int] | None = None
         if rd_dma_parts:
@@ -360,6 +408,7 @@ class MemorySystem:
                 pos += len(r)
         for h in batch:
             h.lines = None
+            h.onchip = None
         if self.recorder is not None:
             for h in batch:
                 self.recorder.dma(h)
@@ -450,16 +499,15 @@ class MemorySystem:
             to_ddr.append(lines)
         return to_ddr, (hit_parts, fill_parts)
 
-    def _l3_serve(self, info, line, dma, ctrl, comp_core, start, cores, bw
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Set the slice-ready cycle of the blocks this batch filled from DDR, then stream the
-        hits through their home slices' ports. Returns the dma, the cycle it leaves its slice's
-        port and the home slice of every hit line."""
+    def _l3_hits(self, info, line, dma, ctrl, comp_core, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Set the slice-ready cycle of the blocks this batch filled from DDR, then return the
+        dma, the line and the cycle its data is in its home slice of every L3 hit."""
         hit_parts, fill_parts = info
         empty = np.zeros(0, np.int64)
         if fill_parts:
             # a filled line reaches its home slice from its controller
-            bounds = np.searchsorted(dma, np.arange(len(start) + 1)).tolist()
+            bounds = np.searchsorted(dma, np.arange(n + 1)).tolist()
             for i, entries, u in fill_parts:
                 sel = slice(bounds[i], bounds[i + 1])
                 home = line[sel] % self.nslices
@@ -474,12 +522,7 @@ class MemorySystem:
         hl = np.concatenate([hl for _, hl, _, _ in hit_parts])
         ready = np.concatenate([np.array([e[1] for e in es], np.int64)[b]
                                 for _, _, es, b in hit_parts])
-        home = hl % self.nslices
-        c = cores[hd]
-        lat = self.slice_core_lat[home, c]
-        at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw,
-                         self.line)
-        return hd, at, home
+        return hd, hl, ready
 
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,

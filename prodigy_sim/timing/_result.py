@@ -48,7 +48,9 @@ class SimulationResult:
     dram_requests: int
     memory_batches: int
     l3_hit_bytes: int = 0
-    """Bytes of loads the shared L3 served (whole lines)."""
+    """Bytes of loads the on-chip memory served (whole lines): L3 hits and resident tensors."""
+    onchip_write_bytes: int = 0
+    """Bytes of stores into resident tensors (whole lines), kept on chip instead of DDR."""
     multicasts: int = 0
     """Multicast (DMA.LDM) transfers: one DDR/L3 read each, delivered to every member."""
 
@@ -117,6 +119,7 @@ class SimulationResult:
             "channel_bandwidth_bytes_per_s": list(self.channel_bandwidth_bytes_per_s),
             "memory_batches": self.memory_batches, "l3_hit_bytes": self.l3_hit_bytes,
             "l3_hit_rate": self.l3_hit_rate, "multicasts": self.multicasts,
+            "onchip_write_bytes": self.onchip_write_bytes,
         }
         if per_core:
             out["per_core"] = [c.to_dict(self.cycles) for c in self.cores]
