@@ -29,6 +29,7 @@ from prodigy_sim.lowering._lower import LoweredOp as LoweredOp
 from prodigy_sim.lowering._lower import LoweredStage as LoweredStage
 from prodigy_sim.lowering._lower import attention_flops as attention_flops
 from prodigy_sim.lowering._lower import linear_flops as linear_flops
+from prodigy_sim.lowering._lower import linear_op as linear_op
 from prodigy_sim.lowering._lower import lower_model as lower_model
 from prodigy_sim.lowering._lower import matrix_runs as matrix_runs
 from prodigy_sim.lowering._lower import padded_tokens as padded_tokens
@@ -54,6 +55,6 @@ __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "RopeKVParams", "attention_flops", "attention_kernel",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
     "linear_cost", "map_linear",
-    "emulate_kernel", "linear_flops",
+    "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
 ]

@@ -48,7 +48,7 @@ from prodigy_sim.timing import isa_params
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
-           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear"]
+           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -179,6 +179,19 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
     mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
+
+
+def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
+              cores: int | None = None, epilogue: str = "store", l3: bool = True) -> LoweredOp:
+    """One linear layer ``Y[m, n] = X[m, k] W[n, k]^T`` as a lowered op (mapped by the mapper
+    on ``cores``, default all, of ``config``), e.g. to simulate a single GEMM with
+    :func:`prodigy_sim.simulation.simulate_op`. X comes from DDR and Y goes there."""
+    p = config.cores if cores is None else cores
+    bud = Budgets.of(isa_params(config))
+    w = weight_storage(weight, weight.sparsity, config, "weight")
+    factory = functools.partial(plan_linear, name, m, n, k, w, p, epilogue, config, bud, l3=l3)
+    return _op(name, factory, linear_flops(m, n, k) * (2 if epilogue == "gated" else 1),
+               w.nbytes(n, k) * (2 if epilogue == "gated" else 1))
 
 
 def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:

@@ -4,6 +4,8 @@
   :class:`~prodigy_sim.lowering.LoweredModel` -> :class:`ModelSimulation` (per stage and op:
   time, work, DDR and compulsory bytes, L3 hit rate, utilization, roofline bound, mapping).
   The CLI, the reports and the real models' throughput all call it.
+- :func:`simulate_op`: one lowered op (e.g. a single GEMM from
+  :func:`prodigy_sim.lowering.linear_op`) -> :class:`OpResult`.
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
   extrapolation) and whether the shared L3 was on, with each approximation's checked bound.
 
@@ -19,6 +21,8 @@ from prodigy_sim.simulation._driver import StageResult as StageResult
 from prodigy_sim.simulation._driver import sim_kernel_count as sim_kernel_count
 from prodigy_sim.simulation._driver import simulate as simulate
 from prodigy_sim.simulation._driver import simulate_lowered as simulate_lowered
+from prodigy_sim.simulation._driver import simulate_op as simulate_op
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
-           "SimMethod", "StageResult", "sim_kernel_count", "simulate", "simulate_lowered"]
+           "SimMethod", "StageResult", "sim_kernel_count", "simulate", "simulate_lowered",
+           "simulate_op"]

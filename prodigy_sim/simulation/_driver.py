@@ -29,7 +29,7 @@ from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, low
 from prodigy_sim.models import Scenario
 from prodigy_sim.timing import simulate as simulate_program
 
-__all__ = ["OpResult", "StageResult", "ModelSimulation", "SimMethod", "simulate",
+__all__ = ["OpResult", "StageResult", "ModelSimulation", "SimMethod", "simulate", "simulate_op",
            "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
            "STEADY_STATE_BOUND"]
 
@@ -131,9 +131,14 @@ class ModelSimulation:
         return self.method.to_dict()
 
 
-def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int,
-                 method: SimMethod) -> OpResult:
+def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
+                stage: str = "") -> OpResult:
+    """Simulate one lowered op (its kernel on ``op.kernel.cores`` cores of ``config``), with
+    the steady-state extrapolation of ``method`` where it applies and the op's residency when
+    the L3 is on."""
+    method = method or SimMethod()
     k = op.kernel
+    cores = k.cores
     l3_bytes = None if method.l3 else 0
     on_chip = op.residency if method.l3 else Residency()
 
@@ -216,7 +221,7 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
         for _ in range(runs):
             ops = []
             for op in st.ops:
-                ops.append(_simulate_op(op, st.name, config, lowered.cores, method))
+                ops.append(simulate_op(op, config, method=method, stage=st.name))
                 if progress is not None:
                     progress(1)
             results.append(ops)
