@@ -31,6 +31,7 @@ from prodigy_sim.hardware.memory import scaled_ddr5_timing as scaled_ddr5_timing
 from prodigy_sim.hardware.noc import NocConfig as NocConfig
 from prodigy_sim.hardware.overrides import FieldChange as FieldChange
 from prodigy_sim.hardware.overrides import HardwareChanges as HardwareChanges
+from prodigy_sim.hardware.overrides import check_override_path as check_override_path
 from prodigy_sim.hardware.overrides import parse_override as parse_override
 from prodigy_sim.hardware.overrides import resolve_hardware as resolve_hardware
 from prodigy_sim.hardware.overrides import (
@@ -42,6 +43,7 @@ from prodigy_sim.hardware.presets import preset_description as preset_descriptio
 from prodigy_sim.hardware.presets import preset_names as preset_names
 from prodigy_sim.hardware.presets import preset_sources as preset_sources
 from prodigy_sim.hardware.presets import source_of as source_of
+from prodigy_sim.hardware.report import unit_of as unit_of
 
 __all__ = [
     "ChipConfig",
@@ -55,6 +57,7 @@ __all__ = [
     "FieldChange",
     "HardwareChanges",
     "check_fits",
+    "check_override_path",
     "load_config",
     "load_config_with_sources",
     "load_preset",
@@ -66,4 +69,5 @@ __all__ = [
     "resolve_hardware_with_sources",
     "scaled_ddr5_timing",
     "source_of",
+    "unit_of",
 ]

@@ -31,11 +31,11 @@ import yaml
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware.chip import ChipConfig
-from prodigy_sim.hardware.loading import load_config_with_sources, read_yaml_overrides
+from prodigy_sim.hardware.loading import _set, load_config_with_sources, read_yaml_overrides
 from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten, load_preset, preset_names
 
-__all__ = ["FieldChange", "HardwareChanges", "parse_override", "resolve_hardware",
-           "resolve_hardware_with_sources"]
+__all__ = ["FieldChange", "HardwareChanges", "check_override_path", "parse_override",
+           "resolve_hardware", "resolve_hardware_with_sources"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -128,6 +128,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     if value is None:
         raise ConfigError(f"override {text!r}: missing value for {path!r}")
     return path, value
+
+
+def check_override_path(path: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` names a field (or a key of a mapping field) of
+    :class:`ChipConfig`; the value is not checked."""
+    _set({}, ChipConfig, path.split("."), 0, path, lambda _: "", {})
 
 
 def _as_mapping(overrides: Mapping[str, Any] | Sequence[str] | None
