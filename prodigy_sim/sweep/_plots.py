@@ -104,11 +104,11 @@ def _check_unique(rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
 
 
 def _sorted_values(values: Sequence[Any]) -> list[Any]:
+    """Distinct values: numbers ascending, anything else in order of first appearance."""
     uniq = list(dict.fromkeys(values))
-    try:
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in uniq):
         return sorted(uniq)
-    except TypeError:
-        return uniq
+    return uniq
 
 
 def _figure(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:

@@ -24,7 +24,7 @@ with every grid combination.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -174,22 +174,14 @@ class SweepSpec(BaseModel):
                                      description="evaluators run at every point")
     fixed: dict[str, Any] = Field(default_factory=dict,
                                   description="parameters shared by every point")
-    grid: dict[str, list[Any]] = Field(default_factory=dict,
-                                       description="key -> values: the cartesian product")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        default_factory=dict, description="key -> values: the cartesian product")
     points: list[dict[str, Any]] = Field(default_factory=list,
                                          description="explicit points (key -> value)")
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     output: OutputSpec = Field(default_factory=OutputSpec)
     plots: tuple[PlotSpec, ...] = ()
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
-
-    @field_validator("grid")
-    @classmethod
-    def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in grid.items():
-            if not values:
-                raise ValueError(f"grid key {key!r} has no values")
-        return grid
 
     def keys(self) -> list[str]:
         """Every parameter key the spec names, in order of first appearance."""
