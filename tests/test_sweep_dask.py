@@ -4,6 +4,7 @@ is killed, resume after an interruption, memory channels halving the decode time
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,12 @@ from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.sweep import Evaluator, dask_client, sweep
 
 pytest.importorskip("distributed")
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
+DOC_COLUMNS = ["memory.channels", "memory.dram.timing", "weights", "hardware", "time_s",
+               "tokens_per_s", "roofline_tokens_per_s", "bandwidth_utilization",
+               "footprint_bytes"]
+"""The columns of the example table in docs/sweeps.md (its --table argument)."""
 
 
 def _slow(ctx):
@@ -95,4 +102,9 @@ def test_dask_equals_serial_and_32_channels_halve_the_decode_time(tmp_path):
     direct = simulate_scenario(Scenario(model="llama-2-7b", phase="decode", context_length=2048),
                                config=chip)
     assert direct.seconds == row["time_s"] and direct.hardware == row["hardware"]
+    # these rows are those of the example table in docs/sweeps.md
+    text = DOC.read_text()
+    assert "--table " + ",".join(DOC_COLUMNS) in text
+    for line in serial.markdown(DOC_COLUMNS).splitlines()[2:]:
+        assert line in text
 

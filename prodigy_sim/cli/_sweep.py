@@ -49,8 +49,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="compute again the points recorded as failed")
     out = parser.add_argument_group("output")
     out.add_argument("--no-plots", action="store_true", help="do not draw the spec's plots")
-    out.add_argument("--json", action="store_true",
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true",
                      help="print the rows as JSON (seconds, bytes, bytes/s) instead of a summary")
+    fmt.add_argument("--table", metavar="COLUMNS",
+                     help="also print a markdown table of these comma-separated columns (e.g. "
+                          "memory.channels,weights,tokens_per_s; numbers to 4 digits)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -92,4 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {r['status']} {r['point_id']} {r['hardware'] or r['hw']}: {r['error']}")
         for path in result.files:
             print(f"wrote {path}")
+        if args.table:
+            print()
+            print(result.markdown([c.strip() for c in args.table.split(",") if c.strip()]))
     return 0 if result.count("ok") == len(result.rows) else 1

@@ -6,7 +6,8 @@ records them before anything else happens; the serial executor runs the tasks in
 reference.
 
 The Dask executor starts an embedded ``LocalCluster`` (worker processes with one thread each and
-one Numba thread, no dashboard, logs below ERROR silenced) or connects to ``scheduler``. When a
+one Numba thread, no dashboard, its HTTP endpoints on a free port, logs below ERROR
+silenced) or connects to ``scheduler``. When a
 worker dies, the scheduler moves its running task to another worker by itself; a task whose
 workers died too often (Dask's ``KilledWorker``) is resubmitted up to ``retries`` times, then its
 points are recorded with status ``crashed`` (and computed again by the next run).
@@ -50,8 +51,10 @@ def dask_client(workers: int = 2, scheduler: str | None = None) -> Iterator[Any]
         with Client(scheduler, set_as_default=False) as client:
             yield client
         return
+    # no dashboard; the scheduler's HTTP endpoints on a free port (not the busy default 8787)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
                       env=dict(_WORKER_ENV)) as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client

@@ -52,9 +52,26 @@ class SweepResult:
         return (f"{len(self.rows)} points: {counts}; {self.computed} computed, {self.skipped} "
                 f"skipped (already in {self.folder / 'results.jsonl'})")
 
+    def markdown(self, columns: list[str] | tuple[str, ...]) -> str:
+        """A markdown table of ``columns`` (numbers to 4 significant digits, bytes as they
+        are)."""
+        for c in columns:
+            self.column(c)
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_text(r.get(c)) for c in columns) + " |" for r in self.rows]
+        return "\n".join(lines)
+
     def to_arrow(self):
         """The table as a ``pyarrow.Table``."""
         return arrow_table(list(self.rows), list(self.columns))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _as_spec(spec: SweepSpec | Mapping[str, Any] | str | Path) -> SweepSpec:
@@ -115,7 +132,8 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, *, out: str | Path |
         p = points[0]
         raise ConfigError(f"no point can run; point 0 ({p.params}): {p.error}")
     columns = _columns(points, evs)
-    _check_plots(spec, columns)
+    if plots:
+        _check_plots(spec, columns)
 
     folder = Path(out or spec.output.dir or Path("sweeps") / spec.name)
     journal = Journal(folder)
