@@ -6,11 +6,11 @@ records them before anything else happens; the serial executor runs the tasks in
 reference.
 
 The Dask executor starts an embedded ``LocalCluster`` (worker processes with one thread each and
-one Numba thread, no dashboard, its HTTP endpoints on a free port, logs below ERROR
-silenced) or connects to ``scheduler``. When a
-worker dies, the scheduler moves its running task to another worker by itself; a task whose
-workers died too often (Dask's ``KilledWorker``) is resubmitted up to ``retries`` times, then its
-points are recorded with status ``crashed`` (and computed again by the next run).
+one Numba thread, no dashboard, its HTTP endpoints on a free port, logs below ERROR silenced) or
+connects to ``scheduler``. When a worker dies, the scheduler moves its running task to another
+worker by itself; a task whose workers died too often (Dask's ``KilledWorker``) is resubmitted up
+to ``retries`` times, then its points are recorded with status ``crashed`` (and computed again by
+the next run).
 """
 
 from __future__ import annotations
