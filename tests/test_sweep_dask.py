@@ -80,6 +80,40 @@ def test_interrupted_dask_sweep_reruns_only_the_missing_points(tmp_path, client)
     assert (tmp_path / "results.jsonl").read_text().splitlines()[:3] == first
 
 
+def _crash_on_two(ctx):
+    """A test evaluator that kills its own worker process at batch 2 while a file exists."""
+    if ctx.params["batch"] == 2 and Path(ctx.params["accuracy.crash_file"]).exists():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"batch_again": ctx.params["batch"]}
+
+
+def _allowed_failures(n, dask_scheduler=None):
+    old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
+    return old
+
+
+def test_a_point_that_keeps_killing_workers_is_recorded_and_rerun(tmp_path, client):
+    crash = tmp_path / "crash"
+    crash.write_text("")
+    spec = {"compute": ["crash"], "fixed": {"model": "bert-base-uncased",
+                                            "accuracy.crash_file": str(crash)},
+            "grid": {"batch": [1, 2, 3]}, "execution": {"batch_points": 1, "retries": 1}}
+    evs = {"crash": Evaluator("crash", ("batch_again",), _crash_on_two)}
+    old = client.run_on_scheduler(_allowed_failures, 0)     # KilledWorker at the first death
+    try:
+        res = sweep(spec, out=tmp_path / "out", client=client, evaluators=evs)
+    finally:
+        client.run_on_scheduler(_allowed_failures, old)
+    assert res.column("status") == ["ok", "crashed", "ok"]
+    assert res.rows[1]["error"] == ("worker died running this point, 2 submission(s) "
+                                    "(KilledWorker)")
+    assert res.rows[1]["accuracy.crash_file"] == str(crash)      # a pass-through column
+    crash.unlink()
+    again = sweep(spec, out=tmp_path / "out", executor="serial", evaluators=evs)
+    assert (again.computed, again.skipped) == (1, 2)
+    assert again.column("batch_again") == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_dask_equals_serial_and_32_channels_halve_the_decode_time(tmp_path):
     spec = {"name": "ddr-2x2x2", "compute": ["footprint", "simulate"],
