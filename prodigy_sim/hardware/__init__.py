@@ -43,7 +43,7 @@ from prodigy_sim.hardware.presets import preset_description as preset_descriptio
 from prodigy_sim.hardware.presets import preset_names as preset_names
 from prodigy_sim.hardware.presets import preset_sources as preset_sources
 from prodigy_sim.hardware.presets import source_of as source_of
-from prodigy_sim.hardware.report import unit_of as unit_of
+from prodigy_sim.hardware.units import unit_of as unit_of
 
 __all__ = [
     "ChipConfig",
