@@ -12,6 +12,7 @@ from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, footprint_report
 from prodigy_sim.sweep import (
     Evaluator,
+    batches,
     expand,
     load_spec,
     lowering_key,
@@ -98,6 +99,21 @@ def test_points_combine_list_and_grid_and_carry_their_errors():
     assert points[0].hardware == "prodigy-t16128+memory.channels=8"
     assert points[0].config.memory.channels == 8 and points[0].error is None
     assert "'sequence_length' = 4096 exceeds max_position_embeddings = 512" in points[2].error
+
+
+def test_a_point_that_cannot_be_built_is_a_failed_row(tmp_path, capsys):
+    spec = {"compute": ["footprint"], "fixed": {"model": "llama-2-7b"},
+            "grid": {"context": [2048, 9000]}, "execution": {"executor": "serial"}}
+    res = sweep(spec, out=tmp_path)
+    assert res.column("status") == ["ok", "failed"]
+    assert "'context_length' = 9000 exceeds" in res.rows[1]["error"]
+    assert res.rows[1]["footprint_bytes"] is None and res.rows[1]["hardware"] is None
+    points = expand(parse_spec({**spec, "compute": ["simulate"]}))
+    assert [len(b) for b in batches(points, 8, by_lowering=True)] == [1, 1]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert main(["sweep", str(path), "--out", str(tmp_path)]) == 1
+    assert "  failed " in capsys.readouterr().out
 
 
 def test_lowering_groups_ignore_memory_and_the_lowering_does_too():

@@ -23,6 +23,7 @@ from prodigy_sim.sweep._plots import plot_pareto as plot_pareto
 from prodigy_sim.sweep._plots import plot_spec as plot_spec
 from prodigy_sim.sweep._points import DEFAULTS as DEFAULTS
 from prodigy_sim.sweep._points import Point as Point
+from prodigy_sim.sweep._points import batches as batches
 from prodigy_sim.sweep._points import expand as expand
 from prodigy_sim.sweep._points import lowering_key as lowering_key
 from prodigy_sim.sweep._run import STATUSES as STATUSES
@@ -42,7 +43,7 @@ from prodigy_sim.sweep._spec import spec_names as spec_names
 __all__ = [
     "DEFAULTS", "EVALUATORS", "PASSTHROUGH_KEYS", "SCENARIO_KEYS", "STATUSES", "Evaluator",
     "ExecutionSpec", "OutputSpec", "PlotSpec", "Point", "PointContext", "SimulateSettings",
-    "SweepResult", "SweepSpec", "axis_label", "dask_client", "expand", "load_spec",
+    "SweepResult", "SweepSpec", "axis_label", "batches", "dask_client", "expand", "load_spec",
     "lowering_key", "pareto_front", "parse_spec", "plot_heatmap", "plot_line", "plot_pareto",
     "plot_spec", "spec_names", "sweep",
 ]

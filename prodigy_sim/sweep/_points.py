@@ -171,11 +171,13 @@ def lowering_key(point: Point) -> str:
 def batches(points: list[Point], batch_points: int, *, by_lowering: bool
             ) -> list[tuple[Point, ...]]:
     """Split ``points`` into tasks of at most ``batch_points`` points. With ``by_lowering``,
-    a task holds points of one lowering key only (a group of ``n`` points is cut into
+    a task holds points of one lowering key only (points that could not be built go together;
+    a group of ``n`` points is cut into
     ``ceil(n / batch_points)`` nearly equal tasks). Tasks are ordered by their first point."""
     groups: dict[str, list[Point]] = {}
     for p in points:
-        groups.setdefault(lowering_key(p) if by_lowering else "", []).append(p)
+        key = "" if not by_lowering else "error" if p.error is not None else lowering_key(p)
+        groups.setdefault(key, []).append(p)
     out = []
     for group in groups.values():
         k = math.ceil(len(group) / batch_points)
