@@ -104,14 +104,16 @@ def test_a_point_that_keeps_killing_workers_is_recorded_and_rerun(tmp_path, clie
         res = sweep(spec, out=tmp_path / "out", client=client, evaluators=evs)
     finally:
         client.run_on_scheduler(_allowed_failures, old)
-    assert res.column("status") == ["ok", "crashed", "ok"]
+    # point 2 kills every worker it runs on; a point that shared a dying worker may crash too
+    status = res.column("status")
+    assert status[1] == "crashed" and set(status) <= {"ok", "crashed"}
     assert res.rows[1]["error"] == ("worker died running this point, 2 submission(s) "
                                     "(KilledWorker)")
     assert res.rows[1]["accuracy.crash_file"] == str(crash)      # a pass-through column
     crash.unlink()
     again = sweep(spec, out=tmp_path / "out", executor="serial", evaluators=evs)
-    assert (again.computed, again.skipped) == (1, 2)
-    assert again.column("batch_again") == [1, 2, 3]
+    assert (again.computed, again.skipped) == (status.count("crashed"), status.count("ok"))
+    assert again.column("batch_again") == [1, 2, 3] and again.count("ok") == 3
 
 
 @pytest.mark.slow
