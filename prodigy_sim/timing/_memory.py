@@ -347,12 +347,15 @@ class MemorySystem:
             rd_src.append(ctrl[rd])
         # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
         # stores into them go to the slices), as packets per (DMA, home slice)
-        hd, hl, hr = [], [], []
+        hd: list[np.ndarray] = []
+        hl: list[np.ndarray] = []
+        hr: list[np.ndarray] = []
         if l3_info is not None:
             parts = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
             for acc, part in zip((hd, hl, hr), parts, strict=True):
                 acc.append(part)
-        wd, wl = [], []
+        wd: list[np.ndarray] = []
+        wl: list[np.ndarray] = []
         for i, h in enumerate(batch):
             if h.onchip is not None:
                 if h.is_write:
