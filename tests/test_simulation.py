@@ -39,16 +39,18 @@ def test_reuse_of_identical_layers_equals_simulating_every_layer():
     assert [o.seconds for o in once.stages[0].ops] == [o.seconds for o in every.stages[0].ops]
 
 
-@pytest.mark.parametrize("shape", [(1024, 2048, 512), (512, 3072, 768)])
-def test_steady_state_extrapolation_agrees_with_the_full_unit_loop(shape):
-    """GEMMs whose cores run many blocks: the extrapolation from 2 and 4 blocks per core is
-    within STEADY_STATE_BOUND of simulating every block."""
+@pytest.mark.parametrize("shape, cores, extrapolated", [((2048, 2048, 1024), 2, True),
+                                                        ((1024, 4096, 512), 4, False)])
+def test_steady_state_extrapolation_agrees_with_the_full_unit_loop(shape, cores, extrapolated):
+    """GEMMs whose cores run many blocks: the extrapolation (once two successive windows of
+    units agree) is within STEADY_STATE_BOUND of simulating every block; a loop that does not
+    settle before its units run out is simulated in full."""
     m, n, k = shape
-    op = linear_op("g", m, n, k, Storage.of("tai4"), CFG, cores=4)
-    assert op.kernel.per_core_units > 4
+    op = linear_op("g", m, n, k, Storage.of("tai4"), CFG, cores=cores)
+    assert op.kernel.per_core_units >= 32
     steady = simulate_op(op, CFG, method=SimMethod(steady_units=2))
     full = simulate_op(op, CFG, method=SimMethod(steady_units=None))
-    assert "steady" in steady.method and full.method == "full"
+    assert ("steady" in steady.method) == extrapolated and full.method == "full"
     assert steady.seconds == pytest.approx(full.seconds, rel=STEADY_STATE_BOUND)
 
 
@@ -58,7 +60,6 @@ def test_steady_state_of_a_model_agrees_with_the_full_method():
     lm = lower_model(card, sc, CFG, cores=8)
     full = simulate_lowered(lm, CFG, method=SimMethod(steady_units=None))
     steady = simulate_lowered(lm, CFG, method=SimMethod(steady_units=2))
-    assert any("steady" in o.method for s in steady.stages for o in s.ops)
     assert steady.seconds == pytest.approx(full.seconds, rel=STEADY_STATE_BOUND)
 
 
