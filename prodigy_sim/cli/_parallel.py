@@ -43,8 +43,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     what.add_argument("--sparsity", default="none", metavar="M:N",
                       help="structured sparsity (default: none)")
     how = parser.add_argument_group("system and split")
-    how.add_argument("--system", default="4s-t16128", metavar="PRESET",
-                     help="system preset (see --systems; default: 4s-t16128)")
+    how.add_argument("--system", default=None, metavar="PRESET",
+                     help="system preset (see --systems; default: 4s-t16128, with "
+                          "--brain-scale 256pb-t16128)")
     how.add_argument("--chip", default=None, metavar="PRESET",
                      help="chip preset of every socket (default: the system's)")
     how.add_argument("--tp", default="1", metavar="N[,N...]",
@@ -111,8 +112,7 @@ def _show(name: str, as_json: bool) -> int:
 def _brain(args: argparse.Namespace) -> int:
     from prodigy_sim.parallel import brain_scale
 
-    cases = [brain_scale(fmt, system=args.system if args.system != "4s-t16128"
-                         else "256pb-t16128", context=args.context)
+    cases = [brain_scale(fmt, system=args.system or "256pb-t16128", context=args.context)
              for fmt in ("bfloat16", "float8_e4m3fn", "tai4", "tai2")]
     if args.json:
         print(json.dumps([c.to_dict() for c in cases], indent=2))
@@ -122,11 +122,13 @@ def _brain(args: argparse.Namespace) -> int:
           f"{c0.layers} layers); one sequence, context {c0.context}; sockets of "
           f"{c0.socket_capacity_bytes / 1e12:.3f} TB; 256 PB = {c0.sockets_for_claim} sockets")
     print(f"{'weights':<14} {'weights PB':>10} {'KV TB':>7} {'in 256 PB':>9} {'sockets':>8} "
+          f"{'<= system':>9} "
           f"{'nodes':>6} {'layers/stage':>12} {'layer s':>8} {'step s':>9} {'step h':>7} "
           f"{'pipelined tok/s':>15}")
     for c in cases:
         print(f"{c.weights:<14} {c.weight_bytes / 1e15:>10.2f} {c.kv_cache_bytes / 1e12:>7.2f} "
-              f"{'yes' if c.fits_claim else 'no':>9} {c.sockets_needed:>8} {c.nodes:>6} "
+              f"{'yes' if c.fits_claim else 'no':>9} {c.sockets_needed:>8} "
+              f"{'yes' if c.fits_system else 'no':>9} {c.nodes:>6} "
               f"{c.layers_per_stage:>12} {c.layer_seconds:>8.3f} {c.step_seconds:>9.0f} "
               f"{c.step_seconds / 3600:>7.2f} {c.pipelined_tokens_per_s:>15.4f}")
     print(f"method: tensor parallel over the {c0.tp} sockets of a node, layers pipelined over "
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from prodigy_sim.models import Scenario, check_scenario, load_card
     from prodigy_sim.parallel import ParallelPlan, simulate_parallel
 
-    system = load_system(args.system, chip=args.chip)
+    system = load_system(args.system or "4s-t16128", chip=args.chip)
     try:
         tps = [int(t) for t in args.tp.split(",") if t.strip()]
     except ValueError:

@@ -29,7 +29,6 @@ from prodigy_sim.hardware import SystemConfig, load_system
 from prodigy_sim.models import (
     Formats,
     ModelCard,
-    footprint_report,
     format_bits,
     kv_cache_bytes,
     load_card,
@@ -73,9 +72,26 @@ def scaled_card(parameters: int = BRAIN_PARAMETERS, base: str = "llama-2-70b") -
     return ModelCard.model_validate(data)
 
 
+def _split(card: ModelCard, formats: Formats) -> tuple[int, int, int, int, int]:
+    """``(layer parameters, layer bytes, parameters outside the layers, embedding bytes, final
+    norm + head bytes)`` from a one-layer copy of ``card`` (every llama layer is the same)."""
+    one = card.model_copy(update={"num_layers": 1})
+    layer = [t for t in one.tensors() if t.layer is not None]
+    outside = [t for t in one.tensors() if t.layer is None]
+    emb = [t for t in outside if t.tensor_class in ("embedding", "position")]
+    rest = [t for t in outside if t.tensor_class not in ("embedding", "position")]
+    return (sum(t.numel for t in layer), sum(_bytes(t, formats) for t in layer),
+            sum(t.numel for t in outside), sum(_bytes(t, formats) for t in emb),
+            sum(_bytes(t, formats) for t in rest))
+
+
 @dataclass(frozen=True)
 class BrainScaleCase:
-    """The claim in one weight format: footprint, sockets, and one decode step."""
+    """The claim in one weight format: footprint, sockets, and one decode step.
+
+    ``fits_claim``: weights + KV cache <= the claimed bytes. ``sockets_needed``: whole layers per
+    stage, so it can exceed ``total / capacity``; ``fits_system``: they are at most the system's
+    sockets."""
 
     weights: str
     parameters: int
@@ -89,6 +105,7 @@ class BrainScaleCase:
     socket_capacity_bytes: int
     sockets_for_claim: int
     sockets_needed: int
+    fits_system: bool
     nodes: int
     tp: int
     pp: int
@@ -117,15 +134,16 @@ def brain_scale(weights: str = "tai4", *, parameters: int = BRAIN_PARAMETERS,
     chip = system.chip
     card = scaled_card(parameters)
     formats = Formats.uniform(weights, kv_cache=kv_cache)
-    fp = footprint_report(card, formats)
+    layer_params, layer_bytes, outside_params, emb_bytes, rest_bytes = _split(card, formats)
+    weight_bytes = card.num_layers * layer_bytes + emb_bytes + rest_bytes
     kv = kv_cache_bytes(card, 1, context, format_bits(kv_cache))
-    total = fp.weight_bytes + kv
+    total = weight_bytes + kv
     cap = chip.memory.capacity_bytes
     tp = system.sockets_per_node
     shard = shard_card(card, tp)
-    layer_w = sum(_bytes(t, formats) for t in shard.layer_tensors(0))
+    _, layer_w, _, shard_emb, shard_rest = _split(shard, formats)
     layer_kv = kv_cache_bytes(shard, 1, context, format_bits(kv_cache)) // shard.num_layers
-    per_socket = cap - _bytes_outside_layers(shard, formats)
+    per_socket = cap - max(shard_emb, shard_rest)
     layers_per_socket = max(1, per_socket // (layer_w + layer_kv))
     pp = math.ceil(card.num_layers / layers_per_socket)
     per_stage = math.ceil(card.num_layers / pp)
@@ -141,11 +159,13 @@ def brain_scale(weights: str = "tai4", *, parameters: int = BRAIN_PARAMETERS,
     stage = per_stage * (t_layer + 2 * ar.seconds)
     step = card.num_layers * (t_layer + 2 * ar.seconds) + (pp - 1) * send.seconds
     return BrainScaleCase(
-        weights=weights, parameters=card.parameter_count(), hidden_size=card.hidden_size,
-        layers=card.num_layers, weight_bytes=fp.weight_bytes, kv_cache_bytes=kv,
+        weights=weights, parameters=card.num_layers * layer_params + outside_params,
+        hidden_size=card.hidden_size, layers=card.num_layers, weight_bytes=weight_bytes,
+        kv_cache_bytes=kv,
         total_bytes=total, claim_bytes=claim_bytes, fits_claim=total <= claim_bytes,
         socket_capacity_bytes=cap, sockets_for_claim=math.ceil(claim_bytes / cap),
-        sockets_needed=pp * tp, nodes=pp, tp=tp, pp=pp, layers_per_stage=per_stage,
+        sockets_needed=pp * tp, fits_system=pp * tp <= system.sockets, nodes=pp, tp=tp, pp=pp,
+        layers_per_stage=per_stage,
         layer_seconds=t_layer, layer_bound="memory" if t_memory >= t_compute else "compute",
         allreduce_seconds=ar.seconds, allreduce_algorithm=ar.algorithm,
         send_seconds=send.seconds, step_seconds=step,
@@ -156,11 +176,3 @@ def brain_scale(weights: str = "tai4", *, parameters: int = BRAIN_PARAMETERS,
 def _bytes(spec, formats: Formats) -> int:
     fp = tensor_footprint(spec, formats.for_class(spec.tensor_class))
     return fp.code_bytes + fp.scale_bytes + fp.metadata_bytes
-
-
-def _bytes_outside_layers(card: ModelCard, formats: Formats) -> int:
-    """The largest of the embeddings (stage 0) and the head (last stage) of one socket."""
-    outside = [t for t in card.tensors() if t.layer is None]
-    emb = sum(_bytes(t, formats) for t in outside if t.tensor_class in ("embedding", "position"))
-    rest = sum(_bytes(t, formats) for t in outside) - emb
-    return max(emb, rest)
