@@ -147,6 +147,16 @@ def run(args: argparse.Namespace) -> int:
                               kv_blocks=args.kv_blocks)
     except ValueError as err:
         raise ConfigError(f"command line: {err}") from None
+    rates = _rates(args.rates) if args.rates else [args.rate]
+    if args.trace:
+        if args.rates:
+            raise ConfigError("give either --trace or --rates, not both")
+        traces = [load_trace(args.trace)]
+    else:
+        traces = [poisson_trace(args.requests, r, args.prompt, args.output, args.seed)
+                  for r in rates]
+    if args.save_trace:
+        write_trace(traces[-1], args.save_trace)
     show = not args.quiet and sys.stderr.isatty()
     sims = None
 
@@ -171,16 +181,6 @@ def run(args: argparse.Namespace) -> int:
                                   capacity_bytes=None if args.capacity_gb is None
                                   else int(args.capacity_gb * 1e9))
         engine = engine.model_copy(update={"kv_blocks": budget.blocks})
-    rates = _rates(args.rates) if args.rates else [args.rate]
-    if args.trace:
-        if args.rates:
-            raise ConfigError("give either --trace or --rates, not both")
-        traces = [load_trace(args.trace)]
-    else:
-        traces = [poisson_trace(args.requests, r, args.prompt, args.output, args.seed)
-                  for r in rates]
-    if args.save_trace:
-        write_trace(traces[-1], args.save_trace)
     bar = None
     if show:
         from tqdm import tqdm

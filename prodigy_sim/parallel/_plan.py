@@ -15,8 +15,8 @@ of ``q`` new tokens, ``A = b q hidden`` activation elements, exchanged in BF16 (
   head. MoE models need an injected timer (the simulator does not time experts yet).
 - tensor parallelism: per layer 2 all-reduces of ``2 A`` bytes (after the attention output and
   the MLP down projections); one all-reduce of ``2 A`` for the vocabulary-parallel embedding
-  (stage 0); an all-gather of the ``b vocab`` BF16 logits (last stage). Decode and prefill wait
-  for them: they are on the critical path, not overlapped.
+  (stage 0); an all-gather of the ``b vocab`` BF16 logits (last stage, decoders). Decode and
+  prefill wait for them: they are on the critical path, not overlapped.
 - expert parallelism: per MoE layer an all-to-all of ``2 A k`` bytes to dispatch the tokens to
   their ``k`` experts and one to combine them, on the critical path.
 - pipeline: stage ``i`` takes ``t_i``; sending ``2 A`` bytes to the next stage takes ``c_i``
@@ -293,13 +293,17 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
     collectives: list[tuple[Collective, int]] = []
     layer_comm = 0.0
     moe_comm = 0.0
+    embed_s = logits_s = 0.0
     if plan.tp > 1:
         ar = allreduce(system, act, width, plan.allreduce)
         layer_comm = 2 * ar.seconds
+        embed_s = ar.seconds
         collectives.append((ar, 2 * card.num_layers + 1))
-        gather = allgather(system, micro.batch * card.vocab_size * COLLECTIVE_BYTES_PER_ELEMENT,
-                           width)
-        collectives.append((gather, 1))
+        if card.is_decoder:
+            gather = allgather(system, micro.batch * card.vocab_size
+                               * COLLECTIVE_BYTES_PER_ELEMENT, width)
+            logits_s = gather.seconds
+            collectives.append((gather, 1))
     if plan.ep > 1:
         a2a = alltoall(system, act * top_k, plan.ep)
         moe_comm = 2 * a2a.seconds
@@ -310,10 +314,10 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
         c = sum(times.layer_s[i] for i in layers) + (times.head_s if k == plan.pp - 1 else 0.0)
         t = c + layer_comm * len(layers)
         t += moe_comm * sum(1 for i in layers if card.is_moe_layer(i))
-        if plan.tp > 1 and k == 0:
-            t += collectives[0][0].seconds
-        if plan.tp > 1 and k == plan.pp - 1:
-            t += collectives[1][0].seconds
+        if k == 0:
+            t += embed_s
+        if k == plan.pp - 1:
+            t += logits_s
         compute.append(c)
         seconds.append(t)
     sends = []

@@ -75,8 +75,10 @@ class EngineConfig(BaseModel):
         return self
 
 
-@dataclass
+@dataclass(eq=False)
 class _Seq:
+    """A request in the engine (compared by identity)."""
+
     req: Request
     arrival_ns: int
     order: int = 0
