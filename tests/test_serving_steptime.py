@@ -3,15 +3,21 @@ simulator), and interpolation against direct simulation on held-out LLaMA-2-7B p
 
 import json
 
+import numpy as np
 import pytest
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.serving import (
+    EngineConfig,
     SimulatedStepTimes,
     StepShape,
     StepTimeModel,
     check_interpolation,
     default_decode_buckets,
+    poisson_trace,
+    saturation_requests_per_s,
+    simulate_serving,
+    vllm_decode_buckets,
 )
 
 
@@ -23,8 +29,10 @@ def fake(scenario, config):
 
 
 def test_buckets():
-    assert default_decode_buckets(64) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)
-    assert default_decode_buckets(100) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 128)
+    assert default_decode_buckets(64) == tuple(range(1, 65))
+    assert default_decode_buckets(100) == tuple(range(1, 65)) + (128,)
+    assert vllm_decode_buckets(64) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)
+    assert vllm_decode_buckets(130) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 128, 192)
     assert SimulatedStepTimes.prefill_bucket(1) == 64
     assert SimulatedStepTimes.prefill_bucket(300) == 512
     assert SimulatedStepTimes.prefill_bucket(4096) == 4096
@@ -34,7 +42,7 @@ def test_buckets():
 
 def test_rules_with_a_stand_in_simulator():
     calls = []
-    st = SimulatedStepTimes("llama-2-7b", simulate=fake,
+    st = SimulatedStepTimes("llama-2-7b", simulate=fake, decode_buckets=vllm_decode_buckets(64),
                             on_simulate=lambda *a: calls.append(a))
     assert isinstance(st, StepTimeModel) and st.max_context == 4096
     assert st.context_grid == (64, 256, 1024, 4096)
@@ -75,7 +83,7 @@ def test_table_file_roundtrip_and_key(tmp_path):
 
 
 def test_check_interpolation_refuses_grid_points():
-    st = SimulatedStepTimes("llama-2-7b", simulate=fake)
+    st = SimulatedStepTimes("llama-2-7b", simulate=fake, decode_buckets=vllm_decode_buckets(64))
     with pytest.raises(ConfigError, match="not a held-out point"):
         check_interpolation(st, [(4, 1000)])  # 1000 -> 1024, a grid context
     row = check_interpolation(st, [(3, 600)], unpadded=True)[0]
@@ -91,3 +99,16 @@ def test_interpolated_decode_within_5_percent_of_direct_simulation():
     for row in rows:
         assert abs(row.error) < 0.05, row
     assert st.simulations == 4  # the grid points; the direct runs are not added to the grid
+
+
+@pytest.mark.slow
+def test_throughput_saturates_at_the_rate_simulated_step_times_predict():
+    # one 1024-token prompt per prefill step, 16 decoding: three simulated shapes in all
+    steps = SimulatedStepTimes("llama-2-7b", decode_buckets=(16,), context_grid=(1024, 2048))
+    engine = EngineConfig(max_batch=16, max_prefill_tokens=1024)
+    rate = saturation_requests_per_s(steps, 1024, 64, engine, prompts_per_prefill=1)
+    r = simulate_serving(poisson_trace(1000, 3 * rate, "fixed:1024", "fixed:64", seed=1), steps,
+                         engine)
+    done = np.sort(r.finish_s)
+    assert 799 / (done[899] - done[100]) == pytest.approx(rate, rel=0.01)
+    assert steps.simulations == 3

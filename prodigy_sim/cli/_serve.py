@@ -22,7 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "(iteration-level scheduling), a paged KV cache bounded by the DDR capacity "
                     "left after weights and activations (blocks of --block-tokens tokens; "
                     "preemption by recompute), optional chunked prefill. Step times come from "
-                    "the simulator (decode batches padded to buckets, contexts interpolated, "
+                    "the simulator (every decode batch size simulated, contexts interpolated, "
                     "prompt tokens padded to a power of two; see docs/serving.md), simulated "
                     "once per grid point. Prints time to first token, time per output token and "
                     "end-to-end latency (p50/p90/p99, ms), throughput (output tokens/s, "
@@ -66,9 +66,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     eng = parser.add_argument_group("engine")
     eng.add_argument("--max-batch", type=int, default=64, metavar="N",
                      help="most sequences running at once (default: 64)")
-    eng.add_argument("--max-prefill-tokens", type=int, default=4096, metavar="TOKENS",
-                     help="prompt tokens per prefill step without chunked prefill (default: "
-                          "4096)")
+    eng.add_argument("--max-prefill-tokens", type=int, default=2048, metavar="TOKENS",
+                     help="prompt tokens per prefill step without chunked prefill; a longer "
+                          "prompt runs alone (default: 2048)")
     eng.add_argument("--chunk-tokens", type=int, default=None, metavar="TOKENS",
                      help="chunked prefill with this token budget per step (default: off)")
     eng.add_argument("--block-tokens", type=int, default=16, metavar="TOKENS",

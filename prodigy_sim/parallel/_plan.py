@@ -223,8 +223,8 @@ class ParallelReport:
         lines = [f"{self.model} {self.phase}, batch {self.batch}, context {self.context} on "
                  f"{self.system}: tp={p['tp']} pp={p['pp']} ep={p['ep']} microbatches="
                  f"{p['microbatches']} ({self.sockets} sockets; each runs {self.shard})",
-                 f"{'collective':<11} {'per step':>8} {'bytes':>12} {'each us':>9} "
-                 f"{'total ms':>9}  algorithm"]
+                 f"{'collective':<11} {'count':>8} {'bytes':>12} {'each us':>9} "
+                 f"{'total ms':>9}  algorithm (count per microbatch)"]
         for c in self.collectives:
             lines.append(f"{c['op']:<11} {c['count']:>8} {c['nbytes']:>12,} "
                          f"{c['seconds'] * 1e6:>9.2f} {c['count'] * c['seconds'] * 1e3:>9.3f}  "

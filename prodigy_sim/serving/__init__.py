@@ -4,7 +4,7 @@
   :class:`LengthDist`: fixed, uniform, lognormal), :func:`write_trace`.
 - Step times: the :class:`StepTimeModel` protocol (``step_seconds(StepShape)``);
   :class:`SimulatedStepTimes` (from :func:`prodigy_sim.reports.simulate_scenario`, cached on a
-  grid, batch padded to buckets, context interpolated; :func:`check_interpolation` against direct
+  grid: every batch size, contexts interpolated; :func:`check_interpolation` against direct
   simulation); :class:`AnalyticStepTimes` (closed form, for tests and what-ifs).
 - Engine: :func:`simulate_serving` (iteration-level scheduling, paged KV cache of
   :func:`kv_cache_blocks` blocks, preemption by recompute, optional chunked prefill) with an
@@ -36,6 +36,7 @@ from prodigy_sim.serving._simulated import InterpolationCheck as InterpolationCh
 from prodigy_sim.serving._simulated import SimulatedStepTimes as SimulatedStepTimes
 from prodigy_sim.serving._simulated import check_interpolation as check_interpolation
 from prodigy_sim.serving._simulated import default_decode_buckets as default_decode_buckets
+from prodigy_sim.serving._simulated import vllm_decode_buckets as vllm_decode_buckets
 from prodigy_sim.serving._steptime import AnalyticStepTimes as AnalyticStepTimes
 from prodigy_sim.serving._steptime import StepShape as StepShape
 from prodigy_sim.serving._steptime import StepTimeModel as StepTimeModel
@@ -53,5 +54,5 @@ __all__ = [
     "default_decode_buckets", "engine_kv_budget", "kv_cache_blocks", "load_trace",
     "parse_length_dist", "plot_latency_vs_load", "plot_timeline", "poisson_trace",
     "saturation_requests_per_s", "serve", "simulate_serving", "sweep_rates",
-    "write_serving_plots", "write_trace",
+    "vllm_decode_buckets", "write_serving_plots", "write_trace",
 ]

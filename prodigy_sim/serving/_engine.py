@@ -56,7 +56,7 @@ class EngineConfig(BaseModel):
 
     max_batch: int = Field(64, ge=1, description="most sequences running at once (vLLM "
                                                  "max_num_seqs) (count)")
-    max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens in one prefill step "
+    max_prefill_tokens: int = Field(2048, ge=1, description="prompt tokens in one prefill step "
                                                             "without chunked prefill (tokens)")
     chunk_tokens: int | None = Field(None, ge=1, description="chunked prefill: tokens per step "
                                                              "(decodes + prompt chunks); None = "

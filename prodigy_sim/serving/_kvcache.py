@@ -48,7 +48,7 @@ class KvBudget:
 
 def kv_cache_blocks(model: str, *, capacity_bytes: int, formats: Formats | None = None,
                     sparsity: str = "none", block_tokens: int = 16, max_batch: int = 64,
-                    max_prefill_tokens: int = 4096, max_context: int | None = None) -> KvBudget:
+                    max_prefill_tokens: int = 2048, max_context: int | None = None) -> KvBudget:
     """The KV blocks that fit ``capacity_bytes`` beside ``model``'s weights and activations."""
     card = load_card(model)
     formats = formats or Formats()

@@ -5,14 +5,14 @@
 memory, and in a JSON file with :meth:`SimulatedStepTimes.save` / ``load``). Grid points are
 simulated lazily, the first time a step needs them. The rules:
 
-- **Decode** of ``b`` sequences with mean context ``c``: the batch runs padded up to the next
-  *bucket* (default ``1, 2, 4, 8, 16, 24, ..., 64``, then multiples of 64: vLLM's CUDA-graph
-  capture sizes, and the lowering's own rule above 64 rows), so the batch is never interpolated:
-  the simulated time of the bucket is the time of the step. The context is rounded up to the
+- **Decode** of ``b`` sequences with mean context ``c``: the batch runs as the next *bucket*
+  ``>= b``. The default buckets are every batch 1..64 and then multiples of 64 (the lowering runs
+  larger batches only in whole 64-row blocks), so the batch is never interpolated and padded only
+  as the lowering pads it: each batch size the engine uses is simulated once. Coarser buckets
+  (:func:`vllm_decode_buckets`) need fewer simulations and pad. The context is rounded up to the
   64-token KV tile and interpolated linearly between grid contexts (default 64, 256, 1024, 4096,
-  capped at the model's positions). Decode time is close to linear in the context (the KV cache
-  read), and interpolation between grid points is checked against direct simulation
-  (:func:`check_interpolation`).
+  capped at the model's positions): decode time is close to linear in the context (the KV cache
+  read), and :func:`check_interpolation` checks it against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
   sequences of the largest power of two within them). Linear layers see every new token as one
@@ -21,11 +21,10 @@ simulated lazily, the first time a step needs them. The rules:
 - **Mixed step** (chunked prefill with decodes): the prefill time plus the decode time. Each
   streams the weights, so a mixed step counts them twice: an upper bound.
 
-Why pad rather than interpolate the batch and the prompt tokens: with the current lowering, decode
-time rises in steps of 4 sequences on LLaMA-2-7B (a (sequence, KV head) unit per core), and
-prefill time is far from monotone between powers of two (``docs/serving.md`` has the measured
-table); interpolating across such steps misses by 10-40%, padding to the simulated shape is exact
-for the shape that runs.
+Why the batch and the prompt tokens are not interpolated: with the current lowering, decode time
+rises in steps of 4 sequences on LLaMA-2-7B, and prefill time is far from monotone between powers
+of two, where it is fastest (``docs/serving.md`` has the measured tables): interpolating across
+such steps misses by 10-40%, while a simulated shape is exact for the shape that runs.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ from prodigy_sim.models import Formats, Scenario, check_scenario, load_card
 from prodigy_sim.serving._steptime import StepShape
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
-           "default_decode_buckets", "DEFAULT_CONTEXT_GRID", "KV_TILE_TOKENS"]
+           "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
+           "KV_TILE_TOKENS"]
 
 DEFAULT_CONTEXT_GRID = (64, 256, 1024, 4096)
 """Decode contexts simulated (tokens), before capping at the model's positions."""
@@ -54,14 +54,22 @@ KV_TILE_TOKENS = 64
 Simulate = Callable[[Scenario, ChipConfig], float]
 
 
+def _upto(sizes: list[int], max_batch: int) -> tuple[int, ...]:
+    while sizes[-1] < max_batch:
+        sizes.append(sizes[-1] + 64)
+    return tuple(b for b in sizes if b < max_batch) + (next(b for b in sizes if b >= max_batch),)
+
+
 def default_decode_buckets(max_batch: int) -> tuple[int, ...]:
+    """Every batch ``1..64``, then multiples of 64 (the lowering takes larger batches only in
+    whole 64-row blocks), up to the first >= ``max_batch``: no padding beyond the lowering's."""
+    return _upto(list(range(1, 65)), max_batch)
+
+
+def vllm_decode_buckets(max_batch: int) -> tuple[int, ...]:
     """``1, 2, 4, 8, 16, 24, ..., 64`` (vLLM's default CUDA-graph capture sizes up to 64), then
-    multiples of 64 (the lowering takes larger batches only in whole 64-row blocks), up to the
-    first bucket >= ``max_batch``."""
-    out = [1, 2, 4] + list(range(8, 65, 8))
-    while out[-1] < max_batch:
-        out.append(out[-1] + 64)
-    return tuple(b for b in out if b < max_batch) + (next(b for b in out if b >= max_batch),)
+    multiples of 64: fewer simulations, at the price of padding (``docs/serving.md``)."""
+    return _upto([1, 2, 4] + list(range(8, 65, 8)), max_batch)
 
 
 def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
@@ -217,14 +225,18 @@ class SimulatedStepTimes:
         p.write_text(json.dumps(self.table(), indent=1) + "\n")
         return p
 
-    def load(self, path: str | Path) -> int:
-        """Add the points of a file written by :meth:`save` for the same key; returns how many.
-        A file for another model, format, chip or options raises :class:`ConfigError`."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{p}: not a step-time table ({err})") from None
+    def load(self, source: str | Path | dict) -> int:
+        """Add the points of a file written by :meth:`save` (or of a :meth:`table`) for the same
+        key; returns how many. A table for another model, format, chip or simulation options
+        raises :class:`ConfigError`."""
+        if isinstance(source, dict):
+            p, data = "step-time table", source
+        else:
+            p = Path(source)
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ConfigError(f"{p}: not a step-time table ({err})") from None
         if not isinstance(data, dict) or data.get("key") != self.key():
             theirs = data.get("key") if isinstance(data, dict) else None
             raise ConfigError(f"{p}: a step-time table for another model, format, chip or "
