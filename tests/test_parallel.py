@@ -2,6 +2,7 @@
 footprint per socket, the pipeline formula, LLaMA-2-70B over 2 and 4 sockets, the 256 PB claim."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,13 @@ from prodigy_sim.parallel import (
 )
 
 NODE = load_system("4s-t16128")
+DOC = (Path(__file__).parent.parent / "docs" / "systems.md").read_text()
+
+
+def doc_row(first: str) -> list[str]:
+    """The cells of the docs/systems.md table row whose first cell is ``first``."""
+    line = next(ln for ln in DOC.splitlines() if ln.startswith(f"| {first} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
 BW = 16 * 32e9 * 128 / 130 / 8  # x16 PCIe 5.0, one direction
 LAT = 1e-6
 
@@ -168,6 +176,9 @@ def test_llama2_70b_tensor_parallel_speedup_is_below_linear_by_the_all_reduces(l
         speedup = one / r.step_s
         assert 1 < speedup < one / r.compute_s < p + 0.5
         assert speedup < p
+        row = doc_row(str(p))  # docs/systems.md, from `prodigy-sim parallel --tp 1,2,4`
+        assert row[1:5] == [f"{r.step_s * 1e3:.3f}", f"{r.compute_s * 1e3:.3f}",
+                            f"{r.communication_s * 1e3:.3f}", f"{speedup:.3f}"]
     assert llama70b_tp[4].step_s < llama70b_tp[2].step_s
 
 
@@ -188,3 +199,6 @@ def test_scaled_card_and_brain_scale():
     assert c.layer_seconds > (w / c.layers / 4) / 921.6e9
     bf16 = brain_scale("bfloat16")
     assert bf16.fits_claim and not bf16.fits_system  # 200 PB, but whole layers per socket
+    row = doc_row("tai4")  # docs/systems.md, from `prodigy-sim parallel --brain-scale`
+    assert row[1] == f"{c.weight_bytes / 1e15:.2f}" and row[4] == f"{c.sockets_needed:,}"
+    assert row[9] == f"{c.step_seconds:,.0f} s ({c.step_seconds / 3600:.2f} h)"

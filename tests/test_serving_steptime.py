@@ -2,6 +2,7 @@
 simulator), and interpolation against direct simulation on held-out LLaMA-2-7B points."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,10 @@ def test_interpolated_decode_within_5_percent_of_direct_simulation():
     for row in rows:
         assert abs(row.error) < 0.05, row
     assert st.simulations == 4  # the grid points; the direct runs are not added to the grid
+    doc = (Path(__file__).parent.parent / "docs" / "serving.md").read_text()
+    row = rows[0]  # docs/serving.md, from `python benchmarks/bench_serving.py`
+    assert (f"| 8 | 512 | {row.interpolated_s * 1e3:.3f} | {row.direct_s * 1e3:.3f} | "
+            f"{row.error:+.1%} |") in doc
 
 
 @pytest.mark.slow
