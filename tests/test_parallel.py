@@ -201,4 +201,5 @@ def test_scaled_card_and_brain_scale():
     assert bf16.fits_claim and not bf16.fits_system  # 200 PB, but whole layers per socket
     row = doc_row("tai4")  # docs/systems.md, from `prodigy-sim parallel --brain-scale`
     assert row[1] == f"{c.weight_bytes / 1e15:.2f}" and row[4] == f"{c.sockets_needed:,}"
-    assert row[9] == f"{c.step_seconds:,.0f} s ({c.step_seconds / 3600:.2f} h)"
+    assert row[10] == f"{c.step_seconds:,.0f} s ({c.step_seconds / 3600:.2f} h)"
+    assert row[6] == f"{c.layer_shard_bytes / 1e12:.2f}"

@@ -119,16 +119,18 @@ def _brain(args: argparse.Namespace) -> int:
         return 0
     c0 = cases[0]
     print(f"model: {c0.parameters:.4e} parameters (LLaMA-2-70B scaled: hidden {c0.hidden_size}, "
-          f"{c0.layers} layers); one sequence, context {c0.context}; sockets of "
-          f"{c0.socket_capacity_bytes / 1e12:.3f} TB; 256 PB = {c0.sockets_for_claim} sockets")
+          f"{c0.layers} layers of {c0.layer_parameters:.3e} parameters); one sequence, context "
+          f"{c0.context}; sockets of {c0.socket_capacity_bytes / 1e12:.3f} TB; 256 PB = "
+          f"{c0.sockets_for_claim} sockets")
     print(f"{'weights':<14} {'weights PB':>10} {'KV TB':>7} {'in 256 PB':>9} {'sockets':>8} "
-          f"{'<= system':>9} "
+          f"{'<= system':>9} {'shard TB':>8} "
           f"{'nodes':>6} {'layers/stage':>12} {'layer s':>8} {'step s':>9} {'step h':>7} "
           f"{'pipelined tok/s':>15}")
     for c in cases:
         print(f"{c.weights:<14} {c.weight_bytes / 1e15:>10.2f} {c.kv_cache_bytes / 1e12:>7.2f} "
               f"{'yes' if c.fits_claim else 'no':>9} {c.sockets_needed:>8} "
-              f"{'yes' if c.fits_system else 'no':>9} {c.nodes:>6} "
+              f"{'yes' if c.fits_system else 'no':>9} {c.layer_shard_bytes / 1e12:>8.2f} "
+              f"{c.nodes:>6} "
               f"{c.layers_per_stage:>12} {c.layer_seconds:>8.3f} {c.step_seconds:>9.0f} "
               f"{c.step_seconds / 3600:>7.2f} {c.pipelined_tokens_per_s:>15.4f}")
     print(f"method: tensor parallel over the {c0.tp} sockets of a node, layers pipelined over "

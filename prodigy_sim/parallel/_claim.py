@@ -89,6 +89,9 @@ def _split(card: ModelCard, formats: Formats) -> tuple[int, int, int, int, int]:
 class BrainScaleCase:
     """The claim in one weight format: footprint, sockets, and one decode step.
 
+    ``layer_parameters``: of one layer; ``layer_shard_bytes``: one socket's share of a layer's
+    weights and KV cache.
+
     ``fits_claim``: weights + KV cache <= the claimed bytes. ``sockets_needed``: whole layers per
     stage, so it can exceed ``total / capacity``; ``fits_system``: they are at most the system's
     sockets."""
@@ -97,6 +100,8 @@ class BrainScaleCase:
     parameters: int
     hidden_size: int
     layers: int
+    layer_parameters: int
+    layer_shard_bytes: int
     weight_bytes: int
     kv_cache_bytes: int
     total_bytes: int
@@ -160,7 +165,8 @@ def brain_scale(weights: str = "tai4", *, parameters: int = BRAIN_PARAMETERS,
     step = card.num_layers * (t_layer + 2 * ar.seconds) + (pp - 1) * send.seconds
     return BrainScaleCase(
         weights=weights, parameters=card.num_layers * layer_params + outside_params,
-        hidden_size=card.hidden_size, layers=card.num_layers, weight_bytes=weight_bytes,
+        hidden_size=card.hidden_size, layers=card.num_layers, layer_parameters=layer_params,
+        layer_shard_bytes=layer_w + layer_kv, weight_bytes=weight_bytes,
         kv_cache_bytes=kv,
         total_bytes=total, claim_bytes=claim_bytes, fits_claim=total <= claim_bytes,
         socket_capacity_bytes=cap, sockets_for_claim=math.ceil(claim_bytes / cap),
