@@ -178,7 +178,7 @@ def part6(steps: SimulatedStepTimes) -> None:
     print("|---:|---:|---:|---:|---:|")
     for n in (192, 384, 768, 1536):
         padded = steps.prefill_seconds(n)
-        direct = steps._run("prefill", 1, n)
+        direct = steps.simulate("prefill", 1, n)
         print(f"| {n} | {steps.prefill_bucket(n)} | {padded * 1e3:.2f} | {direct * 1e3:.2f} | "
               f"{padded / direct - 1:+.1%} |")
 

@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prodigy_sim.errors import ConfigError, config_error_from_validation
-from prodigy_sim.hardware import ChipConfig, SystemConfig, load_system
+from prodigy_sim.hardware import DEFAULT_SYSTEM, ChipConfig, SystemConfig, load_system
 from prodigy_sim.models import (
     ModelCard,
     Scenario,
@@ -50,6 +50,7 @@ from prodigy_sim.models import (
 )
 from prodigy_sim.parallel._collectives import Collective, allgather, allreduce, alltoall, p2p
 from prodigy_sim.parallel._shard import shard_card, stage_layers
+from prodigy_sim.reports import simulate_scenario
 
 __all__ = ["ParallelPlan", "SocketTimes", "SocketTimer", "simulated_socket_times",
            "StageFootprint", "socket_footprint", "ParallelReport", "simulate_parallel",
@@ -97,8 +98,6 @@ def simulated_socket_times(card: ModelCard, scenario: Scenario, chip: ChipConfig
     """Simulate ``card`` (one socket's shard) in ``scenario`` on ``chip`` with
     :func:`prodigy_sim.reports.simulate_scenario` (``options`` are passed on). Every layer gets
     the mean layer time (the lowering's identical layers share one simulation)."""
-    from prodigy_sim.reports import simulate_scenario
-
     if card.num_experts:
         raise ConfigError(f"model {card.name!r} has experts, which the simulator does not time "
                           "yet: pass socket_timer= (an MoE step-time provider)")
@@ -272,7 +271,7 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
     docstring). ``options`` go to the default socket timer (``simulate_scenario``)."""
     plan = plan or ParallelPlan()
     if isinstance(system, str) or system is None:
-        system = load_system(system or "4s-t16128")
+        system = load_system(system or DEFAULT_SYSTEM)
     card = scenario.card()
     check_scenario(scenario, card)
     _check_plan(plan, system)

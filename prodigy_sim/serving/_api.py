@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.models import Formats, Scenario
+from prodigy_sim.hardware import DEFAULT_PRESET, ChipConfig, load_preset
+from prodigy_sim.models import Formats
 from prodigy_sim.serving._engine import EngineConfig, simulate_serving
 from prodigy_sim.serving._kvcache import KvBudget, kv_cache_blocks
 from prodigy_sim.serving._result import ServingResult
@@ -23,7 +23,7 @@ def engine_kv_budget(model: str, engine: EngineConfig, *, formats: Formats | Non
     """The KV blocks of ``model`` on one socket: ``capacity_bytes`` (default the chip's DDR)
     minus weights and activations (:func:`~prodigy_sim.serving.kv_cache_blocks`)."""
     if capacity_bytes is None:
-        chip = config or load_preset(hardware or Scenario.model_fields["hardware"].default)
+        chip = config or load_preset(hardware or DEFAULT_PRESET)
         capacity_bytes = chip.memory.capacity_bytes
     return kv_cache_blocks(model, capacity_bytes=capacity_bytes, formats=formats,
                            sparsity=sparsity, block_tokens=engine.block_tokens,

@@ -40,6 +40,7 @@ from pathlib import Path
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.models import Formats, Scenario, check_scenario, load_card
+from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.serving._steptime import StepShape
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
@@ -73,8 +74,6 @@ def vllm_decode_buckets(max_batch: int) -> tuple[int, ...]:
 
 
 def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
-    from prodigy_sim.reports import simulate_scenario
-
     return simulate_scenario(scenario, config=config, **options).seconds
 
 
@@ -124,7 +123,9 @@ class SimulatedStepTimes:
 
     # --- the grid ------------------------------------------------------------------------------
 
-    def _run(self, phase: str, batch: int, length: int) -> float:
+    def simulate(self, phase: str, batch: int, length: int) -> float:
+        """One simulation of ``phase`` at ``batch`` and ``length`` tokens (seconds), not added to
+        the grid."""
         key = "context_length" if phase == "decode" else "sequence_length"
         scenario = self.template.model_copy(update={"phase": phase, "batch": batch,
                                                     "context_length": None, key: length})
@@ -141,7 +142,7 @@ class SimulatedStepTimes:
         """Simulated decode step at a grid point (cached)."""
         key = (batch, context)
         if key not in self._decode:
-            self._decode[key] = self._run("decode", batch, context)
+            self._decode[key] = self.simulate("decode", batch, context)
         return self._decode[key]
 
     def prefill_point(self, tokens: int) -> float:
@@ -149,9 +150,9 @@ class SimulatedStepTimes:
         if tokens not in self._prefill:
             longest = 1 << int(math.log2(self.max_context or tokens))
             if tokens <= longest:
-                self._prefill[tokens] = self._run("prefill", 1, tokens)
+                self._prefill[tokens] = self.simulate("prefill", 1, tokens)
             else:
-                self._prefill[tokens] = self._run("prefill", tokens // longest, longest)
+                self._prefill[tokens] = self.simulate("prefill", tokens // longest, longest)
         return self._prefill[tokens]
 
     # --- the rules -----------------------------------------------------------------------------
@@ -295,9 +296,9 @@ def check_interpolation(model: SimulatedStepTimes, points: Sequence[tuple[int, i
                               "held-out point")
         value = model.decode_seconds(batch, context)
         bucket = model.decode_bucket(batch)
-        direct = model._run("decode", bucket, context)
+        direct = model.simulate("decode", bucket, context)
         raw = None
         if unpadded and bucket != batch:
-            raw = model._run("decode", batch, context)
+            raw = model.simulate("decode", batch, context)
         out.append(InterpolationCheck(batch, context, bucket, value, direct, raw))
     return out
