@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -71,9 +71,9 @@ class ParallelPlan(BaseModel):
     ep: int = Field(1, ge=1, description="expert-parallel groups (count; MoE models only)")
     microbatches: int = Field(1, ge=1, description="microbatches the batch is split into for "
                                                    "the pipeline (count)")
-    allreduce: str = Field("auto", pattern="^(auto|ring)$",
-                           description="all-reduce algorithm: auto (fastest closed form at "
-                                       "each level) or ring")
+    allreduce: Literal["auto", "ring"] = Field(
+        "auto", description="all-reduce algorithm: auto (fastest closed form at each level) or "
+                            "ring")
 
     @property
     def sockets(self) -> int:

@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,8 +65,8 @@ class EngineConfig(BaseModel):
     block_tokens: int = Field(16, ge=1, description="tokens per KV-cache block (tokens)")
     kv_blocks: int | None = Field(None, ge=1, description="KV-cache blocks (None = unbounded) "
                                                           "(count)")
-    preemption: str = Field("recompute", pattern="^recompute$",
-                            description="what happens to a preempted sequence: recompute")
+    preemption: Literal["recompute"] = Field(
+        "recompute", description="what happens to a preempted sequence: recomputed later")
 
     @model_validator(mode="after")
     def _budget(self) -> EngineConfig:

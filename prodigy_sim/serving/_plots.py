@@ -46,14 +46,13 @@ def plot_latency_vs_load(rates: Sequence[float], results: Sequence[ServingResult
 
 
 def plot_timeline(result: ServingResult, fig: Figure | None = None) -> Figure:
-    """Running sequences, decode batch and waiting requests per step, and the KV-cache
-    occupancy, against time."""
+    """Running sequences and waiting requests per step, and the KV-cache occupancy, against
+    time."""
     fig = fig or Figure(figsize=(10, 5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     t = result.timeline
     start = t[:, 0] / 1e9
     top.step(start, t[:, 4], where="post", label="running")
-    top.step(start, t[:, 2], where="post", label="decoding")
     top.step(start, t[:, 6], where="post", label="waiting", alpha=0.7)
     top.set_ylabel("sequences")
     top.legend(loc="upper right")
