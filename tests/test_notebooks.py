@@ -11,6 +11,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 EXPECTED = {
     "llama2_7b_formats.ipynb": ("tokens/s", "tai2 + 8:4"),
     "sweep.ipynb": ("6 points: 6 ok, 0 failed", "tai4 decode time, 32 channels / 16 channels"),
+    "serving.ipynb": ("requests/s", "time to first token ms", "speed-up", "parameters at tai4"),
 }
 """Text each notebook prints."""
 INLINE_FIGURES = {"sweep.ipynb"}
@@ -30,3 +31,5 @@ def test_notebook_runs_and_has_no_outputs(path):
     assert all(s in text for s in EXPECTED[path.name]), text
     if path.name in INLINE_FIGURES:
         assert any("image/png" in o.get("data", {}) for o in outputs)
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert path.name != "serving.ipynb" or len(images) == 2

@@ -11,6 +11,9 @@ The model tree follows the hardware::
     '- memory: MemoryConfig      64-bit DDR5 channels, capacity
        '- dram: prodigy_sim.dram.MemorySystemConfig   DDR5 timing model of one channel
 
+A :class:`SystemConfig` joins sockets into nodes and nodes into a system (``system.py``: link
+bandwidths and latencies; presets ``1s-t16128`` ... ``256pb-t16128``; see ``docs/systems.md``).
+
 Peak figures are derived properties of :class:`ChipConfig`. :func:`resolve_hardware` turns a
 preset or file plus ``path=value`` overrides into a configuration and a record of what changed
 (:class:`HardwareChanges`). Presets (``prodigy-t16128``, the
@@ -43,6 +46,12 @@ from prodigy_sim.hardware.presets import preset_description as preset_descriptio
 from prodigy_sim.hardware.presets import preset_names as preset_names
 from prodigy_sim.hardware.presets import preset_sources as preset_sources
 from prodigy_sim.hardware.presets import source_of as source_of
+from prodigy_sim.hardware.system import DEFAULT_SYSTEM as DEFAULT_SYSTEM
+from prodigy_sim.hardware.system import SystemConfig as SystemConfig
+from prodigy_sim.hardware.system import load_system as load_system
+from prodigy_sim.hardware.system import system_preset_description as system_preset_description
+from prodigy_sim.hardware.system import system_preset_names as system_preset_names
+from prodigy_sim.hardware.system import system_preset_sources as system_preset_sources
 from prodigy_sim.hardware.units import unit_of as unit_of
 
 __all__ = [
@@ -70,4 +79,10 @@ __all__ = [
     "scaled_ddr5_timing",
     "source_of",
     "unit_of",
+    "DEFAULT_SYSTEM",
+    "SystemConfig",
+    "load_system",
+    "system_preset_description",
+    "system_preset_names",
+    "system_preset_sources",
 ]
