@@ -7,7 +7,7 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-import reference_core as ref
+import prodigy_sim.testing.core_oracle as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
