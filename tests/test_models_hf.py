@@ -91,6 +91,9 @@ def test_hf_config_runs_in_a_scenario_and_the_cli(tmp_path, capsys):
                                                                            ref).total_bytes
     assert main(["footprint", "--model", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "llama-2-7b-hf"
+    # a downloaded model's folder works as --model too
+    assert main(["footprint", "--model", str(path.parent), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "llama-2-7b-hf"
 
 
 @pytest.mark.parametrize(("change", "error", "message"), [
