@@ -90,6 +90,8 @@ class ModelReport:
     memory: str = ""
     decoder: bool = True
     dense_peak_flops_per_s: float = 0.0
+    matrix_peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per format the matrix unit ran: (dense, 8:4-sparse) peak FLOP/s of the whole chip."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -306,8 +308,13 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
     vpeak = lm.cores * vu.fp32_lanes * vu.count * 2 * config.frequency_hz
     ops, seconds, flops, nbytes, mat, vec, prog, vfl = [], 0.0, 0, 0, 0.0, 0.0, 0.0, 0
     ddr, compulsory = 0, 0
-    for st in sim.stages:
-        for o in st.ops:
+    peaks: dict[str, tuple[float, float]] = {}
+    for st, lst in zip(sim.stages, lm.stages, strict=True):
+        for o, lop in zip(st.ops, lst.ops, strict=True):
+            k = lop.kernel
+            if k.mma_flops:
+                peaks[k.weight_format.name] = (config.peak_matrix_flops(k.weight_format),
+                                               config.peak_matrix_flops(k.weight_format, True))
             total = o.seconds * st.repeat
             seconds += total
             flops += o.flops * st.repeat
@@ -333,7 +340,8 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "vector_flop_utilization": (o.vector_flops / (o.seconds * vpeak)
                                                     if o.seconds else 0.0),
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
-                        "mma_flops": o.mma_flops, "method": o.method})
+                        "mma_flops": o.mma_flops, "method": o.method,
+                        "matrix_format": k.weight_format.name, "sparse": k.sparse})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
     preset, changes = _hardware_changes(config, sc.hardware)
     ideal_bytes = lm.weight_bytes + kv
@@ -351,7 +359,8 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak,
         formats=_formats(sc), preset=preset, hardware_changes=changes,
         chip_cores=config.cores, frequency_hz=config.frequency_hz, memory=_memory(config),
-        decoder=card.is_decoder, dense_peak_flops_per_s=config.peak_matrix_flops(wf.fmt))
+        decoder=card.is_decoder, dense_peak_flops_per_s=config.peak_matrix_flops(wf.fmt),
+        matrix_peaks=peaks)
 
 
 def _formats(sc: Scenario) -> dict[str, str]:
