@@ -77,6 +77,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                    "('-' = stdout instead of the table)")
     out.add_argument("--plot", metavar="DIR", help="write roofline and per-layer time plots "
                                                    "(PNG and SVG) into DIR")
+    out.add_argument("--trace-out", metavar="FILE",
+                     help="write a Chrome/Perfetto trace-event JSON timeline of the step: a "
+                          "track per core and unit (first layer of each stage), DDR channel "
+                          "occupancy counters, a slice per kernel and layer, reused layers and "
+                          "extrapolated unit loops marked (open in ui.perfetto.dev)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -88,7 +93,8 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prodigy_sim.reports import simulate_scenario, write_plots
+    from prodigy_sim.reports import report_simulation, write_plots
+    from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
 
     scenario = _scenario(args)
     config = load_preset(args.hw or scenario.hardware)
@@ -109,13 +115,16 @@ def run(args: argparse.Namespace) -> int:
             bar.update(n)
 
     try:
-        report = simulate_scenario(scenario, config=config, cores=args.cores,
-                                   l3=not args.no_l3,
-                                   steady_units=args.steady_units or None,
-                                   progress=progress, total=total)
+        traces: list[OpTrace] | None = [] if args.trace_out else None
+        sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,
+                       steady_units=args.steady_units or None, progress=progress, total=total,
+                       trace=traces)
     finally:
         if bar is not None:
             bar.close()
+    report = report_simulation(sim, config)
+    if traces is not None:
+        write_step_timeline(args.trace_out, sim, traces, config)
     if args.plot:
         write_plots(report, args.plot)
     if args.csv and args.csv != "-":

@@ -8,7 +8,8 @@ per DMA, wait or barrier - never per cycle, byte or DRAM request. See ``docs/tim
 
 - :func:`simulate` -> :class:`SimulationResult` (cycles, utilization, stalls, DDR traffic).
 - :func:`roofline_bound`: ``(seconds, flops, bytes)`` lower bound of a program.
-- :class:`ChromeTraceRecorder`: a bounded Chrome trace-event timeline (Perfetto).
+- :class:`ChromeTraceRecorder`: a bounded Chrome trace-event timeline (Perfetto);
+  :class:`BusyRecorder`: busy intervals and DDR bytes per channel, for model-step timelines.
 - :func:`batching_error`: the DDR batching approximation against one batch per controller.
 """
 
@@ -21,6 +22,7 @@ from prodigy_sim.timing._simulate import default_l3_bytes as default_l3_bytes
 from prodigy_sim.timing._simulate import isa_params as isa_params
 from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
 from prodigy_sim.timing._simulate import simulate as simulate
+from prodigy_sim.timing._trace import BusyRecorder as BusyRecorder
 from prodigy_sim.timing._trace import ChromeTraceRecorder as ChromeTraceRecorder
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "mma_cycles",
     "SimulationResult",
     "CoreResult",
+    "BusyRecorder",
     "ChromeTraceRecorder",
     "DEFAULT_DMA_OUTSTANDING",
 ]
