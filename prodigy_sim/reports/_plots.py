@@ -291,7 +291,7 @@ def plot_compare(reports: Sequence[ModelReport], labels: Sequence[str] | None = 
     ax.set_ylabel("time per pass (ms)")
     r0 = reports[0]
     ax.set_title(f"{r0.model} {r0.phase}, batch {r0.batch}, {r0.context} tokens", fontsize=9)
-    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=0.3)
     fig.tight_layout()
     return fig
 
