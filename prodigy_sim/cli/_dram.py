@@ -36,9 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Replay a Ramulator-style trace ('LD 0x<addr>' / 'ST 0x<addr>', one 64-byte request "
             "per line) through the DDR5 memory-system model. Reports DRAM cycles, simulated time "
             "in ns, bandwidth in GB/s (1e9 B/s), mean read latency in DRAM cycles and ns, row "
-            "hits / misses / conflicts and refreshes. With --hw and/or --set, the memory "
+            "hits / misses / conflicts and refreshes. The defaults of the flags below are the "
+            "calibration system's (one 32-bit subchannel of DDR5-4800, 32-entry queues, "
+            "FRFCFS), not a chip's: with --preset NAME (= --hw NAME) and/or --set, the memory "
             "system is the socket's DDR5 of that chip (all its 32-bit subchannels, its speed, "
-            "devices, mapping and controller) instead of the flags below."),
+            "devices, mapping and controller; prodigy-t16128: 16 channels of DDR5-7200, "
+            "64-entry queues, row_hit_first) instead of the flags below."),
     )
     p.add_argument("--trace", required=True, metavar="FILE", help="trace file to replay")
     p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=None,
@@ -62,6 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "outstanding (unloaded latency)")
     add_hardware_args(p, default_help="default: none, the flags above describe the memory "
                                        "system")
+    p.add_argument("--preset", dest="hw", metavar="NAME",
+                   help="the memory system of a chip preset (same as --hw NAME)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 

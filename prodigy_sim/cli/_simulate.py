@@ -49,9 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            "encoder-only models)")
     what.add_argument("--weights", default="tai4", metavar="FMT|FILE",
                       help="linear-layer weight format: a name from 'prodigy-sim formats' (tai4, "
-                           "tai2, float4_e2m1fn, float8_e4m3fn, int8, bfloat16, ...) or a format "
-                           "file (.yaml/.json); MX block 32 with E8M0 scales for <= 8 bits "
-                           "(default: tai4)")
+                           "tai2, float4_e2m1fn, float8_e4m3fn (alias fp8), int8, bfloat16, ...) "
+                           "or a format file (.yaml/.json); MX block 32 with E8M0 scales for <= 8 "
+                           "bits (default: tai4)")
     what.add_argument("--sparsity", default="none", metavar="M:N",
                       help="structured sparsity of the linear layers: none or 8:4 (keep 4 of "
                            "every 8) (default: none)")
