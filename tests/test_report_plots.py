@@ -72,6 +72,16 @@ def test_every_scenario_roofline_has_all_labels_and_none_overlap(reports):
         assert not any(t.startswith("not labelled") for _, t, _ in boxes)
         # vector ops are on the plot
         assert any(p["vector"] for p in pts) and any("norm" in t for t in labels), name
+        # tick labels of each axis do not collide either
+        renderer = fig.canvas.get_renderer()
+        for ax in (full, zoom):
+            for axis in (ax.xaxis, ax.yaxis):
+                labels = axis.get_ticklabels(which="both")       # minor ones too
+                ticks = [Text.get_window_extent(t, renderer) for t in labels
+                         if t.get_visible() and t.get_text()]
+                assert len(ticks) >= 2, name
+                for a, b in itertools.combinations(ticks, 2):
+                    assert not a.overlaps(b), (name, [t.get_text() for t in labels])
         # every label lies inside its axes
         for ax, t, bb in boxes:
             frame = ax.get_window_extent()

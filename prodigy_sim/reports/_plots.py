@@ -159,6 +159,26 @@ _FORMAT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:cyan", "tab:pink",
 _CEILING_COLORS = ("tab:red", "tab:purple", "tab:brown", "darkgoldenrod", "teal")
 
 
+def _tick(v: float, _pos: object = None) -> str:
+    if 0.01 <= v < 1e4:
+        return f"{v:g}"
+    exp = math.floor(math.log10(v))
+    man = v / 10 ** exp
+    return f"$10^{{{exp}}}$" if round(man, 6) == 1 else f"${man:g}\\cdot10^{{{exp}}}$"
+
+
+def _log_ticks(axis, lim: tuple[float, float]) -> None:
+    """Readable log ticks: 1-2-5 steps on a short range, plain numbers where they are short; no
+    labelled minor ticks (they collide)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    decades = math.log10(lim[1] / lim[0])
+    subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(_tick))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _draw_roofline(ax, report: ModelReport, pts: list[dict], colors: dict[str, str],
                    xlim: tuple[float, float], ylim: tuple[float, float],
                    ridge_labels: bool) -> list[tuple[float, float, str]]:
@@ -181,6 +201,8 @@ def _draw_roofline(ax, report: ModelReport, pts: list[dict], colors: dict[str, s
         ax.scatter([p["x"]], [p["y"]], s=28, marker="^" if p["vector"] else "o",
                    facecolors="none" if p["on_chip"] else colors[p["format"]],
                    edgecolors=colors[p["format"]], zorder=3)
+    _log_ticks(ax.xaxis, xlim)
+    _log_ticks(ax.yaxis, ylim)
     ax.set_xlabel("arithmetic intensity (FLOP per DDR byte)")
     ax.set_ylabel("achieved FLOP/s")
     ax.grid(True, which="major", lw=0.3, alpha=0.5)
