@@ -127,7 +127,7 @@ def test_yaml_file_with_preset_and_overrides(tmp_path):
     ("core:\n  matrix_unit:\n    latency_cyles: 3\n",
      r"chip.yaml:3: unknown field 'core.matrix_unit.latency_cyles'"),
     ("preset: prodigy-9000\n", r"unknown preset 'prodigy-9000'"),
-    ("cores: [\n", r"chip.yaml:2:1: invalid YAML"),
+    ("cores: [\n", r"chip.yaml:2:1: not valid YAML"),
     ("- 1\n", r"must be a mapping"),
 ])
 def test_bad_yaml_names_file_and_field(tmp_path, text, message):

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from prodigy_sim._datafile import load_yaml, read_text
 from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.presets import (
@@ -122,18 +123,7 @@ def _yaml_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
 def read_yaml_overrides(file: str | Path) -> tuple[str | None, dict, dict[str, int]]:
     """Read a YAML config file: ``(preset or None, overrides, line of each key path)``."""
     path = Path(file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{loc}: invalid YAML: {problem}") from None
+    data, node = load_yaml(read_text(path, what="config"), source=path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
