@@ -3,8 +3,10 @@
 One SPMD program runs on every core; see ``isa/README.md`` for the architecture and the reference
 of every instruction, and ``isa/opcodes.yaml`` for the opcode table all of this is generated from.
 
-- :func:`assemble` / :func:`disassemble`: text <-> :class:`Program` (canonical text round-trips).
-- :func:`encode` / :func:`decode`: :class:`Program` <-> fixed-width 64-bit binary.
+- :func:`assemble` / :func:`disassemble`: text <-> :class:`Program` (canonical text round-trips);
+  :func:`assemble_file` reads the text from a file.
+- :func:`encode` / :func:`decode`: :class:`Program` <-> fixed-width 64-bit binary;
+  :func:`decode_file` reads it from a file.
 - :class:`ProgramBuilder`: programs from Python.
 - :func:`validate`: can the program run on a core with :class:`IsaParams`? Returns its
   :class:`Layout` (tensor and tile placement).
@@ -12,11 +14,14 @@ of every instruction, and ``isa/opcodes.yaml`` for the opcode table all of this 
 """
 
 from prodigy_sim.isa._assembler import assemble as assemble
+from prodigy_sim.isa._assembler import assemble_file as assemble_file
 from prodigy_sim.isa._binary import decode as decode
+from prodigy_sim.isa._binary import decode_file as decode_file
 from prodigy_sim.isa._binary import encode as encode
 from prodigy_sim.isa._builder import ProgramBuilder as ProgramBuilder
 from prodigy_sim.isa._disasm import disassemble as disassemble
 from prodigy_sim.isa._disasm import format_instruction as format_instruction
+from prodigy_sim.isa._expand import DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS
 from prodigy_sim.isa._expand import Step as Step
 from prodigy_sim.isa._expand import compile_steps as compile_steps
 from prodigy_sim.isa._expand import expand as expand
@@ -42,8 +47,10 @@ from prodigy_sim.isa._table import opcode_table as opcode_table
 from prodigy_sim.isa._validate import validate as validate
 
 __all__ = [
-    "assemble", "disassemble", "format_instruction", "encode", "decode", "ProgramBuilder",
+    "assemble", "assemble_file", "disassemble", "format_instruction", "encode", "decode",
+    "decode_file", "ProgramBuilder",
     "validate", "layout", "Layout", "Placement", "Segment", "IsaParams", "expand",
+    "DEFAULT_MAX_STEPS",
     "compile_steps", "Step",
     "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
     "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec",

@@ -7,8 +7,8 @@ import simpy
 
 from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
-from prodigy_sim.timing._core import Barrier, Core, compile_program
+from prodigy_sim.isa import DEFAULT_MAX_STEPS, IsaParams, Layout, Program, expand, validate
+from prodigy_sim.timing._core import Barrier, Core, StepBudget, compile_program
 from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
 from prodigy_sim.timing._memory import LINE, MemorySystem, check_batching, segment_lines
 from prodigy_sim.timing._noc import Mesh
@@ -47,12 +47,13 @@ def default_l3_bytes(config: ChipConfig, ncores: int, lay: Layout) -> int:
 
 
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
-         dma_outstanding: int, log: bool, l3_bytes: int | None = None
-         ) -> tuple[SimulationResult, MemorySystem]:
+         dma_outstanding: int, log: bool, l3_bytes: int | None = None,
+         max_steps: int | None = DEFAULT_MAX_STEPS) -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
     if l3_bytes is not None and l3_bytes < 0:
         raise ConfigError(f"'l3_bytes' must be >= 0 (got {l3_bytes})")
+    budget = StepBudget(max_steps)
     ncores, lay = _prepare(program, config, cores)
     if l3_bytes is None:
         l3_bytes = default_l3_bytes(config, ncores, lay)
@@ -67,7 +68,7 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     procs = []
     for cid in range(ncores):
         core = Core(env, cid, ncores, program, lay, descs, nkeys, memory, barrier,
-                    dma_outstanding, recorder)
+                    dma_outstanding, recorder, budget)
         procs.append(core)
         env.process(core.run())
     env.run()
@@ -89,8 +90,8 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
 
 
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
-             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
-             ) -> SimulationResult:
+             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0,
+             max_steps: int | None = DEFAULT_MAX_STEPS) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
@@ -98,16 +99,18 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     the timeline; ``dma_outstanding`` is the number of transfers a core's DMA engine keeps in
     flight. ``l3_bytes`` is the capacity of the shared "virtual L3" that DMA loads look up
     before DDR: 0 (the default) turns it off, None sizes it with :func:`default_l3_bytes` (the
-    chip's L2 less the program's scratchpad use). Raises SimulationError on deadlock (a
-    BARRIER some cores never reach).
+    chip's L2 less the program's scratchpad use). ``max_steps`` bounds the instructions all
+    cores execute together (default :data:`~prodigy_sim.isa.DEFAULT_MAX_STEPS`, None = no
+    bound): beyond it a ProgramError names the core, the line and the opcode. Raises
+    SimulationError on deadlock (a BARRIER some cores never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
-                l3_bytes=l3_bytes)[0]
+                l3_bytes=l3_bytes, max_steps=max_steps)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
-                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
-                   ) -> dict[str, float]:
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0,
+                   max_steps: int | None = DEFAULT_MAX_STEPS) -> dict[str, float]:
     """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
 
     Returns the relative difference of the per-controller drain time (batched vs one batch) and
@@ -115,12 +118,12 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
     :func:`prodigy_sim.timing._memory.check_batching`.
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
-                     l3_bytes=l3_bytes)
+                     l3_bytes=l3_bytes, max_steps=max_steps)
     return check_batching(memory)
 
 
-def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = None
-                   ) -> tuple[float, float, int]:
+def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = None,
+                   max_steps: int | None = DEFAULT_MAX_STEPS) -> tuple[float, float, int]:
     """Lower bound on the run time: ``(seconds, flops, bytes)``.
 
     ``seconds = max(matrix time, vector time, unique bytes / peak DDR bandwidth)``: the matrix
@@ -130,6 +133,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata) and ``unique bytes``
     the distinct 64-B lines they touch (what DDR must move at least once, whatever the shared
     L3 keeps). ``flops`` counts a MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
+    ``max_steps`` bounds the instructions of each core (see :func:`~prodigy_sim.isa.expand`).
     """
     ncores, lay = _prepare(program, config, cores)
     mu, vu = config.core.matrix_unit, config.core.vector_unit
@@ -141,7 +145,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     per_vec = vu.fp32_lanes * vu.count
     touched = []
     for cid in range(ncores):
-        for step in expand(program, cid, ncores, layout=lay):
+        for step in expand(program, cid, ncores, layout=lay, max_steps=max_steps):
             ins = step.instruction
             if step.unit == "dma" and step.ddr:
                 nbytes += sum(s.nbytes for s in step.ddr)
