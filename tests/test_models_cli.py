@@ -53,7 +53,9 @@ def test_scenario_file_and_errors(capsys):
 
 
 def test_help_names_units(capsys):
+    from prodigy_sim.cli import build_parser
+
     with pytest.raises(SystemExit):
-        _run(["--help"], capsys)
+        build_parser(["footprint"]).parse_args(["footprint", "--help"])
     out = capsys.readouterr().out
     assert "GB = 1e9 bytes" in out and "ELEMENTS" in out and "TOKENS" in out

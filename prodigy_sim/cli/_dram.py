@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
-from pydantic import ValidationError
+from prodigy_sim.cli import LazyChoices
+from prodigy_sim.cli._args import positive_int
 
-from prodigy_sim.dram.config import (
-    SPEEDS_MTS,
-    ControllerConfig,
-    ddr5_org_preset_names,
-    memory_system_preset,
-)
-from prodigy_sim.dram.trace import TraceRunResult, run_trace
-from prodigy_sim.errors import config_error_from_validation
+
+def _speeds():
+    from prodigy_sim.dram import SPEEDS_MTS
+
+    return SPEEDS_MTS
+
+
+def _orgs():
+    from prodigy_sim.dram import ddr5_org_preset_names
+
+    return ddr5_org_preset_names()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``dram`` subcommand and its flags."""
     p = subparsers.add_parser(
         "dram",
-        help="replay a LD/ST memory trace through the DDR5 model (bandwidth GB/s, latency ns)",
         description=(
             "Replay a Ramulator-style trace ('LD 0x<addr>' / 'ST 0x<addr>', one 64-byte request "
             "per line) through the DDR5 memory-system model. Reports DRAM cycles, simulated time "
@@ -30,20 +34,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "hits / misses / conflicts and refreshes."),
     )
     p.add_argument("--trace", required=True, metavar="FILE", help="trace file to replay")
-    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=4800,
+    p.add_argument("--speed", type=int, choices=LazyChoices(_speeds), default=4800,
                    help="DDR5 data rate in MT/s (default 4800; 7200 is less certain)")
-    p.add_argument("--org", choices=ddr5_org_preset_names(), default="DDR5_16Gb_x8",
+    p.add_argument("--org", choices=LazyChoices(_orgs), default="DDR5_16Gb_x8",
                    help="device organization preset (default DDR5_16Gb_x8)")
-    p.add_argument("--channels", type=int, default=1, metavar="N",
+    p.add_argument("--channels", type=positive_int, default=1, metavar="N",
                    help="number of independent 32-bit subchannels, a power of two (default 1)")
     p.add_argument("--mapping", choices=("RoBaRaCoCh", "RoCoBaBgCh"), default="RoBaRaCoCh",
                    help="address mapping, fields MSB->LSB (default RoBaRaCoCh)")
     p.add_argument("--scheduler", choices=("FRFCFS", "row_hit_first"), default="FRFCFS",
                    help="FRFCFS: Ramulator 2's oldest-ready-first (default); row_hit_first: "
                         "classic FR-FCFS, ready row hits first, no PRE under an older hit")
-    p.add_argument("--read-queue", type=int, default=32, metavar="N",
+    p.add_argument("--read-queue", type=positive_int, default=32, metavar="N",
                    help="read queue entries per channel (default 32)")
-    p.add_argument("--write-queue", type=int, default=32, metavar="N",
+    p.add_argument("--write-queue", type=positive_int, default=32, metavar="N",
                    help="write queue entries per channel (default 32)")
     p.add_argument("--mode", choices=("saturate", "chain"), default="saturate",
                    help="saturate: one request offered per DRAM cycle; chain: one request "
@@ -52,7 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _table(res: TraceRunResult) -> str:
+def _fmt(value: float, spec: str) -> str:
+    """``value`` formatted, or 'n/a' for the latency of a trace without reads (NaN)."""
+    return "n/a" if math.isnan(value) else format(value, spec)
+
+
+def _table(res) -> str:
     s, d = res.stats, res.drained
     cfg = res.config
     head = "until last accept" if res.mode == "saturate" else "until last completion"
@@ -61,9 +70,10 @@ def _table(res: TraceRunResult) -> str:
         ("simulated time (ns)", f"{s.time_ns:.1f}", f"{d.time_ns:.1f}"),
         ("bandwidth (GB/s)", f"{s.bandwidth_GBps:.3f}", f"{d.bandwidth_GBps:.3f}"),
         ("read bandwidth (GB/s)", f"{s.read_bandwidth_GBps:.3f}", f"{d.read_bandwidth_GBps:.3f}"),
-        ("mean read latency (cycles)", f"{s.avg_read_latency_cycles:.3f}",
-         f"{d.avg_read_latency_cycles:.3f}"),
-        ("mean read latency (ns)", f"{s.avg_read_latency_ns:.3f}", f"{d.avg_read_latency_ns:.3f}"),
+        ("mean read latency (cycles)", _fmt(s.avg_read_latency_cycles, ".3f"),
+         _fmt(d.avg_read_latency_cycles, ".3f")),
+        ("mean read latency (ns)", _fmt(s.avg_read_latency_ns, ".3f"),
+         _fmt(d.avg_read_latency_ns, ".3f")),
         ("row hits", f"{s.row_hits}", f"{d.row_hits}"),
         ("row misses", f"{s.row_misses}", f"{d.row_misses}"),
         ("row conflicts", f"{s.row_conflicts}", f"{d.row_conflicts}"),
@@ -86,6 +96,11 @@ def _table(res: TraceRunResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
+    from pydantic import ValidationError
+
+    from prodigy_sim.dram import ControllerConfig, memory_system_preset, run_trace
+    from prodigy_sim.errors import config_error_from_validation
+
     try:
         controller = ControllerConfig(scheduler=args.scheduler,
                                       read_queue_entries=args.read_queue,

@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from pydantic import ValidationError
+from prodigy_sim.cli import deferred
+from prodigy_sim.cli._args import non_negative_int, positive_float, positive_int
+from prodigy_sim.errors import ConfigError
 
-from prodigy_sim.errors import ConfigError, config_error_from_validation
-from prodigy_sim.hardware import DEFAULT_PRESET
-from prodigy_sim.models import (
-    Scenario,
-    card_names,
-    check_scenario,
-    footprint_report,
-    load_card,
-    load_scenario,
-    scenario_names,
-)
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
+
+
+def _epilog() -> str:
+    from prodigy_sim.models import card_names, scenario_names
+
+    return (f"Model cards: {', '.join(card_names())}. Scenarios: "
+            f"{', '.join(scenario_names()) or '(none)'}.")
 
 _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3fn, float4_e2m1fn, "
              "int4, ...) or bfloat16, float16, float32")
@@ -30,32 +33,31 @@ _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3f
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "footprint",
-        help="memory footprint of a model (weights, KV cache, activations) and whether it fits",
         description="Count the bytes of a model's weights by tensor class (element codes, block "
                     "scales and n:m sparsity masks separately, exactly), of its KV cache and of "
                     "its peak activations (one layer for the whole batch), and compare the total "
                     "with the DDR capacity of a hardware preset. Sizes are printed in GB = 1e9 "
                     "bytes (JSON and CSV give bytes); bits/w = stored bits per parameter. "
                     "Exit status: 0 fits, 1 does not fit, 2 bad input.",
-        epilog=f"Model cards: {', '.join(card_names())}. Scenarios: "
-               f"{', '.join(scenario_names()) or '(none)'}.",
+        epilog=deferred(_epilog),
     )
     src = parser.add_argument_group("what to count")
     src.add_argument("--model", metavar="NAME|FILE", help="model card name or card YAML file")
     src.add_argument("--scenario", metavar="NAME|FILE",
                      help="a scenario (built-in name or YAML file) instead of the flags below")
-    src.add_argument("--phase", choices=("prefill", "decode"), default="decode",
+    src.add_argument("--phase", choices=("prefill", "decode"), default=None,
                      help="prefill: a prompt of --context tokens; decode: one new token with "
-                          "--context tokens in the KV cache (default: decode)")
-    src.add_argument("--batch", type=int, default=1, metavar="N",
+                          "--context tokens in the KV cache (default: decode, prefill for "
+                          "encoder-only models)")
+    src.add_argument("--batch", type=positive_int, default=1, metavar="N",
                      help="sequences processed together (default: 1)")
-    src.add_argument("--context", type=int, default=2048, metavar="TOKENS",
+    src.add_argument("--context", type=positive_int, default=None, metavar="TOKENS",
                      help="tokens per sequence: prompt length (prefill) or KV-cache length "
-                          "(decode) (default: 2048)")
+                          "(decode) (default: 2048, or 128 for encoder-only models)")
     fmt = parser.add_argument_group("number formats")
     fmt.add_argument("--weights", default="tai4", metavar="FMT",
                      help=f"linear-layer weights: {_FMT_HELP} (default: tai4)")
-    fmt.add_argument("--block", type=int, default=32, metavar="ELEMENTS",
+    fmt.add_argument("--block", type=non_negative_int, default=32, metavar="ELEMENTS",
                      help="scale block along the reduction axis, in elements; 0 = one scale per "
                           "row (default: 32)")
     fmt.add_argument("--scale", choices=("e8m0", "e4m3", "fp32", "absmean", "none"),
@@ -76,9 +78,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="KV cache, e.g. float8_e4m3fn or bfloat16 (default: float8_e4m3fn)")
     hw = parser.add_argument_group("hardware and output")
     hw.add_argument("--hw", default=None, metavar="PRESET",
-                    help=f"hardware preset whose DDR capacity is the limit (default: the "
-                         f"scenario's, else {DEFAULT_PRESET})")
-    hw.add_argument("--capacity-gb", type=float, default=None, metavar="GB",
+                    help=deferred(lambda: "hardware preset whose DDR capacity is the limit "
+                                          "(default: the scenario's, else "
+                                          f"{_default_preset()})"))
+    hw.add_argument("--capacity-gb", type=positive_float, default=None, metavar="GB",
                     help="override the DDR capacity, in GB = 1e9 bytes (e.g. 2000 for a 2 TB "
                          "socket)")
     out = hw.add_mutually_exclusive_group()
@@ -87,17 +90,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _scenario_from_flags(args: argparse.Namespace) -> Scenario:
+def _scenario_from_flags(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from prodigy_sim.errors import config_error_from_validation
+    from prodigy_sim.models import Scenario, check_scenario, load_card
+
     if not args.model:
         raise ConfigError("give --model NAME|FILE or --scenario NAME|FILE")
-    length = "sequence_length" if args.phase == "prefill" else "context_length"
+    card = load_card(args.model)
+    phase = args.phase or ("decode" if card.is_decoder else "prefill")
+    length = "sequence_length" if phase == "prefill" else "context_length"
     data = {
         "model": args.model,
-        "phase": args.phase,
+        "phase": phase,
         "batch": args.batch,
-        length: args.context,
+        length: args.context if args.context is not None else (
+            2048 if card.is_decoder else 128),
         "sparsity": args.sparsity,
-        "hardware": args.hw or DEFAULT_PRESET,
+        "hardware": args.hw or _default_preset(),
         "formats": {
             "weights": {"format": args.weights, "block": args.block or None, "scale": args.scale},
             "embedding": args.embeddings,
@@ -112,11 +123,13 @@ def _scenario_from_flags(args: argparse.Namespace) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise config_error_from_validation(err, source="command line") from None
-    check_scenario(scenario, load_card(scenario.model), source="command line")
+    check_scenario(scenario, card, source="command line")
     return scenario
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.models import footprint_report, load_scenario
+
     if args.scenario:
         if args.model:
             raise ConfigError("give either --scenario or --model, not both")
@@ -125,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
         scenario = _scenario_from_flags(args)
     capacity = None
     if args.capacity_gb is not None:
-        if args.capacity_gb <= 0:
-            raise ConfigError(f"'--capacity-gb' must be > 0 (got {args.capacity_gb})")
+        if not 0 < args.capacity_gb <= 1e9:
+            raise ConfigError(f"'--capacity-gb' must be > 0 and at most 1e9 GB (got "
+                              f"{args.capacity_gb})")
         capacity = int(args.capacity_gb * 1e9)
     report = footprint_report(scenario.card(), scenario, hardware=args.hw,
                               capacity_bytes=capacity)

@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
-from prodigy_sim.numerics import FormatSpec, builtin_formats, get_format, load_format
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "formats",
-        help="list the number formats and the values of their codes",
         description="List the registered number formats (or formats loaded from files) with "
         "their layout, range, special codes and full value set (values are unscaled "
         "element values; block scales multiply them).",
@@ -26,7 +21,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _value_set(spec: FormatSpec) -> list[str]:
+def _value_set(spec) -> list[str]:
+    import numpy as np
+
     out = []
     for v in spec.values:
         if np.isnan(v):
@@ -39,6 +36,8 @@ def _value_set(spec: FormatSpec) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.numerics import builtin_formats, get_format, load_format
+
     specs = [get_format(n) for n in args.names] if args.names else list(
         builtin_formats().values())
     specs += [load_format(f) for f in args.file]

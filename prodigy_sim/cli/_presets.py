@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from prodigy_sim.hardware import load_config_with_sources, load_preset, preset_names
-from prodigy_sim.hardware.presets import DEFAULT_PRESET
-from prodigy_sim.hardware.report import field_rows, key_figures
+from prodigy_sim.cli import deferred
+
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "presets",
-        help="list the hardware presets, or show one with the source of every field",
         description="List the Prodigy hardware presets with their key figures: cores, clock (GHz), "
                     "peak FP8 matrix throughput dense and with 8:4 sparsity (PFLOPS = 1e15 FLOP/s; "
                     "a MAC is 2 FLOPs), peak DDR5 bandwidth (GB/s = 1e9 B/s) and DDR capacity "
@@ -25,13 +28,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--show", metavar="NAME", help="show every field of preset NAME")
     parser.add_argument("--config", metavar="FILE",
-                        help="show the configuration built from a YAML file (its 'preset:' key "
-                             f"names the base, default {DEFAULT_PRESET}) instead of a preset")
+                        help=deferred(lambda: "show the configuration built from a YAML file "
+                                              "(its 'preset:' key names the base, default "
+                                              f"{_default_preset()}) instead of a preset"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
 def _list(as_json: bool) -> int:
+    from prodigy_sim.hardware import DEFAULT_PRESET, load_preset, preset_names
+    from prodigy_sim.hardware.report import key_figures
+
     rows = [key_figures(load_preset(name)) for name in preset_names()]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -56,6 +63,9 @@ def _list(as_json: bool) -> int:
 
 
 def _show(name: str | None, file: str | None, as_json: bool) -> int:
+    from prodigy_sim.hardware import load_config_with_sources
+    from prodigy_sim.hardware.report import field_rows
+
     config, sources = load_config_with_sources(preset=name, file=file)
     rows = field_rows(config, sources)
     derived = config.derived()

@@ -13,11 +13,21 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
+from prodigy_sim.cli import deferred
+from prodigy_sim.cli._args import non_negative_int, positive_int
+from prodigy_sim.errors import ConfigError
 
-from prodigy_sim.errors import ConfigError, config_error_from_validation
-from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
-from prodigy_sim.models import Scenario, card_names, check_scenario, load_card, load_scenario
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
+
+
+def _card_names() -> list[str]:
+    from prodigy_sim.models import card_names
+
+    return card_names()
 
 ALIASES = {
     "llama2-7b": "llama-2-7b", "llama2-13b": "llama-2-13b", "llama2-70b": "llama-2-70b",
@@ -30,7 +40,7 @@ ALIASES = {
 def resolve_model(name: str) -> str:
     """A card name (or file) for ``name``: exact card names, aliases, and names without dashes
     (``llama27b`` -> ``llama-2-7b``)."""
-    names = card_names()
+    names = _card_names()
     if name in names or name.endswith((".yaml", ".yml", ".json")):
         return name
     key = name.lower()
@@ -47,7 +57,6 @@ def resolve_model(name: str) -> str:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="simulate a decode step or a prefill of a model on a Prodigy preset",
         description="Lower every layer kind of a model to SPMD tile programs (one per layer "
                     "kind; identical layers are simulated once), run them through the timing "
                     "model and report per op and in total: simulated time (us/ms), tokens/s "
@@ -55,7 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "bytes/s, matrix and vector unit utilization (%), the memory footprint (GB = "
                     "1e9 bytes) and the roofline bound. Defaults: LLaMA-2-7B decode, batch 1, "
                     "context 2048, tai4 weights.",
-        epilog=f"Models: {', '.join(card_names())} (aliases: {', '.join(sorted(ALIASES))}).",
+        epilog=deferred(lambda: f"Models: {', '.join(_card_names())} (aliases: "
+                                f"{', '.join(sorted(ALIASES))})."),
     )
     what = parser.add_argument_group("what to simulate")
     what.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
@@ -66,9 +76,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="decode: one new token per sequence reading --context cached tokens; "
                            "prefill: a prompt of --context tokens (default: decode, prefill for "
                            "encoder-only models)")
-    what.add_argument("--batch", type=int, default=1, metavar="N",
+    what.add_argument("--batch", type=positive_int, default=1, metavar="N",
                       help="sequences processed together (default: 1)")
-    what.add_argument("--context", type=int, default=None, metavar="TOKENS",
+    what.add_argument("--context", type=positive_int, default=None, metavar="TOKENS",
                       help="tokens per sequence: KV-cache length (decode, the new token "
                            "included) or prompt length (prefill) (default: 2048, or 128 for "
                            "encoder-only models)")
@@ -84,14 +94,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            "float8_e4m3fn)")
     how = parser.add_argument_group("hardware and method")
     how.add_argument("--hw", default=None, metavar="PRESET",
-                     help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
-    how.add_argument("--cores", type=int, default=None, metavar="N",
+                     help=deferred(lambda: "hardware preset (default: the scenario's, else "
+                                           f"{_default_preset()})"))
+    how.add_argument("--cores", type=positive_int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
     how.add_argument("--core-subset", default="auto", metavar="N|auto|all",
                      help="simulate N representative cores on a proportionally scaled chip "
                           "(cores and DDR channels), 'all' for every core (default: auto = 16 "
                           "of 128)")
-    how.add_argument("--steady-units", type=int, default=2, metavar="N",
+    how.add_argument("--steady-units", type=non_negative_int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
     out = parser.add_argument_group("output")
@@ -106,16 +117,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _scenario(args: argparse.Namespace) -> Scenario:
+def _scenario(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from prodigy_sim.errors import config_error_from_validation
+    from prodigy_sim.models import Scenario, check_scenario, load_card, load_scenario
+
     if args.scenario:
         return load_scenario(args.scenario)
     model = resolve_model(args.model)
     card = load_card(model)
     phase = args.phase or ("decode" if card.is_decoder else "prefill")
-    length = args.context or (2048 if card.is_decoder else 128)
+    length = args.context if args.context is not None else (2048 if card.is_decoder else 128)
     data = {"model": model, "phase": phase, "batch": args.batch,
             ("context_length" if phase == "decode" else "sequence_length"): length,
-            "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
+            "sparsity": args.sparsity, "hardware": args.hw or _default_preset(),
             "formats": {"weights": args.weights, "kv_cache": args.kv_cache}}
     try:
         scenario = Scenario.model_validate(data)
@@ -140,12 +156,19 @@ def _subset(text: str) -> int | str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.dram import compile_kernels, kernels_compiled
+    from prodigy_sim.hardware import load_preset
     from prodigy_sim.reports import simulate_scenario, write_plots
 
     scenario = _scenario(args)
     config = load_preset(args.hw or scenario.hardware)
     if args.steady_units < 0:
         raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
+    if not kernels_compiled():
+        if not args.quiet:
+            print("prodigy-sim simulate: compiling the DDR5 model's kernels (first run after "
+                  "installing only; 15-40 s)", file=sys.stderr)
+        compile_kernels()
     bar = None
     show = not args.quiet and sys.stderr.isatty()
 

@@ -16,16 +16,11 @@ from typing import NamedTuple
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._check import loop_ends
 from prodigy_sim.isa._layout import Layout, Segment
+from prodigy_sim.isa._params import DEFAULT_MAX_STEPS
 from prodigy_sim.isa._program import Expr, Instruction, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import opcode_table
 
 __all__ = ["Step", "expand", "compile_steps", "DEFAULT_MAX_STEPS"]
-
-DEFAULT_MAX_STEPS = 10_000_000
-"""Default step budget: instructions one core may execute before :func:`expand` stops with a
-:class:`ProgramError` (a branch loop that never ends, a LOOP of 2**50). The largest shipped
-programs execute a few thousand per core; at the expander's few million steps per second a
-runaway program is stopped within seconds."""
 
 _MASK = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -180,8 +175,8 @@ def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout |
     DDR byte ranges to DMA steps; ``units`` restricts the yielded steps to those unit classes
     (all instructions still execute); ``max_steps`` bounds the instructions executed (a
     ProgramError naming the core, line and opcode beyond it - for loops that never end;
-    default :data:`DEFAULT_MAX_STEPS`, None = no bound). Raises ProgramError on a DMA window outside its
-    tensor or misaligned, and on division by zero. Assumes a validated program.
+    default :data:`DEFAULT_MAX_STEPS`, None = no bound). Raises ProgramError on a DMA window
+    outside its tensor or misaligned, and on division by zero. Assumes a validated program.
     ``compiled``: :func:`compile_steps` of the same program, layout and units.
     """
     if not 0 <= core < ncores:

@@ -31,7 +31,11 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Instruction, Program
 
-__all__ = ["VECTOR_OP_CLASS", "mma_cycles", "matrix_cost", "vector_cost", "mma_macs"]
+__all__ = ["VECTOR_OP_CLASS", "DEFAULT_DMA_OUTSTANDING", "mma_cycles", "matrix_cost",
+           "vector_cost", "mma_macs"]
+
+DEFAULT_DMA_OUTSTANDING = 8
+"""Transfers one core's DMA engine keeps in flight (assumption; not public)."""
 
 VECTOR_OP_CLASS = {
     "VADD": "add", "VSUB": "add", "VMAX": "add", "VMIN": "add", "VADDI": "add", "VMAXI": "add",

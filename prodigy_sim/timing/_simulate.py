@@ -9,15 +9,14 @@ from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import DEFAULT_MAX_STEPS, IsaParams, Layout, Program, expand, validate
 from prodigy_sim.timing._core import Barrier, Core, StepBudget, compile_program
-from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
+from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING, VECTOR_OP_CLASS, mma_macs
 from prodigy_sim.timing._memory import LINE, MemorySystem, check_batching, segment_lines
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
 
-__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes"]
+__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes",
+           "DEFAULT_DMA_OUTSTANDING"]
 
-DEFAULT_DMA_OUTSTANDING = 8
-"""Transfers one core's DMA engine keeps in flight (assumption; not public)."""
 
 
 def isa_params(config: ChipConfig) -> IsaParams:
