@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
@@ -73,19 +74,27 @@ class ModelFileError(ProdigySimError):
     """A model checkpoint or model card does not match what it claims to be."""
 
 
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
 def config_error_from_validation(err: Exception, *, source: str | Path | None = None,
-                                 cls: type[ConfigError] = ConfigError) -> ConfigError:
+                                 cls: type[ConfigError] = ConfigError,
+                                 line_of: Callable[[str], int] | None = None) -> ConfigError:
     """Turn a pydantic ``ValidationError`` into a :class:`ConfigError` naming every bad field.
 
-    ``source`` (a file name or a description) is prefixed so the user knows where to look.
+    ``source`` (a file name or a description) is prefixed so the user knows where to look;
+    ``line_of`` (dotted field path -> line of the source, 0 if unknown) adds the line of each.
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
         path = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
         msg = e.get("msg", "invalid")
         got = e.get("input")
-        got_txt = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-        lines.append(f"'{path}': {msg}{got_txt}")
+        got_txt = "" if isinstance(got, dict) or got is None else f" (got {_short(got)})"
+        line = line_of(path) if line_of is not None else 0
+        lines.append(f"{f'line {line}: ' if line else ''}'{path}': {msg}{got_txt}")
     head = f"{source}: " if source else ""
     if not lines:
         lines.append(str(err))

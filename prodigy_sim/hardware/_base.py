@@ -13,12 +13,18 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
 __all__ = ["Block", "FrozenMap", "FrozenFloatMap", "FrozenIntMap", "ELEMENT_BITS",
-           "KIB", "MIB", "GIB", "TIB"]
+           "KIB", "MIB", "GIB", "TIB", "MAX_CYCLES", "MAX_BYTES"]
 
 KIB = 1 << 10
 MIB = 1 << 20
 GIB = 1 << 30
 TIB = 1 << 40
+
+MAX_CYCLES = 1_000_000
+"""Largest latency or issue interval a field accepts (cycles): a larger one is a typo, and every
+value that validates must simulate (cycles stay far inside 64-bit integers)."""
+MAX_BYTES = 1 << 60
+"""Largest capacity a field accepts (bytes, 1 EiB)."""
 
 
 class Block(BaseModel):

@@ -173,7 +173,8 @@ def load_config_with_sources(preset: str | None = None, overrides: dict | None =
         where = f"{file} (preset {name!r})" if file is not None else f"preset {name!r}"
         if overrides:
             where += " with overrides"
-        raise config_error_from_validation(err, source=where) from None
+        raise config_error_from_validation(
+            err, source=where, line_of=lambda path: _line_of(path, lines)) from None
     return config, {**sources, **DERIVED_SOURCES}
 
 
