@@ -219,8 +219,9 @@ class ControllerConfig(BaseModel):
         default=0.8, gt=0.0, le=1.0,
         description="Enter write mode when writes queued > this fraction of the write buffer.")
     write_low_watermark: float = Field(
-        default=0.2, ge=0.0, lt=1.0,
-        description="Leave write mode when writes queued < this fraction (and reads are waiting).")
+        default=0.2, gt=0.0, lt=1.0,
+        description="Leave write mode when writes queued < this fraction (and reads are waiting). "
+                    "Must be > 0: at 0 the controller never leaves write mode.")
     scheduler: Literal["FRFCFS", "row_hit_first"] = Field(
         default="FRFCFS",
         description="Command scheduler. 'FRFCFS' (Ramulator 2): the oldest timing-ready request, "

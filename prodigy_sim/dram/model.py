@@ -225,6 +225,41 @@ def _non_negative_sorted(x):
     return ok
 
 
+def _stuck(status: int, config: MemorySystemConfig, where: str = "") -> SimulationError:
+    if status == 3:
+        c = config.controller
+        return SimulationError(
+            f"DDR5 model made no progress{where}: {K.STALL_REFRESHES} refresh intervals passed "
+            "while requests waited and none was accepted or served (controller: "
+            f"write_low_watermark {c.write_low_watermark}, write_high_watermark "
+            f"{c.write_high_watermark}, queues {c.read_queue_entries} / "
+            f"{c.write_queue_entries}, scheduler {c.scheduler})")
+    return SimulationError(f"DDR5 model deadlocked{where}: a request could never be scheduled")
+
+
+def _integers(values, name: str, dtype, kinds: str = "iu") -> np.ndarray:
+    """``values`` as a contiguous array of ``dtype``; ConfigError naming ``name`` unless they are
+    integers (numpy kinds ``kinds``) >= 0 - not floats, strings, objects or negatives."""
+    a = np.asarray(values)
+    if a.size and a.dtype.kind not in kinds:
+        raise ConfigError(f"'{name}' must be an array of non-negative integers (got dtype "
+                          f"{a.dtype})")
+    if a.size and a.dtype.kind == "i" and a.min() < 0:
+        raise ConfigError(f"'{name}' must be non-negative (got {int(a.min())})")
+    if a.size and a.dtype.kind == "u" and dtype == np.int64 and a.max() > np.iinfo(np.int64).max:
+        raise ConfigError(f"'{name}' must stay below 2**63 (got {int(a.max())})")
+    return np.ascontiguousarray(a).astype(dtype, copy=False)
+
+
+def _flags(values, name: str) -> np.ndarray:
+    """``values`` as a contiguous bool array; ConfigError unless bools or integers 0 / 1."""
+    a = np.asarray(values)
+    if a.size and (a.dtype.kind not in "biu" or (a.dtype.kind != "b" and
+                                                 ((a < 0) | (a > 1)).any())):
+        raise ConfigError(f"'{name}' must be booleans (or 0 / 1) (got dtype {a.dtype})")
+    return np.ascontiguousarray(a, dtype=np.bool_)
+
+
 def _check_banks(config: MemorySystemConfig) -> None:
     if config.org.banks > K.MAX_BANKS:
         raise ConfigError(f"the DDR5 model supports at most {K.MAX_BANKS} banks per channel "
@@ -275,14 +310,15 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
 
     ``arrive_cycle`` (int64, shape (n,), non-decreasing): earliest DRAM cycle each request can be
     offered; ``addr`` (uint64 byte addresses, shape (n,)); ``is_write`` (bool, shape (n,)).
+    Negative, float, string or object values raise :class:`ConfigError` naming the argument.
     Requests are offered in order, at most one per cycle, at ``max(arrive_cycle[i], accepted
     cycle of i-1 + 1)`` and retried every cycle while the target queue is full (Ramulator's
     frontend). With ``chain=True`` a request is offered only once the previous one completed (one
     request outstanding: unloaded latency).
     """
-    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
-    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
-    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
+    is_w = _flags(is_write, "is_write")
+    a = _integers(addr, "addr", np.uint64)
     n = arrive.size
     if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
         raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
@@ -304,7 +340,7 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
                                          m.bank, m.row, a.view(np.int64), is_w, acc, first, cls,
                                          fin, comp, ref_stop, ref_total)
         if status != 0:
-            raise SimulationError("DDR5 model deadlocked: a request could never be scheduled")
+            raise _stuck(status, config)
     else:
         stop = 0
     return RequestBatchResult(
@@ -347,10 +383,10 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     To feed each 32-bit subchannel of a DDR5 DIMM channel independently, use a 1-channel
     ``config`` and one instance per subchannel.
     """
-    ctrl = np.ascontiguousarray(controller, dtype=np.int64)
-    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
-    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
-    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    ctrl = _integers(controller, "controller", np.int64)
+    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
+    is_w = _flags(is_write, "is_write")
+    a = _integers(addr, "addr", np.uint64)
     n = arrive.size
     if a.shape != (n,) or is_w.shape != (n,) or ctrl.shape != (n,) or arrive.ndim != 1:
         raise ConfigError(f"'controller', 'arrive_cycle', 'addr' and 'is_write' must be 1-D "
@@ -383,12 +419,11 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     ref_total = np.zeros((g, config.channels), np.int64)
     stop = np.zeros(g, np.int64)
     if n:
-        bad_group = K.simulate_groups_kernel(
+        bad_group, status = K.simulate_groups_kernel(
             _params(config, False), start, arr_s, m.channel, m.bank_group, m.bank, m.row,
             a_s.view(np.int64), is_w[order], *out, ref_stop, ref_total, stop)
         if bad_group >= 0:
-            raise SimulationError(f"DDR5 model deadlocked in controller {bad_group}: a request "
-                                  "could never be scheduled")
+            raise _stuck(status, config, f" in controller {bad_group}")
     res = []
     for arr in out:
         r = np.empty_like(arr)

@@ -131,6 +131,9 @@ def run_trace(path_or_lines: str | Path | Iterable[str] | ParsedTrace,
         raise ConfigError(f"'mode' must be 'saturate' or 'chain' (got {mode!r})")
     tr = path_or_lines if isinstance(path_or_lines, ParsedTrace) else parse_trace(path_or_lines)
     n = tr.addr.size
+    if n == 0:
+        raise TraceError("the trace holds no requests (only blank lines and comments); expected "
+                         "lines 'LD <address>' or 'ST <address>'", file=tr.name)
     res = simulate_requests(config, np.zeros(n, np.int64), tr.addr, tr.is_write,
                             chain=mode == "chain")
     drained = res.stats("drained")
