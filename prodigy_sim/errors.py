@@ -20,6 +20,7 @@ __all__ = [
     "ProgramError",
     "SimulationError",
     "ModelFileError",
+    "MissingDependencyError",
     "config_error_from_validation",
 ]
 
@@ -72,6 +73,10 @@ class SimulationError(ProdigySimError):
 
 class ModelFileError(ProdigySimError):
     """A model checkpoint or model card does not match what it claims to be."""
+
+
+class MissingDependencyError(ProdigySimError, ImportError):
+    """An optional dependency is not installed; the message says what to install."""
 
 
 def _short(value: object, limit: int = 80) -> str:
