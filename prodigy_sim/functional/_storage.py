@@ -107,7 +107,8 @@ def write_quantized(buf: np.ndarray, p: Placement, decl, q: QuantizedTensor) -> 
     if decl.scale != "none":
         raw = np.ascontiguousarray(q.scales.astype(_SCALE_DTYPE[decl.scale])).view(np.uint8)
         if decl.block == 0:
-            if np.any(q.scales != q.scales.reshape(-1)[0]):
+            rows = raw.reshape(r, -1)  # compared as bytes: a NaN scale equals itself
+            if np.any(rows != rows[0]):
                 raise ConfigError(f"{decl.name} has one scale for the whole tensor; the rows of "
                                   "the quantized tensor carry different scales")
             tail[...] = raw.reshape(r, -1)[0]
