@@ -167,18 +167,17 @@ def _line_error(raw: str, source: str, lineno: int) -> TraceError:
 
 def _parse_bytes(data: bytes, source: str) -> ParsedTrace:
     buf = np.frombuffer(data, dtype=np.uint8)
-    lines = int(np.count_nonzero(buf == 10)) + 1
+    newlines = buf == 10
+    lines = int(np.count_nonzero(newlines)) + 1
     addr = np.empty(lines, np.uint64)
     is_write = np.empty(lines, np.bool_)
     count, bad = _scan(buf, addr, is_write)
     if bad:
-        start = 0
-        for _ in range(bad - 1):
-            start = data.index(b"\n", start) + 1
-        stop = data.find(b"\n", start)
-        raw = data[start:stop if stop >= 0 else len(data)].decode("utf-8", "replace")
-        raise _line_error(raw, source, bad)
-    return ParsedTrace(name=source, addr=addr[:count].copy(), is_write=is_write[:count].copy())
+        ends = np.flatnonzero(newlines)
+        start = int(ends[bad - 2]) + 1 if bad > 1 else 0
+        stop = int(ends[bad - 1]) if bad - 1 < ends.size else len(data)
+        raise _line_error(data[start:stop].decode("utf-8", "replace"), source, bad)
+    return ParsedTrace(name=source, addr=addr[:count], is_write=is_write[:count])
 
 
 def parse_trace(path_or_lines: str | Path | Iterable[str], *, name: str | None = None
