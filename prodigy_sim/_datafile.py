@@ -156,19 +156,26 @@ def load_yaml(text: str, *, source: str | Path, error: type[ProdigySimError] = C
     The node (with line marks) lets callers locate fields. Errors are ``error`` naming
     ``source``, the line and the column.
     """
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, ...)
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        raise _error(error, source, f"not valid YAML: character {err.character:#06x} is not "
+                                    "allowed", line, column) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
         raise _error(error, source, f"not valid YAML: {problem}",
                      mark.line + 1 if mark else 0, mark.column + 1 if mark else 0) from None
     except RecursionError:  # cannot happen within MAX_DEPTH; kept as a last guard
         raise _error(error, source, "not valid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, node
 
 

@@ -139,7 +139,10 @@ def _quiet_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a bad argument (2, message printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         status = int(args._run(args) or 0)
         sys.stdout.flush()
@@ -155,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f"{exc.filename}: " if exc.filename else ""
             message = f"{where}{exc.strerror or exc}"
         else:
-            message = str(exc)
+            message = " ".join(str(exc).split("\n"))  # one line, whatever the message
         print(f"prodigy-sim {args.command}: error: {message}", file=sys.stderr)
         return 2
 

@@ -136,11 +136,14 @@ def read_yaml_overrides(file: str | Path) -> tuple[str | None, dict, dict[str, i
 
 
 def _line_of(path: str, lines: dict[str, int]) -> int:
+    """Line of the key that sets ``path``: the path or its closest parent, else the first key
+    below it (a mapping field set by dotted keys, ``a.b.c: 1`` for the field ``a.b``); 0."""
     parts = path.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in lines:
             return lines[".".join(parts[:n])]
-    return 0
+    below = [line for key, line in lines.items() if key.startswith(path + ".")]
+    return min(below, default=0)
 
 
 def load_config_with_sources(preset: str | None = None, overrides: dict | None = None,
