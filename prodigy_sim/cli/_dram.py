@@ -98,9 +98,19 @@ def run(args: argparse.Namespace) -> int:
     """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
     from pydantic import ValidationError
 
-    from prodigy_sim.dram import ControllerConfig, memory_system_preset, run_trace
+    from prodigy_sim.dram import (
+        ControllerConfig,
+        compile_kernels,
+        kernels_compiled,
+        memory_system_preset,
+        run_trace,
+    )
     from prodigy_sim.errors import config_error_from_validation
 
+    if not kernels_compiled():
+        print("prodigy-sim dram: compiling the DDR5 model's kernels (first run after installing "
+              "only; 15-40 s)", file=sys.stderr)
+        compile_kernels()
     try:
         controller = ControllerConfig(scheduler=args.scheduler,
                                       read_queue_entries=args.read_queue,
