@@ -3,12 +3,14 @@
 MissingDependencyError saying what to install - never a third-party exception."""
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from prodigy_sim.cli import main
 from prodigy_sim.errors import MissingDependencyError, ModelFileError
 from prodigy_sim.realmodels import load_minilm, load_smollm2, load_smollm2_tokenizer
 
@@ -131,16 +133,27 @@ def test_corrupted_safetensors_names_the_file(tiny_bert):
         load_minilm(path, card=str(card))
 
 
-def test_missing_models_extra_says_what_to_install(monkeypatch, capsys, tmp_path):
+def test_missing_models_extra_says_what_to_install(monkeypatch, tmp_path):
     for module in ("safetensors", "gguf", "gguf.quants", "tokenizers"):
         monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install 'prodigy-sim\[models\]'"):
         load_minilm(tmp_path / "model.safetensors")
-    assert main(["accuracy", "--models", "smollm2", "--formats", "fp32", "--no-throughput",
-                 "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "optional package 'gguf'" in err
-    assert "pip install 'prodigy-sim[models]'" in err
+    with pytest.raises(MissingDependencyError, match="optional package 'gguf'"):
+        load_smollm2(tmp_path / "model.gguf")
+
+
+def test_accuracy_without_the_models_extra_is_one_line():
+    """In a new process (this one may hold the models already loaded)."""
+    code = ("import sys\nfor m in ('safetensors', 'gguf', 'gguf.quants', 'tokenizers'):\n"
+            "    sys.modules[m] = None\nfrom prodigy_sim.cli import main\n"
+            "sys.exit(main(['accuracy', '--models', 'smollm2', '--formats', 'fp32', "
+            "'--no-throughput', '--quiet']))\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "optional package 'gguf'" in done.stderr
+    assert "pip install 'prodigy-sim[models]'" in done.stderr
 
 
 def test_config_json_values_are_checked_as_json(tiny_bert):
