@@ -3,6 +3,7 @@ and the DDR5 model's inputs. Each is refused with the field or argument named (C
 exit 2; API: a ProdigySimError), or - for the controller - the model stops with an error."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,17 @@ def test_hardware_errors_are_prodigysim_errors():
     with pytest.raises(ProdigySimError):
         load_config(overrides={"frequency_hz": float("inf")})
     assert load_preset("prodigy-t16128").frequency_hz == 5.7e9
+
+
+def test_card_sizes_are_bounded():
+    """A card of a million layers would list ten million tensors (tens of GB): refused."""
+    import yaml
+
+    from prodigy_sim.models import parse_card
+
+    card = yaml.safe_load((Path(__file__).resolve().parents[1] / "workloads" / "models" /
+                           "smollm2-135m.yaml").read_text())
+    for field, value in (("num_layers", 1_000_000), ("hidden_size", 2**40),
+                         ("norm_eps", float("nan")), ("rope_theta", float("inf"))):
+        with pytest.raises(ConfigError, match=f"'{field}'"):
+            parse_card({**card, field: value}, source="card.yaml")
