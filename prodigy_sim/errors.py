@@ -58,9 +58,11 @@ class _LocatedError(ProdigySimError):
 class AssemblyError(_LocatedError):
     """Program text that does not assemble, or a binary that does not decode."""
 
+    offset: int  # the byte offset, set by the binary decoder on the errors it raises
+
 
 class TraceError(_LocatedError):
-    """A memory trace line that cannot be parsed."""
+    """A trace line (memory requests, or serving requests) that cannot be parsed."""
 
 
 class ProgramError(ProdigySimError):
@@ -94,12 +96,14 @@ def config_error_from_validation(err: Exception, *, source: str | Path | None = 
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
-        path = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
-        msg = e.get("msg", "invalid")
+        path = ".".join(str(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
-        got_txt = "" if isinstance(got, dict) or got is None else f" (got {_short(got)})"
-        line = line_of(path) if line_of is not None else 0
-        lines.append(f"{f'line {line}: ' if line else ''}'{path}': {msg}{got_txt}")
+        got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"
+                   else f" (got {_short(got)})")
+        line = line_of(path) if line_of is not None and path else 0
+        where = f"line {line}: " if line else ""
+        lines.append(f"{where}'{path}': {msg}{got_txt}" if path else f"{where}{msg}{got_txt}")
     head = f"{source}: " if source else ""
     if not lines:
         lines.append(str(err))

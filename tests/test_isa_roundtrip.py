@@ -23,6 +23,7 @@ from prodigy_sim.isa import (
     decode,
     disassemble,
     encode,
+    isa_storage,
     opcode_table,
 )
 
@@ -62,7 +63,7 @@ def storage(draw, cls, name: str):
     rows = draw(st.integers(1, 2**32 - 1))
     cols = unit * draw(st.integers(1, (2**32 - 1) // unit))
     addr = draw(st.none() | st.integers(0, 2**64 - 1))
-    return cls(name, (rows, cols), fmt, block, scale, sparsity, addr)
+    return cls(name, (rows, cols), isa_storage(fmt, block, scale, sparsity), addr)
 
 
 def _operand(draw, kind: str, bits: int, imm_bits: int, names: dict[str, list[str]]):

@@ -48,8 +48,13 @@ def test_scenario_file_and_errors(capsys):
         _run(["--model", "llama-2-7b", "--context", "9000"], capsys)
     with pytest.raises(ConfigError, match="'formats.weights.format'.*unknown format 'tai3'"):
         _run(["--model", "llama-2-7b", "--weights", "tai3"], capsys)
-    with pytest.raises(ConfigError, match="--model NAME|FILE or --scenario"):
-        _run([], capsys)
+    rc, out = _run([], capsys)                       # the default model, as simulate's
+    assert rc == 0 and "llama-2-7b: decode" in out
+    rc, out = _run(["--model", "bert-base-uncased"], capsys)  # an encoder's own defaults
+    assert rc == 0 and "bert-base-uncased: prefill" in out
+    with pytest.raises(SystemExit):                  # refused by the flag's type: one line
+        _run(["--model", "llama-2-7b", "--context", "0"], capsys)
+    assert "argument --context: must be >= 1 (got '0')" in capsys.readouterr().err
 
 
 def test_help_names_units(capsys):

@@ -80,7 +80,8 @@ def test_top_level_help_lists_every_command(capsys):
 def test_full_parser_builds_every_subcommand():
     parser = build_parser()
     for name in COMMANDS:
-        extra = {"asm": ["x"], "run": ["x"], "disasm": ["x"], "dram": ["--trace", "x"]}
+        extra = {"asm": ["x"], "run": ["x"], "disasm": ["x"], "dram": ["--trace", "x"],
+                 "sweep": ["x"]}
         args = parser.parse_args([name, *extra.get(name, [])])
         assert callable(args._run)
 

@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "asm": "assemble program text into the 64-bit-word binary format",
     "disasm": "disassemble a binary program to canonical text",
     "dram": "replay a LD/ST memory trace through the DDR5 model (bandwidth GB/s, latency ns)",
+    "sweep": "run a sweep over hardware and scenario parameters (Dask), write a table and plots",
+    "serve": "simulate serving a request trace (continuous batching, paged KV cache)",
+    "parallel": "a model split over several sockets; system presets; the 256 PB claim",
 }
 """Subcommand -> its one-line summary (the module ``prodigy_sim.cli._<name>`` implements it)."""
 

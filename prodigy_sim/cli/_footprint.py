@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from prodigy_sim.cli import deferred
+from prodigy_sim.cli import LazyChoices, deferred
 from prodigy_sim.cli._args import non_negative_int, positive_float, positive_int
+from prodigy_sim.cli._scenario_args import DEFAULT_MODEL, scenario_from_flags
 from prodigy_sim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prodigy_sim.models import Scenario
 
 
 def _default_preset() -> str:
@@ -26,8 +31,14 @@ def _epilog() -> str:
     return (f"Model cards: {', '.join(card_names())}. Scenarios: "
             f"{', '.join(scenario_names()) or '(none)'}.")
 
+
+def _scale_kinds() -> list[str]:
+    from prodigy_sim.numerics import ScaleKind
+
+    return [k.value for k in ScaleKind]
+
 _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3fn, float4_e2m1fn, "
-             "int4, ...) or bfloat16, float16, float32")
+             "int4, bfloat16, float32, ...) or a format file (.yaml/.json)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -42,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=deferred(_epilog),
     )
     src = parser.add_argument_group("what to count")
-    src.add_argument("--model", metavar="NAME|FILE", help="model card name or card YAML file")
+    src.add_argument("--model", metavar="NAME|FILE",
+                     help=f"model card name, alias or card YAML file (default: {DEFAULT_MODEL})")
     src.add_argument("--scenario", metavar="NAME|FILE",
                      help="a scenario (built-in name or YAML file) instead of the flags below")
     src.add_argument("--phase", choices=("prefill", "decode"), default=None,
@@ -60,7 +72,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt.add_argument("--block", type=non_negative_int, default=32, metavar="ELEMENTS",
                      help="scale block along the reduction axis, in elements; 0 = one scale per "
                           "row (default: 32)")
-    fmt.add_argument("--scale", choices=("e8m0", "e4m3", "fp32", "absmean", "none"),
+    fmt.add_argument("--scale", choices=LazyChoices(_scale_kinds),
                      help="scale kind of the weights (default: e8m0 for <= 8-bit formats, none "
                           "for wider)")
     fmt.add_argument("--sparsity", default="none", metavar="M:N",
@@ -90,41 +102,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _scenario_from_flags(args: argparse.Namespace):
-    from pydantic import ValidationError
-
-    from prodigy_sim.errors import config_error_from_validation
-    from prodigy_sim.models import Scenario, check_scenario, load_card
-
-    if not args.model:
-        raise ConfigError("give --model NAME|FILE or --scenario NAME|FILE")
-    card = load_card(args.model)
-    phase = args.phase or ("decode" if card.is_decoder else "prefill")
-    length = "sequence_length" if phase == "prefill" else "context_length"
-    data = {
-        "model": args.model,
-        "phase": phase,
-        "batch": args.batch,
-        length: args.context if args.context is not None else (
-            2048 if card.is_decoder else 128),
-        "sparsity": args.sparsity,
-        "hardware": args.hw or _default_preset(),
-        "formats": {
-            "weights": {"format": args.weights, "block": args.block or None, "scale": args.scale},
-            "embedding": args.embeddings,
-            "head": args.head,
-            "norm": args.norms,
-            "router": args.norms,
-            "activations": args.activations,
-            "kv_cache": args.kv_cache,
-        },
-    }
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as err:
-        raise config_error_from_validation(err, source="command line") from None
-    check_scenario(scenario, card, source="command line")
-    return scenario
+def _scenario_from_flags(args: argparse.Namespace) -> Scenario:
+    return scenario_from_flags(args, {
+        "weights": {"format": args.weights, "block": args.block or None, "scale": args.scale},
+        "embedding": args.embeddings,
+        "head": args.head,
+        "norm": args.norms,
+        "router": args.norms,
+        "activations": args.activations,
+        "kv_cache": args.kv_cache,
+    })
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prodigy_sim.numerics import FormatSpec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,9 +25,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _value_set(spec) -> list[str]:
+def _value_set(spec: FormatSpec) -> list[str] | None:
+    """Every code's value as text; None for the wide formats (2^16 or 2^32 codes)."""
     import numpy as np
 
+    if spec.wide:
+        return None
     out = []
     for v in spec.values:
         if np.isnan(v):
@@ -38,9 +45,10 @@ def _value_set(spec) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.numerics import builtin_formats, get_format, load_format
 
-    specs = [get_format(n) for n in args.names] if args.names else list(
-        builtin_formats().values())
-    specs += [load_format(f) for f in args.file]
+    loaded = {s.name: s for s in (load_format(f) for f in args.file)}
+    named = ([loaded.get(n) or get_format(n) for n in args.names] if args.names
+             else list(builtin_formats().values()))  # a name may be one of the files loaded
+    specs = named + [s for s in loaded.values() if s.name not in args.names]
     if args.json:
         print(json.dumps([
             {**s.model_dump(), "values": _value_set(s), "max_finite": s.max_finite,
@@ -52,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if s.description:
             print(f"  {s.description}")
         vals = _value_set(s)
+        if vals is None:
+            print(f"  ({s.n_codes} codes: value table not listed)\n")
+            continue
         per_line = 16
         for start in range(0, len(vals), per_line):
             chunk = vals[start:start + per_line]

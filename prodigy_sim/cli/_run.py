@@ -15,12 +15,7 @@ from pathlib import Path
 
 from prodigy_sim.cli import deferred
 from prodigy_sim.cli._args import non_negative_int, positive_int
-
-
-def _default_preset() -> str:
-    from prodigy_sim.hardware import DEFAULT_PRESET
-
-    return DEFAULT_PRESET
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 
 
 def _default_dma() -> int:
@@ -44,11 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "B/s) and instruction counts.",
     )
     parser.add_argument("program", metavar="PROGRAM.s", help="program text (isa/README.md)")
-    parser.add_argument("--hw", metavar="PRESET", default=None,
-                        help=deferred(lambda: f"hardware preset (default {_default_preset()})"))
-    parser.add_argument("--config", metavar="FILE",
-                        help="hardware YAML file (its 'preset:' key names the base; overrides "
-                             "--hw)")
+    add_hardware_args(parser)
+    parser.add_argument("--config", metavar="FILE", help="same as --hw FILE")
     parser.add_argument("--cores", type=positive_int, metavar="N",
                         help="cores running the program (default: all cores of the chip)")
     parser.add_argument("--dma-outstanding", type=positive_int, default=None, metavar="N",
@@ -78,15 +70,17 @@ def _not_executed(program, result) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prodigy_sim.errors import ProgramError, SimulationError
-    from prodigy_sim.hardware import load_config
+    from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
     from prodigy_sim.isa import DEFAULT_MAX_STEPS, assemble_file
     from prodigy_sim.timing import DEFAULT_DMA_OUTSTANDING, ChromeTraceRecorder, simulate
 
     path = Path(args.program)
     program = assemble_file(path)
-    config = load_config(file=args.config) if args.config else load_config(
-        preset=args.hw or _default_preset())
+    if args.config:
+        if args.hw is not None:
+            raise ConfigError("give --hw or --config, not both")
+        args.hw = args.config
+    config, changes = hardware_from_args(args)
     recorder = ChromeTraceRecorder() if args.trace_out else None
     steps = DEFAULT_MAX_STEPS if args.max_steps is None else (args.max_steps or None)
     try:
@@ -101,10 +95,12 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"prodigy-sim run: warning: {path}: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "hardware": changes.to_dict()}, indent=2))
         return 0
     print(f"{path.name} on {result.ncores} cores of {config.name}: {result.cycles} cycles, "
           f"{result.seconds * 1e6:.3f} us")
+    if changes.changed:
+        print(f"hardware: {changes.describe()}")
     print("utilization: " + ", ".join(f"{u} {v:.1%}" for u, v in result.utilization.items()))
     print("stall cycles: " + ", ".join(f"{r} {v}" for r, v in result.stall_cycles.items()))
     print(f"DDR: {result.dram_bytes} bytes, {result.dram_bandwidth_bytes_per_s / 1e9:.1f} GB/s")

@@ -12,9 +12,39 @@ Importing the package is cheap: each name is imported from its module on first u
 reading a configuration does not load Numba; the kernels load with the first simulation.
 """
 
+from typing import TYPE_CHECKING
+
 from prodigy_sim._lazy import lazy_exports
 
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.dram.config import CALIBRATION_SPEED_MTS as CALIBRATION_SPEED_MTS
+    from prodigy_sim.dram.config import SPEEDS_MTS as SPEEDS_MTS
+    from prodigy_sim.dram.config import ControllerConfig as ControllerConfig
+    from prodigy_sim.dram.config import DDR5Organization as DDR5Organization
+    from prodigy_sim.dram.config import DDR5Timing as DDR5Timing
+    from prodigy_sim.dram.config import MappingName as MappingName
+    from prodigy_sim.dram.config import MemorySystemConfig as MemorySystemConfig
+    from prodigy_sim.dram.config import ddr5_org_preset as ddr5_org_preset
+    from prodigy_sim.dram.config import ddr5_org_preset_names as ddr5_org_preset_names
+    from prodigy_sim.dram.config import ddr5_timing_preset as ddr5_timing_preset
+    from prodigy_sim.dram.config import memory_system_preset as memory_system_preset
+    from prodigy_sim.dram.mapping import MappedAddresses as MappedAddresses
+    from prodigy_sim.dram.mapping import bit_layout as bit_layout
+    from prodigy_sim.dram.mapping import map_addresses as map_addresses
+    from prodigy_sim.dram.model import ControllersResult as ControllersResult
+    from prodigy_sim.dram.model import DramStats as DramStats
+    from prodigy_sim.dram.model import RequestBatchResult as RequestBatchResult
+    from prodigy_sim.dram.model import compile_kernels as compile_kernels
+    from prodigy_sim.dram.model import kernels_compiled as kernels_compiled
+    from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
+    from prodigy_sim.dram.model import simulate_requests as simulate_requests
+    from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
+    from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
+    from prodigy_sim.dram.trace import parse_trace as parse_trace
+    from prodigy_sim.dram.trace import run_trace as run_trace
+
 _EXPORTS = {
+    "CALIBRATION_SPEED_MTS": "config",
     "SPEEDS_MTS": "config",
     "ControllerConfig": "config",
     "DDR5Organization": "config",

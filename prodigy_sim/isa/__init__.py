@@ -15,7 +15,47 @@ of every instruction, and ``isa/opcodes.yaml`` for the opcode table all of this 
 Each public name is imported from its module on first use (:mod:`prodigy_sim._lazy`).
 """
 
+from typing import TYPE_CHECKING
+
 from prodigy_sim._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.isa._assembler import assemble as assemble
+    from prodigy_sim.isa._assembler import assemble_file as assemble_file
+    from prodigy_sim.isa._binary import decode as decode
+    from prodigy_sim.isa._binary import decode_file as decode_file
+    from prodigy_sim.isa._binary import encode as encode
+    from prodigy_sim.isa._builder import ProgramBuilder as ProgramBuilder
+    from prodigy_sim.isa._disasm import disassemble as disassemble
+    from prodigy_sim.isa._disasm import format_instruction as format_instruction
+    from prodigy_sim.isa._expand import Step as Step
+    from prodigy_sim.isa._expand import compile_steps as compile_steps
+    from prodigy_sim.isa._expand import expand as expand
+    from prodigy_sim.isa._expand import multicast_group as multicast_group
+    from prodigy_sim.isa._formats import FormatGroup as FormatGroup
+    from prodigy_sim.isa._formats import isa_storage as isa_storage
+    from prodigy_sim.isa._layout import Layout as Layout
+    from prodigy_sim.isa._layout import Placement as Placement
+    from prodigy_sim.isa._layout import Segment as Segment
+    from prodigy_sim.isa._layout import layout as layout
+    from prodigy_sim.isa._params import DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS
+    from prodigy_sim.isa._params import IsaParams as IsaParams
+    from prodigy_sim.isa._program import CID as CID
+    from prodigy_sim.isa._program import NCORES as NCORES
+    from prodigy_sim.isa._program import AccDecl as AccDecl
+    from prodigy_sim.isa._program import Expr as Expr
+    from prodigy_sim.isa._program import FImm as FImm
+    from prodigy_sim.isa._program import Instruction as Instruction
+    from prodigy_sim.isa._program import Program as Program
+    from prodigy_sim.isa._program import Reg as Reg
+    from prodigy_sim.isa._program import TensorDecl as TensorDecl
+    from prodigy_sim.isa._program import TileDecl as TileDecl
+    from prodigy_sim.isa._table import OpcodeSpec as OpcodeSpec
+    from prodigy_sim.isa._table import OpcodeTable as OpcodeTable
+    from prodigy_sim.isa._table import OperandSpec as OperandSpec
+    from prodigy_sim.isa._table import opcode_table as opcode_table
+    from prodigy_sim.isa._validate import MMA_SP_SPARSITY as MMA_SP_SPARSITY
+    from prodigy_sim.isa._validate import validate as validate
 
 _EXPORTS = {
     "assemble": "_assembler",
@@ -28,6 +68,10 @@ _EXPORTS = {
     "format_instruction": "_disasm",
     "DEFAULT_MAX_STEPS": "_params",
     "Step": "_expand",
+    "multicast_group": "_expand",
+    "FormatGroup": "_formats",
+    "isa_storage": "_formats",
+    "MMA_SP_SPARSITY": "_validate",
     "compile_steps": "_expand",
     "expand": "_expand",
     "Layout": "_layout",
@@ -60,7 +104,8 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "compile_steps", "Step",
     "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
-    "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec",
+    "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec", "FormatGroup",
+    "isa_storage", "MMA_SP_SPARSITY", "multicast_group",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prodigy_sim._datafile import read_data
+from prodigy_sim._datafile import read_mapping
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.isa._formats import FormatGroup
 
 __all__ = ["Kind", "OperandSpec", "OpcodeSpec", "OpcodeTable", "opcode_table", "table_path"]
 
@@ -91,7 +92,7 @@ class OpcodeTable:
     instructions: tuple[OpcodeSpec, ...]
     by_mnemonic: dict[str, OpcodeSpec]
     by_opcode: dict[int, OpcodeSpec]
-    format_groups: dict[str, tuple[str, ...]]
+    format_groups: dict[str, FormatGroup]
     shape_rules: dict[str, str]
     n_general_regs: int
     special_regs: dict[str, int]
@@ -132,7 +133,8 @@ def _build(raw: dict[str, Any], source: str) -> OpcodeTable:
     }
     if set(kinds) != set(OPERAND_KINDS):
         raise ConfigError(f"opcode table: kinds must be {OPERAND_KINDS} (got {tuple(kinds)})")
-    groups = {k: tuple(v) for k, v in _need(raw, "format_groups", source).items()}
+    groups = {k: FormatGroup.from_yaml(k, v)
+              for k, v in _need(raw, "format_groups", source).items()}
     rules = dict(_need(raw, "shape_rules", source))
     regs = _need(raw, "registers", source)
     specs = []
@@ -182,7 +184,7 @@ def _build(raw: dict[str, Any], source: str) -> OpcodeTable:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str) -> OpcodeTable:
-    return _build(read_data(path, what="opcode table"), path)
+    return _build(read_mapping(path, what="opcode table"), path)
 
 
 def opcode_table(path: str | Path | None = None) -> OpcodeTable:

@@ -10,7 +10,32 @@ Each public name is imported from its module on first use (:mod:`prodigy_sim._la
 cards does not load the number formats.
 """
 
+from typing import TYPE_CHECKING
+
 from prodigy_sim._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.models.card import LINEAR_CLASSES as LINEAR_CLASSES
+    from prodigy_sim.models.card import TENSOR_CLASSES as TENSOR_CLASSES
+    from prodigy_sim.models.card import ModelCard as ModelCard
+    from prodigy_sim.models.card import TensorClass as TensorClass
+    from prodigy_sim.models.card import TensorSpec as TensorSpec
+    from prodigy_sim.models.card import card_names as card_names
+    from prodigy_sim.models.card import load_card as load_card
+    from prodigy_sim.models.card import parse_card as parse_card
+    from prodigy_sim.models.footprint import ACTIVATION_RULE as ACTIVATION_RULE
+    from prodigy_sim.models.footprint import ClassFootprint as ClassFootprint
+    from prodigy_sim.models.footprint import FootprintReport as FootprintReport
+    from prodigy_sim.models.footprint import activation_bytes as activation_bytes
+    from prodigy_sim.models.footprint import footprint_report as footprint_report
+    from prodigy_sim.models.footprint import kv_cache_bytes as kv_cache_bytes
+    from prodigy_sim.models.footprint import tensor_footprint as tensor_footprint
+    from prodigy_sim.models.scenario import Formats as Formats
+    from prodigy_sim.models.scenario import Scenario as Scenario
+    from prodigy_sim.models.scenario import check_scenario as check_scenario
+    from prodigy_sim.models.scenario import load_scenario as load_scenario
+    from prodigy_sim.models.scenario import parse_scenario as parse_scenario
+    from prodigy_sim.models.scenario import scenario_names as scenario_names
 
 _EXPORTS = {
     "LINEAR_CLASSES": "card",
@@ -28,12 +53,9 @@ _EXPORTS = {
     "footprint_report": "footprint",
     "kv_cache_bytes": "footprint",
     "tensor_footprint": "footprint",
-    "WIDE_FORMAT_BITS": "scenario",
     "Formats": "scenario",
     "Scenario": "scenario",
-    "WeightFormat": "scenario",
     "check_scenario": "scenario",
-    "format_bits": "scenario",
     "load_scenario": "scenario",
     "parse_scenario": "scenario",
     "scenario_names": "scenario",

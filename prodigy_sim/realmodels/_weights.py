@@ -7,6 +7,7 @@ tensor or a wrong shape, naming the tensor, the expected and the found shape, an
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def check_config(values: dict[str, object], card: ModelCard, source: Path) -> No
             continue
         want = getattr(card, field)
         if isinstance(want, float):
-            if isinstance(got, bool) or not isinstance(got, int | float):
+            if isinstance(got, bool) or not isinstance(got, numbers.Real):
                 raise ModelFileError(f"{source}: checkpoint says {field} = {_short(got)}, not a "
                                      f"number (model card {card.name!r} says {want!r})")
             same = abs(float(got) - want) <= 1e-6 * abs(want)

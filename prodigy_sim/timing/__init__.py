@@ -14,7 +14,21 @@ per DMA, wait or barrier - never per cycle, byte or DRAM request. See ``docs/tim
 Each public name is imported from its module on first use (:mod:`prodigy_sim._lazy`).
 """
 
+from typing import TYPE_CHECKING
+
 from prodigy_sim._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
+    from prodigy_sim.timing._costs import mma_cycles as mma_cycles
+    from prodigy_sim.timing._result import CoreResult as CoreResult
+    from prodigy_sim.timing._result import SimulationResult as SimulationResult
+    from prodigy_sim.timing._simulate import batching_error as batching_error
+    from prodigy_sim.timing._simulate import default_l3_bytes as default_l3_bytes
+    from prodigy_sim.timing._simulate import isa_params as isa_params
+    from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
+    from prodigy_sim.timing._simulate import simulate as simulate
+    from prodigy_sim.timing._trace import ChromeTraceRecorder as ChromeTraceRecorder
 
 _EXPORTS = {
     "mma_cycles": "_costs",
@@ -22,6 +36,7 @@ _EXPORTS = {
     "SimulationResult": "_result",
     "DEFAULT_DMA_OUTSTANDING": "_costs",
     "batching_error": "_simulate",
+    "default_l3_bytes": "_simulate",
     "isa_params": "_simulate",
     "roofline_bound": "_simulate",
     "simulate": "_simulate",
@@ -34,6 +49,7 @@ __all__ = [
     "roofline_bound",
     "batching_error",
     "isa_params",
+    "default_l3_bytes",
     "mma_cycles",
     "SimulationResult",
     "CoreResult",
