@@ -154,7 +154,7 @@ def test_self_contradicting_card_is_model_file_error(tmp_path):
 
 def test_card_yaml_syntax_error_names_line(tmp_path):
     path = _write(tmp_path, "name: x\nfamily: [llama\n")
-    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+    with pytest.raises(ConfigError, match=rf"{path}:\d+:\d+: not valid YAML"):
         load_card(path)
 
 
