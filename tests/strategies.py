@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401
 from hypothesis import strategies as st
 
 from prodigy_sim.testing.strategies import float32_any as float32_any
