@@ -57,7 +57,8 @@ import numpy as np
 
 from prodigy_sim.functional._exact import add_rne32, bits_f64, f64_bits
 
-__all__ = ["CLEAN", "SPLIT", "SLOW", "WTiles", "ASplit", "w_tiles", "a_split", "accumulate32"]
+__all__ = ["CLEAN", "SPLIT", "SLOW", "WTiles", "ASplit", "w_tiles", "a_split", "accumulate32",
+           "accumulate32_batch"]
 
 CLEAN, SPLIT, SLOW = 0, 1, 2
 _NAN32 = np.float32(np.nan)
@@ -362,7 +363,7 @@ def _w_packed(packed, bits, ctab, btab, scales, slow, dblock, mask, K, chunk,  #
     _, nc, _, tn = out.shape
     sparse = mask.shape[0] > 0
     for t in range(t0, t1):
-        rowbuf = np.zeros((_RB, nc * chunk), dtype=np.float32)
+        rowbuf = np.zeros((nc * chunk, _RB), dtype=np.float32)  # k-major, like the tiles
         cbuf = np.empty(max(K, 1), dtype=np.int64)
         st = np.empty((nc, 5))
         noq = np.empty(0)
@@ -371,19 +372,19 @@ def _w_packed(packed, bits, ctab, btab, scales, slow, dblock, mask, K, chunk,  #
             for ii in range(nb):
                 n = t * tn + i0 + ii
                 if n >= rows:
-                    rowbuf[ii, :] = 0.0
+                    rowbuf[:, ii] = 0.0
                     continue
                 mrow = mask[n] if sparse else mask[0:0, 0]
                 _decode_row(packed[n], bits, ctab, btab, scales[n], slow[n], dblock, mrow, sparse,
-                            K, chunk, cbuf, rowbuf[ii], noq, st)
+                            K, chunk, cbuf, rowbuf[:, ii], noq, st)
                 for c in range(nc):
                     _put_stats(st[c, 0] > 0.0, st[c, 1], st[c, 2], st[c, 3], st[c, 4], c, n, rs,
                                rr, r2, ok)
             for c in range(nc):
-                oc = out[t, c]
                 for j in range(chunk):
+                    k = c * chunk + j
                     for ii in range(nb):
-                        oc[j, i0 + ii] = rowbuf[ii, c * chunk + j]
+                        out[t, c, j, i0 + ii] = rowbuf[k, ii]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -603,3 +604,16 @@ def accumulate32(acc, x, cls, nlo, lok, lov, wt):
             for j in range(tn):
                 s = add_rne32(ar[j], t[j] + 0.0)
                 ar[j] = s if s == s else _NAN32
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate32_batch(acc, x, sel, cls, nlo, lok, lov, tiles):
+    """:func:`accumulate32` for B stacked MMAs: acc (S, M, N) C-contiguous, x (S, n_chunks, M,
+    N) of the MMAs ``sel`` (S,); cls, nlo (n_chunks, B*M), lok, lov (n_chunks, B*M, chunk) of
+    the stacked A rows; tiles (B, n_chunks, chunk, N) of the stacked W."""
+    m = acc.shape[1]
+    for i in range(sel.size):
+        b = sel[i]
+        r0 = b * m
+        accumulate32(acc[i], x[i], cls[:, r0:r0 + m], nlo[:, r0:r0 + m], lok[:, r0:r0 + m],
+                     lov[:, r0:r0 + m], tiles[b])

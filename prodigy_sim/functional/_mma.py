@@ -44,10 +44,20 @@ import numpy as np
 
 from prodigy_sim._jit import blas_single_thread
 from prodigy_sim.functional._exact import add_rne32, superacc_dot_rne32
-from prodigy_sim.functional._f32 import SLOW, SPLIT, ASplit, WTiles, a_split, accumulate32, w_tiles
+from prodigy_sim.functional._f32 import (
+    SLOW,
+    SPLIT,
+    ASplit,
+    WTiles,
+    a_split,
+    accumulate32,
+    accumulate32_batch,
+    w_tiles,
+)
 from prodigy_sim.functional._operand import Operand, OperandSource
 
-__all__ = ["MmaStats", "mma_operands", "mma_source", "mma_quantized", "chunk_is_exact"]
+__all__ = ["MmaStats", "mma_operands", "mma_source", "mma_quantized", "mma_batch",
+           "chunk_is_exact"]
 
 _NAN32 = np.float32(np.nan)
 _SUB_M, _SUB_N = 64, 256
@@ -453,6 +463,58 @@ def mma_quantized(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
     stats = _run_tiles(tiles, lambda t, buf: plan.tile(*t, acc, buf), big)
     stats.chunks = nc
     return stats
+
+
+#: Largest float32 GEMM output (elements) of one batched call; larger batches go in pieces.
+_BATCH_X = 1 << 22
+
+
+def mma_batch(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
+    """``acc[b] += a_b . w_b^T`` for B independent MMAs of one shape (the same instruction on
+    B cores): ``a`` (B*M, K) and ``w`` (B*N, K) stacked along rows, each a
+    :class:`~prodigy_sim.functional._operand.Stored` or real values (an array); acc: float32
+    (B, M, N), updated in place (may be a strided view). One stacked float32 GEMM and one
+    accumulate call serve every MMA that is eligible in all its chunks; the others take the
+    float64 / exact path, each whole."""
+    b_count = acc.shape[0]
+    m, n = acc.shape[1], acc.shape[2]
+    K = a.shape[1] if isinstance(a, np.ndarray) else a.K  # noqa: N806
+    nc = -(-K // chunk)
+    stats = MmaStats(chunks=nc * b_count)
+    if m == 0 or n == 0 or b_count == 0:
+        return stats
+    wt = w_tiles(w, chunk, n)
+    asp = a_split(a, chunk, wt.ratios(b_count), m)
+    ok = wt.tile_ok().all(axis=1) & (asp.cls.reshape(nc, b_count, m) != SLOW).all(axis=(0, 2))
+    hi = asp.hi.reshape(nc, b_count, m, chunk).transpose(1, 0, 2, 3)
+    good = np.flatnonzero(ok)
+    step = max(1, _BATCH_X // (nc * m * n))
+    with blas_single_thread():
+        for g0 in range(0, good.size, step):
+            sel = good[g0:g0 + step]
+            x = np.matmul(hi[sel], wt.tiles[sel])
+            accs = np.ascontiguousarray(acc[sel])
+            accumulate32_batch(accs, x, sel, asp.cls, asp.nlo, asp.lok, asp.lov, wt.tiles)
+            acc[sel] = accs
+        stats.f32_tiles += good.size * nc
+        if good.size:
+            rows = (good[:, None] * m + np.arange(m)).reshape(-1)
+            stats.split_rows += int(np.count_nonzero(asp.cls[:, rows] == SPLIT))
+        for b in np.flatnonzero(~ok):
+            part = np.ascontiguousarray(acc[b])
+            stats.add(mma_operands(_slow_operand(a, b * m, (b + 1) * m, chunk),
+                                   _slow_operand(w, b * n, (b + 1) * n, chunk), part))
+            acc[b] = part
+    stats.chunks = nc * b_count
+    return stats
+
+
+def _slow_operand(op, r0: int, r1: int, chunk: int) -> Operand:
+    from prodigy_sim.functional._operand import operand_from_values
+
+    if isinstance(op, np.ndarray):
+        return operand_from_values(op[r0:r1], chunk)
+    return op.rows_slice(r0, r1).operand(chunk)
 
 
 def mma_operands(a: Operand, w: Operand, acc: np.ndarray) -> MmaStats:
