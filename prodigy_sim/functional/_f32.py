@@ -151,21 +151,24 @@ def _stats(vbuf, qbuf, kc):
 
 
 def code_table(values: np.ndarray, lowtab: np.ndarray) -> np.ndarray:
-    """Per-code table (5, n_codes) float64 for the packed kernels: value, |value| (0 if not
-    finite), quantum (+inf for zero / not finite), value^2 (0 if not finite), not-finite flag."""
+    """Per-code table (5, n_codes + 1) float64 for the packed kernels: value, |value| (0 if not
+    finite), quantum (+inf for zero / not finite), value^2 (0 if not finite), not-finite flag;
+    the extra last column is an exact zero, the code of pruned positions."""
     fin = np.isfinite(values)
-    return np.stack([values, np.where(fin, np.abs(values), 0.0), lowtab,
-                     np.where(fin, values * values, 0.0), (~fin).astype(np.float64)])
+    t = np.stack([values, np.where(fin, np.abs(values), 0.0), lowtab,
+                  np.where(fin, values * values, 0.0), (~fin).astype(np.float64)])
+    return np.concatenate([t, np.array([[0.0], [0.0], [np.inf], [0.0], [0.0]])], axis=1)
 
 
 def byte_tables(ctab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For 4-bit codes, per byte (two codes): the codes' float32 values (2, 256), sums of
     |value| and of value^2 (2, 256) float64, and the bit set of the two codes (256,) int64;
     empty for other widths."""
-    if ctab.shape[1] != 16:
+    if ctab.shape[1] != 17:
         return (np.zeros((2, 0), np.float32), np.zeros((2, 0)), np.zeros(0, np.int64))
     b = np.arange(256)
     lo, hi = b & 15, b >> 4
+    ctab = ctab[:, :16]
     vals = np.stack([ctab[0][lo], ctab[0][hi]]).astype(np.float32)
     sums = np.stack([ctab[1][lo] + ctab[1][hi], ctab[3][lo] + ctab[3][hi]])
     return vals, sums, (np.int64(1) << lo) | (np.int64(1) << hi)
@@ -191,6 +194,7 @@ def _decode_row(pr, bits, ctab, btab, sc_row, sl_row, dblock, mrow, sparse, K, c
     lowt = ctab[2]
     sqv = ctab[3]
     nonf = ctab[4]
+    pruned = ctab.shape[1] - 1
     bvals, bsums, bmask = btab
     v0 = bvals[0]
     v1 = bvals[1]
@@ -213,14 +217,14 @@ def _decode_row(pr, bits, ctab, btab, sc_row, sl_row, dblock, mrow, sparse, K, c
             for k in range(K):
                 cnt += mrow[k]
         _unpack(pr, bits, 0, cnt, cbuf)
-        if sparse:  # spread the codes to dense positions, -1 where pruned
+        if sparse:  # spread the codes to dense positions; pruned: the zero code ``pruned``
             i = cnt - 1
             for k in range(K - 1, -1, -1):
                 if mrow[k]:
                     cbuf[k] = cbuf[i]
                     i -= 1
                 else:
-                    cbuf[k] = -1
+                    cbuf[k] = pruned
     k = 0
     blk = 0
     c = 0
@@ -255,31 +259,46 @@ def _decode_row(pr, bits, ctab, btab, sc_row, sl_row, dblock, mrow, sparse, K, c
             if nib:
                 _unpack(pr, bits, k, e - k, cbuf[k:])
             for j in range(k, e):
-                code = cbuf[j]
-                out[j] = np.float32(vals[code] * s) if code >= 0 else np.float32(0.0)
-            for j in range(k, e):
-                code = cbuf[j]
-                if code >= 0:
-                    cq = min(cq, lowt[code])
-                    cmx = max(cmx, absv[code])
-            for j in range(k, e):
-                code = cbuf[j]
-                if code >= 0:
-                    csm += absv[code]
-                    csq += sqv[code]
-                    bad += nonf[code]
+                out[j] = np.float32(vals[cbuf[j]] * s)
+            # two accumulators each: independent dependency chains (the bound tolerates any
+            # summation order)
+            cq2 = np.inf
+            cmx2 = 0.0
+            csm2 = 0.0
+            csq2 = 0.0
+            half = k + (e - k) // 2
+            for j in range(k, half):
+                c1 = cbuf[j]
+                c2 = cbuf[j + half - k]
+                cq = min(cq, lowt[c1])
+                cq2 = min(cq2, lowt[c2])
+                cmx = max(cmx, absv[c1])
+                cmx2 = max(cmx2, absv[c2])
+                csm += absv[c1]
+                csm2 += absv[c2]
+                csq += sqv[c1]
+                csq2 += sqv[c2]
+                bad += nonf[c1] + nonf[c2]
+            if (e - k) % 2:
+                c1 = cbuf[e - 1]
+                cq = min(cq, lowt[c1])
+                cmx = max(cmx, absv[c1])
+                csm += absv[c1]
+                csq += sqv[c1]
+                bad += nonf[c1]
+            cq = min(cq, cq2)
+            cmx = max(cmx, cmx2)
+            csm += csm2
+            csq += csq2
             if wantq:
                 for j in range(k, e):
-                    code = cbuf[j]
-                    qout[j] = lowt[code] * sl if code >= 0 and vals[code] != 0.0 else np.inf
+                    qout[j] = lowt[cbuf[j]] * sl
             if not pow2 and np.isfinite(s) and s != 0.0:
                 # a scale that is not a power of two: is every value a float32 number?
                 for j in range(k, e):
-                    code = cbuf[j]
-                    if code >= 0:
-                        v = vals[code] * s
-                        if not np.float64(np.float32(v)) == v:
-                            bad += 1.0
+                    v = vals[cbuf[j]] * s
+                    if not np.float64(np.float32(v)) == v:
+                        bad += 1.0
         if bad > 0.0 or not np.isfinite(s):
             st[c, 0] = 0.0
         elif s != 0.0 and cmx > 0.0:
@@ -507,11 +526,11 @@ def _a_packed(packed, bits, ctab, btab, scales, slow, dblock, K, chunk, group_ro
     rw, lw)."""
     nc = hi.shape[0]
     nomask = np.zeros(0, dtype=np.bool_)
+    v32 = np.zeros(nc * chunk, dtype=np.float32)
+    qbuf = np.full(nc * chunk, np.inf)
+    cbuf = np.empty(max(K, 1), dtype=np.int64)
+    st = np.empty((nc, 5))
     for r in range(r0, r1):
-        v32 = np.zeros(nc * chunk, dtype=np.float32)
-        qbuf = np.full(nc * chunk, np.inf)
-        cbuf = np.empty(max(K, 1), dtype=np.int64)
-        st = np.empty((nc, 5))
         _decode_row(packed[r], bits, ctab, btab, scales[r], slow[r], dblock, nomask, False, K,
                     chunk, cbuf, v32, qbuf, st)
         _classify_row(v32, qbuf, st, chunk, sw, rw, lw, r // group_rows, r, hi, cls, nlo, lok,
@@ -523,11 +542,11 @@ def _a_values(x, chunk, group_rows, sw, rw, lw, hi, cls, nlo, lok, lov, r0, r1):
     """As :func:`_a_packed` for real values x (R, K) given directly."""
     K = x.shape[1]  # noqa: N806
     nc = hi.shape[0]
+    vbuf = np.empty(chunk)
+    qbuf = np.empty(nc * chunk)
+    v32 = np.empty(nc * chunk, dtype=np.float32)
+    st = np.empty((nc, 5))
     for r in range(r0, r1):
-        vbuf = np.empty(chunk)
-        qbuf = np.empty(nc * chunk)
-        v32 = np.empty(nc * chunk, dtype=np.float32)
-        st = np.empty((nc, 5))
         for c in range(nc):
             _values_chunk(x, r, c * chunk, chunk, K, vbuf, qbuf[c * chunk:])
             for j in range(chunk):

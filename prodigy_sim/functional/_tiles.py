@@ -93,7 +93,7 @@ def dma_copy(ddr, spm, cores, segs, dst, load):
     ``segs[i, s]`` = (DDR address, run length, stride, runs) and ``dst[s]`` the scratchpad
     offset of the segment's bytes (runs packed back to back). ``load``: DDR -> scratchpad."""
     for i in range(cores.size):
-        sp = spm[cores[i]]
+        c = cores[i]
         for s in range(segs.shape[1]):
             addr = segs[i, s, 0]
             length = segs[i, s, 1]
@@ -102,9 +102,7 @@ def dma_copy(ddr, spm, cores, segs, dst, load):
             for run in range(segs[i, s, 3]):
                 a = addr + run * stride
                 if load:
-                    for k in range(length):
-                        sp[o + k] = ddr[a + k]
+                    spm[c, o:o + length] = ddr[a:a + length]
                 else:
-                    for k in range(length):
-                        ddr[a + k] = sp[o + k]
+                    ddr[a:a + length] = spm[c, o:o + length]
                 o += length
