@@ -160,3 +160,35 @@ def test_bad_arguments_are_config_errors(kwargs, match):
         run(prog, **args)
     with pytest.raises(ConfigError, match="'program' must be"):
         run("NOP", ddr={})
+
+
+def test_a_reused_operand_is_decoded_again_after_any_write_to_its_bytes():
+    """An A tile used by two MMAs, then overwritten through an aliasing tile (explicit spm
+    placement): the third MMA sees the new bytes."""
+    rng = np.random.default_rng(4)
+    b = ProgramBuilder()
+    tx = b.tensor("X", (2 * 16, 128), "float8_e4m3fn")
+    tw = b.tensor("W", (16, 128), "tai4")
+    ty = b.tensor("Y", (3 * 16, 16), "float32")
+    a = b.tile("A", (16, 128), "float8_e4m3fn", spm=0)
+    alias = b.tile("B", (16, 128), "float8_e4m3fn", spm=0)
+    wt = b.tile("WT", (16, 128), "tai4", spm=8192)
+    yt = b.tile("YT", (16, 16), "float32", spm=16384)
+    c = b.acc("C", (16, 16))
+    b.dma_ld(wt, tw, 0, 0)
+    b.dma_ld(a, tx, 0, 0)
+    for i in range(3):
+        if i == 2:
+            b.dma_ld(alias, tx, 16, 0)
+        b.acc_zero(c)
+        b.mma(c, a, wt)
+        b.acc_st(yt, c)
+        b.dma_st(ty, 16 * i, 0, yt)
+    prog = b.build()
+    x = rng.standard_normal((32, 128)).astype(np.float32)
+    w = rng.standard_normal((16, 128)).astype(np.float32)
+    y = run(prog, ddr={"X": x, "W": w}, cores=2).tensor("Y")
+    wq = quantize(w, "tai4")
+    first = matmul(quantize(x[:16], "float8_e4m3fn"), wq)
+    second = matmul(quantize(x[16:], "float8_e4m3fn"), wq)
+    assert same_bits(y, np.concatenate([first, first, second]))

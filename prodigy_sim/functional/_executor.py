@@ -28,6 +28,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError, ProgramError
 from prodigy_sim.functional import _vector as vec
+from prodigy_sim.functional._f32 import ADecoded, a_decode
 from prodigy_sim.functional._matmul import DEFAULT_CHUNK
 from prodigy_sim.functional._mma import MmaStats, mma_batch
 from prodigy_sim.functional._operand import Stored
@@ -137,6 +138,16 @@ class _Machine:
         self.spm = spm
         self.acc = acc
         self.ops: dict[int, _Op] = {}
+        # decoded MMA A operands: tile -> {cores: ADecoded}, dropped when the tile's bytes (or
+        # an aliasing tile's) are written
+        self.decoded: dict[str, dict[bytes, ADecoded]] = {}
+        spans = {n: (p.base, p.base + p.nbytes) for n, p in self.lay.tiles.items()}
+        self.overlap = {n: tuple(o for o, (b, e) in spans.items() if b < hi and lo < e)
+                        for n, (lo, hi) in spans.items()}
+
+    def _dirty(self, name: str) -> None:
+        for t in self.overlap[name]:
+            self.decoded.pop(t, None)
 
     def run_group(self, group: Group, ncores: int) -> None:
         cores = group.cores
@@ -154,6 +165,7 @@ class _Machine:
         return read_floats(self.spm, cs, self.lay.tiles[name], self.prog.tile[name])
 
     def _put(self, name: str, cs, x: np.ndarray) -> None:
+        self._dirty(name)
         write_floats(self.spm, cs, self.lay.tiles[name], self.prog.tile[name], x)
 
     def _operand(self, name: str, cs, g: int):
@@ -182,8 +194,11 @@ class _Machine:
             dst.append(tp.meta_base() + tp.rows * rb.meta)
         dst = np.array(dst, dtype=np.int64)
         ddr, spm = self.m.ddr, self.spm
+        tile = ins.operands[0]
 
         def run_dma(cs, g, segs, cores):
+            if load:
+                self._dirty(tile)
             dma_copy(ddr, spm, cores, segs, dst, load)
         return run_dma
 
@@ -195,13 +210,18 @@ class _Machine:
         if op in ("MMA", "MMA.SP"):
             chunk, stats = self.m.chunk, self.m.mma
 
-            def run_mma(cs, g, _segs, _cores):
+            def run_mma(cs, g, _segs, cores):
                 a, w = self._operand(ops[1], cs, g), self._operand(ops[2], cs, g)
+                kept = self.decoded.setdefault(ops[1], {})
+                key = cores.tobytes()
+                dec = kept.get(key)
+                if dec is None:
+                    dec = kept[key] = a_decode(a, chunk)
                 if isinstance(cs, slice):
-                    stats.add(mma_batch(a, w, acc[:, reg, :m, :n], chunk))
+                    stats.add(mma_batch(a, w, acc[:, reg, :m, :n], chunk, dec))
                 else:
                     part = acc[cs, reg, :m, :n]
-                    stats.add(mma_batch(a, w, part, chunk))
+                    stats.add(mma_batch(a, w, part, chunk, dec))
                     acc[cs, reg, :m, :n] = part
             return run_mma
         if op == "ACC.ZERO":
@@ -286,6 +306,7 @@ class _Machine:
         p = self.lay.tiles[dst]
 
         def run_vquant(cs, g, _segs, cores):
+            self._dirty(dst)
             x = self._floats(src, cs)
             if d.block == 0 and d.scale != "none":  # one scale per tile: each core alone
                 for i, c in enumerate(cores):

@@ -57,8 +57,8 @@ import numpy as np
 
 from prodigy_sim.functional._exact import add_rne32, bits_f64, f64_bits
 
-__all__ = ["CLEAN", "SPLIT", "SLOW", "WTiles", "ASplit", "w_tiles", "a_split", "accumulate32",
-           "accumulate32_batch"]
+__all__ = ["CLEAN", "SPLIT", "SLOW", "WTiles", "ASplit", "ADecoded", "w_tiles", "a_decode",
+           "a_classify", "a_split", "accumulate32", "accumulate32_batch"]
 
 CLEAN, SPLIT, SLOW = 0, 1, 2
 _NAN32 = np.float32(np.nan)
@@ -518,77 +518,101 @@ def _classify_row(v32, qbuf, st, chunk, sw, rw, lw, g, r, hi, cls, nlo, lok, lov
         nlo[c, r] = n_lo
 
 
+class ADecoded:
+    """A (R, K) decoded, before classification (it does not depend on W, so one decoding can
+    serve several MMAs): ``v32`` float32 (R, n_chunks * chunk) values, ``q`` float64 their
+    quanta (+inf for zeros), ``st`` (R, n_chunks, 5) the chunk statistics of
+    :func:`_decode_row`."""
+
+    def __init__(self, rows: int, K: int, chunk: int):  # noqa: N803
+        nc = -(-K // chunk)
+        self.K, self.chunk = K, chunk
+        self.v32 = np.empty((rows, nc * chunk), dtype=np.float32)
+        self.q = np.empty((rows, nc * chunk))
+        self.st = np.empty((rows, nc, 5))
+
+    @property
+    def rows(self) -> int:
+        return self.v32.shape[0]
+
+
 @numba.njit(cache=True, nogil=True)
-def _a_packed(packed, bits, ctab, btab, scales, slow, dblock, K, chunk, group_rows,  # noqa: N803
-              sw, rw, lw, hi, cls, nlo, lok, lov, r0, r1):
-    """Classify and split every chunk of rows ``r0 .. r1 - 1`` of a dense stored A
-    (arguments as :func:`_w_packed`); row r uses the W ratios ``sw[c, r // group_rows]`` (and
-    rw, lw)."""
-    nc = hi.shape[0]
+def _a_packed(packed, bits, ctab, btab, scales, slow, dblock, K, chunk, v32, q, st, r0, r1):  # noqa: N803
+    """Decode rows ``r0 .. r1 - 1`` of a dense stored A (arguments as :func:`_w_packed`)."""
     nomask = np.zeros(0, dtype=np.bool_)
-    v32 = np.zeros(nc * chunk, dtype=np.float32)
-    qbuf = np.full(nc * chunk, np.inf)
     cbuf = np.empty(max(K, 1), dtype=np.int64)
-    st = np.empty((nc, 5))
     for r in range(r0, r1):
         _decode_row(packed[r], bits, ctab, btab, scales[r], slow[r], dblock, nomask, False, K,
-                    chunk, cbuf, v32, qbuf, st)
-        _classify_row(v32, qbuf, st, chunk, sw, rw, lw, r // group_rows, r, hi, cls, nlo, lok,
-                      lov)
+                    chunk, cbuf, v32[r], q[r], st[r])
 
 
 @numba.njit(cache=True, nogil=True)
-def _a_values(x, chunk, group_rows, sw, rw, lw, hi, cls, nlo, lok, lov, r0, r1):
+def _a_values(x, chunk, v32, q, st, r0, r1):
     """As :func:`_a_packed` for real values x (R, K) given directly."""
     K = x.shape[1]  # noqa: N806
-    nc = hi.shape[0]
+    nc = st.shape[1]
     vbuf = np.empty(chunk)
-    qbuf = np.empty(nc * chunk)
-    v32 = np.empty(nc * chunk, dtype=np.float32)
-    st = np.empty((nc, 5))
+    qbuf = np.empty(chunk)
     for r in range(r0, r1):
         for c in range(nc):
-            _values_chunk(x, r, c * chunk, chunk, K, vbuf, qbuf[c * chunk:])
+            _values_chunk(x, r, c * chunk, chunk, K, vbuf, qbuf)
             for j in range(chunk):
-                v32[c * chunk + j] = np.float32(vbuf[j])
-            good, q, mx, sm, sq = _stats(vbuf, qbuf[c * chunk:], chunk)
-            st[c, 0] = 1.0 if good else 0.0
-            st[c, 1] = q
-            st[c, 2] = mx
-            st[c, 3] = sm
-            st[c, 4] = sq
-        _classify_row(v32, qbuf, st, chunk, sw, rw, lw, r // group_rows, r, hi, cls, nlo, lok,
-                      lov)
+                v32[r, c * chunk + j] = np.float32(vbuf[j])
+                q[r, c * chunk + j] = qbuf[j]
+            good, qq, mx, sm, sq = _stats(vbuf, qbuf, chunk)
+            st[r, c, 0] = 1.0 if good else 0.0
+            st[r, c, 1] = qq
+            st[r, c, 2] = mx
+            st[r, c, 3] = sm
+            st[r, c, 4] = sq
+
+
+@numba.njit(cache=True, nogil=True)
+def _a_classify(v32, q, st, chunk, group_rows, sw, rw, lw, hi, cls, nlo, lok, lov, r0, r1):
+    """Classify and split every chunk of rows ``r0 .. r1 - 1``; row r uses the W ratios
+    ``sw[c, r // group_rows]`` (and rw, lw)."""
+    for r in range(r0, r1):
+        _classify_row(v32[r], q[r], st[r], chunk, sw, rw, lw, r // group_rows, r, hi, cls, nlo,
+                      lok, lov)
+
+
+def a_decode(op, chunk: int, run=None) -> ADecoded:
+    """:class:`ADecoded` of A (R, K): a dense :class:`~prodigy_sim.functional._operand.Stored`
+    or real values (an array); ``run`` as for :func:`w_tiles`."""
+    if isinstance(op, np.ndarray):
+        x = np.ascontiguousarray(op)
+        d = ADecoded(x.shape[0], x.shape[1], chunk)
+
+        def piece(r0: int, r1: int) -> None:
+            _a_values(x, chunk, d.v32, d.q, d.st, r0, r1)
+    else:
+        d = ADecoded(op.rows, op.K, chunk)
+        ctab = code_table(op.values, op.lowtab)
+        btab = byte_tables(ctab)
+
+        def piece(r0: int, r1: int) -> None:
+            _a_packed(op.packed, op.bits, ctab, btab, op.scales, op.slow, max(op.dblock, 1),
+                      op.K, chunk, d.v32, d.q, d.st, r0, r1)
+    (run or _run_once)(piece, d.rows)
+    return d
+
+
+def a_classify(d: ADecoded, ratios, group_rows: int, run=None) -> ASplit:
+    """:class:`ASplit` of decoded A for the W ratios (Sw*, Rw*, Lw*), each (n_chunks,
+    groups), rows grouped ``group_rows`` at a time."""
+    a = ASplit(d.rows, d.K, d.chunk)
+    gr = max(int(group_rows), 1)
+
+    def piece(r0: int, r1: int) -> None:
+        _a_classify(d.v32, d.q, d.st, d.chunk, gr, *ratios, a.hi, a.cls, a.nlo, a.lok, a.lov,
+                    r0, r1)
+    (run or _run_once)(piece, d.rows)
+    return a
 
 
 def a_split(op, chunk: int, ratios, group_rows: int, run=None) -> ASplit:
-    """:class:`ASplit` of A (R, K): a dense :class:`~prodigy_sim.functional._operand.Stored` or
-    real values (an array); ``ratios`` = (Sw*, Rw*, Lw*), each (n_chunks, groups), for rows
-    grouped ``group_rows`` at a time; ``run`` as for :func:`w_tiles`."""
-    if isinstance(op, np.ndarray):
-        return a_split_values(op, chunk, ratios, group_rows, run)
-    a = ASplit(op.rows, op.K, chunk)
-    ctab = code_table(op.values, op.lowtab)
-    btab = byte_tables(ctab)
-    gr = max(int(group_rows), 1)
-
-    def piece(r0: int, r1: int) -> None:
-        _a_packed(op.packed, op.bits, ctab, btab, op.scales, op.slow, max(op.dblock, 1), op.K,
-                  chunk, gr, *ratios, a.hi, a.cls, a.nlo, a.lok, a.lov, r0, r1)
-    (run or _run_once)(piece, op.rows)
-    return a
-
-
-def a_split_values(x: np.ndarray, chunk: int, ratios, group_rows: int, run=None) -> ASplit:
-    """:class:`ASplit` of real values x (R, K)."""
-    a = ASplit(x.shape[0], x.shape[1], chunk)
-    x = np.ascontiguousarray(x)
-    gr = max(int(group_rows), 1)
-
-    def piece(r0: int, r1: int) -> None:
-        _a_values(x, chunk, gr, *ratios, a.hi, a.cls, a.nlo, a.lok, a.lov, r0, r1)
-    (run or _run_once)(piece, x.shape[0])
-    return a
+    """:class:`ASplit` of A (R, K) (see :func:`a_decode` and :func:`a_classify`)."""
+    return a_classify(a_decode(op, chunk, run), ratios, group_rows, run)
 
 
 # ------------------------------------------------------------------ accumulation

@@ -47,8 +47,11 @@ from prodigy_sim.functional._exact import add_rne32, superacc_dot_rne32
 from prodigy_sim.functional._f32 import (
     SLOW,
     SPLIT,
+    ADecoded,
     ASplit,
     WTiles,
+    a_classify,
+    a_decode,
     a_split,
     accumulate32,
     accumulate32_batch,
@@ -469,13 +472,15 @@ def mma_quantized(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
 _BATCH_X = 1 << 22
 
 
-def mma_batch(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
+def mma_batch(a, w, acc: np.ndarray, chunk: int, a_decoded: ADecoded | None = None
+              ) -> MmaStats:
     """``acc[b] += a_b . w_b^T`` for B independent MMAs of one shape (the same instruction on
     B cores): ``a`` (B*M, K) and ``w`` (B*N, K) stacked along rows, each a
     :class:`~prodigy_sim.functional._operand.Stored` or real values (an array); acc: float32
     (B, M, N), updated in place (may be a strided view). One stacked float32 GEMM and one
     accumulate call serve every MMA that is eligible in all its chunks; the others take the
-    float64 / exact path, each whole."""
+    float64 / exact path, each whole. ``a_decoded``: :func:`~._f32.a_decode` of ``a`` if the
+    caller has it (a tile used by several MMAs is decoded once)."""
     b_count = acc.shape[0]
     m, n = acc.shape[1], acc.shape[2]
     K = a.shape[1] if isinstance(a, np.ndarray) else a.K  # noqa: N806
@@ -484,7 +489,7 @@ def mma_batch(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
     if m == 0 or n == 0 or b_count == 0:
         return stats
     wt = w_tiles(w, chunk, n)
-    asp = a_split(a, chunk, wt.ratios(b_count), m)
+    asp = a_classify(a_decoded or a_decode(a, chunk), wt.ratios(b_count), m)
     ok = wt.tile_ok().all(axis=1) & (asp.cls.reshape(nc, b_count, m) != SLOW).all(axis=(0, 2))
     hi = asp.hi.reshape(nc, b_count, m, chunk).transpose(1, 0, 2, 3)
     good = np.flatnonzero(ok)
