@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prodigy_sim._jit import blas_single_thread
 from prodigy_sim.errors import ConfigError, ProgramError
 from prodigy_sim.functional import _vector as vec
 from prodigy_sim.functional._f32 import ADecoded, a_decode
@@ -56,8 +57,9 @@ __all__ = ["CoreState", "MachineState", "run", "ddr_image", "DEFAULT_MAX_STEPS"]
 
 @dataclass
 class CoreState:
-    """One core: scratchpad bytes, accumulator registers (n, rows, cols) float32, and the
-    scalar registers r0..r15, cid, ncores (int, 64-bit two's complement)."""
+    """One core: scratchpad bytes (up to the end of the program's last tile: no instruction
+    touches the rest), accumulator registers (n, rows, cols) float32, and the scalar
+    registers r0..r15, cid, ncores (int, 64-bit two's complement)."""
 
     spm: np.ndarray
     acc: np.ndarray
@@ -211,12 +213,16 @@ class _Machine:
             chunk, stats = self.m.chunk, self.m.mma
 
             def run_mma(cs, g, _segs, cores):
-                a, w = self._operand(ops[1], cs, g), self._operand(ops[2], cs, g)
+                w = self._operand(ops[2], cs, g)
                 kept = self.decoded.setdefault(ops[1], {})
                 key = cores.tobytes()
                 dec = kept.get(key)
                 if dec is None:
+                    a = self._operand(ops[1], cs, g)
                     dec = kept[key] = a_decode(a, chunk)
+                else:
+                    def a():
+                        return self._operand(ops[1], cs, g)
                 if isinstance(cs, slice):
                     stats.add(mma_batch(a, w, acc[:, reg, :m, :n], chunk, dec))
                 else:
@@ -392,15 +398,18 @@ def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1
     else:
         raise ConfigError(f"'ddr' must be a uint8 byte image or a dict of tensors (got "
                           f"{type(ddr).__name__})")
-    spm = np.zeros((cores, pr.onchip_bytes), dtype=np.uint8)
+    # the bytes up to the end of the last tile (no instruction touches the rest)
+    used = max((p.base + p.nbytes for p in lay.tiles.values()), default=0)
+    spm = np.zeros((cores, used), dtype=np.uint8)
     acc = np.zeros((cores, pr.n_accumulators, pr.acc_max_rows, pr.acc_max_cols),
                    dtype=np.float32)
     states = [CoreState(spm[c], acc[c], list(plan.regs[c])) for c in range(cores)]
     m = MachineState(program, lay, image, states, chunk)
     machine = _Machine(m, spm, acc)
-    for epoch in plan.epochs:
-        for group in epoch.groups:
-            machine.run_group(group, cores)
+    with blas_single_thread():  # many small GEMMs: BLAS threads cost more than they give
+        for epoch in plan.epochs:
+            for group in epoch.groups:
+                machine.run_group(group, cores)
     if plan.waiting is not None:
         waiting, ended = plan.waiting
         raise ProgramError(f"{label}: cores {waiting} wait at a BARRIER that cores {ended} "

@@ -150,6 +150,23 @@ def _stats(vbuf, qbuf, kc):
     return good, q, mx, sm, sq
 
 
+_tables: dict[int, tuple] = {}
+
+
+def kernel_tables(values: np.ndarray, lowtab: np.ndarray) -> tuple:
+    """(:func:`code_table`, :func:`byte_tables`) of a format's code values and low bits, kept
+    per ``values`` array (``_operand.code_tables`` keeps one per format)."""
+    hit = _tables.get(id(values))
+    if hit is not None and hit[0] is values:
+        return hit[1], hit[2]
+    ctab = code_table(values, lowtab)
+    btab = byte_tables(ctab)
+    if len(_tables) > 64:
+        _tables.clear()
+    _tables[id(values)] = (values, ctab, btab)
+    return ctab, btab
+
+
 def code_table(values: np.ndarray, lowtab: np.ndarray) -> np.ndarray:
     """Per-code table (5, n_codes + 1) float64 for the packed kernels: value, |value| (0 if not
     finite), quantum (+inf for zero / not finite), value^2 (0 if not finite), not-finite flag;
@@ -435,8 +452,7 @@ def w_tiles(op, chunk: int, tn: int, run=None) -> WTiles:
     if isinstance(op, np.ndarray):
         return w_tiles_values(op, chunk, tn, run)
     w = WTiles(op.rows, op.K, chunk, tn)
-    ctab = code_table(op.values, op.lowtab)
-    btab = byte_tables(ctab)
+    ctab, btab = kernel_tables(op.values, op.lowtab)
 
     def piece(t0: int, t1: int) -> None:
         _w_packed(op.packed, op.bits, ctab, btab, op.scales, op.slow, max(op.dblock, 1),
@@ -587,8 +603,7 @@ def a_decode(op, chunk: int, run=None) -> ADecoded:
             _a_values(x, chunk, d.v32, d.q, d.st, r0, r1)
     else:
         d = ADecoded(op.rows, op.K, chunk)
-        ctab = code_table(op.values, op.lowtab)
-        btab = byte_tables(ctab)
+        ctab, btab = kernel_tables(op.values, op.lowtab)
 
         def piece(r0: int, r1: int) -> None:
             _a_packed(op.packed, op.bits, ctab, btab, op.scales, op.slow, max(op.dblock, 1),

@@ -5,7 +5,17 @@ The specification (``isa/README.md``, *Numeric specification*): K is cut into ch
 exact sum ``X_c = sum_k a'[m,k] w'[n,k]`` of the scaled operands is added to the FP32
 accumulator with one IEEE round-to-nearest-even, ``acc <- RNE_fp32(acc + X_c)``, in K order.
 
-Fast, exact emulation, per chunk and per output tile:
+Fast, exact emulation: every (output tile, chunk) piece takes the cheapest of these paths
+that a cheap bound proves exact (which path ran never changes a bit; :class:`MmaStats` counts
+them):
+
+0. *Float32* (``_f32``, the first choice): one float32 GEMM of the chunk, exact when a
+   per-row bound on every partial sum fits 24 bits of the product quantum; rows that need more
+   are split by elements - their few finest elements are added to the GEMM's exact result in
+   float64 - so one GEMM serves the tile (see ``_f32`` for the proof and the eligibility
+   rules: no NaN / Inf, every value a float32 number inside [2^-60, 2^50]).
+
+Otherwise the float64 / exact path:
 
 1. ``X_c = A'_c @ W'_c^T`` by one float64 BLAS GEMM. It is *exact* whenever every product is an
    integer multiple of a common quantum ``q`` and every partial sum - in whatever order and
@@ -24,13 +34,14 @@ Chunks holding NaN or Inf values are multiplied with those values replaced by ze
 :func:`_special_sum` instead (NaN; or +-Inf), then IEEE addition. Every NaN written to an
 accumulator is the canonical quiet NaN 0x7FC00000.
 
-Execution: the output is cut into (``_TILE_M`` x ``_TILE_N``) tiles, each carried through all
-chunks in K order by one worker (chunk GEMM into a per-thread buffer that stays in cache, then
-the fused round-to-odd accumulate on a contiguous copy of the accumulator tile). Workers - one
-per core, BLAS held at one thread with threadpoolctl when it is installed - take tiles from a
-shared list, so a core slowed by other load never holds the rest back. W may be a lazy source
-decoding packed codes per (tile, chunk group) instead of a float64 copy of the whole weight.
-Which path a (tile, chunk) takes never changes a bit of the result: every path is exact.
+Execution of one large MMA (:func:`mma_quantized`): W is decoded once into float32 k-major
+tiles and A classified against W's row ratios (both in worker threads); the output is cut into
+(``_TILE_M`` x ``_TN32``) tiles, each carried through all chunks in K order by one worker
+(stacked chunk GEMMs into a per-thread buffer that stays in cache, then the accumulate on a
+contiguous copy of the accumulator tile). Workers - one per core, BLAS held at one thread with
+threadpoolctl when it is installed - take tiles from a shared list, so a core slowed by other
+load never holds the rest back. Many small MMAs of one shape (one instruction on many cores,
+:func:`mma_batch`) go as one stacked GEMM and one accumulate call.
 """
 
 from __future__ import annotations
@@ -480,21 +491,23 @@ def mma_batch(a, w, acc: np.ndarray, chunk: int, a_decoded: ADecoded | None = No
     (B, M, N), updated in place (may be a strided view). One stacked float32 GEMM and one
     accumulate call serve every MMA that is eligible in all its chunks; the others take the
     float64 / exact path, each whole. ``a_decoded``: :func:`~._f32.a_decode` of ``a`` if the
-    caller has it (a tile used by several MMAs is decoded once)."""
+    caller has it (a tile used by several MMAs is decoded once); then ``a`` may be a function
+    returning the operand, called only if the float64 path needs it. Small GEMMs: the caller
+    should hold BLAS at one thread (``_jit.blas_single_thread``)."""
     b_count = acc.shape[0]
     m, n = acc.shape[1], acc.shape[2]
-    K = a.shape[1] if isinstance(a, np.ndarray) else a.K  # noqa: N806
-    nc = -(-K // chunk)
+    dec = a_decoded if a_decoded is not None else a_decode(a, chunk)
+    nc = -(-dec.K // chunk)
     stats = MmaStats(chunks=nc * b_count)
     if m == 0 or n == 0 or b_count == 0:
         return stats
     wt = w_tiles(w, chunk, n)
-    asp = a_classify(a_decoded or a_decode(a, chunk), wt.ratios(b_count), m)
+    asp = a_classify(dec, wt.ratios(b_count), m)
     ok = wt.tile_ok().all(axis=1) & (asp.cls.reshape(nc, b_count, m) != SLOW).all(axis=(0, 2))
-    hi = asp.hi.reshape(nc, b_count, m, chunk).transpose(1, 0, 2, 3)
     good = np.flatnonzero(ok)
-    step = max(1, _BATCH_X // (nc * m * n))
-    with blas_single_thread():
+    if good.size:
+        hi = asp.hi.reshape(nc, b_count, m, chunk).transpose(1, 0, 2, 3)
+        step = max(1, _BATCH_X // (nc * m * n))
         for g0 in range(0, good.size, step):
             sel = good[g0:g0 + step]
             x = np.matmul(hi[sel], wt.tiles[sel])
@@ -502,15 +515,17 @@ def mma_batch(a, w, acc: np.ndarray, chunk: int, a_decoded: ADecoded | None = No
             accumulate32_batch(accs, x, sel, asp.cls, asp.nlo, asp.lok, asp.lov, wt.tiles)
             acc[sel] = accs
         stats.f32_tiles += good.size * nc
-        if good.size:
-            rows = (good[:, None] * m + np.arange(m)).reshape(-1)
-            stats.split_rows += int(np.count_nonzero(asp.cls[:, rows] == SPLIT))
+        split = asp.cls == SPLIT
+        if good.size < b_count:
+            split = split.reshape(nc, b_count, m)[:, good]
+        stats.split_rows += int(np.count_nonzero(split))
+    if good.size < b_count:
+        op = a() if callable(a) else a
         for b in np.flatnonzero(~ok):
             part = np.ascontiguousarray(acc[b])
-            stats.add(mma_operands(_slow_operand(a, b * m, (b + 1) * m, chunk),
+            stats.add(mma_operands(_slow_operand(op, b * m, (b + 1) * m, chunk),
                                    _slow_operand(w, b * n, (b + 1) * n, chunk), part))
             acc[b] = part
-    stats.chunks = nc * b_count
     return stats
 
 

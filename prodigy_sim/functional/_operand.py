@@ -394,11 +394,21 @@ def scale_parts(q: QuantizedTensor) -> tuple[np.ndarray, np.ndarray, int]:
     return sc, slow.reshape(sc.shape), block
 
 
+_code_tables: dict[int, tuple] = {}
+
+
 def code_tables(fmt) -> tuple[np.ndarray, np.ndarray]:
-    """float64 value and low bit of every code of ``fmt``."""
+    """float64 value and low bit of every code of ``fmt`` (kept per format object: the
+    executor asks for them on every MMA)."""
+    hit = _code_tables.get(id(fmt))
+    if hit is not None and hit[0] is fmt:
+        return hit[1], hit[2]
     values = np.asarray(fmt.values, dtype=np.float64)
     lowtab = np.empty(values.size)
     _lowbits(values, lowtab)
+    if len(_code_tables) > 64:
+        _code_tables.clear()
+    _code_tables[id(fmt)] = (fmt, values, lowtab)
     return values, lowtab
 
 
