@@ -14,16 +14,27 @@ import contextlib
 import functools
 import types
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import numba
 
-__all__ = ["PARALLEL_MIN_ELEMENTS", "parallel_if_large", "blas_single_thread"]
+__all__ = ["PARALLEL_MIN_ELEMENTS", "parallel_if_large", "blas_single_thread",
+           "one_blas_thread"]
 
 PARALLEL_MIN_ELEMENTS = 1 << 16
 """Smallest first-argument size (elements) that runs the parallel version."""
 
 
-def parallel_if_large(fn: Callable) -> Callable:
+class _Twins(Protocol):
+    """What :func:`parallel_if_large` returns: a call and the two dispatchers it picks from."""
+
+    parallel: Any
+    serial: Any
+
+    def __call__(self, *args: Any) -> Any: ...
+
+
+def parallel_if_large(fn: Callable) -> _Twins:
     """Decorator: ``fn`` jitted parallel and serial; a call runs the parallel one iff
     ``args[0].size >= PARALLEL_MIN_ELEMENTS``. ``.parallel`` / ``.serial`` are the two
     dispatchers. The serial twin has its own name, so Numba caches the two apart."""
@@ -34,10 +45,10 @@ def parallel_if_large(fn: Callable) -> Callable:
     twin.__module__ = fn.__module__
     ser = numba.njit(cache=True)(twin)
 
-    @functools.wraps(fn)
-    def call(*args):
+    def run(*args):
         return (par if args[0].size >= PARALLEL_MIN_ELEMENTS else ser)(*args)
 
+    call = cast(_Twins, functools.wraps(fn)(run))  # a function with two attributes set below
     call.parallel, call.serial = par, ser
     return call
 
@@ -58,3 +69,15 @@ def blas_single_thread() -> contextlib.AbstractContextManager:
     0.4 ms with one."""
     ctl = _blas_controller()
     return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
+def one_blas_thread(fn: Callable) -> Callable:
+    """Decorator: run ``fn`` inside :func:`blas_single_thread` (also makes the summation order
+    of its GEMMs and factorizations independent of the thread count)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with blas_single_thread():
+            return fn(*args, **kwargs)
+
+    return call

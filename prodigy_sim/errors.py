@@ -56,9 +56,11 @@ class _LocatedError(ProdigySimError):
 class AssemblyError(_LocatedError):
     """Program text that does not assemble, or a binary that does not decode."""
 
+    offset: int  # the byte offset, set by the binary decoder on the errors it raises
+
 
 class TraceError(_LocatedError):
-    """A memory trace line that cannot be parsed."""
+    """A trace line (memory requests, or serving requests) that cannot be parsed."""
 
 
 class ProgramError(ProdigySimError):
@@ -81,11 +83,12 @@ def config_error_from_validation(err: Exception, *, source: str | Path | None = 
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
-        path = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
-        msg = e.get("msg", "invalid")
+        path = ".".join(str(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
-        got_txt = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-        lines.append(f"'{path}': {msg}{got_txt}")
+        got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"
+                   else f" (got {got!r})")
+        lines.append(f"'{path}': {msg}{got_txt}" if path else f"{msg}{got_txt}")
     head = f"{source}: " if source else ""
     if not lines:
         lines.append(str(err))

@@ -15,17 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.functional import reference as sp
 from prodigy_sim.functional import run
+from prodigy_sim.functional.reference import _spec as sp_impl
+from prodigy_sim.isa import disassemble
 from prodigy_sim.lowering import (
-    Storage,
+    LinearMapping,
     attention_kernel,
     emulate_kernel,
     linear_kernel,
     norm_kernel,
     rope_kv_kernel,
 )
-from prodigy_sim.lowering import _npspec as sp
-from prodigy_sim.numerics import QuantizedTensor
+from prodigy_sim.numerics import QuantizedTensor, Storage
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
 
@@ -78,15 +80,26 @@ def _linear_ddr(rng, m: int, n: int, k: int, epilogue: str, x_scale=None) -> dic
     return ddr
 
 
+def _lin(m, n, k, *, weight, cores, epilogue, nt, an, kt=None, mt=None, am=1, gm=1,
+         gn=None, order="mn", multicast=False):
+    """A linear kernel on an explicit mapping (by default: the whole M in one block row, column
+    blocks over the cores)."""
+    mt = mt or m // am
+    gn = gn or min(cores // gm, n // (nt * an))
+    mp = LinearMapping(mt, am, nt, an, kt or k, gm, gn, order, multicast)
+    return linear_kernel("lin", m, n, k, weight=weight, cores=cores, mapping=mp,
+                         epilogue=epilogue)
+
+
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "8:4"])
 @pytest.mark.parametrize("epilogue", EPILOGUES)
 def test_linear_epilogues(epilogue, sparse):
     """K = 320 in K tiles of 128 (two tiles and a 64 tail), two column blocks, 2 cores."""
     w = Storage.of("tai4", sparsity=(8, 4) if sparse else None)
     m, n, k = 16, 128, 320
-    kern = linear_kernel("lin", m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
+    kern = _lin(m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
                          kt=128)
-    assert kern.param("kt") == 128 and kern.param("epilogue") == epilogue
+    assert kern.params.kt == 128 and kern.params.epilogue == epilogue
     ddr = _linear_ddr(np.random.default_rng(EPILOGUES.index(epilogue) + 10 * sparse), m, n, k,
                       epilogue)
     _check(kern, ddr, {"Y"})
@@ -99,16 +112,35 @@ def test_linear_epilogues(epilogue, sparse):
 def test_linear_hypothesis(epilogue, fmt, m, k, seed):
     """Random formats, row counts, K (one tile, a tile and a tail) and data."""
     rng = np.random.default_rng(seed)
-    kern = linear_kernel("lin", m, 64, k, weight=Storage.of(fmt), cores=2, epilogue=epilogue,
+    kern = _lin(m, 64, k, weight=Storage.of(fmt), cores=2, epilogue=epilogue,
                          nt=32, an=1)
     _check(kern, _linear_ddr(rng, m, 64, k, epilogue), {"Y"})
 
 
-def test_linear_k_tiles_not_multiple_of_128():
-    """``kt = 96``: every K tile is a new MMA whose chunks start at the tile (96, 96, 96), not at
-    multiples of 128 of the whole K - the emulation must follow the tiles. Rows with ``+B`` in
-    K [0, 32), small values in [96, 128) and ``-B`` in [128, 160) make it visible: by tiles the
-    small values survive (``B`` then ``small - B``), by 128-chunks they vanish in ``B + small``."""
+@pytest.mark.parametrize("grid, order, multicast", [
+    ((2, 2), "mn", False), ((2, 2), "nm", False), ((2, 2), "mn", True), ((4, 1), "nm", True),
+    ((1, 3), "mn", False)], ids=["2x2-mn", "2x2-nm", "2x2-multicast", "4x1-nm-multicast",
+                                 "1x3-uneven"])
+def test_linear_mappings(grid, order, multicast):
+    """Core grids, both block orders, multicast loads (``DMA.LDM``) and a grid that does not
+    divide the blocks give the emulation's bits: 4 row blocks x 4 column blocks of 8x32 tiles
+    (2 accumulators per block), K in two tiles."""
+    gm, gn = grid
+    rng = np.random.default_rng(gm * 10 + gn + multicast)
+    m, n, k = 32, 256, 256
+    kern = _lin(m, n, k, weight=Storage.of("tai4"), cores=4, epilogue="quant", nt=32,
+                an=2, mt=8, am=1, kt=128, gm=gm, gn=gn, order=order, multicast=multicast)
+    assert kern.busy_cores == gm * gn and kern.mapping.startswith(f"grid {gm}x{gn}")
+    assert ("DMA.LDM" in disassemble(kern.program)) == multicast
+    _check(kern, _linear_ddr(rng, m, n, k, "quant"), {"Y"})
+
+
+def test_linear_k_tiles_are_whole_chunks_so_the_mapping_never_changes_the_bits():
+    """K tiles are K or multiples of the 128-element chunk, so every chunk of the numeric
+    specification starts at a multiple of 128 of the whole K whatever the mapping: the same
+    inputs give the same bits for kt = 128, 256 and K (= 288, one tile with a 32 tail) and for
+    different grids. Rows with ``+B`` in K [0, 32), small values in [96, 128) and ``-B`` in
+    [128, 160) would expose a tile boundary inside a chunk (``kt = 96`` is refused)."""
     rng = np.random.default_rng(6)
     m, n, k = 16, 64, 288
     ddr = _linear_ddr(rng, m, n, k, "store")
@@ -117,18 +149,22 @@ def test_linear_k_tiles_not_multiple_of_128():
     ddr["X"][:4, :32] = 4096.0
     ddr["X"][:4, 96:128] = np.abs(_normal(rng, (4, 32), 2.0**-14))
     ddr["X"][:4, 128:160] = -4096.0
-    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
-                         epilogue="store", nt=32, an=1, kt=96)
-    y = _check(kern, ddr, {"Y"})["Y"]
-    assert (y[:4, :4] > 0).all()
+    w = Storage.of("float8_e4m3fn")
+    outs = [_check(_lin(m, n, k, weight=w, cores=2, epilogue="store", nt=32, an=1, kt=kt,
+                        mt=mt, gm=gm, gn=gn), ddr, {"Y"})["Y"]
+            for kt, mt, gm, gn in ((128, None, 1, 2), (256, 8, 2, 1), (None, 8, 1, 2))]
+    for y in outs[1:]:
+        assert np.array_equal(y.view(np.uint32), outs[0].view(np.uint32))
+    with pytest.raises(ConfigError, match="kt must be K or a multiple of 128"):
+        _lin(m, n, k, weight=w, cores=2, epilogue="store", nt=32, an=1, kt=96)
 
 
 def test_linear_bf16_weights():
     """BFLOAT16 MMA (bfloat16 activations and weights)."""
     rng = np.random.default_rng(5)
-    kern = linear_kernel("lin", 8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
+    kern = _lin(8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
                          epilogue="residual", nt=32, an=1)
-    assert kern.param("act").fmt == "bfloat16"
+    assert kern.params.act.fmt.name == "bfloat16"
     _check(kern, _linear_ddr(rng, 8, 64, 256, "residual"), {"Y"})
 
 
@@ -140,9 +176,9 @@ def test_linear_chunk_sums_beyond_float64(monkeypatch):
     scale = np.exp2(rng.integers(-40, 40, (m, k // 32))).astype(np.float32)
     ddr = _linear_ddr(rng, m, n, k, "quant", np.repeat(scale, 32, axis=1))
     used = []
-    orig = sp._superacc_rne32
-    monkeypatch.setattr(sp, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
-    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
+    orig = sp_impl._superacc_rne32
+    monkeypatch.setattr(sp_impl, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
+    kern = _lin(m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
                          epilogue="quant", nt=32, an=2, kt=128)
     _check(kern, ddr, {"Y"})
     assert sum(used) > m * n // 4
@@ -159,7 +195,7 @@ def test_linear_nan_and_inf():
         ddr["BIAS"][0, 5] = np.nan
         if "R" in ddr:
             ddr["R"][4, 7] = -np.inf
-        kern = linear_kernel("lin", m, n, k, weight=Storage.of("tai4"), cores=2,
+        kern = _lin(m, n, k, weight=Storage.of("tai4"), cores=2,
                              epilogue=epilogue, nt=32, an=1)
         _check(kern, ddr, {"Y"})
 
@@ -201,7 +237,7 @@ def test_rope_kv(rope, tokens, position, context):
     ddr = {"QKV": _normal(rng, (bsz * tokens, (nh + 2 * nkv) * d), 2.0)}
     if rope:
         ddr["COS"], ddr["SIN"] = _tables(max(context, tokens), d)
-    cp = kern.param("cp")
+    cp = kern.params.cp
     if tokens == 1:
         ddr["KC"] = _normal(rng, (bsz * nkv * cp, d))
         ddr["VC"] = _normal(rng, (bsz * nkv * cp, d))
@@ -220,7 +256,7 @@ def _prefill(causal: bool, ctx: int, real: int, neg: float, heads=2, kv_heads=1,
     rng = np.random.default_rng(seed)
     kern = attention_kernel("att", batch=batch, heads=heads, kv_heads=kv_heads, head_dim=d,
                             queries=ctx, context=ctx, causal=causal, cores=2)
-    cp, ck = kern.param("cp"), kern.param("ck")
+    cp, ck = kern.params.cp, kern.params.ck
     if causal:
         mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], neg, 0.0)
     else:
@@ -248,7 +284,7 @@ def test_a_fully_masked_row_does_not_poison_later_blocks():
     rng = np.random.default_rng(5)
     kern = attention_kernel("att", batch=1, heads=1, kv_heads=1, head_dim=32, queries=192,
                             context=192, causal=True, cores=1)
-    ck = kern.param("ck")
+    ck = kern.params.ck
     mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
     mask[5] = -np.inf
     ddr = {"Q": _normal(rng, (192, 32), 2.0), "KC": _normal(rng, (192, 32), 2.0),
@@ -274,7 +310,7 @@ def test_attention_decode(splits):
     bsz, nh, nkv, d, ctx = 1, 8, 2, 64, 500
     kern = attention_kernel("att", batch=bsz, heads=nh, kv_heads=nkv, head_dim=d, queries=1,
                             context=ctx, causal=True, cores=4, splits=splits)
-    cp, ck, qr = kern.param("cp"), kern.param("ck"), nh // nkv
+    cp, ck, qr = kern.params.cp, kern.params.ck, nh // nkv
     pad = np.tile(np.where(np.arange(cp - ck, cp) < ctx, 0.0, -1.0e30), (qr, 1))
     mask = np.concatenate([np.zeros_like(pad), pad]) if splits > 1 else pad
     ddr = {"Q": _normal(rng, (bsz * nh, d), 2.0), "KC": _normal(rng, (bsz * nkv * cp, d), 2.0),
@@ -296,7 +332,7 @@ def test_rope_kv_then_attention():
                  {"Q", "KC", "VC", "VT"})
     att = attention_kernel("att", batch=1, heads=nh, kv_heads=nh, head_dim=d, queries=tokens,
                            context=tokens, causal=True, cores=2)
-    ck = att.param("ck")
+    ck = att.params.ck
     mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
     _check(att, {"Q": mid["Q"], "KC": mid["KC"], "VT": mid["VT"],
                  "MASK": mask.astype(np.float32)}, {"O"})
@@ -306,10 +342,9 @@ def test_rope_kv_then_attention():
 
 def test_kernel_params_are_recorded():
     kern = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2)
-    assert kern.param("eps") == 1e-6 and kern.param_dict["norm"] == "rmsnorm"
+    assert kern.params.eps == 1e-6 and kern.params.norm == "rmsnorm"
+    assert kern.params == norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2).params
     hash(kern.params)
-    with pytest.raises(ConfigError, match="no parameter"):
-        kern.param("nope")
     capped = norm_kernel("n", 8, 64, kind="rmsnorm", eps=1e-6, cores=2, unit_cap=1)
     with pytest.raises(ConfigError, match="unit_cap"):
         emulate_kernel(capped, {})
@@ -329,7 +364,7 @@ def test_superaccumulator_against_fractions():
     terms[60, :2] = [1.0, -1.0]
     terms[61, :3] = [1.0, 2.0**-24, 0.0]                           # a tie: to even (1.0)
     terms[62, :3] = [1.0, 2.0**-24, 2.0**-300]                     # above the tie
-    got = sp._superacc_rne32(terms)
+    got = sp_impl._superacc_rne32(terms)
     for i in range(n):
         exact = sum((Fraction(x) for x in terms[i]), Fraction(0))
         want = _round_f32(exact)

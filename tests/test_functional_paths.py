@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 import pytest
-import reference_core as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prodigy_sim.testing.core_oracle as ref
 from prodigy_sim.functional import _f32, _mma, matmul_stats
 from prodigy_sim.functional._operand import operand_from_quantized
 from prodigy_sim.numerics import QuantizedTensor, quantize

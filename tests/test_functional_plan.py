@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_core as ref
 
+import prodigy_sim.testing.core_oracle as ref
 from prodigy_sim.errors import ConfigError, ProgramError
 from prodigy_sim.functional import _executor as fx
 from prodigy_sim.functional import from_bf16, matmul, run, to_bf16
@@ -192,3 +192,68 @@ def test_a_reused_operand_is_decoded_again_after_any_write_to_its_bytes():
     first = matmul(quantize(x[:16], "float8_e4m3fn"), wq)
     second = matmul(quantize(x[16:], "float8_e4m3fn"), wq)
     assert same_bits(y, np.concatenate([first, first, second]))
+
+
+_LDM = """.tensor X shape=(8,64) fmt=float32
+.tensor Y shape=(16,64) fmt=float32
+.tile T shape=(4,64) fmt=float32
+
+    LI r1, 0
+    MULI r2, cid, {row_step}
+    LI r3, 0
+    {guard}
+    DMA.LDM T, X, r2, r3, 2, 1
+skip:
+    MULI r4, cid, 4
+    DMA.ST Y, r4, 0, T
+"""
+
+
+def _ldm(row_step: int, guard: str = "") -> str:
+    return _LDM.format(row_step=row_step, guard=guard)
+
+
+def test_multicast_load_delivers_the_window_to_every_member():
+    """DMA.LDM (a group of 2 cores, stride 1) runs as a load on every member, cores batched."""
+    x = np.random.default_rng(4).standard_normal((8, 64)).astype(np.float32)
+    state = run(assemble(_ldm(0)), ddr={"X": x}, cores=4)
+    y = state.tensor("Y")
+    for c in range(4):
+        assert same_bits(y[4 * c:4 * c + 4], x[:4])
+
+
+def test_multicast_members_reading_other_windows_fail():
+    with pytest.raises(ProgramError, match=r"core 1, line \d+ \(DMA.LDM\): multicast load 0 of "
+                                           r"group \[0, 1\] reads X\[4, 0\] but another member "
+                                           r"reads X\[0, 0\]"):
+        run(assemble(_ldm(4)), ddr={}, cores=2)
+
+
+def test_multicast_load_not_issued_by_every_member_fails():
+    """Core 1 skips its DMA.LDM: the group would wait forever (checked before a BARRIER / end)."""
+    with pytest.raises(ProgramError, match=r"multicast load 0 of group \[0, 1\] \(X\) was "
+                                           r"issued by 1 of its 2 members"):
+        run(assemble(_ldm(0, "BNE cid, r1, skip")), ddr={}, cores=2)
+
+
+def test_float16_tiles_round_to_nearest_even_on_batched_cores():
+    """A float16 tile (a wide format) written and read by two cores at once, as float16 does
+    (overflow to infinity, subnormals kept)."""
+    prog = assemble(""".tensor X shape=(8,64) fmt=float32
+.tensor Y shape=(8,64) fmt=float32
+.tile T shape=(4,64) fmt=float32
+.tile H shape=(4,64) fmt=float16
+    MULI r1, cid, 4
+    DMA.LD T, X, r1, 0
+    VCVT H, T
+    VCVT T, H
+    DMA.ST Y, r1, 0, T
+""")
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((8, 64)) * np.exp2(rng.integers(-28, 20, (8, 64)))).astype(
+        np.float32)
+    y = run(prog, ddr={"X": x}, cores=2).tensor("Y")
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).astype(np.float32)
+    assert np.isinf(want).any() and (np.abs(want[want != 0]) < 2.0**-14).any()
+    assert same_bits(y, want)

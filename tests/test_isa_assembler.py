@@ -52,8 +52,8 @@ def test_errors_are_located_and_say_what_was_expected(body, line, column, text):
 
 @pytest.mark.parametrize(("decl", "column", "text"), [
     (".tile B shape=(64,100) fmt=tai4\n", 9, "cols (100) must be a multiple of block (32)"),
-    (".tile B shape=(64,128) fmt=tai9\n", 24, "unknown number format 'tai9'"),
-    (".tile B shape=(64,128) fmt=float32 scale=e8m0\n", 36, "float32 storage has no scales"),
+    (".tile B shape=(64,128) fmt=tai9\n", 24, "unknown format 'tai9'"),
+    (".tile B shape=(64,128) fmt=float32 scale=e8m0\n", 36, "float32 is stored unscaled"),
     (".tile B shape=(64,128) fmt=tai4 sparsity=3:2\n", 33, "sparsity must be GROUP:KEPT"),
     (".tile B fmt=tai4\n", 7, ".tile B needs shape=..."),
     (".tile B shape=(64,128) fmt=tai4 colour=red\n", 33, "expected an attribute of .tile"),

@@ -11,6 +11,8 @@ from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa import (
     CID,
     NCORES,
+    Expr,
+    Instruction,
     IsaParams,
     ProgramBuilder,
     Reg,
@@ -49,10 +51,10 @@ def _problems(body: str, params: IsaParams | None = None) -> str:
 @pytest.mark.parametrize(("body", "text"), [
     ("MMA C, A, WS", "w WS is sparse (8:4): use MMA.SP"),
     ("MMA.SP C, A, W", "MMA.SP needs w declared sparsity=8:4 (w W is dense)"),
-    ("MMA C, W, A", "a W is tai4; expected one of float8_e4m3fn, float8_e5m2, bfloat16"),
+    ("MMA C, W, A", "a W is tai4; expected float8_e4m3fn, float8_e5m2, bfloat16"),
     ("MMA C, B, W", "a is bfloat16 and w is tai4"),
     ("MMA C, A, A", "w A is (64,128): expected acc (M,N), a (M,K), w (N,K)"),
-    ("VADD F, F, A", "b A is float8_e4m3fn; expected one of float32, bfloat16"),
+    ("VADD F, F, A", "b A is float8_e4m3fn; expected any wide float"),
     ("VADD F, ROW, COL", ""),
     ("VMUL F, F, B", "b B is (64, 128), not broadcastable to (64,32)"),
     ("VRSUM COL, F", "dst is (1,32), expected (64,1)"),
@@ -98,7 +100,8 @@ def test_dma_rules():
 """
     with pytest.raises(ProgramError) as info:
         validate(assemble(src))
-    assert "differ in block (32 vs 16)" in str(info.value)
+    assert ("are stored differently (float8_e4m3fn/32 e8m0 vs float8_e4m3fn/16 e8m0)"
+            in str(info.value))
     assert "tile A (64, 128) is larger than tensor Y (16, 16)" in str(info.value)
 
 
@@ -156,3 +159,16 @@ def test_builder_refuses_bad_operands():
         b.build()
     with pytest.raises(ProgramError, match="MMA takes 3 operands"):
         ProgramBuilder().emit("MMA", "C", "A")
+
+
+def test_operand_accessors_read_the_kind_or_refuse():
+    ins = Instruction("DMA.LD", ("A", "X", Expr(1, 64), Expr(None, 0)))
+    assert (ins.name(0), ins.name(1), ins.expr(2)) == ("A", "X", Expr(1, 64))
+    assert Instruction("LI", (3, 7)).integer(1) == 7
+    with pytest.raises(ProgramError, match=r"DMA.LD operand 3: expected a name but found "
+                                           r"Expr\(reg=1, offset=64\)"):
+        ins.name(2)
+    with pytest.raises(ProgramError, match="DMA.LD operand 1: expected an integer but found 'A'"):
+        ins.integer(0)
+    with pytest.raises(ProgramError, match="LI operand 2: expected an expression"):
+        Instruction("LI", (3, 7)).expr(1)

@@ -48,8 +48,12 @@ def test_scenario_file_and_errors(capsys):
         _run(["--model", "llama-2-7b", "--context", "9000"], capsys)
     with pytest.raises(ConfigError, match="'formats.weights.format'.*unknown format 'tai3'"):
         _run(["--model", "llama-2-7b", "--weights", "tai3"], capsys)
-    with pytest.raises(ConfigError, match="--model NAME|FILE or --scenario"):
-        _run([], capsys)
+    rc, out = _run([], capsys)                       # the default model, as simulate's
+    assert rc == 0 and "llama-2-7b: decode" in out
+    rc, out = _run(["--model", "bert-base-uncased"], capsys)  # an encoder's own defaults
+    assert rc == 0 and "bert-base-uncased: prefill" in out
+    with pytest.raises(ConfigError, match="'context_length': Input should be greater than"):
+        _run(["--model", "llama-2-7b", "--context", "0"], capsys)
 
 
 def test_help_names_units(capsys):

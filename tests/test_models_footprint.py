@@ -11,16 +11,15 @@ from prodigy_sim.hardware import load_preset
 from prodigy_sim.models import (
     Formats,
     Scenario,
-    WeightFormat,
     footprint_report,
     load_card,
     tensor_footprint,
 )
-from prodigy_sim.numerics import footprint
+from prodigy_sim.numerics import Storage, footprint
 
 TB = 1e12
 GB = 1e9
-FP8_UNSCALED = WeightFormat(format="float8_e4m3fn", scale="none")
+FP8_UNSCALED = Storage.of("float8_e4m3fn", scale="none")
 
 
 def _per_trillion(fmt, sparsity="none"):
@@ -101,8 +100,8 @@ def test_sparse_tai4_parts_per_weight():
 
 def test_tensor_footprint_matches_numerics_and_wide_formats():
     spec = load_card("llama-2-7b").layer_tensors(0)[1]
-    assert tensor_footprint(spec, WeightFormat(format="int4")) == footprint(spec.shape, "int4")
-    wide = tensor_footprint(spec, WeightFormat(format="bfloat16"), "8:4")
+    assert tensor_footprint(spec, Storage.of("int4")) == footprint(spec.shape, "int4")
+    wide = tensor_footprint(spec, Storage.of("bfloat16"), "8:4")
     assert (wide.code_bytes, wide.metadata_bytes) == (spec.numel, spec.numel // 8)
 
 

@@ -6,12 +6,12 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.models import (
     Formats,
     Scenario,
-    WeightFormat,
     check_scenario,
     load_card,
     load_scenario,
     scenario_names,
 )
+from prodigy_sim.numerics import Storage
 
 
 def _write(tmp_path, text):
@@ -80,21 +80,21 @@ def test_unknown_scenario_lists_known():
 def test_sparsity_normalized_and_checked():
     assert Scenario(model="x", phase="decode", context_length=1, sparsity="4:8").sparsity == "8:4"
     assert Scenario(model="x", phase="decode", context_length=1, sparsity="2:4").sparsity == "4:2"
-    with pytest.raises(ValueError, match="'sparsity' must look like '8:4'"):
+    with pytest.raises(ValueError, match="'sparsity' must be 'none' or look like '8:4'"):
         Scenario(model="x", phase="decode", context_length=1, sparsity="half")
 
 
 def test_weight_format_defaults_and_wide_formats():
-    assert WeightFormat.model_validate("tai4").label() == "tai4/32 e8m0"
-    assert WeightFormat(format="bfloat16").scale_kind == "none"
+    assert Storage.model_validate("tai4").label() == "tai4/32 e8m0"
+    assert Storage.model_validate({"format": "bfloat16"}).scale == "none"
     with pytest.raises(ValueError, match="bfloat16 is stored unscaled"):
-        WeightFormat(format="bfloat16", scale="e8m0")
+        Storage.model_validate({"format": "bfloat16", "scale": "e8m0"})
     f = Formats()
-    assert f.for_class("expert").format == "tai4"
-    assert f.for_class("norm").format == "float32"
-    assert f.for_class("position").format == "float8_e4m3fn"
-    assert Formats(mlp="int4").for_class("mlp").format == "int4"
-    assert Formats(mlp="int4").for_class("attention").format == "tai4"
+    assert f.for_class("expert").fmt.name == "tai4"
+    assert f.for_class("norm").fmt.name == "float32"
+    assert f.for_class("position").fmt.name == "float8_e4m3fn"
+    assert Formats(mlp="int4").for_class("mlp").fmt.name == "int4"
+    assert Formats(mlp="int4").for_class("attention").fmt.name == "tai4"
 
 
 def test_encoder_length_only_for_encoder_decoder():

@@ -21,7 +21,7 @@ from prodigy_sim.numerics import (
     quantize,
     wanda_scores,
 )
-from tests.reference_numerics import ref_mx_block
+from prodigy_sim.testing.numerics_oracle import ref_mx_block
 
 FORMATS = ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "tai4", "tai2", "int8"]
 

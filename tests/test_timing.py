@@ -262,7 +262,7 @@ def test_a_port_streams_lines_of_several_dmas_as_they_become_ready():
     # DMA B's at 2 and 3. B's lines cross between A's instead of waiting for A's last line.
     free = np.zeros(1, np.int64)
     ready = np.array([0, 1, 50, 2, 3], np.int64)
-    dep = _fifo_ports(np.zeros(5, np.int64), ready, free, 32)
+    dep = _fifo_ports(np.zeros(5, np.int64), ready, free, 32, 64)
     assert (dep.tolist(), int(free[0])) == ([2, 4, 52, 6, 8], 52)
 
 
@@ -273,7 +273,7 @@ def test_port_closed_form_matches_the_line_by_line_queue():
     free0 = rng.integers(0, 100, 4)
     bw = 24                                   # 64 / 24 is not a whole number of cycles
     free = free0.copy()
-    dep = _fifo_ports(port, ready, free, bw)
+    dep = _fifo_ports(port, ready, free, bw, 64)
     ref = np.empty_like(dep)
     for p in range(4):
         busy = int(free0[p]) * bw             # in byte units, as the port's calendar
@@ -298,8 +298,8 @@ def test_a_tile_read_by_two_cores_costs_one_ddr_read(chip):
     # both cores load the same 16 KiB at once: the second core's lines wait for the first
     # core's fill in the L3 instead of going to DDR again
     p = _reload_program([0])
-    shared = simulate(p, chip, cores=2, l3_bytes=None)
-    no_l3 = simulate(p, chip, cores=2)
+    shared = simulate(p, chip, cores=2)                    # the L3 is on by default
+    no_l3 = simulate(p, chip, cores=2, l3_bytes=0)
     assert (sum(shared.channel_bytes), sum(no_l3.channel_bytes)) == (16384, 2 * 16384)
     assert shared == simulate(p, chip, cores=2, l3_bytes=None)     # deterministic
 
@@ -307,7 +307,7 @@ def test_a_tile_read_by_two_cores_costs_one_ddr_read(chip):
 def test_a_reload_hits_the_l3_and_is_faster(chip):
     once, twice = (simulate(_reload_program(rows), chip, cores=1, l3_bytes=None)
                    for rows in ([0], [0, 0]))
-    cold = simulate(_reload_program([0, 0]), chip, cores=1)
+    cold = simulate(_reload_program([0, 0]), chip, cores=1, l3_bytes=0)
     assert (sum(twice.channel_bytes), sum(cold.channel_bytes)) == (16384, 2 * 16384)
     assert twice.cycles - once.cycles < cold.cycles - once.cycles
 

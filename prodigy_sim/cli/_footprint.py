@@ -9,22 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from pydantic import ValidationError
-
-from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.cli._scenario_args import DEFAULT_MODEL, scenario_from_flags
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import DEFAULT_PRESET
-from prodigy_sim.models import (
-    Scenario,
-    card_names,
-    check_scenario,
-    footprint_report,
-    load_card,
-    load_scenario,
-    scenario_names,
-)
+from prodigy_sim.models import Scenario, card_names, footprint_report, load_scenario, scenario_names
+from prodigy_sim.numerics import ScaleKind
 
 _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3fn, float4_e2m1fn, "
-             "int4, ...) or bfloat16, float16, float32")
+             "int4, bfloat16, float32, ...) or a format file (.yaml/.json)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,24 +33,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                f"{', '.join(scenario_names()) or '(none)'}.",
     )
     src = parser.add_argument_group("what to count")
-    src.add_argument("--model", metavar="NAME|FILE", help="model card name or card YAML file")
+    src.add_argument("--model", metavar="NAME|FILE",
+                     help=f"model card name, alias or card YAML file (default: {DEFAULT_MODEL})")
     src.add_argument("--scenario", metavar="NAME|FILE",
                      help="a scenario (built-in name or YAML file) instead of the flags below")
-    src.add_argument("--phase", choices=("prefill", "decode"), default="decode",
+    src.add_argument("--phase", choices=("prefill", "decode"), default=None,
                      help="prefill: a prompt of --context tokens; decode: one new token with "
-                          "--context tokens in the KV cache (default: decode)")
+                          "--context tokens in the KV cache (default: decode, prefill for "
+                          "encoder-only models)")
     src.add_argument("--batch", type=int, default=1, metavar="N",
                      help="sequences processed together (default: 1)")
-    src.add_argument("--context", type=int, default=2048, metavar="TOKENS",
+    src.add_argument("--context", type=int, default=None, metavar="TOKENS",
                      help="tokens per sequence: prompt length (prefill) or KV-cache length "
-                          "(decode) (default: 2048)")
+                          "(decode) (default: 2048, or 128 for encoder-only models)")
     fmt = parser.add_argument_group("number formats")
     fmt.add_argument("--weights", default="tai4", metavar="FMT",
                      help=f"linear-layer weights: {_FMT_HELP} (default: tai4)")
     fmt.add_argument("--block", type=int, default=32, metavar="ELEMENTS",
                      help="scale block along the reduction axis, in elements; 0 = one scale per "
                           "row (default: 32)")
-    fmt.add_argument("--scale", choices=("e8m0", "e4m3", "fp32", "absmean", "none"),
+    fmt.add_argument("--scale", choices=[k.value for k in ScaleKind],
                      help="scale kind of the weights (default: e8m0 for <= 8-bit formats, none "
                           "for wider)")
     fmt.add_argument("--sparsity", default="none", metavar="M:N",
@@ -88,32 +82,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _scenario_from_flags(args: argparse.Namespace) -> Scenario:
-    if not args.model:
-        raise ConfigError("give --model NAME|FILE or --scenario NAME|FILE")
-    length = "sequence_length" if args.phase == "prefill" else "context_length"
-    data = {
-        "model": args.model,
-        "phase": args.phase,
-        "batch": args.batch,
-        length: args.context,
-        "sparsity": args.sparsity,
-        "hardware": args.hw or DEFAULT_PRESET,
-        "formats": {
-            "weights": {"format": args.weights, "block": args.block or None, "scale": args.scale},
-            "embedding": args.embeddings,
-            "head": args.head,
-            "norm": args.norms,
-            "router": args.norms,
-            "activations": args.activations,
-            "kv_cache": args.kv_cache,
-        },
-    }
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as err:
-        raise config_error_from_validation(err, source="command line") from None
-    check_scenario(scenario, load_card(scenario.model), source="command line")
-    return scenario
+    return scenario_from_flags(args, {
+        "weights": {"format": args.weights, "block": args.block or None, "scale": args.scale},
+        "embedding": args.embeddings,
+        "head": args.head,
+        "norm": args.norms,
+        "router": args.norms,
+        "activations": args.activations,
+        "kv_cache": args.kv_cache,
+    })
 
 
 def run(args: argparse.Namespace) -> int:

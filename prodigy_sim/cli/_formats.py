@@ -26,7 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _value_set(spec: FormatSpec) -> list[str]:
+def _value_set(spec: FormatSpec) -> list[str] | None:
+    """Every code's value as text; None for the wide formats (2^16 or 2^32 codes)."""
+    if spec.wide:
+        return None
     out = []
     for v in spec.values:
         if np.isnan(v):
@@ -39,9 +42,10 @@ def _value_set(spec: FormatSpec) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs = [get_format(n) for n in args.names] if args.names else list(
-        builtin_formats().values())
-    specs += [load_format(f) for f in args.file]
+    loaded = {s.name: s for s in (load_format(f) for f in args.file)}
+    named = ([loaded.get(n) or get_format(n) for n in args.names] if args.names
+             else list(builtin_formats().values()))  # a name may be one of the files loaded
+    specs = named + [s for s in loaded.values() if s.name not in args.names]
     if args.json:
         print(json.dumps([
             {**s.model_dump(), "values": _value_set(s), "max_finite": s.max_finite,
@@ -53,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         if s.description:
             print(f"  {s.description}")
         vals = _value_set(s)
+        if vals is None:
+            print(f"  ({s.n_codes} codes: value table not listed)\n")
+            continue
         per_line = 16
         for start in range(0, len(vals), per_line):
             chunk = vals[start:start + per_line]

@@ -13,35 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
-from prodigy_sim.models import Scenario, card_names, check_scenario, load_card, load_scenario
-
-ALIASES = {
-    "llama2-7b": "llama-2-7b", "llama2-13b": "llama-2-13b", "llama2-70b": "llama-2-70b",
-    "llama3-8b": "llama-3-8b", "smollm2": "smollm2-135m", "bert-base": "bert-base-uncased",
-    "bert-large": "bert-large-uncased", "minilm": "all-minilm-l6-v2",
-}
-"""Friendly model names -> card names."""
-
-
-def resolve_model(name: str) -> str:
-    """A card name (or file) for ``name``: exact card names, aliases, and names without dashes
-    (``llama27b`` -> ``llama-2-7b``)."""
-    names = card_names()
-    if name in names or name.endswith((".yaml", ".yml", ".json")):
-        return name
-    key = name.lower()
-    if key in ALIASES:
-        return ALIASES[key]
-    squash = {n.replace("-", "").replace("_", ""): n for n in names}
-    got = squash.get(key.replace("-", "").replace("_", ""))
-    if got is None:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(names)} (aliases: "
-                          f"{', '.join(sorted(ALIASES))})")
-    return got
+from prodigy_sim.models import Scenario, card_names, load_scenario
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -58,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=f"Models: {', '.join(card_names())} (aliases: {', '.join(sorted(ALIASES))}).",
     )
     what = parser.add_argument_group("what to simulate")
-    what.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
+    what.add_argument("--model", default=None, metavar="NAME|FILE",
                       help="model card name, alias (llama2-7b) or card YAML (default: llama-2-7b)")
     what.add_argument("--scenario", metavar="NAME|FILE",
                       help="a scenario (built-in name or YAML) instead of the flags of this group")
@@ -72,10 +47,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="tokens per sequence: KV-cache length (decode, the new token "
                            "included) or prompt length (prefill) (default: 2048, or 128 for "
                            "encoder-only models)")
-    what.add_argument("--weights", default="tai4", metavar="FMT",
-                      help="linear-layer weight format: tai4, tai2, float4_e2m1fn, "
-                           "float8_e4m3fn, int8, bfloat16 (MX block 32, E8M0 scales for <= 8 "
-                           "bits) (default: tai4)")
+    what.add_argument("--weights", default="tai4", metavar="FMT|FILE",
+                      help="linear-layer weight format: a name from 'prodigy-sim formats' (tai4, "
+                           "tai2, float4_e2m1fn, float8_e4m3fn, int8, bfloat16, ...) or a format "
+                           "file (.yaml/.json); MX block 32 with E8M0 scales for <= 8 bits "
+                           "(default: tai4)")
     what.add_argument("--sparsity", default="none", metavar="M:N",
                       help="structured sparsity of the linear layers: none or 8:4 (keep 4 of "
                            "every 8) (default: none)")
@@ -87,10 +63,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
     how.add_argument("--cores", type=int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
-    how.add_argument("--core-subset", default="auto", metavar="N|auto|all",
-                     help="simulate N representative cores on a proportionally scaled chip "
-                          "(cores and DDR channels), 'all' for every core (default: auto = 16 "
-                          "of 128)")
+    how.add_argument("--no-l3", action="store_true",
+                     help="no shared virtual L3: every DMA goes to DDR (default: the on-chip "
+                          "memory the cores do not use serves as a shared L3)")
     how.add_argument("--steady-units", type=int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
@@ -109,34 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _scenario(args: argparse.Namespace) -> Scenario:
     if args.scenario:
         return load_scenario(args.scenario)
-    model = resolve_model(args.model)
-    card = load_card(model)
-    phase = args.phase or ("decode" if card.is_decoder else "prefill")
-    length = args.context or (2048 if card.is_decoder else 128)
-    data = {"model": model, "phase": phase, "batch": args.batch,
-            ("context_length" if phase == "decode" else "sequence_length"): length,
-            "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
-            "formats": {"weights": args.weights, "kv_cache": args.kv_cache}}
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as err:
-        raise config_error_from_validation(err, source="command line") from None
-    check_scenario(scenario, card, source="command line")
-    return scenario
-
-
-def _subset(text: str) -> int | str | None:
-    if text == "auto":
-        return "auto"
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"'--core-subset' must be N, auto or all (got {text!r})") from None
-    if value < 1:
-        raise ConfigError(f"'--core-subset' must be >= 1 (got {value})")
-    return value
+    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = simulate_scenario(scenario, config=config, cores=args.cores,
-                                   core_subset=_subset(args.core_subset),
+                                   l3=not args.no_l3,
                                    steady_units=args.steady_units or None,
                                    progress=progress, total=total)
     finally:

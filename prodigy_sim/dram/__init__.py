@@ -9,6 +9,7 @@
 - :mod:`prodigy_sim.dram.trace` - DRAM-only trace mode (:func:`run_trace`).
 """
 
+from prodigy_sim.dram.config import CALIBRATION_SPEED_MTS as CALIBRATION_SPEED_MTS
 from prodigy_sim.dram.config import SPEEDS_MTS as SPEEDS_MTS
 from prodigy_sim.dram.config import ControllerConfig as ControllerConfig
 from prodigy_sim.dram.config import DDR5Organization as DDR5Organization
@@ -33,6 +34,7 @@ from prodigy_sim.dram.trace import parse_trace as parse_trace
 from prodigy_sim.dram.trace import run_trace as run_trace
 
 __all__ = [
+    "CALIBRATION_SPEED_MTS",
     "SPEEDS_MTS",
     "ControllerConfig",
     "DDR5Organization",

@@ -24,6 +24,7 @@ address are the offset inside a 64-B transaction and are ignored:
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import (
@@ -53,6 +54,9 @@ __all__ = [
 
 MappingName = Literal["RoBaRaCoCh", "RoCoBaBgCh"]
 SPEEDS_MTS = (4800, 5600, 6400, 7200)
+CALIBRATION_SPEED_MTS = 4800
+"""The data rate of the calibration system (one DDR5-4800 subchannel, ``../calibration``): the
+default of the stand-alone DRAM model (:func:`memory_system_preset`, ``prodigy-sim dram``)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -348,13 +352,17 @@ def ddr5_timing_preset(rate_mts: int = 4800, org: DDR5Organization | str = "DDR5
                       nREFI=nrefi, nCS=2)
 
 
+_SPEED_NAME = re.compile(r"(?:DDR5[_-]?)?(\d{1,6})(?:AN)?", re.IGNORECASE)
+
+
 def _speed_from_name(value: str) -> int:
-    digits = "".join(ch for ch in value if ch.isdigit())
-    for rate in SPEEDS_MTS:
-        if str(rate) in digits:
-            return rate
-    raise ValueError(f"unknown DDR5 speed preset {value!r}; expected one of "
-                     + ", ".join(f"DDR5_{r}AN" for r in SPEEDS_MTS))
+    """The data rate of a speed preset name: ``DDR5_4800AN``, ``DDR5-4800``, ``4800`` (the
+    whole name must match; ``DDR5-48000`` is 48000, not 4800)."""
+    m = _SPEED_NAME.fullmatch(value.strip())
+    if m is None or int(m.group(1)) not in SPEEDS_MTS:
+        raise ValueError(f"unknown DDR5 speed preset {value!r}; expected one of "
+                         + ", ".join(f"DDR5_{r}AN" for r in SPEEDS_MTS))
+    return int(m.group(1))
 
 
 class MemorySystemConfig(BaseModel):
@@ -370,6 +378,11 @@ class MemorySystemConfig(BaseModel):
                           description="Number of independent 32-bit subchannels (channels).")
     mapping: MappingName = Field(default="RoBaRaCoCh",
                                  description="Address mapping, fields MSB -> LSB (see module doc).")
+    bank_group_xor: bool = Field(
+        default=False,
+        description="XOR the bank-group index with the low bits of the column (permutation-based "
+                    "interleaving): consecutive lines of one row-sized block alternate bank "
+                    "groups, so a single sequential stream is paced by tCCD_S, not tCCD_L.")
     org: DDR5Organization = Field(default_factory=ddr5_org_preset,
                                   description="Device organization (or a preset name).")
     timing: DDR5Timing = Field(default_factory=ddr5_timing_preset,
@@ -429,8 +442,8 @@ class MemorySystemConfig(BaseModel):
         return self.channels * self.org.capacity_bytes
 
 
-def memory_system_preset(speed: int | str = 4800, org: str = "DDR5_16Gb_x8", channels: int = 1,
-                         mapping: str = "RoBaRaCoCh",
+def memory_system_preset(speed: int | str = CALIBRATION_SPEED_MTS, org: str = "DDR5_16Gb_x8",
+                         channels: int = 1, mapping: str = "RoBaRaCoCh",
                          controller: ControllerConfig | None = None) -> MemorySystemConfig:
     """Build a :class:`MemorySystemConfig` from preset names; bad values raise ``ConfigError``.
 

@@ -21,7 +21,7 @@ order above, so every program gets the same bits either way.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,6 @@ from prodigy_sim.functional._mma import MmaStats, mma_batch
 from prodigy_sim.functional._operand import Stored
 from prodigy_sim.functional._plan import DEFAULT_MAX_STEPS, Group, Plan, build_plan
 from prodigy_sim.functional._storage import (
-    _nm,
     quantize_decl,
     read_float,
     read_quantized,
@@ -50,7 +49,7 @@ from prodigy_sim.functional._tiles import (
     write_rows,
 )
 from prodigy_sim.isa import IsaParams, Layout, Program, validate
-from prodigy_sim.numerics import QuantizedTensor, quantize
+from prodigy_sim.numerics import QuantizedTensor, ScaleKind, quantize
 
 __all__ = ["CoreState", "MachineState", "run", "ddr_image", "DEFAULT_MAX_STEPS"]
 
@@ -96,8 +95,8 @@ class MachineState:
         return self.cores[core].acc[self.layout.accs[name], :m, :n].copy()
 
 
-def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None = None
-              ) -> np.ndarray:
+def ddr_image(program: Program, tensors: Mapping[str, np.ndarray | QuantizedTensor],
+              lay: Layout | None = None) -> np.ndarray:
     """A DDR byte image holding ``tensors`` (name -> float array or QuantizedTensor) at the
     program's layout; float arrays for quantized tensors are quantized with the declaration's
     fmt, block, scale and sparsity. Unnamed tensors are zero bytes."""
@@ -112,7 +111,7 @@ def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None =
         p = lay.tensors[name]
         if d.is_float:
             if isinstance(value, QuantizedTensor):
-                raise ConfigError(f"tensor {name} is {d.fmt}; give float values, not a "
+                raise ConfigError(f"tensor {name} is {d.fmt.name}; give float values, not a "
                                   "QuantizedTensor")
             write_float(buf, p, d, value)
         else:
@@ -180,28 +179,28 @@ class _Machine:
     def _compile(self, index: int) -> _Op:
         ins = self.prog.instructions[index]
         op = ins.opcode
-        if op in ("DMA.LD", "DMA.ST"):
+        if op in ("DMA.LD", "DMA.LDM", "DMA.ST"):
             return self._dma(ins)
         if op in ("MMA", "MMA.SP", "ACC.ZERO", "ACC.LD", "ACC.ST"):
             return self._matrix(ins)
         return self._vector(ins)
 
     def _dma(self, ins) -> _Op:
-        load = ins.opcode == "DMA.LD"
+        load = ins.opcode != "DMA.ST"  # DMA.LD, DMA.LDM (a multicast load)
         tp = self.lay.tiles[ins.operands[0] if load else ins.operands[3]]
         rb = tp.row
         dst = [base for base, per_row in ((tp.code_base(), rb.code), (tp.scale_base(), rb.scale),
                                           (tp.meta_base(), rb.meta)) if per_row]
         if rb.per_tensor:
             dst.append(tp.meta_base() + tp.rows * rb.meta)
-        dst = np.array(dst, dtype=np.int64)
+        offsets = np.array(dst, dtype=np.int64)
         ddr, spm = self.m.ddr, self.spm
         tile = ins.operands[0]
 
         def run_dma(cs, g, segs, cores):
             if load:
                 self._dirty(tile)
-            dma_copy(ddr, spm, cores, segs, dst, load)
+            dma_copy(ddr, spm, cores, segs, offsets, load)
         return run_dma
 
     def _matrix(self, ins) -> _Op:
@@ -247,6 +246,7 @@ class _Machine:
         op, ops = ins.opcode, ins.operands
         get = self._floats
         shape = self.prog.tile[ops[0]].shape
+        f: Callable[..., np.ndarray]
         if op == "VQUANT":
             return self._vquant(ins)
         if op in ("VROTH", "VCVT", "VTRANS"):
@@ -272,8 +272,9 @@ class _Machine:
                 return f(get(ops[1], cs), get(ops[2], cs))
         elif op in ("VADDI", "VMULI", "VMAXI", "VMINI"):
             imm = np.float32(ops[2].value)
-            f = {"VADDI": np.add, "VMULI": np.multiply, "VMAXI": vec.vmax,
-                 "VMINI": vec.vmin}[op]
+            binary: dict[str, Callable[..., np.ndarray]] = {
+                "VADDI": np.add, "VMULI": np.multiply, "VMAXI": vec.vmax, "VMINI": vec.vmin}
+            f = binary[op]
 
             def value(cs, g):
                 return f(get(ops[1], cs), imm)
@@ -314,12 +315,11 @@ class _Machine:
         def run_vquant(cs, g, _segs, cores):
             self._dirty(dst)
             x = self._floats(src, cs)
-            if d.block == 0 and d.scale != "none":  # one scale per tile: each core alone
+            if d.block == 0 and d.scale != ScaleKind.NONE:  # one scale per tile: each core alone
                 for i, c in enumerate(cores):
                     write_quantized(self.spm[c], p, d, quantize_decl(x[i], d))
                 return
-            q = quantize(x.reshape(-1, d.shape[1]), d.fmt, block=d.block or None,
-                         scale=d.scale, sparsity=_nm(d))
+            q = quantize(x.reshape(-1, d.shape[1]), d.storage)
             write_rows(self.spm, cs, p, d, g, q)
         return run_vquant
 
@@ -363,8 +363,8 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
-def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1,
-        params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK,
+def run(program: Program, *, ddr: np.ndarray | Mapping[str, np.ndarray | QuantizedTensor],
+        cores: int = 1, params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK,
         max_steps: int = DEFAULT_MAX_STEPS, name: str | None = None) -> MachineState:
     """Run ``program`` on ``cores`` cores; returns the final :class:`MachineState`.
 
@@ -373,8 +373,9 @@ def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1
     chunk. ``max_steps``: the most instructions one core may execute (the step budget; a
     program that loops forever fails within seconds). ``name``: what error messages call the
     program. Raises ProgramError for programs that cannot run (from validate / expand), when a
-    core exceeds the step budget, and when cores disagree on BARRIERs (one halts while others
-    wait); ConfigError for bad arguments.
+    core exceeds the step budget, when the members of a DMA.LDM group disagree on a multicast
+    load (another window, or not issued by every member before a BARRIER or the end), and when
+    cores disagree on BARRIERs (one halts while others wait); ConfigError for bad arguments.
     """
     if not isinstance(program, Program):
         raise ConfigError(f"'program' must be a prodigy_sim.isa.Program (got "
@@ -387,7 +388,7 @@ def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1
     label = f"program {name!r}" if name else "the program"
     lay, plan = _plan(program, params, cores, max_steps, label)
     pr = lay.params
-    if isinstance(ddr, dict):
+    if isinstance(ddr, Mapping):
         image = ddr_image(program, ddr, lay)
     elif isinstance(ddr, np.ndarray):
         image = np.array(ddr, dtype=np.uint8).reshape(-1)

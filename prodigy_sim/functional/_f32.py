@@ -619,8 +619,9 @@ def a_classify(d: ADecoded, ratios, group_rows: int, run=None) -> ASplit:
     gr = max(int(group_rows), 1)
 
     def piece(r0: int, r1: int) -> None:
-        _a_classify(d.v32, d.q, d.st, d.chunk, gr, *ratios, a.hi, a.cls, a.nlo, a.lok, a.lov,
-                    r0, r1)
+        # mypy cannot match *args followed by positional arguments to a numba dispatcher
+        _a_classify(d.v32, d.q, d.st, d.chunk, gr, *ratios,  # type: ignore[call-arg]
+                    a.hi, a.cls, a.nlo, a.lok, a.lov, r0, r1)
     (run or _run_once)(piece, d.rows)
     return a
 

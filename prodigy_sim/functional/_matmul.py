@@ -6,12 +6,13 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional._mma import MmaStats, mma_quantized
+from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.numerics import QuantizedTensor
 
 __all__ = ["matmul", "matmul_stats", "DEFAULT_CHUNK"]
 
-#: Accumulation chunk Kc of the MMA specification (elements of K per FP32 rounding).
-DEFAULT_CHUNK = 128
+#: Accumulation chunk Kc of the MMA specification (elements of K per FP32 rounding): spec.CHUNK.
+DEFAULT_CHUNK = CHUNK
 
 
 def _check(a: QuantizedTensor, w: QuantizedTensor, acc, chunk: int) -> np.ndarray:
@@ -24,7 +25,7 @@ def _check(a: QuantizedTensor, w: QuantizedTensor, acc, chunk: int) -> np.ndarra
                               f"shape {q.shape} quantized along axis {q.axis}")
     if a.sparsity is not None:
         raise ConfigError(f"'a' must be dense; only the weights may be sparse (a is "
-                          f"{a.sparsity[0]}:{a.sparsity[1]})")
+                          f"{a.sparsity})")
     if a.shape[1] != w.shape[1]:
         raise ConfigError(f"K differs: a is {a.shape} (M,K) and w is {w.shape} (N,K)")
     K = a.shape[1]  # noqa: N806

@@ -211,7 +211,8 @@ _GROUP = 4
 _THREAD_MIN_MACS = 1 << 27
 
 def _n_workers() -> int:
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
+    return max(1, min(threads, os.cpu_count() or 1))
 
 
 class _Plan:
@@ -221,13 +222,13 @@ class _Plan:
         self.a, self.w = a, w
         nc, m, _ = a.values.shape
         self.m_tiles = [(i0, min(m, i0 + tm)) for i0 in range(0, m, tm)]
-        aspec_any = a.special.any(axis=1)
+        aspec_any = np.any(a.special, axis=1)
         self.a_gemm = [_finite(a.values[c]) if aspec_any[c] else a.values[c] for c in range(nc)]
         self.a_agg = {}
         for i0, i1 in self.m_tiles:
             sl = slice(i0, i1)
             self.a_agg[i0] = (a.low[:, sl].min(axis=1), a.vmax[:, sl].max(axis=1),
-                              a.vsum[:, sl].max(axis=1), a.special[:, sl].any(axis=1))
+                              a.vsum[:, sl].max(axis=1), np.any(a.special[:, sl], axis=1))
 
     def tile(self, i0: int, i1: int, n0: int, n1: int, acc: np.ndarray, buf: dict) -> MmaStats:
         """acc[i0:i1, n0:n1] += chunk by chunk; a contiguous copy of the tile is worked on.
@@ -315,7 +316,7 @@ def _in_threads(items: list, work_one, threaded: bool) -> list:
     results: list = []
     errors: list[BaseException] = []
 
-    def work():
+    def work() -> None:
         buf: dict = {}
         try:
             while not errors:
@@ -372,7 +373,8 @@ def mma_source(a: Operand, w: OperandSource, acc: np.ndarray) -> MmaStats:
     tiles = [(i0, i1, n0, min(n, n0 + _TILE_N)) for n0 in range(0, n, _TILE_N)
              for i0, i1 in plan.m_tiles]
     threaded = m * n * a.values.shape[2] * nc >= _THREAD_MIN_MACS
-    stats = _run_tiles(tiles, lambda t, buf: plan.tile(*t, acc, buf), threaded)
+    stats = _run_tiles(tiles, lambda t, buf: plan.tile(t[0], t[1], t[2], t[3], acc, buf),
+                       threaded)
     stats.chunks = nc
     return stats
 
@@ -404,7 +406,8 @@ class _Plan32:
     def _slow_plan(self) -> _Plan:
         with self._lock:
             if self._slow is None:
-                self._slow = _Plan(*self._slow_operands(), self.tm)
+                a_op, w_op = self._slow_operands()
+                self._slow = _Plan(a_op, w_op, self.tm)
             return self._slow
 
     def tile(self, i0: int, i1: int, t: int, acc: np.ndarray, buf: dict) -> MmaStats:
@@ -474,7 +477,7 @@ def mma_quantized(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
     plan = _Plan32(asplit, wt, lambda: (operand_from_quantized(a, chunk, "a"),
                                         operand_source(w, chunk, "w")), _TILE_M)
     tiles = [(i0, i1, t) for t in range(wt.tiles.shape[0]) for i0, i1 in plan.m_tiles]
-    stats = _run_tiles(tiles, lambda t, buf: plan.tile(*t, acc, buf), big)
+    stats = _run_tiles(tiles, lambda t, buf: plan.tile(t[0], t[1], t[2], acc, buf), big)
     stats.chunks = nc
     return stats
 

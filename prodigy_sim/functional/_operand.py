@@ -25,6 +25,7 @@ import numpy as np
 from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional._exact import bits_f64, f64_bits, significand_exponent
+from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.numerics import QuantizedTensor, decode
 
 __all__ = ["Operand", "OperandSource", "Stored", "operand_from_quantized", "operand_from_values",
@@ -154,7 +155,7 @@ def _empty(rows: int, K: int, chunk: int):  # noqa: N803
             np.zeros((nc, rows)), np.zeros((nc, rows), dtype=np.bool_))
 
 
-def operand_from_values(x: np.ndarray, chunk: int = 128) -> Operand:
+def operand_from_values(x: np.ndarray, chunk: int = CHUNK) -> Operand:
     """Operand of real values given directly (float32 / bfloat16 tiles: no scale), (R, K)."""
     x = np.asarray(x)
     if x.ndim != 2:
@@ -165,7 +166,7 @@ def operand_from_values(x: np.ndarray, chunk: int = 128) -> Operand:
 
 
 def operand_from_parts(packed: np.ndarray, fmt, scales: np.ndarray, kept_block: int,
-                       mask: np.ndarray | None, K: int, chunk: int = 128) -> Operand:  # noqa: N803
+                       mask: np.ndarray | None, K: int, chunk: int = CHUNK) -> Operand:  # noqa: N803
     """Operand from storage: packed codes (R, row bytes) of ``fmt``, float scale values
     (R, n_blocks) applying to ``kept_block`` consecutive kept codes each, an optional bool keep
     mask (R, K)."""
@@ -337,6 +338,7 @@ class OperandSource:
 
     def chunk_group(self, c0: int, c1: int, r0: int, r1: int, buf: dict):
         op = self.op
+        assert op is not None  # only _QuantizedSource, which overrides this, has no Operand
         cs, rs = slice(c0, c1), slice(r0, r1)
         low, vmax, vsum, special = op.low[cs, rs], op.vmax[cs, rs], op.vsum[cs, rs], \
             op.special[cs, rs]
@@ -360,7 +362,9 @@ class _QuantizedSource(OperandSource):
                                np.empty((g, 4)))
         out, low, vmax, vsum, special = (x[:g, :n] for x in have[:5])
         agg = have[5][:g]
-        _decode_group(*self.args, c0, c1, r0, r1, out, low, vmax, vsum, special, agg)
+        # mypy cannot match *args followed by positional arguments to a numba dispatcher
+        _decode_group(*self.args, c0, c1, r0, r1,  # type: ignore[call-arg]
+                      out, low, vmax, vsum, special, agg)
         return out, low, vmax, vsum, special, agg
 
 
@@ -489,7 +493,7 @@ def _check_2d(q: QuantizedTensor, what: str) -> None:
                           f"shape {q.shape} quantized along axis {q.axis}")
 
 
-def operand_source(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
+def operand_source(q: QuantizedTensor, chunk: int = CHUNK, what: str = "operand"
                    ) -> OperandSource:
     """An :class:`OperandSource` of a 2-D :class:`QuantizedTensor` (R, K): decoded chunk by
     chunk when dense, else a prebuilt :class:`Operand`."""
@@ -499,7 +503,7 @@ def operand_source(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
     return _QuantizedSource(*_dense_args(q, chunk))
 
 
-def operand_from_quantized(q: QuantizedTensor, chunk: int = 128, what: str = "operand"
+def operand_from_quantized(q: QuantizedTensor, chunk: int = CHUNK, what: str = "operand"
                            ) -> Operand:
     """Operand of a 2-D :class:`QuantizedTensor` quantized along its last axis (R, K)."""
     _check_2d(q, what)

@@ -14,6 +14,11 @@ all DMAs) and, where it finds one, runs that epoch core by core in core order in
 Step budget: a core that executes more than ``max_steps`` instructions (a branch loop that never
 ends, a LOOP count of 2^50) stops the plan with a :class:`~prodigy_sim.errors.ProgramError`
 naming the program, the core and the instruction.
+
+Multicast loads (DMA.LDM): the k-th multicast load of every member of a group must read the same
+tensor window, and every member must issue it before the next BARRIER (or the end); the plan
+checks both, epoch by epoch in core order, before any data moves. Data-wise a DMA.LDM is a load
+like DMA.LD (the hardware reads the window once for all members; the bytes are the same).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ProgramError
-from prodigy_sim.isa import Layout, Program, compile_steps, expand
+from prodigy_sim.isa import Layout, Program, compile_steps, expand, multicast_group
 
 __all__ = ["Plan", "Epoch", "Group", "build_plan", "DEFAULT_MAX_STEPS"]
 
@@ -85,6 +90,7 @@ def _core_stream(program: Program, layout: Layout, core: int, ncores: int, compi
     loops: list[list[int]] = []
     epochs: list[list[tuple]] = [[]]
     cur = epochs[0]
+    multicasts: list[list] = [[]]  # per epoch: the DMA.LDM steps
     n = 0
     for step in expand(program, core, ncores, layout=layout, compiled=compiled):
         n += 1
@@ -96,31 +102,35 @@ def _core_stream(program: Program, layout: Layout, core: int, ncores: int, compi
         op = ins.opcode
         unit = step.unit
         if unit in _DATA_UNITS:
-            if op in ("DMA.LD", "DMA.ST"):
+            if op in ("DMA.LD", "DMA.LDM", "DMA.ST"):
                 cur.append((step.index, tuple((s.address, s.length, s.stride, s.count)
                                               for s in step.ddr), op == "DMA.ST"))
+                if op == "DMA.LDM":
+                    multicasts[-1].append(step)
             elif op != "DMA.WAIT":
                 cur.append((step.index, None, False))
         elif op == "BARRIER":
             cur = []
             epochs.append(cur)
+            multicasts.append([])
         elif unit == "scalar":
-            ops = ins.operands
+            arg = ins.integer
+            v: int | None
             if op == "LI":
-                v = ops[1]
+                v = arg(1)
             elif op in ("ADDI", "MULI", "DIVI"):
-                a, b = regs[ops[1]], ops[2]
+                a, b = regs[arg(1)], arg(2)
                 v = a + b if op == "ADDI" else a * b if op == "MULI" else a // b
             else:
-                a, b = regs[ops[1]], regs[ops[2]]
+                a, b = regs[arg(1)], regs[arg(2)]
                 v = {"ADD": a + b, "SUB": a - b, "MUL": a * b, "MIN": min(a, b)}.get(op)
                 if v is None:
                     v = a // b
-            regs[ops[0]] = _wrap(v)
+            regs[arg(0)] = _wrap(v)
         elif op == "LOOP":
             if step.args[0] > 0:
-                regs[ins.operands[0]] = 0
-                loops.append([ins.operands[0], step.args[0], ins.operands[2], 1])
+                regs[ins.integer(0)] = 0
+                loops.append([ins.integer(0), step.args[0], ins.integer(2), 1])
         elif op == "ENDLOOP":
             top = loops[-1]
             if top[3] < top[1]:
@@ -128,19 +138,55 @@ def _core_stream(program: Program, layout: Layout, core: int, ncores: int, compi
                 regs[top[0]] = _wrap(regs[top[0]] + top[2])
             else:
                 loops.pop()
-    return epochs, regs, n
+    return epochs, regs, n, multicasts
+
+
+class _MulticastCheck:
+    """DMA.LDM groups: the k-th multicast load of every member of a group must name the same
+    tensor and window (the hardware reads it once for all of them)."""
+
+    def __init__(self, ncores: int, name: str) -> None:
+        self.ncores, self.name = ncores, name
+        self.open: dict[tuple, list] = {}          # (members, k) -> [window, count]
+        self.seq: dict[tuple[int, tuple], int] = {}  # (core, members) -> loads so far
+
+    def add(self, core: int, step) -> None:
+        ins = step.instruction
+        row, col, size, stride = step.args
+        members = multicast_group(core, self.ncores, size, stride)
+        k = self.seq.get((core, members), 0)
+        self.seq[(core, members)] = k + 1
+        window = (ins.operands[1], row, col)
+        entry = self.open.setdefault((members, k), [window, 0])
+        if entry[0] != window:
+            raise ProgramError(
+                f"{_where(self.name, step, core)}: multicast load {k} of group {list(members)} "
+                f"reads {window[0]}[{row}, {col}] but another member reads "
+                f"{entry[0][0]}[{entry[0][1]}, {entry[0][2]}]")
+        entry[1] += 1
+        if entry[1] == len(members):
+            del self.open[(members, k)]
+
+    def check_complete(self) -> None:
+        """ProgramError if a group's load was not issued by every member (at a BARRIER or the
+        end: the members would wait for each other forever)."""
+        for (members, k), (window, count) in self.open.items():
+            raise ProgramError(f"{self.name}: multicast load {k} of group {list(members)} "
+                               f"({window[0]}) was issued by {count} of its {len(members)} "
+                               "members before a BARRIER or the end")
 
 
 def build_plan(program: Program, layout: Layout, ncores: int, max_steps: int,
                name: str) -> Plan:
     """The :class:`Plan` of ``program`` on ``ncores`` cores (see the module docstring)."""
     compiled = compile_steps(program, layout=layout)
-    streams, regs, steps = [], [], []
+    streams, regs, steps, loads = [], [], [], []
     for c in range(ncores):
-        e, r, n = _core_stream(program, layout, c, ncores, compiled, max_steps, name)
+        e, r, n, mc = _core_stream(program, layout, c, ncores, compiled, max_steps, name)
         streams.append(e)
         regs.append(r)
         steps.append(n)
+        loads.append(mc)
     n_epochs = max(len(s) for s in streams)
     waiting = None
     if any(len(s) != n_epochs for s in streams):
@@ -149,6 +195,12 @@ def build_plan(program: Program, layout: Layout, ncores: int, max_steps: int,
         waiting = ([c for c, s in enumerate(streams) if len(s) > short],
                    [c for c, s in enumerate(streams) if len(s) == short])
         n_epochs = short
+    check = _MulticastCheck(ncores, name)
+    for e in range(n_epochs):    # the executor's order: core 0 to its BARRIER, then core 1, ...
+        for c in range(ncores):
+            for step in loads[c][e]:
+                check.add(c, step)
+        check.check_complete()
     epochs = []
     for e in range(n_epochs):
         per_core = [s[e] for s in streams]
@@ -204,9 +256,9 @@ def _racy(per_core: list[list[tuple]]) -> bool:
         end.append(base + np.repeat(length[holes], reps))
         core.append(np.repeat(r[holes, 4], reps))
         store.append(np.repeat(r[holes, 5], reps))
-    start, end = np.concatenate(start), np.concatenate(end)
-    keep = end > start
-    return bool(_sweep(start[keep], end[keep], np.concatenate(core)[keep],
+    lo, hi = np.concatenate(start), np.concatenate(end)
+    keep = hi > lo
+    return bool(_sweep(lo[keep], hi[keep], np.concatenate(core)[keep],
                        np.concatenate(store)[keep]))
 
 

@@ -1,8 +1,9 @@
 """Bytes <-> values of tensors and tiles in the ISA's byte layout (``isa/README.md``).
 
 A (R, C) storage at byte ``base``: packed codes of all rows, then all rows' scales, then all
-rows' sparsity masks; a per-tensor scale (``block=0``) follows the masks. float32 / bfloat16
-storages are plain little-endian row-major arrays.
+rows' sparsity masks; a per-tensor scale (``block=0``) follows the masks
+(:meth:`prodigy_sim.numerics.Storage.row_bytes`). Wide-format storages (float32, bfloat16,
+float16) are plain little-endian row-major arrays.
 """
 
 from __future__ import annotations
@@ -12,33 +13,41 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional._vector import from_bf16, to_bf16
 from prodigy_sim.isa import Placement
-from prodigy_sim.numerics import QuantizedTensor, get_format, pack, quantize, unpack
+from prodigy_sim.numerics import QuantizedTensor, ScaleKind, decode, encode, pack, quantize, unpack
 
 __all__ = ["read_float", "write_float", "read_quantized", "write_quantized", "quantize_decl"]
 
-_SCALE_DTYPE = {"e8m0": np.uint8, "e4m3": np.uint8, "fp32": np.float32, "absmean": np.float32}
 
-
-def _nm(decl) -> tuple[int, int] | None:
-    """ISA sparsity (group, kept) -> numerics (n kept, m group)."""
-    return None if decl.sparsity is None else (decl.sparsity[1], decl.sparsity[0])
+def _scale_dtype(kind: ScaleKind) -> np.dtype:
+    """dtype of one stored scale: its code (uint8) or float32."""
+    return np.dtype(np.uint8 if kind.code_format is not None else np.float32)
 
 
 def read_float(buf: np.ndarray, p: Placement, decl) -> np.ndarray:
-    """float32 (R, C) values of a float32 / bfloat16 storage."""
+    """float32 (R, C) values of a wide-format storage."""
     r, c = decl.shape
-    if decl.fmt == "float32":
-        return buf[p.base:p.base + 4 * r * c].view(np.float32).reshape(r, c).copy()
-    return from_bf16(buf[p.base:p.base + 2 * r * c].view(np.uint16).reshape(r, c))
+    fmt = decl.fmt
+    raw = buf[p.base:p.base + fmt.bits // 8 * r * c]
+    if fmt.name == "float32":
+        return raw.view(np.float32).reshape(r, c).copy()
+    if fmt.name == "bfloat16":
+        return from_bf16(raw.view(np.uint16).reshape(r, c))
+    return decode(raw.view(np.uint16 if fmt.bits == 16 else np.uint32).reshape(r, c), fmt)
 
 
 def write_float(buf: np.ndarray, p: Placement, decl, x: np.ndarray) -> None:
-    """Store float32 values (rounded to nearest even for bfloat16)."""
+    """Store float32 values (rounded to nearest even in a narrower wide format)."""
     r, c = decl.shape
     x = np.asarray(x, dtype=np.float32)
     if x.shape != (r, c):
         raise ConfigError(f"{decl.name} is ({r},{c}); got values of shape {x.shape}")
-    raw = x if decl.fmt == "float32" else to_bf16(x)
+    fmt = decl.fmt
+    if fmt.name == "float32":
+        raw = x
+    elif fmt.name == "bfloat16":
+        raw = to_bf16(x)
+    else:
+        raw = encode(x, fmt, "nonsaturating")
     buf[p.base:p.base + raw.nbytes] = np.ascontiguousarray(raw).view(np.uint8).reshape(-1)
 
 
@@ -56,61 +65,61 @@ def read_quantized(buf: np.ndarray, p: Placement, decl) -> QuantizedTensor:
     (``block=0``) is returned as one block of C per row, every row carrying the same scale."""
     r, c = decl.shape
     codes, scales, meta, tail = _parts(buf, p, r)
-    if decl.scale == "none":
+    if decl.scale == ScaleKind.NONE:
         sc = np.zeros((r, 0), dtype=np.uint8)
     elif decl.block == 0:
-        one = tail.view(_SCALE_DTYPE[decl.scale])
+        one = tail.view(_scale_dtype(decl.scale))
         sc = np.repeat(one.reshape(1, 1), r, axis=0)
     else:
-        sc = scales.copy().view(_SCALE_DTYPE[decl.scale]).reshape(r, -1)
-    nm = _nm(decl)
+        sc = scales.copy().view(_scale_dtype(decl.scale)).reshape(r, -1)
     block = c if decl.block == 0 else decl.block
-    return QuantizedTensor(codes=codes.copy(), scales=sc, fmt=get_format(decl.fmt), shape=(r, c),
-                           axis=1, block=block, scale=decl.scale, sparsity=nm,
-                           mask_bits=meta.copy() if nm is not None else None)
+    return QuantizedTensor(codes=codes.copy(), scales=sc, fmt=decl.fmt, shape=(r, c), axis=1,
+                           block=block, scale=decl.scale, sparsity=decl.sparsity,
+                           mask_bits=meta.copy() if decl.sparsity is not None else None)
 
 
 def quantize_decl(x: np.ndarray, decl) -> QuantizedTensor:
-    """Quantize float values (R, C) with a declaration's fmt, block, scale and sparsity, exactly
-    as :func:`prodigy_sim.numerics.quantize` does (``block=0``: one scale for the whole array,
+    """Quantize float values (R, C) with a declaration's storage, exactly as
+    :func:`prodigy_sim.numerics.quantize` does (``block=0``: one scale for the whole array,
     i.e. ``quantize(x.reshape(1, -1), block=None)``, re-packed row by row)."""
     r, c = decl.shape
     x = np.asarray(x)
     if x.shape != (r, c):
         raise ConfigError(f"{decl.name} is ({r},{c}); got values of shape {x.shape}")
-    nm = _nm(decl)
-    sp = None if nm is None else f"{nm[1]}:{nm[0]}"
-    if decl.block != 0 or decl.scale == "none":
-        return quantize(x, decl.fmt, block=decl.block if decl.block else None, scale=decl.scale,
-                        sparsity=sp)
-    if nm is not None:
+    if decl.block != 0 or decl.scale == ScaleKind.NONE:
+        return quantize(x, decl.storage)
+    if decl.sparsity is not None:
         raise ConfigError(f"{decl.name}: a per-tensor scale with sparsity is not supported")
     whole = quantize(x.reshape(1, -1), decl.fmt, block=None, scale=decl.scale)
-    spec = get_format(decl.fmt)
+    spec = decl.fmt
     codes = pack(unpack(whole.codes, spec.bits, r * c).reshape(r, c), spec.bits)
     return QuantizedTensor(codes=codes, scales=np.repeat(whole.scales, r, axis=0), fmt=spec,
                            shape=(r, c), axis=1, block=c, scale=decl.scale)
 
 
 def write_quantized(buf: np.ndarray, p: Placement, decl, q: QuantizedTensor) -> None:
-    """Store a :class:`QuantizedTensor` matching the declaration (fmt, block, scale,
-    sparsity, shape) in the byte layout."""
+    """Store a :class:`QuantizedTensor` matching the declaration (storage, shape, axis 1) in the
+    byte layout."""
     r, c = decl.shape
     block = c if decl.block == 0 else decl.block
-    want = (tuple(decl.shape), decl.fmt, block, decl.scale, _nm(decl), 1)
-    got = (tuple(q.shape), q.fmt.name, q.block, q.scale, q.sparsity, q.axis)
+    want = (tuple(decl.shape), decl.fmt, block, decl.scale, decl.sparsity, 1)
+    got = (tuple(q.shape), q.fmt, q.block, q.scale, q.sparsity, q.axis)
     if want != got:
+        def show(t):
+            return (t[0], t[1].ref, t[2], str(t[3]), str(t[4] or "dense"), t[5])
         raise ConfigError(f"{decl.name}: the quantized tensor (shape, fmt, block, scale, "
-                          f"sparsity, axis) = {got} does not match the declaration {want}")
+                          f"sparsity, axis) = {show(got)} does not match the declaration "
+                          f"{show(want)}")
     codes, scales, meta, tail = _parts(buf, p, r)
     codes[...] = q.codes.reshape(r, -1)
-    if decl.scale != "none":
-        raw = np.ascontiguousarray(q.scales.astype(_SCALE_DTYPE[decl.scale])).view(np.uint8)
+    if decl.scale != ScaleKind.NONE:
+        raw = np.ascontiguousarray(q.scales.astype(_scale_dtype(decl.scale))).view(np.uint8)
         if decl.block == 0:
-            if np.any(q.scales != q.scales.reshape(-1)[0]):
+            rows = raw.reshape(r, -1)
+            if np.any(rows != rows[0]):         # compare stored bytes: a NaN scale equals itself
                 raise ConfigError(f"{decl.name} has one scale for the whole tensor; the rows of "
                                   "the quantized tensor carry different scales")
-            tail[...] = raw.reshape(r, -1)[0]
+            tail[...] = rows[0]
         else:
             scales[...] = raw.reshape(r, -1)
     if q.mask_bits is not None:

@@ -4,8 +4,8 @@ The executor keeps every core's scratchpad as one row of a 2-D uint8 array, so t
 of ``g`` cores is ``spm[cores, base:base + nbytes]`` and one numpy operation reads, computes
 or writes it for all of them. Core selectors are a slice (all cores, in order: views, no copy)
 or an int64 array of core ids. Layout (``isa/README.md``): packed codes of all rows, then all
-rows' scales, then all rows' sparsity masks, then a per-tensor scale; float32 / bfloat16
-storage is a plain row-major array.
+rows' scales, then all rows' sparsity masks, then a per-tensor scale; wide-format storage
+(float32, bfloat16, float16) is a plain row-major array.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.functional._storage import _SCALE_DTYPE, _nm
+from prodigy_sim.functional._storage import _scale_dtype
 from prodigy_sim.functional._vector import from_bf16, to_bf16
 from prodigy_sim.isa import Placement
-from prodigy_sim.numerics import QuantizedTensor, get_format
+from prodigy_sim.numerics import QuantizedTensor, ScaleKind, decode, encode
 
 __all__ = ["read_floats", "write_floats", "read_rows", "write_rows", "dma_copy"]
 
@@ -27,20 +27,31 @@ def _bytes(spm: np.ndarray, cs, start: int, n: int) -> np.ndarray:
 
 
 def read_floats(spm: np.ndarray, cs, p: Placement, decl) -> np.ndarray:
-    """float32 (g, R, C) values of a float32 / bfloat16 tile on the selected cores (a copy)."""
+    """float32 (g, R, C) values of a wide-format tile on the selected cores (a copy)."""
     r, c = decl.shape
-    if decl.fmt == "float32":
+    fmt = decl.fmt
+    if fmt.name == "float32":
         raw = _bytes(spm, cs, p.base, 4 * r * c)
         return np.array(raw.view(np.float32).reshape(-1, r, c))
-    raw = np.ascontiguousarray(_bytes(spm, cs, p.base, 2 * r * c))
-    return from_bf16(raw.view(np.uint16).reshape(-1, r, c))
+    raw = np.ascontiguousarray(_bytes(spm, cs, p.base, fmt.bits // 8 * r * c))
+    if fmt.name == "bfloat16":
+        return from_bf16(raw.view(np.uint16).reshape(-1, r, c))
+    codes = raw.view(np.uint16 if fmt.bits == 16 else np.uint32).reshape(-1, c)
+    return decode(codes, fmt).reshape(-1, r, c)
 
 
 def write_floats(spm: np.ndarray, cs, p: Placement, decl, x: np.ndarray) -> None:
-    """Store float32 values (g, R, C) (rounded to nearest even for bfloat16)."""
+    """Store float32 values (g, R, C) (rounded to nearest even in a narrower wide format, as
+    ``_storage.write_float``)."""
     r, c = decl.shape
     x = np.asarray(x, dtype=np.float32)
-    raw = np.ascontiguousarray(x if decl.fmt == "float32" else to_bf16(x))
+    fmt = decl.fmt
+    if fmt.name == "float32":
+        raw = np.ascontiguousarray(x)
+    elif fmt.name == "bfloat16":
+        raw = np.ascontiguousarray(to_bf16(x))
+    else:
+        raw = np.ascontiguousarray(encode(x.reshape(-1, c), fmt, "nonsaturating"))
     n = raw.itemsize * r * c
     spm[cs, p.base:p.base + n] = raw.view(np.uint8).reshape(-1, n)
 
@@ -52,21 +63,20 @@ def read_rows(spm: np.ndarray, cs, p: Placement, decl, g: int) -> QuantizedTenso
     r, c = decl.shape
     rb = p.row
     codes = _bytes(spm, cs, p.code_base(), r * rb.code).reshape(g * r, rb.code)
-    nm = _nm(decl)
-    if decl.scale == "none":
+    if decl.scale == ScaleKind.NONE:
         sc = np.zeros((g * r, 0), dtype=np.uint8)
     elif decl.block == 0:
         tail = np.ascontiguousarray(_bytes(spm, cs, p.meta_base() + r * rb.meta, rb.per_tensor))
-        sc = np.repeat(tail.view(_SCALE_DTYPE[decl.scale]).reshape(g, 1), r, axis=0)
+        sc = np.repeat(tail.view(_scale_dtype(decl.scale)).reshape(g, 1), r, axis=0)
     else:
         raw = np.ascontiguousarray(_bytes(spm, cs, p.scale_base(), r * rb.scale))
-        sc = raw.view(_SCALE_DTYPE[decl.scale]).reshape(g * r, -1)
+        sc = raw.view(_scale_dtype(decl.scale)).reshape(g * r, -1)
     meta = (_bytes(spm, cs, p.meta_base(), r * rb.meta).reshape(g * r, rb.meta)
-            if nm is not None else None)
-    return QuantizedTensor(codes=np.ascontiguousarray(codes), scales=sc,
-                           fmt=get_format(decl.fmt), shape=(g * r, c), axis=1,
+            if decl.sparsity is not None else None)
+    return QuantizedTensor(codes=np.ascontiguousarray(codes), scales=sc, fmt=decl.fmt,
+                           shape=(g * r, c), axis=1,
                            block=c if decl.block == 0 else decl.block, scale=decl.scale,
-                           sparsity=nm, mask_bits=None if meta is None else meta.copy())
+                           sparsity=decl.sparsity, mask_bits=None if meta is None else meta.copy())
 
 
 def write_rows(spm: np.ndarray, cs, p: Placement, decl, g: int, q: QuantizedTensor) -> None:
@@ -74,14 +84,14 @@ def write_rows(spm: np.ndarray, cs, p: Placement, decl, g: int, q: QuantizedTens
     declaration (block > 0; see ``_storage.write_quantized``)."""
     r, c = decl.shape
     rb = p.row
-    want = ((g * r, c), decl.fmt, decl.block or c, decl.scale, _nm(decl))
-    got = (tuple(q.shape), q.fmt.name, q.block, q.scale, q.sparsity)
-    if want != got or (decl.block == 0 and decl.scale != "none"):
+    want = ((g * r, c), decl.fmt, decl.block or c, decl.scale, decl.sparsity)
+    got = (tuple(q.shape), q.fmt, q.block, q.scale, q.sparsity)
+    if want != got or (decl.block == 0 and decl.scale != ScaleKind.NONE):
         raise ConfigError(f"{decl.name}: quantized rows {got} do not match the declaration "
                           f"{want}")
     spm[cs, p.code_base():p.code_base() + r * rb.code] = q.codes.reshape(g, -1)
-    if decl.scale != "none":
-        raw = np.ascontiguousarray(q.scales.astype(_SCALE_DTYPE[decl.scale])).view(np.uint8)
+    if decl.scale != ScaleKind.NONE:
+        raw = np.ascontiguousarray(q.scales.astype(_scale_dtype(decl.scale))).view(np.uint8)
         spm[cs, p.scale_base():p.scale_base() + r * rb.scale] = raw.reshape(g, -1)
     if q.mask_bits is not None:
         spm[cs, p.meta_base():p.meta_base() + r * rb.meta] = q.mask_bits.reshape(g, -1)

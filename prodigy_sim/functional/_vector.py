@@ -36,26 +36,28 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from prodigy_sim.functional import spec
+from prodigy_sim.numerics import encode
+
 __all__ = ["exp32", "silu32", "gelu32", "to_bf16", "from_bf16", "vexp", "vsilu", "vgelu",
-           "vfma", "vmax", "vmin", "vrsum", "vrmax", "vrcp", "vrsqrt", "canonical",
-           "ERFC_COEFFS", "EXP_COEFFS"]
+           "vfma", "vmax", "vmin", "vrsum", "vrmax", "vrcp", "vrsqrt", "canonical"]
 
 _F = np.float32
 _NAN = _F(np.nan)
 _INF = _F(np.inf)
-_LOG2E = _F(1.4426950408889634)
-_MAGIC = _F(12582912.0)  # 1.5 * 2^23: (t + MAGIC) - MAGIC rounds t to an integer, ties to even
-_C1 = _F(0.693359375)
-_C2 = _F(-2.12194440e-4)
-EXP_COEFFS = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-              1.6666665459e-1, 5.0000001201e-1)
-_P0, _P1, _P2, _P3, _P4, _P5 = (_F(c) for c in EXP_COEFFS)
-#: Numerical Recipes erfc coefficients, innermost (highest power of t) first.
-ERFC_COEFFS = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
-               0.09678418, 0.37409196, 1.00002368, -1.26551223)
-_E = tuple(_F(c) for c in ERFC_COEFFS)
+_LOG2E = _F(spec.LOG2E)
+_MAGIC = _F(spec.RNE_MAGIC)  # (t + MAGIC) - MAGIC rounds t to an integer, ties to even
+_C1 = _F(spec.LN2_HI)
+_C2 = _F(spec.LN2_LO)
+_P0, _P1, _P2, _P3, _P4, _P5 = (_F(c) for c in spec.EXP_COEFFS)
+_E = tuple(_F(c) for c in spec.ERFC_COEFFS)
 _E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9 = _E
-_SQRT1_2 = _F(0.7071067811865476)
+_SQRT1_2 = _F(spec.SQRT1_2)
+_EXP_HI = _F(spec.EXP_OVERFLOW)
+_EXP_LO = _F(spec.EXP_UNDERFLOW)
+_SILU_SWITCH = _F(spec.SILU_SWITCH)
+_GELU_SAT = _F(spec.GELU_SATURATION)
+_SPLIT = np.uint32(spec.GELU_SPLIT_MASK)
 _POW2 = np.array([2.0 ** k for k in range(-126, 128)], dtype=np.float32)  # 2^k at k + 126
 
 
@@ -69,9 +71,9 @@ def exp32(x):
     """exp(x) in float32 by the algorithm of the module docstring."""
     if x != x:
         return _NAN
-    if x >= _F(89.0):
+    if x >= _EXP_HI:
         return _INF
-    if x <= _F(-104.0):
+    if x <= _EXP_LO:
         return _F(0.0)
     t = x * _LOG2E
     n = (t + _MAGIC) - _MAGIC
@@ -96,7 +98,7 @@ def silu32(x):
         return _NAN
     if x == -_INF:
         return _F(-0.0)
-    if x <= _F(-20.0):
+    if x <= _SILU_SWITCH:
         return x * exp32(x)  # 1 + exp(-x) == exp(-x) in float32 here; avoids exp overflow
     return x / (_F(1.0) + exp32(-x))
 
@@ -106,7 +108,7 @@ def _clear_low12(u):
     arr = np.empty(1, dtype=np.float32)
     arr[0] = u
     b = arr.view(np.uint32)
-    b[0] = b[0] & np.uint32(0xFFFFF000)
+    b[0] = b[0] & _SPLIT
     return arr[0]
 
 
@@ -136,7 +138,7 @@ def gelu32(x):
     if x != x:
         return _NAN
     xa = abs(x)
-    if xa >= _F(15.5):
+    if xa >= _GELU_SAT:
         return x if x > _F(0.0) else _F(-0.0)
     h = _phi_tail(xa)
     if x >= _F(0.0):
@@ -273,12 +275,9 @@ def vrmax(a: np.ndarray) -> np.ndarray:
 
 def to_bf16(x: np.ndarray) -> np.ndarray:
     """float32 -> bfloat16 bits (uint16), round to nearest even; NaN -> quiet NaN (sign kept,
-    top payload bits kept, quiet bit set), so the canonical NaN becomes 0x7FC0."""
-    b = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    rounded = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
-    nan = np.isnan(np.asarray(x, dtype=np.float32))
-    quiet = (b >> np.uint64(16)) | np.uint64(0x40)
-    return np.where(nan, quiet, rounded).astype(np.uint16)
+    top payload bits kept, quiet bit set), so the canonical NaN becomes 0x7FC0 (the numerics
+    codec of ``bfloat16``)."""
+    return encode(np.asarray(x, dtype=np.float32), "bfloat16", "nonsaturating")
 
 
 def from_bf16(bits: np.ndarray) -> np.ndarray:

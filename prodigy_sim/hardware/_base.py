@@ -12,7 +12,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
-__all__ = ["Block", "FrozenMap", "FrozenFloatMap", "FrozenIntMap", "ELEMENT_BITS",
+from prodigy_sim.numerics import FormatSpec, get_format
+
+__all__ = ["Block", "FrozenMap", "FrozenFloatMap", "FrozenIntMap", "element_bits", "format_name",
            "KIB", "MIB", "GIB", "TIB"]
 
 KIB = 1 << 10
@@ -65,16 +67,21 @@ FrozenIntMap = Annotated[
 ]
 """A read-only ``str -> int`` mapping field (serialized as a plain dict)."""
 
-ELEMENT_BITS: Mapping[str, int] = MappingProxyType({
-    "float64": 64,
-    "float32": 32,
-    "tf32": 32,  # stored in 32 bits; 19 significant bits
-    "bfloat16": 16,
-    "float8_e4m3fn": 8,
-    "float8_e5m2": 8,
-    "int8": 8,
-    "float4_e2m1fn": 4,
-    "tai4": 4,
-    "tai2": 2,
-})
-"""Storage width in bits of each element format the hardware knows (ml_dtypes-style names)."""
+_HARDWARE_ONLY_BITS: Mapping[str, int] = MappingProxyType({"float64": 64, "tf32": 32})
+"""Widths of the element formats the units know that are not number formats of numerics
+(float64; tf32, stored in 32 bits with 19 significant bits). Every other width comes from its
+:class:`~prodigy_sim.numerics.FormatSpec`."""
+
+
+def element_bits(name: str | FormatSpec) -> int:
+    """Storage width in bits of one element of ``name`` (a numerics format, float64 or tf32)."""
+    if isinstance(name, FormatSpec):
+        return name.bits
+    if name in _HARDWARE_ONLY_BITS:
+        return _HARDWARE_ONLY_BITS[name]
+    return get_format(name).bits
+
+
+def format_name(fmt: str | FormatSpec) -> str:
+    """The name a hardware table keys ``fmt`` by."""
+    return fmt.name if isinstance(fmt, FormatSpec) else fmt

@@ -13,6 +13,7 @@ from prodigy_sim.hardware._base import Block
 from prodigy_sim.hardware.core import CoreConfig
 from prodigy_sim.hardware.memory import MemoryConfig
 from prodigy_sim.hardware.noc import NocConfig
+from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["ChipConfig", "check_fits"]
 
@@ -33,15 +34,20 @@ class ChipConfig(Block):
         if rows * cols < self.cores:
             raise ValueError(f"'noc.rows' x 'noc.cols' = {rows} x {cols} = {rows * cols} routers "
                              f"cannot hold 'cores' = {self.cores}")
+        line, burst = self.core.on_chip_memory.line_bytes, self.memory.dram.org.tx_bytes
+        if line != burst:
+            raise ValueError(f"'core.on_chip_memory.line_bytes' = {line} must equal the DDR5 "
+                             f"burst of 'memory.dram.org' ({burst} bytes): the timing model "
+                             "moves cache lines as whole bursts")
         return self
 
     # --- compute -------------------------------------------------------------------------------
 
-    def peak_macs_per_cycle(self, fmt: str, sparse: bool = False) -> float:
+    def peak_macs_per_cycle(self, fmt: str | FormatSpec, sparse: bool = False) -> float:
         """Matrix-unit MACs per cycle of the whole chip for weights in ``fmt``."""
         return self.cores * self.core.matrix_unit.peak_macs_per_cycle(fmt, sparse)
 
-    def peak_matrix_flops(self, fmt: str, sparse: bool = False) -> float:
+    def peak_matrix_flops(self, fmt: str | FormatSpec, sparse: bool = False) -> float:
         """Matrix-unit FLOPS of the chip: ``2 * MACs/cycle * cores * frequency_hz``."""
         return 2.0 * self.peak_macs_per_cycle(fmt, sparse) * self.frequency_hz
 
@@ -58,7 +64,7 @@ class ChipConfig(Block):
         if sparse:
             return self.peak_matrix_flops(fmt, sparse=True)
         candidates = []
-        if fmt in self.core.matrix_unit.relative_throughput:
+        if self.core.matrix_unit.relative_rate(fmt) > 0:
             candidates.append(self.peak_matrix_flops(fmt))
         if fmt in self.core.vector_unit.formats:
             candidates.append(self.peak_vector_flops(fmt))

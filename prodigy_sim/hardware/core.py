@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware._base import ELEMENT_BITS, KIB, MIB, Block, FrozenFloatMap, FrozenIntMap
+from prodigy_sim.errors import ConfigError, FormatError
+from prodigy_sim.hardware._base import (
+    KIB,
+    MIB,
+    Block,
+    FrozenFloatMap,
+    FrozenIntMap,
+    element_bits,
+    format_name,
+)
+from prodigy_sim.numerics import NARROW_BITS, FormatSpec
 
 __all__ = ["MatrixUnitConfig", "VectorUnitConfig", "OnChipMemoryConfig", "CoreConfig"]
 
@@ -25,8 +34,12 @@ def _unknown_format(fmt: str, known, unit: str) -> ConfigError:
 class MatrixUnitConfig(Block):
     """The per-core matrix processor: one ``tile_m x tile_n x tile_k`` MAC block per cycle at FP8.
 
-    Other formats run at ``relative_throughput[fmt]`` times the FP8 rate. With 8:4 structured
-    sparsity on the weights the unit skips the pruned half, ``sparsity_speedup`` times faster.
+    A weight format runs at ``relative_throughput[fmt]`` times the FP8 rate. A format the table
+    does not list (a user's own, say) takes the rate of its width class in
+    ``unlisted_relative_throughput`` (``narrow`` = at most 8 bits, ``wide`` = the 16/32-bit
+    floats; a class given 0 does not run). With 8:4 structured sparsity on the weights the unit
+    skips the pruned half, ``sparsity_speedup`` times faster, for the ``sparse_formats`` and,
+    if ``unlisted_sparse``, every unlisted narrow format.
     """
 
     tile_m: int = Field(16, ge=1, description="Rows of the output tile per cycle at FP8 "
@@ -40,10 +53,18 @@ class MatrixUnitConfig(Block):
                     "A format absent from this mapping does not run on the matrix unit. For "
                     "mixed inputs the key is the weight format (activations in FP8).",
     )
-    sparsity_speedup: float = Field(2.0, ge=1.0, description="Throughput factor with 8:4 "
-                                    "structured-sparse weights (dimensionless).")
+    unlisted_relative_throughput: FrozenFloatMap = Field(
+        default_factory=lambda: {"narrow": 1.0, "wide": 0.0},
+        description="MACs per cycle, relative to float8_e4m3fn, of a weight format absent from "
+                    "'relative_throughput', by width class: 'narrow' (<= 8 bits) and 'wide' "
+                    "(16/32-bit floats); 0 = does not run.")
+    sparsity_speedup: float = Field(2.0, ge=1.0, le=64.0, allow_inf_nan=False,
+                                    description="Throughput factor with 8:4 structured-sparse "
+                                                "weights (dimensionless).")
     sparse_formats: tuple[str, ...] = Field(
         (REFERENCE_FORMAT,), description="Weight formats the 8:4 sparsity speedup applies to.")
+    unlisted_sparse: bool = Field(True, description="Whether a narrow weight format absent from "
+                                  "'relative_throughput' runs 8:4-sparse too.")
     latency_cycles: int = Field(8, ge=1, description="Pipeline latency of one tile operation, "
                                 "issue to result (cycles).")
     accumulator_format: str = Field("float32", description="Format of the accumulators.")
@@ -54,9 +75,19 @@ class MatrixUnitConfig(Block):
         if value.get(REFERENCE_FORMAT) != 1.0:
             raise ValueError(f"must map {REFERENCE_FORMAT!r} to 1.0, the reference rate "
                              f"(got {value.get(REFERENCE_FORMAT)!r})")
-        bad = {k: v for k, v in value.items() if not v > 0}
+        bad = {k: v for k, v in value.items() if not 0 < v < 1e6}
         if bad:
-            raise ValueError(f"factors must be > 0 (got {bad})")
+            raise ValueError(f"factors must be > 0 and finite (got {bad})")
+        return value
+
+    @field_validator("unlisted_relative_throughput")
+    @classmethod
+    def _check_unlisted(cls, value):
+        if set(value) != {"narrow", "wide"}:
+            raise ValueError(f"must give exactly 'narrow' and 'wide' (got {sorted(value)})")
+        bad = {k: v for k, v in value.items() if not 0 <= v < 1e6}
+        if bad:
+            raise ValueError(f"factors must be >= 0 and finite (got {bad})")
         return value
 
     @model_validator(mode="after")
@@ -72,17 +103,39 @@ class MatrixUnitConfig(Block):
         """Dense FP8 MACs per cycle: ``tile_m * tile_n * tile_k``."""
         return self.tile_m * self.tile_n * self.tile_k
 
-    def peak_macs_per_cycle(self, fmt: str, sparse: bool = False) -> float:
+    def relative_rate(self, fmt: str | FormatSpec) -> float:
+        """MACs per cycle of weights in ``fmt`` relative to FP8 (0: does not run): the table's
+        entry, else the rule for unlisted formats (see the class docstring)."""
+        name = format_name(fmt)
+        if name in self.relative_throughput:
+            return self.relative_throughput[name]
+        try:
+            bits = element_bits(fmt)
+        except FormatError:
+            return 0.0
+        return self.unlisted_relative_throughput["narrow" if bits <= NARROW_BITS else "wide"]
+
+    def runs_sparse(self, fmt: str | FormatSpec) -> bool:
+        """Whether 8:4-sparse weights in ``fmt`` get the sparsity speedup."""
+        name = format_name(fmt)
+        if name in self.relative_throughput:
+            return name in self.sparse_formats
+        return (self.unlisted_sparse and self.relative_rate(fmt) > 0
+                and element_bits(fmt) <= NARROW_BITS)
+
+    def peak_macs_per_cycle(self, fmt: str | FormatSpec, sparse: bool = False) -> float:
         """MACs per cycle for weights in ``fmt`` (``sparse``: 8:4-sparse weights, counted as the
-        dense MACs they replace)."""
-        if fmt not in self.relative_throughput:
-            raise _unknown_format(fmt, self.relative_throughput, "matrix unit")
-        rate = self.macs_per_cycle * self.relative_throughput[fmt]
+        dense MACs they replace). ConfigError if the format does not run (sparse)."""
+        rate = self.relative_rate(fmt)
+        if rate <= 0:
+            raise _unknown_format(format_name(fmt), self.relative_throughput, "matrix unit")
+        rate *= self.macs_per_cycle
         if not sparse:
             return rate
-        if fmt not in self.sparse_formats:
-            raise ConfigError(f"format {fmt!r} has no sparse mode on the matrix unit "
-                              f"(sparse formats: {', '.join(self.sparse_formats)})")
+        if not self.runs_sparse(fmt):
+            raise ConfigError(f"format {format_name(fmt)!r} has no sparse mode on the matrix "
+                              f"unit ('core.matrix_unit.sparse_formats': "
+                              f"{', '.join(self.sparse_formats)})")
         return rate * self.sparsity_speedup
 
 
@@ -109,9 +162,14 @@ class VectorUnitConfig(Block):
     @field_validator("formats")
     @classmethod
     def _check_formats(cls, value):
-        unknown = [f for f in value if f not in ELEMENT_BITS]
+        unknown = []
+        for f in value:
+            try:
+                element_bits(f)
+            except FormatError:
+                unknown.append(f)
         if unknown:
-            raise ValueError(f"unknown formats {unknown} (known: {', '.join(ELEMENT_BITS)})")
+            raise ValueError(f"unknown formats {unknown} (numerics formats, float64 or tf32)")
         return value
 
     @field_validator("op_latency_cycles", "op_interval_cycles")
@@ -129,7 +187,7 @@ class VectorUnitConfig(Block):
         """Elements of ``fmt`` per vector unit per operation (``width_bits / element bits``)."""
         if fmt not in self.formats:
             raise _unknown_format(fmt, self.formats, "vector units")
-        return self.width_bits // ELEMENT_BITS[fmt]
+        return self.width_bits // element_bits(fmt)
 
     @property
     def fp32_lanes(self) -> int:

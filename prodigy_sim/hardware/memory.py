@@ -25,11 +25,16 @@ __all__ = ["MemoryConfig", "SUBCHANNEL_WIDTH_BITS", "scaled_ddr5_timing"]
 SUBCHANNEL_WIDTH_BITS = 32
 """Data width of one independent DDR5 subchannel (JESD79-5)."""
 
+DEFAULT_DDR5_MTS = 7200
+"""Data rate of a chip's DDR5 when a configuration does not say (the Prodigy T16128's
+DDR5-7200); the stand-alone DRAM model's default is the calibration system's
+(:data:`prodigy_sim.dram.CALIBRATION_SPEED_MTS`)."""
+
 _FIXED_NCK = ("nBL", "nCCDS", "nCCDS_WR", "nPPD", "nCS")
 """Timings defined in clock cycles (burst and command-bus slots): kept when the clock changes."""
 
 
-def scaled_ddr5_timing(rate_mts: int, base_rate_mts: int = 7200,
+def scaled_ddr5_timing(rate_mts: int, base_rate_mts: int = DEFAULT_DDR5_MTS,
                        org: str = "DDR5_16Gb_x8") -> DDR5Timing:
     """A DDR5 timing set for a data rate beyond the JEDEC bins, scaled from a known bin.
 
@@ -61,8 +66,13 @@ class MemoryConfig(Block):
                                     multiple_of=SUBCHANNEL_WIDTH_BITS,
                                     description="Data width of one channel (bits).")
     capacity_bytes: int = Field(8 * TIB, ge=1, description="Installed DDR capacity (bytes).")
+    interleave_bytes: int = Field(64, ge=1, le=1 << 20,
+                                  description="Socket address interleave over the 32-bit "
+                                              "subchannels: consecutive runs of this many bytes "
+                                              "go to consecutive subchannels (bytes; a multiple "
+                                              "of the cache line).")
     dram: MemorySystemConfig = Field(
-        default_factory=lambda: MemorySystemConfig(channels=2, timing=7200),
+        default_factory=lambda: MemorySystemConfig(channels=2, timing=DEFAULT_DDR5_MTS),
         description="DDR5 timing model of one channel (speed bin, device organization, "
                     "controller, address mapping); its 'channels' (32-bit subchannels per "
                     "channel) is derived from 'channel_width_bits'.")
@@ -73,7 +83,7 @@ class MemoryConfig(Block):
         if not isinstance(data, dict):
             return data
         width = data.get("channel_width_bits", cls.model_fields["channel_width_bits"].default)
-        dram = data.get("dram", {"timing": 7200})
+        dram = data.get("dram", {"timing": DEFAULT_DDR5_MTS})
         if isinstance(dram, dict) and "channels" not in dram and isinstance(width, int):
             data = {**data, "dram": {**dram, "channels": max(1, width // SUBCHANNEL_WIDTH_BITS)}}
         return data

@@ -20,6 +20,9 @@ from prodigy_sim.isa._disasm import format_instruction as format_instruction
 from prodigy_sim.isa._expand import Step as Step
 from prodigy_sim.isa._expand import compile_steps as compile_steps
 from prodigy_sim.isa._expand import expand as expand
+from prodigy_sim.isa._expand import multicast_group as multicast_group
+from prodigy_sim.isa._formats import FormatGroup as FormatGroup
+from prodigy_sim.isa._formats import isa_storage as isa_storage
 from prodigy_sim.isa._layout import Layout as Layout
 from prodigy_sim.isa._layout import Placement as Placement
 from prodigy_sim.isa._layout import Segment as Segment
@@ -39,6 +42,7 @@ from prodigy_sim.isa._table import OpcodeSpec as OpcodeSpec
 from prodigy_sim.isa._table import OpcodeTable as OpcodeTable
 from prodigy_sim.isa._table import OperandSpec as OperandSpec
 from prodigy_sim.isa._table import opcode_table as opcode_table
+from prodigy_sim.isa._validate import MMA_SP_SPARSITY as MMA_SP_SPARSITY
 from prodigy_sim.isa._validate import validate as validate
 
 __all__ = [
@@ -46,5 +50,6 @@ __all__ = [
     "validate", "layout", "Layout", "Placement", "Segment", "IsaParams", "expand",
     "compile_steps", "Step",
     "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
-    "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec",
+    "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec", "FormatGroup",
+    "isa_storage", "MMA_SP_SPARSITY", "multicast_group",
 ]

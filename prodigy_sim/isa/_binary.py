@@ -25,8 +25,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from prodigy_sim.errors import AssemblyError, ProgramError
+from prodigy_sim.errors import AssemblyError, ConfigError, ProgramError
 from prodigy_sim.isa._check import problems
+from prodigy_sim.isa._formats import isa_storage
 from prodigy_sim.isa._program import (
     AccDecl,
     Expr,
@@ -70,10 +71,11 @@ def encode(program: Program) -> bytes:
     records = []
     for d in program.tensors + program.tiles:
         addr = d.ddr if isinstance(d, TensorDecl) else d.spm
-        sp = d.sparsity or (0, 0)
-        records.append(_STORAGE.pack(sid(d.name), d.shape[0], d.shape[1], sid(d.fmt), d.block,
-                                     sid(d.scale), sp[0], sp[1], int(addr is not None), 0, 0,
-                                     addr or 0))
+        sp = d.sparsity
+        group, kept = (0, 0) if sp is None else (sp.group, sp.kept)
+        records.append(_STORAGE.pack(sid(d.name), d.shape[0], d.shape[1], sid(d.fmt.ref),
+                                     d.block, sid(str(d.scale)), group, kept,
+                                     int(addr is not None), 0, 0, addr or 0))
     records += [_ACC.pack(sid(a.name), a.shape[0], a.shape[1], -1 if a.reg is None else a.reg)
                 for a in program.accs]
     records += [_LABEL.pack(sid(name), idx) for name, idx in program.labels]
@@ -87,10 +89,10 @@ def encode(program: Program) -> bytes:
         spec = table.by_mnemonic[ins.opcode]
         word = spec.opcode << top
         for o, v in zip(spec.operands, ins.operands, strict=True):
-            if o.kind == "expr":
+            if isinstance(v, Expr):  # the kind is expr (well formed)
                 reg = table.reg_none if v.reg is None else v.reg
                 field = (reg << o.imm_bits) | (v.offset & ((1 << o.imm_bits) - 1))
-            elif o.kind == "fimm":
+            elif isinstance(v, FImm):  # the kind is fimm
                 field = v.bits
             elif isinstance(v, str):
                 field = index[v]
@@ -172,8 +174,13 @@ def decode(data: bytes, file: str | Path | None = None) -> Program:
                 raise fail(pos, "malformed declaration record (reserved bits set)")
             sp = (g, kept) if g else None
             kw = {"ddr" if cls is TensorDecl else "spm": addr if flags else None}
-            decls[k].append(cls(string(name, pos), (r, c), string(fmt, pos), block,
-                                string(scale, pos), sp, **kw))
+            folder = Path(fname).parent if fname else None
+            try:
+                storage = isa_storage(string(fmt, pos), block, string(scale, pos), sp,
+                                      base=folder)
+            except ConfigError as err:
+                raise fail(pos, f"declaration {string(name, pos)}: {err}") from None
+            decls[k].append(cls(string(name, pos), (r, c), storage, **kw))
             pos += _STORAGE.size
     offsets["acc"] = (lambda base: lambda i: base + i * _ACC.size)(pos)
     accs = []

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._check import problems
+from prodigy_sim.isa._formats import isa_storage
 from prodigy_sim.isa._program import (
     AccDecl,
     Expr,
@@ -41,6 +42,7 @@ from prodigy_sim.isa._program import (
     TileDecl,
 )
 from prodigy_sim.isa._table import opcode_table
+from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
 
 __all__ = ["ProgramBuilder"]
 
@@ -76,23 +78,25 @@ class ProgramBuilder:
         self._labels: list[tuple[str, int]] = []
 
     # ------------------------------------------------------------ declarations
-    def tensor(self, name: str, shape: tuple[int, int], fmt: str, *, block: int | None = None,
-               scale: str | None = None, sparsity: tuple[int, int] | None = None,
+    def tensor(self, name: str, shape: tuple[int, int], fmt: str | FormatSpec | Storage, *,
+               block: int | None = None, scale: str | None = None,
+               sparsity: tuple[int, int] | Sparsity | None = None,
                ddr: int | None = None) -> TensorDecl:
-        """Declare a DDR tensor of ``shape`` (rows, cols) elements; defaults as in the text."""
-        scale = scale if scale is not None else TensorDecl.defaults(fmt)[1]
-        block = block if block is not None else (0 if scale == "none" else 32)
-        d = TensorDecl(name, tuple(shape), fmt, block, scale, sparsity, ddr)  # type: ignore
+        """Declare a DDR tensor of ``shape`` (rows, cols) elements stored as ``fmt`` (a format,
+        or a whole :class:`~prodigy_sim.numerics.Storage`); defaults as in the text;
+        ``sparsity`` is ``(group, kept)``."""
+        d = TensorDecl(name, tuple(shape), isa_storage(fmt, block, scale, sparsity),  # type: ignore
+                       ddr)
         self._tensors.append(d)
         return d
 
-    def tile(self, name: str, shape: tuple[int, int], fmt: str, *, block: int | None = None,
-             scale: str | None = None, sparsity: tuple[int, int] | None = None,
+    def tile(self, name: str, shape: tuple[int, int], fmt: str | FormatSpec | Storage, *,
+             block: int | None = None, scale: str | None = None,
+             sparsity: tuple[int, int] | Sparsity | None = None,
              spm: int | None = None) -> TileDecl:
-        """Declare an on-chip tile of ``shape`` (rows, cols) elements."""
-        scale = scale if scale is not None else TileDecl.defaults(fmt)[1]
-        block = block if block is not None else (0 if scale == "none" else 32)
-        d = TileDecl(name, tuple(shape), fmt, block, scale, sparsity, spm)  # type: ignore
+        """Declare an on-chip tile of ``shape`` (rows, cols) elements (see :meth:`tensor`)."""
+        d = TileDecl(name, tuple(shape), isa_storage(fmt, block, scale, sparsity),  # type: ignore
+                     spm)
         self._tiles.append(d)
         return d
 
@@ -191,6 +195,12 @@ class ProgramBuilder:
     # ------------------------------------------------------------ dma
     def dma_ld(self, dst: Name, src: Name, row: ExprLike, col: ExprLike) -> Instruction:
         return self.emit("DMA.LD", dst, src, row, col)
+
+    def dma_ldm(self, dst: Name, src: Name, row: Reg | int, col: Reg | int, size: int,
+                stride: int) -> Instruction:
+        """Multicast load to the caller's group of ``size`` cores ``stride`` apart (row and col
+        in registers)."""
+        return self.emit("DMA.LDM", dst, src, row, col, size, stride)
 
     def dma_st(self, dst: Name, row: ExprLike, col: ExprLike, src: Name) -> Instruction:
         return self.emit("DMA.ST", dst, row, col, src)

@@ -12,17 +12,19 @@ type with its own location (file:line:column, byte offset, or builder call).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from prodigy_sim.isa._formats import SCALE_KINDS, check_format
-from prodigy_sim.isa._program import FLOAT_FORMATS, Expr, FImm, Program
+from prodigy_sim.isa._formats import SPARSITY_GROUPS
+from prodigy_sim.isa._program import AccDecl, Expr, FImm, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import OpcodeTable, opcode_table
+from prodigy_sim.numerics import Storage
 
 __all__ = ["Issue", "problems", "NAME_RE", "reserved_names", "loop_ends", "SPARSITY_GROUPS"]
 
+_Decl = TensorDecl | TileDecl | AccDecl | tuple[str, int]
+
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-SPARSITY_GROUPS = (2, 4, 8, 16)
 _U32 = 1 << 32
 _U64 = 1 << 64
 
@@ -56,45 +58,31 @@ def _name_issue(name: object, reserved: frozenset[str]) -> str | None:
     return None
 
 
-def _storage_issues(d, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
+def _storage_issues(d: TensorDecl | TileDecl, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
     shape = d.shape
     if (not isinstance(shape, tuple) or len(shape) != 2
             or not all(isinstance(x, int) and 1 <= x < _U32 for x in shape)):
         yield Issue(kind, i, "shape", f"shape must be two integers in 1..{_U32 - 1} "
                                       f"(got {shape!r})")
         return
-    msg = check_format(d.fmt) if isinstance(d.fmt, str) else f"fmt must be a name (got {d.fmt!r})"
-    if msg:
-        yield Issue(kind, i, "fmt", msg)
+    st = d.storage
+    if not isinstance(st, Storage):
+        yield Issue(kind, i, "fmt", f"storage must be a numerics Storage (got {st!r})")
         return
-    if d.scale not in SCALE_KINDS:
-        yield Issue(kind, i, "scale", f"scale must be one of {', '.join(SCALE_KINDS)} "
-                                      f"(got {d.scale!r})")
-        return
-    if not isinstance(d.block, int) or not 0 <= d.block < _U32:
-        yield Issue(kind, i, "block", f"block must be an integer in 0..{_U32 - 1} "
-                                      f"(got {d.block!r})")
-        return
-    if d.fmt in FLOAT_FORMATS and (d.scale != "none" or d.block != 0):
-        yield Issue(kind, i, "scale", f"{d.fmt} storage has no scales: expected scale=none and "
-                                      f"no block (got block={d.block} scale={d.scale})")
-    elif d.scale == "none" and d.block != 0:
-        yield Issue(kind, i, "block", f"block={d.block} needs a scale format (got scale=none)")
-    elif d.block and shape[1] % d.block:
+    if st.block and st.scaled and shape[1] % st.block:
         yield Issue(kind, i, "block", f"cols ({shape[1]}) must be a multiple of block "
-                                      f"({d.block})")
-    sp = d.sparsity
+                                      f"({st.block})")
+    sp = st.sparsity
     if sp is not None:
-        if (not isinstance(sp, tuple) or len(sp) != 2 or sp[0] not in SPARSITY_GROUPS
-                or not isinstance(sp[1], int) or not 1 <= sp[1] < sp[0]):
+        if sp.group not in SPARSITY_GROUPS or not sp.kept < sp.group:
             yield Issue(kind, i, "sparsity", "sparsity must be GROUP:KEPT with GROUP in "
                                              f"{SPARSITY_GROUPS} and 1 <= KEPT < GROUP "
-                                             f"(got {sp!r})")
-        elif d.fmt in FLOAT_FORMATS:
-            yield Issue(kind, i, "sparsity", f"{d.fmt} storage cannot be sparse")
-        elif shape[1] % sp[0]:
+                                             f"(got {sp})")
+        elif st.fmt.wide:
+            yield Issue(kind, i, "sparsity", f"{st.fmt.name} storage cannot be sparse")
+        elif shape[1] % sp.group:
             yield Issue(kind, i, "sparsity", f"cols ({shape[1]}) must be a multiple of the "
-                                             f"sparsity group ({sp[0]})")
+                                             f"sparsity group ({sp.group})")
     addr = getattr(d, addr_attr)
     if addr is not None and not (isinstance(addr, int) and 0 <= addr < _U64):
         yield Issue(kind, i, addr_attr, f"{addr_attr} must be an integer in 0..2**64-1 "
@@ -108,8 +96,10 @@ def _fits(value: int, bits: int) -> bool:
 def _operand_issue(table: OpcodeTable, program: Program, kind: str, bits: int, imm_bits: int,
                    value: object) -> str | None:
     if kind in ("tile", "tensor", "acc", "label"):
-        names = {"tile": program.tile, "tensor": program.tensor, "acc": program.acc,
-                 "label": program.label}[kind]
+        by_kind: dict[str, Mapping[str, object]] = {
+            "tile": program.tile, "tensor": program.tensor, "acc": program.acc,
+            "label": program.label}
+        names = by_kind[kind]
         if not isinstance(value, str):
             return f"expected a {kind} name but found {value!r}"
         if value not in names:
@@ -167,13 +157,15 @@ def problems(program: Program, table: OpcodeTable | None = None) -> list[Issue]:
     out: list[Issue] = []
     seen: dict[str, str] = {}
     limits = {k: 1 << table.kinds[k].bits for k in ("tensor", "tile", "acc")}
-    for kind, decls, addr in (("tensor", program.tensors, "ddr"), ("tile", program.tiles, "spm"),
-                              ("acc", program.accs, None), ("label", program.labels, None)):
+    tables: tuple[tuple[str, Sequence[_Decl]], ...] = (
+        ("tensor", program.tensors), ("tile", program.tiles), ("acc", program.accs),
+        ("label", program.labels))
+    for kind, decls in tables:
         if kind in limits and len(decls) > limits[kind]:
             out.append(Issue(kind, limits[kind], None, f"more than {limits[kind]} {kind}s "
                                                        "(the operand field's limit)"))
         for i, d in enumerate(decls):
-            name = d[0] if kind == "label" else d.name
+            name = d[0] if isinstance(d, tuple) else d.name
             msg = _name_issue(name, reserved)
             if msg is None and name in seen:
                 msg = f"{name!r} is already declared as a {seen[name]}"
@@ -181,9 +173,10 @@ def problems(program: Program, table: OpcodeTable | None = None) -> list[Issue]:
                 out.append(Issue(kind, i, "name", msg))
                 continue
             seen[name] = kind
-            if addr:
+            if isinstance(d, (TensorDecl, TileDecl)):
+                addr = "ddr" if isinstance(d, TensorDecl) else "spm"
                 out.extend(_storage_issues(d, kind, i, addr))
-            elif kind == "acc":
+            elif isinstance(d, AccDecl):
                 if (not isinstance(d.shape, tuple) or len(d.shape) != 2
                         or not all(isinstance(x, int) and 1 <= x < 1 << 16 for x in d.shape)):
                     out.append(Issue(kind, i, "shape", "shape must be two integers in 1..65535 "

@@ -9,9 +9,11 @@ their own line at column 1. Comments are not kept.
 from __future__ import annotations
 
 import math
+import re
 
 from prodigy_sim.isa._program import Expr, FImm, Instruction, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import opcode_table
+from prodigy_sim.numerics import Storage
 
 __all__ = ["disassemble", "format_fimm", "format_instruction"]
 
@@ -29,14 +31,16 @@ def format_fimm(imm: FImm) -> str:
 
 
 def _storage(d: TensorDecl | TileDecl) -> str:
-    parts = [f"shape=({d.shape[0]},{d.shape[1]})", f"fmt={d.fmt}"]
-    default_scale = d.defaults(d.fmt)[1]
+    ref = d.fmt.ref
+    fmt = ref if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", ref) else f'"{ref}"'
+    parts = [f"shape=({d.shape[0]},{d.shape[1]})", f"fmt={fmt}"]
+    default = Storage.of(d.fmt)
     if d.block != (0 if d.scale == "none" else 32):
         parts.append(f"block={d.block}")
-    if d.scale != default_scale:
+    if d.scale != default.scale:
         parts.append(f"scale={d.scale}")
     if d.sparsity is not None:
-        parts.append(f"sparsity={d.sparsity[0]}:{d.sparsity[1]}")
+        parts.append(f"sparsity={d.sparsity.group}:{d.sparsity.kept}")
     addr_name, addr = ("ddr", d.ddr) if isinstance(d, TensorDecl) else ("spm", d.spm)
     if addr is not None:
         parts.append(f"{addr_name}=0x{addr:X}")
@@ -47,9 +51,9 @@ def format_instruction(ins: Instruction) -> str:
     """One instruction in canonical text, without indentation: ``DMA.LD A0, X, r1+64, 0``."""
     spec = opcode_table().by_mnemonic[ins.opcode]
     texts = []
-    for o, v in zip(spec.operands, ins.operands, strict=True):
+    for j, (o, v) in enumerate(zip(spec.operands, ins.operands, strict=True)):
         if o.kind in ("reg", "sreg"):
-            texts.append(opcode_table().register_name(v))
+            texts.append(opcode_table().register_name(ins.integer(j)))
         elif isinstance(v, FImm):
             texts.append(format_fimm(v))
         elif isinstance(v, Expr):

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prodigy_sim.errors import ProgramError
-from prodigy_sim.isa._formats import RowBytes, row_bytes
 from prodigy_sim.isa._params import IsaParams
 from prodigy_sim.isa._program import Program, TensorDecl, TileDecl
+from prodigy_sim.numerics import RowBytes
 
 __all__ = ["Placement", "Layout", "Segment", "layout"]
 
@@ -109,7 +109,7 @@ def _place(decls, addr_attr: str, align: int, limit: int, what: str, sizes) -> d
 def _sizes(decls) -> dict[str, Placement]:
     out = {}
     for d in decls:
-        rb = row_bytes(d.fmt, d.shape[1], d.block, d.scale, d.sparsity)
+        rb = d.storage.row_bytes(d.shape[1])
         out[d.name] = Placement(0, d.shape[0], rb, rb.total(d.shape[0]))
     return out
 

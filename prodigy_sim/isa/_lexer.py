@@ -2,8 +2,9 @@
 
 Token kinds: ``word`` (names, mnemonics such as ``DMA.LD``, directives such as ``.tile``),
 ``int`` (decimal, ``0x`` hex, ``0b`` binary; ``_`` separators allowed), ``float`` (``1.5``,
-``.5``, ``1e-5``), and the punctuation ``, ( ) + - = :``. ``#`` and ``;`` start a comment that runs
-to the end of the line. Columns are 1-based.
+``.5``, ``1e-5``), ``string`` (``"formats/my format.yaml"``: a format file path, quotes
+excluded from the text), and the punctuation ``, ( ) + - = :``. ``#`` and ``;`` start a
+comment that runs to the end of the line. Columns are 1-based.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _TOKEN = re.compile(
   | (?P<float>(?:\d[\d_]*\.[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?|\d[\d_]*[eE][+-]?\d+)
   | (?P<int>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)
   | (?P<word>[A-Za-z_.][A-Za-z0-9_.]*)
+  | (?P<string>"[^"]*")
   | (?P<punct>[,()+\-=:])
     """,
     re.VERBOSE,
@@ -57,11 +59,13 @@ def tokenize(line: str, lineno: int, file: str | None) -> list[Token]:
             raise AssemblyError(f"unexpected character {line[pos]!r}", file=file, line=lineno,
                                 column=pos + 1)
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind != "ws":
             if kind == "int" and not re.fullmatch(r"0[xX][0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*"
                                                   r"|0[bB][01_]*[01][01_]*|\d[\d_]*", m.group()):
                 raise AssemblyError(f"malformed number {m.group()!r}", file=file, line=lineno,
                                     column=pos + 1)
-            out.append(Token(kind, m.group(), pos + 1))
+            text = m.group()[1:-1] if kind == "string" else m.group()
+            out.append(Token(kind, text, pos + 1))
         pos = m.end()
     return out

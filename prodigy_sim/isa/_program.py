@@ -24,13 +24,14 @@ import struct
 from dataclasses import dataclass, field
 from typing import Union
 
+from prodigy_sim.errors import ProgramError
+from prodigy_sim.numerics import FormatSpec, ScaleKind, Sparsity, Storage
+
 __all__ = [
     "Reg", "Expr", "FImm", "TensorDecl", "TileDecl", "AccDecl", "Instruction", "Program",
-    "Operand", "CID", "NCORES", "FLOAT_FORMATS",
+    "Operand", "CID", "NCORES",
 ]
 
-#: Storage formats handled by the ISA itself (no block scales): element width in bits.
-FLOAT_FORMATS = {"float32": 32, "bfloat16": 16}
 _REG_NAMES = {16: "cid", 17: "ncores"}
 
 
@@ -96,31 +97,47 @@ Operand = Union[str, int, Expr, FImm]  # noqa: UP007 (a runtime alias)
 
 @dataclass(frozen=True)
 class _Storage:
-    """Common part of tensors and tiles.
+    """Common part of tensors and tiles: a name, a shape and how the elements are stored.
 
-    ``shape`` is (rows, cols) in elements; cols is the reduction axis of weights. ``block`` is the
-    number of elements along cols sharing one scale (0 = one scale for the whole tensor);
-    ``scale`` names the scale format (``e8m0``, ``fp32``, ``e4m3`` or ``none``); ``sparsity`` is
-    ``(group, kept)``, e.g. ``(8, 4)`` for 8:4, or None for dense.
+    ``shape`` is (rows, cols) in elements; cols is the reduction axis of weights. ``storage`` is
+    the :class:`~prodigy_sim.numerics.Storage` of each row: format, scale block (the ISA writes
+    ``block=0`` for one scale per tensor; a per-row scale is stored as ``block=cols``), scale
+    kind, sparsity. The wide formats (float32, bfloat16, float16) are plain little-endian
+    row-major arrays.
     """
 
     name: str
     shape: tuple[int, int]
-    fmt: str
-    block: int = 32
-    scale: str = "e8m0"
-    sparsity: tuple[int, int] | None = None
+    storage: Storage
+
+    def __post_init__(self) -> None:
+        st = self.storage
+        if (isinstance(st, Storage) and st.scaled and st.block is None
+                and isinstance(self.shape, tuple) and len(self.shape) == 2):
+            object.__setattr__(self, "storage", st.model_copy(update={"block": self.shape[1]}))
+
+    @property
+    def fmt(self) -> FormatSpec:
+        """The element format."""
+        return self.storage.fmt
+
+    @property
+    def block(self) -> int:
+        """Elements per scale along a row; 0 for one scale per tensor, or no scale."""
+        return self.storage.block or 0
+
+    @property
+    def scale(self) -> ScaleKind:
+        return self.storage.scale
+
+    @property
+    def sparsity(self) -> Sparsity | None:
+        return self.storage.sparsity
 
     @property
     def is_float(self) -> bool:
-        """True for float32 / bfloat16 storage (no scales)."""
-        return self.fmt in FLOAT_FORMATS
-
-    @staticmethod
-    def defaults(fmt: str) -> tuple[int, str]:
-        """Default ``(block, scale)`` of a format: ``(0, "none")`` for float32/bfloat16, else
-        ``(32, "e8m0")`` (OCP MX)."""
-        return (0, "none") if fmt in FLOAT_FORMATS else (32, "e8m0")
+        """True for the wide formats (float32, bfloat16, float16): plain floats, no scales."""
+        return self.storage.fmt.wide
 
 
 @dataclass(frozen=True)
@@ -151,12 +168,38 @@ class Instruction:
     """One static instruction: mnemonic (e.g. ``"DMA.LD"``), operand values, and where it came from.
 
     ``source_line`` (1-based line of the text, None if built or decoded) does not take part in
-    equality.
+    equality. :meth:`name`, :meth:`integer` and :meth:`expr` read an operand as the value type of
+    its kind (a ProgramError if it is not; a well-formed program always passes).
     """
 
     opcode: str
     operands: tuple[Operand, ...]
     source_line: int | None = field(default=None, compare=False)
+
+    def _wrong(self, j: int, what: str) -> ProgramError:
+        return ProgramError(f"{self.opcode} operand {j + 1}: expected {what} but found "
+                            f"{self.operands[j]!r}")
+
+    def name(self, j: int) -> str:
+        """Operand ``j`` of kind tile, tensor, acc or label: the name it refers to."""
+        v = self.operands[j]
+        if not isinstance(v, str):
+            raise self._wrong(j, "a name")
+        return v
+
+    def integer(self, j: int) -> int:
+        """Operand ``j`` of kind reg, sreg (the register index) or simm (the immediate)."""
+        v = self.operands[j]
+        if not isinstance(v, int):
+            raise self._wrong(j, "an integer")
+        return v
+
+    def expr(self, j: int) -> Expr:
+        """Operand ``j`` of kind expr."""
+        v = self.operands[j]
+        if not isinstance(v, Expr):
+            raise self._wrong(j, "an expression reg+imm")
+        return v
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.isa._formats import FormatGroup
 
 __all__ = ["Kind", "OperandSpec", "OpcodeSpec", "OpcodeTable", "opcode_table", "table_path"]
 
@@ -92,7 +93,7 @@ class OpcodeTable:
     instructions: tuple[OpcodeSpec, ...]
     by_mnemonic: dict[str, OpcodeSpec]
     by_opcode: dict[int, OpcodeSpec]
-    format_groups: dict[str, tuple[str, ...]]
+    format_groups: dict[str, FormatGroup]
     shape_rules: dict[str, str]
     n_general_regs: int
     special_regs: dict[str, int]
@@ -133,7 +134,8 @@ def _build(raw: dict[str, Any], source: str) -> OpcodeTable:
     }
     if set(kinds) != set(OPERAND_KINDS):
         raise ConfigError(f"opcode table: kinds must be {OPERAND_KINDS} (got {tuple(kinds)})")
-    groups = {k: tuple(v) for k, v in _need(raw, "format_groups", source).items()}
+    groups = {k: FormatGroup.from_yaml(k, v)
+              for k, v in _need(raw, "format_groups", source).items()}
     rules = dict(_need(raw, "shape_rules", source))
     regs = _need(raw, "registers", source)
     specs = []

@@ -16,8 +16,12 @@ from prodigy_sim.isa._layout import Layout, layout
 from prodigy_sim.isa._params import IsaParams
 from prodigy_sim.isa._program import Instruction, Program
 from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
+from prodigy_sim.numerics import Sparsity
 
-__all__ = ["validate"]
+__all__ = ["validate", "MMA_SP_SPARSITY"]
+
+MMA_SP_SPARSITY = Sparsity(group=8, kept=4)
+"""The structured sparsity MMA.SP multiplies (8:4 weights)."""
 
 
 def _where(i: int, ins: Instruction) -> str:
@@ -27,13 +31,13 @@ def _where(i: int, ins: Instruction) -> str:
 
 def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> list[str]:
     def shape(j: int) -> tuple[int, int]:
-        kind, name = spec.operands[j].kind, ins.operands[j]
+        kind, name = spec.operands[j].kind, ins.name(j)
         return program.acc[name].shape if kind == "acc" else program.tile[name].shape
 
     rule = spec.shape
     if rule == "mma":
         (m, n), (am, k), (wn, wk) = shape(0), shape(1), shape(2)
-        a, w = program.tile[ins.operands[1]], program.tile[ins.operands[2]]
+        a, w = program.tile[ins.name(1)], program.tile[ins.name(2)]
         out = []
         if (am, wn, wk) != (m, n, k):
             out.append(f"acc {ins.operands[0]} is ({m},{n}), a {a.name} is ({am},{k}) and w "
@@ -43,13 +47,14 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
                 out.append(f"K = {k} is not a multiple of the block size {t.block} of {t.name}")
         if a.sparsity is not None:
             out.append(f"a {a.name} is sparse; only w may be (with MMA.SP)")
-        if (a.fmt == "bfloat16") != (w.fmt == "bfloat16"):
-            out.append(f"a is {a.fmt} and w is {w.fmt}: bfloat16 multiplies only bfloat16")
+        if a.fmt.wide != w.fmt.wide:
+            out.append(f"a is {a.fmt.name} and w is {w.fmt.name}: a wide float multiplies only "
+                       "a wide float")
         if spec.mnemonic == "MMA" and w.sparsity is not None:
-            out.append(f"w {w.name} is sparse ({w.sparsity[0]}:{w.sparsity[1]}): use MMA.SP")
-        if spec.mnemonic == "MMA.SP" and w.sparsity != (8, 4):
-            out.append(f"MMA.SP needs w declared sparsity=8:4 (w {w.name} is "
-                       f"{'dense' if w.sparsity is None else f'{w.sparsity[0]}:{w.sparsity[1]}'})")
+            out.append(f"w {w.name} is sparse ({w.sparsity}): use MMA.SP")
+        if spec.mnemonic == "MMA.SP" and w.sparsity != MMA_SP_SPARSITY:
+            out.append(f"MMA.SP needs w declared sparsity={MMA_SP_SPARSITY} (w {w.name} is "
+                       f"{w.sparsity or 'dense'})")
         return out
     if rule == "broadcast":
         r, c = shape(0)
@@ -76,28 +81,30 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
 def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
                       table: OpcodeTable) -> list[str]:
     out = []
-    for o, v in zip(spec.operands, ins.operands, strict=True):
+    for j, (o, v) in enumerate(zip(spec.operands, ins.operands, strict=True)):
         if o.kind == "tile" and o.formats:
-            t = program.tile[v]
-            if t.fmt not in table.format_groups[o.formats]:
-                out.append(f"{o.name} {v} is {t.fmt}; expected one of "
-                           f"{', '.join(table.format_groups[o.formats])}")
+            t = program.tile[ins.name(j)]
+            group = table.format_groups[o.formats]
+            if not group.admits(t.fmt):
+                out.append(f"{o.name} {v} is {t.fmt.ref}; expected {group.describe()}")
     if spec.mnemonic == "VQUANT":
-        d = program.tile[ins.operands[0]]
+        d = program.tile[ins.name(0)]
         if d.sparsity is not None or d.scale == "none":
             out.append(f"dst {d.name} must be dense with a scale format (VQUANT does not prune)")
-    if spec.mnemonic == "VDEQUANT" and program.tile[ins.operands[1]].sparsity is not None:
+    if spec.mnemonic == "VDEQUANT" and program.tile[ins.name(1)].sparsity is not None:
         out.append(f"a {ins.operands[1]} is sparse")
     if spec.mnemonic == "DIVI" and ins.operands[2] == 0:
         out.append("division by zero")
+    if spec.mnemonic == "DMA.LDM" and (ins.integer(4) < 1 or ins.integer(5) < 1):
+        out.append(f"multicast group size {ins.integer(4)} and stride {ins.integer(5)} must "
+                   "be >= 1")
     if spec.shape == "dma":
-        tile = program.tile[ins.operands[0] if spec.mnemonic == "DMA.LD" else ins.operands[3]]
-        ten = program.tensor[ins.operands[1] if spec.mnemonic == "DMA.LD" else ins.operands[0]]
-        for attr in ("fmt", "block", "scale", "sparsity"):
-            if getattr(tile, attr) != getattr(ten, attr):
-                out.append(f"tile {tile.name} and tensor {ten.name} differ in {attr} "
-                           f"({getattr(tile, attr)} vs {getattr(ten, attr)}); DMA does not "
-                           "convert")
+        store = spec.mnemonic == "DMA.ST"
+        tile = program.tile[ins.name(3 if store else 0)]
+        ten = program.tensor[ins.name(0 if store else 1)]
+        if tile.storage != ten.storage:
+            out.append(f"tile {tile.name} and tensor {ten.name} are stored differently "
+                       f"({tile.storage} vs {ten.storage}); DMA does not convert")
         if tile.shape[0] > ten.shape[0] or tile.shape[1] > ten.shape[1]:
             out.append(f"tile {tile.name} {tile.shape} is larger than tensor {ten.name} "
                        f"{ten.shape}")
@@ -130,7 +137,7 @@ def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> l
                            f"LOOP at {_where(start, instrs[start])}")
     for i, ins in enumerate(instrs):
         if ins.opcode in ("JMP", "BNE", "BLT"):
-            target = program.label[ins.operands[-1]]
+            target = program.label[ins.name(len(ins.operands) - 1)]
             if region[target] != region[i]:
                 out.append(f"{_where(i, ins)}: branch to {ins.operands[-1]} leaves or enters a "
                            "LOOP body")

@@ -52,8 +52,7 @@ def render(table: OpcodeTable | None = None) -> str:
     out += ["", "### Operand kinds", "", "| kind | default bits | meaning |", "|---|---|---|"]
     out += [f"| `{k.name}` | {k.bits} | {k.doc} |" for k in table.kinds.values()]
     out += ["", "### Format groups", ""]
-    out += [f"- `{g}`: {', '.join(f'`{f}`' for f in fmts)}"
-            for g, fmts in table.format_groups.items()]
+    out += [f"- `{g}`: {grp.describe()}" for g, grp in table.format_groups.items()]
     out += ["", "### Shape rules", ""]
     out += [f"- `{r}`: {text}" for r, text in table.shape_rules.items()]
     out += ["", "### Encodings", "",

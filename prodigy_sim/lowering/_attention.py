@@ -34,16 +34,9 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import (
-    ACT,
-    BF16,
-    F32,
-    Kernel,
-    Storage,
-    kernel_params,
-    row_nbytes,
-    unit_loop_count,
-)
+from prodigy_sim.lowering._common import ACT, BF16, F32, Kernel, unit_loop_count
+from prodigy_sim.lowering._params import AttentionParams
+from prodigy_sim.numerics import Storage
 
 __all__ = ["attention_kernel", "decode_splits"]
 
@@ -62,7 +55,7 @@ def decode_splits(batch: int, kv_heads: int, context: int, cores: int) -> int:
 
 def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_dim: int,
                      queries: int, context: int, causal: bool, cores: int,
-                     kv_format: str = ACT, unit_cap: int | None = None,
+                     kv: Storage = ACT, unit_cap: int | None = None,
                      splits: int | None = None) -> Kernel:
     """Attention of ``queries`` new tokens per sequence over ``context`` keys.
 
@@ -94,11 +87,10 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     split = ns > 1
     nd = math.ceil(d / 64)
     dh = d // nd
-    act = Storage.of(ACT)
-    kv = Storage.of(kv_format)
-    if kv.fmt not in ("float8_e4m3fn", "float8_e5m2"):
+    act = ACT
+    if kv.fmt.name not in ("float8_e4m3fn", "float8_e5m2"):
         raise ConfigError(f"{name}: the KV cache must be an FP8 format for the matrix unit "
-                          f"(got {kv_format!r})")
+                          f"(got {kv.fmt.name!r})")
     pairs = causal and not decode
     if decode:
         units = batch * kv_heads * ns
@@ -110,37 +102,36 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     b = ProgramBuilder()
     rows_q = batch * heads if decode else batch * cp
     cols_q = d if decode else heads * d
-    q = b.tensor("Q", (rows_q, cols_q), act.fmt, **act.kw())
-    kc = b.tensor("KC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    q = b.tensor("Q", (rows_q, cols_q), act)
+    kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     if decode:
-        vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+        vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv)
     else:
-        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
-    o = b.tensor("O", (rows_q, cols_q), act.fmt, **act.kw())
+        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv)
+    o = b.tensor("O", (rows_q, cols_q), act)
     mk = b.tensor("MASK", (2 * qr if split else qr, ck), F32)
     if split:
         opart = b.tensor("OP", (units * qr, d), F32)
         mpart = b.tensor("MP", (units * qr, 1), F32)
         lpart = b.tensor("LP", (units * qr, 1), F32)
-    qt = b.tile("QT", (qr, d), act.fmt, **act.kw())
-    kt = [b.tile(f"KT{s}", (ck, d), kv.fmt, **kv.kw()) for s in range(2)]
+    qt = b.tile("QT", (qr, d), act)
+    kt = [b.tile(f"KT{s}", (ck, d), kv) for s in range(2)]
     if decode:
-        vcs = [[b.tile(f"VC{s}_{i}", (ck, dh), kv.fmt, **kv.kw()) for i in range(nd)]
+        vcs = [[b.tile(f"VC{s}_{i}", (ck, dh), kv) for i in range(nd)]
                for s in range(2)]
         vb = [b.tile(f"VB{i}", (ck, dh), BF16) for i in range(nd)]
         vts = [[b.tile(f"VT{s}_{i}", (dh, ck), BF16) for i in range(nd)] for s in range(2)]
     else:
-        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), kv.fmt, **kv.kw()) for i in range(nd)]
+        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), kv) for i in range(nd)]
                for s in range(2)]
     mkt = b.tile("MK", (qr, ck), F32)
     st = b.tile("ST", (qr, ck), F32)
-    pq = b.tile("PQ", (qr, ck), BF16) if decode else b.tile("PQ", (qr, ck), act.fmt,
-                                                             **act.kw())
+    pq = b.tile("PQ", (qr, ck), BF16) if decode else b.tile("PQ", (qr, ck), act)
     m_, mc, mn, cr, ls, l_ = (b.tile(n, (qr, 1), F32) for n in ("M", "MC", "MN", "CR", "LS",
                                                                 "L"))
     oa = [b.tile(f"OA{i}", (qr, dh), F32) for i in range(nd)]
     ot = b.tile("OT", (qr, dh), F32)
-    oq = b.tile("OQ", (qr, dh), act.fmt, **act.kw())
+    oq = b.tile("OQ", (qr, dh), act)
     sacc = b.acc("S", (qr, ck))
     oacc = [b.acc(f"O{i}", (qr, dh)) for i in range(nd)]
     scale = 1.0 / math.sqrt(d)
@@ -332,27 +323,30 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         chunks, blocks = batch * heads * nb * (nb + 1) // 2, batch * heads * nb
     else:
         chunks, blocks = batch * heads * nb * nb, batch * heads * nb
-    per_chunk = ck * row_nbytes(kv, d) + nd * (ck * row_nbytes(kv, dh) if decode
-                                               else dh * row_nbytes(kv, ck))
-    q_bytes = qr * row_nbytes(act, d)
-    o_bytes = nd * qr * row_nbytes(act, dh)
+    per_chunk = ck * kv.nbytes(1, d) + nd * (ck * kv.nbytes(1, dh) if decode
+                                               else dh * kv.nbytes(1, ck))
+    q_bytes = qr * act.nbytes(1, d)
+    o_bytes = nd * qr * act.nbytes(1, dh)
     if split:
         part = qr * (4 * d + 8)                     # OA, M, L of one slice
         combine = batch * heads * (d // 32)
         nbytes = (chunks * per_chunk + units * (q_bytes + qr * ck * 4 + part)
-                  + combine * (ns * (8 + 32 * 4) + row_nbytes(act, 32)))
+                  + combine * (ns * (8 + 32 * 4) + act.nbytes(1, 32)))
     else:
         nbytes = chunks * per_chunk + blocks * (q_bytes + o_bytes) + cores * qr * ck * 4
     flops = chunks * 4 * qr * ck * d
+    kv_bytes = kv.nbytes(batch * kv_heads * min(context, cp), d)
+    compulsory = (("Q", act.nbytes(rows_q, cols_q)), ("O", act.nbytes(rows_q, cols_q)),
+                  ("KC", kv_bytes), ("VC" if decode else "VT", kv_bytes))
     return Kernel(name=name, kind="attention", program=program, cores=cores, units=units,
+                  compulsory=compulsory,
                   mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt,
-                  min_section_units=batch * heads * (d // 32) if split else None,
-                  params=kernel_params(op="attention", batch=batch, heads=heads,
-                                       kv_heads=kv_heads, head_dim=d, queries=queries,
-                                       context=context, causal=causal, kv_format=kv.fmt,
-                                       q_format=act.fmt, decode=decode, ck=ck, cp=cp, splits=ns,
-                                       chunks_per_split=cps, nd=nd, dh=dh,
-                                       scale=float(scale), unit_cap=unit_cap))
+                  uniform_units=not split,
+                  params=AttentionParams(batch=batch, heads=heads, kv_heads=kv_heads,
+                                         head_dim=d, queries=queries, context=context,
+                                         causal=causal, kv=kv, q=act, decode=decode, ck=ck,
+                                         cp=cp, splits=ns, chunks_per_split=cps, nd=nd, dh=dh,
+                                         scale=float(scale), unit_cap=unit_cap))
 
 
 def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, cores: int,
@@ -363,7 +357,7 @@ def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, co
     (``units = B * heads * d / 32``), so that the combine spreads over the cores too.
     """
     opart, mpart, lpart, o = tensors
-    act = Storage.of(ACT)
+    act = ACT
     w = 32
     nj = d // w
     mps = [b.tile(f"CM{s}", (1, 1), F32) for s in range(2)]
@@ -371,7 +365,7 @@ def _combine(b: ProgramBuilder, ns: int, qr: int, d: int, g: int, units: int, co
     ops_ = [b.tile(f"CO{s}", (1, w), F32) for s in range(2)]
     m_, l_, mn, cr, cs = (b.tile(n, (1, 1), F32) for n in ("CMR", "CLR", "CMN", "CCR", "CCS"))
     oa, ot = b.tile("COA", (1, w), F32), b.tile("COT", (1, w), F32)
-    oq = b.tile("COQ", (1, w), act.fmt, **act.kw())
+    oq = b.tile("COQ", (1, w), act)
     r_i, r_cnt, r_u, r_c, r_a, r_r, r_j, r_t, r_base = (Reg(i) for i in (1, 3, 4, 2, 5, 6, 7,
                                                                          11, 8))
 

@@ -14,49 +14,43 @@ import math
 from dataclasses import dataclass
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.isa import CID, Program, ProgramBuilder, Reg
-from prodigy_sim.numerics import footprint
+from prodigy_sim.isa import CID, IsaParams, Program, ProgramBuilder, Reg
+from prodigy_sim.lowering._params import KernelParams
+from prodigy_sim.numerics import FormatSpec, Storage
 
-__all__ = ["Kernel", "Storage", "kernel_params", "row_nbytes", "unit_loop_count", "split_cols",
-           "ACT", "F32", "BF16"]
+__all__ = ["Kernel", "unit_loop_count", "split_cols", "ACT", "F32", "BF16", "Budgets"]
 
-ACT = "float8_e4m3fn"
-"""Activation format fed to the matrix unit (MX: E8M0 scale per 32 elements)."""
-F32 = "float32"
-BF16 = "bfloat16"
+ACT = Storage.of("float8_e4m3fn")
+"""Activations fed to the matrix unit: FP8 E4M3 with MX E8M0 scales per 32 elements."""
+F32 = Storage.of("float32")
+BF16 = Storage.of("bfloat16")
 
 
 @dataclass(frozen=True)
-class Storage:
-    """Element format of a tensor or tile as the ISA declares it."""
+class Budgets:
+    """The per-core limits a kernel generator plans with (from the ISA's parameters, which the
+    chip configuration sets): accumulator registers and their largest shape, and the on-chip
+    bytes one buffer of weight tiles (a quarter of the scratchpad: two buffers of weights, two of
+    activations and outputs) or of norm rows (five eighths: the working set of a block of rows)
+    may take."""
 
-    fmt: str
-    block: int = 32
-    scale: str = "e8m0"
-    sparsity: tuple[int, int] | None = None
+    n_accumulators: int
+    acc_max_rows: int
+    acc_max_cols: int
+    onchip_bytes: int
 
     @classmethod
-    def of(cls, fmt: str, block: int | None = None, scale: str | None = None,
-           sparsity: tuple[int, int] | None = None) -> Storage:
-        if fmt in (F32, BF16):
-            return cls(fmt, 0, "none", sparsity)
-        sc = "e8m0" if scale is None else scale
-        return cls(fmt, 32 if block is None else block, sc, sparsity)
+    def of(cls, params: IsaParams | None = None) -> Budgets:
+        p = params or IsaParams()
+        return cls(p.n_accumulators, p.acc_max_rows, p.acc_max_cols, p.onchip_bytes)
 
-    def kw(self) -> dict:
-        return {"block": self.block, "scale": self.scale, "sparsity": self.sparsity}
+    @property
+    def weight_buffer_bytes(self) -> int:
+        return self.onchip_bytes // 4
 
-
-def row_nbytes(st: Storage, cols: int) -> int:
-    """Bytes of one row of ``cols`` elements (codes + scales + sparsity masks)."""
-    if st.fmt == F32:
-        return 4 * cols
-    if st.fmt == BF16:
-        return 2 * cols
-    # the ISA writes (group, kept), numerics (kept, group)
-    nm = None if st.sparsity is None else (st.sparsity[1], st.sparsity[0])
-    fp = footprint((1, cols), st.fmt, st.block or None, st.scale, nm)
-    return int(fp.total_bytes)
+    @property
+    def norm_rows_bytes(self) -> int:
+        return self.onchip_bytes * 5 // 8
 
 
 @dataclass(frozen=True)
@@ -68,6 +62,9 @@ class Kernel:
     ``mma_flops``: 2 x MACs of every executed MMA (8:4-sparse counted dense); ``dma_bytes``: DDR
     bytes of every executed DMA (codes, scales, masks). Both are for the full unit loop and all
     ``cores`` (analytic; tests check them against :func:`prodigy_sim.timing.roofline_bound`).
+    ``weight_format``: the format the matrix unit's rate depends on (float32 for vector-only
+    kernels). ``params``: the typed arithmetic parameters (:mod:`._params`), from which
+    :func:`prodigy_sim.lowering.emulate_kernel` recomputes the outputs.
     """
 
     name: str
@@ -77,46 +74,33 @@ class Kernel:
     units: int
     mma_flops: int
     dma_bytes: int
-    weight_format: str
+    weight_format: FormatSpec
+    params: KernelParams
+    compulsory: tuple[tuple[str, int], ...] = ()
+    """Per DDR tensor, the bytes that must move at least once: every input read once, every
+    output written once (a tensor's touched part; scratch the kernel re-reads counts once)."""
     sparse: bool = False
     uniform_units: bool = True
-    min_section_units: int | None = None
-    """Units of the smallest unit loop when the program has several (None: one loop)."""
-    params: tuple[tuple[str, object], ...] = ()
-    """The generator's arguments that determine the arithmetic as sorted ``(name, value)`` pairs
-    (hashable): ``op`` (``linear``, ``norm``, ``rope_kv``, ``attention``), shapes, formats and
-    :class:`Storage`, epilogue, norm kind (``norm``) and eps, tile sizes, key chunk ``ck`` and
-    padded context ``cp``, causal, rope, decode, splits, ``unit_cap``, ... (see each generator's
-    ``kernel_params`` call). Read them with :meth:`param` or :attr:`param_dict`;
-    :func:`prodigy_sim.lowering.emulate_kernel` is built from them."""
+    per_core: int | None = None
+    """Units of the busiest core (default ``ceil(units / cores)``)."""
+    busy_cores: int | None = None
+    """Cores with work (default ``min(units, cores)``)."""
+    mapping: str = ""
+    """How the work is placed, in words (the report shows it)."""
 
     @property
-    def symmetric(self) -> bool:
-        """True if every core runs at least one unit of every unit loop (a core subset is
-        representative)."""
-        return min(self.units, self.min_section_units or self.units) >= self.cores
+    def compulsory_bytes(self) -> int:
+        """Bytes DDR must move at least once (all of :attr:`compulsory`)."""
+        return sum(b for _, b in self.compulsory)
+
+    def compulsory_off_chip(self, resident: frozenset[str]) -> int:
+        """:attr:`compulsory_bytes` less the tensors that live on chip (``resident``)."""
+        return sum(b for t, b in self.compulsory if t not in resident)
 
     @property
     def per_core_units(self) -> int:
-        return -(-self.units // self.cores)
-
-    @property
-    def param_dict(self) -> dict[str, object]:
-        """:attr:`params` as a dict."""
-        return dict(self.params)
-
-    def param(self, name: str) -> object:
-        """One construction parameter (ConfigError if the generator did not record it)."""
-        for key, value in self.params:
-            if key == name:
-                return value
-        raise ConfigError(f"kernel {self.name!r} ({self.kind}) has no parameter {name!r} "
-                          f"(recorded: {', '.join(k for k, _ in self.params) or 'none'})")
-
-
-def kernel_params(**kw: object) -> tuple[tuple[str, object], ...]:
-    """``Kernel.params`` from keyword arguments: sorted ``(name, value)`` pairs."""
-    return tuple(sorted(kw.items()))
+        """Units of the busiest core: the unit loop the steady-state extrapolation scales."""
+        return self.per_core if self.per_core is not None else -(-self.units // self.cores)
 
 
 def unit_loop_count(b: ProgramBuilder, dst: Reg, units: int, cores: int,

@@ -4,9 +4,9 @@
 :func:`emulate_kernel` reads a :class:`~prodigy_sim.lowering.Kernel`'s construction parameters
 (:attr:`Kernel.params`) and mirrors the *algorithm* its program executes, vectorized over every
 unit at once (units, cores and DMA only move data; what decides the bits is which values meet in
-which operation, in which order). The numeric operations are :mod:`._npspec` - the numeric
-specification of ``isa/README.md`` written again in numpy - and
-:func:`prodigy_sim.numerics.quantize` for VQUANT. Per kernel:
+which operation, in which order). The numeric operations are
+:mod:`prodigy_sim.functional.reference` - the numeric specification of ``isa/README.md``
+written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. Per kernel:
 
 ``linear``
     ``acc`` = ``R`` (residual epilogues, ACC.LD) or +0; the MMA over K with a new instruction at
@@ -44,14 +44,13 @@ element meeting a ``-0`` ``P V`` sum (an underflow below 2^-149).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.lowering import _npspec as sp
-from prodigy_sim.lowering._common import BF16, F32, Kernel, Storage
-from prodigy_sim.numerics import QuantizedTensor, get_format, pack, quantize
+from prodigy_sim.functional import reference as sp
+from prodigy_sim.lowering._common import BF16, F32, Kernel
+from prodigy_sim.lowering._params import AttentionParams, LinearParams, NormParams, RopeKVParams
+from prodigy_sim.numerics import QuantizedTensor, ScaleKind, Storage, pack, quantize
 
 __all__ = ["emulate_kernel", "KERNEL_OUTPUTS"]
 
@@ -70,11 +69,16 @@ _NEG_INIT = _f32(-1.0e30)
 
 # ---- DDR tensors in and out -----------------------------------------------------------------
 
+def _block(st: Storage, what: str) -> int:
+    """The scale block (elements >= 1) of a block-scaled storage."""
+    if not st.block:
+        raise ConfigError(f"{what} are stored with block scales (got {st})")
+    return st.block
+
+
 def _quant(x: np.ndarray, st: Storage) -> QuantizedTensor:
     """VQUANT / quantize of float32 values ``(R, C)`` with a storage's block, scale, sparsity."""
-    nm = None if st.sparsity is None else (st.sparsity[1], st.sparsity[0])
-    return quantize(np.asarray(x, dtype=np.float32), st.fmt, block=st.block or None,
-                    scale=st.scale, sparsity=nm)
+    return quantize(np.asarray(x, dtype=np.float32), st)
 
 
 class _Inputs:
@@ -98,11 +102,11 @@ class _Inputs:
         if x is None:
             return np.zeros(shape, dtype=np.float32)
         if isinstance(x, QuantizedTensor):
-            raise ConfigError(f"tensor {name} is {st.fmt}; give float values")
+            raise ConfigError(f"tensor {name} is {st.fmt.name}; give float values")
         x = np.asarray(x, dtype=np.float32)
         if x.shape != shape:
             raise ConfigError(f"{name} is {shape}; got values of shape {x.shape}")
-        return sp.bf16(x) if st.fmt == BF16 else x.copy()
+        return sp.bf16(x) if st == BF16 else x.copy()
 
     def quant(self, name: str) -> QuantizedTensor:
         shape, st = self.known[name]
@@ -114,9 +118,8 @@ class _Inputs:
             if x.shape != shape:
                 raise ConfigError(f"{name} is {shape}; got values of shape {x.shape}")
             return _quant(x, st)
-        nm = None if st.sparsity is None else (st.sparsity[1], st.sparsity[0])
-        want = (shape, st.fmt, st.block, st.scale, nm, 1)
-        got = (tuple(x.shape), x.fmt.name, x.block, x.scale, x.sparsity, x.axis)
+        want = (shape, st, 1)
+        got = (tuple(x.shape), x.storage, x.axis)
         if want != got:
             raise ConfigError(f"{name}: the quantized tensor (shape, fmt, block, scale, sparsity, "
                               f"axis) = {got} does not match the kernel's {want}")
@@ -139,7 +142,7 @@ class _Inputs:
     def values(self, name: str, rows: slice = slice(None)) -> np.ndarray:
         """MMA operand values (float64, exact) of rows of a quantized or float tensor."""
         st = self.known[name][1]
-        if st.fmt in (F32, BF16):
+        if st.fmt.wide:
             return self.float(name)[rows].astype(np.float64)
         key = ("q", name)
         if key not in self.cache:
@@ -152,15 +155,16 @@ class _QOut:
 
     def __init__(self, shape: tuple[int, int], st: Storage,
                  init: QuantizedTensor | None = None) -> None:
-        if st.sparsity is not None or st.block == 0:
+        if st.sparsity is not None:
             raise ConfigError("emulated outputs are dense with block scales")
-        self.st, self.shape = st, shape
-        self.spec = get_format(st.fmt)
-        nblocks = -(-shape[1] // st.block)
-        sdt = np.uint8 if st.scale in ("e8m0", "e4m3") else np.float32
+        self.st, self.shape, self.block = st, shape, _block(st, "emulated outputs")
+        self.spec = st.fmt
+        nblocks = -(-shape[1] // self.block)
+        sdt = np.uint8 if st.scale.code_format is not None else np.float32
         if init is None:
             self.codes = np.zeros(shape, dtype=np.uint8)
-            self.scales = np.zeros((shape[0], nblocks if st.scale != "none" else 0), dtype=sdt)
+            self.scales = np.zeros((shape[0], nblocks if st.scale != ScaleKind.NONE else 0),
+                                   dtype=sdt)
         else:
             self.codes = init.element_codes().copy()
             self.scales = init.scales.copy()
@@ -168,17 +172,17 @@ class _QOut:
     def store(self, rows, col: int, x: np.ndarray) -> None:
         """VQUANT of float32 ``x (r, w)`` (blocks from its first column) into rows ``rows``,
         columns ``[col, col + w)`` (``col`` a multiple of the block)."""
-        if col % self.st.block:
+        if col % self.block:
             raise ConfigError(f"a quantized store at column {col} is not block aligned")
         q = _quant(x, self.st)
         w = x.shape[1]
         self.codes[rows, col:col + w] = q.element_codes()
-        b0 = col // self.st.block
+        b0 = col // self.block
         self.scales[rows, b0:b0 + q.scales.shape[1]] = q.scales
 
     def tensor(self) -> QuantizedTensor:
         return QuantizedTensor(codes=pack(self.codes, self.spec.bits), scales=self.scales.copy(),
-                               fmt=self.spec, shape=self.shape, axis=1, block=self.st.block,
+                               fmt=self.spec, shape=self.shape, axis=1, block=self.block,
                                scale=self.st.scale)
 
 
@@ -194,30 +198,30 @@ def _v(x: np.ndarray) -> np.ndarray:
 
 # ---- kernels --------------------------------------------------------------------------------
 
-def _linear(p: dict, inp_ddr: dict, operands: dict | None = None) -> dict:
-    m, n, k, epi = p["m"], p["n"], p["k"], p["epilogue"]
-    w_st, act = p["weight"], p["act"]
+def _linear(p: LinearParams, inp_ddr: dict, operands: dict | None = None) -> dict:
+    m, n, k, epi = p.m, p.n, p.k, p.epilogue
+    w_st, act = p.weight, p.act
     gated = epi == "gated"
     has_bias = epi in ("bias", "bias_store", "bias_residual", "gelu")
     has_res = epi in ("residual", "bias_residual")
     out_q = epi in ("quant", "bias", "gelu", "gated")
-    out_st = Storage.of(p["out_format"]) if out_q else Storage.of(BF16)
+    out_st = p.out
     known = {"X": ((m, k), act), "W": ((n, k), w_st), "Y": ((m, n), out_st)}
     if gated:
         known["WU"] = ((n, k), w_st)
     if has_bias:
-        known["BIAS"] = ((1, n), Storage.of(F32))
+        known["BIAS"] = ((1, n), F32)
     if has_res:
-        known["R"] = ((m, n), Storage.of(BF16))
+        known["R"] = ((m, n), BF16)
     inp = _Inputs(inp_ddr, known, operands)
     a = inp.values("X")
-    bounds = tuple(range(0, k, p["kt"]))
+    bounds = tuple(range(0, k, p.kt))
     acc0 = inp.float("R") if has_res else np.zeros((m, n), dtype=np.float32)
     bias = inp.float("BIAS") if has_bias else None
     wnames = ["W", "WU"] if gated else ["W"]
     y = np.empty((m, n), dtype=np.float32)
     yq = _qout(inp, "Y") if out_q else None
-    step = max(p["nt"] * p["an"], (1 << 22) // max(k, 1) // p["nt"] * p["nt"])
+    step = max(p.nt * p.an, (1 << 22) // max(k, 1) // p.nt * p.nt)
     for c0 in range(0, n, step):                  # bounded float64 copies of the weights
         c1 = min(n, c0 + step)
         wv, wl = inp.operand("W", slice(c0, c1))
@@ -242,17 +246,16 @@ def _linear(p: dict, inp_ddr: dict, operands: dict | None = None) -> dict:
     return {"Y": yq.tensor() if yq is not None else y}
 
 
-def _norm(p: dict, inp_ddr: dict) -> dict:
-    m, h, ln = p["m"], p["h"], p["norm"] == "layernorm"
-    act = Storage.of(p["out_format"])
-    known = {"X": ((m, h), Storage.of(BF16)), "G": ((1, h), Storage.of(F32)),
-             "Y": ((m, h), act)}
+def _norm(p: NormParams, inp_ddr: dict) -> dict:
+    m, h, ln = p.m, p.h, p.norm == "layernorm"
+    act = p.out
+    known = {"X": ((m, h), BF16), "G": ((1, h), F32), "Y": ((m, h), act)}
     if ln:
-        known.update(B=((1, h), Storage.of(F32)), YS=((m, h), Storage.of(BF16)))
+        known.update(B=((1, h), F32), YS=((m, h), BF16))
     inp = _Inputs(inp_ddr, known)
     x, g = inp.float("X"), inp.float("G")
-    inv_h, eps = _f32(1.0 / h), _f32(p["eps"])
-    out = {}
+    inv_h, eps = _f32(1.0 / h), _f32(p.eps)
+    out: dict[str, np.ndarray | QuantizedTensor] = {}
     with np.errstate(all="ignore"):
         src = x
         if ln:
@@ -272,24 +275,24 @@ def _norm(p: dict, inp_ddr: dict) -> dict:
     return out
 
 
-def _rope_kv(p: dict, inp_ddr: dict) -> dict:
-    bsz, tok, nh, nkv, d = p["batch"], p["tokens"], p["heads"], p["kv_heads"], p["head_dim"]
-    decode, cp, rt, rope = p["decode"], p["cp"], p["rt"], p["rope"]
-    act, kv = Storage.of(p["q_format"]), Storage.of(p["kv_format"])
-    if d % act.block or d % kv.block:
+def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
+    bsz, tok, nh, nkv, d = p.batch, p.tokens, p.heads, p.kv_heads, p.head_dim
+    decode, cp, rt, rope = p.decode, p.cp, p.rt, p.rope
+    act, kv = p.q, p.kv
+    if d % _block(act, "the Q tiles") or d % _block(kv, "the KV cache"):
         raise ConfigError(f"head_dim {d} is not a multiple of the MX block")
     m = bsz * tok
-    known = {"QKV": ((m, (nh + 2 * nkv) * d), Storage.of(BF16)),
+    known = {"QKV": ((m, (nh + 2 * nkv) * d), BF16),
              "Q": ((bsz * nh, d) if decode else (m, nh * d), act),
              "KC": ((bsz * nkv * cp, d), kv), "VC": ((bsz * nkv * cp, d), kv)}
     if rope:
-        tab = (max(p["context"], tok), d)
-        known.update(COS=(tab, Storage.of(BF16)), SIN=(tab, Storage.of(BF16)))
+        tab = (max(p.context, tok), d)
+        known.update(COS=(tab, BF16), SIN=(tab, BF16))
     if not decode:
         known["VT"] = ((bsz * nkv * d, cp), kv)
     inp = _Inputs(inp_ddr, known)
     x = inp.float("QKV").reshape(bsz, tok, nh + 2 * nkv, d)
-    pos = np.array([p["position"]]) if decode else np.arange(tok)
+    pos = np.array([p.position]) if decode else np.arange(tok)
     half = d // 2
 
     def apply_rope(xs: np.ndarray) -> np.ndarray:
@@ -366,14 +369,14 @@ def _p_bf16(x: np.ndarray) -> np.ndarray:
     return sp.bf16(x).astype(np.float64)
 
 
-def _attention(p: dict, inp_ddr: dict) -> dict:
-    bsz, nh, nkv, d = p["batch"], p["heads"], p["kv_heads"], p["head_dim"]
-    decode, ck, cp, ns, cps = p["decode"], p["ck"], p["cp"], p["splits"], p["chunks_per_split"]
-    act, kv = Storage.of(p["q_format"]), Storage.of(p["kv_format"])
-    if p["dh"] % act.block:
-        raise ConfigError(f"head_dim {d}: output tiles of {p['dh']} columns are not whole MX "
+def _attention(p: AttentionParams, inp_ddr: dict) -> dict:
+    bsz, nh, nkv, d = p.batch, p.heads, p.kv_heads, p.head_dim
+    decode, ck, cp, ns, cps = p.decode, p.ck, p.cp, p.splits, p.chunks_per_split
+    act, kv = p.q, p.kv
+    if p.dh % _block(act, "the Q tiles"):
+        raise ConfigError(f"head_dim {d}: output tiles of {p.dh} columns are not whole MX "
                           "blocks")
-    scale = _f32(p["scale"])
+    scale = _f32(p.scale)
     g = nh // nkv
     split = ns > 1
     qr = g if decode else ck
@@ -382,13 +385,13 @@ def _attention(p: dict, inp_ddr: dict) -> dict:
     cols_q = d if decode else nh * d
     known = {"Q": ((rows_q, cols_q), act), "KC": ((bsz * nkv * cp, d), kv),
              "O": ((rows_q, cols_q), act),
-             "MASK": ((2 * qr if split else qr, ck), Storage.of(F32))}
+             "MASK": ((2 * qr if split else qr, ck), F32)}
     known.update({"VC": ((bsz * nkv * cp, d), kv)} if decode
                  else {"VT": ((bsz * nkv * d, cp), kv)})
     if split:
         units = bsz * nkv * ns
-        known.update(OP=((units * qr, d), Storage.of(F32)), MP=((units * qr, 1), Storage.of(F32)),
-                     LP=((units * qr, 1), Storage.of(F32)))
+        known.update(OP=((units * qr, d), F32), MP=((units * qr, 1), F32),
+                     LP=((units * qr, 1), F32))
     inp = _Inputs(inp_ddr, known)
     mask = inp.float("MASK")
     k = inp.values("KC").reshape(bsz, nkv, cp, d)
@@ -403,8 +406,8 @@ def _attention(p: dict, inp_ddr: dict) -> dict:
         state = _Softmax((bsz, nh, nb, ck), d)
         to_p = _p_fp8(act)
         for c in range(nb):
-            blocks = np.arange(c, nb) if p["causal"] else np.arange(nb)
-            last = blocks == c if p["causal"] else np.full(nb, c == nb - 1)
+            blocks = np.arange(c, nb) if p.causal else np.arange(nb)
+            last = blocks == c if p.causal else np.full(nb, c == nb - 1)
             sel = (slice(None), slice(None), blocks)
             vc = vt[:, :, None, :, c * ck:(c + 1) * ck]                          # (B,H,1,d,ck)
             state.chunk(sel, s[:, :, blocks, :, c * ck:(c + 1) * ck], scale, mask,
@@ -479,15 +482,15 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
     float64 values of quantized inputs given as the same QuantizedTensor objects (weights); it
     holds them, so it grows with the weights (about 16 bytes per weight).
     """
-    p = kernel.param_dict
-    if not p:
-        raise ConfigError(f"kernel {kernel.name!r} has no recorded parameters to emulate")
-    if p.get("unit_cap") is not None:
-        raise ConfigError(f"kernel {kernel.name!r} was built with unit_cap={p['unit_cap']}: its "
+    p = kernel.params
+    if p.unit_cap is not None:
+        raise ConfigError(f"kernel {kernel.name!r} was built with unit_cap={p.unit_cap}: its "
                           "program runs a subset of the units; emulation needs the full kernel")
-    emulate = {"linear": functools.partial(_linear, operands=operands),
-               "attention": _attention, "norm": _norm, "rope_kv": _rope_kv}.get(str(p.get("op")))
-    if emulate is None:
-        raise ConfigError(f"kernel {kernel.name!r}: no emulation of op {p.get('op')!r}")
-    return emulate(p, ddr)
+    if isinstance(p, LinearParams):
+        return _linear(p, ddr, operands)
+    if isinstance(p, NormParams):
+        return _norm(p, ddr)
+    if isinstance(p, RopeKVParams):
+        return _rope_kv(p, ddr)
+    return _attention(p, ddr)
 

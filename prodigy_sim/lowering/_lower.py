@@ -27,6 +27,7 @@ GELU ``5`` per element, bias and residual adds 1 per element.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -34,19 +35,20 @@ from dataclasses import dataclass
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table
 from prodigy_sim.lowering._attention import attention_kernel
-from prodigy_sim.lowering._common import Kernel, Storage, split_cols
+from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
+from prodigy_sim.lowering._mapper import map_linear
+from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
-from prodigy_sim.models import ModelCard, Scenario, WeightFormat, tensor_footprint
+from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
+from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
+from prodigy_sim.timing import isa_params
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
-           "softmax_vector_flops", "MATRIX_FORMATS"]
-
-MATRIX_FORMATS = ("tai4", "tai2", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "int8",
-                  "bfloat16")
-"""Weight formats the matrix unit multiplies (the ISA's ``weight`` group)."""
+           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -92,6 +94,10 @@ class LoweredOp:
     flops: int
     weight_bytes: int
     vector_flops: int = 0
+    flow: Dataflow | None = None
+    """The activations it reads and writes (:mod:`._residency`)."""
+    residency: Residency = Residency()
+    """Its tensors kept on chip by the residency plan (none when the L3 is off)."""
 
 
 @dataclass(frozen=True)
@@ -132,44 +138,84 @@ class LoweredModel:
         return sum(op.vector_flops * s.repeat for s in self.stages for op in s.ops)
 
 
-def _weight_storage(wf: WeightFormat, sparsity: tuple[int, int] | None, field: str) -> Storage:
-    if wf.format not in MATRIX_FORMATS:
-        raise ConfigError(f"'{field}': format {wf.format!r} does not run on the matrix unit "
-                          f"(lowering supports {', '.join(MATRIX_FORMATS)})")
-    if wf.block is None and wf.scale_kind != "none":
+def matrix_runs(fmt: FormatSpec, config: ChipConfig) -> bool:
+    """Whether weights in ``fmt`` run on ``config``'s matrix unit: the ISA's MMA takes them (its
+    ``weight`` format group) and the preset gives them a rate."""
+    return (opcode_table().format_groups["weight"].admits(fmt)
+            and config.core.matrix_unit.relative_rate(fmt) > 0)
+
+
+def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
+                   field: str) -> Storage:
+    """The storage the lowering gives a class of linear weights: ``wf`` with the scenario's
+    ``sparsity``, checked against what the ISA's MMA takes (its ``weight`` format group, whole
+    scale blocks, 8:4 for MMA.SP) and what the preset's matrix unit runs."""
+    group = opcode_table().format_groups["weight"]
+    mu = config.core.matrix_unit
+    if not matrix_runs(wf.fmt, config):
+        raise ConfigError(f"'{field}': format {wf.fmt.name!r} does not run on the matrix unit "
+                          f"(the ISA's MMA takes {group.describe()}; the preset runs "
+                          f"{', '.join(mu.relative_throughput)} and unlisted formats by width: "
+                          f"{dict(mu.unlisted_relative_throughput)})")
+    if wf.scaled and wf.block is None:
         raise ConfigError(f"'{field}': per-row scales (block none) are not supported by the "
                           "lowering; give a block size")
-    if sparsity is not None and sparsity != (4, 8):
-        raise ConfigError(f"'sparsity': the matrix unit runs 8:4 only (got keep {sparsity[0]} "
-                          f"of {sparsity[1]})")
-    return Storage.of(wf.format, wf.block, wf.scale_kind,
-                      None if sparsity is None else (8, 4))
+    if sparsity is not None and sparsity != MMA_SP_SPARSITY:
+        raise ConfigError(f"'sparsity': the matrix unit runs {MMA_SP_SPARSITY} only (got "
+                          f"{sparsity})")
+    if sparsity is not None and not mu.runs_sparse(wf.fmt):
+        raise ConfigError(f"'sparsity': format {wf.fmt.name!r} has no sparse mode on the matrix "
+                          "unit ('core.matrix_unit.sparse_formats')")
+    return wf.model_copy(update={"sparsity": sparsity})
 
 
-def _linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
-            cap: int | None) -> Kernel:
-    gated = epilogue == "gated"
-    if m <= 64:
-        mt, am = m, 1
-    else:
-        if m % 64:
-            raise ConfigError(f"{name}: {m} rows are not a multiple of 64")
-        mt, am = 64, 2 if m % 128 == 0 else 1
-    mblocks = m // (mt * am)
-    per = 8 // (am * (2 if gated else 1))
-    nt, an = split_cols(n, max(1, cores // mblocks), max_group=min(4, per))
-    return linear_kernel(name, m, n, k, weight=w, cores=cores, epilogue=epilogue, mt=mt, am=am,
-                         nt=nt, an=an, unit_cap=cap)
+def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
+                config: ChipConfig, budgets: Budgets, cap: int | None = None,
+                l3: bool = True) -> Kernel:
+    """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
+    ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
+    ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it)."""
+    act = BF16 if w.fmt.wide else ACT
+    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3)
+    return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
+                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
+
+
+def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
+              cores: int | None = None, epilogue: str = "store", l3: bool = True) -> LoweredOp:
+    """One linear layer ``Y[m, n] = X[m, k] W[n, k]^T`` as a lowered op (mapped by the mapper
+    on ``cores``, default all, of ``config``), e.g. to simulate a single GEMM with
+    :func:`prodigy_sim.simulation.simulate_op`. X comes from DDR and Y goes there."""
+    p = config.cores if cores is None else cores
+    bud = Budgets.of(isa_params(config))
+    w = weight_storage(weight, weight.sparsity, config, "weight")
+    factory = functools.partial(plan_linear, name, m, n, k, w, p, epilogue, config, bud, l3=l3)
+    return _op(name, factory, linear_flops(m, n, k) * (2 if epilogue == "gated" else 1),
+               w.nbytes(n, k) * (2 if epilogue == "gated" else 1))
+
+
+def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:
+    """The kernel ``fn(*args, unit_cap=c)`` as a function of the unit cap ``c``."""
+    return lambda c: fn(*args, unit_cap=c)
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
-        weight_bytes: int = 0, vflops: int = 0) -> LoweredOp:
-    return LoweredOp(name, factory(None), factory, flops, weight_bytes, vflops)
+        weight_bytes: int = 0, vflops: int = 0, *, reads: dict[str, str] | None = None,
+        writes: dict[str, str] | None = None, scratch: tuple[str, ...] = ()) -> LoweredOp:
+    kern = factory(None)
+    have = kern.program.tensor
+
+    def keep(d: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
+        return tuple((t, k) for t, k in (d or {}).items() if t in have)
+
+    flow = Dataflow(keep(reads), keep(writes), tuple(t for t in scratch if t in have))
+    return LoweredOp(name, kern, factory, flops, weight_bytes, vflops, flow)
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
-                cores: int | None = None) -> LoweredModel:
-    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores."""
+                cores: int | None = None, l3: bool = True) -> LoweredModel:
+    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
+    ``l3``: the mappings may count on the shared L3."""
     if card.family == "switch":
         raise ConfigError(f"model {card.name!r}: switch (mixture-of-experts encoder-decoder) "
                           "models are not lowered; use 'prodigy-sim footprint'")
@@ -178,11 +224,13 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
     fm = scenario.formats
     nm = scenario.sparsity_nm
-    w_att = _weight_storage(fm.for_class("attention"), nm, "formats.attention")
-    w_mlp = _weight_storage(fm.for_class("mlp"), nm, "formats.mlp")
-    if fm.kv_cache not in ("float8_e4m3fn", "float8_e5m2"):
-        raise ConfigError(f"'formats.kv_cache': {fm.kv_cache!r}: the lowering keeps the KV "
+    bud = Budgets.of(isa_params(config))
+    w_att = weight_storage(fm.for_class("attention"), nm, config, "formats.attention")
+    w_mlp = weight_storage(fm.for_class("mlp"), nm, config, "formats.mlp")
+    if fm.kv_cache.name not in ("float8_e4m3fn", "float8_e5m2"):
+        raise ConfigError(f"'formats.kv_cache': {fm.kv_cache.name!r}: the lowering keeps the KV "
                           "cache in FP8 (float8_e4m3fn or float8_e5m2) for the matrix unit")
+    kv = Storage.of(fm.kv_cache)
     bsz = scenario.batch
     decode = scenario.phase == "decode"
     tq = 1 if decode else padded_tokens(scenario.query_tokens)
@@ -204,7 +252,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         return total
 
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
-        return functools.partial(_linear, name, m, n, k, w, p, epi)
+        return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud, l3=l3)
 
     stages = []
     for group in card.layer_groups():
@@ -212,62 +260,77 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         ops: list[LoweredOp] = []
         att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
                                 kv_heads=nkv, head_dim=d, queries=tq, context=ctx_l,
-                                causal=card.family == "llama", cores=p, kv_format=fm.kv_cache)
+                                causal=card.family == "llama", cores=p, kv=kv)
         rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=tq, heads=nh, kv_heads=nkv,
                                 head_dim=d, position=ctx - 1 if decode else 0, context=ctx_l,
-                                rope=card.position_embedding == "rope", cores=p,
-                                kv_format=fm.kv_cache)
+                                rope=card.position_embedding == "rope", cores=p, kv=kv)
         att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
         sm_fl = softmax_vector_flops(bsz, real_tq, ctx, nh, d)
         if card.family == "llama":
             norm = functools.partial(norm_kernel, m=t, h=h, kind="rmsnorm", eps=card.norm_eps,
-                                     cores=p)
+                                     cores=p, budgets=bud)
             gated = card.mlp == "gated"
             nfl = norm_vector_flops(tok, h, "rmsnorm")
             rope_fl = (rope_vector_flops(tok, nh, nkv, d)
                        if card.position_embedding == "rope" else 0)
+            # the KV cache of a decoder persists in DDR; V^T of a prompt is a temporary
             ops += [
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm",)), nfl),
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
+                    wbytes(i0, ("attn_norm",)), nfl, reads={"X": "h"}, writes={"Y": "hn"}),
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
                     linear_flops(tok, qd + 2 * kvd, h),
-                    wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
-                _op("rope_kv", lambda c, f=rkv: f("rope_kv", unit_cap=c), 0, 0, rope_fl),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                    wbytes(i0, ("q_proj", "k_proj", "v_proj")),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm",)), nfl),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h,
+                    reads={"X": "attn", "R": "h"}, writes={"Y": "h1"}),
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
+                    wbytes(i0, ("mlp_norm",)), nfl, reads={"X": "h1"}, writes={"Y": "hn1"}),
                 _op("gate_up" if gated else "up_proj",
                     lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
                     linear_flops(tok, f, h) * (2 if gated else 1),
-                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0),
+                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h,
+                    reads={"X": "g", "R": "h1"}, writes={"Y": "h"}),
             ]
         else:
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
-                                     cores=p)
+                                     cores=p, budgets=bud)
             nfl = norm_vector_flops(tok, h, "layernorm")
+            # an encoder keeps no cache: K and V^T are temporaries of the layer
             ops += [
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
-                                "v_proj.bias")), tok * (qd + 2 * kvd)),
-                _op("qkv_cache", lambda c, f=rkv: f("qkv_cache", unit_cap=c), 0),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                                "v_proj.bias")), tok * (qd + 2 * kvd),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("qkv_cache", _capped(rkv, "qkv_cache"), 0,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "KC": "k", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "KC": "k", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
                     linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias")),
-                    2 * tok * h),
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl),
+                    2 * tok * h, reads={"X": "attn", "R": "hs"}, writes={"Y": "h1"}),
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
+                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl,
+                    reads={"X": "h1"}, writes={"Y": "hn1", "YS": "hs1"}),
                 _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
-                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f),
+                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
                     linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias")),
-                    2 * tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl),
+                    2 * tok * h, reads={"X": "g", "R": "hs1"}, writes={"Y": "h2"}),
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
+                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl,
+                    reads={"X": "h2"}, writes={"Y": "hn", "YS": "hs"}),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
@@ -278,26 +341,31 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     if card.family == "llama":
         spec = tail.get("lm_head") or tail["embed_tokens"]
         hfmt = hw if "lm_head" in tail else fm.embedding
-        hst = _weight_storage(hfmt, None, "formats.head")
+        hst = weight_storage(hfmt, None, config, "formats.head")
         fn = functools.partial(norm_kernel, m=bsz, h=h, kind="rmsnorm", eps=card.norm_eps,
-                               cores=p)
+                               cores=p, budgets=bud)
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
                 tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
-                norm_vector_flops(bsz, h, "rmsnorm")),
+                norm_vector_flops(bsz, h, "rmsnorm"), reads={"X": "h"}, writes={"Y": "hf"}),
             _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
                 linear_flops(bsz, card.vocab_size, h),
-                tensor_footprint(spec, hfmt).total_bytes),
+                tensor_footprint(spec, hfmt).total_bytes, reads={"X": "hf"}),
         ]
     elif card.pooler:
-        hst = _weight_storage(hw, None, "formats.head")
+        hst = weight_storage(hw, None, config, "formats.head")
         head.append(_op("pooler", lin("pooler", bsz, h, h, hst, "bias"),
                         linear_flops(bsz, h, h),
                         tensor_footprint(tail["pooler.dense"], hw).total_bytes
                         + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes,
-                        bsz * h))
+                        bsz * h, reads={"X": "hn"}))
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
+    if l3:
+        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
+                                                    for op, r in zip(st.ops, rs, strict=True)))
+                  for st, rs in zip(stages, plan, strict=True)]
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
                         tokens=tok, stages=tuple(stages))
 

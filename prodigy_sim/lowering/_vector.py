@@ -21,60 +21,55 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import (
-    ACT,
-    BF16,
-    F32,
-    Kernel,
-    Storage,
-    kernel_params,
-    row_nbytes,
-    unit_loop_count,
-)
+from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel, unit_loop_count
+from prodigy_sim.lowering._params import NormParams, RopeKVParams
+from prodigy_sim.numerics import Storage
 
 __all__ = ["norm_kernel", "rope_kv_kernel"]
 
 
-def _rows(m: int, bytes_per_row: int, budget: int = 640 * 1024) -> int:
-    rt = max(1, min(64, m, budget // bytes_per_row))
+def _rows(m: int, bytes_per_row: int, bud: Budgets) -> int:
+    rt = max(1, min(bud.acc_max_rows, m, bud.norm_rows_bytes // bytes_per_row))
     while m % rt:
         rt -= 1
     return rt
 
 
 def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
-                unit_cap: int | None = None) -> Kernel:
+                budgets: Budgets | None = None, unit_cap: int | None = None) -> Kernel:
     """``kind`` ``rmsnorm`` or ``layernorm`` over ``m`` rows of ``h`` features."""
     if kind not in ("rmsnorm", "layernorm"):
         raise ConfigError(f"{name}: unknown norm {kind!r}")
     ln = kind == "layernorm"
-    rt = _rows(m, h * (2 + 4 + 4 + 1 + (2 if ln else 0)))
+    rt = _rows(m, h * (2 + 4 + 4 + 1 + (2 if ln else 0)), budgets or Budgets.of())
     while rt > 1 and m // rt < cores:              # a block of rows for every core
         rt -= 1
         while m % rt:
             rt -= 1
     units = m // rt
-    act = Storage.of(ACT)
+    act = ACT
     b = ProgramBuilder()
     x = b.tensor("X", (m, h), BF16)
     gw = b.tensor("G", (1, h), F32)
-    y = b.tensor("Y", (m, h), act.fmt, **act.kw())
+    y = b.tensor("Y", (m, h), act)
     xt = b.tile("XT", (rt, h), BF16)
     t0 = b.tile("T0", (rt, h), F32)
     t1 = b.tile("T1", (rt, h), F32)
     r = b.tile("R", (rt, 1), F32)
     gt = b.tile("GT", (1, h), F32)
-    yq = b.tile("YQ", (rt, h), act.fmt, **act.kw())
+    yq = b.tile("YQ", (rt, h), act)
     if ln:
         bw = b.tensor("B", (1, h), F32)
         ys = b.tensor("YS", (m, h), BF16)
         bt = b.tile("BT", (1, h), F32)
         yb = b.tile("YB", (rt, h), BF16)
-    r_i, r_cnt, r_row = Reg(1), Reg(2), Reg(3)
+    r_i, r_cnt, r_row, r_one = Reg(1), Reg(2), Reg(3), Reg(4)
+    unit_loop_count(b, r_cnt, units, cores, unit_cap)
+    b.li(r_one, 1)
+    b.blt(r_cnt, r_one, "idle")                       # cores without rows load nothing
     b.dma_ld(gt, gw, 0, 0)
     if ln:
         b.dma_ld(bt, bw, 0, 0)
-    unit_loop_count(b, r_cnt, units, cores, unit_cap)
     with b.loop(r_i, r_cnt, cores):
         b.add(r_row, r_i, CID)
         b.muli(r_row, r_row, rt)
@@ -98,18 +93,23 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
             b.dma_st(ys, r_row, 0, yb)
         b.vquant(yq, t0)
         b.dma_st(y, r_row, 0, yq)
+    b.label("idle")
     b.barrier()
-    nbytes = cores * row_nbytes(Storage.of(F32), h) * (2 if ln else 1)
-    nbytes += m * (row_nbytes(Storage.of(BF16), h) * (2 if ln else 1) + row_nbytes(act, h))
+    gains = F32.nbytes(1, h) * (2 if ln else 1)
+    rows = m * (BF16.nbytes(1, h) * (2 if ln else 1) + act.nbytes(1, h))
+    compulsory = {"X": BF16.nbytes(m, h), "G": F32.nbytes(1, h), "Y": act.nbytes(m, h)}
+    if ln:
+        compulsory |= {"B": F32.nbytes(1, h), "YS": BF16.nbytes(m, h)}
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
-                  mma_flops=0, dma_bytes=nbytes, weight_format=F32,
-                  params=kernel_params(op="norm", m=m, h=h, norm=kind, eps=eps, rt=rt,
-                                       out_format=act.fmt, unit_cap=unit_cap))
+                  mma_flops=0, dma_bytes=min(cores, units) * gains + rows,
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
+                  params=NormParams(m=m, h=h, norm=kind, eps=eps, rt=rt, out=act,
+                                    unit_cap=unit_cap))
 
 
 def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: int,
                    head_dim: int, position: int, context: int, rope: bool, cores: int,
-                   kv_format: str = ACT, unit_cap: int | None = None) -> Kernel:
+                   kv: Storage = ACT, unit_cap: int | None = None) -> Kernel:
     """Q to FP8 (with RoPE), K (with RoPE) and V into rows of the K and V caches.
 
     ``tokens``: new tokens per sequence (1 = decode, at ``position``; else a prompt from 0, a
@@ -125,26 +125,26 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         raise ConfigError(f"{name}: {tokens} prompt tokens are not a multiple of {rt}")
     tb = tokens // rt
     m = batch * tokens
-    act, kv = Storage.of(ACT), Storage.of(kv_format)
+    act = ACT
     b = ProgramBuilder()
     qkv = b.tensor("QKV", (m, (heads + 2 * kv_heads) * d), BF16)
-    q = b.tensor("Q", (batch * heads, d) if decode else (m, heads * d), act.fmt, **act.kw())
-    kc = b.tensor("KC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    q = b.tensor("Q", (batch * heads, d) if decode else (m, heads * d), act)
+    kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     xt = b.tile("XT", (rt, d), BF16)
     a = b.tile("A", (rt, d), F32)
     bb = b.tile("BB", (rt, d), F32)
-    oq = b.tile("OQ", (rt, d), kv.fmt if kv.fmt == act.fmt else act.fmt, **act.kw())
-    ok = b.tile("OK", (rt, d), kv.fmt, **kv.kw())
+    oq = b.tile("OQ", (rt, d), act)
+    ok = b.tile("OK", (rt, d), kv)
     if rope:
         cos = b.tensor("COS", (max(context, tokens), d), BF16)
         sin = b.tensor("SIN", (max(context, tokens), d), BF16)
         ct = b.tile("CT", (rt, d), BF16)
         stt = b.tile("STT", (rt, d), BF16)
-    vc = b.tensor("VC", (batch * kv_heads * cp, d), kv.fmt, **kv.kw())
+    vc = b.tensor("VC", (batch * kv_heads * cp, d), kv)
     if not decode:
-        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv.fmt, **kv.kw())
+        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv)
         vtt = b.tile("VTT", (d, rt), F32)
-        vq = b.tile("VQ", (d, rt), kv.fmt, **kv.kw())
+        vq = b.tile("VQ", (d, rt), kv)
     r_i, r_cnt, r_u, r_h, r_t, r_row, r_pos, r_k = (Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8))
 
     def section(nh: int, col0: int, body) -> None:
@@ -219,21 +219,27 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     section(kv_heads, (heads + kv_heads) * d, v_body)
     b.barrier()
 
-    bf = Storage.of(BF16)
     nunits = batch * tb
-    nbytes = nunits * (heads + 2 * kv_heads) * rt * row_nbytes(bf, d)          # QKV in
+    nbytes = nunits * (heads + 2 * kv_heads) * rt * BF16.nbytes(1, d)          # QKV in
     if rope:
-        nbytes += nunits * (heads + kv_heads) * 2 * rt * row_nbytes(bf, d)     # tables
-    nbytes += nunits * heads * rt * row_nbytes(act, d)                          # Q out
-    nbytes += 2 * nunits * kv_heads * rt * row_nbytes(kv, d)                    # K, V out
+        nbytes += nunits * (heads + kv_heads) * 2 * rt * BF16.nbytes(1, d)     # tables
+    nbytes += nunits * heads * rt * act.nbytes(1, d)                            # Q out
+    nbytes += 2 * nunits * kv_heads * rt * kv.nbytes(1, d)                      # K, V out
     if not decode:
-        nbytes += nunits * kv_heads * d * row_nbytes(kv, rt)                    # V^T scratch
+        nbytes += nunits * kv_heads * d * kv.nbytes(1, rt)                      # V^T scratch
+    m_in = batch * tokens
+    compulsory = {"QKV": BF16.nbytes(m_in, (heads + 2 * kv_heads) * d),
+                  "Q": act.nbytes(m_in, heads * d), "KC": kv.nbytes(m_in * kv_heads, d),
+                  "VC": kv.nbytes(m_in * kv_heads, d)}
+    if rope:
+        compulsory |= {"COS": BF16.nbytes(tokens, d), "SIN": BF16.nbytes(tokens, d)}
+    if not decode:
+        compulsory["VT"] = kv.nbytes(batch * kv_heads * d, tokens)
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
-                  weight_format=F32, uniform_units=False,
-                  min_section_units=nunits * kv_heads,
-                  params=kernel_params(op="rope_kv", batch=batch, tokens=tokens, heads=heads,
-                                       kv_heads=kv_heads, head_dim=d, position=position,
-                                       context=context, rope=rope, kv_format=kv.fmt,
-                                       q_format=act.fmt, decode=decode, ck=ck, cp=cp, rt=rt,
-                                       unit_cap=unit_cap))
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
+                  uniform_units=False,
+                  params=RopeKVParams(batch=batch, tokens=tokens, heads=heads,
+                                      kv_heads=kv_heads, head_dim=d, position=position,
+                                      context=context, rope=rope, kv=kv, q=act, decode=decode,
+                                      ck=ck, cp=cp, rt=rt, unit_cap=unit_cap))

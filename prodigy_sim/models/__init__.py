@@ -22,12 +22,9 @@ from prodigy_sim.models.footprint import activation_bytes as activation_bytes
 from prodigy_sim.models.footprint import footprint_report as footprint_report
 from prodigy_sim.models.footprint import kv_cache_bytes as kv_cache_bytes
 from prodigy_sim.models.footprint import tensor_footprint as tensor_footprint
-from prodigy_sim.models.scenario import WIDE_FORMAT_BITS as WIDE_FORMAT_BITS
 from prodigy_sim.models.scenario import Formats as Formats
 from prodigy_sim.models.scenario import Scenario as Scenario
-from prodigy_sim.models.scenario import WeightFormat as WeightFormat
 from prodigy_sim.models.scenario import check_scenario as check_scenario
-from prodigy_sim.models.scenario import format_bits as format_bits
 from prodigy_sim.models.scenario import load_scenario as load_scenario
 from prodigy_sim.models.scenario import parse_scenario as parse_scenario
 from prodigy_sim.models.scenario import scenario_names as scenario_names
@@ -36,7 +33,6 @@ __all__ = [
     "ACTIVATION_RULE",
     "LINEAR_CLASSES",
     "TENSOR_CLASSES",
-    "WIDE_FORMAT_BITS",
     "ClassFootprint",
     "FootprintReport",
     "Formats",
@@ -44,12 +40,10 @@ __all__ = [
     "Scenario",
     "TensorClass",
     "TensorSpec",
-    "WeightFormat",
     "activation_bytes",
     "card_names",
     "check_scenario",
     "footprint_report",
-    "format_bits",
     "kv_cache_bytes",
     "load_card",
     "load_scenario",

@@ -2,7 +2,7 @@
 
 Weights are counted tensor by tensor with :func:`prodigy_sim.numerics.footprint` (codes, block
 scales and n:m sparsity masks, exactly the bytes ``quantize`` would produce), grouped by tensor
-class. The 16/32-bit storage formats are counted as ``elements * bits / 8``.
+class.
 
 KV cache (bytes, after the pass; every decoder layer keeps keys and values)::
 
@@ -33,15 +33,12 @@ from dataclasses import asdict, dataclass, field
 from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
 from prodigy_sim.models.card import TENSOR_CLASSES, ModelCard, TensorSpec, load_card
 from prodigy_sim.models.scenario import (
-    WIDE_FORMAT_BITS,
     Formats,
     Scenario,
-    WeightFormat,
     check_scenario,
-    format_bits,
     normalize_sparsity,
 )
-from prodigy_sim.numerics import Footprint, footprint, parse_sparsity, sparsity_metadata_nbytes
+from prodigy_sim.numerics import Footprint, Sparsity, Storage, parse_sparsity
 
 __all__ = ["ACTIVATION_RULE", "ClassFootprint", "FootprintReport", "footprint_report",
            "tensor_footprint", "kv_cache_bytes", "activation_bytes"]
@@ -51,24 +48,17 @@ ACTIVATION_RULE = ("peak live activations of one layer for the whole batch (resi
                    "the last position's logits), in the activation format")
 
 
-def tensor_footprint(spec: TensorSpec, fmt: WeightFormat,
-                     sparsity: str | tuple[int, int] | None = None) -> Footprint:
-    """Bytes of one weight tensor in ``fmt``, quantized along its last axis (K).
+def tensor_footprint(spec: TensorSpec, fmt: Storage,
+                     sparsity: str | Sparsity | None = None) -> Footprint:
+    """Bytes of one weight tensor stored as ``fmt``, quantized along its last axis (K).
 
     ``sparsity`` is applied only if the tensor is a linear weight of a block
     (:attr:`TensorSpec.is_linear`); other tensors are stored dense.
     """
-    nm = parse_sparsity(sparsity) if spec.is_linear else None
-    if fmt.format not in WIDE_FORMAT_BITS:
-        return footprint(spec.shape, fmt.format, block=fmt.block, scale=fmt.scale_kind,
-                         sparsity=nm)
-    bits = WIDE_FORMAT_BITS[fmt.format]
+    sp = parse_sparsity(sparsity) if spec.is_linear else None
     k = spec.shape[-1]
     rows = spec.numel // k if k else 0
-    kept = k if nm is None else k * nm[0] // nm[1]
-    meta = 0 if nm is None else sparsity_metadata_nbytes((rows, k), *nm)
-    return Footprint(elements=spec.numel, code_bytes=rows * kept * bits // 8, scale_bytes=0,
-                     metadata_bytes=meta)
+    return fmt.model_copy(update={"sparsity": sp}).footprint(rows, k)
 
 
 @dataclass(frozen=True)
@@ -254,7 +244,7 @@ def activation_bytes(card: ModelCard, scenario: Scenario) -> int:
         peak = _layer_elements(card, b, n, n, 0)
     if card.decoder_layers:
         peak = max(peak, _layer_elements(card, b, q, c, enc), b * card.vocab_size)
-    return math.ceil(peak * format_bits(scenario.formats.activations) / 8)
+    return math.ceil(peak * scenario.formats.activations.bits / 8)
 
 
 def _encoder_tokens(card: ModelCard, scenario: Scenario) -> int:
@@ -284,7 +274,7 @@ def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
         preset = hardware or scenario.hardware
         batch, q, c = scenario.batch, scenario.query_tokens, scenario.context_tokens
         enc = _encoder_tokens(card, scenario)
-        kv = kv_cache_bytes(card, batch, c, format_bits(formats.kv_cache), enc)
+        kv = kv_cache_bytes(card, batch, c, formats.kv_cache.bits, enc)
         act = activation_bytes(card, scenario)
         phase, name = scenario.phase, scenario.name
     nm = parse_sparsity(nm_text)
@@ -307,11 +297,11 @@ def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
     return FootprintReport(
         model=card.name, scenario=name, phase=phase, batch=batch, query_tokens=q,
         context_tokens=c, encoder_tokens=enc, sparsity=nm_text, hardware=preset,
-        capacity_bytes=int(cap), weights=weights, kv_cache_format=formats.kv_cache,
-        kv_cache_bytes=kv, activation_format=formats.activations, activation_bytes=act)
+        capacity_bytes=int(cap), weights=weights, kv_cache_format=formats.kv_cache.name,
+        kv_cache_bytes=kv, activation_format=formats.activations.name, activation_bytes=act)
 
 
-def _label(fmt: WeightFormat, tensor_class: str, sparsity: str) -> str:
+def _label(fmt: Storage, tensor_class: str, sparsity: str) -> str:
     text = fmt.label()
     if sparsity != "none" and tensor_class in ("attention", "mlp", "expert"):
         text += f" {sparsity}"

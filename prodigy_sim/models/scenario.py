@@ -18,8 +18,9 @@ activations               ``float8_e4m3fn`` (unscaled)
 KV cache                  ``float8_e4m3fn`` (unscaled)
 ========================  ==========================================================
 
-Besides the numerics formats (``prodigy-sim formats``), the 16/32-bit storage formats
-``bfloat16``, ``float16`` and ``float32`` are accepted; they are stored unscaled.
+Every class of weights is a :class:`~prodigy_sim.numerics.Storage` (format, block, scale kind);
+in YAML a bare string (``tai4``) means the format with its defaults. Formats are numerics formats
+(``prodigy-sim formats``: the built-ins, bfloat16/float16/float32 included, or a format file).
 """
 
 from __future__ import annotations
@@ -33,91 +34,24 @@ from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware import DEFAULT_PRESET, preset_names
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
 from prodigy_sim.models.card import ModelCard, load_card
-from prodigy_sim.numerics import get_format, parse_sparsity
+from prodigy_sim.numerics import FormatField, FormatSpec, Sparsity, Storage, parse_sparsity
 
-__all__ = ["WIDE_FORMAT_BITS", "WeightFormat", "Formats", "Scenario", "format_bits",
-           "normalize_sparsity",
-           "scenario_names", "load_scenario", "parse_scenario", "check_scenario"]
-
-WIDE_FORMAT_BITS: dict[str, int] = {"bfloat16": 16, "float16": 16, "float32": 32}
-"""Storage formats wider than 8 bits (not numerics formats): stored as is, without scales."""
+__all__ = ["Formats", "Scenario", "normalize_sparsity", "scenario_names", "load_scenario",
+           "parse_scenario", "check_scenario"]
 
 
-def format_bits(name: str) -> int:
-    """Bits per element of a format name (a wide storage format or a numerics format)."""
-    if name in WIDE_FORMAT_BITS:
-        return WIDE_FORMAT_BITS[name]
-    return get_format(name).bits
+def normalize_sparsity(text: str | Sparsity | None) -> str:
+    """``'none'`` or ``'group:kept'`` (``'2:4'`` and ``'4:2'`` -> ``'4:2'``)."""
+    sp = parse_sparsity(text)
+    return "none" if sp is None else str(sp)
 
 
-def normalize_sparsity(text: str | None) -> str:
-    """``'none'`` or ``'m:n'`` with the group first (``'2:4'`` and ``'4:2'`` -> ``'4:2'``)."""
-    nm = parse_sparsity(text)
-    return "none" if nm is None else f"{nm[1]}:{nm[0]}"
+def _fp8_mx() -> Storage:
+    return Storage.of("float8_e4m3fn")
 
 
-def _check_format_name(name: str) -> str:
-    format_bits(name)  # raises the numerics FormatError (a ValueError) for unknown names
-    return name
-
-
-class WeightFormat(BaseModel):
-    """How one class of weights is stored: element format, block size and scale kind.
-
-    In YAML a bare string (``tai4``) means the format with the default block and scale.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: str = Field(description="element format: a numerics format or bfloat16/float16/"
-                                    "float32")
-    block: int | None = Field(32, ge=1, description="elements per scale block along K "
-                                                    "(None = one scale per row)")
-    scale: Literal["e8m0", "e4m3", "fp32", "absmean", "none"] | None = Field(
-        None, description="scale kind; default e8m0 for formats of <= 8 bits, none for wider")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, data: object) -> object:
-        return {"format": data} if isinstance(data, str) else data
-
-    @field_validator("format")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_format_name(v)
-
-    @model_validator(mode="after")
-    def _wide_unscaled(self) -> WeightFormat:
-        if self.format in WIDE_FORMAT_BITS and self.scale not in (None, "none"):
-            raise ValueError(f"{self.format} is stored unscaled: 'scale' must be none "
-                             f"(got {self.scale!r})")
-        return self
-
-    @property
-    def scale_kind(self) -> str:
-        """The scale kind in effect (one of ``numerics.SCALE_KINDS``)."""
-        if self.scale is not None:
-            return self.scale
-        return "none" if self.format in WIDE_FORMAT_BITS else "e8m0"
-
-    @property
-    def bits(self) -> int:
-        """Bits per element code (without scales)."""
-        return format_bits(self.format)
-
-    def label(self) -> str:
-        """Short description, e.g. ``tai4/32 e8m0`` or ``float32``."""
-        if self.scale_kind == "none":
-            return self.format
-        return f"{self.format}/{self.block or 'row'} {self.scale_kind}"
-
-
-def _fp8_mx() -> WeightFormat:
-    return WeightFormat(format="float8_e4m3fn")
-
-
-def _fp32() -> WeightFormat:
-    return WeightFormat(format="float32")
+def _fp32() -> Storage:
+    return Storage.of("float32")
 
 
 class Formats(BaseModel):
@@ -125,35 +59,39 @@ class Formats(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    weights: WeightFormat = Field(default_factory=lambda: WeightFormat(format="tai4"),
-                                  description="linear layers of the blocks (attention, MLP, "
-                                              "experts) unless overridden below")
-    attention: WeightFormat | None = Field(None, description="override for attention weights")
-    mlp: WeightFormat | None = Field(None, description="override for dense MLP weights")
-    expert: WeightFormat | None = Field(None, description="override for MoE expert weights")
-    embedding: WeightFormat = Field(default_factory=_fp8_mx,
-                                    description="token, token-type and position tables")
-    head: WeightFormat = Field(default_factory=_fp8_mx, description="LM head, BERT pooler")
-    router: WeightFormat = Field(default_factory=_fp32, description="MoE router")
-    norm: WeightFormat = Field(default_factory=_fp32, description="norm weights and biases, "
-                                                                  "linear biases")
-    activations: str = Field("float8_e4m3fn", description="activations between layers "
-                                                          "(unscaled)")
-    kv_cache: str = Field("float8_e4m3fn", description="keys and values kept for decoding "
-                                                       "(unscaled)")
+    weights: Storage = Field(default_factory=lambda: Storage.of("tai4"),
+                             description="linear layers of the blocks (attention, MLP, "
+                                         "experts) unless overridden below")
+    attention: Storage | None = Field(None, description="override for attention weights")
+    mlp: Storage | None = Field(None, description="override for dense MLP weights")
+    expert: Storage | None = Field(None, description="override for MoE expert weights")
+    embedding: Storage = Field(default_factory=_fp8_mx,
+                               description="token, token-type and position tables")
+    head: Storage = Field(default_factory=_fp8_mx, description="LM head, BERT pooler")
+    router: Storage = Field(default_factory=_fp32, description="MoE router")
+    norm: Storage = Field(default_factory=_fp32, description="norm weights and biases, "
+                                                             "linear biases")
+    activations: FormatField = Field("float8_e4m3fn", validate_default=True,
+                                     description="activations between layers (unscaled)")
+    kv_cache: FormatField = Field("float8_e4m3fn", validate_default=True,
+                                  description="keys and values kept for decoding (unscaled)")
 
-    @field_validator("activations", "kv_cache")
+    @field_validator("weights", "attention", "mlp", "expert", "embedding", "head", "router",
+                     "norm")
     @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_format_name(v)
+    def _dense(cls, v: Storage | None) -> Storage | None:
+        if v is not None and v.sparsity is not None:
+            raise ValueError("give sparsity with the scenario's 'sparsity' field, not per "
+                             "weight class")
+        return v
 
     @classmethod
-    def uniform(cls, fmt: WeightFormat | str, **rest: object) -> Formats:
+    def uniform(cls, fmt: Storage | FormatSpec | str, **rest: object) -> Formats:
         """Every weight class in ``fmt`` (e.g. to count bits per weight of a whole model)."""
-        w = WeightFormat.model_validate(fmt) if isinstance(fmt, str) else fmt
+        w = fmt if isinstance(fmt, Storage) else Storage.of(fmt)
         return cls(weights=w, embedding=w, head=w, router=w, norm=w, **rest)
 
-    def for_class(self, tensor_class: str) -> WeightFormat:
+    def for_class(self, tensor_class: str) -> Storage:
         """The format of weights of ``tensor_class``."""
         if tensor_class in ("attention", "mlp", "expert"):
             return getattr(self, tensor_class) or self.weights
@@ -214,19 +152,21 @@ class Scenario(BaseModel):
         return self
 
     @property
-    def sparsity_nm(self) -> tuple[int, int] | None:
-        """``(n, m)`` = keep n of every m, or None."""
+    def sparsity_nm(self) -> Sparsity | None:
+        """The blocks' linear weights' :class:`~prodigy_sim.numerics.Sparsity`, or None."""
         return parse_sparsity(self.sparsity)
 
     @property
     def query_tokens(self) -> int:
         """New tokens per sequence in this pass (prefill: the prompt; decode: 1)."""
-        return int(self.sequence_length) if self.phase == "prefill" else 1
+        return self.context_tokens if self.phase == "prefill" else 1
 
     @property
     def context_tokens(self) -> int:
         """Tokens attended to per sequence (= tokens held in the KV cache after the pass)."""
-        return int(self.sequence_length if self.phase == "prefill" else self.context_length)
+        n = self.sequence_length if self.phase == "prefill" else self.context_length
+        assert n is not None  # the validator requires the phase's length
+        return n
 
     def card(self) -> ModelCard:
         """The model card this scenario names."""
@@ -253,10 +193,10 @@ def check_scenario(scenario: Scenario, card: ModelCard, *, source: str = "scenar
     nm = scenario.sparsity_nm
     if nm is not None:
         ks = sorted({t.shape[-1] for t in card.tensors() if t.is_linear})
-        bad = [k for k in ks if k % nm[1]]
+        bad = [k for k in ks if k % nm.group]
         if bad:
             raise ConfigError(f"{source}: 'sparsity' {scenario.sparsity}: reduction axes {bad} of "
-                              f"model {card.name!r} are not multiples of {nm[1]}")
+                              f"model {card.name!r} are not multiples of {nm.group}")
 
 
 def scenario_names() -> list[str]:

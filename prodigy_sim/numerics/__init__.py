@@ -1,19 +1,17 @@
 """Number formats, codecs, block scaling, structured sparsity, packing and footprint.
 
-Formats are data (:class:`FormatSpec`, built-ins in ``numerics/formats/*.yaml``); ``encode`` and
-``decode`` convert between real numbers and codes with one documented rounding rule for every
-format; ``quantize`` applies block scales (OCP MX E8M0 by default) and optional n:m sparsity and
-returns a :class:`QuantizedTensor`; ``footprint`` counts its bytes without building it.
+Formats are data (:class:`FormatSpec`, built-ins in ``numerics/formats/*.yaml``, the wide
+storage formats bfloat16/float16/float32 included); ``encode`` and ``decode`` convert between
+real numbers and codes with one documented rounding rule for every format. :class:`Storage` is
+how a tensor is stored - format, scale block, :class:`ScaleKind`, :class:`Sparsity` - with its
+exact byte layout; ``quantize`` applies it (OCP MX E8M0 by default) and returns a
+:class:`QuantizedTensor`; ``footprint`` counts its bytes without building it.
 """
 
-from prodigy_sim.numerics._blocks import SCALE_KINDS as SCALE_KINDS
 from prodigy_sim.numerics._blocks import QuantizedTensor as QuantizedTensor
-from prodigy_sim.numerics._blocks import parse_sparsity as parse_sparsity
 from prodigy_sim.numerics._blocks import quantize as quantize
-from prodigy_sim.numerics._blocks import scale_bytes_per_block as scale_bytes_per_block
 from prodigy_sim.numerics._codec import decode as decode
 from prodigy_sim.numerics._codec import encode as encode
-from prodigy_sim.numerics._footprint import Footprint as Footprint
 from prodigy_sim.numerics._footprint import footprint as footprint
 from prodigy_sim.numerics._packing import pack as pack
 from prodigy_sim.numerics._packing import packed_row_bytes as packed_row_bytes
@@ -30,14 +28,28 @@ from prodigy_sim.numerics._sparsity import prune as prune
 from prodigy_sim.numerics._sparsity import sparsity_metadata_nbytes as sparsity_metadata_nbytes
 from prodigy_sim.numerics._sparsity import unpack_mask as unpack_mask
 from prodigy_sim.numerics._sparsity import wanda_scores as wanda_scores
+from prodigy_sim.numerics._spec import NARROW_BITS as NARROW_BITS
 from prodigy_sim.numerics._spec import FormatSpec as FormatSpec
+from prodigy_sim.numerics._storage import Footprint as Footprint
+from prodigy_sim.numerics._storage import FormatField as FormatField
+from prodigy_sim.numerics._storage import RowBytes as RowBytes
+from prodigy_sim.numerics._storage import ScaleKind as ScaleKind
+from prodigy_sim.numerics._storage import Sparsity as Sparsity
+from prodigy_sim.numerics._storage import Storage as Storage
+from prodigy_sim.numerics._storage import parse_sparsity as parse_sparsity
+from prodigy_sim.numerics._storage import scale_kind as scale_kind
 
 __all__ = [
-    "SCALE_KINDS",
+    "NARROW_BITS",
     "Footprint",
+    "FormatField",
     "FormatSpec",
     "QuantizedTensor",
+    "RowBytes",
+    "ScaleKind",
     "SparseTensor",
+    "Sparsity",
+    "Storage",
     "builtin_formats",
     "compress",
     "decode",
@@ -53,7 +65,7 @@ __all__ = [
     "parse_sparsity",
     "prune",
     "quantize",
-    "scale_bytes_per_block",
+    "scale_kind",
     "sparsity_metadata_nbytes",
     "unpack",
     "unpack_mask",

@@ -24,66 +24,43 @@ consecutive elements; every block shares one scale ``s`` and stores element code
 ``none``
     No scale: elements are ``x`` rounded and clamped.
 
-With ``sparsity=(n, m)`` the tensor is first pruned to n-of-m along the axis (see
-:mod:`prodigy_sim.numerics._sparsity`); only kept values are quantized, in blocks of
-``block * n / m`` kept values (= ``block`` dense positions), and the group masks are stored.
+With ``sparsity="8:4"`` (a :class:`~prodigy_sim.numerics.Sparsity`: keep ``kept`` of every
+``group``) the tensor is first pruned along the axis (see :mod:`prodigy_sim.numerics._sparsity`);
+only kept values are quantized, in blocks of ``block * kept / group`` kept values (= ``block``
+dense positions), and the group masks are stored.
+
+The wide formats (bfloat16, float16, float32) take no scale: their codes are stored as
+little-endian 16/32-bit words.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numba
 import numpy as np
 
 from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import ConfigError, EncodeError
-from prodigy_sim.numerics._codec import _encode_one, _lut, decode, encode_table
+from prodigy_sim.numerics._codec import _encode_one, _lut, decode, encode, encode_table
 from prodigy_sim.numerics._packing import pack_row, packed_row_bytes, unpack
 from prodigy_sim.numerics._registry import get_format
 from prodigy_sim.numerics._spec import FormatSpec
+from prodigy_sim.numerics._storage import (
+    ScaleKind,
+    Sparsity,
+    Storage,
+    parse_sparsity,
+    scale_kind,
+)
+from prodigy_sim.numerics._wide import code_dtype
 
-ScaleKind = Literal["e8m0", "e4m3", "fp32", "absmean", "none"]
-SCALE_KINDS: tuple[str, ...] = ("e8m0", "e4m3", "fp32", "absmean", "none")
 _FMAX = np.float32(np.finfo(np.float32).max)
-_SCALE_MODE = {"none": 0, "e8m0": 1, "e4m3": 2, "fp32": 3, "absmean": 4}
+_SCALE_MODE = {ScaleKind.NONE: 0, ScaleKind.E8M0: 1, ScaleKind.E4M3: 2, ScaleKind.FP32: 3,
+               ScaleKind.ABSMEAN: 4}
 
-__all__ = ["QuantizedTensor", "quantize", "scale_bytes_per_block", "parse_sparsity",
-           "SCALE_KINDS"]
-
-
-def scale_bytes_per_block(scale: str) -> int:
-    """Bytes of one stored block scale."""
-    return {"e8m0": 1, "e4m3": 1, "fp32": 4, "absmean": 4, "none": 0}[_check_scale(scale)]
-
-
-def _check_scale(scale: str) -> str:
-    if scale not in SCALE_KINDS:
-        raise ConfigError(f"'scale' must be one of {', '.join(SCALE_KINDS)} (got {scale!r})")
-    return scale
-
-
-def parse_sparsity(sparsity: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``None``/``"none"`` -> None; a string ``"A:B"`` or a tuple ``(n, m)`` -> ``(n, m)`` =
-    keep n of every m.
-
-    In a string the larger number is the group size, so Tachyum's ``"8:4"`` (group first) and
-    NVIDIA's ``"2:4"`` (kept first) both read the way their authors mean them."""
-    if sparsity is None or sparsity == "none":
-        return None
-    if isinstance(sparsity, str):
-        parts = sparsity.split(":")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ConfigError(f"'sparsity' must look like '8:4' (got {sparsity!r})")
-        a, b = (int(p) for p in parts)
-        n, m = min(a, b), max(a, b)
-    else:
-        n, m = (int(v) for v in sparsity)
-    if not (1 <= n <= m):
-        raise ConfigError(f"'sparsity' must keep 1..{m} of every {m} (got {n} of {m})")
-    return n, m
+__all__ = ["QuantizedTensor", "quantize"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,24 +82,28 @@ class QuantizedTensor:
     shape: tuple[int, ...]
     axis: int
     block: int
-    scale: str
-    sparsity: tuple[int, int] | None = None
+    scale: ScaleKind
+    sparsity: Sparsity | None = None
     mask_bits: np.ndarray | None = None
 
     @property
-    def K(self) -> int:
+    def K(self) -> int:  # noqa: N802
         return self.shape[self.axis]
 
     @property
+    def storage(self) -> Storage:
+        """How each row (along the quantized axis) is stored."""
+        block = None if self.scale == ScaleKind.NONE else self.block
+        return Storage(fmt=self.fmt, block=block, scale=self.scale, sparsity=self.sparsity)
+
+    @property
     def kept_per_row(self) -> int:
-        n, m = self.sparsity or (1, 1)
-        return self.K * n // m
+        return self.K if self.sparsity is None else self.sparsity.kept_of(self.K)
 
     @property
     def kept_block(self) -> int:
         """Kept (stored) elements per scale block."""
-        n, m = self.sparsity or (1, 1)
-        return self.block * n // m
+        return self.block if self.sparsity is None else self.sparsity.kept_of(self.block)
 
     @property
     def lead_shape(self) -> tuple[int, ...]:
@@ -135,23 +116,24 @@ class QuantizedTensor:
         return self.codes.nbytes + self.scales.nbytes + meta
 
     def element_codes(self) -> np.ndarray:
-        """Unpacked element codes, uint8 ``(*lead, Kk)``."""
+        """Unpacked element codes ``(*lead, Kk)``: uint8, or uint16/uint32 for wide formats."""
+        if self.fmt.wide:
+            return np.ascontiguousarray(self.codes).view(code_dtype(self.fmt).newbyteorder("<"))
         return unpack(self.codes, self.fmt.bits, self.kept_per_row)
 
     def scale_values(self) -> np.ndarray:
         """Block scales as float32 ``(*lead, n_blocks)`` (NaN for an E8M0 NaN scale)."""
-        if self.scale == "e8m0":
-            return decode(self.scales, "float8_e8m0fnu")
-        if self.scale == "e4m3":
-            return decode(self.scales, "float8_e4m3fn")
+        if self.scale.code_format is not None:
+            return decode(self.scales, self.scale.code_format)
         return self.scales.astype(np.float32)
 
     def kept_values(self) -> np.ndarray:
         """Dequantized kept values, float32 ``(*lead, Kk)``: ``fl32(decode(code) * scale)``."""
         vals = decode(self.element_codes(), self.fmt)
-        if self.scale == "none":
+        if self.scale == ScaleKind.NONE:
             return vals
-        s = np.repeat(self.scale_values(), self.kept_block, axis=-1)[..., : self.kept_per_row]
+        per_block = min(self.kept_block, self.kept_per_row)
+        s = np.repeat(self.scale_values(), per_block, axis=-1)[..., : self.kept_per_row]
         with np.errstate(over="ignore", invalid="ignore"):
             return (vals * s).astype(np.float32)
 
@@ -159,10 +141,11 @@ class QuantizedTensor:
         """bool ``(*lead, K)`` keep-mask of a sparse tensor, else None."""
         if self.sparsity is None:
             return None
+        if self.mask_bits is None:
+            raise ConfigError(f"a sparse ({self.sparsity}) quantized tensor needs 'mask_bits'")
         from prodigy_sim.numerics._sparsity import unpack_mask
 
-        n, m = self.sparsity
-        return unpack_mask(self.mask_bits, n, m, self.K)
+        return unpack_mask(self.mask_bits, self.sparsity.kept, self.sparsity.group, self.K)
 
     def dequantize(self) -> np.ndarray:
         """float32 array of :attr:`shape` (original axis order)."""
@@ -358,10 +341,13 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
     return bad
 
 
-def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: str):
+def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: ScaleKind):
     """Quantize rows ``x2`` (R, K) -> (packed codes (R, row bytes), scales (R, n_blocks))."""
     rows, k = x2.shape
-    nb = -(-k // block) if scale != "none" else 0
+    if spec.wide:
+        codes = encode(x2, spec, "saturate").astype(code_dtype(spec).newbyteorder("<"))
+        return codes.view(np.uint8).reshape(rows, -1), np.zeros((rows, 0), dtype=np.uint8)
+    nb = -(-k // block) if scale != ScaleKind.NONE else 0
     t = encode_table(spec, "saturate")
     s_spec = get_format("float8_e4m3fn")
     st = encode_table(s_spec, "saturate")
@@ -374,7 +360,7 @@ def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: str):
     xbits = x2.view(np.uint32) if lut is not None else empty32
     thr, lo, hi = ((lut.threshold, lut.lo_code, lut.hi_code) if lut is not None
                    else (np.zeros(0, np.uint32), np.zeros(0, np.int16), np.zeros(0, np.int16)))
-    bad = _quantize_rows(x2, xbits, block if scale != "none" else max(k, 1),
+    bad = _quantize_rows(x2, xbits, block if scale != ScaleKind.NONE else max(k, 1),
                          _SCALE_MODE[scale], spec.emax, spec.max_finite,
                          t.mids, t.tie_up, t.codes, t.count, t.inf_code, t.nan_code,
                          thr, lo, hi,
@@ -383,27 +369,40 @@ def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: str):
     if bad:
         raise EncodeError(f"{bad} element(s) are NaN, but format '{spec.name}' has no NaN code "
                           "(with scale='none' there is no NaN scale to carry them)")
-    if scale in ("e8m0", "e4m3"):
+    if scale.code_format is not None:
         out_scales = scale_codes[:, :nb].astype(np.uint8)
-    elif scale in ("fp32", "absmean"):
+    elif scale != ScaleKind.NONE:
         out_scales = scales[:, :nb].astype(np.float32)
     else:
         out_scales = np.zeros((rows, 0), dtype=np.uint8)
     return packed, out_scales
 
 
-def quantize(x, fmt: FormatSpec | str, block: int | None = 32, axis: int = -1,
-             scale: str = "e8m0", sparsity: str | tuple[int, int] | None = None,
+def quantize(x, fmt: FormatSpec | str | Storage, block: int | None = 32, axis: int = -1,
+             scale: ScaleKind | str | None = None,
+             sparsity: Sparsity | str | tuple[int, int] | None = None,
              prune: str = "magnitude", act_norms: np.ndarray | None = None) -> QuantizedTensor:
     """Quantize ``x`` (float32/float64, any shape) along ``axis`` with block scales.
 
-    ``block``: elements per scale block along ``axis`` (``None`` = the whole axis, i.e. one
-    scale per channel). ``scale``: one of ``e8m0`` (OCP MX), ``e4m3``, ``fp32``, ``absmean``,
-    ``none``. ``sparsity``: ``"8:4"`` or ``(n, m)`` prunes to n of every m first, by ``prune``
-    = ``"magnitude"`` or ``"wanda"`` (which needs ``act_norms``, shape ``(x.shape[axis],)``).
+    ``fmt``: a format (name, file or :class:`FormatSpec`), or a :class:`Storage` that then
+    gives ``block``, ``scale`` and ``sparsity`` (the keyword values are ignored). ``block``:
+    elements per scale block along ``axis`` (``None`` = the whole axis, i.e. one scale per
+    channel). ``scale``: a :class:`ScaleKind` (``e8m0`` OCP MX, ``e4m3``, ``fp32``, ``absmean``,
+    ``none``); None = the format's default (``e8m0``, or ``none`` for a wide format).
+    ``sparsity``: ``"8:4"`` (keep 4 of every 8) prunes first, by ``prune`` = ``"magnitude"``
+    or ``"wanda"`` (which needs ``act_norms``, shape ``(x.shape[axis],)``).
     """
-    spec = get_format(fmt)
-    _check_scale(scale)
+    if isinstance(fmt, Storage):
+        if fmt.per_tensor:
+            raise ConfigError("quantize: a per-tensor scale (block=0) is stored by the ISA "
+                              "layer; quantize the flattened tensor with block=None")
+        spec, block, kind, nm = fmt.fmt, fmt.block, fmt.scale, fmt.sparsity
+    else:
+        spec, nm = get_format(fmt), parse_sparsity(sparsity)
+        kind = (ScaleKind.NONE if spec.wide else ScaleKind.E8M0) if scale is None \
+            else scale_kind(scale)
+    if spec.wide and kind != ScaleKind.NONE:
+        raise ConfigError(f"{spec.name} is stored unscaled: 'scale' must be none (got {kind})")
     arr = np.asarray(x)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32)
@@ -413,30 +412,32 @@ def quantize(x, fmt: FormatSpec | str, block: int | None = 32, axis: int = -1,
     if ax is None:
         raise ConfigError(f"'axis' = {axis} is out of range for a {arr.ndim}-d array")
     k = arr.shape[ax]
+    if k == 0:
+        raise ConfigError(f"'axis' = {axis} has length 0: nothing to quantize along it")
     blk = k if block is None else int(block)
     if blk < 1:
         raise ConfigError(f"'block' must be >= 1 (got {block})")
+    blk = min(blk, k) if nm is None else blk
     moved = np.moveaxis(arr, ax, -1)
     lead = moved.shape[:-1]
     rows = moved.reshape(-1, k)
-    nm = parse_sparsity(sparsity)
     mask_bits = None
     if nm is not None:
         from prodigy_sim.numerics._sparsity import compress
 
-        n, m = nm
-        if blk % m:
-            raise ConfigError(f"'block' = {blk} must be a multiple of the sparsity group m = {m}")
-        sp = compress(rows, n, m, axis=-1, method=prune, act_norms=act_norms)
+        if blk % nm.group:
+            raise ConfigError(f"'block' = {blk} must be a multiple of the sparsity group "
+                              f"{nm.group}")
+        sp = compress(rows, nm.kept, nm.group, axis=-1, method=prune, act_norms=act_norms)
         rows = sp.values
         mask_bits = sp.mask_bits.reshape(lead + sp.mask_bits.shape[-1:])
-        kept_block = blk * n // m
+        kept_block = nm.kept_of(blk)
     else:
         kept_block = blk
-    packed, scales = _encode_blocks(rows, spec, kept_block, scale)
+    packed, scales = _encode_blocks(rows, spec, kept_block, kind)
     return QuantizedTensor(
         codes=packed.reshape(lead + packed.shape[-1:]),
         scales=scales.reshape(lead + scales.shape[-1:]),
-        fmt=spec, shape=tuple(arr.shape), axis=ax, block=blk, scale=scale,
+        fmt=spec, shape=tuple(arr.shape), axis=ax, block=blk, scale=kind,
         sparsity=nm, mask_bits=mask_bits,
     )

@@ -50,6 +50,7 @@ import numpy as np
 from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import EncodeError, FormatError
 from prodigy_sim.numerics._spec import FormatSpec
+from prodigy_sim.numerics._wide import decode_wide, encode_wide
 
 Overflow = Literal["saturate", "nonsaturating"]
 
@@ -94,15 +95,15 @@ def encode_table(spec: FormatSpec, overflow: Overflow) -> EncodeTable:
     neg_bit = spec.sign_bits()
     n = spec.n_codes
     sides: list[list[tuple[float, int]]] = [[], []]
-    zero_on = {False: [], True: []}
-    for c in range(n):
-        v = vals[c]
+    zero_on: dict[bool, list[int]] = {False: [], True: []}
+    for code in range(n):
+        v = vals[code]
         if np.isnan(v) or np.isinf(v):
             continue
         if v == 0:
-            zero_on[bool(neg_bit[c])].append(c)
+            zero_on[bool(neg_bit[code])].append(code)
             continue
-        sides[int(v < 0)].append((abs(float(v)), c))
+        sides[int(v < 0)].append((abs(float(v)), code))
     pos_zero = zero_on[False]
     neg_zero = zero_on[True] or pos_zero
     if pos_zero:
@@ -258,14 +259,15 @@ def encode(x, fmt: FormatSpec | str, overflow: Overflow | None = None) -> np.nda
     """Round ``x`` to the nearest code of ``fmt`` (ties to even; see the module docstring).
 
     x: array-like of float32 or float64 (other dtypes are converted to float64, exactly for
-    integers below 2^53), any shape. Returns uint8 codes of the same shape, one per element.
+    integers below 2^53), any shape. Returns uint8 codes of the same shape, one per element
+    (uint16 / uint32 for the wide formats, see :mod:`prodigy_sim.numerics._wide`).
     ``overflow`` defaults to the format's own policy.
     """
     from prodigy_sim.numerics._registry import get_format
 
     spec = get_format(fmt)
     policy: Overflow = overflow or spec.overflow
-    if policy == "nonsaturating" and not (spec.inf_codes or spec.nan_codes):
+    if policy == "nonsaturating" and not (spec.inf_codes or spec.nan_codes or spec.wide):
         raise FormatError(
             f"format '{spec.name}' has no Inf or NaN code, so overflow='nonsaturating' is "
             "impossible; use 'saturate'"
@@ -275,6 +277,8 @@ def encode(x, fmt: FormatSpec | str, overflow: Overflow | None = None) -> np.nda
     arr = np.asarray(x)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
+    if spec.wide:
+        return encode_wide(arr, spec, policy)
     flat = np.ascontiguousarray(arr).ravel()
     lut = _lut(spec, policy) if arr.dtype == np.float32 else None
     if lut is not None:
@@ -310,6 +314,8 @@ def decode(codes, fmt: FormatSpec | str) -> np.ndarray:
             f"codes must lie in 0..{spec.n_codes - 1} for '{spec.name}' "
             f"(got {int(arr.min())}..{int(arr.max())})"
         )
+    if spec.wide:
+        return decode_wide(arr, spec)
     flat = np.ascontiguousarray(arr, dtype=np.uint8).ravel()
     out = np.empty(flat.size, dtype=np.float32)
     _decode(flat, spec.values_f32, out)

@@ -33,8 +33,10 @@ def parse_format(data: object, *, source: str = "<format>") -> FormatSpec:
 
 
 def load_format(path: str | Path) -> FormatSpec:
-    """Read a format definition from a ``.yaml``/``.yml`` or ``.json`` file."""
-    return parse_format(read_mapping(path, what="format", cls=FormatError), source=str(path))
+    """Read a format definition from a ``.yaml``/``.yml`` or ``.json`` file (the spec remembers
+    the path as its :attr:`~FormatSpec.ref`)."""
+    spec = parse_format(read_mapping(path, what="format", cls=FormatError), source=str(path))
+    return spec.with_source(str(path))
 
 
 @lru_cache(maxsize=1)

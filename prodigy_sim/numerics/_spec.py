@@ -1,7 +1,7 @@
 """Number formats as data: :class:`FormatSpec`.
 
-A format of at most 8 bits is fully described by a handful of fields; the value of every code
-follows from them (:attr:`FormatSpec.values`). Three kinds exist:
+A format is fully described by a handful of fields; the value of every code follows from them
+(:attr:`FormatSpec.values`). Three kinds exist:
 
 ``float``
     ``[sign | exponent E (e bits) | mantissa M (m bits)]``. Normal codes are
@@ -16,6 +16,11 @@ follows from them (:attr:`FormatSpec.values`). Three kinds exist:
 zero or infinity takes the sign of its sign bit). The declared ``zero_codes`` must be exactly the
 codes whose value is zero, so a spec cannot silently disagree with itself.
 
+Formats of up to 8 bits list their special codes (``specials: listed``). The wide storage formats
+(``bfloat16``, ``float16``, ``float32``: 16 or 32 bits) follow IEEE 754's conventions instead
+(``specials: ieee``): exponent field all ones is Inf (mantissa 0) or NaN, exponent 0 is zero or
+subnormal; they are stored unscaled by default (see :class:`~prodigy_sim.numerics.Storage`).
+
 Rounding is to nearest, ties to the code whose least significant bit is 0 ("ties to even"; or,
 with ``rounding: nearest_away``, to the larger magnitude, as ml_dtypes does for E8M0), and overflow
 is decided after rounding (see :mod:`prodigy_sim.numerics._codec`).
@@ -28,30 +33,44 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-__all__ = ["FormatSpec"]
+from prodigy_sim.errors import FormatError
+
+__all__ = ["FormatSpec", "NARROW_BITS"]
+
+NARROW_BITS = 8
+"""Widest format whose codes are listed (``specials: listed``) and packed as a bit stream; wider
+formats are the IEEE-style 16- and 32-bit storage formats."""
+_WIDE_BITS = (16, 32)
+_TABLE_BITS = 16  # widest format whose every code gets a value in a table (2**16 entries)
 
 _F32_MAX_EXP = 127  # largest unbiased exponent of a finite float32
 _F32_MIN_EXP = -149  # exponent of the smallest float32 subnormal
 
 
 class FormatSpec(BaseModel):
-    """Definition of a number format of 1 to 8 bits; every field is data a user may write.
+    """Definition of a number format: 1 to 8 bits with listed special codes, or a 16- or 32-bit
+    IEEE-style float (``specials: ieee``); every field is data a user may write.
 
-    The implied value set is :attr:`values` (``float64[2**bits]``, indexed by code).
+    The implied value set is :attr:`values` (``float64[2**bits]``, indexed by code; formats of at
+    most 16 bits). Two specs are equal when their fields are equal; :attr:`ref` is how files
+    name the format (a built-in name, or the path it was loaded from).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _source: str | None = PrivateAttr(None)
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="identifier, ml_dtypes style")
     description: str = Field("", description="one sentence: what the format is and its source")
-    bits: int = Field(ge=1, le=8, description="total width of one code, in bits")
+    bits: int = Field(ge=1, le=32, description="total width of one code, in bits: 1..8, or 16 / "
+                                               "32 for an IEEE-style float")
     kind: Literal["float", "log", "int"] = Field(description="how a code maps to a value")
     signed: bool = Field(True, description="sign bit (float, log) or two's complement (int)")
     exponent_bits: int = Field(0, ge=0, le=8, description="exponent field width, bits")
-    mantissa_bits: int = Field(0, ge=0, le=7, description="mantissa field width, bits")
-    bias: int = Field(0, description="exponent bias: value exponent = field - bias")
+    mantissa_bits: int = Field(0, ge=0, le=23, description="mantissa field width, bits")
+    bias: int = Field(0, ge=-1024, le=1024,
+                      description="exponent bias: value exponent = field - bias")
     subnormals: bool = Field(False, description="float only: E == 0 codes are subnormal")
     zero_codes: tuple[int, ...] = Field((), description="codes whose value is (signed) zero")
     nan_codes: tuple[int, ...] = Field((), description="codes that mean NaN (or 'invalid')")
@@ -64,6 +83,11 @@ class FormatSpec(BaseModel):
     overflow: Literal["saturate", "nonsaturating"] = Field(
         "saturate",
         description="default overflow policy: clamp to +-max finite, or go to Inf/NaN",
+    )
+    specials: Literal["listed", "ieee"] = Field(
+        "listed",
+        description="listed: zero/NaN/Inf codes are the lists above; ieee: IEEE 754 conventions "
+        "(exponent all ones = Inf or NaN, exponent 0 = zero or subnormal; 16/32-bit floats)",
     )
     rounding: Literal["nearest_even", "nearest_away"] = Field(
         "nearest_even",
@@ -82,6 +106,11 @@ class FormatSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FormatSpec:
+        if self.specials == "ieee":
+            self._check_ieee()
+        elif self.bits > NARROW_BITS:
+            raise ValueError(f"'bits' = {self.bits}: formats wider than {NARROW_BITS} bits must "
+                             "be IEEE-style floats ('specials: ieee')")
         s = int(self.signed)
         e, m, b = self.exponent_bits, self.mantissa_bits, self.bits
         if self.kind == "float":
@@ -121,15 +150,15 @@ class FormatSpec(BaseModel):
                 seen[c] = field
         natural = self._natural_values()
         zeros = tuple(int(c) for c in np.flatnonzero(natural == 0) if int(c) not in seen)
-        if zeros:
+        if zeros and self.specials == "listed":
             raise ValueError(
                 "'zero_codes' must list every code whose value is zero; missing "
                 + ", ".join(f"{c:#x}" for c in zeros)
             )
         vals = self._values_array()
         finite = vals[np.isfinite(vals) & (vals != 0)]
-        if finite.size == 0:
-            raise ValueError("the format has no finite nonzero value")
+        if not np.any(finite > 0):
+            raise ValueError("the format has no positive finite value")
         self._check_range(finite)
         if np.unique(finite).size != finite.size:
             raise ValueError("two codes have the same finite value: the encoding is ambiguous")
@@ -137,11 +166,22 @@ class FormatSpec(BaseModel):
             raise ValueError(
                 f"'canonical_nan' = {self.canonical_nan:#x} is not one of 'nan_codes'"
             )
-        if self.overflow == "nonsaturating" and not (self.inf_codes or self.nan_codes):
+        if self.overflow == "nonsaturating" and not (self.inf_codes or self.nan_codes
+                                                      or self.specials == "ieee"):
             raise ValueError(
                 "'overflow' = 'nonsaturating' needs an Inf or NaN code to overflow to"
             )
         return self
+
+    def _check_ieee(self) -> None:
+        if self.kind != "float" or not self.signed or not self.subnormals:
+            raise ValueError("'specials: ieee' needs kind 'float', 'signed' and 'subnormals'")
+        if self.bits > NARROW_BITS and self.bits not in _WIDE_BITS:
+            raise ValueError(f"'bits' = {self.bits}: a wide format has 16 or 32 bits")
+        if self.zero_codes or self.nan_codes or self.inf_codes or self.canonical_nan is not None:
+            raise ValueError("'specials: ieee' formats take no zero/nan/inf code lists")
+        if self.exponent_bits < 2:
+            raise ValueError("'specials: ieee' needs 'exponent_bits' >= 2")
 
     def _check_range(self, finite: np.ndarray) -> None:
         """Every finite value must be exactly a float32 (so decode to float32 is exact)."""
@@ -159,20 +199,30 @@ class FormatSpec(BaseModel):
     # ---- the value set ---------------------------------------------------------------------
 
     def _natural_values(self) -> np.ndarray:
-        """Values of every code before special-code overrides (float64[2**bits])."""
+        """Values of every code before special-code overrides (float64[2**bits]); for a 32-bit
+        format only the codes of a sign-free sample that decides validation (see ``_codes``)."""
         with np.errstate(over="ignore", under="ignore"):
-            return self._natural_values_unguarded()
+            return self._natural_values_unguarded(self._codes())
 
-    def _natural_values_unguarded(self) -> np.ndarray:
+    def _codes(self) -> np.ndarray:
+        """All codes (formats of <= 16 bits), or for wider ones the positive codes whose mantissa
+        is 0 or all ones (enough to find zero, the range and the specials)."""
+        if self.bits <= _TABLE_BITS:
+            return np.arange(1 << self.bits, dtype=np.int64)
+        m = self.mantissa_bits
+        ex = np.arange(1 << self.exponent_bits, dtype=np.int64) << m
+        return np.sort(np.concatenate([ex, ex | ((1 << m) - 1), [1]]))
+
+    def _natural_values_unguarded(self, codes: np.ndarray) -> np.ndarray:
         n = 1 << self.bits
-        codes = np.arange(n, dtype=np.int64)
         if self.kind == "int":
             if self.signed:
                 return np.where(codes >= n // 2, codes - n, codes).astype(np.float64)
             return codes.astype(np.float64)
         sign_shift = self.bits - 1
         mag = codes & ((1 << sign_shift) - 1) if self.signed else codes
-        neg = ((codes >> sign_shift) & 1).astype(bool) if self.signed else np.zeros(n, bool)
+        neg = (((codes >> sign_shift) & 1).astype(bool) if self.signed
+               else np.zeros(codes.size, bool))
         if self.kind == "log":
             out = np.ldexp(1.0, (mag - self.bias).astype(np.int64))
         else:
@@ -189,6 +239,16 @@ class FormatSpec(BaseModel):
 
     def _values_array(self) -> np.ndarray:
         vals = self._natural_values()
+        if self.specials == "ieee":
+            codes = self._codes()
+            m = self.mantissa_bits
+            top = (1 << self.exponent_bits) - 1
+            ex = (codes >> m) & top
+            man = codes & ((1 << m) - 1)
+            neg = ((codes >> (self.bits - 1)) & 1).astype(bool)
+            vals = np.where((ex == top) & (man == 0), np.where(neg, -np.inf, np.inf), vals)
+            vals = np.where((ex == top) & (man != 0), np.nan, vals)
+            return np.where(vals == 0, np.where(neg, -0.0, 0.0), vals)
         n = 1 << self.bits
         neg = self.sign_bits()
         for c in self.zero_codes:
@@ -210,7 +270,12 @@ class FormatSpec(BaseModel):
 
     @cached_property
     def values(self) -> np.ndarray:
-        """float64[2**bits]: the value of every code (NaN for NaN codes). Read-only."""
+        """float64[2**bits]: the value of every code (NaN for NaN codes). Read-only. Formats of
+        at most 16 bits (a 32-bit format has no table: use :func:`~prodigy_sim.numerics.decode`).
+        """
+        if self.bits > _TABLE_BITS:
+            raise FormatError(f"format '{self.name}' has 2^{self.bits} codes: no value table "
+                              "(decode codes with numerics.decode)")
         v = self._values_array()
         v.flags.writeable = False
         return v
@@ -239,20 +304,26 @@ class FormatSpec(BaseModel):
 
     @cached_property
     def finite_values(self) -> np.ndarray:
-        """Sorted distinct finite values (float64), -0 folded into 0."""
+        """Sorted distinct finite values (float64), -0 folded into 0 (formats of <= 16 bits)."""
         v = self.values
         return np.unique(v[np.isfinite(v)] + 0.0)
+
+    @cached_property
+    def _extremes(self) -> tuple[float, float]:
+        """(largest finite value, smallest positive value)."""
+        v = self._values_array()
+        f = v[np.isfinite(v)]
+        return float(f.max()), float(f[f > 0].min())
 
     @property
     def max_finite(self) -> float:
         """Largest finite value."""
-        return float(self.finite_values[-1])
+        return self._extremes[0]
 
     @property
     def min_positive(self) -> float:
         """Smallest positive value."""
-        f = self.finite_values
-        return float(f[f > 0][0])
+        return self._extremes[1]
 
     @property
     def emax(self) -> int:
@@ -261,7 +332,35 @@ class FormatSpec(BaseModel):
 
     @property
     def has_zero(self) -> bool:
-        return bool(self.zero_codes)
+        return bool(self.zero_codes) or self.specials == "ieee"
+
+    @property
+    def wide(self) -> bool:
+        """True for the 16/32-bit IEEE-style storage formats (stored unscaled by default; codes
+        are little-endian uint16/uint32, not a bit stream)."""
+        return self.bits > NARROW_BITS
+
+    @property
+    def ref(self) -> str:
+        """How a file names this format: the path it was loaded from, else its name."""
+        return self._source or self.name
+
+    def with_source(self, source: str) -> FormatSpec:
+        """This spec remembering the file it was read from (see :attr:`ref`)."""
+        spec = self.model_copy()
+        spec._source = source
+        return spec
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, f) for f in type(self).model_fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FormatSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def describe(self) -> str:
         """One line: kind, layout, bias, range and special codes."""
@@ -276,7 +375,9 @@ class FormatSpec(BaseModel):
             specials.append("NaN " + ",".join(f"{c:#04x}" for c in self.nan_codes))
         if self.inf_codes:
             specials.append("Inf " + ",".join(f"{c:#04x}" for c in self.inf_codes))
-        if not self.zero_codes:
+        if self.specials == "ieee":
+            specials.append("IEEE Inf/NaN")
+        elif not self.zero_codes:
             specials.append("no zero")
         if specials:
             parts.append("; ".join(specials))

@@ -192,10 +192,11 @@ def _end_to_end(scheme: QuantScheme, mini, mtok, evals, mini_cal, reference, smo
                 ) -> tuple[float | None, float | None, float | None]:
     """(mean cosine, min cosine, perplexity) of ``scheme`` with every layer lowered (numpy
     emulation of the kernels); Nones where a model is left out or the format is not lowered."""
-    from prodigy_sim.lowering._lower import MATRIX_FORMATS
+    from prodigy_sim.hardware import load_preset
+    from prodigy_sim.lowering import matrix_runs
     from prodigy_sim.realmodels._pipeline import pipeline_embeddings, pipeline_nll
 
-    if scheme.weight_format not in MATRIX_FORMATS:
+    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, load_preset(hardware)):
         return None, None, None
     mean_cos = min_cos = ppl = None
     if mini is not None:

@@ -143,7 +143,7 @@ def dequantize_weight(q: QuantizedTensor) -> np.ndarray:
     """
     if len(q.shape) != 2 or q.axis not in (1, -1) or q.scale == "none":
         return q.dequantize()
-    m = q.sparsity[1] if q.sparsity is not None else 0
+    m = q.sparsity.group if q.sparsity is not None else 0
     bits = q.mask_bits if q.mask_bits is not None else np.zeros((0, 0), dtype=np.uint8)
     out = np.zeros(q.shape, dtype=np.float32)
     _dequantize_rows(q.element_codes(), q.fmt.values_f32, q.scale_values().astype(np.float32),

@@ -20,15 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.lowering import _npspec
-from prodigy_sim.numerics import QuantizedTensor, quantize
+from prodigy_sim.functional import reference as _npspec
+from prodigy_sim.functional.spec import CHUNK
+from prodigy_sim.numerics import QuantizedTensor, Storage, quantize
 from prodigy_sim.realmodels._weights import ModelWeights
 
 __all__ = ["core_linears", "numpy_linears"]
 
-_ACT = "float8_e4m3fn"
-_BLOCK = 32
-_CHUNK = 128
+_ACT = Storage.of("float8_e4m3fn")  # MX: E8M0 scale per 32 elements
 _MAX_TILE_ROWS = 64
 
 
@@ -46,7 +45,7 @@ class _Cached:
     def weight(self, name: str) -> QuantizedTensor:
         if name not in self._w:
             w = np.asarray(self.weights[name], dtype=np.float32)
-            self._w[name] = quantize(w, self.fmt, block=_BLOCK, axis=-1, scale="e8m0")
+            self._w[name] = quantize(w, Storage.of(self.fmt), axis=-1)
         return self._w[name]
 
 
@@ -57,7 +56,7 @@ class _CoreLinears(_Cached):
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         from prodigy_sim.functional import run
-        from prodigy_sim.lowering import Storage, linear_kernel
+        from prodigy_sim.lowering import LinearMapping, linear_kernel
 
         x = np.asarray(x, dtype=np.float32)
         lead, k = x.shape[:-1], x.shape[-1]
@@ -68,9 +67,10 @@ class _CoreLinears(_Cached):
             x2 = np.concatenate([x2, np.zeros((mp - m, k), dtype=np.float32)])
         qw = self.weight(name)
         n = qw.shape[0]
+        mapping = LinearMapping.simple(mp, n, k, self.cores)
         kern = linear_kernel(name, mp, n, k, weight=Storage.of(self.fmt), cores=self.cores,
-                             epilogue="store", kt=_CHUNK)
-        qx = quantize(x2, _ACT, block=_BLOCK, axis=-1, scale="e8m0")
+                             mapping=mapping, epilogue="store")
+        qx = quantize(x2, _ACT, axis=-1)
         state = run(kern.program, ddr={"X": qx, "W": qw}, cores=self.cores)
         y = np.asarray(state.tensor("Y"), dtype=np.float32)[:m]
         b = _bias(self.weights, name)
@@ -89,7 +89,7 @@ def core_linears(weights: ModelWeights, fmt: str = "tai4", cores: int = 2) -> _C
 
 # ---- plain numpy ------------------------------------------------------------------------------
 # The MMA and bfloat16 rounding of the numeric specification in numpy live in
-# prodigy_sim.lowering._npspec, shared with the kernel emulation (lowering.emulate_kernel).
+# prodigy_sim.functional.reference, shared with the kernel emulation (lowering.emulate_kernel).
 
 _scaled_f64 = _npspec.scaled_f64
 _chunk_exact = _npspec.chunk_exact
@@ -105,12 +105,12 @@ class _NumpyLinears(_Cached):
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         lead, k = x.shape[:-1], x.shape[-1]
-        a = _scaled_f64(quantize(x.reshape(-1, k), _ACT, block=_BLOCK, axis=-1, scale="e8m0"))
+        a = _scaled_f64(quantize(x.reshape(-1, k), _ACT, axis=-1))
         if name not in self._wf:
             self._wf[name] = _scaled_f64(self.weight(name))
         w = self._wf[name]
         acc = _npspec.mma(np.zeros((a.shape[0], w.shape[0]), dtype=np.float32), a, w,
-                          chunk=_CHUNK)
+                          chunk=CHUNK)
         if np.isnan(acc).any():
             raise ConfigError("numpy_linears: NaN accumulator")
         y = _bf16_rne(acc)

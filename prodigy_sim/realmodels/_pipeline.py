@@ -37,8 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.lowering import Kernel, LoweredModel, lower_model, norm_kernel, padded_tokens
-from prodigy_sim.lowering._lower import _linear, _weight_storage
+from prodigy_sim.lowering import (
+    Budgets,
+    Kernel,
+    LoweredModel,
+    lower_model,
+    norm_kernel,
+    padded_tokens,
+    plan_linear,
+    weight_storage,
+)
 from prodigy_sim.numerics import QuantizedTensor, quantize
 from prodigy_sim.realmodels._quantize import Calibration, QuantScheme
 from prodigy_sim.realmodels._weights import ModelWeights
@@ -96,16 +104,15 @@ class LoweredRealModel:
 
 
 def _scenario(card_name: str, scheme: QuantScheme, tokens: int, hardware: str | None):
-    from prodigy_sim.models import Scenario
-    from prodigy_sim.models.scenario import Formats, WeightFormat
+    from prodigy_sim.models import Formats, Scenario
 
-    if scheme.weight_format is None:
+    if scheme.storage is None:
         raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
                           "format")
-    wf = WeightFormat(format=scheme.weight_format, block=scheme.block, scale=scheme.scale)
     kw = {} if hardware is None else {"hardware": hardware}
     return Scenario(model=card_name, phase="prefill", batch=1, sequence_length=tokens,
-                    formats=Formats(weights=wf), sparsity=scheme.sparsity or "none", **kw)
+                    formats=Formats(weights=scheme.storage), sparsity=scheme.sparsity or "none",
+                    **kw)
 
 
 def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
@@ -120,6 +127,7 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     (they do not depend on the prompt length), to skip quantizing them again.
     """
     from prodigy_sim.hardware import load_preset
+    from prodigy_sim.timing import isa_params
 
     card = weights.card
     if tokens < 1:
@@ -130,15 +138,17 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     config = load_preset(scenario.hardware)
     lowered = lower_model(card, scenario, config, cores=cores)
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
+    bud = Budgets.of(isa_params(config))
     kernels: dict[str, Kernel] = {}
     if card.family == "llama":
         kernels["final_norm"] = norm_kernel("final_norm", t, h, kind="rmsnorm",
-                                            eps=card.norm_eps, cores=p)
-        hst = _weight_storage(scenario.formats.head, None, "formats.head")
-        kernels["lm_head"] = _linear("lm_head", t, card.vocab_size, h, hst, p, "store", None)
+                                            eps=card.norm_eps, cores=p, budgets=bud)
+        hst = weight_storage(scenario.formats.head, None, config, "formats.head")
+        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store",
+                                         config, bud)
     else:
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
-                                            eps=card.norm_eps, cores=p)
+                                            eps=card.norm_eps, cores=p, budgets=bud)
     wq = weights_q or _quantized_weights(weights, scheme, calibration, scenario)
     return LoweredRealModel(weights, scheme, lowered, kernels, wq, t)
 
@@ -146,12 +156,16 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
 def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
                        calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
     card = weights.card
-    wanda = bool(scheme.sparsity) and scheme.prune == "wanda"
+    st = scheme.sparse_storage
+    assert st is not None  # lower_real_model refuses the float32 scheme (_scenario)
+    act_norms = None
+    if scheme.sparsity and scheme.prune == "wanda":
+        assert calibration is not None  # lower_real_model requires one for Wanda
+        act_norms = calibration.act_norms
 
     def q(arr: np.ndarray, norms_of: str | None) -> QuantizedTensor:
-        norms = calibration.act_norms[norms_of] if wanda and norms_of else None
-        return quantize(arr, scheme.weight_format, block=scheme.block, axis=-1,
-                        scale=scheme.scale, sparsity=scheme.sparsity,
+        norms = act_norms[norms_of] if act_norms is not None and norms_of else None
+        return quantize(arr, st, axis=-1,
                         prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
 
     out: dict[str, QuantizedTensor] = {}
@@ -166,8 +180,7 @@ def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
             out[f"layers.{i}.gate_proj"] = q(weights[m + "gate_proj"], m + "gate_proj")
     if card.family == "llama":
         head = weights.tensors.get("lm_head", weights["embed_tokens"])
-        hf = scenario.formats.head
-        out["lm_head"] = quantize(head, hf.format, block=hf.block, axis=-1, scale=hf.scale_kind)
+        out["lm_head"] = quantize(head, scenario.formats.head, axis=-1)
     return out
 
 
@@ -213,8 +226,9 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
-def _attention(m: LoweredRealModel, i: int, ex, qkv: np.ndarray, real: int,
-               cos_sin: dict) -> Tensors:
+def _attention(m: LoweredRealModel, i: int, ex: Callable[[Kernel, Tensors], Tensors],
+               qkv: np.ndarray | QuantizedTensor, real: int,
+               cos_sin: dict) -> np.ndarray | QuantizedTensor:
     """Q/K/V from the fused projection -> the attention output ``O`` (FP8)."""
     llama = m.weights.card.family == "llama"
     prep = m.op("rope_kv" if llama else "qkv_cache", i)
@@ -270,7 +284,7 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
     ex = _executor(backend)
     x = np.zeros((pt, card.hidden_size), dtype=np.float32)
     x[:t] = w["embed_tokens"][ids]
-    h = _bf16(x)
+    h: np.ndarray | QuantizedTensor = _bf16(x)
     cos, sin = rope_tables(np.arange(pt), card.head_size, float(card.rope_theta or 0.0))
     cos_sin = {"COS": _bf16(cos), "SIN": _bf16(sin)}
     for i in range(card.num_layers):

@@ -27,7 +27,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.models import ModelCard
-from prodigy_sim.numerics import footprint, quantize
+from prodigy_sim.numerics import Storage, footprint, parse_sparsity, quantize
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
 from prodigy_sim.realmodels._linear import (
     PreparedWeight,
@@ -50,7 +50,8 @@ class QuantScheme:
     """How the linear layers run.
 
     ``weight_format=None`` is the float32 reference (nothing quantized, activations included).
-    Otherwise weights are block-scaled (``block`` elements along K share an ``scale`` scale),
+    Otherwise weights are block-scaled (``block`` elements along K share a scale of kind
+    ``scale``; None = the format's default, E8M0 for <= 8 bits, none for the wide formats),
     optionally ``sparsity="8:4"`` pruned by ``prune``, and activations are FP8 E4M3.
     """
 
@@ -58,7 +59,7 @@ class QuantScheme:
     sparsity: str | None = None
     prune: str = "magnitude"
     block: int = 32
-    scale: str = "e8m0"
+    scale: str | None = None
 
     def __post_init__(self) -> None:
         if self.prune not in ("magnitude", "wanda"):
@@ -67,12 +68,26 @@ class QuantScheme:
             raise ConfigError("the float32 scheme (weight_format=None) takes no sparsity")
 
     @property
+    def storage(self) -> Storage | None:
+        """The linear weights' storage (sparsity excluded; None for the float32 scheme)."""
+        if self.weight_format is None:
+            return None
+        return Storage.of(self.weight_format, block=self.block, scale=self.scale)
+
+    @property
+    def sparse_storage(self) -> Storage | None:
+        """:attr:`storage` with the scheme's sparsity: how each linear weight is stored."""
+        st = self.storage
+        return None if st is None else st.model_copy(
+            update={"sparsity": parse_sparsity(self.sparsity)})
+
+    @property
     def label(self) -> str:
         """Short name, e.g. ``'tai4 8:4 wanda'`` or ``'fp32'``."""
-        if self.weight_format is None:
+        if self.storage is None:
             return "fp32"
         sparse = f" {self.sparsity} {self.prune}" if self.sparsity else " dense"
-        return self.weight_format + sparse
+        return self.storage.fmt.name + sparse
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +141,8 @@ def quantize_weights(weights: ModelWeights, scheme: QuantScheme,
 
     ``calibration`` is needed for Wanda pruning (its ``act_norms``).
     """
-    if scheme.weight_format is None:
+    st = scheme.sparse_storage
+    if st is None:
         raise ConfigError("the float32 scheme has no quantized weights")
     if scheme.sparsity and scheme.prune == "wanda" and calibration is None:
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
@@ -134,8 +150,7 @@ def quantize_weights(weights: ModelWeights, scheme: QuantScheme,
     for name in weights.linear_names():
         norms = (calibration.act_norms[name]
                  if scheme.sparsity and scheme.prune == "wanda" and calibration else None)
-        q = quantize(weights[name], scheme.weight_format, block=scheme.block, axis=-1,
-                     scale=scheme.scale, sparsity=scheme.sparsity,
+        q = quantize(weights[name], st, axis=-1,
                      prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
         out[name] = prepare_weight(q)
     return out
@@ -179,13 +194,5 @@ def make_linears(weights: ModelWeights, scheme: QuantScheme,
 def weight_footprint_bytes(card: ModelCard, scheme: QuantScheme) -> int:
     """Bytes of the blocks' linear weights under ``scheme`` (codes + E8M0 scales + 8:4 masks, by
     :func:`prodigy_sim.numerics.footprint`); float32 = 4 bytes per weight."""
-    total = 0
-    for t in card.tensors():
-        if not t.is_linear:
-            continue
-        if scheme.weight_format is None:
-            total += 4 * t.numel
-        else:
-            total += footprint(t.shape, scheme.weight_format, block=scheme.block,
-                               scale=scheme.scale, sparsity=scheme.sparsity).total_bytes
-    return total
+    storage = scheme.sparse_storage or Storage.of("float32")
+    return sum(footprint(t.shape, storage).total_bytes for t in card.tensors() if t.is_linear)

@@ -7,9 +7,8 @@ roofline bounds, as a table, JSON, CSV and plots (see docs/lowering.md).
 - :func:`write_plots` (:func:`plot_roofline`, :func:`plot_breakdown`): PNG and SVG.
 """
 
-from prodigy_sim.reports._api import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
-from prodigy_sim.reports._api import auto_subset as auto_subset
 from prodigy_sim.reports._api import report_lowered as report_lowered
+from prodigy_sim.reports._api import report_simulation as report_simulation
 from prodigy_sim.reports._api import simulate_scenario as simulate_scenario
 from prodigy_sim.reports._plots import plot_breakdown as plot_breakdown
 from prodigy_sim.reports._plots import plot_roofline as plot_roofline
@@ -18,5 +17,5 @@ from prodigy_sim.reports._report import OP_COLUMNS as OP_COLUMNS
 from prodigy_sim.reports._report import ModelReport as ModelReport
 from prodigy_sim.reports._report import build_report as build_report
 
-__all__ = ["DEFAULT_STEADY_UNITS", "OP_COLUMNS", "ModelReport", "auto_subset", "build_report",
-           "plot_breakdown", "plot_roofline", "report_lowered", "simulate_scenario", "write_plots"]
+__all__ = ["OP_COLUMNS", "ModelReport", "build_report", "plot_breakdown", "plot_roofline",
+           "report_lowered", "report_simulation", "simulate_scenario", "write_plots"]

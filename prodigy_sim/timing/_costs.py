@@ -3,7 +3,10 @@
 Matrix unit (one ``tile_m x tile_n x tile_k`` MAC block per cycle at FP8)::
 
     MMA (M,N,K):    occupancy = ceil(ceil(M/tile_m) * ceil(N/tile_n) * ceil(K/tile_k)
-                                 / (relative_throughput[w.fmt] * (sparsity_speedup if MMA.SP)))
+                                 / (rate(w.fmt) * (sparsity_speedup if MMA.SP)))
+
+``rate(fmt)`` is ``MatrixUnitConfig.relative_rate``: the preset's ``relative_throughput`` entry,
+or its rule for unlisted formats.
                     result     = issue + occupancy + latency_cycles
 
 The pipeline latency overlaps back-to-back MMAs: an MMA that accumulates into the accumulator of
@@ -30,6 +33,7 @@ import math
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Instruction, Program
+from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["VECTOR_OP_CLASS", "mma_cycles", "matrix_cost", "vector_cost", "mma_macs"]
 
@@ -46,8 +50,8 @@ VECTOR_OP_CLASS = {
 
 def mma_shape(ins: Instruction, program: Program) -> tuple[int, int, int]:
     """``(M, N, K)`` of an MMA / MMA.SP."""
-    m, n = program.acc[ins.operands[0]].shape
-    k = program.tile[ins.operands[1]].shape[1]
+    m, n = program.acc[ins.name(0)].shape
+    k = program.tile[ins.name(1)].shape[1]
     return m, n, k
 
 
@@ -57,18 +61,20 @@ def mma_macs(ins: Instruction, program: Program) -> int:
     return m * n * k
 
 
-def mma_cycles(m: int, n: int, k: int, w_fmt: str, config: ChipConfig,
+def mma_cycles(m: int, n: int, k: int, w_fmt: str | FormatSpec, config: ChipConfig,
                sparse: bool = False) -> int:
     """Matrix-unit occupancy of an (M,N,K) MMA with weights in ``w_fmt`` (cycles)."""
     mu = config.core.matrix_unit
-    if w_fmt not in mu.relative_throughput:
-        raise ConfigError(f"weight format {w_fmt!r} does not run on the matrix unit "
+    rate = mu.relative_rate(w_fmt)
+    name = w_fmt.name if isinstance(w_fmt, FormatSpec) else w_fmt
+    if rate <= 0:
+        raise ConfigError(f"weight format {name!r} does not run on the matrix unit "
                           f"('core.matrix_unit.relative_throughput' has "
-                          f"{', '.join(mu.relative_throughput)})")
-    rate = mu.relative_throughput[w_fmt]
+                          f"{', '.join(mu.relative_throughput)}; unlisted formats: "
+                          f"{dict(mu.unlisted_relative_throughput)})")
     if sparse:
-        if w_fmt not in mu.sparse_formats:
-            raise ConfigError(f"weight format {w_fmt!r} has no sparse mode "
+        if not mu.runs_sparse(w_fmt):
+            raise ConfigError(f"weight format {name!r} has no sparse mode "
                               f"('core.matrix_unit.sparse_formats')")
         rate *= mu.sparsity_speedup
     blocks = -(-m // mu.tile_m) * -(-n // mu.tile_n) * -(-k // mu.tile_k)
@@ -81,11 +87,11 @@ def matrix_cost(ins: Instruction, program: Program, config: ChipConfig) -> tuple
     op = ins.opcode
     if op in ("MMA", "MMA.SP"):
         m, n, k = mma_shape(ins, program)
-        w = program.tile[ins.operands[2]]
+        w = program.tile[ins.name(2)]
         return mma_cycles(m, n, k, w.fmt, config, sparse=op == "MMA.SP"), mu.latency_cycles
     if op == "ACC.ZERO":
         return 1, 1
-    acc = ins.operands[1] if op == "ACC.ST" else ins.operands[0]
+    acc = ins.name(1 if op == "ACC.ST" else 0)
     m, n = program.acc[acc].shape
     bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
     return -(-4 * m * n // bw), mu.latency_cycles

@@ -1,10 +1,11 @@
 """The numeric specification of the ISA (``isa/README.md``, *Numeric specification*) in plain
-numpy, vectorized over whole tensors: the building blocks of :mod:`._emulate`.
+numpy, vectorized over whole tensors.
 
-An independent implementation: it uses numpy and :func:`prodigy_sim.numerics.quantize` (which the
-specification names as VQUANT), never :mod:`prodigy_sim.functional`. One step is a compiled loop
-for speed: the accumulate ``RNE_fp32(acc + X_c)`` (:func:`rne32_of_sum`, TwoSum and round to odd
-in plain IEEE float64 operations, element by element).
+An independent implementation: it uses numpy, :func:`prodigy_sim.numerics.quantize` (which the
+specification names as VQUANT) and the specification's constants
+(:mod:`prodigy_sim.functional.spec`), never the functional core's kernels. One step is a
+compiled loop for speed: the accumulate ``RNE_fp32(acc + X_c)`` (:func:`rne32_of_sum`, TwoSum
+and round to odd in plain IEEE float64 operations, element by element).
 
 - MMA (:func:`mma`): per accumulation chunk of K, the exact sum of the scaled products, then one
   round-to-nearest-even to float32 of ``acc + X_c``. Fast path: one float64 GEMM per chunk, used
@@ -25,7 +26,8 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.numerics import QuantizedTensor
+from prodigy_sim.functional import spec
+from prodigy_sim.numerics import QuantizedTensor, encode
 
 __all__ = ["scaled_f64", "lsb_exp", "chunk_exact", "chunk_exact_mask", "rne32_of_sum", "mma",
            "bf16", "canonical", "vmax", "vrsum", "vrmax", "vfma", "vrcp", "vrsqrt", "exp32",
@@ -33,7 +35,7 @@ __all__ = ["scaled_f64", "lsb_exp", "chunk_exact", "chunk_exact_mask", "rne32_of
 
 F32 = np.float32
 _NAN = F32(np.nan)
-CHUNK = 128
+CHUNK = spec.CHUNK
 
 
 # ---- storage --------------------------------------------------------------------------------
@@ -52,10 +54,11 @@ def scaled_f64(q: QuantizedTensor | np.ndarray, rows: slice = slice(None)) -> np
     if q.scale != "none":
         scales = np.repeat(q.scale_values()[rows].astype(np.float64), q.kept_block, axis=1)
         vals = vals * scales[:, : vals.shape[1]]
-    if q.sparsity is None:
+    mask = q.mask()  # None when dense
+    if mask is None:
         return vals
     dense = np.zeros((vals.shape[0], q.shape[1]), dtype=np.float64)
-    dense[q.mask()[rows]] = vals.reshape(-1)
+    dense[mask[rows]] = vals.reshape(-1)
     return dense
 
 
@@ -66,13 +69,10 @@ def dequant_f32(q: QuantizedTensor) -> np.ndarray:
 
 
 def bf16(x: np.ndarray) -> np.ndarray:
-    """float32 -> the bfloat16 value (as float32): round to nearest even; a NaN keeps its sign and
-    top payload bits with the quiet bit set (the canonical NaN stays canonical)."""
-    x = np.asarray(x, dtype=np.float32)
-    b = x.view(np.uint32).astype(np.uint64)
-    r = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
-    r = np.where(np.isnan(x), (b >> np.uint64(16)) | np.uint64(0x40), r)
-    return (r.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    """float32 -> the bfloat16 value (as float32): the numerics ``bfloat16`` codec (round to
+    nearest even; a NaN keeps its sign and top payload bits with the quiet bit set)."""
+    codes = encode(np.asarray(x, dtype=np.float32), "bfloat16", "nonsaturating")
+    return (codes.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 def canonical(x: np.ndarray) -> np.ndarray:
@@ -352,13 +352,12 @@ def vrsqrt(a: np.ndarray) -> np.ndarray:
         return canonical(F32(1.0) / np.sqrt(np.asarray(a, np.float32)))
 
 
-_LOG2E = F32(1.44269504)
-_MAGIC = F32(12582912.0)
-_C1, _C2 = F32(0.693359375), F32(-2.12194440e-4)
-_P = tuple(F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
-                            4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
-_E = tuple(F32(c) for c in (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807,
-                            -0.18628806, 0.09678418, 0.37409196, 1.00002368, -1.26551223))
+_LOG2E = F32(spec.LOG2E)
+_MAGIC = F32(spec.RNE_MAGIC)
+_C1, _C2 = F32(spec.LN2_HI), F32(spec.LN2_LO)
+_P = tuple(F32(c) for c in spec.EXP_COEFFS)
+_E = tuple(F32(c) for c in spec.ERFC_COEFFS)
+_EXP_HI, _EXP_LO = F32(spec.EXP_OVERFLOW), F32(spec.EXP_UNDERFLOW)
 _POW2 = np.ldexp(np.float32(1.0), np.arange(-126, 128)).astype(np.float32)
 
 
@@ -366,7 +365,7 @@ def exp32(x: np.ndarray) -> np.ndarray:
     """EXP (Cody-Waite + degree-5 polynomial), one float32 operation per step of the spec."""
     x = np.asarray(x, dtype=np.float32)
     with np.errstate(all="ignore"):
-        xc = np.where((x > F32(-104.0)) & (x < F32(89.0)), x, F32(0.0))
+        xc = np.where((x > _EXP_LO) & (x < _EXP_HI), x, F32(0.0))
         t = xc * _LOG2E
         n = (t + _MAGIC) - _MAGIC
         r = xc - n * _C1
@@ -378,8 +377,8 @@ def exp32(x: np.ndarray) -> np.ndarray:
         ni = n.astype(np.int64)
         n1 = ni >> 1
         y = (y * _POW2[n1 + 126]) * _POW2[ni - n1 + 126]
-    y = np.where(x >= F32(89.0), F32(np.inf), y)
-    y = np.where(x <= F32(-104.0), F32(0.0), y)
+    y = np.where(x >= _EXP_HI, F32(np.inf), y)
+    y = np.where(x <= _EXP_LO, F32(0.0), y)
     return canonical(np.where(np.isnan(x), _NAN, y))
 
 
@@ -389,7 +388,7 @@ def silu32(x: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         hi = x / (F32(1.0) + exp32(-x))
         lo = x * exp32(x)
-    y = np.where(x > F32(-20.0), hi, lo)
+    y = np.where(x > F32(spec.SILU_SWITCH), hi, lo)
     y = np.where(x == F32(-np.inf), F32(-0.0), y)
     return canonical(np.where(np.isnan(x), _NAN, y))
 
@@ -399,17 +398,17 @@ def gelu32(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     with np.errstate(all="ignore"):
         xa = np.abs(x)
-        xa = np.where(xa < F32(15.5), xa, F32(0.0))
-        u = xa * F32(0.70710677)
+        xa = np.where(xa < F32(spec.GELU_SATURATION), xa, F32(0.0))
+        u = xa * F32(spec.SQRT1_2)
         t = F32(1.0) / (F32(1.0) + F32(0.5) * u)
         q = _E[0] * t + _E[1]
         for c in _E[2:]:
             q = q * t + c
-        xh = (xa.view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32)
+        xh = (xa.view(np.uint32) & np.uint32(spec.GELU_SPLIT_MASK)).view(np.float32)
         big = -(xh * xh) * F32(0.5)
         small = ((xh - xa) * (xh + xa)) * F32(0.5) + q
         h = F32(0.5) * ((t * exp32(big)) * exp32(small))
         y = np.where(x >= F32(0.0), x * (F32(1.0) - h), x * h)
-    far = np.abs(x) >= F32(15.5)
+    far = np.abs(x) >= F32(spec.GELU_SATURATION)
     y = np.where(far, np.where(x > F32(0.0), x, F32(-0.0)), y)
     return canonical(np.where(np.isnan(x), _NAN, y))

@@ -1,0 +1,102 @@
+"""The arithmetic parameters of each lowered kernel kind, as typed, hashable records.
+
+A :class:`~prodigy_sim.lowering.Kernel` carries one of these (``Kernel.params``): everything that
+decides what its program computes - shapes, storages, epilogue, tile sizes, the unit cap of a
+steady-state run - so that :func:`prodigy_sim.lowering.emulate_kernel` can recompute its outputs
+independently, and a cache can key on it. Sizes are in elements unless named otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prodigy_sim.numerics import Storage
+
+__all__ = ["LinearParams", "NormParams", "RopeKVParams", "AttentionParams", "KernelParams"]
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    """``Y[m, n] = epilogue(X[m, k] W[n, k]^T)`` in ``(mt, nt)`` accumulator tiles, ``am x an``
+    per unit, K streamed in tiles of ``kt``."""
+
+    m: int
+    n: int
+    k: int
+    weight: Storage
+    act: Storage
+    out: Storage
+    epilogue: str
+    mt: int
+    am: int
+    nt: int
+    an: int
+    kt: int
+    unit_cap: int | None = None
+    op: str = "linear"
+
+
+@dataclass(frozen=True)
+class NormParams:
+    """RMSNorm or LayerNorm (``norm``) of ``m`` rows of ``h`` features, ``rt`` rows per unit."""
+
+    m: int
+    h: int
+    norm: str
+    eps: float
+    rt: int
+    out: Storage
+    unit_cap: int | None = None
+    op: str = "norm"
+
+
+@dataclass(frozen=True)
+class RopeKVParams:
+    """RoPE on Q and K (if ``rope``) and the writes of Q, K and V^T to their caches."""
+
+    batch: int
+    tokens: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    position: int
+    context: int
+    rope: bool
+    q: Storage
+    kv: Storage
+    decode: bool
+    ck: int
+    cp: int
+    rt: int
+    unit_cap: int | None = None
+    op: str = "rope_kv"
+
+
+@dataclass(frozen=True)
+class AttentionParams:
+    """Flash attention over key chunks of ``ck`` (context padded to ``cp``); decode splits the
+    context in ``splits`` slices of ``chunks_per_split`` chunks."""
+
+    batch: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    queries: int
+    context: int
+    causal: bool
+    q: Storage
+    kv: Storage
+    decode: bool
+    ck: int
+    cp: int
+    splits: int
+    chunks_per_split: int
+    nd: int
+    dh: int
+    scale: float
+    unit_cap: int | None = None
+    op: str = "attention"
+
+
+KernelParams = LinearParams | NormParams | RopeKVParams | AttentionParams
+"""The parameters of any lowered kernel (dispatch on the type, or on ``.op``)."""

@@ -1,0 +1,154 @@
+"""The layer Hessian of the squared output error, and the factor GPTQ-style methods use.
+
+For a linear layer ``y = x W^T`` and calibration inputs ``x (T, K)``, the error
+``||x W^T - x W_q^T||_F^2`` is, row by row, the quadratic form of ``H = 2 x^T x`` (here divided
+by ``T``, as the reference implementations do; the scale cancels in every method). GPTQ,
+SparseGPT and SpQR need the upper Cholesky factor ``U`` of ``(H + damp I)^-1``
+(``H^-1 = U^T U``): row ``q`` of ``U``, divided by ``U[q, q]``, is row ``q`` of the inverse
+Hessian after columns ``0..q-1`` were fixed (the optimal-brain-surgeon downdate), so one
+factorization serves the whole column-by-column sweep.
+
+Everything is float64. Products and sums go through BLAS / LAPACK (``matmul``,
+``linalg.cholesky``, ``linalg.inv``) held at one thread, so results do not depend on the thread
+count; their summation order depends on the BLAS build and CPU kernel, so on another host they
+can differ in the last bits of float64 (see docs/ptq.md, Determinism, on what that can change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from prodigy_sim._jit import one_blas_thread
+from prodigy_sim.errors import ConfigError
+
+__all__ = ["hessian", "HessianAccumulator", "InverseFactor", "inverse_factor"]
+
+
+def _check_inputs(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ConfigError(f"calibration inputs must be (T, K) or (..., K) (got shape {x.shape})")
+    x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if not np.isfinite(x2).all():
+        raise ConfigError("calibration inputs must be finite (they hold NaN or Inf)")
+    return x2
+
+
+@one_blas_thread
+def hessian(x: np.ndarray) -> np.ndarray:
+    """``H = (2 / T) x^T x``, float64 ``(K, K)``, from inputs ``x`` of shape ``(..., K)``
+    (``T`` = the number of rows after flattening the leading axes)."""
+    acc = HessianAccumulator(np.asarray(x).shape[-1])
+    acc.add(x)
+    return acc.result()
+
+
+@dataclass(eq=False)
+class HessianAccumulator:
+    """Sums ``x^T x`` over batches of inputs (e.g. one calibration sentence at a time).
+
+    ``add(x)`` takes ``(..., K)``; ``result()`` is ``(2 / T) sum x^T x`` over all ``T`` rows.
+    """
+
+    k: int
+    _sum: np.ndarray | None = None
+    tokens: int = 0
+
+    @one_blas_thread
+    def add(self, x: np.ndarray) -> None:
+        x2 = _check_inputs(x)
+        if x2.shape[1] != self.k:
+            raise ConfigError(f"inputs have {x2.shape[1]} features, the layer has K = {self.k}")
+        g = x2.T @ x2
+        self._sum = g if self._sum is None else self._sum + g
+        self.tokens += x2.shape[0]
+
+    def result(self) -> np.ndarray:
+        if self._sum is None or self.tokens == 0:
+            raise ConfigError("no calibration inputs were added")
+        return self._sum * (2.0 / self.tokens)
+
+
+@dataclass(frozen=True, eq=False)
+class InverseFactor:
+    """The factor a GPTQ-style sweep uses, for columns processed in order ``perm``.
+
+    Attributes:
+        u: float64 ``(K, K)`` upper triangular, ``U^T U = (H_p + damp I)^-1`` where ``H_p`` is
+            ``H`` with dead columns fixed and rows/columns permuted by ``perm``.
+        perm: int64 ``(K,)``, processing position -> original column (identity, or act-order:
+            descending ``diag(H)``, ties by lower index).
+        dead: bool ``(K,)`` (original order), columns whose ``H[j, j] == 0`` (the input feature
+            was always 0): their weights are set to 0 before the sweep.
+        damp: the value added to the diagonal (``percdamp * mean(diag H)``).
+        act_order: whether ``perm`` is the act-order permutation.
+    """
+
+    u: np.ndarray
+    perm: np.ndarray
+    dead: np.ndarray
+    damp: float
+    act_order: bool = False
+
+    @property
+    def k(self) -> int:
+        return int(self.u.shape[0])
+
+
+def _lower_inverse(lo: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix by halves (``[[A, 0], [C, D]]^-1 = [[A^-1, 0],
+    [-D^-1 C A^-1, D^-1]]``): about K^3 / 3 flops, mostly in matrix products."""
+    k = lo.shape[0]
+    if k <= 64:
+        return np.linalg.inv(lo)
+    h = k // 2
+    a_inv = _lower_inverse(lo[:h, :h])
+    d_inv = _lower_inverse(lo[h:, h:])
+    out = np.zeros_like(lo)
+    out[:h, :h] = a_inv
+    out[h:, h:] = d_inv
+    out[h:, :h] = -(d_inv @ (lo[h:, :h] @ a_inv))
+    return out
+
+
+@one_blas_thread
+def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False
+                   ) -> InverseFactor:
+    """Prepare ``H`` (K, K) for a sweep, as the GPTQ reference does: dead columns get
+    ``H[j, j] = 1``; with ``act_order`` the columns are ordered by descending ``diag(H)``;
+    ``percdamp * mean(diag H)`` is added to the diagonal; ``U`` = the upper Cholesky factor of
+    the inverse.
+
+    Raises:
+        ConfigError: ``h`` not square and symmetric-shaped, not finite, ``percdamp < 0``, or
+            not positive definite after damping (raise ``percdamp``).
+    """
+    h = np.array(h, dtype=np.float64)
+    if h.ndim != 2 or h.shape[0] != h.shape[1]:
+        raise ConfigError(f"the Hessian must be square (K, K) (got shape {h.shape})")
+    if not np.isfinite(h).all():
+        raise ConfigError("the Hessian must be finite (it holds NaN or Inf)")
+    if not percdamp >= 0:
+        raise ConfigError(f"'percdamp' must be >= 0 (got {percdamp})")
+    k = h.shape[0]
+    diag = np.diagonal(h).copy()
+    dead = diag == 0
+    idx = np.flatnonzero(dead)
+    h[idx, idx] = 1.0
+    perm = (np.argsort(-np.diagonal(h), kind="stable") if act_order
+            else np.arange(k)).astype(np.int64)
+    h = h[np.ix_(perm, perm)]
+    damp = float(percdamp * np.mean(np.diagonal(h)))
+    h[np.arange(k), np.arange(k)] += damp
+    try:
+        # With J the reversal, J H J = L L^T gives H^-1 = (J L^-1 J)^T (J L^-1 J): U = J L^-1 J
+        # is upper triangular with a positive diagonal, i.e. the Cholesky factor of H^-1.
+        lo = np.linalg.cholesky(h[::-1, ::-1])
+        u = _lower_inverse(lo)[::-1, ::-1]
+    except np.linalg.LinAlgError:
+        raise ConfigError(f"the damped Hessian (K = {k}, damp = {damp:.3g}) is not positive "
+                          "definite; raise 'percdamp' or add calibration inputs") from None
+    return InverseFactor(u=np.ascontiguousarray(u), perm=perm, dead=dead, damp=damp,
+                         act_order=bool(act_order))
