@@ -9,6 +9,11 @@ forward (the targets of issue 15: MiniLM <= 20x, SmolLM2 <= 10x on the core), th
 all threads, and the 1-min load average before and after each case. Cases: all-MiniLM-L6-v2 on
 one 14-token sentence (padded to 32 rows), SmolLM2-135M on a 64-token prefill (+ LM head over
 all positions), tai4 MX weights.
+
+--sequential times each way alone (its warm-up, then its --repeat runs) instead of round-robin:
+on a 2-core machine the float32 forward timed right after a functional-core run was measured
+5-12x slower than alone (the BLAS forward competes with threads the previous run left spinning),
+which inflates the baseline and flatters the ratios of the round-robin table.
 """
 
 from __future__ import annotations
@@ -40,13 +45,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cores", type=int, default=8, help="logical cores of the programs")
+    ap.add_argument("--sequential", action="store_true",
+                    help="time each way alone instead of round-robin (see the docstring)")
     args = ap.parse_args()
     scheme = QuantScheme("tai4")
     rows = []
 
     def case(name, tokens, base, emu, core):
         load0 = os.getloadavg()[0]
-        wall, cpu = best_round_robin({"base": base, "numpy": emu, "core": core}, args.repeat)
+        fns = {"base": base, "numpy": emu, "core": core}
+        if args.sequential:
+            wall, cpu = {}, {}
+            for key, fn in fns.items():
+                w1, c1 = best_round_robin({key: fn}, args.repeat)
+                wall.update(w1)
+                cpu.update(c1)
+        else:
+            wall, cpu = best_round_robin(fns, args.repeat)
         rows.append((name, tokens, wall, cpu, load0, os.getloadavg()[0]))
 
     w, tok = minilm_weights(), minilm_tokenizer()
@@ -65,7 +80,8 @@ def main() -> None:
          lambda: run_llama(m2, ids, "core"))
 
     print(f"host: {platform.machine()}, {os.cpu_count()} CPUs; {args.cores}-core programs, "
-          f"tai4 MX weights; best of {args.repeat} round-robin rounds")
+          f"tai4 MX weights; best of {args.repeat} "
+          f"{'runs, each way timed alone' if args.sequential else 'round-robin rounds'}")
     print("| case | tokens -> rows | float32 numpy forward s (baseline) | lowered kernels, "
           "numpy emulation s | lowered kernels, functional core s | CPU s: forward / "
           "emulation / core | load average |")
