@@ -29,14 +29,17 @@ import numba
 import numpy as np
 
 from prodigy_sim.errors import ProgramError
-from prodigy_sim.isa import Layout, Program, compile_steps, expand, multicast_group
+from prodigy_sim.isa import (
+    DEFAULT_MAX_STEPS,
+    Layout,
+    Program,
+    compile_steps,
+    expand,
+    multicast_group,
+)
 
 __all__ = ["Plan", "Epoch", "Group", "build_plan", "DEFAULT_MAX_STEPS"]
 
-#: Instructions one core may execute in one run (``functional.run(max_steps=...)``): about a
-#: thousand times the longest kernel the lowering emits per core; expanding that many takes a
-#: few seconds, so a program that never ends fails within seconds.
-DEFAULT_MAX_STEPS = 2_000_000
 _MASK64 = (1 << 64) - 1
 _DATA_UNITS = ("dma", "matrix", "vector")
 
