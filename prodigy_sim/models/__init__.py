@@ -22,6 +22,8 @@ from prodigy_sim.models.footprint import activation_bytes as activation_bytes
 from prodigy_sim.models.footprint import footprint_report as footprint_report
 from prodigy_sim.models.footprint import kv_cache_bytes as kv_cache_bytes
 from prodigy_sim.models.footprint import tensor_footprint as tensor_footprint
+from prodigy_sim.models.routing import DEFAULT_CAPACITY_FACTOR as DEFAULT_CAPACITY_FACTOR
+from prodigy_sim.models.routing import Routing as Routing
 from prodigy_sim.models.scenario import Formats as Formats
 from prodigy_sim.models.scenario import Scenario as Scenario
 from prodigy_sim.models.scenario import check_scenario as check_scenario
@@ -34,9 +36,11 @@ __all__ = [
     "LINEAR_CLASSES",
     "TENSOR_CLASSES",
     "ClassFootprint",
+    "DEFAULT_CAPACITY_FACTOR",
     "FootprintReport",
     "Formats",
     "ModelCard",
+    "Routing",
     "Scenario",
     "TensorClass",
     "TensorSpec",
