@@ -266,6 +266,10 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         raise ConfigError(f"'encoder_length': prefill of {card.name!r} lowers the encoder and the "
                           "decoder over the same prompt length (give no encoder_length)")
     moe_notes: list[str] = []
+    if card.num_experts and w_rt is BF16:
+        moe_notes.append(f"router weights stored as {fm.router.fmt.name} are run (and streamed) "
+                         "as bfloat16: the matrix unit does not take "
+                         f"{fm.router.fmt.name}")
 
     def moe_ops(i0: int, mt: int, ntok: int, x: str, r: str, out: str) -> list[LoweredOp]:
         """Router, route, dispatch, expert GEMMs and combine of MoE layer ``i0`` over ``mt``

@@ -24,11 +24,13 @@ expert, rounded up.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from prodigy_sim.errors import ConfigError
+from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.models._files import read_mapping
 
 __all__ = ["Routing", "DEFAULT_CAPACITY_FACTOR"]
 
@@ -60,6 +62,28 @@ class Routing(BaseModel):
         if self.trace is not None and not self.trace:
             raise ValueError("'trace' is empty")
         return self
+
+    @classmethod
+    def from_spec(cls, text: str, capacity_factor: str | None = None, *,
+                  source: str = "routing") -> Routing:
+        """A routing model from a command-line text: ``uniform``, ``zipf:S`` (exponent S) or
+        ``trace:FILE`` (a YAML/JSON mapping whose ``trace`` is a list of expert-id lists, one
+        per token); ``capacity_factor``: a number or ``none`` (dropless), default 1.25."""
+        kind, _, arg = text.partition(":")
+        data: dict[str, object] = {"model": kind}
+        if kind == "zipf":
+            data["zipf_exponent"] = arg
+        elif kind == "trace":
+            data["trace"] = read_mapping(Path(arg), what="routing trace").get("trace")
+        elif arg or kind != "uniform":
+            raise ConfigError(f"{source}: {text!r}: give uniform, zipf:S or trace:FILE")
+        if capacity_factor is not None:
+            data["capacity_factor"] = (None if capacity_factor.lower() in ("none", "null")
+                                       else capacity_factor)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise config_error_from_validation(err, source=source) from None
 
     def describe(self) -> str:
         """The routing model in words, for reports."""
