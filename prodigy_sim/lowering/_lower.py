@@ -40,8 +40,13 @@ from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
 from prodigy_sim.lowering._mapper import map_linear
-from prodigy_sim.lowering._moe import (combine_kernel, dispatch_kernel, moe_plan, padded_experts,
-                                       route_kernel)
+from prodigy_sim.lowering._moe import (
+    combine_kernel,
+    dispatch_kernel,
+    moe_plan,
+    padded_experts,
+    route_kernel,
+)
 from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
@@ -277,9 +282,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         ``out``."""
         e = card.num_experts
         mp = moe_plan(scenario.routing, ntok, e_k, e)
-        note = f"layer {i0}: {mp.describe()}"
-        if note.split(": ", 1)[1] not in [n.split(": ", 1)[1] for n in moe_notes]:
-            moe_notes.append(note)
+        if not any(n.endswith(mp.describe()) for n in moe_notes):
+            moe_notes.append(f"layer {i0}: {mp.describe()}")
         u, c, ep = mp.experts, mp.capacity, padded_experts(e)
         ar = bud.acc_max_rows                   # GEMM rows: above a tile, whole tiles
         cm = c if c <= ar else ar * math.ceil(c / ar)
@@ -458,7 +462,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             fn_enc = functools.partial(norm_kernel, m=et, h=h, kind="rmsnorm",
                                        eps=card.norm_eps, cores=p, budgets=bud)
             stages.append(LoweredStage("encoder final norm", (), (_op(
-                "encoder_norm", lambda c: fn_enc("encoder_norm", unit_cap=c), 0,
+                "encoder_norm", _capped(fn_enc, "encoder_norm"), 0,
                 tensor_footprint(next(s for s in card.tensors()
                                       if s.name == "encoder.final_norm"), fm.norm).total_bytes,
                 norm_vector_flops(bsz * enc_len, h, "rmsnorm"),
