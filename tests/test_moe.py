@@ -4,6 +4,7 @@ encoder-decoder lowering, and the CLI's routing flags."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,23 @@ def test_cli_simulates_a_moe_card_with_a_routing_flag(tmp_path, capsys):
     assert rc == 0 and "Zipf-skewed routing (exponent 1.2), dropless" in out["routing"]
     assert main(["simulate", "--model", str(path), "--routing", "zipf"]) == 2
     assert "zipf_exponent" in capsys.readouterr().err
+
+
+DOC = (Path(__file__).parent.parent / "docs" / "lowering.md").read_text()
+
+
+@pytest.mark.parametrize(("model", "kw"), [
+    ("mixtral-8x7b", dict(phase="decode", batch=1, context_length=2048)),
+    ("switch-1.6t", dict(phase="decode", batch=1, context_length=512)),
+])
+def test_doc_table_cells_recomputed(model, kw):
+    """The lowering-side cells of the measured table (bytes streamed per pass, experts hit)."""
+    length = kw.get("context_length")
+    row = next(ln for ln in DOC.splitlines()
+               if ln.startswith(f"| {model} | {kw['phase']} | {kw['batch']} | {length} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    lm = lower_model(load_card(model), Scenario(model=model, **kw), CFG)
+    expert = sum(op.weight_bytes * st.repeat for st in lm.stages for op in st.ops
+                 if op.name.startswith("experts_"))
+    assert cells[6] == f"{lm.weight_bytes / 1e9:,.3f}" and cells[7] == f"{expert / 1e9:,.3f}"
+    assert f"hit {cells[8]} experts" in lm.moe[-1]
