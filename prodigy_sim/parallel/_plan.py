@@ -17,7 +17,7 @@ of ``q`` new tokens, ``A = b q hidden`` activation elements, exchanged in BF16 (
   sequences routed over its ``E / ep`` experts (the scenario's routing model): the expected rows
   per expert equal those of the real all-to-all (``b ep q k / E``), but the expected experts hit
   is ``(E / ep)(1 - (1 - k ep / E)^(b q))`` instead of ``(E / ep)(1 - (1 - k / E)^(ep b q))``
-  (slightly fewer).
+  (at least as many: the shard's time is an upper bound on its experts' weight traffic).
 - tensor parallelism: per layer 2 all-reduces of ``2 A`` bytes (after the attention output and
   the MLP down projections); one all-reduce of ``2 A`` for the vocabulary-parallel embedding
   (stage 0); an all-gather of the ``b vocab`` BF16 logits (last stage, decoders). Decode and
