@@ -13,6 +13,13 @@ K and V^T into the caches), ``attention``, ``o_proj`` (+ residual), ``mlp_norm``
 residual), ``attn_norm`` (LayerNorm), ``up_proj`` (+ bias, GELU), ``down_proj`` (+ bias +
 residual), ``mlp_norm``.
 
+Mixture-of-experts MLPs (``card.is_moe_layer``) become ``router``, ``route``, ``dispatch``,
+``experts_gate_up`` (``experts_up``), ``experts_down`` and ``combine`` for the experts the
+scenario's routing model says the tokens use (:mod:`._moe`). Switch (T5 encoder-decoder) layers
+are pre-norm like LLaMA without RoPE; decoder layers add ``cross_norm``, ``cross_q``,
+``cross_kv`` (prefill), ``cross_attention`` and ``cross_o_proj``; a decode step runs the decoder
+layers only, prefill the encoder (then ``encoder_norm``) and the decoder over the prompt.
+
 Standard FLOPs (``LoweredOp.flops``), with ``T = batch x new tokens``, ``C`` = attended keys
 (decode: the context; prefill: the sequence, the full square even when causal):
 linear ``2 T N K``; attention ``4 T C heads head_dim`` (``Q K^T`` and ``P V``). Vector FLOPs
