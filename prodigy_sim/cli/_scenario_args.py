@@ -48,7 +48,8 @@ def resolve_model(name: str) -> str:
     return got
 
 
-def scenario_from_flags(args: argparse.Namespace, formats: dict) -> Scenario:
+def scenario_from_flags(args: argparse.Namespace, formats: dict,
+                        extra: dict | None = None) -> Scenario:
     """The scenario of ``--model``, ``--phase``, ``--batch``, ``--context``, ``--sparsity`` and
     ``--hw`` with ``formats`` (a :class:`~prodigy_sim.models.Formats` mapping). Defaults by the
     card: decode with 2048 tokens of context for decoders, prefill of 128 tokens for
@@ -66,7 +67,7 @@ def scenario_from_flags(args: argparse.Namespace, formats: dict) -> Scenario:
     field = "context_length" if phase == "decode" else "sequence_length"
     data = {"model": model, "phase": phase, "batch": args.batch, field: length,
             "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
-            "formats": formats}
+            "formats": formats, **(extra or {})}
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:

@@ -74,6 +74,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     what.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
                       help="KV cache format, float8_e4m3fn or float8_e5m2 (default: "
                            "float8_e4m3fn)")
+    what.add_argument("--routing", default=None, metavar="MODEL",
+                      help="mixture-of-experts routing: uniform, zipf:S (expert i picked in "
+                           "proportion to i^-S) or trace:FILE (YAML/JSON with 'trace': a list of "
+                           "expert ids per token) (default: uniform)")
+    what.add_argument("--capacity-factor", default=None, metavar="CF",
+                      help="MoE expert buffer rows = ceil(CF x tokens x top-k / experts), or "
+                           "'none' for dropless (default: 1.25)")
     how = parser.add_argument_group("hardware and method")
     how.add_argument("--hw", default=None, metavar="PRESET",
                      help=deferred(lambda: "hardware preset (default: the scenario's, else "
@@ -103,7 +110,14 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
     if args.scenario:
         return load_scenario(args.scenario)
-    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache})
+    from prodigy_sim.models import Routing
+
+    extra = {}
+    if args.routing is not None or args.capacity_factor is not None:
+        extra["routing"] = Routing.from_spec(args.routing or "uniform", args.capacity_factor,
+                                             source="command line: '--routing'")
+    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache},
+                               extra)
 
 
 def run(args: argparse.Namespace) -> int:

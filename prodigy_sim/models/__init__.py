@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.models.footprint import footprint_report as footprint_report
     from prodigy_sim.models.footprint import kv_cache_bytes as kv_cache_bytes
     from prodigy_sim.models.footprint import tensor_footprint as tensor_footprint
+    from prodigy_sim.models.routing import DEFAULT_CAPACITY_FACTOR as DEFAULT_CAPACITY_FACTOR
+    from prodigy_sim.models.routing import Routing as Routing
     from prodigy_sim.models.scenario import Formats as Formats
     from prodigy_sim.models.scenario import Scenario as Scenario
     from prodigy_sim.models.scenario import check_scenario as check_scenario
@@ -53,6 +55,8 @@ _EXPORTS = {
     "footprint_report": "footprint",
     "kv_cache_bytes": "footprint",
     "tensor_footprint": "footprint",
+    "DEFAULT_CAPACITY_FACTOR": "routing",
+    "Routing": "routing",
     "Formats": "scenario",
     "Scenario": "scenario",
     "check_scenario": "scenario",

@@ -18,6 +18,10 @@ Three families are described (the family fixes the structure, the fields fix the
            whose MLPs are (every ``expert_layer_interval``-th layer) top-1 Switch mixtures of
            experts with a router.
 
+A ``llama`` card with ``num_experts`` > 0 is a LLaMA-style mixture of experts (Mixtral): every
+``expert_layer_interval``-th MLP is replaced by a router and ``num_experts`` gated experts, of
+which each token uses ``experts_per_token`` (top-k).
+
 Layers are numbered globally: encoder layers first, then decoder layers.
 """
 
@@ -134,6 +138,10 @@ class ModelCard(BaseModel):
 
     num_experts: int = Field(0, ge=0, le=MAX_SIZE,
                              description="experts per MoE layer (0 = dense model)")
+    experts_per_token: int = Field(
+        1, ge=1, le=MAX_SIZE,
+        description="experts each token is routed to (top-k; HF 'num_experts_per_tok'; "
+                    "switch: 1)")
     expert_layer_interval: int = Field(
         1, ge=1, le=MAX_LAYERS, description="every n-th layer of a stack is MoE (HF 'sparse_step'; "
                              "1 = all; else layers with index % n == 1)")
@@ -172,9 +180,15 @@ class ModelCard(BaseModel):
             if self.num_experts < 1:
                 raise bad("'num_experts'", "a switch model needs >= 1 expert")
         else:
-            if self.num_experts or stacks != (None, None):
-                raise bad("'num_experts', 'num_encoder_layers', 'num_decoder_layers'",
+            if stacks != (None, None):
+                raise bad("'num_encoder_layers', 'num_decoder_layers'",
                           f"only for family 'switch' (this card is {self.family!r})")
+            if self.num_experts and self.family != "llama":
+                raise bad("'num_experts'", f"only for families 'switch' and 'llama' (this card "
+                          f"is {self.family!r})")
+        if self.experts_per_token > max(1, self.num_experts):
+            raise bad("'experts_per_token'", f"{self.experts_per_token} exceeds num_experts = "
+                      f"{self.num_experts}")
         if self.family == "bert":
             if self.position_embedding != "learned" or self.norm != "layernorm":
                 raise bad("'position_embedding', 'norm'", "bert uses 'learned' and 'layernorm'")

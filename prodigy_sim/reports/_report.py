@@ -82,6 +82,8 @@ class ModelReport:
     settings: dict
     vector_flops: int = 0
     peak_vector_flops_per_s: float = 0.0
+    routing: str = ""
+    """Mixture-of-experts routing model and plan (empty for dense models)."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -209,6 +211,8 @@ class ModelReport:
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
             f"method               {self.settings.get('description', self.settings)}",
         ]
+        if self.routing:
+            lines.append(f"routing              {self.routing}")
         return "\n".join(lines)
 
 
@@ -266,4 +270,5 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         ideal_bytes=ideal_bytes, ideal_roofline_s=ideal, program_roofline_s=prog,
         footprint_bytes=footprint.total_bytes, weight_bytes=footprint.weight_bytes,
         kv_cache_bytes=footprint.kv_cache_bytes, fits=footprint.fits, ops=tuple(ops),
-        settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak)
+        settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak,
+        routing="; ".join(lm.moe))
