@@ -1,16 +1,14 @@
 """Reports (table, JSON, CSV, plots) and the ``simulate`` command line."""
 
-import argparse
 import csv
 import io
 import json
-import sys
 
 import pytest
 
-from prodigy_sim.cli import _simulate
+from prodigy_sim.cli import main
 from prodigy_sim.cli._scenario_args import resolve_model
-from prodigy_sim.errors import ConfigError, ProdigySimError
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.models import Scenario
 from prodigy_sim.reports import OP_COLUMNS, simulate_scenario, write_plots
@@ -21,16 +19,8 @@ SMALL = ["--model", "smollm2", "--batch", "2", "--context", "256", "--cores", "1
 
 
 def _main(argv):
-    """The CLI driver with ``simulate`` registered (as prodigy_sim.cli.main does)."""
-    parser = argparse.ArgumentParser(prog="prodigy-sim")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _simulate.add_parser(sub).set_defaults(_run=_simulate.run)
-    args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except ProdigySimError as exc:
-        print(f"prodigy-sim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    """The CLI driver (bad arguments and package errors: one line, exit 2)."""
+    return main(argv)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,32 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from prodigy_sim.cli import deferred
+from prodigy_sim.cli._args import non_negative_int, positive_int
 from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
-from prodigy_sim.models import Scenario, card_names, load_scenario
+
+if TYPE_CHECKING:
+    from prodigy_sim.models import Scenario
+
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
+
+
+def _card_names() -> list[str]:
+    from prodigy_sim.models import card_names
+
+    return card_names()
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="simulate a decode step or a prefill of a model on a Prodigy preset",
         description="Lower every layer kind of a model to SPMD tile programs (one per layer "
                     "kind; identical layers are simulated once), run them through the timing "
                     "model and report per op and in total: simulated time (us/ms), tokens/s "
@@ -30,7 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "bytes/s, matrix and vector unit utilization (%), the memory footprint (GB = "
                     "1e9 bytes) and the roofline bound. Defaults: LLaMA-2-7B decode, batch 1, "
                     "context 2048, tai4 weights.",
-        epilog=f"Models: {', '.join(card_names())} (aliases: {', '.join(sorted(ALIASES))}).",
+        epilog=deferred(lambda: f"Models: {', '.join(_card_names())} (aliases: "
+                                f"{', '.join(sorted(ALIASES))})."),
     )
     what = parser.add_argument_group("what to simulate")
     what.add_argument("--model", default=None, metavar="NAME|FILE",
@@ -41,9 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="decode: one new token per sequence reading --context cached tokens; "
                            "prefill: a prompt of --context tokens (default: decode, prefill for "
                            "encoder-only models)")
-    what.add_argument("--batch", type=int, default=1, metavar="N",
+    what.add_argument("--batch", type=positive_int, default=1, metavar="N",
                       help="sequences processed together (default: 1)")
-    what.add_argument("--context", type=int, default=None, metavar="TOKENS",
+    what.add_argument("--context", type=positive_int, default=None, metavar="TOKENS",
                       help="tokens per sequence: KV-cache length (decode, the new token "
                            "included) or prompt length (prefill) (default: 2048, or 128 for "
                            "encoder-only models)")
@@ -58,15 +74,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     what.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
                       help="KV cache format, float8_e4m3fn or float8_e5m2 (default: "
                            "float8_e4m3fn)")
+    what.add_argument("--routing", default=None, metavar="MODEL",
+                      help="mixture-of-experts routing: uniform, zipf:S (expert i picked in "
+                           "proportion to i^-S) or trace:FILE (YAML/JSON with 'trace': a list of "
+                           "expert ids per token) (default: uniform)")
+    what.add_argument("--capacity-factor", default=None, metavar="CF",
+                      help="MoE expert buffer rows = ceil(CF x tokens x top-k / experts), or "
+                           "'none' for dropless (default: 1.25)")
     how = parser.add_argument_group("hardware and method")
     how.add_argument("--hw", default=None, metavar="PRESET",
-                     help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
-    how.add_argument("--cores", type=int, default=None, metavar="N",
+                     help=deferred(lambda: "hardware preset (default: the scenario's, else "
+                                           f"{_default_preset()})"))
+    how.add_argument("--cores", type=positive_int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
     how.add_argument("--no-l3", action="store_true",
                      help="no shared virtual L3: every DMA goes to DDR (default: the on-chip "
                           "memory the cores do not use serves as a shared L3)")
-    how.add_argument("--steady-units", type=int, default=2, metavar="N",
+    how.add_argument("--steady-units", type=non_negative_int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
     out = parser.add_argument_group("output")
@@ -87,12 +111,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
+    from prodigy_sim.models import load_scenario
+
     if args.scenario:
         return load_scenario(args.scenario)
-    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache})
+    from prodigy_sim.models import Routing
+
+    extra = {}
+    if args.routing is not None or args.capacity_factor is not None:
+        extra["routing"] = Routing.from_spec(args.routing or "uniform", args.capacity_factor,
+                                             source="command line: '--routing'")
+    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache},
+                               extra)
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.dram import compile_kernels, kernels_compiled
+    from prodigy_sim.hardware import load_preset
     from prodigy_sim.reports import report_simulation, write_plots
     from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
 
@@ -100,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_preset(args.hw or scenario.hardware)
     if args.steady_units < 0:
         raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
+    if not kernels_compiled():
+        if not args.quiet:
+            print("prodigy-sim simulate: compiling the DDR5 model's kernels (first run after "
+                  "installing only; 15-40 s)", file=sys.stderr)
+        compile_kernels()
     bar = None
     show = not args.quiet and sys.stderr.isatty()
 

@@ -82,6 +82,8 @@ class ModelReport:
     settings: dict
     vector_flops: int = 0
     peak_vector_flops_per_s: float = 0.0
+    routing: str = ""
+    """Mixture-of-experts routing model and plan (empty for dense models)."""
     formats: dict[str, str] = field(default_factory=dict)
     preset: str = ""
     hardware_changes: tuple[str, ...] = ()
@@ -205,6 +207,7 @@ class ModelReport:
             + (" (blocks' linear layers)" if self.sparsity != "none" else ""),
             f"hardware     {self.preset or self.hardware} ({changes}): {cores}{clock}",
             f"memory       {self.memory or '(not given)'}",
+            *([f"routing      {self.routing}"] if self.routing else []),
             f"peaks        matrix {sparse_peak} ({self.weights}, whole chip), vector "
             f"{self.peak_vector_flops_per_s / 1e12:.1f} TFLOP/s (FP32 FMA, {self.cores} "
             f"cores), DDR "
@@ -357,6 +360,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         footprint_bytes=footprint.total_bytes, weight_bytes=footprint.weight_bytes,
         kv_cache_bytes=footprint.kv_cache_bytes, fits=footprint.fits, ops=tuple(ops),
         settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak,
+        routing="; ".join(lm.moe),
         formats=_formats(sc), preset=preset, hardware_changes=changes,
         chip_cores=config.cores, frequency_hz=config.frequency_hz, memory=_memory(config),
         decoder=card.is_decoder, dense_peak_flops_per_s=config.peak_matrix_flops(wf.fmt),

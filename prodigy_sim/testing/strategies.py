@@ -26,7 +26,14 @@ from prodigy_sim.isa import (
     isa_storage,
     opcode_table,
 )
-from prodigy_sim.numerics import FormatSpec, QuantizedTensor, Storage, builtin_formats, quantize
+from prodigy_sim.numerics import (
+    FormatSpec,
+    QuantizedTensor,
+    ScaleKind,
+    Storage,
+    builtin_formats,
+    quantize,
+)
 
 __all__ = ["narrow_format_names", "format_names", "user_formats", "formats", "float32_any",
            "float32_near", "float32_arrays", "storages", "quantized_tensors", "programs",
@@ -152,11 +159,11 @@ def float32_arrays(min_size: int = 1, max_size: int = 64, *, specials: bool = Fa
 @st.composite
 def storages(draw, fmt: st.SearchStrategy[FormatSpec] | None = None, *,
              sparse: bool = True) -> Storage:
-    """How a tensor is stored: a narrow format (``fmt``, default built-in or user), a scale
-    kind with a block of 16, 32 or 64 (or one scale per row), and (``sparse``) possibly 8:4,
-    4:2 or 2:1 structured sparsity."""
+    """How a tensor is stored: a narrow format (``fmt``, default built-in or user), any scale
+    kind (:class:`~prodigy_sim.numerics.ScaleKind`) with a block of 16, 32 or 64 (or one
+    scale per row), and (``sparse``) possibly 8:4, 4:2 or 2:1 structured sparsity."""
     spec = draw(fmt if fmt is not None else formats())
-    scale = draw(st.sampled_from(["e8m0", "e4m3", "fp32", "none"]))
+    scale = draw(st.sampled_from(list(ScaleKind)))
     block: int | None = draw(st.sampled_from([16, 32, 64, None]))
     sparsity = draw(st.sampled_from([None, "8:4", "4:2", "2:1"])) if sparse else None
     return Storage.of(spec, block, scale, sparsity)
