@@ -316,8 +316,11 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         for o, lop in zip(st.ops, lst.ops, strict=True):
             k = lop.kernel
             if k.mma_flops:
-                peaks[k.weight_format.name] = (config.peak_matrix_flops(k.weight_format),
-                                               config.peak_matrix_flops(k.weight_format, True))
+                dense_peak = config.peak_matrix_flops(k.weight_format)
+                sparse_peak = (config.peak_matrix_flops(k.weight_format, True)
+                               if config.core.matrix_unit.runs_sparse(k.weight_format)
+                               else dense_peak)
+                peaks[k.weight_format.name] = (dense_peak, sparse_peak)
             total = o.seconds * st.repeat
             seconds += total
             flops += o.flops * st.repeat
