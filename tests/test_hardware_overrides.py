@@ -141,8 +141,7 @@ def test_dram_preset_is_the_chips_memory_system(tmp_path, capsys):
     assert by_preset["hardware"]["name"] == "prodigy-t16128"
     assert main(["dram", "--trace", str(trace), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["channels"] == 1
-    with pytest.raises(SystemExit):
-        main(["dram", "--help"])
+    assert main(["dram", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "calibration system's" in text and "--preset NAME" in text
 
