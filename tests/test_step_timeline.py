@@ -161,3 +161,23 @@ def test_event_budget_bounds_the_busy_slices(run):
     assert 0 < busy <= budget
     raw = sum(len(v) for t in traces for v in t.recorder.intervals.values())
     assert raw > budget          # the budget did bind
+
+
+@pytest.mark.slow
+def test_llama2_7b_decode_timeline_is_bounded_and_complete(tmp_path):
+    """The documented case (docs/lowering.md): one LLaMA-2-7B decode step on all 128 cores and
+    16 channels is well under 50 MB, every core and channel has a track, and the step is the
+    report's."""
+    from prodigy_sim.simulation import write_step_timeline
+
+    sc = Scenario(model="llama-2-7b", phase="decode", batch=1, context_length=2048)
+    traces: list = []
+    sim = simulate(sc, CFG, trace=traces)
+    tl = step_timeline(sim, traces, CFG)
+    procs, slices, counters = _tracks(tl)
+    assert sum(1 for k in slices if k[0].startswith("core ") and k[1] == "dma") == 128
+    assert len(counters) == 16
+    assert tl["otherData"]["step_us"] == pytest.approx(sim.seconds * 1e6, rel=1e-6)
+    size = len(json.dumps(tl, separators=(",", ":")))
+    assert size < 50e6
+    assert write_step_timeline(tmp_path / "s.json", sim, traces, CFG) == size
