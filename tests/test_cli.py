@@ -74,3 +74,9 @@ def test_format_aliases_and_footprint_default_model(capsys):
     assert main(["footprint", "--weights", "fp9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "aliases: " in err and "fp8" in err
+
+
+def test_run_says_1_core(capsys):
+    assert main(["run", str(EXAMPLES / "gemm_fp8_tai4.s"), "--cores", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " on 1 core of " in out and "1 cores" not in out

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.to_dict(), "hardware": changes.to_dict()}, indent=2))
         return 0
-    print(f"{path.name} on {result.ncores} cores of {config.name}: {result.cycles} cycles, "
+    cores = f"{result.ncores} core{'s' if result.ncores != 1 else ''}"
+    print(f"{path.name} on {cores} of {config.name}: {result.cycles} cycles, "
           f"{result.seconds * 1e6:.3f} us")
     if changes.changed:
         print(f"hardware: {changes.describe()}")

@@ -239,8 +239,9 @@ def plot_roofline(report: ModelReport):
         labels.append(f"ops in {f}")
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     sparse = f", sparsity {report.sparsity}" if report.sparsity != "none" else ""
+    cores = f"{report.cores} core{'' if report.cores == 1 else 's'}"
     fig.suptitle(f"{report.model} {report.phase}, batch {report.batch}, {report.context} tokens, "
-                 f"{report.weights}{sparse} on {report.hardware} ({report.cores} cores): "
+                 f"{report.weights}{sparse} on {report.hardware} ({cores}): "
                  f"{report.seconds * 1e3:.3f} ms per pass\ncircles: matrix ops (standard "
                  f"FLOPs); triangles: vector-only ops (vector FLOPs); hollow: no DDR bytes "
                  f"(per on-chip byte)", fontsize=9)

@@ -194,7 +194,7 @@ class ModelReport:
                    + ", ".join(self.hardware_changes)) if self.hardware_changes else \
             "no field overridden"
         cores = (f"{self.cores} of {self.chip_cores} cores" if self.chip_cores
-                 else f"{self.cores} cores")
+                 else _count(self.cores, "core"))
         clock = f" at {self.frequency_hz / 1e9:.2f} GHz" if self.frequency_hz else ""
         sparse_peak = (f"{self.peak_flops_per_s / 1e15:.2f} PFLOP/s with {self.sparsity} "
                        f"sparsity, {self.dense_peak_flops_per_s / 1e15:.2f} dense"
@@ -272,9 +272,15 @@ class ModelReport:
         """How the numbers were made: each approximation with its checked bound."""
         desc = self.settings.get("description")
         if desc:
-            return str(desc).replace("full chip", f"every kernel on all {self.cores} cores it was "
-                                                  f"lowered for and every DDR channel", 1)
+            return str(desc).replace("full chip", f"every kernel on the "
+                                                  f"{_count(self.cores, 'core')} it was lowered "
+                                                  f"for and every DDR channel", 1)
         return ", ".join(f"{k} {v}" for k, v in self.settings.items())
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 core``, ``16 cores``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 LEGEND = (
