@@ -21,6 +21,7 @@ from prodigy_sim.realmodels._bert import bert_hidden as bert_hidden
 from prodigy_sim.realmodels._bert import encode_batch as encode_batch
 from prodigy_sim.realmodels._bert import sentence_embeddings as sentence_embeddings
 from prodigy_sim.realmodels._data import SentencePair as SentencePair
+from prodigy_sim.realmodels._data import calibration_segments as calibration_segments
 from prodigy_sim.realmodels._data import calibration_sentences as calibration_sentences
 from prodigy_sim.realmodels._data import eval_sentences as eval_sentences
 from prodigy_sim.realmodels._data import eval_text as eval_text
@@ -38,6 +39,7 @@ from prodigy_sim.realmodels._linear import linear_q as linear_q
 from prodigy_sim.realmodels._linear import prepare_weight as prepare_weight
 from prodigy_sim.realmodels._linear import quantize_activations as quantize_activations
 from prodigy_sim.realmodels._llama import greedy_generate as greedy_generate
+from prodigy_sim.realmodels._llama import logits_nll as logits_nll
 from prodigy_sim.realmodels._llama import llama_hidden as llama_hidden
 from prodigy_sim.realmodels._llama import llama_logits as llama_logits
 from prodigy_sim.realmodels._llama import perplexity as perplexity
@@ -55,6 +57,16 @@ from prodigy_sim.realmodels._pipeline import pipeline_nll as pipeline_nll
 from prodigy_sim.realmodels._pipeline import run_bert as run_bert
 from prodigy_sim.realmodels._pipeline import run_llama as run_llama
 from prodigy_sim.realmodels._pipeline import simulate_real as simulate_real
+from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
+from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
+from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
+from prodigy_sim.realmodels._overheads import closed_form_seconds as closed_form_seconds
+from prodigy_sim.realmodels._overheads import extras_of as extras_of
+from prodigy_sim.realmodels._ptq import QuantizedModel as QuantizedModel
+from prodigy_sim.realmodels._ptq import family_of as family_of
+from prodigy_sim.realmodels._ptq import quantize_model as quantize_model
+from prodigy_sim.realmodels._ptq import rotate_model as rotate_model
+from prodigy_sim.realmodels._quantize import METHODS as METHODS
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -77,7 +89,11 @@ __all__ = [
     "BACKENDS", "LoweredRealModel", "lower_real_model", "pipeline_embeddings", "pipeline_nll",
     "run_bert", "run_llama", "simulate_real",
     "ACT_FORMAT",
+    "METHODS",
     "MODELS",
+    "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
+    "calibration_segments", "closed_form_seconds", "extras_of", "family_of", "logits_nll",
+    "quantize_model", "rotate_model",
     "WEIGHT_FORMATS",
     "AccuracyRow",
     "Calibration",
