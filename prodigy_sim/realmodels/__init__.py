@@ -39,9 +39,9 @@ from prodigy_sim.realmodels._linear import linear_q as linear_q
 from prodigy_sim.realmodels._linear import prepare_weight as prepare_weight
 from prodigy_sim.realmodels._linear import quantize_activations as quantize_activations
 from prodigy_sim.realmodels._llama import greedy_generate as greedy_generate
-from prodigy_sim.realmodels._llama import logits_nll as logits_nll
 from prodigy_sim.realmodels._llama import llama_hidden as llama_hidden
 from prodigy_sim.realmodels._llama import llama_logits as llama_logits
+from prodigy_sim.realmodels._llama import logits_nll as logits_nll
 from prodigy_sim.realmodels._llama import perplexity as perplexity
 from prodigy_sim.realmodels._llama import rope_tables as rope_tables
 from prodigy_sim.realmodels._llama import token_nll as token_nll
@@ -49,6 +49,11 @@ from prodigy_sim.realmodels._minilm import load_minilm as load_minilm
 from prodigy_sim.realmodels._minilm import minilm_weights as minilm_weights
 from prodigy_sim.realmodels._on_core import core_linears as core_linears
 from prodigy_sim.realmodels._on_core import numpy_linears as numpy_linears
+from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
+from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
+from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
+from prodigy_sim.realmodels._overheads import closed_form_seconds as closed_form_seconds
+from prodigy_sim.realmodels._overheads import extras_of as extras_of
 from prodigy_sim.realmodels._pipeline import BACKENDS as BACKENDS
 from prodigy_sim.realmodels._pipeline import LoweredRealModel as LoweredRealModel
 from prodigy_sim.realmodels._pipeline import lower_real_model as lower_real_model
@@ -57,11 +62,6 @@ from prodigy_sim.realmodels._pipeline import pipeline_nll as pipeline_nll
 from prodigy_sim.realmodels._pipeline import run_bert as run_bert
 from prodigy_sim.realmodels._pipeline import run_llama as run_llama
 from prodigy_sim.realmodels._pipeline import simulate_real as simulate_real
-from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
-from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
-from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
-from prodigy_sim.realmodels._overheads import closed_form_seconds as closed_form_seconds
-from prodigy_sim.realmodels._overheads import extras_of as extras_of
 from prodigy_sim.realmodels._ptq import QuantizedModel as QuantizedModel
 from prodigy_sim.realmodels._ptq import family_of as family_of
 from prodigy_sim.realmodels._ptq import quantize_model as quantize_model
