@@ -22,6 +22,7 @@ from prodigy_sim.detmath import (
     lower_inverse,
     matmul,
     matmul_f32,
+    split_matmul,
     silu_f32,
     sin_f32,
 )
@@ -39,14 +40,35 @@ def test_matmul_is_the_sequential_float64_sum():
     a = (rng.standard_normal((7, 53)) * np.exp2(rng.integers(-20, 20, (7, 53)))).astype(np.float32)
     b = rng.standard_normal((53, 9)).astype(np.float32)
     np.testing.assert_array_equal(matmul(a, b), _sequential(a, b))
-    np.testing.assert_array_equal(matmul_f32(a, b.T), _sequential(a, b).astype(np.float32))
-    stack = bmm_f32(np.stack([a, 2 * a]), np.stack([b, b]))
-    np.testing.assert_array_equal(stack[1], (_sequential(2 * a, b)).astype(np.float32))
-    g = gram(a)
-    np.testing.assert_array_equal(g, _sequential(a.T.copy(), a))
-    np.testing.assert_array_equal(g, g.T)
+    np.testing.assert_array_equal(matmul(a.astype(np.float64), b), _sequential(a, b))
     with pytest.raises(ConfigError, match="inner dimensions"):
         matmul(a, b.T)
+
+
+def test_split_matmul_does_not_depend_on_the_summation_order():
+    """The slice products are exact, so permuting K (another order for any BLAS) or computing
+    the float64 products by the fixed-order kernel gives the same bits."""
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((3, 40, 300)) * np.exp2(rng.integers(-12, 12, (3, 40, 300)))
+         ).astype(np.float32)
+    b = rng.standard_normal((3, 300, 24)).astype(np.float32)
+    perm = rng.permutation(300)
+    ref = split_matmul(a, b)
+    np.testing.assert_array_equal(split_matmul(a[..., perm], b[:, perm, :]), ref)
+    np.testing.assert_array_equal(split_matmul(a[:, ::-1, :], b)[:, ::-1, :], ref)
+    exact = np.array([[[math.fsum(float(x) * float(y) for x, y in zip(a[s, i], b[s, :, j],
+                                                                         strict=True))
+                        for j in range(24)] for i in range(4)] for s in range(3)])
+    bound = 2.0**-40 * np.abs(a[:, :4]).max(-1, keepdims=True) * np.abs(b).max(-2,
+                                                                             keepdims=True) * 300
+    assert np.all(np.abs(ref[:, :4] - exact) <= bound)
+    np.testing.assert_array_equal(bmm_f32(a, b), ref.astype(np.float32))
+    np.testing.assert_array_equal(matmul_f32(a[0], b[0].T), ref[0].astype(np.float32))
+    g = gram(a[0])
+    np.testing.assert_array_equal(g, g.T)
+    np.testing.assert_array_equal(g, split_matmul(a[0].T.copy(), a[0]))
+    with pytest.raises(ConfigError, match="finite"):
+        split_matmul(np.array([[np.inf]], np.float32), np.ones((1, 1), np.float32))
 
 
 def test_cholesky_and_inverse_match_lapack_closely():

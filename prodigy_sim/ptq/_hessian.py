@@ -30,7 +30,9 @@ def _check_inputs(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim < 2:
         raise ConfigError(f"calibration inputs must be (T, K) or (..., K) (got shape {x.shape})")
-    x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x2 = x.reshape(-1, x.shape[-1])
+    if x2.dtype != np.float32:  # float32 stays float32: detmath.gram's exact split
+        x2 = x2.astype(np.float64)
     if not np.isfinite(x2).all():
         raise ConfigError("calibration inputs must be finite (they hold NaN or Inf)")
     return x2

@@ -353,10 +353,11 @@ def _split_sums(a: np.ndarray, w: PreparedWeight, unsafe: np.ndarray, shift: np.
     return r, hard
 
 
-def linear_fp32(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+def linear_fp32(x: np.ndarray, weight, bias: np.ndarray | None = None) -> np.ndarray:
     """The float32 reference layer: ``x @ weight.T (+ bias)`` (``(..., K)`` x ``(N, K)`` ->
-    ``(..., N)``): exact products summed in float64 in a fixed order, rounded once to float32
-    (:func:`prodigy_sim.detmath.matmul_f32`; the same bits on every host), then the bias added in
+    ``(..., N)``; ``weight`` may be a :class:`~prodigy_sim.detmath.SplitWeight`): the error-free
+    split product rounded once to float32 (:func:`prodigy_sim.detmath.matmul_f32`; the same bits
+    on every host, whatever the BLAS), then the bias added in
     float32."""
     y = matmul_f32(x, weight)
     return y + bias if bias is not None else y

@@ -54,7 +54,7 @@ from prodigy_sim.realmodels._quantize import (
 )
 from prodigy_sim.realmodels._weights import ModelWeights
 
-__all__ = ["Family", "family_of", "run_sequences", "OnlineLinears", "RotatedModel",
+__all__ = ["Family", "family_of", "run_sequences", "OnlineLinears", "RotatedModel", "layer_errors",
            "rotate_model", "QuantizedModel", "quantize_model", "ROTATION_SEED"]
 
 ROTATION_SEED = 0
@@ -331,3 +331,57 @@ def quantize_model(weights: ModelWeights, scheme: QuantScheme,
 def fp32_linears(weights: ModelWeights) -> Linears:
     """The float32 reference linears (for symmetry with :meth:`QuantizedModel.linears`)."""
     return Fp32Linears(weights)
+
+
+class _Collect:
+    """float32 linears that keep the inputs of the named layers."""
+
+    def __init__(self, weights: ModelWeights, names: set[str]) -> None:
+        self.fp32, self.names = Fp32Linears(weights), names
+        self.x: dict[str, list[np.ndarray]] = {}
+
+    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        if name in self.names:
+            self.x.setdefault(name, []).append(np.asarray(x, np.float32).reshape(-1, x.shape[-1]))
+        return self.fp32(name, x)
+
+
+@one_blas_thread
+def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[str], *,
+                 formats: tuple[str, ...] = ("tai4", "tai2", "int4", "float4_e2m1fn"),
+                 sparsity: str = "8:4") -> dict[str, dict[str, float]]:
+    """Per linear layer, the output error ``||X W^T - X W_q^T||_F`` on its float32 calibration
+    inputs ``X`` (the float model over the calibration sequences) of: round to nearest
+    (``rtn <fmt>``) and GPTQ (``gptq <fmt>``, Hessian from the same ``X``, MX E8M0/32, OCP
+    floor rule) for every format; magnitude pruning and SparseGPT at ``sparsity``, without
+    quantization (``magnitude``, ``sparsegpt``) and with tai4 (``magnitude tai4``,
+    ``sparsegpt tai4``)."""
+    from prodigy_sim.ptq import (
+        gptq,
+        hessian,
+        inverse_factor,
+        output_error,
+        prune_mask,
+        rtn,
+        sparsegpt,
+    )
+
+    col = _Collect(weights, set(names))
+    run_sequences(weights, calibration.sequences, col)
+    out = {}
+    for name in names:
+        x = np.concatenate(col.x[name])
+        w = np.asarray(weights[name])
+        fac = inverse_factor(hessian(x))
+        errs = {}
+        for fmt in formats:
+            errs[f"rtn {fmt}"] = output_error(w, rtn(w, fmt=fmt).weight, x)
+            errs[f"gptq {fmt}"] = output_error(w, gptq(w, fac, fmt=fmt).weight, x)
+        mask = prune_mask(w, sparsity)
+        errs["magnitude"] = output_error(w, np.where(mask, w, 0.0), x)
+        errs["sparsegpt"] = output_error(w, sparsegpt(w, fac, sparsity=sparsity).weight, x)
+        errs["magnitude tai4"] = output_error(w, rtn(w, fmt="tai4", sparsity=sparsity).weight, x)
+        errs["sparsegpt tai4"] = output_error(
+            w, sparsegpt(w, fac, sparsity=sparsity, fmt="tai4").weight, x)
+        out[name] = errs
+    return out

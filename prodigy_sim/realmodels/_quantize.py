@@ -189,12 +189,15 @@ class RecordingLinears:
     sumsq: dict[str, np.ndarray] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._fp32 = Fp32Linears(self.weights)
+
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         self.amax[name] = max(self.amax.get(name, 0.0), float(np.abs(x2).max()))
         self.sumsq[name] = self.sumsq.get(name, 0.0) + (x2 * x2).sum(axis=0)
         self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
-        return Fp32Linears(self.weights)(name, x)
+        return self._fp32(name, x)
 
     def result(self, sequences: tuple = ()) -> Calibration:
         missing = [n for n in self.weights.linear_names() if n not in self.amax]
