@@ -14,8 +14,8 @@ Two kernels:
   ``(a1 b1 + (a1 b2 + a2 b1) 2^-beta) 2^(ea + eb - 2 beta)`` is combined elementwise in float64
   (a fixed order). Its error against the exact product is about ``2^-2beta K max|a| max|b|``
   (``2^-32`` relative to that for K = 1536): deterministic, and far more accurate than float32
-  BLAS. BLAS runs at one thread here (:func:`prodigy_sim._jit.one_blas_thread`): faster on a
-  shared machine, and the result does not depend on it anyway.
+  BLAS. Small products run BLAS at one thread (:func:`prodigy_sim._jit.one_blas_thread`), faster
+  on a shared machine; the result does not depend on it anyway.
 
 The Numba kernel:
 
@@ -131,9 +131,20 @@ def split_weight(w: np.ndarray) -> SplitWeight:
     return SplitWeight(b1, b2, eb, beta)
 
 
-@one_blas_thread
+_MANY_MACS = 1 << 28
+"""Slice products larger than this (multiply-adds) use the BLAS threads; smaller ones one
+thread (a thread team costs more than small work on a shared machine). The bits are the same."""
+
+
 def _combine(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int
              ) -> np.ndarray:
+    if a.size * b1.shape[-1] >= _MANY_MACS:
+        return _combine_now(a, b1, b2, eb, beta)
+    return one_blas_thread(_combine_now)(a, b1, b2, eb, beta)
+
+
+def _combine_now(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int
+                 ) -> np.ndarray:
     if not np.isfinite(a).all():
         raise ConfigError("split_matmul needs finite operands")
     a1, a2, ea = _slices(a, -1, beta)

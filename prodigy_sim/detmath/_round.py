@@ -57,18 +57,35 @@ def decimal_to_f32(d: Decimal) -> np.float32:
     return np.float32(best)
 
 
+@numba.njit(cache=True)
+def _near_boundary(v, r, tol, hard):
+    """``hard[i]`` = ``v[i]`` (float64) lies within ``tol |v[i]|`` of the midpoint between its
+    float32 rounding ``r[i]`` and the float32 neighbour on ``v[i]``'s side (or overflows)."""
+    for i in range(v.size):
+        vi = v[i]
+        ri = np.float64(r[i])
+        if vi != vi:
+            hard[i] = False
+            continue
+        if math.isinf(ri):
+            hard[i] = not math.isinf(vi)
+            continue
+        nb = np.float64(np.nextafter(r[i], np.float32(np.inf) if vi > ri else np.float32(-np.inf)))
+        if math.isinf(nb):
+            hard[i] = True
+            continue
+        mid = (ri + nb) * 0.5
+        hard[i] = not abs(vi - mid) > tol * abs(vi)
+
+
 def _round_f32(x: np.ndarray, v: np.ndarray, tol: float,
                exact: Callable[[float], Decimal]) -> np.ndarray:
     """float32 of ``v`` (float64 approximations of ``f(x)``), except where ``v`` is within
     ``tol * |v|`` of a float32 rounding boundary: there ``decimal_to_f32(exact(x))``."""
-    r = v.astype(np.float32)
-    toward = np.where(v > r, np.float32(np.inf), np.float32(-np.inf))
-    nb = np.nextafter(r, toward)
-    with np.errstate(over="ignore", invalid="ignore"):
-        mid = (r.astype(np.float64) + nb.astype(np.float64)) * 0.5
-        hard = ~(np.abs(v - mid) > tol * np.abs(v))
-    hard &= ~np.isnan(v)
-    hard |= np.isinf(r) & np.isfinite(v)
+    with np.errstate(over="ignore"):
+        r = v.astype(np.float32)
+    hard = np.empty(v.shape, dtype=np.bool_)
+    _near_boundary(v.reshape(-1), r.reshape(-1), tol, hard.reshape(-1))
     if hard.any():
         idx = np.nonzero(hard)
         r[idx] = [decimal_to_f32(exact(float(xv))) for xv in x[idx]]

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from prodigy_sim._jit import one_blas_thread
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import footprint
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
@@ -147,7 +146,6 @@ def _cosines(emb: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return float(cos.mean()), float(cos.min())
 
 
-@one_blas_thread
 def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end: bool,
              backend: str) -> AccuracyRow:
     """One row: accuracy, bytes, simulated throughput (and lowered columns) of ``scheme``."""
