@@ -14,6 +14,7 @@ import contextlib
 import functools
 import types
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import numba
 
@@ -24,7 +25,16 @@ PARALLEL_MIN_ELEMENTS = 1 << 16
 """Smallest first-argument size (elements) that runs the parallel version."""
 
 
-def parallel_if_large(fn: Callable) -> Callable:
+class _Twins(Protocol):
+    """What :func:`parallel_if_large` returns: a call and the two dispatchers it picks from."""
+
+    parallel: Any
+    serial: Any
+
+    def __call__(self, *args: Any) -> Any: ...
+
+
+def parallel_if_large(fn: Callable) -> _Twins:
     """Decorator: ``fn`` jitted parallel and serial; a call runs the parallel one iff
     ``args[0].size >= PARALLEL_MIN_ELEMENTS``. ``.parallel`` / ``.serial`` are the two
     dispatchers. The serial twin has its own name, so Numba caches the two apart."""
@@ -35,10 +45,10 @@ def parallel_if_large(fn: Callable) -> Callable:
     twin.__module__ = fn.__module__
     ser = numba.njit(cache=True)(twin)
 
-    @functools.wraps(fn)
-    def call(*args):
+    def run(*args):
         return (par if args[0].size >= PARALLEL_MIN_ELEMENTS else ser)(*args)
 
+    call = cast(_Twins, functools.wraps(fn)(run))  # a function with two attributes set below
     call.parallel, call.serial = par, ser
     return call
 

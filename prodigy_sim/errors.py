@@ -56,9 +56,11 @@ class _LocatedError(ProdigySimError):
 class AssemblyError(_LocatedError):
     """Program text that does not assemble, or a binary that does not decode."""
 
+    offset: int  # the byte offset, set by the binary decoder on the errors it raises
+
 
 class TraceError(_LocatedError):
-    """A memory trace line that cannot be parsed."""
+    """A trace line (memory requests, or serving requests) that cannot be parsed."""
 
 
 class ProgramError(ProdigySimError):

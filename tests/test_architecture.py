@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "prodigy_sim"
 
 FLOORS: dict[str, int] = {
     "errors": 0,
-    "__init__": 1, "_jit": 1, "_datafile": 1, "detmath": 1,
-    "numerics": 2,
+    "__init__": 1, "_jit": 1, "_datafile": 1,
+    "detmath": 2, "numerics": 2,
     "dram": 3, "isa": 3, "ptq": 3,
     "hardware": 4,
     "functional": 5, "timing": 5,
@@ -23,7 +23,7 @@ FLOORS: dict[str, int] = {
     "simulation": 8,
     "reports": 9,
     "realmodels": 10,
-    "serving": 11, "sweep": 11, "system": 11, "testing": 11,
+    "parallel": 11, "serving": 11, "sweep": 11, "testing": 11,
     "cli": 12,
     "__main__": 13,
 }

@@ -1,5 +1,7 @@
 """Block-scaled quantization: the OCP MX rule, other scale rules, sparsity, footprint."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -12,7 +14,7 @@ from prodigy_sim.numerics import (
     get_format,
     quantize,
 )
-from tests.reference_numerics import ref_mx_block
+from prodigy_sim.testing.numerics_oracle import ref_mx_block
 from tests.strategies import float32_arrays, narrow_format_names
 
 ELEMENT_FORMATS = ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float6_e2m3fn", "tai4",
@@ -137,6 +139,8 @@ def test_sparse_quantized_tensor(fmt, method):
     fp = footprint(w.shape, fmt, sparsity="8:4")
     assert fp.total_bytes == q.nbytes
     assert fp.metadata_bytes == q.mask_bits.nbytes == 16 * 128 // 8
+    with pytest.raises(ConfigError, match=r"sparse \(8:4\) quantized tensor needs 'mask_bits'"):
+        dataclasses.replace(q, mask_bits=None).mask()
 
 
 @pytest.mark.parametrize("fmt", sorted(set(narrow_format_names()) - {"float8_e8m0fnu"}))

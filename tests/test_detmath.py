@@ -22,9 +22,9 @@ from prodigy_sim.detmath import (
     lower_inverse,
     matmul,
     matmul_f32,
-    split_matmul,
     silu_f32,
     sin_f32,
+    split_matmul,
 )
 from prodigy_sim.errors import ConfigError
 

@@ -18,7 +18,9 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import reference as sp
 from prodigy_sim.functional import run
 from prodigy_sim.functional.reference import _spec as sp_impl
+from prodigy_sim.isa import disassemble
 from prodigy_sim.lowering import (
+    LinearMapping,
     attention_kernel,
     emulate_kernel,
     linear_kernel,
@@ -78,13 +80,24 @@ def _linear_ddr(rng, m: int, n: int, k: int, epilogue: str, x_scale=None) -> dic
     return ddr
 
 
+def _lin(m, n, k, *, weight, cores, epilogue, nt, an, kt=None, mt=None, am=1, gm=1,
+         gn=None, order="mn", multicast=False):
+    """A linear kernel on an explicit mapping (by default: the whole M in one block row, column
+    blocks over the cores)."""
+    mt = mt or m // am
+    gn = gn or min(cores // gm, n // (nt * an))
+    mp = LinearMapping(mt, am, nt, an, kt or k, gm, gn, order, multicast)
+    return linear_kernel("lin", m, n, k, weight=weight, cores=cores, mapping=mp,
+                         epilogue=epilogue)
+
+
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "8:4"])
 @pytest.mark.parametrize("epilogue", EPILOGUES)
 def test_linear_epilogues(epilogue, sparse):
     """K = 320 in K tiles of 128 (two tiles and a 64 tail), two column blocks, 2 cores."""
     w = Storage.of("tai4", sparsity=(8, 4) if sparse else None)
     m, n, k = 16, 128, 320
-    kern = linear_kernel("lin", m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
+    kern = _lin(m, n, k, weight=w, cores=2, epilogue=epilogue, nt=32, an=2,
                          kt=128)
     assert kern.params.kt == 128 and kern.params.epilogue == epilogue
     ddr = _linear_ddr(np.random.default_rng(EPILOGUES.index(epilogue) + 10 * sparse), m, n, k,
@@ -99,16 +112,35 @@ def test_linear_epilogues(epilogue, sparse):
 def test_linear_hypothesis(epilogue, fmt, m, k, seed):
     """Random formats, row counts, K (one tile, a tile and a tail) and data."""
     rng = np.random.default_rng(seed)
-    kern = linear_kernel("lin", m, 64, k, weight=Storage.of(fmt), cores=2, epilogue=epilogue,
+    kern = _lin(m, 64, k, weight=Storage.of(fmt), cores=2, epilogue=epilogue,
                          nt=32, an=1)
     _check(kern, _linear_ddr(rng, m, 64, k, epilogue), {"Y"})
 
 
-def test_linear_k_tiles_not_multiple_of_128():
-    """``kt = 96``: every K tile is a new MMA whose chunks start at the tile (96, 96, 96), not at
-    multiples of 128 of the whole K - the emulation must follow the tiles. Rows with ``+B`` in
-    K [0, 32), small values in [96, 128) and ``-B`` in [128, 160) make it visible: by tiles the
-    small values survive (``B`` then ``small - B``), by 128-chunks they vanish in ``B + small``."""
+@pytest.mark.parametrize("grid, order, multicast", [
+    ((2, 2), "mn", False), ((2, 2), "nm", False), ((2, 2), "mn", True), ((4, 1), "nm", True),
+    ((1, 3), "mn", False)], ids=["2x2-mn", "2x2-nm", "2x2-multicast", "4x1-nm-multicast",
+                                 "1x3-uneven"])
+def test_linear_mappings(grid, order, multicast):
+    """Core grids, both block orders, multicast loads (``DMA.LDM``) and a grid that does not
+    divide the blocks give the emulation's bits: 4 row blocks x 4 column blocks of 8x32 tiles
+    (2 accumulators per block), K in two tiles."""
+    gm, gn = grid
+    rng = np.random.default_rng(gm * 10 + gn + multicast)
+    m, n, k = 32, 256, 256
+    kern = _lin(m, n, k, weight=Storage.of("tai4"), cores=4, epilogue="quant", nt=32,
+                an=2, mt=8, am=1, kt=128, gm=gm, gn=gn, order=order, multicast=multicast)
+    assert kern.busy_cores == gm * gn and kern.mapping.startswith(f"grid {gm}x{gn}")
+    assert ("DMA.LDM" in disassemble(kern.program)) == multicast
+    _check(kern, _linear_ddr(rng, m, n, k, "quant"), {"Y"})
+
+
+def test_linear_k_tiles_are_whole_chunks_so_the_mapping_never_changes_the_bits():
+    """K tiles are K or multiples of the 128-element chunk, so every chunk of the numeric
+    specification starts at a multiple of 128 of the whole K whatever the mapping: the same
+    inputs give the same bits for kt = 128, 256 and K (= 288, one tile with a 32 tail) and for
+    different grids. Rows with ``+B`` in K [0, 32), small values in [96, 128) and ``-B`` in
+    [128, 160) would expose a tile boundary inside a chunk (``kt = 96`` is refused)."""
     rng = np.random.default_rng(6)
     m, n, k = 16, 64, 288
     ddr = _linear_ddr(rng, m, n, k, "store")
@@ -117,16 +149,20 @@ def test_linear_k_tiles_not_multiple_of_128():
     ddr["X"][:4, :32] = 4096.0
     ddr["X"][:4, 96:128] = np.abs(_normal(rng, (4, 32), 2.0**-14))
     ddr["X"][:4, 128:160] = -4096.0
-    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
-                         epilogue="store", nt=32, an=1, kt=96)
-    y = _check(kern, ddr, {"Y"})["Y"]
-    assert (y[:4, :4] > 0).all()
+    w = Storage.of("float8_e4m3fn")
+    outs = [_check(_lin(m, n, k, weight=w, cores=2, epilogue="store", nt=32, an=1, kt=kt,
+                        mt=mt, gm=gm, gn=gn), ddr, {"Y"})["Y"]
+            for kt, mt, gm, gn in ((128, None, 1, 2), (256, 8, 2, 1), (None, 8, 1, 2))]
+    for y in outs[1:]:
+        assert np.array_equal(y.view(np.uint32), outs[0].view(np.uint32))
+    with pytest.raises(ConfigError, match="kt must be K or a multiple of 128"):
+        _lin(m, n, k, weight=w, cores=2, epilogue="store", nt=32, an=1, kt=96)
 
 
 def test_linear_bf16_weights():
     """BFLOAT16 MMA (bfloat16 activations and weights)."""
     rng = np.random.default_rng(5)
-    kern = linear_kernel("lin", 8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
+    kern = _lin(8, 64, 256, weight=Storage.of("bfloat16"), cores=2,
                          epilogue="residual", nt=32, an=1)
     assert kern.params.act.fmt.name == "bfloat16"
     _check(kern, _linear_ddr(rng, 8, 64, 256, "residual"), {"Y"})
@@ -142,7 +178,7 @@ def test_linear_chunk_sums_beyond_float64(monkeypatch):
     used = []
     orig = sp_impl._superacc_rne32
     monkeypatch.setattr(sp_impl, "_superacc_rne32", lambda t: used.append(t.shape[0]) or orig(t))
-    kern = linear_kernel("lin", m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
+    kern = _lin(m, n, k, weight=Storage.of("float8_e4m3fn"), cores=2,
                          epilogue="quant", nt=32, an=2, kt=128)
     _check(kern, ddr, {"Y"})
     assert sum(used) > m * n // 4
@@ -159,7 +195,7 @@ def test_linear_nan_and_inf():
         ddr["BIAS"][0, 5] = np.nan
         if "R" in ddr:
             ddr["R"][4, 7] = -np.inf
-        kern = linear_kernel("lin", m, n, k, weight=Storage.of("tai4"), cores=2,
+        kern = _lin(m, n, k, weight=Storage.of("tai4"), cores=2,
                              epilogue=epilogue, nt=32, an=1)
         _check(kern, ddr, {"Y"})
 

@@ -11,6 +11,8 @@ from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa import (
     CID,
     NCORES,
+    Expr,
+    Instruction,
     IsaParams,
     ProgramBuilder,
     Reg,
@@ -157,3 +159,16 @@ def test_builder_refuses_bad_operands():
         b.build()
     with pytest.raises(ProgramError, match="MMA takes 3 operands"):
         ProgramBuilder().emit("MMA", "C", "A")
+
+
+def test_operand_accessors_read_the_kind_or_refuse():
+    ins = Instruction("DMA.LD", ("A", "X", Expr(1, 64), Expr(None, 0)))
+    assert (ins.name(0), ins.name(1), ins.expr(2)) == ("A", "X", Expr(1, 64))
+    assert Instruction("LI", (3, 7)).integer(1) == 7
+    with pytest.raises(ProgramError, match=r"DMA.LD operand 3: expected a name but found "
+                                           r"Expr\(reg=1, offset=64\)"):
+        ins.name(2)
+    with pytest.raises(ProgramError, match="DMA.LD operand 1: expected an integer but found 'A'"):
+        ins.integer(0)
+    with pytest.raises(ProgramError, match="LI operand 2: expected an expression"):
+        Instruction("LI", (3, 7)).expr(1)

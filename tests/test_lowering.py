@@ -8,6 +8,7 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.isa import expand, validate
 from prodigy_sim.lowering import (
+    LinearMapping,
     attention_flops,
     attention_kernel,
     linear_flops,
@@ -87,12 +88,19 @@ def _check_counts(k, cores):
 
 @pytest.mark.parametrize("epilogue", ["store", "quant", "residual", "bias", "bias_store",
                                       "bias_residual", "gelu", "gated"])
-@pytest.mark.parametrize("shape", [(1, 512, 640, 8, 1, 1, 64, None),
-                                   (128, 256, 384, 4, 2, 2, 32, (8, 4))])
+@pytest.mark.parametrize("shape", [
+    (1, 512, 640, 8, None, LinearMapping(1, 1, 64, 1, 256, 1, 8)),
+    (128, 256, 384, 4, (8, 4), LinearMapping(64, 2, 32, 2, 256, 1, 4)),
+    (128, 256, 384, 4, (8, 4), LinearMapping(32, 2, 32, 2, 256, 2, 2, "nm")),
+    (128, 512, 384, 4, None, LinearMapping(16, 2, 64, 1, 256, 2, 2, "mn", True)),
+    (128, 192, 384, 6, None, LinearMapping(32, 1, 32, 2, 384, 2, 3, "nm", True))],
+    ids=["decode", "prefill", "grid-nm", "multicast", "multicast-nm"])
 def test_linear_counts_match_the_isa(epilogue, shape):
-    m, n, k, p, am, an, nt, sp = shape
+    """The kernel's analytic DDR bytes and MMA FLOPs equal the ISA-level counts of its program
+    (a multicast load reads DDR once for its group) over every kind of mapping."""
+    m, n, k, p, sp, mapping = shape
     kern = linear_kernel("t", m, n, k, weight=Storage.of("tai2", sparsity=sp), cores=p,
-                         epilogue=epilogue, am=am, an=an, nt=nt, kt=256)
+                         epilogue=epilogue, mapping=mapping)
     _check_counts(kern, p)
     assert kern.mma_flops == 2 * m * n * k * (2 if epilogue == "gated" else 1)
 
@@ -169,8 +177,8 @@ def test_lowered_linear_runs_bit_exactly_on_the_functional_core():
 
     rng = np.random.default_rng(7)
     m, n, k, cores = 2, 128, 384, 2
-    kern = linear_kernel("t", m, n, k, weight=Storage.of("tai4"), cores=cores, nt=32,
-                         epilogue="store", kt=128)
+    kern = linear_kernel("t", m, n, k, weight=Storage.of("tai4"), cores=cores,
+                         mapping=LinearMapping(2, 1, 32, 1, 128, 1, 2), epilogue="store")
     x = rng.standard_normal((m, k)).astype(np.float32)
     w = rng.standard_normal((n, k)).astype(np.float32) * 0.1
     state = functional.run(kern.program, ddr={"X": x, "W": w}, cores=cores)

@@ -298,8 +298,8 @@ def test_a_tile_read_by_two_cores_costs_one_ddr_read(chip):
     # both cores load the same 16 KiB at once: the second core's lines wait for the first
     # core's fill in the L3 instead of going to DDR again
     p = _reload_program([0])
-    shared = simulate(p, chip, cores=2, l3_bytes=None)
-    no_l3 = simulate(p, chip, cores=2)
+    shared = simulate(p, chip, cores=2)                    # the L3 is on by default
+    no_l3 = simulate(p, chip, cores=2, l3_bytes=0)
     assert (sum(shared.channel_bytes), sum(no_l3.channel_bytes)) == (16384, 2 * 16384)
     assert shared == simulate(p, chip, cores=2, l3_bytes=None)     # deterministic
 
@@ -307,7 +307,7 @@ def test_a_tile_read_by_two_cores_costs_one_ddr_read(chip):
 def test_a_reload_hits_the_l3_and_is_faster(chip):
     once, twice = (simulate(_reload_program(rows), chip, cores=1, l3_bytes=None)
                    for rows in ([0], [0, 0]))
-    cold = simulate(_reload_program([0, 0]), chip, cores=1)
+    cold = simulate(_reload_program([0, 0]), chip, cores=1, l3_bytes=0)
     assert (sum(twice.channel_bytes), sum(cold.channel_bytes)) == (16384, 2 * 16384)
     assert twice.cycles - once.cycles < cold.cycles - once.cycles
 

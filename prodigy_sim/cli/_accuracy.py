@@ -152,12 +152,12 @@ def schemes_from_args(args: argparse.Namespace) -> list:
             for method in methods:
                 for prune in (prunes if sp != "none" and method != "sparsegpt" else [None]):
                     for sc in scales:
-                        for b in blocks:
+                        for blk in blocks:
                             for rule in rules:
                                 try:
                                     schemes.append(QuantScheme(
                                         fmt, None if sp == "none" else sp,
-                                        prune or "magnitude", block=b,
+                                        prune or "magnitude", block=blk,
                                         scale=None if sc == "e8m0" else sc, method=method,
                                         scale_rule=rule))
                                 except ConfigError:
@@ -231,12 +231,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_tables(args: argparse.Namespace) -> int:
     """``--tables``: the white paper's four tables (and the default format grid)."""
-    from prodigy_sim.realmodels import accuracy_table, table_schemes
-    from prodigy_sim.realmodels._tables import (
+    from prodigy_sim.realmodels import (
         PAPER_TABLES,
+        accuracy_table,
         format_paper_table,
         render_docs,
         table_rows,
+        table_schemes,
         write_docs,
     )
 

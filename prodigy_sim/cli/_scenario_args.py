@@ -5,6 +5,7 @@ validated :class:`~prodigy_sim.models.Scenario`."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -25,11 +26,14 @@ ALIASES = {
 
 
 def resolve_model(name: str) -> str:
-    """A card name (or file) for ``name``: exact card names, aliases, and names without dashes
-    (``llama27b`` -> ``llama-2-7b``)."""
+    """A card name (or file) for ``name``: exact card names, aliases, names without dashes
+    (``llama27b`` -> ``llama-2-7b``), card files, and a Hugging Face model folder (one holding a
+    ``config.json``)."""
     names = card_names()
     if name in names or name.endswith((".yaml", ".yml", ".json")):
         return name
+    if (Path(name) / "config.json").is_file():
+        return str(Path(name) / "config.json")
     key = name.lower()
     if key in ALIASES:
         return ALIASES[key]

@@ -63,10 +63,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
     how.add_argument("--cores", type=int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
-    how.add_argument("--core-subset", default="auto", metavar="N|auto|all",
-                     help="simulate N representative cores on a proportionally scaled chip "
-                          "(cores and DDR channels), 'all' for every core (default: auto = 16 "
-                          "of 128)")
+    how.add_argument("--no-l3", action="store_true",
+                     help="no shared virtual L3: every DMA goes to DDR (default: the on-chip "
+                          "memory the cores do not use serves as a shared L3)")
     how.add_argument("--steady-units", type=int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
@@ -86,20 +85,6 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     if args.scenario:
         return load_scenario(args.scenario)
     return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache})
-
-
-def _subset(text: str) -> int | str | None:
-    if text == "auto":
-        return "auto"
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"'--core-subset' must be N, auto or all (got {text!r})") from None
-    if value < 1:
-        raise ConfigError(f"'--core-subset' must be >= 1 (got {value})")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = simulate_scenario(scenario, config=config, cores=args.cores,
-                                   core_subset=_subset(args.core_subset),
+                                   l3=not args.no_l3,
                                    steady_units=args.steady_units or None,
                                    progress=progress, total=total)
     finally:

@@ -35,6 +35,6 @@ from prodigy_sim.detmath._round import ln_decimal as ln_decimal
 from prodigy_sim.detmath._round import silu_f32 as silu_f32
 from prodigy_sim.detmath._round import sin_f32 as sin_f32
 
-__all__ = ["SplitWeight", "bmm_f32", "cholesky", "cos_f32", "decimal_to_f32", "exp_decimal", "exp_f32",
-           "gelu_f32", "gram", "ln_decimal", "lower_inverse", "matmul", "matmul_f32",
+__all__ = ["SplitWeight", "bmm_f32", "cholesky", "cos_f32", "decimal_to_f32", "exp_decimal",
+           "exp_f32", "gelu_f32", "gram", "ln_decimal", "lower_inverse", "matmul", "matmul_f32",
            "silu_f32", "sin_f32", "split_matmul", "split_weight"]

@@ -44,14 +44,15 @@ def decimal_to_f32(d: Decimal) -> np.float32:
         cands = [c, np.nextafter(c, np.float32(-np.inf)), np.nextafter(c, np.float32(np.inf))]
     top = Decimal(float(np.finfo(np.float32).max))
     half_ulp = Decimal(2) ** 103  # float32 max + half ulp rounds to Inf
-    best, best_err = None, None
+    best: np.float32 | None = None
+    best_err: Decimal | None = None
     for cand in cands:
         if not np.isfinite(cand):
             if abs(d) >= top + half_ulp:
                 return np.float32(math.copysign(np.inf, float(d)))
             continue
         err = abs(Decimal(float(cand)) - d)
-        if best is None or err < best_err or (err == best_err and
+        if best is None or best_err is None or err < best_err or (err == best_err and
                                                 int(np.float32(cand).view(np.uint32)) % 2 == 0):
             best, best_err = cand, err
     return np.float32(best)
@@ -111,7 +112,9 @@ def _pi(prec: int) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = prec + 5
         three = Decimal(3)
-        lasts, t, s, n, na, d, da = 0, three, 3, 1, 0, 0, 24
+        lasts: Decimal | int = 0
+        s: Decimal = three
+        t, n, na, d, da = three, 1, 0, 0, 24
         while s != lasts:
             lasts = s
             n, na = n + na, na + 8

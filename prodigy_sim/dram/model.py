@@ -383,7 +383,8 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     if n:
         bad_group = K.simulate_groups_kernel(
             _params(config, False), start, arr_s, m.channel, m.bank_group, m.bank, m.row,
-            a_s.view(np.int64), is_w[order], *out, ref_stop, ref_total, stop)
+            a_s.view(np.int64), is_w[order], out[0], out[1], out[2], out[3], out[4], ref_stop,
+            ref_total, stop)
         if bad_group >= 0:
             raise SimulationError(f"DDR5 model deadlocked in controller {bad_group}: a request "
                                   "could never be scheduled")

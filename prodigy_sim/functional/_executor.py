@@ -13,6 +13,7 @@ between two barriers (a race) gets that order's result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +30,15 @@ from prodigy_sim.functional._storage import (
     write_float,
     write_quantized,
 )
-from prodigy_sim.isa import IsaParams, Layout, Program, compile_steps, expand, validate
+from prodigy_sim.isa import (
+    IsaParams,
+    Layout,
+    Program,
+    compile_steps,
+    expand,
+    multicast_group,
+    validate,
+)
 from prodigy_sim.numerics import QuantizedTensor
 
 __all__ = ["CoreState", "MachineState", "run", "ddr_image"]
@@ -61,6 +70,7 @@ class MachineState:
     cores: list[CoreState]
     chunk: int = DEFAULT_CHUNK
     mma: MmaStats = field(default_factory=MmaStats)
+    multicasts: _MulticastCheck = field(default_factory=lambda: _MulticastCheck())
 
     def tensor(self, name: str) -> np.ndarray | QuantizedTensor:
         """A DDR tensor: float32 values for float32/bfloat16, else a QuantizedTensor."""
@@ -81,8 +91,8 @@ class MachineState:
         return self.cores[core].acc[self.layout.accs[name], :m, :n].copy()
 
 
-def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None = None
-              ) -> np.ndarray:
+def ddr_image(program: Program, tensors: Mapping[str, np.ndarray | QuantizedTensor],
+              lay: Layout | None = None) -> np.ndarray:
     """A DDR byte image holding ``tensors`` (name -> float array or QuantizedTensor) at the
     program's layout; float arrays for quantized tensors are quantized with the declaration's
     fmt, block, scale and sparsity. Unnamed tensors are zero bytes."""
@@ -106,6 +116,45 @@ def ddr_image(program: Program, tensors: dict[str, object], lay: Layout | None =
     return buf
 
 
+class _MulticastCheck:
+    """DMA.LDM groups: the k-th multicast load of every member of a group must name the same
+    tensor and window (the hardware reads it once for all of them)."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple, list] = {}          # (members, k) -> [window, count]
+        self.seq: dict[tuple[int, tuple], int] = {}  # (core, members) -> loads so far
+
+    def add(self, core: int, ncores: int, step) -> None:
+        ins = step.instruction
+        row, col, size, stride = step.args
+        members = multicast_group(core, ncores, size, stride)
+        k = self.seq.get((core, members), 0)
+        self.seq[(core, members)] = k + 1
+        window = (ins.operands[1], row, col)
+        entry = self.open.setdefault((members, k), [window, 0])
+        if entry[0] != window:
+            raise ProgramError(
+                f"core {core}, {_where(step)}: multicast load {k} of group {list(members)} reads "
+                f"{window[0]}[{row}, {col}] but another member reads "
+                f"{entry[0][0]}[{entry[0][1]}, {entry[0][2]}]")
+        entry[1] += 1
+        if entry[1] == len(members):
+            del self.open[(members, k)]
+
+    def check_complete(self) -> None:
+        """ProgramError if a group's load was not issued by every member (at a BARRIER or the
+        end: the members would wait for each other forever)."""
+        for (members, k), (window, count) in self.open.items():
+            raise ProgramError(f"multicast load {k} of group {list(members)} ({window[0]}) was "
+                               f"issued by {count} of its {len(members)} members before a "
+                               "BARRIER or the end")
+
+
+def _where(step) -> str:
+    ins = step.instruction
+    return f"line {ins.source_line}" if ins.source_line else f"instruction {step.index}"
+
+
 class _Core:
     """Executes one core's steps against its state."""
 
@@ -115,6 +164,7 @@ class _Core:
         self.lay = m.layout
         self.cid = cid
         self.st = m.cores[cid]
+        self.ncores = ncores
         self.steps = expand(m.program, cid, ncores, layout=m.layout, compiled=compiled)
         self.loops: list[list[int]] = []
         self.done = False
@@ -162,6 +212,9 @@ class _Core:
                 self.loops.pop()
         elif op in ("DMA.LD", "DMA.ST"):
             self._dma(step)
+        elif op == "DMA.LDM":
+            self.m.multicasts.add(self.cid, self.ncores, step)
+            self._dma(step)
         elif unit == "matrix":
             self._matrix(op, ops)
         elif unit == "vector":
@@ -182,7 +235,7 @@ class _Core:
 
     def _dma(self, step) -> None:
         ins = step.instruction
-        load = ins.opcode == "DMA.LD"
+        load = ins.opcode != "DMA.ST"
         tile = ins.operands[0] if load else ins.operands[3]
         tp = self.lay.tiles[tile]
         h = tp.rows
@@ -266,8 +319,9 @@ class _Core:
         self._put(ops[0], vec.canonical(np.broadcast_to(r, shape)))
 
 
-def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1,
-        params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK) -> MachineState:
+def run(program: Program, *, ddr: np.ndarray | Mapping[str, np.ndarray | QuantizedTensor],
+        cores: int = 1, params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK
+        ) -> MachineState:
     """Run ``program`` on ``cores`` cores; returns the final :class:`MachineState`.
 
     ``ddr``: a byte image (uint8, as :func:`ddr_image` builds; copied) or a dict name -> float
@@ -296,6 +350,7 @@ def run(program: Program, *, ddr: np.ndarray | dict[str, object], cores: int = 1
     execs = [_Core(m, c, cores, compiled) for c in range(cores)]
     while True:
         at_barrier = [ex.run_to_barrier() if not ex.done else False for ex in execs]
+        m.multicasts.check_complete()
         if not any(at_barrier):
             return m
         if not all(at_barrier):

@@ -177,7 +177,8 @@ _GROUP = 4
 _THREAD_MIN_MACS = 1 << 27
 
 def _n_workers() -> int:
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
+    return max(1, min(threads, os.cpu_count() or 1))
 
 
 class _Plan:
@@ -187,13 +188,13 @@ class _Plan:
         self.a, self.w = a, w
         nc, m, _ = a.values.shape
         self.m_tiles = [(i0, min(m, i0 + tm)) for i0 in range(0, m, tm)]
-        aspec_any = a.special.any(axis=1)
+        aspec_any = np.any(a.special, axis=1)
         self.a_gemm = [_finite(a.values[c]) if aspec_any[c] else a.values[c] for c in range(nc)]
         self.a_agg = {}
         for i0, i1 in self.m_tiles:
             sl = slice(i0, i1)
             self.a_agg[i0] = (a.low[:, sl].min(axis=1), a.vmax[:, sl].max(axis=1),
-                              a.vsum[:, sl].max(axis=1), a.special[:, sl].any(axis=1))
+                              a.vsum[:, sl].max(axis=1), np.any(a.special[:, sl], axis=1))
 
     def tile(self, i0: int, i1: int, n0: int, n1: int, acc: np.ndarray, buf: dict) -> MmaStats:
         """acc[i0:i1, n0:n1] += chunk by chunk; a contiguous copy of the tile is worked on.
@@ -294,7 +295,7 @@ def mma_source(a: Operand, w: OperandSource, acc: np.ndarray) -> MmaStats:
     results: list[MmaStats] = []
     errors: list[BaseException] = []
 
-    def work():
+    def work() -> None:
         buf: dict = {}
         mine = MmaStats()
         try:

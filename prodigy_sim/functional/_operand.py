@@ -338,6 +338,7 @@ class OperandSource:
 
     def chunk_group(self, c0: int, c1: int, r0: int, r1: int, buf: dict):
         op = self.op
+        assert op is not None  # only _QuantizedSource, which overrides this, has no Operand
         cs, rs = slice(c0, c1), slice(r0, r1)
         low, vmax, vsum, special = op.low[cs, rs], op.vmax[cs, rs], op.vsum[cs, rs], \
             op.special[cs, rs]
@@ -361,7 +362,9 @@ class _QuantizedSource(OperandSource):
                                np.empty((g, 4)))
         out, low, vmax, vsum, special = (x[:g, :n] for x in have[:5])
         agg = have[5][:g]
-        _decode_group(*self.args, c0, c1, r0, r1, out, low, vmax, vsum, special, agg)
+        # mypy cannot match *args followed by positional arguments to a numba dispatcher
+        _decode_group(*self.args, c0, c1, r0, r1,  # type: ignore[call-arg]
+                      out, low, vmax, vsum, special, agg)
         return out, low, vmax, vsum, special, agg
 
 

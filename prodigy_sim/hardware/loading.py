@@ -73,7 +73,9 @@ def _set(tree: dict, cls: type[BaseModel], parts: list[str], value: Any, path: s
     if kind == "value" and (rest or isinstance(value, dict)):
         raise ConfigError(f"{where(here)}{here!r} is a value, not a section "
                           f"(got {'sub-field ' + repr('.'.join(rest)) if rest else 'a mapping'})")
-    sub_base = base.get(name) if isinstance(base.get(name), dict) else {}
+    sub_base = base.get(name)
+    if not isinstance(sub_base, dict):
+        sub_base = {}
     if kind == "model" and (rest or isinstance(value, dict)):
         child = tree.get(name)
         if not isinstance(child, dict):
@@ -99,7 +101,7 @@ def _set(tree: dict, cls: type[BaseModel], parts: list[str], value: Any, path: s
 
 def _apply(tree: dict, overrides: dict, where: Callable[[str], str], base: dict) -> list[str]:
     """Apply ``overrides`` to ``tree`` in place; return the dotted leaf paths written."""
-    written = []
+    written: list[str] = []
     for key, value in overrides.items():
         if not isinstance(key, str):
             raise ConfigError(f"{where(str(key))}field paths must be strings (got {key!r})")
@@ -157,7 +159,9 @@ def load_config_with_sources(preset: str | None = None, overrides: dict | None =
                              file: str | Path | None = None) -> tuple[ChipConfig, dict[str, str]]:
     """Like :func:`load_config`, also returning the source of every field by dotted path
     (an overridden field's source names the file and line, or ``"override"``)."""
-    file_preset, file_overrides, lines = (None, {}, {})
+    file_preset: str | None = None
+    file_overrides: dict = {}
+    lines: dict[str, int] = {}
     if file is not None:
         file_preset, file_overrides, lines = read_yaml_overrides(file)
     if preset is not None and file_preset is not None and preset != file_preset:

@@ -66,6 +66,11 @@ class MemoryConfig(Block):
                                     multiple_of=SUBCHANNEL_WIDTH_BITS,
                                     description="Data width of one channel (bits).")
     capacity_bytes: int = Field(8 * TIB, ge=1, description="Installed DDR capacity (bytes).")
+    interleave_bytes: int = Field(64, ge=1, le=1 << 20,
+                                  description="Socket address interleave over the 32-bit "
+                                              "subchannels: consecutive runs of this many bytes "
+                                              "go to consecutive subchannels (bytes; a multiple "
+                                              "of the cache line).")
     dram: MemorySystemConfig = Field(
         default_factory=lambda: MemorySystemConfig(channels=2, timing=DEFAULT_DDR5_MTS),
         description="DDR5 timing model of one channel (speed bin, device organization, "

@@ -136,10 +136,20 @@ def _t16128() -> dict:
             "channels": Cited(16, T16128 + ": 16 DDR5 controllers"),
             "channel_width_bits": Cited(64, T16128 + ": 64-bit channels"),
             "capacity_bytes": Cited(8 * TIB, T16128 + ": up to 8 TB, read as 16 x 512 GiB"),
+            "interleave_bytes": Cited(64, "assumption: cache-line interleave over the 32-bit "
+                                      "subchannels (memory controllers not public)"),
             "dram": {
-                "mapping": Cited("RoCoBaBgCh", "assumption: typical server controller - "
-                                 "consecutive lines rotate over the bank groups, as DDR5's tCCD_L "
-                                 "(2.25 x tCCD_S at 7200) rewards (memory controllers not public)"),
+                "mapping": Cited("RoBaRaCoCh", "assumption: open-page, row-major inside a "
+                                 "subchannel (the DDR5 model's default): a stream's lines stay in "
+                                 "one row and many cores' streams spread over the banks; it serves "
+                                 "128-core streams and multicast tiles best of the mappings "
+                                 "studied (docs/dram.md, 'Address mapping on the chip'; memory "
+                                 "controllers not public)"),
+                "bank_group_xor": Cited(
+                    True, "assumption: the bank group hashed with the low column bits, as server "
+                          "controllers permute bank bits (Zhang et al., MICRO 2000; Pessl et al., "
+                          "DRAMA, USENIX Security 2016): one core's stream alternates bank groups "
+                          "(controllers not public)"),
                 "org": Cited("DDR5_16Gb_x8", "assumption: the calibrated reference device "
                              "(DIMM organization not public)"),
                 "timing": Cited(7200, T16128 + ": DDR5-7200; timings JESD79-5 7200AN "

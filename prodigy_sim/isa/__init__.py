@@ -20,6 +20,7 @@ from prodigy_sim.isa._disasm import format_instruction as format_instruction
 from prodigy_sim.isa._expand import Step as Step
 from prodigy_sim.isa._expand import compile_steps as compile_steps
 from prodigy_sim.isa._expand import expand as expand
+from prodigy_sim.isa._expand import multicast_group as multicast_group
 from prodigy_sim.isa._formats import FormatGroup as FormatGroup
 from prodigy_sim.isa._formats import isa_storage as isa_storage
 from prodigy_sim.isa._layout import Layout as Layout
@@ -50,5 +51,5 @@ __all__ = [
     "compile_steps", "Step",
     "Program", "Instruction", "TensorDecl", "TileDecl", "AccDecl", "Reg", "Expr", "FImm", "CID",
     "NCORES", "opcode_table", "OpcodeTable", "OpcodeSpec", "OperandSpec", "FormatGroup",
-    "isa_storage", "MMA_SP_SPARSITY",
+    "isa_storage", "MMA_SP_SPARSITY", "multicast_group",
 ]

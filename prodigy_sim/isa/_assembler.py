@@ -199,56 +199,64 @@ def _instruction(cur: _Cursor, spec: OpcodeSpec, table: OpcodeTable, where: _Whe
     return Instruction(spec.mnemonic, tuple(values), where.line)
 
 
-def _declaration(cur: _Cursor, directive: str, where: _Where):
+def _declaration(cur: _Cursor, directive: str, where: _Where
+                 ) -> TensorDecl | TileDecl | AccDecl:
     name = cur.expect("word", f"a name after {directive}")
     where.column = name.column
     where.parts["name"] = name.column
     keys = _DECL_KEYS[directive]
-    attrs: dict[str, object] = {}
+    seen: set[str] = set()
+    shape = (0, 0)
+    sparsity: tuple[int, int] | None = None
+    words: dict[str, str] = {}  # fmt, scale
+    ints: dict[str, int] = {}  # block, reg, ddr, spm
     while not cur.at_end():
         key = cur.expect("word", f"an attribute ({', '.join(keys)})")
         if key.text not in keys:
             cur.i -= 1
             raise cur.fail(f"an attribute of {directive} ({', '.join(keys)})")
-        if key.text in attrs:
+        if key.text in seen:
             cur.i -= 1
             raise cur.fail(f"each attribute once ({key.text} is repeated)")
+        seen.add(key.text)
         where.parts[key.text] = key.column
         cur.expect("punct", f"'=' after {key.text}", "=")
+        nxt = cur.peek()
         if key.text == "shape":
             cur.expect("punct", "'(' starting shape=(ROWS,COLS)", "(")
             r = cur.expect("int", "the number of rows").value
             cur.expect("punct", "',' between rows and columns", ",")
             c = cur.expect("int", "the number of columns").value
             cur.expect("punct", "')' closing the shape", ")")
-            attrs["shape"] = (r, c)
-        elif key.text == "fmt" and cur.peek() is not None and cur.peek().kind == "string":
-            attrs["fmt"] = cur.next().text
+            shape = (r, c)
+        elif key.text == "fmt" and nxt is not None and nxt.kind == "string":
+            words["fmt"] = cur.expect("string", "a format file name").text
         elif key.text in ("fmt", "scale"):
-            attrs[key.text] = cur.expect("word", f"a {key.text} name").text
+            words[key.text] = cur.expect("word", f"a {key.text} name").text
         elif key.text == "sparsity":
             g = cur.expect("int", "the sparsity group size (e.g. 8 in 8:4)").value
             cur.expect("punct", "':' in GROUP:KEPT", ":")
-            attrs["sparsity"] = (g, cur.expect("int", "the kept count (e.g. 4 in 8:4)").value)
+            sparsity = (g, cur.expect("int", "the kept count (e.g. 4 in 8:4)").value)
         else:
-            attrs[key.text] = cur.expect("int", f"an integer {key.text}").value
+            ints[key.text] = cur.expect("int", f"an integer {key.text}").value
     for req in ("shape",) if directive == ".acc" else ("shape", "fmt"):
-        if req not in attrs:
+        if req not in seen:
             raise AssemblyError(f"{directive} {name.text} needs {req}=...", file=cur.file,
                                 line=where.line, column=name.column)
     if directive == ".acc":
-        return AccDecl(name.text, attrs["shape"], attrs.get("reg"))
+        return AccDecl(name.text, shape, ints.get("reg"))
     base = Path(cur.file).parent if cur.file else None
     try:
-        storage = isa_storage(str(attrs["fmt"]), attrs.get("block"), attrs.get("scale"),
-                              attrs.get("sparsity"), base=base)
+        storage = isa_storage(words["fmt"], ints.get("block"), words.get("scale"), sparsity,
+                              base=base)
     except ConfigError as err:
-        part = next((k for k in ("sparsity", "scale", "block") if k in str(err) and k in attrs),
+        part = next((k for k in ("sparsity", "scale", "block") if k in str(err) and k in seen),
                     "fmt")
         raise AssemblyError(str(err), file=cur.file, line=where.line,
                             column=where.parts.get(part, name.column)) from None
-    cls, addr = (TensorDecl, "ddr") if directive == ".tensor" else (TileDecl, "spm")
-    return cls(name.text, attrs["shape"], storage, **{addr: attrs.get(addr)})
+    if directive == ".tensor":
+        return TensorDecl(name.text, shape, storage, ddr=ints.get("ddr"))
+    return TileDecl(name.text, shape, storage, spm=ints.get("spm"))
 
 
 def assemble(text: str, file: str | Path | None = None) -> Program:

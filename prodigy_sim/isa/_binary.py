@@ -89,10 +89,10 @@ def encode(program: Program) -> bytes:
         spec = table.by_mnemonic[ins.opcode]
         word = spec.opcode << top
         for o, v in zip(spec.operands, ins.operands, strict=True):
-            if o.kind == "expr":
+            if isinstance(v, Expr):  # the kind is expr (well formed)
                 reg = table.reg_none if v.reg is None else v.reg
                 field = (reg << o.imm_bits) | (v.offset & ((1 << o.imm_bits) - 1))
-            elif o.kind == "fimm":
+            elif isinstance(v, FImm):  # the kind is fimm
                 field = v.bits
             elif isinstance(v, str):
                 field = index[v]

@@ -196,6 +196,12 @@ class ProgramBuilder:
     def dma_ld(self, dst: Name, src: Name, row: ExprLike, col: ExprLike) -> Instruction:
         return self.emit("DMA.LD", dst, src, row, col)
 
+    def dma_ldm(self, dst: Name, src: Name, row: Reg | int, col: Reg | int, size: int,
+                stride: int) -> Instruction:
+        """Multicast load to the caller's group of ``size`` cores ``stride`` apart (row and col
+        in registers)."""
+        return self.emit("DMA.LDM", dst, src, row, col, size, stride)
+
     def dma_st(self, dst: Name, row: ExprLike, col: ExprLike, src: Name) -> Instruction:
         return self.emit("DMA.ST", dst, row, col, src)
 

@@ -12,15 +12,17 @@ type with its own location (file:line:column, byte offset, or builder call).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prodigy_sim.isa._formats import SPARSITY_GROUPS
-from prodigy_sim.isa._program import Expr, FImm, Program
+from prodigy_sim.isa._program import AccDecl, Expr, FImm, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import OpcodeTable, opcode_table
 from prodigy_sim.numerics import Storage
 
 __all__ = ["Issue", "problems", "NAME_RE", "reserved_names", "loop_ends", "SPARSITY_GROUPS"]
+
+_Decl = TensorDecl | TileDecl | AccDecl | tuple[str, int]
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _U32 = 1 << 32
@@ -56,7 +58,7 @@ def _name_issue(name: object, reserved: frozenset[str]) -> str | None:
     return None
 
 
-def _storage_issues(d, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
+def _storage_issues(d: TensorDecl | TileDecl, kind: str, i: int, addr_attr: str) -> Iterator[Issue]:
     shape = d.shape
     if (not isinstance(shape, tuple) or len(shape) != 2
             or not all(isinstance(x, int) and 1 <= x < _U32 for x in shape)):
@@ -94,8 +96,10 @@ def _fits(value: int, bits: int) -> bool:
 def _operand_issue(table: OpcodeTable, program: Program, kind: str, bits: int, imm_bits: int,
                    value: object) -> str | None:
     if kind in ("tile", "tensor", "acc", "label"):
-        names = {"tile": program.tile, "tensor": program.tensor, "acc": program.acc,
-                 "label": program.label}[kind]
+        by_kind: dict[str, Mapping[str, object]] = {
+            "tile": program.tile, "tensor": program.tensor, "acc": program.acc,
+            "label": program.label}
+        names = by_kind[kind]
         if not isinstance(value, str):
             return f"expected a {kind} name but found {value!r}"
         if value not in names:
@@ -153,13 +157,15 @@ def problems(program: Program, table: OpcodeTable | None = None) -> list[Issue]:
     out: list[Issue] = []
     seen: dict[str, str] = {}
     limits = {k: 1 << table.kinds[k].bits for k in ("tensor", "tile", "acc")}
-    for kind, decls, addr in (("tensor", program.tensors, "ddr"), ("tile", program.tiles, "spm"),
-                              ("acc", program.accs, None), ("label", program.labels, None)):
+    tables: tuple[tuple[str, Sequence[_Decl]], ...] = (
+        ("tensor", program.tensors), ("tile", program.tiles), ("acc", program.accs),
+        ("label", program.labels))
+    for kind, decls in tables:
         if kind in limits and len(decls) > limits[kind]:
             out.append(Issue(kind, limits[kind], None, f"more than {limits[kind]} {kind}s "
                                                        "(the operand field's limit)"))
         for i, d in enumerate(decls):
-            name = d[0] if kind == "label" else d.name
+            name = d[0] if isinstance(d, tuple) else d.name
             msg = _name_issue(name, reserved)
             if msg is None and name in seen:
                 msg = f"{name!r} is already declared as a {seen[name]}"
@@ -167,9 +173,10 @@ def problems(program: Program, table: OpcodeTable | None = None) -> list[Issue]:
                 out.append(Issue(kind, i, "name", msg))
                 continue
             seen[name] = kind
-            if addr:
+            if isinstance(d, (TensorDecl, TileDecl)):
+                addr = "ddr" if isinstance(d, TensorDecl) else "spm"
                 out.extend(_storage_issues(d, kind, i, addr))
-            elif kind == "acc":
+            elif isinstance(d, AccDecl):
                 if (not isinstance(d.shape, tuple) or len(d.shape) != 2
                         or not all(isinstance(x, int) and 1 <= x < 1 << 16 for x in d.shape)):
                     out.append(Issue(kind, i, "shape", "shape must be two integers in 1..65535 "

@@ -51,9 +51,9 @@ def format_instruction(ins: Instruction) -> str:
     """One instruction in canonical text, without indentation: ``DMA.LD A0, X, r1+64, 0``."""
     spec = opcode_table().by_mnemonic[ins.opcode]
     texts = []
-    for o, v in zip(spec.operands, ins.operands, strict=True):
+    for j, (o, v) in enumerate(zip(spec.operands, ins.operands, strict=True)):
         if o.kind in ("reg", "sreg"):
-            texts.append(opcode_table().register_name(v))
+            texts.append(opcode_table().register_name(ins.integer(j)))
         elif isinstance(v, FImm):
             texts.append(format_fimm(v))
         elif isinstance(v, Expr):

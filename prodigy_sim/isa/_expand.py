@@ -10,7 +10,7 @@ run-time operands is a prebuilt object yielded again (no allocation), a DMA step
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import NamedTuple
 
 from prodigy_sim.errors import ProgramError
@@ -19,7 +19,7 @@ from prodigy_sim.isa._layout import Layout, Segment
 from prodigy_sim.isa._program import Expr, Instruction, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import opcode_table
 
-__all__ = ["Step", "expand"]
+__all__ = ["Step", "expand", "multicast_group"]
 
 _MASK = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -29,12 +29,13 @@ class Step(NamedTuple):
     """One executed instruction.
 
     ``index``: position in ``program.instructions``; ``unit``: the opcode table's unit class;
-    ``args``: the evaluated ``expr`` operands in order (DMA: ``(row, col)`` element offsets; LOOP:
-    ``(count,)``); ``ddr``: for a DMA when a layout was given, the DDR byte ranges (codes, scales,
-    metadata) of the window; ``spm``: the tile's scratchpad base offset (DMA with a layout).
+    ``args``: the evaluated ``expr`` operands in order (DMA: ``(row, col)`` element offsets;
+    DMA.LDM: ``(row, col, size, stride)``; LOOP: ``(count,)``); ``ddr``: for a DMA when a layout
+    was given, the DDR byte ranges (codes, scales, metadata) of the window; ``spm``: the tile's
+    scratchpad base offset (DMA with a layout).
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index; it is the API
     instruction: Instruction
     unit: str
     args: tuple[int, ...] = ()
@@ -44,7 +45,7 @@ class Step(NamedTuple):
 
 # compiled operation kinds
 _PLAIN, _DMA, _LOOP, _END, _JMP, _BNE, _BLT, _HALT, _SCALAR = range(9)
-_ALU = {
+_ALU: dict[str, Callable[[int, int], int]] = {
     "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
     "MIN": min, "ADDI": lambda a, b: a + b, "MULI": lambda a, b: a * b,
 }
@@ -64,6 +65,20 @@ def _expr(e: Expr) -> tuple[int, int]:
     return (-1 if e.reg is None else e.reg, e.offset)
 
 
+def multicast_group(core: int, ncores: int, size: int, stride: int) -> tuple[int, ...]:
+    """The cores of ``core``'s DMA.LDM group: ``base + k * stride`` for ``k < size`` with
+    ``base = core % stride + (core // (size * stride)) * size * stride`` (``isa/README.md``).
+    ProgramError if ``size`` or ``stride`` is < 1 or a member is not below ``ncores``."""
+    if size < 1 or stride < 1:
+        raise ProgramError(f"DMA.LDM group size {size} and stride {stride} must be >= 1")
+    base = core % stride + (core // (size * stride)) * size * stride
+    members = tuple(base + k * stride for k in range(size))
+    if members[-1] >= ncores:
+        raise ProgramError(f"core {core}: the DMA.LDM group (size {size}, stride {stride}) "
+                           f"reaches core {members[-1]}, beyond the {ncores} cores running")
+    return members
+
+
 def _compile(program: Program, units: Collection[str] | None, layout: Layout | None
              ) -> list[tuple]:
     table = opcode_table()
@@ -76,30 +91,39 @@ def _compile(program: Program, units: Collection[str] | None, layout: Layout | N
         step = Step(i, ins, spec.unit)
         ops = ins.operands
         m = ins.opcode
-        if m in ("DMA.LD", "DMA.ST"):
-            tile, ten, row, col = ((ops[0], ops[1], ops[2], ops[3]) if m == "DMA.LD"
-                                   else (ops[3], ops[0], ops[1], ops[2]))
+        if m in ("DMA.LD", "DMA.ST", "DMA.LDM"):
+            if m == "DMA.ST":
+                tile, ten, row, col = ins.name(3), ins.name(0), ins.expr(1), ins.expr(2)
+            elif m == "DMA.LD":
+                tile, ten, row, col = ins.name(0), ins.name(1), ins.expr(2), ins.expr(3)
+            else:                                   # register operands, then the group
+                tile, ten = ins.name(0), ins.name(1)
+                row, col = Expr(ins.integer(2), 0), Expr(ins.integer(3), 0)
+            extra = (ins.integer(4), ins.integer(5)) if m == "DMA.LDM" else ()
             code.append((_DMA, emit, step, *_expr(row), *_expr(col),
-                         _dma_plan(program.tile[tile], program.tensor[ten], layout)))
+                         _dma_plan(program.tile[tile], program.tensor[ten], layout), extra))
         elif m == "LOOP":
-            code.append((_LOOP, emit, step, ops[0], *_expr(ops[1]), ops[2], ends[i]))
+            code.append((_LOOP, emit, step, ins.integer(0), *_expr(ins.expr(1)), ins.integer(2),
+                         ends[i]))
         elif m == "ENDLOOP":
             code.append((_END, emit, step, starts[i]))
         elif m in ("JMP", "BNE", "BLT"):
-            target = program.label[ops[-1]]
+            target = program.label[ins.name(len(ops) - 1)]
             kind = {"JMP": _JMP, "BNE": _BNE, "BLT": _BLT}[m]
-            regs = (0, 0) if m == "JMP" else (ops[0], ops[1])
+            regs = (0, 0) if m == "JMP" else (ins.integer(0), ins.integer(1))
             code.append((kind, emit, step, *regs, target))
         elif m == "HALT":
             code.append((_HALT, emit, step))
         elif spec.unit == "scalar":
+            fn: Callable[[int, int], int]
             if m == "LI":
-                fn, a, b, b_is_reg = (lambda x, y: y), 0, ops[1], False
+                fn, a, b, b_is_reg = (lambda x, y: y), 0, ins.integer(1), False
             elif m in ("DIV", "DIVI"):
-                fn, a, b, b_is_reg = _div, ops[1], ops[2], m == "DIV"
+                fn, a, b, b_is_reg = _div, ins.integer(1), ins.integer(2), m == "DIV"
             else:
-                fn, a, b, b_is_reg = _ALU[m], ops[1], ops[2], m in ("ADD", "SUB", "MUL", "MIN")
-            code.append((_SCALAR, emit, step, ops[0], fn, a, b, b_is_reg))
+                fn, a, b, b_is_reg = (_ALU[m], ins.integer(1), ins.integer(2),
+                                      m in ("ADD", "SUB", "MUL", "MIN"))
+            code.append((_SCALAR, emit, step, ins.integer(0), fn, a, b, b_is_reg))
         else:
             code.append((_PLAIN, emit, step))
     return code
@@ -131,7 +155,7 @@ def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
 
 
 def _dma(op: tuple, regs: list[int], core: int) -> Step:
-    _, _, step, rr, ri, cr, ci, plan = op
+    _, _, step, rr, ri, cr, ci, plan, extra = op
     ten, h, w, R, C, group, parts, tail, spm = plan  # noqa: N806
     row = (regs[rr] if rr >= 0 else 0) + ri
     col = (regs[cr] if cr >= 0 else 0) + ci
@@ -144,7 +168,7 @@ def _dma(op: tuple, regs: list[int], core: int) -> Step:
             raise ProgramError(f"{_where(step, core)}: column offset {col} is not a multiple of "
                                f"the {what} {size} of {ten.name}")
     if spm is None:
-        return step._replace(args=(row, col))
+        return step._replace(args=(row, col, *extra))
     segs = []
     for base, per_row, length in parts or ():
         start = per_row * col
@@ -155,7 +179,8 @@ def _dma(op: tuple, regs: list[int], core: int) -> Step:
     if parts is None:
         raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
                            f"not start and end on byte boundaries of {ten.name}")
-    return Step(step.index, step.instruction, step.unit, (row, col), tuple(segs) + tail, spm)
+    return Step(step.index, step.instruction, step.unit, (row, col, *extra), tuple(segs) + tail,
+                spm)
 
 
 def compile_steps(program: Program, *, layout: Layout | None = None,

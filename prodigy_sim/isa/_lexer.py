@@ -59,6 +59,7 @@ def tokenize(line: str, lineno: int, file: str | None) -> list[Token]:
             raise AssemblyError(f"unexpected character {line[pos]!r}", file=file, line=lineno,
                                 column=pos + 1)
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind != "ws":
             if kind == "int" and not re.fullmatch(r"0[xX][0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*"
                                                   r"|0[bB][01_]*[01][01_]*|\d[\d_]*", m.group()):

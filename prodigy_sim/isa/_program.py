@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Union
 
+from prodigy_sim.errors import ProgramError
 from prodigy_sim.numerics import FormatSpec, ScaleKind, Sparsity, Storage
 
 __all__ = [
@@ -167,12 +168,38 @@ class Instruction:
     """One static instruction: mnemonic (e.g. ``"DMA.LD"``), operand values, and where it came from.
 
     ``source_line`` (1-based line of the text, None if built or decoded) does not take part in
-    equality.
+    equality. :meth:`name`, :meth:`integer` and :meth:`expr` read an operand as the value type of
+    its kind (a ProgramError if it is not; a well-formed program always passes).
     """
 
     opcode: str
     operands: tuple[Operand, ...]
     source_line: int | None = field(default=None, compare=False)
+
+    def _wrong(self, j: int, what: str) -> ProgramError:
+        return ProgramError(f"{self.opcode} operand {j + 1}: expected {what} but found "
+                            f"{self.operands[j]!r}")
+
+    def name(self, j: int) -> str:
+        """Operand ``j`` of kind tile, tensor, acc or label: the name it refers to."""
+        v = self.operands[j]
+        if not isinstance(v, str):
+            raise self._wrong(j, "a name")
+        return v
+
+    def integer(self, j: int) -> int:
+        """Operand ``j`` of kind reg, sreg (the register index) or simm (the immediate)."""
+        v = self.operands[j]
+        if not isinstance(v, int):
+            raise self._wrong(j, "an integer")
+        return v
+
+    def expr(self, j: int) -> Expr:
+        """Operand ``j`` of kind expr."""
+        v = self.operands[j]
+        if not isinstance(v, Expr):
+            raise self._wrong(j, "an expression reg+imm")
+        return v
 
 
 @dataclass(frozen=True)

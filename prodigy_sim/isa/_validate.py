@@ -31,13 +31,13 @@ def _where(i: int, ins: Instruction) -> str:
 
 def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> list[str]:
     def shape(j: int) -> tuple[int, int]:
-        kind, name = spec.operands[j].kind, ins.operands[j]
+        kind, name = spec.operands[j].kind, ins.name(j)
         return program.acc[name].shape if kind == "acc" else program.tile[name].shape
 
     rule = spec.shape
     if rule == "mma":
         (m, n), (am, k), (wn, wk) = shape(0), shape(1), shape(2)
-        a, w = program.tile[ins.operands[1]], program.tile[ins.operands[2]]
+        a, w = program.tile[ins.name(1)], program.tile[ins.name(2)]
         out = []
         if (am, wn, wk) != (m, n, k):
             out.append(f"acc {ins.operands[0]} is ({m},{n}), a {a.name} is ({am},{k}) and w "
@@ -81,23 +81,27 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
 def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
                       table: OpcodeTable) -> list[str]:
     out = []
-    for o, v in zip(spec.operands, ins.operands, strict=True):
+    for j, (o, v) in enumerate(zip(spec.operands, ins.operands, strict=True)):
         if o.kind == "tile" and o.formats:
-            t = program.tile[v]
+            t = program.tile[ins.name(j)]
             group = table.format_groups[o.formats]
             if not group.admits(t.fmt):
                 out.append(f"{o.name} {v} is {t.fmt.ref}; expected {group.describe()}")
     if spec.mnemonic == "VQUANT":
-        d = program.tile[ins.operands[0]]
+        d = program.tile[ins.name(0)]
         if d.sparsity is not None or d.scale == "none":
             out.append(f"dst {d.name} must be dense with a scale format (VQUANT does not prune)")
-    if spec.mnemonic == "VDEQUANT" and program.tile[ins.operands[1]].sparsity is not None:
+    if spec.mnemonic == "VDEQUANT" and program.tile[ins.name(1)].sparsity is not None:
         out.append(f"a {ins.operands[1]} is sparse")
     if spec.mnemonic == "DIVI" and ins.operands[2] == 0:
         out.append("division by zero")
+    if spec.mnemonic == "DMA.LDM" and (ins.integer(4) < 1 or ins.integer(5) < 1):
+        out.append(f"multicast group size {ins.integer(4)} and stride {ins.integer(5)} must "
+                   "be >= 1")
     if spec.shape == "dma":
-        tile = program.tile[ins.operands[0] if spec.mnemonic == "DMA.LD" else ins.operands[3]]
-        ten = program.tensor[ins.operands[1] if spec.mnemonic == "DMA.LD" else ins.operands[0]]
+        store = spec.mnemonic == "DMA.ST"
+        tile = program.tile[ins.name(3 if store else 0)]
+        ten = program.tensor[ins.name(0 if store else 1)]
         if tile.storage != ten.storage:
             out.append(f"tile {tile.name} and tensor {ten.name} are stored differently "
                        f"({tile.storage} vs {ten.storage}); DMA does not convert")
@@ -133,7 +137,7 @@ def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> l
                            f"LOOP at {_where(start, instrs[start])}")
     for i, ins in enumerate(instrs):
         if ins.opcode in ("JMP", "BNE", "BLT"):
-            target = program.label[ins.operands[-1]]
+            target = program.label[ins.name(len(ins.operands) - 1)]
             if region[target] != region[i]:
                 out.append(f"{_where(i, ins)}: branch to {ins.operands[-1]} leaves or enters a "
                            "LOOP body")

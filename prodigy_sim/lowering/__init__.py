@@ -22,30 +22,39 @@ from prodigy_sim.lowering._common import Budgets as Budgets
 from prodigy_sim.lowering._common import Kernel as Kernel
 from prodigy_sim.lowering._emulate import KERNEL_OUTPUTS as KERNEL_OUTPUTS
 from prodigy_sim.lowering._emulate import emulate_kernel as emulate_kernel
+from prodigy_sim.lowering._linear import LinearMapping as LinearMapping
 from prodigy_sim.lowering._linear import linear_kernel as linear_kernel
 from prodigy_sim.lowering._lower import LoweredModel as LoweredModel
 from prodigy_sim.lowering._lower import LoweredOp as LoweredOp
 from prodigy_sim.lowering._lower import LoweredStage as LoweredStage
 from prodigy_sim.lowering._lower import attention_flops as attention_flops
 from prodigy_sim.lowering._lower import linear_flops as linear_flops
+from prodigy_sim.lowering._lower import linear_op as linear_op
 from prodigy_sim.lowering._lower import lower_model as lower_model
 from prodigy_sim.lowering._lower import matrix_runs as matrix_runs
 from prodigy_sim.lowering._lower import padded_tokens as padded_tokens
 from prodigy_sim.lowering._lower import plan_linear as plan_linear
 from prodigy_sim.lowering._lower import weight_storage as weight_storage
+from prodigy_sim.lowering._mapper import linear_cost as linear_cost
+from prodigy_sim.lowering._mapper import map_linear as map_linear
 from prodigy_sim.lowering._params import AttentionParams as AttentionParams
 from prodigy_sim.lowering._params import KernelParams as KernelParams
 from prodigy_sim.lowering._params import LinearParams as LinearParams
 from prodigy_sim.lowering._params import NormParams as NormParams
 from prodigy_sim.lowering._params import RopeKVParams as RopeKVParams
+from prodigy_sim.lowering._residency import RESIDENT_SHARE as RESIDENT_SHARE
+from prodigy_sim.lowering._residency import Dataflow as Dataflow
+from prodigy_sim.lowering._residency import Residency as Residency
+from prodigy_sim.lowering._residency import plan_residency as plan_residency
 from prodigy_sim.lowering._vector import norm_kernel as norm_kernel
 from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
-__all__ = [
+__all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "KERNEL_OUTPUTS", "AttentionParams", "Budgets", "Kernel", "KernelParams", "LinearParams",
     "LoweredModel", "LoweredOp", "LoweredStage", "NormParams",
     "RopeKVParams", "attention_flops", "attention_kernel",
-    "decode_splits", "weight_storage", "matrix_runs", "plan_linear",
-    "emulate_kernel", "linear_flops",
+    "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
+    "linear_cost", "map_linear",
+    "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
 ]

@@ -335,9 +335,13 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     else:
         nbytes = chunks * per_chunk + blocks * (q_bytes + o_bytes) + cores * qr * ck * 4
     flops = chunks * 4 * qr * ck * d
+    kv_bytes = kv.nbytes(batch * kv_heads * min(context, cp), d)
+    compulsory = (("Q", act.nbytes(rows_q, cols_q)), ("O", act.nbytes(rows_q, cols_q)),
+                  ("KC", kv_bytes), ("VC" if decode else "VT", kv_bytes))
     return Kernel(name=name, kind="attention", program=program, cores=cores, units=units,
+                  compulsory=compulsory,
                   mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt,
-                  min_section_units=batch * heads * (d // 32) if split else None,
+                  uniform_units=not split,
                   params=AttentionParams(batch=batch, heads=heads, kv_heads=kv_heads,
                                          head_dim=d, queries=queries, context=context,
                                          causal=causal, kv=kv, q=act, decode=decode, ck=ck,

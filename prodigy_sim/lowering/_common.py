@@ -76,20 +76,31 @@ class Kernel:
     dma_bytes: int
     weight_format: FormatSpec
     params: KernelParams
+    compulsory: tuple[tuple[str, int], ...] = ()
+    """Per DDR tensor, the bytes that must move at least once: every input read once, every
+    output written once (a tensor's touched part; scratch the kernel re-reads counts once)."""
     sparse: bool = False
     uniform_units: bool = True
-    min_section_units: int | None = None
-    """Units of the smallest unit loop when the program has several (None: one loop)."""
+    per_core: int | None = None
+    """Units of the busiest core (default ``ceil(units / cores)``)."""
+    busy_cores: int | None = None
+    """Cores with work (default ``min(units, cores)``)."""
+    mapping: str = ""
+    """How the work is placed, in words (the report shows it)."""
 
     @property
-    def symmetric(self) -> bool:
-        """True if every core runs at least one unit of every unit loop (a core subset is
-        representative)."""
-        return min(self.units, self.min_section_units or self.units) >= self.cores
+    def compulsory_bytes(self) -> int:
+        """Bytes DDR must move at least once (all of :attr:`compulsory`)."""
+        return sum(b for _, b in self.compulsory)
+
+    def compulsory_off_chip(self, resident: frozenset[str]) -> int:
+        """:attr:`compulsory_bytes` less the tensors that live on chip (``resident``)."""
+        return sum(b for t, b in self.compulsory if t not in resident)
 
     @property
     def per_core_units(self) -> int:
-        return -(-self.units // self.cores)
+        """Units of the busiest core: the unit loop the steady-state extrapolation scales."""
+        return self.per_core if self.per_core is not None else -(-self.units // self.cores)
 
 
 def unit_loop_count(b: ProgramBuilder, dst: Reg, units: int, cores: int,

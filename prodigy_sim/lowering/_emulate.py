@@ -69,6 +69,13 @@ _NEG_INIT = _f32(-1.0e30)
 
 # ---- DDR tensors in and out -----------------------------------------------------------------
 
+def _block(st: Storage, what: str) -> int:
+    """The scale block (elements >= 1) of a block-scaled storage."""
+    if not st.block:
+        raise ConfigError(f"{what} are stored with block scales (got {st})")
+    return st.block
+
+
 def _quant(x: np.ndarray, st: Storage) -> QuantizedTensor:
     """VQUANT / quantize of float32 values ``(R, C)`` with a storage's block, scale, sparsity."""
     return quantize(np.asarray(x, dtype=np.float32), st)
@@ -148,11 +155,11 @@ class _QOut:
 
     def __init__(self, shape: tuple[int, int], st: Storage,
                  init: QuantizedTensor | None = None) -> None:
-        if st.sparsity is not None or st.block == 0:
+        if st.sparsity is not None:
             raise ConfigError("emulated outputs are dense with block scales")
-        self.st, self.shape = st, shape
+        self.st, self.shape, self.block = st, shape, _block(st, "emulated outputs")
         self.spec = st.fmt
-        nblocks = -(-shape[1] // st.block)
+        nblocks = -(-shape[1] // self.block)
         sdt = np.uint8 if st.scale.code_format is not None else np.float32
         if init is None:
             self.codes = np.zeros(shape, dtype=np.uint8)
@@ -165,17 +172,17 @@ class _QOut:
     def store(self, rows, col: int, x: np.ndarray) -> None:
         """VQUANT of float32 ``x (r, w)`` (blocks from its first column) into rows ``rows``,
         columns ``[col, col + w)`` (``col`` a multiple of the block)."""
-        if col % self.st.block:
+        if col % self.block:
             raise ConfigError(f"a quantized store at column {col} is not block aligned")
         q = _quant(x, self.st)
         w = x.shape[1]
         self.codes[rows, col:col + w] = q.element_codes()
-        b0 = col // self.st.block
+        b0 = col // self.block
         self.scales[rows, b0:b0 + q.scales.shape[1]] = q.scales
 
     def tensor(self) -> QuantizedTensor:
         return QuantizedTensor(codes=pack(self.codes, self.spec.bits), scales=self.scales.copy(),
-                               fmt=self.spec, shape=self.shape, axis=1, block=self.st.block,
+                               fmt=self.spec, shape=self.shape, axis=1, block=self.block,
                                scale=self.st.scale)
 
 
@@ -248,7 +255,7 @@ def _norm(p: NormParams, inp_ddr: dict) -> dict:
     inp = _Inputs(inp_ddr, known)
     x, g = inp.float("X"), inp.float("G")
     inv_h, eps = _f32(1.0 / h), _f32(p.eps)
-    out = {}
+    out: dict[str, np.ndarray | QuantizedTensor] = {}
     with np.errstate(all="ignore"):
         src = x
         if ln:
@@ -272,7 +279,7 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
     bsz, tok, nh, nkv, d = p.batch, p.tokens, p.heads, p.kv_heads, p.head_dim
     decode, cp, rt, rope = p.decode, p.cp, p.rt, p.rope
     act, kv = p.q, p.kv
-    if d % act.block or d % kv.block:
+    if d % _block(act, "the Q tiles") or d % _block(kv, "the KV cache"):
         raise ConfigError(f"head_dim {d} is not a multiple of the MX block")
     m = bsz * tok
     known = {"QKV": ((m, (nh + 2 * nkv) * d), BF16),
@@ -366,7 +373,7 @@ def _attention(p: AttentionParams, inp_ddr: dict) -> dict:
     bsz, nh, nkv, d = p.batch, p.heads, p.kv_heads, p.head_dim
     decode, ck, cp, ns, cps = p.decode, p.ck, p.cp, p.splits, p.chunks_per_split
     act, kv = p.q, p.kv
-    if p.dh % act.block:
+    if p.dh % _block(act, "the Q tiles"):
         raise ConfigError(f"head_dim {d}: output tiles of {p.dh} columns are not whole MX "
                           "blocks")
     scale = _f32(p.scale)

@@ -27,6 +27,7 @@ GELU ``5`` per element, bias and residual adds 1 per element.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -36,8 +37,10 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table
 from prodigy_sim.lowering._attention import attention_kernel
-from prodigy_sim.lowering._common import Budgets, Kernel, split_cols
+from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
+from prodigy_sim.lowering._mapper import map_linear
+from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
 from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
@@ -45,7 +48,7 @@ from prodigy_sim.timing import isa_params
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
-           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear"]
+           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -91,6 +94,10 @@ class LoweredOp:
     flops: int
     weight_bytes: int
     vector_flops: int = 0
+    flow: Dataflow | None = None
+    """The activations it reads and writes (:mod:`._residency`)."""
+    residency: Residency = Residency()
+    """Its tensors kept on chip by the residency plan (none when the L3 is off)."""
 
 
 @dataclass(frozen=True)
@@ -163,33 +170,52 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 
 
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
-                budgets: Budgets, cap: int | None = None) -> Kernel:
+                config: ChipConfig, budgets: Budgets, cap: int | None = None,
+                l3: bool = True) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
-    ``cores``: accumulator tiles of at most ``budgets.acc_max_rows`` rows, output columns split
-    over the cores (:func:`~prodigy_sim.lowering._common.split_cols`); ``cap``: unit cap."""
-    gated = epilogue == "gated"
-    rows = budgets.acc_max_rows
-    if m <= rows:
-        mt, am = m, 1
-    else:
-        if m % rows:
-            raise ConfigError(f"{name}: {m} rows are not a multiple of {rows}")
-        mt, am = rows, 2 if m % (2 * rows) == 0 else 1
-    mblocks = m // (mt * am)
-    per = budgets.n_accumulators // (am * (2 if gated else 1))
-    nt, an = split_cols(n, max(1, cores // mblocks), max_group=min(4, per))
-    return linear_kernel(name, m, n, k, weight=w, cores=cores, epilogue=epilogue, mt=mt, am=am,
-                         nt=nt, an=an, budgets=budgets, unit_cap=cap)
+    ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
+    ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it)."""
+    act = BF16 if w.fmt.wide else ACT
+    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3)
+    return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
+                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
+
+
+def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
+              cores: int | None = None, epilogue: str = "store", l3: bool = True) -> LoweredOp:
+    """One linear layer ``Y[m, n] = X[m, k] W[n, k]^T`` as a lowered op (mapped by the mapper
+    on ``cores``, default all, of ``config``), e.g. to simulate a single GEMM with
+    :func:`prodigy_sim.simulation.simulate_op`. X comes from DDR and Y goes there."""
+    p = config.cores if cores is None else cores
+    bud = Budgets.of(isa_params(config))
+    w = weight_storage(weight, weight.sparsity, config, "weight")
+    factory = functools.partial(plan_linear, name, m, n, k, w, p, epilogue, config, bud, l3=l3)
+    return _op(name, factory, linear_flops(m, n, k) * (2 if epilogue == "gated" else 1),
+               w.nbytes(n, k) * (2 if epilogue == "gated" else 1))
+
+
+def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:
+    """The kernel ``fn(*args, unit_cap=c)`` as a function of the unit cap ``c``."""
+    return lambda c: fn(*args, unit_cap=c)
 
 
 def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
-        weight_bytes: int = 0, vflops: int = 0) -> LoweredOp:
-    return LoweredOp(name, factory(None), factory, flops, weight_bytes, vflops)
+        weight_bytes: int = 0, vflops: int = 0, *, reads: dict[str, str] | None = None,
+        writes: dict[str, str] | None = None, scratch: tuple[str, ...] = ()) -> LoweredOp:
+    kern = factory(None)
+    have = kern.program.tensor
+
+    def keep(d: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
+        return tuple((t, k) for t, k in (d or {}).items() if t in have)
+
+    flow = Dataflow(keep(reads), keep(writes), tuple(t for t in scratch if t in have))
+    return LoweredOp(name, kern, factory, flops, weight_bytes, vflops, flow)
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
-                cores: int | None = None) -> LoweredModel:
-    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores."""
+                cores: int | None = None, l3: bool = True) -> LoweredModel:
+    """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
+    ``l3``: the mappings may count on the shared L3."""
     if card.family == "switch":
         raise ConfigError(f"model {card.name!r}: switch (mixture-of-experts encoder-decoder) "
                           "models are not lowered; use 'prodigy-sim footprint'")
@@ -226,7 +252,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         return total
 
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
-        return functools.partial(plan_linear, name, m, n, k, w, p, epi, bud)
+        return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud, l3=l3)
 
     stages = []
     for group in card.layer_groups():
@@ -247,48 +273,64 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             nfl = norm_vector_flops(tok, h, "rmsnorm")
             rope_fl = (rope_vector_flops(tok, nh, nkv, d)
                        if card.position_embedding == "rope" else 0)
+            # the KV cache of a decoder persists in DDR; V^T of a prompt is a temporary
             ops += [
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm",)), nfl),
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
+                    wbytes(i0, ("attn_norm",)), nfl, reads={"X": "h"}, writes={"Y": "hn"}),
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
                     linear_flops(tok, qd + 2 * kvd, h),
-                    wbytes(i0, ("q_proj", "k_proj", "v_proj"))),
-                _op("rope_kv", lambda c, f=rkv: f("rope_kv", unit_cap=c), 0, 0, rope_fl),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                    wbytes(i0, ("q_proj", "k_proj", "v_proj")),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm",)), nfl),
+                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h,
+                    reads={"X": "attn", "R": "h"}, writes={"Y": "h1"}),
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
+                    wbytes(i0, ("mlp_norm",)), nfl, reads={"X": "h1"}, writes={"Y": "hn1"}),
                 _op("gate_up" if gated else "up_proj",
                     lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
                     linear_flops(tok, f, h) * (2 if gated else 1),
-                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0),
+                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h),
+                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h,
+                    reads={"X": "g", "R": "h1"}, writes={"Y": "h"}),
             ]
         else:
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
                                      cores=p, budgets=bud)
             nfl = norm_vector_flops(tok, h, "layernorm")
+            # an encoder keeps no cache: K and V^T are temporaries of the layer
             ops += [
                 _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "bias_store"),
                     linear_flops(tok, qd + 2 * kvd, h),
                     wbytes(i0, ("q_proj", "k_proj", "v_proj", "q_proj.bias", "k_proj.bias",
-                                "v_proj.bias")), tok * (qd + 2 * kvd)),
-                _op("qkv_cache", lambda c, f=rkv: f("qkv_cache", unit_cap=c), 0),
-                _op("attention", lambda c, f=att: f(unit_cap=c), att_fl, 0, sm_fl),
+                                "v_proj.bias")), tok * (qd + 2 * kvd),
+                    reads={"X": "hn"}, writes={"Y": "qkv"}),
+                _op("qkv_cache", _capped(rkv, "qkv_cache"), 0,
+                    reads={"QKV": "qkv"}, writes={"Q": "q", "KC": "k", "VT": "vt"}),
+                _op("attention", _capped(att), att_fl, 0, sm_fl,
+                    reads={"Q": "q", "KC": "k", "VT": "vt"}, writes={"O": "attn"},
+                    scratch=("OP", "MP", "LP")),
                 _op("o_proj", lin("o_proj", t, h, qd, w_att, "bias_residual"),
                     linear_flops(tok, h, qd), wbytes(i0, ("o_proj", "o_proj.bias")),
-                    2 * tok * h),
-                _op("attn_norm", lambda c, n=norm: n("attn_norm", unit_cap=c), 0,
-                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl),
+                    2 * tok * h, reads={"X": "attn", "R": "hs"}, writes={"Y": "h1"}),
+                _op("attn_norm", _capped(norm, "attn_norm"), 0,
+                    wbytes(i0, ("attn_norm", "attn_norm.bias")), nfl,
+                    reads={"X": "h1"}, writes={"Y": "hn1", "YS": "hs1"}),
                 _op("up_proj", lin("up_proj", t, f, h, w_mlp, "gelu"), linear_flops(tok, f, h),
-                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f),
+                    wbytes(i0, ("up_proj", "up_proj.bias")), 6 * tok * f,
+                    reads={"X": "hn1"}, writes={"Y": "g"}),
                 _op("down_proj", lin("down_proj", t, h, f, w_mlp, "bias_residual"),
                     linear_flops(tok, h, f), wbytes(i0, ("down_proj", "down_proj.bias")),
-                    2 * tok * h),
-                _op("mlp_norm", lambda c, n=norm: n("mlp_norm", unit_cap=c), 0,
-                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl),
+                    2 * tok * h, reads={"X": "g", "R": "hs1"}, writes={"Y": "h2"}),
+                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
+                    wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl,
+                    reads={"X": "h2"}, writes={"Y": "hn", "YS": "hs"}),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
@@ -305,10 +347,10 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
                 tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
-                norm_vector_flops(bsz, h, "rmsnorm")),
+                norm_vector_flops(bsz, h, "rmsnorm"), reads={"X": "h"}, writes={"Y": "hf"}),
             _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
                 linear_flops(bsz, card.vocab_size, h),
-                tensor_footprint(spec, hfmt).total_bytes),
+                tensor_footprint(spec, hfmt).total_bytes, reads={"X": "hf"}),
         ]
     elif card.pooler:
         hst = weight_storage(hw, None, config, "formats.head")
@@ -316,9 +358,14 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                         linear_flops(bsz, h, h),
                         tensor_footprint(tail["pooler.dense"], hw).total_bytes
                         + tensor_footprint(tail["pooler.dense.bias"], fm.norm).total_bytes,
-                        bsz * h))
+                        bsz * h, reads={"X": "hn"}))
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
+    if l3:
+        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
+                                                    for op, r in zip(st.ops, rs, strict=True)))
+                  for st, rs in zip(stages, plan, strict=True)]
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
                         tokens=tok, stages=tuple(stages))
 

@@ -63,11 +63,13 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
         ys = b.tensor("YS", (m, h), BF16)
         bt = b.tile("BT", (1, h), F32)
         yb = b.tile("YB", (rt, h), BF16)
-    r_i, r_cnt, r_row = Reg(1), Reg(2), Reg(3)
+    r_i, r_cnt, r_row, r_one = Reg(1), Reg(2), Reg(3), Reg(4)
+    unit_loop_count(b, r_cnt, units, cores, unit_cap)
+    b.li(r_one, 1)
+    b.blt(r_cnt, r_one, "idle")                       # cores without rows load nothing
     b.dma_ld(gt, gw, 0, 0)
     if ln:
         b.dma_ld(bt, bw, 0, 0)
-    unit_loop_count(b, r_cnt, units, cores, unit_cap)
     with b.loop(r_i, r_cnt, cores):
         b.add(r_row, r_i, CID)
         b.muli(r_row, r_row, rt)
@@ -91,11 +93,16 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
             b.dma_st(ys, r_row, 0, yb)
         b.vquant(yq, t0)
         b.dma_st(y, r_row, 0, yq)
+    b.label("idle")
     b.barrier()
-    nbytes = cores * F32.nbytes(1, h) * (2 if ln else 1)
-    nbytes += m * (BF16.nbytes(1, h) * (2 if ln else 1) + act.nbytes(1, h))
+    gains = F32.nbytes(1, h) * (2 if ln else 1)
+    rows = m * (BF16.nbytes(1, h) * (2 if ln else 1) + act.nbytes(1, h))
+    compulsory = {"X": BF16.nbytes(m, h), "G": F32.nbytes(1, h), "Y": act.nbytes(m, h)}
+    if ln:
+        compulsory |= {"B": F32.nbytes(1, h), "YS": BF16.nbytes(m, h)}
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
-                  mma_flops=0, dma_bytes=nbytes, weight_format=F32.fmt,
+                  mma_flops=0, dma_bytes=min(cores, units) * gains + rows,
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
                   params=NormParams(m=m, h=h, norm=kind, eps=eps, rt=rt, out=act,
                                     unit_cap=unit_cap))
 
@@ -220,10 +227,18 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     nbytes += 2 * nunits * kv_heads * rt * kv.nbytes(1, d)                      # K, V out
     if not decode:
         nbytes += nunits * kv_heads * d * kv.nbytes(1, rt)                      # V^T scratch
+    m_in = batch * tokens
+    compulsory = {"QKV": BF16.nbytes(m_in, (heads + 2 * kv_heads) * d),
+                  "Q": act.nbytes(m_in, heads * d), "KC": kv.nbytes(m_in * kv_heads, d),
+                  "VC": kv.nbytes(m_in * kv_heads, d)}
+    if rope:
+        compulsory |= {"COS": BF16.nbytes(tokens, d), "SIN": BF16.nbytes(tokens, d)}
+    if not decode:
+        compulsory["VT"] = kv.nbytes(batch * kv_heads * d, tokens)
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
-                  weight_format=F32.fmt, uniform_units=False,
-                  min_section_units=nunits * kv_heads,
+                  compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
+                  uniform_units=False,
                   params=RopeKVParams(batch=batch, tokens=tokens, heads=heads,
                                       kv_heads=kv_heads, head_dim=d, position=position,
                                       context=context, rope=rope, kv=kv, q=act, decode=decode,

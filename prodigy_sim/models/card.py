@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prodigy_sim.errors import ConfigError, ModelFileError, config_error_from_validation
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
+from prodigy_sim.models._hf import card_data_from_hf, is_hf_config
 
 __all__ = ["TensorClass", "TENSOR_CLASSES", "LINEAR_CLASSES", "TensorSpec", "ModelCard",
            "card_names", "load_card", "parse_card"]
@@ -65,7 +66,7 @@ class TensorSpec(BaseModel):
         return self.tensor_class in LINEAR_CLASSES
 
 
-def _pos(description: str) -> object:
+def _pos(description: str) -> Any:  # pydantic's Field() is typed Any
     return Field(ge=1, description=description)
 
 
@@ -145,7 +146,8 @@ class ModelCard(BaseModel):
                       "'relative'")
         stacks = (self.num_encoder_layers, self.num_decoder_layers)
         if self.family == "switch":
-            if None in stacks or sum(stacks) != self.num_layers:
+            enc, dec = stacks
+            if enc is None or dec is None or enc + dec != self.num_layers:
                 raise bad("'num_encoder_layers' + 'num_decoder_layers'",
                           f"must be given and add up to num_layers = {self.num_layers} "
                           f"(got {stacks[0]} + {stacks[1]})")
@@ -373,7 +375,10 @@ def parse_card(data: object, *, source: str = "<model card>") -> ModelCard:
 
 
 def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
-    """A built-in card by name (``'llama-2-7b'``), or a card from a ``.yaml``/``.json`` file.
+    """A built-in card by name (``'llama-2-7b'``), a card from a ``.yaml``/``.json`` file, or a
+    Hugging Face ``config.json`` of a LLaMA/Mistral or BERT model (a file named ``config.json``,
+    any ``.json`` with a ``model_type``, or a folder holding a ``config.json``; see
+    :mod:`prodigy_sim.models._hf` for the field mapping).
 
     An unknown name raises :class:`ConfigError` listing the known cards.
     """
@@ -382,6 +387,8 @@ def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or looks_like_path(text):
         path = Path(text)
+        if path.is_dir():
+            path = path / "config.json"
     else:
         files = named_files("cards")
         if text not in files:
@@ -389,4 +396,7 @@ def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
                               f"{', '.join(sorted(files)) or '(none found)'} "
                               "(or give a .yaml/.json card file)")
         path = files[text]
-    return parse_card(read_mapping(path, what="model card"), source=str(path))
+    data = read_mapping(path, what="model card")
+    if path.suffix.lower() == ".json" and is_hf_config(path, data):
+        data = card_data_from_hf(data, source=path)
+    return parse_card(data, source=str(path))

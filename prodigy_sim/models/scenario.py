@@ -159,12 +159,14 @@ class Scenario(BaseModel):
     @property
     def query_tokens(self) -> int:
         """New tokens per sequence in this pass (prefill: the prompt; decode: 1)."""
-        return int(self.sequence_length) if self.phase == "prefill" else 1
+        return self.context_tokens if self.phase == "prefill" else 1
 
     @property
     def context_tokens(self) -> int:
         """Tokens attended to per sequence (= tokens held in the KV cache after the pass)."""
-        return int(self.sequence_length if self.phase == "prefill" else self.context_length)
+        n = self.sequence_length if self.phase == "prefill" else self.context_length
+        assert n is not None  # the validator requires the phase's length
+        return n
 
     def card(self) -> ModelCard:
         """The model card this scenario names."""

@@ -141,6 +141,8 @@ class QuantizedTensor:
         """bool ``(*lead, K)`` keep-mask of a sparse tensor, else None."""
         if self.sparsity is None:
             return None
+        if self.mask_bits is None:
+            raise ConfigError(f"a sparse ({self.sparsity}) quantized tensor needs 'mask_bits'")
         from prodigy_sim.numerics._sparsity import unpack_mask
 
         return unpack_mask(self.mask_bits, self.sparsity.kept, self.sparsity.group, self.K)

@@ -95,15 +95,15 @@ def encode_table(spec: FormatSpec, overflow: Overflow) -> EncodeTable:
     neg_bit = spec.sign_bits()
     n = spec.n_codes
     sides: list[list[tuple[float, int]]] = [[], []]
-    zero_on = {False: [], True: []}
-    for c in range(n):
-        v = vals[c]
+    zero_on: dict[bool, list[int]] = {False: [], True: []}
+    for code in range(n):
+        v = vals[code]
         if np.isnan(v) or np.isinf(v):
             continue
         if v == 0:
-            zero_on[bool(neg_bit[c])].append(c)
+            zero_on[bool(neg_bit[code])].append(code)
             continue
-        sides[int(v < 0)].append((abs(float(v)), c))
+        sides[int(v < 0)].append((abs(float(v)), code))
     pos_zero = zero_on[False]
     neg_zero = zero_on[True] or pos_zero
     if pos_zero:

@@ -23,6 +23,8 @@ layer's calibration inputs (:mod:`._hessian`). What this implementation does, st
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from prodigy_sim._jit import one_blas_thread
@@ -92,7 +94,7 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
     has_scales = grid is not None and grid.scale != "none"
     static = static_scales if static_scales is not None else (
         permuted or (grid is not None and grid.block is None))
-    if has_scales and not static and (permuted or grid.block is None):
+    if has_scales and not static and (permuted or (grid is not None and grid.block is None)):
         raise ConfigError("with act-order or per-row scales (block=None) the scales must be "
                           "chosen before the sweep (static_scales=True)")
     nb = grid.n_blocks(k) if grid is not None else 0
@@ -100,6 +102,7 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
     s_val = np.zeros((n, nb), np.float32)
     s_code = np.zeros((n, nb), code_dtype)
     if has_scales and static:
+        assert grid is not None  # has_scales implies a grid
         bs = block_scales(w, grid, kept=keep)
         s_val, s_code = bs.values.copy(), bs.codes.copy()
     codes = np.zeros((n, k), np.uint8)
@@ -109,14 +112,16 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
     elif select:
         mask_p = np.ones((n, k), dtype=bool)
     diag_u = np.diagonal(fac.u)
-    hooks = []
+    hooks: list[tuple[int, Callable[[int, np.ndarray], None]]] = []
+    n_keep, m = nm if nm is not None else (0, 0)
     if select:
-        n_keep, m = nm
 
         def _scores(j: int, cur: np.ndarray) -> np.ndarray:
             return nm_mask(cur, n_keep, m, scores=cur * cur / diag_u[j:j + cur.shape[1]] ** 2)
 
     if has_scales and not static:
+        assert grid is not None  # has_scales implies a grid
+
         def scale_hook(j: int, cur: np.ndarray) -> None:
             width = cur.shape[1]
             kept = None
@@ -130,6 +135,8 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
 
         hooks.append((b, scale_hook))
     if select:
+        assert mask_p is not None  # select sets a mask
+
         def mask_hook(j: int, cur: np.ndarray) -> None:
             mask_p[:, j:j + m] = _scores(j, cur)
 

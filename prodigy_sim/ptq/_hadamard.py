@@ -235,6 +235,7 @@ def random_hadamard(n: int, seed: int = 0, *, block_diagonal: bool = False) -> H
         d = max(d for d in range(1, n + 1) if n % d == 0 and _split(d) is not None)
         blocks = n // d
         split = _split(d)
+    assert split is not None  # d was chosen among the sizes that split
     p, m = split
     signs = np.random.default_rng(seed).integers(0, 2, n) * 2.0 - 1.0
     return HadamardRotation(n=n, signs=signs, p=p, m=m, blocks=blocks)

@@ -54,6 +54,6 @@ def rtn(weight: np.ndarray, *, fmt, block: int | None = 32, scale: str = "e8m0",
         keep = prune_mask(np.asarray(weight), nm, prune=prune, act_norms=act_norms)
     codes, values, scales = quantize_rows(np.asarray(weight), grid, kept=keep)
     qt = build_quantized(codes, scales, grid, keep, nm)
-    stats = {"method": "rtn", "prune": prune if nm is not None else None}
+    stats: dict[str, object] = {"method": "rtn", "prune": prune if nm is not None else None}
     return PTQResult(weight=values, quantized=qt, mask=keep, footprint=quantized_footprint(qt),
                      stats=stats)

@@ -78,6 +78,12 @@ from prodigy_sim.realmodels._quantize import weight_footprint_bytes as weight_fo
 from prodigy_sim.realmodels._smollm2 import load_smollm2 as load_smollm2
 from prodigy_sim.realmodels._smollm2 import smollm2_weights as smollm2_weights
 from prodigy_sim.realmodels._smollm2 import unpermute_rope as unpermute_rope
+from prodigy_sim.realmodels._tables import PAPER_TABLES as PAPER_TABLES
+from prodigy_sim.realmodels._tables import PaperTable as PaperTable
+from prodigy_sim.realmodels._tables import format_paper_table as format_paper_table
+from prodigy_sim.realmodels._tables import render_docs as render_docs
+from prodigy_sim.realmodels._tables import table_rows as table_rows
+from prodigy_sim.realmodels._tables import write_docs as write_docs
 from prodigy_sim.realmodels._throughput import simulated_throughput as simulated_throughput
 from prodigy_sim.realmodels._tokenizers import load_minilm_tokenizer as load_minilm_tokenizer
 from prodigy_sim.realmodels._tokenizers import load_smollm2_tokenizer as load_smollm2_tokenizer
@@ -91,6 +97,7 @@ __all__ = [
     "ACT_FORMAT",
     "METHODS",
     "MODELS",
+    "PAPER_TABLES", "PaperTable", "format_paper_table", "render_docs", "table_rows", "write_docs",
     "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
     "calibration_segments", "closed_form_seconds", "extras_of", "family_of", "logits_nll",
     "quantize_model", "rotate_model",

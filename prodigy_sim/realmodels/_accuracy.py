@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,13 +119,25 @@ class _Context:
 
     hardware: str
     mini: ModelWeights | None = None
-    mtok: object = None
+    mtok: Any = None  # a tokenizers.Tokenizer
     evals: list | None = None
     mini_cal: Calibration | None = None
     reference: np.ndarray | None = None
     smol: ModelWeights | None = None
     ids: np.ndarray | None = None
     smol_cal: Calibration | None = None
+
+    def minilm(self) -> tuple[ModelWeights, Any, list[str], np.ndarray]:
+        """MiniLM's weights, tokenizer, evaluation sentences and float32 embeddings (loaded)."""
+        if self.mini is None or self.evals is None or self.reference is None:
+            raise ConfigError("MiniLM is not loaded in this run")
+        return self.mini, self.mtok, self.evals, self.reference
+
+    def smollm2(self) -> tuple[ModelWeights, np.ndarray]:
+        """SmolLM2's weights and evaluation token ids (loaded)."""
+        if self.smol is None or self.ids is None:
+            raise ConfigError("SmolLM2 is not loaded in this run")
+        return self.smol, self.ids
 
 
 def _context(models, ppl_tokens: int, sentences: int | None, hardware: str) -> _Context:
@@ -170,12 +183,13 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
             linears = qm.linears()
             nbytes = qm.linear_bytes
         if model == "minilm":
-            emb = sentence_embeddings(qm.weights if qm else weights, ctx.mtok, ctx.evals, linears)
-            vals["minilm_mean_cosine"], vals["minilm_min_cosine"] = _cosines(emb, ctx.reference)
+            _, tok, evals, reference = ctx.minilm()
+            emb = sentence_embeddings(qm.weights if qm else weights, tok, evals, linears)
+            vals["minilm_mean_cosine"], vals["minilm_min_cosine"] = _cosines(emb, reference)
             vals["minilm_linear_bytes"] = nbytes
         else:
-            vals["smollm2_perplexity"] = perplexity(qm.weights if qm else weights, ctx.ids,
-                                                    linears)
+            vals["smollm2_perplexity"] = perplexity(qm.weights if qm else weights,
+                                                    ctx.smollm2()[1], linears)
             vals["smollm2_linear_bytes"] = nbytes
         key = "minilm_sentences_per_s" if model == "minilm" else "smollm2_tokens_per_s"
         if throughput:
@@ -258,15 +272,17 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
         return {}
     if qm is None or qm.online or any(r.outliers is not None for r in qm.results.values()):
         return {}
-    weights = ctx.mini if model == "minilm" else ctx.smol
-    scen = _scenario(weights.card.name, scheme, 8, ctx.hardware)
-    wq = fuse_tensors(weights, qm.tensors, scen)
     if model == "minilm":
-        emb = pipeline_embeddings(weights, ctx.mtok, ctx.evals, scheme, backend=backend,
+        weights, tok, evals, reference = ctx.minilm()
+        wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8,
+                                                         ctx.hardware))
+        emb = pipeline_embeddings(weights, tok, evals, scheme, backend=backend,
                                   hardware=ctx.hardware, weights_q=wq)
-        mean, low = _cosines(emb, ctx.reference)
+        mean, low = _cosines(emb, reference)
         return {"e2e_minilm_mean_cosine": mean, "e2e_minilm_min_cosine": low}
-    nll = pipeline_nll(weights, ctx.ids, scheme, backend=backend, hardware=ctx.hardware,
+    weights, ids = ctx.smollm2()
+    wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8, ctx.hardware))
+    nll = pipeline_nll(weights, ids, scheme, backend=backend, hardware=ctx.hardware,
                        weights_q=wq)
     return {"e2e_smollm2_perplexity": mean_exp(nll)}
 

@@ -13,7 +13,6 @@ from typing import Protocol
 import numpy as np
 
 from prodigy_sim.detmath import SplitWeight, split_weight
-
 from prodigy_sim.realmodels._linear import linear_fp32
 from prodigy_sim.realmodels._weights import ModelWeights
 

@@ -56,7 +56,7 @@ class _CoreLinears(_Cached):
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         from prodigy_sim.functional import run
-        from prodigy_sim.lowering import linear_kernel
+        from prodigy_sim.lowering import LinearMapping, linear_kernel
 
         x = np.asarray(x, dtype=np.float32)
         lead, k = x.shape[:-1], x.shape[-1]
@@ -67,8 +67,9 @@ class _CoreLinears(_Cached):
             x2 = np.concatenate([x2, np.zeros((mp - m, k), dtype=np.float32)])
         qw = self.weight(name)
         n = qw.shape[0]
+        mapping = LinearMapping.simple(mp, n, k, self.cores)
         kern = linear_kernel(name, mp, n, k, weight=Storage.of(self.fmt), cores=self.cores,
-                             epilogue="store", kt=CHUNK)
+                             mapping=mapping, epilogue="store")
         qx = quantize(x2, _ACT, axis=-1)
         state = run(kern.program, ddr={"X": qx, "W": qw}, cores=self.cores)
         y = np.asarray(state.tensor("Y"), dtype=np.float32)[:m]

@@ -88,7 +88,7 @@ def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
     """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
     (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
     card = qmodel.weights.card
-    seen: dict[str, OnlineHadamard] = {}
+    seen: dict[int, OnlineHadamard] = {}
     prefix = "layers.0."
     for name, r in qmodel.online.items():
         if not name.startswith(prefix):

@@ -144,7 +144,8 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         kernels["final_norm"] = norm_kernel("final_norm", t, h, kind="rmsnorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
         hst = weight_storage(scenario.formats.head, None, config, "formats.head")
-        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store", bud)
+        kernels["lm_head"] = plan_linear("lm_head", t, card.vocab_size, h, hst, p, "store",
+                                         config, bud)
     else:
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
@@ -250,8 +251,9 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
-def _attention(m: LoweredRealModel, i: int, ex, qkv: np.ndarray, real: int,
-               cos_sin: dict) -> Tensors:
+def _attention(m: LoweredRealModel, i: int, ex: Callable[[Kernel, Tensors], Tensors],
+               qkv: np.ndarray | QuantizedTensor, real: int,
+               cos_sin: dict) -> np.ndarray | QuantizedTensor:
     """Q/K/V from the fused projection -> the attention output ``O`` (FP8)."""
     llama = m.weights.card.family == "llama"
     prep = m.op("rope_kv" if llama else "qkv_cache", i)
@@ -307,7 +309,7 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
     ex = _executor(backend)
     x = np.zeros((pt, card.hidden_size), dtype=np.float32)
     x[:t] = w["embed_tokens"][ids]
-    h = _bf16(x)
+    h: np.ndarray | QuantizedTensor = _bf16(x)
     cos, sin = rope_tables(np.arange(pt), card.head_size, float(card.rope_theta or 0.0))
     cos_sin = {"COS": _bf16(cos), "SIN": _bf16(sin)}
     for i in range(card.num_layers):

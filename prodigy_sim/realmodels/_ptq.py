@@ -237,6 +237,7 @@ def _ptq_one(w: np.ndarray, scheme: QuantScheme, fac, norms: np.ndarray):
     from prodigy_sim.ptq import gptq, prune_mask, sparsegpt, spqr
 
     st = scheme.storage
+    assert st is not None  # PTQ methods quantize (the float32 scheme has no method)
     grid = dict(fmt=st.fmt, block=st.block, scale=st.scale.value, rule=scheme.rule)
     if scheme.method == "sparsegpt":
         return sparsegpt(w, fac, sparsity=scheme.sparsity, **grid)

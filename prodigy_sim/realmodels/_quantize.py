@@ -224,19 +224,23 @@ def rtn_tensor(w: np.ndarray, scheme: QuantScheme, act_norms: np.ndarray | None
     layout, bit for bit where the rules agree) for another."""
     from prodigy_sim.ptq import rtn
 
+    st = scheme.storage
+    if st is None:
+        raise ConfigError("the float32 scheme has no quantized weights")
     if scheme.wide:
-        return quantize(w, scheme.storage, axis=-1)
+        return quantize(w, st, axis=-1)
     wanda = bool(scheme.sparsity) and scheme.prune == "wanda"
     if wanda and act_norms is None:
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
-    st = scheme.storage
     if scheme.scale_rule is None:
-        return quantize(w, scheme.sparse_storage, axis=-1,
+        return quantize(w, st.model_copy(update={"sparsity": parse_sparsity(scheme.sparsity)}),
+                        axis=-1,
                         prune=scheme.prune if scheme.sparsity else "magnitude",
                         act_norms=act_norms if wanda else None)
     res = rtn(w, fmt=st.fmt, block=st.block, scale=st.scale.value, rule=scheme.rule,
               sparsity=scheme.sparsity, prune=scheme.prune if scheme.sparsity else "magnitude",
               act_norms=act_norms if wanda else None)
+    assert res.quantized is not None  # rtn always stores on the grid (only SpQR does not)
     return res.quantized
 
 

@@ -130,7 +130,20 @@ def format_paper_table(t: PaperTable, rows: list[AccuracyRow]) -> str:
     return "\n".join(lines)
 
 
-def _paper_f1(value: str) -> float:
+def _measured(v: float | None) -> float:
+    if v is None:
+        raise ConfigError("comparison needs the rows' measured metric (a model was not run)")
+    return v
+
+
+def _paper(value: str | None) -> str:
+    if value is None:
+        raise ConfigError("a white-paper baseline row needs the paper's value")
+    return value
+
+
+def _paper_f1(value: str | None) -> float:
+    value = _paper(value)
     return float(value.split("/")[1])
 
 
@@ -145,13 +158,14 @@ def comparison(tables: dict[int, list[AccuracyRow]]) -> str:
             if value is None:
                 continue
             if t.model == "minilm":
-                ours = 1.0 - r.minilm_mean_cosine
+                ours = 1.0 - _measured(r.minilm_mean_cosine)
                 paper = 1.0 - _paper_f1(value) / _paper_f1(base_paper)
                 parts.append(f"table {num} {name}: F1 -{100 * paper:.1f} % in the paper, "
                              f"1 - mean cosine {ours:.3f} here ({r.scheme})")
             else:
-                ours = r.smollm2_perplexity / base_row.smollm2_perplexity - 1.0
-                paper = float(value) / float(base_paper) - 1.0
+                ours = (_measured(r.smollm2_perplexity)
+                        / _measured(base_row.smollm2_perplexity) - 1.0)
+                paper = float(value) / float(_paper(base_paper)) - 1.0
                 parts.append(f"table {num} {name}: perplexity +{100 * paper:.1f} % in the "
                              f"paper, {100 * ours:+.1f} % here ({r.scheme})")
     return "; ".join(parts) + "."

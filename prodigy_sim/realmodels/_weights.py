@@ -7,6 +7,7 @@ tensor or a wrong shape, naming the tensor, the expected and the found shape, an
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def check_config(values: dict[str, object], card: ModelCard, source: Path) -> No
         if got is None:
             continue
         want = getattr(card, field)
-        same = (abs(float(got) - float(want)) <= 1e-6 * abs(float(want))
+        same = (isinstance(got, numbers.Real) and abs(float(got) - want) <= 1e-6 * abs(want)
                 if isinstance(want, float) else got == want)
         if not same:
             raise ModelFileError(f"{source}: checkpoint says {field} = {got!r}, model card "

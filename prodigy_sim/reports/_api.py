@@ -15,26 +15,25 @@ __all__ = ["simulate_scenario", "report_lowered", "report_simulation"]
 
 
 def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
-                      cores: int | None = None, core_subset: int | str | None = "auto",
+                      cores: int | None = None,
                       steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
-                      progress: Callable[[int], None] | None = None,
+                      l3: bool = True, progress: Callable[[int], None] | None = None,
                       total: Callable[[int], None] | None = None) -> ModelReport:
     """Lower ``scenario``, simulate it (:func:`prodigy_sim.simulation.simulate`, whose arguments
     these are) and report."""
     config = config or load_preset(scenario.hardware)
-    sim = simulate(scenario, config, cores=cores, core_subset=core_subset,
-                   steady_units=steady_units, reuse=reuse, progress=progress, total=total)
+    sim = simulate(scenario, config, cores=cores, steady_units=steady_units, reuse=reuse,
+                   l3=l3, progress=progress, total=total)
     return report_simulation(sim, config)
 
 
 def report_lowered(lowered: LoweredModel, config: ChipConfig, *,
-                   core_subset: int | str | None = "auto",
                    steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
-                   progress: Callable[[int], None] | None = None,
+                   l3: bool = True, progress: Callable[[int], None] | None = None,
                    total: Callable[[int], None] | None = None) -> ModelReport:
     """Simulate already lowered kernels (``lowered.scenario`` on ``config``) and report."""
-    sim = simulate(lowered, config, core_subset=core_subset, steady_units=steady_units,
-                   reuse=reuse, progress=progress, total=total)
+    sim = simulate(lowered, config, steady_units=steady_units, reuse=reuse, l3=l3,
+                   progress=progress, total=total)
     return report_simulation(sim, config)
 
 

@@ -1,22 +1,20 @@
-"""The simulation driver: a scenario (or an already lowered model) through the timing model, and
-the three ways to make it cheap. The CLI, the reports and the real models' throughput all call
-:func:`simulate`.
+"""The simulation driver: a scenario (or an already lowered model) through the timing model of the
+whole chip. The CLI, the reports and the real models' throughput all call :func:`simulate`.
+
+Every kernel runs on all the cores it was lowered for, with the shared L3 on (``l3=False`` turns
+it off: every DMA goes to DDR). Two things keep it cheap, and :class:`SimMethod` records which
+were used:
 
 1. **Reuse of identical layers** (``reuse=True``): a stage's kernels are simulated once and the
-   result counted ``repeat`` times. The programs of identical layers are the same objects, and
-   the timing model is deterministic, so this is exact (tests compare it with simulating every
+   result counted ``repeat`` times. The programs of identical layers are the same objects and the
+   timing model is deterministic, so this is exact (tests compare it with simulating every
    layer).
-2. **Representative subset of cores** (``core_subset=s``): kernels split their units round robin
-   over ``P`` logical cores, so every core does the same work (up to one unit). The kernel then
-   runs on the first ``s`` cores of a chip scaled down by ``s / P`` - ``s`` cores and
-   ``channels * s / P`` DDR controllers, so each controller serves as many cores as on the full
-   chip. Time and utilization are taken as they are. Needs ``channels * s / P`` to be a whole
-   number, and is used only for kernels where every core has work in every unit loop
-   (:attr:`Kernel.symmetric`); others run on the full chip. Checked against the full chip on
-   small cases: the scaled chip is optimistic for DDR-bound kernels (see docs/lowering.md).
-3. **Steady-state extrapolation** (``steady_units=u``): a kernel whose busiest core runs
-   ``n > 2u`` identical units is simulated with its unit loop capped at ``u`` and at ``2u``; the
-   time is extrapolated linearly, ``t(n) = t(2u) + (n - 2u) (t(2u) - t(u)) / u``.
+2. **Steady-state extrapolation** (``steady_units=u``): a kernel whose busiest core runs
+   ``n > 2u`` units of identical work is simulated with its unit loop capped at ``u`` and at
+   ``2u``; its time (and DDR bytes) are extrapolated linearly,
+   ``t(n) = t(2u) + (n - 2u) (t(2u) - t(u)) / u``. Its error against simulating every unit is
+   checked by tests on every kernel kind and bounded in ``docs/lowering.md``
+   (:data:`STEADY_STATE_BOUND`).
 """
 
 from __future__ import annotations
@@ -27,20 +25,62 @@ from dataclasses import dataclass, field
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.lowering import LoweredModel, LoweredOp, lower_model
+from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, lower_model
 from prodigy_sim.models import Scenario
 from prodigy_sim.timing import simulate as simulate_program
 
-__all__ = ["OpResult", "StageResult", "ModelSimulation", "simulate", "simulate_lowered",
-           "scaled_config", "sim_kernel_count", "auto_subset", "DEFAULT_STEADY_UNITS"]
+__all__ = ["OpResult", "StageResult", "ModelSimulation", "SimMethod", "simulate", "simulate_op",
+           "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
+           "STEADY_STATE_BOUND"]
 
 DEFAULT_STEADY_UNITS = 2
 """Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
+STEADY_STATE_TOLERANCE = 0.02
+"""Largest relative difference of the per-unit times of two successive windows at which the
+unit loop counts as steady."""
+STEADY_WINDOW_REFRESHES = 4
+"""Refresh intervals (tREFI) the extrapolated window of units must span at least."""
+STEADY_STATE_BOUND = 0.03
+"""Largest relative error of the steady-state extrapolation against simulating every unit that
+the tests allow (``tests/test_simulation.py``)."""
+
+
+@dataclass(frozen=True)
+class SimMethod:
+    """How a model was simulated: identical layers reused, steady-state extrapolation after
+    ``steady_units`` units per core (None: every unit), the shared L3 on or off."""
+
+    reuse: bool = True
+    steady_units: int | None = DEFAULT_STEADY_UNITS
+    l3: bool = True
+
+    def describe(self) -> str:
+        """One line for reports, with each approximation's checked bound."""
+        parts = ["full chip"]
+        parts.append("shared L3 on" if self.l3 else "shared L3 off")
+        if self.reuse:
+            parts.append("identical layers simulated once (exact)")
+        if self.steady_units:
+            parts.append(f"long unit loops extrapolated once two successive windows (from "
+                         f"{self.steady_units} units per core, doubling, each at least "
+                         f"{STEADY_WINDOW_REFRESHES} refresh intervals) agree within "
+                         f"{STEADY_STATE_TOLERANCE:.0%} (checked within "
+                         f"{STEADY_STATE_BOUND:.0%} of every unit)")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"reuse": self.reuse, "steady_units": self.steady_units, "l3": self.l3,
+                "description": self.describe()}
 
 
 @dataclass(frozen=True)
 class OpResult:
-    """One kernel: simulated time, work, utilization, roofline bound and how it was obtained."""
+    """One kernel: simulated time, work, traffic, utilization, roofline bound, how it ran.
+
+    ``dma_bytes``: bytes the cores' DMAs moved; ``ddr_bytes``: bytes DDR moved (the rest came
+    from the L3 or multicasts); ``compulsory_bytes``: every input read and output written once;
+    ``roofline_seconds``: ``max(MMA FLOPs / peak, compulsory bytes / peak DDR bandwidth)``.
+    """
 
     stage: str
     name: str
@@ -56,6 +96,10 @@ class OpResult:
     roofline_seconds: float
     method: str
     vector_flops: int = 0
+    ddr_bytes: int = 0
+    compulsory_bytes: int = 0
+    l3_hit_rate: float = 0.0
+    mapping: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -79,150 +123,144 @@ class StageResult:
 
 @dataclass(frozen=True)
 class ModelSimulation:
-    """All stages of a lowered model, simulated."""
+    """All stages of a lowered model, simulated, and the method used."""
 
     lowered: LoweredModel
     stages: tuple[StageResult, ...]
-    settings: dict[str, object] = field(default_factory=dict)
+    method: SimMethod = field(default_factory=SimMethod)
 
     @property
     def seconds(self) -> float:
         """Time of one pass (a decode step or a prefill) (s)."""
         return sum(s.seconds * s.repeat for s in self.stages)
 
-
-def scaled_config(config: ChipConfig, cores: int, subset: int) -> ChipConfig:
-    """``config`` scaled to ``subset`` of ``cores`` cores: cores and DDR channels times
-    ``subset / cores`` (ConfigError if the channels do not scale to a whole number)."""
-    ch = config.memory.channels * subset
-    if ch % cores:
-        raise ConfigError(f"'core_subset' {subset}: {config.memory.channels} channels x {subset} / "
-                          f"{cores} cores is not a whole number of channels")
-    data = config.model_dump()
-    data["cores"] = subset
-    data["name"] = f"{config.name}[{subset}/{cores}]"
-    data["memory"]["channels"] = ch // cores
-    data["noc"]["rows"] = None
-    data["noc"]["cols"] = None
-    return ChipConfig.model_validate(data)
+    @property
+    def settings(self) -> dict[str, object]:
+        return self.method.to_dict()
 
 
-def _simulate_op(op: LoweredOp, stage: str, config: ChipConfig, cores: int, sub: ChipConfig | None,
-                 subset: int, steady_units: int | None) -> OpResult:
+def _refresh_cycles(config: ChipConfig) -> float:
+    """tREFI in core cycles."""
+    t = config.memory.dram.timing
+    return t.nREFI * t.tck_ps * 1e-12 * config.frequency_hz
+
+
+def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
+                stage: str = "") -> OpResult:
+    """Simulate one lowered op (its kernel on ``op.kernel.cores`` cores of ``config``), with
+    the steady-state extrapolation of ``method`` where it applies and the op's residency when
+    the L3 is on."""
+    method = method or SimMethod()
     k = op.kernel
-    if sub is not None and not k.symmetric:
-        sub = None                  # idle cores: a subset would not see the full chip's load
-    cfg, ncores = (sub, subset) if sub is not None else (config, cores)
+    cores = k.cores
+    l3_bytes = None if method.l3 else 0
+    on_chip = op.residency if method.l3 else Residency()
 
     def run(cap: int | None):
-        kern = k if cap is None else op.rebuild(cap)
-        return simulate_program(kern.program, cfg, cores=ncores)
+        kern: Kernel = k if cap is None else op.rebuild(cap)
+        return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
+                                resident=on_chip.resident, held_bytes=on_chip.held_bytes)
 
     n = k.per_core_units
-    method = "full" if sub is None else f"{subset} of {cores} cores"
-    if steady_units and k.uniform_units and n > 2 * steady_units:
-        u = steady_units
+    u = method.steady_units
+    how = "full"
+    res = None
+    if u and k.uniform_units and n > 2 * u:
+        # Double the simulated units u (reusing runs) until the window of units u+1 .. 2u
+        # spans STEADY_WINDOW_REFRESHES refresh intervals (start-up transients and
+        # refresh-aligned patterns average out) and its per-unit time agrees within
+        # STEADY_STATE_TOLERANCE with the next window's (2u+1 .. 4u); extrapolate from that
+        # one. Simulate every unit when the units run out first.
+        window = STEADY_WINDOW_REFRESHES * _refresh_cycles(config)
         r1, r2 = run(u), run(2 * u)
-        cycles = r2.cycles + (n - 2 * u) * (r2.cycles - r1.cycles) / u
-        res = r2                                    # utilization of the steady state
-        method += f", steady state from {u} and {2 * u} of {n} units"
-    else:
+        while 4 * u < n:
+            r3 = run(4 * u)
+            a = (r2.cycles - r1.cycles) / u
+            b = (r3.cycles - r2.cycles) / (2 * u)
+            if r2.cycles - r1.cycles >= window and abs(a - b) <= STEADY_STATE_TOLERANCE * b:
+                scale = (n - 4 * u) / (2 * u)
+                cycles = r3.cycles + scale * (r3.cycles - r2.cycles)
+                ddr = r3.dram_bytes + scale * (r3.dram_bytes - r2.dram_bytes)
+                hits = r3.l3_hit_bytes + scale * (r3.l3_hit_bytes - r2.l3_hit_bytes)
+                res = r3                                # utilization of the steady state
+                how = f"steady state from {2 * u} and {4 * u} of {n} units"
+                break
+            u *= 2
+            r1, r2 = r2, r3
+    if res is None:
         res = run(None)
-        cycles = float(res.cycles)
+        cycles, ddr, hits = float(res.cycles), float(res.dram_bytes), float(res.l3_hit_bytes)
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz
     t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
              if k.mma_flops else 0.0)
-    t_mem = k.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s
+    compulsory = k.compulsory_off_chip(on_chip.resident)
+    t_mem = compulsory / config.peak_ddr_bandwidth_bytes_per_s
     return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
                     mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
                     matrix_utilization=util.get("matrix", 0.0),
                     vector_utilization=sum(vec) / len(vec) if vec else 0.0,
                     dma_utilization=util.get("dma", 0.0),
-                    roofline_seconds=max(t_mat, t_mem), method=method,
-                    vector_flops=op.vector_flops)
-
-
-def auto_subset(config: ChipConfig, cores: int) -> int:
-    """The smallest representative subset of ``cores`` with whole DDR channels and >= 16 cores
-    (all cores if none)."""
-    for s in range(16, cores):
-        if cores % s == 0 and (config.memory.channels * s) % cores == 0:
-            return s
-    return cores
+                    roofline_seconds=max(t_mat, t_mem), method=how,
+                    vector_flops=op.vector_flops, ddr_bytes=round(ddr),
+                    compulsory_bytes=compulsory,
+                    l3_hit_rate=hits / (hits + ddr) if hits + ddr else 0.0, mapping=k.mapping)
 
 
 def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
-             cores: int | None = None, core_subset: int | str | None = "auto",
-             steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
+             cores: int | None = None, steady_units: int | None = DEFAULT_STEADY_UNITS,
+             reuse: bool = True, l3: bool = True,
              progress: Callable[[int], None] | None = None,
              total: Callable[[int], None] | None = None) -> ModelSimulation:
     """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
     already lowered model on ``config`` (default: the scenario's preset).
 
-    ``core_subset``: ``"auto"`` (:func:`auto_subset`), an int, or None (every core).
-    ``steady_units``: None simulates every unit. ``total(n)`` is called once with the number
-    of kernels to simulate, ``progress(1)`` after each.
+    ``steady_units``: None simulates every unit; ``l3``: the shared L3 (on by default).
+    ``total(n)`` is called once with the number of kernels to simulate, ``progress(1)`` after
+    each.
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
     lowered = (what if isinstance(what, LoweredModel)
-               else lower_model(scenario.card(), scenario, config, cores=cores))
-    if core_subset == "auto":
-        subset = auto_subset(config, lowered.cores)
-    elif core_subset is None or (isinstance(core_subset, int)
-                                 and not isinstance(core_subset, bool)):
-        subset = core_subset
-    else:
-        raise ConfigError(f"'core_subset' must be 'auto', an int or None (got {core_subset!r})")
+               else lower_model(scenario.card(), scenario, config, cores=cores, l3=l3))
     if total is not None:
         total(sim_kernel_count(lowered, reuse))
-    return simulate_lowered(lowered, config, reuse=reuse, core_subset=subset,
-                            steady_units=steady_units, progress=progress)
+    return simulate_lowered(lowered, config, method=SimMethod(reuse, steady_units, l3),
+                            progress=progress)
 
 
-def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *, reuse: bool = True,
-                     core_subset: int | None = None, steady_units: int | None = None,
+def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
+                     method: SimMethod | None = None,
                      progress: Callable[[int], None] | None = None) -> ModelSimulation:
     """Simulate every stage of ``lowered`` on ``config`` (see the module docstring).
 
     ``progress(n)`` is called after each simulated kernel with ``n = 1``.
     """
+    method = method or SimMethod()
     if lowered.config_name != config.name:
         raise ConfigError(f"the model was lowered for {lowered.config_name!r}, not "
                           f"{config.name!r}")
-    p = lowered.cores
-    sub = None
-    if core_subset is not None and core_subset < p:
-        if core_subset < 1 or p % core_subset:
-            raise ConfigError(f"'core_subset' must divide the {p} cores (got {core_subset})")
-        sub = scaled_config(config, p, core_subset)
+    if method.steady_units is not None and method.steady_units < 1:
+        raise ConfigError(f"'steady_units' must be >= 1 or None (got {method.steady_units})")
     stages = []
     for st in lowered.stages:
-        runs = 1 if reuse else st.repeat
-        results = None
+        runs = 1 if method.reuse else st.repeat
+        results: list[list[OpResult]] = []
         for _ in range(runs):
             ops = []
             for op in st.ops:
-                ops.append(_simulate_op(op, st.name, config, p, sub, core_subset or p,
-                                        steady_units))
+                ops.append(simulate_op(op, config, method=method, stage=st.name))
                 if progress is not None:
                     progress(1)
-            if results is None:
-                results = [list(ops)]
-            else:
-                results.append(ops)
-        assert results is not None
-        if reuse:
+            results.append(ops)
+        if method.reuse:
             chosen = tuple(results[0])
         else:
             # every layer simulated: the stage's ops are the sum over the layers / layer count
             chosen = tuple(_mean(col) for col in zip(*results, strict=True))
         stages.append(StageResult(st.name, st.layers, st.repeat, chosen, runs))
-    return ModelSimulation(lowered, tuple(stages),
-                           {"reuse": reuse, "core_subset": core_subset or p,
-                            "steady_units": steady_units})
+    return ModelSimulation(lowered, tuple(stages), method)
 
 
 def _mean(ops: tuple[OpResult, ...]) -> OpResult:
@@ -234,5 +272,5 @@ def _mean(ops: tuple[OpResult, ...]) -> OpResult:
 
 
 def sim_kernel_count(lowered: LoweredModel, reuse: bool = True) -> int:
-    """Kernels :func:`simulate_model` simulates (for a progress bar)."""
+    """Kernels :func:`simulate_lowered` simulates (for a progress bar)."""
     return sum(len(s.ops) * (1 if reuse else s.repeat) for s in lowered.stages)

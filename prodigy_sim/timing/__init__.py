@@ -17,6 +17,7 @@ from prodigy_sim.timing._result import CoreResult as CoreResult
 from prodigy_sim.timing._result import SimulationResult as SimulationResult
 from prodigy_sim.timing._simulate import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
 from prodigy_sim.timing._simulate import batching_error as batching_error
+from prodigy_sim.timing._simulate import default_l3_bytes as default_l3_bytes
 from prodigy_sim.timing._simulate import isa_params as isa_params
 from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
 from prodigy_sim.timing._simulate import simulate as simulate
@@ -27,6 +28,7 @@ __all__ = [
     "roofline_bound",
     "batching_error",
     "isa_params",
+    "default_l3_bytes",
     "mma_cycles",
     "SimulationResult",
     "CoreResult",

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from prodigy_sim.isa import Layout, Program, expand, opcode_table
+from prodigy_sim.isa import Layout, Program, expand, multicast_group, opcode_table
 from prodigy_sim.timing._costs import matrix_cost, vector_cost
 from prodigy_sim.timing._memory import DmaHandle, MemorySystem
 
@@ -39,7 +39,7 @@ STALL_REASONS = ("operand_wait", "unit_busy", "dma_wait", "barrier")
 UNITS = ("dma", "matrix", "vector0", "vector1", "scalar")
 
 # descriptor kinds
-_FREE, _SLOT, _MATRIX, _VECTOR, _LD, _ST, _WAIT, _BARRIER = range(8)
+_FREE, _SLOT, _MATRIX, _VECTOR, _LD, _ST, _WAIT, _BARRIER, _LDM = range(9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,9 @@ def compile_program(program: Program, config) -> tuple[list[_Desc], int]:
     for ins in program.instructions:
         spec = table.by_mnemonic[ins.opcode]
         reads, writes = [], []
-        for o, v in zip(spec.operands, ins.operands, strict=True):
+        for j, o in enumerate(spec.operands):
             if o.kind in ("tile", "acc"):
-                k = keys[(o.kind, v)]
+                k = keys[(o.kind, ins.name(j))]
                 if "r" in o.access:
                     reads.append(k)
                 if "w" in o.access:
@@ -78,6 +78,8 @@ def compile_program(program: Program, config) -> tuple[list[_Desc], int]:
             kind = _FREE
         elif op == "DMA.LD":
             kind = _LD
+        elif op == "DMA.LDM":
+            kind = _LDM
         elif op == "DMA.ST":
             kind = _ST
         elif op == "DMA.WAIT":
@@ -148,6 +150,7 @@ class Core:
         self.horizon = 0                                      # latest compute result
         self.outstanding: list[DmaHandle] = []
         self.dmas: list[DmaHandle] = []
+        self.mc_seq: dict[tuple[int, ...], int] = {}          # multicast loads per group
         self.stats = CoreStats()
         self.finished = False
 
@@ -157,10 +160,15 @@ class Core:
             yield self.env.timeout(self.t - self.env.now)
 
     def _resolve(self, handles):
-        """Make sure every handle's completion is known (flush the memory batch if needed)."""
+        """Make sure every handle's completion is known: wait for the other members of an
+        incomplete multicast group, then flush the memory batch if needed."""
         if any(h.done is None for h in handles):
             yield from self._sync()
-            self.memory.flush()
+            for h in handles:
+                while h.waiting is not None:
+                    yield h.waiting
+            if any(h.done is None for h in handles):
+                self.memory.flush()
 
     def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
         stall = issue - self.t
@@ -256,7 +264,7 @@ class Core:
                            issue, end)
                 self.t = issue + 1
                 continue
-            if kind == _LD or kind == _ST:
+            if kind == _LD or kind == _ST or kind == _LDM:
                 handles, t_op = self._deps(d, False)
                 if handles:
                     yield from self._resolve(handles)
@@ -266,12 +274,18 @@ class Core:
                 self._stall(issue, (t_dma, t_op, t_unit))
                 self.t = issue
                 yield from self._sync()
-                h = self.memory.issue(self.cid, issue, step.ddr, kind == _ST, step.index)
+                if kind == _LDM:
+                    members = multicast_group(self.cid, self.ncores, step.args[2], step.args[3])
+                    seq = self.mc_seq.get(members, 0)
+                    self.mc_seq[members] = seq + 1
+                    h = self.memory.join_multicast(self.env, self.cid, issue, step, members, seq)
+                else:
+                    h = self.memory.issue(self.cid, issue, step.ddr, kind == _ST, step.index)
                 stats.dma_bytes += h.nbytes
                 self._prune(issue)
                 self.outstanding.append(h)
                 self.dmas.append(h)
-                if kind == _LD:
+                if kind != _ST:
                     for k in d.writes:
                         self.ready[k] = h
                         self.chain[k] = -1

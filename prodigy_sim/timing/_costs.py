@@ -50,8 +50,8 @@ VECTOR_OP_CLASS = {
 
 def mma_shape(ins: Instruction, program: Program) -> tuple[int, int, int]:
     """``(M, N, K)`` of an MMA / MMA.SP."""
-    m, n = program.acc[ins.operands[0]].shape
-    k = program.tile[ins.operands[1]].shape[1]
+    m, n = program.acc[ins.name(0)].shape
+    k = program.tile[ins.name(1)].shape[1]
     return m, n, k
 
 
@@ -87,11 +87,11 @@ def matrix_cost(ins: Instruction, program: Program, config: ChipConfig) -> tuple
     op = ins.opcode
     if op in ("MMA", "MMA.SP"):
         m, n, k = mma_shape(ins, program)
-        w = program.tile[ins.operands[2]]
+        w = program.tile[ins.name(2)]
         return mma_cycles(m, n, k, w.fmt, config, sparse=op == "MMA.SP"), mu.latency_cycles
     if op == "ACC.ZERO":
         return 1, 1
-    acc = ins.operands[1] if op == "ACC.ST" else ins.operands[0]
+    acc = ins.name(1 if op == "ACC.ST" else 0)
     m, n = program.acc[acc].shape
     bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
     return -(-4 * m * n // bw), mu.latency_cycles

@@ -1,15 +1,15 @@
-"""Adapter over the DDR5 model for many small batches of one memory controller.
+"""Adapter over the DDR5 model for the batches of every memory controller at once.
 
 A controller (one 64-bit DDR5 channel) is ``config.channels`` 32-bit subchannels. Each subchannel
 is fed **independently** - its own frontend and queues - as the chip's DMA engines and NoC deliver
 requests to each subchannel controller on their own: a full queue on subchannel A never holds up
-requests for subchannel B. Every call runs all subchannels of the batch in one
+requests for subchannel B. A flush runs the subchannels of every controller in one
 :func:`prodigy_sim.dram.simulate_controllers` call (one instance of a 1-subchannel system per
-subchannel), so there is no per-subchannel Python overhead.
+subchannel of the socket), so there is no per-controller or per-subchannel Python overhead.
 
-The per-subchannel address is the controller-local line index with the subchannel bits removed,
-``(line // S) * 64``: the 1-subchannel mapping of that address gives the same bank, row and
-column as the ``S``-subchannel mapping of the controller-local address.
+The per-subchannel address is the controller-local line index with the subchannel bits removed
+(:meth:`prodigy_sim.timing._memory.MemorySystem._ddr`): the 1-subchannel mapping of that address
+gives the bank, row and column the ``S``-subchannel mapping gives the controller-local address.
 """
 
 from __future__ import annotations
@@ -31,16 +31,10 @@ class DdrRunner:
         self.line = config.org.tx_bytes
         """Bytes of one request: a DRAM burst (a cache line of the chip)."""
 
-    def map(self, addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Subchannel and per-subchannel byte address of controller-local byte addresses."""
-        line = addr.astype(np.int64, copy=False) // self.line
-        s = self.subchannels
-        return line % s, (line // s) * self.line
-
-    def complete(self, arrive: np.ndarray, addr: np.ndarray, is_write: np.ndarray,
-                 mapped: tuple[np.ndarray, np.ndarray], sel: np.ndarray) -> np.ndarray:
-        """Completion DRAM cycle of requests ``sel`` (offered in that order at ``arrive``, each
-        subchannel fed on its own)."""
-        sub, sub_addr = mapped
-        return simulate_controllers(self.sub_config, sub[sel], arrive, sub_addr[sel], is_write,
-                                    controllers=self.subchannels).complete_cycle
+    def complete(self, instance: np.ndarray, arrive: np.ndarray, sub_addr: np.ndarray,
+                 is_write: np.ndarray, instances: int) -> np.ndarray:
+        """Completion DRAM cycle of requests offered in array order at ``arrive`` (non-decreasing
+        per instance) to independent 1-subchannel instances ``instance`` (< ``instances``) at
+        per-subchannel byte addresses ``sub_addr``."""
+        return simulate_controllers(self.sub_config, instance, arrive, sub_addr, is_write,
+                                    controllers=instances).complete_cycle

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prodigy_sim.dram import simulate_requests
+from prodigy_sim.errors import SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrRunner
@@ -47,17 +48,32 @@ LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 @dataclass(slots=True, eq=False)
 class DmaHandle:
-    """One DMA transfer in flight. ``done`` (core cycle) is None until its batch is flushed."""
+    """One DMA transfer in flight. ``done`` (core cycle) is None until its batch is flushed.
+
+    A multicast load (DMA.LDM) is one transfer for its whole group: every member holds a handle
+    of its own (``issue`` = its own issue cycle); the transfer's handle is the first member's,
+    and lists all of them (itself first) in ``members``. ``waiting`` is set on a member whose
+    group has not been issued by every member yet (the SimPy event that fires when it has)."""
 
     core: int
     issue: int
     is_write: bool
-    lines: np.ndarray
+    lines: np.ndarray | None
+    """The cache lines it touches; dropped (None) when its batch is flushed."""
     nbytes: int
     index: int
     done: int | None = None
     released: int = 0
     """DMA.ST: the cycle its data has left the scratchpad (the tile may be overwritten)."""
+    members: list[DmaHandle] | None = None
+    waiting: object | None = None
+    onchip: np.ndarray | None = None
+    """The lines of resident tensors it touches (served by their home L2 slices, never DDR)."""
+
+    def pending_lines(self) -> np.ndarray:
+        """``lines`` of a DMA whose batch is not flushed yet."""
+        assert self.lines is not None  # dropped only once its batch is flushed
+        return self.lines
 
 
 class LineMap:
@@ -129,7 +145,8 @@ class MemorySystem:
     """All DDR controllers, the NoC ports DDR data crosses, and the pending DMA batch."""
 
     def __init__(self, config: ChipConfig, mesh: Mesh, ncores: int, *, log: bool = False,
-                 recorder=None, l3_bytes: int = 0) -> None:
+                 recorder=None, l3_bytes: int = 0,
+                 resident: tuple[tuple[int, int], ...] = ()) -> None:
         mem = config.memory
         self.dram = mem.dram
         self.line = config.core.on_chip_memory.line_bytes
@@ -138,6 +155,7 @@ class MemorySystem:
         self.nctrl = mem.channels
         self.sub = mem.dram.channels
         self.nsub = self.nctrl * self.sub
+        self.ilv = max(1, mem.interleave_bytes // self.line)   # lines per interleave run
         self.mesh = mesh
         t = mem.dram.timing
         f = round(config.frequency_hz)
@@ -177,7 +195,18 @@ class MemorySystem:
             mesh.hop_latency
         self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
             mesh.hop_latency
-        self.slice_free = np.zeros(self.nslices, np.int64)
+        self.slice_free = np.zeros(self.nslices, np.int64)       # slice -> mesh port
+        self.slice_in_free = np.zeros(self.nslices, np.int64)    # mesh -> slice port
+        # resident tensors: byte ranges [lo, hi) kept in the on-chip memory (L2 slices)
+        rs = sorted((lo // self.line, -(-hi // self.line)) for lo, hi in resident if hi > lo)
+        self.res_lo = np.array([a for a, _ in rs], np.int64)
+        self.res_hi = np.array([b for _, b in rs], np.int64)
+        self.onchip_write_lines = 0
+        # hops from each source port (controllers, then L2 slices) to each core
+        self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
+                                                             self.slice_core_lat]))
+        self.multicast_transfers = 0
+        self.mc_open: dict[tuple, dict] = {}      # multicast groups waiting for members
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -191,24 +220,80 @@ class MemorySystem:
     # -- DMA issue and flush -------------------------------------------------------------------
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
-        lines = self.lines.of(segments)
+        lines, onchip = self._split(self.lines.of(segments))
         nbytes = sum(s.nbytes for s in segments)
-        h = DmaHandle(core, now, is_write, lines, nbytes, index)
+        h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
         if is_write:
             # the store reads the tile out through the scratchpad read port and the core's link
             # into the mesh, in issue order: known now, so the tile is released at once
             start = max(now, self.core_out_free[core])
             h.released = start + max(-(-nbytes // self.l2_bw), self.mesh.serialization(nbytes))
             self.core_out_free[core] = h.released
-        if lines.size == 0:
+        if lines.size == 0 and onchip is None:
             h.done = now + 1
         else:
             self.pending.append(h)
         return h
 
+    def _split(self, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``lines`` -> (lines outside the resident tensors, lines inside them or None)."""
+        if not self.res_lo.size or not lines.size:
+            return lines, None
+        k = np.searchsorted(self.res_lo, lines, side="right") - 1
+        inside = (k >= 0) & (lines < self.res_hi[np.maximum(k, 0)])
+        if not inside.any():
+            return lines, None
+        return lines[~inside], lines[inside]
+
+    def join_multicast(self, env, core: int, now: int, step, members: tuple[int, ...],
+                       seq: int) -> DmaHandle:
+        """Core ``core``'s part of its group's ``seq``-th multicast load (``members``: the
+        group's cores). The last member to join issues the transfer; until then the handle's
+        ``waiting`` event tells a core that needs the data to wait for the others."""
+        key = (members, seq)
+        h = DmaHandle(core, now, False, None, sum(s.nbytes for s in step.ddr), step.index)
+        group = self.mc_open.get(key)
+        if group is None:
+            group = self.mc_open[key] = {"handles": [], "ddr": step.ddr, "event": env.event()}
+        elif group["ddr"] != step.ddr:
+            raise SimulationError(f"core {core}: multicast load {seq} of group {list(members)} "
+                                  "reads another window than the first member's")
+        group["handles"].append(h)
+        h.waiting = group["event"]
+        if len(group["handles"]) == len(members):
+            del self.mc_open[key]
+            order = {c: i for i, c in enumerate(members)}
+            handles = sorted(group["handles"], key=lambda m: order[m.core])
+            for m in handles:
+                m.waiting = None
+            self.issue_multicast(handles, group["ddr"])
+            group["event"].succeed()
+        return h
+
+    def issue_multicast(self, members: list[DmaHandle], segments: tuple[Segment, ...]) -> None:
+        """Issue the transfer of a complete multicast group (``members``: one handle per core,
+        in group order, each with its own issue cycle). It starts when the last member issued;
+        DDR (or the L3) is read once, from the first member's position."""
+        lead = members[0]
+        start = max(h.issue for h in members)
+        lines, onchip = self._split(self.lines.of(segments))
+        t = DmaHandle(lead.core, start, False, lines,
+                      sum(s.nbytes for s in segments), lead.index, members=members,
+                      onchip=onchip)
+        if lines.size == 0 and onchip is None:
+            for h in members:
+                h.done = start + 1
+        else:
+            self.pending.append(t)
+        self.multicast_transfers += 1
+
     def flush(self) -> None:
         """Run the pending batch through the shared L3, the NoC ports and the DDR5 model; set
-        every ``done``."""
+        every ``done``.
+
+        DDR data moves as 64-B lines (each with its own DRAM completion); on-chip data (L3 hits,
+        resident tensors) as packets: the lines of one DMA that live in one L2 slice, which
+        cross a port back to back once the last of them is in the slice."""
         batch, self.pending = self.pending, []
         if not batch:
             return
@@ -221,15 +306,15 @@ class MemorySystem:
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
         if self.l3 is not None:
-            to_ddr, l3_info = self._l3_lookup(batch)
+            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
         else:
-            to_ddr, l3_info = [h.lines for h in batch], None
+            to_ddr, l3_info = [h.pending_lines() for h in batch], None
         sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
         line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
-        ctrl = (line % self.nsub) // self.sub
+        ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
-        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
+        comp_core = self._ddr(line, ctrl, dma, start[dma], cores, is_w) if line.size else line
         done = np.zeros(n, np.int64)
         lat_line = mesh.latency[cores[dma], ctrl]
         wr = np.flatnonzero(is_w)
@@ -242,85 +327,165 @@ class MemorySystem:
         rd = np.flatnonzero(~is_w)
         bw = mesh.link_bw
         core_bw = min(bw, self.l2_bw)
-        # read data streams back: each controller's port into the mesh (an L3 slice's port for
-        # hits), then the core's port out of the mesh (and its scratchpad write port), serve
-        # 64-B lines first come first served as they become ready, so a port interleaves the
-        # DMAs whose lines it carries
-        rd_dma, rd_at = [], []
+        # read data streams back: each controller's port into the mesh (an L2 slice's port for
+        # on-chip data), then the core's port out of the mesh (and its scratchpad write port),
+        # serve lines and packets first come first served as they become ready, so a port
+        # interleaves the DMAs whose data it carries.
+        # Per element: dma, lines, cycle its first line leaves its source port, source port
+        # (row of src_core_lat).
+        rd_dma: list[np.ndarray] = []
+        rd_cnt: list[np.ndarray] = []
+        rd_leave: list[np.ndarray] = []
+        rd_src: list[np.ndarray] = []
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
             at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
             rd_dma.append(dma[rd])
-            rd_at.append(at_port + lat_line[rd])
+            rd_cnt.append(np.ones(rd.size, np.int64))
+            rd_leave.append(at_port)
+            rd_src.append(ctrl[rd])
+        # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
+        # stores into them go to the slices), as packets per (DMA, home slice)
+        hd: list[np.ndarray] = []
+        hl: list[np.ndarray] = []
+        hr: list[np.ndarray] = []
         if l3_info is not None:
-            hit_dma, hit_at = self._l3_serve(l3_info, line, dma, ctrl, comp_core, start, cores,
-                                             core_bw)
-            if hit_dma.size:
-                rd_dma.append(hit_dma)
-                rd_at.append(hit_at)
+            parts = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
+            for acc, part in zip((hd, hl, hr), parts, strict=True):
+                acc.append(part)
+        wd: list[np.ndarray] = []
+        wl: list[np.ndarray] = []
+        for i, h in enumerate(batch):
+            if h.onchip is not None:
+                if h.is_write:
+                    wd.append(np.full(h.onchip.size, i, np.int64))
+                    wl.append(h.onchip)
+                    self.onchip_write_lines += int(h.onchip.size)
+                else:
+                    hd.append(np.full(h.onchip.size, i, np.int64))
+                    hl.append(h.onchip)
+                    hr.append(np.zeros(h.onchip.size, np.int64))
+                    self.l3_hit_lines += int(h.onchip.size)
+        if hd:
+            pd, home, cnt, ready = self._packets(np.concatenate(hd), np.concatenate(hl),
+                                                 np.concatenate(hr), n)
+            if pd.size:
+                lat = self.slice_core_lat[home, cores[pd]]
+                last = _fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
+                                   self.slice_free, core_bw, self.line, cnt)
+                rd_dma.append(pd)
+                rd_cnt.append(cnt)
+                rd_leave.append(last - ((cnt - 1) * self.line) // core_bw)
+                rd_src.append(home + self.nctrl)
+        if wd:
+            # stores into resident tensors: the packets cross the mesh into their home slices
+            lines = np.concatenate(wl)
+            pd, home, cnt, _ = self._packets(np.concatenate(wd), lines,
+                                             np.zeros(lines.size, np.int64), n)
+            arrive = start[pd] + self.slice_core_lat[home, cores[pd]]
+            at = _fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line, cnt)
+            np.maximum.at(done, pd, at)
+        receivers = [h.members or [h] for h in batch]
+        recv_done: list[int] | None = None
         if rd_dma:
-            rd_dma = np.concatenate(rd_dma)
-            rd_at = np.concatenate(rd_at)
+            e_dma = np.concatenate(rd_dma)
+            e_cnt = np.concatenate(rd_cnt)
+            e_leave = np.concatenate(rd_leave)
+            e_src = np.concatenate(rd_src)
+            # every receiving core takes every element of its transfer (a multicast fans out)
+            nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
+            first_recv = np.cumsum(nrecv) - nrecv
+            recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
+            k = nrecv[e_dma]
+            rows = np.repeat(np.arange(e_dma.size), k)
+            rid = first_recv[e_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k,
+                                                                              k))
+            dest = recv_core[rid]
+            arrive_at = e_leave[rows] + self.src_core_lat[e_src[rows], dest]
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
-            at_core = _fifo_ports(cores[rd_dma], rd_at, free, core_bw, self.line)
+            at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt[rows])
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
-            np.maximum.at(done, rd_dma, at_core)
-        for h, d in zip(batch, done.tolist(), strict=True):
-            h.done = d
+            recv_last = np.zeros(recv_core.size, np.int64)
+            np.maximum.at(recv_last, rid, at_core)
+            recv_done = recv_last.tolist()
+        pos = 0
+        for h, d, r in zip(batch, done.tolist(), receivers, strict=True):
+            if recv_done is not None and not h.is_write:
+                for m in r:
+                    m.done = max(d, recv_done[pos])
+                    pos += 1
+            else:
+                h.done = d
+                pos += len(r)
         for h in batch:
             h.lines = None
+            h.onchip = None
         if self.recorder is not None:
             for h in batch:
                 self.recorder.dma(h)
 
-    def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
-        """Run the lines of a batch through the DDR5 model; completion core cycle per line."""
-        ns, s = self.nsub, self.sub
-        sub_local = (line % ns) % s
-        addr = ((line // ns) * s + sub_local) * self.line
-        arrive = self.to_dram(start[dma] + 1 + self.mesh.latency[cores[dma], ctrl])
+    def _ddr(self, line, ctrl, dma, sent, cores, is_w) -> np.ndarray:
+        """Run the lines of a batch through the DDR5 model (``sent``: the core cycle each line's
+        request leaves its core); completion core cycle per line."""
+        ns, s, g = self.nsub, self.sub, self.ilv
+        run = line // g
+        sub_local = (run % ns) % s
+        addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
+        arrive = self.to_dram(sent + 1 + self.mesh.latency[cores[dma], ctrl])
+        sub_addr = ((run // ns) * g + line % g) * self.line     # address inside its subchannel
+        # a request is offered no earlier than its subchannel's bus frees, minus the lead time
+        a_eff = np.maximum(arrive, self.bus_free[ctrl, sub_local] - self._lead)
+        # every controller's requests in arrival order; its batch starts at the refresh
+        # boundary before its first request (each batch starts a fresh DDR5 model)
+        span = int(a_eff.max()) + 1
+        order = np.argsort(ctrl * span + a_eff, kind="stable")
+        c_o = ctrl[order]
+        firsts = np.flatnonzero(np.r_[True, c_o[1:] != c_o[:-1]])
+        base = np.zeros(self.nctrl, np.int64)
+        base[c_o[firsts]] = (a_eff[order][firsts] // self._refi) * self._refi
+        inst = ctrl * s + sub_local                               # one DDR5 instance per sub
+        comp_o = self.runner.complete(inst[order], a_eff[order] - base[c_o], sub_addr[order],
+                                      is_w[order], self.nsub) + base[c_o]
         complete = np.empty_like(arrive)
-        mapped = self.runner.map(addr)
-        by_ctrl = np.argsort(ctrl, kind="stable")
-        bounds = np.searchsorted(ctrl[by_ctrl], np.arange(self.nctrl + 1)).tolist()
-        for k in range(self.nctrl):
-            if bounds[k] == bounds[k + 1]:
-                continue
-            sel = by_ctrl[bounds[k]:bounds[k + 1]]
-            a = arrive[sel]
-            subc = sub_local[sel]
-            bus_free = self.bus_free[k]
-            a_eff = np.maximum(a, bus_free[subc] - self._lead)
-            order = np.argsort(a_eff, kind="stable")
-            sel, a_eff, subc = sel[order], a_eff[order], subc[order]
-            base = (int(a_eff[0]) // self._refi) * self._refi
-            comp = self.runner.complete(a_eff - base, addr, is_w[sel], mapped, sel) + base
-            complete[sel] = comp
-            bus = comp + np.where(is_w[sel], self._nbl, 0)
-            np.maximum.at(bus_free, subc, bus)          # the row of self.bus_free, in place
-            if self.log is not None:
-                self.log.ctrl.append(np.full(sel.size, k))
-                self.log.arrive.append(a[order])
-                self.log.addr.append(addr[sel])
-                self.log.is_write.append(is_w[sel])
-                self.log.complete.append(comp)
+        complete[order] = comp_o
+        bus = complete + np.where(is_w, self._nbl, 0)
+        np.maximum.at(self.bus_free, (ctrl, sub_local), bus)
+        if self.log is not None:
+            self.log.ctrl.append(c_o)
+            self.log.arrive.append(arrive[order])
+            self.log.addr.append(addr[order])
+            self.log.is_write.append(is_w[order])
+            self.log.complete.append(comp_o)
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         return self.to_core(complete)
 
+    def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Group on-chip lines (line ``l`` lives in the L2 slice ``l % slices``) into packets per
+        (DMA, slice): dma, slice, lines, and the cycle the last of them is in the slice."""
+        ns = self.nslices
+        key = dma * ns + line % ns
+        counts = np.bincount(key, minlength=n * ns)
+        nz = np.flatnonzero(counts)
+        last = np.zeros(n * ns, np.int64)
+        np.maximum.at(last, key, ready)
+        return nz // ns, nz % ns, counts[nz], last[nz]
+
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle]) -> tuple[list[np.ndarray], tuple]:
+    def _l3_lookup(self, batch: list[DmaHandle], l3: OrderedDict
+                   ) -> tuple[list[np.ndarray], tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
         bit per 64-B line). Returns the lines each DMA takes from DDR and the hits."""
-        l3, cap = self.l3, self.l3_blocks
+        cap = self.l3_blocks
         to_ddr = []
         hit_parts = []      # (dma, lines, entries of the lines' blocks)
         fill_parts = []     # (dma, entries of the blocks whose missing lines come from DDR)
         for i, h in enumerate(batch):
-            lines = h.lines
+            lines = h.pending_lines()
             if h.is_write or lines.size == 0:
                 to_ddr.append(lines)
                 continue
@@ -360,15 +525,15 @@ class MemorySystem:
             to_ddr.append(lines)
         return to_ddr, (hit_parts, fill_parts)
 
-    def _l3_serve(self, info, line, dma, ctrl, comp_core, start, cores, bw
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Set the slice-ready cycle of the blocks this batch filled from DDR, then stream the
-        hits through their home slices' ports. Returns (dma, cycle at the core's port) of every
-        hit line."""
+    def _l3_hits(self, info, line, dma, ctrl, comp_core, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Set the slice-ready cycle of the blocks this batch filled from DDR, then return the
+        dma, the line and the cycle its data is in its home slice of every L3 hit."""
         hit_parts, fill_parts = info
+        empty = np.zeros(0, np.int64)
         if fill_parts:
             # a filled line reaches its home slice from its controller
-            bounds = np.searchsorted(dma, np.arange(len(start) + 1)).tolist()
+            bounds = np.searchsorted(dma, np.arange(n + 1)).tolist()
             for i, entries, u in fill_parts:
                 sel = slice(bounds[i], bounds[i + 1])
                 home = line[sel] % self.nslices
@@ -378,45 +543,55 @@ class MemorySystem:
                     if r > e[1]:
                         e[1] = r
         if not hit_parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return empty, empty, empty
         hd = np.concatenate([np.full(hl.size, i, np.int64) for i, hl, _, _ in hit_parts])
         hl = np.concatenate([hl for _, hl, _, _ in hit_parts])
         ready = np.concatenate([np.array([e[1] for e in es], np.int64)[b]
                                 for _, _, es, b in hit_parts])
-        home = hl % self.nslices
-        c = cores[hd]
-        lat = self.slice_core_lat[home, c]
-        at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat, ready), self.slice_free, bw,
-                         self.line)
-        return hd, at + lat
+        return hd, hl, ready
 
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
-                line: int) -> np.ndarray:
-    """Cycle each line (``line`` bytes) has crossed its port: every port serves its lines first
-    come first served, ``line / bw`` cycles each, no earlier than ``free[port]`` (updated in
-    place to the port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) +
-    line / bw`` per port:
-    ``d_j = max(free, max_{i<=j} (ready_i - r_i s)) + (r_j + 1) s`` with ``r`` the rank within
-    the port, evaluated in byte units (``cycles x bw``) so it stays integer."""
-    order = np.lexsort((ready, port))
+                line: int, count: np.ndarray | None = None) -> np.ndarray:
+    """Cycle the last line of each element (a line, or a packet of ``count`` lines of ``line``
+    bytes) has crossed its port: every port serves its elements first come first served,
+    ``line / bw`` cycles per line, no earlier than ``free[port]`` (updated in place to the
+    port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + c_j line / bw`` per
+    port: ``d_j = S_j + max(free, max_{i<=j} (ready_i - S_{i-1}))`` with ``S`` the bytes served
+    up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
+    integer."""
+    order = _port_order(port, ready)
     p = port[order]
     a = ready[order] * bw
     n = p.size
+    size = np.full(n, line, np.int64) if count is None else count[order] * line
     first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     gid = np.cumsum(np.r_[False, p[1:] != p[:-1]])
-    rank = np.arange(n, dtype=np.int64) - first[gid]
-    x = a - rank * line
+    cs = np.cumsum(size)
+    served = cs - (cs[first] - size[first])[gid]         # S_j within the port
+    x = a - (served - size)
     big = int(x.max() - x.min()) + 1
     off = gid * big
     cm = np.maximum.accumulate(x + off) - off
-    d = np.maximum(cm, free[p] * bw) + (rank + 1) * line
+    d = np.maximum(cm, free[p] * bw) + served
     dep = -(-d // bw)
     last = np.r_[first[1:], n] - 1
     free[p[last]] = dep[last]
     out = np.empty_like(dep)
     out[order] = dep
     return out
+
+
+def _port_order(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
+    """Stable order by (port, ready): one stable sort of a combined integer key (the lines
+    arrive nearly sorted, which a stable sort exploits), a lexsort if the key could overflow."""
+    if port.size == 0:
+        return np.zeros(0, np.int64)
+    lo = int(ready.min())
+    span = int(ready.max()) - lo + 1
+    if span * (int(port.max()) + 1) >= 1 << 62:
+        return np.lexsort((ready, port))
+    return np.argsort(port * span + (ready - lo), kind="stable")
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:

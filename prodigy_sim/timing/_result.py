@@ -47,6 +47,12 @@ class SimulationResult:
     channel_bytes: tuple[int, ...]
     dram_requests: int
     memory_batches: int
+    l3_hit_bytes: int = 0
+    """Bytes of loads the on-chip memory served (whole lines): L3 hits and resident tensors."""
+    onchip_write_bytes: int = 0
+    """Bytes of stores into resident tensors (whole lines), kept on chip instead of DDR."""
+    multicasts: int = 0
+    """Multicast (DMA.LDM) transfers: one DDR/L3 read each, delivered to every member."""
 
     @property
     def seconds(self) -> float:
@@ -84,6 +90,12 @@ class SimulationResult:
         return sum(self.channel_bytes)
 
     @property
+    def l3_hit_rate(self) -> float:
+        """Fraction of the load lines that the L3 served instead of DDR."""
+        total = self.l3_hit_bytes + self.dram_bytes
+        return self.l3_hit_bytes / total if total else 0.0
+
+    @property
     def channel_bandwidth_bytes_per_s(self) -> tuple[float, ...]:
         """Mean bandwidth of every controller over the run (bytes/s)."""
         s = self.seconds
@@ -105,7 +117,9 @@ class SimulationResult:
             "dram_bandwidth_bytes_per_s": self.dram_bandwidth_bytes_per_s,
             "channel_bytes": list(self.channel_bytes),
             "channel_bandwidth_bytes_per_s": list(self.channel_bandwidth_bytes_per_s),
-            "memory_batches": self.memory_batches,
+            "memory_batches": self.memory_batches, "l3_hit_bytes": self.l3_hit_bytes,
+            "l3_hit_rate": self.l3_hit_rate, "multicasts": self.multicasts,
+            "onchip_write_bytes": self.onchip_write_bytes,
         }
         if per_core:
             out["per_core"] = [c.to_dict(self.cycles) for c in self.cores]

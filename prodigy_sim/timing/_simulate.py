@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import simpy
 
@@ -14,7 +16,8 @@ from prodigy_sim.timing._memory import LineMap, MemorySystem, check_batching
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
 
-__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes"]
+__all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes",
+           "resident_ranges"]
 
 DEFAULT_DMA_OUTSTANDING = 8
 """Transfers one core's DMA engine keeps in flight (assumption; not public)."""
@@ -46,23 +49,43 @@ def default_l3_bytes(config: ChipConfig, ncores: int, lay: Layout) -> int:
     return max(0, config.cores * config.usable_tile_bytes_per_core - ncores * spm)
 
 
+def resident_ranges(program: Program, lay: Layout, resident: Collection[str]
+                    ) -> tuple[tuple[int, int], ...]:
+    """DDR byte ranges ``[lo, hi)`` of the ``resident`` tensors of ``program``."""
+    unknown = sorted(set(resident) - set(lay.tensors))
+    if unknown:
+        raise ConfigError(f"'resident': no tensor {', '.join(map(repr, unknown))} in the program "
+                          f"(tensors: {', '.join(sorted(lay.tensors))})")
+    return tuple((lay.tensors[t].base, lay.tensors[t].base + lay.tensors[t].nbytes)
+                 for t in sorted(set(resident)))
+
+
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
-         dma_outstanding: int, log: bool, l3_bytes: int | None = None
+         dma_outstanding: int, log: bool, l3_bytes: int | None = None,
+         resident: Collection[str] = (), held_bytes: int = 0
          ) -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
     if l3_bytes is not None and l3_bytes < 0:
         raise ConfigError(f"'l3_bytes' must be >= 0 (got {l3_bytes})")
+    if held_bytes < 0:
+        raise ConfigError(f"'held_bytes' must be >= 0 (got {held_bytes})")
     ncores, lay = _prepare(program, config, cores)
+    ranges = resident_ranges(program, lay, resident)
     if l3_bytes is None:
-        l3_bytes = default_l3_bytes(config, ncores, lay)
+        onchip = default_l3_bytes(config, ncores, lay)
+        held = sum(hi - lo for lo, hi in ranges) + held_bytes
+        if held > onchip:
+            raise ConfigError(f"'resident', 'held_bytes': resident data takes {held} bytes, the "
+                              f"on-chip memory beside the scratchpads holds {onchip}")
+        l3_bytes = onchip - held
     if recorder is not None:
         recorder.start(config.frequency_hz, ncores)
     descs, nkeys = compile_program(program, config)
     env = simpy.Environment()
     mesh = Mesh(config, ncores)
     memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder,
-                          l3_bytes=l3_bytes)
+                          l3_bytes=l3_bytes, resident=ranges)
     barrier = Barrier(env, ncores)
     procs = []
     for cid in range(ncores):
@@ -84,29 +107,35 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
         config_name=config.name, ncores=ncores, frequency_hz=config.frequency_hz,
         cycles=max(c.end_cycle for c in results), cores=results,
         channel_bytes=tuple(int(b) for b in memory.bytes_per_ctrl),
-        dram_requests=memory.requests, memory_batches=memory.flushes)
+        dram_requests=memory.requests, memory_batches=memory.flushes,
+        l3_hit_bytes=memory.l3_hit_lines * memory.line, multicasts=memory.multicast_transfers,
+        onchip_write_bytes=memory.onchip_write_lines * memory.line)
     return res, memory
 
 
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
-             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
-             ) -> SimulationResult:
+             dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
+             resident: Collection[str] = (), held_bytes: int = 0) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
     the tile and the config field). ``recorder`` (e.g. :class:`ChromeTraceRecorder`) receives
     the timeline; ``dma_outstanding`` is the number of transfers a core's DMA engine keeps in
     flight. ``l3_bytes`` is the capacity of the shared "virtual L3" that DMA loads look up
-    before DDR: 0 (the default) turns it off, None sizes it with :func:`default_l3_bytes` (the
-    chip's L2 less the program's scratchpad use). Raises SimulationError on deadlock (a
-    BARRIER some cores never reach).
+    before DDR: None (the default) sizes it with :func:`default_l3_bytes` (the chip's L2 less
+    the program's scratchpad use), 0 turns it off. ``resident``: names of DDR tensors that live
+    in the on-chip memory for this program (e.g. activations an earlier kernel left there): their
+    loads are served by the lines' home L2 slices from the start and their stores go to those
+    slices, never to DDR; by default they take their bytes from the L3's capacity, as do
+    ``held_bytes`` of other data kept on chip meanwhile (other kernels' activations). Raises
+    SimulationError on deadlock (a BARRIER some cores never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
-                l3_bytes=l3_bytes)[0]
+                l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
-                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = 0
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None
                    ) -> dict[str, float]:
     """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
 
@@ -149,7 +178,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                 touched.append(lines.of(step.ddr))
             elif ins.opcode in ("MMA", "MMA.SP"):
                 macs = mma_macs(ins, program)
-                w = program.tile[ins.operands[2]].fmt
+                w = program.tile[ins.name(2)].fmt
                 rate = mu.peak_macs_per_cycle(w, sparse=ins.opcode == "MMA.SP") * f
                 flops += 2 * macs
                 t_matrix += macs / (rate * ncores)

@@ -54,10 +54,11 @@ def scaled_f64(q: QuantizedTensor | np.ndarray, rows: slice = slice(None)) -> np
     if q.scale != "none":
         scales = np.repeat(q.scale_values()[rows].astype(np.float64), q.kept_block, axis=1)
         vals = vals * scales[:, : vals.shape[1]]
-    if q.sparsity is None:
+    mask = q.mask()  # None when dense
+    if mask is None:
         return vals
     dense = np.zeros((vals.shape[0], q.shape[1]), dtype=np.float64)
-    dense[q.mask()[rows]] = vals.reshape(-1)
+    dense[mask[rows]] = vals.reshape(-1)
     return dense
 
 

@@ -1,0 +1,171 @@
+"""The mapper: where and how a linear layer runs on the chip (a :class:`LinearMapping`).
+
+It enumerates candidate mappings - accumulator tile shapes and counts, K tile, core grid, block
+order, multicast or not - and ranks them with closed-form costs from the chip configuration
+(cycles of the core clock), then returns the cheapest. Deterministic; cached per (shape,
+formats, epilogue, cores, chip). The timing model then simulates the chosen program: the costs
+only rank candidates, they are never reported as results.
+
+Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm) ceil(nb/gn)``)::
+
+    compute  = B * sum over its MMAs of mma_cycles (the matrix unit's occupancy)
+    port     = B * bytes a block brings into a core / stream
+    stream   = min(port bytes/cycle, 2 * K-step bytes / (fill + K-step bytes / port))
+    ddr      = sum over X, W, Y of distinct bytes / (peak DDR bytes/cycle * eff(run))
+    time     = max(compute, port, ddr) + B * fill
+
+``eff(run) = DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``: DDR5 serves long contiguous runs
+near its peak and short strided ones far below it (row activations per line; see docs/dram.md);
+``run`` is a tile's contiguous bytes - the whole tile when it spans the rows' full length, else
+one row of it. The second term of ``port`` is the double-buffered stream of one core: two K
+steps in flight, each waiting a DDR round trip.
+
+``fill`` is the latency the first K tile of every block waits (a DDR round trip), which double
+buffering does not hide because a block's first loads follow the previous block's epilogue.
+Distinct DDR bytes: the output once, and X and W each as often as they are fetched again after
+leaving the on-chip memory. A row of X blocks in use while the column blocks stream (order
+``mn``) is fetched once if the X rows of all grid rows fit the shared L3 (the idle L2), else
+once per column block a core visits; all of W is fetched once if it fits the L3, else once per
+row wave (and symmetrically for ``nm``). Cores that read the same tile at the same time share
+one DDR read: through a multicast (``DMA.LDM``), or through the L3 when it is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.functional.spec import CHUNK
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.lowering._common import ACT, BF16, Budgets
+from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
+from prodigy_sim.numerics import Storage
+from prodigy_sim.timing import mma_cycles
+
+__all__ = ["map_linear", "linear_cost", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
+
+DDR_EFFICIENCY = 0.9
+"""Fraction of the peak DDR bandwidth the costs assume long contiguous streams reach."""
+RUN_HALF_BYTES = 1024
+"""Contiguous run length at which the costs assume half of :data:`DDR_EFFICIENCY`."""
+FILL_CYCLES = 1500
+"""Core cycles a block's first K tile waits for its data (a DDR round trip, ~260 ns at
+5.7 GHz) in the costs."""
+
+
+def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+                mp: LinearMapping, config: ChipConfig, l3_bytes: int) -> float:
+    """Estimated cycles of ``mp`` (see the module docstring)."""
+    nw = 2 if epilogue == "gated" else 1
+    mb, nb = m // mp.block_m, n // mp.block_n
+    per_core = math.ceil(mb / mp.gm) * math.ceil(nb / mp.gn)
+    kt = mp.kt
+    nk, tail = divmod(k, kt)
+    mma = nk * mma_cycles(mp.mt, mp.nt, kt, weight.fmt, config, weight.sparsity is not None)
+    if tail:
+        mma += mma_cycles(mp.mt, mp.nt, tail, weight.fmt, config, weight.sparsity is not None)
+    compute = per_core * mp.am * mp.an * nw * mma
+    a_block = act.nbytes(mp.block_m, k)
+    w_block = nw * weight.nbytes(mp.block_n, k)
+    port_bw = min(config.noc.link_bandwidth_bytes_per_cycle,
+                  config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle)
+    step = (act.nbytes(mp.block_m, kt) + nw * weight.nbytes(mp.block_n, kt))
+    stream_bw = min(port_bw, 2 * step / (FILL_CYCLES + step / port_bw))
+    port = per_core * (a_block + w_block) / stream_bw
+    a_all, w_all = act.nbytes(m, k), nw * weight.nbytes(n, k)
+    out = (ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16).nbytes(m, n)
+    if mp.order == "mn":            # X row blocks stay in use, W column blocks stream
+        a_fetch = a_all if mp.gm * a_block <= l3_bytes // 2 else a_all * math.ceil(nb / mp.gn)
+        w_fetch = w_all if w_all <= l3_bytes // 2 else w_all * math.ceil(mb / mp.gm)
+    else:
+        w_fetch = w_all if mp.gn * w_block <= l3_bytes // 2 else w_all * math.ceil(mb / mp.gm)
+        a_fetch = a_all if a_all <= l3_bytes // 2 else a_all * math.ceil(nb / mp.gn)
+    if not mp.multicast and l3_bytes == 0:   # no sharing at all: every core fetches its own
+        a_fetch = max(a_fetch, a_all * nb)
+        w_fetch = max(w_fetch, w_all * mb)
+    peak = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz
+
+    def eff(rows: int, st: Storage) -> float:
+        run = st.nbytes(rows, k) if kt == k else st.nbytes(1, kt)
+        return DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)
+
+    ddr = (a_fetch / eff(mp.mt, act) + w_fetch / eff(mp.nt, weight)
+           + out / eff(1, BF16)) / peak
+    return max(compute, port, ddr) + per_core * FILL_CYCLES
+
+
+def _divisors(x: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(x, limit) + 1) if x % d == 0]
+
+
+def _kts(k: int) -> list[int]:
+    out = [k]
+    kt = CHUNK
+    while kt < k:
+        out.append(kt)
+        kt *= 2
+    return out
+
+
+def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+                cores: int, bud: Budgets, tile_bytes: int):
+    nw = 2 if epilogue == "gated" else 1
+    quant_out = epilogue in ("quant", "bias", "gelu", "gated")
+    if m <= bud.acc_max_rows:
+        mts = [(m, 1)]
+    else:
+        mt = bud.acc_max_rows
+        if m % mt:
+            raise ConfigError(f"{m} rows are not a multiple of {mt}")
+        mts = [(mt, am) for am in (1, 2, 4) if m % (mt * am) == 0]
+    for mt, am in mts:
+        for nt in (64, 32, 16):
+            if nt > bud.acc_max_cols or n % nt or (quant_out and nt % 32):
+                continue
+            for an in range(1, bud.n_accumulators + 1):
+                if am * an * nw > bud.n_accumulators or n % (nt * an):
+                    continue
+                mb, nb = m // (mt * am), n // (nt * an)
+                for kt in _kts(k):
+                    probe = LinearMapping(mt, am, nt, an, kt, 1, 1)
+                    if linear_tile_bytes(probe, k, weight, act, epilogue) > tile_bytes:
+                        continue
+                    for gm in _divisors(mb, cores) + [min(mb, cores)]:
+                        gn_max = max(1, cores // gm)
+                        for multicast in (False, True):
+                            if multicast:
+                                gns = [d for d in _divisors(nb, gn_max)]
+                                gns = gns[-1:]
+                                if mb % gm:
+                                    continue
+                            else:
+                                gns = [min(nb, gn_max)]
+                            for gn in gns:
+                                if multicast and gm * gn == 1:
+                                    continue
+                                for order in ("mn", "nm"):
+                                    yield LinearMapping(mt, am, nt, an, kt, gm, gn, order,
+                                                        multicast)
+
+
+@functools.lru_cache(maxsize=512)
+def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+               config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True
+               ) -> LinearMapping:
+    """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
+    cores of ``config`` (``l3``: the shared L3 is on). Ties go to more cores, then larger
+    blocks, then the order of enumeration."""
+    tile_budget = budgets.onchip_bytes
+    best: tuple | None = None
+    for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget):
+        tiles = linear_tile_bytes(mp, k, weight, act, epilogue)
+        l3_bytes = max(0, (budgets.onchip_bytes - tiles)) * config.cores if l3 else 0
+        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes)
+        key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
+        if best is None or key < best[0]:
+            best = (key, mp)
+    if best is None:
+        raise ConfigError(f"no mapping of a {m}x{n}x{k} linear layer fits the core's "
+                          f"{budgets.onchip_bytes} bytes of scratchpad")
+    return best[1]
