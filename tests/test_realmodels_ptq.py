@@ -119,7 +119,7 @@ def test_gptq_and_sparsegpt_beat_rtn_and_magnitude_on_every_minilm_layer():
 @needs_models
 @pytest.mark.slow
 def test_gptq_and_sparsegpt_beat_rtn_and_magnitude_on_smollm2_layers():
-    """Layers 0, 15 and 29 (21 linears); all 210: benchmarks/bench_ptq_layers.py."""
+    """Layers 0, 15 and 29 (21 of the 210 linears, to keep the test short)."""
     w = smollm2_weights()
     cal = calibrate_smollm2(w)
     names = [n for n in w.linear_names() if n.split(".")[1] in ("0", "15", "29")]

@@ -78,6 +78,8 @@ from prodigy_sim.realmodels._quantize import weight_footprint_bytes as weight_fo
 from prodigy_sim.realmodels._smollm2 import load_smollm2 as load_smollm2
 from prodigy_sim.realmodels._smollm2 import smollm2_weights as smollm2_weights
 from prodigy_sim.realmodels._smollm2 import unpermute_rope as unpermute_rope
+from prodigy_sim.realmodels._tables import BEGIN as BEGIN_TABLES
+from prodigy_sim.realmodels._tables import END as END_TABLES
 from prodigy_sim.realmodels._tables import PAPER_TABLES as PAPER_TABLES
 from prodigy_sim.realmodels._tables import PaperTable as PaperTable
 from prodigy_sim.realmodels._tables import format_paper_table as format_paper_table
@@ -97,7 +99,8 @@ __all__ = [
     "ACT_FORMAT",
     "METHODS",
     "MODELS",
-    "PAPER_TABLES", "PaperTable", "format_paper_table", "render_docs", "table_rows", "write_docs",
+    "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
+    "render_docs", "table_rows", "write_docs",
     "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
     "calibration_segments", "closed_form_seconds", "extras_of", "family_of", "logits_nll",
     "quantize_model", "rotate_model",
