@@ -353,10 +353,10 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
                  sparsity: str = "8:4") -> dict[str, dict[str, float]]:
     """Per linear layer, the output error ``||X W^T - X W_q^T||_F`` on its float32 calibration
     inputs ``X`` (the float model over the calibration sequences) of: round to nearest
-    (``rtn <fmt>``) and GPTQ (``gptq <fmt>``, Hessian from the same ``X``, MX E8M0/32, OCP
-    floor rule) for every format; magnitude pruning and SparseGPT at ``sparsity``, without
-    quantization (``magnitude``, ``sparsegpt``) and with tai4 (``magnitude tai4``,
-    ``sparsegpt tai4``)."""
+    (``rtn <fmt>``) and GPTQ with act-order (``gptq <fmt>``, Hessian from the same ``X``, 1 %
+    damping, MX E8M0/32, OCP floor rule; the tables' "GPTQ", ``gptq-act``) for every format;
+    magnitude pruning and SparseGPT at ``sparsity``, without quantization (``magnitude``,
+    ``sparsegpt``) and with tai4 (``magnitude tai4``, ``sparsegpt tai4``)."""
     from prodigy_sim.ptq import (
         gptq,
         hessian,
@@ -373,11 +373,12 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
     for name in names:
         x = np.concatenate(col.x[name])
         w = np.asarray(weights[name])
-        fac = inverse_factor(hessian(x))
+        h = hessian(x)
+        fac, fac_act = inverse_factor(h), inverse_factor(h, act_order=True)
         errs = {}
         for fmt in formats:
             errs[f"rtn {fmt}"] = output_error(w, rtn(w, fmt=fmt).weight, x)
-            errs[f"gptq {fmt}"] = output_error(w, gptq(w, fac, fmt=fmt).weight, x)
+            errs[f"gptq {fmt}"] = output_error(w, gptq(w, fac_act, fmt=fmt).weight, x)
         mask = prune_mask(w, sparsity)
         errs["magnitude"] = output_error(w, np.where(mask, w, 0.0), x)
         errs["sparsegpt"] = output_error(w, sparsegpt(w, fac, sparsity=sparsity).weight, x)
