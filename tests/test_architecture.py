@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "prodigy_sim"
 FLOORS: dict[str, int] = {
     "errors": 0,
     "__init__": 1, "_jit": 1, "_datafile": 1, "_lazy": 1,
-    "numerics": 2,
+    "detmath": 2, "numerics": 2,
     "dram": 3, "isa": 3, "ptq": 3,
     "hardware": 4,
     "functional": 5, "timing": 5,
