@@ -66,6 +66,20 @@ def test_cli_table_and_prefill(capsys):
     assert "time per forward pass" in out and "time to first token" not in out
 
 
+def test_cli_simulate_takes_hardware_overrides(capsys):
+    """--set on simulate: the report names the changed field, and a memory-bound decode step
+    gets faster with twice the DDR channels."""
+    argv = ["simulate", "--model", "smollm2", "--context", "512", "--json", "--quiet"]
+    assert _main(argv) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert _main(argv + ["--set", "memory.channels=32"]) == 0
+    wide = json.loads(capsys.readouterr().out)
+    assert wide["seconds"] < 0.8 * base["seconds"]
+    assert any("memory.channels 16 -> 32" in c for c in wide["hardware_changes"])
+    assert _main(argv[:-2] + ["--quiet", "--set", "memory.chanels=32"]) == 2
+    assert "memory.chanels" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,match", [
     (["--model", "gpt-5"], "unknown model 'gpt-5'"),
     (["--model", "smollm2", "--sparsity", "2:4"], "8:4"),

@@ -16,17 +16,12 @@ from typing import TYPE_CHECKING
 
 from prodigy_sim.cli import deferred
 from prodigy_sim.cli._args import non_negative_int, positive_int
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
 from prodigy_sim.errors import ConfigError
 
 if TYPE_CHECKING:
     from prodigy_sim.models import Scenario
-
-
-def _default_preset() -> str:
-    from prodigy_sim.hardware import DEFAULT_PRESET
-
-    return DEFAULT_PRESET
 
 
 def _card_names() -> list[str]:
@@ -82,9 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="MoE expert buffer rows = ceil(CF x tokens x top-k / experts), or "
                            "'none' for dropless (default: 1.25)")
     how = parser.add_argument_group("hardware and method")
-    how.add_argument("--hw", default=None, metavar="PRESET",
-                     help=deferred(lambda: "hardware preset (default: the scenario's, else "
-                                           f"{_default_preset()})"))
+    add_hardware_args(how, default_help="default: the scenario's preset")
     how.add_argument("--cores", type=positive_int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
     how.add_argument("--no-l3", action="store_true",
@@ -127,12 +120,11 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.dram import compile_kernels, kernels_compiled
-    from prodigy_sim.hardware import load_preset
     from prodigy_sim.reports import report_simulation, write_plots
     from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
 
     scenario = _scenario(args)
-    config = load_preset(args.hw or scenario.hardware)
+    config, _ = hardware_from_args(args, default=scenario.hardware)
     if args.steady_units < 0:
         raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
     if not kernels_compiled():
