@@ -36,7 +36,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from prodigy_sim.hardware import ChipConfig, load_preset, preset_names
+from prodigy_sim.hardware import ChipConfig, changes_from_preset
 from prodigy_sim.models import FootprintReport, Scenario, kv_cache_bytes
 from prodigy_sim.simulation import ModelSimulation
 
@@ -355,7 +355,8 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "mma_flops": o.mma_flops, "method": o.method,
                         "matrix_format": k.weight_format.name, "sparse": k.sparse})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
-    preset, changes = _hardware_changes(config, sc.hardware)
+    changed = changes_from_preset(config, sc.hardware)
+    preset, changes = changed.preset, tuple(c.describe() for c in changed.changes)
     ideal_bytes = lm.weight_bytes + kv
     ideal = max(flops / peak, ideal_bytes / config.peak_ddr_bandwidth_bytes_per_s)
     return ModelReport(
@@ -406,25 +407,3 @@ def _memory(config: ChipConfig) -> str:
             f"TB; controller {ctl.read_queue_entries}-entry queues, {ctl.scheduler} scheduling, "
             f"{ctl.row_policy}-page, {ctl.refresh} refresh; address map {d.mapping}, "
             f"interleave {m.interleave_bytes} B")
-
-
-def _leaves(d: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(d, dict):
-        out: dict[str, object] = {}
-        for k, v in d.items():
-            out.update(_leaves(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
-def _hardware_changes(config: ChipConfig, scenario_preset: str) -> tuple[str, tuple[str, ...]]:
-    """The preset ``config`` is based on (its name up to the first ``+``, else the scenario's)
-    and its fields that differ from it, as ``path old -> new``."""
-    base = config.name.split("+")[0]
-    if base not in preset_names():
-        base = scenario_preset
-    old = _leaves(load_preset(base).model_dump(mode="json"))
-    new = _leaves(config.model_dump(mode="json"))
-    changes = tuple(f"{p} {old.get(p)} -> {v}" for p, v in new.items()
-                    if p != "name" and old.get(p) != v)
-    return base, changes
