@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.models import Routing
 from prodigy_sim.serving import (
     EngineConfig,
     SimulatedStepTimes,
@@ -81,6 +82,35 @@ def test_table_file_roundtrip_and_key(tmp_path):
     with pytest.raises(ConfigError, match="not a step-time table"):
         st.load(tmp_path / "bad.json")
     assert json.loads(path.read_text())["key"]["model"] == "llama-2-7b"
+
+
+def test_table_key_holds_the_moe_routing(tmp_path):
+    """Two MoE routing models never share cached step times; the routing reaches the
+    simulated scenarios; a dense model refuses a routing."""
+    seen = []
+
+    def spy(scenario, config):
+        seen.append(scenario.routing)
+        return fake(scenario, config)
+
+    skew = Routing(model="zipf", zipf_exponent=1.2)
+    uniform = SimulatedStepTimes("mixtral-8x7b", simulate=spy)
+    skewed = SimulatedStepTimes("mixtral-8x7b", routing=skew, simulate=spy)
+    assert uniform.key() != skewed.key()
+    assert skewed.key()["scenario"]["routing"]["zipf_exponent"] == 1.2
+    skewed.decode_point(2, 64)
+    assert seen == [skew]
+    path = skewed.save(tmp_path / "skewed.json")
+    with pytest.raises(ConfigError, match="another model, format, chip"):
+        uniform.load(path)
+    again = SimulatedStepTimes("mixtral-8x7b", routing=skew,
+                               simulate=lambda *a: pytest.fail("simulated"))
+    assert again.load(path) == 1 and again.decode_point(2, 64) == skewed.decode_point(2, 64)
+    dropless = SimulatedStepTimes("mixtral-8x7b", routing=Routing(capacity_factor=None),
+                                  simulate=spy)
+    assert dropless.key() != uniform.key()
+    with pytest.raises(ConfigError, match="has no experts"):
+        SimulatedStepTimes("llama-2-7b", routing=skew, simulate=spy)
 
 
 def test_check_interpolation_refuses_grid_points():

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.models import Formats, Scenario, check_scenario, load_card
+from prodigy_sim.models import Formats, Routing, Scenario, check_scenario, load_card
 from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.serving._steptime import StepShape
 
@@ -53,6 +53,10 @@ KV_TILE_TOKENS = 64
 """The lowering's KV cache holds the context rounded up to a multiple of 64 tokens."""
 
 Simulate = Callable[[Scenario, ChipConfig], float]
+_SHAPE_FIELDS = {"name", "description", "model", "phase", "batch", "sequence_length",
+                 "context_length", "encoder_length"}
+"""Scenario fields a grid point sets (or that do not change its time); every other field is in
+the table's key."""
 
 
 def _upto(sizes: list[int], max_batch: int) -> tuple[int, ...]:
@@ -86,7 +90,8 @@ class SimulatedStepTimes:
     """
 
     def __init__(self, model: str = "llama-2-7b", *, formats: Formats | None = None,
-                 sparsity: str = "none", hardware: str | None = None,
+                 sparsity: str = "none", routing: Routing | None = None,
+                 hardware: str | None = None,
                  config: ChipConfig | None = None, max_batch: int = 64,
                  decode_buckets: Sequence[int] | None = None,
                  context_grid: Sequence[int] | None = None,
@@ -99,9 +104,12 @@ class SimulatedStepTimes:
                               f"{self.card.family}, encoder-only)")
         base = {"model": model, "phase": "decode", "batch": 1, "context_length": 1,
                 "formats": formats or Formats(), "sparsity": sparsity}
+        if routing is not None:
+            base["routing"] = routing
         if hardware is not None:
             base["hardware"] = hardware
         self.template = Scenario.model_validate(base)
+        check_scenario(self.template, self.card, source="step-time grid")
         self.config = config or load_preset(self.template.hardware)
         self.max_context = self.card.max_position_embeddings
         limit = self.max_context or max(DEFAULT_CONTEXT_GRID)
@@ -202,13 +210,14 @@ class SimulatedStepTimes:
     # --- persistence ---------------------------------------------------------------------------
 
     def key(self) -> dict:
-        """What the cached times depend on: model card, scenario formats, chip, options."""
+        """What the cached times depend on: model card, every scenario field but the shape
+        (formats, sparsity, MoE routing, ...), chip, options."""
         chip = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        scenario = self.template.model_dump(mode="json", exclude=_SHAPE_FIELDS)
         return {"model": self.card.name,
                 "card_sha256": hashlib.sha256(
                     self.card.model_dump_json().encode()).hexdigest()[:16],
-                "formats": self.template.formats.model_dump(mode="json"),
-                "sparsity": self.template.sparsity,
+                "scenario": scenario,
                 "chip": self.config.name,
                 "chip_sha256": hashlib.sha256(chip.encode()).hexdigest()[:16],
                 "options": {k: repr(v) for k, v in sorted(self._options.items())}}
