@@ -59,6 +59,7 @@ def part1(steps: SimulatedStepTimes) -> None:
     r = serve(trace, step_times=steps, engine=ENGINE)
     cold = time.perf_counter() - t
     n = steps.simulations
+    kinds = f"{len(steps.table()['decode'])} decode, {len(steps.table()['prefill'])} prefill"
     t = time.perf_counter()
     again = serve(trace, step_times=steps, engine=ENGINE)
     warm = time.perf_counter() - t
@@ -66,7 +67,7 @@ def part1(steps: SimulatedStepTimes) -> None:
     print(f"\n## 1. Speed ({load()})\n")
     print("| what | wall s | / one decode-step simulation |\n|---|---:|---:|")
     print(f"| one `simulate_scenario` decode step (b1, ctx 2048), the baseline | {base:.2f} | 1 |")
-    print(f"| 1,000 requests at {RATE:g} req/s, cold ({n} step-time points simulated) | "
+    print(f"| 1,000 requests at {RATE:g} req/s, cold ({n} step-time points simulated: {kinds}) | "
           f"{cold:.1f} | {cold / base:.0f} |")
     print(f"| the same with the step-time table filled (engine alone, {r.steps} steps) | "
           f"{warm:.2f} | {warm / base:.2f} |")
@@ -126,19 +127,32 @@ def part3(steps: SimulatedStepTimes) -> None:
               f"{got:.4f} | {got / sync:.4f}, {got / stag:.4f} |")
 
 
+def held_out(steps: SimulatedStepTimes, batch: int, context: int) -> tuple[int, int]:
+    """``(batch, context)``, the context moved up by 64 tokens while the step-time model
+    simulates it for that batch (it would not be held out)."""
+    bucket = steps.decode_bucket(batch)
+    while steps.decode_interval(bucket, steps.grid_context(context))[0] == \
+            steps.grid_context(context) and context + 64 < steps.context_grid[-1]:
+        context += 64
+    return batch, context
+
+
 def part4(steps: SimulatedStepTimes) -> None:
     print(f"\n## 4. Interpolation against direct simulation ({load()})\n")
     points = [(1, 128), (1, 512), (1, 2048), (1, 3072), (8, 128), (8, 512), (8, 2048),
               (8, 3072), (32, 512), (32, 2048), (64, 512), (64, 2048),
               (5, 512), (12, 768), (20, 2048), (36, 3072)]
-    rows = check_interpolation(steps, points)
-    print("Decode at held-out contexts, interpolated between the grid contexts "
-          f"{steps.context_grid} (every batch size is its own grid point); `direct` is "
-          "`simulate_scenario` at that batch and context.\n")
-    print("| batch | context | interpolated ms | direct ms | error |")
-    print("|---:|---:|---:|---:|---:|")
+    rows = check_interpolation(steps, [held_out(steps, b, c) for b, c in points])
+    print("Decode at held-out contexts (a context the step-time model simulated for that batch "
+          "is moved up by 64 tokens until it is not one), interpolated between simulated "
+          f"contexts: the grid {steps.context_grid}, refined by bisection where a midpoint is "
+          f"more than {steps.refine_tolerance:.0%} off the chord (every batch size is its own "
+          "grid point); `direct` is `simulate_scenario` at that batch and context.\n")
+    print("| batch | context | interpolated between | interpolated ms | direct ms | error |")
+    print("|---:|---:|---|---:|---:|---:|")
     for row in rows:
-        print(f"| {row.batch} | {row.context} | {row.interpolated_s * 1e3:.3f} | "
+        c0, c1 = steps.decode_interval(row.bucket, steps.grid_context(row.context))
+        print(f"| {row.batch} | {row.context} | {c0}, {c1} | {row.interpolated_s * 1e3:.3f} | "
               f"{row.direct_s * 1e3:.3f} | {row.error:+.1%} |")
     worst = max(abs(r.error) for r in rows)
     print(f"\nLargest |error|: {worst:.1%}.")

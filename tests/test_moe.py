@@ -179,3 +179,26 @@ def test_doc_table_cells_recomputed(model, kw):
                  if op.name.startswith("experts_"))
     assert cells[6] == f"{lm.weight_bytes / 1e9:,.3f}" and cells[7] == f"{expert / 1e9:,.3f}"
     assert f"hit {cells[8]} experts" in lm.moe[-1]
+
+
+def test_moe_activations_scale_with_experts_per_token():
+    """Footprint activations of an MoE layer, by hand (tiny card: H 4096, F 1024 gated, 8
+    experts; decode, batch 4, context 64, FP8 activations, capacity factor 1.25). The peak is
+    the larger of the attention block and the MoE MLP (docs: ACTIVATION_RULE)."""
+    from prodigy_sim.models import activation_bytes
+
+    t = 4
+    attention = t * H + t * 32 * 128 + 2 * t * 8 * 128 + 4 * 32 * 64 + t * 32 * 128  # 65536
+    # top-2: U = ceil(8 (1 - (3/4)^4)) = ceil(5.47) = 6 experts, C = ceil(1.25 * 4 * 2 / 8) = 2
+    # rows each: 12 dispatched rows of H, each with a gated hidden of 2F
+    top2 = t * H + 6 * 2 * (H + 2 * F)                                            # 90112
+    # top-1: U = ceil(8 (1 - (7/8)^4)) = ceil(3.31) = 4, C = ceil(1.25 * 4 / 8) = 1: 4 rows
+    top1 = t * H + 4 * 1 * (H + 2 * F)                                            # 40960
+    sc = Scenario(model="unused", phase="decode", batch=4, context_length=64)
+    assert activation_bytes(MOE, sc) == top2 == 90112
+    assert activation_bytes(_card("tiny-top1", F, E, 1), sc) == max(attention, top1) == 65536
+    # dropless: C = the largest expected load, 4 * 2 / 8 = 1 row, 6 experts -> 6 rows
+    dropless = sc.model_copy(update={"routing": Routing(capacity_factor=None)})
+    assert activation_bytes(MOE, dropless) == max(attention, t * H + 6 * (H + 2 * F)) == 65536
+    # a dense card of the same shape: residual + one hidden per token, below the attention
+    assert activation_bytes(_card("tiny-dense", F), sc) == attention

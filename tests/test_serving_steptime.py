@@ -45,7 +45,7 @@ def test_buckets():
 def test_rules_with_a_stand_in_simulator():
     calls = []
     st = SimulatedStepTimes("llama-2-7b", simulate=fake, decode_buckets=vllm_decode_buckets(64),
-                            on_simulate=lambda *a: calls.append(a))
+                            refine_tolerance=0, on_simulate=lambda *a: calls.append(a))
     assert isinstance(st, StepTimeModel) and st.max_context == 4096
     assert st.context_grid == (64, 256, 1024, 4096)
     # batch 5 runs as 8; context 100 -> 128, a third of the way from 64 to 256
@@ -67,13 +67,50 @@ def fake_decode(b, c):
     return 1e-3 + 1e-4 * b + 1e-8 * b * c
 
 
+def jump(scenario, config):
+    """A stand-in decode time affine in the context except for a jump of 30% once the step's
+    KV tokens (batch x context) reach 32768, as LLaMA-2-7B's on the full chip
+    (docs/serving.md)."""
+    b, c = scenario.batch, scenario.context_length
+    t = 4e-3 + 6e-7 * b * c
+    return t * 1.3 if b * c >= 32768 else t
+
+
+def test_refinement_finds_the_jump_and_interpolates_only_where_affine():
+    calls = []
+    st = SimulatedStepTimes("llama-2-7b", simulate=jump, on_simulate=lambda *a: calls.append(a))
+    # batch 8: the jump at context 4096 is a grid point; 3008 lies in 1024..4096, whose midpoint
+    # 2560 is 8.7% below the chord: refine [2560, 4096] (midpoint 3328: 6.3% off), then
+    # [2560, 3328] (midpoint 2944 on the chord): interpolate between 2944 and 3328, exactly.
+    assert st.decode_seconds(8, 3000) == pytest.approx(4e-3 + 6e-7 * 8 * 3008)
+    assert sorted(c[2] for c in calls) == [1024, 2560, 2944, 3328, 4096]
+    # batch 32: the jump at 1024; around it refinement goes down to the 64-token tile, so
+    # context 900 (960) is simulated itself; with 128-token intervals it is interpolated
+    # across the jump
+    assert st.decode_seconds(32, 900) == pytest.approx(4e-3 + 6e-7 * 32 * 960)
+    assert st.decode_interval(32, 960) == (960, 960)
+    coarse = SimulatedStepTimes("llama-2-7b", simulate=jump, min_interval=128)
+    assert coarse.decode_interval(32, 960) == (896, 1024)
+    assert coarse.decode_seconds(32, 900) > 1.1 * st.decode_seconds(32, 900)
+    # without refinement, interpolating across the jump misses
+    plain = SimulatedStepTimes("llama-2-7b", simulate=jump, refine_tolerance=0)
+    assert plain.decode_seconds(8, 3000) / (4e-3 + 6e-7 * 8 * 3008) - 1 > 0.05
+    # the points simulated do not depend on the order of the queries
+    again = SimulatedStepTimes("llama-2-7b", simulate=jump)
+    assert again.decode_seconds(32, 900) == st.decode_seconds(32, 900)
+    assert again.decode_seconds(8, 3000) == st.decode_seconds(8, 3000)
+    assert again.table() == st.table()
+    with pytest.raises(ConfigError, match="refine_tolerance"):
+        SimulatedStepTimes("llama-2-7b", simulate=jump, min_interval=32)
+
+
 def test_table_file_roundtrip_and_key(tmp_path):
     st = SimulatedStepTimes("llama-2-7b", simulate=fake)
-    st.decode_seconds(3, 700)
+    st.decode_seconds(3, 700)  # 256, 1024 and the midpoint 640 (fake is affine: no more)
     st.prefill_seconds(100)
     path = st.save(tmp_path / "t.json")
     again = SimulatedStepTimes("llama-2-7b", simulate=lambda *a: pytest.fail("simulated"))
-    assert again.load(path) == 3
+    assert again.load(path) == 4
     assert again.decode_seconds(3, 700) == st.decode_seconds(3, 700)
     other = SimulatedStepTimes("llama-2-7b", sparsity="8:4", simulate=fake)
     with pytest.raises(ConfigError, match="another model, format, chip"):
@@ -117,9 +154,11 @@ def test_check_interpolation_refuses_grid_points():
     st = SimulatedStepTimes("llama-2-7b", simulate=fake, decode_buckets=vllm_decode_buckets(64))
     with pytest.raises(ConfigError, match="not a held-out point"):
         check_interpolation(st, [(4, 1000)])  # 1000 -> 1024, a grid context
-    row = check_interpolation(st, [(3, 600)], unpadded=True)[0]
-    assert row.bucket == 4 and row.direct_s == pytest.approx(fake_decode(4, 600))
-    assert row.unpadded_s == pytest.approx(fake_decode(3, 600))
+    with pytest.raises(ConfigError, match="not a held-out point"):
+        check_interpolation(st, [(4, 600)])  # 600 -> 640, the midpoint of 256..1024
+    row = check_interpolation(st, [(3, 500)], unpadded=True)[0]
+    assert row.bucket == 4 and row.direct_s == pytest.approx(fake_decode(4, 500))
+    assert row.unpadded_s == pytest.approx(fake_decode(3, 500))
     assert abs(row.error) < 0.01  # the stand-in is linear in the context
 
 

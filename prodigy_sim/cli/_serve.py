@@ -39,8 +39,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="structured sparsity of the linear layers (default: none)")
     what.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
                       help="KV cache format (default: float8_e4m3fn)")
-    what.add_argument("--core-subset", default="auto", metavar="N|auto|all",
-                      help="cores simulated per step-time point (as 'simulate'; default: auto)")
     trace = parser.add_argument_group("requests")
     trace.add_argument("--trace", metavar="FILE",
                        help="CSV or JSON trace (arrival_s in seconds, prompt_tokens, "
@@ -101,18 +99,6 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
-def _subset(text: str):
-    if text in ("auto", "all"):
-        return "auto" if text == "auto" else None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"'--core-subset' must be N, auto or all (got {text!r})") from None
-    if value < 1:
-        raise ConfigError(f"'--core-subset' must be >= 1 (got {value})")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.cli._scenario_args import resolve_model
     from prodigy_sim.models import Formats
@@ -169,8 +155,7 @@ def run(args: argparse.Namespace) -> int:
             sims.update(1)
 
     steps = SimulatedStepTimes(model, formats=formats, sparsity=args.sparsity, hardware=args.hw,
-                               max_batch=args.max_batch, on_simulate=on_simulate,
-                               core_subset=_subset(args.core_subset))
+                               max_batch=args.max_batch, on_simulate=on_simulate)
     table = Path(args.step_table) if args.step_table else None
     if table is not None and table.exists():
         steps.load(table)

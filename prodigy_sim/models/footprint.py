@@ -16,7 +16,12 @@ other, weights streamed from DDR. With ``T = batch * new tokens`` and ``C`` = to
     attention  T*H (residual) + T*heads*d (Q) + 2*T*kv_heads*d (new K, V)
                + batch*heads*new*C (scores, all heads materialized: no fused attention)
                + T*heads*d (attention output)
-    MLP        T*H (residual) + T*d_ff * (2 if gated else 1)   (top-1 MoE: same per token)
+    MLP        T*H (residual) + T*d_ff * (2 if gated else 1)
+    MoE MLP    T*H (residual) + R*H (dispatch buffers) + R*d_ff * (2 if gated else 1) (expert
+               hidden), R = U*C rows: the U experts the T tokens use, C rows each (the capacity
+               buffers of the routing model, >= T*k/U for top-k: every token is copied to k
+               experts; :meth:`~prodigy_sim.models.Routing.capacity`), as the lowering
+               allocates them
     logits     batch * vocab (next-token logits of the last position; decoders only)
 
 the largest of these over all layers, in the activation format (unscaled). A fused attention
@@ -32,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
 from prodigy_sim.models.card import TENSOR_CLASSES, ModelCard, TensorSpec, load_card
+from prodigy_sim.models.routing import Routing
 from prodigy_sim.models.scenario import (
     Formats,
     Scenario,
@@ -44,8 +50,9 @@ __all__ = ["ACTIVATION_RULE", "ClassFootprint", "FootprintReport", "footprint_re
            "tensor_footprint", "kv_cache_bytes", "activation_bytes"]
 
 ACTIVATION_RULE = ("peak live activations of one layer for the whole batch (residual + Q/K/V + "
-                   "unfused attention scores + attention output, or residual + MLP hidden; or "
-                   "the last position's logits), in the activation format")
+                   "unfused attention scores + attention output, or residual + MLP hidden, or "
+                   "for MoE residual + dispatch buffers + expert hidden of the routed top-k "
+                   "copies; or the last position's logits), in the activation format")
 
 
 def tensor_footprint(spec: TensorSpec, fmt: Storage,
@@ -222,12 +229,27 @@ def kv_cache_bytes(card: ModelCard, batch: int, context_tokens: int, bits: int,
     return math.ceil(elements * bits / 8)
 
 
-def _layer_elements(card: ModelCard, batch: int, new: int, attended: int, kv_tokens: int) -> int:
+def _moe_rows(card: ModelCard, routing: Routing, tokens: int) -> int:
+    """Rows ``U*C`` of an MoE layer's capacity buffers for ``tokens`` tokens (0: no experts):
+    ``U`` experts used (expected, rounded up), ``C`` rows each."""
+    if not card.num_experts:
+        return 0
+    k, e = card.experts_per_token, card.num_experts
+    used = min(e, max(1, math.ceil(routing.experts_hit(tokens, k, e) - 1e-9)))
+    return used * routing.capacity(tokens, k, e)
+
+
+def _layer_elements(card: ModelCard, batch: int, new: int, attended: int, kv_tokens: int,
+                    routing: Routing) -> int:
     h, d, t = card.hidden_size, card.head_size, batch * new
     nh = card.num_attention_heads
     attn = t * h + t * nh * d + 2 * t * card.kv_heads * d + batch * nh * new * attended
     attn += t * nh * d
-    mlp = t * h + t * card.intermediate_size * (2 if card.mlp == "gated" else 1)
+    hidden = card.intermediate_size * (2 if card.mlp == "gated" else 1)
+    mlp = t * h + t * hidden
+    if card.num_experts:
+        rows = _moe_rows(card, routing, t)
+        mlp = max(mlp, t * h + rows * (h + hidden))
     cross = 0
     if card.family == "switch" and kv_tokens:
         cross = t * h + t * nh * d + batch * nh * new * kv_tokens + t * nh * d
@@ -241,9 +263,10 @@ def activation_bytes(card: ModelCard, scenario: Scenario) -> int:
     peak = 0
     if card.encoder_layers and scenario.phase == "prefill":
         n = enc if card.family == "switch" else q
-        peak = _layer_elements(card, b, n, n, 0)
+        peak = _layer_elements(card, b, n, n, 0, scenario.routing)
     if card.decoder_layers:
-        peak = max(peak, _layer_elements(card, b, q, c, enc), b * card.vocab_size)
+        peak = max(peak, _layer_elements(card, b, q, c, enc, scenario.routing),
+                   b * card.vocab_size)
     return math.ceil(peak * scenario.formats.activations.bits / 8)
 
 

@@ -10,9 +10,14 @@ simulated lazily, the first time a step needs them. The rules:
   larger batches only in whole 64-row blocks), so the batch is never interpolated and padded only
   as the lowering pads it: each batch size the engine uses is simulated once. Coarser buckets
   (:func:`vllm_decode_buckets`) need fewer simulations and pad. The context is rounded up to the
-  64-token KV tile and interpolated linearly between grid contexts (default 64, 256, 1024, 4096,
-  capped at the model's positions): decode time is close to linear in the context (the KV cache
-  read), and :func:`check_interpolation` checks it against direct simulation.
+  64-token KV tile and interpolated linearly between simulated contexts: the grid (default 64,
+  256, 1024, 4096, capped at the model's positions), refined by bisection where the time is not
+  affine (:meth:`SimulatedStepTimes.decode_interval`). Decode time is affine in the context (the
+  KV cache read) within a regime, but it jumps where the regime changes: on LLaMA-2-7B and the
+  full T16128 chip, attention time per KV token rises by ~17% once the step holds 32K KV tokens
+  (batch x context), i.e. at context 4096 for batch 8 and 1024 for batch 32 (``docs/serving.md``);
+  a chord across the jump misses by up to 12%. :func:`check_interpolation` checks the rule
+  against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
   sequences of the largest power of two within them). Linear layers see every new token as one
@@ -45,12 +50,18 @@ from prodigy_sim.serving._steptime import StepShape
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
            "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
-           "KV_TILE_TOKENS"]
+           "KV_TILE_TOKENS", "REFINE_TOLERANCE", "MIN_INTERVAL_TOKENS"]
 
 DEFAULT_CONTEXT_GRID = (64, 256, 1024, 4096)
 """Decode contexts simulated (tokens), before capping at the model's positions."""
 KV_TILE_TOKENS = 64
 """The lowering's KV cache holds the context rounded up to a multiple of 64 tokens."""
+
+REFINE_TOLERANCE = 0.02
+"""A context interval is interpolated once its simulated midpoint is within 2% of its chord."""
+MIN_INTERVAL_TOKENS = KV_TILE_TOKENS
+"""Context intervals this short are interpolated without a midpoint check (the default, one KV
+tile: where the time is not affine, refinement goes down to simulating the context itself)."""
 
 Simulate = Callable[[Scenario, ChipConfig], float]
 _SHAPE_FIELDS = {"name", "description", "model", "phase", "batch", "sequence_length",
@@ -95,6 +106,8 @@ class SimulatedStepTimes:
                  config: ChipConfig | None = None, max_batch: int = 64,
                  decode_buckets: Sequence[int] | None = None,
                  context_grid: Sequence[int] | None = None,
+                 refine_tolerance: float = REFINE_TOLERANCE,
+                 min_interval: int = MIN_INTERVAL_TOKENS,
                  simulate: Simulate | None = None,
                  on_simulate: Callable[[str, int, int, float], None] | None = None,
                  **options) -> None:
@@ -123,6 +136,11 @@ class SimulatedStepTimes:
         if len(grid) < 2 and limit > grid[0]:
             grid.append(limit)
         self.context_grid = tuple(grid)
+        if refine_tolerance < 0 or min_interval < KV_TILE_TOKENS:
+            raise ConfigError(f"refine_tolerance {refine_tolerance} (>= 0; 0: no refinement) "
+                              f"and min_interval {min_interval} (>= {KV_TILE_TOKENS} tokens)")
+        self.refine_tolerance = refine_tolerance
+        self.min_interval = min_interval
         self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, **options))
         self._options = options
         self._on_simulate = on_simulate
@@ -180,17 +198,53 @@ class SimulatedStepTimes:
 
     def decode_seconds(self, batch: int, context: float) -> float:
         """A decode step: ``batch`` padded to its bucket, the mean ``context`` rounded up to
-        64 tokens and interpolated linearly between grid contexts."""
+        64 tokens and interpolated linearly in the context between simulated points of that
+        batch, refined by bisection (:meth:`decode_interval`)."""
         b = self.decode_bucket(batch)
-        c = KV_TILE_TOKENS * math.ceil(context / KV_TILE_TOKENS)
-        grid = self.context_grid
-        c = min(max(c, grid[0]), grid[-1])
-        j = bisect.bisect_left(grid, c)
-        if grid[j] == c:
-            return self.decode_point(b, c)
-        c0, c1 = grid[j - 1], grid[j]
-        t0, t1 = self.decode_point(b, c0), self.decode_point(b, c1)
+        c = self.grid_context(context)
+        c0, c1 = self.decode_interval(b, c)
+        t0 = self.decode_point(b, c0)
+        if c1 == c0:
+            return t0
+        t1 = self.decode_point(b, c1)
         return t0 + (t1 - t0) * (c - c0) / (c1 - c0)
+
+    def grid_context(self, context: float) -> int:
+        """``context`` as :meth:`decode_seconds` takes it: rounded up to the 64-token KV tile,
+        clamped to the grid."""
+        c = KV_TILE_TOKENS * math.ceil(context / KV_TILE_TOKENS)
+        return min(max(c, self.context_grid[0]), self.context_grid[-1])
+
+    def decode_interval(self, batch: int, context: int) -> tuple[int, int]:
+        """The simulated contexts ``(c0, c1)`` a decode of the bucket ``batch`` at ``context``
+        (a multiple of 64 within the grid) is interpolated between; ``c0 == c1`` when it is a
+        simulated point.
+
+        Starting from the grid interval around ``context``: simulate its midpoint (a multiple
+        of 64); if the chord of the interval is within ``refine_tolerance`` of it there, the
+        step time is close to affine on the interval and ``context`` is interpolated in the
+        half that holds it; otherwise (a bend, or a jump where the time changes regime) descend
+        into that half and repeat, down to intervals of ``min_interval`` tokens. Which points
+        are simulated depends only on the grid and the simulated times, not on the order of the
+        queries, so a saved table gives the same times.
+        """
+        grid = self.context_grid
+        j = bisect.bisect_left(grid, context)
+        if grid[j] == context:
+            return context, context
+        c0, c1 = grid[j - 1], grid[j]
+        while True:
+            if not self.refine_tolerance or c1 - c0 <= self.min_interval:
+                return c0, c1
+            m = c0 + KV_TILE_TOKENS * ((c1 - c0) // (2 * KV_TILE_TOKENS))
+            t0, t1, tm = (self.decode_point(batch, x) for x in (c0, c1, m))
+            if m == context:
+                return m, m
+            affine = abs((t0 + (t1 - t0) * (m - c0) / (c1 - c0)) / tm - 1) \
+                <= self.refine_tolerance
+            c0, c1 = (c0, m) if context < m else (m, c1)
+            if affine:
+                return c0, c1
 
     def prefill_seconds(self, tokens: int) -> float:
         """A prefill of ``tokens`` new tokens, padded up to the next power of two (>= 64)."""
@@ -300,12 +354,12 @@ def check_interpolation(model: SimulatedStepTimes, points: Sequence[tuple[int, i
     to 64) is a grid context is not held out and is refused."""
     out = []
     for batch, context in points:
-        padded = KV_TILE_TOKENS * math.ceil(context / KV_TILE_TOKENS)
-        if padded in model.context_grid:
-            raise ConfigError(f"context {context} is on the grid {model.context_grid}: not a "
-                              "held-out point")
         value = model.decode_seconds(batch, context)
         bucket = model.decode_bucket(batch)
+        padded = model.grid_context(context)
+        if model.decode_interval(bucket, padded)[0] == padded:
+            raise ConfigError(f"context {context} is a simulated point of batch {bucket} (grid "
+                              f"{model.context_grid} and its refinement): not a held-out point")
         direct = model.simulate("decode", bucket, context)
         raw = None
         if unpadded and bucket != batch:
