@@ -156,6 +156,7 @@ def test_check_interpolation_refuses_grid_points():
         check_interpolation(st, [(4, 1000)])  # 1000 -> 1024, a grid context
     with pytest.raises(ConfigError, match="not a held-out point"):
         check_interpolation(st, [(4, 600)])  # 600 -> 640, the midpoint of 256..1024
+    assert check_interpolation(st, [(4, 600)], shift=True)[0].context == 664  # -> 704
     row = check_interpolation(st, [(3, 500)], unpadded=True)[0]
     assert row.bucket == 4 and row.direct_s == pytest.approx(fake_decode(4, 500))
     assert row.unpadded_s == pytest.approx(fake_decode(3, 500))
@@ -165,14 +166,16 @@ def test_check_interpolation_refuses_grid_points():
 @pytest.mark.slow
 def test_interpolated_decode_within_5_percent_of_direct_simulation():
     st = SimulatedStepTimes("llama-2-7b")
-    rows = check_interpolation(st, [(8, 512), (3, 2048)])
+    rows = check_interpolation(st, [(8, 512), (3, 2048)], shift=True)
     for row in rows:
         assert abs(row.error) < 0.05, row
-    assert st.simulations == 4  # the grid points; the direct runs are not added to the grid
+    simulated = {(b, c) for b, c, _ in st.table()["decode"]}
+    assert not simulated & {(r.bucket, r.context) for r in rows}  # direct runs not added
     doc = (Path(__file__).parent.parent / "docs" / "serving.md").read_text()
     row = rows[0]  # docs/serving.md, from `python benchmarks/bench_serving.py`
-    assert (f"| 8 | 512 | {row.interpolated_s * 1e3:.3f} | {row.direct_s * 1e3:.3f} | "
-            f"{row.error:+.1%} |") in doc
+    c0, c1 = st.decode_interval(8, st.grid_context(row.context))
+    assert (f"| 8 | {row.context} | {c0}, {c1} | {row.interpolated_s * 1e3:.3f} | "
+            f"{row.direct_s * 1e3:.3f} | {row.error:+.1%} |") in doc
 
 
 @pytest.mark.slow

@@ -348,18 +348,24 @@ class InterpolationCheck:
 
 
 def check_interpolation(model: SimulatedStepTimes, points: Sequence[tuple[int, int]], *,
-                        unpadded: bool = False) -> list[InterpolationCheck]:
+                        unpadded: bool = False, shift: bool = False) -> list[InterpolationCheck]:
     """Compare :meth:`SimulatedStepTimes.decode_seconds` at held-out ``(batch, context)`` points
     with direct simulations (not added to the model's grid). A point whose context (rounded up
-    to 64) is a grid context is not held out and is refused."""
+    to 64) the model simulates for that batch (the grid and its refinement) is not held out: it
+    is refused, or with ``shift`` moved up by 64 tokens until it is held out (the row has the
+    context checked)."""
     out = []
     for batch, context in points:
-        value = model.decode_seconds(batch, context)
         bucket = model.decode_bucket(batch)
-        padded = model.grid_context(context)
-        if model.decode_interval(bucket, padded)[0] == padded:
-            raise ConfigError(f"context {context} is a simulated point of batch {bucket} (grid "
-                              f"{model.context_grid} and its refinement): not a held-out point")
+        while model.decode_interval(bucket, model.grid_context(context))[0] == \
+                model.grid_context(context):
+            if not shift or model.grid_context(context + KV_TILE_TOKENS) == \
+                    model.grid_context(context):
+                raise ConfigError(f"context {context} is a simulated point of batch {bucket} "
+                                  f"(grid {model.context_grid} and its refinement): not a "
+                                  "held-out point")
+            context += KV_TILE_TOKENS
+        value = model.decode_seconds(batch, context)
         direct = model.simulate("decode", bucket, context)
         raw = None
         if unpadded and bucket != batch:
