@@ -47,7 +47,7 @@ def test_rules_with_a_stand_in_simulator():
     st = SimulatedStepTimes("llama-2-7b", simulate=fake, decode_buckets=vllm_decode_buckets(64),
                             refine_tolerance=0, on_simulate=lambda *a: calls.append(a))
     assert isinstance(st, StepTimeModel) and st.max_context == 4096
-    assert st.context_grid == (64, 256, 1024, 4096)
+    assert st.context_grid == (64, 256, 1024, 2048, 4096)
     # batch 5 runs as 8; context 100 -> 128, a third of the way from 64 to 256
     want = fake_decode(8, 64) + (fake_decode(8, 256) - fake_decode(8, 64)) * (128 - 64) / 192
     assert st.decode_seconds(5, 100) == pytest.approx(want)
@@ -79,11 +79,11 @@ def jump(scenario, config):
 def test_refinement_finds_the_jump_and_interpolates_only_where_affine():
     calls = []
     st = SimulatedStepTimes("llama-2-7b", simulate=jump, on_simulate=lambda *a: calls.append(a))
-    # batch 8: the jump at context 4096 is a grid point; 3008 lies in 1024..4096, whose midpoint
-    # 2560 is 8.7% below the chord: refine [2560, 4096] (midpoint 3328: 6.3% off), then
-    # [2560, 3328] (midpoint 2944 on the chord): interpolate between 2944 and 3328, exactly.
+    # batch 8: the jump at context 4096 is a grid point; 3008 lies in 2048..4096, whose midpoint
+    # 3072 is 16% below the chord: refine [2048, 3072] (midpoint 2560 on the chord):
+    # interpolate between 2560 and 3072, exactly.
     assert st.decode_seconds(8, 3000) == pytest.approx(4e-3 + 6e-7 * 8 * 3008)
-    assert sorted(c[2] for c in calls) == [1024, 2560, 2944, 3328, 4096]
+    assert sorted(c[2] for c in calls) == [2048, 2560, 3072, 4096]
     # batch 32: the jump at 1024; around it refinement goes down to the 64-token tile, so
     # context 900 (960) is simulated itself; with 128-token intervals it is interpolated
     # across the jump
@@ -104,13 +104,36 @@ def test_refinement_finds_the_jump_and_interpolates_only_where_affine():
         SimulatedStepTimes("llama-2-7b", simulate=jump, min_interval=32)
 
 
+def test_batch_bisection_interpolates_only_where_affine():
+    st = SimulatedStepTimes("llama-2-7b", simulate=jump)
+    # batch 5 at context 1024: 4..8 (8192 KV tokens at most) is affine, its middle batch 6 on
+    # the chord: interpolated between batches 4 and 6, exactly
+    assert st.decode_batches(5, 1024) == (4, 6)
+    assert st.decode_seconds(5, 1000) == pytest.approx(4e-3 + 6e-7 * 5 * 1024)
+    assert not any(b == 5 for b, _, _ in st.table()["decode"])
+    # batch 10 at context 2048: batch 16 is past the jump (32768 KV tokens), the middle batch 12
+    # is off the chord; 8..12 again (batch 10 its middle): simulated
+    assert st.decode_batches(10, 2048) == (10, 10)
+    assert st.decode_seconds(10, 2048) == pytest.approx(4e-3 + 6e-7 * 10 * 2048)
+    # batch 40 at context 512: 32..64 crosses the jump at 64; 48 (24576 tokens) is off the
+    # chord, so is 40 in 32..48: down to 40 itself
+    assert st.decode_batches(40, 512) == (40, 40)
+    assert st.decode_seconds(40, 512) == pytest.approx(4e-3 + 6e-7 * 40 * 512)
+    every = SimulatedStepTimes("llama-2-7b", simulate=jump, batch_grid=())
+    assert every.decode_batches(5, 1024) == (5, 5)
+
+
 def test_table_file_roundtrip_and_key(tmp_path):
     st = SimulatedStepTimes("llama-2-7b", simulate=fake)
-    st.decode_seconds(3, 700)  # 256, 1024 and the midpoint 640 (fake is affine: no more)
+    # batch 3: the middle of the batch grid interval 2..4 is 3 itself; contexts 256, 1024 and
+    # the midpoint 640, at batches 2, 3 and 4 (fake is affine: no more)
+    st.decode_seconds(3, 700)
+    assert {(b, c) for b, c, _ in st.table()["decode"]} == {
+        (b, c) for b in (2, 3, 4) for c in (256, 640, 1024)}
     st.prefill_seconds(100)
     path = st.save(tmp_path / "t.json")
     again = SimulatedStepTimes("llama-2-7b", simulate=lambda *a: pytest.fail("simulated"))
-    assert again.load(path) == 4
+    assert again.load(path) == 10
     assert again.decode_seconds(3, 700) == st.decode_seconds(3, 700)
     other = SimulatedStepTimes("llama-2-7b", sparsity="8:4", simulate=fake)
     with pytest.raises(ConfigError, match="another model, format, chip"):

@@ -50,13 +50,16 @@ from prodigy_sim.serving._steptime import StepShape
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
            "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
-           "KV_TILE_TOKENS", "REFINE_TOLERANCE", "MIN_INTERVAL_TOKENS"]
+           "KV_TILE_TOKENS", "DEFAULT_BATCH_GRID", "REFINE_TOLERANCE", "MIN_INTERVAL_TOKENS"]
 
-DEFAULT_CONTEXT_GRID = (64, 256, 1024, 4096)
+DEFAULT_CONTEXT_GRID = (64, 256, 1024, 2048, 4096)
 """Decode contexts simulated (tokens), before capping at the model's positions."""
 KV_TILE_TOKENS = 64
 """The lowering's KV cache holds the context rounded up to a multiple of 64 tokens."""
 
+DEFAULT_BATCH_GRID = (1, 2, 4, 8, 16, 32, 64)
+"""Decode batches simulated before refinement; batches between are interpolated where the time is
+affine in the batch (``()``: simulate every bucket)."""
 REFINE_TOLERANCE = 0.02
 """A context interval is interpolated once its simulated midpoint is within 2% of its chord."""
 MIN_INTERVAL_TOKENS = KV_TILE_TOKENS
@@ -106,6 +109,7 @@ class SimulatedStepTimes:
                  config: ChipConfig | None = None, max_batch: int = 64,
                  decode_buckets: Sequence[int] | None = None,
                  context_grid: Sequence[int] | None = None,
+                 batch_grid: Sequence[int] | None = DEFAULT_BATCH_GRID,
                  refine_tolerance: float = REFINE_TOLERANCE,
                  min_interval: int = MIN_INTERVAL_TOKENS,
                  simulate: Simulate | None = None,
@@ -140,6 +144,7 @@ class SimulatedStepTimes:
             raise ConfigError(f"refine_tolerance {refine_tolerance} (>= 0; 0: no refinement) "
                               f"and min_interval {min_interval} (>= {KV_TILE_TOKENS} tokens)")
         self.refine_tolerance = refine_tolerance
+        self.batch_grid = tuple(sorted(set(batch_grid or ())))
         self.min_interval = min_interval
         self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, **options))
         self._options = options
@@ -198,16 +203,63 @@ class SimulatedStepTimes:
 
     def decode_seconds(self, batch: int, context: float) -> float:
         """A decode step: ``batch`` padded to its bucket, the mean ``context`` rounded up to
-        64 tokens and interpolated linearly in the context between simulated points of that
-        batch, refined by bisection (:meth:`decode_interval`)."""
+        64 tokens; interpolated linearly in the batch between simulated batches
+        (:meth:`decode_batches`) and in the context between simulated contexts of each
+        (:meth:`decode_interval`)."""
         b = self.decode_bucket(batch)
         c = self.grid_context(context)
-        c0, c1 = self.decode_interval(b, c)
-        t0 = self.decode_point(b, c0)
+        b0, b1 = self.decode_batches(b, c)
+        t0 = self._at_batch(b0, c)
+        if b1 == b0:
+            return t0
+        t1 = self._at_batch(b1, c)
+        return t0 + (t1 - t0) * (b - b0) / (b1 - b0)
+
+    def _at_batch(self, batch: int, context: int) -> float:
+        """The step time of the bucket ``batch`` at a grid ``context``, interpolated in the
+        context only."""
+        c0, c1 = self.decode_interval(batch, context)
+        t0 = self.decode_point(batch, c0)
         if c1 == c0:
             return t0
-        t1 = self.decode_point(b, c1)
-        return t0 + (t1 - t0) * (c - c0) / (c1 - c0)
+        t1 = self.decode_point(batch, c1)
+        return t0 + (t1 - t0) * (context - c0) / (c1 - c0)
+
+    def decode_batches(self, batch: int, context: int) -> tuple[int, int]:
+        """The simulated batches ``(b0, b1)`` a decode of the bucket ``batch`` at the grid
+        ``context`` is interpolated between (``b0 == b1``: simulated at that batch).
+
+        The same bisection as :meth:`decode_interval`, over the decode buckets: starting from
+        the ``batch_grid`` buckets around ``batch``, the middle bucket is timed at ``context``
+        (interpolated in the context only); within ``refine_tolerance`` of the chord, ``batch``
+        is interpolated in the half that holds it, otherwise that half is refined in turn, down
+        to neighbouring buckets. Outside the batch grid every bucket is simulated.
+        """
+        buckets = self.decode_buckets
+        i = buckets.index(batch)
+        grid = [j for j, b in enumerate(buckets) if b in self.batch_grid]
+        if not self.refine_tolerance or i in grid or not grid or not grid[0] < i < grid[-1]:
+            return batch, batch
+        k = bisect.bisect_left(grid, i)
+        i0, i1 = grid[k - 1], grid[k]
+        while i1 - i0 > 1:
+            m = (i0 + i1) // 2
+            b0, b1, bm = buckets[i0], buckets[i1], buckets[m]
+            t0, t1, tm = (self._at_batch(x, context) for x in (b0, b1, bm))
+            if m == i:
+                return batch, batch
+            affine = abs((t0 + (t1 - t0) * (bm - b0) / (b1 - b0)) / tm - 1) \
+                <= self.refine_tolerance
+            i0, i1 = (i0, m) if i < m else (m, i1)
+            if affine:
+                break
+        return buckets[i0], buckets[i1]
+
+    def simulated_at(self, batch: int, context: float) -> bool:
+        """True if :meth:`decode_seconds` of ``batch`` at ``context`` is a simulated point
+        itself (not interpolated)."""
+        b, c = self.decode_bucket(batch), self.grid_context(context)
+        return self.decode_batches(b, c) == (b, b) and self.decode_interval(b, c) == (c, c)
 
     def grid_context(self, context: float) -> int:
         """``context`` as :meth:`decode_seconds` takes it: rounded up to the 64-token KV tile,
@@ -357,8 +409,7 @@ def check_interpolation(model: SimulatedStepTimes, points: Sequence[tuple[int, i
     out = []
     for batch, context in points:
         bucket = model.decode_bucket(batch)
-        while model.decode_interval(bucket, model.grid_context(context))[0] == \
-                model.grid_context(context):
+        while model.simulated_at(bucket, context):
             if not shift or model.grid_context(context + KV_TILE_TOKENS) == \
                     model.grid_context(context):
                 raise ConfigError(f"context {context} is a simulated point of batch {bucket} "
