@@ -137,17 +137,21 @@ def part4(steps: SimulatedStepTimes) -> None:
               (8, 3072), (32, 512), (32, 2048), (64, 512), (64, 2048),
               (5, 512), (12, 768), (20, 2048), (36, 3072)]
     rows = check_interpolation(steps, points, shift=True)
-    print("Decode at held-out contexts (a context the step-time model simulated for that batch "
+    print("Decode at held-out points (a context the step-time model simulated for that batch "
           "is moved up by 64 tokens until it is not one), interpolated between simulated "
-          f"contexts: the grid {steps.context_grid}, refined by bisection where a midpoint is "
-          f"more than {steps.refine_tolerance:.0%} off the chord (every batch size is its own "
-          "grid point); `direct` is `simulate_scenario` at that batch and context.\n")
-    print("| batch | context | interpolated between | interpolated ms | direct ms | error |")
-    print("|---:|---:|---|---:|---:|---:|")
+          f"batches (the grid {steps.batch_grid}) and contexts (the grid {steps.context_grid}), "
+          "both refined by bisection where a midpoint is more than "
+          f"{steps.refine_tolerance:.0%} off the chord; `direct` is `simulate_scenario` at that "
+          "batch and context.\n")
+    print("| batch | context | between batches | between contexts (first batch) | "
+          "interpolated ms | direct ms | error |")
+    print("|---:|---:|---|---|---:|---:|---:|")
     for row in rows:
-        c0, c1 = steps.decode_interval(row.bucket, steps.grid_context(row.context))
-        print(f"| {row.batch} | {row.context} | {c0}, {c1} | {row.interpolated_s * 1e3:.3f} | "
-              f"{row.direct_s * 1e3:.3f} | {row.error:+.1%} |")
+        c = steps.grid_context(row.context)
+        b0, b1 = steps.decode_batches(row.bucket, c)
+        c0, c1 = steps.decode_interval(b0, c)
+        print(f"| {row.batch} | {row.context} | {b0}, {b1} | {c0}, {c1} | "
+              f"{row.interpolated_s * 1e3:.3f} | {row.direct_s * 1e3:.3f} | {row.error:+.1%} |")
     worst = max(abs(r.error) for r in rows)
     within = sum(abs(r.error) <= 0.05 for r in rows)
     print(f"\nLargest |error|: {worst:.1%}; within 5%: {within} of {len(rows)}.")
@@ -168,7 +172,7 @@ def part4(steps: SimulatedStepTimes) -> None:
 
 
 def part5(steps: SimulatedStepTimes) -> None:
-    print(f"\n## 5. Why every batch size is simulated ({load()})\n")
+    print(f"\n## 5. Why batches are not padded ({load()})\n")
     coarse = vllm_decode_buckets(ENGINE.max_batch)
     print(f"With vLLM's capture sizes {coarse} as the only simulated batches, a batch between "
           "two of them is either padded up (what vLLM does) or interpolated; context 1024 (a "

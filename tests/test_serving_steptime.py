@@ -197,7 +197,7 @@ def test_interpolated_decode_within_5_percent_of_direct_simulation():
     doc = (Path(__file__).parent.parent / "docs" / "serving.md").read_text()
     row = rows[0]  # docs/serving.md, from `python benchmarks/bench_serving.py`
     c0, c1 = st.decode_interval(8, st.grid_context(row.context))
-    assert (f"| 8 | {row.context} | {c0}, {c1} | {row.interpolated_s * 1e3:.3f} | "
+    assert (f"| 8 | {row.context} | 8, 8 | {c0}, {c1} | {row.interpolated_s * 1e3:.3f} | "
             f"{row.direct_s * 1e3:.3f} | {row.error:+.1%} |") in doc
 
 
