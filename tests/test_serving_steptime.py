@@ -189,7 +189,7 @@ def test_check_interpolation_refuses_grid_points():
 @pytest.mark.slow
 def test_interpolated_decode_within_5_percent_of_direct_simulation():
     st = SimulatedStepTimes("llama-2-7b")
-    rows = check_interpolation(st, [(8, 512), (3, 2048)], shift=True)
+    rows = check_interpolation(st, [(8, 512), (5, 700)], shift=True)  # 5: between batches
     for row in rows:
         assert abs(row.error) < 0.05, row
     simulated = {(b, c) for b, c, _ in st.table()["decode"]}
