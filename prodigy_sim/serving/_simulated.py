@@ -6,17 +6,18 @@ memory, and in a JSON file with :meth:`SimulatedStepTimes.save` / ``load``). Gri
 simulated lazily, the first time a step needs them. The rules:
 
 - **Decode** of ``b`` sequences with mean context ``c``: the batch runs as the next *bucket*
-  ``>= b``. The default buckets are every batch 1..64 and then multiples of 64 (the lowering runs
-  larger batches only in whole 64-row blocks), so the batch is never interpolated and padded only
-  as the lowering pads it: each batch size the engine uses is simulated once. Coarser buckets
-  (:func:`vllm_decode_buckets`) need fewer simulations and pad. The context is rounded up to the
-  64-token KV tile and interpolated linearly between simulated contexts: the grid (default 64,
-  256, 1024, 4096, capped at the model's positions), refined by bisection where the time is not
-  affine (:meth:`SimulatedStepTimes.decode_interval`). Decode time is affine in the context (the
-  KV cache read) within a regime, but it jumps where the regime changes: on LLaMA-2-7B and the
-  full T16128 chip, attention time per KV token rises by ~17% once the step holds 32K KV tokens
-  (batch x context), i.e. at context 4096 for batch 8 and 1024 for batch 32 (``docs/serving.md``);
-  a chord across the jump misses by up to 12%. :func:`check_interpolation` checks the rule
+  ``>= b`` (default every batch 1..64, then multiples of 64: the lowering runs larger batches
+  only in whole 64-row blocks; :func:`vllm_decode_buckets` pads to coarser ones). The context is
+  rounded up to the 64-token KV tile. The time is interpolated linearly between simulated
+  contexts of a batch - the grid (default 64, 256, 1024, 2048, 4096, capped at the model's
+  positions), refined by bisection where the time is not affine
+  (:meth:`SimulatedStepTimes.decode_interval`) - and between simulated batches - the batch grid
+  (default 1, 2, 4, ..., 64), refined the same way (:meth:`SimulatedStepTimes.decode_batches`).
+  Decode time is affine in the context (the KV cache read) and close to affine in the batch
+  within a regime, but it jumps where the regime changes: on LLaMA-2-7B and the full T16128
+  chip, attention time per KV token rises by ~12-17% once the step holds 32K KV tokens (batch x
+  context), i.e. at context 4096 for batch 8 and 1024 for batch 32 (``docs/serving.md``); a
+  chord across the jump missed by up to 11.5%. :func:`check_interpolation` checks the rule
   against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
@@ -26,10 +27,8 @@ simulated lazily, the first time a step needs them. The rules:
 - **Mixed step** (chunked prefill with decodes): the prefill time plus the decode time. Each
   streams the weights, so a mixed step counts them twice: an upper bound.
 
-Why the batch and the prompt tokens are not interpolated: with the current lowering, decode time
-rises in steps of 4 sequences on LLaMA-2-7B, and prefill time is far from monotone between powers
-of two, where it is fastest (``docs/serving.md`` has the measured tables): interpolating across
-such steps misses by 10-40%, while a simulated shape is exact for the shape that runs.
+Why the prompt tokens are not interpolated: prefill time is far from monotone between powers of
+two, where it is fastest (``docs/serving.md`` has the measured tables).
 """
 
 from __future__ import annotations
