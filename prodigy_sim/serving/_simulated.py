@@ -232,7 +232,8 @@ class SimulatedStepTimes:
         the ``batch_grid`` buckets around ``batch``, the middle bucket is timed at ``context``
         (interpolated in the context only); within ``refine_tolerance`` of the chord, ``batch``
         is interpolated in the half that holds it, otherwise that half is refined in turn, down
-        to neighbouring buckets. Outside the batch grid every bucket is simulated.
+        to neighbouring buckets. Outside the batch grid (or with ``refine_tolerance`` 0) every
+        bucket is simulated.
         """
         buckets = self.decode_buckets
         i = buckets.index(batch)
