@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 
@@ -54,6 +55,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sel.add_argument("--scale-rule", default="default", metavar="LIST",
                      help="comma-separated block-scale rules: default (OCP floor for E8M0, "
                           "nearest for E4M3), floor, nearest, noclip, mse (docs/ptq.md)")
+    sel.add_argument("--damping", type=float, default=None, metavar="FRACTION",
+                     help="Hessian damping of the gptq, gptq-act, sparsegpt, spqr and "
+                          "hadamard-gptq rows: FRACTION x mean(diag H) added to the diagonal "
+                          "(default: 0.01, the GPTQ reference's; docs/ptq.md)")
     sel.add_argument("--scale", default="e8m0", metavar="LIST",
                      help="comma-separated block-scale formats: e8m0 (power of two), e4m3 "
                           "(FP8 E4M3) (default: e8m0)")
@@ -111,7 +116,7 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     from prodigy_sim.models.scenario import normalize_sparsity
     from prodigy_sim.numerics import get_format
     from prodigy_sim.ptq import SCALE_RULES
-    from prodigy_sim.realmodels import METHODS, QuantScheme
+    from prodigy_sim.realmodels import METHODS, PTQ_METHODS, QuantScheme
 
     sparsities = []
     for s in _split(args.sparsity, "--sparsity"):
@@ -137,6 +142,9 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     for sc in scales:
         if sc not in ("e8m0", "e4m3"):
             raise ConfigError(f"--scale: unknown scale format {sc!r}; formats: e8m0, e4m3")
+    damping = getattr(args, "damping", None)
+    if damping is not None and not (math.isfinite(damping) and damping > 0):
+        raise ConfigError(f"--damping: must be a positive number (got {damping})")
     blocks = []
     for b in _split(getattr(args, "block", "32"), "--block"):
         if not b.isdigit() or int(b) < 1:
@@ -159,7 +167,8 @@ def schemes_from_args(args: argparse.Namespace) -> list:
                                         fmt, None if sp == "none" else sp,
                                         prune or "magnitude", block=blk,
                                         scale=None if sc == "e8m0" else sc, method=method,
-                                        scale_rule=rule))
+                                        scale_rule=rule,
+                                        damping=damping if method in PTQ_METHODS else None))
                                 except ConfigError:
                                     continue  # a combination this method does not take
     schemes = list(dict.fromkeys(schemes))
