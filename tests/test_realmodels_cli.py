@@ -98,6 +98,8 @@ def test_bad_format_is_a_package_error():
     (("--prune", "random"), "unknown method 'random'"),
     (("--sparsity", "abc"), "--sparsity"),
     (("--tokens", "1"), "--tokens"),
+    (("--damping", "0"), "--damping"),
+    (("--damping", "-0.5"), "--damping"),
 ])
 def test_bad_flags_are_config_errors(argv, match):
     with pytest.raises(ConfigError, match=match):
@@ -108,6 +110,13 @@ def test_schemes_from_flags():
     schemes = _accuracy.schemes_from_args(_args("--formats", "fp32,tai4", "--sparsity",
                                                 "none,8:4", "--prune", "wanda"))
     assert [s.label for s in schemes] == ["fp32", "tai4 dense", "tai4 8:4 wanda"]
+
+
+def test_damping_flag_sets_the_hessian_methods_only():
+    schemes = _accuracy.schemes_from_args(_args("--formats", "tai4", "--sparsity", "none",
+                                                "--method", "rtn,gptq-act", "--damping", "0.1"))
+    assert [(s.label, s.damping) for s in schemes] == [("tai4 dense", None),
+                                                       ("tai4 dense gptq-act damp=0.1", 0.1)]
 
 
 def test_help_names_units(capsys):
