@@ -5,10 +5,13 @@ segments, at 1 %, 10 % and 100 % Hessian damping: its output error relative to r
 on the calibration inputs and on the evaluation sentences' inputs (not calibrated on), with the
 rank of the calibration inputs. docs/ptq.md, "Calibration size, overfitting and damping".
 
-    python benchmarks/ptq_heldout.py
+    python benchmarks/ptq_heldout.py                  # act-order GPTQ (the tables' "GPTQ")
+    python benchmarks/ptq_heldout.py --sweep-scales   # GPTQ without act-order
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -29,7 +32,8 @@ def main() -> None:
     tok = minilm_tokenizer()
     cal = calibrate_minilm(w)
     held = [encode_batch(tok, [s]) for s in eval_sentences()]
-    res = heldout_errors(w, cal, held, w.linear_names(), dampings=DAMPINGS)
+    res = heldout_errors(w, cal, held, w.linear_names(), dampings=DAMPINGS,
+                         act_order="--sweep-scales" not in sys.argv[1:])
     cols = [f"{d:g} {part}" for d in DAMPINGS for part in ("calib", "heldout")]
     print("| layer | K | rank X_c | " + " | ".join(cols) + " |")
     print("|---|---:|---:|" + "---:|" * len(cols))

@@ -392,13 +392,13 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
 
 @one_blas_thread
 def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, names: list[str],
-                   *, dampings: tuple[float, ...] = (0.01, 0.1, 1.0), fmt: str = "tai4"
-                   ) -> dict[str, dict]:
+                   *, dampings: tuple[float, ...] = (0.01, 0.1, 1.0), fmt: str = "tai4",
+                   act_order: bool = True) -> dict[str, dict]:
     """Does GPTQ's gain over round to nearest carry over to inputs it was not calibrated on?
 
     Per linear layer ``name``: the float32 model's inputs ``X_c`` over the calibration
     sequences and ``X_h`` over ``heldout`` (sequences as the forward takes them); GPTQ with
-    act-order (MX E8M0/32, OCP floor) from ``H = (2/T) X_c^T X_c`` with each damping; the ratio
+    act-order (``act_order=False``: block scales chosen in the sweep; MX E8M0/32, OCP floor) from ``H = (2/T) X_c^T X_c`` with each damping; the ratio
     ``||X (W - W_gptq)^T||_F / ||X (W - W_rtn)^T||_F`` on ``X_c`` (``"calib"``) and on ``X_h``
     (``"heldout"``). Returns ``{name: {"k": K, "rank": rank of X_c, (damping, "calib"|"heldout"):
     ratio}}`` (rank by SVD of the float64 inputs, numpy's default tolerance)."""
@@ -415,7 +415,7 @@ def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, nam
         wr = rtn(w, fmt=fmt).weight
         row: dict = {"k": w.shape[1], "rank": int(np.linalg.matrix_rank(xc.astype(np.float64)))}
         for d in dampings:
-            wg = gptq(w, inverse_factor(h, percdamp=d, act_order=True), fmt=fmt).weight
+            wg = gptq(w, inverse_factor(h, percdamp=d, act_order=act_order), fmt=fmt).weight
             row[(d, "calib")] = output_error(w, wg, xc) / output_error(w, wr, xc)
             row[(d, "heldout")] = output_error(w, wg, xh) / output_error(w, wr, xh)
         out[name] = row
