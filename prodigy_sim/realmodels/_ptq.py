@@ -399,9 +399,11 @@ def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, nam
     Per linear layer ``name``: the float32 model's inputs ``X_c`` over the calibration
     sequences and ``X_h`` over ``heldout`` (sequences as the forward takes them); GPTQ with
     act-order (``act_order=False``: block scales chosen in the sweep; MX E8M0/32, OCP floor)
-    from ``H = (2/T) X_c^T X_c`` with each damping; the ratio ``||X (W - W_gptq)^T||_F / ||X (W - W_rtn)^T||_F`` on ``X_c`` (``"calib"``) and on ``X_h``
-    (``"heldout"``). Returns ``{name: {"k": K, "rank": rank of X_c, (damping, "calib"|"heldout"):
-    ratio}}`` (rank by SVD of the float64 inputs, numpy's default tolerance)."""
+    from ``H = (2/T) X_c^T X_c`` with each damping; the ratio
+    ``||X (W - W_gptq)^T||_F / ||X (W - W_rtn)^T||_F`` on ``X_c`` (``"calib"``) and on
+    ``X_h`` (``"heldout"``). Returns ``{name: {"k": K, "rank": rank of X_c,
+    (damping, "calib" | "heldout"): ratio}}`` (rank by SVD of the float64 inputs, numpy's
+    default tolerance)."""
     from prodigy_sim.ptq import gptq, hessian, inverse_factor, output_error, rtn
 
     cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
