@@ -57,6 +57,8 @@ PAPER_TABLES: tuple[PaperTable, ...] = (
                    (_S("tai4", method="gptq-act"), "TAI GPTQ", "6.35"),
                    (_S("tai4", method="spqr"), "TAI SpQR", "5.86"),
                    (_S("tai4"), "(TAI round to nearest)", None),
+                   (_S("tai4", method="gptq-act", damping=0.1), "(TAI GPTQ, 10 % damping)",
+                    None),
                )),
     PaperTable(3, "PTQ + 8:4 pruning of BERT - here all-MiniLM-L6-v2", "minilm",
                "exact match / F1", (
