@@ -24,10 +24,34 @@ def test_overrides_change_fields_and_the_name():
     assert second.path == "memory.dram.timing"
     assert (second.old["rate_mts"], second.new["rate_mts"]) == (7200, 6400)
     assert changes.describe() == ("prodigy-t16128 with memory.channels 16 -> 32, "
-                                  "memory.dram.timing DDR5_7200AN -> DDR5_6400AN")
+                                  "memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies 19 "
+                                  "timing fields)")
     # the same configuration as the YAML override mechanism builds, apart from the name
     same = load_config(overrides={"memory.channels": 32, "memory.dram.timing": 6400})
     assert chip.model_copy(update={"name": same.name}) == same
+
+
+def test_a_speed_change_is_one_change_from_the_configuration_alone():
+    """changes_from_preset (a report has only the configuration) lists the one override a DDR5
+    speed change is, with the count of the timing fields it implies, not each of them."""
+    from prodigy_sim.hardware import changes_from_preset
+
+    chip, given = resolve_hardware("prodigy-t16128", ["memory.dram.timing=6400"])
+    found = changes_from_preset(chip)
+    assert [c.path for c in found.changes] == [c.path for c in given.changes] == [
+        "memory.dram.timing"]
+    (change,) = found.changes
+    preset_timing = load_preset("prodigy-t16128").memory.dram.timing.model_dump()
+    differ = [k for k, v in chip.memory.dram.timing.model_dump().items()
+              if k != "name" and v != preset_timing[k]]
+    assert change.implied == len(differ) > 1
+    assert found.describe() == given.describe() == (
+        f"prodigy-t16128 with memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies "
+        f"{len(differ)} timing fields)")
+    # one timing field alone is still that field
+    chip, _ = resolve_hardware("prodigy-t16128", ["memory.dram.timing.nCL=60"])
+    assert [c.describe() for c in changes_from_preset(chip).changes] == [
+        "memory.dram.timing.nCL 52 -> 60"]
 
 
 def test_mapping_fields_merge_key_by_key():
