@@ -176,3 +176,37 @@ def test_cli_bad_set_is_one_line_exit_2(command, capsys):
     assert main([*command, "--set", "memory.channels=zero"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "override 'memory.channels=zero': 'memory.channels'" in err
+
+
+def test_footprint_takes_hw_and_set(tmp_path, capsys):
+    """footprint --set: the capacity is the changed chip's (a 4 GB socket does not hold
+    LLaMA-2-7B decode: exit 1), the table names the preset and the changed field, and --hw takes
+    a file."""
+    argv = ["footprint", "--model", "llama-2-7b"]
+    assert main([*argv, "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["hardware"] == "prodigy-t16128" and base["hardware_changes"] == []
+    assert main([*argv, "--set", "memory.capacity_bytes=4e9", "--json"]) == 1
+    small = json.loads(capsys.readouterr().out)
+    assert small["capacity_bytes"] == 4_000_000_000 and not small["fits"]
+    assert small["total_bytes"] == base["total_bytes"] > 4e9
+    assert small["preset"] == "prodigy-t16128"
+    assert small["hardware_changes"] == ["memory.capacity_bytes 8796093022208 -> 4000000000"]
+    assert main([*argv, "--set", "memory.capacity_bytes=4e9"]) == 1
+    table = capsys.readouterr().out
+    assert "does NOT fit prodigy-t16128+memory.capacity_bytes=4e9 DDR: 4.0 GB" in table
+    assert ("# hardware: prodigy-t16128 with 1 field(s) overridden: memory.capacity_bytes "
+            "8796093022208 -> 4000000000") in table
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("preset: prodigy-192\nmemory:\n  capacity_bytes: 4000000000\n")
+    assert main([*argv, "--hw", str(chip), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["preset"] == "prodigy-192" and data["capacity_bytes"] == 4_000_000_000
+
+
+@pytest.mark.parametrize("command", [["footprint"], ["accuracy"], ["simulate", "--quiet"]])
+def test_misspelt_field_is_one_line_naming_it(command, capsys):
+    assert main([*command, "--set", "memory.capacty_bytes=4e9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown field 'memory.capacty_bytes'" in err
+    assert "did you mean 'capacity_bytes'" in err

@@ -135,3 +135,43 @@ def test_unknown_backend_is_refused_before_any_work():
     with pytest.raises(ConfigError, match="unknown backend 'gpu'; backends: core, numpy"):
         accuracy_table([QuantScheme("tai4")], models=("minilm",), end_to_end=True,
                        backend="gpu")
+
+
+def test_throughput_on_a_changed_configuration():
+    """simulated_throughput takes a configuration: SmolLM2 decode (memory-bound) is faster with
+    twice the DDR channels, and the preset's name gives the preset's figure."""
+    from prodigy_sim.hardware import DEFAULT_PRESET, load_preset, resolve_hardware
+
+    wide, _ = resolve_hardware(None, ["memory.channels=32"])
+    base = simulated_throughput("smollm2", QuantScheme("tai4"))
+    assert simulated_throughput("smollm2", QuantScheme("tai4"), load_preset(DEFAULT_PRESET)) \
+        == base
+    assert simulated_throughput("smollm2", QuantScheme("tai4"), wide) > 1.3 * base
+
+
+@needs_models
+def test_cli_takes_hw_and_set(capsys):
+    """accuracy --set: the throughput column is the changed chip's, and the output names the
+    preset and the changed field."""
+    from prodigy_sim.cli import main
+    from prodigy_sim.hardware import resolve_hardware
+
+    argv = ["accuracy", "--models", "smollm2", "--formats", "tai4", "--sparsity", "none",
+            "--tokens", "16", "--quiet"]
+    assert main([*argv, "--set", "memory.channels=32", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    wide, _ = resolve_hardware(None, ["memory.channels=32"])
+    assert row["smollm2_tokens_per_s"] == simulated_throughput("smollm2", QuantScheme("tai4"),
+                                                               wide)
+    assert main([*argv, "--hw", "prodigy-t16128", "--set", "memory.channels=32"]) == 0
+    assert "hardware: prodigy-t16128 with memory.channels 16 -> 32" in capsys.readouterr().out
+
+
+def test_cli_misspelt_set_is_one_line_exit_2(capsys):
+    from prodigy_sim.cli import main
+
+    assert main(["accuracy", "--set", "memory.chanels=32", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown field 'memory.chanels'" in err
+    assert main(["accuracy", "--hw", "prodigy-9", "--quiet"]) == 2
+    assert "unknown hardware 'prodigy-9'" in capsys.readouterr().err
