@@ -34,8 +34,9 @@ from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.loading import _set, load_config_with_sources, read_yaml_overrides
 from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten, load_preset, preset_names
 
-__all__ = ["FieldChange", "HardwareChanges", "base_preset", "changes_from_preset", "check_override_path",
-           "parse_override", "resolve_hardware", "resolve_hardware_with_sources"]
+__all__ = ["FieldChange", "HardwareChanges", "base_preset", "changes_from_preset",
+           "check_override_path", "parse_override", "resolve_hardware",
+           "resolve_hardware_with_sources"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")

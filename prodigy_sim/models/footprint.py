@@ -106,7 +106,7 @@ class FootprintReport:
     preset: str = ""
     """The preset ``hardware`` is (or is based on: :func:`~prodigy_sim.hardware.base_preset`)."""
     hardware_changes: tuple[str, ...] = ()
-    """The fields ``hardware`` changes in ``preset``, e.g. ``'memory.capacity_bytes ... -> ...'``."""
+    """The fields ``hardware`` changes in ``preset``: ``'memory.capacity_bytes A -> B'``."""
 
     @property
     def parameters(self) -> int:

@@ -264,13 +264,13 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
     """The ``e2e_*`` values of ``model`` with every layer lowered; none where the format is not
     lowered or the scheme needs kernels the lowering does not have (online Hadamard, SpQR)."""
     from prodigy_sim.lowering import matrix_runs
-    from prodigy_sim.realmodels._throughput import chip_of
     from prodigy_sim.realmodels._pipeline import (
         _scenario,
         fuse_tensors,
         pipeline_embeddings,
         pipeline_nll,
     )
+    from prodigy_sim.realmodels._throughput import chip_of
 
     if scheme.storage is None or not matrix_runs(scheme.storage.fmt, chip_of(ctx.hardware)[0]):
         return {}

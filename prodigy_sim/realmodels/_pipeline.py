@@ -106,9 +106,8 @@ class LoweredRealModel:
 
 def _scenario(card_name: str, scheme: QuantScheme, tokens: int,
               hardware: str | ChipConfig | None):
-    from prodigy_sim.realmodels._throughput import chip_of
-
     from prodigy_sim.models import Formats, Scenario
+    from prodigy_sim.realmodels._throughput import chip_of
 
     if scheme.storage is None:
         raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
@@ -125,8 +124,9 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
                      weights_q: dict[str, QuantizedTensor] | None = None) -> LoweredRealModel:
     """Lower ``weights.card`` for a ``tokens``-long prompt and quantize its weights by ``scheme``.
 
-    ``hardware``: preset name or configuration (default the scenario default); ``cores``: logical cores of the
-    programs (default all of the preset's). ``calibration`` supplies Wanda's activation norms.
+    ``hardware``: preset name or configuration (default the scenario default); ``cores``:
+    logical cores of the programs (default all of the chip's). ``calibration`` supplies
+    Wanda's activation norms.
     ``weights_q``: the quantized weights of an earlier call with the same weights and scheme
     (they do not depend on the prompt length), to skip quantizing them again.
     """

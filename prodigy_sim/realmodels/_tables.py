@@ -81,7 +81,8 @@ act-order (static block scales); rows in parentheses are not in the paper."""
 
 
 def table_rows(tables: tuple[PaperTable, ...] = PAPER_TABLES, *, ppl_tokens: int = 512,
-               throughput: bool = True, end_to_end: bool = False, hardware: str | ChipConfig | None = None,
+               throughput: bool = True, end_to_end: bool = False,
+               hardware: str | ChipConfig | None = None,
                progress: Callable[[AccuracyRow], None] | None = None
                ) -> dict[int, list[AccuracyRow]]:
     """Measure every table's rows (each model loaded and calibrated once per table)."""

@@ -5,9 +5,9 @@ simulated time of one sentence). SmolLM2-135M: decode, batch 1, 512 tokens of co
 tokens per second. The blocks' linear weights take the row's storage (format, MX block, scale)
 and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and KV cache, FP8
 MX embeddings and head). Pruning method does not change the timing, so results are cached per
-(model, storage, sparsity, configuration). PTQ methods store the same format (GPTQ, SparseGPT: the same
-storage; Hadamard folds into the weights), except for the work the lowering has no kernel for
-yet - online Hadamard transforms, SpQR's outliers and scales - which is added in closed form
+(model, storage, sparsity, configuration). PTQ methods store the same format (GPTQ, SparseGPT:
+the same storage; Hadamard folds into the weights), except for the work the lowering has no
+kernel for yet - online Hadamard transforms, SpQR's outliers and scales - which is added in closed form
 (:mod:`._overheads`).
 """
 

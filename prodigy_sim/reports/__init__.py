@@ -25,5 +25,6 @@ from prodigy_sim.reports._report import ModelReport as ModelReport
 from prodigy_sim.reports._report import build_report as build_report
 
 __all__ = ["OP_COLUMNS", "ModelReport", "build_report", "op_seconds", "place_labels",
-           "plot_breakdown", "plot_compare", "plot_compare_bars", "plot_roofline", "report_lowered", "report_simulation",
-           "roofline_points", "simulate_scenario", "write_plots"]
+           "plot_breakdown", "plot_compare", "plot_compare_bars", "plot_roofline",
+           "report_lowered", "report_simulation", "roofline_points", "simulate_scenario",
+           "write_plots"]

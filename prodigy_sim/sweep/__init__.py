@@ -85,8 +85,8 @@ __all__ = [
     "DEFAULTS", "EVALUATORS", "PASSTHROUGH_KEYS", "SCENARIO_KEYS", "STATUSES", "Evaluator",
     "ExecutionSpec", "OutputSpec", "PlotSpec", "Point", "PointContext", "SimulateSettings",
     "SweepResult", "SweepSpec", "axis_label", "batches", "dask_client", "expand", "load_spec",
-    "lowering_key", "pareto_front", "parse_spec", "plot_compare", "plot_heatmap", "plot_line", "plot_pareto",
-    "plot_spec", "spec_names", "sweep",
+    "lowering_key", "pareto_front", "parse_spec", "plot_compare", "plot_heatmap", "plot_line",
+    "plot_pareto", "plot_spec", "spec_names", "sweep",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
