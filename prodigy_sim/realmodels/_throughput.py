@@ -7,8 +7,8 @@ and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and
 MX embeddings and head). Pruning method does not change the timing, so results are cached per
 (model, storage, sparsity, configuration). PTQ methods store the same format (GPTQ, SparseGPT:
 the same storage; Hadamard folds into the weights), except for the work the lowering has no
-kernel for yet - online Hadamard transforms, SpQR's outliers and scales - which is added in closed form
-(:mod:`._overheads`).
+kernel for yet - online Hadamard transforms, SpQR's outliers and scales - which is added in
+closed form (:mod:`._overheads`).
 """
 
 from __future__ import annotations
