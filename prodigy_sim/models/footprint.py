@@ -272,17 +272,18 @@ def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
     DDR capacity (e.g. 2e12 for a 2 TB socket).
     """
     config = hardware if isinstance(hardware, ChipConfig) else None
-    hardware = None if config is not None else hardware
+    named = hardware if isinstance(hardware, str) else None
     card = load_card(card)
+    preset: str | None
     if isinstance(scenario, Formats):
-        formats, nm_text, preset = scenario, normalize_sparsity(sparsity), hardware
+        formats, nm_text, preset = scenario, normalize_sparsity(sparsity), named
         batch = q = c = enc = 0
         kv = act = 0
         phase, name = "weights only", ""
     else:
         check_scenario(scenario, card)
         formats, nm_text = scenario.formats, scenario.sparsity
-        preset = hardware or scenario.hardware
+        preset = named or scenario.hardware
         batch, q, c = scenario.batch, scenario.query_tokens, scenario.context_tokens
         enc = _encoder_tokens(card, scenario)
         kv = kv_cache_bytes(card, batch, c, formats.kv_cache.bits, enc)
@@ -303,7 +304,7 @@ def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
         ClassFootprint(cls, _label(formats.for_class(cls), cls, nm_text), *totals[cls])
         for cls in TENSOR_CLASSES if cls in totals)
     preset = preset or DEFAULT_PRESET
-    changes = ()
+    changes: tuple[str, ...] = ()
     if config is not None:
         changed = changes_from_preset(config, preset)
         preset, changes = changed.preset, tuple(c.describe() for c in changed.changes)
