@@ -48,6 +48,11 @@ def test_a_speed_change_is_one_change_from_the_configuration_alone():
     assert found.describe() == given.describe() == (
         f"prodigy-t16128 with memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies "
         f"{len(differ)} timing fields)")
+    # the section's name has no unit; its timings are DRAM cycles
+    from prodigy_sim.hardware import unit_of
+
+    assert (unit_of("memory.dram.timing.name"), unit_of("memory.dram.timing.nCL")) == (
+        "", "cycles (nCK)")
     # one timing field alone is still that field
     chip, _ = resolve_hardware("prodigy-t16128", ["memory.dram.timing.nCL=60"])
     assert [c.describe() for c in changes_from_preset(chip).changes] == [
