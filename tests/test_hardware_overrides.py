@@ -215,3 +215,4 @@ def test_misspelt_field_is_one_line_naming_it(command, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown field 'memory.capacty_bytes'" in err
     assert "did you mean 'capacity_bytes'" in err
+    assert "override 'memory.capacty_bytes=4e9'" in err          # the value as typed

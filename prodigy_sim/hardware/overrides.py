@@ -257,7 +257,7 @@ def resolve_hardware_with_sources(
         config, sources = load_config_with_sources(preset=preset if file is None else None,
                                                    overrides=ovr, file=file)
     except ConfigError as err:
-        raise _blame(preset, file, ovr, err) from None
+        raise _blame(preset, file, ovr, err, texts) from None
     new = config.model_dump(mode="json")
     changes = []
     for path in _leaves(file_ovr):
@@ -289,16 +289,18 @@ def _line(path: str, lines: dict[str, int]) -> int:
     return 0
 
 
-def _blame(preset: str, file: Path | None, ovr: dict[str, Any], err: ConfigError) -> ConfigError:
+def _blame(preset: str, file: Path | None, ovr: dict[str, Any], err: ConfigError,
+           texts: dict[str, str]) -> ConfigError:
     """The error of the first override that fails on its own, named ``override 'path=value'``
-    (else the error of them all together)."""
+    as it was typed (``texts``; else its value), or the error of them all together."""
     for path, value in ovr.items():
         try:
             load_config_with_sources(preset=preset if file is None else None,
                                      overrides={path: value}, file=file)
         except ConfigError as alone:
             text = _PREFIX.sub("", str(alone), count=1)
-            return ConfigError(f"override '{path}={_value_text(value)}': {text}")
+            return ConfigError(f"override '{path}={texts.get(path) or _value_text(value)}': "
+                               f"{text}")
     return ConfigError(f"overrides {', '.join(ovr)} together: {err}")
 
 
