@@ -21,11 +21,13 @@ needs_models = pytest.mark.skipif(
 
 
 def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="prodigy-sim")
-    sub = parser.add_subparsers(dest="command")
-    got = _accuracy.add_parser(sub)
-    assert got.prog.endswith("accuracy")
-    return parser.parse_args(["accuracy", *argv])
+    """The parsed flags of ``prodigy-sim accuracy ARGV`` (the command line's own parser: its
+    help texts may be computed when printed)."""
+    from prodigy_sim.cli import build_parser
+
+    args = build_parser(["accuracy"]).parse_args(["accuracy", *argv])
+    assert args._run is _accuracy.run
+    return args
 
 
 @pytest.fixture(scope="module")
