@@ -80,6 +80,11 @@ class LinearMapping:
     multicast: bool = False
     stationary: bool = False
     """Keep the outer operand (X for ``mn``, W for ``nm``) on chip for the whole K."""
+    stagger: int = 1
+    """Classes of cores that walk their inner blocks rotated: the class of a core is its grid
+    row modulo ``stagger`` (``mn``; its grid column for ``nm``), and class ``r`` starts at its
+    ``r``-th inner block, so that at any time ``stagger`` neighbouring inner blocks are written
+    (and read) instead of one."""
 
     @property
     def block_m(self) -> int:
@@ -118,9 +123,10 @@ class LinearMapping:
         X stationary``."""
         share = " multicast" if self.multicast else ""
         keep = f", {self.outer} stationary" if self.stationary else ""
+        rot = f", stagger {self.stagger}" if self.stagger > 1 else ""
         return (f"grid {self.gm}x{self.gn}{share}, blocks {self.block_m}x{self.block_n} "
                 f"({self.am}x{self.mt} by {self.an}x{self.nt}), kt {self.kt}, {self.order}"
-                f"{keep}")
+                f"{keep}{rot}")
 
 
 def _k_steps(k: int, kt: int) -> tuple[int, int]:
@@ -177,6 +183,11 @@ def _check(name: str, m: int, n: int, k: int, mp: LinearMapping, cores: int, bud
     if mp.multicast:
         need((m // mp.block_m) % mp.gm == 0 and (n // mp.block_n) % mp.gn == 0,
              "multicast needs gm to divide the row blocks and gn the column blocks")
+    need(mp.stagger >= 1, "stagger must be >= 1")
+    if mp.multicast and mp.stagger > 1:
+        need((mp.gm if mp.order == "mn" else mp.gn) % mp.stagger == 0,
+             "multicast with stagger needs the stagger to divide the grid's "
+             + ("rows" if mp.order == "mn" else "columns"))
 
 
 
@@ -189,7 +200,7 @@ def _imm_max() -> int:
 
 # registers of the linear program
 _ZERO, _BASE_ROW, _BASE_COL, _INNER, _CNT, _LOOP_T = (Reg(i) for i in range(6))
-_ROW, _COL, _B, _NROW, _NCOL, _NB, _LOOP_K, _S0, _S1, _T = (Reg(i) for i in range(6, 16))
+_ROW, _COL, _B, _NROW, _NCOL, _NB, _LOOP_K, _S0, _S1, _ROT = (Reg(i) for i in range(6, 16))
 
 
 class _Gen:
@@ -197,8 +208,8 @@ class _Gen:
     ``r1, r2`` the grid position's first row / column, ``r3`` the inner blocks per outer index,
     ``r4`` the blocks of this core, ``r5`` the block loop counter, ``r6..r8`` the current block
     (row, column, inner index: 0 means the first block of its outer index), ``r9..r11`` the
-    next block's, ``r12`` the K loop counter, ``r13, r14`` scratch, ``r15`` the current block's
-    index."""
+    next block's, ``r12`` the K loop counter, ``r13, r14`` scratch, ``r15`` the rotation of the
+    core's inner blocks (its stagger class). A block's index is a register plus an offset."""
 
     def __init__(self, b: ProgramBuilder, mp: LinearMapping, k: int, nw: int, sparse: bool,
                  tensors: dict, tiles: dict, epilogue: str) -> None:
@@ -211,19 +222,34 @@ class _Gen:
         self.epilogue = epilogue
         self.labels = 0
         self.imm_max = _imm_max()
+        # multicast groups (size, stride): a grid row for X, a grid column for W, within the
+        # stagger class when the class splits it
+        sg = mp.stagger
+        self.x_group = (mp.gn // sg, sg) if mp.order == "nm" and sg > 1 else (mp.gn, 1)
+        self.w_group = (mp.gm // sg, mp.gn * sg) if mp.order == "mn" and sg > 1 else \
+            (mp.gm, mp.gn)
 
     # -- helpers ---------------------------------------------------------------------------
     def label(self, what: str) -> str:
         self.labels += 1
         return f"{what}{self.labels}"
 
-    def coords(self, t: Reg, row: Reg, col: Reg, inner: Reg, tmp: Reg) -> None:
-        """Block ``t`` of this core: its first row, first column and inner index."""
+    def coords(self, t: tuple[Reg, int], row: Reg, col: Reg, inner: Reg) -> None:
+        """Block ``t`` (register + offset) of this core: its first row, first column and inner
+        index (before the rotation). Uses ``r13, r14``."""
         b, mp = self.b, self.mp
-        b.div(tmp, t, _INNER)                       # outer index
-        b.mul(inner, tmp, _INNER)
-        b.sub(inner, t, inner)                      # inner index
-        o_row, o_col = (tmp, inner) if mp.order == "mn" else (inner, tmp)
+        b.addi(_S0, t[0], t[1])                     # block index
+        b.div(_S1, _S0, _INNER)                     # outer index
+        b.mul(inner, _S1, _INNER)
+        b.sub(inner, _S0, inner)                    # inner index
+        walk = inner
+        if mp.stagger > 1:                          # rotated: (inner + class) mod inner count
+            b.add(_S0, inner, _ROT)
+            b.div(row, _S0, _INNER)
+            b.mul(row, row, _INNER)
+            b.sub(_S0, _S0, row)
+            walk = _S0
+        o_row, o_col = (_S1, walk) if mp.order == "mn" else (walk, _S1)
         b.muli(row, o_row, mp.gm * mp.block_m)
         b.muli(col, o_col, mp.gn * mp.block_n)
         b.add(row, row, _BASE_ROW)
@@ -277,7 +303,7 @@ class _Gen:
                     if i:
                         b.addi(_S0, row, i * mp.mt)
                         r = _S0
-                    b.dma_ldm(tile, self.t["X"], r, col_reg(), mp.gn, 1)
+                    b.dma_ldm(tile, self.t["X"], r, col_reg(), *self.x_group)
                 else:
                     b.dma_ld(tile, self.t["X"], row + i * mp.mt, kexpr())
 
@@ -289,7 +315,7 @@ class _Gen:
                         if j:
                             b.addi(_S0, col, j * mp.nt)
                             r = _S0
-                        b.dma_ldm(tile, w, r, col_reg(), mp.gm, mp.gn)
+                        b.dma_ldm(tile, w, r, col_reg(), *self.w_group)
                     else:
                         b.dma_ld(tile, w, col + j * mp.nt, kexpr())
 
@@ -323,25 +349,24 @@ class _Gen:
                 for j in range(self.mp.an):
                     self.mma(accs[g][i][j], xs[i], ws[g][j])
 
-    def next_block_loads(self, parity: int) -> None:
-        """If block ``r15 + 1`` exists: load its first K step (buffer ``parity``) and its
-        residual tiles."""
+    def next_block_loads(self, t: tuple[Reg, int], parity: int) -> None:
+        """If block ``t + 1`` exists (``t``: register + offset): load its first K step (buffer
+        ``parity``) and its residual tiles."""
         b = self.b
         skip = self.label("last")
-        b.addi(_S0, _T, 2)
-        b.blt(_CNT, _S0, skip)                      # r15 + 1 >= blocks: nothing to prefetch
-        b.addi(_S0, _T, 1)
-        self.coords(_S0, _NROW, _NCOL, _NB, _S1)
+        b.addi(_S0, t[0], t[1] + 2)
+        b.blt(_CNT, _S0, skip)                      # t + 1 >= blocks: nothing to prefetch
+        self.coords((t[0], t[1] + 1), _NROW, _NCOL, _NB)
         self.loads(0, parity, _NROW, _NCOL, _NB, 0)
         self.residual_loads(_NROW, _NCOL)
         b.label(skip)
 
     # -- a block -----------------------------------------------------------------------------
-    def block(self, p0: int) -> None:
-        """Block ``r15`` whose first full K step uses buffer ``p0``."""
+    def block(self, t: tuple[Reg, int], p0: int) -> None:
+        """Block ``t`` (register + offset) whose first full K step uses buffer ``p0``."""
         b, mp, nk, kt = self.b, self.mp, self.nk, self.kt
         tl = self.tl
-        self.coords(_T, _ROW, _COL, _B, _S0)
+        self.coords(t, _ROW, _COL, _B)
         for g in range(self.nw):
             for i in range(mp.am):
                 for j in range(mp.an):
@@ -366,7 +391,7 @@ class _Gen:
             if q + 1 < steps:
                 self.loads(q + 1, (p0 + q + 1) % 2, _ROW, _COL, _B, (q + 1) * kt)
             else:
-                self.next_block_loads((p0 + nk) % 2)
+                self.next_block_loads(t, (p0 + nk) % 2)
             self.compute(q, (p0 + q) % 2)
         self.epilogue_ops()
 
@@ -411,6 +436,11 @@ class _Gen:
         _block_count(b, _INNER, _S1, nblocks, mp.gn)     # column blocks of this core
         b.muli(_BASE_ROW, _S0, mp.block_m)
         b.muli(_BASE_COL, _S1, mp.block_n)
+        if mp.stagger > 1:                                # the class: grid row (column) mod S
+            pos = _S0 if mp.order == "mn" else _S1
+            b.divi(_ROT, pos, mp.stagger)
+            b.muli(_ROT, _ROT, mp.stagger)
+            b.sub(_ROT, pos, _ROT)
         b.li(_S0, mp.cores)
         b.blt(CID, _S0, "work")
         b.li(_CNT, 0)
@@ -425,25 +455,20 @@ class _Gen:
             b.li(_S0, max(0, unit_cap))
             b.min(_CNT, _CNT, _S0)
         # prologue: the first K step of block 0
-        b.li(_T, -1)
-        self.next_block_loads(0)
+        self.next_block_loads((_ZERO, -1), 0)
         if self.nk % 2 == 0:
             with b.loop(_LOOP_T, _CNT, 1):
-                b.addi(_T, _LOOP_T, 0)
-                self.block(0)
+                self.block((_LOOP_T, 0), 0)
         else:                                             # parities alternate: pairs of blocks
             b.divi(_S0, _CNT, 2)
             with b.loop(_LOOP_T, _S0, 2):
-                b.addi(_T, _LOOP_T, 0)
-                self.block(0)
-                b.addi(_T, _LOOP_T, 1)
-                self.block(1)
+                self.block((_LOOP_T, 0), 0)
+                self.block((_LOOP_T, 1), 1)
             b.divi(_S0, _CNT, 2)                          # an odd last block
             b.muli(_S0, _S0, 2)
             b.sub(_S0, _CNT, _S0)
             with b.loop(_LOOP_T, _S0, 1):
-                b.addi(_T, _CNT, -1)
-                self.block(0)
+                self.block((_CNT, -1), 0)
         b.barrier()
 
 
