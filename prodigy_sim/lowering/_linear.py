@@ -154,7 +154,7 @@ def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,
         if tail:
             sizes += [st.nbytes(rows, tail)] * count
     sizes += [F32.nbytes(mp.mt, mp.nt)] * (3 if epilogue == "gated" else 2)
-    sizes += [out.nbytes(mp.mt, mp.nt)] * 2
+    sizes += [out.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an)
     if epilogue in _BIAS:
         sizes += [F32.nbytes(1, mp.nt)] * mp.an
     if epilogue in _RESIDUAL:
@@ -189,6 +189,10 @@ def _check(name: str, m: int, n: int, k: int, mp: LinearMapping, cores: int, bud
              "multicast with stagger needs the stagger to divide the grid's "
              + ("rows" if mp.order == "mn" else "columns"))
 
+
+
+_UNROLL_STEPS = 8
+"""K steps of a block up to which the K loop is unrolled (beyond: a loop of pairs)."""
 
 
 def _imm_max() -> int:
@@ -366,6 +370,8 @@ class _Gen:
         """Block ``t`` (register + offset) whose first full K step uses buffer ``p0``."""
         b, mp, nk, kt = self.b, self.mp, self.nk, self.kt
         tl = self.tl
+        b.addi(_NROW, _ROW, 0)                      # the previous block, stored in this one
+        b.addi(_NCOL, _COL, 0)
         self.coords(t, _ROW, _COL, _B)
         for g in range(self.nw):
             for i in range(mp.am):
@@ -378,35 +384,61 @@ class _Gen:
             for j in range(mp.an):
                 b.dma_ld(tl["B"][j], self.t["B"], 0, _COL + j * mp.nt if j else _COL)
         steps = nk + (1 if self.tail else 0)
-        # full steps before the last full one, in a loop of pairs unless the outer operand is
-        # stationary (a tile per step: unrolled)
-        pairs = 0 if mp.stationary else (nk - 1) // 2
+        # full steps before the last full one, in a loop of pairs when there are many (a
+        # stationary outer operand has a tile per step: always unrolled)
+        pairs = 0 if mp.stationary or nk <= _UNROLL_STEPS else (nk - 1) // 2
         if pairs:
             with b.loop(_LOOP_K, pairs, 2 * kt):
                 for h in range(2):
                     self.loads(h + 1, (p0 + h + 1) % 2, _ROW, _COL, None,
                                (_LOOP_K, (h + 1) * kt))
                     self.compute(h, (p0 + h) % 2)
-        for q in range(2 * pairs, steps):
+        # the previous block's output tiles are stored spread over the unrolled steps, after
+        # each step's loads (before the next block's in the last step, which reuses r9, r10)
+        first, sites = 2 * pairs, steps - 2 * pairs
+        nout = mp.am * mp.an
+        at = [first + min(sites - 1, s * sites // nout) for s in range(nout)]
+        for q in range(first, steps):
+            mine = [s for s in range(nout) if at[s] == q]
             if q + 1 < steps:
                 self.loads(q + 1, (p0 + q + 1) % 2, _ROW, _COL, _B, (q + 1) * kt)
+                self.stores(mine, _NROW, _NCOL, t)
             else:
+                self.stores(mine, _NROW, _NCOL, t)
                 self.next_block_loads(t, (p0 + nk) % 2)
             self.compute(q, (p0 + q) % 2)
         self.epilogue_ops()
 
+    def stores(self, which: list[int], row: Reg, col: Reg, t: tuple[Reg, int] | None) -> None:
+        """Store the output tiles ``which`` (accumulator numbers ``i an + j``) of the block at
+        (``row``, ``col``); if ``t`` is given, only when block ``t`` is not the core's first (the
+        tiles then hold block ``t - 1``'s outputs)."""
+        if not which:
+            return
+        b, mp = self.b, self.mp
+        skip = None
+        if t is not None:
+            skip = self.label("first")
+            b.addi(_S0, t[0], t[1] - 1)
+            b.blt(_S0, _ZERO, skip)                     # block 0: nothing stored yet
+        for s in which:
+            i, j = divmod(s, mp.an)
+            b.dma_st(self.t["Y"], row + i * mp.mt if i else row,
+                     col + j * mp.nt if j else col, self.tl["Y"][s])
+        if skip is not None:
+            b.label(skip)
+
     def epilogue_ops(self) -> None:
         b, mp, tl, epi = self.b, self.mp, self.tl, self.epilogue
-        accs, f32, yt = tl["acc"], tl["F"], tl["Y"]
+        accs, f32 = tl["acc"], tl["F"]
         out_q = epi in _QUANT_OUT
-        s = 0
         for i in range(mp.am):
             for j in range(mp.an):
-                f = f32[s]
-                row = _ROW + i * mp.mt if i else _ROW
-                col = _COL + j * mp.nt if j else _COL
+                s = i * mp.an + j
+                f = f32[s % 2]
+                y = tl["Y"][s]
                 if epi in ("store", "residual"):
-                    b.acc_st(yt[s], accs[0][i][j])
+                    b.acc_st(y, accs[0][i][j])
                 else:
                     b.acc_st(f, accs[0][i][j])
                     if "B" in tl:
@@ -418,11 +450,9 @@ class _Gen:
                         b.vsilu(f, f)
                         b.vmul(f, f, tl["U"])
                     if out_q:
-                        b.vquant(yt[s], f)
+                        b.vquant(y, f)
                     else:
-                        b.vcvt(yt[s], f)
-                b.dma_st(self.t["Y"], row, col, yt[s])
-                s ^= 1
+                        b.vcvt(y, f)
 
     # -- the program -------------------------------------------------------------------------
     def program(self, mblocks: int, nblocks: int, unit_cap: int | None) -> None:
@@ -469,6 +499,12 @@ class _Gen:
             b.sub(_S0, _CNT, _S0)
             with b.loop(_LOOP_T, _S0, 1):
                 self.block((_CNT, -1), 0)
+        # the last block's outputs
+        skip = self.label("idle")
+        b.li(_S0, 1)
+        b.blt(_CNT, _S0, skip)
+        self.stores(list(range(mp.am * mp.an)), _ROW, _COL, None)
+        b.label(skip)
         b.barrier()
 
 
@@ -526,7 +562,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     tiles["F"] = [b.tile(f"F{s}", (mt, nt), F32) for s in range(2)]
     if gated:
         tiles["U"] = b.tile("U", (mt, nt), F32)
-    tiles["Y"] = [b.tile(f"Y{s}", (mt, nt), out_st) for s in range(2)]
+    tiles["Y"] = [b.tile(f"Y{s}", (mt, nt), out_st) for s in range(am * an)]
     if has_bias:
         tiles["B"] = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)]
     if has_res:
