@@ -60,7 +60,7 @@ class AssemblyError(_LocatedError):
 
 
 class TraceError(_LocatedError):
-    """A memory trace line that cannot be parsed."""
+    """A trace line (memory requests, or serving requests) that cannot be parsed."""
 
 
 class ProgramError(ProdigySimError):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from prodigy_sim.errors import ProdigySimError
 
 SUBCOMMANDS = ("simulate", "footprint", "accuracy", "presets", "formats", "run", "asm", "disasm",
-               "dram")
+               "dram", "sweep", "serve", "parallel")
 
 
 def build_parser() -> argparse.ArgumentParser:

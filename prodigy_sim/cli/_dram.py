@@ -5,18 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from pydantic import ValidationError
 
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args, hardware_given
 from prodigy_sim.dram.config import (
     CALIBRATION_SPEED_MTS,
     SPEEDS_MTS,
     ControllerConfig,
+    MemorySystemConfig,
     ddr5_org_preset_names,
     memory_system_preset,
 )
 from prodigy_sim.dram.trace import TraceRunResult, run_trace
-from prodigy_sim.errors import config_error_from_validation
+from prodigy_sim.errors import ConfigError, config_error_from_validation
+
+_DEFAULTS: dict[str, Any] = {"speed": CALIBRATION_SPEED_MTS, "org": "DDR5_16Gb_x8",
+                             "channels": 1, "mapping": "RoBaRaCoCh", "scheduler": "FRFCFS",
+                             "read_queue": 32, "write_queue": 32}
+"""The calibration system (flags of the memory system alone, without --hw / --set)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,28 +36,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Replay a Ramulator-style trace ('LD 0x<addr>' / 'ST 0x<addr>', one 64-byte request "
             "per line) through the DDR5 memory-system model. Reports DRAM cycles, simulated time "
             "in ns, bandwidth in GB/s (1e9 B/s), mean read latency in DRAM cycles and ns, row "
-            "hits / misses / conflicts and refreshes."),
+            "hits / misses / conflicts and refreshes. With --hw and/or --set, the memory "
+            "system is the socket's DDR5 of that chip (all its 32-bit subchannels, its speed, "
+            "devices, mapping and controller) instead of the flags below."),
     )
     p.add_argument("--trace", required=True, metavar="FILE", help="trace file to replay")
-    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=CALIBRATION_SPEED_MTS,
+    p.add_argument("--speed", type=int, choices=SPEEDS_MTS, default=None,
                    help=f"DDR5 data rate in MT/s (default {CALIBRATION_SPEED_MTS}, the "
                         "calibration system's; 7200 is less certain)")
-    p.add_argument("--org", choices=ddr5_org_preset_names(), default="DDR5_16Gb_x8",
+    p.add_argument("--org", choices=ddr5_org_preset_names(), default=None,
                    help="device organization preset (default DDR5_16Gb_x8)")
-    p.add_argument("--channels", type=int, default=1, metavar="N",
+    p.add_argument("--channels", type=int, default=None, metavar="N",
                    help="number of independent 32-bit subchannels, a power of two (default 1)")
-    p.add_argument("--mapping", choices=("RoBaRaCoCh", "RoCoBaBgCh"), default="RoBaRaCoCh",
+    p.add_argument("--mapping", choices=("RoBaRaCoCh", "RoCoBaBgCh"), default=None,
                    help="address mapping, fields MSB->LSB (default RoBaRaCoCh)")
-    p.add_argument("--scheduler", choices=("FRFCFS", "row_hit_first"), default="FRFCFS",
+    p.add_argument("--scheduler", choices=("FRFCFS", "row_hit_first"), default=None,
                    help="FRFCFS: Ramulator 2's oldest-ready-first (default); row_hit_first: "
                         "classic FR-FCFS, ready row hits first, no PRE under an older hit")
-    p.add_argument("--read-queue", type=int, default=32, metavar="N",
+    p.add_argument("--read-queue", type=int, default=None, metavar="N",
                    help="read queue entries per channel (default 32)")
-    p.add_argument("--write-queue", type=int, default=32, metavar="N",
+    p.add_argument("--write-queue", type=int, default=None, metavar="N",
                    help="write queue entries per channel (default 32)")
     p.add_argument("--mode", choices=("saturate", "chain"), default="saturate",
                    help="saturate: one request offered per DRAM cycle; chain: one request "
                         "outstanding (unloaded latency)")
+    add_hardware_args(p, default_help="default: none, the flags above describe the memory "
+                                       "system")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
@@ -86,20 +98,41 @@ def _table(res: TraceRunResult) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
+def _from_flags(args: argparse.Namespace) -> MemorySystemConfig:
+    flags = {k: _DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in _DEFAULTS}
     try:
-        controller = ControllerConfig(scheduler=args.scheduler,
-                                      read_queue_entries=args.read_queue,
-                                      write_queue_entries=args.write_queue)
+        controller = ControllerConfig(scheduler=flags["scheduler"],
+                                      read_queue_entries=flags["read_queue"],
+                                      write_queue_entries=flags["write_queue"])
     except ValidationError as err:
         raise config_error_from_validation(err, source="controller") from None
-    config = memory_system_preset(speed=args.speed, org=args.org, channels=args.channels,
-                                  mapping=args.mapping, controller=controller)
+    return memory_system_preset(speed=flags["speed"], org=flags["org"],
+                                channels=flags["channels"], mapping=flags["mapping"],
+                                controller=controller)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; package errors propagate to ``prodigy_sim.cli.main``."""
+    hardware = None
+    if hardware_given(args):
+        given = [f"--{k.replace('_', '-')}" for k in _DEFAULTS if getattr(args, k) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: with --hw/--set the memory system is the "
+                              "chip's; change it with --set memory.<field>=VALUE instead")
+        chip, hardware = hardware_from_args(args)
+        config = chip.memory.socket_memory_system()
+    else:
+        config = _from_flags(args)
     res = run_trace(args.trace, config, mode=args.mode)
     if args.json:
-        json.dump(res.to_dict(), sys.stdout, indent=2)
+        out = res.to_dict()
+        if hardware is not None:
+            out["hardware"] = {"name": chip.name, **hardware.to_dict()}
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
+        if hardware is not None:
+            print(f"socket DDR5 of {chip.name}"
+                  + (f" ({hardware.describe()})" if hardware.changed else ""))
         print(_table(res))
     return 0

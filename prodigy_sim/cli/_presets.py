@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from prodigy_sim.hardware import load_config_with_sources, load_preset, preset_names
-from prodigy_sim.hardware.presets import DEFAULT_PRESET
-from prodigy_sim.hardware.report import field_rows, key_figures
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import (
+    load_preset,
+    preset_names,
+    resolve_hardware_with_sources,
+)
+from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten
+from prodigy_sim.hardware.report import field_rows, format_value, key_figures
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,12 +26,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "peak FP8 matrix throughput dense and with 8:4 sparsity (PFLOPS = 1e15 FLOP/s; "
                     "a MAC is 2 FLOPs), peak DDR5 bandwidth (GB/s = 1e9 B/s) and DDR capacity "
                     "(TiB = 2^40 B). With --show, print every field of one configuration with its "
-                    "unit and source (a public document, a derivation, or 'assumption').",
+                    "unit and source (a public document, a derivation, or 'assumption'); with "
+                    "--set, the fields changed from the preset are marked '*' with their preset "
+                    "value.",
     )
-    parser.add_argument("--show", metavar="NAME", help="show every field of preset NAME")
+    parser.add_argument("--show", metavar="NAME|FILE",
+                        help="show every field of preset NAME (or of a YAML config file)")
     parser.add_argument("--config", metavar="FILE",
                         help="show the configuration built from a YAML file (its 'preset:' key "
                              f"names the base, default {DEFAULT_PRESET}) instead of a preset")
+    parser.add_argument("--set", metavar="PATH=VALUE", action="append", default=[], dest="set",
+                        help="override a field of the shown configuration by its dotted path, "
+                             "e.g. --set memory.channels=32 (repeatable; see 'prodigy-sim "
+                             "simulate --help')")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -55,24 +67,34 @@ def _list(as_json: bool) -> int:
     return 0
 
 
-def _show(name: str | None, file: str | None, as_json: bool) -> int:
-    config, sources = load_config_with_sources(preset=name, file=file)
+def _show(hw: str | None, sets: list[str], as_json: bool) -> int:
+    config, changes, sources = resolve_hardware_with_sources(hw, sets)
     rows = field_rows(config, sources)
     derived = config.derived()
     if as_json:
         print(json.dumps({
             "name": config.name,
+            "preset": changes.preset,
+            "changes": changes.to_dict()["changes"],
             "config": config.model_dump(mode="json"),
             "sources": {path: source for path, _, _, source in rows},
             "derived": derived,
         }, indent=2))
         return 0
+    base = flatten(load_preset(changes.preset).model_dump())
+    now = flatten(config.model_dump())
+    changed = {path for path, value in now.items() if path != "name" and base.get(path) != value}
     width = max(len(path) for path, *_ in rows)
     value_width = min(max(len(v) + len(u) + 1 for _, v, u, _ in rows), 40)
     print(f"# {config.name}")
+    if changes.changed:
+        print(f"# {changes.describe()}; changed fields are marked '*'")
     for path, value, unit, source in rows:
         shown = f"{value} {unit}".strip()
-        print(f"{path.ljust(width)}  {shown.ljust(value_width)}  # {source}")
+        mark = ("*" if path in changed else " ") if changes.changed else ""
+        was = (f" (preset: {format_value(path, base[path]) if path in base else 'absent'})"
+               if path in changed else "")
+        print(f"{mark}{path.ljust(width)}  {shown.ljust(value_width)}  # {source}{was}")
     print("\n# derived")
     dwidth = max(len(k) for k in derived)
     for key, number in derived.items():
@@ -82,6 +104,8 @@ def _show(name: str | None, file: str | None, as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.show is None and args.config is None:
+    if args.show is None and args.config is None and not args.set:
         return _list(args.json)
-    return _show(args.show, args.config, args.json)
+    if args.show is not None and args.config is not None:
+        raise ConfigError("give --show NAME or --config FILE, not both")
+    return _show(args.show or args.config, args.set, args.json)

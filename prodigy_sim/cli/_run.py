@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from prodigy_sim.hardware import load_config
-from prodigy_sim.hardware.presets import DEFAULT_PRESET
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import assemble
 from prodigy_sim.timing import DEFAULT_DMA_OUTSTANDING, ChromeTraceRecorder, simulate
 
@@ -26,11 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "B/s) and instruction counts.",
     )
     parser.add_argument("program", metavar="PROGRAM.s", help="program text (isa/README.md)")
-    parser.add_argument("--hw", metavar="PRESET", default=DEFAULT_PRESET,
-                        help=f"hardware preset (default {DEFAULT_PRESET})")
-    parser.add_argument("--config", metavar="FILE",
-                        help="hardware YAML file (its 'preset:' key names the base; overrides "
-                             "--hw)")
+    add_hardware_args(parser)
+    parser.add_argument("--config", metavar="FILE", help="same as --hw FILE")
     parser.add_argument("--cores", type=int, metavar="N",
                         help="cores running the program (default: all cores of the chip)")
     parser.add_argument("--dma-outstanding", type=int, default=DEFAULT_DMA_OUTSTANDING,
@@ -45,17 +42,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     path = Path(args.program)
     program = assemble(path.read_text(encoding="utf-8"), file=path)
-    config = load_config(file=args.config) if args.config else load_config(preset=args.hw)
+    if args.config:
+        if args.hw is not None:
+            raise ConfigError("give --hw or --config, not both")
+        args.hw = args.config
+    config, changes = hardware_from_args(args)
     recorder = ChromeTraceRecorder() if args.trace_out else None
     result = simulate(program, config, cores=args.cores, recorder=recorder,
                       dma_outstanding=args.dma_outstanding)
     if recorder is not None:
         recorder.write(args.trace_out)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "hardware": changes.to_dict()}, indent=2))
         return 0
     print(f"{path.name} on {result.ncores} cores of {config.name}: {result.cycles} cycles, "
           f"{result.seconds * 1e6:.3f} us")
+    if changes.changed:
+        print(f"hardware: {changes.describe()}")
     print("utilization: " + ", ".join(f"{u} {v:.1%}" for u, v in result.utilization.items()))
     print("stall cycles: " + ", ".join(f"{r} {v}" for r, v in result.stall_cycles.items()))
     print(f"DDR: {result.dram_bytes} bytes, {result.dram_bandwidth_bytes_per_s / 1e9:.1f} GB/s")

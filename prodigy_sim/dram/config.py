@@ -378,6 +378,11 @@ class MemorySystemConfig(BaseModel):
                           description="Number of independent 32-bit subchannels (channels).")
     mapping: MappingName = Field(default="RoBaRaCoCh",
                                  description="Address mapping, fields MSB -> LSB (see module doc).")
+    bank_group_xor: bool = Field(
+        default=False,
+        description="XOR the bank-group index with the low bits of the column (permutation-based "
+                    "interleaving): consecutive lines of one row-sized block alternate bank "
+                    "groups, so a single sequential stream is paced by tCCD_S, not tCCD_L.")
     org: DDR5Organization = Field(default_factory=ddr5_org_preset,
                                   description="Device organization (or a preset name).")
     timing: DDR5Timing = Field(default_factory=ddr5_timing_preset,

@@ -16,6 +16,11 @@ per-channel line index ``a`` is then sliced from the LSB:
 
 Bits above the row field are discarded (the address space wraps), as in Ramulator. The column
 field is the line index inside the row (columns / prefetch values, 64 for 16Gb x8).
+
+``bank_group_xor`` (permutation-based interleaving, as real controllers hash bank bits with lower
+address bits): the bank group becomes ``bank_group XOR (column mod bank_groups)``. The map stays
+one-to-one; consecutive lines of a row-sized block go to different bank groups (tCCD_S apart
+instead of tCCD_L), and each (bank group, bank, row) still holds a whole row of lines.
 """
 
 from __future__ import annotations
@@ -81,10 +86,11 @@ _FIELD_IDS = {"column": 0, "bank_group": 1, "bank": 2, "row": 3}
 
 
 @njit(cache=True)
-def _map_kernel(addr, offset_bits, channel_bits, shift, mask, banks_per_group, out):
+def _map_kernel(addr, offset_bits, channel_bits, shift, mask, banks_per_group, bg_xor, out):
     """Slice ``addr`` (uint64, shape (n,)) into ``out`` (int64, shape (5, n)): channel, bank
     group, flat bank, row, column. ``shift`` / ``mask`` (uint64, shape (4,)): position and mask of
-    column, bank group, bank and row in the per-channel line index (one branch-free pass)."""
+    column, bank group, bank and row in the per-channel line index (one branch-free pass).
+    ``bg_xor``: the bank group is XORed with the column's low bits."""
     ob = np.uint64(offset_bits)
     cbits = np.uint64(channel_bits)
     ch_mask = (np.uint64(1) << cbits) - np.uint64(1)
@@ -95,6 +101,8 @@ def _map_kernel(addr, offset_bits, channel_bits, shift, mask, banks_per_group, o
         line = addr[i] >> ob
         a = line >> cbits
         bg = (a >> s_bg) & m_bg
+        if bg_xor:
+            bg ^= (a >> s_col) & m_col & m_bg
         out[0, i] = np.int64(line & ch_mask)
         out[1, i] = np.int64(bg)
         out[2, i] = np.int64(bg * bpg + ((a >> s_bk) & m_bk))
@@ -130,6 +138,7 @@ def map_addresses(config: MemorySystemConfig, addr: np.ndarray) -> MappedAddress
     a = np.ascontiguousarray(np.asarray(addr).astype(np.uint64, copy=False))
     out = np.empty((5, a.size), np.int64)
     _, offset_bits, channel_bits, shift, mask, banks_per_group = _layout(config)
-    _map_kernel(a, offset_bits, channel_bits, shift, mask, banks_per_group, out)
+    _map_kernel(a, offset_bits, channel_bits, shift, mask, banks_per_group,
+                config.bank_group_xor, out)
     return MappedAddresses(channel=out[0], bank_group=out[1], bank=out[2], row=out[3],
                            column=out[4])

@@ -145,6 +145,11 @@ def _t16128() -> dict:
                                  "128-core streams and multicast tiles best of the mappings "
                                  "studied (docs/dram.md, 'Address mapping on the chip'; memory "
                                  "controllers not public)"),
+                "bank_group_xor": Cited(
+                    True, "assumption: the bank group hashed with the low column bits, as server "
+                          "controllers permute bank bits (Zhang et al., MICRO 2000; Pessl et al., "
+                          "DRAMA, USENIX Security 2016): one core's stream alternates bank groups "
+                          "(controllers not public)"),
                 "org": Cited("DDR5_16Gb_x8", "assumption: the calibrated reference device "
                              "(DIMM organization not public)"),
                 "timing": Cited(7200, T16128 + ": DDR5-7200; timings JESD79-5 7200AN "

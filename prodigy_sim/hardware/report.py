@@ -21,27 +21,9 @@ from prodigy_sim.hardware.presets import (
     preset_sources,
     source_of,
 )
+from prodigy_sim.hardware.units import unit_of
 
 __all__ = ["key_figures", "field_rows", "render_hardware_doc", "unit_of", "format_value"]
-
-_UNITS = (("_bytes_per_cycle", "B/cycle"), ("_bytes_per_s", "B/s"), ("_bytes", "B"),
-          ("_bits", "bits"), ("_hz", "Hz"), ("_cycles", "cycles"), ("_mts", "MT/s"),
-          ("_mbit", "Mbit"), ("_ps", "ps"), ("_entries", "requests"))
-
-
-def unit_of(path: str) -> str:
-    """Display unit of a field from its dotted path (the unit is part of every field name)."""
-    parts = path.split(".")
-    for part in reversed(parts):
-        for suffix, unit in _UNITS:
-            if part.endswith(suffix):
-                return unit
-    if "memory.dram.timing" in path and parts[-1].startswith("n"):
-        return "cycles (nCK)"
-    if "relative_throughput" in path or parts[-1] == "sparsity_speedup":
-        return "x"
-    return ""
-
 
 def _human_bytes(n: int) -> str:
     for size, name in ((TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
@@ -194,6 +176,14 @@ memory.dram.timing: 6400                # a DDR5 speed bin (MT/s), resolved by p
 
 Unknown paths are refused with the file, line and the fields known there; invalid values are
 refused with their field path (`'cores': Input should be greater than or equal to 1 (got 0)`).
+
+On the command line, `--hw NAME|FILE` picks a preset or such a file and repeated
+`--set PATH=VALUE` overrides fields (values parsed as YAML; `prodigy-sim presets --show NAME --set
+memory.channels=32` prints the result with the changed fields marked). In Python,
+`resolve_hardware(hw, ["memory.channels=32"])` returns the configuration and the record of the
+changed fields (`HardwareChanges`: preset, file, and each field's path, old and new value). A
+changed configuration is named `<preset>+<path>=<value>...` unless a `name` is set, so it is never
+reported as the preset. See [sweeps.md](sweeps.md).
 
 ## Conventions and derivations
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from prodigy_sim.errors import ConfigError, ModelFileError, config_error_from_validation
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
+from prodigy_sim.models._hf import card_data_from_hf, is_hf_config
 
 __all__ = ["TensorClass", "TENSOR_CLASSES", "LINEAR_CLASSES", "TensorSpec", "ModelCard",
            "card_names", "load_card", "parse_card"]
@@ -374,7 +375,10 @@ def parse_card(data: object, *, source: str = "<model card>") -> ModelCard:
 
 
 def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
-    """A built-in card by name (``'llama-2-7b'``), or a card from a ``.yaml``/``.json`` file.
+    """A built-in card by name (``'llama-2-7b'``), a card from a ``.yaml``/``.json`` file, or a
+    Hugging Face ``config.json`` of a LLaMA/Mistral or BERT model (a file named ``config.json``,
+    any ``.json`` with a ``model_type``, or a folder holding a ``config.json``; see
+    :mod:`prodigy_sim.models._hf` for the field mapping).
 
     An unknown name raises :class:`ConfigError` listing the known cards.
     """
@@ -383,6 +387,8 @@ def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or looks_like_path(text):
         path = Path(text)
+        if path.is_dir():
+            path = path / "config.json"
     else:
         files = named_files("cards")
         if text not in files:
@@ -390,4 +396,7 @@ def load_card(name_or_path: str | Path | ModelCard) -> ModelCard:
                               f"{', '.join(sorted(files)) or '(none found)'} "
                               "(or give a .yaml/.json card file)")
         path = files[text]
-    return parse_card(read_mapping(path, what="model card"), source=str(path))
+    data = read_mapping(path, what="model card")
+    if path.suffix.lower() == ".json" and is_hf_config(path, data):
+        data = card_data_from_hf(data, source=path)
+    return parse_card(data, source=str(path))

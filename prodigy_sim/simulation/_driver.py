@@ -35,6 +35,11 @@ __all__ = ["OpResult", "StageResult", "ModelSimulation", "SimMethod", "simulate"
 
 DEFAULT_STEADY_UNITS = 2
 """Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
+STEADY_STATE_TOLERANCE = 0.02
+"""Largest relative difference of the per-unit times of two successive windows at which the
+unit loop counts as steady."""
+STEADY_WINDOW_REFRESHES = 4
+"""Refresh intervals (tREFI) the extrapolated window of units must span at least."""
 STEADY_STATE_BOUND = 0.03
 """Largest relative error of the steady-state extrapolation against simulating every unit that
 the tests allow (``tests/test_simulation.py``)."""
@@ -56,8 +61,11 @@ class SimMethod:
         if self.reuse:
             parts.append("identical layers simulated once (exact)")
         if self.steady_units:
-            parts.append(f"steady state extrapolated after {self.steady_units} units per core "
-                         f"(checked within {STEADY_STATE_BOUND:.0%} of every unit)")
+            parts.append(f"long unit loops extrapolated once two successive windows (from "
+                         f"{self.steady_units} units per core, doubling, each at least "
+                         f"{STEADY_WINDOW_REFRESHES} refresh intervals) agree within "
+                         f"{STEADY_STATE_TOLERANCE:.0%} (checked within "
+                         f"{STEADY_STATE_BOUND:.0%} of every unit)")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
@@ -131,6 +139,12 @@ class ModelSimulation:
         return self.method.to_dict()
 
 
+def _refresh_cycles(config: ChipConfig) -> float:
+    """tREFI in core cycles."""
+    t = config.memory.dram.timing
+    return t.nREFI * t.tck_ps * 1e-12 * config.frequency_hz
+
+
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
                 stage: str = "") -> OpResult:
     """Simulate one lowered op (its kernel on ``op.kernel.cores`` cores of ``config``), with
@@ -150,15 +164,30 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     n = k.per_core_units
     u = method.steady_units
     how = "full"
+    res = None
     if u and k.uniform_units and n > 2 * u:
+        # Double the simulated units u (reusing runs) until the window of units u+1 .. 2u
+        # spans STEADY_WINDOW_REFRESHES refresh intervals (start-up transients and
+        # refresh-aligned patterns average out) and its per-unit time agrees within
+        # STEADY_STATE_TOLERANCE with the next window's (2u+1 .. 4u); extrapolate from that
+        # one. Simulate every unit when the units run out first.
+        window = STEADY_WINDOW_REFRESHES * _refresh_cycles(config)
         r1, r2 = run(u), run(2 * u)
-        scale = (n - 2 * u) / u
-        cycles = r2.cycles + scale * (r2.cycles - r1.cycles)
-        ddr = r2.dram_bytes + scale * (r2.dram_bytes - r1.dram_bytes)
-        hits = r2.l3_hit_bytes + scale * (r2.l3_hit_bytes - r1.l3_hit_bytes)
-        res = r2                                    # utilization of the steady state
-        how = f"steady state from {u} and {2 * u} of {n} units"
-    else:
+        while 4 * u < n:
+            r3 = run(4 * u)
+            a = (r2.cycles - r1.cycles) / u
+            b = (r3.cycles - r2.cycles) / (2 * u)
+            if r2.cycles - r1.cycles >= window and abs(a - b) <= STEADY_STATE_TOLERANCE * b:
+                scale = (n - 4 * u) / (2 * u)
+                cycles = r3.cycles + scale * (r3.cycles - r2.cycles)
+                ddr = r3.dram_bytes + scale * (r3.dram_bytes - r2.dram_bytes)
+                hits = r3.l3_hit_bytes + scale * (r3.l3_hit_bytes - r2.l3_hit_bytes)
+                res = r3                                # utilization of the steady state
+                how = f"steady state from {2 * u} and {4 * u} of {n} units"
+                break
+            u *= 2
+            r1, r2 = r2, r3
+    if res is None:
         res = run(None)
         cycles, ddr, hits = float(res.cycles), float(res.dram_bytes), float(res.l3_hit_bytes)
     util = res.utilization

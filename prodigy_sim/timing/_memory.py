@@ -289,7 +289,11 @@ class MemorySystem:
 
     def flush(self) -> None:
         """Run the pending batch through the shared L3, the NoC ports and the DDR5 model; set
-        every ``done``."""
+        every ``done``.
+
+        DDR data moves as 64-B lines (each with its own DRAM completion); on-chip data (L3 hits,
+        resident tensors) as packets: the lines of one DMA that live in one L2 slice, which
+        cross a port back to back once the last of them is in the slice."""
         batch, self.pending = self.pending, []
         if not batch:
             return
@@ -323,75 +327,85 @@ class MemorySystem:
         rd = np.flatnonzero(~is_w)
         bw = mesh.link_bw
         core_bw = min(bw, self.l2_bw)
-        # read data streams back: each controller's port into the mesh (an L3 slice's port for
-        # hits), then the core's port out of the mesh (and its scratchpad write port), serve
-        # 64-B lines first come first served as they become ready, so a port interleaves the
-        # DMAs whose lines it carries
-        # (dma, cycle a line leaves its source port, source port: row of src_core_lat)
-        rd_dma_parts: list[np.ndarray] = []
-        rd_leave_parts: list[np.ndarray] = []
-        rd_src_parts: list[np.ndarray] = []     # source port: controller, or nctrl + slice
+        # read data streams back: each controller's port into the mesh (an L2 slice's port for
+        # on-chip data), then the core's port out of the mesh (and its scratchpad write port),
+        # serve lines and packets first come first served as they become ready, so a port
+        # interleaves the DMAs whose data it carries.
+        # Per element: dma, lines, cycle its first line leaves its source port, source port
+        # (row of src_core_lat).
+        rd_dma: list[np.ndarray] = []
+        rd_cnt: list[np.ndarray] = []
+        rd_leave: list[np.ndarray] = []
+        rd_src: list[np.ndarray] = []
         if rd.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
             at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
-            rd_dma_parts.append(dma[rd])
-            rd_leave_parts.append(at_port)
-            rd_src_parts.append(ctrl[rd])
-        # on-chip hits: L3 lines, and lines of resident tensors (in their slices from the start)
-        hd_parts, hl_parts, ready_parts = [], [], []
+            rd_dma.append(dma[rd])
+            rd_cnt.append(np.ones(rd.size, np.int64))
+            rd_leave.append(at_port)
+            rd_src.append(ctrl[rd])
+        # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
+        # stores into them go to the slices), as packets per (DMA, home slice)
+        hd: list[np.ndarray] = []
+        hl: list[np.ndarray] = []
+        hr: list[np.ndarray] = []
         if l3_info is not None:
-            hd, hl, ready = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
-            hd_parts.append(hd)
-            hl_parts.append(hl)
-            ready_parts.append(ready)
-        wd_parts, wl_parts = [], []
+            parts = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
+            for acc, part in zip((hd, hl, hr), parts, strict=True):
+                acc.append(part)
+        wd: list[np.ndarray] = []
+        wl: list[np.ndarray] = []
         for i, h in enumerate(batch):
             if h.onchip is not None:
-                (wd_parts if h.is_write else hd_parts).append(np.full(h.onchip.size, i, np.int64))
-                (wl_parts if h.is_write else hl_parts).append(h.onchip)
-                if not h.is_write:
-                    ready_parts.append(np.zeros(h.onchip.size, np.int64))
-                    self.l3_hit_lines += int(h.onchip.size)
-                else:
+                if h.is_write:
+                    wd.append(np.full(h.onchip.size, i, np.int64))
+                    wl.append(h.onchip)
                     self.onchip_write_lines += int(h.onchip.size)
-        if hd_parts:
-            hd = np.concatenate(hd_parts)
-            if hd.size:
-                home = np.concatenate(hl_parts) % self.nslices
-                lat = self.slice_core_lat[home, cores[hd]]
-                at = _fifo_ports(home, np.maximum(start[hd] + 1 + lat,
-                                                  np.concatenate(ready_parts)),
-                                 self.slice_free, core_bw, self.line)
-                rd_dma_parts.append(hd)
-                rd_leave_parts.append(at)
-                rd_src_parts.append(home + self.nctrl)
-        if wd_parts:
-            # stores into resident tensors: the lines cross the mesh into their home slices
-            wd = np.concatenate(wd_parts)
-            home = np.concatenate(wl_parts) % self.nslices
-            arrive = start[wd] + self.slice_core_lat[home, cores[wd]]
-            at = _fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line)
-            np.maximum.at(done, wd, at)
+                else:
+                    hd.append(np.full(h.onchip.size, i, np.int64))
+                    hl.append(h.onchip)
+                    hr.append(np.zeros(h.onchip.size, np.int64))
+                    self.l3_hit_lines += int(h.onchip.size)
+        if hd:
+            pd, home, cnt, ready = self._packets(np.concatenate(hd), np.concatenate(hl),
+                                                 np.concatenate(hr), n)
+            if pd.size:
+                lat = self.slice_core_lat[home, cores[pd]]
+                last = _fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
+                                   self.slice_free, core_bw, self.line, cnt)
+                rd_dma.append(pd)
+                rd_cnt.append(cnt)
+                rd_leave.append(last - ((cnt - 1) * self.line) // core_bw)
+                rd_src.append(home + self.nctrl)
+        if wd:
+            # stores into resident tensors: the packets cross the mesh into their home slices
+            lines = np.concatenate(wl)
+            pd, home, cnt, _ = self._packets(np.concatenate(wd), lines,
+                                             np.zeros(lines.size, np.int64), n)
+            arrive = start[pd] + self.slice_core_lat[home, cores[pd]]
+            at = _fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line, cnt)
+            np.maximum.at(done, pd, at)
         receivers = [h.members or [h] for h in batch]
         recv_done: list[int] | None = None
-        if rd_dma_parts:
-            rd_dma = np.concatenate(rd_dma_parts)
-            rd_leave = np.concatenate(rd_leave_parts)
-            rd_src = np.concatenate(rd_src_parts)
-            # every receiving core takes every line of its transfer (a multicast fans out)
+        if rd_dma:
+            e_dma = np.concatenate(rd_dma)
+            e_cnt = np.concatenate(rd_cnt)
+            e_leave = np.concatenate(rd_leave)
+            e_src = np.concatenate(rd_src)
+            # every receiving core takes every element of its transfer (a multicast fans out)
             nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
             first_recv = np.cumsum(nrecv) - nrecv
             recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
-            k = nrecv[rd_dma]
-            rows = np.repeat(np.arange(rd_dma.size), k)
-            rid = first_recv[rd_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k,
-                                                                               k))
+            k = nrecv[e_dma]
+            rows = np.repeat(np.arange(e_dma.size), k)
+            rid = first_recv[e_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k,
+                                                                              k))
             dest = recv_core[rid]
-            arrive_at = rd_leave[rows] + self.src_core_lat[rd_src[rows], dest]
+            arrive_at = e_leave[rows] + self.src_core_lat[e_src[rows], dest]
             free = np.maximum(np.asarray(self.core_in_free, np.int64),
                               np.asarray(self.spm_free, np.int64))
-            at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line)
+            at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt[rows])
             self.core_in_free = free.tolist()
             self.spm_free = free.tolist()
             recv_last = np.zeros(recv_core.size, np.int64)
@@ -448,6 +462,18 @@ class MemorySystem:
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         return self.to_core(complete)
+
+    def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Group on-chip lines (line ``l`` lives in the L2 slice ``l % slices``) into packets per
+        (DMA, slice): dma, slice, lines, and the cycle the last of them is in the slice."""
+        ns = self.nslices
+        key = dma * ns + line % ns
+        counts = np.bincount(key, minlength=n * ns)
+        nz = np.flatnonzero(counts)
+        last = np.zeros(n * ns, np.int64)
+        np.maximum.at(last, key, ready)
+        return nz // ns, nz % ns, counts[nz], last[nz]
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
     def _l3_lookup(self, batch: list[DmaHandle], l3: OrderedDict
@@ -526,25 +552,28 @@ class MemorySystem:
 
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
-                line: int) -> np.ndarray:
-    """Cycle each line (``line`` bytes) has crossed its port: every port serves its lines first
-    come first served, ``line / bw`` cycles each, no earlier than ``free[port]`` (updated in
-    place to the port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) +
-    line / bw`` per port:
-    ``d_j = max(free, max_{i<=j} (ready_i - r_i s)) + (r_j + 1) s`` with ``r`` the rank within
-    the port, evaluated in byte units (``cycles x bw``) so it stays integer."""
+                line: int, count: np.ndarray | None = None) -> np.ndarray:
+    """Cycle the last line of each element (a line, or a packet of ``count`` lines of ``line``
+    bytes) has crossed its port: every port serves its elements first come first served,
+    ``line / bw`` cycles per line, no earlier than ``free[port]`` (updated in place to the
+    port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + c_j line / bw`` per
+    port: ``d_j = S_j + max(free, max_{i<=j} (ready_i - S_{i-1}))`` with ``S`` the bytes served
+    up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
+    integer."""
     order = _port_order(port, ready)
     p = port[order]
     a = ready[order] * bw
     n = p.size
+    size = np.full(n, line, np.int64) if count is None else count[order] * line
     first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     gid = np.cumsum(np.r_[False, p[1:] != p[:-1]])
-    rank = np.arange(n, dtype=np.int64) - first[gid]
-    x = a - rank * line
+    cs = np.cumsum(size)
+    served = cs - (cs[first] - size[first])[gid]         # S_j within the port
+    x = a - (served - size)
     big = int(x.max() - x.min()) + 1
     off = gid * big
     cm = np.maximum.accumulate(x + off) - off
-    d = np.maximum(cm, free[p] * bw) + (rank + 1) * line
+    d = np.maximum(cm, free[p] * bw) + served
     dep = -(-d // bw)
     last = np.r_[first[1:], n] - 1
     free[p[last]] = dep[last]

@@ -1,0 +1,305 @@
+"""Step times from the simulator, cached on a grid and interpolated.
+
+:class:`SimulatedStepTimes` times an engine iteration with
+:func:`prodigy_sim.reports.simulate_scenario` runs of one socket, each run once and cached (in
+memory, and in a JSON file with :meth:`SimulatedStepTimes.save` / ``load``). Grid points are
+simulated lazily, the first time a step needs them. The rules:
+
+- **Decode** of ``b`` sequences with mean context ``c``: the batch runs as the next *bucket*
+  ``>= b``. The default buckets are every batch 1..64 and then multiples of 64 (the lowering runs
+  larger batches only in whole 64-row blocks), so the batch is never interpolated and padded only
+  as the lowering pads it: each batch size the engine uses is simulated once. Coarser buckets
+  (:func:`vllm_decode_buckets`) need fewer simulations and pad. The context is rounded up to the
+  64-token KV tile and interpolated linearly between grid contexts (default 64, 256, 1024, 4096,
+  capped at the model's positions): decode time is close to linear in the context (the KV cache
+  read), and :func:`check_interpolation` checks it against direct simulation.
+- **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
+  tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
+  sequences of the largest power of two within them). Linear layers see every new token as one
+  row and stream the weights once per step. Attention is charged as a causal prefill over the
+  step's new tokens; attention of a chunk over its already cached prefix is not charged.
+- **Mixed step** (chunked prefill with decodes): the prefill time plus the decode time. Each
+  streams the weights, so a mixed step counts them twice: an upper bound.
+
+Why the batch and the prompt tokens are not interpolated: with the current lowering, decode time
+rises in steps of 4 sequences on LLaMA-2-7B, and prefill time is far from monotone between powers
+of two, where it is fastest (``docs/serving.md`` has the measured tables): interpolating across
+such steps misses by 10-40%, while a simulated shape is exact for the shape that runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig, load_preset
+from prodigy_sim.models import Formats, Scenario, check_scenario, load_card
+from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.serving._steptime import StepShape
+
+__all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
+           "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
+           "KV_TILE_TOKENS"]
+
+DEFAULT_CONTEXT_GRID = (64, 256, 1024, 4096)
+"""Decode contexts simulated (tokens), before capping at the model's positions."""
+KV_TILE_TOKENS = 64
+"""The lowering's KV cache holds the context rounded up to a multiple of 64 tokens."""
+
+Simulate = Callable[[Scenario, ChipConfig], float]
+
+
+def _upto(sizes: list[int], max_batch: int) -> tuple[int, ...]:
+    while sizes[-1] < max_batch:
+        sizes.append(sizes[-1] + 64)
+    return tuple(b for b in sizes if b < max_batch) + (next(b for b in sizes if b >= max_batch),)
+
+
+def default_decode_buckets(max_batch: int) -> tuple[int, ...]:
+    """Every batch ``1..64``, then multiples of 64 (the lowering takes larger batches only in
+    whole 64-row blocks), up to the first >= ``max_batch``: no padding beyond the lowering's."""
+    return _upto(list(range(1, 65)), max_batch)
+
+
+def vllm_decode_buckets(max_batch: int) -> tuple[int, ...]:
+    """``1, 2, 4, 8, 16, 24, ..., 64`` (vLLM's default CUDA-graph capture sizes up to 64), then
+    multiples of 64: fewer simulations, at the price of padding (``docs/serving.md``)."""
+    return _upto([1, 2, 4] + list(range(8, 65, 8)), max_batch)
+
+
+def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
+    return simulate_scenario(scenario, config=config, **options).seconds
+
+
+class SimulatedStepTimes:
+    """Step times of ``model`` on one socket from the simulator (see the module docstring).
+
+    ``on_simulate(kind, batch, tokens, seconds)`` is called after each new simulation (for a
+    progress bar). ``simulate(scenario, config) -> seconds`` replaces the simulator (tests).
+    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario`.
+    """
+
+    def __init__(self, model: str = "llama-2-7b", *, formats: Formats | None = None,
+                 sparsity: str = "none", hardware: str | None = None,
+                 config: ChipConfig | None = None, max_batch: int = 64,
+                 decode_buckets: Sequence[int] | None = None,
+                 context_grid: Sequence[int] | None = None,
+                 simulate: Simulate | None = None,
+                 on_simulate: Callable[[str, int, int, float], None] | None = None,
+                 **options) -> None:
+        self.card = load_card(model)
+        if not self.card.is_decoder:
+            raise ConfigError(f"serving needs a decoder model ({self.card.name!r} is "
+                              f"{self.card.family}, encoder-only)")
+        base = {"model": model, "phase": "decode", "batch": 1, "context_length": 1,
+                "formats": formats or Formats(), "sparsity": sparsity}
+        if hardware is not None:
+            base["hardware"] = hardware
+        self.template = Scenario.model_validate(base)
+        self.config = config or load_preset(self.template.hardware)
+        self.max_context = self.card.max_position_embeddings
+        limit = self.max_context or max(DEFAULT_CONTEXT_GRID)
+        self.decode_buckets = tuple(sorted(set(decode_buckets or
+                                               default_decode_buckets(max_batch))))
+        bad = [b for b in self.decode_buckets if b > 64 and b % 64 or b < 1]
+        if bad:
+            raise ConfigError(f"decode buckets {bad}: the lowering runs batches of 1..64 or "
+                              "multiples of 64")
+        grid = sorted({min(c, limit) for c in (context_grid or DEFAULT_CONTEXT_GRID)})
+        if len(grid) < 2 and limit > grid[0]:
+            grid.append(limit)
+        self.context_grid = tuple(grid)
+        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, **options))
+        self._options = options
+        self._on_simulate = on_simulate
+        self._decode: dict[tuple[int, int], float] = {}
+        self._prefill: dict[int, float] = {}
+
+    # --- the grid ------------------------------------------------------------------------------
+
+    def simulate(self, phase: str, batch: int, length: int) -> float:
+        """One simulation of ``phase`` at ``batch`` and ``length`` tokens (seconds), not added to
+        the grid."""
+        key = "context_length" if phase == "decode" else "sequence_length"
+        scenario = self.template.model_copy(update={"phase": phase, "batch": batch,
+                                                    "context_length": None, key: length})
+        check_scenario(scenario, self.card, source="step-time grid")
+        seconds = float(self._simulate(scenario, self.config))
+        if not seconds > 0:
+            raise ConfigError(f"the simulator gave {seconds} s for {phase} batch {batch}, "
+                              f"{length} tokens")
+        if self._on_simulate is not None:
+            self._on_simulate(phase, batch, length, seconds)
+        return seconds
+
+    def decode_point(self, batch: int, context: int) -> float:
+        """Simulated decode step at a grid point (cached)."""
+        key = (batch, context)
+        if key not in self._decode:
+            self._decode[key] = self.simulate("decode", batch, context)
+        return self._decode[key]
+
+    def prefill_point(self, tokens: int) -> float:
+        """Simulated prefill of ``tokens`` new tokens, a prefill bucket (cached)."""
+        if tokens not in self._prefill:
+            longest = 1 << int(math.log2(self.max_context or tokens))
+            if tokens <= longest:
+                self._prefill[tokens] = self.simulate("prefill", 1, tokens)
+            else:
+                self._prefill[tokens] = self.simulate("prefill", tokens // longest, longest)
+        return self._prefill[tokens]
+
+    # --- the rules -----------------------------------------------------------------------------
+
+    def decode_bucket(self, batch: int) -> int:
+        """The padded batch a decode of ``batch`` sequences runs as."""
+        i = bisect.bisect_left(self.decode_buckets, batch)
+        if i == len(self.decode_buckets):
+            raise ConfigError(f"decode batch {batch} exceeds the largest bucket "
+                              f"{self.decode_buckets[-1]} (raise max_batch)")
+        return self.decode_buckets[i]
+
+    @staticmethod
+    def prefill_bucket(tokens: int) -> int:
+        """The padded token count a prefill of ``tokens`` new tokens runs as (power of 2 >= 64)."""
+        return max(64, 1 << max(0, math.ceil(math.log2(max(tokens, 1)))))
+
+    def decode_seconds(self, batch: int, context: float) -> float:
+        """A decode step: ``batch`` padded to its bucket, the mean ``context`` rounded up to
+        64 tokens and interpolated linearly between grid contexts."""
+        b = self.decode_bucket(batch)
+        c = KV_TILE_TOKENS * math.ceil(context / KV_TILE_TOKENS)
+        grid = self.context_grid
+        c = min(max(c, grid[0]), grid[-1])
+        j = bisect.bisect_left(grid, c)
+        if grid[j] == c:
+            return self.decode_point(b, c)
+        c0, c1 = grid[j - 1], grid[j]
+        t0, t1 = self.decode_point(b, c0), self.decode_point(b, c1)
+        return t0 + (t1 - t0) * (c - c0) / (c1 - c0)
+
+    def prefill_seconds(self, tokens: int) -> float:
+        """A prefill of ``tokens`` new tokens, padded up to the next power of two (>= 64)."""
+        return self.prefill_point(self.prefill_bucket(tokens))
+
+    def step_seconds(self, step: StepShape) -> float:
+        """Prefill time of the step's new prompt tokens plus decode time of its decodes."""
+        t = 0.0
+        if step.prefill_chunks:
+            t += self.prefill_seconds(step.prefill_tokens)
+        if step.decodes:
+            t += self.decode_seconds(step.decodes, step.mean_context)
+        if t <= 0:
+            raise ConfigError("an engine step with neither prefill nor decode")
+        return t
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def key(self) -> dict:
+        """What the cached times depend on: model card, scenario formats, chip, options."""
+        chip = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        return {"model": self.card.name,
+                "card_sha256": hashlib.sha256(
+                    self.card.model_dump_json().encode()).hexdigest()[:16],
+                "formats": self.template.formats.model_dump(mode="json"),
+                "sparsity": self.template.sparsity,
+                "chip": self.config.name,
+                "chip_sha256": hashlib.sha256(chip.encode()).hexdigest()[:16],
+                "options": {k: repr(v) for k, v in sorted(self._options.items())}}
+
+    def table(self) -> dict:
+        """The simulated points: ``{"key", "decode": [[batch, context, s]], "prefill":
+        [[tokens, s]]}``."""
+        return {"key": self.key(),
+                "decode": [[b, c, s] for (b, c), s in sorted(self._decode.items())],
+                "prefill": [[n, s] for n, s in sorted(self._prefill.items())]}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the simulated points as JSON."""
+        p = Path(path)
+        p.write_text(json.dumps(self.table(), indent=1) + "\n")
+        return p
+
+    def load(self, source: str | Path | dict) -> int:
+        """Add the points of a file written by :meth:`save` (or of a :meth:`table`) for the same
+        key; returns how many. A table for another model, format, chip or simulation options
+        raises :class:`ConfigError`."""
+        if isinstance(source, dict):
+            p, data = "step-time table", source
+        else:
+            path = Path(source)
+            p = str(path)
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ConfigError(f"{p}: not a step-time table ({err})") from None
+        if not isinstance(data, dict) or data.get("key") != self.key():
+            theirs = data.get("key") if isinstance(data, dict) else None
+            raise ConfigError(f"{p}: a step-time table for another model, format, chip or "
+                              f"simulation options (its key: {theirs}; delete it or choose "
+                              "another file)")
+        for b, c, s in data.get("decode", []):
+            self._decode[(int(b), int(c))] = float(s)
+        for n, s in data.get("prefill", []):
+            self._prefill[int(n)] = float(s)
+        return len(data.get("decode", [])) + len(data.get("prefill", []))
+
+    @property
+    def simulations(self) -> int:
+        """Grid points simulated or loaded so far."""
+        return len(self._decode) + len(self._prefill)
+
+
+@dataclass(frozen=True)
+class InterpolationCheck:
+    """One held-out decode point: the step-time model against a direct simulation.
+
+    ``direct_s`` simulates the shape the engine runs (the padded batch, the exact context);
+    ``error`` = interpolated / direct - 1. ``unpadded_s`` simulates the unpadded batch (None
+    when it equals the bucket): ``interpolated / unpadded - 1`` is what padding costs.
+    """
+
+    batch: int
+    context: int
+    bucket: int
+    interpolated_s: float
+    direct_s: float
+    unpadded_s: float | None
+
+    @property
+    def error(self) -> float:
+        return self.interpolated_s / self.direct_s - 1
+
+    @property
+    def padding_overhead(self) -> float | None:
+        return None if self.unpadded_s is None else self.interpolated_s / self.unpadded_s - 1
+
+    def to_dict(self) -> dict:
+        return dict(asdict(self), error=self.error, padding_overhead=self.padding_overhead)
+
+
+def check_interpolation(model: SimulatedStepTimes, points: Sequence[tuple[int, int]], *,
+                        unpadded: bool = False) -> list[InterpolationCheck]:
+    """Compare :meth:`SimulatedStepTimes.decode_seconds` at held-out ``(batch, context)`` points
+    with direct simulations (not added to the model's grid). A point whose context (rounded up
+    to 64) is a grid context is not held out and is refused."""
+    out = []
+    for batch, context in points:
+        padded = KV_TILE_TOKENS * math.ceil(context / KV_TILE_TOKENS)
+        if padded in model.context_grid:
+            raise ConfigError(f"context {context} is on the grid {model.context_grid}: not a "
+                              "held-out point")
+        value = model.decode_seconds(batch, context)
+        bucket = model.decode_bucket(batch)
+        direct = model.simulate("decode", bucket, context)
+        raw = None
+        if unpadded and bucket != batch:
+            raw = model.simulate("decode", batch, context)
+        out.append(InterpolationCheck(batch, context, bucket, value, direct, raw))
+    return out
