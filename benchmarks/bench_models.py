@@ -1,14 +1,18 @@
-"""Wall time and peak memory of simulating whole models (targets from shared/design/targets.md).
+"""Whole models: wall time and peak memory of simulating them, their fidelity against the roofline,
+and (``--check``) the reduced simulation method against the full one.
 
 Each case runs in a fresh subprocess (numba kernels compiled and cached beforehand by a warm-up
 case), which reports its wall time, its CPU time (user + system: less sensitive than the wall time
 to other load on a shared machine) and ``resource.getrusage`` peak RSS. Prints a markdown table
 and the load average before and after.
 
-    python benchmarks/bench_models.py [--full]
+    python benchmarks/bench_models.py            # the targets of shared/design/targets.md
+    python benchmarks/bench_models.py --check    # + every shipped scenario, steady state vs
+                                                 #   every unit (slow: the full method)
 
-``--full`` also runs the LLaMA-2-7B decode on every core (no representative subset), to show
-what the subset saves and how far apart the two are.
+Targets (wall, memory; simulated time x roofline): LLaMA-2-7B decode b1 ctx 2048 tai4 <= 2 s,
+<= 1 GB, <= 1.3x; LLaMA-2-70B prefill 2048 <= 30 s, <= 2 GB, <= 1.5x; BERT-base b8 s128 <= 2 s,
+<= 3x.
 """
 
 from __future__ import annotations
@@ -20,62 +24,81 @@ import subprocess
 import sys
 
 CASES = [
-    ("LLaMA-2-7B decode, b1, ctx 2048, tai4, 128 cores",
-     dict(model="llama-2-7b", phase="decode", batch=1, context_length=2048), "auto", 2.0, 1.0),
+    ("LLaMA-2-7B decode, b1, ctx 2048, tai4",
+     dict(model="llama-2-7b", phase="decode", batch=1, context_length=2048), 2.0, 1.0, 1.3),
     ("LLaMA-2-70B prefill, 2048 tokens, tai4",
-     dict(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048), "auto", 30.0,
-     2.0),
+     dict(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048), 30.0, 2.0, 1.5),
     ("BERT-base, seq 128, batch 8, tai4",
-     dict(model="bert-base-uncased", phase="prefill", batch=8, sequence_length=128), "auto",
-     2.0, None),
+     dict(model="bert-base-uncased", phase="prefill", batch=8, sequence_length=128), 2.0, None,
+     3.0),
 ]
+
+SHIPPED = ["llama-2-7b-decode-tai4", "llama-2-70b-decode-tai2-sparse", "bert-base-prefill-fp8",
+           "llama-3-8b-prefill-fp8"]
 
 CHILD = """
 import json, resource, sys, time
-from prodigy_sim.models import Scenario
+from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.reports import simulate_scenario
 spec = json.loads(sys.argv[1])
+sc = load_scenario(spec["scenario"]) if isinstance(spec["scenario"], str) \\
+    else Scenario(**spec["scenario"])
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = ru0.ru_utime + ru0.ru_stime
 t = time.perf_counter()
-r = simulate_scenario(Scenario(**spec["scenario"]), core_subset=spec["subset"])
+r = simulate_scenario(sc, steady_units=spec["steady_units"])
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu = ru.ru_utime + ru.ru_stime - cpu0
 rss = ru.ru_maxrss * 1024
 print(json.dumps({"wall": wall, "cpu": cpu, "rss": rss, "seconds": r.seconds,
-                  "roofline": r.ideal_roofline_s,
-                  "tokens_per_s": r.tokens_per_s, "bound": r.bound}))
+                  "roofline": r.ideal_roofline_s, "tokens_per_s": r.tokens_per_s,
+                  "bound": r.bound}))
 """
 
 
-def run_case(scenario: dict, subset) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps({"scenario": scenario,
-                                                                   "subset": subset})],
-                         check=True, capture_output=True, text=True)
+def run_case(scenario: dict | str, steady_units: int | None = 2) -> dict:
+    """Simulate ``scenario`` (fields, or a shipped scenario's name) in a fresh process."""
+    spec = json.dumps({"scenario": scenario, "steady_units": steady_units})
+    out = subprocess.run([sys.executable, "-c", CHILD, spec], check=True, capture_output=True,
+                         text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="also the 7B decode on every core")
+    ap.add_argument("--check", action="store_true",
+                    help="also every shipped scenario with the steady-state extrapolation and "
+                         "with every unit simulated")
     args = ap.parse_args()
-    cases = list(CASES)
-    if args.full:
-        cases.append(("LLaMA-2-7B decode, every core simulated", CASES[0][1], None, None, None))
-    run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128), "auto")
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, sc, subset, t_wall, t_mem in cases:
-        r = run_case(sc, subset)
+    run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128))
+    print(f"load average before: {_load()}")
+    print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline | "
+          "x roofline | target |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, sc, t_wall, t_mem, t_fid in CASES:
+        r = run_case(sc)
         sim = (f"{r['tokens_per_s']:.1f} tok/s" if r["tokens_per_s"]
-               else f"{r['seconds'] * 1e3:.2f} ms")
-        print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {t_wall or '-'} | "
-              f"{r['rss'] / 1e9:.2f} | "
-              f"{t_mem or '-'} | {sim} | {r['roofline'] * 1e3:.2f} ms ({r['bound']}) |",
-              flush=True)
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+               else f"{r['seconds'] * 1e3:.3f} ms")
+        print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {t_wall} | "
+              f"{r['rss'] / 1e9:.2f} | {t_mem or '-'} | {sim} | "
+              f"{r['roofline'] * 1e3:.3f} ms ({r['bound']}) | "
+              f"{r['seconds'] / r['roofline']:.2f} | {t_fid} |", flush=True)
+    if args.check:
+        print()
+        print("| shipped scenario | steady state ms | every unit ms | difference | wall s "
+              "(steady / every unit) |")
+        print("|---|---:|---:|---:|---:|")
+        for name in SHIPPED:
+            fast, full = run_case(name), run_case(name, None)
+            print(f"| {name} | {fast['seconds'] * 1e3:.3f} | {full['seconds'] * 1e3:.3f} | "
+                  f"{fast['seconds'] / full['seconds'] - 1:+.2%} | {fast['wall']:.1f} / "
+                  f"{full['wall']:.1f} |", flush=True)
+    print(f"load average after: {_load()}")
 
 
 if __name__ == "__main__":

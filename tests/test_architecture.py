@@ -23,7 +23,7 @@ FLOORS: dict[str, int] = {
     "simulation": 8,
     "reports": 9,
     "realmodels": 10,
-    "serving": 11, "sweep": 11, "system": 11, "testing": 11,
+    "parallel": 11, "serving": 11, "sweep": 11, "testing": 11,
     "cli": 12,
     "__main__": 13,
 }

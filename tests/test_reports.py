@@ -98,3 +98,19 @@ def test_vector_flops_are_reported(report):
     assert report.vector_flops == sum(o["vector_flops"] * o["repeat"] for o in report.ops) > 0
     assert 0 < report.vector_flop_utilization < 1
     assert "vector FLOPs" in report.table() and "vector_flops" in report.to_csv()
+
+
+def test_traffic_and_mapping_per_op(report):
+    """DDR bytes beside compulsory bytes, the on-chip share and the mapping, per op and total."""
+    assert report.ddr_bytes == sum(o["ddr_bytes"] * o["repeat"] for o in report.ops)
+    assert report.compulsory_bytes == sum(o["compulsory_bytes"] * o["repeat"] for o in report.ops)
+    assert report.ddr_bytes <= report.dma_bytes
+    assert 0 <= report.l3_hit_rate < 1
+    linears = [o for o in report.ops if o["kind"] == "linear"]
+    assert linears and all(o["mapping"] for o in linears)
+    for o in report.ops:
+        assert 0 <= o["l3_hit_rate"] <= 1
+        # the op's roofline counts its compulsory bytes at the peak DDR bandwidth
+        assert o["roofline_seconds"] >= o["compulsory_bytes"] / report.peak_bytes_per_s * 0.999
+    text = report.table()
+    assert "DDR MB" in text and linears[0]["mapping"] in text and "served on chip" in text

@@ -15,8 +15,16 @@ Definitions (all per pass: one decode step, or one prefill of the prompt):
   ``cores x FP32 lanes x units x 2 (FMA) x f``). ``vector_utilization`` is different: the
   fraction of cycles the vector units are busy (simulated; conversions, quantization, the
   online-softmax rescaling and masks included).
-- ``dma_bytes``: the DDR bytes the programs move; achieved bandwidth = bytes / seconds.
-- ``roofline_s`` (per op): ``max(executed MMA FLOPs / peak, program bytes / peak bandwidth)``.
+- ``dma_bytes``: the bytes the cores' DMAs move (from DDR, the shared L3 or a multicast);
+  ``achieved_bytes_per_s`` = dma bytes / seconds.
+- ``ddr_bytes``: the bytes DDR itself moves; ``achieved_ddr_bytes_per_s`` = DDR bytes / seconds
+  (compare with the peak DDR bandwidth). ``compulsory_bytes``: every input of an op read once
+  and its output written once (its tensors' sizes; activations that stay on chip between ops
+  excluded); ``l3_hit_rate``: the fraction of the DMAs' reads served on chip (the shared L3 or a
+  multicast) instead of DDR; ``mapping``: the op's mapping (linear layers: accumulator tile,
+  K step, core grid, loop order, multicast), as the mapper chose it.
+- ``roofline_s`` (per op): ``max(executed MMA FLOPs / peak, compulsory bytes / peak DDR
+  bandwidth)``.
 - ``ideal_roofline_s`` (total): ``max(flops / peak FLOPS, minimum bytes / peak bandwidth)`` with
   minimum bytes = every weight once + the KV cache read (decode) or written (prefill): the best
   any schedule could do. ``bound`` says which term is larger.
@@ -35,9 +43,10 @@ from prodigy_sim.simulation import ModelSimulation
 __all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
 
 OP_COLUMNS = ("stage", "op", "kind", "repeat", "seconds", "total_seconds", "flops",
-              "achieved_flops_per_s", "dma_bytes", "achieved_bytes_per_s", "matrix_utilization",
-              "vector_utilization", "vector_flops", "vector_flop_utilization",
-              "roofline_seconds", "method")
+              "achieved_flops_per_s", "dma_bytes", "achieved_bytes_per_s", "ddr_bytes",
+              "achieved_ddr_bytes_per_s", "compulsory_bytes", "l3_hit_rate",
+              "matrix_utilization", "vector_utilization", "vector_flops",
+              "vector_flop_utilization", "roofline_seconds", "method", "mapping")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class ModelReport:
     seconds: float
     flops: int
     dma_bytes: int
+    ddr_bytes: int
+    compulsory_bytes: int
     peak_flops_per_s: float
     peak_bytes_per_s: float
     matrix_utilization: float
@@ -93,6 +104,15 @@ class ModelReport:
     @property
     def achieved_bytes_per_s(self) -> float:
         return self.dma_bytes / self.seconds
+
+    @property
+    def achieved_ddr_bytes_per_s(self) -> float:
+        return self.ddr_bytes / self.seconds
+
+    @property
+    def l3_hit_rate(self) -> float:
+        """Fraction of the DMAs' bytes served on chip (the L3 or a multicast), not by DDR."""
+        return max(0.0, 1 - self.ddr_bytes / self.dma_bytes) if self.dma_bytes else 0.0
 
     @property
     def vector_flop_utilization(self) -> float:
@@ -133,7 +153,11 @@ class ModelReport:
                     "vector_utilization": self.vector_utilization,
                     "vector_flops": self.vector_flops,
                     "vector_flop_utilization": self.vector_flop_utilization,
-                    "roofline_seconds": self.program_roofline_s, "method": ""})
+                    "ddr_bytes": self.ddr_bytes,
+                    "achieved_ddr_bytes_per_s": self.ddr_bytes / self.seconds,
+                    "compulsory_bytes": self.compulsory_bytes, "l3_hit_rate": "",
+                    "roofline_seconds": self.program_roofline_s, "method": "",
+                    "mapping": ""})
         return buf.getvalue()
 
     def table(self) -> str:
@@ -144,17 +168,19 @@ class ModelReport:
                 f"({self.cores} cores)")
         lines = [head, "",
                  f"{'stage':<14} {'op':<11} {'x':>3} {'time us':>9} {'roof us':>9} "
-                 f"{'GFLOP':>9} {'TFLOP/s':>8} {'MB':>9} {'GB/s':>7} {'mat%':>5} {'vec%':>5} "
-                 f"{'vMFLOP':>9} {'vfl%':>5}"]
+                 f"{'GFLOP':>9} {'TFLOP/s':>8} {'DDR MB':>9} {'min MB':>9} {'GB/s':>7} "
+                 f"{'L3%':>5} {'mat%':>5} {'vec%':>5} {'vMFLOP':>9} {'vfl%':>5}  mapping"]
         for o in self.ops:
             s = o["seconds"]
             lines.append(
                 f"{o['stage'][:14]:<14} {o['op'][:11]:<11} {o['repeat']:>3} {s * 1e6:>9.1f} "
                 f"{o['roofline_seconds'] * 1e6:>9.1f} {o['flops'] / 1e9:>9.3f} "
-                f"{o['achieved_flops_per_s'] / 1e12:>8.2f} {o['dma_bytes'] / 1e6:>9.2f} "
-                f"{o['achieved_bytes_per_s'] / 1e9:>7.1f} {100 * o['matrix_utilization']:>5.1f} "
+                f"{o['achieved_flops_per_s'] / 1e12:>8.2f} {o['ddr_bytes'] / 1e6:>9.2f} "
+                f"{o['compulsory_bytes'] / 1e6:>9.2f} "
+                f"{o['achieved_ddr_bytes_per_s'] / 1e9:>7.1f} {100 * o['l3_hit_rate']:>5.1f} "
+                f"{100 * o['matrix_utilization']:>5.1f} "
                 f"{100 * o['vector_utilization']:>5.1f} {o['vector_flops'] / 1e6:>9.3f} "
-                f"{100 * o['vector_flop_utilization']:>5.2f}")
+                f"{100 * o['vector_flop_utilization']:>5.2f}  {o['mapping']}")
         lines.append("")
         if self.phase == "decode":
             lines.append(f"decode step          {self.seconds * 1e3:.3f} ms  "
@@ -169,9 +195,11 @@ class ModelReport:
             f"programs' bound {self.program_roofline_s * 1e3:.3f} ms",
             f"achieved             {self.achieved_flops_per_s / 1e12:.2f} TFLOP/s "
             f"({100 * self.achieved_flops_per_s / self.peak_flops_per_s:.2f}% of peak), "
-            f"{self.achieved_bytes_per_s / 1e9:.1f} GB/s "
-            f"({100 * self.achieved_bytes_per_s / self.peak_bytes_per_s:.1f}% of peak), "
-            f"{self.dma_bytes / 1e9:.3f} GB moved",
+            f"DDR {self.achieved_ddr_bytes_per_s / 1e9:.1f} GB/s "
+            f"({100 * self.achieved_ddr_bytes_per_s / self.peak_bytes_per_s:.1f}% of peak)",
+            f"traffic              DDR {self.ddr_bytes / 1e9:.3f} GB (compulsory "
+            f"{self.compulsory_bytes / 1e9:.3f} GB), DMAs {self.dma_bytes / 1e9:.3f} GB "
+            f"({100 * self.l3_hit_rate:.1f}% served on chip)",
             f"utilization          matrix {100 * self.matrix_utilization:.1f}%, vector units "
             f"busy {100 * self.vector_utilization:.1f}%; vector FLOPs "
             f"{self.vector_flops / 1e9:.3f} GFLOP = {100 * self.vector_flop_utilization:.3f}% "
@@ -179,7 +207,7 @@ class ModelReport:
             f"footprint            {self.footprint_bytes / 1e9:.3f} GB (weights "
             f"{self.weight_bytes / 1e9:.3f}, KV cache {self.kv_cache_bytes / 1e9:.3f}): "
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
-            f"method               {self.settings}",
+            f"method               {self.settings.get('description', self.settings)}",
         ]
         return "\n".join(lines)
 
@@ -196,12 +224,15 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
     vu = config.core.vector_unit
     vpeak = lm.cores * vu.fp32_lanes * vu.count * 2 * config.frequency_hz
     ops, seconds, flops, nbytes, mat, vec, prog, vfl = [], 0.0, 0, 0, 0.0, 0.0, 0.0, 0
+    ddr, compulsory = 0, 0
     for st in sim.stages:
         for o in st.ops:
             total = o.seconds * st.repeat
             seconds += total
             flops += o.flops * st.repeat
             nbytes += o.dma_bytes * st.repeat
+            ddr += o.ddr_bytes * st.repeat
+            compulsory += o.compulsory_bytes * st.repeat
             mat += o.matrix_utilization * total
             vec += o.vector_utilization * total
             prog += o.roofline_seconds * st.repeat
@@ -211,6 +242,10 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "achieved_flops_per_s": o.flops / o.seconds if o.seconds else 0.0,
                         "dma_bytes": o.dma_bytes,
                         "achieved_bytes_per_s": o.dma_bytes / o.seconds if o.seconds else 0.0,
+                        "ddr_bytes": o.ddr_bytes,
+                        "achieved_ddr_bytes_per_s": o.ddr_bytes / o.seconds if o.seconds else 0.0,
+                        "compulsory_bytes": o.compulsory_bytes, "l3_hit_rate": o.l3_hit_rate,
+                        "mapping": o.mapping,
                         "matrix_utilization": o.matrix_utilization,
                         "vector_utilization": o.vector_utilization,
                         "vector_flops": o.vector_flops,
@@ -225,6 +260,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         model=card.name, phase=sc.phase, batch=sc.batch, tokens=lm.tokens,
         context=sc.context_tokens, weights=wf.label(), sparsity=sc.sparsity,
         hardware=config.name, cores=lm.cores, seconds=seconds, flops=flops, dma_bytes=nbytes,
+        ddr_bytes=ddr, compulsory_bytes=compulsory,
         peak_flops_per_s=peak, peak_bytes_per_s=config.peak_ddr_bandwidth_bytes_per_s,
         matrix_utilization=mat / seconds, vector_utilization=vec / seconds,
         ideal_bytes=ideal_bytes, ideal_roofline_s=ideal, program_roofline_s=prog,
