@@ -17,3 +17,21 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return min(times)
+
+
+def best_round_robin(fns: dict[str, Callable[[], object]], repeat: int
+                     ) -> tuple[dict[str, float], dict[str, float]]:
+    """Best wall time and best process CPU time (s, all threads) of each function over
+    ``repeat`` rounds, one call of each per round after one warm-up call of each: load
+    changes on a shared machine hit every function alike."""
+    for fn in fns.values():
+        fn()
+    wall = {k: float("inf") for k in fns}
+    cpu = {k: float("inf") for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[k] = min(wall[k], time.perf_counter() - t)
+            cpu[k] = min(cpu[k], time.process_time() - c)
+    return wall, cpu

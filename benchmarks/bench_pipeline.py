@@ -3,9 +3,17 @@ and on its numpy emulation, against the float32 numpy forward of the same prompt
 
 Run: python benchmarks/bench_pipeline.py [--repeat 3] [--cores 8]
 Needs the 'models' extra and the two --no-deps model packages (see README). Prints a markdown
-table: best of --repeat wall seconds after one warm-up run (which also JIT-compiles), and the
-ratio to the float32 forward. Cases: all-MiniLM-L6-v2 on one 14-token sentence (padded to 32
-rows), SmolLM2-135M on a 64-token prefill (+ LM head over all positions), tai4 MX weights.
+table: the three ways of each case timed round-robin (one run of each per round, best of
+--repeat wall seconds after one warm-up run, which also JIT-compiles), the ratio to the float32
+forward (the targets of issue 15: MiniLM <= 20x, SmolLM2 <= 10x on the core), the CPU time of
+all threads, and the 1-min load average before and after each case. Cases: all-MiniLM-L6-v2 on
+one 14-token sentence (padded to 32 rows), SmolLM2-135M on a 64-token prefill (+ LM head over
+all positions), tai4 MX weights.
+
+--sequential times each way alone (its warm-up, then its --repeat runs) instead of round-robin:
+on a 2-core machine the float32 forward timed right after a functional-core run was measured
+5-12x slower than alone (the BLAS forward competes with threads the previous run left spinning),
+which inflates the baseline and flatters the ratios of the round-robin table.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import os
 import platform
 
 import numpy as np
-from _timing import best_of
+from _timing import best_round_robin
 
 from prodigy_sim.realmodels import (
     QuantScheme,
@@ -37,35 +45,52 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cores", type=int, default=8, help="logical cores of the programs")
+    ap.add_argument("--sequential", action="store_true",
+                    help="time each way alone instead of round-robin (see the docstring)")
     args = ap.parse_args()
     scheme = QuantScheme("tai4")
     rows = []
+
+    def case(name, tokens, base, emu, core):
+        load0 = os.getloadavg()[0]
+        fns = {"base": base, "numpy": emu, "core": core}
+        if args.sequential:
+            wall, cpu = {}, {}
+            for key, fn in fns.items():
+                w1, c1 = best_round_robin({key: fn}, args.repeat)
+                wall.update(w1)
+                cpu.update(c1)
+        else:
+            wall, cpu = best_round_robin(fns, args.repeat)
+        rows.append((name, tokens, wall, cpu, load0, os.getloadavg()[0]))
 
     w, tok = minilm_weights(), minilm_tokenizer()
     sentence = "The quick brown fox jumps over the lazy dog near the river bank."
     ids, mask = encode_batch(tok, [sentence])
     m = lower_real_model(w, scheme, ids.shape[1], cores=args.cores)
-    base = best_of(lambda: bert_hidden(w, ids, mask), args.repeat)
-    rows.append(("MiniLM, 1 sentence", f"{ids.shape[1]} -> {m.padded}", base,
-                 best_of(lambda: run_bert(m, ids[0], "numpy"), args.repeat),
-                 best_of(lambda: run_bert(m, ids[0], "core"), args.repeat)))
+    case("MiniLM, 1 sentence", f"{ids.shape[1]} -> {m.padded}",
+         lambda: bert_hidden(w, ids, mask), lambda: run_bert(m, ids[0], "numpy"),
+         lambda: run_bert(m, ids[0], "core"))
 
     w, tok = smollm2_weights(), smollm2_tokenizer()
     ids = np.asarray(tok.encode(eval_text()).ids[:64])
-    m = lower_real_model(w, scheme, ids.size, cores=args.cores)
-    base = best_of(lambda: llama_logits(w, ids), args.repeat)
-    rows.append(("SmolLM2, prefill + LM head", f"{ids.size} -> {m.padded}", base,
-                 best_of(lambda: run_llama(m, ids, "numpy"), args.repeat),
-                 best_of(lambda: run_llama(m, ids, "core"), args.repeat)))
+    m2 = lower_real_model(w, scheme, ids.size, cores=args.cores)
+    case("SmolLM2, prefill + LM head", f"{ids.size} -> {m2.padded}",
+         lambda: llama_logits(w, ids), lambda: run_llama(m2, ids, "numpy"),
+         lambda: run_llama(m2, ids, "core"))
 
-    print(f"host: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.2f}; {args.cores}-core programs, tai4 MX weights")
+    print(f"host: {platform.machine()}, {os.cpu_count()} CPUs; {args.cores}-core programs, "
+          f"tai4 MX weights; best of {args.repeat} "
+          f"{'runs, each way timed alone' if args.sequential else 'round-robin rounds'}")
     print("| case | tokens -> rows | float32 numpy forward s (baseline) | lowered kernels, "
-          "numpy emulation s | lowered kernels, functional core s |")
-    print("|---|---|---:|---:|---:|")
-    for name, tk, b, emu, core in rows:
-        print(f"| {name} | {tk} | {b:.3f} | {emu:.2f} ({emu / b:.0f}x) | {core:.2f} "
-              f"({core / b:.0f}x) |")
+          "numpy emulation s | lowered kernels, functional core s | CPU s: forward / "
+          "emulation / core | load average |")
+    print("|---|---|---:|---:|---:|---|---|")
+    for name, tk, wall, cpu, l0, l1 in rows:
+        b = wall["base"]
+        print(f"| {name} | {tk} | {b:.3f} | {wall['numpy']:.2f} ({wall['numpy'] / b:.0f}x) | "
+              f"{wall['core']:.2f} ({wall['core'] / b:.1f}x) | {cpu['base']:.3f} / "
+              f"{cpu['numpy']:.2f} / {cpu['core']:.2f} | {l0:.2f} -> {l1:.2f} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ProgramError",
     "SimulationError",
     "ModelFileError",
+    "MissingDependencyError",
     "config_error_from_validation",
 ]
 
@@ -75,11 +77,22 @@ class ModelFileError(ProdigySimError):
     """A model checkpoint or model card does not match what it claims to be."""
 
 
+class MissingDependencyError(ProdigySimError, ImportError):
+    """An optional dependency is not installed; the message says what to install."""
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
 def config_error_from_validation(err: Exception, *, source: str | Path | None = None,
-                                 cls: type[ConfigError] = ConfigError) -> ConfigError:
+                                 cls: type[ConfigError] = ConfigError,
+                                 line_of: Callable[[str], int] | None = None) -> ConfigError:
     """Turn a pydantic ``ValidationError`` into a :class:`ConfigError` naming every bad field.
 
-    ``source`` (a file name or a description) is prefixed so the user knows where to look.
+    ``source`` (a file name or a description) is prefixed so the user knows where to look;
+    ``line_of`` (dotted field path -> line of the source, 0 if unknown) adds the line of each.
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
@@ -87,8 +100,10 @@ def config_error_from_validation(err: Exception, *, source: str | Path | None = 
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
         got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"
-                   else f" (got {got!r})")
-        lines.append(f"'{path}': {msg}{got_txt}" if path else f"{msg}{got_txt}")
+                   else f" (got {_short(got)})")
+        line = line_of(path) if line_of is not None and path else 0
+        where = f"line {line}: " if line else ""
+        lines.append(f"{where}'{path}': {msg}{got_txt}" if path else f"{where}{msg}{got_txt}")
     head = f"{source}: " if source else ""
     if not lines:
         lines.append(str(err))

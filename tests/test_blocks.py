@@ -14,7 +14,7 @@ from prodigy_sim.numerics import (
     get_format,
     quantize,
 )
-from tests.reference_numerics import ref_mx_block
+from prodigy_sim.testing.numerics_oracle import ref_mx_block
 from tests.strategies import float32_arrays, narrow_format_names
 
 ELEMENT_FORMATS = ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float6_e2m3fn", "tai4",

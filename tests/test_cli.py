@@ -54,3 +54,29 @@ def test_assembly_error_names_file_line_column(tmp_path, capsys):
     bad.write_text("# a comment\nMMA a, b\n")
     assert main(["asm", str(bad)]) == 2
     assert f"{bad}:2:9: expected" in capsys.readouterr().err
+
+
+def test_format_aliases_and_footprint_default_model(capsys):
+    """``fp8`` (any case) is OCP E4M3 wherever a format name goes; ``footprint`` without
+    ``--model`` counts the default model, as ``simulate`` does."""
+    from prodigy_sim.numerics import FORMAT_ALIASES, get_format
+
+    assert get_format("fp8") is get_format("FP8") is get_format("float8_e4m3fn")
+    assert all(get_format(a) is get_format(n) for a, n in FORMAT_ALIASES.items())
+    assert main(["footprint", "--model", "smollm2", "--weights", "fp8", "--kv-cache", "fp8",
+                 "--json"]) == 0
+    by_alias = json.loads(capsys.readouterr().out)
+    assert main(["footprint", "--model", "smollm2", "--weights", "float8_e4m3fn",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_alias
+    assert main(["footprint"]) == 0
+    assert "llama-2-7b" in capsys.readouterr().out
+    assert main(["footprint", "--weights", "fp9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aliases: " in err and "fp8" in err
+
+
+def test_run_says_1_core(capsys):
+    assert main(["run", str(EXAMPLES / "gemm_fp8_tai4.s"), "--cores", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " on 1 core of " in out and "1 cores" not in out

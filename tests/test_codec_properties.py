@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from prodigy_sim.errors import EncodeError, FormatError
 from prodigy_sim.numerics import decode, encode, get_format
-from tests.reference_numerics import ref_encode
+from prodigy_sim.testing.numerics_oracle import ref_encode
 from tests.strategies import float32_any, float32_near, narrow_format_names
 
 NAMES = narrow_format_names()

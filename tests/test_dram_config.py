@@ -15,7 +15,7 @@ from prodigy_sim.dram import (
 )
 from prodigy_sim.errors import ConfigError
 
-# shared/calibration/ddr5_memory_system.md section 5 (Ramulator-resolved values)
+# tests/data/calibration/ddr5_memory_system.md section 5 (Ramulator-resolved values)
 REFERENCE = {
     4800: dict(nCL=34, nRCD=34, nRP=34, nRAS=77, nRC=111, nWR=72, nRTP=18, nCWL=32, nPPD=2,
                nCCDS=8, nCCDL=12, nCCDS_WR=8, nCCDL_WR=48, nRRDS=8, nRRDL=12, nWTRS=6, nWTRL=24,

@@ -5,7 +5,7 @@ import pytest
 
 from prodigy_sim.dram import bit_layout, map_addresses, memory_system_preset
 
-# shared/calibration/ddr5_memory_system.md section 2 (verified against Ramulator command traces)
+# tests/data/calibration/ddr5_memory_system.md section 2 (verified against Ramulator command traces)
 LAYOUTS = {
     1: {"offset": (0, 5), "column": (6, 11), "bank_group": (12, 14), "bank": (15, 16),
         "row": (17, 32)},

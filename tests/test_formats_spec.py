@@ -88,7 +88,7 @@ def test_unknown_field_in_file_is_refused(tmp_path):
 def test_malformed_yaml_names_file_and_line(tmp_path):
     p = tmp_path / "broken.yaml"
     p.write_text("name: x\nbits: [4\n")
-    with pytest.raises(FormatError, match=r"broken.yaml:\d+: not valid YAML"):
+    with pytest.raises(FormatError, match=r"broken.yaml:\d+:\d+: not valid YAML"):
         load_format(p)
 
 

@@ -7,10 +7,10 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-import reference_core as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prodigy_sim.testing.core_oracle as ref
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import (
     matmul,

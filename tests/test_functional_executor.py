@@ -10,10 +10,10 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-import reference_core as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prodigy_sim.testing.core_oracle as ref
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.functional import ddr_image, matmul, run
 from prodigy_sim.isa import CID, ProgramBuilder, Reg, assemble

@@ -128,6 +128,24 @@ def test_dram_takes_the_chips_memory(tmp_path, capsys):
     assert err.count("\n") == 1 and "--speed: with --hw/--set" in err
 
 
+def test_dram_preset_is_the_chips_memory_system(tmp_path, capsys):
+    """``dram --preset NAME`` = ``--hw NAME``: the chip's channels, speed and controller, not the
+    calibration system the flags default to (and --help says so)."""
+    trace = tmp_path / "t.trace"
+    trace.write_text("".join(f"LD {64 * i:#x}\n" for i in range(256)))
+    assert main(["dram", "--trace", str(trace), "--preset", "prodigy-t16128", "--json"]) == 0
+    by_preset = json.loads(capsys.readouterr().out)
+    assert main(["dram", "--trace", str(trace), "--hw", "prodigy-t16128", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_preset
+    assert by_preset["config"]["channels"] == 32              # 16 channels x 2 subchannels
+    assert by_preset["hardware"]["name"] == "prodigy-t16128"
+    assert main(["dram", "--trace", str(trace), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["channels"] == 1
+    assert main(["dram", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "calibration system's" in text and "--preset NAME" in text
+
+
 @pytest.mark.parametrize("command", [["presets", "--show", "prodigy-t16128"],
                                      ["run", str(EXAMPLES / "gemm_fp8_tai4.s")]])
 def test_cli_bad_set_is_one_line_exit_2(command, capsys):

@@ -7,7 +7,7 @@ from prodigy_sim.models import ModelCard, TensorSpec, card_names, load_card
 
 ALL_CARDS = (
     "all-minilm-l6-v2", "bert-base-uncased", "bert-large-uncased", "llama-2-13b",
-    "llama-2-70b", "llama-2-7b", "llama-3-8b", "smollm2-135m", "switch-1.6t",
+    "llama-2-70b", "llama-2-7b", "llama-3-8b", "mixtral-8x7b", "smollm2-135m", "switch-1.6t",
 )
 
 # Switch-C's published count (paper, Table 9) is rounded to 1e9: 1571B means 1570.5B..1571.5B,
@@ -154,7 +154,7 @@ def test_self_contradicting_card_is_model_file_error(tmp_path):
 
 def test_card_yaml_syntax_error_names_line(tmp_path):
     path = _write(tmp_path, "name: x\nfamily: [llama\n")
-    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+    with pytest.raises(ConfigError, match=rf"{path}:\d+:\d+: not valid YAML"):
         load_card(path)
 
 

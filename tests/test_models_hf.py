@@ -38,6 +38,17 @@ MISTRAL_7B = {
     "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096,
     "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 32000,
 }
+# mistralai/Mixtral-8x7B-v0.1 config.json (top-2 of 8 experts), as published
+MIXTRAL_8X7B = {
+    "architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+    "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+    "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mixtral",
+    "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+    "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": False,
+    "rms_norm_eps": 1e-05, "rope_theta": 1e6, "router_aux_loss_coef": 0.02,
+    "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.36.0.dev0", "use_cache": True, "vocab_size": 32000,
+}
 _NOT_ARCHITECTURE = {"name", "source", "published_parameters", "published_parameters_note"}
 
 
@@ -55,6 +66,7 @@ def _architecture(card):
 @pytest.mark.parametrize(("data", "builtin", "name"), [
     (LLAMA_2_7B, "llama-2-7b", "llama-2-7b-hf"),
     (BERT_BASE, "bert-base-uncased", "model"),
+    (MIXTRAL_8X7B, "mixtral-8x7b", "model"),
 ])
 def test_hf_config_gives_the_builtin_card(tmp_path, data, builtin, name):
     card = load_card(_write(tmp_path, data))
@@ -91,11 +103,14 @@ def test_hf_config_runs_in_a_scenario_and_the_cli(tmp_path, capsys):
                                                                            ref).total_bytes
     assert main(["footprint", "--model", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "llama-2-7b-hf"
+    # a downloaded model's folder works as --model too
+    assert main(["footprint", "--model", str(path.parent), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "llama-2-7b-hf"
 
 
 @pytest.mark.parametrize(("change", "error", "message"), [
     ({"model_type": "gpt2"}, ConfigError,
-     "'model_type': 'gpt2' is not supported (supported: llama, mistral, bert)"),
+     "'model_type': 'gpt2' is not supported (supported: llama, mistral, mixtral, bert)"),
     ({"model_type": None}, ConfigError, "'model_type': missing (not a Hugging Face model config"),
     ({"hidden_size": None}, ConfigError,
      "'hidden_size': missing (required for model_type 'llama')"),

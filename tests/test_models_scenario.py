@@ -46,7 +46,7 @@ def test_unknown_format_gives_numerics_error_with_field(tmp_path):
 
 def test_unknown_kv_format_and_preset(tmp_path):
     path = _write(tmp_path, "model: llama-2-7b\nphase: decode\ncontext_length: 8\n"
-                            "hardware: h100\nformats:\n  kv_cache: fp8\n")
+                            "hardware: h100\nformats:\n  kv_cache: fp7\n")
     with pytest.raises(ConfigError, match=r"'formats.kv_cache'.*'hardware'.*unknown hardware "
                                           r"preset 'h100'"):
         load_scenario(path)

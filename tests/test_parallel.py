@@ -5,10 +5,11 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset, load_system
-from prodigy_sim.models import Formats, Scenario, footprint_report, load_card
+from prodigy_sim.models import Formats, Routing, Scenario, footprint_report, load_card
 from prodigy_sim.parallel import (
     Link,
     ParallelPlan,
@@ -145,15 +146,38 @@ def test_expert_parallel_all_to_all_with_an_injected_timer():
     card = load_card("switch-1.6t")
     sc = Scenario(model="switch-1.6t", phase="decode", batch=4, context_length=512)
     r = simulate_parallel(sc, ParallelPlan(ep=4), NODE, socket_timer=_timer(1e-3, 0.0))
-    moe = sum(card.is_moe_layer(i) for i in range(card.num_layers))
+    # a decode step runs the decoder's MoE layers only (the encoder ran at prefill)
+    moe = sum(card.is_moe_layer(i) for i in range(card.num_layers)
+              if card.layer_kind(i) == "decoder")
     a2a = [c for c in r.collectives if c["op"] == "all-to-all"][0]
     assert a2a["count"] == 2 * moe and a2a["nbytes"] == 1 * card.hidden_size * 2
     assert r.step_s == pytest.approx(card.num_layers * 1e-3 + 2 * moe * a2a["seconds"])
     whole = footprint_report(card, sc).by_class("expert").total_bytes
     stage = socket_footprint(card, sc, ParallelPlan(ep=4))[0]
     assert stage.weight_bytes < whole / 4 * 1.05
-    with pytest.raises(ConfigError, match="does not time yet"):
-        simulate_parallel(sc, ParallelPlan(ep=4), NODE)
+    with pytest.raises(ConfigError, match="fewer than the 2"):
+        shard_card("mixtral-8x7b", 1, ep=8)
+    trace = sc.model_copy(update={"routing": Routing(model="trace", trace=((0,),))})
+    with pytest.raises(ConfigError, match="trace"):
+        simulate_parallel(trace, ParallelPlan(ep=4), NODE, socket_timer=_timer(1e-3, 0.0))
+
+
+def test_expert_parallel_times_the_experts_with_the_simulator(tmp_path):
+    """A small top-2-of-8 MoE over ep=2 sockets: each socket's shard (4 experts) is simulated;
+    the step is its compute plus two all-to-alls per MoE layer."""
+    card = dict(name="tiny-moe", family="llama", source="a test card (not a published model)",
+                hidden_size=1024, intermediate_size=512, num_layers=2, num_attention_heads=8,
+                vocab_size=1024, max_position_embeddings=512, norm="rmsnorm", norm_eps=1e-5,
+                activation="silu", mlp="gated", position_embedding="rope", rope_theta=1e4,
+                num_experts=8, experts_per_token=2)
+    path = tmp_path / "tiny-moe.yaml"
+    path.write_text(yaml.safe_dump(card))
+    sc = Scenario(model=str(path), phase="decode", batch=2, context_length=64)
+    r = simulate_parallel(sc, ParallelPlan(ep=2), NODE)
+    a2a = [c for c in r.collectives if c["op"] == "all-to-all"][0]
+    assert a2a["count"] == 2 * 2
+    assert r.step_s == pytest.approx(r.compute_s + 4 * a2a["seconds"], rel=1e-12)
+    assert r.shard == "tiny-moe-ep2" and "simulate_scenario" in r.method
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,25 @@ def test_wide_exponent_rows_take_the_exact_integer_path():
     np.testing.assert_array_equal(got, reference_linear(x, w, 1.0))
 
 
+def test_many_wide_outputs_take_the_split_path_and_stay_exact():
+    """Rows of float32 weights spanning 2^-30..2^10 (like SpQR's float32 group scales with
+    float16 outliers): every output fails the one-matmul bound, so the weights are split into
+    parts; the result is still the exact sum rounded once (the Fraction oracle)."""
+    from prodigy_sim.realmodels._linear import _FEW
+
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((24, 96)) * np.exp2(rng.integers(-30, 10, (24, 96)))).astype(
+        np.float32)
+    w[0, :3] = [2.0**10, -(2.0**10), 2.0**-30]          # a cancellation
+    x = (rng.standard_normal((12, 96)) * 50).astype(np.float32)
+    x[0, :3] = 448.0
+    pw = prepare_weight(w)
+    scale = 1.0
+    qx_l1 = np.abs(decode(quantize_activations(x, scale), "float8_e4m3fn")).sum(axis=1) * 2**9
+    assert np.sum(qx_l1[:, None] * pw.row_absmax[None, :] >= 2.0**53) > _FEW
+    np.testing.assert_array_equal(linear_q(x, pw, scale), reference_linear(x, w, scale))
+
+
 def test_round_int_to_f32_ties_subnormals_overflow():
     cases = [(2**24 + 1, 0), (2**24 + 3, 0), (2**60 + 2**36 + 1, 0), (-(2**25 + 2), -3),
              (3, -151), (1, -150), (3, -150), (2**24 - 1, 104), (2**24 - 1, 105), (7, -160)]

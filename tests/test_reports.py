@@ -1,16 +1,14 @@
 """Reports (table, JSON, CSV, plots) and the ``simulate`` command line."""
 
-import argparse
 import csv
 import io
 import json
-import sys
 
 import pytest
 
-from prodigy_sim.cli import _simulate
+from prodigy_sim.cli import main
 from prodigy_sim.cli._scenario_args import resolve_model
-from prodigy_sim.errors import ConfigError, ProdigySimError
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.models import Scenario
 from prodigy_sim.reports import OP_COLUMNS, simulate_scenario, write_plots
@@ -21,16 +19,8 @@ SMALL = ["--model", "smollm2", "--batch", "2", "--context", "256", "--cores", "1
 
 
 def _main(argv):
-    """The CLI driver with ``simulate`` registered (as prodigy_sim.cli.main does)."""
-    parser = argparse.ArgumentParser(prog="prodigy-sim")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _simulate.add_parser(sub).set_defaults(_run=_simulate.run)
-    args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except ProdigySimError as exc:
-        print(f"prodigy-sim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    """The CLI driver (bad arguments and package errors: one line, exit 2)."""
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +61,23 @@ def test_cli_json_csv_and_plots(tmp_path, capsys):
 def test_cli_table_and_prefill(capsys):
     assert _main(["simulate", "--model", "all-minilm-l6-v2", "--batch", "2", "--context", "64",
                   "--cores", "16", "--quiet"]) == 0
-    assert "time to first token" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # an encoder has no first token: its pass is a forward pass
+    assert "time per forward pass" in out and "time to first token" not in out
+
+
+def test_cli_simulate_takes_hardware_overrides(capsys):
+    """--set on simulate: the report names the changed field, and a memory-bound decode step
+    gets faster with twice the DDR channels."""
+    argv = ["simulate", "--model", "smollm2", "--context", "512", "--json", "--quiet"]
+    assert _main(argv) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert _main(argv + ["--set", "memory.channels=32"]) == 0
+    wide = json.loads(capsys.readouterr().out)
+    assert wide["seconds"] < 0.8 * base["seconds"]
+    assert any("memory.channels 16 -> 32" in c for c in wide["hardware_changes"])
+    assert _main(argv[:-2] + ["--quiet", "--set", "memory.chanels=32"]) == 2
+    assert "memory.chanels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -114,3 +120,37 @@ def test_traffic_and_mapping_per_op(report):
         assert o["roofline_seconds"] >= o["compulsory_bytes"] / report.peak_bytes_per_s * 0.999
     text = report.table()
     assert "DDR MB" in text and linears[0]["mapping"] in text and "served on chip" in text
+
+
+def test_table_header_names_every_input(report):
+    """The header holds every input that decides the result; the columns have a legend; the
+    method line names each approximation with its checked bound."""
+    from prodigy_sim.simulation import STEADY_STATE_BOUND
+
+    text = report.table()
+    head = "\n".join(report.header())
+    for want in ("smollm2-135m", "decode step", "2 sequence(s)", "256 tokens of context",
+                 "weights tai4/32 e8m0", "LM head float8_e4m3fn", "activations float8_e4m3fn",
+                 "KV cache float8_e4m3fn", "sparsity none", "prodigy-t16128",
+                 "no field overridden", "16 of 128 cores at 5.70 GHz",
+                 "16 x 64-bit DDR5-7200", "I/O clock 3600 MHz", "64-entry queues"):
+        assert want in head, want
+    for col in ("x = how many times", "time us =", "vMFLOP =", "vfl% =", "L3% =", "mapping"):
+        assert col in text, col
+    assert f"checked within {STEADY_STATE_BOUND:.0%}" in text
+    assert "{" not in text.splitlines()[-1]          # no raw Python dict
+    assert report.formats["KV cache"] == "float8_e4m3fn"
+
+
+def test_header_lists_overridden_fields():
+    from prodigy_sim.hardware import resolve_hardware
+    from prodigy_sim.lowering import lower_model
+    from prodigy_sim.reports import report_lowered
+
+    cfg, _ = resolve_hardware("prodigy-t16128", ["memory.channels=8"])
+    sc = Scenario(model="smollm2-135m", phase="decode", batch=1, context_length=64)
+    lowered = lower_model(sc.card(), sc, cfg, cores=8)
+    rep = report_lowered(lowered, cfg)
+    assert rep.preset == "prodigy-t16128"
+    assert rep.hardware_changes == ("memory.channels 16 -> 8",)
+    assert "memory.channels 16 -> 8" in rep.table() and "8 x 64-bit DDR5-7200" in rep.table()

@@ -8,7 +8,6 @@ import pytest
 
 from prodigy_sim.cli import main
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, footprint_report
 from prodigy_sim.sweep import (
     Evaluator,
@@ -116,22 +115,18 @@ def test_a_point_that_cannot_be_built_is_a_failed_row(tmp_path, capsys):
     assert "  failed " in capsys.readouterr().out
 
 
-def test_lowering_groups_ignore_memory_and_the_lowering_does_too():
+def test_lowering_groups_are_per_chip_memory_included():
+    """The mapper reads the DDR bandwidth, so points share a lowering only on the same chip."""
     spec = parse_spec({"fixed": {"model": "llama-2-7b", "context": 512},
-                       "grid": {"memory.channels": [8, 32], "memory.dram.timing": [4800, 7200],
-                                "cores": [64, 128]}})
+                       "grid": {"memory.channels": [8, 32], "cores": [64, 128],
+                                "weights": ["tai4", "tai4"]}})
     points = expand(spec)
-    keys = {}
+    keys: dict[str, list] = {}
     for p in points:
-        keys.setdefault(lowering_key(p), []).append(p.params["cores"])
-    assert sorted(map(sorted, keys.values())) == [[64] * 4, [128] * 4]
-    # the invariant the grouping relies on: memory fields do not change the kernels
-    a, b = points[0].config, points[6].config
-    assert a.memory != b.memory and a.cores == b.cores
-    la = lower_model(points[0].scenario.card(), points[0].scenario, a)
-    lb = lower_model(points[6].scenario.card(), points[6].scenario, b)
-    kernels = [[op.kernel for op in st.ops] for st in la.stages]
-    assert kernels == [[op.kernel for op in st.ops] for st in lb.stages]
+        keys.setdefault(lowering_key(p), []).append((p.params["cores"],
+                                                     p.params["memory.channels"]))
+    assert sorted(keys.values()) == [[(c, m)] * 2 for c in (64, 128) for m in (8, 32)]
+    assert [lowering_key(p) for p in expand(spec)] == [lowering_key(p) for p in points]
 
 
 def test_footprint_sweep_matches_direct_calls_and_writes_tables(tmp_path):
@@ -224,7 +219,7 @@ def test_example_specs_expand_and_are_packaged():
         points = expand(spec)
         assert points and all(p.error is None for p in points), name
     ddr = expand(load_spec("llama-2-7b-ddr"))
-    assert len(ddr) == 18 and len({lowering_key(p) for p in ddr}) == 2
+    assert len(ddr) == 18 and len({lowering_key(p) for p in ddr}) == 18
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     include = project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]

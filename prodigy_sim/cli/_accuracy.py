@@ -16,7 +16,7 @@ from prodigy_sim.errors import ConfigError
 _DEFAULT_FORMATS = "fp32,float8_e4m3fn,tai4,tai2,float4_e2m1fn,int4"
 _COLUMNS = ("scheme", "minilm_mean_cosine", "minilm_min_cosine", "smollm2_perplexity",
             "minilm_linear_bytes", "smollm2_linear_bytes", "minilm_sentences_per_s",
-            "smollm2_tokens_per_s", "seconds")
+            "smollm2_tokens_per_s", "throughput_closed_form", "seconds")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,7 +44,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "(default: none,8:4)")
     sel.add_argument("--prune", default="magnitude,wanda", metavar="LIST",
                      help="comma-separated pruning of the 8:4 rows: magnitude, wanda "
-                          "(default: both)")
+                          "(default: both; SparseGPT chooses its own mask)")
+    sel.add_argument("--method", default="rtn", metavar="LIST",
+                     help="comma-separated ways to choose the weights: rtn (round to nearest), "
+                          "gptq, gptq-act (GPTQ with act-order), sparsegpt (8:4 rows only), "
+                          "spqr (dense rows only), hadamard, hadamard-gptq (QuaRot-style "
+                          "rotations, then rtn / gptq); combinations a method does not take "
+                          "are skipped (default: rtn)")
+    sel.add_argument("--scale-rule", default="default", metavar="LIST",
+                     help="comma-separated block-scale rules: default (OCP floor for E8M0, "
+                          "nearest for E4M3), floor, nearest, noclip, mse (docs/ptq.md)")
+    sel.add_argument("--scale", default="e8m0", metavar="LIST",
+                     help="comma-separated block-scale formats: e8m0 (power of two), e4m3 "
+                          "(FP8 E4M3) (default: e8m0)")
+    sel.add_argument("--block", default="32", metavar="LIST",
+                     help="comma-separated elements per block scale along K, e.g. 16,32 "
+                          "(default: 32)")
     sel.add_argument("--tokens", type=int, default=512, metavar="TOKENS",
                      help="SmolLM2 perplexity window: the first TOKENS tokens of the "
                           "public-domain text (tokens; default: 512)")
@@ -65,7 +80,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="what runs the lowered kernels of --end-to-end: 'numpy' (the "
                           "emulation, bit-identical to the functional core; default) or 'core' "
                           "(the functional core itself, slower)")
+    sel.add_argument("--tables", action="store_true",
+                     help="measure the white paper's four tables instead (MiniLM for BERT, "
+                          "SmolLM2 for LLaMA; the selection flags above are ignored) and the "
+                          "format grid of the default selection (docs/accuracy.md)")
     out = parser.add_argument_group("output")
+    out.add_argument("--write", metavar="FILE",
+                     help="with --tables: replace the generated section of FILE (e.g. "
+                          "docs/accuracy.md) by the tables")
     out.add_argument("--json", action="store_true",
                      help="print the rows as a JSON list (bytes in bytes, throughput in "
                           "sentences/s and tokens/s, seconds = host time per row)")
@@ -84,10 +106,12 @@ def _split(text: str, flag: str) -> list[str]:
 
 
 def schemes_from_args(args: argparse.Namespace) -> list:
-    """The :class:`~prodigy_sim.realmodels.QuantScheme` rows selected by the flags."""
+    """The :class:`~prodigy_sim.realmodels.QuantScheme` rows selected by the flags (every valid
+    combination of format x sparsity x prune x method x scale x block x rule)."""
     from prodigy_sim.models.scenario import normalize_sparsity
     from prodigy_sim.numerics import get_format
-    from prodigy_sim.realmodels import QuantScheme
+    from prodigy_sim.ptq import SCALE_RULES
+    from prodigy_sim.realmodels import METHODS, QuantScheme
 
     sparsities = []
     for s in _split(args.sparsity, "--sparsity"):
@@ -99,6 +123,25 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     for p in prunes:
         if p not in ("magnitude", "wanda"):
             raise ConfigError(f"--prune: unknown method {p!r}; methods: magnitude, wanda")
+    methods = _split(getattr(args, "method", "rtn"), "--method")
+    for m in methods:
+        if m not in METHODS:
+            raise ConfigError(f"--method: unknown method {m!r}; methods: {', '.join(METHODS)}")
+    rules = [None if r == "default" else r
+             for r in _split(getattr(args, "scale_rule", "default"), "--scale-rule")]
+    for r in rules:
+        if r is not None and r not in SCALE_RULES:
+            raise ConfigError(f"--scale-rule: unknown rule {r!r}; rules: default, "
+                              f"{', '.join(SCALE_RULES)}")
+    scales = _split(getattr(args, "scale", "e8m0"), "--scale")
+    for sc in scales:
+        if sc not in ("e8m0", "e4m3"):
+            raise ConfigError(f"--scale: unknown scale format {sc!r}; formats: e8m0, e4m3")
+    blocks = []
+    for b in _split(getattr(args, "block", "32"), "--block"):
+        if not b.isdigit() or int(b) < 1:
+            raise ConfigError(f"--block: {b!r} is not a positive integer")
+        blocks.append(int(b))
     schemes = []
     for fmt in _split(args.formats, "--formats"):
         if fmt in ("fp32", "float32"):
@@ -106,11 +149,24 @@ def schemes_from_args(args: argparse.Namespace) -> list:
             continue
         get_format(fmt)  # FormatError (a ConfigError) naming the built-in formats
         for sp in sparsities:
-            if sp == "none":
-                schemes.append(QuantScheme(fmt))
-            else:
-                schemes += [QuantScheme(fmt, sp, p) for p in prunes]
-    return list(dict.fromkeys(schemes))
+            for method in methods:
+                for prune in (prunes if sp != "none" and method != "sparsegpt" else [None]):
+                    for sc in scales:
+                        for blk in blocks:
+                            for rule in rules:
+                                try:
+                                    schemes.append(QuantScheme(
+                                        fmt, None if sp == "none" else sp,
+                                        prune or "magnitude", block=blk,
+                                        scale=None if sc == "e8m0" else sc, method=method,
+                                        scale_rule=rule))
+                                except ConfigError:
+                                    continue  # a combination this method does not take
+    schemes = list(dict.fromkeys(schemes))
+    if not schemes:
+        raise ConfigError("no valid combination of --formats, --sparsity, --method, --scale, "
+                          "--block and --scale-rule (e.g. sparsegpt needs --sparsity 8:4)")
+    return schemes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
         if args.hw not in preset_names():
             raise ConfigError(f"unknown hardware preset {args.hw!r}; presets: "
                               f"{', '.join(preset_names())}")
+    if args.write and not args.tables:
+        raise ConfigError("--write needs --tables")
+    if args.tables:
+        return _run_tables(args)
     schemes = schemes_from_args(args)
     bar = None
     if not args.quiet and sys.stderr.isatty():
@@ -166,4 +226,40 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(rows))
         if not args.quiet:
             print(f"\nhost wall time {wall:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _run_tables(args: argparse.Namespace) -> int:
+    """``--tables``: the white paper's four tables (and the default format grid)."""
+    from prodigy_sim.realmodels import (
+        PAPER_TABLES,
+        accuracy_table,
+        format_paper_table,
+        render_docs,
+        table_rows,
+        table_schemes,
+        write_docs,
+    )
+
+    def progress(row) -> None:
+        if not args.quiet:
+            print(f"  {row.scheme} ({row.seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    tables = table_rows(ppl_tokens=args.tokens, throughput=not args.no_throughput,
+                        end_to_end=args.end_to_end, hardware=args.hw, progress=progress)
+    grid = accuracy_table(table_schemes(), ppl_tokens=args.tokens, progress=progress,
+                          throughput=not args.no_throughput, hardware=args.hw)
+    command = "prodigy-sim accuracy --tables" + (" --end-to-end" if args.end_to_end else "")
+    if args.write:
+        write_docs(args.write, render_docs(tables, grid, command + " --write " + args.write))
+    if args.json:
+        print(json.dumps({str(k): [r.as_dict() for r in v] for k, v in tables.items()}
+                         | {"grid": [r.as_dict() for r in grid]}, indent=1))
+    else:
+        for t in PAPER_TABLES:
+            print(f"Table {t.number}: {t.title}\n")
+            print(format_paper_table(t, tables[t.number]) + "\n")
+    if not args.quiet:
+        print(f"host wall time {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

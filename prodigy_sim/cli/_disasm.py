@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from prodigy_sim.isa import decode, disassemble
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "disasm",
-        help="disassemble a binary program to canonical text",
         description="Decode a binary written by 'prodigy-sim asm' and print its canonical text "
                     "(which assembles back to the same binary).",
     )
@@ -20,6 +16,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.binary)
-    print(disassemble(decode(path.read_bytes(), file=path)), end="")
+    from prodigy_sim.isa import decode_file, disassemble
+
+    print(disassemble(decode_file(args.binary)), end="")
     return 0

@@ -8,12 +8,34 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
+from prodigy_sim.cli import LazyChoices, deferred
+from prodigy_sim.cli._args import non_negative_int, positive_float, positive_int
 from prodigy_sim.cli._scenario_args import DEFAULT_MODEL, scenario_from_flags
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import DEFAULT_PRESET
-from prodigy_sim.models import Scenario, card_names, footprint_report, load_scenario, scenario_names
-from prodigy_sim.numerics import ScaleKind
+
+if TYPE_CHECKING:
+    from prodigy_sim.models import Scenario
+
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
+
+
+def _epilog() -> str:
+    from prodigy_sim.models import card_names, scenario_names
+
+    return (f"Model cards: {', '.join(card_names())}. Scenarios: "
+            f"{', '.join(scenario_names()) or '(none)'}.")
+
+
+def _scale_kinds() -> list[str]:
+    from prodigy_sim.numerics import ScaleKind
+
+    return [k.value for k in ScaleKind]
 
 _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3fn, float4_e2m1fn, "
              "int4, bfloat16, float32, ...) or a format file (.yaml/.json)")
@@ -22,15 +44,13 @@ _FMT_HELP = ("a format name from 'prodigy-sim formats' (tai4, tai2, float8_e4m3f
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "footprint",
-        help="memory footprint of a model (weights, KV cache, activations) and whether it fits",
         description="Count the bytes of a model's weights by tensor class (element codes, block "
                     "scales and n:m sparsity masks separately, exactly), of its KV cache and of "
                     "its peak activations (one layer for the whole batch), and compare the total "
                     "with the DDR capacity of a hardware preset. Sizes are printed in GB = 1e9 "
                     "bytes (JSON and CSV give bytes); bits/w = stored bits per parameter. "
                     "Exit status: 0 fits, 1 does not fit, 2 bad input.",
-        epilog=f"Model cards: {', '.join(card_names())}. Scenarios: "
-               f"{', '.join(scenario_names()) or '(none)'}.",
+        epilog=deferred(_epilog),
     )
     src = parser.add_argument_group("what to count")
     src.add_argument("--model", metavar="NAME|FILE",
@@ -41,18 +61,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="prefill: a prompt of --context tokens; decode: one new token with "
                           "--context tokens in the KV cache (default: decode, prefill for "
                           "encoder-only models)")
-    src.add_argument("--batch", type=int, default=1, metavar="N",
+    src.add_argument("--batch", type=positive_int, default=1, metavar="N",
                      help="sequences processed together (default: 1)")
-    src.add_argument("--context", type=int, default=None, metavar="TOKENS",
+    src.add_argument("--context", type=positive_int, default=None, metavar="TOKENS",
                      help="tokens per sequence: prompt length (prefill) or KV-cache length "
                           "(decode) (default: 2048, or 128 for encoder-only models)")
     fmt = parser.add_argument_group("number formats")
     fmt.add_argument("--weights", default="tai4", metavar="FMT",
                      help=f"linear-layer weights: {_FMT_HELP} (default: tai4)")
-    fmt.add_argument("--block", type=int, default=32, metavar="ELEMENTS",
+    fmt.add_argument("--block", type=non_negative_int, default=32, metavar="ELEMENTS",
                      help="scale block along the reduction axis, in elements; 0 = one scale per "
                           "row (default: 32)")
-    fmt.add_argument("--scale", choices=[k.value for k in ScaleKind],
+    fmt.add_argument("--scale", choices=LazyChoices(_scale_kinds),
                      help="scale kind of the weights (default: e8m0 for <= 8-bit formats, none "
                           "for wider)")
     fmt.add_argument("--sparsity", default="none", metavar="M:N",
@@ -70,9 +90,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="KV cache, e.g. float8_e4m3fn or bfloat16 (default: float8_e4m3fn)")
     hw = parser.add_argument_group("hardware and output")
     hw.add_argument("--hw", default=None, metavar="PRESET",
-                    help=f"hardware preset whose DDR capacity is the limit (default: the "
-                         f"scenario's, else {DEFAULT_PRESET})")
-    hw.add_argument("--capacity-gb", type=float, default=None, metavar="GB",
+                    help=deferred(lambda: "hardware preset whose DDR capacity is the limit "
+                                          "(default: the scenario's, else "
+                                          f"{_default_preset()})"))
+    hw.add_argument("--capacity-gb", type=positive_float, default=None, metavar="GB",
                     help="override the DDR capacity, in GB = 1e9 bytes (e.g. 2000 for a 2 TB "
                          "socket)")
     out = hw.add_mutually_exclusive_group()
@@ -94,6 +115,8 @@ def _scenario_from_flags(args: argparse.Namespace) -> Scenario:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.models import footprint_report, load_scenario
+
     if args.scenario:
         if args.model:
             raise ConfigError("give either --scenario or --model, not both")
@@ -102,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
         scenario = _scenario_from_flags(args)
     capacity = None
     if args.capacity_gb is not None:
-        if args.capacity_gb <= 0:
-            raise ConfigError(f"'--capacity-gb' must be > 0 (got {args.capacity_gb})")
+        if not 0 < args.capacity_gb <= 1e9:
+            raise ConfigError(f"'--capacity-gb' must be > 0 and at most 1e9 GB (got "
+                              f"{args.capacity_gb})")
         capacity = int(args.capacity_gb * 1e9)
     report = footprint_report(scenario.card(), scenario, hardware=args.hw,
                               capacity_bytes=capacity)

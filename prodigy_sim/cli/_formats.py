@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from prodigy_sim.numerics import FormatSpec, builtin_formats, get_format, load_format
+if TYPE_CHECKING:
+    from prodigy_sim.numerics import FormatSpec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "formats",
-        help="list the number formats and the values of their codes",
         description="List the registered number formats (or formats loaded from files) with "
         "their layout, range, special codes and full value set (values are unscaled "
         "element values; block scales multiply them).",
@@ -28,6 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _value_set(spec: FormatSpec) -> list[str] | None:
     """Every code's value as text; None for the wide formats (2^16 or 2^32 codes)."""
+    import numpy as np
+
     if spec.wide:
         return None
     out = []
@@ -42,6 +43,8 @@ def _value_set(spec: FormatSpec) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prodigy_sim.numerics import builtin_formats, get_format, load_format
+
     loaded = {s.name: s for s in (load_format(f) for f in args.file)}
     named = ([loaded.get(n) or get_format(n) for n in args.names] if args.names
              else list(builtin_formats().values()))  # a name may be one of the files loaded

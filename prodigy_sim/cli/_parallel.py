@@ -18,7 +18,6 @@ from prodigy_sim.errors import ConfigError, config_error_from_validation
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "parallel",
-        help="a model split over several sockets; system presets; the 256 PB claim",
         description="Time one decode step or prefill of a model split over the sockets of a "
                     "system preset: tensor parallelism (--tp, Megatron split: heads, KV heads, "
                     "MLP width and vocabulary divided), pipeline parallelism (--pp stages, "

@@ -8,20 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from prodigy_sim.cli import deferred
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import (
-    load_preset,
-    preset_names,
-    resolve_hardware_with_sources,
-)
-from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten
-from prodigy_sim.hardware.report import field_rows, format_value, key_figures
+
+
+def _default_preset() -> str:
+    from prodigy_sim.hardware import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "presets",
-        help="list the hardware presets, or show one with the source of every field",
         description="List the Prodigy hardware presets with their key figures: cores, clock (GHz), "
                     "peak FP8 matrix throughput dense and with 8:4 sparsity (PFLOPS = 1e15 FLOP/s; "
                     "a MAC is 2 FLOPs), peak DDR5 bandwidth (GB/s = 1e9 B/s) and DDR capacity "
@@ -33,8 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--show", metavar="NAME|FILE",
                         help="show every field of preset NAME (or of a YAML config file)")
     parser.add_argument("--config", metavar="FILE",
-                        help="show the configuration built from a YAML file (its 'preset:' key "
-                             f"names the base, default {DEFAULT_PRESET}) instead of a preset")
+                        help=deferred(lambda: "show the configuration built from a YAML file "
+                                              "(its 'preset:' key names the base, default "
+                                              f"{_default_preset()}) instead of a preset"))
     parser.add_argument("--set", metavar="PATH=VALUE", action="append", default=[], dest="set",
                         help="override a field of the shown configuration by its dotted path, "
                              "e.g. --set memory.channels=32 (repeatable; see 'prodigy-sim "
@@ -44,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _list(as_json: bool) -> int:
+    from prodigy_sim.hardware import DEFAULT_PRESET, load_preset, preset_names
+    from prodigy_sim.hardware.report import key_figures
+
     rows = [key_figures(load_preset(name)) for name in preset_names()]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -68,6 +71,10 @@ def _list(as_json: bool) -> int:
 
 
 def _show(hw: str | None, sets: list[str], as_json: bool) -> int:
+    from prodigy_sim.hardware import load_preset, resolve_hardware_with_sources
+    from prodigy_sim.hardware.presets import flatten
+    from prodigy_sim.hardware.report import field_rows, format_value
+
     config, changes, sources = resolve_hardware_with_sources(hw, sets)
     rows = field_rows(config, sources)
     derived = config.derived()

@@ -1,16 +1,18 @@
 """A scenario from command-line flags, shared by ``simulate`` and ``footprint``: model names and
 aliases, the phase and length defaults of a card, and one place that turns the flags into a
-validated :class:`~prodigy_sim.models.Scenario`."""
+validated :class:`~prodigy_sim.models.Scenario`. The simulator is imported inside the functions
+(``--help`` stays light)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from prodigy_sim.errors import ConfigError
 
-from prodigy_sim.errors import ConfigError, config_error_from_validation
-from prodigy_sim.hardware import DEFAULT_PRESET
-from prodigy_sim.models import Scenario, card_names, check_scenario, load_card
+if TYPE_CHECKING:
+    from prodigy_sim.models import Scenario
 
 __all__ = ["ALIASES", "DEFAULT_MODEL", "resolve_model", "scenario_from_flags"]
 
@@ -25,11 +27,16 @@ ALIASES = {
 
 
 def resolve_model(name: str) -> str:
-    """A card name (or file) for ``name``: exact card names, aliases, and names without dashes
-    (``llama27b`` -> ``llama-2-7b``)."""
+    """A card name (or file) for ``name``: exact card names, aliases, names without dashes
+    (``llama27b`` -> ``llama-2-7b``), card files, and a Hugging Face model folder (one holding a
+    ``config.json``)."""
+    from prodigy_sim.models import card_names
+
     names = card_names()
     if name in names or name.endswith((".yaml", ".yml", ".json")):
         return name
+    if (Path(name) / "config.json").is_file():
+        return str(Path(name) / "config.json")
     key = name.lower()
     if key in ALIASES:
         return ALIASES[key]
@@ -41,11 +48,18 @@ def resolve_model(name: str) -> str:
     return got
 
 
-def scenario_from_flags(args: argparse.Namespace, formats: dict) -> Scenario:
+def scenario_from_flags(args: argparse.Namespace, formats: dict,
+                        extra: dict | None = None) -> Scenario:
     """The scenario of ``--model``, ``--phase``, ``--batch``, ``--context``, ``--sparsity`` and
     ``--hw`` with ``formats`` (a :class:`~prodigy_sim.models.Formats` mapping). Defaults by the
     card: decode with 2048 tokens of context for decoders, prefill of 128 tokens for
     encoder-only models. Errors name the flag's field ("command line: 'batch': ...")."""
+    from pydantic import ValidationError
+
+    from prodigy_sim.errors import config_error_from_validation
+    from prodigy_sim.hardware import DEFAULT_PRESET
+    from prodigy_sim.models import Scenario, check_scenario, load_card
+
     model = resolve_model(args.model or DEFAULT_MODEL)
     card = load_card(model)
     phase = args.phase or ("decode" if card.is_decoder else "prefill")
@@ -53,7 +67,7 @@ def scenario_from_flags(args: argparse.Namespace, formats: dict) -> Scenario:
     field = "context_length" if phase == "decode" else "sequence_length"
     data = {"model": model, "phase": phase, "batch": args.batch, field: length,
             "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
-            "formats": formats}
+            "formats": formats, **(extra or {})}
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:

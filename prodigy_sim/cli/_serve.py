@@ -17,7 +17,6 @@ from prodigy_sim.errors import ConfigError
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "serve",
-        help="simulate serving a request trace (continuous batching, paged KV cache)",
         description="Serve a request trace on one Prodigy socket: continuous batching "
                     "(iteration-level scheduling), a paged KV cache bounded by the DDR capacity "
                     "left after weights and activations (blocks of --block-tokens tokens; "

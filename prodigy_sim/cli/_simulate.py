@@ -12,17 +12,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from prodigy_sim.cli import deferred
+from prodigy_sim.cli._args import non_negative_int, positive_int
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
-from prodigy_sim.models import Scenario, card_names, load_scenario
+
+if TYPE_CHECKING:
+    from prodigy_sim.models import Scenario
+
+
+def _card_names() -> list[str]:
+    from prodigy_sim.models import card_names
+
+    return card_names()
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="simulate a decode step or a prefill of a model on a Prodigy preset",
         description="Lower every layer kind of a model to SPMD tile programs (one per layer "
                     "kind; identical layers are simulated once), run them through the timing "
                     "model and report per op and in total: simulated time (us/ms), tokens/s "
@@ -30,7 +40,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "bytes/s, matrix and vector unit utilization (%), the memory footprint (GB = "
                     "1e9 bytes) and the roofline bound. Defaults: LLaMA-2-7B decode, batch 1, "
                     "context 2048, tai4 weights.",
-        epilog=f"Models: {', '.join(card_names())} (aliases: {', '.join(sorted(ALIASES))}).",
+        epilog=deferred(lambda: f"Models: {', '.join(_card_names())} (aliases: "
+                                f"{', '.join(sorted(ALIASES))})."),
     )
     what = parser.add_argument_group("what to simulate")
     what.add_argument("--model", default=None, metavar="NAME|FILE",
@@ -41,32 +52,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="decode: one new token per sequence reading --context cached tokens; "
                            "prefill: a prompt of --context tokens (default: decode, prefill for "
                            "encoder-only models)")
-    what.add_argument("--batch", type=int, default=1, metavar="N",
+    what.add_argument("--batch", type=positive_int, default=1, metavar="N",
                       help="sequences processed together (default: 1)")
-    what.add_argument("--context", type=int, default=None, metavar="TOKENS",
+    what.add_argument("--context", type=positive_int, default=None, metavar="TOKENS",
                       help="tokens per sequence: KV-cache length (decode, the new token "
                            "included) or prompt length (prefill) (default: 2048, or 128 for "
                            "encoder-only models)")
     what.add_argument("--weights", default="tai4", metavar="FMT|FILE",
                       help="linear-layer weight format: a name from 'prodigy-sim formats' (tai4, "
-                           "tai2, float4_e2m1fn, float8_e4m3fn, int8, bfloat16, ...) or a format "
-                           "file (.yaml/.json); MX block 32 with E8M0 scales for <= 8 bits "
-                           "(default: tai4)")
+                           "tai2, float4_e2m1fn, float8_e4m3fn (alias fp8), int8, bfloat16, ...) "
+                           "or a format file (.yaml/.json); MX block 32 with E8M0 scales for <= 8 "
+                           "bits (default: tai4)")
     what.add_argument("--sparsity", default="none", metavar="M:N",
                       help="structured sparsity of the linear layers: none or 8:4 (keep 4 of "
                            "every 8) (default: none)")
     what.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
                       help="KV cache format, float8_e4m3fn or float8_e5m2 (default: "
                            "float8_e4m3fn)")
+    what.add_argument("--routing", default=None, metavar="MODEL",
+                      help="mixture-of-experts routing: uniform, zipf:S (expert i picked in "
+                           "proportion to i^-S) or trace:FILE (YAML/JSON with 'trace': a list of "
+                           "expert ids per token) (default: uniform)")
+    what.add_argument("--capacity-factor", default=None, metavar="CF",
+                      help="MoE expert buffer rows = ceil(CF x tokens x top-k / experts), or "
+                           "'none' for dropless (default: 1.25)")
     how = parser.add_argument_group("hardware and method")
-    how.add_argument("--hw", default=None, metavar="PRESET",
-                     help=f"hardware preset (default: the scenario's, else {DEFAULT_PRESET})")
-    how.add_argument("--cores", type=int, default=None, metavar="N",
+    add_hardware_args(how, default_help="default: the scenario's preset")
+    how.add_argument("--cores", type=positive_int, default=None, metavar="N",
                      help="cores the work is split over (default: all cores of the preset)")
     how.add_argument("--no-l3", action="store_true",
                      help="no shared virtual L3: every DMA goes to DDR (default: the on-chip "
                           "memory the cores do not use serves as a shared L3)")
-    how.add_argument("--steady-units", type=int, default=2, metavar="N",
+    how.add_argument("--steady-units", type=non_negative_int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
     out = parser.add_argument_group("output")
@@ -77,23 +94,44 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                    "('-' = stdout instead of the table)")
     out.add_argument("--plot", metavar="DIR", help="write roofline and per-layer time plots "
                                                    "(PNG and SVG) into DIR")
+    out.add_argument("--trace-out", metavar="FILE",
+                     help="write a Chrome/Perfetto trace-event JSON timeline of the step: a "
+                          "track per core and unit (first layer of each stage), DDR channel "
+                          "occupancy counters, a slice per kernel and layer, reused layers and "
+                          "extrapolated unit loops marked (open in ui.perfetto.dev)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
+    from prodigy_sim.models import load_scenario
+
     if args.scenario:
         return load_scenario(args.scenario)
-    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache})
+    from prodigy_sim.models import Routing
+
+    extra = {}
+    if args.routing is not None or args.capacity_factor is not None:
+        extra["routing"] = Routing.from_spec(args.routing or "uniform", args.capacity_factor,
+                                             source="command line: '--routing'")
+    return scenario_from_flags(args, {"weights": args.weights, "kv_cache": args.kv_cache},
+                               extra)
 
 
 def run(args: argparse.Namespace) -> int:
-    from prodigy_sim.reports import simulate_scenario, write_plots
+    from prodigy_sim.dram import compile_kernels, kernels_compiled
+    from prodigy_sim.reports import report_simulation, write_plots
+    from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
 
     scenario = _scenario(args)
-    config = load_preset(args.hw or scenario.hardware)
+    config, _ = hardware_from_args(args, default=scenario.hardware)
     if args.steady_units < 0:
         raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
+    if not kernels_compiled():
+        if not args.quiet:
+            print("prodigy-sim simulate: compiling the DDR5 model's kernels (first run after "
+                  "installing only; 15-40 s)", file=sys.stderr)
+        compile_kernels()
     bar = None
     show = not args.quiet and sys.stderr.isatty()
 
@@ -109,13 +147,16 @@ def run(args: argparse.Namespace) -> int:
             bar.update(n)
 
     try:
-        report = simulate_scenario(scenario, config=config, cores=args.cores,
-                                   l3=not args.no_l3,
-                                   steady_units=args.steady_units or None,
-                                   progress=progress, total=total)
+        traces: list[OpTrace] | None = [] if args.trace_out else None
+        sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,
+                       steady_units=args.steady_units or None, progress=progress, total=total,
+                       trace=traces)
     finally:
         if bar is not None:
             bar.close()
+    report = report_simulation(sim, config)
+    if traces is not None:
+        write_step_timeline(args.trace_out, sim, traces, config)
     if args.plot:
         write_plots(report, args.plot)
     if args.csv and args.csv != "-":

@@ -10,13 +10,18 @@ import argparse
 import json
 import sys
 
+from prodigy_sim.cli import deferred
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+
+def _epilog() -> str:
     from prodigy_sim.sweep import spec_names
 
+    return f"Example specs: {', '.join(spec_names()) or '(none)'} (workloads/sweeps/)."
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sweep",
-        help="run a sweep over hardware and scenario parameters (Dask), write a table and plots",
         description="Run every point of a sweep spec (YAML: fixed parameters, a grid and/or a "
                     "list of points over hardware fields such as memory.channels and scenario "
                     "fields such as model, phase, batch, context, weights), computing the "
@@ -26,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "points, and the table is written as DIR/results.csv and "
                     "DIR/results.parquet with the spec's plots (PNG). Exit status: 0 all ok, 1 "
                     "some point failed, 2 bad input.",
-        epilog=f"Example specs: {', '.join(spec_names()) or '(none)'} (workloads/sweeps/).",
+        epilog=deferred(_epilog),
     )
     parser.add_argument("spec", metavar="SPEC", help="sweep spec: a .yaml file or an example name")
     parser.add_argument("--out", metavar="DIR",

@@ -7,54 +7,72 @@
   Numba controller model (Ramulator 2 GenericDDR semantics), per-request cycles and statistics;
   :func:`simulate_controllers`: several independent controllers (own frontends) in one call.
 - :mod:`prodigy_sim.dram.trace` - DRAM-only trace mode (:func:`run_trace`).
+
+Importing the package is cheap: each name is imported from its module on first use (PEP 562), so
+reading a configuration does not load Numba; the kernels load with the first simulation.
 """
 
-from prodigy_sim.dram.config import CALIBRATION_SPEED_MTS as CALIBRATION_SPEED_MTS
-from prodigy_sim.dram.config import SPEEDS_MTS as SPEEDS_MTS
-from prodigy_sim.dram.config import ControllerConfig as ControllerConfig
-from prodigy_sim.dram.config import DDR5Organization as DDR5Organization
-from prodigy_sim.dram.config import DDR5Timing as DDR5Timing
-from prodigy_sim.dram.config import MappingName as MappingName
-from prodigy_sim.dram.config import MemorySystemConfig as MemorySystemConfig
-from prodigy_sim.dram.config import ddr5_org_preset as ddr5_org_preset
-from prodigy_sim.dram.config import ddr5_org_preset_names as ddr5_org_preset_names
-from prodigy_sim.dram.config import ddr5_timing_preset as ddr5_timing_preset
-from prodigy_sim.dram.config import memory_system_preset as memory_system_preset
-from prodigy_sim.dram.mapping import MappedAddresses as MappedAddresses
-from prodigy_sim.dram.mapping import bit_layout as bit_layout
-from prodigy_sim.dram.mapping import map_addresses as map_addresses
-from prodigy_sim.dram.model import ControllersResult as ControllersResult
-from prodigy_sim.dram.model import DramStats as DramStats
-from prodigy_sim.dram.model import RequestBatchResult as RequestBatchResult
-from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
-from prodigy_sim.dram.model import simulate_requests as simulate_requests
-from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
-from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
-from prodigy_sim.dram.trace import parse_trace as parse_trace
-from prodigy_sim.dram.trace import run_trace as run_trace
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CALIBRATION_SPEED_MTS",
-    "SPEEDS_MTS",
-    "ControllerConfig",
-    "DDR5Organization",
-    "DDR5Timing",
-    "MappingName",
-    "MemorySystemConfig",
-    "ddr5_org_preset",
-    "ddr5_org_preset_names",
-    "ddr5_timing_preset",
-    "memory_system_preset",
-    "MappedAddresses",
-    "bit_layout",
-    "map_addresses",
-    "ControllersResult",
-    "DramStats",
-    "RequestBatchResult",
-    "simulate_requests",
-    "simulate_controllers",
-    "ParsedTrace",
-    "TraceRunResult",
-    "parse_trace",
-    "run_trace",
-]
+from prodigy_sim._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.dram.config import CALIBRATION_SPEED_MTS as CALIBRATION_SPEED_MTS
+    from prodigy_sim.dram.config import SPEEDS_MTS as SPEEDS_MTS
+    from prodigy_sim.dram.config import ControllerConfig as ControllerConfig
+    from prodigy_sim.dram.config import DDR5Organization as DDR5Organization
+    from prodigy_sim.dram.config import DDR5Timing as DDR5Timing
+    from prodigy_sim.dram.config import MappingName as MappingName
+    from prodigy_sim.dram.config import MemorySystemConfig as MemorySystemConfig
+    from prodigy_sim.dram.config import ddr5_org_preset as ddr5_org_preset
+    from prodigy_sim.dram.config import ddr5_org_preset_names as ddr5_org_preset_names
+    from prodigy_sim.dram.config import ddr5_timing_preset as ddr5_timing_preset
+    from prodigy_sim.dram.config import memory_system_preset as memory_system_preset
+    from prodigy_sim.dram.mapping import MappedAddresses as MappedAddresses
+    from prodigy_sim.dram.mapping import bit_layout as bit_layout
+    from prodigy_sim.dram.mapping import map_addresses as map_addresses
+    from prodigy_sim.dram.model import ControllersResult as ControllersResult
+    from prodigy_sim.dram.model import DramStats as DramStats
+    from prodigy_sim.dram.model import RequestBatchResult as RequestBatchResult
+    from prodigy_sim.dram.model import compile_kernels as compile_kernels
+    from prodigy_sim.dram.model import kernels_compiled as kernels_compiled
+    from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
+    from prodigy_sim.dram.model import simulate_requests as simulate_requests
+    from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
+    from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
+    from prodigy_sim.dram.trace import parse_trace as parse_trace
+    from prodigy_sim.dram.trace import run_trace as run_trace
+
+_EXPORTS = {
+    "CALIBRATION_SPEED_MTS": "config",
+    "SPEEDS_MTS": "config",
+    "ControllerConfig": "config",
+    "DDR5Organization": "config",
+    "DDR5Timing": "config",
+    "MappingName": "config",
+    "MemorySystemConfig": "config",
+    "ddr5_org_preset": "config",
+    "ddr5_org_preset_names": "config",
+    "ddr5_timing_preset": "config",
+    "memory_system_preset": "config",
+    "MappedAddresses": "mapping",
+    "bit_layout": "mapping",
+    "map_addresses": "mapping",
+    "ControllersResult": "model",
+    "DramStats": "model",
+    "RequestBatchResult": "model",
+    "simulate_controllers": "model",
+    "compile_kernels": "model",
+    "kernels_compiled": "model",
+    "simulate_requests": "model",
+    "ParsedTrace": "trace",
+    "TraceRunResult": "trace",
+    "parse_trace": "trace",
+    "run_trace": "trace",
+}
+"""Public name -> the module of this package that defines it."""
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

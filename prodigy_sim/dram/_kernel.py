@@ -77,6 +77,10 @@ NCMD = 6
 INF = np.iinfo(np.int64).max // 4
 MAX_CYCLE = 1 << 46
 """Arrival cycles must stay below this (they are packed into 64-bit scheduling keys)."""
+STALL_REFRESHES = 64
+"""Refresh intervals (nREFI, 3.9 us each) without any request accepted or completed while
+requests wait, after which the kernel reports no progress (status 3). A request waits at most a
+few hundred cycles plus one refresh when the controller works."""
 # scheduling key of a candidate: (cycles until ready, saturated at DSAT) << DSH | non-hit flag
 # (row-hit-first only) << 54 | arrival << SH | bank << 1 | non-hit; below INF = 2**61 - 1
 DSH = 55
@@ -189,7 +193,10 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
     ``refresh_total`` (shape (C,)) count REFab at the last acceptance and at the end.
 
     Returns (stop_cycle, status): the iteration at which the last request was accepted, and 0, 1
-    if the model deadlocked, or 2 if there are more than ``MAX_BANKS`` banks.
+    if the model deadlocked, 2 if there are more than ``MAX_BANKS`` banks, or 3 if it stopped
+    making progress: ``STALL_REFRESHES`` refresh intervals passed while requests were waiting and
+    none was accepted or completed (a controller that never leaves write mode, say - only
+    refreshes would keep the clock moving, forever).
 
     A full evaluation of a channel computes the ready cycle of every candidate; if none is ready it
     also determines the winner at the earliest ready cycle ``T'`` and caches it, so the next tick of
@@ -262,6 +269,9 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
     done = 0
     stop_cycle = -1
     next_ref = nrefi if refresh_on else INF
+    seen_done = -1             # progress watchdog: counts at the last refresh, and the
+    seen_i = -1                # refreshes since either changed while requests waited
+    stalled = 0
 
     while done < n or i < n:
         t = INF
@@ -413,6 +423,14 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
         # ---- tick t ----
         if t == next_ref:
             next_ref += nrefi
+            if done == seen_done and i == seen_i and done < i:
+                stalled += 1
+                if stalled > STALL_REFRESHES:
+                    return stop_cycle, 3
+            else:
+                stalled = 0
+                seen_done = done
+                seen_i = i
             for c in range(C):
                 cb = c * CS
                 S[_u(cb + X_PRIO)] += 1
@@ -889,7 +907,8 @@ def simulate_groups_kernel(p, start, offer, chn, bgi, bki, row, addr, isw,
     ``start[g]:start[g+1]`` (each group in its own offer order, cycles counted from 0 for each),
     with its own frontend, queues, banks and refresh clock. Per-request arrays as in
     :func:`simulate_kernel`; ``refresh_at_stop``, ``refresh_total`` have shape (G, C), ``stop``
-    (G,) receives each group's last-acceptance cycle. Returns the first deadlocked group or -1."""
+    (G,) receives each group's last-acceptance cycle. Returns (the first group that failed, its
+    status as in :func:`simulate_kernel`), or (-1, 0)."""
     for g in range(start.size - 1):
         lo = start[g]
         hi = start[g + 1]
@@ -902,5 +921,5 @@ def simulate_groups_kernel(p, start, offer, chn, bgi, bki, row, addr, isw,
                                      refresh_at_stop[g], refresh_total[g])
         stop[g] = st
         if status != 0:
-            return g
-    return -1
+            return g, status
+    return -1, 0

@@ -8,7 +8,7 @@ its own controller (:class:`ControllerConfig`) and built from devices described 
 Timings are integers in DRAM clock cycles (nCK, one cycle = ``tck_ps`` picoseconds; data moves on
 both edges, so a BL16 burst occupies ``nBL = 8`` cycles). The presets reproduce the values that the
 Ramulator 2 DDR5 model resolves (JESD79-5 via Ramulator 2, see
-``shared/calibration/ddr5_memory_system.md`` section 5), including its *integer* ``tck_ps``
+``tests/data/calibration/ddr5_memory_system.md`` section 5), including its *integer* ``tck_ps``
 (416 / 357 / 312 ps rather than 416.67 / 357.14 / 312.5).
 
 Address mapping names list the fields MSB -> LSB, as in Ramulator (``Ro`` row, ``Ba`` bank and bank
@@ -223,8 +223,9 @@ class ControllerConfig(BaseModel):
         default=0.8, gt=0.0, le=1.0,
         description="Enter write mode when writes queued > this fraction of the write buffer.")
     write_low_watermark: float = Field(
-        default=0.2, ge=0.0, lt=1.0,
-        description="Leave write mode when writes queued < this fraction (and reads are waiting).")
+        default=0.2, gt=0.0, lt=1.0,
+        description="Leave write mode when writes queued < this fraction (and reads are waiting). "
+                    "Must be > 0: at 0 the controller never leaves write mode.")
     scheduler: Literal["FRFCFS", "row_hit_first"] = Field(
         default="FRFCFS",
         description="Command scheduler. 'FRFCFS' (Ramulator 2): the oldest timing-ready request, "

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.dram import _kernel as K
+from prodigy_sim.dram import mapping
 from prodigy_sim.dram.config import MemorySystemConfig
 from prodigy_sim.dram.mapping import map_addresses
 from prodigy_sim.errors import ConfigError, SimulationError
 
 __all__ = ["RequestBatchResult", "DramStats", "ControllersResult", "simulate_requests",
-           "simulate_controllers"]
+           "simulate_controllers", "kernels_compiled", "compile_kernels"]
 
 ROW_HIT, ROW_MISS, ROW_CONFLICT, NO_DRAM_ACCESS = 0, 1, 2, -1
 
@@ -223,6 +225,41 @@ def _non_negative_sorted(x):
     return ok
 
 
+def _stuck(status: int, config: MemorySystemConfig, where: str = "") -> SimulationError:
+    if status == 3:
+        c = config.controller
+        return SimulationError(
+            f"DDR5 model made no progress{where}: {K.STALL_REFRESHES} refresh intervals passed "
+            "while requests waited and none was accepted or served (controller: "
+            f"write_low_watermark {c.write_low_watermark}, write_high_watermark "
+            f"{c.write_high_watermark}, queues {c.read_queue_entries} / "
+            f"{c.write_queue_entries}, scheduler {c.scheduler})")
+    return SimulationError(f"DDR5 model deadlocked{where}: a request could never be scheduled")
+
+
+def _integers(values, name: str, dtype, kinds: str = "iu") -> np.ndarray:
+    """``values`` as a contiguous array of ``dtype``; ConfigError naming ``name`` unless they are
+    integers (numpy kinds ``kinds``) >= 0 - not floats, strings, objects or negatives."""
+    a = np.asarray(values)
+    if a.size and a.dtype.kind not in kinds:
+        raise ConfigError(f"'{name}' must be an array of non-negative integers (got dtype "
+                          f"{a.dtype})")
+    if a.size and a.dtype.kind == "i" and a.min() < 0:
+        raise ConfigError(f"'{name}' must be non-negative (got {int(a.min())})")
+    if a.size and a.dtype.kind == "u" and dtype == np.int64 and a.max() > np.iinfo(np.int64).max:
+        raise ConfigError(f"'{name}' must stay below 2**63 (got {int(a.max())})")
+    return np.ascontiguousarray(a).astype(dtype, copy=False)
+
+
+def _flags(values, name: str) -> np.ndarray:
+    """``values`` as a contiguous bool array; ConfigError unless bools or integers 0 / 1."""
+    a = np.asarray(values)
+    if a.size and (a.dtype.kind not in "biu" or (a.dtype.kind != "b" and
+                                                 ((a < 0) | (a > 1)).any())):
+        raise ConfigError(f"'{name}' must be booleans (or 0 / 1) (got dtype {a.dtype})")
+    return np.ascontiguousarray(a, dtype=np.bool_)
+
+
 def _check_banks(config: MemorySystemConfig) -> None:
     if config.org.banks > K.MAX_BANKS:
         raise ConfigError(f"the DDR5 model supports at most {K.MAX_BANKS} banks per channel "
@@ -273,14 +310,15 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
 
     ``arrive_cycle`` (int64, shape (n,), non-decreasing): earliest DRAM cycle each request can be
     offered; ``addr`` (uint64 byte addresses, shape (n,)); ``is_write`` (bool, shape (n,)).
+    Negative, float, string or object values raise :class:`ConfigError` naming the argument.
     Requests are offered in order, at most one per cycle, at ``max(arrive_cycle[i], accepted
     cycle of i-1 + 1)`` and retried every cycle while the target queue is full (Ramulator's
     frontend). With ``chain=True`` a request is offered only once the previous one completed (one
     request outstanding: unloaded latency).
     """
-    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
-    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
-    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
+    is_w = _flags(is_write, "is_write")
+    a = _integers(addr, "addr", np.uint64)
     n = arrive.size
     if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
         raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
@@ -302,7 +340,7 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
                                          m.bank, m.row, a.view(np.int64), is_w, acc, first, cls,
                                          fin, comp, ref_stop, ref_total)
         if status != 0:
-            raise SimulationError("DDR5 model deadlocked: a request could never be scheduled")
+            raise _stuck(status, config)
     else:
         stop = 0
     return RequestBatchResult(
@@ -345,10 +383,10 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     To feed each 32-bit subchannel of a DDR5 DIMM channel independently, use a 1-channel
     ``config`` and one instance per subchannel.
     """
-    ctrl = np.ascontiguousarray(controller, dtype=np.int64)
-    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
-    is_w = np.ascontiguousarray(is_write, dtype=np.bool_)
-    a = np.ascontiguousarray(addr).astype(np.uint64, copy=False)
+    ctrl = _integers(controller, "controller", np.int64)
+    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
+    is_w = _flags(is_write, "is_write")
+    a = _integers(addr, "addr", np.uint64)
     n = arrive.size
     if a.shape != (n,) or is_w.shape != (n,) or ctrl.shape != (n,) or arrive.ndim != 1:
         raise ConfigError(f"'controller', 'arrive_cycle', 'addr' and 'is_write' must be 1-D "
@@ -381,13 +419,12 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     ref_total = np.zeros((g, config.channels), np.int64)
     stop = np.zeros(g, np.int64)
     if n:
-        bad_group = K.simulate_groups_kernel(
+        bad_group, status = K.simulate_groups_kernel(
             _params(config, False), start, arr_s, m.channel, m.bank_group, m.bank, m.row,
             a_s.view(np.int64), is_w[order], out[0], out[1], out[2], out[3], out[4], ref_stop,
             ref_total, stop)
         if bad_group >= 0:
-            raise SimulationError(f"DDR5 model deadlocked in controller {bad_group}: a request "
-                                  "could never be scheduled")
+            raise _stuck(status, config, f" in controller {bad_group}")
     res = []
     for arr in out:
         r = np.empty_like(arr)
@@ -397,3 +434,21 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     return ControllersResult(controller=ctrl, accept_cycle=acc, first_command_cycle=first,
                              row_class=cls.astype(np.int8), issue_cycle=fin,
                              complete_cycle=comp, last_accept_cycle=stop, refreshes=ref_total)
+
+
+def kernels_compiled() -> bool:
+    """True if the DDR5 model's Numba kernels are in the on-disk cache (``cache=True``): their
+    first compilation, once per installation, takes 15-40 s on a 2-core machine; loading them
+    afterwards a fraction of a second."""
+    return cached_on_disk(K.simulate_kernel, K.simulate_groups_kernel, mapping._map_kernel,
+                          _count, _non_negative_sorted)
+
+
+def compile_kernels() -> None:
+    """Compile the DDR5 model's kernels now (or load them from the on-disk cache): a one-request
+    batch through :func:`simulate_requests` and :func:`simulate_controllers`, so a caller can say
+    "compiling" before a long first run instead of showing a progress bar stuck at 0%."""
+    config = MemorySystemConfig()
+    one = (np.zeros(1, np.int64), np.zeros(1, np.uint64), np.zeros(1, np.bool_))
+    simulate_requests(config, *one).stats()
+    simulate_controllers(config, np.zeros(1, np.int64), *one)

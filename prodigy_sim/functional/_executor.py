@@ -9,20 +9,31 @@ completed in program order, so the executor runs them in order. Cores run in loc
 barriers: core 0 up to its next BARRIER (or its end), then core 1, ...; then all continue past
 the barrier. That order is deterministic; a program whose cores touch the same DDR bytes
 between two barriers (a race) gets that order's result.
+
+How it runs fast (``_plan``): the instruction streams depend on nothing but ``cid`` and
+``ncores``, so they are expanded once per (program, parameters, cores) into a plan - kept with
+the program for later runs - and cores that run the same instructions between two barriers
+execute each one together: one DMA kernel call, one stacked MMA (``_mma.mma_batch``), one numpy
+expression per vector instruction for all of them. Epochs with a race run core by core in the
+order above, so every program gets the same bits either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from prodigy_sim._jit import blas_single_thread
 from prodigy_sim.errors import ConfigError, ProgramError
 from prodigy_sim.functional import _vector as vec
+from prodigy_sim.functional._f32 import ADecoded, a_decode
 from prodigy_sim.functional._matmul import DEFAULT_CHUNK
-from prodigy_sim.functional._mma import MmaStats, mma_operands
-from prodigy_sim.functional._operand import operand_from_quantized, operand_from_values
+from prodigy_sim.functional._mma import MmaStats, mma_batch
+from prodigy_sim.functional._operand import Stored
+from prodigy_sim.functional._plan import DEFAULT_MAX_STEPS, Group, Plan, build_plan
 from prodigy_sim.functional._storage import (
     quantize_decl,
     read_float,
@@ -30,30 +41,24 @@ from prodigy_sim.functional._storage import (
     write_float,
     write_quantized,
 )
-from prodigy_sim.isa import (
-    IsaParams,
-    Layout,
-    Program,
-    compile_steps,
-    expand,
-    multicast_group,
-    validate,
+from prodigy_sim.functional._tiles import (
+    dma_copy,
+    read_floats,
+    read_rows,
+    write_floats,
+    write_rows,
 )
-from prodigy_sim.numerics import QuantizedTensor
+from prodigy_sim.isa import IsaParams, Layout, Program, validate
+from prodigy_sim.numerics import QuantizedTensor, ScaleKind, quantize
 
-__all__ = ["CoreState", "MachineState", "run", "ddr_image"]
-
-_MASK64 = (1 << 64) - 1
-
-
-def _wrap(x: int) -> int:
-    return ((x + (1 << 63)) & _MASK64) - (1 << 63)
+__all__ = ["CoreState", "MachineState", "run", "ddr_image", "DEFAULT_MAX_STEPS"]
 
 
 @dataclass
 class CoreState:
-    """One core: scratchpad bytes, accumulator registers (n, rows, cols) float32, and the
-    scalar registers r0..r15, cid, ncores (int, 64-bit two's complement)."""
+    """One core: scratchpad bytes (up to the end of the program's last tile: no instruction
+    touches the rest), accumulator registers (n, rows, cols) float32, and the scalar
+    registers r0..r15, cid, ncores (int, 64-bit two's complement)."""
 
     spm: np.ndarray
     acc: np.ndarray
@@ -70,7 +75,6 @@ class MachineState:
     cores: list[CoreState]
     chunk: int = DEFAULT_CHUNK
     mma: MmaStats = field(default_factory=MmaStats)
-    multicasts: _MulticastCheck = field(default_factory=lambda: _MulticastCheck())
 
     def tensor(self, name: str) -> np.ndarray | QuantizedTensor:
         """A DDR tensor: float32 values for float32/bfloat16, else a QuantizedTensor."""
@@ -116,245 +120,299 @@ def ddr_image(program: Program, tensors: Mapping[str, np.ndarray | QuantizedTens
     return buf
 
 
-class _MulticastCheck:
-    """DMA.LDM groups: the k-th multicast load of every member of a group must name the same
-    tensor and window (the hardware reads it once for all of them)."""
+# ------------------------------------------------------------------ instructions
 
-    def __init__(self) -> None:
-        self.open: dict[tuple, list] = {}          # (members, k) -> [window, count]
-        self.seq: dict[tuple[int, tuple], int] = {}  # (core, members) -> loads so far
-
-    def add(self, core: int, ncores: int, step) -> None:
-        ins = step.instruction
-        row, col, size, stride = step.args
-        members = multicast_group(core, ncores, size, stride)
-        k = self.seq.get((core, members), 0)
-        self.seq[(core, members)] = k + 1
-        window = (ins.operands[1], row, col)
-        entry = self.open.setdefault((members, k), [window, 0])
-        if entry[0] != window:
-            raise ProgramError(
-                f"core {core}, {_where(step)}: multicast load {k} of group {list(members)} reads "
-                f"{window[0]}[{row}, {col}] but another member reads "
-                f"{entry[0][0]}[{entry[0][1]}, {entry[0][2]}]")
-        entry[1] += 1
-        if entry[1] == len(members):
-            del self.open[(members, k)]
-
-    def check_complete(self) -> None:
-        """ProgramError if a group's load was not issued by every member (at a BARRIER or the
-        end: the members would wait for each other forever)."""
-        for (members, k), (window, count) in self.open.items():
-            raise ProgramError(f"multicast load {k} of group {list(members)} ({window[0]}) was "
-                               f"issued by {count} of its {len(members)} members before a "
-                               "BARRIER or the end")
+_Op = Callable[[object, int, "np.ndarray | None", np.ndarray], None]
 
 
-def _where(step) -> str:
-    ins = step.instruction
-    return f"line {ins.source_line}" if ins.source_line else f"instruction {step.index}"
+class _Machine:
+    """The state arrays of a run and one compiled function per static instruction.
 
+    ``spm``: uint8 (cores, on-chip bytes); ``acc``: float32 (cores, registers, rows, cols).
+    An instruction function takes (core selector, number of cores, the DMA segments of those
+    cores or None, their ids) and performs the instruction on all of them."""
 
-class _Core:
-    """Executes one core's steps against its state."""
-
-    def __init__(self, m: MachineState, cid: int, ncores: int, compiled: list[tuple]) -> None:
+    def __init__(self, m: MachineState, spm: np.ndarray, acc: np.ndarray):
         self.m = m
         self.prog = m.program
         self.lay = m.layout
-        self.cid = cid
-        self.st = m.cores[cid]
-        self.ncores = ncores
-        self.steps = expand(m.program, cid, ncores, layout=m.layout, compiled=compiled)
-        self.loops: list[list[int]] = []
-        self.done = False
+        self.spm = spm
+        self.acc = acc
+        self.ops: dict[int, _Op] = {}
+        # decoded MMA A operands: tile -> {cores: ADecoded}, dropped when the tile's bytes (or
+        # an aliasing tile's) are written
+        self.decoded: dict[str, dict[bytes, ADecoded]] = {}
+        spans = {n: (p.base, p.base + p.nbytes) for n, p in self.lay.tiles.items()}
+        self.overlap = {n: tuple(o for o, (b, e) in spans.items() if b < hi and lo < e)
+                        for n, (lo, hi) in spans.items()}
+
+    def _dirty(self, name: str) -> None:
+        for t in self.overlap[name]:
+            self.decoded.pop(t, None)
+
+    def run_group(self, group: Group, ncores: int) -> None:
+        cores = group.cores
+        g = cores.size
+        cs = slice(None) if g == ncores else cores
+        ops = self.ops
+        for pos, index in enumerate(group.steps):
+            fn = ops.get(index)
+            if fn is None:
+                fn = ops[index] = self._compile(index)
+            fn(cs, g, group.dma.get(pos), cores)
 
     # ---------------------------------------------------------------- tiles
-    def _get(self, name: str):
+    def _floats(self, name: str, cs) -> np.ndarray:
+        return read_floats(self.spm, cs, self.lay.tiles[name], self.prog.tile[name])
+
+    def _put(self, name: str, cs, x: np.ndarray) -> None:
+        self._dirty(name)
+        write_floats(self.spm, cs, self.lay.tiles[name], self.prog.tile[name], x)
+
+    def _operand(self, name: str, cs, g: int):
+        """An MMA operand of ``g`` cores stacked along rows: float values or a Stored."""
         d = self.prog.tile[name]
-        p = self.lay.tiles[name]
-        return read_float(self.st.spm, p, d) if d.is_float else read_quantized(self.st.spm, p, d)
+        if d.is_float:
+            return self._floats(name, cs).reshape(g * d.shape[0], d.shape[1])
+        return Stored.of(read_rows(self.spm, cs, self.lay.tiles[name], d, g))
 
-    def _put(self, name: str, x: np.ndarray) -> None:
-        write_float(self.st.spm, self.lay.tiles[name], self.prog.tile[name], x)
-
-    def _acc(self, name: str) -> np.ndarray:
-        m, n = self.prog.acc[name].shape
-        return self.st.acc[self.lay.accs[name], :m, :n]
-
-    # ---------------------------------------------------------------- run
-    def run_to_barrier(self) -> bool:
-        """Execute until a BARRIER (True) or the end of the program (False)."""
-        for step in self.steps:
-            if step.instruction.opcode == "BARRIER":
-                return True
-            self._exec(step)
-        self.done = True
-        return False
-
-    def _exec(self, step) -> None:
-        ins = step.instruction
+    def _compile(self, index: int) -> _Op:
+        ins = self.prog.instructions[index]
         op = ins.opcode
-        ops = ins.operands
-        unit = step.unit
-        if unit == "scalar":
-            self._scalar(op, ops)
-        elif op == "LOOP":
-            if step.args[0] > 0:
-                self.st.regs[ops[0]] = 0
-                self.loops.append([ops[0], step.args[0], ops[2], 1])
-        elif op == "ENDLOOP":
-            top = self.loops[-1]
-            if top[3] < top[1]:
-                top[3] += 1
-                self.st.regs[top[0]] = _wrap(self.st.regs[top[0]] + top[2])
-            else:
-                self.loops.pop()
-        elif op in ("DMA.LD", "DMA.ST"):
-            self._dma(step)
-        elif op == "DMA.LDM":
-            self.m.multicasts.add(self.cid, self.ncores, step)
-            self._dma(step)
-        elif unit == "matrix":
-            self._matrix(op, ops)
-        elif unit == "vector":
-            self._vector(op, ops)
+        if op in ("DMA.LD", "DMA.LDM", "DMA.ST"):
+            return self._dma(ins)
+        if op in ("MMA", "MMA.SP", "ACC.ZERO", "ACC.LD", "ACC.ST"):
+            return self._matrix(ins)
+        return self._vector(ins)
 
-    def _scalar(self, op: str, ops) -> None:
-        r = self.st.regs
-        if op == "LI":
-            v = ops[1]
-        elif op in ("ADDI", "MULI", "DIVI"):
-            a, b = r[ops[1]], ops[2]
-            v = a + b if op == "ADDI" else a * b if op == "MULI" else a // b
-        else:
-            a, b = r[ops[1]], r[ops[2]]
-            v = {"ADD": lambda: a + b, "SUB": lambda: a - b, "MUL": lambda: a * b,
-                 "DIV": lambda: a // b, "MIN": lambda: min(a, b)}[op]()
-        r[ops[0]] = _wrap(v)
-
-    def _dma(self, step) -> None:
-        ins = step.instruction
-        load = ins.opcode != "DMA.ST"
-        tile = ins.operands[0] if load else ins.operands[3]
-        tp = self.lay.tiles[tile]
-        h = tp.rows
+    def _dma(self, ins) -> _Op:
+        load = ins.opcode != "DMA.ST"  # DMA.LD, DMA.LDM (a multicast load)
+        tp = self.lay.tiles[ins.operands[0] if load else ins.operands[3]]
         rb = tp.row
         dst = [base for base, per_row in ((tp.code_base(), rb.code), (tp.scale_base(), rb.scale),
                                           (tp.meta_base(), rb.meta)) if per_row]
         if rb.per_tensor:
-            dst.append(tp.meta_base() + h * rb.meta)
-        ddr = self.m.ddr
-        spm = self.st.spm
-        for seg, base in zip(step.ddr, dst, strict=True):
-            n = seg.length * seg.count
-            rows = (seg.address + seg.stride * np.arange(seg.count)[:, None]
-                    + np.arange(seg.length)[None, :]).reshape(-1)
+            dst.append(tp.meta_base() + tp.rows * rb.meta)
+        offsets = np.array(dst, dtype=np.int64)
+        ddr, spm = self.m.ddr, self.spm
+        tile = ins.operands[0]
+
+        def run_dma(cs, g, segs, cores):
             if load:
-                spm[base:base + n] = ddr[rows]
-            else:
-                ddr[rows] = spm[base:base + n]
+                self._dirty(tile)
+            dma_copy(ddr, spm, cores, segs, offsets, load)
+        return run_dma
 
-    def _operand(self, name: str):
-        d = self.prog.tile[name]
-        if d.is_float:
-            return operand_from_values(self._get(name), self.m.chunk)
-        return operand_from_quantized(self._get(name), self.m.chunk, name)
-
-    def _matrix(self, op: str, ops) -> None:
+    def _matrix(self, ins) -> _Op:
+        op, ops = ins.opcode, ins.operands
+        reg = self.lay.accs[ops[0] if op != "ACC.ST" else ops[1]]
+        m, n = self.prog.acc[ops[0] if op != "ACC.ST" else ops[1]].shape
+        acc = self.acc
         if op in ("MMA", "MMA.SP"):
-            acc = self._acc(ops[0])
-            self.m.mma.add(mma_operands(self._operand(ops[1]), self._operand(ops[2]), acc))
-        elif op == "ACC.ZERO":
-            self._acc(ops[0])[...] = 0.0
-        elif op == "ACC.LD":
-            self._acc(ops[0])[...] = self._get(ops[1])
-        elif op == "ACC.ST":
-            self._put(ops[0], self._acc(ops[1]))
+            chunk, stats = self.m.chunk, self.m.mma
 
-    def _vector(self, op: str, ops) -> None:
-        g = self._get
-        with np.errstate(all="ignore"):
-            if op in ("VADD", "VSUB", "VMUL"):
-                a, b = g(ops[1]), g(ops[2])
-                r = a + b if op == "VADD" else a - b if op == "VSUB" else a * b
-            elif op in ("VADDI", "VMULI", "VMAXI", "VMINI"):
-                a, imm = g(ops[1]), np.float32(ops[2].value)
-                r = {"VADDI": lambda: a + imm, "VMULI": lambda: a * imm,
-                     "VMAXI": lambda: vec.vmax(a, imm), "VMINI": lambda: vec.vmin(a, imm)}[op]()
-            elif op == "VMAX":
-                r = vec.vmax(g(ops[1]), g(ops[2]))
-            elif op == "VMIN":
-                r = vec.vmin(g(ops[1]), g(ops[2]))
-            elif op == "VFMA":
-                r = vec.vfma(g(ops[1]), g(ops[2]), g(ops[3]))
-            elif op in ("VEXP", "VRCP", "VRSQRT", "VGELU", "VSILU"):
-                fn = {"VEXP": vec.vexp, "VRCP": vec.vrcp, "VRSQRT": vec.vrsqrt,
-                      "VGELU": vec.vgelu, "VSILU": vec.vsilu}[op]
-                r = fn(g(ops[1]))
-            elif op == "VROTH":
-                a = g(ops[1])
-                half = a.shape[1] // 2
-                r = np.concatenate([-a[:, half:], a[:, :half]], axis=1)
-                self._put(ops[0], r)
-                return
-            elif op == "VRSUM":
-                r = vec.vrsum(g(ops[1]))
-            elif op == "VRMAX":
-                r = vec.vrmax(g(ops[1]))
-            elif op in ("VCVT", "VTRANS"):
-                a = g(ops[1])
-                self._put(ops[0], a.T if op == "VTRANS" else a)
-                return
-            elif op == "VQUANT":
-                d = self.prog.tile[ops[0]]
-                write_quantized(self.st.spm, self.lay.tiles[ops[0]], d,
-                                quantize_decl(g(ops[1]), d))
-                return
-            elif op == "VDEQUANT":
-                r = g(ops[1]).dequantize()
-            else:  # pragma: no cover - the opcode table and this dispatch agree
-                raise ProgramError(f"the functional executor does not implement {op}")
+            def run_mma(cs, g, _segs, cores):
+                w = self._operand(ops[2], cs, g)
+                kept = self.decoded.setdefault(ops[1], {})
+                key = cores.tobytes()
+                dec = kept.get(key)
+                if dec is None:
+                    a = self._operand(ops[1], cs, g)
+                    dec = kept[key] = a_decode(a, chunk)
+                else:
+                    def a():
+                        return self._operand(ops[1], cs, g)
+                if isinstance(cs, slice):
+                    stats.add(mma_batch(a, w, acc[:, reg, :m, :n], chunk, dec))
+                else:
+                    part = acc[cs, reg, :m, :n]
+                    stats.add(mma_batch(a, w, part, chunk, dec))
+                    acc[cs, reg, :m, :n] = part
+            return run_mma
+        if op == "ACC.ZERO":
+            def run_zero(cs, g, _segs, _cores):
+                acc[cs, reg, :m, :n] = 0.0
+            return run_zero
+        if op == "ACC.LD":
+            def run_ld(cs, g, _segs, _cores):
+                acc[cs, reg, :m, :n] = self._floats(ops[1], cs)
+            return run_ld
+
+        def run_st(cs, g, _segs, _cores):
+            self._put(ops[0], cs, acc[cs, reg, :m, :n])
+        return run_st
+
+    def _vector(self, ins) -> _Op:
+        op, ops = ins.opcode, ins.operands
+        get = self._floats
         shape = self.prog.tile[ops[0]].shape
-        self._put(ops[0], vec.canonical(np.broadcast_to(r, shape)))
+        f: Callable[..., np.ndarray]
+        if op == "VQUANT":
+            return self._vquant(ins)
+        if op in ("VROTH", "VCVT", "VTRANS"):
+            def run_move(cs, g, _segs, _cores):
+                a = get(ops[1], cs)
+                if op == "VROTH":
+                    half = a.shape[2] // 2
+                    a = np.concatenate([-a[:, :, half:], a[:, :, :half]], axis=2)
+                elif op == "VTRANS":
+                    a = a.transpose(0, 2, 1)
+                self._put(ops[0], cs, a)
+            return run_move
+        if op == "VDEQUANT":
+            src = self.prog.tile[ops[1]]
+
+            def value(cs, g):
+                q = read_rows(self.spm, cs, self.lay.tiles[ops[1]], src, g)
+                return q.dequantize().reshape(g, *src.shape)
+        elif op in ("VADD", "VSUB", "VMUL"):
+            f = {"VADD": np.add, "VSUB": np.subtract, "VMUL": np.multiply}[op]
+
+            def value(cs, g):
+                return f(get(ops[1], cs), get(ops[2], cs))
+        elif op in ("VADDI", "VMULI", "VMAXI", "VMINI"):
+            imm = np.float32(ops[2].value)
+            binary: dict[str, Callable[..., np.ndarray]] = {
+                "VADDI": np.add, "VMULI": np.multiply, "VMAXI": vec.vmax, "VMINI": vec.vmin}
+            f = binary[op]
+
+            def value(cs, g):
+                return f(get(ops[1], cs), imm)
+        elif op in ("VMAX", "VMIN"):
+            f = vec.vmax if op == "VMAX" else vec.vmin
+
+            def value(cs, g):
+                return f(get(ops[1], cs), get(ops[2], cs))
+        elif op == "VFMA":
+            def value(cs, g):
+                return vec.vfma(get(ops[1], cs), get(ops[2], cs), get(ops[3], cs))
+        elif op in ("VEXP", "VRCP", "VRSQRT", "VGELU", "VSILU"):
+            f = {"VEXP": vec.vexp, "VRCP": vec.vrcp, "VRSQRT": vec.vrsqrt, "VGELU": vec.vgelu,
+                 "VSILU": vec.vsilu}[op]
+
+            def value(cs, g):
+                return f(get(ops[1], cs))
+        elif op in ("VRSUM", "VRMAX"):
+            f = vec.vrsum if op == "VRSUM" else vec.vrmax
+
+            def value(cs, g):
+                a = get(ops[1], cs)
+                return f(a.reshape(-1, a.shape[2])).reshape(g, a.shape[1], 1)
+        else:  # pragma: no cover - the opcode table and this dispatch agree
+            raise ProgramError(f"the functional executor does not implement {op}")
+
+        def run_vector(cs, g, _segs, _cores):
+            with np.errstate(all="ignore"):
+                r = value(cs, g)
+            self._put(ops[0], cs, vec.canonical(np.broadcast_to(r, (g, *shape))))
+        return run_vector
+
+    def _vquant(self, ins) -> _Op:
+        dst, src = ins.operands[0], ins.operands[1]
+        d = self.prog.tile[dst]
+        p = self.lay.tiles[dst]
+
+        def run_vquant(cs, g, _segs, cores):
+            self._dirty(dst)
+            x = self._floats(src, cs)
+            if d.block == 0 and d.scale != ScaleKind.NONE:  # one scale per tile: each core alone
+                for i, c in enumerate(cores):
+                    write_quantized(self.spm[c], p, d, quantize_decl(x[i], d))
+                return
+            q = quantize(x.reshape(-1, d.shape[1]), d.storage)
+            write_rows(self.spm, cs, p, d, g, q)
+        return run_vquant
+
+
+# ------------------------------------------------------------------ plans
+
+#: Plans kept with their program (weakly): program -> {(params, cores, max_steps): (layout,
+#: plan)}. Only plans of at most _CACHE_STEPS steps (all cores) are kept.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE_STEPS = 1 << 21
+_CACHE_PER_PROGRAM = 4
+
+
+def _plan(program: Program, params: IsaParams | None, cores: int, max_steps: int,
+          name: str) -> tuple[Layout, Plan]:
+    key = (params, cores, max_steps)
+    try:
+        kept = _PLANS.get(program)
+    except TypeError:  # an unhashable program (not a frozen Program): no caching
+        kept = None
+    if kept is not None and key in kept:
+        return kept[key]
+    lay = validate(program, params)
+    plan = build_plan(program, lay, cores, max_steps, name)
+    if sum(plan.steps) <= _CACHE_STEPS:
+        try:
+            kept = _PLANS.setdefault(program, {})
+        except TypeError:
+            return lay, plan
+        if len(kept) >= _CACHE_PER_PROGRAM:
+            kept.pop(next(iter(kept)))
+        kept[key] = (lay, plan)
+    return lay, plan
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"'{name}' must be an integer >= {low} (got {value!r})")
+    if value < low:
+        raise ConfigError(f"'{name}' must be >= {low} (got {value})")
+    return int(value)
 
 
 def run(program: Program, *, ddr: np.ndarray | Mapping[str, np.ndarray | QuantizedTensor],
-        cores: int = 1, params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK
-        ) -> MachineState:
+        cores: int = 1, params: IsaParams | None = None, chunk: int = DEFAULT_CHUNK,
+        max_steps: int = DEFAULT_MAX_STEPS, name: str | None = None) -> MachineState:
     """Run ``program`` on ``cores`` cores; returns the final :class:`MachineState`.
 
     ``ddr``: a byte image (uint8, as :func:`ddr_image` builds; copied) or a dict name -> float
     array / QuantizedTensor placed with :func:`ddr_image`. ``chunk``: the MMA accumulation
-    chunk. Raises ProgramError for programs that cannot run (from validate / expand) and when
-    cores disagree on BARRIERs (one halts while others wait).
+    chunk. ``max_steps``: the most instructions one core may execute (the step budget; a
+    program that loops forever fails within seconds). ``name``: what error messages call the
+    program. Raises ProgramError for programs that cannot run (from validate / expand), when a
+    core exceeds the step budget, when the members of a DMA.LDM group disagree on a multicast
+    load (another window, or not issued by every member before a BARRIER or the end), and when
+    cores disagree on BARRIERs (one halts while others wait); ConfigError for bad arguments.
     """
-    if cores < 1:
-        raise ConfigError(f"'cores' must be >= 1 (got {cores})")
-    lay = validate(program, params)
+    if not isinstance(program, Program):
+        raise ConfigError(f"'program' must be a prodigy_sim.isa.Program (got "
+                          f"{type(program).__name__}); assemble text with isa.assemble")
+    cores = _check_int("cores", cores, 1)
+    chunk = _check_int("chunk", chunk, 1)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    if params is not None and not isinstance(params, IsaParams):
+        raise ConfigError(f"'params' must be an IsaParams or None (got {type(params).__name__})")
+    label = f"program {name!r}" if name else "the program"
+    lay, plan = _plan(program, params, cores, max_steps, label)
     pr = lay.params
-    if isinstance(ddr, dict):
+    if isinstance(ddr, Mapping):
         image = ddr_image(program, ddr, lay)
-    else:
+    elif isinstance(ddr, np.ndarray):
         image = np.array(ddr, dtype=np.uint8).reshape(-1)
         need = max((p.base + p.nbytes for p in lay.tensors.values()), default=0)
         if image.size < need:
             raise ConfigError(f"the DDR image has {image.size} bytes; the program's tensors end "
                               f"at byte {need}")
-    states = [CoreState(np.zeros(pr.onchip_bytes, dtype=np.uint8),
-                        np.zeros((pr.n_accumulators, pr.acc_max_rows, pr.acc_max_cols),
-                                 dtype=np.float32),
-                        [0] * 16 + [c, cores]) for c in range(cores)]
-    m = MachineState(program, lay, image, states, int(chunk))
-    compiled = compile_steps(program, layout=lay)
-    execs = [_Core(m, c, cores, compiled) for c in range(cores)]
-    while True:
-        at_barrier = [ex.run_to_barrier() if not ex.done else False for ex in execs]
-        m.multicasts.check_complete()
-        if not any(at_barrier):
-            return m
-        if not all(at_barrier):
-            waiting = [i for i, b in enumerate(at_barrier) if b]
-            ended = [i for i, b in enumerate(at_barrier) if not b]
-            raise ProgramError(f"cores {waiting} wait at a BARRIER that cores {ended} never "
-                               "reach (they halted)")
+    else:
+        raise ConfigError(f"'ddr' must be a uint8 byte image or a dict of tensors (got "
+                          f"{type(ddr).__name__})")
+    # the bytes up to the end of the last tile (no instruction touches the rest)
+    used = max((p.base + p.nbytes for p in lay.tiles.values()), default=0)
+    spm = np.zeros((cores, used), dtype=np.uint8)
+    acc = np.zeros((cores, pr.n_accumulators, pr.acc_max_rows, pr.acc_max_cols),
+                   dtype=np.float32)
+    states = [CoreState(spm[c], acc[c], list(plan.regs[c])) for c in range(cores)]
+    m = MachineState(program, lay, image, states, chunk)
+    machine = _Machine(m, spm, acc)
+    with blas_single_thread():  # many small GEMMs: BLAS threads cost more than they give
+        for epoch in plan.epochs:
+            for group in epoch.groups:
+                machine.run_group(group, cores)
+    if plan.waiting is not None:
+        waiting, ended = plan.waiting
+        raise ProgramError(f"{label}: cores {waiting} wait at a BARRIER that cores {ended} "
+                           "never reach (they halted)")
+    return m

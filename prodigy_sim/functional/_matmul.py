@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.functional._mma import MmaStats, mma_source
-from prodigy_sim.functional._operand import operand_from_quantized, operand_source
+from prodigy_sim.functional._mma import MmaStats, mma_quantized
 from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.numerics import QuantizedTensor
 
@@ -50,9 +49,7 @@ def matmul_stats(a: QuantizedTensor, w: QuantizedTensor, acc: np.ndarray | None 
                  chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, MmaStats]:
     """:func:`matmul`, also returning how many (tile, chunk) pieces took the exact fallback."""
     out = _check(a, w, acc, chunk)
-    ao = operand_from_quantized(a, int(chunk), "a")
-    wo = operand_source(w, int(chunk), "w")
-    stats = mma_source(ao, wo, out)
+    stats = mma_quantized(a, w, out, int(chunk))
     return out, stats
 
 

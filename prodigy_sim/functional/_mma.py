@@ -5,7 +5,17 @@ The specification (``isa/README.md``, *Numeric specification*): K is cut into ch
 exact sum ``X_c = sum_k a'[m,k] w'[n,k]`` of the scaled operands is added to the FP32
 accumulator with one IEEE round-to-nearest-even, ``acc <- RNE_fp32(acc + X_c)``, in K order.
 
-Fast, exact emulation, per chunk and per output tile:
+Fast, exact emulation: every (output tile, chunk) piece takes the cheapest of these paths
+that a cheap bound proves exact (which path ran never changes a bit; :class:`MmaStats` counts
+them):
+
+0. *Float32* (``_f32``, the first choice): one float32 GEMM of the chunk, exact when a
+   per-row bound on every partial sum fits 24 bits of the product quantum; rows that need more
+   are split by elements - their few finest elements are added to the GEMM's exact result in
+   float64 - so one GEMM serves the tile (see ``_f32`` for the proof and the eligibility
+   rules: no NaN / Inf, every value a float32 number inside [2^-60, 2^50]).
+
+Otherwise the float64 / exact path:
 
 1. ``X_c = A'_c @ W'_c^T`` by one float64 BLAS GEMM. It is *exact* whenever every product is an
    integer multiple of a common quantum ``q`` and every partial sum - in whatever order and
@@ -24,13 +34,14 @@ Chunks holding NaN or Inf values are multiplied with those values replaced by ze
 :func:`_special_sum` instead (NaN; or +-Inf), then IEEE addition. Every NaN written to an
 accumulator is the canonical quiet NaN 0x7FC00000.
 
-Execution: the output is cut into (``_TILE_M`` x ``_TILE_N``) tiles, each carried through all
-chunks in K order by one worker (chunk GEMM into a per-thread buffer that stays in cache, then
-the fused round-to-odd accumulate on a contiguous copy of the accumulator tile). Workers - one
-per core, BLAS held at one thread with threadpoolctl when it is installed - take tiles from a
-shared list, so a core slowed by other load never holds the rest back. W may be a lazy source
-decoding packed codes per (tile, chunk group) instead of a float64 copy of the whole weight.
-Which path a (tile, chunk) takes never changes a bit of the result: every path is exact.
+Execution of one large MMA (:func:`mma_quantized`): W is decoded once into float32 k-major
+tiles and A classified against W's row ratios (both in worker threads); the output is cut into
+(``_TILE_M`` x ``_TN32``) tiles, each carried through all chunks in K order by one worker
+(stacked chunk GEMMs into a per-thread buffer that stays in cache, then the accumulate on a
+contiguous copy of the accumulator tile). Workers - one per core, BLAS held at one thread with
+threadpoolctl when it is installed - take tiles from a shared list, so a core slowed by other
+load never holds the rest back. Many small MMAs of one shape (one instruction on many cores,
+:func:`mma_batch`) go as one stacked GEMM and one accumulate call.
 """
 
 from __future__ import annotations
@@ -44,9 +55,23 @@ import numpy as np
 
 from prodigy_sim._jit import blas_single_thread
 from prodigy_sim.functional._exact import add_rne32, superacc_dot_rne32
+from prodigy_sim.functional._f32 import (
+    SLOW,
+    SPLIT,
+    ADecoded,
+    ASplit,
+    WTiles,
+    a_classify,
+    a_decode,
+    a_split,
+    accumulate32,
+    accumulate32_batch,
+    w_tiles,
+)
 from prodigy_sim.functional._operand import Operand, OperandSource
 
-__all__ = ["MmaStats", "mma_operands", "mma_source", "chunk_is_exact"]
+__all__ = ["MmaStats", "mma_operands", "mma_source", "mma_quantized", "mma_batch",
+           "chunk_is_exact"]
 
 _NAN32 = np.float32(np.nan)
 _SUB_M, _SUB_N = 64, 256
@@ -54,18 +79,27 @@ _SUB_M, _SUB_N = 64, 256
 
 @dataclass
 class MmaStats:
-    """What one or more MMAs did: chunks, and (tile, chunk) pieces that took each path."""
+    """What one or more MMAs did: chunks, and (tile, chunk) pieces that took each path.
+
+    ``f32_tiles``: pieces whose chunk sums came from one float32 GEMM (``_f32``), of which
+    ``split_rows`` (row, piece) pairs were split and corrected in float64; ``blas_tiles``:
+    pieces (or sub-tiles) by one float64 GEMM; ``fallback_tiles`` / ``fallback_elements``:
+    sub-tiles and output elements by the exact superaccumulator."""
 
     chunks: int = 0
     blas_tiles: int = 0
     fallback_tiles: int = 0
     fallback_elements: int = 0
+    f32_tiles: int = 0
+    split_rows: int = 0
 
     def add(self, other: MmaStats) -> None:
         self.chunks += other.chunks
         self.blas_tiles += other.blas_tiles
         self.fallback_tiles += other.fallback_tiles
         self.fallback_elements += other.fallback_elements
+        self.f32_tiles += other.f32_tiles
+        self.split_rows += other.split_rows
 
 
 @numba.njit(cache=True, inline="always")
@@ -266,6 +300,64 @@ class _Plan:
                     stats.fallback_elements += (s1 - s0) * (j1 - j0)
 
 
+def _in_threads(items: list, work_one, threaded: bool) -> list:
+    """``[work_one(item, buf) for item in items]``, in worker threads taking items from a
+    shared list (one per core, BLAS held at one thread each) when ``threaded``, else in the
+    calling thread with BLAS at one thread (a small GEMM gains nothing from BLAS threads and
+    loses much when other processes load the cores). ``buf`` is a per-thread scratch dict.
+    Results come back in no particular order."""
+    workers = min(_n_workers(), len(items)) if threaded else 1
+    if workers <= 1:
+        buf: dict = {}
+        with blas_single_thread():
+            return [work_one(t, buf) for t in items]
+    lock = threading.Lock()
+    todo = iter(items)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        buf: dict = {}
+        try:
+            while not errors:
+                with lock:
+                    t = next(todo, None)
+                if t is None:
+                    break
+                results.append(work_one(t, buf))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            errors.append(exc)
+
+    with blas_single_thread():
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
+        for th in threads:
+            th.start()
+        work()
+        for th in threads:
+            th.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _run_tiles(tiles: list, work_one, threaded: bool) -> MmaStats:
+    """Sum of the :class:`MmaStats` of ``work_one(tile, buf)`` over ``tiles`` (see
+    :func:`_in_threads`)."""
+    stats = MmaStats()
+    for r in _in_threads(tiles, work_one, threaded):
+        stats.add(r)
+    return stats
+
+
+def _spread(fn, n: int) -> None:
+    """``fn(lo, hi)`` over pieces of ``range(n)`` in worker threads (numba ``nogil`` kernels;
+    own threads rather than a Numba parallel region, whose thread team stalls when other
+    processes load the cores)."""
+    size = max(1, -(-n // (4 * _n_workers())))
+    _in_threads([(i, min(n, i + size)) for i in range(0, n, size)],
+                lambda piece, _buf: fn(*piece), True)
+
+
 def mma_source(a: Operand, w: OperandSource, acc: np.ndarray) -> MmaStats:
     """``acc`` (float32 (M, N), updated in place) += a . w^T by the chunked spec; returns stats.
 
@@ -275,52 +367,177 @@ def mma_source(a: Operand, w: OperandSource, acc: np.ndarray) -> MmaStats:
     small MMAs run in the calling thread. ``a`` and ``w`` must share K and chunk."""
     nc, m, _ = a.values.shape
     n = w.rows
-    stats = MmaStats(chunks=nc)
     if m == 0 or n == 0:
-        return stats
+        return MmaStats(chunks=nc)
     plan = _Plan(a, w, _TILE_M)
     tiles = [(i0, i1, n0, min(n, n0 + _TILE_N)) for n0 in range(0, n, _TILE_N)
              for i0, i1 in plan.m_tiles]
-    workers = min(_n_workers(), len(tiles))
-    ctx = blas_single_thread() if workers > 1 and m * n * a.values.shape[2] * nc >= \
-        _THREAD_MIN_MACS else None
-    if ctx is None:  # small: this thread, BLAS at one thread too (a small GEMM gains nothing
-        buf: dict = {}  # from BLAS threads and loses much when other processes load the cores)
-        with blas_single_thread():
-            for t in tiles:
-                stats.add(plan.tile(*t, acc, buf))
-        return stats
-    lock = threading.Lock()
-    todo = iter(tiles)
-    results: list[MmaStats] = []
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        buf: dict = {}
-        mine = MmaStats()
-        try:
-            while not errors:
-                with lock:
-                    t = next(todo, None)
-                if t is None:
-                    break
-                mine.add(plan.tile(*t, acc, buf))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            errors.append(exc)
-        results.append(mine)
-
-    with ctx:
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
-        for th in threads:
-            th.start()
-        work()
-        for th in threads:
-            th.join()
-    if errors:
-        raise errors[0]
-    for r in results:
-        stats.add(r)
+    threaded = m * n * a.values.shape[2] * nc >= _THREAD_MIN_MACS
+    stats = _run_tiles(tiles, lambda t, buf: plan.tile(t[0], t[1], t[2], t[3], acc, buf),
+                       threaded)
+    stats.chunks = nc
     return stats
+
+
+# ------------------------------------------------------------------ the float32 path
+
+#: W rows per tile of the float32 path (the output tile is (_TILE_M x _TN32)).
+_TN32 = 128
+
+
+class _Plan32:
+    """One MMA: the float32 path (``_f32``) per (tile, chunk) where eligible, the float64 /
+    exact path of :class:`_Plan` for the other pieces (built on first use).
+
+    a: A classified and split; w: W as float32 tiles; slow_operands: a function giving the
+    float64 path's (A :class:`Operand`, W :class:`OperandSource`)."""
+
+    def __init__(self, a: ASplit, w: WTiles, slow_operands, tm: int):
+        self.a, self.w, self.n = a, w, w.rows
+        self.w_ok = w.tile_ok()
+        m = a.hi.shape[1]
+        self.m_tiles = [(i0, min(m, i0 + tm)) for i0 in range(0, m, tm)]
+        self.a_ok = {i0: (a.cls[:, i0:i1] != SLOW).all(axis=1) for i0, i1 in self.m_tiles}
+        self.tm = tm
+        self._slow_operands = slow_operands
+        self._slow: _Plan | None = None
+        self._lock = threading.Lock()
+
+    def _slow_plan(self) -> _Plan:
+        with self._lock:
+            if self._slow is None:
+                a_op, w_op = self._slow_operands()
+                self._slow = _Plan(a_op, w_op, self.tm)
+            return self._slow
+
+    def tile(self, i0: int, i1: int, t: int, acc: np.ndarray, buf: dict) -> MmaStats:
+        """acc[i0:i1, tile t] += chunk by chunk, chunk groups of ``_GROUP`` in one stacked
+        float32 GEMM and one accumulate call when every chunk of the group is eligible."""
+        w, a = self.w, self.a
+        tn = w.tn
+        n0, n1 = t * tn, min(self.n, (t + 1) * tn)
+        nc = w.tiles.shape[1]
+        tm = i1 - i0
+        stats = MmaStats()
+        acc_t = np.zeros((tm, tn), dtype=np.float32)
+        acc_t[:, : n1 - n0] = acc[i0:i1, n0:n1]
+        xkey = ("x32", tm, tn)
+        if xkey not in buf:
+            buf[xkey] = np.empty((_GROUP, tm, tn), dtype=np.float32)
+        xbuf = buf[xkey]
+        ok = self.w_ok[t] & self.a_ok[i0]
+        rows = slice(i0, i1)
+        hi, cls, nlo, lok, lov = (a.hi[:, rows], a.cls[:, rows], a.nlo[:, rows], a.lok[:, rows],
+                                  a.lov[:, rows])
+        wt = w.tiles[t]
+        c0 = 0
+        while c0 < nc:
+            c1 = min(nc, c0 + _GROUP)
+            if not ok[c0:c1].all():
+                c1 = c0 + 1
+            if ok[c0]:
+                x = xbuf[: c1 - c0]
+                np.matmul(hi[c0:c1], wt[c0:c1], out=x)
+                accumulate32(acc_t, x, cls[c0:c1], nlo[c0:c1], lok[c0:c1], lov[c0:c1],
+                             wt[c0:c1])
+                stats.f32_tiles += c1 - c0
+                stats.split_rows += int(np.count_nonzero(cls[c0:c1] == SPLIT))
+            else:
+                part = np.ascontiguousarray(acc_t[:, : n1 - n0])
+                self._slow_chunk(c0, i0, i1, n0, n1, part, buf, stats)
+                acc_t[:, : n1 - n0] = part
+            c0 = c1
+        acc[i0:i1, n0:n1] = acc_t[:, : n1 - n0]
+        return stats
+
+    def _slow_chunk(self, c, i0, i1, n0, n1, acc_t, buf, stats) -> None:
+        plan = self._slow_plan()
+        wv, wlow, wvmax, wvsum, wspec, agg = plan.w.chunk_group(c, c + 1, n0, n1, buf)
+        x = np.empty((i1 - i0, n1 - n0))
+        plan._chunk_slow(c, i0, i1, acc_t, x, wv[0], wlow[0], wvmax[0], wvsum[0], wspec[0],
+                         agg[0], stats)
+
+
+def mma_quantized(a, w, acc: np.ndarray, chunk: int) -> MmaStats:
+    """``acc`` (float32 (M, N), updated in place) += a . w^T for 2-D QuantizedTensors a (M, K)
+    (dense) and w (N, K) quantized along K: the float32 path where eligible, else the float64 /
+    exact path, per (tile, chunk); output tiles (``_TILE_M`` x ``_TN32``) in worker threads
+    when large."""
+    from prodigy_sim.functional._operand import Stored, operand_from_quantized, operand_source
+
+    m, K = a.shape  # noqa: N806
+    n = w.shape[0]
+    nc = -(-K // chunk)
+    if m == 0 or n == 0:
+        return MmaStats(chunks=nc)
+    big = m * n * K >= _THREAD_MIN_MACS
+    run = _spread if big else None
+    wt = w_tiles(Stored.of(w), chunk, _TN32, run)
+    asplit = a_split(Stored.of(a), chunk, wt.ratios(), m, run)
+    plan = _Plan32(asplit, wt, lambda: (operand_from_quantized(a, chunk, "a"),
+                                        operand_source(w, chunk, "w")), _TILE_M)
+    tiles = [(i0, i1, t) for t in range(wt.tiles.shape[0]) for i0, i1 in plan.m_tiles]
+    stats = _run_tiles(tiles, lambda t, buf: plan.tile(t[0], t[1], t[2], acc, buf), big)
+    stats.chunks = nc
+    return stats
+
+
+#: Largest float32 GEMM output (elements) of one batched call; larger batches go in pieces.
+_BATCH_X = 1 << 22
+
+
+def mma_batch(a, w, acc: np.ndarray, chunk: int, a_decoded: ADecoded | None = None
+              ) -> MmaStats:
+    """``acc[b] += a_b . w_b^T`` for B independent MMAs of one shape (the same instruction on
+    B cores): ``a`` (B*M, K) and ``w`` (B*N, K) stacked along rows, each a
+    :class:`~prodigy_sim.functional._operand.Stored` or real values (an array); acc: float32
+    (B, M, N), updated in place (may be a strided view). One stacked float32 GEMM and one
+    accumulate call serve every MMA that is eligible in all its chunks; the others take the
+    float64 / exact path, each whole. ``a_decoded``: :func:`~._f32.a_decode` of ``a`` if the
+    caller has it (a tile used by several MMAs is decoded once); then ``a`` may be a function
+    returning the operand, called only if the float64 path needs it. Small GEMMs: the caller
+    should hold BLAS at one thread (``_jit.blas_single_thread``)."""
+    b_count = acc.shape[0]
+    m, n = acc.shape[1], acc.shape[2]
+    dec = a_decoded if a_decoded is not None else a_decode(a, chunk)
+    nc = -(-dec.K // chunk)
+    stats = MmaStats(chunks=nc * b_count)
+    if m == 0 or n == 0 or b_count == 0:
+        return stats
+    wt = w_tiles(w, chunk, n)
+    asp = a_classify(dec, wt.ratios(b_count), m)
+    ok = wt.tile_ok().all(axis=1) & (asp.cls.reshape(nc, b_count, m) != SLOW).all(axis=(0, 2))
+    good = np.flatnonzero(ok)
+    if good.size:
+        hi = asp.hi.reshape(nc, b_count, m, chunk).transpose(1, 0, 2, 3)
+        step = max(1, _BATCH_X // (nc * m * n))
+        for g0 in range(0, good.size, step):
+            sel = good[g0:g0 + step]
+            x = np.matmul(hi[sel], wt.tiles[sel])
+            accs = np.ascontiguousarray(acc[sel])
+            accumulate32_batch(accs, x, sel, asp.cls, asp.nlo, asp.lok, asp.lov, wt.tiles)
+            acc[sel] = accs
+        stats.f32_tiles += good.size * nc
+        split = asp.cls == SPLIT
+        if good.size < b_count:
+            split = split.reshape(nc, b_count, m)[:, good]
+        stats.split_rows += int(np.count_nonzero(split))
+    if good.size < b_count:
+        op = a() if callable(a) else a
+        for b in np.flatnonzero(~ok):
+            part = np.ascontiguousarray(acc[b])
+            stats.add(mma_operands(_slow_operand(op, b * m, (b + 1) * m, chunk),
+                                   _slow_operand(w, b * n, (b + 1) * n, chunk), part))
+            acc[b] = part
+    return stats
+
+
+def _slow_operand(op, r0: int, r1: int, chunk: int) -> Operand:
+    from prodigy_sim.functional._operand import operand_from_values
+
+    if isinstance(op, np.ndarray):
+        return operand_from_values(op[r0:r1], chunk)
+    return op.rows_slice(r0, r1).operand(chunk)
 
 
 def mma_operands(a: Operand, w: Operand, acc: np.ndarray) -> MmaStats:

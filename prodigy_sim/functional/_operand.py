@@ -28,8 +28,8 @@ from prodigy_sim.functional._exact import bits_f64, f64_bits, significand_expone
 from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.numerics import QuantizedTensor, decode
 
-__all__ = ["Operand", "OperandSource", "operand_from_quantized", "operand_from_values",
-           "operand_source", "lowbit"]
+__all__ = ["Operand", "OperandSource", "Stored", "operand_from_quantized", "operand_from_values",
+           "operand_source", "lowbit", "scale_parts", "code_tables"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -372,39 +372,117 @@ _SCALE_CODE_FORMATS = {"e8m0": "float8_e8m0fnu", "e4m3": "float8_e4m3fn"}
 _scale_luts: dict = {}
 
 
+def scale_parts(q: QuantizedTensor) -> tuple[np.ndarray, np.ndarray, int]:
+    """float64 scale values (R, n_blocks) of a 2-D tensor, their low bits, and the stored codes
+    per scale (ones and all codes of a row for ``scale='none'``)."""
+    rows = q.shape[0]
+    if q.scale == "none":
+        sc = np.ones((rows, 1))
+        return sc, sc.copy(), max(q.kept_per_row, 1)
+    block = max(int(q.kept_block), 1)
+    fmt = _SCALE_CODE_FORMATS.get(q.scale)
+    if fmt is not None and q.scales.dtype == np.uint8:
+        # 8-bit scale codes: look their values (as scale_values() decodes them) and low
+        # bits up in 256-entry tables instead of decoding every scale
+        if fmt not in _scale_luts:
+            vals = decode(np.arange(256, dtype=np.uint8), fmt).astype(np.float64)
+            lows = np.empty(256)
+            _lowbits(vals, lows)
+            _scale_luts[fmt] = (vals, lows)
+        vals, lows = _scale_luts[fmt]
+        codes = q.scales.reshape(rows, -1)
+        return vals[codes], lows[codes], block
+    sc = np.ascontiguousarray(q.scale_values(), dtype=np.float64).reshape(rows, -1)
+    slow = np.empty(sc.size)
+    _lowbits(sc.ravel(), slow)
+    return sc, slow.reshape(sc.shape), block
+
+
+_code_tables: dict[int, tuple] = {}
+
+
+def code_tables(fmt) -> tuple[np.ndarray, np.ndarray]:
+    """float64 value and low bit of every code of ``fmt`` (kept per format object: the
+    executor asks for them on every MMA)."""
+    hit = _code_tables.get(id(fmt))
+    if hit is not None and hit[0] is fmt:
+        return hit[1], hit[2]
+    values = np.asarray(fmt.values, dtype=np.float64)
+    lowtab = np.empty(values.size)
+    _lowbits(values, lowtab)
+    if len(_code_tables) > 64:
+        _code_tables.clear()
+    _code_tables[id(fmt)] = (fmt, values, lowtab)
+    return values, lowtab
+
+
+@dataclass(frozen=True, eq=False)
+class Stored:
+    """Stored rows (R, K) as the kernels read them: packed codes ``packed`` (R, row bytes),
+    code width ``bits``, float64 ``values`` and low bits ``lowtab`` of every code, float64
+    ``scales`` and their low bits ``slow`` (R, n_blocks), ``dblock`` dense positions and
+    ``kept_block`` stored codes per scale, the bool keep ``mask`` (R, K) (an empty (0, 0) one
+    when dense). Several operands of one shape may be stacked along R."""
+
+    packed: np.ndarray
+    bits: int
+    values: np.ndarray
+    lowtab: np.ndarray
+    scales: np.ndarray
+    slow: np.ndarray
+    dblock: int
+    kept_block: int
+    mask: np.ndarray
+    K: int
+
+    @property
+    def rows(self) -> int:
+        return self.packed.shape[0]
+
+    @property
+    def sparse(self) -> bool:
+        return self.mask.shape[0] > 0
+
+    def rows_slice(self, r0: int, r1: int) -> Stored:
+        """Rows ``r0 .. r1 - 1``."""
+        rs = slice(r0, r1)
+        return Stored(self.packed[rs], self.bits, self.values, self.lowtab, self.scales[rs],
+                      self.slow[rs], self.dblock, self.kept_block,
+                      self.mask[rs] if self.sparse else self.mask, self.K)
+
+    def operand(self, chunk: int) -> Operand:
+        """The float64 :class:`Operand` of these rows (for the float64 / exact path)."""
+        out, low, vmax, vsum, special = _empty(self.rows, self.K, chunk)
+        _prepare(np.ascontiguousarray(self.packed), self.bits, self.values, self.lowtab,
+                 np.ascontiguousarray(self.scales), np.ascontiguousarray(self.slow),
+                 max(self.kept_block, 1), np.ascontiguousarray(self.mask), self.K, chunk,
+                 out, low, vmax, vsum, special)
+        return Operand(out, low, vmax, vsum, special, self.K)
+
+    @classmethod
+    def of(cls, q: QuantizedTensor) -> Stored:
+        """The storage of a 2-D tensor quantized along its last axis."""
+        rows, K = q.shape  # noqa: N806
+        values, lowtab = code_tables(q.fmt)
+        sc, slow, kept_block = scale_parts(q)
+        packed = np.ascontiguousarray(q.codes.reshape(rows, -1), dtype=np.uint8)
+        mask = q.mask()
+        mask = (np.zeros((0, 0), dtype=np.bool_) if mask is None
+                else np.ascontiguousarray(mask, dtype=np.bool_))
+        dblock = max(K, 1) if q.scale == "none" else q.block
+        return cls(packed, q.fmt.bits, values, lowtab, np.ascontiguousarray(sc),
+                   np.ascontiguousarray(slow), dblock, kept_block, mask, K)
+
+
 def _dense_args(q: QuantizedTensor, chunk: int) -> tuple:
     """Kernel arguments of a dense 2-D tensor: packed codes, code tables (values, |finite
     values|, non-finite flags), low bits of the values, float64 scales and their low bits per
     (row, block), block, K, chunk."""
     rows = q.shape[0]
-    values = np.asarray(q.fmt.values, dtype=np.float64)
-    lowtab = np.empty(values.size)
-    _lowbits(values, lowtab)
+    values, lowtab = code_tables(q.fmt)
     finite = np.isfinite(values)
     table = np.stack([values, np.where(finite, np.abs(values), 0.0), (~finite).astype(np.float64)])
-    if q.scale == "none":
-        sc = np.ones((rows, 1))
-        slow = sc.copy()
-        block = max(q.kept_per_row, 1)
-    else:
-        block = max(int(q.kept_block), 1)
-        fmt = _SCALE_CODE_FORMATS.get(q.scale)
-        if fmt is not None and q.scales.dtype == np.uint8:
-            # 8-bit scale codes: look their values (as scale_values() decodes them) and low
-            # bits up in 256-entry tables instead of decoding every scale
-            if fmt not in _scale_luts:
-                vals = decode(np.arange(256, dtype=np.uint8), fmt).astype(np.float64)
-                lows = np.empty(256)
-                _lowbits(vals, lows)
-                _scale_luts[fmt] = (vals, lows)
-            vals, lows = _scale_luts[fmt]
-            codes = q.scales.reshape(rows, -1)
-            sc, slow = vals[codes], lows[codes]
-        else:
-            sc = np.ascontiguousarray(q.scale_values(), dtype=np.float64).reshape(rows, -1)
-            slow = np.empty(sc.size)
-            _lowbits(sc.ravel(), slow)
-            slow = slow.reshape(sc.shape)
+    sc, slow, block = scale_parts(q)
     packed = np.ascontiguousarray(q.codes.reshape(rows, -1), dtype=np.uint8)
     return (packed, q.fmt.bits, table, lowtab, sc, slow, block, q.shape[1], int(chunk))
 

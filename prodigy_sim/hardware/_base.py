@@ -8,19 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
-from prodigy_sim.numerics import FormatSpec, get_format
+if TYPE_CHECKING:
+    from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["Block", "FrozenMap", "FrozenFloatMap", "FrozenIntMap", "element_bits", "format_name",
-           "KIB", "MIB", "GIB", "TIB"]
+           "KIB", "MIB", "GIB", "TIB", "MAX_CYCLES", "MAX_BYTES"]
 
 KIB = 1 << 10
 MIB = 1 << 20
 GIB = 1 << 30
 TIB = 1 << 40
+
+MAX_CYCLES = 1_000_000
+"""Largest latency or issue interval a field accepts (cycles): a larger one is a typo, and every
+value that validates must simulate (cycles stay far inside 64-bit integers)."""
+MAX_BYTES = 1 << 60
+"""Largest capacity a field accepts (bytes, 1 EiB)."""
 
 
 class Block(BaseModel):
@@ -75,13 +82,15 @@ _HARDWARE_ONLY_BITS: Mapping[str, int] = MappingProxyType({"float64": 64, "tf32"
 
 def element_bits(name: str | FormatSpec) -> int:
     """Storage width in bits of one element of ``name`` (a numerics format, float64 or tf32)."""
-    if isinstance(name, FormatSpec):
+    if not isinstance(name, str):
         return name.bits
     if name in _HARDWARE_ONLY_BITS:
         return _HARDWARE_ONLY_BITS[name]
+    from prodigy_sim.numerics import get_format  # numpy: imported when a width is needed
+
     return get_format(name).bits
 
 
 def format_name(fmt: str | FormatSpec) -> str:
     """The name a hardware table keys ``fmt`` by."""
-    return fmt.name if isinstance(fmt, FormatSpec) else fmt
+    return fmt if isinstance(fmt, str) else fmt.name

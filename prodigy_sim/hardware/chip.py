@@ -6,6 +6,8 @@ bandwidth, on-chip capacity. A MAC counts as 2 FLOPs; bandwidths are in bytes pe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
 from prodigy_sim.errors import ConfigError, ProgramError
@@ -13,17 +15,26 @@ from prodigy_sim.hardware._base import Block
 from prodigy_sim.hardware.core import CoreConfig
 from prodigy_sim.hardware.memory import MemoryConfig
 from prodigy_sim.hardware.noc import NocConfig
-from prodigy_sim.numerics import FormatSpec
+
+if TYPE_CHECKING:
+    from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["ChipConfig", "check_fits"]
+
+MIN_FREQUENCY_HZ, MAX_FREQUENCY_HZ = 1e6, 1e11
+"""Range of a core clock (Hz): outside it times print as 0 or inf and mean nothing."""
+MAX_CORES = 1 << 16
+"""Most cores a socket may have (one SimPy process each in the timing model)."""
 
 
 class ChipConfig(Block):
     """One Prodigy socket."""
 
     name: str = Field("custom", min_length=1, description="Name of this configuration.")
-    cores: int = Field(128, ge=1, description="Cores per socket.")
-    frequency_hz: float = Field(5.7e9, gt=0, description="Core clock (Hz).")
+    cores: int = Field(128, ge=1, le=MAX_CORES, description="Cores per socket.")
+    frequency_hz: float = Field(5.7e9, ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ,
+                                allow_inf_nan=False, description="Core clock (Hz), 1 MHz to "
+                                "100 GHz.")
     core: CoreConfig = Field(default_factory=CoreConfig, description="Every core.")
     noc: NocConfig = Field(default_factory=NocConfig, description="The on-chip network.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="DDR5 main memory.")

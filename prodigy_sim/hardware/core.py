@@ -6,11 +6,15 @@ core count and the clock. A multiply-accumulate (MAC) counts as two floating-poi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, field_validator, model_validator
 
 from prodigy_sim.errors import ConfigError, FormatError
 from prodigy_sim.hardware._base import (
     KIB,
+    MAX_BYTES,
+    MAX_CYCLES,
     MIB,
     Block,
     FrozenFloatMap,
@@ -18,12 +22,16 @@ from prodigy_sim.hardware._base import (
     element_bits,
     format_name,
 )
-from prodigy_sim.numerics import NARROW_BITS, FormatSpec
+
+if TYPE_CHECKING:
+    from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["MatrixUnitConfig", "VectorUnitConfig", "OnChipMemoryConfig", "CoreConfig"]
 
 REFERENCE_FORMAT = "float8_e4m3fn"
 """The format whose matrix-unit throughput is the tile shape itself (relative throughput 1)."""
+_MIN_FACTOR, _MAX_FACTOR = 2.0**-12, 64.0
+"""Range of a relative matrix-unit throughput (float64 runs at 1/64 of FP8 on the presets)."""
 
 
 def _unknown_format(fmt: str, known, unit: str) -> ConfigError:
@@ -42,11 +50,12 @@ class MatrixUnitConfig(Block):
     if ``unlisted_sparse``, every unlisted narrow format.
     """
 
-    tile_m: int = Field(16, ge=1, description="Rows of the output tile per cycle at FP8 "
+    tile_m: int = Field(16, ge=1, le=4096, description="Rows of the output tile per cycle at "
+                        "FP8 (elements).")
+    tile_n: int = Field(16, ge=1, le=4096, description="Columns of the output tile per cycle at "
+                        "FP8 (elements).")
+    tile_k: int = Field(16, ge=1, le=4096, description="Reduction depth per cycle at FP8 "
                         "(elements).")
-    tile_n: int = Field(16, ge=1, description="Columns of the output tile per cycle at FP8 "
-                        "(elements).")
-    tile_k: int = Field(16, ge=1, description="Reduction depth per cycle at FP8 (elements).")
     relative_throughput: FrozenFloatMap = Field(
         default_factory=lambda: {REFERENCE_FORMAT: 1.0},
         description="MACs per cycle of each executable format, relative to float8_e4m3fn (= 1). "
@@ -58,15 +67,16 @@ class MatrixUnitConfig(Block):
         description="MACs per cycle, relative to float8_e4m3fn, of a weight format absent from "
                     "'relative_throughput', by width class: 'narrow' (<= 8 bits) and 'wide' "
                     "(16/32-bit floats); 0 = does not run.")
-    sparsity_speedup: float = Field(2.0, ge=1.0, le=64.0, allow_inf_nan=False,
+    sparsity_speedup: float = Field(2.0, ge=1.0, le=2.0, allow_inf_nan=False,
                                     description="Throughput factor with 8:4 structured-sparse "
-                                                "weights (dimensionless).")
+                                    "weights (dimensionless; at most 2: the unit can skip at most "
+                                    "the pruned half).")
     sparse_formats: tuple[str, ...] = Field(
         (REFERENCE_FORMAT,), description="Weight formats the 8:4 sparsity speedup applies to.")
     unlisted_sparse: bool = Field(True, description="Whether a narrow weight format absent from "
                                   "'relative_throughput' runs 8:4-sparse too.")
-    latency_cycles: int = Field(8, ge=1, description="Pipeline latency of one tile operation, "
-                                "issue to result (cycles).")
+    latency_cycles: int = Field(8, ge=1, le=MAX_CYCLES, description="Pipeline latency of one "
+                                "tile operation, issue to result (cycles).")
     accumulator_format: str = Field("float32", description="Format of the accumulators.")
 
     @field_validator("relative_throughput")
@@ -75,9 +85,10 @@ class MatrixUnitConfig(Block):
         if value.get(REFERENCE_FORMAT) != 1.0:
             raise ValueError(f"must map {REFERENCE_FORMAT!r} to 1.0, the reference rate "
                              f"(got {value.get(REFERENCE_FORMAT)!r})")
-        bad = {k: v for k, v in value.items() if not 0 < v < 1e6}
+        bad = {k: v for k, v in value.items() if not _MIN_FACTOR <= v <= _MAX_FACTOR}
         if bad:
-            raise ValueError(f"factors must be > 0 and finite (got {bad})")
+            raise ValueError(f"factors must be finite, in {_MIN_FACTOR:g}..{_MAX_FACTOR:g} "
+                             f"(got {bad})")
         return value
 
     @field_validator("unlisted_relative_throughput")
@@ -85,9 +96,10 @@ class MatrixUnitConfig(Block):
     def _check_unlisted(cls, value):
         if set(value) != {"narrow", "wide"}:
             raise ValueError(f"must give exactly 'narrow' and 'wide' (got {sorted(value)})")
-        bad = {k: v for k, v in value.items() if not 0 <= v < 1e6}
+        bad = {k: v for k, v in value.items() if not (v == 0 or _MIN_FACTOR <= v <= _MAX_FACTOR)}
         if bad:
-            raise ValueError(f"factors must be >= 0 and finite (got {bad})")
+            raise ValueError(f"factors must be 0 (does not run) or finite, in "
+                             f"{_MIN_FACTOR:g}..{_MAX_FACTOR:g} (got {bad})")
         return value
 
     @model_validator(mode="after")
@@ -109,6 +121,8 @@ class MatrixUnitConfig(Block):
         name = format_name(fmt)
         if name in self.relative_throughput:
             return self.relative_throughput[name]
+        from prodigy_sim.numerics import NARROW_BITS  # numpy: only for a format not listed
+
         try:
             bits = element_bits(fmt)
         except FormatError:
@@ -120,6 +134,8 @@ class MatrixUnitConfig(Block):
         name = format_name(fmt)
         if name in self.relative_throughput:
             return name in self.sparse_formats
+        from prodigy_sim.numerics import NARROW_BITS
+
         return (self.unlisted_sparse and self.relative_rate(fmt) > 0
                 and element_bits(fmt) <= NARROW_BITS)
 
@@ -146,8 +162,8 @@ OP_CLASSES = ("add", "mul", "fma", "convert", "div", "sqrt", "transcendental")
 class VectorUnitConfig(Block):
     """The SIMD floating-point units of one core (``count`` identical units)."""
 
-    count: int = Field(2, ge=1, description="Vector units per core.")
-    width_bits: int = Field(1024, ge=32, multiple_of=32,
+    count: int = Field(2, ge=1, le=64, description="Vector units per core.")
+    width_bits: int = Field(1024, ge=32, le=65536, multiple_of=32,
                             description="Datapath width of one vector unit (bits).")
     formats: tuple[str, ...] = Field(("float64", "float32", "bfloat16"), min_length=1,
                                      description="Element formats with FMA support.")
@@ -178,9 +194,9 @@ class VectorUnitConfig(Block):
         if set(value) != set(OP_CLASSES):
             raise ValueError(f"must give exactly the operation classes {list(OP_CLASSES)} "
                              f"(got {sorted(value)})")
-        bad = {k: v for k, v in value.items() if v < 1}
+        bad = {k: v for k, v in value.items() if not 1 <= v <= MAX_CYCLES}
         if bad:
-            raise ValueError(f"cycles must be >= 1 (got {bad})")
+            raise ValueError(f"cycles must be in 1..{MAX_CYCLES} (got {bad})")
         return value
 
     def lanes(self, fmt: str) -> int:
@@ -202,18 +218,22 @@ class VectorUnitConfig(Block):
 class OnChipMemoryConfig(Block):
     """The private caches of one core. The L2 doubles as the tile store (scratchpad) of programs."""
 
-    l1i_bytes: int = Field(64 * KIB, ge=1, description="L1 instruction cache (bytes).")
-    l1d_bytes: int = Field(64 * KIB, ge=1, description="L1 data cache (bytes).")
-    l2_bytes: int = Field(1 * MIB, ge=1, description="L2 cache / scratchpad (bytes).")
-    l2_reserved_bytes: int = Field(0, ge=0, description="L2 bytes not available to program "
-                                   "tiles (bytes).")
-    line_bytes: int = Field(64, ge=1, description="Cache line (bytes).")
-    l1d_bandwidth_bytes_per_cycle: int = Field(256, ge=1, description="L1D load bandwidth "
-                                               "(bytes/cycle).")
-    l2_bandwidth_bytes_per_cycle: int = Field(128, ge=1, description="L2 to core bandwidth "
-                                              "(bytes/cycle).")
-    l1d_latency_cycles: int = Field(4, ge=1, description="L1D load-to-use latency (cycles).")
-    l2_latency_cycles: int = Field(20, ge=1, description="L2 hit latency (cycles).")
+    l1i_bytes: int = Field(64 * KIB, ge=1, le=MAX_BYTES,
+                           description="L1 instruction cache (bytes).")
+    l1d_bytes: int = Field(64 * KIB, ge=1, le=MAX_BYTES, description="L1 data cache (bytes).")
+    l2_bytes: int = Field(1 * MIB, ge=1, le=MAX_BYTES,
+                          description="L2 cache / scratchpad (bytes).")
+    l2_reserved_bytes: int = Field(0, ge=0, le=MAX_BYTES,
+                                   description="L2 bytes not available to program tiles (bytes).")
+    line_bytes: int = Field(64, ge=1, le=MIB, description="Cache line (bytes).")
+    l1d_bandwidth_bytes_per_cycle: int = Field(256, ge=1, le=MIB,
+                                               description="L1D load bandwidth (bytes/cycle).")
+    l2_bandwidth_bytes_per_cycle: int = Field(128, ge=1, le=MIB,
+                                              description="L2 to core bandwidth (bytes/cycle).")
+    l1d_latency_cycles: int = Field(4, ge=1, le=MAX_CYCLES,
+                                    description="L1D load-to-use latency (cycles).")
+    l2_latency_cycles: int = Field(20, ge=1, le=MAX_CYCLES,
+                                   description="L2 hit latency (cycles).")
 
     @model_validator(mode="after")
     def _check_sizes(self):

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from prodigy_sim._datafile import load_yaml, read_text
 from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.presets import (
@@ -124,18 +125,7 @@ def _yaml_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
 def read_yaml_overrides(file: str | Path) -> tuple[str | None, dict, dict[str, int]]:
     """Read a YAML config file: ``(preset or None, overrides, line of each key path)``."""
     path = Path(file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{loc}: invalid YAML: {problem}") from None
+    data, node = load_yaml(read_text(path, what="config"), source=path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -148,11 +138,14 @@ def read_yaml_overrides(file: str | Path) -> tuple[str | None, dict, dict[str, i
 
 
 def _line_of(path: str, lines: dict[str, int]) -> int:
+    """Line of the key that sets ``path``: the path or its closest parent, else the first key
+    below it (a mapping field set by dotted keys, ``a.b.c: 1`` for the field ``a.b``); 0."""
     parts = path.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in lines:
             return lines[".".join(parts[:n])]
-    return 0
+    below = [line for key, line in lines.items() if key.startswith(path + ".")]
+    return min(below, default=0)
 
 
 def load_config_with_sources(preset: str | None = None, overrides: dict | None = None,
@@ -187,7 +180,8 @@ def load_config_with_sources(preset: str | None = None, overrides: dict | None =
         where = f"{file} (preset {name!r})" if file is not None else f"preset {name!r}"
         if overrides:
             where += " with overrides"
-        raise config_error_from_validation(err, source=where) from None
+        raise config_error_from_validation(
+            err, source=where, line_of=lambda path: _line_of(path, lines)) from None
     return config, {**sources, **DERIVED_SOURCES}
 
 

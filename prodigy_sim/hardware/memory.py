@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from prodigy_sim.dram import DDR5Timing, MemorySystemConfig, ddr5_timing_preset
 from prodigy_sim.errors import config_error_from_validation
-from prodigy_sim.hardware._base import TIB, Block
+from prodigy_sim.hardware._base import MAX_BYTES, TIB, Block
 
 __all__ = ["MemoryConfig", "SUBCHANNEL_WIDTH_BITS", "scaled_ddr5_timing"]
 
@@ -61,11 +61,13 @@ def scaled_ddr5_timing(rate_mts: int, base_rate_mts: int = DEFAULT_DDR5_MTS,
 class MemoryConfig(Block):
     """DDR5 main memory: how many 64-bit channels, how fast (``dram.timing``), how large."""
 
-    channels: int = Field(16, ge=1, description="DDR5 channels, one memory controller each.")
-    channel_width_bits: int = Field(64, ge=SUBCHANNEL_WIDTH_BITS,
+    channels: int = Field(16, ge=1, le=1024,
+                          description="DDR5 channels, one memory controller each.")
+    channel_width_bits: int = Field(64, ge=SUBCHANNEL_WIDTH_BITS, le=1024,
                                     multiple_of=SUBCHANNEL_WIDTH_BITS,
                                     description="Data width of one channel (bits).")
-    capacity_bytes: int = Field(8 * TIB, ge=1, description="Installed DDR capacity (bytes).")
+    capacity_bytes: int = Field(8 * TIB, ge=1, le=MAX_BYTES,
+                                description="Installed DDR capacity (bytes).")
     interleave_bytes: int = Field(64, ge=1, le=1 << 20,
                                   description="Socket address interleave over the 32-bit "
                                               "subchannels: consecutive runs of this many bytes "

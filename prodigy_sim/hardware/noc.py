@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from prodigy_sim.hardware._base import Block
+from prodigy_sim.hardware._base import MAX_CYCLES, MIB, Block
 
 __all__ = ["NocConfig", "mesh_shape_for"]
 
@@ -27,14 +27,14 @@ class NocConfig(Block):
     """The network-on-chip connecting the cores, their L2 slices and the memory controllers."""
 
     topology: Literal["mesh"] = Field("mesh", description="Network topology.")
-    rows: int | None = Field(None, ge=1, description="Mesh rows (routers); null = derived from "
-                             "the core count.")
-    cols: int | None = Field(None, ge=1, description="Mesh columns (routers); null = derived from "
-                             "the core count.")
-    hop_latency_cycles: int = Field(2, ge=1, description="Router plus link traversal per hop "
-                                    "(core cycles).")
-    link_bandwidth_bytes_per_cycle: int = Field(32, ge=1, description="Bandwidth of one link in "
-                                                "one direction (bytes/cycle).")
+    rows: int | None = Field(None, ge=1, le=1 << 16, description="Mesh rows (routers); null = "
+                             "derived from the core count.")
+    cols: int | None = Field(None, ge=1, le=1 << 16, description="Mesh columns (routers); null = "
+                             "derived from the core count.")
+    hop_latency_cycles: int = Field(2, ge=1, le=MAX_CYCLES, description="Router plus link "
+                                    "traversal per hop (core cycles).")
+    link_bandwidth_bytes_per_cycle: int = Field(32, ge=1, le=MIB, description="Bandwidth of one "
+                                                "link in one direction (bytes/cycle).")
 
     @model_validator(mode="after")
     def _check_shape(self):

@@ -34,8 +34,8 @@ from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.loading import _set, load_config_with_sources, read_yaml_overrides
 from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten, load_preset, preset_names
 
-__all__ = ["FieldChange", "HardwareChanges", "check_override_path", "parse_override",
-           "resolve_hardware", "resolve_hardware_with_sources"]
+__all__ = ["FieldChange", "HardwareChanges", "changes_from_preset", "check_override_path",
+           "parse_override", "resolve_hardware", "resolve_hardware_with_sources"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -99,6 +99,20 @@ def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     return str(value)
+
+
+def changes_from_preset(config: ChipConfig, fallback: str = DEFAULT_PRESET) -> HardwareChanges:
+    """What ``config`` changes in the preset it is based on (its name up to the first ``+``,
+    else ``fallback``): every leaf field that differs, in field order, for a configuration
+    whose overrides are not at hand (e.g. a report given only the configuration)."""
+    base = config.name.split("+")[0]
+    if base not in preset_names():
+        base = fallback
+    old = flatten(load_preset(base).model_dump(mode="json"))
+    new = flatten(config.model_dump(mode="json"))
+    return HardwareChanges(base, None, tuple(FieldChange(p, old.get(p), v)
+                                             for p, v in new.items()
+                                             if p != "name" and old.get(p) != v))
 
 
 def _value_text(value: Any) -> str:

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prodigy_sim._datafile import read_text
 from prodigy_sim.errors import AssemblyError, ConfigError
 from prodigy_sim.isa._check import problems
 from prodigy_sim.isa._formats import isa_storage
@@ -35,7 +36,7 @@ from prodigy_sim.isa._program import (
 )
 from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
 
-__all__ = ["assemble"]
+__all__ = ["assemble", "assemble_file"]
 
 _STORAGE_KEYS = ("shape", "fmt", "block", "scale", "sparsity")
 _DECL_KEYS = {".tensor": _STORAGE_KEYS + ("ddr",), ".tile": _STORAGE_KEYS + ("spm",),
@@ -314,3 +315,12 @@ def assemble(text: str, file: str | Path | None = None) -> Program:
         col = w.parts.get(issue.part, fallback) if issue.part is not None else w.column
         raise AssemblyError(issue.message, file=fname, line=w.line, column=col)
     return program
+
+
+def assemble_file(path: str | Path) -> Program:
+    """Assemble the program in the UTF-8 text file ``path``: :func:`assemble` of its text.
+
+    A file that cannot be read or is not UTF-8 raises :class:`~prodigy_sim.errors.AssemblyError`
+    naming it (and the line of the first bad byte).
+    """
+    return assemble(read_text(path, what="program", error=AssemblyError), file=path)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from prodigy_sim._datafile import read_binary
 from prodigy_sim.errors import AssemblyError, ConfigError, ProgramError
 from prodigy_sim.isa._check import problems
 from prodigy_sim.isa._formats import isa_storage
@@ -39,7 +40,7 @@ from prodigy_sim.isa._program import (
 )
 from prodigy_sim.isa._table import opcode_table
 
-__all__ = ["encode", "decode", "MAGIC"]
+__all__ = ["encode", "decode", "decode_file", "MAGIC"]
 
 MAGIC = b"PRDGISA\x00"
 _HEAD = struct.Struct("<8sHH7I")
@@ -256,3 +257,9 @@ def decode(data: bytes, file: str | Path | None = None) -> Program:
     if issues:
         raise _issue_error(issues[0], offsets, fname)
     return program
+
+
+def decode_file(path: str | Path) -> Program:
+    """Decode the binary program in file ``path`` (:func:`decode`); a file that cannot be read
+    raises :class:`~prodigy_sim.errors.AssemblyError` naming it."""
+    return decode(read_binary(path, what="binary program", error=AssemblyError), file=path)

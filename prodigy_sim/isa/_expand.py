@@ -16,10 +16,11 @@ from typing import NamedTuple
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._check import loop_ends
 from prodigy_sim.isa._layout import Layout, Segment
+from prodigy_sim.isa._params import DEFAULT_MAX_STEPS
 from prodigy_sim.isa._program import Expr, Instruction, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import opcode_table
 
-__all__ = ["Step", "expand", "multicast_group"]
+__all__ = ["Step", "expand", "compile_steps", "multicast_group", "DEFAULT_MAX_STEPS"]
 
 _MASK = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -191,19 +192,22 @@ def compile_steps(program: Program, *, layout: Layout | None = None,
 
 
 def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout | None = None,
-           units: Collection[str] | None = None, max_steps: int | None = None,
+           units: Collection[str] | None = None, max_steps: int | None = DEFAULT_MAX_STEPS,
            compiled: list[tuple] | None = None) -> Iterator[Step]:
     """Yield the dynamic instruction stream of ``core`` (of ``ncores``) lazily.
 
     ``layout`` (from :func:`~prodigy_sim.isa.validate` or :func:`~prodigy_sim.isa.layout`) adds
     DDR byte ranges to DMA steps; ``units`` restricts the yielded steps to those unit classes
-    (all instructions still execute); ``max_steps`` bounds executed instructions (a ProgramError
-    beyond it - for branch loops that never end). Raises ProgramError on a DMA window outside its
-    tensor or misaligned, and on division by zero. Assumes a validated program.
+    (all instructions still execute); ``max_steps`` bounds the instructions executed (a
+    ProgramError naming the core, line and opcode beyond it - for loops that never end;
+    default :data:`DEFAULT_MAX_STEPS`, None = no bound). Raises ProgramError on a DMA window
+    outside its tensor or misaligned, and on division by zero. Assumes a validated program.
     ``compiled``: :func:`compile_steps` of the same program, layout and units.
     """
     if not 0 <= core < ncores:
         raise ProgramError(f"core {core} is not in 0..{ncores - 1}")
+    if max_steps is not None and max_steps < 0:
+        raise ProgramError(f"'max_steps' must be >= 0 or None (got {max_steps})")
     code = _compile(program, units, layout) if compiled is None else compiled
     regs = [0] * 18
     regs[16], regs[17] = core, ncores
@@ -217,7 +221,9 @@ def expand(program: Program, core: int = 0, ncores: int = 1, *, layout: Layout |
         kind = op[0]
         executed += 1
         if executed == limit + 1:
-            raise ProgramError(f"core {core}: more than {max_steps} instructions executed")
+            raise ProgramError(f"{_where(op[2], core)}: more than {max_steps} instructions "
+                               "executed (the step budget 'max_steps'): a loop that never ends? "
+                               "Give a larger max_steps, or None for no bound")
         if kind == _PLAIN:
             if op[1]:
                 yield op[2]

@@ -27,6 +27,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_MAX_DIGITS = {2: 64, 10: 20, 16: 16}
+"""Longest integer literal per base (digits, without ``_``): 64 bits; more cannot be a value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,14 @@ def tokenize(line: str, lineno: int, file: str | None) -> list[Token]:
                                                   r"|0[bB][01_]*[01][01_]*|\d[\d_]*", m.group()):
                 raise AssemblyError(f"malformed number {m.group()!r}", file=file, line=lineno,
                                     column=pos + 1)
+            if kind == "int":
+                digits = m.group().replace("_", "").lower()
+                base = {"0x": 16, "0b": 2}.get(digits[:2], 10)
+                count = len(digits) - (2 if base != 10 else 0)
+                if count > _MAX_DIGITS[base]:
+                    raise AssemblyError(f"integer {digits[:12]}... has {count} digits (at most "
+                                        f"{_MAX_DIGITS[base]} in base {base}: 64 bits)",
+                                        file=file, line=lineno, column=pos + 1)
             text = m.group()[1:-1] if kind == "string" else m.group()
             out.append(Token(kind, text, pos + 1))
         pos = m.end()

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["IsaParams"]
+__all__ = ["IsaParams", "DEFAULT_MAX_STEPS"]
+
+DEFAULT_MAX_STEPS = 10_000_000
+"""Default step budget: instructions one core may execute before the expander (and so every
+executor) stops with a ProgramError - a branch loop that never ends, a LOOP of 2**50. The shipped
+programs execute a few thousand instructions per core; at the expander's few million steps per
+second a runaway program is stopped within seconds."""
 
 
 class IsaParams(BaseModel):

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from prodigy_sim._datafile import read_mapping
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa._formats import FormatGroup
 
@@ -185,9 +184,7 @@ def _build(raw: dict[str, Any], source: str) -> OpcodeTable:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str) -> OpcodeTable:
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
-    return _build(raw, path)
+    return _build(read_mapping(path, what="opcode table"), path)
 
 
 def opcode_table(path: str | Path | None = None) -> OpcodeTable:

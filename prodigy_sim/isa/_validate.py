@@ -172,6 +172,6 @@ def validate(program: Program, params: IsaParams | None = None) -> Layout:
             problems.append(f"{_where(i, ins)}: {msg}")
     problems += _loop_problems(program, params, table)
     if problems:
-        raise ProgramError("program cannot run:\n  " + "\n  ".join(problems))
+        raise ProgramError("program cannot run: " + "; ".join(problems))
     assert lay is not None
     return lay

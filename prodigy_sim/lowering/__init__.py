@@ -10,6 +10,8 @@
   program on :func:`prodigy_sim.functional.run` (from :attr:`Kernel.params`).
 - :func:`plan_linear`: the linear kernel the lowering generates for a shape (its tiling).
 - :func:`weight_storage`: a weight class's storage, checked against the ISA and the matrix unit.
+- Mixture-of-experts layers (``card.num_experts``) are lowered to router, route, dispatch, expert
+  GEMMs and combine kernels under the scenario's routing model (:mod:`._moe`).
 
 The timing model runs lowered models through :mod:`prodigy_sim.simulation`.
 
@@ -40,6 +42,7 @@ from prodigy_sim.lowering._mapper import map_linear as map_linear
 from prodigy_sim.lowering._params import AttentionParams as AttentionParams
 from prodigy_sim.lowering._params import KernelParams as KernelParams
 from prodigy_sim.lowering._params import LinearParams as LinearParams
+from prodigy_sim.lowering._params import MoEParams as MoEParams
 from prodigy_sim.lowering._params import NormParams as NormParams
 from prodigy_sim.lowering._params import RopeKVParams as RopeKVParams
 from prodigy_sim.lowering._residency import RESIDENT_SHARE as RESIDENT_SHARE
@@ -51,7 +54,7 @@ from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
 __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "KERNEL_OUTPUTS", "AttentionParams", "Budgets", "Kernel", "KernelParams", "LinearParams",
-    "LoweredModel", "LoweredOp", "LoweredStage", "NormParams",
+    "LoweredModel", "LoweredOp", "LoweredStage", "MoEParams", "NormParams",
     "RopeKVParams", "attention_flops", "attention_kernel",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
     "linear_cost", "map_linear",

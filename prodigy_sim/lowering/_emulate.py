@@ -492,5 +492,8 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
         return _norm(p, ddr)
     if isinstance(p, RopeKVParams):
         return _rope_kv(p, ddr)
-    return _attention(p, ddr)
+    if isinstance(p, AttentionParams):
+        return _attention(p, ddr)
+    raise ConfigError(f"kernel {kernel.name!r} ({p.op}) is a timing kernel of a mixture-of-experts "
+                      "layer and is not emulated")
 

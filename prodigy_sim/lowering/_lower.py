@@ -13,6 +13,13 @@ K and V^T into the caches), ``attention``, ``o_proj`` (+ residual), ``mlp_norm``
 residual), ``attn_norm`` (LayerNorm), ``up_proj`` (+ bias, GELU), ``down_proj`` (+ bias +
 residual), ``mlp_norm``.
 
+Mixture-of-experts MLPs (``card.is_moe_layer``) become ``router``, ``route``, ``dispatch``,
+``experts_gate_up`` (``experts_up``), ``experts_down`` and ``combine`` for the experts the
+scenario's routing model says the tokens use (:mod:`._moe`). Switch (T5 encoder-decoder) layers
+are pre-norm like LLaMA without RoPE; decoder layers add ``cross_norm``, ``cross_q``,
+``cross_kv`` (prefill), ``cross_attention`` and ``cross_o_proj``; a decode step runs the decoder
+layers only, prefill the encoder (then ``encoder_norm``) and the decoder over the prompt.
+
 Standard FLOPs (``LoweredOp.flops``), with ``T = batch x new tokens``, ``C`` = attended keys
 (decode: the context; prefill: the sequence, the full square even when causal):
 linear ``2 T N K``; attention ``4 T C heads head_dim`` (``Q K^T`` and ``P V``). Vector FLOPs
@@ -40,6 +47,13 @@ from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
 from prodigy_sim.lowering._mapper import map_linear
+from prodigy_sim.lowering._moe import (
+    combine_kernel,
+    dispatch_kernel,
+    moe_plan,
+    padded_experts,
+    route_kernel,
+)
 from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
@@ -124,6 +138,9 @@ class LoweredModel:
     cores: int
     tokens: int
     stages: tuple[LoweredStage, ...]
+    moe: tuple[str, ...] = ()
+    """The routing of the mixture-of-experts layers, one line per distinct plan (empty for dense
+    models)."""
 
     @property
     def flops(self) -> int:
@@ -216,9 +233,6 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                 cores: int | None = None, l3: bool = True) -> LoweredModel:
     """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
     ``l3``: the mappings may count on the shared L3."""
-    if card.family == "switch":
-        raise ConfigError(f"model {card.name!r}: switch (mixture-of-experts encoder-decoder) "
-                          "models are not lowered; use 'prodigy-sim footprint'")
     p = config.cores if cores is None else cores
     if not 1 <= p <= config.cores:
         raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
@@ -254,53 +268,169 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     def lin(name: str, m: int, n: int, k: int, w: Storage, epi: str) -> Callable:
         return functools.partial(plan_linear, name, m, n, k, w, p, epi, config, bud, l3=l3)
 
+    e_k = card.experts_per_token
+    w_exp = (weight_storage(fm.for_class("expert"), nm, config, "formats.expert")
+             if card.num_experts else w_mlp)
+    w_rt = (weight_storage(fm.router, None, config, "formats.router")
+            if matrix_runs(fm.router.fmt, config) else BF16)
+    enc_len = scenario.encoder_length or scenario.context_tokens
+    if card.family == "switch" and not decode and enc_len != scenario.context_tokens:
+        raise ConfigError(f"'encoder_length': prefill of {card.name!r} lowers the encoder and the "
+                          "decoder over the same prompt length (give no encoder_length)")
+    moe_notes: list[str] = []
+    if card.num_experts and w_rt is BF16:
+        moe_notes.append(f"router weights stored as {fm.router.fmt.name} are run (and streamed) "
+                         "as bfloat16: the matrix unit does not take "
+                         f"{fm.router.fmt.name}")
+
+    def moe_ops(i0: int, mt: int, ntok: int, x: str, r: str, out: str) -> list[LoweredOp]:
+        """Router, route, dispatch, expert GEMMs and combine of MoE layer ``i0`` over ``mt``
+        rows (``ntok`` real tokens); reads ``x`` (normed FP8) and ``r`` (residual), writes
+        ``out``."""
+        e = card.num_experts
+        mp = moe_plan(scenario.routing, ntok, e_k, e)
+        if not any(n.endswith(mp.describe()) for n in moe_notes):
+            moe_notes.append(f"layer {i0}: {mp.describe()}")
+        u, c, ep = mp.experts, mp.capacity, padded_experts(e)
+        ar = bud.acc_max_rows                   # GEMM rows: above a tile, whole tiles
+        cm = c if c <= ar else ar * math.ceil(c / ar)
+        gated = card.mlp == "gated"
+        specs = {spec.name.split(".")[-1]: spec for spec in card.layer_tensors(i0)
+                 if spec.tensor_class in ("router", "expert")}
+        rt_bytes = tensor_footprint(specs["router"], w_rt).total_bytes
+
+        def exp_bytes(*names: str) -> int:
+            return sum(tensor_footprint(specs[n], fm.for_class("expert"), spars).total_bytes
+                       for n in names) * u // e
+
+        route = functools.partial(route_kernel, "route", tokens=mt, experts=e, top_k=e_k,
+                                  cores=p, budgets=bud)
+        disp = functools.partial(dispatch_kernel, "dispatch", tokens=mt, h=h, top_k=e_k,
+                                 copies=mp.computed, rows=u * c, cores=p)
+        comb = functools.partial(combine_kernel, "combine", tokens=ntok, h=h, top_k=e_k,
+                                 capacity=c, experts=u, cores=p)
+        return [
+            _op("router", lin("router", mt, ep, h, w_rt, "store"), linear_flops(ntok, e, h),
+                rt_bytes, reads={"X": x}, writes={"Y": "logits"}),
+            _op("route", lambda cap: route(unit_cap=cap), 0, 0, ntok * e_k * (e + 5),
+                reads={"L": "logits"}, writes={"G": "gates"}),
+            _op("dispatch", lambda cap: disp(unit_cap=cap), 0, 0, 0,
+                reads={"X": x}, writes={"XD": "xd"}),
+            _op("experts_gate_up" if gated else "experts_up",
+                lin("experts_gate_up", cm, u * f, h, w_exp, "gated" if gated else "quant"),
+                linear_flops(mp.computed, f, h) * (2 if gated else 1),
+                exp_bytes("gate_proj", "up_proj") if gated else exp_bytes("up_proj"),
+                (5 if gated else 1) * mp.computed * f, reads={"X": "xd"}, writes={"Y": "ge"}),
+            _op("experts_down", lin("experts_down", cm, u * h, f, w_exp, "store"),
+                linear_flops(mp.computed, h, f), exp_bytes("down_proj"),
+                reads={"X": "ge"}, writes={"Y": "ye"}),
+            _op("combine", lambda cap: comb(unit_cap=cap), 0, 0, 2 * ntok * e_k * h,
+                reads={"R": r, "G": "gates", "YE": "ye"}, writes={"Y": out}),
+        ]
+
+    def prenorm_layer(i0: int, kind: str) -> list[LoweredOp]:
+        """A pre-norm (llama, switch) layer: self-attention (causal in decoders), for switch
+        decoders cross-attention over the encoder, then the MLP or the mixture of experts."""
+        enc = kind == "encoder"
+        lq = tq if not enc else padded_tokens(enc_len)
+        lt, ltok = bsz * lq, bsz * (real_tq if not enc else enc_len)
+        lctx = ctx_l if not enc else lq
+        rctx = ctx if not enc else enc_len
+        rq = real_tq if not enc else enc_len
+        norm = functools.partial(norm_kernel, m=lt, h=h, kind="rmsnorm", eps=card.norm_eps,
+                                 cores=p, budgets=bud)
+        att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
+                                kv_heads=nkv, head_dim=d, queries=lq, context=lctx,
+                                causal=not enc, cores=p, kv=kv)
+        rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=lq, heads=nh, kv_heads=nkv,
+                                head_dim=d, position=ctx - 1 if decode and not enc else 0,
+                                context=lctx, rope=card.position_embedding == "rope",
+                                cores=p, kv=kv)
+        gated = card.mlp == "gated"
+        nfl = norm_vector_flops(ltok, h, "rmsnorm")
+        rope_fl = (rope_vector_flops(ltok, nh, nkv, d)
+                   if card.position_embedding == "rope" else 0)
+        # the KV cache of a decoder persists in DDR; V^T of a prompt is a temporary
+        ops = [
+            _op("attn_norm", _capped(norm, "attn_norm"), 0,
+                wbytes(i0, (".attn_norm",)), nfl, reads={"X": "h"}, writes={"Y": "hn"}),
+            _op("qkv_proj", lin("qkv_proj", lt, qd + 2 * kvd, h, w_att, "store"),
+                linear_flops(ltok, qd + 2 * kvd, h),
+                wbytes(i0, (".attn.q_proj", ".attn.k_proj", ".attn.v_proj")),
+                reads={"X": "hn"}, writes={"Y": "qkv"}),
+            _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl,
+                reads={"QKV": "qkv"}, writes={"Q": "q", "VT": "vt"}),
+            _op("attention", _capped(att), attention_flops(bsz, rq, rctx, nh, d), 0,
+                softmax_vector_flops(bsz, rq, rctx, nh, d),
+                reads={"Q": "q", "VT": "vt"}, writes={"O": "attn"},
+                scratch=("OP", "MP", "LP")),
+            _op("o_proj", lin("o_proj", lt, h, qd, w_att, "residual"),
+                linear_flops(ltok, h, qd), wbytes(i0, (".attn.o_proj",)), ltok * h,
+                reads={"X": "attn", "R": "h"}, writes={"Y": "h1"}),
+        ]
+        if card.family == "switch" and not enc:
+            # cross-attention: Q from the decoder, K and V of the encoder output (computed at
+            # prefill into a cache of enc_len rows; decode reads it)
+            xatt = functools.partial(attention_kernel, "cross_attention", batch=bsz, heads=nh,
+                                     kv_heads=nkv, head_dim=d, queries=lq,
+                                     context=lctx if not decode else enc_len, causal=False,
+                                     cores=p, kv=kv)
+            pre = ".cross_attn."
+            ops += [
+                _op("cross_norm", _capped(norm, "cross_norm"), 0,
+                    wbytes(i0, (".cross_attn_norm",)), nfl,
+                    reads={"X": "h1"}, writes={"Y": "hc"}),
+                _op("cross_q", lin("cross_q", lt, qd, h, w_att, "quant"),
+                    linear_flops(ltok, qd, h), wbytes(i0, (pre + "q_proj",)),
+                    reads={"X": "hc"}, writes={"Y": "qc"}),
+            ]
+            if not decode:
+                ops.append(_op("cross_kv", lin("cross_kv", bsz * padded_tokens(enc_len),
+                                               2 * kvd, h, w_att, "quant"),
+                               linear_flops(bsz * enc_len, 2 * kvd, h),
+                               wbytes(i0, (pre + "k_proj", pre + "v_proj")),
+                               reads={"X": "enc"}, writes={"Y": "kvc"}))
+            ops += [
+                _op("cross_attention", _capped(xatt), attention_flops(bsz, rq, enc_len, nh, d),
+                    0, softmax_vector_flops(bsz, rq, enc_len, nh, d),
+                    reads={"Q": "qc"}, writes={"O": "xattn"}, scratch=("OP", "MP", "LP")),
+                _op("cross_o_proj", lin("cross_o_proj", lt, h, qd, w_att, "residual"),
+                    linear_flops(ltok, h, qd), wbytes(i0, (pre + "o_proj",)), ltok * h,
+                    reads={"X": "xattn", "R": "h1"}, writes={"Y": "h1"}),
+            ]
+        ops.append(_op("mlp_norm", _capped(norm, "mlp_norm"), 0,
+                       wbytes(i0, (".mlp_norm",)), nfl, reads={"X": "h1"}, writes={"Y": "hn1"}))
+        if card.is_moe_layer(i0):
+            return ops + moe_ops(i0, lt, ltok, "hn1", "h1", "h")
+        return ops + [
+            _op("gate_up" if gated else "up_proj",
+                lin("gate_up", lt, f, h, w_mlp, "gated" if gated else "quant"),
+                linear_flops(ltok, f, h) * (2 if gated else 1),
+                wbytes(i0, ("gate_proj", "up_proj")), 5 * ltok * f if gated else 0,
+                reads={"X": "hn1"}, writes={"Y": "g"}),
+            _op("down_proj", lin("down_proj", lt, h, f, w_mlp, "residual"),
+                linear_flops(ltok, h, f), wbytes(i0, ("down_proj",)), ltok * h,
+                reads={"X": "g", "R": "h1"}, writes={"Y": "h"}),
+        ]
+
     stages = []
     for group in card.layer_groups():
         i0 = group[0]
         ops: list[LoweredOp] = []
-        att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
-                                kv_heads=nkv, head_dim=d, queries=tq, context=ctx_l,
-                                causal=card.family == "llama", cores=p, kv=kv)
-        rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=tq, heads=nh, kv_heads=nkv,
-                                head_dim=d, position=ctx - 1 if decode else 0, context=ctx_l,
-                                rope=card.position_embedding == "rope", cores=p, kv=kv)
-        att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
-        sm_fl = softmax_vector_flops(bsz, real_tq, ctx, nh, d)
-        if card.family == "llama":
-            norm = functools.partial(norm_kernel, m=t, h=h, kind="rmsnorm", eps=card.norm_eps,
-                                     cores=p, budgets=bud)
-            gated = card.mlp == "gated"
-            nfl = norm_vector_flops(tok, h, "rmsnorm")
-            rope_fl = (rope_vector_flops(tok, nh, nkv, d)
-                       if card.position_embedding == "rope" else 0)
-            # the KV cache of a decoder persists in DDR; V^T of a prompt is a temporary
-            ops += [
-                _op("attn_norm", _capped(norm, "attn_norm"), 0,
-                    wbytes(i0, ("attn_norm",)), nfl, reads={"X": "h"}, writes={"Y": "hn"}),
-                _op("qkv_proj", lin("qkv_proj", t, qd + 2 * kvd, h, w_att, "store"),
-                    linear_flops(tok, qd + 2 * kvd, h),
-                    wbytes(i0, ("q_proj", "k_proj", "v_proj")),
-                    reads={"X": "hn"}, writes={"Y": "qkv"}),
-                _op("rope_kv", _capped(rkv, "rope_kv"), 0, 0, rope_fl,
-                    reads={"QKV": "qkv"}, writes={"Q": "q", "VT": "vt"}),
-                _op("attention", _capped(att), att_fl, 0, sm_fl,
-                    reads={"Q": "q", "VT": "vt"}, writes={"O": "attn"},
-                    scratch=("OP", "MP", "LP")),
-                _op("o_proj", lin("o_proj", t, h, qd, w_att, "residual"),
-                    linear_flops(tok, h, qd), wbytes(i0, ("o_proj",)), tok * h,
-                    reads={"X": "attn", "R": "h"}, writes={"Y": "h1"}),
-                _op("mlp_norm", _capped(norm, "mlp_norm"), 0,
-                    wbytes(i0, ("mlp_norm",)), nfl, reads={"X": "h1"}, writes={"Y": "hn1"}),
-                _op("gate_up" if gated else "up_proj",
-                    lin("gate_up", t, f, h, w_mlp, "gated" if gated else "quant"),
-                    linear_flops(tok, f, h) * (2 if gated else 1),
-                    wbytes(i0, ("gate_proj", "up_proj")), 5 * tok * f if gated else 0,
-                    reads={"X": "hn1"}, writes={"Y": "g"}),
-                _op("down_proj", lin("down_proj", t, h, f, w_mlp, "residual"),
-                    linear_flops(tok, h, f), wbytes(i0, ("down_proj",)), tok * h,
-                    reads={"X": "g", "R": "h1"}, writes={"Y": "h"}),
-            ]
+        kind = card.layer_kind(i0)
+        if card.family == "switch" and kind == "encoder" and decode:
+            continue                # the encoder ran at prefill; decode reads its K/V cache
+        if card.family in ("llama", "switch"):
+            ops += prenorm_layer(i0, kind)
         else:
+            att = functools.partial(attention_kernel, "attention", batch=bsz, heads=nh,
+                                    kv_heads=nkv, head_dim=d, queries=tq, context=ctx_l,
+                                    causal=False, cores=p, kv=kv)
+            rkv = functools.partial(rope_kv_kernel, batch=bsz, tokens=tq, heads=nh,
+                                    kv_heads=nkv, head_dim=d, position=0, context=ctx_l,
+                                    rope=False, cores=p, kv=kv)
+            att_fl = attention_flops(bsz, real_tq, ctx, nh, d)
+            sm_fl = softmax_vector_flops(bsz, real_tq, ctx, nh, d)
             norm = functools.partial(norm_kernel, m=t, h=h, kind="layernorm", eps=card.norm_eps,
                                      cores=p, budgets=bud)
             nfl = norm_vector_flops(tok, h, "layernorm")
@@ -334,11 +464,21 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
+        if card.family == "switch" and not decode and group[-1] == card.encoder_layers - 1:
+            et = bsz * padded_tokens(enc_len)
+            fn_enc = functools.partial(norm_kernel, m=et, h=h, kind="rmsnorm",
+                                       eps=card.norm_eps, cores=p, budgets=bud)
+            stages.append(LoweredStage("encoder final norm", (), (_op(
+                "encoder_norm", _capped(fn_enc, "encoder_norm"), 0,
+                tensor_footprint(next(s for s in card.tensors()
+                                      if s.name == "encoder.final_norm"), fm.norm).total_bytes,
+                norm_vector_flops(bsz * enc_len, h, "rmsnorm"),
+                reads={"X": "h"}, writes={"Y": "enc"}),)))
 
     head: list[LoweredOp] = []
     tail = {s.name: s for s in card.tensors() if s.layer is None}
     hw = fm.head
-    if card.family == "llama":
+    if card.family in ("llama", "switch"):
         spec = tail.get("lm_head") or tail["embed_tokens"]
         hfmt = hw if "lm_head" in tail else fm.embedding
         hst = weight_storage(hfmt, None, config, "formats.head")
@@ -346,7 +486,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                                cores=p, budgets=bud)
         head += [
             _op("final_norm", lambda c: fn("final_norm", unit_cap=c), 0,
-                tensor_footprint(tail["final_norm"], fm.norm).total_bytes,
+                tensor_footprint(tail.get("final_norm") or tail["decoder.final_norm"],
+                                 fm.norm).total_bytes,
                 norm_vector_flops(bsz, h, "rmsnorm"), reads={"X": "h"}, writes={"Y": "hf"}),
             _op("lm_head", lin("lm_head", bsz, card.vocab_size, h, hst, "store"),
                 linear_flops(bsz, card.vocab_size, h),
@@ -367,5 +508,5 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                                                     for op, r in zip(st.ops, rs, strict=True)))
                   for st, rs in zip(stages, plan, strict=True)]
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
-                        tokens=tok, stages=tuple(stages))
+                        tokens=tok, stages=tuple(stages), moe=tuple(moe_notes))
 

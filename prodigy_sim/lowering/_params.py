@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from prodigy_sim.numerics import Storage
 
-__all__ = ["LinearParams", "NormParams", "RopeKVParams", "AttentionParams", "KernelParams"]
+__all__ = ["LinearParams", "NormParams", "RopeKVParams", "AttentionParams", "MoEParams",
+           "KernelParams"]
 
 
 @dataclass(frozen=True)
@@ -98,5 +99,19 @@ class AttentionParams:
     op: str = "attention"
 
 
-KernelParams = LinearParams | NormParams | RopeKVParams | AttentionParams
+@dataclass(frozen=True)
+class MoEParams:
+    """A mixture-of-experts data-movement or routing kernel (``op``: ``route``, ``dispatch`` or
+    ``combine``) over ``tokens`` tokens of width ``h`` (route: the padded experts), ``top_k``
+    choices each, ``rows`` rows of expert buffers. Timing only: not emulated."""
+
+    op: str
+    tokens: int
+    h: int
+    top_k: int
+    rows: int
+    unit_cap: int | None = None
+
+
+KernelParams = LinearParams | NormParams | RopeKVParams | AttentionParams | MoEParams
 """The parameters of any lowered kernel (dispatch on the type, or on ``.op``)."""

@@ -4,7 +4,7 @@ The fields map onto :class:`~prodigy_sim.models.card.ModelCard` as follows (HF d
 ``LlamaConfig`` / ``MistralConfig`` / ``BertConfig`` where a field is absent):
 
 ==========================  ===========================  ===================================
-card                        llama, mistral               bert
+card                        llama, mistral, mixtral      bert
 ==========================  ===========================  ===================================
 family                      llama                        bert
 hidden_size                 hidden_size                  hidden_size
@@ -23,6 +23,8 @@ tie_word_embeddings         tie_word_embeddings (false)  -
 type_vocab_size, pooler     -                            type_vocab_size (2), pooler (true:
                                                          the released checkpoints carry it)
 attention_bias, mlp_bias    attention_bias, mlp_bias     true, true
+num_experts                 num_local_experts (mixtral)  -
+experts_per_token           num_experts_per_tok (2)      -
 ==========================  ===========================  ===================================
 
 Fields that do not change the weights or the work the simulator models are ignored: dropout,
@@ -40,7 +42,7 @@ from prodigy_sim.errors import ConfigError
 
 __all__ = ["HF_MODEL_TYPES", "is_hf_config", "card_data_from_hf"]
 
-HF_MODEL_TYPES = ("llama", "mistral", "bert")
+HF_MODEL_TYPES = ("llama", "mistral", "mixtral", "bert")
 """``model_type`` values of the configs that can be read."""
 
 _ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu",
@@ -119,4 +121,7 @@ def card_data_from_hf(data: dict, *, source: Path) -> dict[str, Any]:
                 attention_bias=opt("attention_bias", False), mlp_bias=opt("mlp_bias", False))
     if data.get("head_dim") is not None:
         card["head_dim"] = data["head_dim"]
+    if mtype == "mixtral":
+        card.update(num_experts=need("num_local_experts"),
+                    experts_per_token=opt("num_experts_per_tok", 2))
     return card

@@ -18,6 +18,10 @@ Three families are described (the family fixes the structure, the fields fix the
            whose MLPs are (every ``expert_layer_interval``-th layer) top-1 Switch mixtures of
            experts with a router.
 
+A ``llama`` card with ``num_experts`` > 0 is a LLaMA-style mixture of experts (Mixtral): every
+``expert_layer_interval``-th MLP is replaced by a router and ``num_experts`` gated experts, of
+which each token uses ``experts_per_token`` (top-k).
+
 Layers are numbered globally: encoder layers first, then decoder layers.
 """
 
@@ -66,8 +70,17 @@ class TensorSpec(BaseModel):
         return self.tensor_class in LINEAR_CLASSES
 
 
-def _pos(description: str) -> Any:  # pydantic's Field() is typed Any
-    return Field(ge=1, description=description)
+MAX_SIZE = 1 << 24
+"""Largest width, vocabulary or sequence length a card may give (elements, tokens): far above
+any published model, small enough that every count stays exact in float64."""
+MAX_LAYERS = 1 << 15
+"""Most transformer blocks a card may give (the card lists every block's tensors): room for the
+brain-scale card of :mod:`prodigy_sim.parallel` (9,153 layers at 1e17 parameters) and more, while
+a card of a million layers (ten million tensors, 24 GB) is refused."""
+
+
+def _pos(description: str, most: int = MAX_SIZE) -> Any:  # pydantic's Field() is typed Any
+    return Field(ge=1, le=most, description=description)
 
 
 class ModelCard(BaseModel):
@@ -90,39 +103,52 @@ class ModelCard(BaseModel):
 
     hidden_size: int = _pos("model width d_model (elements)")
     intermediate_size: int = _pos("MLP (or expert) hidden width d_ff (elements)")
-    num_layers: int = _pos("transformer blocks in total (encoder + decoder)")
+    num_layers: int = _pos("transformer blocks in total (encoder + decoder)", MAX_LAYERS)
     num_attention_heads: int = _pos("query heads per attention block")
     num_key_value_heads: int | None = Field(
-        None, ge=1, description="key/value heads (GQA); default = num_attention_heads")
+        None, ge=1, le=MAX_SIZE, description="key/value heads (GQA); default = "
+                                             "num_attention_heads")
     head_dim: int | None = Field(
-        None, ge=1, description="elements per head; default hidden_size / num_attention_heads")
+        None, ge=1, le=MAX_SIZE, description="elements per head; default hidden_size / "
+                                             "num_attention_heads")
     vocab_size: int = _pos("token vocabulary (rows of the embedding)")
     max_position_embeddings: int | None = Field(
-        None, ge=1, description="longest sequence the model takes (tokens); may be omitted only "
-                                "with relative positions, which have no table and no limit")
+        None, ge=1, le=MAX_SIZE,
+        description="longest sequence the model takes (tokens); may be omitted only with "
+                    "relative positions, which have no table and no limit")
 
     norm: Literal["rmsnorm", "layernorm"] = Field(description="normalization layer")
-    norm_eps: float = Field(gt=0, description="epsilon of the normalization")
+    norm_eps: float = Field(gt=0, lt=1, allow_inf_nan=False,
+                            description="epsilon of the normalization")
     activation: Literal["silu", "gelu", "relu"] = Field(description="MLP nonlinearity")
     mlp: Literal["gated", "plain"] = Field(
         description="gated = gate/up/down (SwiGLU); plain = up/down")
     position_embedding: Literal["rope", "learned", "relative"] = Field(
         description="rotary, learned absolute table, or T5 relative-position buckets")
-    rope_theta: float | None = Field(None, gt=0, description="RoPE base (rope only)")
+    rope_theta: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                     description="RoPE base (rope only)")
     relative_attention_num_buckets: int | None = Field(
-        None, ge=1, description="T5 relative-position buckets (relative only)")
+        None, ge=1, le=MAX_SIZE, description="T5 relative-position buckets (relative only)")
     tie_word_embeddings: bool = Field(False, description="LM head shares the embedding matrix")
-    type_vocab_size: int = Field(0, ge=0, description="BERT token-type (segment) embeddings")
+    type_vocab_size: int = Field(0, ge=0, le=MAX_SIZE,
+                                 description="BERT token-type (segment) embeddings")
     pooler: bool = Field(False, description="BERT pooler (dense H x H + bias on [CLS])")
     attention_bias: bool = Field(False, description="q/k/v/o projections have biases")
     mlp_bias: bool = Field(False, description="MLP projections have biases")
 
-    num_experts: int = Field(0, ge=0, description="experts per MoE layer (0 = dense model)")
+    num_experts: int = Field(0, ge=0, le=MAX_SIZE,
+                             description="experts per MoE layer (0 = dense model)")
+    experts_per_token: int = Field(
+        1, ge=1, le=MAX_SIZE,
+        description="experts each token is routed to (top-k; HF 'num_experts_per_tok'; "
+                    "switch: 1)")
     expert_layer_interval: int = Field(
-        1, ge=1, description="every n-th layer of a stack is MoE (HF 'sparse_step'; "
+        1, ge=1, le=MAX_LAYERS, description="every n-th layer of a stack is MoE (HF 'sparse_step'; "
                              "1 = all; else layers with index % n == 1)")
-    num_encoder_layers: int | None = Field(None, ge=0, description="encoder blocks (switch)")
-    num_decoder_layers: int | None = Field(None, ge=0, description="decoder blocks (switch)")
+    num_encoder_layers: int | None = Field(None, ge=0, le=MAX_LAYERS,
+                                           description="encoder blocks (switch)")
+    num_decoder_layers: int | None = Field(None, ge=0, le=MAX_LAYERS,
+                                           description="decoder blocks (switch)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
@@ -154,9 +180,15 @@ class ModelCard(BaseModel):
             if self.num_experts < 1:
                 raise bad("'num_experts'", "a switch model needs >= 1 expert")
         else:
-            if self.num_experts or stacks != (None, None):
-                raise bad("'num_experts', 'num_encoder_layers', 'num_decoder_layers'",
+            if stacks != (None, None):
+                raise bad("'num_encoder_layers', 'num_decoder_layers'",
                           f"only for family 'switch' (this card is {self.family!r})")
+            if self.num_experts and self.family != "llama":
+                raise bad("'num_experts'", f"only for families 'switch' and 'llama' (this card "
+                          f"is {self.family!r})")
+        if self.experts_per_token > max(1, self.num_experts):
+            raise bad("'experts_per_token'", f"{self.experts_per_token} exceeds num_experts = "
+                      f"{self.num_experts}")
         if self.family == "bert":
             if self.position_embedding != "learned" or self.norm != "layernorm":
                 raise bad("'position_embedding', 'norm'", "bert uses 'learned' and 'layernorm'")

@@ -34,6 +34,7 @@ from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware import DEFAULT_PRESET, preset_names
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
 from prodigy_sim.models.card import ModelCard, load_card
+from prodigy_sim.models.routing import Routing
 from prodigy_sim.numerics import FormatField, FormatSpec, Sparsity, Storage, parse_sparsity
 
 __all__ = ["Formats", "Scenario", "normalize_sparsity", "scenario_names", "load_scenario",
@@ -127,6 +128,8 @@ class Scenario(BaseModel):
     sparsity: str = Field("none", description="n:m structured sparsity of the blocks' linear "
                                               "weights: none or e.g. 8:4 (keep 4 of 8)")
     hardware: str = Field(DEFAULT_PRESET, description="hardware preset name")
+    routing: Routing = Field(default_factory=Routing,
+                             description="mixture-of-experts routing model (MoE models only)")
 
     @field_validator("sparsity")
     @classmethod
@@ -190,6 +193,11 @@ def check_scenario(scenario: Scenario, card: ModelCard, *, source: str = "scenar
     if scenario.phase == "decode" and not card.is_decoder:
         raise ConfigError(f"{source}: 'phase': model {card.name!r} is encoder-only and has no "
                           "decode phase (use prefill)")
+    if scenario.routing != Routing() and not card.num_experts:
+        raise ConfigError(f"{source}: 'routing': model {card.name!r} has no experts")
+    if card.num_experts:
+        scenario.routing.check(card.experts_per_token, card.num_experts,
+                               source=f"{source}: 'routing'")
     nm = scenario.sparsity_nm
     if nm is not None:
         ks = sorted({t.shape[-1] for t in card.tensors() if t.is_linear})

@@ -16,6 +16,7 @@ from prodigy_sim.numerics._footprint import footprint as footprint
 from prodigy_sim.numerics._packing import pack as pack
 from prodigy_sim.numerics._packing import packed_row_bytes as packed_row_bytes
 from prodigy_sim.numerics._packing import unpack as unpack
+from prodigy_sim.numerics._registry import FORMAT_ALIASES as FORMAT_ALIASES
 from prodigy_sim.numerics._registry import builtin_formats as builtin_formats
 from prodigy_sim.numerics._registry import format_names as format_names
 from prodigy_sim.numerics._registry import get_format as get_format
@@ -56,6 +57,7 @@ __all__ = [
     "encode",
     "footprint",
     "format_names",
+    "FORMAT_ALIASES",
     "get_format",
     "load_format",
     "nm_mask",

@@ -163,6 +163,55 @@ def _floor_log2(a):
     return math.frexp(a)[1] - 1  # frexp reads the exponent field: a = f * 2^e, 0.5 <= f < 1
 
 
+@numba.njit(cache=True, inline="always")
+def _floor_log2_bits(m):
+    """floor(log2(a)) of the positive finite float32 whose bits are ``m`` (the exponent field,
+    or for a subnormal the position of its top bit: a = m * 2^-149)."""
+    ex = m >> 23
+    if ex > 0:
+        return ex - 127
+    top = 0
+    while (m >> (top + 1)) != 0:
+        top += 1
+    return top - 149
+
+
+@numba.njit(cache=True)
+def _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi, out_codes,
+                slow):
+    """One row of E8M0 (or unscaled) elements by the float32 LUT: in block b, ``x *
+    2^-shifts[b]`` is the exponent-field subtraction ``bits - (shift << 23)`` (exact) when
+    ``x`` is normal and so is the result; a zero keeps its bits. Blocks flagged ``special``
+    (NaN scale) get ``zero_code``. Writes the codes and ``slow[b]`` = elements of block b
+    outside that window (they need the exact path); returns the number of -1 codes. One call
+    per row (not per block: a call costs more than a block), branch-free per element."""
+    neg = 0
+    k = xr.size
+    for b in range(shifts.size):
+        if special[b]:
+            for j in range(b * block, min(b * block + block, k)):
+                out_codes[j] = zero_code
+            slow[b] = 0
+            continue
+        shift = shifts[b]
+        sh = np.int64(shift) << 23
+        n_slow = 0
+        for j in range(b * block, min(b * block + block, k)):
+            bx = np.int64(xr[j])
+            mag = bx & 0x7FFFFFFF
+            ex = mag >> 23
+            nz = mag != 0
+            by = bx - sh if nz else bx
+            ey = ex - shift
+            n_slow += nz & ((ex == 0) | (ey < 1) | (ey > 254))
+            h = (by >> 16) & 0xFFFF
+            c = lut_hi[h] if (by & 0xFFFFFFFF) >= lut_thr[h] else lut_lo[h]
+            out_codes[j] = np.uint8(c & 0xFF)
+            neg += c < 0
+        slow[b] = n_slow
+    return neg
+
+
 @parallel_if_large
 def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes, t_count,
                    t_inf, t_nan, lut_thr, lut_lo, lut_hi, s_mids, s_tie, s_codes, s_count, s_inf,
@@ -175,7 +224,9 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
 
         s eeeeeeee mmm...m  ->  s (eeeeeeee - e) mmm...m      (exact, no rounding)
 
-    and the code comes from the LUT; every other element takes the exact float64 path.
+    and the code comes from the LUT (:func:`_mx_block_lut`, a whole block at a time, its block
+    maximum taken on the magnitude bits, which order like the magnitudes); a block with an
+    element outside that window (a subnormal input or result) takes the exact float64 path.
     Returns the number of elements that could not be encoded.
     """
     rows, k = x.shape
@@ -185,6 +236,42 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
     bad = 0
     for r in numba.prange(rows):
         out_codes = np.empty(k, dtype=np.uint8)
+        if fast and mode <= 1:
+            xr = xbits[r]
+            shifts = np.zeros(nb, dtype=np.int64)
+            slow = np.zeros(nb, dtype=np.int64)
+            special = np.zeros(nb, dtype=np.bool_)
+            if mode == 1:
+                for b in range(nb):
+                    mb = np.uint32(0)
+                    for j in range(b * block, min(b * block + block, k)):
+                        mb = max(mb, xr[j] & np.uint32(0x7FFFFFFF))
+                    if mb >= np.uint32(0x7F800000):  # NaN or Inf: NaN scale, zero codes
+                        special[b] = True
+                        out_scale_codes[r, b] = 255
+                        out_scales[r, b] = np.nan
+                        continue
+                    e = -127 if mb == 0 else _floor_log2_bits(np.int64(mb)) - emax
+                    e = max(-127, min(127, e))
+                    out_scale_codes[r, b] = e + 127
+                    out_scales[r, b] = 2.0 ** e
+                    shifts[b] = e
+            bad += _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi,
+                               out_codes, slow)
+            for b in range(nb):
+                if slow[b] == 0:
+                    continue
+                start = b * block
+                end = min(start + block, k)
+                mul = 2.0 ** (-shifts[b])
+                for j in range(start, end):
+                    c = _encode_one(np.float64(x[r, j]) * mul, t_mids, t_tie, t_codes, t_count,
+                                    t_inf, t_nan)
+                    out_codes[j] = np.uint8(c & 0xFF)
+                    if c < 0:
+                        bad += 1
+            pack_row(out_codes, bits, out_packed[r])
+            continue
         for b in range(nb):
             start = b * block
             end = min(start + block, k)
@@ -243,21 +330,7 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
                 for j in range(start, end):
                     out_codes[j] = zero_code
                 continue
-            shift = np.int64(0)
-            if fast and mode == 1:
-                shift = np.int64(out_scale_codes[r, b]) - 127
             for j in range(start, end):
-                if fast and (mode == 1 or mode == 0):
-                    bx = np.int64(xbits[r, j])
-                    ex = (bx >> 23) & 0xFF
-                    if ex != 0 and ex != 255 and 1 <= ex - shift <= 254:
-                        by = bx - (shift << 23)
-                        h = by >> 16
-                        c = lut_hi[h] if by >= lut_thr[h] else lut_lo[h]
-                        out_codes[j] = np.uint8(c & 0xFF)
-                        if c < 0:
-                            bad += 1
-                        continue
                 v = np.float64(x[r, j])
                 y = v / div if use_div else v * mul
                 c = _encode_one(y, t_mids, t_tie, t_codes, t_count, t_inf, t_nan)

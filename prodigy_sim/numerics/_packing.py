@@ -26,13 +26,36 @@ def packed_row_bytes(count: int, bits: int) -> int:
     return (count * bits + 7) // 8
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def pack_row(codes, bits, out):
-    """Pack one row of ``codes`` (uint8) into ``out`` (uint8) as the bit stream above."""
+    """Pack one row of ``codes`` (uint8) into ``out`` (uint8) as the bit stream above (whole
+    bytes at a time for 8, 4 and 2 bits; a bit accumulator for the other widths)."""
+    n = codes.size
+    if bits == 8:
+        for j in range(n):
+            out[j] = codes[j]
+        return
+    if bits == 4:
+        for i in range(n >> 1):
+            out[i] = codes[2 * i] | (codes[2 * i + 1] << 4)
+        if n & 1:
+            out[n >> 1] = codes[n - 1]
+        return
+    if bits == 2:
+        full = n >> 2
+        for i in range(full):
+            j = 4 * i
+            out[i] = codes[j] | (codes[j + 1] << 2) | (codes[j + 2] << 4) | (codes[j + 3] << 6)
+        if n & 3:
+            b = 0
+            for j in range(4 * full, n):
+                b |= codes[j] << (2 * (j - 4 * full))
+            out[full] = b
+        return
     acc = 0
     nacc = 0
     o = 0
-    for j in range(codes.size):
+    for j in range(n):
         acc |= np.int64(codes[j]) << nacc
         nacc += bits
         while nacc >= 8:

@@ -18,7 +18,13 @@ from prodigy_sim._datafile import read_mapping
 from prodigy_sim.errors import FormatError, config_error_from_validation
 from prodigy_sim.numerics._spec import FormatSpec
 
-__all__ = ["builtin_formats", "format_names", "get_format", "load_format", "parse_format"]
+__all__ = ["FORMAT_ALIASES", "builtin_formats", "format_names", "get_format", "load_format",
+           "parse_format"]
+
+FORMAT_ALIASES = {"fp8": "float8_e4m3fn", "fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2",
+                  "fp4": "float4_e2m1fn", "bf16": "bfloat16", "fp16": "float16",
+                  "fp32": "float32"}
+"""Short names accepted wherever a built-in format name is (``fp8`` = OCP E4M3)."""
 
 
 def parse_format(data: object, *, source: str = "<format>") -> FormatSpec:
@@ -62,9 +68,12 @@ def get_format(fmt: FormatSpec | str) -> FormatSpec:
     if isinstance(fmt, FormatSpec):
         return fmt
     formats = builtin_formats()
+    if isinstance(fmt, str):
+        fmt = FORMAT_ALIASES.get(fmt.lower(), fmt)
     if isinstance(fmt, str) and fmt in formats:
         return formats[fmt]
     if isinstance(fmt, str) and Path(fmt).suffix.lower() in (".yaml", ".yml", ".json"):
         return load_format(fmt)
     raise FormatError(f"unknown format {fmt!r}; built-in formats: {', '.join(format_names())} "
-                      "(or give a .yaml/.json format file)")
+                      f"(aliases: {', '.join(sorted(FORMAT_ALIASES))}; or give a .yaml/.json "
+                      "format file)")

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from prodigy_sim._jit import parallel_if_large
 from prodigy_sim.errors import ConfigError, EncodeError
 
 __all__ = [
@@ -148,6 +149,48 @@ def _keep_top_n(scores: np.ndarray, n: int, keep: np.ndarray) -> None:
             for j in range(i + 1, m):
                 rank += scores[g, j] > si
             keep[g, i] = rank < n
+
+
+@parallel_if_large
+def _select_rows(x, scores, n, m, values, mask_bits):
+    """Compress rows x (R, K) to n of every m: ``values`` (R, K // m * n) the kept values in
+    position order, ``mask_bits`` (R, K // m * ceil(m / 8)) the group masks (LSB first); the
+    kept elements are the n best scores of each group by the rank rule of :func:`_keep_top_n`
+    (``scores`` (R, K), or |x| when ``scores`` is empty). Returns the number of NaN scores
+    (then the outputs are incomplete and the caller reports the first one)."""
+    rows, k = x.shape
+    own = scores.shape[0] == 0
+    nbytes = (m + 7) // 8
+    nans = 0
+    for r in numba.prange(rows):
+        sc = np.empty(m)
+        kept = np.empty(m, dtype=x.dtype)
+        for g in range(k // m):
+            base = g * m
+            bad = 0
+            for i in range(m):
+                v = abs(np.float64(x[r, base + i])) if own else np.float64(scores[r, base + i])
+                bad += v != v
+                sc[i] = v
+            if bad:
+                nans += bad
+                continue
+            o = 0
+            bits = np.int64(0)
+            for i in range(m):  # branch-free: write every value, advance past the kept ones
+                si = sc[i]
+                rank = 0
+                for j in range(m):  # j beats i: a larger score, or an equal one before it
+                    rank += (sc[j] > si) | ((sc[j] == si) & (j < i))
+                keep = rank < n
+                kept[o] = x[r, base + i]
+                o += keep
+                bits |= np.int64(keep) << i
+            for i in range(n):
+                values[r, g * n + i] = kept[i]
+            for b in range(nbytes):
+                mask_bits[r, g * nbytes + b] = (bits >> (8 * b)) & 0xFF
+    return nans
 
 
 def nm_mask(w: np.ndarray, n: int = 4, m: int = 8, *, axis: int = -1,
@@ -465,6 +508,9 @@ def compress(w: np.ndarray, n: int = 4, m: int = 8, *, axis: int = -1, method: s
     _check_k(w.shape[axis], m)
     if mask is None:
         scores = _method_scores(w, axis, method, act_norms)
+        fast = _compress_fast(w, n, m, axis, scores)
+        if fast is not None:
+            return fast
         keep = nm_mask(w, n, m, axis=axis, scores=scores)
     else:
         if method != "magnitude" or act_norms is not None:
@@ -482,4 +528,28 @@ def compress(w: np.ndarray, n: int = 4, m: int = 8, *, axis: int = -1, method: s
         _check_popcount(keep_last.reshape(*lead, k // m, m), n, m)
     values = np.ascontiguousarray(w_last[keep_last].reshape(*lead, k * n // m))
     return SparseTensor(values=values, mask_bits=_pack_mask(keep_last, m), n=n, m=m,
+                        shape=tuple(w_last.shape))
+
+
+def _compress_fast(w: np.ndarray, n: int, m: int, axis: int,
+                   scores: np.ndarray | None) -> SparseTensor | None:
+    """:func:`compress` by one kernel pass (scores from ``|w|`` when ``scores`` is None), or
+    None when the kernel does not apply (other dtypes) or meets a NaN score - then the general
+    path computes the same result or raises the located error."""
+    if w.dtype not in _KERNEL_DTYPES or (scores is not None and scores.dtype not in
+                                         _KERNEL_DTYPES):
+        return None
+    if w.size == 0:
+        return None
+    w_last = np.moveaxis(w, axis, -1)
+    lead, k = w_last.shape[:-1], w_last.shape[-1]
+    rows = np.ascontiguousarray(w_last.reshape(-1, k))
+    sc = (np.zeros((0, 0)) if scores is None
+          else np.ascontiguousarray(np.moveaxis(scores, axis, -1).reshape(-1, k)))
+    values = np.empty((rows.shape[0], k // m * n), dtype=w.dtype)
+    bits = np.empty((rows.shape[0], k // m * _bytes_per_group(m)), dtype=np.uint8)
+    if _select_rows(rows, sc, n, m, values, bits):
+        return None
+    return SparseTensor(values=values.reshape(*lead, values.shape[1]),
+                        mask_bits=bits.reshape(*lead, bits.shape[1]), n=n, m=m,
                         shape=tuple(w_last.shape))

@@ -7,7 +7,7 @@ collectives, timed on a :class:`~prodigy_sim.hardware.SystemConfig`.
 - :func:`simulate_parallel`: one decode step or prefill of a scenario under a
   :class:`ParallelPlan` -> :class:`ParallelReport` (per-socket compute from a simulation of the
   sharded model, collectives, step time, footprint per socket). The per-socket timer is
-  injectable (:data:`SocketTimer`), so an MoE step-time provider can plug in.
+  injectable (:data:`SocketTimer`).
 - :func:`brain_scale`, :func:`scaled_card`: the 256 PB / 100-quadrillion-parameter claim as a
   system.
 

@@ -11,14 +11,19 @@ of ``q`` new tokens, ``A = b q hidden`` activation elements, exchanged in BF16 (
 
 - one socket's compute comes from a *socket timer*; the default simulates the sharded model
   (:func:`~prodigy_sim.parallel.shard_card`) on one socket with
-  :func:`prodigy_sim.reports.simulate_scenario` and splits its time into a per-layer part and the
-  head. MoE models need an injected timer (the simulator does not time experts yet).
+  :func:`prodigy_sim.reports.simulate_scenario` and splits its time into a per-layer part (the
+  mean over the layers the pass runs: a decode step of an encoder-decoder runs the decoder only)
+  and the head. Under expert parallelism a socket's experts are timed for its own ``b``
+  sequences routed over its ``E / ep`` experts (the scenario's routing model): the expected rows
+  per expert equal those of the real all-to-all (``b ep q k / E``), but the expected experts hit
+  is ``(E / ep)(1 - (1 - k ep / E)^(b q))`` instead of ``(E / ep)(1 - (1 - k / E)^(ep b q))``
+  (at least as many: the shard's time is an upper bound on its experts' weight traffic).
 - tensor parallelism: per layer 2 all-reduces of ``2 A`` bytes (after the attention output and
   the MLP down projections); one all-reduce of ``2 A`` for the vocabulary-parallel embedding
   (stage 0); an all-gather of the ``b vocab`` BF16 logits (last stage, decoders). Decode and
   prefill wait for them: they are on the critical path, not overlapped.
-- expert parallelism: per MoE layer an all-to-all of ``2 A k`` bytes to dispatch the tokens to
-  their ``k`` experts and one to combine them, on the critical path.
+- expert parallelism: per MoE layer the pass runs, an all-to-all of ``2 A k`` bytes to dispatch
+  the tokens to their ``k`` experts and one to combine them, on the critical path.
 - pipeline: stage ``i`` takes ``t_i``; sending ``2 A`` bytes to the next stage takes ``c_i``
   (socket link inside a node, network between nodes). The first microbatch crosses every stage
   and link; each further one adds the slowest slot, because the sends of one microbatch overlap
@@ -97,18 +102,23 @@ def simulated_socket_times(card: ModelCard, scenario: Scenario, chip: ChipConfig
     """Simulate ``card`` (one socket's shard) in ``scenario`` on ``chip`` with
     :func:`prodigy_sim.reports.simulate_scenario` (``options`` are passed on). Every layer gets
     the mean layer time (the lowering's identical layers share one simulation)."""
-    if card.num_experts:
-        raise ConfigError(f"model {card.name!r} has experts, which the simulator does not time "
-                          "yet: pass socket_timer= (an MoE step-time provider)")
     with tempfile.TemporaryDirectory(prefix="prodigy-shard-") as tmp:
         path = Path(tmp) / f"{card.name}.yaml"
         path.write_text(yaml.safe_dump(card.model_dump(exclude_none=True), sort_keys=False))
         report = simulate_scenario(scenario.model_copy(update={"model": str(path)}),
                                    config=chip, **options)
     head = sum(o["total_seconds"] for o in report.ops if o["stage"] == "head")
-    per_layer = (report.seconds - head) / card.num_layers
-    return SocketTimes((per_layer,) * card.num_layers, head,
+    run = _runs(card, scenario)
+    per_layer = (report.seconds - head) / sum(run)
+    return SocketTimes(tuple(per_layer if r else 0.0 for r in run), head,
                        f"simulate_scenario of {card.name} on one socket {report.settings}")
+
+
+def _runs(card: ModelCard, scenario: Scenario) -> tuple[bool, ...]:
+    """Whether each layer runs in the pass (a decode step of an encoder-decoder skips the
+    encoder, which ran at prefill)."""
+    return tuple(scenario.phase != "decode" or card.layer_kind(i) == "decoder"
+                 for i in range(card.num_layers))
 
 
 @dataclass(frozen=True)
@@ -274,8 +284,12 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
     card = scenario.card()
     check_scenario(scenario, card)
     _check_plan(plan, system)
+    if plan.ep > 1 and scenario.routing.model == "trace":
+        raise ConfigError("'routing': a trace of expert choices is not split over expert-"
+                          "parallel sockets (use uniform or zipf with ep > 1)")
     shard = shard_card(card, plan.tp, plan.ep)
     stages = stage_layers(card.num_layers, plan.pp)
+    runs = _runs(card, scenario)
     micro = _micro(scenario, plan)
     if socket_timer is None:
         times = simulated_socket_times(shard, micro, system.chip, **options)
@@ -287,7 +301,7 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
     width = plan.tp
     elements = micro.batch * micro.query_tokens * card.hidden_size
     act = elements * COLLECTIVE_BYTES_PER_ELEMENT
-    top_k = getattr(card, "num_experts_per_tok", 1)
+    top_k = card.experts_per_token
     collectives: list[tuple[Collective, int]] = []
     layer_comm = 0.0
     moe_comm = 0.0
@@ -305,13 +319,13 @@ def simulate_parallel(scenario: Scenario, plan: ParallelPlan | None = None,
     if plan.ep > 1:
         a2a = alltoall(system, act * top_k, plan.ep)
         moe_comm = 2 * a2a.seconds
-        moe_layers = sum(1 for i in range(card.num_layers) if card.is_moe_layer(i))
+        moe_layers = sum(1 for i in range(card.num_layers) if card.is_moe_layer(i) and runs[i])
         collectives.append((a2a, 2 * moe_layers))
     compute, seconds = [], []
     for k, layers in enumerate(stages):
         c = sum(times.layer_s[i] for i in layers) + (times.head_s if k == plan.pp - 1 else 0.0)
         t = c + layer_comm * len(layers)
-        t += moe_comm * sum(1 for i in layers if card.is_moe_layer(i))
+        t += moe_comm * sum(1 for i in layers if card.is_moe_layer(i) and runs[i])
         if k == 0:
             t += embed_s
         if k == plan.pp - 1:

@@ -43,6 +43,10 @@ def shard_card(card: ModelCard | str, tp: int = 1, ep: int = 1) -> ModelCard:
     if card.num_experts % ep:
         raise ConfigError(f"expert parallelism ep={ep} needs 'num_experts' of {card.name!r} "
                           f"divisible by {ep} (got {card.num_experts})")
+    if card.num_experts and card.num_experts // ep < card.experts_per_token:
+        raise ConfigError(f"expert parallelism ep={ep} leaves {card.num_experts // ep} experts "
+                          f"per socket, fewer than the {card.experts_per_token} each token uses "
+                          f"(experts_per_token of {card.name!r})")
     if tp == 1 and ep == 1:
         return card
     data = card.model_dump()

@@ -202,8 +202,17 @@ class HadamardRotation:
         # index i = block * d + ip * m + im;  y[b, a, c] = sum_{i, j} x[b, i, j] Hp[i, a] Hm[j, c]
         v = fwht(y.reshape(-1, self.blocks, self.p, self.m))
         if self.p > 1:
+            # y[..., a, :] = sum_i v[..., i, :] hp[i, a], i = 0, 1, .. in order (entries +-1):
+            # plain elementwise numpy, the same bits on every host (no BLAS / einsum kernels)
             hp = _base(self.p).astype(np.float64)
-            v = np.einsum("bkij,ia->bkaj", v, hp.T if transpose else hp)
+            mat = hp.T if transpose else hp
+            out = np.empty_like(v)
+            for a in range(self.p):
+                acc = v[:, :, 0, :] * mat[0, a]
+                for i in range(1, self.p):
+                    acc = acc + v[:, :, i, :] * mat[i, a]
+                out[:, :, a, :] = acc
+            v = out
         v = v.reshape(*lead, self.n) / math.sqrt(self.d)
         return v * self.signs if transpose else v
 

@@ -8,10 +8,9 @@ SparseGPT and SpQR need the upper Cholesky factor ``U`` of ``(H + damp I)^-1``
 Hessian after columns ``0..q-1`` were fixed (the optimal-brain-surgeon downdate), so one
 factorization serves the whole column-by-column sweep.
 
-Everything is float64. Products and sums go through BLAS / LAPACK (``matmul``,
-``linalg.cholesky``, ``linalg.inv``) held at one thread, so results do not depend on the thread
-count; their summation order depends on the BLAS build and CPU kernel, so on another host they
-can differ in the last bits of float64 (see docs/ptq.md, Determinism, on what that can change).
+Everything is float64, computed by :mod:`prodigy_sim.detmath` (products summed in one fixed
+order, a fixed-order Cholesky factor and triangular inverse; no BLAS or LAPACK), so every bit is
+the same on every host, thread count and BLAS build (docs/ptq.md, Determinism).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim._jit import one_blas_thread
+from prodigy_sim.detmath import cholesky, gram, lower_inverse
 from prodigy_sim.errors import ConfigError
 
 __all__ = ["hessian", "HessianAccumulator", "InverseFactor", "inverse_factor"]
@@ -30,7 +30,9 @@ def _check_inputs(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim < 2:
         raise ConfigError(f"calibration inputs must be (T, K) or (..., K) (got shape {x.shape})")
-    x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x2 = x.reshape(-1, x.shape[-1])
+    if x2.dtype != np.float32:  # float32 stays float32: detmath.gram's exact split
+        x2 = x2.astype(np.float64)
     if not np.isfinite(x2).all():
         raise ConfigError("calibration inputs must be finite (they hold NaN or Inf)")
     return x2
@@ -61,7 +63,7 @@ class HessianAccumulator:
         x2 = _check_inputs(x)
         if x2.shape[1] != self.k:
             raise ConfigError(f"inputs have {x2.shape[1]} features, the layer has K = {self.k}")
-        g = x2.T @ x2
+        g = gram(x2)
         self._sum = g if self._sum is None else self._sum + g
         self.tokens += x2.shape[0]
 
@@ -97,22 +99,6 @@ class InverseFactor:
         return int(self.u.shape[0])
 
 
-def _lower_inverse(lo: np.ndarray) -> np.ndarray:
-    """Inverse of a lower-triangular matrix by halves (``[[A, 0], [C, D]]^-1 = [[A^-1, 0],
-    [-D^-1 C A^-1, D^-1]]``): about K^3 / 3 flops, mostly in matrix products."""
-    k = lo.shape[0]
-    if k <= 64:
-        return np.linalg.inv(lo)
-    h = k // 2
-    a_inv = _lower_inverse(lo[:h, :h])
-    d_inv = _lower_inverse(lo[h:, h:])
-    out = np.zeros_like(lo)
-    out[:h, :h] = a_inv
-    out[h:, h:] = d_inv
-    out[h:, :h] = -(d_inv @ (lo[h:, :h] @ a_inv))
-    return out
-
-
 @one_blas_thread
 def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False
                    ) -> InverseFactor:
@@ -145,9 +131,9 @@ def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = F
     try:
         # With J the reversal, J H J = L L^T gives H^-1 = (J L^-1 J)^T (J L^-1 J): U = J L^-1 J
         # is upper triangular with a positive diagonal, i.e. the Cholesky factor of H^-1.
-        lo = np.linalg.cholesky(h[::-1, ::-1])
-        u = _lower_inverse(lo)[::-1, ::-1]
-    except np.linalg.LinAlgError:
+        lo = cholesky(h[::-1, ::-1])
+        u = lower_inverse(lo)[::-1, ::-1]
+    except ConfigError:
         raise ConfigError(f"the damped Hessian (K = {k}, damp = {damp:.3g}) is not positive "
                           "definite; raise 'percdamp' or add calibration inputs") from None
     return InverseFactor(u=np.ascontiguousarray(u), perm=perm, dead=dead, damp=damp,

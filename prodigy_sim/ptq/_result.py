@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prodigy_sim._jit import one_blas_thread
+from prodigy_sim.detmath import matmul
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import QuantizedTensor, Sparsity, compress, pack, scale_kind
 from prodigy_sim.ptq._grid import BlockScales, Grid
@@ -134,6 +135,8 @@ def quantized_footprint(q: QuantizedTensor) -> dict[str, int]:
 
 @one_blas_thread
 def output_error(w: np.ndarray, w_q: np.ndarray, x: np.ndarray) -> float:
-    """``||x W^T - x W_q^T||_F`` for inputs ``x (T, K)`` and weights ``(N, K)``, in float64."""
+    """``||x W^T - x W_q^T||_F`` for inputs ``x (T, K)`` and weights ``(N, K)``, in float64
+    (fixed summation order)."""
     d = np.asarray(w, dtype=np.float64) - np.asarray(w_q, dtype=np.float64)
-    return float(np.linalg.norm(np.asarray(x, dtype=np.float64) @ d.T))
+    x2 = np.asarray(x, dtype=np.float64).reshape(-1, d.shape[1])
+    return float(np.sqrt(np.sum(matmul(x2, np.ascontiguousarray(d.T)) ** 2)))

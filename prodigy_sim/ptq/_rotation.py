@@ -150,6 +150,16 @@ def fuse_norm_gain(gain: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.asarray(w, dtype=np.float64) * np.asarray(gain, dtype=np.float64)[None, :]
 
 
+def _apply_blockwise(w: np.ndarray, rot: HadamardRotation, what: str) -> np.ndarray:
+    """``w (I_r (x) Q)`` for ``w (rows, r n)``, by the online transform (fixed operation order,
+    no BLAS), float64."""
+    n = rot.n
+    if w.shape[-1] % n:
+        raise ConfigError(f"{what}: axis of length {w.shape[-1]} is not a multiple of the rotation "
+                          f"size {n}")
+    return rot.apply(w.reshape(w.shape[0], -1, n)).reshape(w.shape)
+
+
 def _match(weights: dict[str, np.ndarray], name: str) -> list[str]:
     keys = [k for k in weights if k == name or k.endswith("." + name)]
     if not keys:
@@ -163,7 +173,8 @@ def fold_rotations(weights: dict[str, np.ndarray], plan: tuple[RotationSite, ...
     """A new weight dictionary with ``plan`` applied: every site's norm gains fused (gains set
     to 1), ``right`` weights multiplied by ``Q`` and ``left`` weights by ``Q^T`` (biases
     ``<name>.bias`` by ``Q``). Online sites change only their weights; the caller applies
-    ``rotations[name].apply`` to the activation at ``online_at``.
+    ``rotations[name].apply`` to the activation at ``online_at``. The products are computed by
+    :meth:`HadamardRotation.apply` (a fixed operation order: the same bits on every host).
 
     ``weights`` keys are names or ``<prefix>.<name>`` (e.g. ``layers.3.attn.q_proj``); every name
     a plan uses must match at least one key. Values are float64 in the result.
@@ -185,13 +196,14 @@ def fold_rotations(weights: dict[str, np.ndarray], plan: tuple[RotationSite, ...
                     out[rk] = fuse_norm_gain(out[nk], out[rk])
                 out[nk] = np.ones_like(out[nk])
     for site in plan:
-        q = rotations[site.name].matrix()
+        rot = rotations[site.name]
         for name in site.right:
             for k in _match(out, name):
-                out[k] = rotate_right(out[k], q)
+                out[k] = _apply_blockwise(out[k], rot, f"{k} Q")
         for name in site.left:
             for k in _match(out, name):
-                out[k], b = rotate_left(out[k], q, out.get(k + ".bias"))
-                if b is not None:
-                    out[k + ".bias"] = b
+                out[k] = _apply_blockwise(out[k].T, rot, f"Q^T {k}").T.copy()
+                if k + ".bias" in out:
+                    out[k + ".bias"] = _apply_blockwise(out[k + ".bias"][None], rot,
+                                                        f"{k}.bias Q")[0]
     return out

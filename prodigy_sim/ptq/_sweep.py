@@ -8,9 +8,10 @@ the columns not yet processed with the inverse-Hessian factor ``U`` (:mod:`._hes
     W[:, j+1:] -= e  U[j, j+1:]        (outer product)
 
 Lazy updates (Frantar et al., GPTQ section 3): the outer products are applied at once inside a
-sub-block of ``S`` columns, the sub-block's errors are then applied to the rest of its outer
-block of ``B`` columns with one matrix product, and an outer block's errors to all later columns
-with one more. The result is the same as the plain sweep up to float64 rounding (tested).
+sub-block of ``S`` columns, the sub-block's errors are then applied to the rest of its outer block
+of ``B`` columns with one matrix product, and an outer block's errors to all later columns with one
+more (:func:`prodigy_sim.detmath.matmul`: a fixed summation order, no BLAS). The result is the same
+as the plain sweep up to float64 rounding (tested).
 
 Hooks run when the sweep reaches a column ``j`` that is a multiple of their period ``p``, before
 ``q_j`` is decided, and see the *current* weights of columns ``j .. j+p-1`` (every error from
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prodigy_sim.detmath import matmul
 from prodigy_sim.errors import ConfigError
 
 __all__ = ["Hook", "sweep", "block_sizes"]
@@ -94,7 +96,7 @@ def sweep(w: np.ndarray, u: np.ndarray, column: Column, *, blocksize: int = 128,
                 et[j - i1] = e
                 qt[j] = q
             if s2 < i2:
-                wt[s2:i2] -= u[s1:s2, s2:i2].T @ et[s1 - i1:s2 - i1]
+                wt[s2:i2] -= matmul(u[s1:s2, s2:i2].T, et[s1 - i1:s2 - i1])
         if i2 < k:
-            wt[i2:] -= u[i1:i2, i2:].T @ et
+            wt[i2:] -= matmul(u[i1:i2, i2:].T, et)
     return SweepOutput(q=qt.T.copy(), loss=loss)

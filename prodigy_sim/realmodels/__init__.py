@@ -21,6 +21,7 @@ from prodigy_sim.realmodels._bert import bert_hidden as bert_hidden
 from prodigy_sim.realmodels._bert import encode_batch as encode_batch
 from prodigy_sim.realmodels._bert import sentence_embeddings as sentence_embeddings
 from prodigy_sim.realmodels._data import SentencePair as SentencePair
+from prodigy_sim.realmodels._data import calibration_segments as calibration_segments
 from prodigy_sim.realmodels._data import calibration_sentences as calibration_sentences
 from prodigy_sim.realmodels._data import eval_sentences as eval_sentences
 from prodigy_sim.realmodels._data import eval_text as eval_text
@@ -40,6 +41,7 @@ from prodigy_sim.realmodels._linear import quantize_activations as quantize_acti
 from prodigy_sim.realmodels._llama import greedy_generate as greedy_generate
 from prodigy_sim.realmodels._llama import llama_hidden as llama_hidden
 from prodigy_sim.realmodels._llama import llama_logits as llama_logits
+from prodigy_sim.realmodels._llama import logits_nll as logits_nll
 from prodigy_sim.realmodels._llama import perplexity as perplexity
 from prodigy_sim.realmodels._llama import rope_tables as rope_tables
 from prodigy_sim.realmodels._llama import token_nll as token_nll
@@ -47,6 +49,11 @@ from prodigy_sim.realmodels._minilm import load_minilm as load_minilm
 from prodigy_sim.realmodels._minilm import minilm_weights as minilm_weights
 from prodigy_sim.realmodels._on_core import core_linears as core_linears
 from prodigy_sim.realmodels._on_core import numpy_linears as numpy_linears
+from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
+from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
+from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
+from prodigy_sim.realmodels._overheads import closed_form_seconds as closed_form_seconds
+from prodigy_sim.realmodels._overheads import extras_of as extras_of
 from prodigy_sim.realmodels._pipeline import BACKENDS as BACKENDS
 from prodigy_sim.realmodels._pipeline import LoweredRealModel as LoweredRealModel
 from prodigy_sim.realmodels._pipeline import lower_real_model as lower_real_model
@@ -55,6 +62,11 @@ from prodigy_sim.realmodels._pipeline import pipeline_nll as pipeline_nll
 from prodigy_sim.realmodels._pipeline import run_bert as run_bert
 from prodigy_sim.realmodels._pipeline import run_llama as run_llama
 from prodigy_sim.realmodels._pipeline import simulate_real as simulate_real
+from prodigy_sim.realmodels._ptq import QuantizedModel as QuantizedModel
+from prodigy_sim.realmodels._ptq import family_of as family_of
+from prodigy_sim.realmodels._ptq import quantize_model as quantize_model
+from prodigy_sim.realmodels._ptq import rotate_model as rotate_model
+from prodigy_sim.realmodels._quantize import METHODS as METHODS
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -66,6 +78,14 @@ from prodigy_sim.realmodels._quantize import weight_footprint_bytes as weight_fo
 from prodigy_sim.realmodels._smollm2 import load_smollm2 as load_smollm2
 from prodigy_sim.realmodels._smollm2 import smollm2_weights as smollm2_weights
 from prodigy_sim.realmodels._smollm2 import unpermute_rope as unpermute_rope
+from prodigy_sim.realmodels._tables import BEGIN as BEGIN_TABLES
+from prodigy_sim.realmodels._tables import END as END_TABLES
+from prodigy_sim.realmodels._tables import PAPER_TABLES as PAPER_TABLES
+from prodigy_sim.realmodels._tables import PaperTable as PaperTable
+from prodigy_sim.realmodels._tables import format_paper_table as format_paper_table
+from prodigy_sim.realmodels._tables import render_docs as render_docs
+from prodigy_sim.realmodels._tables import table_rows as table_rows
+from prodigy_sim.realmodels._tables import write_docs as write_docs
 from prodigy_sim.realmodels._throughput import simulated_throughput as simulated_throughput
 from prodigy_sim.realmodels._tokenizers import load_minilm_tokenizer as load_minilm_tokenizer
 from prodigy_sim.realmodels._tokenizers import load_smollm2_tokenizer as load_smollm2_tokenizer
@@ -77,7 +97,13 @@ __all__ = [
     "BACKENDS", "LoweredRealModel", "lower_real_model", "pipeline_embeddings", "pipeline_nll",
     "run_bert", "run_llama", "simulate_real",
     "ACT_FORMAT",
+    "METHODS",
     "MODELS",
+    "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
+    "render_docs", "table_rows", "write_docs",
+    "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
+    "calibration_segments", "closed_form_seconds", "extras_of", "family_of", "logits_nll",
+    "quantize_model", "rotate_model",
     "WEIGHT_FORMATS",
     "AccuracyRow",
     "Calibration",

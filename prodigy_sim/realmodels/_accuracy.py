@@ -12,21 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.numerics import footprint
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
-from prodigy_sim.realmodels._data import calibration_sentences, eval_sentences, eval_text
-from prodigy_sim.realmodels._layers import Linears
-from prodigy_sim.realmodels._llama import llama_hidden, perplexity
+from prodigy_sim.realmodels._data import calibration_segments, eval_sentences, eval_text
+from prodigy_sim.realmodels._layers import Fp32Linears, Linears
+from prodigy_sim.realmodels._llama import llama_hidden, mean_exp, perplexity
 from prodigy_sim.realmodels._minilm import minilm_weights
 from prodigy_sim.realmodels._quantize import (
     WEIGHT_FORMATS,
     Calibration,
     QuantScheme,
     calibrate,
-    make_linears,
     weight_footprint_bytes,
 )
 from prodigy_sim.realmodels._smollm2 import smollm2_weights
@@ -49,6 +50,9 @@ class AccuracyRow:
     (:mod:`~prodigy_sim.realmodels._pipeline`: FP8 MX activations everywhere, FP8 KV cache,
     bfloat16 residual stream, attention, norms and activations on the vector unit, FP8 MX LM
     head); None when not asked for or when the format does not run on the matrix unit.
+    ``throughput_closed_form``: the throughput includes the closed-form time of work the
+    lowering has no kernel for yet (online Hadamard transforms, SpQR outliers;
+    :mod:`~prodigy_sim.realmodels._overheads`).
     """
 
     scheme: str
@@ -63,6 +67,7 @@ class AccuracyRow:
     e2e_minilm_mean_cosine: float | None = None
     e2e_minilm_min_cosine: float | None = None
     e2e_smollm2_perplexity: float | None = None
+    throughput_closed_form: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,32 +82,139 @@ def table_schemes() -> list[QuantScheme]:
     return out
 
 
-def calibrate_minilm(weights: ModelWeights, sentences: list[str]) -> Calibration:
-    """MiniLM calibration: the float32 forward of each sentence alone (no padding tokens)."""
+def calibrate_minilm(weights: ModelWeights, sentences: list[str] | None = None) -> Calibration:
+    """MiniLM calibration: the float32 forward of each calibration segment alone (no padding;
+    default :func:`calibration_segments`); keeps the ``(ids, mask)`` sequences for PTQ."""
     tok = minilm_tokenizer()
+    seqs = tuple(encode_batch(tok, [s]) for s in (sentences or calibration_segments()))
 
     def run(linears: Linears) -> None:
         from prodigy_sim.realmodels._bert import bert_hidden
 
-        for s in sentences:
-            ids, mask = encode_batch(tok, [s])
+        for ids, mask in seqs:
             bert_hidden(weights, ids, mask, linears)
 
-    return calibrate(weights, run)
+    return calibrate(weights, run, seqs)
 
 
-def calibrate_smollm2(weights: ModelWeights, sentences: list[str]) -> Calibration:
-    """SmolLM2 calibration: the float32 forward of each sentence alone."""
+def calibrate_smollm2(weights: ModelWeights, sentences: list[str] | None = None) -> Calibration:
+    """SmolLM2 calibration: the float32 forward of each calibration segment alone (default
+    :func:`calibration_segments`); keeps the token sequences for PTQ."""
     tok = smollm2_tokenizer()
+    seqs = tuple(np.asarray(tok.encode(s).ids) for s in (sentences or calibration_segments()))
 
     def run(linears: Linears) -> None:
-        for s in sentences:
-            llama_hidden(weights, np.asarray(tok.encode(s).ids), linears)
+        for ids in seqs:
+            llama_hidden(weights, ids, linears)
 
-    return calibrate(weights, run)
+    return calibrate(weights, run, seqs)
 
 
 MODELS: tuple[str, ...] = ("minilm", "smollm2")
+
+
+@dataclass(eq=False)
+class _Context:
+    """Loaded models, references and calibrations shared by the rows of one table run."""
+
+    hardware: str
+    mini: ModelWeights | None = None
+    mtok: Any = None  # a tokenizers.Tokenizer
+    evals: list | None = None
+    mini_cal: Calibration | None = None
+    reference: np.ndarray | None = None
+    smol: ModelWeights | None = None
+    ids: np.ndarray | None = None
+    smol_cal: Calibration | None = None
+
+    def minilm(self) -> tuple[ModelWeights, Any, list[str], np.ndarray]:
+        """MiniLM's weights, tokenizer, evaluation sentences and float32 embeddings (loaded)."""
+        if self.mini is None or self.evals is None or self.reference is None:
+            raise ConfigError("MiniLM is not loaded in this run")
+        return self.mini, self.mtok, self.evals, self.reference
+
+    def smollm2(self) -> tuple[ModelWeights, np.ndarray]:
+        """SmolLM2's weights and evaluation token ids (loaded)."""
+        if self.smol is None or self.ids is None:
+            raise ConfigError("SmolLM2 is not loaded in this run")
+        return self.smol, self.ids
+
+
+def _context(models, ppl_tokens: int, sentences: int | None, hardware: str) -> _Context:
+    ctx = _Context(hardware=hardware)
+    if "minilm" in models:
+        ctx.mini, ctx.mtok = minilm_weights(), minilm_tokenizer()
+        ctx.evals = eval_sentences()[:sentences]
+        ctx.mini_cal = calibrate_minilm(ctx.mini)
+        ctx.reference = sentence_embeddings(ctx.mini, ctx.mtok, ctx.evals)
+    if "smollm2" in models:
+        ctx.smol = smollm2_weights()
+        ctx.ids = np.asarray(smollm2_tokenizer().encode(eval_text()).ids[:ppl_tokens])
+        ctx.smol_cal = calibrate_smollm2(ctx.smol)
+    return ctx
+
+
+def _cosines(emb: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
+    return float(cos.mean()), float(cos.min())
+
+
+def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end: bool,
+             backend: str) -> AccuracyRow:
+    """One row: accuracy, bytes, simulated throughput (and lowered columns) of ``scheme``."""
+    from prodigy_sim.realmodels._overheads import extras_of
+    from prodigy_sim.realmodels._ptq import quantize_model
+    from prodigy_sim.realmodels._throughput import simulated_throughput
+
+    start = time.perf_counter()
+    vals: dict = {}
+    closed = False
+    for model in MODELS:
+        weights = ctx.mini if model == "minilm" else ctx.smol
+        if weights is None:
+            continue
+        cal = ctx.mini_cal if model == "minilm" else ctx.smol_cal
+        qm = None
+        if scheme.weight_format is None:
+            linears = Fp32Linears(weights)
+            nbytes = weight_footprint_bytes(weights.card, scheme)
+        else:
+            qm = quantize_model(weights, scheme, cal)
+            linears = qm.linears()
+            nbytes = qm.linear_bytes
+        if model == "minilm":
+            _, tok, evals, reference = ctx.minilm()
+            emb = sentence_embeddings(qm.weights if qm else weights, tok, evals, linears)
+            vals["minilm_mean_cosine"], vals["minilm_min_cosine"] = _cosines(emb, reference)
+            vals["minilm_linear_bytes"] = nbytes
+        else:
+            vals["smollm2_perplexity"] = perplexity(qm.weights if qm else weights,
+                                                    ctx.smollm2()[1], linears)
+            vals["smollm2_linear_bytes"] = nbytes
+        key = "minilm_sentences_per_s" if model == "minilm" else "smollm2_tokens_per_s"
+        if throughput:
+            extras = None
+            if qm is not None and (qm.online or qm.results):
+                base = (sum(footprint(t.shape, scheme.storage).total_bytes
+                            for t in weights.card.tensors() if t.is_linear)
+                        if scheme.storage is not None else 0)
+                extras = extras_of(qm, base)
+                closed = closed or not extras.empty
+            vals[key] = simulated_throughput(model, scheme, ctx.hardware, extras)
+        if end_to_end:
+            vals.update(_end_to_end(model, scheme, qm, ctx, backend))
+    return AccuracyRow(scheme=scheme.label, minilm_mean_cosine=vals.get("minilm_mean_cosine"),
+                       minilm_min_cosine=vals.get("minilm_min_cosine"),
+                       smollm2_perplexity=vals.get("smollm2_perplexity"),
+                       minilm_linear_bytes=vals.get("minilm_linear_bytes"),
+                       smollm2_linear_bytes=vals.get("smollm2_linear_bytes"),
+                       seconds=time.perf_counter() - start,
+                       minilm_sentences_per_s=vals.get("minilm_sentences_per_s"),
+                       smollm2_tokens_per_s=vals.get("smollm2_tokens_per_s"),
+                       e2e_minilm_mean_cosine=vals.get("e2e_minilm_mean_cosine"),
+                       e2e_minilm_min_cosine=vals.get("e2e_minilm_min_cosine"),
+                       e2e_smollm2_perplexity=vals.get("e2e_smollm2_perplexity"),
+                       throughput_closed_form=closed)
 
 
 def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 512,
@@ -119,13 +231,11 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
     emulation, bit-identical to the functional core; ``"core"``: the functional core itself,
     slower) and fill the ``e2e_*`` columns.
     """
+    from prodigy_sim.hardware import DEFAULT_PRESET
     from prodigy_sim.realmodels._pipeline import BACKENDS
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
-    from prodigy_sim.hardware import DEFAULT_PRESET
-    from prodigy_sim.realmodels._throughput import simulated_throughput
-
     schemes = schemes if schemes is not None else table_schemes()
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -135,79 +245,46 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ppl_tokens})")
     if sentences is not None and sentences < 1:
         raise ConfigError(f"'sentences' must be >= 1 (got {sentences})")
-    hardware = hardware or DEFAULT_PRESET
-    use_mini, use_smol = "minilm" in models, "smollm2" in models
-    calib = calibration_sentences()
-    if use_mini:
-        mini, mtok = minilm_weights(), minilm_tokenizer()
-        evals = eval_sentences()[:sentences]
-        mini_cal = calibrate_minilm(mini, calib)
-        reference = sentence_embeddings(mini, mtok, evals)
-    if use_smol:
-        smol, stok = smollm2_weights(), smollm2_tokenizer()
-        ids = np.asarray(stok.encode(eval_text()).ids[:ppl_tokens])
-        smol_cal = calibrate_smollm2(smol, calib)
+    ctx = _context(models, ppl_tokens, sentences, hardware or DEFAULT_PRESET)
     rows = []
     for scheme in schemes:
-        start = time.perf_counter()
-        mean_cos = min_cos = ppl = mini_bytes = smol_bytes = None
-        if use_mini:
-            emb = sentence_embeddings(mini, mtok, evals, make_linears(mini, scheme, mini_cal))
-            cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
-            mean_cos, min_cos = float(cos.mean()), float(cos.min())
-            mini_bytes = weight_footprint_bytes(mini.card, scheme)
-        if use_smol:
-            ppl = perplexity(smol, ids, make_linears(smol, scheme, smol_cal))
-            smol_bytes = weight_footprint_bytes(smol.card, scheme)
-        e2e = (_end_to_end(scheme, mini if use_mini else None, mtok if use_mini else None,
-                           evals if use_mini else None, mini_cal if use_mini else None,
-                           reference if use_mini else None, smol if use_smol else None,
-                           ids if use_smol else None, smol_cal if use_smol else None, hardware,
-                           backend)
-               if end_to_end else (None, None, None))
-        seconds = time.perf_counter() - start
-        row = AccuracyRow(
-            scheme=scheme.label,
-            minilm_mean_cosine=mean_cos,
-            minilm_min_cosine=min_cos,
-            smollm2_perplexity=ppl,
-            minilm_linear_bytes=mini_bytes,
-            smollm2_linear_bytes=smol_bytes,
-            seconds=seconds,
-            minilm_sentences_per_s=(simulated_throughput("minilm", scheme, hardware)
-                                    if throughput and use_mini else None),
-            smollm2_tokens_per_s=(simulated_throughput("smollm2", scheme, hardware)
-                                  if throughput and use_smol else None),
-            e2e_minilm_mean_cosine=e2e[0], e2e_minilm_min_cosine=e2e[1],
-            e2e_smollm2_perplexity=e2e[2],
-        )
+        row = _measure(scheme, ctx, throughput=throughput, end_to_end=end_to_end,
+                       backend=backend)
         rows.append(row)
         if progress is not None:
             progress(row)
     return rows
 
 
-def _end_to_end(scheme: QuantScheme, mini, mtok, evals, mini_cal, reference, smol, ids,
-                smol_cal, hardware: str, backend: str
-                ) -> tuple[float | None, float | None, float | None]:
-    """(mean cosine, min cosine, perplexity) of ``scheme`` with every layer lowered (numpy
-    emulation of the kernels); Nones where a model is left out or the format is not lowered."""
+def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str) -> dict:
+    """The ``e2e_*`` values of ``model`` with every layer lowered; none where the format is not
+    lowered or the scheme needs kernels the lowering does not have (online Hadamard, SpQR)."""
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.lowering import matrix_runs
-    from prodigy_sim.realmodels._pipeline import pipeline_embeddings, pipeline_nll
+    from prodigy_sim.realmodels._pipeline import (
+        _scenario,
+        fuse_tensors,
+        pipeline_embeddings,
+        pipeline_nll,
+    )
 
-    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, load_preset(hardware)):
-        return None, None, None
-    mean_cos = min_cos = ppl = None
-    if mini is not None:
-        emb = pipeline_embeddings(mini, mtok, evals, scheme, backend=backend,
-                                  calibration=mini_cal, hardware=hardware)
-        cos = np.sum(emb.astype(np.float64) * reference, axis=-1)
-        mean_cos, min_cos = float(cos.mean()), float(cos.min())
-    if smol is not None:
-        ppl = float(np.exp(pipeline_nll(smol, ids, scheme, backend=backend,
-                                        calibration=smol_cal, hardware=hardware).mean()))
-    return mean_cos, min_cos, ppl
+    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, load_preset(ctx.hardware)):
+        return {}
+    if qm is None or qm.online or any(r.outliers is not None for r in qm.results.values()):
+        return {}
+    if model == "minilm":
+        weights, tok, evals, reference = ctx.minilm()
+        wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8,
+                                                         ctx.hardware))
+        emb = pipeline_embeddings(weights, tok, evals, scheme, backend=backend,
+                                  hardware=ctx.hardware, weights_q=wq)
+        mean, low = _cosines(emb, reference)
+        return {"e2e_minilm_mean_cosine": mean, "e2e_minilm_min_cosine": low}
+    weights, ids = ctx.smollm2()
+    wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8, ctx.hardware))
+    nll = pipeline_nll(weights, ids, scheme, backend=backend, hardware=ctx.hardware,
+                       weights_q=wq)
+    return {"e2e_smollm2_perplexity": mean_exp(nll)}
 
 
 def _cell(value: float | int | None, spec: str) -> str:

@@ -9,7 +9,7 @@ from prodigy_sim.errors import ModelFileError
 from prodigy_sim.realmodels._files import data_file
 
 __all__ = ["SentencePair", "eval_sentences", "sentence_pairs", "calibration_sentences",
-           "eval_text"]
+           "calibration_segments", "eval_text"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ def eval_sentences() -> list[str]:
 def calibration_sentences() -> list[str]:
     """The 8 calibration sentences of ``calibration.txt`` (disjoint from the evaluation data)."""
     return _lines("calibration.txt")
+
+
+def calibration_segments() -> list[str]:
+    """Everything the models are calibrated on, one forward pass each: the 8 sentences of
+    ``calibration.txt`` and the 8 paragraphs of ``calibration_text.txt``."""
+    return calibration_sentences() + _lines("calibration_text.txt")
 
 
 def sentence_pairs() -> list[SentencePair]:

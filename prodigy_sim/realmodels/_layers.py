@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from prodigy_sim.detmath import SplitWeight, split_weight
 from prodigy_sim.realmodels._linear import linear_fp32
 from prodigy_sim.realmodels._weights import ModelWeights
 
@@ -23,10 +24,15 @@ class Linears(Protocol):
 
 
 class Fp32Linears:
-    """float32 reference: ``x @ W.T + b`` with the loaded float32 weights."""
+    """float32 reference: ``x @ W.T + b`` with the loaded float32 weights (each weight split once
+    for :func:`prodigy_sim.detmath.matmul_f32`, kept by this object)."""
 
     def __init__(self, weights: ModelWeights) -> None:
         self.weights = weights
+        self._split: dict[str, SplitWeight] = {}
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
-        return linear_fp32(x, self.weights[name], self.weights.tensors.get(name + ".bias"))
+        sw = self._split.get(name)
+        if sw is None:
+            sw = self._split[name] = split_weight(self.weights[name])
+        return linear_fp32(x, sw, self.weights.tensors.get(name + ".bias"))

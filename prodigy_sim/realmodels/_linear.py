@@ -21,8 +21,11 @@ How it is computed: every FP8 value is an integer multiple of 2^-9 and every row
 integer multiple of its own power of two ``2^g_i``, so ``sum_j`` is ``2^(g_i - 9)`` times an integer
 dot product ``A[t] . M[i]`` with ``|A| <= 448 * 2^9``. One float64 matmul computes it exactly
 whenever ``sum_j |A[t, j]| * max_j |M[i, j]| < 2^53`` (every partial sum of integers stays exact, in
-any order, FMA or not). The few outputs where that bound fails are recomputed with Python
-integers. The final ``* 2^(e + g_i - 9)`` is exact in float64 and ``astype(float32)`` rounds once.
+any order, FMA or not: so the result does not depend on the BLAS). A few outputs where that bound
+fails are recomputed with Python integers; many (wide rows: SpQR's float32 group scales and float16
+outliers, bfloat16 weights) by splitting ``M`` into parts that each satisfy the bound, with the rare
+sums that land near a float32 rounding boundary again recomputed exactly. The final ``* 2^(e + g_i -
+9)`` is exact in float64 and ``astype(float32)`` rounds once.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from prodigy_sim.detmath import matmul_f32
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.numerics import QuantizedTensor, decode, encode
 
@@ -299,7 +303,11 @@ def linear_q_from(qx: QuantizedInput, w: PreparedWeight,
         y = (s * np.ldexp(1.0, shift)[None, :]).astype(np.float32)  # power-of-two multiply: exact
     y[s == 0.0] = 0.0  # an exact zero is +0, whatever signed zeros the matmul produced
     if unsafe is not None:
-        for t, i in zip(*np.nonzero(unsafe), strict=True):
+        rows, cols = np.nonzero(unsafe)
+        if rows.size > _FEW:
+            y[unsafe], hard = _split_sums(a, w, unsafe, shift)
+            rows, cols = rows[hard], cols[hard]
+        for t, i in zip(rows, cols, strict=True):
             exact = sum(int(av) * int(mv) for av, mv in zip(a[t], w.integers[i], strict=True)
                         if av and mv)
             y[t, i] = _round_int_to_f32(exact, int(shift[i]))
@@ -308,8 +316,48 @@ def linear_q_from(qx: QuantizedInput, w: PreparedWeight,
     return y.reshape(*lead, n)
 
 
-def linear_fp32(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """The float32 reference layer: ``x @ weight.T (+ bias)`` with float32 BLAS (``(..., K)`` x
-    ``(N, K)`` -> ``(..., N)``)."""
-    y = np.matmul(np.asarray(x, dtype=np.float32), weight.T)
+_FEW = 256  # unsafe outputs recomputed one by one with Python integers; more: by parts
+
+
+def _split_sums(a: np.ndarray, w: PreparedWeight, unsafe: np.ndarray, shift: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``unsafe`` outputs (too wide for one exact float64 matmul) by parts.
+
+    The integer weights are split into ``P`` parts of ``b`` bits, ``M = sum_p M_p 2^(p b)``,
+    with ``b`` small enough that every ``a @ M_p.T`` is exact (``l1 * 2^b < 2^53``). The parts'
+    exact sums are combined in float64 (most significant first) and rounded to float32; a value
+    within ``2^-45`` (relative) of a float32 rounding boundary is flagged ``hard`` for the exact
+    Python-integer path. Returns (float32 values of the unsafe outputs in ``np.nonzero`` order,
+    bool ``hard`` per unsafe output).
+    """
+    l1max = float(a.__abs__().sum(axis=1).max())
+    bits = max(1, int(math.floor(math.log2(_EXACT_LIMIT / max(l1max, 1.0)))) - 1)
+    m = w.integers
+    mag = float(np.abs(m).max(initial=0.0))
+    parts = max(1, -(-max(1, int(math.ceil(math.log2(mag + 1)))) // bits))
+    step = 2.0**bits
+    rest = m.copy()
+    total = np.zeros((a.shape[0], m.shape[0]))
+    for p in range(parts - 1, -1, -1):
+        hi = np.trunc(rest / step**p) if p else rest   # exact: power-of-two scaling, trunc
+        rest = rest - hi * step**p                     # the low bits: exact
+        total = total + (a @ hi.T) * step**p           # exact product, rounded sum of parts
+    v = total[unsafe] * np.ldexp(1.0, shift[np.nonzero(unsafe)[1]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = v.astype(np.float32)
+        nb = np.nextafter(r, np.where(v > r, np.float32(np.inf), np.float32(-np.inf)))
+        mid = (r.astype(np.float64) + nb.astype(np.float64)) * 0.5
+        hard = ~(np.abs(v - mid) > 2.0**-45 * np.abs(v)) | (np.isinf(r) & np.isfinite(v))
+    hard &= ~np.isnan(v)
+    r[v == 0.0] = 0.0
+    return r, hard
+
+
+def linear_fp32(x: np.ndarray, weight, bias: np.ndarray | None = None) -> np.ndarray:
+    """The float32 reference layer: ``x @ weight.T (+ bias)`` (``(..., K)`` x ``(N, K)`` ->
+    ``(..., N)``; ``weight`` may be a :class:`~prodigy_sim.detmath.SplitWeight`): the error-free
+    split product rounded once to float32 (:func:`prodigy_sim.detmath.matmul_f32`; the same bits
+    on every host, whatever the BLAS), then the bias added in
+    float32."""
+    y = matmul_f32(x, weight)
     return y + bias if bias is not None else y

@@ -10,15 +10,30 @@ angles ``pos * inv_freq`` repeated twice, ``q' = q * cos + rotate_half(q) * sin`
 ``rotate_half([a, b]) = [-b, a]`` (halves of the head). The GGUF loader un-permutes q/k for this.
 
 A whole sequence is processed at once (teacher forcing): a 512-token window is one pass of
-``(512, K)`` matmuls per layer.
+``(512, K)`` matmuls per layer. Every product is :mod:`prodigy_sim.detmath`'s fixed-order one and
+every transcendental function correctly rounded, so logits and perplexities are the same bits on
+every host, thread count and BLAS build.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prodigy_sim.detmath import (
+    bmm_f32,
+    cos_f32,
+    decimal_to_f32,
+    exp_decimal,
+    exp_f32,
+    ln_decimal,
+    matmul_f32,
+    sin_f32,
+)
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
 from prodigy_sim.realmodels._ops import rms_norm, silu, softmax
@@ -27,18 +42,28 @@ from prodigy_sim.realmodels._weights import ModelWeights
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-__all__ = ["rope_tables", "llama_hidden", "llama_logits", "token_nll", "perplexity",
-           "greedy_generate"]
+__all__ = ["rope_tables", "LlamaState", "llama_embed", "llama_layer", "llama_hidden", "lm_head",
+           "llama_logits", "logits_nll", "mean_exp", "token_nll", "perplexity", "greedy_generate"]
 
 
 def rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray,
                                                                             np.ndarray]:
-    """``cos, sin`` float32 ``(T, head_dim)`` of the rotate-half RoPE for ``positions (T,)``."""
-    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32)
-                                             / np.float32(head_dim)))).astype(np.float32)
+    """``cos, sin`` float32 ``(T, head_dim)`` of the rotate-half RoPE for ``positions (T,)``.
+
+    ``inv_freq[i] = theta^(-2i/d)`` correctly rounded to float32 (computed with ``decimal``),
+    angles ``fl32(pos * inv_freq)``, and correctly rounded float32 cos / sin
+    (:mod:`prodigy_sim.detmath`): the same bits on every host."""
+    inv_freq = _inv_freq(head_dim, float(theta))
     ang = positions.astype(np.float32)[:, None] * inv_freq[None, :]
     ang = np.concatenate([ang, ang], axis=-1)
-    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+    return cos_f32(ang), sin_f32(ang)
+
+
+@functools.lru_cache(maxsize=8)
+def _inv_freq(head_dim: int, theta: float) -> np.ndarray:
+    ln_theta = ln_decimal(theta)
+    return np.array([decimal_to_f32(exp_decimal(-ln_theta * i / head_dim))
+                     for i in range(0, head_dim, 2)], dtype=np.float32)
 
 
 def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -48,64 +73,109 @@ def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return x * cos + rot * sin
 
 
-def llama_hidden(weights: ModelWeights, ids: np.ndarray,
-                 linears: Linears | None = None) -> np.ndarray:
-    """Final-normed hidden states ``(T, H)`` float32 of token ids ``(T,)``."""
-    card, w = weights.card, weights
-    lin = linears or Fp32Linears(weights)
+@dataclass(frozen=True, eq=False)
+class LlamaState:
+    """A sequence between two decoder layers: the residual stream ``x (T, H)`` float32, the RoPE
+    tables ``cos, sin (T, d)`` and the causal mask ``(T, T)``."""
+
+    x: np.ndarray
+    cos: np.ndarray
+    sin: np.ndarray
+    causal: np.ndarray
+
+
+def llama_embed(weights: ModelWeights, ids: np.ndarray) -> LlamaState:
+    """Token embeddings of ``ids (T,)`` and the tables every layer uses."""
+    card = weights.card
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or ids.size == 0:
         raise ConfigError(f"ids must be a non-empty 1-D token sequence (got shape {ids.shape})")
     t = ids.size
+    cos, sin = rope_tables(np.arange(t), card.head_size, float(card.rope_theta or 0.0))
+    causal = np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
+    return LlamaState(weights["embed_tokens"][ids], cos, sin, causal)
+
+
+def llama_layer(weights: ModelWeights, i: int, state: LlamaState, lin: Linears) -> LlamaState:
+    """Decoder layer ``i`` (pre-norm); linear layers called in the order q, k, v, o, gate, up,
+    down."""
+    card, w = weights.card, weights
+    x = state.x
+    t = x.shape[0]
     heads, kv, d = card.num_attention_heads, card.kv_heads, card.head_size
     eps = card.norm_eps
-    cos, sin = rope_tables(np.arange(t), d, float(card.rope_theta or 0.0))
-    causal = np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
     scale = np.float32(1.0 / np.sqrt(d))
-    x = w["embed_tokens"][ids]
-    for i in range(card.num_layers):
-        p = f"layers.{i}."
-        n = rms_norm(x, w[p + "attn_norm"], eps)
-        q = lin(p + "attn.q_proj", n).reshape(t, heads, d).transpose(1, 0, 2)
-        k = lin(p + "attn.k_proj", n).reshape(t, kv, d).transpose(1, 0, 2)
-        v = lin(p + "attn.v_proj", n).reshape(t, kv, d).transpose(1, 0, 2)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        # Contiguous (heads, T, d) stacks, so numpy's batched matmul uses BLAS.
-        q = np.ascontiguousarray(q)
-        k = np.ascontiguousarray(np.repeat(k, heads // kv, axis=0).transpose(0, 2, 1))
-        v = np.repeat(v, heads // kv, axis=0)
-        probs = softmax(q @ k * scale + causal)
-        ctx = (probs @ v).transpose(1, 0, 2).reshape(t, heads * d)
-        x = x + lin(p + "attn.o_proj", ctx)
-        n = rms_norm(x, w[p + "mlp_norm"], eps)
-        gated = silu(lin(p + "mlp.gate_proj", n)) * lin(p + "mlp.up_proj", n)
-        x = x + lin(p + "mlp.down_proj", gated)
-    return rms_norm(x, w["final_norm"], eps)
+    p = f"layers.{i}."
+    n = rms_norm(x, w[p + "attn_norm"], eps)
+    q = lin(p + "attn.q_proj", n).reshape(t, heads, d).transpose(1, 0, 2)
+    k = lin(p + "attn.k_proj", n).reshape(t, kv, d).transpose(1, 0, 2)
+    v = lin(p + "attn.v_proj", n).reshape(t, kv, d).transpose(1, 0, 2)
+    q, k = _rotate(q, state.cos, state.sin), _rotate(k, state.cos, state.sin)
+    k = np.repeat(k, heads // kv, axis=0).transpose(0, 2, 1)
+    v = np.repeat(v, heads // kv, axis=0)
+    probs = softmax(bmm_f32(q, k) * scale + state.causal)
+    ctx = bmm_f32(probs, v).transpose(1, 0, 2).reshape(t, heads * d)
+    x = x + lin(p + "attn.o_proj", ctx)
+    n = rms_norm(x, w[p + "mlp_norm"], eps)
+    gated = silu(lin(p + "mlp.gate_proj", n)) * lin(p + "mlp.up_proj", n)
+    x = x + lin(p + "mlp.down_proj", gated)
+    return LlamaState(x, state.cos, state.sin, state.causal)
+
+
+def llama_hidden(weights: ModelWeights, ids: np.ndarray,
+                 linears: Linears | None = None) -> np.ndarray:
+    """Final-normed hidden states ``(T, H)`` float32 of token ids ``(T,)``."""
+    lin = linears or Fp32Linears(weights)
+    state = llama_embed(weights, ids)
+    for i in range(weights.card.num_layers):
+        state = llama_layer(weights, i, state, lin)
+    return rms_norm(state.x, weights["final_norm"], weights.card.norm_eps)
+
+
+def lm_head(weights: ModelWeights) -> np.ndarray:
+    """The LM head ``(vocab, H)`` float32: ``lm_head`` if the weights have one, else the tied
+    token embedding."""
+    return weights.tensors.get("lm_head", weights["embed_tokens"])
 
 
 def llama_logits(weights: ModelWeights, ids: np.ndarray,
                  linears: Linears | None = None) -> np.ndarray:
     """Next-token logits ``(T, vocab)`` float32; the LM head is float32 (not quantized)."""
-    head = weights.tensors.get("lm_head", weights["embed_tokens"])
-    return llama_hidden(weights, ids, linears) @ head.T
+    return matmul_f32(llama_hidden(weights, ids, linears), lm_head(weights))
+
+
+def logits_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood (nats, float64) ``logsumexp(l) - l[target]`` per row of float32
+    ``logits (T, vocab)``, the same bits on every host: ``top`` = the row maximum, ``S`` = the
+    float64 sum of the correctly rounded float32 ``exp(l - top)``, ``ln S`` correctly rounded to
+    float64 (``decimal``), ``nll = (top + ln S) - l[target]`` in float64."""
+    logits = np.asarray(logits, dtype=np.float32)
+    top = logits.max(axis=-1)
+    s = exp_f32(logits - top[:, None]).astype(np.float64).sum(axis=-1)
+    ln_s = np.array([float(ln_decimal(float(v))) for v in s])
+    picked = logits[np.arange(logits.shape[0]), np.asarray(targets)].astype(np.float64)
+    return (top.astype(np.float64) + ln_s) - picked
+
+
+def mean_exp(nll: np.ndarray) -> float:
+    """Perplexity ``exp(mean nll)``: the mean by ``math.fsum`` (exact sum, rounded once), ``exp``
+    correctly rounded (``decimal``)."""
+    return float(exp_decimal(math.fsum(float(v) for v in nll) / len(nll)))
 
 
 def token_nll(weights: ModelWeights, ids: np.ndarray,
               linears: Linears | None = None) -> np.ndarray:
     """Negative log-likelihood (nats, float64) of tokens ``ids[1:]`` given their prefixes
-    (teacher forcing): shape ``(T - 1,)``."""
+    (teacher forcing): shape ``(T - 1,)`` (:func:`logits_nll`)."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size < 2:
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
-    logits = llama_logits(weights, ids[:-1], linears).astype(np.float64)
-    top = logits.max(axis=-1)
-    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
-    return lse - logits[np.arange(ids.size - 1), ids[1:]]
+    return logits_nll(llama_logits(weights, ids[:-1], linears), ids[1:])
 
 
 def perplexity(weights: ModelWeights, ids: np.ndarray, linears: Linears | None = None) -> float:
-    """``exp(mean NLL)`` of ``ids[1:]`` (the first token is context only)."""
-    return float(np.exp(token_nll(weights, ids, linears).mean()))
+    """``exp(mean NLL)`` of ``ids[1:]`` (the first token is context only; :func:`mean_exp`)."""
+    return mean_exp(token_nll(weights, ids, linears))
 
 
 def greedy_generate(weights: ModelWeights, tokenizer: Tokenizer, prompt: str, n_tokens: int,
@@ -118,6 +188,5 @@ def greedy_generate(weights: ModelWeights, tokenizer: Tokenizer, prompt: str, n_
     start = len(ids)
     for _ in range(n_tokens):
         hidden = llama_hidden(weights, np.asarray(ids), linears)[-1]
-        head = weights.tensors.get("lm_head", weights["embed_tokens"])
-        ids.append(int(np.argmax(head @ hidden)))
+        ids.append(int(np.argmax(matmul_f32(hidden[None], lm_head(weights))[0])))
     return tokenizer.decode(ids[start:])

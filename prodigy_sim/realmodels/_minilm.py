@@ -20,13 +20,13 @@ Checkpoint names (Hugging Face ``BertModel``) map to the card's stable names:
 from __future__ import annotations
 
 import functools
-import json
 import re
 from pathlib import Path
 
+from prodigy_sim._datafile import load_json, read_text
 from prodigy_sim.errors import ModelFileError
 from prodigy_sim.models import load_card
-from prodigy_sim.realmodels._files import minilm_dir
+from prodigy_sim.realmodels._files import checkpoint_errors, minilm_dir, optional_module
 from prodigy_sim.realmodels._weights import ModelWeights, check_config, check_tensors, read_only
 
 __all__ = ["load_minilm", "minilm_weights", "MINILM_CARD"]
@@ -94,11 +94,10 @@ def load_minilm(path: str | Path | None = None, card: str = MINILM_CARD) -> Mode
         ModelFileError: unreadable file, missing / unexpected tensor, wrong shape, or a config
             value that contradicts the card.
     """
-    from safetensors import SafetensorError, safe_open
-
+    safe_open = optional_module("safetensors").safe_open
     file = Path(path) if path is not None else minilm_dir() / "model.safetensors"
     model_card = load_card(card)
-    try:
+    with checkpoint_errors(file, "safetensors file"):
         with safe_open(str(file), framework="numpy") as f:
             raw_names = [k for k in f.keys() if k not in _BUFFERS]
             mapping = {stable_name(k): k for k in raw_names}
@@ -106,11 +105,13 @@ def load_minilm(path: str | Path | None = None, card: str = MINILM_CARD) -> Mode
             labels = {t.name: checkpoint_name(t.name) for t in model_card.tensors()}
             check_tensors(shapes, model_card, file, {**labels, **mapping})
             tensors = {s: f.get_tensor(k) for s, k in mapping.items()}
-    except (SafetensorError, OSError) as err:
-        raise ModelFileError(f"{file}: not a readable safetensors file ({err})") from None
     config = file.parent / "config.json"
     if config.is_file():
-        cfg = json.loads(config.read_text(encoding="utf-8"))
+        cfg = load_json(read_text(config, what="config.json", error=ModelFileError),
+                        source=config, error=ModelFileError)
+        if not isinstance(cfg, dict):
+            raise ModelFileError(f"{config}: a config.json must be a mapping of fields (got "
+                                 f"{type(cfg).__name__})")
         check_config({
             "hidden_size": cfg.get("hidden_size"),
             "intermediate_size": cfg.get("intermediate_size"),

@@ -1,21 +1,18 @@
 """Elementwise and normalization operations of the float32 reference forwards (numpy).
 
-All take and return float32 arrays; reductions run over the last axis.
+All take and return float32 arrays; reductions run over the last axis. Every result is the same
+on every host: the transcendental functions are correctly rounded float32
+(:mod:`prodigy_sim.detmath`), the rest is numpy's elementwise IEEE arithmetic and its pairwise
+reductions (fixed algorithms).
 """
 
 from __future__ import annotations
 
-import math
-
-import numba
 import numpy as np
 
+from prodigy_sim.detmath import exp_f32, gelu_f32, silu_f32
+
 __all__ = ["layer_norm", "rms_norm", "gelu", "silu", "softmax"]
-
-
-@numba.vectorize(["float64(float64)"], cache=True)
-def _erf(v):
-    return math.erf(v)
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -34,18 +31,16 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU, ``0.5 x (1 + erf(x / sqrt 2))``, evaluated in float64, returned float32."""
-    x64 = x.astype(np.float64)
-    return (0.5 * x64 * (1.0 + _erf(x64 / math.sqrt(2.0)))).astype(np.float32)
+    """Exact (erf) GELU, ``0.5 x (1 + erf(x / sqrt 2))``, correctly rounded to float32."""
+    return gelu_f32(x)
 
 
 def silu(x: np.ndarray) -> np.ndarray:
-    """SiLU ``x * sigmoid(x)``, with ``sigmoid(x) = (1 + tanh(x / 2)) / 2`` (no overflow)."""
-    half = np.float32(0.5)
-    return (x * (half + half * np.tanh(half * x))).astype(np.float32)
+    """SiLU ``x * sigmoid(x) = x / (1 + exp(-x))``, correctly rounded to float32."""
+    return silu_f32(x)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis (max subtracted first)."""
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    """Softmax over the last axis (max subtracted first; ``exp`` correctly rounded)."""
+    z = exp_f32(x - x.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -153,35 +153,60 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     return LoweredRealModel(weights, scheme, lowered, kernels, wq, t)
 
 
-def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
-                       calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
+def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
+    """Row-wise concatenation of 2-D tensors quantized along K with the same storage (each row is
+    stored on its own: codes, scales and mask bits concatenate)."""
+    first = parts[0]
+    for q in parts[1:]:
+        if q.storage != first.storage or q.shape[1] != first.shape[1]:
+            raise ConfigError("concat_rows needs tensors with the same storage and K")
+    return QuantizedTensor(
+        codes=np.concatenate([q.codes for q in parts]),
+        scales=np.concatenate([q.scales for q in parts]), fmt=first.fmt,
+        shape=(sum(q.shape[0] for q in parts), first.shape[1]), axis=first.axis,
+        block=first.block, scale=first.scale, sparsity=first.sparsity,
+        mask_bits=(None if first.mask_bits is None
+                   else np.concatenate([q.mask_bits for q in parts])))
+
+
+def fuse_tensors(weights: ModelWeights, tensors: dict[str, QuantizedTensor], scenario
+                 ) -> dict[str, QuantizedTensor]:
+    """The lowered model's weights from per-linear quantized tensors (card names): q/k/v fused
+    into ``layers.{i}.qkv_proj``, the others renamed, and the LM head quantized to the scenario's
+    head storage."""
     card = weights.card
-    st = scheme.sparse_storage
-    assert st is not None  # lower_real_model refuses the float32 scheme (_scenario)
-    act_norms = None
-    if scheme.sparsity and scheme.prune == "wanda":
-        assert calibration is not None  # lower_real_model requires one for Wanda
-        act_norms = calibration.act_norms
-
-    def q(arr: np.ndarray, norms_of: str | None) -> QuantizedTensor:
-        norms = act_norms[norms_of] if act_norms is not None and norms_of else None
-        return quantize(arr, st, axis=-1,
-                        prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
-
     out: dict[str, QuantizedTensor] = {}
     for i in range(card.num_layers):
         a, m = f"layers.{i}.attn.", f"layers.{i}.mlp."
-        out[f"layers.{i}.qkv_proj"] = q(np.concatenate(
-            [weights[a + n] for n in ("q_proj", "k_proj", "v_proj")]), a + "q_proj")
-        out[f"layers.{i}.o_proj"] = q(weights[a + "o_proj"], a + "o_proj")
-        out[f"layers.{i}.up_proj"] = q(weights[m + "up_proj"], m + "up_proj")
-        out[f"layers.{i}.down_proj"] = q(weights[m + "down_proj"], m + "down_proj")
+        out[f"layers.{i}.qkv_proj"] = concat_rows(
+            [tensors[a + n] for n in ("q_proj", "k_proj", "v_proj")])
+        out[f"layers.{i}.o_proj"] = tensors[a + "o_proj"]
+        out[f"layers.{i}.up_proj"] = tensors[m + "up_proj"]
+        out[f"layers.{i}.down_proj"] = tensors[m + "down_proj"]
         if card.mlp == "gated":
-            out[f"layers.{i}.gate_proj"] = q(weights[m + "gate_proj"], m + "gate_proj")
+            out[f"layers.{i}.gate_proj"] = tensors[m + "gate_proj"]
     if card.family == "llama":
         head = weights.tensors.get("lm_head", weights["embed_tokens"])
         out["lm_head"] = quantize(head, scenario.formats.head, axis=-1)
     return out
+
+
+def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
+                       calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
+    from prodigy_sim.realmodels._quantize import rtn_tensor
+
+    if calibration is None:
+        tensors = {n: rtn_tensor(np.asarray(weights[n]), scheme, None)
+                   for n in weights.linear_names()}
+    else:
+        from prodigy_sim.realmodels._ptq import quantize_model
+
+        qm = quantize_model(weights, scheme, calibration)
+        if qm.online or any(r.outliers is not None for r in qm.results.values()):
+            raise ConfigError(f"{scheme.label}: the lowering has no online-Hadamard or "
+                              "SpQR-outlier kernels yet; these schemes do not run end to end")
+        tensors = qm.tensors
+    return fuse_tensors(weights, tensors, scenario)
 
 
 # ---- execution ---------------------------------------------------------------------------------
@@ -316,7 +341,8 @@ def _check_ids(m: LoweredRealModel, ids: np.ndarray) -> np.ndarray:
 def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
                         scheme: QuantScheme, *, backend: str = "numpy",
                         calibration: Calibration | None = None, cores: int | None = None,
-                        hardware: str | None = None) -> np.ndarray:
+                        hardware: str | None = None,
+                        weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
     """MiniLM sentence embeddings ``(len(sentences), H)`` float32 with every layer on
     ``backend``: each sentence alone (batch 1, its own prompt length), mean pooling over its
     tokens and L2 normalization in numpy (sentence-transformers' ``Pooling`` + ``Normalize``)."""
@@ -328,7 +354,7 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
     for i, s in enumerate(sentences):
         ids = np.asarray(tokenizer.encode(s).ids, dtype=np.int64)
         if ids.size not in lowered:
-            wq = next(iter(lowered.values())).weights_q if lowered else None
+            wq = next(iter(lowered.values())).weights_q if lowered else weights_q
             lowered[ids.size] = lower_real_model(weights, scheme, ids.size,
                                                  calibration=calibration, cores=cores,
                                                  hardware=hardware, weights_q=wq)
@@ -340,21 +366,21 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
 
 def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
                  backend: str = "numpy", calibration: Calibration | None = None,
-                 cores: int | None = None, hardware: str | None = None) -> np.ndarray:
+                 cores: int | None = None, hardware: str | None = None,
+                 weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
     """Negative log-likelihood (nats, float64) of ``ids[1:]`` given their prefixes, ``(T - 1,)``,
     from the logits of one prefill of ``ids[:-1]`` with every layer and the LM head on
-    ``backend`` (log-softmax in float64 numpy)."""
+    ``backend`` (log-softmax by :func:`~prodigy_sim.realmodels._llama.logits_nll`)."""
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     if weights.card.family != "llama":
         raise ConfigError(f"pipeline_nll needs a LLaMA model (got {weights.card.name!r})")
     if ids.size < 2:
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
     m = lower_real_model(weights, scheme, ids.size - 1, calibration=calibration, cores=cores,
-                         hardware=hardware)
-    logits = run_llama(m, ids[:-1], backend).astype(np.float64)
-    top = logits.max(axis=-1)
-    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
-    return lse - logits[np.arange(ids.size - 1), ids[1:]]
+                         hardware=hardware, weights_q=weights_q)
+    from prodigy_sim.realmodels._llama import logits_nll
+
+    return logits_nll(run_llama(m, ids[:-1], backend), ids[1:])
 
 
 def simulate_real(m: LoweredRealModel):

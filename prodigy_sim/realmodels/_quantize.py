@@ -3,9 +3,9 @@
 What is quantized (a :class:`QuantScheme` other than float32):
 
 - every linear weight of the transformer blocks (the card's ``attention`` and ``mlp`` tensors:
-  q/k/v/o, up/down, gate) -> ``quantize(W, fmt, block=32, axis=-1 (K), scale="e8m0")``, optionally
-  pruned to 8:4 along K first (``magnitude``, or ``wanda`` with ``act_norms`` = the per-input-
-  feature L2 norms of that layer's input over the calibration tokens), then dequantized;
+  q/k/v/o, up/down, gate) -> codes and block scales along K (default MX: block 32, E8M0),
+  optionally 8:4 pruned, chosen by the scheme's method (round to nearest, GPTQ, SparseGPT, SpQR,
+  Hadamard rotations: :mod:`~prodigy_sim.realmodels._ptq`), then dequantized;
 - the input of every such linear layer -> FP8 E4M3 codes with a static per-tensor power-of-two
   scale (:func:`~prodigy_sim.realmodels._linear.act_scale_for` of the calibration ``amax``);
   products and sums are exact, rounded once to float32 (:func:`linear_q`).
@@ -14,8 +14,8 @@ Kept in float32: token / position / token-type embeddings (SmolLM2's is the file
 dequantized), every norm weight and bias, the linear biases (added in float32 after the rounded
 dot product), the attention score and context products (activation x activation), softmax, GELU /
 SiLU, residual adds, MiniLM's pooling, and SmolLM2's LM head (the tied embedding, float32 weights
-and float32 activations). Calibration runs the float32 model on ``calibration.txt`` (each
-sentence alone, no padding).
+and float32 activations). Calibration runs the float32 model on the calibration data (each
+sentence or paragraph alone, no padding; ``_data.calibration_segments``).
 """
 
 from __future__ import annotations
@@ -27,22 +27,41 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.models import ModelCard
-from prodigy_sim.numerics import Storage, footprint, parse_sparsity, quantize
+from prodigy_sim.numerics import QuantizedTensor, Storage, footprint, parse_sparsity, quantize
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
 from prodigy_sim.realmodels._linear import (
     PreparedWeight,
     QuantizedInput,
-    act_scale_for,
     linear_q_from,
-    prepare_weight,
     quantize_input,
 )
 from prodigy_sim.realmodels._weights import ModelWeights
 
-__all__ = ["WEIGHT_FORMATS", "QuantScheme", "Calibration", "RecordingLinears", "calibrate",
-           "quantize_weights", "QuantizedLinears", "make_linears", "weight_footprint_bytes"]
+__all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "WIDE_WEIGHTS", "QuantScheme",
+           "Calibration", "RecordingLinears", "calibrate", "rtn_tensor", "quantize_weights",
+           "QuantizedLinears", "make_linears", "weight_footprint_bytes"]
 
 WEIGHT_FORMATS: tuple[str, ...] = ("float8_e4m3fn", "tai4", "tai2", "float4_e2m1fn", "int4")
+
+METHODS: tuple[str, ...] = ("rtn", "gptq", "gptq-act", "sparsegpt", "spqr", "hadamard",
+                            "hadamard-gptq")
+"""How the weights are chosen (docs/accuracy.md, "Post-training quantization"):
+
+- ``rtn``: round to nearest (after magnitude or Wanda N:M pruning when sparse);
+- ``gptq`` / ``gptq-act``: GPTQ, layer by layer on the calibration inputs (act-order: columns by
+  descending Hessian diagonal); sparse: the magnitude / Wanda mask, GPTQ-compensated;
+- ``sparsegpt``: SparseGPT N:M mask chosen jointly with the quantization (sparse only);
+- ``spqr``: SpQR (groups of 16 with 3-bit scales, float16 outliers; dense only);
+- ``hadamard`` / ``hadamard-gptq``: QuaRot-style Hadamard rotations folded into the float
+  weights (online transforms where the plan says), then ``rtn`` / ``gptq``.
+"""
+
+PTQ_METHODS: frozenset[str] = frozenset({"gptq", "gptq-act", "sparsegpt", "spqr",
+                                         "hadamard-gptq"})
+"""Methods that need each layer's calibration inputs (a sequential pass over the model)."""
+
+WIDE_WEIGHTS: tuple[str, ...] = ("bfloat16", "float32")
+"""Unscaled weight formats run with FP8 activations (the white paper's FP8-activation baseline)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +69,13 @@ class QuantScheme:
     """How the linear layers run.
 
     ``weight_format=None`` is the float32 reference (nothing quantized, activations included).
-    Otherwise weights are block-scaled (``block`` elements along K share a scale of kind
-    ``scale``; None = the format's default, E8M0 for <= 8 bits, none for the wide formats),
-    optionally ``sparsity="8:4"`` pruned by ``prune``, and activations are FP8 E4M3.
+    Otherwise activations are FP8 E4M3 and weights are ``weight_format``: a wide format
+    (``bfloat16``, ``float32``: unscaled, round to nearest) or a narrow one, block-scaled
+    (``block`` elements along K share a scale of kind ``scale``, ``e8m0`` or ``e4m3``; None = the
+    format's default, E8M0) with the scale chosen by ``scale_rule`` (``floor`` = OCP MX for E8M0,
+    ``nearest``, ``noclip``, ``mse``; None = the kind's default, see ``prodigy_sim.ptq``),
+    optionally ``sparsity="8:4"`` pruned by ``prune`` (``magnitude`` or ``wanda``; SparseGPT
+    chooses its own mask), by ``method`` (:data:`METHODS`).
     """
 
     weight_format: str | None
@@ -60,18 +83,52 @@ class QuantScheme:
     prune: str = "magnitude"
     block: int = 32
     scale: str | None = None
+    method: str = "rtn"
+    scale_rule: str | None = None
 
     def __post_init__(self) -> None:
+        from prodigy_sim.ptq import SCALE_RULES
+
         if self.prune not in ("magnitude", "wanda"):
             raise ConfigError(f"'prune' must be 'magnitude' or 'wanda' (got {self.prune!r})")
-        if self.weight_format is None and self.sparsity is not None:
-            raise ConfigError("the float32 scheme (weight_format=None) takes no sparsity")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
+        if self.scale_rule is not None and self.scale_rule not in SCALE_RULES:
+            raise ConfigError(f"unknown scale rule {self.scale_rule!r}; rules: "
+                              f"{', '.join(SCALE_RULES)}")
+        if self.scale not in (None, "e8m0", "e4m3"):
+            raise ConfigError(f"'scale' must be e8m0 or e4m3 (got {self.scale!r})")
+        if self.weight_format is None:
+            if self.sparsity is not None or self.method != "rtn":
+                raise ConfigError("the float32 scheme (weight_format=None) takes no sparsity "
+                                  "and no method")
+            return
+        if self.weight_format in WIDE_WEIGHTS and (self.sparsity or self.method != "rtn"
+                                                   or self.scale_rule):
+            raise ConfigError(f"{self.weight_format} weights are unscaled and dense: method "
+                              "'rtn', no sparsity, no scale rule")
+        if self.method == "sparsegpt" and not self.sparsity:
+            raise ConfigError("method 'sparsegpt' prunes: give a sparsity such as '8:4'")
+        if self.method == "spqr" and self.sparsity:
+            raise ConfigError("method 'spqr' is dense (its outliers are its own sparse part)")
+        if self.method == "spqr" and (self.scale or self.scale_rule or self.block != 32):
+            raise ConfigError("method 'spqr' stores its own scales (groups of 16, 3-bit codes): "
+                              "no scale, block or scale rule")
+
+    @property
+    def wide(self) -> bool:
+        """Unscaled 16/32-bit weights with FP8 activations."""
+        return self.weight_format in WIDE_WEIGHTS
 
     @property
     def storage(self) -> Storage | None:
-        """The linear weights' storage (sparsity excluded; None for the float32 scheme)."""
+        """The linear weights' storage (sparsity excluded; None for the float32 scheme). SpQR's
+        own layout is not a :class:`Storage`: this is the base MX storage its throughput starts
+        from (see :mod:`~prodigy_sim.realmodels._overheads`)."""
         if self.weight_format is None:
             return None
+        if self.wide:
+            return Storage.of(self.weight_format)
         return Storage.of(self.weight_format, block=self.block, scale=self.scale)
 
     @property
@@ -82,12 +139,29 @@ class QuantScheme:
             update={"sparsity": parse_sparsity(self.sparsity)})
 
     @property
+    def rule(self) -> str | None:
+        """The scale rule actually used (None for unscaled weights)."""
+        if self.storage is None or self.wide:
+            return None
+        return self.scale_rule or ("floor" if self.storage.scale.value == "e8m0" else "nearest")
+
+    @property
     def label(self) -> str:
-        """Short name, e.g. ``'tai4 8:4 wanda'`` or ``'fp32'``."""
+        """Short name, e.g. ``'tai4 8:4 wanda'``, ``'tai4 dense gptq'``, ``'fp32'``."""
         if self.storage is None:
             return "fp32"
-        sparse = f" {self.sparsity} {self.prune}" if self.sparsity else " dense"
-        return self.storage.fmt.name + sparse
+        if self.method == "sparsegpt":
+            sparse = f" {self.sparsity}"
+        else:
+            sparse = f" {self.sparsity} {self.prune}" if self.sparsity else " dense"
+        out = self.storage.fmt.name + sparse
+        if self.method != "rtn":
+            out += f" {self.method}"
+        if self.scale not in (None, "e8m0") or self.block != 32:
+            out += f" {self.scale or 'e8m0'}/{self.block}"
+        if self.scale_rule is not None:
+            out += f" {self.scale_rule}"
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,12 +169,15 @@ class Calibration:
     """Statistics of every linear layer's float32 input over the calibration tokens.
 
     ``amax[name]``: largest ``|x|``; ``act_norms[name]``: ``(K,)`` L2 norm per input feature
-    (Wanda's ``||X_j||_2``); ``tokens``: calibration tokens seen per layer.
+    (Wanda's ``||X_j||_2``); ``tokens``: calibration tokens seen per layer; ``sequences``: the
+    calibration inputs themselves, as the model's forward takes them (BERT: ``(ids, mask)``
+    batches of one sentence; LLaMA: a token id array), for the layer-by-layer PTQ pass.
     """
 
     amax: dict[str, float]
     act_norms: dict[str, np.ndarray]
     tokens: int
+    sequences: tuple = ()
 
 
 @dataclass(eq=False)
@@ -112,48 +189,71 @@ class RecordingLinears:
     sumsq: dict[str, np.ndarray] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._fp32 = Fp32Linears(self.weights)
+
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         self.amax[name] = max(self.amax.get(name, 0.0), float(np.abs(x2).max()))
         self.sumsq[name] = self.sumsq.get(name, 0.0) + (x2 * x2).sum(axis=0)
         self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
-        return Fp32Linears(self.weights)(name, x)
+        return self._fp32(name, x)
 
-    def result(self) -> Calibration:
+    def result(self, sequences: tuple = ()) -> Calibration:
         missing = [n for n in self.weights.linear_names() if n not in self.amax]
         if missing:
             raise ConfigError(f"calibration never ran linear layer {missing[0]!r}")
         return Calibration(amax=dict(self.amax),
                            act_norms={n: np.sqrt(v) for n, v in self.sumsq.items()},
-                           tokens=min(self.tokens.values()))
+                           tokens=min(self.tokens.values()), sequences=tuple(sequences))
 
 
-def calibrate(weights: ModelWeights, run: Callable[[Linears], object]) -> Calibration:
-    """Run ``run(linears)`` (float32 forward passes) and collect a :class:`Calibration`."""
+def calibrate(weights: ModelWeights, run: Callable[[Linears], object],
+              sequences: tuple = ()) -> Calibration:
+    """Run ``run(linears)`` (float32 forward passes) and collect a :class:`Calibration`
+    (``sequences``: the inputs ``run`` fed, kept for the PTQ pass)."""
     rec = RecordingLinears(weights)
     run(rec)
-    return rec.result()
+    return rec.result(sequences)
+
+
+def rtn_tensor(w: np.ndarray, scheme: QuantScheme, act_norms: np.ndarray | None
+               ) -> QuantizedTensor:
+    """Round-to-nearest of one weight ``(N, K)`` by ``scheme`` (pruned first when sparse):
+    ``numerics.quantize`` for the default scale rule, :func:`prodigy_sim.ptq.rtn` (the same
+    layout, bit for bit where the rules agree) for another."""
+    from prodigy_sim.ptq import rtn
+
+    st = scheme.storage
+    if st is None:
+        raise ConfigError("the float32 scheme has no quantized weights")
+    if scheme.wide:
+        return quantize(w, st, axis=-1)
+    wanda = bool(scheme.sparsity) and scheme.prune == "wanda"
+    if wanda and act_norms is None:
+        raise ConfigError("Wanda pruning needs a calibration (activation norms)")
+    if scheme.scale_rule is None:
+        return quantize(w, st.model_copy(update={"sparsity": parse_sparsity(scheme.sparsity)}),
+                        axis=-1,
+                        prune=scheme.prune if scheme.sparsity else "magnitude",
+                        act_norms=act_norms if wanda else None)
+    res = rtn(w, fmt=st.fmt, block=st.block, scale=st.scale.value, rule=scheme.rule,
+              sparsity=scheme.sparsity, prune=scheme.prune if scheme.sparsity else "magnitude",
+              act_norms=act_norms if wanda else None)
+    assert res.quantized is not None  # rtn always stores on the grid (only SpQR does not)
+    return res.quantized
 
 
 def quantize_weights(weights: ModelWeights, scheme: QuantScheme,
                      calibration: Calibration | None = None) -> dict[str, PreparedWeight]:
-    """Every linear weight quantized by ``scheme`` and prepared for :func:`linear_q`.
+    """Every linear weight quantized by ``scheme`` and prepared for :func:`linear_q` (any
+    method: :func:`~prodigy_sim.realmodels._ptq.quantize_model`).
 
-    ``calibration`` is needed for Wanda pruning (its ``act_norms``).
+    ``calibration`` is needed for Wanda pruning and the PTQ methods.
     """
-    st = scheme.sparse_storage
-    if st is None:
-        raise ConfigError("the float32 scheme has no quantized weights")
-    if scheme.sparsity and scheme.prune == "wanda" and calibration is None:
-        raise ConfigError("Wanda pruning needs a calibration (activation norms)")
-    out = {}
-    for name in weights.linear_names():
-        norms = (calibration.act_norms[name]
-                 if scheme.sparsity and scheme.prune == "wanda" and calibration else None)
-        q = quantize(weights[name], st, axis=-1,
-                     prune=scheme.prune if scheme.sparsity else "magnitude", act_norms=norms)
-        out[name] = prepare_weight(q)
-    return out
+    from prodigy_sim.realmodels._ptq import quantize_model
+
+    return dict(quantize_model(weights, scheme, calibration).prepared)
 
 
 class QuantizedLinears:
@@ -181,18 +281,23 @@ class QuantizedLinears:
 
 def make_linears(weights: ModelWeights, scheme: QuantScheme,
                  calibration: Calibration | None) -> Linears:
-    """The linears of ``scheme``: float32, or quantized weights with FP8 activations."""
+    """The linears of ``scheme``: float32, or quantized weights with FP8 activations (online
+    Hadamard transforms included for the rotation methods)."""
     if scheme.weight_format is None:
         return Fp32Linears(weights)
     if calibration is None:
         raise ConfigError("FP8 activations need a calibration (activation amax)")
-    prepared = quantize_weights(weights, scheme, calibration)
-    scales = {n: act_scale_for(calibration.amax[n]) for n in prepared}
-    return QuantizedLinears(weights, prepared, scales)
+    from prodigy_sim.realmodels._ptq import quantize_model
+
+    return quantize_model(weights, scheme, calibration).linears()
 
 
 def weight_footprint_bytes(card: ModelCard, scheme: QuantScheme) -> int:
-    """Bytes of the blocks' linear weights under ``scheme`` (codes + E8M0 scales + 8:4 masks, by
-    :func:`prodigy_sim.numerics.footprint`); float32 = 4 bytes per weight."""
+    """Bytes of the blocks' linear weights under ``scheme``'s storage (codes + scales + N:M
+    masks, by :func:`prodigy_sim.numerics.footprint`); float32 = 4 bytes per weight. SpQR's
+    bytes depend on its outlier count: see ``QuantizedModel.linear_bytes``."""
+    if scheme.method == "spqr":
+        raise ConfigError("SpQR's footprint depends on its outliers: use "
+                          "quantize_model(...).linear_bytes")
     storage = scheme.sparse_storage or Storage.of("float32")
     return sum(footprint(t.shape, storage).total_bytes for t in card.tensors() if t.is_linear)

@@ -41,7 +41,7 @@ import numpy as np
 
 from prodigy_sim.errors import ModelFileError
 from prodigy_sim.models import ModelCard, load_card
-from prodigy_sim.realmodels._files import smollm2_gguf_path
+from prodigy_sim.realmodels._files import checkpoint_errors, optional_module, smollm2_gguf_path
 from prodigy_sim.realmodels._weights import ModelWeights, check_config, check_tensors, read_only
 
 __all__ = ["load_smollm2", "smollm2_weights", "unpermute_rope", "gguf_metadata", "gguf_reader",
@@ -94,12 +94,9 @@ def unpermute_rope(w: np.ndarray, heads: int) -> np.ndarray:
 def gguf_reader(file: Path):
     """A ``GGUFReader`` of ``file`` (memory-mapped), cached: parsing the metadata of the 49152-token
     vocabulary takes seconds, and the weights and the tokenizer both need it."""
-    from gguf import GGUFReader
-
-    try:
-        return GGUFReader(file)
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"{file}: not a readable GGUF file ({err})") from None
+    reader = optional_module("gguf").GGUFReader
+    with checkpoint_errors(file, "GGUF file"):
+        return reader(file)
 
 
 def gguf_metadata(reader, key: str, file: Path, required: bool = True):
@@ -109,7 +106,8 @@ def gguf_metadata(reader, key: str, file: Path, required: bool = True):
         if required:
             raise ModelFileError(f"{file}: GGUF metadata key {key!r} is missing")
         return None
-    return field.contents()
+    with checkpoint_errors(file, "GGUF file", f"metadata {key!r}"):
+        return field.contents()
 
 
 def _check_metadata(reader, card: ModelCard, file: Path) -> None:
@@ -143,8 +141,7 @@ def load_smollm2(path: str | Path | None = None, card: str = SMOLLM2_CARD) -> Mo
         ModelFileError: unreadable file, wrong architecture or hyperparameters, missing /
             unexpected tensor, or a wrong shape.
     """
-    from gguf.quants import dequantize
-
+    dequantize = optional_module("gguf.quants").dequantize
     file = Path(path).resolve() if path is not None else smollm2_gguf_path()
     model_card = load_card(card)
     reader = gguf_reader(file)
@@ -155,7 +152,9 @@ def load_smollm2(path: str | Path | None = None, card: str = SMOLLM2_CARD) -> Mo
     check_tensors(shapes, model_card, file, {**labels, **{s: t.name for s, t in by_name.items()}})
     tensors = {}
     for name, t in by_name.items():
-        w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32).reshape(shapes[name])
+        with checkpoint_errors(file, "GGUF file", f"tensor {t.name!r}"):
+            w = np.asarray(dequantize(t.data, t.tensor_type),
+                           dtype=np.float32).reshape(shapes[name])
         if name.endswith("attn.q_proj"):
             w = unpermute_rope(w, model_card.num_attention_heads)
         elif name.endswith("attn.k_proj"):

@@ -5,7 +5,10 @@ simulated time of one sentence). SmolLM2-135M: decode, batch 1, 512 tokens of co
 tokens per second. The blocks' linear weights take the row's storage (format, MX block, scale)
 and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and KV cache, FP8
 MX embeddings and head). Pruning method does not change the timing, so results are cached per
-(model, storage, sparsity, preset).
+(model, storage, sparsity, preset). PTQ methods store the same format (GPTQ, SparseGPT: the same
+storage; Hadamard folds into the weights), except for the work the lowering has no kernel for
+yet - online Hadamard transforms, SpQR's outliers and scales - which is added in closed form
+(:mod:`._overheads`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
 from prodigy_sim.lowering import matrix_runs
 from prodigy_sim.models import Formats, Scenario
 from prodigy_sim.numerics import Storage
+from prodigy_sim.realmodels._overheads import LoweringExtras, closed_form_seconds
 from prodigy_sim.realmodels._quantize import QuantScheme
 from prodigy_sim.simulation import simulate
 
@@ -29,16 +33,27 @@ THROUGHPUT_SCENARIOS: dict[str, dict] = {
 """Scenario fields of each model's throughput (see the module docstring)."""
 
 
-def simulated_throughput(model: str, scheme: QuantScheme,
-                         hardware: str = DEFAULT_PRESET) -> float | None:
+def simulated_throughput(model: str, scheme: QuantScheme, hardware: str = DEFAULT_PRESET,
+                         extras: LoweringExtras | None = None) -> float | None:
     """Simulated sentences/s (``"minilm"``) or tokens/s (``"smollm2"``) of ``scheme``; None when
-    the weights do not run on the matrix unit (float32, or a format the preset does not run)."""
+    the weights do not run on the matrix unit (float32, or a format the preset does not run).
+
+    ``extras`` (online Hadamard transforms, SpQR outliers; :mod:`._overheads`): their
+    closed-form time (:func:`closed_form_seconds`) is added to the simulated time of the base
+    storage, until the lowering has kernels for them."""
     storage = scheme.storage or Storage.of("float32")
-    return _throughput(model, storage, scheme.sparsity or "none", hardware)
+    seconds = _seconds(model, storage, scheme.sparsity or "none", hardware)
+    if seconds is None:
+        return None
+    scen = THROUGHPUT_SCENARIOS[model]
+    if extras is not None and not extras.empty:
+        tokens = scen.get("sequence_length", 1) * scen["batch"]
+        seconds += closed_form_seconds(extras, load_preset(hardware), tokens)
+    return scen["batch"] / seconds
 
 
 @functools.cache
-def _throughput(model: str, storage: Storage, sparsity: str, hardware: str) -> float | None:
+def _seconds(model: str, storage: Storage, sparsity: str, hardware: str) -> float | None:
     if model not in THROUGHPUT_SCENARIOS:
         raise ConfigError(f"unknown model {model!r}; models: {', '.join(THROUGHPUT_SCENARIOS)}")
     config = load_preset(hardware)
@@ -46,5 +61,4 @@ def _throughput(model: str, storage: Storage, sparsity: str, hardware: str) -> f
         return None
     scenario = Scenario(formats=Formats(weights=storage), sparsity=sparsity, hardware=hardware,
                         **THROUGHPUT_SCENARIOS[model])
-    sim = simulate(scenario, config)
-    return scenario.batch / sim.seconds
+    return simulate(scenario, config).seconds

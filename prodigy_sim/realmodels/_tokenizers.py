@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prodigy_sim.errors import ModelFileError
-from prodigy_sim.realmodels._files import minilm_dir, smollm2_gguf_path
+from prodigy_sim.realmodels._files import (
+    checkpoint_errors,
+    minilm_dir,
+    optional_module,
+    smollm2_gguf_path,
+)
 from prodigy_sim.realmodels._smollm2 import gguf_metadata, gguf_reader
 
 if TYPE_CHECKING:
@@ -31,21 +36,17 @@ _CONTROL = 3  # llama.cpp LLAMA_TOKEN_TYPE_CONTROL
 
 def load_minilm_tokenizer(path: str | Path | None = None) -> Tokenizer:
     """The BERT WordPiece tokenizer of a ``tokenizer.json`` (default: all-MiniLM-L6-v2's)."""
-    from tokenizers import Tokenizer
-
+    tokenizer = optional_module("tokenizers").Tokenizer
     file = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
-    try:
-        tok = Tokenizer.from_file(str(file))
-    except Exception as err:  # tokenizers raises a bare Exception on a malformed file
-        raise ModelFileError(f"{file}: not a readable tokenizer.json ({err})") from None
+    with checkpoint_errors(file, "tokenizer.json"):  # tokenizers raises a bare Exception
+        tok = tokenizer.from_file(str(file))
     tok.no_padding()  # the file pads to 128; the forward pads each batch itself
     return tok
 
 
 def load_smollm2_tokenizer(path: str | Path | None = None) -> Tokenizer:
     """The byte-level BPE tokenizer described by a GGUF file's metadata (default: SmolLM2's)."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-
+    tk = optional_module("tokenizers")
     file = Path(path).resolve() if path is not None else smollm2_gguf_path()
     reader = gguf_reader(file)
     model = gguf_metadata(reader, "tokenizer.ggml.model", file)
@@ -53,26 +54,48 @@ def load_smollm2_tokenizer(path: str | Path | None = None) -> Tokenizer:
     if model != "gpt2" or pre not in ("smollm", None):
         raise ModelFileError(f"{file}: tokenizer.ggml.model = {model!r}, .pre = {pre!r}; only "
                              "'gpt2' byte-level BPE with the 'smollm' pre-tokenizer is supported")
-    tokens = list(gguf_metadata(reader, "tokenizer.ggml.tokens", file))
-    merges = [tuple(m.split(" ")) for m in gguf_metadata(reader, "tokenizer.ggml.merges", file)]
+    tokens = _strings(gguf_metadata(reader, "tokenizer.ggml.tokens", file), file,
+                      "tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ")) for m in _strings(
+        gguf_metadata(reader, "tokenizer.ggml.merges", file), file, "tokenizer.ggml.merges")]
     bad = next((i for i, m in enumerate(merges) if len(m) != 2), None)
     if bad is not None:
         raise ModelFileError(f"{file}: tokenizer.ggml.merges[{bad}] is not two symbols separated "
                              "by one space")
-    types = list(gguf_metadata(reader, "tokenizer.ggml.token_type", file))
+    types = gguf_metadata(reader, "tokenizer.ggml.token_type", file)
+    if not isinstance(types, list | tuple):
+        raise ModelFileError(f"{file}: GGUF metadata 'tokenizer.ggml.token_type' must be a list "
+                             "of integers")
     if len(types) != len(tokens) or len(set(tokens)) != len(tokens):
         raise ModelFileError(f"{file}: {len(tokens)} tokens, {len(types)} token types and "
                              f"{len(set(tokens))} distinct tokens; expected equal counts")
     vocab = {tok: i for i, tok in enumerate(tokens)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    # tokenizers panics (a PanicException, not an Exception) on a merge whose parts or result
+    # are not tokens: check every one first
+    unknown = next((i for i, (a, b) in enumerate(merges)
+                    if a not in vocab or b not in vocab or a + b not in vocab), None)
+    if unknown is not None:
+        raise ModelFileError(f"{file}: tokenizer.ggml.merges[{unknown}] = "
+                             f"{' '.join(merges[unknown])!r}: a part or the merged token is not "
+                             "in tokenizer.ggml.tokens")
+    with checkpoint_errors(file, "GGUF tokenizer", "tokenizer.ggml.merges"):
+        tok = tk.Tokenizer(tk.models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    tok.pre_tokenizer = tk.pre_tokenizers.Sequence([
+        tk.pre_tokenizers.Digits(individual_digits=True),
+        tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
     ])
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    tok.add_special_tokens([tk.AddedToken(t, special=True, normalized=False)
                             for t, kind in zip(tokens, types, strict=True) if kind == _CONTROL])
     return tok
+
+
+def _strings(values, file: Path, key: str) -> list[str]:
+    """GGUF metadata ``key`` as a list of strings, or ModelFileError naming it."""
+    out = list(values) if isinstance(values, list | tuple) else None
+    if out is None or not all(isinstance(v, str) for v in out):
+        raise ModelFileError(f"{file}: GGUF metadata {key!r} must be a list of strings")
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -79,11 +79,21 @@ def check_config(values: dict[str, object], card: ModelCard, source: Path) -> No
         if got is None:
             continue
         want = getattr(card, field)
-        same = (isinstance(got, numbers.Real) and abs(float(got) - want) <= 1e-6 * abs(want)
-                if isinstance(want, float) else got == want)
+        if isinstance(want, float):
+            if isinstance(got, bool) or not isinstance(got, numbers.Real):
+                raise ModelFileError(f"{source}: checkpoint says {field} = {_short(got)}, not a "
+                                     f"number (model card {card.name!r} says {want!r})")
+            same = abs(float(got) - want) <= 1e-6 * abs(want)
+        else:
+            same = type(got) is type(want) and got == want
         if not same:
-            raise ModelFileError(f"{source}: checkpoint says {field} = {got!r}, model card "
+            raise ModelFileError(f"{source}: checkpoint says {field} = {_short(got)}, model card "
                                  f"{card.name!r} says {want!r}")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def read_only(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.models import FootprintReport, kv_cache_bytes
+from prodigy_sim.hardware import ChipConfig, changes_from_preset
+from prodigy_sim.models import FootprintReport, Scenario, kv_cache_bytes
 from prodigy_sim.simulation import ModelSimulation
 
 __all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
@@ -82,6 +82,18 @@ class ModelReport:
     settings: dict
     vector_flops: int = 0
     peak_vector_flops_per_s: float = 0.0
+    routing: str = ""
+    """Mixture-of-experts routing model and plan (empty for dense models)."""
+    formats: dict[str, str] = field(default_factory=dict)
+    preset: str = ""
+    hardware_changes: tuple[str, ...] = ()
+    chip_cores: int = 0
+    frequency_hz: float = 0.0
+    memory: str = ""
+    decoder: bool = True
+    dense_peak_flops_per_s: float = 0.0
+    matrix_peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per format the matrix unit ran: (dense, 8:4-sparse) peak FLOP/s of the whole chip."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -90,8 +102,13 @@ class ModelReport:
 
     @property
     def time_to_first_token_s(self) -> float | None:
-        """Prefill: time to process the prompt (s)."""
-        return self.seconds if self.phase == "prefill" else None
+        """Prefill of a decoder: time to process the prompt (s)."""
+        return self.seconds if self.phase == "prefill" and self.decoder else None
+
+    @property
+    def forward_pass_s(self) -> float | None:
+        """Encoder-only model: time of one forward pass over the batch (s)."""
+        return self.seconds if self.phase == "prefill" and not self.decoder else None
 
     @property
     def roofline_tokens_per_s(self) -> float | None:
@@ -131,6 +148,7 @@ class ModelReport:
         out = {k: v for k, v in self.__dict__.items() if k != "ops"}
         out.update(tokens_per_s=self.tokens_per_s,
                    time_to_first_token_s=self.time_to_first_token_s,
+                   forward_pass_s=self.forward_pass_s,
                    roofline_tokens_per_s=self.roofline_tokens_per_s,
                    achieved_flops_per_s=self.achieved_flops_per_s,
                    achieved_bytes_per_s=self.achieved_bytes_per_s, bound=self.bound,
@@ -160,13 +178,46 @@ class ModelReport:
                     "mapping": ""})
         return buf.getvalue()
 
+    def header(self) -> list[str]:
+        """Every input that decides the result, one topic a line."""
+        if self.phase == "decode":
+            what = (f"decode step: 1 new token for each of {self.batch} sequence(s), "
+                    f"{self.context} tokens of context each (KV cache, the new one included)")
+        elif self.decoder:
+            what = (f"prefill: a prompt of {self.context} tokens for each of {self.batch} "
+                    f"sequence(s)")
+        else:
+            what = (f"forward pass (encoder): {self.context} tokens for each of {self.batch} "
+                    f"sequence(s)")
+        fmts = self.formats or {"weights": self.weights}
+        changes = (f"{len(self.hardware_changes)} field(s) overridden: "
+                   + ", ".join(self.hardware_changes)) if self.hardware_changes else \
+            "no field overridden"
+        cores = (f"{self.cores} of {self.chip_cores} cores" if self.chip_cores
+                 else _count(self.cores, "core"))
+        clock = f" at {self.frequency_hz / 1e9:.2f} GHz" if self.frequency_hz else ""
+        sparse_peak = (f"{self.peak_flops_per_s / 1e15:.2f} PFLOP/s with {self.sparsity} "
+                       f"sparsity, {self.dense_peak_flops_per_s / 1e15:.2f} dense"
+                       if self.sparsity != "none" and self.dense_peak_flops_per_s
+                       else f"{self.peak_flops_per_s / 1e15:.2f} PFLOP/s")
+        return [
+            f"model        {self.model}, {what}",
+            "formats      " + ", ".join(f"{k} {v}" for k, v in fmts.items())
+            + f"; sparsity {self.sparsity}"
+            + (" (blocks' linear layers)" if self.sparsity != "none" else ""),
+            f"hardware     {self.preset or self.hardware} ({changes}): {cores}{clock}",
+            f"memory       {self.memory or '(not given)'}",
+            *([f"routing      {self.routing}"] if self.routing else []),
+            f"peaks        matrix {sparse_peak} ({self.weights}, whole chip), vector "
+            f"{self.peak_vector_flops_per_s / 1e12:.1f} TFLOP/s (FP32 FMA, {self.cores} "
+            f"cores), DDR "
+            f"{self.peak_bytes_per_s / 1e9:.1f} GB/s",
+        ]
+
     def table(self) -> str:
-        """A table for people: per op (us per layer, x repeat), then the totals."""
-        head = (f"{self.model} {self.phase}, batch {self.batch}, "
-                f"{'context' if self.phase == 'decode' else 'sequence'} {self.context}, "
-                f"weights {self.weights}, sparsity {self.sparsity}, {self.hardware} "
-                f"({self.cores} cores)")
-        lines = [head, "",
+        """A table for people: the inputs, per op (per layer, x repeat) with a legend, then the
+        totals and the method with its checked bounds."""
+        lines = [*self.header(), "",
                  f"{'stage':<14} {'op':<11} {'x':>3} {'time us':>9} {'roof us':>9} "
                  f"{'GFLOP':>9} {'TFLOP/s':>8} {'DDR MB':>9} {'min MB':>9} {'GB/s':>7} "
                  f"{'L3%':>5} {'mat%':>5} {'vec%':>5} {'vMFLOP':>9} {'vfl%':>5}  mapping"]
@@ -181,18 +232,24 @@ class ModelReport:
                 f"{100 * o['matrix_utilization']:>5.1f} "
                 f"{100 * o['vector_utilization']:>5.1f} {o['vector_flops'] / 1e6:>9.3f} "
                 f"{100 * o['vector_flop_utilization']:>5.2f}  {o['mapping']}")
-        lines.append("")
+        lines += ["", *LEGEND, ""]
         if self.phase == "decode":
             lines.append(f"decode step          {self.seconds * 1e3:.3f} ms  "
                          f"({self.tokens_per_s:.1f} tokens/s; roofline "
                          f"{self.roofline_tokens_per_s:.1f} tokens/s)")
+        elif self.decoder:
+            lines.append(f"time to first token  {self.seconds * 1e3:.3f} ms  "
+                         f"({self.batch * self.context / self.seconds:.0f} prompt tokens/s)")
         else:
-            lines.append(f"time to first token  {self.seconds * 1e3:.3f} ms")
+            lines.append(f"time per forward pass {self.seconds * 1e3:.3f} ms  "
+                         f"({self.batch * self.context / self.seconds:.0f} tokens/s)")
+        minimum = "weights once + KV cache" if self.decoder else "weights once"
         lines += [
             f"roofline bound       {self.ideal_roofline_s * 1e3:.3f} ms ({self.bound}-bound: "
             f"{self.flops / 1e12:.3f} TFLOP at {self.peak_flops_per_s / 1e15:.2f} PFLOP/s, "
-            f"{self.ideal_bytes / 1e9:.3f} GB at {self.peak_bytes_per_s / 1e9:.1f} GB/s); "
-            f"programs' bound {self.program_roofline_s * 1e3:.3f} ms",
+            f"{self.ideal_bytes / 1e9:.3f} GB ({minimum}) at "
+            f"{self.peak_bytes_per_s / 1e9:.1f} GB/s); sum of the ops' bounds "
+            f"{self.program_roofline_s * 1e3:.3f} ms",
             f"achieved             {self.achieved_flops_per_s / 1e12:.2f} TFLOP/s "
             f"({100 * self.achieved_flops_per_s / self.peak_flops_per_s:.2f}% of peak), "
             f"DDR {self.achieved_ddr_bytes_per_s / 1e9:.1f} GB/s "
@@ -207,9 +264,44 @@ class ModelReport:
             f"footprint            {self.footprint_bytes / 1e9:.3f} GB (weights "
             f"{self.weight_bytes / 1e9:.3f}, KV cache {self.kv_cache_bytes / 1e9:.3f}): "
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
-            f"method               {self.settings.get('description', self.settings)}",
+            f"method               {self.method_line()}",
         ]
         return "\n".join(lines)
+
+    def method_line(self) -> str:
+        """How the numbers were made: each approximation with its checked bound."""
+        desc = self.settings.get("description")
+        if desc:
+            return str(desc).replace("full chip", f"every kernel on the "
+                                                  f"{_count(self.cores, 'core')} it was lowered "
+                                                  f"for and every DDR channel", 1)
+        return ", ".join(f"{k} {v}" for k, v in self.settings.items())
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 core``, ``16 cores``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+LEGEND = (
+    "columns: stage = layers sharing one program; x = how many times the op runs per pass "
+    "(once per layer of its stage);",
+    "  time us = simulated time of one run (microseconds); roof us = that run's own roofline, "
+    "max(MMA FLOPs / matrix peak, min MB / DDR peak);",
+    "  GFLOP = standard FLOPs of one run (1e9); TFLOP/s = GFLOP / time; DDR MB = bytes DDR "
+    "moved (1 MB = 1e6 B); min MB = compulsory bytes",
+    "  (every input read and output written once); GB/s = DDR MB / time; L3% = share of the "
+    "DMAs' reads served on chip (shared L3, multicast);",
+    "  mat% / vec% = fraction of cycles the matrix / vector units are busy; vMFLOP = standard "
+    "vector FLOPs of one run (1e6: norms, RoPE,",
+    "  softmax, activations, adds); vfl% = vMFLOP / (time x vector peak); mapping (linear "
+    "layers) = core grid rows x cols",
+    "  (multicast: X and W tiles loaded once per grid row / column), output block (accumulator "
+    "tiles x rows by tiles x cols),",
+    "  kt = K elements per tile, loop order (mn: column blocks fastest, nm: row blocks "
+    "fastest).",
+)
+"""The column legend of :meth:`ModelReport.table`."""
 
 
 def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintReport
@@ -225,8 +317,16 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
     vpeak = lm.cores * vu.fp32_lanes * vu.count * 2 * config.frequency_hz
     ops, seconds, flops, nbytes, mat, vec, prog, vfl = [], 0.0, 0, 0, 0.0, 0.0, 0.0, 0
     ddr, compulsory = 0, 0
-    for st in sim.stages:
-        for o in st.ops:
+    peaks: dict[str, tuple[float, float]] = {}
+    for st, lst in zip(sim.stages, lm.stages, strict=True):
+        for o, lop in zip(st.ops, lst.ops, strict=True):
+            k = lop.kernel
+            if k.mma_flops:
+                dense_peak = config.peak_matrix_flops(k.weight_format)
+                sparse_peak = (config.peak_matrix_flops(k.weight_format, True)
+                               if config.core.matrix_unit.runs_sparse(k.weight_format)
+                               else dense_peak)
+                peaks[k.weight_format.name] = (dense_peak, sparse_peak)
             total = o.seconds * st.repeat
             seconds += total
             flops += o.flops * st.repeat
@@ -252,8 +352,11 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "vector_flop_utilization": (o.vector_flops / (o.seconds * vpeak)
                                                     if o.seconds else 0.0),
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
-                        "mma_flops": o.mma_flops, "method": o.method})
+                        "mma_flops": o.mma_flops, "method": o.method,
+                        "matrix_format": k.weight_format.name, "sparse": k.sparse})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
+    changed = changes_from_preset(config, sc.hardware)
+    preset, changes = changed.preset, tuple(c.describe() for c in changed.changes)
     ideal_bytes = lm.weight_bytes + kv
     ideal = max(flops / peak, ideal_bytes / config.peak_ddr_bandwidth_bytes_per_s)
     return ModelReport(
@@ -266,4 +369,41 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
         ideal_bytes=ideal_bytes, ideal_roofline_s=ideal, program_roofline_s=prog,
         footprint_bytes=footprint.total_bytes, weight_bytes=footprint.weight_bytes,
         kv_cache_bytes=footprint.kv_cache_bytes, fits=footprint.fits, ops=tuple(ops),
-        settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak)
+        settings=dict(sim.settings), vector_flops=vfl, peak_vector_flops_per_s=vpeak,
+        routing="; ".join(lm.moe),
+        formats=_formats(sc), preset=preset, hardware_changes=changes,
+        chip_cores=config.cores, frequency_hz=config.frequency_hz, memory=_memory(config),
+        decoder=card.is_decoder, dense_peak_flops_per_s=config.peak_matrix_flops(wf.fmt),
+        matrix_peaks=peaks)
+
+
+def _formats(sc: Scenario) -> dict[str, str]:
+    """Every format of the scenario by what it stores (weight overrides only where given)."""
+    f = sc.formats
+    out = {"weights": f.weights.label()}
+    for name in ("attention", "mlp", "expert"):
+        over = getattr(f, name)
+        if over is not None:
+            out[f"{name} weights"] = over.label()
+    card = sc.card()
+    out.update({"LM head" if card.is_decoder else "head (pooler)": f.head.label(),
+                "embedding": f.embedding.label(), "norms": f.norm.label()})
+    if card.num_experts:
+        out["router"] = f.router.label()
+    out["activations"] = f.activations.name
+    if card.is_decoder:
+        out["KV cache"] = f.kv_cache.name
+    return out
+
+
+def _memory(config: ChipConfig) -> str:
+    """The memory system in one line: channels, DDR speed and clock, parts, controller."""
+    m = config.memory
+    d = m.dram
+    t, org, ctl = d.timing, d.org, d.controller
+    return (f"{m.channels} x {m.channel_width_bits}-bit DDR5-{t.rate_mts} channels "
+            f"({t.name}, I/O clock {t.rate_mts / 2:.0f} MHz, "
+            f"tCK {t.tck_ps} ps, CL {t.nCL}), {org.name} parts, {m.capacity_bytes / 1e12:.2f} "
+            f"TB; controller {ctl.read_queue_entries}-entry queues, {ctl.scheduler} scheduling, "
+            f"{ctl.row_policy}-page, {ctl.refresh} refresh; address map {d.mapping}, "
+            f"interleave {m.interleave_bytes} B")

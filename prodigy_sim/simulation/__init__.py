@@ -8,6 +8,8 @@
   :func:`prodigy_sim.lowering.linear_op`) -> :class:`OpResult`.
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
   extrapolation) and whether the shared L3 was on, with each approximation's checked bound.
+- :func:`step_timeline` / :func:`write_step_timeline`: a bounded Perfetto timeline of a model
+  step from a run with ``trace=[]`` (``prodigy-sim simulate --trace-out``).
 
 See ``docs/lowering.md``.
 """
@@ -16,13 +18,16 @@ from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEAD
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
 from prodigy_sim.simulation._driver import ModelSimulation as ModelSimulation
 from prodigy_sim.simulation._driver import OpResult as OpResult
+from prodigy_sim.simulation._driver import OpTrace as OpTrace
 from prodigy_sim.simulation._driver import SimMethod as SimMethod
 from prodigy_sim.simulation._driver import StageResult as StageResult
 from prodigy_sim.simulation._driver import sim_kernel_count as sim_kernel_count
 from prodigy_sim.simulation._driver import simulate as simulate
 from prodigy_sim.simulation._driver import simulate_lowered as simulate_lowered
 from prodigy_sim.simulation._driver import simulate_op as simulate_op
+from prodigy_sim.simulation._timeline import step_timeline as step_timeline
+from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
-           "SimMethod", "StageResult", "sim_kernel_count", "simulate", "simulate_lowered",
-           "simulate_op"]
+           "OpTrace", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
+           "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline"]

@@ -27,10 +27,11 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, lower_model
 from prodigy_sim.models import Scenario
+from prodigy_sim.timing import BusyRecorder
 from prodigy_sim.timing import simulate as simulate_program
 
-__all__ = ["OpResult", "StageResult", "ModelSimulation", "SimMethod", "simulate", "simulate_op",
-           "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
+__all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod", "simulate",
+           "simulate_op", "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
            "STEADY_STATE_BOUND"]
 
 DEFAULT_STEADY_UNITS = 2
@@ -145,26 +146,48 @@ def _refresh_cycles(config: ChipConfig) -> float:
     return t.nREFI * t.tck_ps * 1e-12 * config.frequency_hz
 
 
+@dataclass(frozen=True)
+class OpTrace:
+    """The recorded run of one op behind its result: ``recorder`` (a
+    :class:`~prodigy_sim.timing.BusyRecorder`) of the run the result's time comes from (all
+    units, or the last steady-state window's run), its ``cycles`` and the ``units`` per core it
+    simulated of ``total_units``."""
+
+    stage: str
+    name: str
+    recorder: BusyRecorder
+    cycles: int
+    units: int
+    total_units: int
+
+
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
-                stage: str = "") -> OpResult:
+                stage: str = "", trace: list[OpTrace] | None = None) -> OpResult:
     """Simulate one lowered op (its kernel on ``op.kernel.cores`` cores of ``config``), with
     the steady-state extrapolation of ``method`` where it applies and the op's residency when
-    the L3 is on."""
+    the L3 is on. With a ``trace`` list, the run the result comes from is recorded and appended
+    to it as an :class:`OpTrace`."""
     method = method or SimMethod()
     k = op.kernel
     cores = k.cores
     l3_bytes = None if method.l3 else 0
     on_chip = op.residency if method.l3 else Residency()
+    recorders: dict[int | None, BusyRecorder] = {}
 
     def run(cap: int | None):
         kern: Kernel = k if cap is None else op.rebuild(cap)
+        rec = None
+        if trace is not None:
+            rec = recorders[cap] = BusyRecorder()
         return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
-                                resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+                                resident=on_chip.resident, held_bytes=on_chip.held_bytes,
+                                recorder=rec)
 
     n = k.per_core_units
     u = method.steady_units
     how = "full"
     res = None
+    cap: int | None = None
     if u and k.uniform_units and n > 2 * u:
         # Double the simulated units u (reusing runs) until the window of units u+1 .. 2u
         # spans STEADY_WINDOW_REFRESHES refresh intervals (start-up transients and
@@ -183,6 +206,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
                 ddr = r3.dram_bytes + scale * (r3.dram_bytes - r2.dram_bytes)
                 hits = r3.l3_hit_bytes + scale * (r3.l3_hit_bytes - r2.l3_hit_bytes)
                 res = r3                                # utilization of the steady state
+                cap = 4 * u
                 how = f"steady state from {2 * u} and {4 * u} of {n} units"
                 break
             u *= 2
@@ -190,6 +214,9 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     if res is None:
         res = run(None)
         cycles, ddr, hits = float(res.cycles), float(res.dram_bytes), float(res.l3_hit_bytes)
+    if trace is not None:
+        trace.append(OpTrace(stage, op.name, recorders[cap], res.cycles,
+                             n if cap is None else cap, n))
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz
@@ -212,13 +239,14 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
              cores: int | None = None, steady_units: int | None = DEFAULT_STEADY_UNITS,
              reuse: bool = True, l3: bool = True,
              progress: Callable[[int], None] | None = None,
-             total: Callable[[int], None] | None = None) -> ModelSimulation:
+             total: Callable[[int], None] | None = None,
+             trace: list[OpTrace] | None = None) -> ModelSimulation:
     """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
     already lowered model on ``config`` (default: the scenario's preset).
 
     ``steady_units``: None simulates every unit; ``l3``: the shared L3 (on by default).
     ``total(n)`` is called once with the number of kernels to simulate, ``progress(1)`` after
-    each.
+    each; ``trace``: see :func:`simulate_lowered`.
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
@@ -227,15 +255,18 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     if total is not None:
         total(sim_kernel_count(lowered, reuse))
     return simulate_lowered(lowered, config, method=SimMethod(reuse, steady_units, l3),
-                            progress=progress)
+                            progress=progress, trace=trace)
 
 
 def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
                      method: SimMethod | None = None,
-                     progress: Callable[[int], None] | None = None) -> ModelSimulation:
+                     progress: Callable[[int], None] | None = None,
+                     trace: list[OpTrace] | None = None) -> ModelSimulation:
     """Simulate every stage of ``lowered`` on ``config`` (see the module docstring).
 
-    ``progress(n)`` is called after each simulated kernel with ``n = 1``.
+    ``progress(n)`` is called after each simulated kernel with ``n = 1``; a ``trace`` list
+    receives an :class:`OpTrace` per simulated kernel (:func:`step_timeline` turns them into a
+    timeline).
     """
     method = method or SimMethod()
     if lowered.config_name != config.name:
@@ -250,7 +281,8 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
         for _ in range(runs):
             ops = []
             for op in st.ops:
-                ops.append(simulate_op(op, config, method=method, stage=st.name))
+                ops.append(simulate_op(op, config, method=method, stage=st.name,
+                                       trace=trace))
                 if progress is not None:
                     progress(1)
             results.append(ops)

@@ -156,13 +156,14 @@ def expand(spec: SweepSpec) -> list[Point]:
 
 def lowering_key(point: Point) -> str:
     """Points with the same key lower to the same kernels: the same model (and card file), the
-    same scenario apart from the hardware name, and the same chip apart from its name and its
-    memory system (the lowering reads the core count and the cores' budgets, never the DDR)."""
+    same scenario apart from the hardware name, and the same chip apart from its name. The whole
+    chip counts, its memory system included: the mapper ranks mappings by costs that read the
+    DDR bandwidth, so a lowering made for one memory system is not the one another would get."""
     assert point.scenario is not None and point.config is not None
     material = {
         "scenario": point.scenario.model_dump(mode="json", exclude={"hardware", "name",
                                                                     "description"}),
-        "chip": point.config.model_dump(mode="json", exclude={"name", "memory"}),
+        "chip": point.config.model_dump(mode="json", exclude={"name"}),
         "model_file": _file_digest(point.params["model"]),
     }
     return _digest(json.dumps(material, sort_keys=True, default=str).encode())[:16]

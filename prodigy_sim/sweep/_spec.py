@@ -39,10 +39,10 @@ from prodigy_sim._datafile import read_mapping
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import check_override_path
 from prodigy_sim.models import Formats
+from prodigy_sim.sweep._names import spec_dirs, spec_names
 
 __all__ = ["SCENARIO_KEYS", "FORMAT_KEYS", "PASSTHROUGH_KEYS", "key_kind", "SimulateSettings",
-           "OutputSpec", "PlotSpec", "ExecutionSpec", "SweepSpec", "load_spec", "parse_spec",
-           "spec_names", "spec_dirs"]
+           "OutputSpec", "PlotSpec", "ExecutionSpec", "SweepSpec", "load_spec", "parse_spec"]
 
 FORMAT_KEYS: tuple[str, ...] = tuple(Formats.model_fields)
 """Number-format keys: the fields of :class:`~prodigy_sim.models.Formats`."""
@@ -247,23 +247,6 @@ def parse_spec(data: object, *, source: str = "<sweep spec>",
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return spec
-
-
-_PACKAGED = Path(__file__).resolve().parent / "specs"
-_REPOSITORY = Path(__file__).resolve().parents[2] / "workloads" / "sweeps"
-
-
-def spec_dirs() -> list[Path]:
-    """Folders of the example specs: packaged (a wheel) first, then ``workloads/sweeps``."""
-    return [p for p in (_PACKAGED, _REPOSITORY) if p.is_dir()]
-
-
-def spec_names() -> list[str]:
-    """Names of the example specs (``workloads/sweeps/*.yaml``)."""
-    names: set[str] = set()
-    for folder in spec_dirs():
-        names.update(p.stem for p in folder.glob("*.yaml"))
-    return sorted(names)
 
 
 def load_spec(name_or_path: str | Path) -> SweepSpec:

@@ -8,20 +8,44 @@ per DMA, wait or barrier - never per cycle, byte or DRAM request. See ``docs/tim
 
 - :func:`simulate` -> :class:`SimulationResult` (cycles, utilization, stalls, DDR traffic).
 - :func:`roofline_bound`: ``(seconds, flops, bytes)`` lower bound of a program.
-- :class:`ChromeTraceRecorder`: a bounded Chrome trace-event timeline (Perfetto).
+- :class:`ChromeTraceRecorder`: a bounded Chrome trace-event timeline (Perfetto);
+  :class:`BusyRecorder`: busy intervals and DDR bytes per channel, for model-step timelines.
 - :func:`batching_error`: the DDR batching approximation against one batch per controller.
+
+Each public name is imported from its module on first use (:mod:`prodigy_sim._lazy`).
 """
 
-from prodigy_sim.timing._costs import mma_cycles as mma_cycles
-from prodigy_sim.timing._result import CoreResult as CoreResult
-from prodigy_sim.timing._result import SimulationResult as SimulationResult
-from prodigy_sim.timing._simulate import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
-from prodigy_sim.timing._simulate import batching_error as batching_error
-from prodigy_sim.timing._simulate import default_l3_bytes as default_l3_bytes
-from prodigy_sim.timing._simulate import isa_params as isa_params
-from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
-from prodigy_sim.timing._simulate import simulate as simulate
-from prodigy_sim.timing._trace import ChromeTraceRecorder as ChromeTraceRecorder
+from typing import TYPE_CHECKING
+
+from prodigy_sim._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
+    from prodigy_sim.timing._costs import mma_cycles as mma_cycles
+    from prodigy_sim.timing._result import CoreResult as CoreResult
+    from prodigy_sim.timing._result import SimulationResult as SimulationResult
+    from prodigy_sim.timing._simulate import batching_error as batching_error
+    from prodigy_sim.timing._simulate import default_l3_bytes as default_l3_bytes
+    from prodigy_sim.timing._simulate import isa_params as isa_params
+    from prodigy_sim.timing._simulate import roofline_bound as roofline_bound
+    from prodigy_sim.timing._simulate import simulate as simulate
+    from prodigy_sim.timing._trace import BusyRecorder as BusyRecorder
+    from prodigy_sim.timing._trace import ChromeTraceRecorder as ChromeTraceRecorder
+
+_EXPORTS = {
+    "mma_cycles": "_costs",
+    "CoreResult": "_result",
+    "SimulationResult": "_result",
+    "DEFAULT_DMA_OUTSTANDING": "_costs",
+    "batching_error": "_simulate",
+    "default_l3_bytes": "_simulate",
+    "isa_params": "_simulate",
+    "roofline_bound": "_simulate",
+    "simulate": "_simulate",
+    "BusyRecorder": "_trace",
+    "ChromeTraceRecorder": "_trace",
+}
+"""Public name -> the module of this package that defines it."""
 
 __all__ = [
     "simulate",
@@ -32,6 +56,9 @@ __all__ = [
     "mma_cycles",
     "SimulationResult",
     "CoreResult",
+    "BusyRecorder",
     "ChromeTraceRecorder",
     "DEFAULT_DMA_OUTSTANDING",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,11 +29,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa import Layout, Program, expand, multicast_group, opcode_table
 from prodigy_sim.timing._costs import matrix_cost, vector_cost
 from prodigy_sim.timing._memory import DmaHandle, MemorySystem
 
-__all__ = ["CoreStats", "Barrier", "Core", "compile_program", "STALL_REASONS", "UNITS"]
+__all__ = ["CoreStats", "Barrier", "Core", "StepBudget", "compile_program", "STALL_REASONS",
+           "UNITS"]
 
 STALL_REASONS = ("operand_wait", "unit_busy", "dma_wait", "barrier")
 UNITS = ("dma", "matrix", "vector0", "vector1", "scalar")
@@ -130,12 +132,31 @@ class Barrier:
         return ev
 
 
+class StepBudget:
+    """Instructions all cores of one simulation may still execute together (None: no bound)."""
+
+    def __init__(self, max_steps: int | None) -> None:
+        if max_steps is not None and max_steps < 0:
+            raise ProgramError(f"'max_steps' must be >= 0 or None (got {max_steps})")
+        self.max_steps = max_steps
+        self.left = 1 << 62 if max_steps is None else max_steps
+
+    def exhausted(self, step, cid: int, ncores: int) -> ProgramError:
+        ins = step.instruction
+        at = f"line {ins.source_line}" if ins.source_line else f"instruction {step.index}"
+        return ProgramError(f"core {cid}, {at} ({ins.opcode}): the program executed more than "
+                            f"{self.max_steps} instructions on its {ncores} core(s) (the step "
+                            "budget 'max_steps'): a loop that never ends? Give a larger "
+                            "max_steps, or None for no bound")
+
+
 class Core:
     """The state and the SimPy process of one core."""
 
     def __init__(self, env, cid: int, ncores: int, program: Program, layout: Layout,
                  descs: list[_Desc], nkeys: int, memory: MemorySystem, barrier: Barrier,
-                 dma_outstanding: int, recorder=None) -> None:
+                 dma_outstanding: int, recorder=None, budget: StepBudget | None = None
+                 ) -> None:
         self.env, self.cid, self.ncores = env, cid, ncores
         self.program, self.layout, self.descs = program, layout, descs
         self.memory, self.barrier = memory, barrier
@@ -153,6 +174,7 @@ class Core:
         self.mc_seq: dict[tuple[int, ...], int] = {}          # multicast loads per group
         self.stats = CoreStats()
         self.finished = False
+        self.budget = budget or StepBudget(None)
 
     # -- helpers -------------------------------------------------------------------------------
     def _sync(self):
@@ -219,10 +241,15 @@ class Core:
         descs = self.descs
         rec = self.rec
         executed = [0] * len(descs)                           # per static instruction
-        for step in expand(self.program, self.cid, self.ncores, layout=self.layout):
+        budget = self.budget
+        for step in expand(self.program, self.cid, self.ncores, layout=self.layout,
+                           max_steps=budget.max_steps):
             d = descs[step.index]
             kind = d.kind
             executed[step.index] += 1
+            budget.left -= 1
+            if budget.left < 0:
+                raise budget.exhausted(step, self.cid, self.ncores)
             if kind == _FREE:
                 continue
             if kind == _SLOT:

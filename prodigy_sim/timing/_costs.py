@@ -29,13 +29,20 @@ one cycle; LOOP / ENDLOOP are zero-overhead; every other instruction uses one is
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.isa import Instruction, Program
-from prodigy_sim.numerics import FormatSpec
 
-__all__ = ["VECTOR_OP_CLASS", "mma_cycles", "matrix_cost", "vector_cost", "mma_macs"]
+if TYPE_CHECKING:  # annotations only: reading DEFAULT_DMA_OUTSTANDING stays light
+    from prodigy_sim.hardware import ChipConfig
+    from prodigy_sim.isa import Instruction, Program
+    from prodigy_sim.numerics import FormatSpec
+
+__all__ = ["VECTOR_OP_CLASS", "DEFAULT_DMA_OUTSTANDING", "mma_cycles", "matrix_cost",
+           "vector_cost", "mma_macs"]
+
+DEFAULT_DMA_OUTSTANDING = 8
+"""Transfers one core's DMA engine keeps in flight (assumption; not public)."""
 
 VECTOR_OP_CLASS = {
     "VADD": "add", "VSUB": "add", "VMAX": "add", "VMIN": "add", "VADDI": "add", "VMAXI": "add",
@@ -66,7 +73,7 @@ def mma_cycles(m: int, n: int, k: int, w_fmt: str | FormatSpec, config: ChipConf
     """Matrix-unit occupancy of an (M,N,K) MMA with weights in ``w_fmt`` (cycles)."""
     mu = config.core.matrix_unit
     rate = mu.relative_rate(w_fmt)
-    name = w_fmt.name if isinstance(w_fmt, FormatSpec) else w_fmt
+    name = w_fmt if isinstance(w_fmt, str) else w_fmt.name
     if rate <= 0:
         raise ConfigError(f"weight format {name!r} does not run on the matrix unit "
                           f"('core.matrix_unit.relative_throughput' has "

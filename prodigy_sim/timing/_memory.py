@@ -178,6 +178,7 @@ class MemorySystem:
         self.flushes = 0
         self.log = _Log() if log else None
         self.recorder = recorder
+        self._ddr_hook = getattr(recorder, "ddr_lines", None)
         self._latency_lists = mesh.latency.tolist()
         # the shared L3: LRU over 4 KiB blocks, line l homed in the L2 slice of core l % cores
         self.l3_blocks = l3_bytes // (self.line * LINES_PER_BLOCK)
@@ -461,7 +462,10 @@ class MemorySystem:
             self.log.complete.append(comp_o)
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
-        return self.to_core(complete)
+        done = self.to_core(complete)
+        if self._ddr_hook is not None:
+            self._ddr_hook(ctrl, done, self.line, self.nctrl)
+        return done
 
     def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

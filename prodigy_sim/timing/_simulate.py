@@ -9,18 +9,16 @@ import simpy
 
 from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.isa import IsaParams, Layout, Program, expand, validate
-from prodigy_sim.timing._core import Barrier, Core, compile_program
-from prodigy_sim.timing._costs import VECTOR_OP_CLASS, mma_macs
+from prodigy_sim.isa import DEFAULT_MAX_STEPS, IsaParams, Layout, Program, expand, validate
+from prodigy_sim.timing._core import Barrier, Core, StepBudget, compile_program
+from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING, VECTOR_OP_CLASS, mma_macs
 from prodigy_sim.timing._memory import LineMap, MemorySystem, check_batching
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
 
 __all__ = ["simulate", "roofline_bound", "batching_error", "isa_params", "default_l3_bytes",
-           "resident_ranges"]
+           "resident_ranges", "DEFAULT_DMA_OUTSTANDING"]
 
-DEFAULT_DMA_OUTSTANDING = 8
-"""Transfers one core's DMA engine keeps in flight (assumption; not public)."""
 
 
 def isa_params(config: ChipConfig) -> IsaParams:
@@ -62,14 +60,15 @@ def resident_ranges(program: Program, lay: Layout, resident: Collection[str]
 
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
          dma_outstanding: int, log: bool, l3_bytes: int | None = None,
-         resident: Collection[str] = (), held_bytes: int = 0
-         ) -> tuple[SimulationResult, MemorySystem]:
+         resident: Collection[str] = (), held_bytes: int = 0,
+         max_steps: int | None = DEFAULT_MAX_STEPS) -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
     if l3_bytes is not None and l3_bytes < 0:
         raise ConfigError(f"'l3_bytes' must be >= 0 (got {l3_bytes})")
     if held_bytes < 0:
         raise ConfigError(f"'held_bytes' must be >= 0 (got {held_bytes})")
+    budget = StepBudget(max_steps)
     ncores, lay = _prepare(program, config, cores)
     ranges = resident_ranges(program, lay, resident)
     if l3_bytes is None:
@@ -90,7 +89,7 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     procs = []
     for cid in range(ncores):
         core = Core(env, cid, ncores, program, lay, descs, nkeys, memory, barrier,
-                    dma_outstanding, recorder)
+                    dma_outstanding, recorder, budget)
         procs.append(core)
         env.process(core.run())
     env.run()
@@ -115,7 +114,8 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
 
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
              dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
-             resident: Collection[str] = (), held_bytes: int = 0) -> SimulationResult:
+             resident: Collection[str] = (), held_bytes: int = 0,
+             max_steps: int | None = DEFAULT_MAX_STEPS) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
@@ -127,16 +127,20 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     in the on-chip memory for this program (e.g. activations an earlier kernel left there): their
     loads are served by the lines' home L2 slices from the start and their stores go to those
     slices, never to DDR; by default they take their bytes from the L3's capacity, as do
-    ``held_bytes`` of other data kept on chip meanwhile (other kernels' activations). Raises
-    SimulationError on deadlock (a BARRIER some cores never reach).
+    ``held_bytes`` of other data kept on chip meanwhile (other kernels' activations).
+    ``max_steps`` bounds the instructions all cores execute together (default
+    :data:`~prodigy_sim.isa.DEFAULT_MAX_STEPS`, None = no bound): beyond it a ProgramError names
+    the core, the line and the opcode. Raises SimulationError on deadlock (a BARRIER some cores
+    never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
-                l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes)[0]
+                l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
+                max_steps=max_steps)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
-                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None
-                   ) -> dict[str, float]:
+                   dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
+                   max_steps: int | None = DEFAULT_MAX_STEPS) -> dict[str, float]:
     """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
 
     Returns the relative difference of the per-controller drain time (batched vs one batch) and
@@ -144,12 +148,12 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
     :func:`prodigy_sim.timing._memory.check_batching`.
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
-                     l3_bytes=l3_bytes)
+                     l3_bytes=l3_bytes, max_steps=max_steps)
     return check_batching(memory)
 
 
-def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = None
-                   ) -> tuple[float, float, int]:
+def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = None,
+                   max_steps: int | None = DEFAULT_MAX_STEPS) -> tuple[float, float, int]:
     """Lower bound on the run time: ``(seconds, flops, bytes)``.
 
     ``seconds = max(matrix time, vector time, unique bytes / peak DDR bandwidth)``: the matrix
@@ -159,6 +163,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     cycles; ``bytes`` is every DMA's DDR bytes (codes, scales, metadata) and ``unique bytes``
     the distinct cache lines they touch (what DDR must move at least once, whatever the shared
     L3 keeps). ``flops`` counts a MAC as 2 and 8:4-sparse MACs as the dense ones they replace.
+    ``max_steps`` bounds the instructions of each core (see :func:`~prodigy_sim.isa.expand`).
     """
     ncores, lay = _prepare(program, config, cores)
     mu, vu = config.core.matrix_unit, config.core.vector_unit
@@ -171,7 +176,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     lines = LineMap(config.core.on_chip_memory.line_bytes)
     touched = []
     for cid in range(ncores):
-        for step in expand(program, cid, ncores, layout=lay):
+        for step in expand(program, cid, ncores, layout=lay, max_steps=max_steps):
             ins = step.instruction
             if step.unit == "dma" and step.ddr:
                 nbytes += sum(s.nbytes for s in step.ddr)

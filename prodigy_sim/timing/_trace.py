@@ -8,6 +8,9 @@ events (``"ph": "X"``) with ``ts`` and ``dur`` in microseconds, ``pid`` = core, 
 Bounded size: per core and unit the first ``first_per_track`` events are kept, then one in every
 ``sample_every`` (the sampled ones say so in ``args.sampled``); the whole trace never exceeds
 ``max_events`` (later events are counted in ``dropped`` and left out).
+
+:class:`BusyRecorder` keeps the raw busy intervals per core and unit and the bytes per DDR
+channel over time, for :mod:`prodigy_sim.simulation` to compose a timeline of a model step.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["ChromeTraceRecorder"]
+import numpy as np
+
+__all__ = ["BusyRecorder", "ChromeTraceRecorder"]
 
 _TIDS = {"dma": 0, "matrix": 1, "vector": 2}
 
@@ -81,3 +86,51 @@ class ChromeTraceRecorder:
     def write(self, path: str | Path) -> None:
         """Write the trace JSON to ``path``."""
         Path(path).write_text(json.dumps(self.to_json()))
+
+
+class BusyRecorder:
+    """Collects, per core and unit, the busy intervals (cycles) of one run, and per DDR channel
+    the bytes it moved per ``bin_cycles`` - the raw material of a bounded timeline of a model
+    step (:mod:`prodigy_sim.simulation` composes them). Same interface as
+    :class:`ChromeTraceRecorder` plus :meth:`ddr_lines`, which the memory system calls with every
+    DDR line it completes.
+
+    Memory: one tuple per instruction or DMA, and ``channels x (last cycle / bin_cycles)``
+    counters.
+    """
+
+    def __init__(self, *, bin_cycles: int = 1024) -> None:
+        self.bin_cycles = bin_cycles
+        self.intervals: dict[tuple[int, str], list[tuple[int, int, int]]] = {}
+        self.ddr_bins: np.ndarray = np.zeros((0, 0), np.int64)
+        self.line_bytes = 64
+        self.frequency_hz = 1.0
+        self.ncores = 0
+
+    def start(self, frequency_hz: float, ncores: int) -> None:
+        """Called by the simulator before the run."""
+        self.frequency_hz = frequency_hz
+        self.ncores = ncores
+
+    def op(self, core: int, unit: str, name: str, start: int, end: int) -> None:
+        """A compute instruction occupying ``unit`` from ``start`` to ``end`` (cycles)."""
+        self.intervals.setdefault((core, unit), []).append((start, end, 0))
+
+    def dma(self, handle) -> None:
+        """A DMA transfer from issue to completion (its bytes kept)."""
+        self.intervals.setdefault((handle.core, "dma"), []).append(
+            (handle.issue, handle.done, handle.nbytes))
+
+    def ddr_lines(self, channel: np.ndarray, done: np.ndarray, line_bytes: int,
+                  channels: int) -> None:
+        """DDR lines (``line_bytes`` each) completed on ``channel`` at core cycles ``done``."""
+        if not done.size:
+            return
+        self.line_bytes = line_bytes
+        b = done // self.bin_cycles
+        nbins = int(b.max()) + 1
+        if self.ddr_bins.shape[0] != channels or self.ddr_bins.shape[1] < nbins:
+            grown = np.zeros((channels, max(nbins, 2 * self.ddr_bins.shape[1])), np.int64)
+            grown[:self.ddr_bins.shape[0], :self.ddr_bins.shape[1]] = self.ddr_bins
+            self.ddr_bins = grown
+        np.add.at(self.ddr_bins, (channel, b), line_bytes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import cache
+from typing import Any
 
 NAN = "nan"
 
@@ -16,7 +17,7 @@ NAN = "nan"
 @cache
 def ref_values(spec) -> tuple:
     """Value of every code: Fraction, or 'nan', or +-inf as float; zeros as (0, negative)."""
-    out = []
+    out: list[Any] = []
     n = 1 << spec.bits
     for code in range(n):
         if spec.kind == "int":
@@ -96,6 +97,7 @@ def ref_encode(x: float, spec, overflow: str) -> int | None:
     cands.sort()
     top_mag, top_code = cands[-1]
     inf_codes = [c for c in spec.inf_codes if (c >> (spec.bits - 1)) & 1 == int(negative)]
+    over_code: int | None
     if overflow == "saturate":
         over_code = top_code
     elif inf_codes:
@@ -141,7 +143,7 @@ def ref_floor_log2(a: float) -> int:
     return e
 
 
-def ref_mx_block(block: list[float], spec) -> tuple[int, list[int]]:
+def ref_mx_block(block: list[float], spec) -> tuple[int, list[int | None] | None]:
     """OCP MX v1.0 quantization of one block: (E8M0 scale code, element codes).
 
     Shared exponent X = floor(log2(amax)) - emax_elem, clamped to [-127, 127]; elements are

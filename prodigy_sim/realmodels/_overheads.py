@@ -1,0 +1,122 @@
+"""What a PTQ scheme adds to the lowered programs, as data: online Hadamard transforms and SpQR
+outliers.
+
+The lowering (``prodigy_sim.lowering``) has no kernel yet for an online Hadamard transform of an
+activation, for SpQR's sparse outlier product, or for SpQR's 3-bit scale decoding. Until it has,
+:class:`LoweringExtras` carries, per model, the numbers those kernels need, and
+:func:`closed_form_seconds` turns them into an explicit time added to the simulated time of the
+scheme's base format (MX storage of the same element format):
+
+- online Hadamard: ``vector FLOPs / peak_vector_flops("float32")`` of the chip, with the FLOPs of
+  :meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` (sign flips, fast-transform adds, the
+  ``p x p`` multiply-adds counted as 2, the ``1/sqrt(n)`` scaling) for every token and layer;
+- SpQR: the bytes beyond the base storage (``spqr footprint - base footprint``: the 3-bit scale
+  codes, second-level scales, outlier values and CSR indices, minus the E8M0 scales they
+  replace) over ``peak_ddr_bandwidth_bytes_per_s`` (every weight is read once per forward), plus
+  ``2 x outliers x tokens`` FLOPs of the outlier products and ``2`` FLOPs per group of 16 per
+  forward for the scale decode (``lo + step c``) over the vector peak.
+
+Both are lower bounds (the whole chip's peak, no latency, no overlap penalty): they make the cost
+visible, not precise. docs/accuracy.md labels the throughput of these rows accordingly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
+           "closed_form_seconds"]
+
+
+@dataclass(frozen=True)
+class OnlineHadamard:
+    """One online transform per token in every layer: of the input of ``linears`` (names
+    relative to ``layers.{i}.``, which share it), size ``n = p * m`` (``H_p (x) H_m``, ``m`` a
+    power of two), with the vector work per token ``ops`` (``sign_flips``, ``add_sub``,
+    ``mul_add``, ``scale_mul``)."""
+
+    site: str
+    linears: tuple[str, ...]
+    n: int
+    p: int
+    m: int
+    ops: tuple[tuple[str, int], ...]
+
+    @property
+    def flops_per_token(self) -> int:
+        ops = dict(self.ops)
+        return ops["sign_flips"] + ops["add_sub"] + 2 * ops["mul_add"] + ops["scale_mul"]
+
+
+@dataclass(frozen=True)
+class LinearOutliers:
+    """SpQR outliers of one linear weight ``name`` (N, K): ``count`` weights kept in float16,
+    ``value_bytes`` + ``index_bytes`` (CSR: int32 row pointers, uint16 columns); ``groups`` =
+    first-level scale groups of 16 (3-bit codes to decode)."""
+
+    name: str
+    shape: tuple[int, int]
+    count: int
+    value_bytes: int
+    index_bytes: int
+    groups: int
+
+
+@dataclass(frozen=True)
+class LoweringExtras:
+    """What the lowering must add for a scheme (module docstring): ``online`` transforms (the
+    same in every one of ``layers``), ``outliers`` per linear, and ``extra_weight_bytes`` beyond
+    the base MX storage (negative: fewer)."""
+
+    layers: int
+    online: tuple[OnlineHadamard, ...] = ()
+    outliers: tuple[LinearOutliers, ...] = ()
+    extra_weight_bytes: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.online and not self.outliers and self.extra_weight_bytes == 0
+
+    def vector_flops(self, tokens: int) -> int:
+        """Vector FLOPs of one forward over ``tokens`` tokens."""
+        had = sum(o.flops_per_token for o in self.online) * self.layers * tokens
+        out = sum(2 * o.count * tokens + 2 * o.groups for o in self.outliers)
+        return had + out
+
+
+def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
+    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
+    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
+    card = qmodel.weights.card
+    seen: dict[int, OnlineHadamard] = {}
+    prefix = "layers.0."
+    for name, r in qmodel.online.items():
+        if not name.startswith(prefix):
+            continue
+        key = id(r)
+        rel = name[len(prefix):]
+        if key in seen:
+            o = seen[key]
+            seen[key] = OnlineHadamard(f"{o.site}, {rel}", (*o.linears, rel), o.n, o.p, o.m,
+                                       o.ops)
+        else:
+            seen[key] = OnlineHadamard(f"input of {rel}", (rel,), r.n, r.p, r.m,
+                                       tuple(r.ops_per_row().items()))
+    online = list(seen.values())
+    outliers = []
+    for name, res in qmodel.results.items():
+        if res.outliers is None:
+            continue
+        fp = res.footprint
+        n, k = res.weight.shape
+        outliers.append(LinearOutliers(name, (n, k), res.outliers.count, fp["outlier_values"],
+                                       fp["outlier_index"], n * (-(-k // 16))))
+    extra = qmodel.linear_bytes - base_bytes if outliers else 0
+    return LoweringExtras(card.num_layers, tuple(online), tuple(outliers), extra)
+
+
+def closed_form_seconds(extras: LoweringExtras, config, tokens: int) -> float:
+    """Seconds added to one forward of ``tokens`` tokens on chip ``config``: extra weight bytes
+    over the DDR peak plus vector FLOPs over the float32 vector peak (module docstring)."""
+    return (max(extras.extra_weight_bytes, 0) / config.peak_ddr_bandwidth_bytes_per_s
+            + extras.vector_flops(tokens) / config.peak_vector_flops("float32"))

