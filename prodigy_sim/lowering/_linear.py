@@ -407,7 +407,7 @@ class _Gen:
                 self.stores(mine, _NROW, _NCOL, t)
                 self.next_block_loads(t, (p0 + nk) % 2)
             self.compute(q, (p0 + q) % 2)
-        self.epilogue_ops()
+        self.epilogue_ops(t)
 
     def stores(self, which: list[int], row: Reg, col: Reg, t: tuple[Reg, int] | None) -> None:
         """Store the output tiles ``which`` (accumulator numbers ``i an + j``) of the block at
@@ -428,10 +428,15 @@ class _Gen:
         if skip is not None:
             b.label(skip)
 
-    def epilogue_ops(self) -> None:
+    def epilogue_ops(self, t: tuple[Reg, int]) -> None:
+        """The epilogue of block ``t`` (register + offset): each output tile from its
+        accumulator to its ``Y`` tile. The core's last block has no next block to spread its
+        stores over, so it stores each tile right after that tile's epilogue (the store of
+        tile ``s`` overlaps the epilogue of tile ``s + 1``)."""
         b, mp, tl, epi = self.b, self.mp, self.tl, self.epilogue
         accs, f32 = tl["acc"], tl["F"]
         out_q = epi in _QUANT_OUT
+        b.addi(_S1, t[0], t[1] + 1)                     # r14 = t + 1 (< blocks: not the last)
         for i in range(mp.am):
             for j in range(mp.an):
                 s = i * mp.an + j
@@ -453,6 +458,10 @@ class _Gen:
                         b.vquant(y, f)
                     else:
                         b.vcvt(y, f)
+                skip = self.label("notlast")
+                b.blt(_S1, _CNT, skip)
+                self.stores([s], _ROW, _COL, None)
+                b.label(skip)
 
     # -- the program -------------------------------------------------------------------------
     def program(self, mblocks: int, nblocks: int, unit_cap: int | None) -> None:
@@ -499,13 +508,7 @@ class _Gen:
             b.sub(_S0, _CNT, _S0)
             with b.loop(_LOOP_T, _S0, 1):
                 self.block((_CNT, -1), 0)
-        # the last block's outputs
-        skip = self.label("idle")
-        b.li(_S0, 1)
-        b.blt(_CNT, _S0, skip)
-        self.stores(list(range(mp.am * mp.an)), _ROW, _COL, None)
-        b.label(skip)
-        b.barrier()
+        b.barrier()                                       # (the last block stored its own tiles)
 
 
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
