@@ -2,16 +2,16 @@
 64-B line, looked up a batch at a time by a Numba kernel.
 
 An *entry* is a block's record: its valid lines (a 64-bit mask), the cycle its data is in its
-home slice (``ready``) and its block index. A block evicted during a batch keeps its entry until
-the batch ends (the batch's fills and hits may still refer to it); its slot is reused from the
-next batch on.
+home slice (``ready``) and its block index. Blocks find their entries through an open-addressing
+hash table in two arrays (linear probing, deletion by backward shift), so the whole state is
+numpy arrays. A block evicted during a batch keeps its entry until the batch ends (the batch's
+fills and hits may still refer to it); its slot is reused from the next batch on.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from prodigy_sim._jit import cached_on_disk
 
@@ -24,11 +24,50 @@ LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 # meta: head (LRU), tail (MRU), entries cached, free slots, retired slots
 _HEAD, _TAIL, _COUNT, _NFREE, _NRET = range(5)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
+def _home(key, shift):
+    """Home slot of ``key`` in a table of ``2**(64 - shift)`` slots (multiplicative hashing)."""
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(shift))
 
 
 @njit(cache=True)
-def _lookup(lines, first, table, valid, ready, block, prev, nxt, free, retired, meta, cap,
-            hit, ent):
+def _find(keys, key, shift):
+    """Slot of ``key`` in the open-addressing table ``keys`` (-1 = empty slot), or the empty
+    slot where it would go, as ``(slot, found)`` (linear probing)."""
+    mask = keys.shape[0] - 1
+    i = _home(key, shift)
+    while keys[i] != -1:
+        if keys[i] == key:
+            return i, True
+        i = (i + 1) & mask
+    return i, False
+
+
+@njit(cache=True)
+def _delete(keys, vals, i, shift):
+    """Empty slot ``i`` of the table, moving later keys of its probe run back (Knuth's
+    algorithm R: no tombstones, every key stays reachable from its home slot)."""
+    mask = keys.shape[0] - 1
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if keys[j] == -1:
+            break
+        k = _home(keys[j], shift)
+        # move keys[j] into the hole at i unless its home lies cyclically in (i, j]
+        if (i <= j and (k <= i or k > j)) or (i > j and k <= i and k > j):
+            keys[i] = keys[j]
+            vals[i] = vals[j]
+            i = j
+    keys[i] = -1
+
+
+@njit(cache=True)
+def _lookup(lines, first, keys, vals, shift, valid, ready, block, prev, nxt, free, retired,
+            meta, cap, hit, ent):
     """Look ``lines`` (int64, shape (n,): the loads of a batch, DMA after DMA; ``first`` marks
     each DMA's first line) up in issue order. A run of consecutive lines of one block within
     one DMA is one lookup: a miss allocates the block (evicting the least recently used one when
@@ -49,7 +88,8 @@ def _lookup(lines, first, table, valid, ready, block, prev, nxt, free, retired, 
             j += 1
             if j >= n or first[j] or (lines[j] >> BLOCK_SHIFT) != b:
                 break
-        e = table[b] if b in table else np.int64(-1)
+        slot, found = _find(keys, b, shift)
+        e = vals[slot] if found else np.int64(-1)
         if e < 0:
             if count >= cap:                        # evict the least recently used block
                 v = head
@@ -58,7 +98,7 @@ def _lookup(lines, first, table, valid, ready, block, prev, nxt, free, retired, 
                     prev[head] = -1
                 else:
                     tail = -1
-                table.pop(block[v])
+                _delete(keys, vals, _find(keys, block[v], shift)[0], shift)
                 retired[nret] = v
                 nret += 1
                 count -= 1
@@ -74,7 +114,9 @@ def _lookup(lines, first, table, valid, ready, block, prev, nxt, free, retired, 
             else:
                 head = e
             tail = e
-            table[b] = e
+            slot = _find(keys, b, shift)[0]         # (the eviction may have moved keys)
+            keys[slot] = b
+            vals[slot] = e
             count += 1
             hm = np.uint64(0)
         else:
@@ -110,7 +152,10 @@ class L3Blocks:
         if capacity < 1:
             raise ValueError(f"an L3 holds >= 1 block (got {capacity})")
         self.capacity = capacity
-        self._table = Dict.empty(key_type=types.int64, value_type=types.int64)
+        bits = max(4, (2 * capacity - 1).bit_length())  # >= 2x the blocks: load <= 1/2
+        self._keys = np.full(1 << bits, -1, np.int64)
+        self._vals = np.zeros(1 << bits, np.int64)
+        self._shift = 64 - bits
         self._meta = np.array([-1, -1, 0, 0, 0], np.int64)
         self.valid = np.zeros(0, np.uint64)
         """Valid lines of every entry (bit ``l`` = line ``l`` of the block)."""
@@ -167,9 +212,9 @@ class L3Blocks:
         short = lookups - int(meta[_NFREE])
         if short > 0 or self._retired.size < lookups:
             self._grow(max(short, lookups, self.valid.size))
-        hits = _lookup(lines, first, self._table, self.valid, self.ready, self.block,
-                       self._prev, self._next, self._free, self._retired, meta, self.capacity,
-                       hit, ent)
+        hits = _lookup(lines, first, self._keys, self._vals, self._shift, self.valid,
+                       self.ready, self.block, self._prev, self._next, self._free,
+                       self._retired, meta, self.capacity, hit, ent)
         return hit, ent, int(hits)
 
 
