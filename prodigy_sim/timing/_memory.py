@@ -442,24 +442,28 @@ class MemorySystem:
         # every controller's requests in arrival order; its batch starts at the refresh
         # boundary before its first request (each batch starts a fresh DDR5 model)
         span = int(a_eff.max()) + 1
-        order = np.argsort(ctrl * span + a_eff, kind="stable")
-        c_o = ctrl[order]
-        firsts = np.flatnonzero(np.r_[True, c_o[1:] != c_o[:-1]])
-        base = np.zeros(self.nctrl, np.int64)
-        base[c_o[firsts]] = (a_eff[order][firsts] // self._refi) * self._refi
         inst = ctrl * s + sub_local                               # one DDR5 instance per sub
-        comp_o = self.runner.complete(inst[order], a_eff[order] - base[c_o], sub_addr[order],
-                                      is_w[order], self.nsub) + base[c_o]
+        order = np.argsort(inst * span + a_eff, kind="stable")    # by instance, then arrival
+        i_o, a_o, c_o = inst[order], a_eff[order], ctrl[order]
+        firsts = np.flatnonzero(np.r_[True, i_o[1:] != i_o[:-1]])
+        never = np.iinfo(np.int64).max
+        first_arrival = np.full(ns, never, np.int64)            # per instance
+        first_arrival[i_o[firsts]] = a_o[firsts]
+        first_arrival = first_arrival.reshape(self.nctrl, s).min(axis=1)
+        base = np.where(first_arrival < never, (first_arrival // self._refi) * self._refi, 0)
+        comp_o = self.runner.complete(i_o, a_o - base[c_o], sub_addr[order], is_w[order],
+                                      self.nsub) + base[c_o]
         complete = np.empty_like(arrive)
         complete[order] = comp_o
         bus = complete + np.where(is_w, self._nbl, 0)
         np.maximum.at(self.bus_free, (ctrl, sub_local), bus)
-        if self.log is not None:
-            self.log.ctrl.append(c_o)
-            self.log.arrive.append(arrive[order])
-            self.log.addr.append(addr[order])
-            self.log.is_write.append(is_w[order])
-            self.log.complete.append(comp_o)
+        if self.log is not None:                    # per controller in arrival order
+            by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
+            self.log.ctrl.append(ctrl[by_ctrl])
+            self.log.arrive.append(arrive[by_ctrl])
+            self.log.addr.append(addr[by_ctrl])
+            self.log.is_write.append(is_w[by_ctrl])
+            self.log.complete.append(complete[by_ctrl])
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         done = self.to_core(complete)
