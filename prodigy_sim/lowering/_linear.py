@@ -339,7 +339,7 @@ class _Gen:
     def residual_loads(self, row: Reg, col: Reg) -> None:
         """The residual tiles of the block at (``row``, ``col``)."""
         res, rt, mp = self.t.get("R"), self.tl.get("R"), self.mp
-        if res is None:
+        if res is None or rt is None:
             return
         for i in range(mp.am):
             for j in range(mp.an):
