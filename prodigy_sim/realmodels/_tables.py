@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.realmodels._accuracy import AccuracyRow, accuracy_table, format_table
 from prodigy_sim.realmodels._quantize import QuantScheme
 
@@ -88,7 +89,8 @@ act-order (static block scales); rows in parentheses are not in the paper; ``dam
 
 
 def table_rows(tables: tuple[PaperTable, ...] = PAPER_TABLES, *, ppl_tokens: int = 512,
-               throughput: bool = True, end_to_end: bool = False, hardware: str | None = None,
+               throughput: bool = True, end_to_end: bool = False,
+               hardware: str | ChipConfig | None = None,
                progress: Callable[[AccuracyRow], None] | None = None
                ) -> dict[int, list[AccuracyRow]]:
     """Measure every table's rows (each model loaded and calibrated once per table)."""
