@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 from _timing import best_round_robin
 
-from prodigy_sim.numerics import encode, quantize
+from prodigy_sim.numerics import compress, encode, quantize
 
 TARGETS = {"encode": "keep ~6.5x", "tai4": ">= 1.5x", "fp4": ">= 1.5x", "fp8": ">= 1x",
            "tai2": ">= 1x"}
@@ -47,6 +47,8 @@ def main() -> None:
             (lambda: quantize(rows, "float8_e4m3fn"), TARGETS["fp8"]),
         "prodigy_sim quantize -> tai2, 8:4 sparse, MX E8M0 / 32":
             (lambda: quantize(rows, "tai2", sparsity="8:4"), TARGETS["tai2"]),
+        "(part of the above) compress 8:4 by magnitude: the N:M selection alone":
+            (lambda: compress(rows, 4, 8), ""),
     }
     load0 = os.getloadavg()
     wall, cpu = best_round_robin({k: fn for k, (fn, _) in cases.items()}, args.repeat)

@@ -22,6 +22,8 @@ Bounds on YAML and JSON (a legitimate configuration is far inside them):
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -58,7 +60,11 @@ def read_binary(path: str | Path, *, what: str, error: type[ProdigySimError] = C
     p = Path(path)
     try:
         with p.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
+            st = os.fstat(fh.fileno())
+            # a regular file is read into a buffer of its size (+1 sees it grow); read(n)
+            # allocates n bytes first, which for a 4 GiB limit costs more than a small file
+            fit = stat.S_ISREG(st.st_mode) and st.st_size <= max_bytes
+            data = fh.read((st.st_size if fit else max_bytes) + 1)
     except OSError as err:
         raise _error(error, p, f"{err.strerror or err} (cannot read this {what} file)") from None
     if len(data) > max_bytes:

@@ -34,6 +34,27 @@ def test_bad_lines_name_file_and_line(tmp_path, line, where, what):
     assert info.value.line == 2
 
 
+@pytest.mark.parametrize("tail", ["", "\n", "\r\n"])
+def test_densest_file_fills_the_request_room(tmp_path, tail):
+    """The shortest request lines ("LD 0", 4 bytes + newline): the scanner's output arrays are
+    sized from the file length, with no line count first; every request must fit."""
+    for n in (1, 2, 3, 4, 5, 6, 7, 1000):
+        lines = [("ld" if i % 3 else "ST") + f" {i % 10}" for i in range(n)]
+        path = tmp_path / f"dense{n}.trace"
+        path.write_bytes(("\n".join(lines) + tail).encode())
+        tr = parse_trace(path)
+        assert tr.addr.tolist() == [i % 10 for i in range(n)]
+        assert tr.is_write.tolist() == [i % 3 == 0 for i in range(n)]
+
+
+def test_bad_line_after_many_dense_lines_is_located(tmp_path):
+    path = tmp_path / "late.trace"
+    path.write_bytes(b"LD 0\n" * 999 + b"LD 0x\n")
+    with pytest.raises(TraceError) as info:
+        parse_trace(path)
+    assert info.value.line == 1000 and "bad address '0x'" in str(info.value)
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         parse_trace(tmp_path / "nope.trace")
@@ -99,3 +120,30 @@ def test_cli_errors_propagate(tmp_path):
     path.write_text("LOAD 0x0\n")
     with pytest.raises(TraceError, match=":1:1:"):
         _cli(["--trace", str(path)])
+
+
+def test_trace_larger_than_the_limit_is_refused(tmp_path, monkeypatch):
+    """The size limit holds for a regular file (read by its size) and a FIFO (no size)."""
+    import os
+
+    from prodigy_sim.dram import trace as trace_mod
+
+    monkeypatch.setattr(trace_mod, "MAX_TRACE_BYTES", 10)
+    path = tmp_path / "big.trace"
+    path.write_bytes(b"LD 0\nLD 1\nLD 2\n")
+    with pytest.raises(ConfigError, match="larger than 10 bytes"):
+        parse_trace(path)
+    path.write_bytes(b"LD 0\nLD 1\n")  # exactly 10 bytes
+    assert parse_trace(path).addr.tolist() == [0, 1]
+    fifo = tmp_path / "pipe.trace"
+    os.mkfifo(fifo)
+    import threading
+
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"LD 0\nLD 1\nLD 2\n"),
+                              daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match="larger than 10 bytes"):
+            parse_trace(fifo)
+    finally:
+        writer.join(timeout=10)

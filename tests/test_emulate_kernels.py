@@ -81,12 +81,12 @@ def _linear_ddr(rng, m: int, n: int, k: int, epilogue: str, x_scale=None) -> dic
 
 
 def _lin(m, n, k, *, weight, cores, epilogue, nt, an, kt=None, mt=None, am=1, gm=1,
-         gn=None, order="mn", multicast=False):
+         gn=None, order="mn", multicast=False, stationary=False, stagger=1):
     """A linear kernel on an explicit mapping (by default: the whole M in one block row, column
     blocks over the cores)."""
     mt = mt or m // am
     gn = gn or min(cores // gm, n // (nt * an))
-    mp = LinearMapping(mt, am, nt, an, kt or k, gm, gn, order, multicast)
+    mp = LinearMapping(mt, am, nt, an, kt or k, gm, gn, order, multicast, stationary, stagger)
     return linear_kernel("lin", m, n, k, weight=weight, cores=cores, mapping=mp,
                          epilogue=epilogue)
 
@@ -133,6 +133,34 @@ def test_linear_mappings(grid, order, multicast):
     assert kern.busy_cores == gm * gn and kern.mapping.startswith(f"grid {gm}x{gn}")
     assert ("DMA.LDM" in disassemble(kern.program)) == multicast
     _check(kern, _linear_ddr(rng, m, n, k, "quant"), {"Y"})
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kt=128, gm=2, gn=2),                                   # nk = 3 (odd): block pairs
+    dict(kt=256, gm=2, gn=2, order="nm"),                       # nk = 2 (even), a 64 tail
+    dict(kt=448, gm=2, gn=1),                                   # nk = 1: a block a step
+    dict(kt=128, gm=2, gn=2, stationary=True),                  # X kept, K tail
+    dict(kt=256, gm=1, gn=3, order="nm", stationary=True),      # W kept, uneven grid
+    dict(kt=128, gm=2, gn=2, multicast=True, stationary=True),
+    dict(kt=128, gm=4, gn=1, multicast=True, stationary=True, stagger=2),
+    dict(kt=448, gm=2, gn=2, order="nm", multicast=True, stagger=2),
+    dict(kt=128, gm=3, gn=1, stagger=2, stationary=True),       # uneven grid, rotated
+], ids=["odd-steps", "even-steps-tail", "one-step", "x-stationary", "w-stationary-uneven",
+        "multicast-stationary", "multicast-stationary-stagger", "nm-multicast-stagger",
+        "uneven-stagger"])
+def test_linear_pipelined_mappings(kw):
+    """The software pipeline across blocks (odd and even K steps per block, a K tail, one step
+    per block), a stationary X or W (loaded by the first block of each outer index only),
+    rotated block orders (stagger) and multicast loads with them give the emulation's bits:
+    4 row blocks x 4 column blocks of 8x32 tiles (2 accumulators), K = 448, 4 cores. The
+    residual epilogue checks that residual tiles prefetched a block ahead reach the right
+    block."""
+    rng = np.random.default_rng(sum(map(ord, repr(sorted(kw.items())))))
+    m, n, k = 32, 256, 448
+    kern = _lin(m, n, k, weight=Storage.of("tai4"), cores=4, epilogue="bias_residual", nt=32,
+                an=2, mt=8, am=1, **kw)
+    assert ("DMA.LDM" in disassemble(kern.program)) == kw.get("multicast", False)
+    _check(kern, _linear_ddr(rng, m, n, k, "bias_residual"), {"Y"})
 
 
 def test_linear_k_tiles_are_whole_chunks_so_the_mapping_never_changes_the_bits():

@@ -24,10 +24,39 @@ def test_overrides_change_fields_and_the_name():
     assert second.path == "memory.dram.timing"
     assert (second.old["rate_mts"], second.new["rate_mts"]) == (7200, 6400)
     assert changes.describe() == ("prodigy-t16128 with memory.channels 16 -> 32, "
-                                  "memory.dram.timing DDR5_7200AN -> DDR5_6400AN")
+                                  "memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies 19 "
+                                  "timing fields)")
     # the same configuration as the YAML override mechanism builds, apart from the name
     same = load_config(overrides={"memory.channels": 32, "memory.dram.timing": 6400})
     assert chip.model_copy(update={"name": same.name}) == same
+
+
+def test_a_speed_change_is_one_change_from_the_configuration_alone():
+    """changes_from_preset (a report has only the configuration) lists the one override a DDR5
+    speed change is, with the count of the timing fields it implies, not each of them."""
+    from prodigy_sim.hardware import changes_from_preset
+
+    chip, given = resolve_hardware("prodigy-t16128", ["memory.dram.timing=6400"])
+    found = changes_from_preset(chip)
+    assert [c.path for c in found.changes] == [c.path for c in given.changes] == [
+        "memory.dram.timing"]
+    (change,) = found.changes
+    preset_timing = load_preset("prodigy-t16128").memory.dram.timing.model_dump()
+    differ = [k for k, v in chip.memory.dram.timing.model_dump().items()
+              if k != "name" and v != preset_timing[k]]
+    assert change.implied == len(differ) > 1
+    assert found.describe() == given.describe() == (
+        f"prodigy-t16128 with memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies "
+        f"{len(differ)} timing fields)")
+    # the section's name has no unit; its timings are DRAM cycles
+    from prodigy_sim.hardware import unit_of
+
+    assert (unit_of("memory.dram.timing.name"), unit_of("memory.dram.timing.nCL")) == (
+        "", "cycles (nCK)")
+    # one timing field alone is still that field
+    chip, _ = resolve_hardware("prodigy-t16128", ["memory.dram.timing.nCL=60"])
+    assert [c.describe() for c in changes_from_preset(chip).changes] == [
+        "memory.dram.timing.nCL 52 -> 60"]
 
 
 def test_mapping_fields_merge_key_by_key():
@@ -152,3 +181,38 @@ def test_cli_bad_set_is_one_line_exit_2(command, capsys):
     assert main([*command, "--set", "memory.channels=zero"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "override 'memory.channels=zero': 'memory.channels'" in err
+
+
+def test_footprint_takes_hw_and_set(tmp_path, capsys):
+    """footprint --set: the capacity is the changed chip's (a 4 GB socket does not hold
+    LLaMA-2-7B decode: exit 1), the table names the preset and the changed field, and --hw takes
+    a file."""
+    argv = ["footprint", "--model", "llama-2-7b"]
+    assert main([*argv, "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["hardware"] == "prodigy-t16128" and base["hardware_changes"] == []
+    assert main([*argv, "--set", "memory.capacity_bytes=4e9", "--json"]) == 1
+    small = json.loads(capsys.readouterr().out)
+    assert small["capacity_bytes"] == 4_000_000_000 and not small["fits"]
+    assert small["total_bytes"] == base["total_bytes"] > 4e9
+    assert small["preset"] == "prodigy-t16128"
+    assert small["hardware_changes"] == ["memory.capacity_bytes 8796093022208 -> 4000000000"]
+    assert main([*argv, "--set", "memory.capacity_bytes=4e9"]) == 1
+    table = capsys.readouterr().out
+    assert "does NOT fit prodigy-t16128+memory.capacity_bytes=4e9 DDR: 4.0 GB" in table
+    assert ("# hardware: prodigy-t16128 with 1 field(s) overridden: memory.capacity_bytes "
+            "8796093022208 -> 4000000000") in table
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("preset: prodigy-192\nmemory:\n  capacity_bytes: 4000000000\n")
+    assert main([*argv, "--hw", str(chip), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["preset"] == "prodigy-192" and data["capacity_bytes"] == 4_000_000_000
+
+
+@pytest.mark.parametrize("command", [["footprint"], ["accuracy"], ["simulate", "--quiet"]])
+def test_misspelt_field_is_one_line_naming_it(command, capsys):
+    assert main([*command, "--set", "memory.capacty_bytes=4e9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown field 'memory.capacty_bytes'" in err
+    assert "did you mean 'capacity_bytes'" in err
+    assert "override 'memory.capacty_bytes=4e9'" in err          # the value as typed

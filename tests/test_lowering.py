@@ -93,8 +93,13 @@ def _check_counts(k, cores):
     (128, 256, 384, 4, (8, 4), LinearMapping(64, 2, 32, 2, 256, 1, 4)),
     (128, 256, 384, 4, (8, 4), LinearMapping(32, 2, 32, 2, 256, 2, 2, "nm")),
     (128, 512, 384, 4, None, LinearMapping(16, 2, 64, 1, 256, 2, 2, "mn", True)),
-    (128, 192, 384, 6, None, LinearMapping(32, 1, 32, 2, 384, 2, 3, "nm", True))],
-    ids=["decode", "prefill", "grid-nm", "multicast", "multicast-nm"])
+    (128, 192, 384, 6, None, LinearMapping(32, 1, 32, 2, 384, 2, 3, "nm", True)),
+    (128, 512, 640, 4, None, LinearMapping(32, 1, 64, 2, 256, 2, 2, "mn", False, True)),
+    (128, 256, 384, 3, (8, 4), LinearMapping(32, 1, 32, 2, 128, 1, 3, "nm", False, True)),
+    (256, 256, 384, 4, None, LinearMapping(16, 2, 32, 2, 256, 4, 1, "mn", True, True, 2)),
+    (128, 512, 384, 6, None, LinearMapping(32, 1, 32, 1, 128, 3, 2, "mn", False, False, 2))],
+    ids=["decode", "prefill", "grid-nm", "multicast", "multicast-nm", "x-stationary",
+         "w-stationary-uneven", "multicast-stationary-stagger", "stagger-uneven"])
 def test_linear_counts_match_the_isa(epilogue, shape):
     """The kernel's analytic DDR bytes and MMA FLOPs equal the ISA-level counts of its program
     (a multicast load reads DDR once for its group) over every kind of mapping."""

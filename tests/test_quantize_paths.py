@@ -97,6 +97,32 @@ def test_unscaled_nan_is_refused_or_kept_by_the_format():
     assert q.element_codes()[0].tolist() == [0x38, 0x7F, 0xC0, 0x30]
 
 
+@pytest.mark.parametrize("fmt", ["float4_e2m1fn", "int4", "float6_e2m3fn", "tai4"])
+def test_exact_path_elements_whose_lut_pattern_is_nan_are_not_refused(fmt):
+    """Regression (found by the quantized_tensors strategy): with the block maximum at the
+    float32 maximum (shift 2^125 for E2M1), 0.1875 (bits 0x3E400000) scales below the normal
+    range and goes to the exact path; its exponent-field subtraction wraps to 0xFFC00000, a
+    NaN pattern, whose LUT code -1 was counted as a NaN input (EncodeError). Codes and scales
+    must be those of the float64 path, which never takes the LUT."""
+    top = np.finfo(np.float32).max
+    x = np.zeros((3, 16), np.float32)
+    x[0, 14:] = [0.1875, top]
+    x[1, :4] = [-0.1875, -top, 0.1875 * 2.0 ** -3, 3e-39]
+    x[2, 5] = np.float32(2.0 ** -126)
+    x[2, 6] = np.float32(2.0 ** 127)
+    a = quantize(x, fmt, block=16)
+    b = quantize(x.astype(np.float64), fmt, block=16)
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.scales, b.scales)
+    spec = get_format(fmt)
+    for r in range(3):
+        scale, want = ref_mx_block([float(v) for v in x[r]], spec)
+        assert int(a.scales[r, 0]) == scale
+        assert want is not None
+        neg0 = int(encode(np.float32(-0.0), fmt))
+        want = [neg0 if v == 0 and np.signbit(v) else c for v, c in zip(x[r], want, strict=True)]
+        assert a.element_codes()[r].tolist() == want, r
+
+
 def general_compress(w, n, m, scores=None):
     """The general path: an explicit mask (nm_mask) and boolean indexing."""
     return compress(w, n, m, mask=nm_mask(w, n, m, scores=scores))

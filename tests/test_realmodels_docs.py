@@ -36,7 +36,8 @@ def _table_row(number: int, label: str) -> list[str]:
     raise AssertionError(f"table {number} has no row {label!r}")
 
 
-@pytest.mark.parametrize("scheme", [QuantScheme("tai4"), QuantScheme("tai4", method="gptq-act")],
+@pytest.mark.parametrize("scheme", [QuantScheme("tai4"), QuantScheme("tai4", method="gptq-act"),
+                                    QuantScheme("tai4", method="gptq-act", damping=0.1)],
                          ids=lambda s: s.label)
 def test_documented_minilm_cells_reproduce(scheme: QuantScheme) -> None:
     (row,) = accuracy_table([scheme], models=("minilm",), throughput=False)

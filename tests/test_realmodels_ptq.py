@@ -10,6 +10,7 @@ import pytest
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.realmodels import (
+    DEFAULT_DAMPING,
     LoweringExtras,
     OnlineHadamard,
     QuantScheme,
@@ -51,6 +52,44 @@ def test_scheme_validation_and_labels():
             QuantScheme("tai4", **bad)
     with pytest.raises(ConfigError, match="unscaled and dense"):
         QuantScheme("bfloat16", method="gptq")
+
+
+def test_damping_is_a_scheme_option_of_the_hessian_methods():
+    assert QuantScheme("tai4", method="gptq-act").percdamp == DEFAULT_DAMPING == 0.01
+    s = QuantScheme("tai4", method="gptq-act", damping=0.1)
+    assert s.percdamp == 0.1 and s.label == "tai4 dense gptq-act damp=0.1"
+    assert s != QuantScheme("tai4", method="gptq-act")
+    assert QuantScheme("tai2", "8:4", method="sparsegpt", damping=1.0).label == \
+        "tai2 8:4 sparsegpt damp=1"
+    for bad, match in [(dict(method="rtn", damping=0.1), "Hessian"),
+                       (dict(method="hadamard", damping=0.1), "Hessian"),
+                       (dict(method="gptq", damping=0.0), "positive"),
+                       (dict(method="gptq", damping=float("nan")), "positive"),
+                       (dict(method="gptq", damping=-0.1), "positive")]:
+        with pytest.raises(ConfigError, match=match):
+            QuantScheme("tai4", **bad)
+
+
+@needs_models
+def test_sequential_pass_uses_the_schemes_damping(monkeypatch):
+    """quantize_model hands the scheme's damping to every inverse factor (a 1-layer toy BERT)."""
+    import prodigy_sim.ptq as ptq
+    from prodigy_sim.realmodels import _ptq
+
+    seen = []
+    real = ptq.inverse_factor
+
+    def spy(h, **kw):
+        seen.append(kw["percdamp"])
+        return real(h, **kw)
+
+    monkeypatch.setattr(ptq, "inverse_factor", spy)
+    w, cal = _toy_bert()
+    for damping, want in ((None, 0.01), (0.25, 0.25)):
+        seen.clear()
+        qm = _ptq.quantize_model(w, QuantScheme("tai4", method="gptq", damping=damping), cal)
+        assert seen == [want] * 4  # groups (q, k, v), (o), (up), (down)
+        assert {r.stats["damp"] > 0 for r in qm.results.values()} == {True}
 
 
 def test_closed_form_time_is_bytes_over_bandwidth_plus_flops_over_vector_peak():
@@ -125,3 +164,14 @@ def test_gptq_and_sparsegpt_beat_rtn_and_magnitude_on_smollm2_layers():
     names = [n for n in w.linear_names() if n.split(".")[1] in ("0", "15", "29")]
     assert len(names) == 21
     _check_errors(layer_errors(w, cal, names))
+
+
+def _toy_bert():
+    """MiniLM cut to its first layer, calibrated on two evaluation sentences."""
+    from prodigy_sim.realmodels import ModelWeights
+
+    full = minilm_weights()
+    card = full.card.model_copy(update={"num_layers": 1})
+    names = {t.name for t in card.tensors()}
+    w = ModelWeights(card, {k: v for k, v in full.tensors.items() if k in names}, full.source)
+    return w, calibrate_minilm(w, eval_sentences()[:2])

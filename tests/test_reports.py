@@ -154,3 +154,21 @@ def test_header_lists_overridden_fields():
     assert rep.preset == "prodigy-t16128"
     assert rep.hardware_changes == ("memory.channels 16 -> 8",)
     assert "memory.channels 16 -> 8" in rep.table() and "8 x 64-bit DDR5-7200" in rep.table()
+
+
+def test_header_lists_a_speed_change_as_the_one_override_given():
+    """--set memory.dram.timing=6400 is one change in the header (the timing fields it implies
+    are counted, not listed one by one)."""
+    from prodigy_sim.hardware import resolve_hardware
+    from prodigy_sim.lowering import lower_model
+    from prodigy_sim.reports import report_lowered
+
+    cfg, given = resolve_hardware("prodigy-t16128", ["memory.dram.timing=6400"])
+    sc = Scenario(model="smollm2-135m", phase="decode", batch=1, context_length=64)
+    rep = report_lowered(lower_model(sc.card(), sc, cfg, cores=8), cfg)
+    (change,) = given.changes
+    assert rep.hardware_changes == (change.describe(),)
+    assert change.describe().startswith("memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies ")
+    head = rep.table().split("\n\n")[0]
+    assert "1 field(s) overridden: memory.dram.timing" in head and "nCL" not in head
+    assert "DDR5-6400" in head

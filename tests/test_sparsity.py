@@ -431,3 +431,56 @@ def test_sparse_tensor_validates_its_parts():
     bad = SparseTensor(t.values, np.full((2, 1), 0x07, np.uint8), 4, 8, (2, 8))
     with pytest.raises(EncodeError, match=r"group 0 of row \(0,\) .* keeps 3 positions"):
         bad.dense()
+
+
+# --------------------------------------------------------------------------------------------------
+# the kernels behind compress: float32 by magnitude bits (parallel and serial), the general one
+
+
+def _tie_heavy(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 full of ties, both zeros, infinities, subnormals and normal values."""
+    pool = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, np.inf, -np.inf, 1e-45, -1e-45, 3e-39,
+                     -3e-39, 1.5, -1.5, 3.4e38, -3.4e38], np.float32)
+    w = rng.standard_normal(shape).astype(np.float32)
+    pick = rng.random(shape) < 0.5
+    w[pick] = rng.choice(pool, size=int(pick.sum()))
+    return w
+
+
+@pytest.mark.parametrize("n, m", [(4, 8), (2, 4), (1, 2), (5, 16), (16, 16)])
+def test_float32_bit_kernel_equals_the_general_kernel_both_twins(n, m):
+    from prodigy_sim.numerics import _sparsity as sp
+
+    rng = np.random.default_rng(n * 100 + m)
+    w = _tie_heavy(rng, (64, 1024))  # 65,536 elements: the parallel twin's size
+    rows = w.shape[0]
+    want_v = np.empty((rows, 1024 // m * n), np.float32)
+    want_b = np.empty((rows, 1024 // m * ((m + 7) // 8)), np.uint8)
+    assert sp._select_rows.serial(w, np.zeros((0, 0)), n, m, want_v, want_b) == 0
+    ref = reference_mask_last(w[:4], n, m)  # the independent reference on a few rows
+    np.testing.assert_array_equal(want_b[:4], reference_mask_bits(ref, m))
+    for twin in (sp._select_rows_f32.parallel, sp._select_rows_f32.serial):
+        v = np.empty_like(want_v)
+        b = np.empty_like(want_b)
+        assert twin(w.view(np.uint32), n, m, v.view(np.uint32), b) == 0
+        np.testing.assert_array_equal(bits_of(v), bits_of(want_v))
+        np.testing.assert_array_equal(b, want_b)
+
+
+def test_compress_float32_with_nan_falls_back_to_the_located_error():
+    w = np.ones((3, 16), np.float32)
+    w[2, 9] = np.float32(np.nan)
+    with pytest.raises(EncodeError, match=r"NaN in w at index \(2, 9\)"):
+        compress(w, 4, 8)
+    with pytest.raises(EncodeError, match=r"NaN in w at index \(9, 2\)"):
+        compress(w.T.copy(), 4, 8, axis=0)
+
+
+def test_compress_float64_and_explicit_scores_take_the_general_kernel():
+    rng = np.random.default_rng(7)
+    w = _tie_heavy(rng, (5, 64)).astype(np.float64)
+    t = compress(w, 4, 8)
+    np.testing.assert_array_equal(t.mask(), reference_mask_last(w, 4, 8))
+    w32 = w.astype(np.float32)
+    t = compress(w32, 4, 8, method="wanda", act_norms=np.ones(64, np.float32))
+    np.testing.assert_array_equal(t.mask(), reference_mask_last(w32, 4, 8))

@@ -245,3 +245,36 @@ def test_cli_sweep(tmp_path, capsys):
     assert main(["sweep", str(bad), "--serial", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "override 'cores=0': 'cores'" in err
+
+
+def test_compare_plot_of_a_categorical_axis(tmp_path, capsys):
+    """``--plot compare`` (no column: the categorical input that varies, here weights) writes
+    compare-weights.png: one bar per point, its time per pass stacked by op (the bars add up to
+    the rows' time_s), labelled axes with units; a misnamed kind is one line, exit 2."""
+    from prodigy_sim.sweep import plot_compare
+
+    spec = _write(tmp_path, json.dumps({
+        "name": "cmp", "compute": ["simulate"],
+        "fixed": {"model": "smollm2-135m", "phase": "decode", "context": 64},
+        "grid": {"weights": ["tai4", "float8_e4m3fn"]},
+        "execution": {"executor": "serial"}}), name="cmp.json")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--plot", "compare", "--quiet"]) == 0
+    assert f"wrote {out / 'compare-weights.png'}" in capsys.readouterr().out
+    assert (out / "compare-weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = sweep(spec, out=out, plots=False)
+    assert result.computed == 0 and result.count("ok") == 2
+    fig = plot_compare(result, "weights")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "time per pass (ms)" and ax.get_xlabel().startswith("weights")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tai4", "float8_e4m3fn"]
+    for i, row in enumerate(result.rows):
+        ops = json.loads(row["op_seconds"])
+        assert sum(ops.values()) == pytest.approx(row["time_s"], rel=1e-9)
+        heights = sum(p.get_height() for c in ax.containers for j, p in enumerate(c) if j == i)
+        assert heights == pytest.approx(row["time_s"] * 1e3, rel=1e-9)
+    assert main(["sweep", str(spec), "--out", str(out), "--plot", "bars"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compare[:COLUMN]" in err
+    with pytest.raises(ConfigError, match="'plots.0': a compare plot .* 'simulate'"):
+        sweep({**FOOTPRINT, "plots": [{"kind": "compare", "x": "weights"}]}, out=tmp_path)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.errors import ConfigError
 
 _DEFAULT_FORMATS = "fp32,float8_e4m3fn,tai4,tai2,float4_e2m1fn,int4"
@@ -54,6 +56,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sel.add_argument("--scale-rule", default="default", metavar="LIST",
                      help="comma-separated block-scale rules: default (OCP floor for E8M0, "
                           "nearest for E4M3), floor, nearest, noclip, mse (docs/ptq.md)")
+    sel.add_argument("--damping", type=float, default=None, metavar="FRACTION",
+                     help="Hessian damping of the gptq, gptq-act, sparsegpt, spqr and "
+                          "hadamard-gptq rows: FRACTION x mean(diag H) added to the diagonal "
+                          "(default: 0.01, the GPTQ reference's; docs/ptq.md)")
     sel.add_argument("--scale", default="e8m0", metavar="LIST",
                      help="comma-separated block-scale formats: e8m0 (power of two), e4m3 "
                           "(FP8 E4M3) (default: e8m0)")
@@ -66,9 +72,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sel.add_argument("--sentences", type=int, default=None, metavar="N",
                      help="MiniLM: only the first N evaluation sentences (count; default: all "
                           "16)")
-    sel.add_argument("--hw", default=None, metavar="PRESET",
-                     help="hardware preset of the simulated throughput (default: the default "
-                          "preset)")
+    add_hardware_args(sel, default_help="default: the default preset; the chip of the "
+                                        "simulated throughput and of --end-to-end")
     sel.add_argument("--no-throughput", action="store_true",
                      help="skip the simulated throughput columns")
     sel.add_argument("--end-to-end", action="store_true",
@@ -111,7 +116,7 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     from prodigy_sim.models.scenario import normalize_sparsity
     from prodigy_sim.numerics import get_format
     from prodigy_sim.ptq import SCALE_RULES
-    from prodigy_sim.realmodels import METHODS, QuantScheme
+    from prodigy_sim.realmodels import METHODS, PTQ_METHODS, QuantScheme
 
     sparsities = []
     for s in _split(args.sparsity, "--sparsity"):
@@ -137,6 +142,9 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     for sc in scales:
         if sc not in ("e8m0", "e4m3"):
             raise ConfigError(f"--scale: unknown scale format {sc!r}; formats: e8m0, e4m3")
+    damping = getattr(args, "damping", None)
+    if damping is not None and not (math.isfinite(damping) and damping > 0):
+        raise ConfigError(f"--damping: must be a positive number (got {damping})")
     blocks = []
     for b in _split(getattr(args, "block", "32"), "--block"):
         if not b.isdigit() or int(b) < 1:
@@ -159,7 +167,8 @@ def schemes_from_args(args: argparse.Namespace) -> list:
                                         fmt, None if sp == "none" else sp,
                                         prune or "magnitude", block=blk,
                                         scale=None if sc == "e8m0" else sc, method=method,
-                                        scale_rule=rule))
+                                        scale_rule=rule,
+                                        damping=damping if method in PTQ_METHODS else None))
                                 except ConfigError:
                                     continue  # a combination this method does not take
     schemes = list(dict.fromkeys(schemes))
@@ -180,16 +189,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tokens must be >= 2 (got {args.tokens})")
     if args.sentences is not None and args.sentences < 1:
         raise ConfigError(f"--sentences must be >= 1 (got {args.sentences})")
-    if args.hw is not None:
-        from prodigy_sim.hardware import preset_names
-
-        if args.hw not in preset_names():
-            raise ConfigError(f"unknown hardware preset {args.hw!r}; presets: "
-                              f"{', '.join(preset_names())}")
+    config, changes = hardware_from_args(args)
     if args.write and not args.tables:
         raise ConfigError("--write needs --tables")
     if args.tables:
-        return _run_tables(args)
+        return _run_tables(args, config, changes)
     schemes = schemes_from_args(args)
     bar = None
     if not args.quiet and sys.stderr.isatty():
@@ -208,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
                               models=tuple(models), sentences=args.sentences,
                               throughput=not args.no_throughput,
                               end_to_end=args.end_to_end, backend=args.backend,
-                              hardware=args.hw)
+                              hardware=config)
     finally:
         if bar is not None:
             bar.close()
@@ -223,13 +227,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
     if args.markdown or not args.json:
+        if not args.no_throughput or args.end_to_end:
+            print(f"hardware: {changes.describe()}\n")
         print(format_table(rows))
         if not args.quiet:
             print(f"\nhost wall time {wall:.1f} s", file=sys.stderr)
     return 0
 
 
-def _run_tables(args: argparse.Namespace) -> int:
+def _run_tables(args: argparse.Namespace, config, changes) -> int:
     """``--tables``: the white paper's four tables (and the default format grid)."""
     from prodigy_sim.realmodels import (
         PAPER_TABLES,
@@ -247,16 +253,19 @@ def _run_tables(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     tables = table_rows(ppl_tokens=args.tokens, throughput=not args.no_throughput,
-                        end_to_end=args.end_to_end, hardware=args.hw, progress=progress)
+                        end_to_end=args.end_to_end, hardware=config, progress=progress)
     grid = accuracy_table(table_schemes(), ppl_tokens=args.tokens, progress=progress,
-                          throughput=not args.no_throughput, hardware=args.hw)
-    command = "prodigy-sim accuracy --tables" + (" --end-to-end" if args.end_to_end else "")
+                          throughput=not args.no_throughput, hardware=config)
+    command = ("prodigy-sim accuracy --tables" + (" --end-to-end" if args.end_to_end else "")
+               + (f" --hw {args.hw}" if args.hw else "")
+               + "".join(f" --set {s}" for s in args.set))
     if args.write:
         write_docs(args.write, render_docs(tables, grid, command + " --write " + args.write))
     if args.json:
         print(json.dumps({str(k): [r.as_dict() for r in v] for k, v in tables.items()}
                          | {"grid": [r.as_dict() for r in grid]}, indent=1))
     else:
+        print(f"hardware: {changes.describe()}\n")
         for t in PAPER_TABLES:
             print(f"Table {t.number}: {t.title}\n")
             print(format_paper_table(t, tables[t.number]) + "\n")

@@ -12,17 +12,12 @@ from typing import TYPE_CHECKING
 
 from prodigy_sim.cli import LazyChoices, deferred
 from prodigy_sim.cli._args import non_negative_int, positive_float, positive_int
+from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.cli._scenario_args import DEFAULT_MODEL, scenario_from_flags
 from prodigy_sim.errors import ConfigError
 
 if TYPE_CHECKING:
     from prodigy_sim.models import Scenario
-
-
-def _default_preset() -> str:
-    from prodigy_sim.hardware import DEFAULT_PRESET
-
-    return DEFAULT_PRESET
 
 
 def _epilog() -> str:
@@ -89,13 +84,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt.add_argument("--kv-cache", default="float8_e4m3fn", metavar="FMT",
                      help="KV cache, e.g. float8_e4m3fn or bfloat16 (default: float8_e4m3fn)")
     hw = parser.add_argument_group("hardware and output")
-    hw.add_argument("--hw", default=None, metavar="PRESET",
-                    help=deferred(lambda: "hardware preset whose DDR capacity is the limit "
-                                          "(default: the scenario's, else "
-                                          f"{_default_preset()})"))
+    add_hardware_args(hw, default_help="default: the scenario's preset; its DDR capacity "
+                                       "(memory.capacity_bytes) is the limit")
     hw.add_argument("--capacity-gb", type=positive_float, default=None, metavar="GB",
                     help="override the DDR capacity, in GB = 1e9 bytes (e.g. 2000 for a 2 TB "
-                         "socket)")
+                         "socket; the same as --set memory.capacity_bytes=2e12 but not recorded "
+                         "as a hardware change)")
     out = hw.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (bytes) instead of a table")
     out.add_argument("--csv", action="store_true", help="print CSV (bytes) instead of a table")
@@ -129,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"'--capacity-gb' must be > 0 and at most 1e9 GB (got "
                               f"{args.capacity_gb})")
         capacity = int(args.capacity_gb * 1e9)
-    report = footprint_report(scenario.card(), scenario, hardware=args.hw,
+    config, _ = hardware_from_args(args, default=scenario.hardware)
+    report = footprint_report(scenario.card(), scenario, hardware=config,
                               capacity_bytes=capacity)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

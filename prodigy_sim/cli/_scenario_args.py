@@ -51,13 +51,16 @@ def resolve_model(name: str) -> str:
 def scenario_from_flags(args: argparse.Namespace, formats: dict,
                         extra: dict | None = None) -> Scenario:
     """The scenario of ``--model``, ``--phase``, ``--batch``, ``--context``, ``--sparsity`` and
-    ``--hw`` with ``formats`` (a :class:`~prodigy_sim.models.Formats` mapping). Defaults by the
-    card: decode with 2048 tokens of context for decoders, prefill of 128 tokens for
-    encoder-only models. Errors name the flag's field ("command line: 'batch': ...")."""
+    ``--hw`` with ``formats`` (a :class:`~prodigy_sim.models.Formats` mapping); the scenario's
+    preset is ``--hw`` when it names one, else the default preset (a ``--hw FILE`` and ``--set``
+    are resolved by :func:`~prodigy_sim.cli._hardware_args.hardware_from_args`, with the
+    scenario's preset as the default). Defaults by the card: decode with 2048 tokens of context
+    for decoders, prefill of 128 tokens for encoder-only models. Errors name the flag's field
+    ("command line: 'batch': ...")."""
     from pydantic import ValidationError
 
     from prodigy_sim.errors import config_error_from_validation
-    from prodigy_sim.hardware import DEFAULT_PRESET
+    from prodigy_sim.hardware import DEFAULT_PRESET, preset_names
     from prodigy_sim.models import Scenario, check_scenario, load_card
 
     model = resolve_model(args.model or DEFAULT_MODEL)
@@ -66,7 +69,8 @@ def scenario_from_flags(args: argparse.Namespace, formats: dict,
     length = args.context if args.context is not None else (2048 if card.is_decoder else 128)
     field = "context_length" if phase == "decode" else "sequence_length"
     data = {"model": model, "phase": phase, "batch": args.batch, field: length,
-            "sparsity": args.sparsity, "hardware": args.hw or DEFAULT_PRESET,
+            "sparsity": args.sparsity,
+            "hardware": args.hw if args.hw in preset_names() else DEFAULT_PRESET,
             "formats": formats, **(extra or {})}
     try:
         scenario = Scenario.model_validate(data)

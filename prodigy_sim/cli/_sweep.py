@@ -54,6 +54,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="compute again the points recorded as failed")
     out = parser.add_argument_group("output")
     out.add_argument("--no-plots", action="store_true", help="do not draw the spec's plots")
+    out.add_argument("--plot", metavar="compare[:COLUMN]", action="append", default=[],
+                     help="also draw DIR/compare-COLUMN.png: one bar per point labelled by "
+                          "COLUMN (and the other inputs that vary), its time per pass in ms "
+                          "stacked by op, the ideal roofline marked and tokens/s written above; "
+                          "without COLUMN, one such plot per categorical input that varies "
+                          "(weights, model, ...); repeatable")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="print the rows as JSON (seconds, bytes, bytes/s) instead of a summary")
@@ -62,6 +68,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "memory.channels,weights,tokens_per_s; numbers to 4 digits)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _with_plots(name: str, plots: list[str]):
+    """The spec ``name`` with the ``--plot`` plots added to its own."""
+    from prodigy_sim.errors import ConfigError
+    from prodigy_sim.sweep import PlotSpec, load_spec
+
+    spec = load_spec(name)
+    extra: list[PlotSpec] = []
+    for text in plots:
+        kind, _, column = text.partition(":")
+        if kind != "compare":
+            raise ConfigError(f"'--plot {text}': the plot kinds of --plot are: compare[:COLUMN] "
+                              "(line, heatmap and pareto plots go in the spec's 'plots')")
+        columns = [column] if column else spec.categorical_keys()
+        if not columns:
+            raise ConfigError(f"'--plot {text}': no input of {spec.name!r} takes several "
+                              "non-numeric values; name the column: --plot compare:COLUMN")
+        extra += [PlotSpec(kind="compare", x=c) for c in columns]
+    return spec.model_copy(update={"plots": (*spec.plots, *extra)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(n)
 
+    spec = _with_plots(args.spec, args.plot) if args.plot and not args.no_plots else args.spec
     try:
-        result = sweep(args.spec, out=args.out, executor="serial" if args.serial else None,
+        result = sweep(spec, out=args.out, executor="serial" if args.serial else None,
                        workers=args.workers, scheduler=args.scheduler, fresh=args.fresh,
                        retry_failed=args.retry_failed, plots=not args.no_plots,
                        progress=progress, total=total)

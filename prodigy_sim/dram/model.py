@@ -399,9 +399,12 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
         g = controllers
     if n and ctrl.min() < 0:
         raise ConfigError("'controller' values must be >= 0")
-    order = np.argsort(ctrl, kind="stable")
-    start = np.searchsorted(ctrl[order], np.arange(g + 1)).astype(np.int64)
-    arr_s = arrive[order]
+    # the kernel takes the requests grouped by instance: sort them unless they already are
+    grouped = n < 2 or bool(np.all(ctrl[1:] >= ctrl[:-1]))
+    order = None if grouped else np.argsort(ctrl, kind="stable")
+    ctrl_s = ctrl if order is None else ctrl[order]
+    start = np.searchsorted(ctrl_s, np.arange(g + 1)).astype(np.int64)
+    arr_s = arrive if order is None else arrive[order]
     if n:
         first_of = np.zeros(n, np.bool_)
         first_of[start[:-1][start[:-1] < n]] = True
@@ -411,7 +414,7 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
                               "each controller")
         if arr_s.max() >= K.MAX_CYCLE:
             raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arr_s.max())})")
-    a_s = a[order]
+    a_s = a if order is None else a[order]
     _check_banks(config)
     m = map_addresses(config, a_s)
     out = [np.full(n, -1, np.int64) for _ in range(5)]
@@ -421,15 +424,17 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
     if n:
         bad_group, status = K.simulate_groups_kernel(
             _params(config, False), start, arr_s, m.channel, m.bank_group, m.bank, m.row,
-            a_s.view(np.int64), is_w[order], out[0], out[1], out[2], out[3], out[4], ref_stop,
-            ref_total, stop)
+            a_s.view(np.int64), is_w if order is None else is_w[order], out[0], out[1],
+            out[2], out[3], out[4], ref_stop, ref_total, stop)
         if bad_group >= 0:
             raise _stuck(status, config, f" in controller {bad_group}")
-    res = []
-    for arr in out:
-        r = np.empty_like(arr)
-        r[order] = arr
-        res.append(r)
+    res = out
+    if order is not None:                           # back to the caller's order
+        res = []
+        for arr in out:
+            r = np.empty_like(arr)
+            r[order] = arr
+            res.append(r)
     acc, first, cls, fin, comp = res
     return ControllersResult(controller=ctrl, accept_cycle=acc, first_command_cycle=first,
                              row_class=cls.astype(np.int8), issue_cycle=fin,

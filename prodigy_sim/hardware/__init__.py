@@ -34,6 +34,7 @@ from prodigy_sim.hardware.memory import scaled_ddr5_timing as scaled_ddr5_timing
 from prodigy_sim.hardware.noc import NocConfig as NocConfig
 from prodigy_sim.hardware.overrides import FieldChange as FieldChange
 from prodigy_sim.hardware.overrides import HardwareChanges as HardwareChanges
+from prodigy_sim.hardware.overrides import base_preset as base_preset
 from prodigy_sim.hardware.overrides import changes_from_preset as changes_from_preset
 from prodigy_sim.hardware.overrides import check_override_path as check_override_path
 from prodigy_sim.hardware.overrides import parse_override as parse_override
@@ -56,6 +57,7 @@ from prodigy_sim.hardware.system import system_preset_sources as system_preset_s
 from prodigy_sim.hardware.units import unit_of as unit_of
 
 __all__ = [
+    "base_preset",
     "changes_from_preset",
     "ChipConfig",
     "CoreConfig",

@@ -34,8 +34,9 @@ from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.loading import _set, load_config_with_sources, read_yaml_overrides
 from prodigy_sim.hardware.presets import DEFAULT_PRESET, flatten, load_preset, preset_names
 
-__all__ = ["FieldChange", "HardwareChanges", "changes_from_preset", "check_override_path",
-           "parse_override", "resolve_hardware", "resolve_hardware_with_sources"]
+__all__ = ["FieldChange", "HardwareChanges", "base_preset", "changes_from_preset",
+           "check_override_path", "parse_override", "resolve_hardware",
+           "resolve_hardware_with_sources"]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$")
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -53,9 +54,25 @@ class FieldChange:
     new: Any
     origin: str = "override"
 
+    @property
+    def implied(self) -> int:
+        """Fields below ``path`` that this change implies (0 for a leaf field): for a named
+        section such as ``memory.dram.timing`` (a DDR5 speed bin), the leaves other than its
+        ``name`` whose values differ."""
+        if not isinstance(self.old, dict) or not isinstance(self.new, dict):
+            return 0
+        old, new = flatten(self.old), flatten(self.new)
+        return sum(1 for p in old.keys() | new.keys() if p != "name" and old.get(p) != new.get(p))
+
     def describe(self) -> str:
-        """``'memory.channels 16 -> 32'``."""
-        return f"{self.path} {_show(self.old)} -> {_show(self.new)}"
+        """``'memory.channels 16 -> 32'``; a section change names the section's preset and counts
+        the fields it implies: ``'memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies 19
+        timing fields)'``."""
+        text = f"{self.path} {_show(self.old)} -> {_show(self.new)}"
+        if self.implied:
+            section = self.path.rsplit(".", 1)[-1]
+            text += f" (implies {self.implied} {section} field{'s' if self.implied > 1 else ''})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -101,18 +118,34 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def changes_from_preset(config: ChipConfig, fallback: str = DEFAULT_PRESET) -> HardwareChanges:
-    """What ``config`` changes in the preset it is based on (its name up to the first ``+``,
-    else ``fallback``): every leaf field that differs, in field order, for a configuration
-    whose overrides are not at hand (e.g. a report given only the configuration)."""
+def base_preset(config: ChipConfig, fallback: str = DEFAULT_PRESET) -> str:
+    """The preset ``config`` is based on: its name up to the first ``+`` (the name
+    :func:`resolve_hardware` derives) if that is a preset, else ``fallback``."""
     base = config.name.split("+")[0]
-    if base not in preset_names():
-        base = fallback
-    old = flatten(load_preset(base).model_dump(mode="json"))
-    new = flatten(config.model_dump(mode="json"))
-    return HardwareChanges(base, None, tuple(FieldChange(p, old.get(p), v)
-                                             for p, v in new.items()
-                                             if p != "name" and old.get(p) != v))
+    return base if base in preset_names() else fallback
+
+
+def changes_from_preset(config: ChipConfig, fallback: str = DEFAULT_PRESET) -> HardwareChanges:
+    """What ``config`` changes in the preset it is based on (:func:`base_preset`), for a
+    configuration whose overrides are not at hand (e.g. a report given only the configuration):
+    every leaf field that differs, in field order, except that a named section whose ``name``
+    changed (``memory.dram.timing``: a DDR5 speed bin; ``memory.dram.org``) is one change of the
+    whole section, as the override that set it gave it (``memory.dram.timing=6400``)."""
+    base = base_preset(config, fallback)
+    old_tree, new_tree = load_preset(base).model_dump(mode="json"), config.model_dump(mode="json")
+    old, new = flatten(old_tree), flatten(new_tree)
+    sections = sorted((p[:-len(".name")] for p, v in new.items()
+                       if p.endswith(".name") and old.get(p) != v), key=len)
+    changes: list[FieldChange] = []
+    for p, v in new.items():
+        if p == "name" or old.get(p) == v:
+            continue
+        section = next((s for s in sections if p.startswith(s + ".")), None)
+        if section is None:
+            changes.append(FieldChange(p, old.get(p), v))
+        elif not any(c.path == section for c in changes):
+            changes.append(FieldChange(section, _at(old_tree, section), _at(new_tree, section)))
+    return HardwareChanges(base, None, tuple(changes))
 
 
 def _value_text(value: Any) -> str:
@@ -224,7 +257,7 @@ def resolve_hardware_with_sources(
         config, sources = load_config_with_sources(preset=preset if file is None else None,
                                                    overrides=ovr, file=file)
     except ConfigError as err:
-        raise _blame(preset, file, ovr, err) from None
+        raise _blame(preset, file, ovr, err, texts) from None
     new = config.model_dump(mode="json")
     changes = []
     for path in _leaves(file_ovr):
@@ -256,16 +289,18 @@ def _line(path: str, lines: dict[str, int]) -> int:
     return 0
 
 
-def _blame(preset: str, file: Path | None, ovr: dict[str, Any], err: ConfigError) -> ConfigError:
+def _blame(preset: str, file: Path | None, ovr: dict[str, Any], err: ConfigError,
+           texts: dict[str, str]) -> ConfigError:
     """The error of the first override that fails on its own, named ``override 'path=value'``
-    (else the error of them all together)."""
+    as it was typed (``texts``; else its value), or the error of them all together."""
     for path, value in ovr.items():
         try:
             load_config_with_sources(preset=preset if file is None else None,
                                      overrides={path: value}, file=file)
         except ConfigError as alone:
             text = _PREFIX.sub("", str(alone), count=1)
-            return ConfigError(f"override '{path}={_value_text(value)}': {text}")
+            return ConfigError(f"override '{path}={texts.get(path) or _value_text(value)}': "
+                               f"{text}")
     return ConfigError(f"overrides {', '.join(ovr)} together: {err}")
 
 

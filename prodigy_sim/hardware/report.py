@@ -177,9 +177,13 @@ memory.dram.timing: 6400                # a DDR5 speed bin (MT/s), resolved by p
 Unknown paths are refused with the file, line and the fields known there; invalid values are
 refused with their field path (`'cores': Input should be greater than or equal to 1 (got 0)`).
 
-On the command line, `--hw NAME|FILE` picks a preset or such a file and repeated
-`--set PATH=VALUE` overrides fields (values parsed as YAML; `prodigy-sim presets --show NAME --set
-memory.channels=32` prints the result with the changed fields marked). In Python,
+On the command line (`simulate`, `footprint`, `accuracy`, `run`, `dram`, `presets`), `--hw
+NAME|FILE` picks a preset or such a file and repeated `--set PATH=VALUE` overrides fields (values
+parsed as YAML; `prodigy-sim presets --show NAME --set memory.channels=32` prints the result with
+the changed fields marked). Each command's report names the preset and lists the changed fields;
+a section set by name is one change, with the number of fields it implies (`--set
+memory.dram.timing=6400` is `memory.dram.timing DDR5_7200AN -> DDR5_6400AN (implies 19 timing
+fields)`). In Python,
 `resolve_hardware(hw, ["memory.channels=32"])` returns the configuration and the record of the
 changed fields (`HardwareChanges`: preset, file, and each field's path, old and new value). A
 changed configuration is named `<preset>+<path>=<value>...` unless a `name` is set, so it is never

@@ -17,7 +17,7 @@ def unit_of(path: str) -> str:
         for suffix, unit in _UNITS:
             if part.endswith(suffix):
                 return unit
-    if "memory.dram.timing" in path and parts[-1].startswith("n"):
+    if "memory.dram.timing" in path and parts[-1].startswith("n") and parts[-1] != "name":
         return "cycles (nCK)"
     if "relative_throughput" in path or parts[-1] == "sparsity_speedup":
         return "x"

@@ -8,12 +8,25 @@ How the work is cut and placed is a :class:`LinearMapping` (chosen by
   (output stationary).
 - The cores form a ``gm x gn`` **grid**: core ``c = i gn + j`` (``c < gm gn``; the others idle)
   owns the row blocks ``i, i + gm, ...`` and the column blocks ``j, j + gn, ...``. It walks its
-  blocks in one flat loop, column blocks fastest (``order="mn"``: a row of X stays in use while
-  W streams) or row blocks fastest (``"nm"``).
-- Per block the reduction axis is streamed in K tiles of ``kt`` elements (a multiple of the MMA
-  chunk, 128, so no accumulation chunk straddles two tiles; only the last may be shorter),
-  double buffered: buffer ``i % 2`` is filled while the matrix unit multiplies the other (the
-  tile scoreboard orders a load after the last reader of its buffer).
+  blocks in one flat sequence, column blocks fastest (``order="mn"``: X is the *outer* operand,
+  a row of X blocks stays in use while the W column blocks, the *inner* operand, stream) or row
+  blocks fastest (``"nm"``: W outer, X inner).
+- The reduction axis is cut in **K steps** of ``kt`` elements (a multiple of the MMA chunk, 128,
+  so no accumulation chunk straddles two steps; only the last, the *tail*, may be shorter).
+- **Software pipeline over the whole sequence** of (block, K step) of a core: the operands of
+  the next step are loaded before the current step's MMAs are issued - across block boundaries
+  too (the first step of block ``t + 1`` is loaded before the last step and the epilogue of
+  block ``t``, its residual tiles with it). Full K steps alternate between two buffers by the
+  parity of their position in the core's sequence; the block loop is unrolled by two when a
+  block has an odd number of full steps, so that the parity of every tile is static. The tail
+  has a buffer of its own (its previous reader is a whole block earlier). The tile scoreboard
+  orders every load after the last reader of its buffer; only the first step of a core waits
+  for a full memory round trip.
+- **Stationary outer operand** (``stationary=True``): the outer operand is kept on chip for the
+  whole K, one tile per K step (X for ``mn``, W for ``nm``), and loaded - step by step, one step
+  ahead like the rest - only by the first block of each outer index; the other blocks stream
+  the inner operand alone. Each stationary tile is its own buffer: it is overwritten a whole
+  block after its last reader.
 - **Sharing** (``multicast=True``): the cores of a grid row need the same X tiles and the cores
   of a grid column the same W tiles; they load them with ``DMA.LDM`` - X to the row group
   (``gn`` cores, stride 1), W to the column group (``gm`` cores, stride ``gn``) - so DDR (or the
@@ -25,7 +38,11 @@ Epilogues (``epilogue=``): ``store`` (BF16 out), ``quant`` (FP8 out, for the nex
 ``residual`` (the accumulators start from the residual tile, ``ACC.LD``; BF16 out), ``bias``
 (+ ``(1, nt)`` bias, FP8 out), ``bias_store`` (bias, BF16 out), ``bias_residual`` (bias and
 residual, BF16 out), ``gelu`` (bias, GELU, FP8 out) and ``gated`` (two weight matrices,
-``silu(X Wg^T) * (X Wu^T)``, FP8 out).
+``silu(X Wg^T) * (X Wu^T)``, FP8 out). The bias of a block is loaded when the block starts
+(read by its epilogue), its residual one block ahead (read when it starts).
+
+The MMAs of a block, their K steps and their order are those of the unpipelined program: the
+pipeline only moves loads earlier, so the bits never depend on it.
 """
 
 from __future__ import annotations
@@ -35,7 +52,7 @@ from dataclasses import dataclass
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional.spec import CHUNK
-from prodigy_sim.isa import CID, ProgramBuilder, Reg
+from prodigy_sim.isa import CID, Expr, ProgramBuilder, Reg, opcode_table
 from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel
 from prodigy_sim.lowering._params import LinearParams
 from prodigy_sim.numerics import Storage
@@ -61,6 +78,13 @@ class LinearMapping:
     gn: int
     order: str = "mn"
     multicast: bool = False
+    stationary: bool = False
+    """Keep the outer operand (X for ``mn``, W for ``nm``) on chip for the whole K."""
+    stagger: int = 1
+    """Classes of cores that walk their inner blocks rotated: the class of a core is its grid
+    row modulo ``stagger`` (``mn``; its grid column for ``nm``), and class ``r`` starts at its
+    ``r``-th inner block, so that at any time ``stagger`` neighbouring inner blocks are written
+    (and read) instead of one."""
 
     @property
     def block_m(self) -> int:
@@ -74,6 +98,11 @@ class LinearMapping:
     def cores(self) -> int:
         """Cores that get work (the grid)."""
         return self.gm * self.gn
+
+    @property
+    def outer(self) -> str:
+        """The operand a run of consecutive blocks shares: ``"X"`` (``mn``) or ``"W"``."""
+        return "X" if self.order == "mn" else "W"
 
     @classmethod
     def simple(cls, m: int, n: int, k: int, cores: int, budgets: Budgets | None = None
@@ -90,31 +119,46 @@ class LinearMapping:
         return cls(mt, 1, nt, 1, kt, gm, gn)
 
     def describe(self) -> str:
-        """One line: e.g. ``grid 16x8 (multicast), blocks 128x256 (2x64 by 4x64), kt 1024, mn``."""
+        """One line: e.g. ``grid 16x8 multicast, blocks 128x256 (2x64 by 4x64), kt 1024, mn,
+        X stationary``."""
         share = " multicast" if self.multicast else ""
+        keep = f", {self.outer} stationary" if self.stationary else ""
+        rot = f", stagger {self.stagger}" if self.stagger > 1 else ""
         return (f"grid {self.gm}x{self.gn}{share}, blocks {self.block_m}x{self.block_n} "
-                f"({self.am}x{self.mt} by {self.an}x{self.nt}), kt {self.kt}, {self.order}")
+                f"({self.am}x{self.mt} by {self.an}x{self.nt}), kt {self.kt}, {self.order}"
+                f"{keep}{rot}")
+
+
+def _k_steps(k: int, kt: int) -> tuple[int, int]:
+    """``(full K steps, tail width)`` of a reduction of ``k`` in steps of ``kt``."""
+    kt = min(kt, k)
+    return divmod(k, kt)
 
 
 def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,
                       epilogue: str, align: int = 64) -> int:
     """Scratchpad bytes the tiles of a linear kernel take on each core: every tile
-    :func:`linear_kernel` declares (double-buffered X and W tiles, for the K tail too, and the
-    epilogue's), each placed at an ``align``-byte boundary (``IsaParams.spm_align_bytes``)."""
+    :func:`linear_kernel` declares, each placed at an ``align``-byte boundary
+    (``IsaParams.spm_align_bytes``) - the streamed operand's two buffers of a K step and one of
+    the tail, the stationary operand's tile per K step and tail, the epilogue's tiles (two
+    FP32 and two output buffers, the gated up tile, a bias tile per accumulator column, a
+    residual tile per accumulator)."""
     nw = 2 if epilogue == "gated" else 1
+    nk, tail = _k_steps(k, mp.kt)
     kt = min(mp.kt, k)
-    tail = k % kt
     out = ACT if epilogue in _QUANT_OUT else BF16
-    sizes = []
-    for width in (kt, tail) if tail else (kt,):
-        sizes += [act.nbytes(mp.mt, width)] * (2 * mp.am)
-        sizes += [weight.nbytes(mp.nt, width)] * (2 * nw * mp.an)
+    sizes: list[int] = []
+    for name, count, st, rows in (("X", mp.am, act, mp.mt), ("W", nw * mp.an, weight, mp.nt)):
+        keep = mp.stationary and mp.outer == name
+        sizes += [st.nbytes(rows, kt)] * (count * (nk if keep else 2))
+        if tail:
+            sizes += [st.nbytes(rows, tail)] * count
     sizes += [F32.nbytes(mp.mt, mp.nt)] * (3 if epilogue == "gated" else 2)
-    sizes += [out.nbytes(mp.mt, mp.nt)] * 2
+    sizes += [out.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an)
     if epilogue in _BIAS:
         sizes += [F32.nbytes(1, mp.nt)] * mp.an
     if epilogue in _RESIDUAL:
-        sizes.append(BF16.nbytes(mp.mt, mp.nt))
+        sizes += [BF16.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an)
     return sum(-(-b // align) * align for b in sizes)
 
 
@@ -139,7 +183,332 @@ def _check(name: str, m: int, n: int, k: int, mp: LinearMapping, cores: int, bud
     if mp.multicast:
         need((m // mp.block_m) % mp.gm == 0 and (n // mp.block_n) % mp.gn == 0,
              "multicast needs gm to divide the row blocks and gn the column blocks")
+    need(mp.stagger >= 1, "stagger must be >= 1")
+    if mp.multicast and mp.stagger > 1:
+        need((mp.gm if mp.order == "mn" else mp.gn) % mp.stagger == 0,
+             "multicast with stagger needs the stagger to divide the grid's "
+             + ("rows" if mp.order == "mn" else "columns"))
 
+
+
+_UNROLL_STEPS = 8
+"""K steps of a block up to which the K loop is unrolled (beyond: a loop of pairs)."""
+
+
+def _imm_max() -> int:
+    """Largest offset a DMA.LD address expression (register + immediate) encodes."""
+    spec = opcode_table().by_mnemonic["DMA.LD"]
+    bits = min(o.imm_bits for o in spec.operands if o.kind == "expr")
+    return (1 << (bits - 1)) - 1
+
+
+# registers of the linear program
+_ZERO, _BASE_ROW, _BASE_COL, _INNER, _CNT, _LOOP_T = (Reg(i) for i in range(6))
+_ROW, _COL, _B, _NROW, _NCOL, _NB, _LOOP_K, _S0, _S1, _ROT = (Reg(i) for i in range(6, 16))
+
+
+class _Gen:
+    """Emits the program of one linear layer (see the module docstring). Registers: ``r0`` = 0,
+    ``r1, r2`` the grid position's first row / column, ``r3`` the inner blocks per outer index,
+    ``r4`` the blocks of this core, ``r5`` the block loop counter, ``r6..r8`` the current block
+    (row, column, inner index: 0 means the first block of its outer index), ``r9..r11`` the
+    next block's, ``r12`` the K loop counter, ``r13, r14`` scratch, ``r15`` the rotation of the
+    core's inner blocks (its stagger class). A block's index is a register plus an offset."""
+
+    def __init__(self, b: ProgramBuilder, mp: LinearMapping, k: int, nw: int, sparse: bool,
+                 tensors: dict, tiles: dict, epilogue: str) -> None:
+        self.b, self.mp, self.k, self.nw = b, mp, k, nw
+        self.nk, self.tail = _k_steps(k, mp.kt)
+        self.kt = min(mp.kt, k)
+        self.t = tensors
+        self.tl = tiles
+        self.mma = b.mma_sp if sparse else b.mma
+        self.epilogue = epilogue
+        self.labels = 0
+        self.imm_max = _imm_max()
+        # multicast groups (size, stride): a grid row for X, a grid column for W, within the
+        # stagger class when the class splits it
+        sg = mp.stagger
+        self.x_group = (mp.gn // sg, sg) if mp.order == "nm" and sg > 1 else (mp.gn, 1)
+        self.w_group = (mp.gm // sg, mp.gn * sg) if mp.order == "mn" and sg > 1 else \
+            (mp.gm, mp.gn)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def label(self, what: str) -> str:
+        self.labels += 1
+        return f"{what}{self.labels}"
+
+    def coords(self, t: tuple[Reg, int], row: Reg, col: Reg, inner: Reg) -> None:
+        """Block ``t`` (register + offset) of this core: its first row, first column and inner
+        index (before the rotation). Uses ``r13, r14``."""
+        b, mp = self.b, self.mp
+        b.addi(_S0, t[0], t[1])                     # block index
+        b.div(_S1, _S0, _INNER)                     # outer index
+        b.mul(inner, _S1, _INNER)
+        b.sub(inner, _S0, inner)                    # inner index
+        walk = inner
+        if mp.stagger > 1:                          # rotated: (inner + class) mod inner count
+            b.add(_S0, inner, _ROT)
+            b.div(row, _S0, _INNER)
+            b.mul(row, row, _INNER)
+            b.sub(_S0, _S0, row)
+            walk = _S0
+        o_row, o_col = (_S1, walk) if mp.order == "mn" else (walk, _S1)
+        b.muli(row, o_row, mp.gm * mp.block_m)
+        b.muli(col, o_col, mp.gn * mp.block_n)
+        b.add(row, row, _BASE_ROW)
+        b.add(col, col, _BASE_COL)
+
+    def step_tiles(self, q: int, parity: int) -> tuple[list, list]:
+        """The X tiles (``am``) and W tiles (``nw`` x ``an``) of K step ``q`` (``q == nk``: the
+        tail) at buffer ``parity``."""
+        tl, mp = self.tl, self.mp
+        out = []
+        for name in ("X", "W"):
+            if q == self.nk:
+                out.append(tl[name + "T"])
+            elif mp.stationary and mp.outer == name:
+                out.append(tl[name][q])
+            else:
+                out.append(tl[name][parity])
+        return out[0], out[1]
+
+    def loads(self, q: int, parity: int, row: Reg, col: Reg, inner: Reg | None,
+              kcol: int | tuple[Reg, int]) -> None:
+        """Loads of K step ``q`` of the block at (``row``, ``col``) into buffer ``parity``;
+        ``kcol`` is its first K column (an int, or a register and an offset). A stationary outer
+        operand is loaded only if ``inner`` (the block's inner index) is 0 (``inner`` None:
+        always)."""
+        b, mp = self.b, self.mp
+        xs, ws = self.step_tiles(q, parity)
+        kreg: Reg | None = None
+
+        def col_reg() -> Reg:
+            nonlocal kreg
+            if kreg is None:
+                kreg = _S1
+                if isinstance(kcol, int):
+                    b.li(kreg, kcol)
+                else:
+                    b.addi(kreg, kcol[0], kcol[1])
+            return kreg
+
+        off = kcol if isinstance(kcol, int) else kcol[1]
+
+        def kexpr() -> int | Expr:
+            if abs(off) > self.imm_max:                 # beyond the expression's immediate
+                return col_reg() + 0
+            return kcol if isinstance(kcol, int) else kcol[0] + kcol[1]
+
+        def load_x() -> None:
+            for i, tile in enumerate(xs):
+                if mp.multicast:
+                    r = row
+                    if i:
+                        b.addi(_S0, row, i * mp.mt)
+                        r = _S0
+                    b.dma_ldm(tile, self.t["X"], r, col_reg(), *self.x_group)
+                else:
+                    b.dma_ld(tile, self.t["X"], row + i * mp.mt, kexpr())
+
+        def load_w() -> None:
+            for g, w in enumerate(self.t["W"]):
+                for j, tile in enumerate(ws[g]):
+                    if mp.multicast:
+                        r = col
+                        if j:
+                            b.addi(_S0, col, j * mp.nt)
+                            r = _S0
+                        b.dma_ldm(tile, w, r, col_reg(), *self.w_group)
+                    else:
+                        b.dma_ld(tile, w, col + j * mp.nt, kexpr())
+
+        fns = {"X": load_x, "W": load_w}
+        outer, inner_name = mp.outer, "W" if mp.outer == "X" else "X"
+        if mp.stationary and inner is not None:
+            skip = self.label("keep")
+            b.bne(inner, _ZERO, skip)
+            kreg_before = kreg
+            fns[outer]()
+            b.label(skip)
+            kreg = kreg_before          # the register may not be set on the skipping path
+        else:
+            fns[outer]()
+        fns[inner_name]()
+
+    def residual_loads(self, row: Reg, col: Reg) -> None:
+        """The residual tiles of the block at (``row``, ``col``)."""
+        res, rt, mp = self.t.get("R"), self.tl.get("R"), self.mp
+        if res is None or rt is None:
+            return
+        for i in range(mp.am):
+            for j in range(mp.an):
+                self.b.dma_ld(rt[i][j], res, row + i * mp.mt, col + j * mp.nt)
+
+    def compute(self, q: int, parity: int) -> None:
+        xs, ws = self.step_tiles(q, parity)
+        accs = self.tl["acc"]
+        for g in range(self.nw):
+            for i in range(self.mp.am):
+                for j in range(self.mp.an):
+                    self.mma(accs[g][i][j], xs[i], ws[g][j])
+
+    def next_block_loads(self, t: tuple[Reg, int], parity: int) -> None:
+        """If block ``t + 1`` exists (``t``: register + offset): load its first K step (buffer
+        ``parity``) and its residual tiles."""
+        b = self.b
+        skip = self.label("last")
+        b.addi(_S0, t[0], t[1] + 2)
+        b.blt(_CNT, _S0, skip)                      # t + 1 >= blocks: nothing to prefetch
+        self.coords((t[0], t[1] + 1), _NROW, _NCOL, _NB)
+        self.loads(0, parity, _NROW, _NCOL, _NB, 0)
+        self.residual_loads(_NROW, _NCOL)
+        b.label(skip)
+
+    # -- a block -----------------------------------------------------------------------------
+    def block(self, t: tuple[Reg, int], p0: int) -> None:
+        """Block ``t`` (register + offset) whose first full K step uses buffer ``p0``."""
+        b, mp, nk, kt = self.b, self.mp, self.nk, self.kt
+        tl = self.tl
+        b.addi(_NROW, _ROW, 0)                      # the previous block, stored in this one
+        b.addi(_NCOL, _COL, 0)
+        self.coords(t, _ROW, _COL, _B)
+        for g in range(self.nw):
+            for i in range(mp.am):
+                for j in range(mp.an):
+                    if "R" in tl:
+                        b.acc_ld(tl["acc"][g][i][j], tl["R"][i][j])
+                    else:
+                        b.acc_zero(tl["acc"][g][i][j])
+        if "B" in tl:
+            for j in range(mp.an):
+                b.dma_ld(tl["B"][j], self.t["B"], 0, _COL + j * mp.nt if j else _COL)
+        steps = nk + (1 if self.tail else 0)
+        # full steps before the last full one, in a loop of pairs when there are many (a
+        # stationary outer operand has a tile per step: always unrolled)
+        pairs = 0 if mp.stationary or nk <= _UNROLL_STEPS else (nk - 1) // 2
+        if pairs:
+            with b.loop(_LOOP_K, pairs, 2 * kt):
+                for h in range(2):
+                    self.loads(h + 1, (p0 + h + 1) % 2, _ROW, _COL, None,
+                               (_LOOP_K, (h + 1) * kt))
+                    self.compute(h, (p0 + h) % 2)
+        # the previous block's output tiles are stored spread over the unrolled steps, after
+        # each step's loads (before the next block's in the last step, which reuses r9, r10)
+        first, sites = 2 * pairs, steps - 2 * pairs
+        nout = mp.am * mp.an
+        at = [first + min(sites - 1, s * sites // nout) for s in range(nout)]
+        for q in range(first, steps):
+            mine = [s for s in range(nout) if at[s] == q]
+            if q + 1 < steps:
+                self.loads(q + 1, (p0 + q + 1) % 2, _ROW, _COL, _B, (q + 1) * kt)
+                self.stores(mine, _NROW, _NCOL, t)
+            else:
+                self.stores(mine, _NROW, _NCOL, t)
+                self.next_block_loads(t, (p0 + nk) % 2)
+            self.compute(q, (p0 + q) % 2)
+        self.epilogue_ops(t)
+
+    def stores(self, which: list[int], row: Reg, col: Reg, t: tuple[Reg, int] | None) -> None:
+        """Store the output tiles ``which`` (accumulator numbers ``i an + j``) of the block at
+        (``row``, ``col``); if ``t`` is given, only when block ``t`` is not the core's first (the
+        tiles then hold block ``t - 1``'s outputs)."""
+        if not which:
+            return
+        b, mp = self.b, self.mp
+        skip = None
+        if t is not None:
+            skip = self.label("first")
+            b.addi(_S0, t[0], t[1] - 1)
+            b.blt(_S0, _ZERO, skip)                     # block 0: nothing stored yet
+        for s in which:
+            i, j = divmod(s, mp.an)
+            b.dma_st(self.t["Y"], row + i * mp.mt if i else row,
+                     col + j * mp.nt if j else col, self.tl["Y"][s])
+        if skip is not None:
+            b.label(skip)
+
+    def epilogue_ops(self, t: tuple[Reg, int]) -> None:
+        """The epilogue of block ``t`` (register + offset): each output tile from its
+        accumulator to its ``Y`` tile. The core's last block has no next block to spread its
+        stores over, so it stores each tile right after that tile's epilogue (the store of
+        tile ``s`` overlaps the epilogue of tile ``s + 1``)."""
+        b, mp, tl, epi = self.b, self.mp, self.tl, self.epilogue
+        accs, f32 = tl["acc"], tl["F"]
+        out_q = epi in _QUANT_OUT
+        b.addi(_S1, t[0], t[1] + 1)                     # r14 = t + 1 (< blocks: not the last)
+        for i in range(mp.am):
+            for j in range(mp.an):
+                s = i * mp.an + j
+                f = f32[s % 2]
+                y = tl["Y"][s]
+                if epi in ("store", "residual"):
+                    b.acc_st(y, accs[0][i][j])
+                else:
+                    b.acc_st(f, accs[0][i][j])
+                    if "B" in tl:
+                        b.vadd(f, f, tl["B"][j])
+                    if epi == "gelu":
+                        b.vgelu(f, f)
+                    if "U" in tl:
+                        b.acc_st(tl["U"], accs[1][i][j])
+                        b.vsilu(f, f)
+                        b.vmul(f, f, tl["U"])
+                    if out_q:
+                        b.vquant(y, f)
+                    else:
+                        b.vcvt(y, f)
+                skip = self.label("notlast")
+                b.blt(_S1, _CNT, skip)
+                self.stores([s], _ROW, _COL, None)
+                b.label(skip)
+
+    # -- the program -------------------------------------------------------------------------
+    def program(self, mblocks: int, nblocks: int, unit_cap: int | None) -> None:
+        b, mp = self.b, self.mp
+        b.li(_ZERO, 0)
+        # grid position (i, j) (idle cores get no blocks) and this core's block counts
+        b.divi(_S0, CID, mp.gn)
+        b.muli(_S1, _S0, mp.gn)
+        b.sub(_S1, CID, _S1)
+        _block_count(b, _CNT, _S0, mblocks, mp.gm)       # row blocks of this core
+        _block_count(b, _INNER, _S1, nblocks, mp.gn)     # column blocks of this core
+        b.muli(_BASE_ROW, _S0, mp.block_m)
+        b.muli(_BASE_COL, _S1, mp.block_n)
+        if mp.stagger > 1:                                # the class: grid row (column) mod S
+            pos = _S0 if mp.order == "mn" else _S1
+            b.divi(_ROT, pos, mp.stagger)
+            b.muli(_ROT, _ROT, mp.stagger)
+            b.sub(_ROT, pos, _ROT)
+        b.li(_S0, mp.cores)
+        b.blt(CID, _S0, "work")
+        b.li(_CNT, 0)
+        b.label("work")
+        if mp.order == "nm":                              # row blocks are the inner index
+            b.addi(_S0, _INNER, 0)
+            b.addi(_INNER, _CNT, 0)
+            b.mul(_CNT, _CNT, _S0)                        # blocks of this core
+        else:
+            b.mul(_CNT, _CNT, _INNER)
+        if unit_cap is not None:
+            b.li(_S0, max(0, unit_cap))
+            b.min(_CNT, _CNT, _S0)
+        # prologue: the first K step of block 0
+        self.next_block_loads((_ZERO, -1), 0)
+        if self.nk % 2 == 0:
+            with b.loop(_LOOP_T, _CNT, 1):
+                self.block((_LOOP_T, 0), 0)
+        else:                                             # parities alternate: pairs of blocks
+            b.divi(_S0, _CNT, 2)
+            with b.loop(_LOOP_T, _S0, 2):
+                self.block((_LOOP_T, 0), 0)
+                self.block((_LOOP_T, 1), 1)
+            b.divi(_S0, _CNT, 2)                          # an odd last block
+            b.muli(_S0, _S0, 2)
+            b.sub(_S0, _CNT, _S0)
+            with b.loop(_LOOP_T, _S0, 1):
+                self.block((_CNT, -1), 0)
+        b.barrier()                                       # (the last block stored its own tiles)
 
 
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
@@ -159,167 +528,72 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     act = act or (BF16 if weight.fmt.wide else ACT)
     mt, am, nt, an, kt = mp.mt, mp.am, mp.nt, mp.an, mp.kt
     gated = epilogue == "gated"
-    nk, tail = divmod(k, kt)
+    nw = 2 if gated else 1
+    nk, tail = _k_steps(k, kt)
+    kt = min(kt, k)
     mblocks, nblocks = m // mp.block_m, n // mp.block_n
     sparse = weight.sparsity is not None
-    out_q = epilogue in _QUANT_OUT
-    out_st = ACT if out_q else BF16
+    out_st = ACT if epilogue in _QUANT_OUT else BF16
     has_bias, has_res = epilogue in _BIAS, epilogue in _RESIDUAL
 
     b = ProgramBuilder()
-    x = b.tensor("X", (m, k), act)
-    ws = [b.tensor("W", (n, k), weight)]
+    tensors: dict = {"X": b.tensor("X", (m, k), act)}
+    tensors["W"] = [b.tensor("W", (n, k), weight)]
     if gated:
-        ws.append(b.tensor("WU", (n, k), weight))
-    y = b.tensor("Y", (m, n), out_st)
-    bias = b.tensor("BIAS", (1, n), F32) if has_bias else None
-    res = b.tensor("R", (m, n), BF16) if has_res else None
+        tensors["W"].append(b.tensor("WU", (n, k), weight))
+    tensors["Y"] = b.tensor("Y", (m, n), out_st)
+    if has_bias:
+        tensors["B"] = b.tensor("BIAS", (1, n), F32)
+    if has_res:
+        tensors["R"] = b.tensor("R", (m, n), BF16)
 
-    def tiles(tag: str, width: int) -> tuple[list, list]:
-        xs = [[b.tile(f"X{tag}{s}_{i}", (mt, width), act) for i in range(am)] for s in range(2)]
-        wt = [[[b.tile(f"W{tag}{s}_{g}_{j}", (nt, width), weight) for j in range(an)]
-               for g in range(len(ws))] for s in range(2)]
-        return xs, wt
+    def x_set(tag: str, width: int) -> list:
+        return [b.tile(f"X{tag}_{i}", (mt, width), act) for i in range(am)]
 
-    xs, wt = tiles("", kt)
-    xt_tail, wt_tail = tiles("T", tail) if tail else (None, None)
-    accs = [[[b.acc(f"C{g}_{i}_{j}", (mt, nt)) for j in range(an)] for i in range(am)]
-            for g in range(len(ws))]
-    f32 = [b.tile(f"F{s}", (mt, nt), F32) for s in range(2)]
-    u32 = b.tile("U", (mt, nt), F32) if gated else None
-    yt = [b.tile(f"Y{s}", (mt, nt), out_st) for s in range(2)]
-    bt = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)] if has_bias else None
-    rt = b.tile("RT", (mt, nt), BF16) if has_res else None
+    def w_set(tag: str, width: int) -> list:
+        return [[b.tile(f"W{tag}_{g}_{j}", (nt, width), weight) for j in range(an)]
+                for g in range(nw)]
 
-    (r_i, r_j, r_cn, r_t, r_row, r_col, r_k, r_k1, r_a, r_b, r_cnt, r_x, r_y) = (
-        Reg(i) for i in range(1, 14))
-    # grid position (idle cores get no blocks) and this core's block counts
-    b.divi(r_i, CID, mp.gn)
-    b.muli(r_j, r_i, mp.gn)
-    b.sub(r_j, CID, r_j)
-    _block_count(b, r_cnt, r_i, mblocks, mp.gm)       # row blocks of this core
-    _block_count(b, r_cn, r_j, nblocks, mp.gn)        # column blocks of this core
-    b.li(r_a, mp.cores)
-    b.blt(CID, r_a, "work")
-    b.li(r_cnt, 0)
-    b.label("work")
-    b.mul(r_cnt, r_cnt, r_cn)                              # blocks of this core
-    if unit_cap is not None:
-        b.li(r_a, max(0, unit_cap))
-        b.min(r_cnt, r_cnt, r_a)
-    inner_m = mp.order == "nm"
-    if inner_m:                                            # row blocks fastest
-        _block_count(b, r_cn, r_i, mblocks, mp.gm)
-    mma = b.mma_sp if sparse else b.mma
-
-    def load(s: int, col, xs_, wt_) -> None:
-        if isinstance(col, int):
-            b.li(r_k1, col)
-            col = r_k1
-        for i in range(am):
-            row = r_row
-            if i:
-                b.addi(r_x, r_row, i * mt)
-                row = r_x
-            if mp.multicast:
-                b.dma_ldm(xs_[s][i], x, row, col, mp.gn, 1)
-            else:
-                b.dma_ld(xs_[s][i], x, row, col)
-        for g, w in enumerate(ws):
-            for j in range(an):
-                cr = r_col
-                if j:
-                    b.addi(r_y, r_col, j * nt)
-                    cr = r_y
-                if mp.multicast:
-                    b.dma_ldm(wt_[s][g][j], w, cr, col, mp.gm, mp.gn)
-                else:
-                    b.dma_ld(wt_[s][g][j], w, cr, col)
-
-    def compute(s: int, xs_, wt_) -> None:
-        for g in range(len(ws)):
-            for i in range(am):
-                for j in range(an):
-                    mma(accs[g][i][j], xs_[s][i], wt_[s][g][j])
-
-    with b.loop(r_t, r_cnt, 1):
-        # block (a, b) of this core: a over its row blocks, b over its column blocks
-        b.div(r_a, r_t, r_cn)
-        b.mul(r_b, r_a, r_cn)
-        b.sub(r_b, r_t, r_b)
-        if inner_m:
-            r_a, r_b = r_b, r_a
-        b.muli(r_row, r_a, mp.gm)
-        b.add(r_row, r_row, r_i)
-        b.muli(r_row, r_row, mp.block_m)
-        b.muli(r_col, r_b, mp.gn)
-        b.add(r_col, r_col, r_j)
-        b.muli(r_col, r_col, mp.block_n)
-        if inner_m:
-            r_a, r_b = r_b, r_a
-        for g in range(len(ws)):
-            for i in range(am):
-                for j in range(an):
-                    if rt is not None and res is not None:  # has_res
-                        b.dma_ld(rt, res, r_row + i * mt if i else r_row,
-                                 r_col + j * nt if j else r_col)
-                        b.acc_ld(accs[g][i][j], rt)
-                    else:
-                        b.acc_zero(accs[g][i][j])
-        if nk >= 2:
-            with b.loop(r_k, nk // 2, 2 * kt):
-                b.addi(r_k1, r_k, kt)
-                load(0, r_k, xs, wt)
-                b.addi(r_k1, r_k, kt)
-                load(1, r_k1, xs, wt)
-                compute(0, xs, wt)
-                compute(1, xs, wt)
-        if nk % 2:
-            load(0, (nk - 1) * kt, xs, wt)
-            compute(0, xs, wt)
+    tiles: dict = {}
+    for op, make in (("X", x_set), ("W", w_set)):
+        keep = mp.stationary and mp.outer == op
+        tiles[op] = [make(f"{'K' if keep else 'B'}{s}", kt) for s in range(nk if keep else 2)]
         if tail:
-            load(0, nk * kt, xt_tail, wt_tail)
-            compute(0, xt_tail, wt_tail)
-        if bt is not None and bias is not None:  # has_bias
-            for j in range(an):
-                b.dma_ld(bt[j], bias, 0, r_col + j * nt if j else r_col)
-        s = 0
-        for i in range(am):
-            for j in range(an):
-                f = f32[s]
-                row = r_row + i * mt if i else r_row
-                col = r_col + j * nt if j else r_col
-                if epilogue in ("store", "residual"):
-                    b.acc_st(yt[s], accs[0][i][j])
-                else:
-                    b.acc_st(f, accs[0][i][j])
-                    if bt is not None:  # has_bias
-                        b.vadd(f, f, bt[j])
-                    if epilogue == "gelu":
-                        b.vgelu(f, f)
-                    if u32 is not None:  # gated
-                        b.acc_st(u32, accs[1][i][j])
-                        b.vsilu(f, f)
-                        b.vmul(f, f, u32)
-                    if out_q:
-                        b.vquant(yt[s], f)
-                    else:
-                        b.vcvt(yt[s], f)
-                b.dma_st(y, row, col, yt[s])
-                s ^= 1
-    b.barrier()
+            tiles[op + "T"] = make("T", tail)
+    tiles["acc"] = [[[b.acc(f"C{g}_{i}_{j}", (mt, nt)) for j in range(an)] for i in range(am)]
+                    for g in range(nw)]
+    tiles["F"] = [b.tile(f"F{s}", (mt, nt), F32) for s in range(2)]
+    if gated:
+        tiles["U"] = b.tile("U", (mt, nt), F32)
+    tiles["Y"] = [b.tile(f"Y{s}", (mt, nt), out_st) for s in range(am * an)]
+    if has_bias:
+        tiles["B"] = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)]
+    if has_res:
+        tiles["R"] = [[b.tile(f"R{i}_{j}", (mt, nt), BF16) for j in range(an)]
+                      for i in range(am)]
+    _Gen(b, mp, k, nw, sparse, tensors, tiles, epilogue).program(mblocks, nblocks, unit_cap)
     program = b.build()
 
-    nw = len(ws)
+    # analytic counts (every block of every core; the unit cap is not applied)
     widths = [kt] * nk + ([tail] if tail else [])
     units = mblocks * nblocks
-    per_unit_bytes = sum(am * mt * act.nbytes(1, w) + nw * an * nt * weight.nbytes(1, w)
-                         for w in widths)
-    per_unit_bytes += am * an * mt * out_st.nbytes(1, nt)
+    x_bytes = sum(am * mt * act.nbytes(1, w) for w in widths)         # X of one block, all K
+    w_bytes = sum(nw * an * nt * weight.nbytes(1, w) for w in widths)
+    per_unit_bytes = am * an * mt * out_st.nbytes(1, nt)
     if has_res:
-        per_unit_bytes += nw * am * an * mt * BF16.nbytes(1, nt)
+        per_unit_bytes += am * an * mt * BF16.nbytes(1, nt)
     if has_bias:
         per_unit_bytes += an * F32.nbytes(1, nt)
+    if mp.stationary:
+        # the outer operand is loaded once per (core, outer index): every outer index by the
+        # grid's cores along the other axis that have blocks
+        if mp.outer == "X":
+            dma = mblocks * min(mp.gn, nblocks) * x_bytes + units * w_bytes
+        else:
+            dma = nblocks * min(mp.gm, mblocks) * w_bytes + units * x_bytes
+    else:
+        dma = units * (x_bytes + w_bytes)
+    dma += units * per_unit_bytes
     compulsory = {"X": act.nbytes(m, k), "W": weight.nbytes(n, k), "Y": out_st.nbytes(m, n)}
     if gated:
         compulsory["WU"] = weight.nbytes(n, k)
@@ -329,7 +603,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         compulsory["BIAS"] = F32.nbytes(1, n)
     per_core = math.ceil(mblocks / mp.gm) * math.ceil(nblocks / mp.gn)
     return Kernel(name=name, kind="linear", program=program, cores=cores, units=units,
-                  mma_flops=2 * m * n * k * nw, dma_bytes=units * per_unit_bytes,
+                  mma_flops=2 * m * n * k * nw, dma_bytes=dma,
                   compulsory=tuple(compulsory.items()), weight_format=weight.fmt, sparse=sparse,
                   per_core=per_core, busy_cores=min(units, mp.cores),
                   params=LinearParams(m=m, n=n, k=k, weight=weight, act=act, out=out_st,

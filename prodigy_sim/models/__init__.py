@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from prodigy_sim._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from prodigy_sim.models._files import card_names as card_names
+    from prodigy_sim.models._files import scenario_names as scenario_names
     from prodigy_sim.models.card import LINEAR_CLASSES as LINEAR_CLASSES
     from prodigy_sim.models.card import TENSOR_CLASSES as TENSOR_CLASSES
     from prodigy_sim.models.card import ModelCard as ModelCard
     from prodigy_sim.models.card import TensorClass as TensorClass
     from prodigy_sim.models.card import TensorSpec as TensorSpec
-    from prodigy_sim.models.card import card_names as card_names
     from prodigy_sim.models.card import load_card as load_card
     from prodigy_sim.models.card import parse_card as parse_card
     from prodigy_sim.models.footprint import ACTIVATION_RULE as ACTIVATION_RULE
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.models.scenario import check_scenario as check_scenario
     from prodigy_sim.models.scenario import load_scenario as load_scenario
     from prodigy_sim.models.scenario import parse_scenario as parse_scenario
-    from prodigy_sim.models.scenario import scenario_names as scenario_names
 
 _EXPORTS = {
     "LINEAR_CLASSES": "card",
@@ -45,7 +45,7 @@ _EXPORTS = {
     "ModelCard": "card",
     "TensorClass": "card",
     "TensorSpec": "card",
-    "card_names": "card",
+    "card_names": "_files",
     "load_card": "card",
     "parse_card": "card",
     "ACTIVATION_RULE": "footprint",
@@ -62,7 +62,7 @@ _EXPORTS = {
     "check_scenario": "scenario",
     "load_scenario": "scenario",
     "parse_scenario": "scenario",
-    "scenario_names": "scenario",
+    "scenario_names": "_files",
 }
 """Public name -> the module of this package that defines it."""
 

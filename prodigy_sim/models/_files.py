@@ -13,7 +13,8 @@ from typing import Literal
 
 from prodigy_sim._datafile import read_mapping as read_mapping
 
-__all__ = ["data_dirs", "named_files", "read_mapping", "looks_like_path"]
+__all__ = ["card_names", "data_dirs", "named_files", "read_mapping", "looks_like_path",
+           "scenario_names"]
 
 _PACKAGED = {"cards": "cards", "scenarios": "scenarios"}
 _REPOSITORY = {"cards": "models", "scenarios": "scenarios"}
@@ -35,6 +36,16 @@ def named_files(kind: Literal["cards", "scenarios"]) -> dict[str, Path]:
             if p.suffix.lower() in _SUFFIXES:
                 out.setdefault(p.stem, p)
     return out
+
+
+def card_names() -> list[str]:
+    """Names of the built-in model cards (``workloads/models/*.yaml``), sorted."""
+    return sorted(named_files("cards"))
+
+
+def scenario_names() -> list[str]:
+    """Names of the built-in scenarios (``workloads/scenarios/*.yaml``), sorted."""
+    return sorted(named_files("scenarios"))
 
 
 def looks_like_path(text: str) -> bool:

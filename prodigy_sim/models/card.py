@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prodigy_sim.errors import ConfigError, ModelFileError, config_error_from_validation
+from prodigy_sim.models._files import card_names as card_names
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
 from prodigy_sim.models._hf import card_data_from_hf, is_hf_config
 
@@ -382,11 +383,6 @@ class ModelCard(BaseModel):
         out += self._linear(prefix + "mlp.up_proj", f, h, "mlp", i, b)
         out += self._linear(prefix + "mlp.down_proj", h, f, "mlp", i, b)
         return out
-
-
-def card_names() -> list[str]:
-    """Names of the built-in model cards (``workloads/models/*.yaml``), sorted."""
-    return sorted(named_files("cards"))
 
 
 def parse_card(data: object, *, source: str = "<model card>") -> ModelCard:

@@ -35,7 +35,7 @@ import io
 import math
 from dataclasses import asdict, dataclass, field
 
-from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
+from prodigy_sim.hardware import DEFAULT_PRESET, ChipConfig, changes_from_preset, load_preset
 from prodigy_sim.models.card import TENSOR_CLASSES, ModelCard, TensorSpec, load_card
 from prodigy_sim.models.routing import Routing
 from prodigy_sim.models.scenario import (
@@ -110,6 +110,10 @@ class FootprintReport:
     activation_format: str
     activation_bytes: int
     activation_rule: str = field(default=ACTIVATION_RULE)
+    preset: str = ""
+    """The preset ``hardware`` is (or is based on: :func:`~prodigy_sim.hardware.base_preset`)."""
+    hardware_changes: tuple[str, ...] = ()
+    """The fields ``hardware`` changes in ``preset``: ``'memory.capacity_bytes A -> B'``."""
 
     @property
     def parameters(self) -> int:
@@ -216,6 +220,9 @@ class FootprintReport:
                      f"({self.capacity_bytes / 2**40:g} TiB); headroom "
                      f"{self.headroom_bytes / 1e9:,.3f} GB")
         lines.append(f"# activations: {self.activation_rule}")
+        if self.hardware_changes:
+            lines.append(f"# hardware: {self.preset} with {len(self.hardware_changes)} field(s) "
+                         f"overridden: {', '.join(self.hardware_changes)}")
         return "\n".join(lines)
 
 
@@ -277,24 +284,29 @@ def _encoder_tokens(card: ModelCard, scenario: Scenario) -> int:
 
 
 def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
-                     sparsity: str = "none", hardware: str | None = None,
+                     sparsity: str = "none", hardware: str | ChipConfig | None = None,
                      capacity_bytes: int | None = None) -> FootprintReport:
     """Footprint of ``card`` in ``scenario`` (weights, KV cache, activations, fit).
 
     Given only :class:`Formats`, the report counts weights alone (no KV cache, no activations)
-    with ``sparsity``. ``hardware`` overrides the scenario's preset; ``capacity_bytes`` overrides
-    the preset's DDR capacity (e.g. 2e12 for a 2 TB socket).
+    with ``sparsity``. ``hardware`` (a preset name or a configuration, e.g. from
+    :func:`~prodigy_sim.hardware.resolve_hardware`) overrides the scenario's preset; the report
+    names a configuration's preset and the fields it changes. ``capacity_bytes`` overrides the
+    DDR capacity (e.g. 2e12 for a 2 TB socket).
     """
+    config = hardware if isinstance(hardware, ChipConfig) else None
+    named = hardware if isinstance(hardware, str) else None
     card = load_card(card)
+    preset: str | None
     if isinstance(scenario, Formats):
-        formats, nm_text, preset = scenario, normalize_sparsity(sparsity), hardware
+        formats, nm_text, preset = scenario, normalize_sparsity(sparsity), named
         batch = q = c = enc = 0
         kv = act = 0
         phase, name = "weights only", ""
     else:
         check_scenario(scenario, card)
         formats, nm_text = scenario.formats, scenario.sparsity
-        preset = hardware or scenario.hardware
+        preset = named or scenario.hardware
         batch, q, c = scenario.batch, scenario.query_tokens, scenario.context_tokens
         enc = _encoder_tokens(card, scenario)
         kv = kv_cache_bytes(card, batch, c, formats.kv_cache.bits, enc)
@@ -315,13 +327,18 @@ def footprint_report(card: ModelCard | str, scenario: Scenario | Formats, *,
         ClassFootprint(cls, _label(formats.for_class(cls), cls, nm_text), *totals[cls])
         for cls in TENSOR_CLASSES if cls in totals)
     preset = preset or DEFAULT_PRESET
-    cap = capacity_bytes if capacity_bytes is not None else load_preset(
-        preset).memory.capacity_bytes
+    changes: tuple[str, ...] = ()
+    if config is not None:
+        changed = changes_from_preset(config, preset)
+        preset, changes = changed.preset, tuple(c.describe() for c in changed.changes)
+    chip = config if config is not None else load_preset(preset)
+    cap = capacity_bytes if capacity_bytes is not None else chip.memory.capacity_bytes
     return FootprintReport(
         model=card.name, scenario=name, phase=phase, batch=batch, query_tokens=q,
-        context_tokens=c, encoder_tokens=enc, sparsity=nm_text, hardware=preset,
+        context_tokens=c, encoder_tokens=enc, sparsity=nm_text, hardware=chip.name,
         capacity_bytes=int(cap), weights=weights, kv_cache_format=formats.kv_cache.name,
-        kv_cache_bytes=kv, activation_format=formats.activations.name, activation_bytes=act)
+        kv_cache_bytes=kv, activation_format=formats.activations.name, activation_bytes=act,
+        preset=preset, hardware_changes=changes)
 
 
 def _label(fmt: Storage, tensor_class: str, sparsity: str) -> str:

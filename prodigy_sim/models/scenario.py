@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware import DEFAULT_PRESET, preset_names
 from prodigy_sim.models._files import looks_like_path, named_files, read_mapping
+from prodigy_sim.models._files import scenario_names as scenario_names
 from prodigy_sim.models.card import ModelCard, load_card
 from prodigy_sim.models.routing import Routing
 from prodigy_sim.numerics import FormatField, FormatSpec, Sparsity, Storage, parse_sparsity
@@ -205,11 +206,6 @@ def check_scenario(scenario: Scenario, card: ModelCard, *, source: str = "scenar
         if bad:
             raise ConfigError(f"{source}: 'sparsity' {scenario.sparsity}: reduction axes {bad} of "
                               f"model {card.name!r} are not multiples of {nm.group}")
-
-
-def scenario_names() -> list[str]:
-    """Names of the built-in scenarios (``workloads/scenarios/*.yaml``), sorted."""
-    return sorted(named_files("scenarios"))
 
 
 def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:

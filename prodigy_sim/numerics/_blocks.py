@@ -183,8 +183,9 @@ def _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi, 
     2^-shifts[b]`` is the exponent-field subtraction ``bits - (shift << 23)`` (exact) when
     ``x`` is normal and so is the result; a zero keeps its bits. Blocks flagged ``special``
     (NaN scale) get ``zero_code``. Writes the codes and ``slow[b]`` = elements of block b
-    outside that window (they need the exact path); returns the number of -1 codes. One call
-    per row (not per block: a call costs more than a block), branch-free per element."""
+    outside that window (they need the exact path); returns the number of -1 codes among the
+    others (the exact path counts its own). One call per row (not per block: a call costs more
+    than a block), branch-free per element."""
     neg = 0
     k = xr.size
     for b in range(shifts.size):
@@ -203,11 +204,14 @@ def _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi, 
             nz = mag != 0
             by = bx - sh if nz else bx
             ey = ex - shift
-            n_slow += nz & ((ex == 0) | (ey < 1) | (ey > 254))
+            slow_j = nz & ((ex == 0) | (ey < 1) | (ey > 254))
+            n_slow += slow_j
             h = (by >> 16) & 0xFFFF
             c = lut_hi[h] if (by & 0xFFFFFFFF) >= lut_thr[h] else lut_lo[h]
             out_codes[j] = np.uint8(c & 0xFF)
-            neg += c < 0
+            # an element left to the exact path may look up a meaningless pattern (even a NaN,
+            # code -1): only the elements decided here count
+            neg += (c < 0) & (not slow_j)
         slow[b] = n_slow
     return neg
 

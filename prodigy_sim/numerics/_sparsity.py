@@ -193,6 +193,49 @@ def _select_rows(x, scores, n, m, values, mask_bits):
     return nans
 
 
+@parallel_if_large
+def _select_rows_f32(xbits, n, m, values, mask_bits):
+    """:func:`_select_rows` for float32 ``x`` ranked by its own magnitude, on the bits:
+    ``xbits`` (R, K) is x viewed as uint32, ``values`` (R, K // m * n) uint32 (the kept bit
+    patterns). The magnitude bits of a non-NaN float32 order like its magnitude (+0 and -0
+    tie), so the key ``(bits & 0x7FFFFFFF) << 4 | (15 - i)`` of element ``i`` orders the
+    group by the rank rule of :func:`_keep_top_n` with every key distinct (a tie goes to the
+    lower position, m <= 16): ``rank_i`` = the number of larger keys, in integers. Returns the
+    number of NaN elements (then the outputs are incomplete)."""
+    rows, k = xbits.shape
+    nbytes = (m + 7) // 8
+    nans = 0
+    for r in numba.prange(rows):
+        key = np.empty(16, dtype=np.int64)
+        kept = np.empty(16, dtype=np.uint32)
+        for g in range(k // m):
+            base = g * m
+            bad = 0
+            for i in range(m):
+                mag = np.int64(xbits[r, base + i] & np.uint32(0x7FFFFFFF))
+                bad += mag > 0x7F800000
+                key[i] = (mag << 4) | (15 - i)
+            if bad:
+                nans += bad
+                continue
+            o = 0
+            bits = np.int64(0)
+            for i in range(m):
+                ki = key[i]
+                rank = 0
+                for j in range(m):
+                    rank += key[j] > ki
+                keep = rank < n
+                kept[o] = xbits[r, base + i]
+                o += keep
+                bits |= np.int64(keep) << i
+            for i in range(n):
+                values[r, g * n + i] = kept[i]
+            for b in range(nbytes):
+                mask_bits[r, g * nbytes + b] = (bits >> (8 * b)) & 0xFF
+    return nans
+
+
 def nm_mask(w: np.ndarray, n: int = 4, m: int = 8, *, axis: int = -1,
             scores: np.ndarray | None = None) -> np.ndarray:
     """Boolean N:M mask of ``w``: in every group of ``m`` consecutive elements, ``n`` are True.
@@ -548,7 +591,10 @@ def _compress_fast(w: np.ndarray, n: int, m: int, axis: int,
           else np.ascontiguousarray(np.moveaxis(scores, axis, -1).reshape(-1, k)))
     values = np.empty((rows.shape[0], k // m * n), dtype=w.dtype)
     bits = np.empty((rows.shape[0], k // m * _bytes_per_group(m)), dtype=np.uint8)
-    if _select_rows(rows, sc, n, m, values, bits):
+    if scores is None and w.dtype == np.float32:
+        if _select_rows_f32(rows.view(np.uint32), n, m, values.view(np.uint32), bits):
+            return None
+    elif _select_rows(rows, sc, n, m, values, bits):
         return None
     return SparseTensor(values=values.reshape(*lead, values.shape[1]),
                         mask_bits=bits.reshape(*lead, bits.shape[1]), n=n, m=m,

@@ -30,7 +30,6 @@ none       nothing                     (unscaled)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -44,56 +43,13 @@ from pydantic import (
 )
 
 from prodigy_sim.errors import ConfigError, FormatError, config_error_from_validation
-from prodigy_sim.numerics._packing import packed_row_bytes
 from prodigy_sim.numerics._registry import get_format
+from prodigy_sim.numerics._scale import ScaleKind as ScaleKind
+from prodigy_sim.numerics._scale import scale_kind as scale_kind
 from prodigy_sim.numerics._spec import FormatSpec
 
 __all__ = ["ScaleKind", "Sparsity", "Storage", "RowBytes", "Footprint", "parse_sparsity",
            "scale_kind"]
-
-
-class ScaleKind(str, Enum):
-    """How one block scale is stored (see the module docstring)."""
-
-    E8M0 = "e8m0"
-    E4M3 = "e4m3"
-    FP32 = "fp32"
-    ABSMEAN = "absmean"
-    NONE = "none"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    def __hash__(self) -> int:
-        return hash(self.value)  # equal to its string, so hash like it
-
-    @property
-    def code_format(self) -> str | None:
-        """Name of the numerics format a stored scale is a code of (None: float32 or none)."""
-        return _SCALE_CODE_FORMAT[self]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of one stored scale."""
-        return _SCALE_BYTES[self]
-
-
-_SCALE_CODE_FORMAT = {ScaleKind.E8M0: "float8_e8m0fnu", ScaleKind.E4M3: "float8_e4m3fn",
-                      ScaleKind.FP32: None, ScaleKind.ABSMEAN: None, ScaleKind.NONE: None}
-_SCALE_BYTES = {ScaleKind.E8M0: 1, ScaleKind.E4M3: 1, ScaleKind.FP32: 4, ScaleKind.ABSMEAN: 4,
-                ScaleKind.NONE: 0}
-
-
-def scale_kind(value: ScaleKind | str) -> ScaleKind:
-    """``value`` as a :class:`ScaleKind` (ConfigError naming the choices otherwise)."""
-    try:
-        return ScaleKind(value)
-    except ValueError:
-        choices = ", ".join(k.value for k in ScaleKind)
-        raise ConfigError(f"'scale' must be one of {choices} (got {value!r})") from None
 
 
 @dataclass(frozen=True)
@@ -333,6 +289,8 @@ class Storage(BaseModel):
             n_blocks = -(-cols // self.block)
         meta = 0 if self.sparsity is None else (cols // self.sparsity.group
                                                 * self.sparsity.mask_bytes_per_group)
+        from prodigy_sim.numerics._packing import packed_row_bytes  # its module loads Numba
+
         return RowBytes(code=packed_row_bytes(kept, self.bits),
                         scale=n_blocks * self.scale.nbytes, meta=meta,
                         per_tensor=self.scale.nbytes if self.per_tensor else 0)

@@ -66,7 +66,9 @@ from prodigy_sim.realmodels._ptq import QuantizedModel as QuantizedModel
 from prodigy_sim.realmodels._ptq import family_of as family_of
 from prodigy_sim.realmodels._ptq import quantize_model as quantize_model
 from prodigy_sim.realmodels._ptq import rotate_model as rotate_model
+from prodigy_sim.realmodels._quantize import DEFAULT_DAMPING as DEFAULT_DAMPING
 from prodigy_sim.realmodels._quantize import METHODS as METHODS
+from prodigy_sim.realmodels._quantize import PTQ_METHODS as PTQ_METHODS
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -98,6 +100,8 @@ __all__ = [
     "run_bert", "run_llama", "simulate_real",
     "ACT_FORMAT",
     "METHODS",
+    "DEFAULT_DAMPING",
+    "PTQ_METHODS",
     "MODELS",
     "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
     "render_docs", "table_rows", "write_docs",

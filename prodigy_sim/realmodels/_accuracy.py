@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.numerics import footprint
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
 from prodigy_sim.realmodels._data import calibration_segments, eval_sentences, eval_text
@@ -117,7 +118,7 @@ MODELS: tuple[str, ...] = ("minilm", "smollm2")
 class _Context:
     """Loaded models, references and calibrations shared by the rows of one table run."""
 
-    hardware: str
+    hardware: str | ChipConfig
     mini: ModelWeights | None = None
     mtok: Any = None  # a tokenizers.Tokenizer
     evals: list | None = None
@@ -140,7 +141,8 @@ class _Context:
         return self.smol, self.ids
 
 
-def _context(models, ppl_tokens: int, sentences: int | None, hardware: str) -> _Context:
+def _context(models, ppl_tokens: int, sentences: int | None,
+             hardware: str | ChipConfig) -> _Context:
     ctx = _Context(hardware=hardware)
     if "minilm" in models:
         ctx.mini, ctx.mtok = minilm_weights(), minilm_tokenizer()
@@ -221,12 +223,14 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
                    progress: Callable[[AccuracyRow], None] | None = None, *,
                    models: tuple[str, ...] | list[str] = MODELS, sentences: int | None = None,
                    throughput: bool = False, end_to_end: bool = False,
-                   backend: str = "numpy", hardware: str | None = None) -> list[AccuracyRow]:
+                   backend: str = "numpy", hardware: str | ChipConfig | None = None
+                   ) -> list[AccuracyRow]:
     """Measure every scheme (default :func:`table_schemes`) on ``models``.
 
     ``progress`` is called with each row as soon as it is measured. ``sentences``: use only the
     first N evaluation sentences (default all). ``throughput``: also simulate each model and
-    scheme on ``hardware`` (default preset) and fill the throughput columns. ``end_to_end``: also
+    scheme on ``hardware`` (a preset name or a configuration, default the default preset) and
+    fill the throughput columns. ``end_to_end``: also
     run every layer as the lowered kernels on ``backend`` (``"numpy"``: the plain-numpy
     emulation, bit-identical to the functional core; ``"core"``: the functional core itself,
     slower) and fill the ``e2e_*`` columns.
@@ -259,7 +263,6 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
 def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str) -> dict:
     """The ``e2e_*`` values of ``model`` with every layer lowered; none where the format is not
     lowered or the scheme needs kernels the lowering does not have (online Hadamard, SpQR)."""
-    from prodigy_sim.hardware import load_preset
     from prodigy_sim.lowering import matrix_runs
     from prodigy_sim.realmodels._pipeline import (
         _scenario,
@@ -267,8 +270,9 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
         pipeline_embeddings,
         pipeline_nll,
     )
+    from prodigy_sim.realmodels._throughput import chip_of
 
-    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, load_preset(ctx.hardware)):
+    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, chip_of(ctx.hardware)[0]):
         return {}
     if qm is None or qm.online or any(r.outliers is not None for r in qm.results.values()):
         return {}

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prodigy_sim.errors import ConfigError
+from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering import (
     Budgets,
     Kernel,
@@ -103,26 +104,29 @@ class LoweredRealModel:
         raise ConfigError(f"no lowered op {name!r} for layer {layer} of {self.lowered.model}")
 
 
-def _scenario(card_name: str, scheme: QuantScheme, tokens: int, hardware: str | None):
+def _scenario(card_name: str, scheme: QuantScheme, tokens: int,
+              hardware: str | ChipConfig | None):
     from prodigy_sim.models import Formats, Scenario
+    from prodigy_sim.realmodels._throughput import chip_of
 
     if scheme.storage is None:
         raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
                           "format")
-    kw = {} if hardware is None else {"hardware": hardware}
+    kw = {} if hardware is None else {"hardware": chip_of(hardware)[1]}
     return Scenario(model=card_name, phase="prefill", batch=1, sequence_length=tokens,
                     formats=Formats(weights=scheme.storage), sparsity=scheme.sparsity or "none",
                     **kw)
 
 
 def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
-                     calibration: Calibration | None = None, hardware: str | None = None,
-                     cores: int | None = None,
+                     calibration: Calibration | None = None,
+                     hardware: str | ChipConfig | None = None, cores: int | None = None,
                      weights_q: dict[str, QuantizedTensor] | None = None) -> LoweredRealModel:
     """Lower ``weights.card`` for a ``tokens``-long prompt and quantize its weights by ``scheme``.
 
-    ``hardware``: preset name (default the scenario default); ``cores``: logical cores of the
-    programs (default all of the preset's). ``calibration`` supplies Wanda's activation norms.
+    ``hardware``: preset name or configuration (default the scenario default); ``cores``:
+    logical cores of the programs (default all of the chip's). ``calibration`` supplies
+    Wanda's activation norms.
     ``weights_q``: the quantized weights of an earlier call with the same weights and scheme
     (they do not depend on the prompt length), to skip quantizing them again.
     """
@@ -135,7 +139,7 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     if scheme.sparsity and scheme.prune == "wanda" and calibration is None:
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
     scenario = _scenario(card.name, scheme, tokens, hardware)
-    config = load_preset(scenario.hardware)
+    config = hardware if isinstance(hardware, ChipConfig) else load_preset(scenario.hardware)
     lowered = lower_model(card, scenario, config, cores=cores)
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
     bud = Budgets.of(isa_params(config))
@@ -341,7 +345,7 @@ def _check_ids(m: LoweredRealModel, ids: np.ndarray) -> np.ndarray:
 def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
                         scheme: QuantScheme, *, backend: str = "numpy",
                         calibration: Calibration | None = None, cores: int | None = None,
-                        hardware: str | None = None,
+                        hardware: str | ChipConfig | None = None,
                         weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
     """MiniLM sentence embeddings ``(len(sentences), H)`` float32 with every layer on
     ``backend``: each sentence alone (batch 1, its own prompt length), mean pooling over its
@@ -366,7 +370,7 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
 
 def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
                  backend: str = "numpy", calibration: Calibration | None = None,
-                 cores: int | None = None, hardware: str | None = None,
+                 cores: int | None = None, hardware: str | ChipConfig | None = None,
                  weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
     """Negative log-likelihood (nats, float64) of ``ids[1:]`` given their prefixes, ``(T - 1,)``,
     from the logits of one prefill of ``ids[:-1]`` with every layer and the LM head on

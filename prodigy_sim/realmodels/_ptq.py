@@ -55,6 +55,7 @@ from prodigy_sim.realmodels._quantize import (
 from prodigy_sim.realmodels._weights import ModelWeights
 
 __all__ = ["Family", "family_of", "run_sequences", "OnlineLinears", "RotatedModel", "layer_errors",
+           "heldout_errors",
            "rotate_model", "QuantizedModel", "quantize_model", "ROTATION_SEED"]
 
 ROTATION_SEED = 0
@@ -279,7 +280,7 @@ def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibra
             h = acc.result()
             # Wanda's ||X_j||_2 from the same inputs: H_jj = (2/T) sum_t x_tj^2
             norms = np.sqrt(np.diagonal(h) * (acc.tokens / 2.0))
-            fac = inverse_factor(h, act_order=act_order)
+            fac = inverse_factor(h, percdamp=scheme.percdamp, act_order=act_order)
             for name in names:
                 res = _ptq_one(np.asarray(weights[name]), scheme, fac, norms)
                 results[name] = res
@@ -386,4 +387,38 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
         errs["sparsegpt tai4"] = output_error(
             w, sparsegpt(w, fac, sparsity=sparsity, fmt="tai4").weight, x)
         out[name] = errs
+    return out
+
+
+@one_blas_thread
+def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, names: list[str],
+                   *, dampings: tuple[float, ...] = (0.01, 0.1, 1.0), fmt: str = "tai4",
+                   act_order: bool = True) -> dict[str, dict]:
+    """Does GPTQ's gain over round to nearest carry over to inputs it was not calibrated on?
+
+    Per linear layer ``name``: the float32 model's inputs ``X_c`` over the calibration
+    sequences and ``X_h`` over ``heldout`` (sequences as the forward takes them); GPTQ with
+    act-order (``act_order=False``: block scales chosen in the sweep; MX E8M0/32, OCP floor)
+    from ``H = (2/T) X_c^T X_c`` with each damping; the ratio
+    ``||X (W - W_gptq)^T||_F / ||X (W - W_rtn)^T||_F`` on ``X_c`` (``"calib"``) and on
+    ``X_h`` (``"heldout"``). Returns ``{name: {"k": K, "rank": rank of X_c,
+    (damping, "calib" | "heldout"): ratio}}`` (rank by SVD of the float64 inputs, numpy's
+    default tolerance)."""
+    from prodigy_sim.ptq import gptq, hessian, inverse_factor, output_error, rtn
+
+    cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
+    run_sequences(weights, calibration.sequences, cal)
+    run_sequences(weights, heldout, held)
+    out: dict[str, dict] = {}
+    for name in names:
+        xc, xh = np.concatenate(cal.x[name]), np.concatenate(held.x[name])
+        w = np.asarray(weights[name])
+        h = hessian(xc)
+        wr = rtn(w, fmt=fmt).weight
+        row: dict = {"k": w.shape[1], "rank": int(np.linalg.matrix_rank(xc.astype(np.float64)))}
+        for d in dampings:
+            wg = gptq(w, inverse_factor(h, percdamp=d, act_order=act_order), fmt=fmt).weight
+            row[(d, "calib")] = output_error(w, wg, xc) / output_error(w, wr, xc)
+            row[(d, "heldout")] = output_error(w, wg, xh) / output_error(w, wr, xh)
+        out[name] = row
     return out

@@ -20,6 +20,7 @@ sentence or paragraph alone, no padding; ``_data.calibration_segments``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,7 +38,8 @@ from prodigy_sim.realmodels._linear import (
 )
 from prodigy_sim.realmodels._weights import ModelWeights
 
-__all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "WIDE_WEIGHTS", "QuantScheme",
+__all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "DEFAULT_DAMPING", "WIDE_WEIGHTS",
+           "QuantScheme",
            "Calibration", "RecordingLinears", "calibrate", "rtn_tensor", "quantize_weights",
            "QuantizedLinears", "make_linears", "weight_footprint_bytes"]
 
@@ -60,6 +62,10 @@ PTQ_METHODS: frozenset[str] = frozenset({"gptq", "gptq-act", "sparsegpt", "spqr"
                                          "hadamard-gptq"})
 """Methods that need each layer's calibration inputs (a sequential pass over the model)."""
 
+DEFAULT_DAMPING = 0.01
+"""Hessian damping of the PTQ methods when a scheme gives none: ``0.01 * mean(diag H)`` added to
+the diagonal, the GPTQ / SparseGPT reference implementations' ``--percdamp`` default."""
+
 WIDE_WEIGHTS: tuple[str, ...] = ("bfloat16", "float32")
 """Unscaled weight formats run with FP8 activations (the white paper's FP8-activation baseline)."""
 
@@ -75,7 +81,9 @@ class QuantScheme:
     format's default, E8M0) with the scale chosen by ``scale_rule`` (``floor`` = OCP MX for E8M0,
     ``nearest``, ``noclip``, ``mse``; None = the kind's default, see ``prodigy_sim.ptq``),
     optionally ``sparsity="8:4"`` pruned by ``prune`` (``magnitude`` or ``wanda``; SparseGPT
-    chooses its own mask), by ``method`` (:data:`METHODS`).
+    chooses its own mask), by ``method`` (:data:`METHODS`). ``damping``: the Hessian damping of
+    the methods that take one (:data:`PTQ_METHODS`; fraction of ``mean(diag H)`` added to the
+    diagonal; None = :data:`DEFAULT_DAMPING`, the GPTQ reference's 1 %).
     """
 
     weight_format: str | None
@@ -85,9 +93,18 @@ class QuantScheme:
     scale: str | None = None
     method: str = "rtn"
     scale_rule: str | None = None
+    damping: float | None = None
 
     def __post_init__(self) -> None:
         from prodigy_sim.ptq import SCALE_RULES
+
+        if self.damping is not None:
+            if self.method not in PTQ_METHODS:
+                raise ConfigError(f"'damping' is for the methods that use a Hessian "
+                                  f"({', '.join(sorted(PTQ_METHODS))}), not {self.method!r}")
+            if not (isinstance(self.damping, (int, float)) and math.isfinite(self.damping)
+                    and self.damping > 0):
+                raise ConfigError(f"'damping' must be a positive number (got {self.damping!r})")
 
         if self.prune not in ("magnitude", "wanda"):
             raise ConfigError(f"'prune' must be 'magnitude' or 'wanda' (got {self.prune!r})")
@@ -161,7 +178,14 @@ class QuantScheme:
             out += f" {self.scale or 'e8m0'}/{self.block}"
         if self.scale_rule is not None:
             out += f" {self.scale_rule}"
+        if self.damping is not None:
+            out += f" damp={self.damping:g}"
         return out
+
+    @property
+    def percdamp(self) -> float:
+        """The Hessian damping used (:attr:`damping` or :data:`DEFAULT_DAMPING`)."""
+        return DEFAULT_DAMPING if self.damping is None else float(self.damping)
 
 
 @dataclass(frozen=True, eq=False)

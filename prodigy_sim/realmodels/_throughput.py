@@ -5,10 +5,10 @@ simulated time of one sentence). SmolLM2-135M: decode, batch 1, 512 tokens of co
 tokens per second. The blocks' linear weights take the row's storage (format, MX block, scale)
 and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and KV cache, FP8
 MX embeddings and head). Pruning method does not change the timing, so results are cached per
-(model, storage, sparsity, preset). PTQ methods store the same format (GPTQ, SparseGPT: the same
-storage; Hadamard folds into the weights), except for the work the lowering has no kernel for
-yet - online Hadamard transforms, SpQR's outliers and scales - which is added in closed form
-(:mod:`._overheads`).
+(model, storage, sparsity, configuration). PTQ methods store the same format (GPTQ, SparseGPT:
+the same storage; Hadamard folds into the weights), except for the work the lowering has no
+kernel for yet - online Hadamard transforms, SpQR's outliers and scales - which is added in
+closed form (:mod:`._overheads`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
+from prodigy_sim.hardware import DEFAULT_PRESET, ChipConfig, base_preset, load_preset
 from prodigy_sim.lowering import matrix_runs
 from prodigy_sim.models import Formats, Scenario
 from prodigy_sim.numerics import Storage
@@ -24,7 +24,7 @@ from prodigy_sim.realmodels._overheads import LoweringExtras, closed_form_second
 from prodigy_sim.realmodels._quantize import QuantScheme
 from prodigy_sim.simulation import simulate
 
-__all__ = ["THROUGHPUT_SCENARIOS", "simulated_throughput"]
+__all__ = ["THROUGHPUT_SCENARIOS", "chip_of", "simulated_throughput"]
 
 THROUGHPUT_SCENARIOS: dict[str, dict] = {
     "minilm": dict(model="all-minilm-l6-v2", phase="prefill", batch=1, sequence_length=128),
@@ -33,32 +33,46 @@ THROUGHPUT_SCENARIOS: dict[str, dict] = {
 """Scenario fields of each model's throughput (see the module docstring)."""
 
 
-def simulated_throughput(model: str, scheme: QuantScheme, hardware: str = DEFAULT_PRESET,
+def chip_of(hardware: str | ChipConfig | None) -> tuple[ChipConfig, str]:
+    """``(configuration, the preset it is or is based on)`` of a preset name, a configuration
+    (e.g. from :func:`~prodigy_sim.hardware.resolve_hardware`) or None (the default preset)."""
+    if isinstance(hardware, ChipConfig):
+        return hardware, base_preset(hardware)
+    name = hardware or DEFAULT_PRESET
+    return load_preset(name), name
+
+
+def simulated_throughput(model: str, scheme: QuantScheme,
+                         hardware: str | ChipConfig = DEFAULT_PRESET,
                          extras: LoweringExtras | None = None) -> float | None:
-    """Simulated sentences/s (``"minilm"``) or tokens/s (``"smollm2"``) of ``scheme``; None when
-    the weights do not run on the matrix unit (float32, or a format the preset does not run).
+    """Simulated sentences/s (``"minilm"``) or tokens/s (``"smollm2"``) of ``scheme`` on
+    ``hardware`` (a preset name or a configuration); None when the weights do not run on the
+    matrix unit (float32, or a format the chip does not run).
 
     ``extras`` (online Hadamard transforms, SpQR outliers; :mod:`._overheads`): their
     closed-form time (:func:`closed_form_seconds`) is added to the simulated time of the base
     storage, until the lowering has kernels for them."""
     storage = scheme.storage or Storage.of("float32")
-    seconds = _seconds(model, storage, scheme.sparsity or "none", hardware)
+    config, _ = chip_of(hardware)
+    seconds = _seconds(model, storage, scheme.sparsity or "none", config.model_dump_json())
     if seconds is None:
         return None
     scen = THROUGHPUT_SCENARIOS[model]
     if extras is not None and not extras.empty:
         tokens = scen.get("sequence_length", 1) * scen["batch"]
-        seconds += closed_form_seconds(extras, load_preset(hardware), tokens)
+        seconds += closed_form_seconds(extras, config, tokens)
     return scen["batch"] / seconds
 
 
 @functools.cache
-def _seconds(model: str, storage: Storage, sparsity: str, hardware: str) -> float | None:
+def _seconds(model: str, storage: Storage, sparsity: str, config_json: str) -> float | None:
+    """The simulated seconds of one pass (cached by the configuration's JSON, hashable)."""
     if model not in THROUGHPUT_SCENARIOS:
         raise ConfigError(f"unknown model {model!r}; models: {', '.join(THROUGHPUT_SCENARIOS)}")
-    config = load_preset(hardware)
+    config = ChipConfig.model_validate_json(config_json)
     if not matrix_runs(storage.fmt, config):
         return None
-    scenario = Scenario(formats=Formats(weights=storage), sparsity=sparsity, hardware=hardware,
+    scenario = Scenario(formats=Formats(weights=storage), sparsity=sparsity,
+                        hardware=base_preset(config),
                         **THROUGHPUT_SCENARIOS[model])
     return simulate(scenario, config).seconds

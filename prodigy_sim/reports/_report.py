@@ -20,8 +20,9 @@ Definitions (all per pass: one decode step, or one prefill of the prompt):
 - ``ddr_bytes``: the bytes DDR itself moves; ``achieved_ddr_bytes_per_s`` = DDR bytes / seconds
   (compare with the peak DDR bandwidth). ``compulsory_bytes``: every input of an op read once
   and its output written once (its tensors' sizes; activations that stay on chip between ops
-  excluded); ``l3_hit_rate``: the fraction of the DMAs' reads served on chip (the shared L3 or a
-  multicast) instead of DDR; ``mapping``: the op's mapping (linear layers: accumulator tile,
+  excluded); ``l3_hit_rate``: the share of the DMAs' bytes that DDR did not move (served by
+  the shared L3, resident tensors or a multicast, or stored on chip): ``1 - ddr_bytes /
+  dma_bytes``, per op and in total; ``mapping``: the op's mapping (linear layers: accumulator tile,
   K step, core grid, loop order, multicast), as the mapper chose it.
 - ``roofline_s`` (per op): ``max(executed MMA FLOPs / peak, compulsory bytes / peak DDR
   bandwidth)``.
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 
 from prodigy_sim.hardware import ChipConfig, changes_from_preset
 from prodigy_sim.models import FootprintReport, Scenario, kv_cache_bytes
-from prodigy_sim.simulation import ModelSimulation
+from prodigy_sim.simulation import ModelSimulation, onchip_share
 
 __all__ = ["ModelReport", "build_report", "OP_COLUMNS"]
 
@@ -128,8 +129,9 @@ class ModelReport:
 
     @property
     def l3_hit_rate(self) -> float:
-        """Fraction of the DMAs' bytes served on chip (the L3 or a multicast), not by DDR."""
-        return max(0.0, 1 - self.ddr_bytes / self.dma_bytes) if self.dma_bytes else 0.0
+        """:func:`~prodigy_sim.simulation.onchip_share` of all the DMAs' bytes (the same ratio
+        as each op's)."""
+        return onchip_share(self.ddr_bytes, self.dma_bytes)
 
     @property
     def vector_flop_utilization(self) -> float:

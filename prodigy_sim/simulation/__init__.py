@@ -21,6 +21,7 @@ from prodigy_sim.simulation._driver import OpResult as OpResult
 from prodigy_sim.simulation._driver import OpTrace as OpTrace
 from prodigy_sim.simulation._driver import SimMethod as SimMethod
 from prodigy_sim.simulation._driver import StageResult as StageResult
+from prodigy_sim.simulation._driver import onchip_share as onchip_share
 from prodigy_sim.simulation._driver import sim_kernel_count as sim_kernel_count
 from prodigy_sim.simulation._driver import simulate as simulate
 from prodigy_sim.simulation._driver import simulate_lowered as simulate_lowered
@@ -30,4 +31,5 @@ from prodigy_sim.simulation._timeline import write_step_timeline as write_step_t
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
            "OpTrace", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
-           "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline"]
+           "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
+           "onchip_share"]

@@ -32,7 +32,7 @@ from prodigy_sim.timing import simulate as simulate_program
 
 __all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod", "simulate",
            "simulate_op", "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
-           "STEADY_STATE_BOUND"]
+           "STEADY_STATE_BOUND", "onchip_share"]
 
 DEFAULT_STEADY_UNITS = 2
 """Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
@@ -74,6 +74,14 @@ class SimMethod:
                 "description": self.describe()}
 
 
+def onchip_share(ddr_bytes: float, dma_bytes: float) -> float:
+    """The share of the DMAs' bytes (loads and stores) that DDR did not move: served by the
+    shared L3, resident tensors or a multicast, or stored on chip. ``1 - ddr / dma``, clamped to
+    [0, 1] (DDR moves whole 64-B lines, so a few short DMAs can cost more DDR bytes than they
+    move). The report's ``l3_hit_rate`` per op and in total."""
+    return min(1.0, max(0.0, 1 - ddr_bytes / dma_bytes)) if dma_bytes else 0.0
+
+
 @dataclass(frozen=True)
 class OpResult:
     """One kernel: simulated time, work, traffic, utilization, roofline bound, how it ran.
@@ -99,11 +107,15 @@ class OpResult:
     vector_flops: int = 0
     ddr_bytes: int = 0
     compulsory_bytes: int = 0
-    l3_hit_rate: float = 0.0
     mapping: str = ""
 
+    @property
+    def l3_hit_rate(self) -> float:
+        """:func:`onchip_share` of this op's DMA bytes."""
+        return onchip_share(self.ddr_bytes, self.dma_bytes)
+
     def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        return dict(self.__dict__, l3_hit_rate=self.l3_hit_rate)
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,6 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
                 scale = (n - 4 * u) / (2 * u)
                 cycles = r3.cycles + scale * (r3.cycles - r2.cycles)
                 ddr = r3.dram_bytes + scale * (r3.dram_bytes - r2.dram_bytes)
-                hits = r3.l3_hit_bytes + scale * (r3.l3_hit_bytes - r2.l3_hit_bytes)
                 res = r3                                # utilization of the steady state
                 cap = 4 * u
                 how = f"steady state from {2 * u} and {4 * u} of {n} units"
@@ -213,7 +224,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
             r1, r2 = r2, r3
     if res is None:
         res = run(None)
-        cycles, ddr, hits = float(res.cycles), float(res.dram_bytes), float(res.l3_hit_bytes)
+        cycles, ddr = float(res.cycles), float(res.dram_bytes)
     if trace is not None:
         trace.append(OpTrace(stage, op.name, recorders[cap], res.cycles,
                              n if cap is None else cap, n))
@@ -232,7 +243,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
                     roofline_seconds=max(t_mat, t_mem), method=how,
                     vector_flops=op.vector_flops, ddr_bytes=round(ddr),
                     compulsory_bytes=compulsory,
-                    l3_hit_rate=hits / (hits + ddr) if hits + ddr else 0.0, mapping=k.mapping)
+                    mapping=k.mapping)
 
 
 def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,

@@ -6,7 +6,8 @@
 - :func:`sweep`: run it -> :class:`SweepResult` (rows, CSV and Parquet, plots). Results are
   appended to ``results.jsonl`` as points finish; a rerun computes only the missing points.
 - :func:`expand`: the :class:`Point` list of a spec (ids, scenarios, chips) without running it.
-- :func:`plot_line`, :func:`plot_heatmap`, :func:`plot_pareto` (:func:`pareto_front`).
+- :func:`plot_line`, :func:`plot_heatmap`, :func:`plot_pareto` (:func:`pareto_front`),
+  :func:`plot_compare` (time per pass stacked by op, one bar per point).
 
 See ``docs/sweeps.md``. Each public name is imported from its module on first use
 (:mod:`prodigy_sim._lazy`).
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.sweep._names import spec_names as spec_names
     from prodigy_sim.sweep._plots import axis_label as axis_label
     from prodigy_sim.sweep._plots import pareto_front as pareto_front
+    from prodigy_sim.sweep._plots import plot_compare as plot_compare
     from prodigy_sim.sweep._plots import plot_heatmap as plot_heatmap
     from prodigy_sim.sweep._plots import plot_line as plot_line
     from prodigy_sim.sweep._plots import plot_pareto as plot_pareto
@@ -53,6 +55,7 @@ _EXPORTS = {
     "dask_client": "_execute",
     "axis_label": "_plots",
     "pareto_front": "_plots",
+    "plot_compare": "_plots",
     "plot_heatmap": "_plots",
     "plot_line": "_plots",
     "plot_pareto": "_plots",
@@ -82,8 +85,8 @@ __all__ = [
     "DEFAULTS", "EVALUATORS", "PASSTHROUGH_KEYS", "SCENARIO_KEYS", "STATUSES", "Evaluator",
     "ExecutionSpec", "OutputSpec", "PlotSpec", "Point", "PointContext", "SimulateSettings",
     "SweepResult", "SweepSpec", "axis_label", "batches", "dask_client", "expand", "load_spec",
-    "lowering_key", "pareto_front", "parse_spec", "plot_heatmap", "plot_line", "plot_pareto",
-    "plot_spec", "spec_names", "sweep",
+    "lowering_key", "pareto_front", "parse_spec", "plot_compare", "plot_heatmap", "plot_line",
+    "plot_pareto", "plot_spec", "spec_names", "sweep",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,8 @@ lazily built lowering) into named output columns. Built in (:data:`EVALUATORS`):
   (:func:`prodigy_sim.models.footprint_report` with the chip's capacity);
 - ``simulate``: one pass (decode step or prefill) through the timing model
   (:func:`prodigy_sim.reports.report_lowered`): time, tokens/s, roofline, bytes, bandwidth,
-  utilization.
+  utilization, and ``op_seconds``, the seconds of the pass by op name as JSON text (what a
+  ``compare`` plot stacks).
 
 More can be passed to :func:`prodigy_sim.sweep.sweep` (``evaluators=``), for example an accuracy
 evaluator reading the pass-through parameters (``ctx.params["quantization"]``).
@@ -32,7 +33,7 @@ from prodigy_sim.errors import ProdigySimError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering import LoweredModel, lower_model
 from prodigy_sim.models import Scenario, footprint_report
-from prodigy_sim.reports import report_lowered
+from prodigy_sim.reports import op_seconds, report_lowered
 from prodigy_sim.sweep._points import Point, lowering_key
 from prodigy_sim.sweep._spec import SimulateSettings
 
@@ -101,6 +102,7 @@ def _simulate(ctx: PointContext) -> dict[str, Any]:
         "bandwidth_utilization": r.achieved_ddr_bytes_per_s / r.peak_bytes_per_s,
         "matrix_utilization": r.matrix_utilization,
         "vector_utilization": r.vector_utilization,
+        "op_seconds": json.dumps(op_seconds(r), separators=(",", ":")),
     }
 
 
@@ -115,10 +117,10 @@ EVALUATORS: Mapping[str, Evaluator] = MappingProxyType({
                      "flops_per_s", "peak_flops_per_s", "dma_bytes", "ddr_bytes",
                      "compulsory_bytes", "l3_hit_rate", "bandwidth_bytes_per_s",
                      "peak_bandwidth_bytes_per_s", "bandwidth_utilization",
-                     "matrix_utilization", "vector_utilization"),
+                     "matrix_utilization", "vector_utilization", "op_seconds"),
         _simulate, uses_lowering=True,
         description="one pass through the timing model: time, tokens/s, roofline, bandwidth, "
-                    "utilization"),
+                    "utilization; op_seconds = seconds per pass by op name (JSON text)"),
 })
 """The built-in evaluators by name."""
 

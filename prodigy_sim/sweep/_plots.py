@@ -16,7 +16,11 @@ from typing import Any
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import unit_of
 
-__all__ = ["axis_label", "plot_line", "plot_heatmap", "plot_pareto", "pareto_front", "plot_spec"]
+__all__ = ["axis_label", "plot_line", "plot_heatmap", "plot_pareto", "pareto_front", "plot_spec",
+           "plot_compare"]
+
+MAX_BARS = 24
+"""Most bars of a compare plot (more: fix some inputs with ``where``)."""
 
 _LABELS: dict[str, tuple[str, str, float]] = {
     "time_s": ("time per pass", "ms", 1e3),
@@ -225,8 +229,39 @@ def plot_pareto(result: Any, x: str, y: str, *, x_better: str = "low", y_better:
     return fig
 
 
+def plot_compare(result: Any, x: str, *, where: Mapping[str, Any] | None = None):
+    """One bar per point (at most :data:`MAX_BARS`), labelled by ``x`` and the other inputs that
+    vary, its time per pass (ms) stacked by op name, the ideal roofline time as a tick and the
+    throughput (tokens/s) above it: :func:`prodigy_sim.reports.plot_compare_bars` of the rows'
+    ``op_seconds``, ``roofline_s`` and ``tokens_per_s``. Returns the figure."""
+    import json
+
+    from prodigy_sim.reports import plot_compare_bars
+
+    rows = _rows(result, where, [x, "op_seconds", "roofline_s", "tokens_per_s"])
+    if len(rows) > MAX_BARS:
+        raise ConfigError(f"a compare plot of {x!r} would have {len(rows)} bars (at most "
+                          f"{MAX_BARS}); fix some of {', '.join(_varying_inputs(rows, [x]))} "
+                          "with 'where'")
+    order = {repr(v): i for i, v in enumerate(_sorted_values([r[x] for r in rows]))}
+    rows = sorted(rows, key=lambda r: order[repr(r[x])])
+    others = _varying_inputs(rows, [x])
+    labels = ["\n".join([str(r[x]), *(f"{k}={r[k]}" for k in others)]) for r in rows]
+    fixed = {k: rows[0][k] for k in ("model", "phase", "batch", "context")
+             if k in rows[0] and k not in others and k != x}
+    title = ", ".join(f"{k} {v}" for k, v in fixed.items())
+    return plot_compare_bars(labels, [json.loads(r["op_seconds"]) for r in rows],
+                             [r["roofline_s"] for r in rows],
+                             [f"{r['tokens_per_s']:.4g} tok/s" for r in rows], title=title,
+                             xlabel=axis_label(x) + (f"; also {', '.join(others)}" if others
+                                                     else ""))
+
+
 def plot_spec(result: Any, spec: Any, ax: Any = None):
-    """The plot a :class:`~prodigy_sim.sweep.PlotSpec` describes."""
+    """The plot a :class:`~prodigy_sim.sweep.PlotSpec` describes (a compare plot draws its own
+    figure: ``ax`` is not used)."""
+    if spec.kind == "compare":
+        return plot_compare(result, spec.x, where=spec.where)
     if spec.kind == "line":
         return plot_line(result, spec.x, spec.y, spec.lines, where=spec.where, ax=ax)
     if spec.kind == "heatmap":

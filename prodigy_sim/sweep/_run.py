@@ -100,6 +100,9 @@ def _check_plots(spec: SweepSpec, columns: list[str]) -> None:
         for name in plot.where:
             if name not in columns:
                 raise ConfigError(f"'plots.{i}.where': unknown column {name!r}")
+        if plot.kind == "compare" and "op_seconds" not in columns:
+            raise ConfigError(f"'plots.{i}': a compare plot stacks the time of each op; it needs "
+                              "the 'simulate' evaluator in 'compute'")
 
 
 def sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, *, out: str | Path | None = None,

@@ -104,15 +104,18 @@ class PlotSpec(BaseModel):
 
     ``line``: ``y`` against ``x``, one line per value of ``lines``; ``heatmap``: ``value``
     over ``x`` and ``y``; ``pareto``: every point in the ``x``-``y`` plane with the
-    non-dominated front drawn (``x_better`` / ``y_better``: which direction is better).
+    non-dominated front drawn (``x_better`` / ``y_better``: which direction is better);
+    ``compare``: one bar per point labelled by its ``x`` (and the other inputs that vary), its
+    time per pass stacked by op (:func:`prodigy_sim.reports.plot_compare`; needs the
+    ``simulate`` evaluator; ``y`` is always the time per pass and is left out).
     ``where`` keeps the rows whose columns equal the given values.
     """
 
     model_config = _FROZEN
 
-    kind: Literal["line", "heatmap", "pareto"]
+    kind: Literal["line", "heatmap", "pareto", "compare"]
     x: str
-    y: str
+    y: str | None = None
     lines: str | None = None
     value: str | None = None
     x_better: Literal["low", "high"] = "low"
@@ -127,6 +130,9 @@ class PlotSpec(BaseModel):
             raise ValueError("'value' (the colour) is needed by a heatmap, and only by it")
         if self.lines is not None and self.kind != "line":
             raise ValueError("'lines' is for line plots only")
+        if (self.kind == "compare") != (self.y is None):
+            raise ValueError("'y' is needed by line, heatmap and pareto plots; a compare plot "
+                             "always shows the time per pass (leave 'y' out)")
         return self
 
     def columns(self) -> list[str]:
@@ -134,8 +140,11 @@ class PlotSpec(BaseModel):
         return [c for c in (self.x, self.y, self.lines, self.value, *self.where) if c]
 
     def stem(self) -> str:
-        """File name stem: ``file`` or ``<kind>-<y or value>-vs-<x>``."""
-        return self.file or f"{self.kind}-{self.value or self.y}-vs-{self.x}"
+        """File name stem: ``file`` or ``<kind>-<y or value>-vs-<x>`` (``compare-<x>``)."""
+        if self.file:
+            return self.file
+        return f"compare-{self.x}" if self.kind == "compare" else \
+            f"{self.kind}-{self.value or self.y}-vs-{self.x}"
 
 
 class ExecutionSpec(BaseModel):
@@ -181,6 +190,18 @@ class SweepSpec(BaseModel):
         for p in self.points:
             seen.update(dict.fromkeys(p))
         return list(seen)
+
+    def categorical_keys(self) -> list[str]:
+        """The keys that take several values, not all numbers (``weights``, ``model``, a
+        ``hw`` file ...): the axes a compare plot suits."""
+        values: dict[str, list[Any]] = {k: list(v) for k, v in self.grid.items()}
+        for p in self.points:
+            for k, v in p.items():
+                values.setdefault(k, []).append(v)
+        return [k for k, vs in values.items()
+                if len({repr(v) for v in vs}) > 1
+                and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                            for v in vs)]
 
     def check_keys(self) -> None:
         """Raise :class:`ConfigError` naming the section of an unknown key, or a key both in

@@ -27,7 +27,6 @@ Time: core cycles and DRAM cycles are converted with integer arithmetic on the r
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,13 +36,11 @@ from prodigy_sim.errors import SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrRunner
+from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks
 from prodigy_sim.timing._noc import Mesh
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
-BLOCK_SHIFT = 6
-"""L3 blocks are 2**6 lines (4 KiB of 64-B lines)."""
-LINES_PER_BLOCK = 1 << BLOCK_SHIFT
 
 
 @dataclass(slots=True, eq=False)
@@ -182,7 +179,7 @@ class MemorySystem:
         self._latency_lists = mesh.latency.tolist()
         # the shared L3: LRU over 4 KiB blocks, line l homed in the L2 slice of core l % cores
         self.l3_blocks = l3_bytes // (self.line * LINES_PER_BLOCK)
-        self.l3: OrderedDict | None = OrderedDict() if self.l3_blocks > 0 else None
+        self.l3 = L3Blocks(self.l3_blocks) if self.l3_blocks > 0 else None
         self.l3_hit_lines = 0
         self.nslices = config.cores
         cols = mesh.cols
@@ -352,7 +349,7 @@ class MemorySystem:
         hl: list[np.ndarray] = []
         hr: list[np.ndarray] = []
         if l3_info is not None:
-            parts = self._l3_hits(l3_info, line, dma, ctrl, comp_core, n)
+            parts = self._l3_hits(l3_info, line, ctrl, comp_core)
             for acc, part in zip((hd, hl, hr), parts, strict=True):
                 acc.append(part)
         wd: list[np.ndarray] = []
@@ -442,24 +439,28 @@ class MemorySystem:
         # every controller's requests in arrival order; its batch starts at the refresh
         # boundary before its first request (each batch starts a fresh DDR5 model)
         span = int(a_eff.max()) + 1
-        order = np.argsort(ctrl * span + a_eff, kind="stable")
-        c_o = ctrl[order]
-        firsts = np.flatnonzero(np.r_[True, c_o[1:] != c_o[:-1]])
-        base = np.zeros(self.nctrl, np.int64)
-        base[c_o[firsts]] = (a_eff[order][firsts] // self._refi) * self._refi
         inst = ctrl * s + sub_local                               # one DDR5 instance per sub
-        comp_o = self.runner.complete(inst[order], a_eff[order] - base[c_o], sub_addr[order],
-                                      is_w[order], self.nsub) + base[c_o]
+        order = np.argsort(inst * span + a_eff, kind="stable")    # by instance, then arrival
+        i_o, a_o, c_o = inst[order], a_eff[order], ctrl[order]
+        firsts = np.flatnonzero(np.r_[True, i_o[1:] != i_o[:-1]])
+        never = np.iinfo(np.int64).max
+        first_arrival = np.full(ns, never, np.int64)            # per instance
+        first_arrival[i_o[firsts]] = a_o[firsts]
+        first_arrival = first_arrival.reshape(self.nctrl, s).min(axis=1)
+        base = np.where(first_arrival < never, (first_arrival // self._refi) * self._refi, 0)
+        comp_o = self.runner.complete(i_o, a_o - base[c_o], sub_addr[order], is_w[order],
+                                      self.nsub) + base[c_o]
         complete = np.empty_like(arrive)
         complete[order] = comp_o
         bus = complete + np.where(is_w, self._nbl, 0)
         np.maximum.at(self.bus_free, (ctrl, sub_local), bus)
-        if self.log is not None:
-            self.log.ctrl.append(c_o)
-            self.log.arrive.append(arrive[order])
-            self.log.addr.append(addr[order])
-            self.log.is_write.append(is_w[order])
-            self.log.complete.append(comp_o)
+        if self.log is not None:                    # per controller in arrival order
+            by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
+            self.log.ctrl.append(ctrl[by_ctrl])
+            self.log.arrive.append(arrive[by_ctrl])
+            self.log.addr.append(addr[by_ctrl])
+            self.log.is_write.append(is_w[by_ctrl])
+            self.log.complete.append(complete[by_ctrl])
         self.requests += int(arrive.size)
         self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
         done = self.to_core(complete)
@@ -480,80 +481,54 @@ class MemorySystem:
         return nz // ns, nz % ns, counts[nz], last[nz]
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle], l3: OrderedDict
+    def _l3_lookup(self, batch: list[DmaHandle], l3: L3Blocks
                    ) -> tuple[list[np.ndarray], tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
-        bit per 64-B line). Returns the lines each DMA takes from DDR and the hits."""
-        cap = self.l3_blocks
-        to_ddr = []
-        hit_parts = []      # (dma, lines, entries of the lines' blocks)
-        fill_parts = []     # (dma, entries of the blocks whose missing lines come from DDR)
-        for i, h in enumerate(batch):
-            lines = h.pending_lines()
-            if h.is_write or lines.size == 0:
-                to_ddr.append(lines)
-                continue
-            blk = lines >> BLOCK_SHIFT
-            new = np.r_[True, blk[1:] != blk[:-1]]
-            starts = np.flatnonzero(new)
-            bidx = np.cumsum(new) - 1
-            bit = (lines & (LINES_PER_BLOCK - 1)).astype(np.uint64)
-            masks = np.bitwise_or.reduceat(np.left_shift(np.uint64(1), bit), starts)
-            entries, hitm = [], []
-            for b, m in zip(blk[starts].tolist(), masks.tolist(), strict=True):
-                e = l3.get(b)
-                if e is None:
-                    e = [m, 0, b]          # valid lines, cycle the data is in its slice, block
-                    l3[b] = e
-                    if len(l3) > cap:
-                        l3.popitem(last=False)
-                    hitm.append(0)
-                else:
-                    l3.move_to_end(b)
-                    hitm.append(m & e[0])
-                    e[0] |= m
-                entries.append(e)
-            hit = ((np.array(hitm, np.uint64)[bidx] >> bit) & np.uint64(1)).astype(np.bool_)
-            if hit.any():
-                hl = lines[hit]
-                hb = bidx[hit]
-                u = np.flatnonzero(np.r_[True, hb[1:] != hb[:-1]])
-                hit_parts.append((i, hl, [entries[j] for j in hb[u].tolist()],
-                                  np.cumsum(np.r_[True, hb[1:] != hb[:-1]]) - 1))
-                self.l3_hit_lines += int(hl.size)
-                lines = lines[~hit]
-                bidx = bidx[~hit]
-            if lines.size:
-                u = np.flatnonzero(np.r_[True, bidx[1:] != bidx[:-1]])
-                fill_parts.append((i, [entries[j] for j in bidx[u].tolist()], u))
-            to_ddr.append(lines)
-        return to_ddr, (hit_parts, fill_parts)
+        bit per 64-B line: :class:`L3Blocks`). Returns the lines each DMA takes from DDR and
+        what :meth:`_l3_hits` needs: per DDR line of the batch the L3 entry it fills (-1 for
+        stores), and the DMA, line and entry of every hit."""
+        pend = [h.pending_lines() for h in batch]
+        loads = [i for i, h in enumerate(batch) if not h.is_write and pend[i].size]
+        to_ddr = list(pend)
+        fill_ent = [np.full(x.size, -1, np.int64) for x in pend]
+        if not loads:
+            return to_ddr, (np.concatenate(fill_ent), None)
+        sizes = np.array([pend[i].size for i in loads], np.int64)
+        lines = np.concatenate([pend[i] for i in loads]) if len(loads) > 1 else pend[loads[0]]
+        first = np.zeros(lines.size, np.bool_)
+        offs = np.cumsum(sizes) - sizes
+        first[offs] = True
+        hit, ent, nhit = l3.lookup(lines, first)
+        self.l3_hit_lines += nhit
+        hits = None
+        if nhit:
+            dma = np.repeat(np.asarray(loads, np.int64), sizes)
+            hits = (dma[hit], lines[hit], ent[hit])
+        bounds = np.r_[offs, lines.size].tolist()
+        for j, i in enumerate(loads):
+            sl = slice(bounds[j], bounds[j + 1])
+            miss = ~hit[sl]
+            to_ddr[i] = pend[i][miss] if nhit else pend[i]
+            fill_ent[i] = ent[sl][miss] if nhit else ent[sl]
+        return to_ddr, (np.concatenate(fill_ent), hits)
 
-    def _l3_hits(self, info, line, dma, ctrl, comp_core, n: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Set the slice-ready cycle of the blocks this batch filled from DDR, then return the
-        dma, the line and the cycle its data is in its home slice of every L3 hit."""
-        hit_parts, fill_parts = info
-        empty = np.zeros(0, np.int64)
-        if fill_parts:
-            # a filled line reaches its home slice from its controller
-            bounds = np.searchsorted(dma, np.arange(n + 1)).tolist()
-            for i, entries, u in fill_parts:
-                sel = slice(bounds[i], bounds[i + 1])
-                home = line[sel] % self.nslices
-                ready = np.maximum.reduceat(comp_core[sel] + self.ctrl_slice_lat[ctrl[sel], home],
-                                            u).tolist()
-                for e, r in zip(entries, ready, strict=True):
-                    if r > e[1]:
-                        e[1] = r
-        if not hit_parts:
+    def _l3_hits(self, info, line, ctrl, comp_core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Set the slice-ready cycle of the blocks this batch filled from DDR (a filled line
+        reaches its home slice from its controller), then return the dma, the line and the
+        cycle its data is in its home slice of every L3 hit."""
+        fill_ent, hits = info
+        l3 = self.l3
+        assert l3 is not None
+        f = np.flatnonzero(fill_ent >= 0)
+        if f.size:
+            home = line[f] % self.nslices
+            np.maximum.at(l3.ready, fill_ent[f],
+                          comp_core[f] + self.ctrl_slice_lat[ctrl[f], home])
+        if hits is None:
+            empty = np.zeros(0, np.int64)
             return empty, empty, empty
-        hd = np.concatenate([np.full(hl.size, i, np.int64) for i, hl, _, _ in hit_parts])
-        hl = np.concatenate([hl for _, hl, _, _ in hit_parts])
-        ready = np.concatenate([np.array([e[1] for e in es], np.int64)[b]
-                                for _, _, es, b in hit_parts])
-        return hd, hl, ready
-
+        hd, hl, he = hits
+        return hd, hl, l3.ready[he]
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
                 line: int, count: np.ndarray | None = None) -> np.ndarray:
