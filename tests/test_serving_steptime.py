@@ -203,7 +203,7 @@ def test_interpolated_decode_within_5_percent_of_direct_simulation():
 
 @pytest.mark.slow
 def test_throughput_saturates_at_the_rate_simulated_step_times_predict():
-    # one 1024-token prompt per prefill step, 16 decoding: three simulated shapes in all
+    # one 1024-token prompt per prefill step, 16 decoding: a few simulated shapes in all
     steps = SimulatedStepTimes("llama-2-7b", decode_buckets=(16,), context_grid=(1024, 2048))
     engine = EngineConfig(max_batch=16, max_prefill_tokens=1024)
     rate = saturation_requests_per_s(steps, 1024, 64, engine, prompts_per_prefill=1)
@@ -211,4 +211,7 @@ def test_throughput_saturates_at_the_rate_simulated_step_times_predict():
                          engine)
     done = np.sort(r.finish_s)
     assert 799 / (done[899] - done[100]) == pytest.approx(rate, rel=0.01)
-    assert steps.simulations == 3
+    table = steps.table()  # one prefill; decode at the grid and its bisection midpoints
+    assert [n for n, _ in table["prefill"]] == [1024]
+    contexts = [c for b, c, _ in table["decode"] if b == 16]
+    assert len(contexts) == len(table["decode"]) and {1024, 1536, 2048} <= set(contexts)
