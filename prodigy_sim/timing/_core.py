@@ -155,9 +155,10 @@ class Core:
 
     def __init__(self, env, cid: int, ncores: int, program: Program, layout: Layout,
                  descs: list[_Desc], nkeys: int, memory: MemorySystem, barrier: Barrier,
-                 dma_outstanding: int, recorder=None, budget: StepBudget | None = None
-                 ) -> None:
+                 dma_outstanding: int, recorder=None, budget: StepBudget | None = None,
+                 compiled: list[tuple] | None = None) -> None:
         self.env, self.cid, self.ncores = env, cid, ncores
+        self.compiled = compiled        # isa.compile_steps of the program, shared by the cores
         self.program, self.layout, self.descs = program, layout, descs
         self.memory, self.barrier = memory, barrier
         self.max_dma = dma_outstanding
@@ -243,7 +244,7 @@ class Core:
         executed = [0] * len(descs)                           # per static instruction
         budget = self.budget
         for step in expand(self.program, self.cid, self.ncores, layout=self.layout,
-                           max_steps=budget.max_steps):
+                           max_steps=budget.max_steps, compiled=self.compiled):
             d = descs[step.index]
             kind = d.kind
             executed[step.index] += 1

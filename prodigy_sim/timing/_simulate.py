@@ -9,7 +9,15 @@ import simpy
 
 from prodigy_sim.errors import ConfigError, ProgramError, SimulationError
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.isa import DEFAULT_MAX_STEPS, IsaParams, Layout, Program, expand, validate
+from prodigy_sim.isa import (
+    DEFAULT_MAX_STEPS,
+    IsaParams,
+    Layout,
+    Program,
+    compile_steps,
+    expand,
+    validate,
+)
 from prodigy_sim.timing._core import Barrier, Core, StepBudget, compile_program
 from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING, VECTOR_OP_CLASS, mma_macs
 from prodigy_sim.timing._memory import LineMap, MemorySystem, check_batching
@@ -86,10 +94,11 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder,
                           l3_bytes=l3_bytes, resident=ranges)
     barrier = Barrier(env, ncores)
+    compiled = compile_steps(program, layout=lay)               # once for every core
     procs = []
     for cid in range(ncores):
         core = Core(env, cid, ncores, program, lay, descs, nkeys, memory, barrier,
-                    dma_outstanding, recorder, budget)
+                    dma_outstanding, recorder, budget, compiled)
         procs.append(core)
         env.process(core.run())
     env.run()
@@ -175,8 +184,10 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
     per_vec = vu.fp32_lanes * vu.count
     lines = LineMap(config.core.on_chip_memory.line_bytes)
     touched = []
+    compiled = compile_steps(program, layout=lay)
     for cid in range(ncores):
-        for step in expand(program, cid, ncores, layout=lay, max_steps=max_steps):
+        for step in expand(program, cid, ncores, layout=lay, max_steps=max_steps,
+                           compiled=compiled):
             ins = step.instruction
             if step.unit == "dma" and step.ddr:
                 nbytes += sum(s.nbytes for s in step.ddr)
