@@ -22,8 +22,8 @@ from prodigy_sim._lazy import lazy_exports
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
     from prodigy_sim.timing._costs import mma_cycles as mma_cycles
-    from prodigy_sim.timing._l3 import compile_l3_kernel as compile_l3_kernel
-    from prodigy_sim.timing._l3 import l3_kernel_compiled as l3_kernel_compiled
+    from prodigy_sim.timing._kernels import compile_kernels as compile_kernels
+    from prodigy_sim.timing._kernels import kernels_compiled as kernels_compiled
     from prodigy_sim.timing._result import CoreResult as CoreResult
     from prodigy_sim.timing._result import SimulationResult as SimulationResult
     from prodigy_sim.timing._simulate import batching_error as batching_error
@@ -46,8 +46,8 @@ _EXPORTS = {
     "simulate": "_simulate",
     "BusyRecorder": "_trace",
     "ChromeTraceRecorder": "_trace",
-    "l3_kernel_compiled": "_l3",
-    "compile_l3_kernel": "_l3",
+    "kernels_compiled": "_kernels",
+    "compile_kernels": "_kernels",
 }
 """Public name -> the module of this package that defines it."""
 
@@ -63,8 +63,8 @@ __all__ = [
     "BusyRecorder",
     "ChromeTraceRecorder",
     "DEFAULT_DMA_OUTSTANDING",
-    "l3_kernel_compiled",
-    "compile_l3_kernel",
+    "kernels_compiled",
+    "compile_kernels",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,10 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from prodigy_sim._jit import cached_on_disk
-
-__all__ = ["BLOCK_SHIFT", "LINES_PER_BLOCK", "L3Blocks", "l3_kernel_compiled",
-           "compile_l3_kernel"]
+__all__ = ["BLOCK_SHIFT", "LINES_PER_BLOCK", "L3Blocks"]
 
 BLOCK_SHIFT = 6
 """L3 blocks are 2**6 lines (4 KiB of 64-B lines)."""
@@ -217,12 +214,3 @@ class L3Blocks:
                        self._retired, meta, self.capacity, hit, ent)
         return hit, ent, int(hits)
 
-
-def l3_kernel_compiled() -> bool:
-    """True if the L3 lookup's Numba kernel is in the on-disk cache."""
-    return cached_on_disk(_lookup)
-
-
-def compile_l3_kernel() -> None:
-    """Compile (or load from the on-disk cache) the L3 lookup's kernel: one lookup."""
-    L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))

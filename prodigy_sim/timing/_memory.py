@@ -38,6 +38,7 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrRunner
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks
 from prodigy_sim.timing._noc import Mesh
+from prodigy_sim.timing._ports import fifo_departures
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
@@ -540,25 +541,8 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
     up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
     integer."""
     order = _port_order(port, ready)
-    p = port[order]
-    a = ready[order] * bw
-    n = p.size
-    size = np.full(n, line, np.int64) if count is None else count[order] * line
-    first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    gid = np.cumsum(np.r_[False, p[1:] != p[:-1]])
-    cs = np.cumsum(size)
-    served = cs - (cs[first] - size[first])[gid]         # S_j within the port
-    x = a - (served - size)
-    big = int(x.max() - x.min()) + 1
-    off = gid * big
-    cm = np.maximum.accumulate(x + off) - off
-    d = np.maximum(cm, free[p] * bw) + served
-    dep = -(-d // bw)
-    last = np.r_[first[1:], n] - 1
-    free[p[last]] = dep[last]
-    out = np.empty_like(dep)
-    out[order] = dep
-    return out
+    nbytes = np.full(port.size, line, np.int64) if count is None else count * line
+    return fifo_departures(order, port, ready, nbytes, free, bw)
 
 
 def _port_order(port: np.ndarray, ready: np.ndarray) -> np.ndarray:

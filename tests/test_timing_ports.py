@@ -1,0 +1,40 @@
+"""The FIFO ports' Numba pass (timing/_ports.py) against a plain loop written here: each port
+serves its elements in (ready, index) order, ``line x count / bw`` cycles each, no earlier than
+the port is free; the port's free cycle ends at its last departure."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prodigy_sim.timing._memory import _fifo_ports
+
+
+def _reference(port, ready, free, bw, line, count):
+    free = free.copy()
+    out = np.zeros(port.size, np.int64)
+    busy = {}                                   # port -> bytes served until (in bytes x bw)
+    for j in sorted(range(port.size), key=lambda j: (port[j], ready[j], j)):
+        p = int(port[j])
+        d = busy.get(p, int(free[p]) * bw)
+        d = max(int(ready[j]) * bw, d) + int(count[j]) * line
+        busy[p] = d
+        out[j] = -(-d // bw)
+        free[p] = out[j]
+    return out, free
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 500), st.integers(1, 5)),
+                min_size=0, max_size=60),
+       st.lists(st.integers(0, 300), min_size=4, max_size=4), st.sampled_from([16, 32, 64]),
+       st.booleans())
+def test_fifo_ports_equal_a_plain_loop(elements, free0, bw, packets):
+    port = np.array([e[0] for e in elements], np.int64)
+    ready = np.array([e[1] for e in elements], np.int64)
+    count = np.array([e[2] for e in elements], np.int64) if packets else np.ones(port.size,
+                                                                                np.int64)
+    free = np.array(free0, np.int64)
+    ref_out, ref_free = _reference(port, ready, free, bw, 64, count)
+    out = _fifo_ports(port, ready, free, bw, 64, count if packets else None)
+    assert out.tolist() == ref_out.tolist()
+    assert free.tolist() == ref_free.tolist()
