@@ -491,7 +491,8 @@ class MemorySystem:
         pend = [h.pending_lines() for h in batch]
         loads = [i for i, h in enumerate(batch) if not h.is_write and pend[i].size]
         to_ddr = list(pend)
-        fill_ent = [np.full(x.size, -1, np.int64) for x in pend]
+        none = np.full(max(x.size for x in pend), -1, np.int64)    # stores fill no entry
+        fill_ent = [none[:x.size] for x in pend]
         if not loads:
             return to_ddr, (np.concatenate(fill_ent), None)
         sizes = np.array([pend[i].size for i in loads], np.int64)
