@@ -119,22 +119,19 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prodigy_sim.dram import compile_kernels, kernels_compiled
     from prodigy_sim.reports import report_simulation, write_plots
     from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
-    from prodigy_sim.timing import compile_kernels as compile_timing_kernels
-    from prodigy_sim.timing import kernels_compiled as timing_kernels_compiled
+    from prodigy_sim.timing import compile_kernels, kernels_compiled
 
     scenario = _scenario(args)
     config, _ = hardware_from_args(args, default=scenario.hardware)
     if args.steady_units < 0:
         raise ConfigError(f"'--steady-units' must be >= 0 (got {args.steady_units})")
-    if not (kernels_compiled() and timing_kernels_compiled()):
+    if not kernels_compiled():
         if not args.quiet:
             print("prodigy-sim simulate: compiling the DDR5 and timing models' kernels (first "
                   "run after installing only; 15-40 s)", file=sys.stderr)
         compile_kernels()
-        compile_timing_kernels()
     bar = None
     show = not args.quiet and sys.stderr.isatty()
 

@@ -94,6 +94,12 @@ def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
     return simulate_scenario(scenario, config=config, **options).seconds
 
 
+
+def _chord(x0: float, t0: float, x1: float, t1: float, x: float) -> float:
+    """The straight line through ``(x0, t0)`` and ``(x1, t1)`` at ``x`` (interpolation, and the
+    chord a bisection midpoint is compared with)."""
+    return t0 + (t1 - t0) * (x - x0) / (x1 - x0)
+
 class SimulatedStepTimes:
     """Step times of ``model`` on one socket from the simulator (see the module docstring).
 
@@ -211,8 +217,7 @@ class SimulatedStepTimes:
         t0 = self._at_batch(b0, c)
         if b1 == b0:
             return t0
-        t1 = self._at_batch(b1, c)
-        return t0 + (t1 - t0) * (b - b0) / (b1 - b0)
+        return _chord(b0, t0, b1, self._at_batch(b1, c), b)
 
     def _at_batch(self, batch: int, context: int) -> float:
         """The step time of the bucket ``batch`` at a grid ``context``, interpolated in the
@@ -221,8 +226,7 @@ class SimulatedStepTimes:
         t0 = self.decode_point(batch, c0)
         if c1 == c0:
             return t0
-        t1 = self.decode_point(batch, c1)
-        return t0 + (t1 - t0) * (context - c0) / (c1 - c0)
+        return _chord(c0, t0, c1, self.decode_point(batch, c1), context)
 
     def decode_batches(self, batch: int, context: int) -> tuple[int, int]:
         """The simulated batches ``(b0, b1)`` a decode of the bucket ``batch`` at the grid
@@ -248,8 +252,7 @@ class SimulatedStepTimes:
             t0, t1, tm = (self._at_batch(x, context) for x in (b0, b1, bm))
             if m == i:
                 return batch, batch
-            affine = abs((t0 + (t1 - t0) * (bm - b0) / (b1 - b0)) / tm - 1) \
-                <= self.refine_tolerance
+            affine = abs(_chord(b0, t0, b1, t1, bm) / tm - 1) <= self.refine_tolerance
             i0, i1 = (i0, m) if i < m else (m, i1)
             if affine:
                 break
@@ -292,8 +295,7 @@ class SimulatedStepTimes:
             t0, t1, tm = (self.decode_point(batch, x) for x in (c0, c1, m))
             if m == context:
                 return m, m
-            affine = abs((t0 + (t1 - t0) * (m - c0) / (c1 - c0)) / tm - 1) \
-                <= self.refine_tolerance
+            affine = abs(_chord(c0, t0, c1, t1, m) / tm - 1) <= self.refine_tolerance
             c0, c1 = (c0, m) if context < m else (m, c1)
             if affine:
                 return c0, c1

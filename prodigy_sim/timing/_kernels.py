@@ -1,10 +1,12 @@
-"""The timing model's own Numba kernels (the L3 lookup, the FIFO ports): whether they are in the
-on-disk cache, and compiling them up front so a first run can say so before it starts."""
+"""The Numba kernels a simulation runs (the DDR5 model's, the L3 lookup, the FIFO ports): whether
+they are in the on-disk cache, and compiling them up front so a first run can say so before it
+starts."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.timing._l3 import L3Blocks, _lookup
 from prodigy_sim.timing._ports import _fifo, fifo_departures
@@ -13,12 +15,13 @@ __all__ = ["kernels_compiled", "compile_kernels"]
 
 
 def kernels_compiled() -> bool:
-    """True if the timing model's kernels are in the on-disk cache (``cache=True``)."""
-    return cached_on_disk(_lookup, _fifo)
+    """True if every kernel a simulation runs is in the on-disk cache (``cache=True``)."""
+    return dram.kernels_compiled() and cached_on_disk(_lookup, _fifo)
 
 
 def compile_kernels() -> None:
-    """Compile the timing model's kernels now (or load them from the on-disk cache)."""
+    """Compile every kernel a simulation runs now (or load them from the on-disk cache)."""
+    dram.compile_kernels()
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
     fifo_departures(one, one, one, one + 64, np.zeros(1, np.int64), 32)

@@ -205,10 +205,11 @@ class L3Blocks:
         first = np.ascontiguousarray(first, np.bool_)
         blk = lines >> BLOCK_SHIFT
         lookups = 1 + int(np.count_nonzero(first[1:] | (blk[1:] != blk[:-1])))
-        # each lookup may allocate an entry and retire one
+        # each lookup may allocate an entry (from the free slots) and retire one (the retired
+        # slots fit: there are as many as entries, and lookups <= free slots <= entries)
         short = lookups - int(meta[_NFREE])
-        if short > 0 or self._retired.size < lookups:
-            self._grow(max(short, lookups, self.valid.size))
+        if short > 0:
+            self._grow(max(short, self.valid.size))
         hits = _lookup(lines, first, self._keys, self._vals, self._shift, self.valid,
                        self.ready, self.block, self._prev, self._next, self._free,
                        self._retired, meta, self.capacity, hit, ent)
