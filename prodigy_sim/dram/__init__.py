@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.dram.model import compile_kernels as compile_kernels
     from prodigy_sim.dram.model import kernels_compiled as kernels_compiled
     from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
+    from prodigy_sim.dram.model import simulate_grouped as simulate_grouped
     from prodigy_sim.dram.model import simulate_requests as simulate_requests
     from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
     from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
@@ -62,6 +63,7 @@ _EXPORTS = {
     "DramStats": "model",
     "RequestBatchResult": "model",
     "simulate_controllers": "model",
+    "simulate_grouped": "model",
     "compile_kernels": "model",
     "kernels_compiled": "model",
     "simulate_requests": "model",

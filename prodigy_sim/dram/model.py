@@ -28,7 +28,7 @@ from prodigy_sim.dram.mapping import map_addresses
 from prodigy_sim.errors import ConfigError, SimulationError
 
 __all__ = ["RequestBatchResult", "DramStats", "ControllersResult", "simulate_requests",
-           "simulate_controllers", "kernels_compiled", "compile_kernels"]
+           "simulate_controllers", "simulate_grouped", "kernels_compiled", "compile_kernels"]
 
 ROW_HIT, ROW_MISS, ROW_CONFLICT, NO_DRAM_ACCESS = 0, 1, 2, -1
 
@@ -441,12 +441,95 @@ def simulate_controllers(config: MemorySystemConfig, controller: np.ndarray,
                              complete_cycle=comp, last_accept_cycle=stop, refreshes=ref_total)
 
 
+@njit(cache=True)
+def _grouped_kernel(p, offset_bits, channel_bits, shift, mask, banks_per_group, bg_xor, start,
+                    offer, addr, isw, comp, refresh_at_stop, refresh_total):
+    """:func:`simulate_groups_kernel` with the address mapping folded in: each group's requests
+    are mapped into scratch rows the size of the largest group (:func:`mapping._map_kernel`), so
+    no per-request coordinate arrays are built for the whole batch, and only ``comp`` (shape
+    (n,), must start at -1) is kept. Returns (group, status): status 4 if a group's ``offer`` is
+    negative, decreasing or not below ``MAX_CYCLE``, else as :func:`simulate_kernel`; (-1, 0)
+    when every group ran."""
+    g_n = start.size - 1
+    big = 0
+    for g in range(g_n):
+        big = max(big, start[g + 1] - start[g])
+    coords = np.empty((5, big), np.int64)
+    acc = np.empty(big, np.int64)
+    first = np.empty(big, np.int64)
+    cls = np.empty(big, np.int64)
+    fin = np.empty(big, np.int64)
+    addr_u = addr.view(np.uint64)
+    for g in range(g_n):
+        lo = start[g]
+        hi = start[g + 1]
+        if hi == lo:
+            continue
+        prev = np.int64(0)
+        for i in range(lo, hi):
+            if offer[i] < prev or offer[i] >= K.MAX_CYCLE:
+                return g, 4
+            prev = offer[i]
+        m = hi - lo
+        mapping._map_kernel(addr_u[lo:hi], offset_bits, channel_bits, shift, mask,
+                            banks_per_group, bg_xor, coords)
+        _, status = K.simulate_kernel(p, offer[lo:hi], coords[0, :m], coords[1, :m],
+                                      coords[2, :m], coords[3, :m], addr[lo:hi], isw[lo:hi],
+                                      acc[:m], first[:m], cls[:m], fin[:m], comp[lo:hi],
+                                      refresh_at_stop[g], refresh_total[g])
+        if status != 0:
+            return g, status
+    return -1, 0
+
+
+def simulate_grouped(config: MemorySystemConfig, start: np.ndarray, arrive_cycle: np.ndarray,
+                     addr: np.ndarray, is_write: np.ndarray) -> np.ndarray:
+    """Completion cycles (int64, shape (n,)) of independent instances of ``config``, as
+    :func:`simulate_controllers` computes them (bit-identical), for callers that already hold
+    their requests grouped by instance: instance ``g`` is requests ``start[g]:start[g+1]``
+    (``start``: int64, shape (G+1,), from 0 to n, non-decreasing), offered in array order at
+    ``arrive_cycle`` (int64, non-decreasing within an instance, counted from each instance's
+    cycle 0) to byte addresses ``addr`` (int64 or uint64) inside the instance. The address
+    mapping runs inside the kernel, one instance at a time, so no per-request temporaries are
+    built besides the result."""
+    arrive = np.ascontiguousarray(arrive_cycle, dtype=np.int64)
+    a = np.ascontiguousarray(addr)
+    if a.dtype == np.uint64:
+        a = a.view(np.int64)
+    elif a.dtype != np.int64:
+        raise ConfigError(f"'addr' must be int64 or uint64 byte addresses (got dtype {a.dtype})")
+    is_w = _flags(is_write, "is_write")
+    st = np.ascontiguousarray(start, dtype=np.int64)
+    n = arrive.size
+    if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
+        raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one "
+                          f"length (got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
+    if st.ndim != 1 or st.size < 1 or st[0] != 0 or st[-1] != n or \
+            (st.size > 1 and not _non_negative_sorted(st)):
+        raise ConfigError(f"'start' must run non-decreasing from 0 to {n} (the request count)")
+    _check_banks(config)
+    comp = np.full(n, -1, np.int64)
+    g = st.size - 1
+    if n:
+        _, offset_bits, channel_bits, shift, mask, bpg = mapping._layout(config)
+        ref = np.zeros((g, config.channels), np.int64)
+        bad, status = _grouped_kernel(_params(config, False), offset_bits, channel_bits, shift,
+                                      mask, bpg, config.bank_group_xor, st, arrive, a, is_w,
+                                      comp, ref, ref.copy())
+        if status == 4:
+            raise ConfigError(f"'arrive_cycle' must be non-negative, below 2**46 and "
+                              f"non-decreasing within each instance (instance {bad})")
+        if bad >= 0:
+            raise _stuck(status, config, f" in instance {bad}")
+    return comp
+
+
 def kernels_compiled() -> bool:
     """True if the DDR5 model's Numba kernels are in the on-disk cache (``cache=True``): their
     first compilation, once per installation, takes 15-40 s on a 2-core machine; loading them
     afterwards a fraction of a second."""
     return cached_on_disk(K.simulate_kernel, K.simulate_groups_kernel, mapping._map_kernel,
-                          _count, _non_negative_sorted)
+                          _count, _non_negative_sorted, _grouped_kernel)
 
 
 def compile_kernels() -> None:
@@ -457,3 +540,4 @@ def compile_kernels() -> None:
     one = (np.zeros(1, np.int64), np.zeros(1, np.uint64), np.zeros(1, np.bool_))
     simulate_requests(config, *one).stats()
     simulate_controllers(config, np.zeros(1, np.int64), *one)
+    simulate_grouped(config, np.array([0, 1], np.int64), *one)

@@ -4,21 +4,29 @@ A controller (one 64-bit DDR5 channel) is ``config.channels`` 32-bit subchannels
 is fed **independently** - its own frontend and queues - as the chip's DMA engines and NoC deliver
 requests to each subchannel controller on their own: a full queue on subchannel A never holds up
 requests for subchannel B. A flush runs the subchannels of every controller in one
-:func:`prodigy_sim.dram.simulate_controllers` call (one instance of a 1-subchannel system per
+:func:`prodigy_sim.dram.simulate_grouped` call (one instance of a 1-subchannel system per
 subchannel of the socket), so there is no per-controller or per-subchannel Python overhead.
 
-The per-subchannel address is the controller-local line index with the subchannel bits removed
-(:meth:`prodigy_sim.timing._memory.MemorySystem._ddr`): the 1-subchannel mapping of that address
-gives the bank, row and column the ``S``-subchannel mapping gives the controller-local address.
+The per-subchannel address is the controller-local line index with the subchannel bits removed:
+the 1-subchannel mapping of that address gives the bank, row and column the ``S``-subchannel
+mapping gives the controller-local address.
+
+Two Numba passes bracket the DDR5 model, so a batch builds no per-request numpy temporaries
+beyond a handful of int64 arrays: :func:`_prepare` (line -> subchannel instance, arrival DRAM
+cycle, address inside the subchannel; requests grouped by instance in arrival order, each
+controller's cycles counted from the refresh boundary before its first request) and
+:func:`_finish` (completion back to core cycles in the caller's order; each subchannel's data
+bus free cycle).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from prodigy_sim.dram import MemorySystemConfig, simulate_controllers
+from prodigy_sim.dram import MemorySystemConfig, simulate_grouped
 
-__all__ = ["DdrRunner"]
+__all__ = ["DdrRunner", "DdrGeometry", "run_batch"]
 
 
 class DdrRunner:
@@ -31,10 +39,142 @@ class DdrRunner:
         self.line = config.org.tx_bytes
         """Bytes of one request: a DRAM burst (a cache line of the chip)."""
 
-    def complete(self, instance: np.ndarray, arrive: np.ndarray, sub_addr: np.ndarray,
-                 is_write: np.ndarray, instances: int) -> np.ndarray:
-        """Completion DRAM cycle of requests offered in array order at ``arrive`` (non-decreasing
-        per instance) to independent 1-subchannel instances ``instance`` (< ``instances``) at
-        per-subchannel byte addresses ``sub_addr``."""
-        return simulate_controllers(self.sub_config, instance, arrive, sub_addr, is_write,
-                                    controllers=instances).complete_cycle
+    def complete(self, start: np.ndarray, arrive: np.ndarray, sub_addr: np.ndarray,
+                 is_write: np.ndarray) -> np.ndarray:
+        """Completion DRAM cycle of requests grouped by 1-subchannel instance (instance ``g``
+        is requests ``start[g]:start[g+1]``), offered in array order at ``arrive``
+        (non-decreasing per instance) at per-subchannel byte addresses ``sub_addr``."""
+        return simulate_grouped(self.sub_config, start, arrive, sub_addr, is_write)
+
+
+class DdrGeometry:
+    """The integers :func:`run_batch` needs: ``ilv`` lines per interleave run, ``nsub``
+    subchannels of the socket, ``sub`` per controller, ``line`` bytes, core cycles per DRAM
+    cycle ``num / den``, ``lead`` (1 + nRCD + nCL), ``nbl``, ``refi`` (DRAM cycles)."""
+
+    __slots__ = ("ilv", "nsub", "sub", "line", "num", "den", "lead", "nbl", "refi")
+
+    def __init__(self, ilv: int, nsub: int, sub: int, line: int, num: int, den: int, lead: int,
+                 nbl: int, refi: int) -> None:
+        self.ilv, self.nsub, self.sub, self.line = ilv, nsub, sub, line
+        self.num, self.den, self.lead, self.nbl, self.refi = num, den, lead, nbl, refi
+
+
+@njit(cache=True)
+def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, line_bytes, num,
+             den, lead, refi):
+    """Per request ``i`` (line index ``line[i]`` of controller ``ctrl[i]``, sent by DMA
+    ``dma[i]`` issued at core cycle ``start[dma[i]]`` from core ``cores[dma[i]]``): arrival
+    DRAM cycle ``ceil((sent + 1 + latency[core, ctrl]) den / num)``, offered no earlier than
+    ``bus_free[ctrl, sub] - lead``. Returns ``order`` (requests grouped by instance
+    ``ctrl * s + sub``, each in stable arrival order), ``group`` (shape (nsub + 1,): instance
+    ``g`` is ``order[group[g]:group[g+1]]``), and in that order the arrival counted from the
+    controller's ``base`` (its first arrival rounded down to a refresh boundary), the byte
+    address inside the subchannel, and ``base`` itself (shape (nctrl,))."""
+    n = line.shape[0]
+    nctrl = nsub // s
+    inst = np.empty(n, np.int64)
+    a_eff = np.empty(n, np.int64)
+    group = np.zeros(nsub + 1, np.int64)
+    for i in range(n):
+        c = ctrl[i]
+        sl = ((line[i] // ilv) % nsub) % s
+        d = dma[i]
+        t = (start[d] + 1 + latency[cores[d], c]) * den
+        a = -(-t // num)
+        b = bus_free[c, sl] - lead
+        if b > a:
+            a = b
+        a_eff[i] = a
+        k = c * s + sl
+        inst[i] = k
+        group[k + 1] += 1
+    for g in range(nsub):
+        group[g + 1] += group[g]
+    order = np.empty(n, np.int64)
+    pos = group[:nsub].copy()
+    for i in range(n):
+        k = inst[i]
+        order[pos[k]] = i
+        pos[k] += 1
+    never = np.iinfo(np.int64).max
+    first = np.full(nctrl, never, np.int64)
+    for g in range(nsub):
+        lo = group[g]
+        hi = group[g + 1]
+        if hi == lo:
+            continue
+        ok = True
+        for j in range(lo + 1, hi):
+            if a_eff[order[j]] < a_eff[order[j - 1]]:
+                ok = False
+                break
+        if not ok:
+            part = order[lo:hi].copy()
+            keys = np.empty(hi - lo, np.int64)
+            for j in range(hi - lo):
+                keys[j] = a_eff[part[j]]
+            perm = np.argsort(keys, kind="mergesort")
+            for j in range(hi - lo):
+                order[lo + j] = part[perm[j]]
+        c = g // s
+        if a_eff[order[lo]] < first[c]:
+            first[c] = a_eff[order[lo]]
+    base = np.zeros(nctrl, np.int64)
+    for c in range(nctrl):
+        if first[c] < never:
+            base[c] = (first[c] // refi) * refi
+    arrive = np.empty(n, np.int64)
+    addr = np.empty(n, np.int64)
+    for j in range(n):
+        i = order[j]
+        arrive[j] = a_eff[i] - base[ctrl[i]]
+        ln = line[i]
+        addr[j] = ((ln // ilv // nsub) * ilv + ln % ilv) * line_bytes
+    return order, group, arrive, addr, base
+
+
+@njit(cache=True)
+def _finish(order, group, comp, base, is_write, s, nbl, num, den, bus_free, done, dram):
+    """``done[order[j]]`` = the first core cycle not before request ``j``'s completion
+    ``comp[j] + base[ctrl]`` (DRAM cycles; also into ``dram[order[j]]`` unless ``dram`` is
+    empty); each subchannel's ``bus_free`` becomes at least its
+    requests' completion (+ ``nbl`` for a write: its data burst)."""
+    nsub = group.shape[0] - 1
+    keep = dram.shape[0] > 0
+    for g in range(nsub):
+        c = g // s
+        sl = g % s
+        bf = bus_free[c, sl]
+        for j in range(group[g], group[g + 1]):
+            i = order[j]
+            cm = comp[j] + base[c]
+            if keep:
+                dram[i] = cm
+            done[i] = -(-(cm * num) // den)
+            b = cm + nbl if is_write[i] else cm
+            if b > bf:
+                bf = b
+        bus_free[c, sl] = bf
+
+
+def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.ndarray,
+              dma: np.ndarray, start: np.ndarray, cores: np.ndarray, latency: np.ndarray,
+              is_write: np.ndarray, bus_free: np.ndarray, *, dram_cycles: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Run the lines of a batch through the DDR5 model: ``line``, ``ctrl``, ``dma``,
+    ``is_write`` per request (shape (n,)); ``start``, ``cores`` per DMA (its first core cycle on
+    the link, its core); ``latency`` (cores, controllers) mesh cycles; ``bus_free`` (controllers,
+    subchannels) DRAM cycles, updated in place. Returns the completion core cycle of every
+    request, the number of requests per instance (shape (nsub,)) and, with ``dram_cycles``,
+    every request's completion DRAM cycle (else None)."""
+    g = geo
+    order, group, arrive, addr, base = _prepare(
+        line, ctrl, dma, start, cores, latency, bus_free, g.ilv, g.nsub, g.sub, g.line, g.num,
+        g.den, g.lead, g.refi)
+    comp = runner.complete(group, arrive, addr, is_write[order])
+    done = np.empty(line.size, np.int64)
+    dram = np.empty(line.size if dram_cycles else 0, np.int64)
+    _finish(order, group, comp, base, is_write, g.sub, g.nbl, g.num, g.den, bus_free, done,
+            dram)
+    return done, np.diff(group), (dram if dram_cycles else None)

@@ -35,7 +35,7 @@ from prodigy_sim.dram import simulate_requests
 from prodigy_sim.errors import SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
-from prodigy_sim.timing._ddr import DdrRunner
+from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._ports import fifo_departures
@@ -163,6 +163,8 @@ class MemorySystem:
         self._lead = 1 + t.nRCD + t.nCL
         self._nbl = t.nBL
         self._refi = t.nREFI
+        self.geo = DdrGeometry(self.ilv, self.nsub, self.sub, self.line, self._num, self._den,
+                               self._lead, self._nbl, self._refi)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
         self.ctrl_in_free = [0] * self.nctrl      # controller -> mesh port
@@ -313,13 +315,13 @@ class MemorySystem:
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
-        comp_core = self._ddr(line, ctrl, dma, start[dma], cores, is_w) if line.size else line
+        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
         done = np.zeros(n, np.int64)
-        lat_line = mesh.latency[cores[dma], ctrl]
         wr = np.flatnonzero(is_w)
         if wr.size:
             # write data into the controllers; the store is done when the last write completes
-            np.maximum.at(done, dma[wr], comp_core[wr] + lat_line[wr])
+            dw = dma[wr]
+            np.maximum.at(done, dw, comp_core[wr] + mesh.latency[cores[dw], ctrl[wr]])
             out_free = np.asarray(self.ctrl_out_free, np.int64)
             np.maximum.at(out_free, ctrl[wr], comp_core[wr])
             self.ctrl_out_free = out_free.tolist()
@@ -426,48 +428,41 @@ class MemorySystem:
             for h in batch:
                 self.recorder.dma(h)
 
-    def _ddr(self, line, ctrl, dma, sent, cores, is_w) -> np.ndarray:
-        """Run the lines of a batch through the DDR5 model (``sent``: the core cycle each line's
-        request leaves its core); completion core cycle per line."""
+    def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
+        """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the
+        core cycle its requests leave its core and the core); completion core cycle per line."""
+        log_order = None
+        if self.log is not None:
+            log_order = self._log_batch(self.log, line, ctrl,
+                                        start[dma] + 1 + self.mesh.latency[cores[dma], ctrl], is_w)
+        done, per_inst, dram = run_batch(self.runner, self.geo, line, ctrl, dma, start, cores,
+                                         self.mesh.latency, is_w, self.bus_free,
+                                         dram_cycles=self.log is not None)
+        if self.log is not None:
+            assert dram is not None and log_order is not None
+            self.log.complete.append(dram[log_order])
+        self.requests += int(line.size)
+        self.bytes_per_ctrl += per_inst.reshape(self.nctrl, self.sub).sum(axis=1) * self.line
+        if self._ddr_hook is not None:
+            self._ddr_hook(ctrl, done, self.line, self.nctrl)
+        return done
+
+    def _log_batch(self, log: _Log, line, ctrl, sent, is_w) -> np.ndarray:
+        """Log a batch's requests per controller in arrival order (before the batch moves
+        ``bus_free``), for :func:`check_batching`; returns that order (for the completions)."""
         ns, s, g = self.nsub, self.sub, self.ilv
         run = line // g
         sub_local = (run % ns) % s
         addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
-        arrive = self.to_dram(sent + 1 + self.mesh.latency[cores[dma], ctrl])
-        sub_addr = ((run // ns) * g + line % g) * self.line     # address inside its subchannel
-        # a request is offered no earlier than its subchannel's bus frees, minus the lead time
+        arrive = self.to_dram(sent)
         a_eff = np.maximum(arrive, self.bus_free[ctrl, sub_local] - self._lead)
-        # every controller's requests in arrival order; its batch starts at the refresh
-        # boundary before its first request (each batch starts a fresh DDR5 model)
         span = int(a_eff.max()) + 1
-        inst = ctrl * s + sub_local                               # one DDR5 instance per sub
-        order = np.argsort(inst * span + a_eff, kind="stable")    # by instance, then arrival
-        i_o, a_o, c_o = inst[order], a_eff[order], ctrl[order]
-        firsts = np.flatnonzero(np.r_[True, i_o[1:] != i_o[:-1]])
-        never = np.iinfo(np.int64).max
-        first_arrival = np.full(ns, never, np.int64)            # per instance
-        first_arrival[i_o[firsts]] = a_o[firsts]
-        first_arrival = first_arrival.reshape(self.nctrl, s).min(axis=1)
-        base = np.where(first_arrival < never, (first_arrival // self._refi) * self._refi, 0)
-        comp_o = self.runner.complete(i_o, a_o - base[c_o], sub_addr[order], is_w[order],
-                                      self.nsub) + base[c_o]
-        complete = np.empty_like(arrive)
-        complete[order] = comp_o
-        bus = complete + np.where(is_w, self._nbl, 0)
-        np.maximum.at(self.bus_free, (ctrl, sub_local), bus)
-        if self.log is not None:                    # per controller in arrival order
-            by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
-            self.log.ctrl.append(ctrl[by_ctrl])
-            self.log.arrive.append(arrive[by_ctrl])
-            self.log.addr.append(addr[by_ctrl])
-            self.log.is_write.append(is_w[by_ctrl])
-            self.log.complete.append(complete[by_ctrl])
-        self.requests += int(arrive.size)
-        self.bytes_per_ctrl += np.bincount(ctrl, minlength=self.nctrl) * self.line
-        done = self.to_core(complete)
-        if self._ddr_hook is not None:
-            self._ddr_hook(ctrl, done, self.line, self.nctrl)
-        return done
+        by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
+        log.ctrl.append(ctrl[by_ctrl])
+        log.arrive.append(arrive[by_ctrl])
+        log.addr.append(addr[by_ctrl])
+        log.is_write.append(is_w[by_ctrl])
+        return by_ctrl
 
     def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
