@@ -61,6 +61,32 @@ class DdrGeometry:
 
 
 @njit(cache=True)
+def _sort_runs(order, lo, hi, key):
+    """Stable-sort ``order[lo:hi]`` by ``key[order[j]]`` as runs of equal keys: a stable argsort
+    of one key per run, each run kept in its order (the same order as a stable argsort of every
+    entry). A subchannel's requests of one DMA share their arrival, so runs are long."""
+    m = hi - lo
+    run_start = np.empty(m + 1, np.int64)
+    run_key = np.empty(m, np.int64)
+    r = 0
+    for j in range(lo, hi):
+        if j == lo or key[order[j]] != key[order[j - 1]]:
+            run_start[r] = j - lo
+            run_key[r] = key[order[j]]
+            r += 1
+    run_start[r] = m
+    perm = np.argsort(run_key[:r], kind="mergesort")
+    part = order[lo:hi].copy()
+    k = lo
+    for q in range(r):
+        a = run_start[perm[q]]
+        b = run_start[perm[q] + 1]
+        for j in range(a, b):
+            order[k] = part[j]
+            k += 1
+
+
+@njit(cache=True)
 def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, line_bytes, num,
              den, lead, refi):
     """Per request ``i`` (line index ``line[i]`` of controller ``ctrl[i]``, sent by DMA
@@ -110,13 +136,7 @@ def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, lin
                 ok = False
                 break
         if not ok:
-            part = order[lo:hi].copy()
-            keys = np.empty(hi - lo, np.int64)
-            for j in range(hi - lo):
-                keys[j] = a_eff[part[j]]
-            perm = np.argsort(keys, kind="mergesort")
-            for j in range(hi - lo):
-                order[lo + j] = part[perm[j]]
+            _sort_runs(order, lo, hi, a_eff)
         c = g // s
         if a_eff[order[lo]] < first[c]:
             first[c] = a_eff[order[lo]]
