@@ -38,3 +38,24 @@ def test_fifo_ports_equal_a_plain_loop(elements, free0, bw, packets):
     out = _fifo_ports(port, ready, free, bw, 64, count if packets else None)
     assert out.tolist() == ref_out.tolist()
     assert free.tolist() == ref_free.tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 10**6), st.integers(0, 900)),
+                max_size=80), st.sampled_from([1, 4, 128]))
+def test_group_packets_equal_a_dict(lines, slices):
+    from prodigy_sim.timing._ports import group_packets
+
+    dma = np.array([x[0] for x in lines], np.int64)
+    line = np.array([x[1] for x in lines], np.int64)
+    ready = np.array([x[2] for x in lines], np.int64)
+    ref: dict[tuple[int, int], list[int]] = {}
+    for d, ln, r in lines:
+        cnt_last = ref.setdefault((d, ln % slices), [0, 0])
+        cnt_last[0] += 1
+        cnt_last[1] = max(cnt_last[1], r)
+    pd, home, cnt, last = group_packets(dma, line, ready, slices, 6)
+    keys = sorted(ref)
+    assert list(zip(pd.tolist(), home.tolist(), strict=True)) == keys
+    assert cnt.tolist() == [ref[k][0] for k in keys]
+    assert last.tolist() == [ref[k][1] for k in keys]

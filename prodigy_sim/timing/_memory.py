@@ -38,7 +38,7 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks
 from prodigy_sim.timing._noc import Mesh
-from prodigy_sim.timing._ports import fifo_departures
+from prodigy_sim.timing._ports import fifo_departures, group_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
@@ -468,13 +468,7 @@ class MemorySystem:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Group on-chip lines (line ``l`` lives in the L2 slice ``l % slices``) into packets per
         (DMA, slice): dma, slice, lines, and the cycle the last of them is in the slice."""
-        ns = self.nslices
-        key = dma * ns + line % ns
-        counts = np.bincount(key, minlength=n * ns)
-        nz = np.flatnonzero(counts)
-        last = np.zeros(n * ns, np.int64)
-        np.maximum.at(last, key, ready)
-        return nz // ns, nz % ns, counts[nz], last[nz]
+        return group_packets(dma, line, ready, self.nslices, n)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
     def _l3_lookup(self, batch: list[DmaHandle], l3: L3Blocks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["fifo_departures"]
+__all__ = ["fifo_departures", "group_packets"]
 
 
 @njit(cache=True)
@@ -44,3 +44,44 @@ def fifo_departures(order: np.ndarray, port: np.ndarray, ready: np.ndarray,
               ready.astype(np.int64, copy=False), nbytes.astype(np.int64, copy=False), free,
               np.int64(bw), out)
     return out
+
+
+@njit(cache=True)
+def _packets(dma, line, ready, slices, n):
+    """One pass of :func:`group_packets` (dense per (DMA, slice) counters, then their nonzero
+    entries in key order)."""
+    m = n * slices
+    counts = np.zeros(m, np.int64)
+    last = np.zeros(m, np.int64)
+    for i in range(dma.shape[0]):
+        k = dma[i] * slices + line[i] % slices
+        counts[k] += 1
+        if ready[i] > last[k]:
+            last[k] = ready[i]
+    nz = 0
+    for k in range(m):
+        if counts[k]:
+            nz += 1
+    pd = np.empty(nz, np.int64)
+    home = np.empty(nz, np.int64)
+    cnt = np.empty(nz, np.int64)
+    lst = np.empty(nz, np.int64)
+    j = 0
+    for k in range(m):
+        if counts[k]:
+            pd[j] = k // slices
+            home[j] = k % slices
+            cnt[j] = counts[k]
+            lst[j] = last[k]
+            j += 1
+    return pd, home, cnt, lst
+
+
+def group_packets(dma: np.ndarray, line: np.ndarray, ready: np.ndarray, slices: int, n: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group on-chip lines (int64, shape (k,): the DMA of each, < ``n``; its line index, homed
+    in L2 slice ``line % slices``; the cycle it is in its slice, >= 0) into packets, one per
+    (DMA, slice) in (DMA, slice) order: dma, slice, lines and the cycle the last of them is in
+    the slice (int64, shape (p,) each)."""
+    return _packets(dma.astype(np.int64, copy=False), line.astype(np.int64, copy=False),
+                    ready.astype(np.int64, copy=False), np.int64(slices), np.int64(n))
