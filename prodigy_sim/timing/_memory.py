@@ -306,12 +306,12 @@ class MemorySystem:
                              if h.is_write else h.issue for h in batch), np.int64, n)
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
-        pend = [h.pending_lines() for h in batch]
-        sizes = np.fromiter((x.size for x in pend), np.int64, n)
-        line = np.concatenate(pend) if n > 1 else pend[0]
-        l3_info = None
         if self.l3 is not None:
-            line, sizes, l3_info = self._l3_lookup(line, sizes, writes, self.l3)
+            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
+        else:
+            to_ddr, l3_info = [h.pending_lines() for h in batch], None
+        sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
+        line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
         dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
@@ -478,47 +478,37 @@ class MemorySystem:
         return group_packets(dma, line, ready, self.nslices, n)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, line: np.ndarray, sizes: np.ndarray, writes: np.ndarray,
-                   l3: L3Blocks) -> tuple[np.ndarray, np.ndarray, tuple]:
+    def _l3_lookup(self, batch: list[DmaHandle], l3: L3Blocks
+                   ) -> tuple[list[np.ndarray], tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
-        bit per 64-B line: :class:`L3Blocks`). ``line``: every DMA's pending lines, DMA after
-        DMA (``sizes`` per DMA; ``writes`` marks the stores). Returns the lines that go to DDR
-        (in the same order) and their count per DMA, and what :meth:`_l3_hits` needs: per DDR
-        line the L3 entry it fills (-1 for stores), and the DMA, line and entry of every hit."""
-        n = sizes.size
+        bit per 64-B line: :class:`L3Blocks`). Returns the lines each DMA takes from DDR and
+        what :meth:`_l3_hits` needs: per DDR line of the batch the L3 entry it fills (-1 for
+        stores), and the DMA, line and entry of every hit."""
+        pend = [h.pending_lines() for h in batch]
+        loads = [i for i, h in enumerate(batch) if not h.is_write and pend[i].size]
+        to_ddr = list(pend)
+        none = np.full(max(x.size for x in pend), -1, np.int64)    # stores fill no entry
+        fill_ent = [none[:x.size] for x in pend]
+        if not loads:
+            return to_ddr, (np.concatenate(fill_ent), None)
+        sizes = np.array([pend[i].size for i in loads], np.int64)
+        lines = np.concatenate([pend[i] for i in loads]) if len(loads) > 1 else pend[loads[0]]
+        first = np.zeros(lines.size, np.bool_)
         offs = np.cumsum(sizes) - sizes
-        is_load = ~writes & (sizes > 0)
-        if not is_load.any():
-            return line, sizes, (np.full(line.size, -1, np.int64), None)
-        all_loads = bool(is_load.all())
-        if all_loads:
-            lines = line
-            first = np.zeros(lines.size, np.bool_)
-            first[offs] = True
-        else:
-            per_line = np.repeat(is_load, sizes)
-            lines = line[per_line]
-            first = np.zeros(lines.size, np.bool_)
-            first[(np.cumsum(np.where(is_load, sizes, 0)) - sizes)[is_load]] = True
+        first[offs] = True
         hit, ent, nhit = l3.lookup(lines, first)
         self.l3_hit_lines += nhit
-        if all_loads:
-            fill_ent = ent
-        else:
-            fill_ent = np.full(line.size, -1, np.int64)
-            fill_ent[per_line] = ent
-        if not nhit:
-            return line, sizes, (fill_ent, None)
-        loads = np.flatnonzero(is_load)
-        dma = np.repeat(loads, sizes[loads])
-        hits = (dma[hit], lines[hit], ent[hit])
-        if all_loads:
-            keep = ~hit
-        else:
-            keep = np.ones(line.size, np.bool_)
-            keep[per_line] = ~hit
-        sizes = sizes - np.bincount(hits[0], minlength=n)
-        return line[keep], sizes, (fill_ent[keep], hits)
+        hits = None
+        if nhit:
+            dma = np.repeat(np.asarray(loads, np.int64), sizes)
+            hits = (dma[hit], lines[hit], ent[hit])
+        bounds = np.r_[offs, lines.size].tolist()
+        for j, i in enumerate(loads):
+            sl = slice(bounds[j], bounds[j + 1])
+            miss = ~hit[sl]
+            to_ddr[i] = pend[i][miss] if nhit else pend[i]
+            fill_ent[i] = ent[sl][miss] if nhit else ent[sl]
+        return to_ddr, (np.concatenate(fill_ent), hits)
 
     def _l3_hits(self, info, line, ctrl, comp_core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Set the slice-ready cycle of the blocks this batch filled from DDR (a filled line
