@@ -8,8 +8,8 @@ import numpy as np
 
 from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
-from prodigy_sim.timing._l3 import L3Blocks, _lookup
 from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
+from prodigy_sim.timing._l3 import L3Blocks, _lookup
 from prodigy_sim.timing._ports import _fifo, _packets, fifo_departures, group_packets
 
 __all__ = ["kernels_compiled", "compile_kernels"]
