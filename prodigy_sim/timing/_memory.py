@@ -325,7 +325,12 @@ class MemorySystem:
             out_free = np.asarray(self.ctrl_out_free, np.int64)
             np.maximum.at(out_free, ctrl[wr], comp_core[wr])
             self.ctrl_out_free = out_free.tolist()
-        rd = np.flatnonzero(~is_w)
+        # the loads' lines (all of them when the batch has no store)
+        if wr.size:
+            rd = np.flatnonzero(~is_w)
+            rd_ctrl, rd_comp, rd_line_dma = ctrl[rd], comp_core[rd], dma[rd]
+        else:
+            rd_ctrl, rd_comp, rd_line_dma = ctrl, comp_core, dma
         bw = mesh.link_bw
         core_bw = min(bw, self.l2_bw)
         # read data streams back: each controller's port into the mesh (an L2 slice's port for
@@ -338,14 +343,14 @@ class MemorySystem:
         rd_cnt: list[np.ndarray] = []
         rd_leave: list[np.ndarray] = []
         rd_src: list[np.ndarray] = []
-        if rd.size:
+        if rd_ctrl.size:
             in_free = np.asarray(self.ctrl_in_free, np.int64)
-            at_port = _fifo_ports(ctrl[rd], comp_core[rd], in_free, bw, self.line)
+            at_port = _fifo_ports(rd_ctrl, rd_comp, in_free, bw, self.line)
             self.ctrl_in_free = in_free.tolist()
-            rd_dma.append(dma[rd])
-            rd_cnt.append(np.ones(rd.size, np.int64))
+            rd_dma.append(rd_line_dma)
+            rd_cnt.append(np.ones(rd_ctrl.size, np.int64))
             rd_leave.append(at_port)
-            rd_src.append(ctrl[rd])
+            rd_src.append(rd_ctrl)
         # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
         # stores into them go to the slices), as packets per (DMA, home slice)
         hd: list[np.ndarray] = []
