@@ -243,6 +243,7 @@ class Core:
         rec = self.rec
         executed = [0] * len(descs)                           # per static instruction
         budget = self.budget
+        ready, chains, read_done = self.ready, self.chain, self.read_done   # never rebound
         for step in expand(self.program, self.cid, self.ncores, layout=self.layout,
                            max_steps=budget.max_steps, compiled=self.compiled):
             d = descs[step.index]
@@ -261,7 +262,29 @@ class Core:
             if kind == _MATRIX or kind == _VECTOR:
                 mat = kind == _MATRIX
                 chain = mat and d.mma
-                handles, t_op = self._deps(d, chain)
+                # the operands (:meth:`_deps`, inlined: this is the hot loop)
+                handles = None
+                t_op = 0
+                for k in d.reads:
+                    r = chains[k] if chain and chains[k] >= 0 else ready[k]
+                    if isinstance(r, DmaHandle):
+                        if handles is None:
+                            handles = [r]
+                        else:
+                            handles.append(r)
+                    elif r > t_op:
+                        t_op = r
+                for k in d.writes:
+                    r = chains[k] if chain and chains[k] >= 0 else ready[k]
+                    if isinstance(r, DmaHandle):
+                        if handles is None:
+                            handles = [r]
+                        else:
+                            handles.append(r)
+                    elif r > t_op:
+                        t_op = r
+                    if read_done[k] > t_op:
+                        t_op = read_done[k]
                 if handles:
                     yield from self._resolve(handles)
                     t_dma = max([h.done for h in handles])
@@ -269,7 +292,8 @@ class Core:
                     t_dma = 0
                 t_unit = self.matrix_free if mat else self.vector_free
                 issue = max(self.t, t_op, t_dma, t_unit)
-                self._stall(issue, (t_dma, t_op, t_unit))
+                if issue > self.t:
+                    self._stall(issue, (t_dma, t_op, t_unit))
                 end = issue + d.occ
                 result = end + d.lat
                 if mat:
@@ -280,11 +304,11 @@ class Core:
                     busy["vector0"] += d.occ
                     busy["vector1"] += d.occ
                 for k in d.reads:
-                    if end > self.read_done[k]:
-                        self.read_done[k] = end
+                    if end > read_done[k]:
+                        read_done[k] = end
                 for k in d.writes:
-                    self.ready[k] = result
-                    self.chain[k] = end if chain else -1
+                    ready[k] = result
+                    chains[k] = end if chain else -1
                 if result > self.horizon:
                     self.horizon = result
                 if rec is not None:
@@ -299,7 +323,8 @@ class Core:
                 t_dma = max((h.done for h in handles), default=0)
                 t_unit = yield from self._slot_time()
                 issue = max(self.t, t_op, t_dma, t_unit)
-                self._stall(issue, (t_dma, t_op, t_unit))
+                if issue > self.t:
+                    self._stall(issue, (t_dma, t_op, t_unit))
                 self.t = issue
                 yield from self._sync()
                 if kind == _LDM:

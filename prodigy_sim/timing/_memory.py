@@ -26,7 +26,9 @@ Time: core cycles and DRAM cycles are converted with integer arithmetic on the r
 
 from __future__ import annotations
 
+import itertools
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -202,6 +204,9 @@ class MemorySystem:
         rs = sorted((lo // self.line, -(-hi // self.line)) for lo, hi in resident if hi > lo)
         self.res_lo = np.array([a for a, _ in rs], np.int64)
         self.res_hi = np.array([b for _, b in rs], np.int64)
+        self._res_lo = [a for a, _ in rs]
+        self._res_hi = [b for _, b in rs]
+        self._res_reach = list(itertools.accumulate(self._res_hi, max))   # max end so far
         self.onchip_write_lines = 0
         # hops from each source port (controllers, then L2 slices) to each core
         self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
@@ -237,9 +242,18 @@ class MemorySystem:
         return h
 
     def _split(self, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``lines`` -> (lines outside the resident tensors, lines inside them or None)."""
-        if not self.res_lo.size or not lines.size:
+        """``lines`` (sorted) -> (lines outside the resident tensors, lines inside them or
+        None). A line belongs to the range with the last start at or before it."""
+        if not self._res_lo or not lines.size:
             return lines, None
+        # the common cases from the first and the last line alone: no range reaches into
+        # [lo, hi] (none inside), or one range holds it all (no range starts inside it)
+        lo, hi = int(lines[0]), int(lines[-1])
+        j = bisect_right(self._res_lo, hi) - 1
+        if j < 0 or self._res_reach[j] <= lo:
+            return lines, None
+        if self._res_lo[j] <= lo and hi < self._res_hi[j]:
+            return lines[:0], lines
         k = np.searchsorted(self.res_lo, lines, side="right") - 1
         inside = (k >= 0) & (lines < self.res_hi[np.maximum(k, 0)])
         if not inside.any():
