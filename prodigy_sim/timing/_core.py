@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa import Layout, Program, expand, multicast_group, opcode_table
@@ -150,6 +151,9 @@ class StepBudget:
                             "max_steps, or None for no bound")
 
 
+_DONE = attrgetter("done")
+
+
 class Core:
     """The state and the SimPy process of one core."""
 
@@ -227,7 +231,7 @@ class Core:
         if len(out) < self.max_dma:
             return self.t
         yield from self._resolve(out)
-        out.sort(key=lambda h: h.done)
+        out.sort(key=_DONE)
         t_free = out[len(out) - self.max_dma].done
         return max(self.t, t_free)
 

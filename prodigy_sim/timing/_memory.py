@@ -521,7 +521,7 @@ class MemorySystem:
         if nhit:
             dma = np.repeat(np.asarray(loads, np.int64), sizes)
             hits = (dma[hit], lines[hit], ent[hit])
-        bounds = np.r_[offs, lines.size].tolist()
+        bounds = offs.tolist() + [lines.size]
         for j, i in enumerate(loads):
             sl = slice(bounds[j], bounds[j + 1])
             miss = ~hit[sl]
