@@ -96,3 +96,23 @@ def test_l3_blocks_grow_beyond_their_first_pool():
     l3.lookup(small, np.ones(cap, bool))
     hit, _, nhit = l3.lookup(small, np.ones(cap, bool))
     assert nhit == cap and hit.all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 7), st.integers(0, 10**6), st.integers(0, 3),
+                          st.integers(0, 5000)), max_size=60),
+       st.lists(st.integers(0, 3000), min_size=8, max_size=8))
+def test_fill_ready_equals_numpy_maximum_at(fills, ready0):
+    from prodigy_sim.timing._l3 import fill_ready
+
+    ent = np.array([f[0] for f in fills], np.int64)
+    line = np.array([f[1] for f in fills], np.int64)
+    ctrl = np.array([f[2] for f in fills], np.int64)
+    comp = np.array([f[3] for f in fills], np.int64)
+    lat = np.arange(4 * 16, dtype=np.int64).reshape(4, 16) % 7
+    ref = np.array(ready0, np.int64)
+    f = np.flatnonzero(ent >= 0)
+    np.maximum.at(ref, ent[f], comp[f] + lat[ctrl[f], line[f] % 16])
+    got = np.array(ready0, np.int64)
+    fill_ready(got, ent, line, ctrl, comp, lat, 16)
+    assert got.tolist() == ref.tolist()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK_SHIFT", "LINES_PER_BLOCK", "L3Blocks"]
+__all__ = ["BLOCK_SHIFT", "LINES_PER_BLOCK", "L3Blocks", "fill_ready"]
 
 BLOCK_SHIFT = 6
 """L3 blocks are 2**6 lines (4 KiB of 64-B lines)."""
@@ -215,3 +215,23 @@ class L3Blocks:
                        self._retired, meta, self.capacity, hit, ent)
         return hit, ent, int(hits)
 
+
+
+@njit(cache=True)
+def _fill_ready(ready, fill_ent, line, ctrl, comp, ctrl_slice_lat, slices):
+    for i in range(fill_ent.shape[0]):
+        e = fill_ent[i]
+        if e >= 0:
+            v = comp[i] + ctrl_slice_lat[ctrl[i], line[i] % slices]
+            if v > ready[e]:
+                ready[e] = v
+
+
+def fill_ready(ready: np.ndarray, fill_ent: np.ndarray, line: np.ndarray, ctrl: np.ndarray,
+               comp: np.ndarray, ctrl_slice_lat: np.ndarray, slices: int) -> None:
+    """Raise ``ready[fill_ent[i]]`` (the cycle an L3 entry's data is in its home slice) to
+    ``comp[i] + ctrl_slice_lat[ctrl[i], line[i] % slices]`` for every DDR line ``i`` that fills
+    an entry (``fill_ent[i] >= 0``; -1: fills none). All int64, shape (n,) but ``ready``
+    (entries) and ``ctrl_slice_lat`` (controllers, slices); ``ready`` updated in place."""
+    if fill_ent.size:
+        _fill_ready(ready, fill_ent, line, ctrl, comp, ctrl_slice_lat, np.int64(slices))

@@ -38,7 +38,7 @@ from prodigy_sim.errors import SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
-from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks
+from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._ports import fifo_departures, group_packets
 
@@ -536,11 +536,7 @@ class MemorySystem:
         fill_ent, hits = info
         l3 = self.l3
         assert l3 is not None
-        f = np.flatnonzero(fill_ent >= 0)
-        if f.size:
-            home = line[f] % self.nslices
-            np.maximum.at(l3.ready, fill_ent[f],
-                          comp_core[f] + self.ctrl_slice_lat[ctrl[f], home])
+        fill_ready(l3.ready, fill_ent, line, ctrl, comp_core, self.ctrl_slice_lat, self.nslices)
         if hits is None:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
