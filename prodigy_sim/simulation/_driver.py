@@ -200,7 +200,8 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     how = "full"
     res = None
     cap: int | None = None
-    if u and k.uniform_units and n > 2 * u:
+    if u and k.uniform_units and n > 4 * u:
+        # (with n <= 4u the runs of u and 2u units could only be thrown away: every unit)
         # Double the simulated units u (reusing runs) until the window of units u+1 .. 2u
         # spans STEADY_WINDOW_REFRESHES refresh intervals (start-up transients and
         # refresh-aligned patterns average out) and its per-unit time agrees within
