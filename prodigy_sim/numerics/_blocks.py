@@ -253,8 +253,9 @@ def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes
     """Quantize rows of x (R, K) in blocks; see the module docstring for the scale rules.
 
     ``xbits`` is x viewed as uint32 when x is float32 and the element format has a float32 LUT
-    (``lut``, the ``_Lut.entry`` table, non-empty), else empty. Then E8M0 scaling of a normal float32 by 2^-e, when the
-    result stays normal, is the exponent-field subtraction ``bits - (e << 23)``:
+    (``lut``, the ``_Lut.entry`` table, non-empty), else empty. Then E8M0 scaling of a normal
+    float32 by 2^-e, when the result stays normal, is the exponent-field subtraction
+    ``bits - (e << 23)``:
 
         s eeeeeeee mmm...m  ->  s (eeeeeeee - e) mmm...m      (exact, no rounding)
 
