@@ -22,6 +22,10 @@ Baselines (float32 forwards of the same prompt, timed like the rest):
   ``llama_logits(w, ids)``, which splits every weight again on each call (what this benchmark
   timed as its baseline before 2026-12-05).
 
+The baselines run with BLAS held at one thread (``--blas-threads``, default 1), as the
+functional core holds it: on the loaded 2-core machine a two-thread BLAS forward of SmolLM2 took
+22 s wall for 4.6 s CPU (its threads wait for cores), against 0.4 s CPU at one thread.
+
 --sequential times each way alone (its warm-up, then its --repeat runs) instead of round-robin:
 on a 2-core machine the float32 forward timed right after a functional-core run was measured
 5-12x slower than alone (the BLAS forward competes with threads the previous run left spinning),
@@ -36,6 +40,7 @@ import platform
 
 import numpy as np
 from _timing import best_round_robin
+from threadpoolctl import threadpool_limits
 
 from prodigy_sim.detmath import matmul_f32, split_weight
 from prodigy_sim.realmodels import (
@@ -73,14 +78,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cores", type=int, default=8, help="logical cores of the programs")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="BLAS threads of the float32 forwards (the core uses one)")
     ap.add_argument("--sequential", action="store_true",
                     help="time each way alone instead of round-robin (see the docstring)")
     args = ap.parse_args()
     scheme = QuantScheme("tai4")
     rows = []
 
+    def held(fn):
+        def run():
+            with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+                return fn()
+        return run
+
     def case(name, tokens, base, det, det_call, emu, core):
         load0 = os.getloadavg()[0]
+        base, det, det_call = held(base), held(det), held(det_call)
         fns = {"base": base, "det": det, "det_call": det_call, "numpy": emu, "core": core}
         if args.sequential:
             wall, cpu = {}, {}
@@ -115,7 +129,7 @@ def main() -> None:
          lambda: run_llama(m2, ids, "core"))
 
     print(f"host: {platform.machine()}, {os.cpu_count()} CPUs; {args.cores}-core programs, "
-          f"tai4 MX weights; best of {args.repeat} "
+          f"tai4 MX weights; forwards at {args.blas_threads} BLAS thread(s); best of {args.repeat} "
           f"{'runs, each way timed alone' if args.sequential else 'round-robin rounds'}")
     print("| case | tokens -> rows | float32 BLAS forward s (baseline) | deterministic forward s "
           "| det., split per call s | lowered kernels, numpy emulation s | lowered kernels, "
