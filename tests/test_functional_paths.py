@@ -183,6 +183,47 @@ def test_threaded_tiles_equal_the_reference(monkeypatch):
     assert s.f32_tiles > 0 and s.blas_tiles + s.fallback_tiles > 0
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_wide_w_tiles_with_every_path(monkeypatch, threaded):
+    """W tiles of the wide kind (``_TN32_WIDE`` rows, shrunk here to 64 so that 300 rows make
+    four full tiles and a partial one): clean, split and float64 / exact pieces in the same
+    tiles, against the reference."""
+    monkeypatch.setattr(_mma, "_TN32_WIDE", 64)
+    monkeypatch.setattr(_mma, "_WIDE_ROWS", 100)
+    if threaded:
+        monkeypatch.setattr(_mma, "_THREAD_MIN_MACS", 0)
+        monkeypatch.setattr(_mma, "_TILE_M", 4)
+    rng = np.random.default_rng(10)
+    x = gaussian(rng, (9, 384), 100.0)
+    x[:, 5::37] = 1e-3  # split rows (FP8 subnormal codes of the block scale)
+    a = quantize(x, "float8_e4m3fn")
+    codes = a.codes.copy()
+    codes[4, 200] = 0x7F  # NaN in chunk 1 of row 4: that piece takes the float64 / exact path
+    a = with_codes(a, codes)
+    w = gaussian(rng, (300, 384))
+    w[70, 300] = 2.0 ** 60  # a value outside the float32 window: tile 1, chunk 2 is not eligible
+    wq = quantize(w, "tai4")
+    acc = gaussian(rng, (9, 300), 1e3)
+    s = check(a, wq, acc)
+    assert s.split_rows > 0 and s.blas_tiles + s.fallback_tiles > 0
+    # (A tiles x 5 W tiles x 3 chunks) pieces, less chunk 1 of the NaN row's A tile in every
+    # W tile and chunk 2 of W tile 1 in every A tile (1 A tile, or 3 of 4 rows when threaded)
+    a_tiles = 3 if threaded else 1
+    assert s.f32_tiles == a_tiles * 5 * 3 - 5 - a_tiles
+
+
+def test_wide_tiles_at_their_real_size_equal_the_float64_path():
+    """2100 W rows: four 512-row tiles and a partial one, as a real layer takes them."""
+    assert _mma._tn32(2100) == _mma._TN32_WIDE and _mma._tn32(100) == _mma._TN32
+    rng = np.random.default_rng(11)
+    x = gaussian(rng, (3, 256), 10.0)
+    x[1, 7::29] = 1e-3
+    a, w = quantize(x, "float8_e4m3fn"), quantize(gaussian(rng, (2100, 256)), "tai4")
+    out, s = matmul_stats(a, w)
+    assert_same_bits(out, old_path(a, w))
+    assert s.f32_tiles == 5 * 2 and s.split_rows > 0
+
+
 @st.composite
 def random_case(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prodigy_sim.errors import EncodeError
 from prodigy_sim.numerics import (
@@ -22,6 +24,7 @@ from prodigy_sim.numerics import (
     wanda_scores,
 )
 from prodigy_sim.testing.numerics_oracle import ref_mx_block
+from tests.strategies import float32_arrays
 
 FORMATS = ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "tai4", "tai2", "int8"]
 
@@ -155,3 +158,84 @@ def test_compress_nan_is_reported_with_its_index():
         compress(w, 4, 8)
     with pytest.raises(EncodeError, match="NaN"):
         quantize(w, "tai2", sparsity="8:4")
+
+
+# -- the one-pass row kernel (_mx_row_lut): which blocks take the table, which the exact path ---
+
+def _window_cases() -> np.ndarray:
+    """Blocks of 16 chosen for each decision of the one-pass kernel: in the table's window
+    (ordinary; with +-0; all zeros; elements 2^-100 below the maximum, scaled but normal),
+    and out of it (a subnormal input; an element whose scaled value is subnormal; the
+    maximum at 2^127; the block maximum the float32 maximum), plus NaN / Inf blocks."""
+    rng = np.random.default_rng(77)
+    blocks = []
+    for kind in range(11):
+        b = (rng.standard_normal(16) * 2.0 ** (kind - 5)).astype(np.float32)
+        if kind == 1:
+            b[::4], b[1::4] = 0.0, -0.0
+        elif kind == 2:
+            b[:] = 0.0
+        elif kind == 3:
+            b[3] = np.float32(2.0 ** -100)
+        elif kind == 4:
+            b[5] = np.float32(1e-40)  # subnormal input
+        elif kind == 5:
+            b[0], b[9] = np.float32(2.0 ** 100), np.float32(-(2.0 ** -30))  # scaled: subnormal
+        elif kind == 6:
+            b[2] = np.float32(2.0 ** 127)
+        elif kind == 7:
+            b[7] = np.finfo(np.float32).max
+        elif kind == 8:
+            b[4] = np.nan
+        elif kind == 9:
+            b[11] = -np.inf
+        elif kind == 10:
+            b = (rng.standard_normal(16) * 1e-39).astype(np.float32)
+        blocks.append(b)
+    return np.concatenate(blocks)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("k", [176, 170, 7])
+def test_one_pass_kernel_equals_the_float64_path_in_every_block_kind(fmt, k):
+    """Each block kind of :func:`_window_cases`, full and cut short (K not a multiple of the
+    block, so the last block is partial), E8M0 and unscaled, float32 (the table where the
+    window allows, the exact path elsewhere) against float64 input (always the exact path),
+    and the E8M0 blocks against the written reference."""
+    x = _window_cases()[None, :k]
+    spec = get_format(fmt)
+    for scale in ("e8m0", "none"):
+        args = {"block": 16, "scale": scale}
+        finite = np.isfinite(x).all()
+        if scale == "none" and not finite and spec.nan_codes == ():
+            with pytest.raises(EncodeError, match="no NaN code"):
+                quantize(x, fmt, **args)
+            continue
+        a, b = quantize(x, fmt, **args), quantize(x.astype(np.float64), fmt, **args)
+        assert np.array_equal(a.codes, b.codes) and np.array_equal(a.scales, b.scales)
+    q = quantize(x, fmt, block=16)
+    neg0 = int(encode(np.float32(-0.0), fmt))
+    for b0 in range(0, k, 16):
+        blk = x[0, b0:b0 + 16]
+        scale, want = ref_mx_block([float(v) for v in blk], spec)
+        assert int(q.scales[0, b0 // 16]) == scale, b0
+        if want is not None:
+            want = [neg0 if v == 0 and np.signbit(v) else c for v, c in zip(blk, want,
+                                                                              strict=True)]
+            assert q.element_codes()[0, b0:b0 + 16].tolist() == want, b0
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=float32_arrays(min_size=1, max_size=96, specials=True),
+       p=st.integers(-170, 100), fmt=st.sampled_from(FORMATS),
+       block=st.sampled_from([8, 16, 32, None]), scale=st.sampled_from(["e8m0", "none"]))
+def test_one_pass_kernel_equals_the_float64_path(x, p, fmt, block, scale):
+    """Any finite float32 data scaled by 2^p (so whole blocks of subnormals, and blocks whose
+    scaled values leave the normal range, are common; signed zeros and the extremes mixed in):
+    the float32 kernel gives the codes and scales of the float64 path, which never takes the
+    table."""
+    with np.errstate(over="ignore"):
+        x = np.clip(x.astype(np.float64) * 2.0 ** p, -3e38, 3e38).astype(np.float32)
+    a = quantize(x, fmt, block=block, scale=scale)
+    b = quantize(x.astype(np.float64), fmt, block=block, scale=scale)
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.scales, b.scales)

@@ -177,103 +177,105 @@ def _floor_log2_bits(m):
 
 
 @numba.njit(cache=True)
-def _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi, out_codes,
-                slow):
-    """One row of E8M0 (or unscaled) elements by the float32 LUT: in block b, ``x *
-    2^-shifts[b]`` is the exponent-field subtraction ``bits - (shift << 23)`` (exact) when
-    ``x`` is normal and so is the result; a zero keeps its bits. Blocks flagged ``special``
-    (NaN scale) get ``zero_code``. Writes the codes and ``slow[b]`` = elements of block b
-    outside that window (they need the exact path); returns the number of -1 codes among the
-    others (the exact path counts its own). One call per row (not per block: a call costs more
-    than a block), branch-free per element."""
+def _mx_row_lut(x, xr, block, scaled, emax, zero_code, lut, t_mids, t_tie, t_codes, t_count,
+                t_inf, t_nan, out_codes, out_scale_codes, out_scales):
+    """One row of E8M0-scaled (``scaled``) or unscaled elements by the float32 LUT, in one pass
+    per block: the block maximum ``mb`` and smallest nonzero magnitude ``mn`` on the magnitude
+    bits (which order like the magnitudes), the scale, then the codes. ``x`` / ``xr``: the row
+    as float32 and as its uint32 bits; ``lut``: ``_Lut.entry`` (threshold << 32 | hi << 16 |
+    lo, 16-bit codes). Returns the number of elements that could not be encoded (code -1).
+
+    In block b with shift ``e``, ``x * 2^-e`` is the exponent-field subtraction ``bits - (e <<
+    23)`` (exact) when ``x`` is normal and so is the result; a zero keeps its bits. ``mn`` and
+    ``mb`` tell whether every element of the block is in that window (the block is *fast*: a
+    branch-free loop of table look-ups); otherwise every element of the block takes the exact
+    float64 path (``_encode_one`` of ``x * 2^-e``, exact in float64), which gives the same codes
+    as the table for the elements the table could take. A block holding NaN or Inf gets the NaN
+    scale and zero codes when ``scaled``; unscaled, it takes the exact path."""
     neg = 0
     k = xr.size
-    for b in range(shifts.size):
-        if special[b]:
-            for j in range(b * block, min(b * block + block, k)):
-                out_codes[j] = zero_code
-            slow[b] = 0
+    nb = -(-k // block)
+    for b in range(nb):
+        j0 = b * block
+        j1 = min(j0 + block, k)
+        mb = np.uint32(0)
+        mn = np.uint32(0xFFFFFFFF)
+        for j in range(j0, j1):
+            m = xr[j] & np.uint32(0x7FFFFFFF)
+            mb = max(mb, m)
+            mn = min(mn, m if m != 0 else np.uint32(0xFFFFFFFF))
+        shift = 0
+        if scaled:
+            if mb >= np.uint32(0x7F800000):  # NaN or Inf: NaN scale, zero codes
+                out_scale_codes[b] = 255
+                out_scales[b] = np.nan
+                for j in range(j0, j1):
+                    out_codes[j] = zero_code
+                continue
+            e = -127 if mb == 0 else _floor_log2_bits(np.int64(mb)) - emax
+            shift = max(-127, min(127, e))
+            out_scale_codes[b] = shift + 127
+            out_scales[b] = math.ldexp(1.0, shift)  # exact: a normal float64
+        exmin = np.int64(mn >> 23)  # 511 for a block of zeros
+        exmax = np.int64(mb >> 23)
+        if exmax < 255 and exmin > 0 and exmin - shift >= 1 and exmax - shift <= 254:
+            sh = np.int64(shift) << 23
+            seen = np.int64(0)
+            for j in range(j0, j1):
+                bx = np.int64(xr[j])
+                by = bx - sh if (bx & 0x7FFFFFFF) != 0 else bx
+                t = lut[(by >> 16) & 0xFFFF]
+                c = (t >> 16) if (by & 0xFFFFFFFF) >= ((t >> 32) & 0xFFFFFFFF) else t
+                out_codes[j] = np.uint8(c & 0xFF)
+                seen |= c
+            if (seen >> 15) & 1:  # some 16-bit code is -1 (no code): count them (rare)
+                for j in range(j0, j1):
+                    bx = np.int64(xr[j])
+                    by = bx - sh if (bx & 0x7FFFFFFF) != 0 else bx
+                    t = lut[(by >> 16) & 0xFFFF]
+                    c = (t >> 16) if (by & 0xFFFFFFFF) >= ((t >> 32) & 0xFFFFFFFF) else t
+                    neg += (c >> 15) & 1
             continue
-        shift = shifts[b]
-        sh = np.int64(shift) << 23
-        n_slow = 0
-        for j in range(b * block, min(b * block + block, k)):
-            bx = np.int64(xr[j])
-            mag = bx & 0x7FFFFFFF
-            ex = mag >> 23
-            nz = mag != 0
-            by = bx - sh if nz else bx
-            ey = ex - shift
-            slow_j = nz & ((ex == 0) | (ey < 1) | (ey > 254))
-            n_slow += slow_j
-            h = (by >> 16) & 0xFFFF
-            c = lut_hi[h] if (by & 0xFFFFFFFF) >= lut_thr[h] else lut_lo[h]
+        mul = math.ldexp(1.0, -shift)
+        for j in range(j0, j1):
+            c = _encode_one(np.float64(x[j]) * mul, t_mids, t_tie, t_codes, t_count, t_inf,
+                            t_nan)
             out_codes[j] = np.uint8(c & 0xFF)
-            # an element left to the exact path may look up a meaningless pattern (even a NaN,
-            # code -1): only the elements decided here count
-            neg += (c < 0) & (not slow_j)
-        slow[b] = n_slow
+            if c < 0:
+                neg += 1
     return neg
 
 
 @parallel_if_large
 def _quantize_rows(x, xbits, block, mode, emax, max_elem, t_mids, t_tie, t_codes, t_count,
-                   t_inf, t_nan, lut_thr, lut_lo, lut_hi, s_mids, s_tie, s_codes, s_count, s_inf,
+                   t_inf, t_nan, lut, s_mids, s_tie, s_codes, s_count, s_inf,
                    s_nan, s_values, bits, out_packed, out_scale_codes, out_scales):
     """Quantize rows of x (R, K) in blocks; see the module docstring for the scale rules.
 
     ``xbits`` is x viewed as uint32 when x is float32 and the element format has a float32 LUT
-    (``lut_*`` non-empty), else empty. Then E8M0 scaling of a normal float32 by 2^-e, when the
-    result stays normal, is the exponent-field subtraction ``bits - (e << 23)``:
+    (``lut``, the ``_Lut.entry`` table, non-empty), else empty. Then E8M0 scaling of a normal
+    float32 by 2^-e, when the result stays normal, is the exponent-field subtraction
+    ``bits - (e << 23)``:
 
         s eeeeeeee mmm...m  ->  s (eeeeeeee - e) mmm...m      (exact, no rounding)
 
-    and the code comes from the LUT (:func:`_mx_block_lut`, a whole block at a time, its block
+    and the code comes from the LUT (:func:`_mx_row_lut`, one pass per block, its block
     maximum taken on the magnitude bits, which order like the magnitudes); a block with an
-    element outside that window (a subnormal input or result) takes the exact float64 path.
+    element outside that window (a subnormal input or result, NaN or Inf unscaled) takes the
+    exact float64 path.
     Returns the number of elements that could not be encoded.
     """
     rows, k = x.shape
     nb = out_scales.shape[1]
-    fast = xbits.size > 0 and lut_thr.size > 0
+    fast = xbits.size > 0 and lut.size > 0
     zero_code = _encode_one(0.0, t_mids, t_tie, t_codes, t_count, t_inf, t_nan)
     bad = 0
     for r in numba.prange(rows):
         out_codes = np.empty(k, dtype=np.uint8)
         if fast and mode <= 1:
-            xr = xbits[r]
-            shifts = np.zeros(nb, dtype=np.int64)
-            slow = np.zeros(nb, dtype=np.int64)
-            special = np.zeros(nb, dtype=np.bool_)
-            if mode == 1:
-                for b in range(nb):
-                    mb = np.uint32(0)
-                    for j in range(b * block, min(b * block + block, k)):
-                        mb = max(mb, xr[j] & np.uint32(0x7FFFFFFF))
-                    if mb >= np.uint32(0x7F800000):  # NaN or Inf: NaN scale, zero codes
-                        special[b] = True
-                        out_scale_codes[r, b] = 255
-                        out_scales[r, b] = np.nan
-                        continue
-                    e = -127 if mb == 0 else _floor_log2_bits(np.int64(mb)) - emax
-                    e = max(-127, min(127, e))
-                    out_scale_codes[r, b] = e + 127
-                    out_scales[r, b] = 2.0 ** e
-                    shifts[b] = e
-            bad += _mx_row_lut(xr, block, shifts, special, zero_code, lut_thr, lut_lo, lut_hi,
-                               out_codes, slow)
-            for b in range(nb):
-                if slow[b] == 0:
-                    continue
-                start = b * block
-                end = min(start + block, k)
-                mul = 2.0 ** (-shifts[b])
-                for j in range(start, end):
-                    c = _encode_one(np.float64(x[r, j]) * mul, t_mids, t_tie, t_codes, t_count,
-                                    t_inf, t_nan)
-                    out_codes[j] = np.uint8(c & 0xFF)
-                    if c < 0:
-                        bad += 1
+            bad += _mx_row_lut(x[r], xbits[r], block, mode == 1, emax, zero_code, lut, t_mids,
+                               t_tie, t_codes, t_count, t_inf, t_nan, out_codes,
+                               out_scale_codes[r], out_scales[r])
             pack_row(out_codes, bits, out_packed[r])
             continue
         for b in range(nb):
@@ -362,12 +364,11 @@ def _encode_blocks(x2: np.ndarray, spec: FormatSpec, block: int, scale: ScaleKin
     lut = _lut(spec, "saturate") if x2.dtype == np.float32 else None
     empty32 = np.zeros((0, 0), dtype=np.uint32)
     xbits = x2.view(np.uint32) if lut is not None else empty32
-    thr, lo, hi = ((lut.threshold, lut.lo_code, lut.hi_code) if lut is not None
-                   else (np.zeros(0, np.uint32), np.zeros(0, np.int16), np.zeros(0, np.int16)))
+    entry = lut.entry if lut is not None else np.zeros(0, np.int64)
     bad = _quantize_rows(x2, xbits, block if scale != ScaleKind.NONE else max(k, 1),
                          _SCALE_MODE[scale], spec.emax, spec.max_finite,
                          t.mids, t.tie_up, t.codes, t.count, t.inf_code, t.nan_code,
-                         thr, lo, hi,
+                         entry,
                          st.mids, st.tie_up, st.codes, st.count, st.inf_code, st.nan_code,
                          s_spec.values, spec.bits, packed, scale_codes, scales)
     if bad:

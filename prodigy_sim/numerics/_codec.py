@@ -197,6 +197,7 @@ class _Lut:
     threshold: np.ndarray  # uint32[65536]
     lo_code: np.ndarray  # int16[65536]
     hi_code: np.ndarray  # int16[65536]
+    entry: np.ndarray  # int64[65536]: threshold << 32 | (hi_code & 0xFFFF) << 16 | lo_code & 0xFFFF
 
 
 @lru_cache(maxsize=64)
@@ -222,7 +223,9 @@ def _lut(spec: FormatSpec, overflow: Overflow) -> _Lut | None:
     if np.any(_exact_codes(lo.view(np.float32), t) != c_last[varying]):
         return None  # a bucket with two decision points: this format needs the exact kernel
     threshold[varying] = lo
-    return _Lut(threshold, c_first, c_last)
+    entry = ((threshold.astype(np.int64) << 32) | ((c_last.astype(np.int64) & 0xFFFF) << 16)
+             | (c_first.astype(np.int64) & 0xFFFF))
+    return _Lut(threshold, c_first, c_last, entry)
 
 
 @parallel_if_large
