@@ -24,8 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
+from prodigy_sim.numerics import footprint
+
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "closed_form_seconds"]
+           "closed_form_seconds", "ptq_work", "lowered_op_of"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class LinearOutliers:
     value_bytes: int
     index_bytes: int
     groups: int
+    scale_bytes: int = 0
+    """Scale bytes (3-bit codes, second-level scales) beyond the base storage's scales (>= 0)."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +110,17 @@ def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
                                        tuple(r.ops_per_row().items()))
     online = list(seen.values())
     outliers = []
+    storage = qmodel.scheme.storage
     for name, res in qmodel.results.items():
         if res.outliers is None:
             continue
         fp = res.footprint
         n, k = res.weight.shape
+        base = footprint((n, k), storage).total_bytes if storage is not None else 0
+        extra_scales = max(0, sum(fp.values()) - fp["outlier_values"] - fp["outlier_index"]
+                           - base)
         outliers.append(LinearOutliers(name, (n, k), res.outliers.count, fp["outlier_values"],
-                                       fp["outlier_index"], n * (-(-k // 16))))
+                                       fp["outlier_index"], n * (-(-k // 16)), extra_scales))
     extra = qmodel.linear_bytes - base_bytes if outliers else 0
     return LoweringExtras(card.num_layers, tuple(online), tuple(outliers), extra)
 
@@ -120,3 +130,34 @@ def closed_form_seconds(extras: LoweringExtras, config, tokens: int) -> float:
     over the DDR peak plus vector FLOPs over the float32 vector peak (module docstring)."""
     return (max(extras.extra_weight_bytes, 0) / config.peak_ddr_bandwidth_bytes_per_s
             + extras.vector_flops(tokens) / config.peak_vector_flops("float32"))
+
+
+def lowered_op_of(linear: str, family: str) -> str:
+    """The lowered op (``prodigy_sim.lowering``) that runs ``linear`` (a name relative to or
+    inside ``layers.{i}.``) of a ``family`` (``llama`` or ``bert``) model."""
+    rel = linear.split(".", 2)[2] if linear.startswith("layers.") else linear
+    ops = {"attn.q_proj": "qkv_proj", "attn.k_proj": "qkv_proj", "attn.v_proj": "qkv_proj",
+           "attn.o_proj": "o_proj", "mlp.gate_proj": "gate_up",
+           "mlp.up_proj": "gate_up" if family == "llama" else "up_proj",
+           "mlp.down_proj": "down_proj"}
+    if rel not in ops:
+        raise ConfigError(f"no lowered op runs linear {linear!r}")
+    return ops[rel]
+
+
+def ptq_work(extras: LoweringExtras, family: str) -> PtqWork:
+    """The lowering's :class:`~prodigy_sim.lowering.PtqWork` of ``extras``: one online
+    transform before the op of its linears; per op that runs linears with outliers, the
+    outliers, bytes and scale groups of those linears summed over the model and divided by the
+    layer count (every layer shares one lowered stage; rounded up)."""
+    online = tuple(OnlineSite(lowered_op_of(o.linears[0], family), o.n, o.p, o.m)
+                   for o in extras.online)
+    sums: dict[str, list[int]] = {}
+    for o in extras.outliers:
+        acc = sums.setdefault(lowered_op_of(o.name, family), [0] * 5)
+        for i, v in enumerate((o.count, o.value_bytes, o.index_bytes, o.groups,
+                               o.scale_bytes)):
+            acc[i] += v
+    n = max(extras.layers, 1)
+    outliers = tuple(OutlierSite(op, *(-(-v // n) for v in acc)) for op, acc in sums.items())
+    return PtqWork(online, outliers)
