@@ -18,7 +18,7 @@ from prodigy_sim.errors import ConfigError
 _DEFAULT_FORMATS = "fp32,float8_e4m3fn,tai4,tai2,float4_e2m1fn,int4"
 _COLUMNS = ("scheme", "minilm_mean_cosine", "minilm_min_cosine", "smollm2_perplexity",
             "minilm_linear_bytes", "smollm2_linear_bytes", "minilm_sentences_per_s",
-            "smollm2_tokens_per_s", "throughput_closed_form", "seconds")
+            "smollm2_tokens_per_s", "seconds")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,23 +1,14 @@
 """What a PTQ scheme adds to the lowered programs, as data: online Hadamard transforms and SpQR
-outliers.
+outliers and scales.
 
-The lowering (``prodigy_sim.lowering``) has no kernel yet for an online Hadamard transform of an
-activation, for SpQR's sparse outlier product, or for SpQR's 3-bit scale decoding. Until it has,
-:class:`LoweringExtras` carries, per model, the numbers those kernels need, and
-:func:`closed_form_seconds` turns them into an explicit time added to the simulated time of the
-scheme's base format (MX storage of the same element format):
-
-- online Hadamard: ``vector FLOPs / peak_vector_flops("float32")`` of the chip, with the FLOPs of
-  :meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` (sign flips, fast-transform adds, the
-  ``p x p`` multiply-adds counted as 2, the ``1/sqrt(n)`` scaling) for every token and layer;
-- SpQR: the bytes beyond the base storage (``spqr footprint - base footprint``: the 3-bit scale
-  codes, second-level scales, outlier values and CSR indices, minus the E8M0 scales they
-  replace) over ``peak_ddr_bandwidth_bytes_per_s`` (every weight is read once per forward), plus
-  ``2 x outliers x tokens`` FLOPs of the outlier products and ``2`` FLOPs per group of 16 per
-  forward for the scale decode (``lo + step c``) over the vector peak.
-
-Both are lower bounds (the whole chip's peak, no latency, no overlap penalty): they make the cost
-visible, not precise. docs/accuracy.md labels the throughput of these rows accordingly.
+:func:`extras_of` reads them off a quantized model (:class:`LoweringExtras`: per model, the
+online transforms - which linears' input, size ``n = p x 2^k``, operations per row from
+:meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` - and per linear the outlier count, value,
+index and extra scale bytes and the number of first-level scale groups); :func:`ptq_work` turns
+them into the lowering's :class:`~prodigy_sim.lowering.PtqWork` (sites named by lowered op: an
+online transform before ``qkv_proj`` / ``up_proj`` / ``gate_up`` / ``down_proj``, SpQR work
+after the op that runs the linear), whose kernels the timing model simulates with the rest of the
+layer (``prodigy_sim.lowering.hadamard_kernel``, ``spqr_kernel``).
 """
 
 from __future__ import annotations
@@ -29,7 +20,7 @@ from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
 from prodigy_sim.numerics import footprint
 
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "closed_form_seconds", "ptq_work", "lowered_op_of"]
+           "ptq_work", "lowered_op_of"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +36,6 @@ class OnlineHadamard:
     p: int
     m: int
     ops: tuple[tuple[str, int], ...]
-
-    @property
-    def flops_per_token(self) -> int:
-        ops = dict(self.ops)
-        return ops["sign_flips"] + ops["add_sub"] + 2 * ops["mul_add"] + ops["scale_mul"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +68,6 @@ class LoweringExtras:
     @property
     def empty(self) -> bool:
         return not self.online and not self.outliers and self.extra_weight_bytes == 0
-
-    def vector_flops(self, tokens: int) -> int:
-        """Vector FLOPs of one forward over ``tokens`` tokens."""
-        had = sum(o.flops_per_token for o in self.online) * self.layers * tokens
-        out = sum(2 * o.count * tokens + 2 * o.groups for o in self.outliers)
-        return had + out
 
 
 def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
@@ -123,13 +103,6 @@ def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
                                        fp["outlier_index"], n * (-(-k // 16)), extra_scales))
     extra = qmodel.linear_bytes - base_bytes if outliers else 0
     return LoweringExtras(card.num_layers, tuple(online), tuple(outliers), extra)
-
-
-def closed_form_seconds(extras: LoweringExtras, config, tokens: int) -> float:
-    """Seconds added to one forward of ``tokens`` tokens on chip ``config``: extra weight bytes
-    over the DDR peak plus vector FLOPs over the float32 vector peak (module docstring)."""
-    return (max(extras.extra_weight_bytes, 0) / config.peak_ddr_bandwidth_bytes_per_s
-            + extras.vector_flops(tokens) / config.peak_vector_flops("float32"))
 
 
 def lowered_op_of(linear: str, family: str) -> str:
