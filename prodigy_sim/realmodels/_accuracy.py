@@ -254,8 +254,9 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
 
 
 def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str) -> dict:
-    """The ``e2e_*`` values of ``model`` with every layer lowered; none where the format is not
-    lowered or the scheme needs kernels the lowering does not have (online Hadamard, SpQR)."""
+    """The ``e2e_*`` values of ``model`` with every layer lowered (a rotated model with its
+    online Hadamard kernels); none where the format is not lowered or the scheme has SpQR
+    outliers (their kernel is a cost program: it does not compute the outlier product)."""
     from prodigy_sim.lowering import matrix_runs
     from prodigy_sim.realmodels._pipeline import (
         _scenario,
@@ -267,20 +268,21 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
 
     if scheme.storage is None or not matrix_runs(scheme.storage.fmt, chip_of(ctx.hardware)[0]):
         return {}
-    if qm is None or qm.online or any(r.outliers is not None for r in qm.results.values()):
+    if qm is None or any(r.outliers is not None for r in qm.results.values()):
         return {}
     if model == "minilm":
-        weights, tok, evals, reference = ctx.minilm()
-        wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8,
-                                                         ctx.hardware))
-        emb = pipeline_embeddings(weights, tok, evals, scheme, backend=backend,
-                                  hardware=ctx.hardware, weights_q=wq)
+        _, tok, evals, reference = ctx.minilm()
+        wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
+                                                            ctx.hardware))
+        emb = pipeline_embeddings(qm.weights, tok, evals, scheme, backend=backend,
+                                  hardware=ctx.hardware, weights_q=wq, online=qm.online)
         mean, low = _cosines(emb, reference)
         return {"e2e_minilm_mean_cosine": mean, "e2e_minilm_min_cosine": low}
-    weights, ids = ctx.smollm2()
-    wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8, ctx.hardware))
-    nll = pipeline_nll(weights, ids, scheme, backend=backend, hardware=ctx.hardware,
-                       weights_q=wq)
+    _, ids = ctx.smollm2()
+    wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
+                                                        ctx.hardware))
+    nll = pipeline_nll(qm.weights, ids, scheme, backend=backend, hardware=ctx.hardware,
+                       weights_q=wq, online=qm.online)
     return {"e2e_smollm2_perplexity": mean_exp(nll)}
 
 

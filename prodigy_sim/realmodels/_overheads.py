@@ -20,7 +20,7 @@ from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
 from prodigy_sim.numerics import footprint
 
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "ptq_work", "lowered_op_of"]
+           "ptq_work", "online_work", "lowered_op_of"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,12 @@ class LoweringExtras:
         return not self.online and not self.outliers and self.extra_weight_bytes == 0
 
 
-def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
-    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
-    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
-    card = qmodel.weights.card
+def _online(rotations: dict) -> list[OnlineHadamard]:
+    """The online transforms of layer 0 (every layer has the same) of ``rotations`` (linear name
+    -> :class:`~prodigy_sim.ptq.HadamardRotation`; linears sharing an input share one)."""
     seen: dict[int, OnlineHadamard] = {}
     prefix = "layers.0."
-    for name, r in qmodel.online.items():
+    for name, r in rotations.items():
         if not name.startswith(prefix):
             continue
         key = id(r)
@@ -88,7 +87,20 @@ def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
         else:
             seen[key] = OnlineHadamard(f"input of {rel}", (rel,), r.n, r.p, r.m,
                                        tuple(r.ops_per_row().items()))
-    online = list(seen.values())
+    return list(seen.values())
+
+
+def online_work(rotations: dict, family: str) -> PtqWork:
+    """The lowering's work of a rotated model's online transforms alone (``rotations``: linear
+    name -> rotation, e.g. ``QuantizedModel.online``)."""
+    return ptq_work(LoweringExtras(1, tuple(_online(rotations))), family)
+
+
+def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
+    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
+    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
+    card = qmodel.weights.card
+    online = _online(qmodel.online)
     outliers = []
     storage = qmodel.scheme.storage
     for name, res in qmodel.results.items():
