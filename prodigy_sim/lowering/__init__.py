@@ -40,6 +40,8 @@ from prodigy_sim.lowering._lower import matrix_runs as matrix_runs
 from prodigy_sim.lowering._lower import padded_tokens as padded_tokens
 from prodigy_sim.lowering._lower import plan_linear as plan_linear
 from prodigy_sim.lowering._lower import weight_storage as weight_storage
+from prodigy_sim.lowering._mapper import DDR_EFFICIENCY as DDR_EFFICIENCY
+from prodigy_sim.lowering._mapper import ddr_efficiency as ddr_efficiency
 from prodigy_sim.lowering._mapper import linear_cost as linear_cost
 from prodigy_sim.lowering._mapper import map_linear as map_linear
 from prodigy_sim.lowering._params import AttentionParams as AttentionParams
@@ -68,7 +70,7 @@ __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "LoweredModel", "LoweredOp", "LoweredStage", "MoEParams", "NormParams",
     "RopeKVParams", "attention_flops", "attention_kernel",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
-    "linear_cost", "map_linear",
+    "linear_cost", "map_linear", "DDR_EFFICIENCY", "ddr_efficiency",
     "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "OnlineSite", "OutlierSite", "PtqWork", "emulate_hadamard", "hadamard_kernel",

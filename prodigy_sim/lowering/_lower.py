@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table
+from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table, validate
 from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import linear_kernel
@@ -189,12 +189,13 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
-                l3: bool = True) -> Kernel:
+                l3: bool = True, l3_reserved: int = 0) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
-    ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it)."""
+    ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
+    ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile."""
     act = BF16 if w.fmt.wide else ACT
-    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3)
+    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3, l3_reserved)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
 
@@ -210,6 +211,28 @@ def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipCo
     factory = functools.partial(plan_linear, name, m, n, k, w, p, epilogue, config, bud, l3=l3)
     return _op(name, factory, linear_flops(m, n, k) * (2 if epilogue == "gated" else 1),
                w.nbytes(n, k) * (2 if epilogue == "gated" else 1))
+
+
+def _remap_linears(stages: list[LoweredStage], plan: list[list[Residency]],
+                   config: ChipConfig) -> list[LoweredStage]:
+    """The stages with every linear op mapped again, its mapper told how much of the L3 the
+    activations that ``plan`` keeps on chip take during it (the first mapping counted on the
+    whole L3). The caller plans the residency again for the new kernels."""
+    params = isa_params(config)
+    out = []
+    for st, rs in zip(stages, plan, strict=True):
+        ops = []
+        for op, r in zip(st.ops, rs, strict=True):
+            fn = op.rebuild
+            if (isinstance(fn, functools.partial) and fn.func is plan_linear
+                    and (r.resident or r.held_bytes)):
+                sizes = {t: pl.nbytes for t, pl in validate(op.kernel.program,
+                                                            params).tensors.items()}
+                fn = functools.partial(fn, l3_reserved=r.onchip_bytes(sizes))
+                op = dataclasses.replace(op, kernel=fn(None), rebuild=fn)
+            ops.append(op)
+        out.append(dataclasses.replace(st, ops=tuple(ops)))
+    return out
 
 
 def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:
@@ -507,6 +530,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
     if l3:
+        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        stages = _remap_linears(stages, plan, config)
         plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
         stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
                                                     for op, r in zip(st.ops, rs, strict=True)))

@@ -43,15 +43,27 @@ from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
 from prodigy_sim.numerics import Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "linear_cost", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
+__all__ = ["map_linear", "linear_cost", "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES",
+           "RUN_HALF_BYTES"]
 
 DDR_EFFICIENCY = 0.9
 """Fraction of the peak DDR bandwidth the costs assume long contiguous streams reach."""
-RUN_HALF_BYTES = 1024
-"""Contiguous run length at which the costs assume half of :data:`DDR_EFFICIENCY`."""
+RUN_HALF_BYTES = 128
+"""Contiguous run length at which the costs assume half of :data:`DDR_EFFICIENCY`. Fitted to
+the DDR5 model of the T16128: 128 cores reading tiles of 64 rows whose contiguous runs are
+128 / 256 / 512 B reach 0.46 / 0.61 / 0.88 of the peak bandwidth, long runs 0.90
+(``tests/test_lowering.py::test_mapper_ddr_efficiency_follows_the_ddr_model``); the curve
+``run / (run + 128)`` gives 0.50 / 0.67 / 0.80 of :data:`DDR_EFFICIENCY` (was 1024: 0.11 /
+0.20 / 0.33)."""
 FILL_CYCLES = 1500
 """Core cycles a block's first K tile waits for its data (a DDR round trip, ~260 ns at
 5.7 GHz) in the costs."""
+
+
+def ddr_efficiency(run_bytes: int) -> float:
+    """Share of the peak DDR bandwidth the costs assume for reads in contiguous runs of
+    ``run_bytes``: ``DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``."""
+    return DDR_EFFICIENCY * run_bytes / (run_bytes + RUN_HALF_BYTES)
 
 
 def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
@@ -87,8 +99,7 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     peak = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz
 
     def eff(rows: int, st: Storage) -> float:
-        run = st.nbytes(rows, k) if kt == k else st.nbytes(1, kt)
-        return DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)
+        return ddr_efficiency(st.nbytes(rows, k) if kt == k else st.nbytes(1, kt))
 
     ddr = (a_fetch / eff(mp.mt, act) + w_fetch / eff(mp.nt, weight)
            + out / eff(1, BF16)) / peak
@@ -151,16 +162,18 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
 
 @functools.lru_cache(maxsize=512)
 def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
-               config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True
-               ) -> LinearMapping:
+               config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
+               l3_reserved: int = 0) -> LinearMapping:
     """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
-    cores of ``config`` (``l3``: the shared L3 is on). Ties go to more cores, then larger
-    blocks, then the order of enumeration."""
+    cores of ``config`` (``l3``: the shared L3 is on; ``l3_reserved``: bytes of it that
+    activations kept on chip take meanwhile). Ties go to more cores, then larger blocks, then
+    the order of enumeration."""
     tile_budget = budgets.onchip_bytes
     best: tuple | None = None
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget):
         tiles = linear_tile_bytes(mp, k, weight, act, epilogue)
-        l3_bytes = max(0, (budgets.onchip_bytes - tiles)) * config.cores if l3 else 0
+        l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
+                    if l3 else 0)
         cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes)
         key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
         if best is None or key < best[0]:

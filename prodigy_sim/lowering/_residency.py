@@ -53,6 +53,12 @@ class Residency:
     resident: frozenset[str] = frozenset()
     held_bytes: int = 0
 
+    def onchip_bytes(self, tensor_bytes: dict[str, int]) -> int:
+        """Bytes of the kernel's on-chip memory beside the scratchpads that kept activations
+        take during it (its resident tensors, of sizes ``tensor_bytes``, and ``held_bytes``):
+        the shared L3 has that much less."""
+        return sum(tensor_bytes[t] for t in self.resident) + self.held_bytes
+
 
 def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, cores: int
                    ) -> list[list[Residency]]:
