@@ -119,3 +119,32 @@ def test_bad_requests_are_refused(minilm):
         run_bert(m, np.arange(8), backend="gpu")
     with pytest.raises(ConfigError, match="Wanda"):
         lower_real_model(w, QuantScheme("tai4", "8:4", "wanda"), 8)
+
+
+def test_rotated_minilm_runs_end_to_end_with_its_online_hadamard_kernels(minilm):
+    """QuaRot-style Hadamard (FP8 weights): the online transforms run as lowered kernels before
+    q/k/v, up and down; core and numpy agree to the bit, and the embeddings stay those of the
+    float32 model."""
+    from prodigy_sim.realmodels import (
+        QuantScheme,
+        calibrate_minilm,
+        eval_sentences,
+        quantize_model,
+        sentence_embeddings,
+    )
+    from prodigy_sim.realmodels._pipeline import _scenario, fuse_tensors, pipeline_embeddings
+
+    w, tok = minilm
+    qs = QuantScheme("float8_e4m3fn", method="hadamard")
+    qm = quantize_model(w, qs, calibrate_minilm(w, eval_sentences()[-2:]))
+    wq = fuse_tensors(qm.weights, qm.tensors, _scenario(w.card.name, qs, 8, None))
+    kw = dict(cores=CORES, weights_q=wq, online=qm.online)
+    core = pipeline_embeddings(qm.weights, tok, SENTENCES, qs, backend="core", **kw)
+    emu = pipeline_embeddings(qm.weights, tok, SENTENCES, qs, backend="numpy", **kw)
+    assert np.array_equal(_bits(core), _bits(emu))
+    cos = _cos(core, sentence_embeddings(w, tok, SENTENCES))
+    assert (cos > 0.98).all(), cos
+    # without the online kernels the rotated weights see unrotated inputs: garbage
+    plain = pipeline_embeddings(qm.weights, tok, SENTENCES, qs, backend="numpy", cores=CORES,
+                                weights_q=wq)
+    assert (_cos(plain, sentence_embeddings(w, tok, SENTENCES)) < 0.9).all()

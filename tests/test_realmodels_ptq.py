@@ -11,12 +11,9 @@ import pytest
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.realmodels import (
     DEFAULT_DAMPING,
-    LoweringExtras,
-    OnlineHadamard,
     QuantScheme,
     calibrate_minilm,
     calibrate_smollm2,
-    closed_form_seconds,
     eval_sentences,
     extras_of,
     minilm_tokenizer,
@@ -90,20 +87,6 @@ def test_sequential_pass_uses_the_schemes_damping(monkeypatch):
         qm = _ptq.quantize_model(w, QuantScheme("tai4", method="gptq", damping=damping), cal)
         assert seen == [want] * 4  # groups (q, k, v), (o), (up), (down)
         assert {r.stats["damp"] > 0 for r in qm.results.values()} == {True}
-
-
-def test_closed_form_time_is_bytes_over_bandwidth_plus_flops_over_vector_peak():
-    from prodigy_sim.hardware import DEFAULT_PRESET, load_preset
-
-    cfg = load_preset(DEFAULT_PRESET)
-    had = OnlineHadamard("x", ("mlp.down_proj",), 1536, 12, 128,
-                         (("sign_flips", 1536), ("add_sub", 10752), ("mul_add", 18432),
-                          ("scale_mul", 1536)))
-    ex = LoweringExtras(layers=30, online=(had,), extra_weight_bytes=10**6)
-    flops = (1536 + 10752 + 2 * 18432 + 1536) * 30 * 7
-    want = 10**6 / cfg.peak_ddr_bandwidth_bytes_per_s + flops / cfg.peak_vector_flops("float32")
-    assert closed_form_seconds(ex, cfg, tokens=7) == pytest.approx(want, rel=1e-12)
-    assert LoweringExtras(layers=1).empty
 
 
 @needs_models

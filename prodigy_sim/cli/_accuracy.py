@@ -18,7 +18,7 @@ from prodigy_sim.errors import ConfigError
 _DEFAULT_FORMATS = "fp32,float8_e4m3fn,tai4,tai2,float4_e2m1fn,int4"
 _COLUMNS = ("scheme", "minilm_mean_cosine", "minilm_min_cosine", "smollm2_perplexity",
             "minilm_linear_bytes", "smollm2_linear_bytes", "minilm_sentences_per_s",
-            "smollm2_tokens_per_s", "throughput_closed_form", "seconds")
+            "smollm2_tokens_per_s", "seconds")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -80,7 +80,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="also run every layer as the simulator's lowered kernels (FP8 "
                           "activations, KV cache, attention and norms as the chip computes "
                           "them; numpy emulation bit-identical to the functional core) and add "
-                          "the 'lowered:' columns (matrix-unit formats only; slower)")
+                          "the 'lowered:' columns (matrix-unit formats only; Hadamard rows "
+                          "with their online-transform kernels; not SpQR; slower)")
     sel.add_argument("--backend", choices=("numpy", "core"), default="numpy",
                      help="what runs the lowered kernels of --end-to-end: 'numpy' (the "
                           "emulation, bit-identical to the functional core; default) or 'core' "

@@ -249,6 +249,16 @@ class _Machine:
         f: Callable[..., np.ndarray]
         if op == "VQUANT":
             return self._vquant(ins)
+        if op == "VHBF":
+            stride = ins.integer(2)
+
+            def run_butterfly(cs, g, _segs, _cores):
+                a = get(ops[1], cs)
+                v = a.reshape(*a.shape[:2], -1, 2, stride)
+                lo, hi = v[..., 0, :], v[..., 1, :]
+                out = np.stack([lo + hi, lo - hi], axis=-2).reshape(a.shape)
+                self._put(ops[0], cs, vec.canonical(out))
+            return run_butterfly
         if op in ("VROTH", "VCVT", "VTRANS"):
             def run_move(cs, g, _segs, _cores):
                 a = get(ops[1], cs)

@@ -273,6 +273,9 @@ class ProgramBuilder:
     def vroth(self, dst: Name, a: Name) -> Instruction:
         return self.emit("VROTH", dst, a)
 
+    def vhbf(self, dst: Name, a: Name, s: int) -> Instruction:
+        return self.emit("VHBF", dst, a, s)
+
     def vrsum(self, dst: Name, a: Name) -> Instruction:
         return self.emit("VRSUM", dst, a)
 

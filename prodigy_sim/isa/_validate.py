@@ -63,10 +63,15 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
                 f"({r},{c}): expected ({r},{c}), ({r},1), (1,{c}) or (1,1)"
                 for j, o in enumerate(spec.operands) if j and o.kind == "tile"
                 and shape(j) not in ok]
-    if rule in ("same", "rotate_half"):
+    if rule in ("same", "rotate_half", "butterfly"):
         out = [] if shape(0) == shape(1) else [f"shapes differ: {shape(0)} and {shape(1)}"]
         if rule == "rotate_half" and shape(1)[1] % 2:
             out.append(f"rotate-half needs an even number of columns (got {shape(1)[1]})")
+        if rule == "butterfly":
+            s = ins.integer(2)
+            if s < 1 or s & (s - 1) or shape(1)[1] % (2 * s):
+                out.append(f"butterfly stride {s} must be a power of two >= 1 dividing half of "
+                           f"the {shape(1)[1]} columns")
         return out
     if rule == "rowreduce":
         (r, c), (ar, _) = shape(0), shape(1)

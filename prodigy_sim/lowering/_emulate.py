@@ -50,6 +50,7 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import reference as sp
 from prodigy_sim.lowering._common import BF16, F32, Kernel
 from prodigy_sim.lowering._params import AttentionParams, LinearParams, NormParams, RopeKVParams
+from prodigy_sim.lowering._ptq_ops import HadamardParams, emulate_hadamard
 from prodigy_sim.numerics import QuantizedTensor, ScaleKind, Storage, pack, quantize
 
 __all__ = ["emulate_kernel", "KERNEL_OUTPUTS"]
@@ -59,6 +60,7 @@ KERNEL_OUTPUTS = {
     "norm": ("Y", "YS"),
     "rope_kv": ("Q", "KC", "VC", "VT"),
     "attention": ("O", "OP", "MP", "LP"),
+    "hadamard": ("Y",),
 }
 """DDR tensors a kernel may write (``YS`` only for LayerNorm, ``VT`` only for prefill, ``OP``,
 ``MP``, ``LP`` only for flash decoding with more than one split)."""
@@ -194,6 +196,13 @@ def _qout(inp: _Inputs, name: str) -> _QOut:
 def _v(x: np.ndarray) -> np.ndarray:
     """A vector operation's result: float32 with the canonical NaN."""
     return sp.canonical(x)
+
+
+def _hadamard(kernel: Kernel, inp_ddr: dict) -> dict:
+    n = kernel.params.n
+    inp = _Inputs(inp_ddr, {"X": ((kernel.params.m, n), kernel.params.act),
+                            "S": ((1, n), F32), "Y": ((kernel.params.m, n), kernel.params.act)})
+    return {"Y": emulate_hadamard(kernel, inp.quant("X"), inp.float("S"))}
 
 
 # ---- kernels --------------------------------------------------------------------------------
@@ -473,14 +482,14 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
     Returns name -> float32 ``np.ndarray`` (float32 and bfloat16 tensors, bfloat16 as its
     float32 values) or :class:`~prodigy_sim.numerics.QuantizedTensor` (codes and scales), the
     same shapes, types and bits as ``functional.run(kernel.program, ddr=ddr,
-    cores=kernel.cores).tensor(name)``. Names (:data:`KERNEL_OUTPUTS`): linear ``Y``; norm
-    ``Y`` (+ ``YS`` for LayerNorm); rope_kv ``Q``, ``KC``, ``VC`` (+ ``VT`` for prefill);
-    attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits). Output tensors given
-    in ``ddr`` (e.g. a KV cache filled by earlier steps) keep the parts the program does not
-    write. Raises ConfigError for kernels without recorded parameters or built with a
-    ``unit_cap``. ``operands``: a dict the caller keeps between calls to reuse the decoded
-    float64 values of quantized inputs given as the same QuantizedTensor objects (weights); it
-    holds them, so it grows with the weights (about 16 bytes per weight).
+    cores=kernel.cores).tensor(name)``. Names (:data:`KERNEL_OUTPUTS`): linear ``Y``; norm ``Y``
+    (+ ``YS`` for LayerNorm); online Hadamard ``Y``; rope_kv ``Q``, ``KC``, ``VC`` (+ ``VT`` for
+    prefill); attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits). Output
+    tensors given in ``ddr`` (e.g. a KV cache filled by earlier steps) keep the parts the
+    program does not write. Raises ConfigError for kernels without recorded parameters or built
+    with a ``unit_cap``. ``operands``: a dict the caller keeps between calls to reuse the
+    decoded float64 values of quantized inputs given as the same QuantizedTensor objects
+    (weights); it holds them, so it grows with the weights (about 16 bytes per weight).
     """
     p = kernel.params
     if p.unit_cap is not None:
@@ -494,6 +503,8 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
         return _rope_kv(p, ddr)
     if isinstance(p, AttentionParams):
         return _attention(p, ddr)
+    if isinstance(p, HadamardParams):
+        return _hadamard(kernel, ddr)
     raise ConfigError(f"kernel {kernel.name!r} ({p.op}) is a timing kernel of a mixture-of-experts "
                       "layer and is not emulated")
 

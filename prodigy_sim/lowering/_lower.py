@@ -54,6 +54,7 @@ from prodigy_sim.lowering._moe import (
     padded_experts,
     route_kernel,
 )
+from prodigy_sim.lowering._ptq_ops import PtqWork, insert_ptq_ops
 from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
@@ -253,9 +254,11 @@ def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
 
 
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
-                cores: int | None = None, l3: bool = True) -> LoweredModel:
+                cores: int | None = None, l3: bool = True,
+                ptq: PtqWork | None = None) -> LoweredModel:
     """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
-    ``l3``: the mappings may count on the shared L3."""
+    ``l3``: the mappings may count on the shared L3; ``ptq``: a PTQ scheme's online Hadamard
+    transforms and SpQR work, added to every layer (:mod:`._ptq_ops`)."""
     p = config.cores if cores is None else cores
     if not 1 <= p <= config.cores:
         raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
@@ -486,6 +489,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                     reads={"X": "h2"}, writes={"Y": "hn", "YS": "hs"}),
             ]
         name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
+        ops = insert_ptq_ops(ops, ptq, _op, cores=p, budgets=bud, real_tokens=tok)
         stages.append(LoweredStage(name, tuple(group), tuple(ops)))
         if card.family == "switch" and not decode and group[-1] == card.encoder_layers - 1:
             et = bsz * padded_tokens(enc_len)

@@ -52,8 +52,8 @@ from prodigy_sim.realmodels._on_core import numpy_linears as numpy_linears
 from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
 from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
 from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
-from prodigy_sim.realmodels._overheads import closed_form_seconds as closed_form_seconds
 from prodigy_sim.realmodels._overheads import extras_of as extras_of
+from prodigy_sim.realmodels._overheads import ptq_work as ptq_work
 from prodigy_sim.realmodels._pipeline import BACKENDS as BACKENDS
 from prodigy_sim.realmodels._pipeline import LoweredRealModel as LoweredRealModel
 from prodigy_sim.realmodels._pipeline import lower_real_model as lower_real_model
@@ -106,7 +106,7 @@ __all__ = [
     "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
     "render_docs", "table_rows", "write_docs",
     "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
-    "calibration_segments", "closed_form_seconds", "extras_of", "family_of", "logits_nll",
+    "calibration_segments", "ptq_work", "extras_of", "family_of", "logits_nll",
     "quantize_model", "rotate_model",
     "WEIGHT_FORMATS",
     "AccuracyRow",

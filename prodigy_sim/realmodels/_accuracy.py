@@ -51,9 +51,6 @@ class AccuracyRow:
     (:mod:`~prodigy_sim.realmodels._pipeline`: FP8 MX activations everywhere, FP8 KV cache,
     bfloat16 residual stream, attention, norms and activations on the vector unit, FP8 MX LM
     head); None when not asked for or when the format does not run on the matrix unit.
-    ``throughput_closed_form``: the throughput includes the closed-form time of work the
-    lowering has no kernel for yet (online Hadamard transforms, SpQR outliers;
-    :mod:`~prodigy_sim.realmodels._overheads`).
     """
 
     scheme: str
@@ -68,7 +65,6 @@ class AccuracyRow:
     e2e_minilm_mean_cosine: float | None = None
     e2e_minilm_min_cosine: float | None = None
     e2e_smollm2_perplexity: float | None = None
-    throughput_closed_form: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +166,6 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
 
     start = time.perf_counter()
     vals: dict = {}
-    closed = False
     for model in MODELS:
         weights = ctx.mini if model == "minilm" else ctx.smol
         if weights is None:
@@ -201,7 +196,6 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
                             for t in weights.card.tensors() if t.is_linear)
                         if scheme.storage is not None else 0)
                 extras = extras_of(qm, base)
-                closed = closed or not extras.empty
             vals[key] = simulated_throughput(model, scheme, ctx.hardware, extras)
         if end_to_end:
             vals.update(_end_to_end(model, scheme, qm, ctx, backend))
@@ -215,8 +209,7 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
                        smollm2_tokens_per_s=vals.get("smollm2_tokens_per_s"),
                        e2e_minilm_mean_cosine=vals.get("e2e_minilm_mean_cosine"),
                        e2e_minilm_min_cosine=vals.get("e2e_minilm_min_cosine"),
-                       e2e_smollm2_perplexity=vals.get("e2e_smollm2_perplexity"),
-                       throughput_closed_form=closed)
+                       e2e_smollm2_perplexity=vals.get("e2e_smollm2_perplexity"))
 
 
 def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 512,
@@ -261,8 +254,9 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
 
 
 def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str) -> dict:
-    """The ``e2e_*`` values of ``model`` with every layer lowered; none where the format is not
-    lowered or the scheme needs kernels the lowering does not have (online Hadamard, SpQR)."""
+    """The ``e2e_*`` values of ``model`` with every layer lowered (a rotated model with its
+    online Hadamard kernels); none where the format is not lowered or the scheme has SpQR
+    outliers (their kernel is a cost program: it does not compute the outlier product)."""
     from prodigy_sim.lowering import matrix_runs
     from prodigy_sim.realmodels._pipeline import (
         _scenario,
@@ -274,20 +268,21 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
 
     if scheme.storage is None or not matrix_runs(scheme.storage.fmt, chip_of(ctx.hardware)[0]):
         return {}
-    if qm is None or qm.online or any(r.outliers is not None for r in qm.results.values()):
+    if qm is None or any(r.outliers is not None for r in qm.results.values()):
         return {}
     if model == "minilm":
-        weights, tok, evals, reference = ctx.minilm()
-        wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8,
-                                                         ctx.hardware))
-        emb = pipeline_embeddings(weights, tok, evals, scheme, backend=backend,
-                                  hardware=ctx.hardware, weights_q=wq)
+        _, tok, evals, reference = ctx.minilm()
+        wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
+                                                            ctx.hardware))
+        emb = pipeline_embeddings(qm.weights, tok, evals, scheme, backend=backend,
+                                  hardware=ctx.hardware, weights_q=wq, online=qm.online)
         mean, low = _cosines(emb, reference)
         return {"e2e_minilm_mean_cosine": mean, "e2e_minilm_min_cosine": low}
-    weights, ids = ctx.smollm2()
-    wq = fuse_tensors(weights, qm.tensors, _scenario(weights.card.name, scheme, 8, ctx.hardware))
-    nll = pipeline_nll(weights, ids, scheme, backend=backend, hardware=ctx.hardware,
-                       weights_q=wq)
+    _, ids = ctx.smollm2()
+    wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
+                                                        ctx.hardware))
+    nll = pipeline_nll(qm.weights, ids, scheme, backend=backend, hardware=ctx.hardware,
+                       weights_q=wq, online=qm.online)
     return {"e2e_smollm2_perplexity": mean_exp(nll)}
 
 

@@ -1,31 +1,26 @@
 """What a PTQ scheme adds to the lowered programs, as data: online Hadamard transforms and SpQR
-outliers.
+outliers and scales.
 
-The lowering (``prodigy_sim.lowering``) has no kernel yet for an online Hadamard transform of an
-activation, for SpQR's sparse outlier product, or for SpQR's 3-bit scale decoding. Until it has,
-:class:`LoweringExtras` carries, per model, the numbers those kernels need, and
-:func:`closed_form_seconds` turns them into an explicit time added to the simulated time of the
-scheme's base format (MX storage of the same element format):
-
-- online Hadamard: ``vector FLOPs / peak_vector_flops("float32")`` of the chip, with the FLOPs of
-  :meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` (sign flips, fast-transform adds, the
-  ``p x p`` multiply-adds counted as 2, the ``1/sqrt(n)`` scaling) for every token and layer;
-- SpQR: the bytes beyond the base storage (``spqr footprint - base footprint``: the 3-bit scale
-  codes, second-level scales, outlier values and CSR indices, minus the E8M0 scales they
-  replace) over ``peak_ddr_bandwidth_bytes_per_s`` (every weight is read once per forward), plus
-  ``2 x outliers x tokens`` FLOPs of the outlier products and ``2`` FLOPs per group of 16 per
-  forward for the scale decode (``lo + step c``) over the vector peak.
-
-Both are lower bounds (the whole chip's peak, no latency, no overlap penalty): they make the cost
-visible, not precise. docs/accuracy.md labels the throughput of these rows accordingly.
+:func:`extras_of` reads them off a quantized model (:class:`LoweringExtras`: per model, the
+online transforms - which linears' input, size ``n = p x 2^k``, operations per row from
+:meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` - and per linear the outlier count, value,
+index and extra scale bytes and the number of first-level scale groups); :func:`ptq_work` turns
+them into the lowering's :class:`~prodigy_sim.lowering.PtqWork` (sites named by lowered op: an
+online transform before ``qkv_proj`` / ``up_proj`` / ``gate_up`` / ``down_proj``, SpQR work
+after the op that runs the linear), whose kernels the timing model simulates with the rest of the
+layer (``prodigy_sim.lowering.hadamard_kernel``, ``spqr_kernel``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prodigy_sim.errors import ConfigError
+from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
+from prodigy_sim.numerics import footprint
+
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "closed_form_seconds"]
+           "ptq_work", "online_work", "lowered_op_of"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +37,6 @@ class OnlineHadamard:
     m: int
     ops: tuple[tuple[str, int], ...]
 
-    @property
-    def flops_per_token(self) -> int:
-        ops = dict(self.ops)
-        return ops["sign_flips"] + ops["add_sub"] + 2 * ops["mul_add"] + ops["scale_mul"]
-
 
 @dataclass(frozen=True)
 class LinearOutliers:
@@ -60,6 +50,8 @@ class LinearOutliers:
     value_bytes: int
     index_bytes: int
     groups: int
+    scale_bytes: int = 0
+    """Scale bytes (3-bit codes, second-level scales) beyond the base storage's scales (>= 0)."""
 
 
 @dataclass(frozen=True)
@@ -77,20 +69,13 @@ class LoweringExtras:
     def empty(self) -> bool:
         return not self.online and not self.outliers and self.extra_weight_bytes == 0
 
-    def vector_flops(self, tokens: int) -> int:
-        """Vector FLOPs of one forward over ``tokens`` tokens."""
-        had = sum(o.flops_per_token for o in self.online) * self.layers * tokens
-        out = sum(2 * o.count * tokens + 2 * o.groups for o in self.outliers)
-        return had + out
 
-
-def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
-    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
-    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
-    card = qmodel.weights.card
+def _online(rotations: dict) -> list[OnlineHadamard]:
+    """The online transforms of layer 0 (every layer has the same) of ``rotations`` (linear name
+    -> :class:`~prodigy_sim.ptq.HadamardRotation`; linears sharing an input share one)."""
     seen: dict[int, OnlineHadamard] = {}
     prefix = "layers.0."
-    for name, r in qmodel.online.items():
+    for name, r in rotations.items():
         if not name.startswith(prefix):
             continue
         key = id(r)
@@ -102,21 +87,62 @@ def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
         else:
             seen[key] = OnlineHadamard(f"input of {rel}", (rel,), r.n, r.p, r.m,
                                        tuple(r.ops_per_row().items()))
-    online = list(seen.values())
+    return list(seen.values())
+
+
+def online_work(rotations: dict, family: str) -> PtqWork:
+    """The lowering's work of a rotated model's online transforms alone (``rotations``: linear
+    name -> rotation, e.g. ``QuantizedModel.online``)."""
+    return ptq_work(LoweringExtras(1, tuple(_online(rotations))), family)
+
+
+def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
+    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
+    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
+    card = qmodel.weights.card
+    online = _online(qmodel.online)
     outliers = []
+    storage = qmodel.scheme.storage
     for name, res in qmodel.results.items():
         if res.outliers is None:
             continue
         fp = res.footprint
         n, k = res.weight.shape
+        base = footprint((n, k), storage).total_bytes if storage is not None else 0
+        extra_scales = max(0, sum(fp.values()) - fp["outlier_values"] - fp["outlier_index"]
+                           - base)
         outliers.append(LinearOutliers(name, (n, k), res.outliers.count, fp["outlier_values"],
-                                       fp["outlier_index"], n * (-(-k // 16))))
+                                       fp["outlier_index"], n * (-(-k // 16)), extra_scales))
     extra = qmodel.linear_bytes - base_bytes if outliers else 0
     return LoweringExtras(card.num_layers, tuple(online), tuple(outliers), extra)
 
 
-def closed_form_seconds(extras: LoweringExtras, config, tokens: int) -> float:
-    """Seconds added to one forward of ``tokens`` tokens on chip ``config``: extra weight bytes
-    over the DDR peak plus vector FLOPs over the float32 vector peak (module docstring)."""
-    return (max(extras.extra_weight_bytes, 0) / config.peak_ddr_bandwidth_bytes_per_s
-            + extras.vector_flops(tokens) / config.peak_vector_flops("float32"))
+def lowered_op_of(linear: str, family: str) -> str:
+    """The lowered op (``prodigy_sim.lowering``) that runs ``linear`` (a name relative to or
+    inside ``layers.{i}.``) of a ``family`` (``llama`` or ``bert``) model."""
+    rel = linear.split(".", 2)[2] if linear.startswith("layers.") else linear
+    ops = {"attn.q_proj": "qkv_proj", "attn.k_proj": "qkv_proj", "attn.v_proj": "qkv_proj",
+           "attn.o_proj": "o_proj", "mlp.gate_proj": "gate_up",
+           "mlp.up_proj": "gate_up" if family == "llama" else "up_proj",
+           "mlp.down_proj": "down_proj"}
+    if rel not in ops:
+        raise ConfigError(f"no lowered op runs linear {linear!r}")
+    return ops[rel]
+
+
+def ptq_work(extras: LoweringExtras, family: str) -> PtqWork:
+    """The lowering's :class:`~prodigy_sim.lowering.PtqWork` of ``extras``: one online
+    transform before the op of its linears; per op that runs linears with outliers, the
+    outliers, bytes and scale groups of those linears summed over the model and divided by the
+    layer count (every layer shares one lowered stage; rounded up)."""
+    online = tuple(OnlineSite(lowered_op_of(o.linears[0], family), o.n, o.p, o.m)
+                   for o in extras.online)
+    sums: dict[str, list[int]] = {}
+    for o in extras.outliers:
+        acc = sums.setdefault(lowered_op_of(o.name, family), [0] * 5)
+        for i, v in enumerate((o.count, o.value_bytes, o.index_bytes, o.groups,
+                               o.scale_bytes)):
+            acc[i] += v
+    n = max(extras.layers, 1)
+    outliers = tuple(OutlierSite(op, *(-(-v // n) for v in acc)) for op, acc in sums.items())
+    return PtqWork(online, outliers)

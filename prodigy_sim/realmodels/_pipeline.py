@@ -32,7 +32,7 @@ the most negative float32, padded rows are computed and ignored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,7 +84,9 @@ class LoweredRealModel:
     ``kernels``: extra kernels of the functional pass (``embed_norm`` for BERT; ``final_norm``
     and ``lm_head`` over every position for LLaMA); ``weights_q``: quantized weights by fused
     name (``layers.{i}.qkv_proj``, ``.o_proj``, ``.up_proj``, ``.gate_proj``, ``.down_proj``,
-    ``lm_head``); ``padded``: rows the kernels compute.
+    ``lm_head``); ``padded``: rows the kernels compute; ``online``: online Hadamard rotations
+    by linear name (:class:`~prodigy_sim.ptq.HadamardRotation`), whose kernels
+    (``hadamard_<op>``) run before the ops of those linears.
     """
 
     weights: ModelWeights
@@ -93,6 +95,12 @@ class LoweredRealModel:
     kernels: dict[str, Kernel]
     weights_q: dict[str, QuantizedTensor]
     padded: int
+    online: dict = field(default_factory=dict)
+
+    def has_op(self, name: str, layer: int) -> bool:
+        """Whether ``layer`` has a lowered op ``name``."""
+        return any(layer in st.layers and any(op.name == name for op in st.ops)
+                   for st in self.lowered.stages)
 
     def op(self, name: str, layer: int) -> Kernel:
         """The kernel ``name`` of ``layer`` (structurally identical layers share a stage)."""
@@ -121,7 +129,8 @@ def _scenario(card_name: str, scheme: QuantScheme, tokens: int,
 def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
                      calibration: Calibration | None = None,
                      hardware: str | ChipConfig | None = None, cores: int | None = None,
-                     weights_q: dict[str, QuantizedTensor] | None = None) -> LoweredRealModel:
+                     weights_q: dict[str, QuantizedTensor] | None = None,
+                     online: dict | None = None) -> LoweredRealModel:
     """Lower ``weights.card`` for a ``tokens``-long prompt and quantize its weights by ``scheme``.
 
     ``hardware``: preset name or configuration (default the scenario default); ``cores``:
@@ -129,6 +138,9 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     Wanda's activation norms.
     ``weights_q``: the quantized weights of an earlier call with the same weights and scheme
     (they do not depend on the prompt length), to skip quantizing them again.
+    ``online``: the online Hadamard rotations of a rotated model (``QuantizedModel.online``;
+    ``weights`` are then its rotated weights and ``weights_q`` must be given): their kernels
+    are lowered into every layer and run before the linears they rotate the input of.
     """
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.timing import isa_params
@@ -140,7 +152,15 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
     scenario = _scenario(card.name, scheme, tokens, hardware)
     config = hardware if isinstance(hardware, ChipConfig) else load_preset(scenario.hardware)
-    lowered = lower_model(card, scenario, config, cores=cores)
+    ptq = None
+    if online:
+        from prodigy_sim.realmodels._overheads import online_work
+
+        if weights_q is None:
+            raise ConfigError("a rotated model runs end to end with its quantized weights "
+                              "(weights_q)")
+        ptq = online_work(online, card.family)
+    lowered = lower_model(card, scenario, config, cores=cores, ptq=ptq)
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
     bud = Budgets.of(isa_params(config))
     kernels: dict[str, Kernel] = {}
@@ -154,7 +174,7 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
     wq = weights_q or _quantized_weights(weights, scheme, calibration, scenario)
-    return LoweredRealModel(weights, scheme, lowered, kernels, wq, t)
+    return LoweredRealModel(weights, scheme, lowered, kernels, wq, t, dict(online or {}))
 
 
 def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
@@ -207,8 +227,10 @@ def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
 
         qm = quantize_model(weights, scheme, calibration)
         if qm.online or any(r.outliers is not None for r in qm.results.values()):
-            raise ConfigError(f"{scheme.label}: the lowering has no online-Hadamard or "
-                              "SpQR-outlier kernels yet; these schemes do not run end to end")
+            raise ConfigError(f"{scheme.label}: give the rotated model's weights, quantized "
+                              "weights and online rotations (QuantizedModel.weights, .tensors, "
+                              ".online); SpQR's outlier product is not lowered as arithmetic, "
+                              "so SpQR schemes do not run end to end")
         tensors = qm.tensors
     return fuse_tensors(weights, tensors, scenario)
 
@@ -255,6 +277,16 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
+def _rotated(m: LoweredRealModel, op: str, linear: str, i: int,
+             ex: Callable[[Kernel, Tensors], Tensors], x):
+    """``x`` through layer ``i``'s online Hadamard kernel before ``op`` (whose input is that of
+    linear ``layers.{i}.<linear>``), or ``x`` when the layer has none."""
+    if not m.has_op(f"hadamard_{op}", i):
+        return x
+    signs = m.online[f"layers.{i}.{linear}"].signs
+    return ex(m.op(f"hadamard_{op}", i), {"X": x, "S": _row(signs)})["Y"]
+
+
 def _attention(m: LoweredRealModel, i: int, ex: Callable[[Kernel, Tensors], Tensors],
                qkv: np.ndarray | QuantizedTensor, real: int,
                cos_sin: dict) -> np.ndarray | QuantizedTensor:
@@ -284,6 +316,7 @@ def run_bert(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy",
     for i in range(card.num_layers):
         p = f"layers.{i}."
         qb = np.concatenate([w[p + f"attn.{k}.bias"] for k in ("q_proj", "k_proj", "v_proj")])
+        n = _rotated(m, "qkv_proj", "attn.q_proj", i, ex, n)
         qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"],
                                     "BIAS": _row(qb)})["Y"]
         o = _attention(m, i, ex, qkv, t, {})
@@ -292,8 +325,10 @@ def run_bert(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy",
         out = ex(m.op("attn_norm", i), {"X": y, "G": _row(w[p + "attn_norm"]),
                                      "B": _row(w[p + "attn_norm.bias"])})
         n1, hs1 = out["Y"], out["YS"]
+        n1 = _rotated(m, "up_proj", "mlp.up_proj", i, ex, n1)
         u = ex(m.op("up_proj", i), {"X": n1, "W": m.weights_q[p + "up_proj"],
                                  "BIAS": _row(w[p + "mlp.up_proj.bias"])})["Y"]
+        u = _rotated(m, "down_proj", "mlp.down_proj", i, ex, u)
         y = ex(m.op("down_proj", i), {"X": u, "W": m.weights_q[p + "down_proj"],
                                    "BIAS": _row(w[p + "mlp.down_proj.bias"]), "R": hs1})["Y"]
         out = ex(m.op("mlp_norm", i), {"X": y, "G": _row(w[p + "mlp_norm"]),
@@ -319,12 +354,15 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
     for i in range(card.num_layers):
         p = f"layers.{i}."
         n = ex(m.op("attn_norm", i), {"X": h, "G": _row(w[p + "attn_norm"])})["Y"]
+        n = _rotated(m, "qkv_proj", "attn.q_proj", i, ex, n)
         qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"]})["Y"]
         o = _attention(m, i, ex, qkv, t, cos_sin)
         h = ex(m.op("o_proj", i), {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})["Y"]
         n = ex(m.op("mlp_norm", i), {"X": h, "G": _row(w[p + "mlp_norm"])})["Y"]
+        n = _rotated(m, "gate_up", "mlp.up_proj", i, ex, n)
         g = ex(m.op("gate_up", i), {"X": n, "W": m.weights_q[p + "gate_proj"],
                                  "WU": m.weights_q[p + "up_proj"]})["Y"]
+        g = _rotated(m, "down_proj", "mlp.down_proj", i, ex, g)
         h = ex(m.op("down_proj", i), {"X": g, "W": m.weights_q[p + "down_proj"], "R": h})["Y"]
     n = ex(m.kernels["final_norm"], {"X": h, "G": _row(w["final_norm"])})["Y"]
     logits = ex(m.kernels["lm_head"], {"X": n, "W": m.weights_q["lm_head"]})["Y"]
@@ -346,7 +384,8 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
                         scheme: QuantScheme, *, backend: str = "numpy",
                         calibration: Calibration | None = None, cores: int | None = None,
                         hardware: str | ChipConfig | None = None,
-                        weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
+                        weights_q: dict[str, QuantizedTensor] | None = None,
+                        online: dict | None = None) -> np.ndarray:
     """MiniLM sentence embeddings ``(len(sentences), H)`` float32 with every layer on
     ``backend``: each sentence alone (batch 1, its own prompt length), mean pooling over its
     tokens and L2 normalization in numpy (sentence-transformers' ``Pooling`` + ``Normalize``)."""
@@ -361,7 +400,8 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
             wq = next(iter(lowered.values())).weights_q if lowered else weights_q
             lowered[ids.size] = lower_real_model(weights, scheme, ids.size,
                                                  calibration=calibration, cores=cores,
-                                                 hardware=hardware, weights_q=wq)
+                                                 hardware=hardware, weights_q=wq,
+                                                 online=online)
         m = lowered[ids.size]
         pooled = run_bert(m, ids, backend, operands).astype(np.float32).mean(axis=0)
         out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
@@ -371,7 +411,8 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
 def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
                  backend: str = "numpy", calibration: Calibration | None = None,
                  cores: int | None = None, hardware: str | ChipConfig | None = None,
-                 weights_q: dict[str, QuantizedTensor] | None = None) -> np.ndarray:
+                 weights_q: dict[str, QuantizedTensor] | None = None,
+                 online: dict | None = None) -> np.ndarray:
     """Negative log-likelihood (nats, float64) of ``ids[1:]`` given their prefixes, ``(T - 1,)``,
     from the logits of one prefill of ``ids[:-1]`` with every layer and the LM head on
     ``backend`` (log-softmax by :func:`~prodigy_sim.realmodels._llama.logits_nll`)."""
@@ -381,7 +422,7 @@ def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
     if ids.size < 2:
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
     m = lower_real_model(weights, scheme, ids.size - 1, calibration=calibration, cores=cores,
-                         hardware=hardware, weights_q=weights_q)
+                         hardware=hardware, weights_q=weights_q, online=online)
     from prodigy_sim.realmodels._llama import logits_nll
 
     return logits_nll(run_llama(m, ids[:-1], backend), ids[1:])

@@ -5,10 +5,10 @@ simulated time of one sentence). SmolLM2-135M: decode, batch 1, 512 tokens of co
 tokens per second. The blocks' linear weights take the row's storage (format, MX block, scale)
 and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and KV cache, FP8
 MX embeddings and head). Pruning method does not change the timing, so results are cached per
-(model, storage, sparsity, configuration). PTQ methods store the same format (GPTQ, SparseGPT:
-the same storage; Hadamard folds into the weights), except for the work the lowering has no
-kernel for yet - online Hadamard transforms, SpQR's outliers and scales - which is added in
-closed form (:mod:`._overheads`).
+(model, storage, sparsity, configuration, PTQ work). PTQ methods store the same format (GPTQ,
+SparseGPT: the same storage; Hadamard folds into the weights), plus work the lowering adds as
+kernels of every layer: online Hadamard transforms, SpQR's outliers and scale decoding
+(:mod:`._overheads`, ``prodigy_sim.lowering.PtqWork``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import functools
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import DEFAULT_PRESET, ChipConfig, base_preset, load_preset
-from prodigy_sim.lowering import matrix_runs
+from prodigy_sim.lowering import PtqWork, lower_model, matrix_runs
 from prodigy_sim.models import Formats, Scenario
 from prodigy_sim.numerics import Storage
-from prodigy_sim.realmodels._overheads import LoweringExtras, closed_form_seconds
+from prodigy_sim.realmodels._overheads import LoweringExtras, ptq_work
 from prodigy_sim.realmodels._quantize import QuantScheme
 from prodigy_sim.simulation import simulate
 
@@ -49,23 +49,23 @@ def simulated_throughput(model: str, scheme: QuantScheme,
     ``hardware`` (a preset name or a configuration); None when the weights do not run on the
     matrix unit (float32, or a format the chip does not run).
 
-    ``extras`` (online Hadamard transforms, SpQR outliers; :mod:`._overheads`): their
-    closed-form time (:func:`closed_form_seconds`) is added to the simulated time of the base
-    storage, until the lowering has kernels for them."""
+    ``extras`` (online Hadamard transforms, SpQR outliers and scales; :mod:`._overheads`):
+    lowered as kernels of every layer (:func:`ptq_work`, ``lower_model(..., ptq=)``) and
+    simulated with the rest."""
     storage = scheme.storage or Storage.of("float32")
     config, _ = chip_of(hardware)
-    seconds = _seconds(model, storage, scheme.sparsity or "none", config.model_dump_json())
+    family = "bert" if model == "minilm" else "llama"
+    work = ptq_work(extras, family) if extras is not None and not extras.empty else None
+    seconds = _seconds(model, storage, scheme.sparsity or "none", config.model_dump_json(),
+                       work)
     if seconds is None:
         return None
-    scen = THROUGHPUT_SCENARIOS[model]
-    if extras is not None and not extras.empty:
-        tokens = scen.get("sequence_length", 1) * scen["batch"]
-        seconds += closed_form_seconds(extras, config, tokens)
-    return scen["batch"] / seconds
+    return THROUGHPUT_SCENARIOS[model]["batch"] / seconds
 
 
 @functools.cache
-def _seconds(model: str, storage: Storage, sparsity: str, config_json: str) -> float | None:
+def _seconds(model: str, storage: Storage, sparsity: str, config_json: str,
+             work: PtqWork | None = None) -> float | None:
     """The simulated seconds of one pass (cached by the configuration's JSON, hashable)."""
     if model not in THROUGHPUT_SCENARIOS:
         raise ConfigError(f"unknown model {model!r}; models: {', '.join(THROUGHPUT_SCENARIOS)}")
@@ -75,4 +75,5 @@ def _seconds(model: str, storage: Storage, sparsity: str, config_json: str) -> f
     scenario = Scenario(formats=Formats(weights=storage), sparsity=sparsity,
                         hardware=base_preset(config),
                         **THROUGHPUT_SCENARIOS[model])
-    return simulate(scenario, config).seconds
+    lowered = lower_model(scenario.card(), scenario, config, ptq=work)
+    return simulate(lowered, config).seconds

@@ -47,6 +47,7 @@ DEFAULT_DMA_OUTSTANDING = 8
 VECTOR_OP_CLASS = {
     "VADD": "add", "VSUB": "add", "VMAX": "add", "VMIN": "add", "VADDI": "add", "VMAXI": "add",
     "VMINI": "add", "VRSUM": "add", "VRMAX": "add", "VROTH": "add",
+    "VHBF": "add",
     "VMUL": "mul", "VMULI": "mul", "VFMA": "fma",
     "VEXP": "transcendental", "VGELU": "transcendental", "VSILU": "transcendental",
     "VRCP": "div", "VRSQRT": "sqrt",
