@@ -49,8 +49,14 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import reference as sp
 from prodigy_sim.lowering._common import BF16, F32, Kernel
-from prodigy_sim.lowering._params import AttentionParams, LinearParams, NormParams, RopeKVParams
-from prodigy_sim.lowering._ptq_ops import HadamardParams, emulate_hadamard
+from prodigy_sim.lowering._params import (
+    AttentionParams,
+    HadamardParams,
+    LinearParams,
+    NormParams,
+    RopeKVParams,
+)
+from prodigy_sim.lowering._ptq_ops import emulate_hadamard
 from prodigy_sim.numerics import QuantizedTensor, ScaleKind, Storage, pack, quantize
 
 __all__ = ["emulate_kernel", "KERNEL_OUTPUTS"]
@@ -199,9 +205,10 @@ def _v(x: np.ndarray) -> np.ndarray:
 
 
 def _hadamard(kernel: Kernel, inp_ddr: dict) -> dict:
-    n = kernel.params.n
-    inp = _Inputs(inp_ddr, {"X": ((kernel.params.m, n), kernel.params.act),
-                            "S": ((1, n), F32), "Y": ((kernel.params.m, n), kernel.params.act)})
+    p = kernel.params
+    assert isinstance(p, HadamardParams)
+    n = p.n
+    inp = _Inputs(inp_ddr, {"X": ((p.m, n), p.act), "S": ((1, n), F32), "Y": ((p.m, n), p.act)})
     return {"Y": emulate_hadamard(kernel, inp.quant("X"), inp.float("S"))}
 
 

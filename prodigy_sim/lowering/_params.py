@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from prodigy_sim.numerics import Storage
 
 __all__ = ["LinearParams", "NormParams", "RopeKVParams", "AttentionParams", "MoEParams",
-           "KernelParams"]
+           "HadamardParams", "SpqrParams", "KernelParams"]
 
 
 @dataclass(frozen=True)
@@ -113,5 +113,35 @@ class MoEParams:
     unit_cap: int | None = None
 
 
-KernelParams = LinearParams | NormParams | RopeKVParams | AttentionParams | MoEParams
+@dataclass(frozen=True)
+class HadamardParams:
+    """The online Hadamard kernel (``lowering._ptq_ops.hadamard_kernel``): ``m`` rows of
+    ``n = p * mm`` features in blocks of ``rt`` rows."""
+
+    m: int
+    n: int
+    p: int
+    mm: int
+    rt: int
+    act: Storage
+    unit_cap: int | None = None
+    op: str = "hadamard"
+
+
+@dataclass(frozen=True)
+class SpqrParams:
+    """The SpQR outlier kernel (``lowering._ptq_ops.spqr_kernel``; a cost program: no
+    emulation)."""
+
+    tokens: int
+    count: int
+    c: int
+    groups: int
+    g: int
+    unit_cap: int | None = None
+    op: str = "spqr"
+
+
+KernelParams = (LinearParams | NormParams | RopeKVParams | AttentionParams | MoEParams
+                | HadamardParams | SpqrParams)
 """The parameters of any lowered kernel (dispatch on the type, or on ``.op``)."""

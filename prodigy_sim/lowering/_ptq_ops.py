@@ -42,6 +42,7 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
 from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel, unit_loop_count
+from prodigy_sim.lowering._params import HadamardParams, SpqrParams
 from prodigy_sim.numerics import QuantizedTensor, Storage, quantize
 from prodigy_sim.ptq import hadamard_matrix
 
@@ -91,33 +92,6 @@ class PtqWork:
     @property
     def empty(self) -> bool:
         return not self.online and not self.outliers
-
-
-@dataclass(frozen=True)
-class HadamardParams:
-    """:func:`hadamard_kernel`: ``m`` rows of ``n = p * mm`` features in blocks of ``rt`` rows."""
-
-    m: int
-    n: int
-    p: int
-    mm: int
-    rt: int
-    act: Storage
-    unit_cap: int | None = None
-    op: str = "hadamard"
-
-
-@dataclass(frozen=True)
-class SpqrParams:
-    """:func:`spqr_kernel` (a cost program: no emulation)."""
-
-    tokens: int
-    count: int
-    c: int
-    groups: int
-    g: int
-    unit_cap: int | None = None
-    op: str = "spqr"
 
 
 def _hp(p: int) -> np.ndarray:
@@ -370,13 +344,13 @@ def insert_ptq_ops(ops: list, work: PtqWork | None, make_op: Callable[..., Any],
             op = dataclasses.replace(op, flow=dataclasses.replace(
                 op.flow, reads=tuple(reads.items())))
         out.append(op)
-        for site in (s for s in work.outliers if s.after == op.name):
+        for osite in (s for s in work.outliers if s.after == op.name):
             t = op.kernel.params.m
-            fac = functools.partial(spqr_kernel, f"spqr_{op.name}", t, site.count,
-                                    site.value_bytes, site.index_bytes, site.groups,
-                                    site.scale_bytes, cores=cores)
+            fac = functools.partial(spqr_kernel, f"spqr_{op.name}", t, osite.count,
+                                    osite.value_bytes, osite.index_bytes, osite.groups,
+                                    osite.scale_bytes, cores=cores)
             out.append(make_op(f"spqr_{op.name}", lambda c, f=fac: f(unit_cap=c), 0,
-                               site.weight_bytes,
-                               2 * site.count * real_tokens + 2 * site.groups,
+                               osite.weight_bytes,
+                               2 * osite.count * real_tokens + 2 * osite.groups,
                                reads={"XG": reads.get("X", "")}))
     return out
