@@ -46,6 +46,7 @@ from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.models import Formats, Routing, Scenario, check_scenario, load_card
 from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.serving._steptime import StepShape
+from prodigy_sim.simulation import RunCache
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
            "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
@@ -151,7 +152,11 @@ class SimulatedStepTimes:
         self.refine_tolerance = refine_tolerance
         self.batch_grid = tuple(sorted(set(batch_grid or ())))
         self.min_interval = min_interval
-        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, **options))
+        self.runs = RunCache()
+        """Timing-engine runs shared by the grid's simulations (exact reuse: the linear layers
+        of one batch at every context)."""
+        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, cache=self.runs,
+                                                                **options))
         self._options = options
         self._on_simulate = on_simulate
         self._decode: dict[tuple[int, int], float] = {}
