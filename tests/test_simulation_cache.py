@@ -17,7 +17,7 @@ def _card() -> ModelCard:
     return ModelCard.model_validate(data)
 
 
-def _lowered(batch: int, context: int, cores: int = 16):
+def _lowered(batch: int, context: int, cores: int = 8):
     sc = Scenario(model="smollm2-135m", phase="decode", batch=batch, context_length=context)
     return lower_model(_card(), sc, CFG, cores=cores)
 
@@ -27,7 +27,7 @@ def test_cached_results_equal_uncached_results():
     cache equals the result of simulating the step alone, with and without the steady-state
     extrapolation; repeating a step is served entirely from the cache."""
     cache = RunCache()
-    shapes = [(2, 256), (2, 512), (3, 256), (2, 256)]
+    shapes = [(2, 128), (2, 256), (3, 128), (2, 128)]
     for method in (SimMethod(), SimMethod(steady_units=None)):
         seen = set()
         for batch, context in shapes:
@@ -48,17 +48,17 @@ def test_linear_layers_are_shared_across_contexts_not_across_batches_or_chips():
     """A decode step at another context reruns only what depends on the context (attention and
     the KV-cache update); another batch or another chip configuration reruns everything."""
     cache = RunCache()
-    simulate_lowered(_lowered(2, 256), CFG, cache=cache)
+    simulate_lowered(_lowered(2, 128), CFG, cache=cache)
     first = cache.misses
-    simulate_lowered(_lowered(2, 1024), CFG, cache=cache)
+    simulate_lowered(_lowered(2, 512), CFG, cache=cache)
     rerun = cache.misses - first
-    lm = _lowered(2, 1024)
+    lm = _lowered(2, 512)
     context_ops = {op.name for s in lm.stages for op in s.ops
                    if op.kernel.kind == "attention" or "rope" in op.name}
     assert context_ops and rerun <= len(context_ops) * 4     # at most a few runs per such op
     assert rerun < first
     before = cache.misses
-    simulate_lowered(_lowered(4, 1024), CFG, cache=cache)
+    simulate_lowered(_lowered(4, 512), CFG, cache=cache)
     assert cache.misses - before >= len({op.name for s in lm.stages for op in s.ops
                                          if op.kernel.kind == "linear"})
     slower = CFG.model_copy(update={"frequency_hz": CFG.frequency_hz / 2})
