@@ -74,6 +74,12 @@ channel and bank phase, and the step time departs from its trend by -4% to +19% 
 (``docs/serving.md``). Aligned steps are simulated, never interpolated, and never serve as
 interpolation nodes (see :meth:`SimulatedStepTimes.decode_node`)."""
 
+GRID_STEADY_UNITS = None
+"""The grid's simulations run every unit of every kernel (``steady_units=None``, no steady-state
+extrapolation): at serving sizes (LLaMA-2-7B, batches up to 64, prompts up to 2048 tokens, at most
+48 units per core) the extrapolation's probe runs (2, 4, 8, ... units per core) cost more than
+the whole unit loop and rarely extrapolate (a 2048-token prefill: 38.6 s of CPU with them, 20.1 s
+without, the same step time). ``SimulatedStepTimes(..., steady_units=2)`` restores them."""
 Simulate = Callable[[Scenario, ChipConfig], float]
 _SHAPE_FIELDS = {"name", "description", "model", "phase", "batch", "sequence_length",
                  "context_length", "encoder_length"}
@@ -122,7 +128,8 @@ class SimulatedStepTimes:
 
     ``on_simulate(kind, batch, tokens, seconds)`` is called after each new simulation (for a
     progress bar). ``simulate(scenario, config) -> seconds`` replaces the simulator (tests).
-    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario`. ``aligned_min``: the
+    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario` (``steady_units`` defaults
+    to :data:`GRID_STEADY_UNITS`). ``aligned_min``: the
     smallest power of two of KV tokens at which a step counts as aligned (None: none does).
     """
 
@@ -171,6 +178,7 @@ class SimulatedStepTimes:
         self.batch_grid = tuple(sorted(set(batch_grid or ())))
         self.min_interval = min_interval
         self.aligned_min = aligned_min
+        options = {"steady_units": GRID_STEADY_UNITS, **options}
         self.runs = RunCache()
         """Timing-engine runs shared by the grid's simulations (exact reuse: the linear layers
         of one batch at every context)."""
