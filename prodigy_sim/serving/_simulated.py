@@ -3,7 +3,10 @@
 :class:`SimulatedStepTimes` times an engine iteration with
 :func:`prodigy_sim.reports.simulate_scenario` runs of one socket, each run once and cached (in
 memory, and in a JSON file with :meth:`SimulatedStepTimes.save` / ``load``). Grid points are
-simulated lazily, the first time a step needs them. The rules:
+simulated lazily, the first time a step needs them, every unit of every kernel
+(:data:`GRID_STEADY_UNITS`), sharing identical timing-engine runs through one
+:class:`~prodigy_sim.simulation.RunCache` (exact: a batch's linear layers are simulated once for
+all its contexts). The rules:
 
 - **Decode** of ``b`` sequences with mean context ``c``: the batch runs as the next *bucket*
   ``>= b`` (default every batch 1..64, then multiples of 64: the lowering runs larger batches
@@ -13,12 +16,12 @@ simulated lazily, the first time a step needs them. The rules:
   positions), refined by bisection where the time is not affine
   (:meth:`SimulatedStepTimes.decode_interval`) - and between simulated batches - the batch grid
   (default 1, 2, 4, ..., 64), refined the same way (:meth:`SimulatedStepTimes.decode_batches`).
-  Decode time is affine in the context (the KV cache read) and close to affine in the batch
-  within a regime, but it jumps where the regime changes: on LLaMA-2-7B and the full T16128
-  chip, attention time per KV token rises by ~12-17% once the step holds 32K KV tokens (batch x
-  context), i.e. at context 4096 for batch 8 and 1024 for batch 32 (``docs/serving.md``); a
-  chord across the jump missed by up to 11.5%. :func:`check_interpolation` checks the rule
-  against direct simulation.
+  Decode time is close to affine in the context (the KV cache read) and in the batch, except at
+  *aligned* steps (:func:`aligned`: batch x context a power of two >= 2**14 KV tokens), where the
+  lowering's contiguous KV cache makes the time depart from the trend by up to ~19% on
+  LLaMA-2-7B (``docs/serving.md``). Aligned steps are simulated, not interpolated, and enter
+  interpolations at their trend (:meth:`SimulatedStepTimes.decode_node`).
+  :func:`check_interpolation` checks the rule against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
   sequences of the largest power of two within them). Linear layers see every new token as one
@@ -333,7 +336,7 @@ class SimulatedStepTimes:
         Starting from the grid interval around ``context``: simulate its midpoint (a multiple
         of 64); if the chord of the interval is within ``refine_tolerance`` of it there, the
         step time is close to affine on the interval and ``context`` is interpolated in the
-        half that holds it; otherwise (a bend, or a jump where the time changes regime) descend
+        half that holds it; otherwise (a bend, or a jump) descend
         into that half and repeat, down to intervals of ``min_interval`` tokens. Which points
         are simulated depends only on the grid and the simulated times, not on the order of the
         queries, so a saved table gives the same times.
