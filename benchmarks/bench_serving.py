@@ -2,8 +2,9 @@
 
 Measures, in one process (load average printed before and after):
 
-1. the wall time of serving the trace from a cold start (every step-time point simulated when
-   first needed) and again with the table filled (the engine alone), beside one
+1. the wall and CPU time of serving the trace from a cold start (every step-time point simulated
+   when first needed, timing-engine runs shared through the step-time model's RunCache) and
+   again with the table filled (the engine alone), beside one
    ``simulate_scenario`` decode step (batch 1, context 2048) as the baseline unit of work;
 2. latency percentiles and throughput against the arrival rate (same lengths, gaps scaled);
 3. saturation: fixed lengths above the rate the step times predict
@@ -135,14 +136,15 @@ def part4(steps: SimulatedStepTimes) -> None:
     print(f"\n## 4. Interpolation against direct simulation ({load()})\n")
     points = [(1, 128), (1, 512), (1, 2048), (1, 3072), (8, 128), (8, 512), (8, 2048),
               (8, 3072), (32, 512), (32, 2048), (64, 512), (3, 1500),
-              (5, 512), (12, 768), (20, 2048), (20, 700)]
+              (5, 512), (12, 768), (20, 2048), (20, 700), (16, 1088), (40, 512)]
     rows = check_interpolation(steps, points, shift=True)
-    print("Decode at held-out points (a context the step-time model simulated for that batch "
-          "is moved up by 64 tokens until it is not one), interpolated between simulated "
-          f"batches (the grid {steps.batch_grid}) and contexts (the grid {steps.context_grid}), "
-          "both refined by bisection where a midpoint is more than "
-          f"{steps.refine_tolerance:.0%} off the chord; `direct` is `simulate_scenario` at that "
-          "batch and context.\n")
+    print("Decode at held-out points (a context the step-time model simulated for that batch, "
+          "or an aligned one, is moved up by 64 tokens until it is neither), interpolated "
+          f"between simulated batches (the grid {steps.batch_grid}) and contexts (the grid "
+          f"{steps.context_grid}), both refined by bisection where a midpoint is more than "
+          f"{steps.refine_tolerance:.0%} off the chord, aligned nodes at their trend; `direct` "
+          "is `simulate_scenario` at that batch and context (the grid's options: every unit "
+          "simulated).\n")
     print("| batch | context | between batches | between contexts (first batch) | "
           "interpolated ms | direct ms | error |")
     print("|---:|---:|---|---|---:|---:|---:|")
@@ -155,9 +157,19 @@ def part4(steps: SimulatedStepTimes) -> None:
     worst = max(abs(r.error) for r in rows)
     within = sum(abs(r.error) <= 0.05 for r in rows)
     print(f"\nLargest |error|: {worst:.1%}; within 5%: {within} of {len(rows)}.")
-    print("\nThe contexts simulated for batches 8 and 32 (the grid and its refinement), with the "
-          "slope of the step time in the context from the previous one: affine stretches, and "
-          "a jump where the step's KV tokens (batch x context) reach 32K.\n")
+    print("\nAligned steps (KV tokens batch x context a power of two >= "
+          f"{steps.aligned_min}): simulated, not interpolated; `trend` is what an interpolation "
+          "through them takes instead (`decode_node`: the mean of the neighbouring tile "
+          "contexts, or the line through the two below at the top of the grid).\n")
+    print("| batch | context | KV tokens | simulated ms | trend ms | simulated / trend |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for b, c in ((8, 2048), (8, 4096), (16, 1024), (32, 1024), (32, 2048), (64, 512)):
+        t, trend = steps.decode_point(b, c), steps.decode_node(b, c)
+        print(f"| {b} | {c} | {b * c} | {t * 1e3:.3f} | {trend * 1e3:.3f} | "
+              f"{t / trend - 1:+.1%} |")
+    print("\nThe contexts simulated for batches 8 and 32 (the grid, its refinement and the "
+          "neighbours of aligned nodes), with the slope of the step time in the context from "
+          "the previous one.\n")
     print("| batch | context | KV tokens | step ms | slope us / token |")
     print("|---:|---:|---:|---:|---:|")
     points = steps.table()["decode"]

@@ -14,6 +14,7 @@ from prodigy_sim.serving import (
     SimulatedStepTimes,
     StepShape,
     StepTimeModel,
+    aligned,
     check_interpolation,
     default_decode_buckets,
     poisson_trace,
@@ -69,8 +70,8 @@ def fake_decode(b, c):
 
 def jump(scenario, config):
     """A stand-in decode time affine in the context except for a jump of 30% once the step's
-    KV tokens (batch x context) reach 32768, as LLaMA-2-7B's on the full chip
-    (docs/serving.md)."""
+    KV tokens (batch x context) reach 32768: a change of regime the bisection must find (the
+    tests with it turn the aligned-step rule off: ``aligned_min=None``)."""
     b, c = scenario.batch, scenario.context_length
     t = 4e-3 + 6e-7 * b * c
     return t * 1.3 if b * c >= 32768 else t
@@ -78,7 +79,8 @@ def jump(scenario, config):
 
 def test_refinement_finds_the_jump_and_interpolates_only_where_affine():
     calls = []
-    st = SimulatedStepTimes("llama-2-7b", simulate=jump, on_simulate=lambda *a: calls.append(a))
+    st = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump,
+                            on_simulate=lambda *a: calls.append(a))
     # batch 8: the jump at context 4096 is a grid point; 3008 lies in 2048..4096, whose midpoint
     # 3072 is 16% below the chord: refine [2048, 3072] (midpoint 2560 on the chord):
     # interpolate between 2560 and 3072, exactly.
@@ -89,23 +91,23 @@ def test_refinement_finds_the_jump_and_interpolates_only_where_affine():
     # across the jump
     assert st.decode_seconds(32, 900) == pytest.approx(4e-3 + 6e-7 * 32 * 960)
     assert st.decode_interval(32, 960) == (960, 960)
-    coarse = SimulatedStepTimes("llama-2-7b", simulate=jump, min_interval=128)
+    coarse = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump, min_interval=128)
     assert coarse.decode_interval(32, 960) == (896, 1024)
     assert coarse.decode_seconds(32, 900) > 1.1 * st.decode_seconds(32, 900)
     # without refinement, interpolating across the jump misses
-    plain = SimulatedStepTimes("llama-2-7b", simulate=jump, refine_tolerance=0)
+    plain = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump, refine_tolerance=0)
     assert plain.decode_seconds(8, 3000) / (4e-3 + 6e-7 * 8 * 3008) - 1 > 0.05
     # the points simulated do not depend on the order of the queries
-    again = SimulatedStepTimes("llama-2-7b", simulate=jump)
+    again = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump)
     assert again.decode_seconds(32, 900) == st.decode_seconds(32, 900)
     assert again.decode_seconds(8, 3000) == st.decode_seconds(8, 3000)
     assert again.table() == st.table()
     with pytest.raises(ConfigError, match="refine_tolerance"):
-        SimulatedStepTimes("llama-2-7b", simulate=jump, min_interval=32)
+        SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump, min_interval=32)
 
 
 def test_batch_bisection_interpolates_only_where_affine():
-    st = SimulatedStepTimes("llama-2-7b", simulate=jump)
+    st = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump)
     # batch 5 at context 1024: 4..8 (8192 KV tokens at most) is affine, its middle batch 6 on
     # the chord: interpolated between batches 4 and 6, exactly
     assert st.decode_batches(5, 1024) == (4, 6)
@@ -119,7 +121,7 @@ def test_batch_bisection_interpolates_only_where_affine():
     # chord, so is 40 in 32..48: down to 40 itself
     assert st.decode_batches(40, 512) == (40, 40)
     assert st.decode_seconds(40, 512) == pytest.approx(4e-3 + 6e-7 * 40 * 512)
-    every = SimulatedStepTimes("llama-2-7b", simulate=jump, batch_grid=())
+    every = SimulatedStepTimes("llama-2-7b", aligned_min=None, simulate=jump, batch_grid=())
     assert every.decode_batches(5, 1024) == (5, 5)
 
 
@@ -215,3 +217,35 @@ def test_throughput_saturates_at_the_rate_simulated_step_times_predict():
     assert [n for n, _ in table["prefill"]] == [1024]
     contexts = [c for b, c, _ in table["decode"] if b == 16]
     assert len(contexts) == len(table["decode"]) and {1024, 1536, 2048} <= set(contexts)
+
+
+def spiky(scenario, config):
+    """The stand-in, 20% slower where the step's KV tokens are a power of two >= 2**14 (as the
+    lowering's contiguous KV layout makes the simulator; docs/serving.md)."""
+    t = fake(scenario, config)
+    if scenario.phase == "decode" and aligned(scenario.batch, scenario.context_length):
+        t *= 1.2
+    return t
+
+
+def test_aligned_steps_are_simulated_and_never_interpolation_nodes():
+    assert aligned(64, 512) and aligned(8, 2048) and aligned(1, 1 << 14)
+    assert not aligned(8, 1024) and not aligned(64, 576) and not aligned(48, 512)
+    st = SimulatedStepTimes("llama-2-7b", simulate=spiky)
+    # an aligned step is a simulation of its own: its spike is the simulator's answer
+    assert st.decode_seconds(64, 500) == spiky_decode(64, 512) and st.simulated_at(64, 512)
+    # steps around aligned nodes (64 x 1024, 16 x 1024, 32 x 2048, ...) follow the trend: the
+    # stand-in is affine off the spikes, so interpolation is exact there
+    for b, c in [(64, 576), (64, 960), (63, 1024), (48, 1024), (16, 1100), (20, 2000),
+                 (8, 4000), (8, 3000), (40, 4096)]:
+        assert not aligned(st.decode_bucket(b), st.grid_context(c))
+        assert st.decode_seconds(b, c) == pytest.approx(fake_decode(b, st.grid_context(c)),
+                                                        rel=1e-9), (b, c)
+    # taking the spikes as nodes would have leaked them into the chords
+    assert st.decode_node(64, 1024) == pytest.approx(fake_decode(64, 1024), rel=1e-9)
+    assert st.decode_point(64, 1024) == pytest.approx(1.2 * fake_decode(64, 1024))
+    assert st.decode_node(8, 4096) == pytest.approx(fake_decode(8, 4096), rel=1e-9)
+
+
+def spiky_decode(batch, context):
+    return 1.2 * fake_decode(batch, context)

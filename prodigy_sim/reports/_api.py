@@ -9,7 +9,7 @@ from prodigy_sim.hardware import ChipConfig, load_preset, preset_names
 from prodigy_sim.lowering import LoweredModel
 from prodigy_sim.models import Scenario, footprint_report
 from prodigy_sim.reports._report import ModelReport, build_report
-from prodigy_sim.simulation import DEFAULT_STEADY_UNITS, ModelSimulation, simulate
+from prodigy_sim.simulation import DEFAULT_STEADY_UNITS, ModelSimulation, RunCache, simulate
 
 __all__ = ["simulate_scenario", "report_lowered", "report_simulation"]
 
@@ -18,12 +18,13 @@ def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
                       cores: int | None = None,
                       steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
                       l3: bool = True, progress: Callable[[int], None] | None = None,
-                      total: Callable[[int], None] | None = None) -> ModelReport:
+                      total: Callable[[int], None] | None = None,
+                      cache: RunCache | None = None) -> ModelReport:
     """Lower ``scenario``, simulate it (:func:`prodigy_sim.simulation.simulate`, whose arguments
     these are) and report."""
     config = config or load_preset(scenario.hardware)
     sim = simulate(scenario, config, cores=cores, steady_units=steady_units, reuse=reuse,
-                   l3=l3, progress=progress, total=total)
+                   l3=l3, progress=progress, total=total, cache=cache)
     return report_simulation(sim, config)
 
 

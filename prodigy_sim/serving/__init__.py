@@ -31,9 +31,11 @@ from prodigy_sim.serving._predict import saturation_requests_per_s as saturation
 from prodigy_sim.serving._result import PERCENTILES as PERCENTILES
 from prodigy_sim.serving._result import TIMELINE_COLUMNS as TIMELINE_COLUMNS
 from prodigy_sim.serving._result import ServingResult as ServingResult
+from prodigy_sim.serving._simulated import ALIGNED_MIN_KV_TOKENS as ALIGNED_MIN_KV_TOKENS
 from prodigy_sim.serving._simulated import DEFAULT_CONTEXT_GRID as DEFAULT_CONTEXT_GRID
 from prodigy_sim.serving._simulated import InterpolationCheck as InterpolationCheck
 from prodigy_sim.serving._simulated import SimulatedStepTimes as SimulatedStepTimes
+from prodigy_sim.serving._simulated import aligned as aligned
 from prodigy_sim.serving._simulated import check_interpolation as check_interpolation
 from prodigy_sim.serving._simulated import default_decode_buckets as default_decode_buckets
 from prodigy_sim.serving._simulated import vllm_decode_buckets as vllm_decode_buckets
@@ -48,7 +50,8 @@ from prodigy_sim.serving._trace import poisson_trace as poisson_trace
 from prodigy_sim.serving._trace import write_trace as write_trace
 
 __all__ = [
-    "DEFAULT_CONTEXT_GRID", "PERCENTILES", "TIMELINE_COLUMNS", "AnalyticStepTimes", "BlockPool",
+    "ALIGNED_MIN_KV_TOKENS", "DEFAULT_CONTEXT_GRID", "PERCENTILES", "TIMELINE_COLUMNS",
+    "AnalyticStepTimes", "BlockPool", "aligned",
     "EngineConfig", "InterpolationCheck", "KvBudget", "LengthDist", "Request", "ServingResult",
     "SimulatedStepTimes", "StepShape", "StepTimeModel", "check_interpolation",
     "default_decode_buckets", "engine_kv_budget", "kv_cache_blocks", "load_trace",

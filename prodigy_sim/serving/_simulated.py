@@ -3,7 +3,10 @@
 :class:`SimulatedStepTimes` times an engine iteration with
 :func:`prodigy_sim.reports.simulate_scenario` runs of one socket, each run once and cached (in
 memory, and in a JSON file with :meth:`SimulatedStepTimes.save` / ``load``). Grid points are
-simulated lazily, the first time a step needs them. The rules:
+simulated lazily, the first time a step needs them, every unit of every kernel
+(:data:`GRID_STEADY_UNITS`), sharing identical timing-engine runs through one
+:class:`~prodigy_sim.simulation.RunCache` (exact: a batch's linear layers are simulated once for
+all its contexts). The rules:
 
 - **Decode** of ``b`` sequences with mean context ``c``: the batch runs as the next *bucket*
   ``>= b`` (default every batch 1..64, then multiples of 64: the lowering runs larger batches
@@ -13,12 +16,12 @@ simulated lazily, the first time a step needs them. The rules:
   positions), refined by bisection where the time is not affine
   (:meth:`SimulatedStepTimes.decode_interval`) - and between simulated batches - the batch grid
   (default 1, 2, 4, ..., 64), refined the same way (:meth:`SimulatedStepTimes.decode_batches`).
-  Decode time is affine in the context (the KV cache read) and close to affine in the batch
-  within a regime, but it jumps where the regime changes: on LLaMA-2-7B and the full T16128
-  chip, attention time per KV token rises by ~12-17% once the step holds 32K KV tokens (batch x
-  context), i.e. at context 4096 for batch 8 and 1024 for batch 32 (``docs/serving.md``); a
-  chord across the jump missed by up to 11.5%. :func:`check_interpolation` checks the rule
-  against direct simulation.
+  Decode time is close to affine in the context (the KV cache read) and in the batch, except at
+  *aligned* steps (:func:`aligned`: batch x context a power of two >= 2**14 KV tokens), where the
+  lowering's contiguous KV cache makes the time depart from the trend by up to ~19% on
+  LLaMA-2-7B (``docs/serving.md``). Aligned steps are simulated, not interpolated, and enter
+  interpolations at their trend (:meth:`SimulatedStepTimes.decode_node`).
+  :func:`check_interpolation` checks the rule against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
   sequences of the largest power of two within them). Linear layers see every new token as one
@@ -46,10 +49,12 @@ from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.models import Formats, Routing, Scenario, check_scenario, load_card
 from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.serving._steptime import StepShape
+from prodigy_sim.simulation import RunCache
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
            "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
-           "KV_TILE_TOKENS", "DEFAULT_BATCH_GRID", "REFINE_TOLERANCE", "MIN_INTERVAL_TOKENS"]
+           "KV_TILE_TOKENS", "DEFAULT_BATCH_GRID", "REFINE_TOLERANCE", "MIN_INTERVAL_TOKENS",
+           "ALIGNED_MIN_KV_TOKENS", "aligned"]
 
 DEFAULT_CONTEXT_GRID = (64, 256, 1024, 2048, 4096)
 """Decode contexts simulated (tokens), before capping at the model's positions."""
@@ -64,7 +69,20 @@ REFINE_TOLERANCE = 0.02
 MIN_INTERVAL_TOKENS = KV_TILE_TOKENS
 """Context intervals this short are interpolated without a midpoint check (the default, one KV
 tile: where the time is not affine, refinement goes down to simulating the context itself)."""
+ALIGNED_MIN_KV_TOKENS = 1 << 14
+"""A decode step whose KV tokens (batch x context, the context a multiple of the KV tile) are a
+power of two at least this large is *aligned*: the lowering's contiguous KV cache (one region of
+``batch x context`` tokens per layer) then puts the sequences' keys and values at the same DDR
+channel and bank phase, and the step time departs from its trend by -4% to +19% on LLaMA-2-7B
+(``docs/serving.md``). Aligned steps are simulated, never interpolated, and never serve as
+interpolation nodes (see :meth:`SimulatedStepTimes.decode_node`)."""
 
+GRID_STEADY_UNITS = None
+"""The grid's simulations run every unit of every kernel (``steady_units=None``, no steady-state
+extrapolation): at serving sizes (LLaMA-2-7B, batches up to 64, prompts up to 2048 tokens, at most
+48 units per core) the extrapolation's probe runs (2, 4, 8, ... units per core) cost more than
+the whole unit loop and rarely extrapolate (a 2048-token prefill: 38.6 s of CPU with them, 20.1 s
+without, the same step time). ``SimulatedStepTimes(..., steady_units=2)`` restores them."""
 Simulate = Callable[[Scenario, ChipConfig], float]
 _SHAPE_FIELDS = {"name", "description", "model", "phase", "batch", "sequence_length",
                  "context_length", "encoder_length"}
@@ -95,6 +113,14 @@ def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
 
 
 
+def aligned(batch: int, context: int, minimum: int | None = ALIGNED_MIN_KV_TOKENS) -> bool:
+    """Whether a decode of ``batch`` sequences at ``context`` (a multiple of the KV tile) is
+    aligned (:data:`ALIGNED_MIN_KV_TOKENS`): ``batch x context`` a power of two >= ``minimum``
+    (None: never)."""
+    n = batch * context
+    return minimum is not None and n >= minimum and n & (n - 1) == 0
+
+
 def _chord(x0: float, t0: float, x1: float, t1: float, x: float) -> float:
     """The straight line through ``(x0, t0)`` and ``(x1, t1)`` at ``x`` (interpolation, and the
     chord a bisection midpoint is compared with)."""
@@ -105,7 +131,9 @@ class SimulatedStepTimes:
 
     ``on_simulate(kind, batch, tokens, seconds)`` is called after each new simulation (for a
     progress bar). ``simulate(scenario, config) -> seconds`` replaces the simulator (tests).
-    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario`.
+    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario` (``steady_units`` defaults
+    to :data:`GRID_STEADY_UNITS`). ``aligned_min``: the
+    smallest power of two of KV tokens at which a step counts as aligned (None: none does).
     """
 
     def __init__(self, model: str = "llama-2-7b", *, formats: Formats | None = None,
@@ -117,6 +145,7 @@ class SimulatedStepTimes:
                  batch_grid: Sequence[int] | None = DEFAULT_BATCH_GRID,
                  refine_tolerance: float = REFINE_TOLERANCE,
                  min_interval: int = MIN_INTERVAL_TOKENS,
+                 aligned_min: int | None = ALIGNED_MIN_KV_TOKENS,
                  simulate: Simulate | None = None,
                  on_simulate: Callable[[str, int, int, float], None] | None = None,
                  **options) -> None:
@@ -151,7 +180,13 @@ class SimulatedStepTimes:
         self.refine_tolerance = refine_tolerance
         self.batch_grid = tuple(sorted(set(batch_grid or ())))
         self.min_interval = min_interval
-        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, **options))
+        self.aligned_min = aligned_min
+        options = {"steady_units": GRID_STEADY_UNITS, **options}
+        self.runs = RunCache()
+        """Timing-engine runs shared by the grid's simulations (exact reuse: the linear layers
+        of one batch at every context)."""
+        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, cache=self.runs,
+                                                                **options))
         self._options = options
         self._on_simulate = on_simulate
         self._decode: dict[tuple[int, int], float] = {}
@@ -181,6 +216,24 @@ class SimulatedStepTimes:
             self._decode[key] = self.simulate("decode", batch, context)
         return self._decode[key]
 
+    def aligned(self, batch: int, context: int) -> bool:
+        """:func:`aligned` with this model's ``aligned_min`` (None: no step is aligned)."""
+        return aligned(batch, context, self.aligned_min)
+
+    def decode_node(self, batch: int, context: int) -> float:
+        """The decode step time an interpolation uses at a grid point: the simulated point, or
+        for an aligned point (:func:`aligned`) the trend through it - the mean of its two
+        neighbouring tile contexts (at the top of the grid, the line through the two below
+        it), which are not aligned - so that its spike does not leak into the chords around
+        it. An aligned point with less than two tiles below it in the grid is taken as
+        simulated."""
+        if not self.aligned(batch, context) or context - 2 * KV_TILE_TOKENS < self.context_grid[0]:
+            return self.decode_point(batch, context)
+        lo = self.decode_point(batch, context - KV_TILE_TOKENS)
+        if context + KV_TILE_TOKENS <= self.context_grid[-1]:
+            return (lo + self.decode_point(batch, context + KV_TILE_TOKENS)) / 2
+        return 2 * lo - self.decode_point(batch, context - 2 * KV_TILE_TOKENS)
+
     def prefill_point(self, tokens: int) -> float:
         """Simulated prefill of ``tokens`` new tokens, a prefill bucket (cached)."""
         if tokens not in self._prefill:
@@ -208,11 +261,14 @@ class SimulatedStepTimes:
 
     def decode_seconds(self, batch: int, context: float) -> float:
         """A decode step: ``batch`` padded to its bucket, the mean ``context`` rounded up to
-        64 tokens; interpolated linearly in the batch between simulated batches
-        (:meth:`decode_batches`) and in the context between simulated contexts of each
-        (:meth:`decode_interval`)."""
+        64 tokens; an aligned step (:func:`aligned`) is simulated, any other interpolated
+        linearly in the batch between simulated batches (:meth:`decode_batches`) and in the
+        context between simulated contexts of each (:meth:`decode_interval`), aligned nodes
+        taken at their trend (:meth:`decode_node`)."""
         b = self.decode_bucket(batch)
         c = self.grid_context(context)
+        if self.aligned(b, c):
+            return self.decode_point(b, c)
         b0, b1 = self.decode_batches(b, c)
         t0 = self._at_batch(b0, c)
         if b1 == b0:
@@ -223,10 +279,10 @@ class SimulatedStepTimes:
         """The step time of the bucket ``batch`` at a grid ``context``, interpolated in the
         context only."""
         c0, c1 = self.decode_interval(batch, context)
-        t0 = self.decode_point(batch, c0)
+        t0 = self.decode_node(batch, c0)
         if c1 == c0:
             return t0
-        return _chord(c0, t0, c1, self.decode_point(batch, c1), context)
+        return _chord(c0, t0, c1, self.decode_node(batch, c1), context)
 
     def decode_batches(self, batch: int, context: int) -> tuple[int, int]:
         """The simulated batches ``(b0, b1)`` a decode of the bucket ``batch`` at the grid
@@ -262,6 +318,8 @@ class SimulatedStepTimes:
         """True if :meth:`decode_seconds` of ``batch`` at ``context`` is a simulated point
         itself (not interpolated)."""
         b, c = self.decode_bucket(batch), self.grid_context(context)
+        if self.aligned(b, c):
+            return True
         return self.decode_batches(b, c) == (b, b) and self.decode_interval(b, c) == (c, c)
 
     def grid_context(self, context: float) -> int:
@@ -278,7 +336,7 @@ class SimulatedStepTimes:
         Starting from the grid interval around ``context``: simulate its midpoint (a multiple
         of 64); if the chord of the interval is within ``refine_tolerance`` of it there, the
         step time is close to affine on the interval and ``context`` is interpolated in the
-        half that holds it; otherwise (a bend, or a jump where the time changes regime) descend
+        half that holds it; otherwise (a bend, or a jump) descend
         into that half and repeat, down to intervals of ``min_interval`` tokens. Which points
         are simulated depends only on the grid and the simulated times, not on the order of the
         queries, so a saved table gives the same times.
@@ -292,7 +350,7 @@ class SimulatedStepTimes:
             if not self.refine_tolerance or c1 - c0 <= self.min_interval:
                 return c0, c1
             m = c0 + KV_TILE_TOKENS * ((c1 - c0) // (2 * KV_TILE_TOKENS))
-            t0, t1, tm = (self.decode_point(batch, x) for x in (c0, c1, m))
+            t0, t1, tm = (self.decode_node(batch, x) for x in (c0, c1, m))
             if m == context:
                 return m, m
             affine = abs(_chord(c0, t0, c1, t1, m) / tm - 1) <= self.refine_tolerance

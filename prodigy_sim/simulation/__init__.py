@@ -6,6 +6,8 @@
   The CLI, the reports and the real models' throughput all call it.
 - :func:`simulate_op`: one lowered op (e.g. a single GEMM from
   :func:`prodigy_sim.lowering.linear_op`) -> :class:`OpResult`.
+- :class:`RunCache`: passed to :func:`simulate`, reuses identical timing-engine runs across
+  simulations (exact; e.g. the linear layers of decode steps that differ only in context).
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
   extrapolation) and whether the shared L3 was on, with each approximation's checked bound.
 - :func:`step_timeline` / :func:`write_step_timeline`: a bounded Perfetto timeline of a model
@@ -14,6 +16,7 @@
 See ``docs/lowering.md``.
 """
 
+from prodigy_sim.simulation._cache import RunCache as RunCache
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
 from prodigy_sim.simulation._driver import ModelSimulation as ModelSimulation
@@ -30,6 +33,6 @@ from prodigy_sim.simulation._timeline import step_timeline as step_timeline
 from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
-           "OpTrace", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
+           "OpTrace", "RunCache", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
            "onchip_share"]

@@ -10,7 +10,7 @@ were used:
    timing model is deterministic, so this is exact (tests compare it with simulating every
    layer).
 2. **Steady-state extrapolation** (``steady_units=u``): a kernel whose busiest core runs
-   ``n > 2u`` units of identical work is simulated with its unit loop capped at ``u`` and at
+   ``n > 4u`` units of identical work is simulated with its unit loop capped at ``u`` and at
    ``2u``; its time (and DDR bytes) are extrapolated linearly,
    ``t(n) = t(2u) + (n - 2u) (t(2u) - t(u)) / u``. Its error against simulating every unit is
    checked by tests on every kernel kind and bounded in ``docs/lowering.md``
@@ -27,6 +27,7 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, lower_model
 from prodigy_sim.models import Scenario
+from prodigy_sim.simulation._cache import RunCache
 from prodigy_sim.timing import BusyRecorder
 from prodigy_sim.timing import simulate as simulate_program
 
@@ -174,11 +175,13 @@ class OpTrace:
 
 
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
-                stage: str = "", trace: list[OpTrace] | None = None) -> OpResult:
+                stage: str = "", trace: list[OpTrace] | None = None,
+                cache: RunCache | None = None) -> OpResult:
     """Simulate one lowered op (its kernel on ``op.kernel.cores`` cores of ``config``), with
     the steady-state extrapolation of ``method`` where it applies and the op's residency when
     the L3 is on. With a ``trace`` list, the run the result comes from is recorded and appended
-    to it as an :class:`OpTrace`."""
+    to it as an :class:`OpTrace`. With a ``cache`` (:class:`RunCache`), timing-engine runs made
+    before with the same inputs are reused (exact; not for a traced op)."""
     method = method or SimMethod()
     k = op.kernel
     cores = k.cores
@@ -191,6 +194,9 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
         rec = None
         if trace is not None:
             rec = recorders[cap] = BusyRecorder()
+        elif cache is not None:
+            return cache.run(kern.program, config, cores=cores, l3_bytes=l3_bytes,
+                             resident=on_chip.resident, held_bytes=on_chip.held_bytes)
         return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
                                 resident=on_chip.resident, held_bytes=on_chip.held_bytes,
                                 recorder=rec)
@@ -252,13 +258,14 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
              reuse: bool = True, l3: bool = True,
              progress: Callable[[int], None] | None = None,
              total: Callable[[int], None] | None = None,
-             trace: list[OpTrace] | None = None) -> ModelSimulation:
+             trace: list[OpTrace] | None = None,
+             cache: RunCache | None = None) -> ModelSimulation:
     """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
     already lowered model on ``config`` (default: the scenario's preset).
 
     ``steady_units``: None simulates every unit; ``l3``: the shared L3 (on by default).
     ``total(n)`` is called once with the number of kernels to simulate, ``progress(1)`` after
-    each; ``trace``: see :func:`simulate_lowered`.
+    each; ``trace`` and ``cache``: see :func:`simulate_lowered`.
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
@@ -267,18 +274,20 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     if total is not None:
         total(sim_kernel_count(lowered, reuse))
     return simulate_lowered(lowered, config, method=SimMethod(reuse, steady_units, l3),
-                            progress=progress, trace=trace)
+                            progress=progress, trace=trace, cache=cache)
 
 
 def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
                      method: SimMethod | None = None,
                      progress: Callable[[int], None] | None = None,
-                     trace: list[OpTrace] | None = None) -> ModelSimulation:
+                     trace: list[OpTrace] | None = None,
+                     cache: RunCache | None = None) -> ModelSimulation:
     """Simulate every stage of ``lowered`` on ``config`` (see the module docstring).
 
     ``progress(n)`` is called after each simulated kernel with ``n = 1``; a ``trace`` list
     receives an :class:`OpTrace` per simulated kernel (:func:`step_timeline` turns them into a
-    timeline).
+    timeline). A ``cache`` (:class:`RunCache`) shared by several simulations reuses their
+    identical timing-engine runs (exact: the same results as without it).
     """
     method = method or SimMethod()
     if lowered.config_name != config.name:
@@ -294,7 +303,7 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
             ops = []
             for op in st.ops:
                 ops.append(simulate_op(op, config, method=method, stage=st.name,
-                                       trace=trace))
+                                       trace=trace, cache=cache))
                 if progress is not None:
                     progress(1)
             results.append(ops)

@@ -1,0 +1,68 @@
+"""RunCache: simulations sharing a cache give exactly the results they give without one, and
+decode steps of one batch at different contexts share their linear layers' runs."""
+
+import dataclasses
+
+from prodigy_sim.hardware import load_preset
+from prodigy_sim.lowering import lower_model
+from prodigy_sim.models import ModelCard, Scenario, load_card
+from prodigy_sim.simulation import RunCache, SimMethod, simulate_lowered
+
+CFG = load_preset("prodigy-t16128")
+
+
+def _card() -> ModelCard:
+    data = load_card("smollm2-135m").model_dump()
+    data["num_layers"] = 1
+    return ModelCard.model_validate(data)
+
+
+def _lowered(batch: int, context: int, cores: int = 8):
+    sc = Scenario(model="smollm2-135m", phase="decode", batch=batch, context_length=context)
+    return lower_model(_card(), sc, CFG, cores=cores)
+
+
+def test_cached_results_equal_uncached_results():
+    """Every op result (times, bytes, utilization, method) of steps simulated with one shared
+    cache equals the result of simulating the step alone, with and without the steady-state
+    extrapolation; repeating a step is served entirely from the cache."""
+    cache = RunCache()
+    shapes = [(2, 128), (2, 256), (3, 128), (2, 128)]
+    for method in (SimMethod(), SimMethod(steady_units=None)):
+        seen = set()
+        for batch, context in shapes:
+            lm = _lowered(batch, context)
+            alone = simulate_lowered(lm, CFG, method=method)
+            misses = cache.misses
+            shared = simulate_lowered(lm, CFG, method=method, cache=cache)
+            if (batch, context) in seen:
+                assert cache.misses == misses          # a repeated step: all from the cache
+            seen.add((batch, context))
+            assert shared.stages == alone.stages
+            assert [dataclasses.asdict(o) for s in shared.stages for o in s.ops] == \
+                [dataclasses.asdict(o) for s in alone.stages for o in s.ops]
+    assert len(cache) == cache.misses
+
+
+def test_linear_layers_are_shared_across_contexts_not_across_batches_or_chips():
+    """A decode step at another context reruns only what depends on the context (attention and
+    the KV-cache update); another batch or another chip configuration reruns everything."""
+    cache = RunCache()
+    simulate_lowered(_lowered(2, 128), CFG, cache=cache)
+    first = cache.misses
+    simulate_lowered(_lowered(2, 512), CFG, cache=cache)
+    rerun = cache.misses - first
+    lm = _lowered(2, 512)
+    context_ops = {op.name for s in lm.stages for op in s.ops
+                   if op.kernel.kind == "attention" or "rope" in op.name}
+    assert context_ops and rerun <= len(context_ops) * 4     # at most a few runs per such op
+    assert rerun < first
+    before = cache.misses
+    simulate_lowered(_lowered(4, 512), CFG, cache=cache)
+    assert cache.misses - before >= len({op.name for s in lm.stages for op in s.ops
+                                         if op.kernel.kind == "linear"})
+    slower = CFG.model_copy(update={"frequency_hz": CFG.frequency_hz / 2})
+    before = cache.misses
+    half = simulate_lowered(lm, slower, cache=cache)
+    assert cache.misses > before
+    assert half.seconds > simulate_lowered(lm, CFG, cache=cache).seconds
