@@ -61,13 +61,14 @@ if isinstance(scenario, dict) and "gemm" in scenario:
            "bound": "compute" if r.mma_flops / chip.peak_matrix_flops("tai4", False)
            >= r.compulsory_bytes / chip.peak_ddr_bandwidth_bytes_per_s else "memory",
            "ddr_bytes": r.ddr_bytes, "compulsory_bytes": r.compulsory_bytes,
-           "mapping": r.mapping}
+           "mapping": r.mapping, "ops": {"gemm": [r.seconds, r.method]}}
 else:
     sc = load_scenario(scenario) if isinstance(scenario, str) else Scenario(**scenario)
     r = simulate_scenario(sc, steady_units=spec["steady_units"])
     out = {"seconds": r.seconds, "roofline": r.ideal_roofline_s, "tokens_per_s": r.tokens_per_s,
            "bound": r.bound, "ddr_bytes": r.ddr_bytes, "compulsory_bytes": r.compulsory_bytes,
-           "mapping": ""}
+           "mapping": "", "ops": {f"{o['stage']}/{o['op']}": [o["seconds"], o["method"]]
+                                  for o in r.ops}}
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)
 out.update(wall=wall, cpu=ru.ru_utime + ru.ru_stime - cpu0, rss=ru.ru_maxrss * 1024)
@@ -109,13 +110,17 @@ def main() -> None:
               f"{r['compulsory_bytes'] / 1e9:.3f} |", flush=True)
     if args.check:
         print()
-        print("| shipped scenario | steady state ms | every unit ms | difference | wall s "
-              "(steady / every unit) |")
-        print("|---|---:|---:|---:|---:|")
-        for name in SHIPPED:
-            fast, full = run_case(name), run_case(name, None)
+        print("| case | steady state ms | every unit ms | difference | ops extrapolated | "
+              "largest op difference | wall s (steady / every unit) |")
+        print("|---|---:|---:|---:|---:|---|---:|")
+        for name, sc in [(c[0], c[1]) for c in CASES] + [(n, n) for n in SHIPPED]:
+            fast, full = run_case(sc), run_case(sc, None)
+            steady = [k for k, (_, how) in fast["ops"].items() if how.startswith("steady")]
+            worst = max(fast["ops"], key=lambda k: abs(fast["ops"][k][0] / full["ops"][k][0] - 1))
+            d = fast["ops"][worst][0] / full["ops"][worst][0] - 1
             print(f"| {name} | {fast['seconds'] * 1e3:.3f} | {full['seconds'] * 1e3:.3f} | "
-                  f"{fast['seconds'] / full['seconds'] - 1:+.2%} | {fast['wall']:.1f} / "
+                  f"{fast['seconds'] / full['seconds'] - 1:+.2%} | {len(steady)} of "
+                  f"{len(fast['ops'])} | {worst} {d:+.2%} | {fast['wall']:.1f} / "
                   f"{full['wall']:.1f} |", flush=True)
     print(f"load average after: {_load()}")
 

@@ -113,7 +113,7 @@ def test_extrapolated_loop_is_marked():
 
     sc = Scenario(model="smollm2-135m", phase="decode", batch=1, context_length=64)
     base = lower_model(sc.card(), sc, CFG, cores=2)
-    op = linear_op("gemm", 2048, 2048, 1024, Storage.of("tai4"), CFG, cores=2)
+    op = linear_op("gemm", 8192, 4096, 1024, Storage.of("tai4"), CFG, cores=2)
     lowered = replace(base, stages=(LoweredStage("gemms", (0, 1), (op,)),))
     traces: list = []
     sim = simulate(lowered, CFG, trace=traces)

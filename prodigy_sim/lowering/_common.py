@@ -105,14 +105,15 @@ class Kernel:
 
 def unit_loop_count(b: ProgramBuilder, dst: Reg, units: int, cores: int,
                     cap: int | None) -> None:
-    """``dst = min(ceil((units - cid) / cores), cap)``: the units core ``cid`` runs."""
+    """``dst = min(ceil((units - cid) / cores), cap)``: the units core ``cid`` runs. The cap
+    is always applied (None: ``units``, no bound), so that a capped program runs the same
+    instructions as the full one up to its cap."""
     b.li(dst, units + cores - 1)
     b.sub(dst, dst, CID)
     b.divi(dst, dst, cores)
-    if cap is not None:
-        tmp = Reg(15)
-        b.li(tmp, max(0, cap))
-        b.min(dst, dst, tmp)
+    tmp = Reg(15)
+    b.li(tmp, max(0, cap) if cap is not None else units)
+    b.min(dst, dst, tmp)
 
 
 def split_cols(n: int, cores: int, *, choices: tuple[int, ...] = (64, 32), quantized: bool = True,

@@ -490,9 +490,11 @@ class _Gen:
             b.mul(_CNT, _CNT, _S0)                        # blocks of this core
         else:
             b.mul(_CNT, _CNT, _INNER)
-        if unit_cap is not None:
-            b.li(_S0, max(0, unit_cap))
-            b.min(_CNT, _CNT, _S0)
+        # the cap is always applied (uncapped: every block), so that a capped program runs
+        # the same instructions as the full one up to its cap (the steady-state extrapolation
+        # times prefixes of the full run, not a program shifted by two instructions)
+        b.li(_S0, max(0, unit_cap) if unit_cap is not None else mblocks * nblocks)
+        b.min(_CNT, _CNT, _S0)
         # prologue: the first K step of block 0
         self.next_block_loads((_ZERO, -1), 0)
         if self.nk % 2 == 0:
