@@ -10,12 +10,16 @@ and, per comparison, how many layers pass. docs/ptq.md, "Per-layer output error"
 
     python benchmarks/ptq_layer_errors.py minilm
     python benchmarks/ptq_layer_errors.py smollm2 [--jsonl FILE]   # ~1 h CPU
+
+With ``--jsonl FILE`` each layer's cells are appended to FILE as they are measured, and layers
+already in FILE are read back instead of measured again (a stopped run resumes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -64,20 +68,28 @@ def errors(w: np.ndarray, x: np.ndarray) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model", choices=("minilm", "smollm2"))
-    ap.add_argument("--jsonl", help="also write each layer's cells to FILE, one JSON per line")
+    ap.add_argument("--jsonl", help="also write each layer's cells to FILE, one JSON per line; "
+                                    "layers already in FILE are not measured again")
     args = ap.parse_args()
     w = minilm_weights() if args.model == "minilm" else smollm2_weights()
     cal = calibrate_minilm(w) if args.model == "minilm" else calibrate_smollm2(w)
     names = w.linear_names()
     col = _Collect(w, set(names))
     run_sequences(w, cal.sequences, col)
-    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
+    done: dict[str, dict[str, float]] = {}
+    if args.jsonl and Path(args.jsonl).exists():
+        for line in Path(args.jsonl).read_text(encoding="utf-8").splitlines():
+            done.update(json.loads(line))
+    out = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     passed = dict.fromkeys(PAIRS, 0)
     for name in names:
-        e = errors(np.asarray(w[name]), np.concatenate(col.x[name]))
-        if out is not None:
-            out.write(json.dumps({name: e}) + "\n")
-            out.flush()
+        if name in done:
+            e = done[name]
+        else:
+            e = errors(np.asarray(w[name]), np.concatenate(col.x[name]))
+            if out is not None:
+                out.write(json.dumps({name: e}) + "\n")
+                out.flush()
         for a, b in PAIRS:
             if e[a] < e[b]:
                 passed[(a, b)] += 1
