@@ -189,13 +189,16 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
-                l3: bool = True, l3_reserved: int = 0) -> Kernel:
+                l3: bool = True, l3_reserved: int = 0,
+                resident: frozenset[str] = frozenset()) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
     ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
-    ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile."""
+    ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile;
+    ``resident``: its tensors the residency plan keeps on chip."""
     act = BF16 if w.fmt.wide else ACT
-    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3, l3_reserved)
+    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3, l3_reserved,
+                         resident)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
 
@@ -214,25 +217,38 @@ def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipCo
 
 
 def _remap_linears(stages: list[LoweredStage], plan: list[list[Residency]],
-                   config: ChipConfig) -> list[LoweredStage]:
+                   config: ChipConfig,
+                   blind: frozenset[tuple[int, int]] = frozenset()) -> list[LoweredStage]:
     """The stages with every linear op mapped again, its mapper told how much of the L3 the
-    activations that ``plan`` keeps on chip take during it (the first mapping counted on the
-    whole L3). The caller plans the residency again for the new kernels."""
+    activations that ``plan`` keeps on chip take during it and which of its own tensors stay on
+    chip (the first mapping counted on the whole L3 and on DDR for every tensor); the ops at
+    ``blind`` ``(stage, op)`` positions are not told the latter. The caller plans the residency
+    again for the new kernels."""
     params = isa_params(config)
     out = []
-    for st, rs in zip(stages, plan, strict=True):
+    for i, (st, rs) in enumerate(zip(stages, plan, strict=True)):
         ops = []
-        for op, r in zip(st.ops, rs, strict=True):
+        for j, (op, r) in enumerate(zip(st.ops, rs, strict=True)):
             fn = op.rebuild
             if (isinstance(fn, functools.partial) and fn.func is plan_linear
                     and (r.resident or r.held_bytes)):
                 sizes = {t: pl.nbytes for t, pl in validate(op.kernel.program,
                                                             params).tensors.items()}
-                fn = functools.partial(fn, l3_reserved=r.onchip_bytes(sizes))
+                fn = functools.partial(fn, l3_reserved=r.onchip_bytes(sizes), resident=(
+                    frozenset() if (i, j) in blind else frozenset(r.resident)))
                 op = dataclasses.replace(op, kernel=fn(None), rebuild=fn)
             ops.append(op)
         out.append(dataclasses.replace(st, ops=tuple(ops)))
     return out
+
+
+def _unkept(stages: list[LoweredStage], plan: list[list[Residency]]) -> set[tuple[int, int]]:
+    """Positions of the linear ops mapped for tensors kept on chip that ``plan`` does not
+    keep."""
+    return {(i, j) for i, (st, rs) in enumerate(zip(stages, plan, strict=True))
+            for j, (op, r) in enumerate(zip(st.ops, rs, strict=True))
+            if isinstance(op.rebuild, functools.partial)
+            and not op.rebuild.keywords.get("resident", frozenset()) <= r.resident}
 
 
 def _capped(fn: Callable[..., Kernel], *args: object) -> Callable[[int | None], Kernel]:
@@ -530,9 +546,16 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
     if l3:
-        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
-        stages = _remap_linears(stages, plan, config)
-        plan = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        first = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        mapped = _remap_linears(stages, first, config)
+        plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
+        blind = frozenset(_unkept(mapped, plan))
+        if blind:   # a mapping counted on kept tensors the new plan does not keep: those ops
+            # are mapped for DDR tensors instead (a plan for their kernels keeps at most what
+            # the first one did, and their mappings no longer count on it)
+            mapped = _remap_linears(stages, first, config, blind)
+            plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
+        stages = mapped
         stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
                                                     for op, r in zip(st.ops, rs, strict=True)))
                   for st, rs in zip(stages, plan, strict=True)]

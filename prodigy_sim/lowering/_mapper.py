@@ -67,8 +67,10 @@ def ddr_efficiency(run_bytes: int) -> float:
 
 
 def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
-                mp: LinearMapping, config: ChipConfig, l3_bytes: int) -> float:
-    """Estimated cycles of ``mp`` (see the module docstring)."""
+                mp: LinearMapping, config: ChipConfig, l3_bytes: int,
+                resident: frozenset[str] = frozenset()) -> float:
+    """Estimated cycles of ``mp`` (see the module docstring); ``resident``: the kernel's
+    tensors (``X``, ``Y``, ``R``) kept on chip, which cost no DDR bytes."""
     nw = 2 if epilogue == "gated" else 1
     mb, nb = m // mp.block_m, n // mp.block_n
     per_core = math.ceil(mb / mp.gm) * math.ceil(nb / mp.gn)
@@ -86,7 +88,8 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     stream_bw = min(port_bw, 2 * step / (FILL_CYCLES + step / port_bw))
     port = per_core * (a_block + w_block) / stream_bw
     a_all, w_all = act.nbytes(m, k), nw * weight.nbytes(n, k)
-    out = (ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16).nbytes(m, n)
+    out_fmt = ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16
+    out = out_fmt.nbytes(m, n)
     if mp.order == "mn":            # X row blocks stay in use, W column blocks stream
         a_fetch = a_all if mp.gm * a_block <= l3_bytes // 2 else a_all * math.ceil(nb / mp.gn)
         w_fetch = w_all if w_all <= l3_bytes // 2 else w_all * math.ceil(mb / mp.gm)
@@ -101,9 +104,20 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     def eff(rows: int, st: Storage) -> float:
         return ddr_efficiency(st.nbytes(rows, k) if kt == k else st.nbytes(1, kt))
 
+    # the output is stored an accumulator tile at a time: runs of one tile row (nt wide), or
+    # the whole tile when it spans all n columns - the K tile has nothing to do with them
+    out_run = out_fmt.nbytes(mp.mt, n) if mp.nt == n else out_fmt.nbytes(1, mp.nt)
+    if "X" in resident:
+        a_fetch = 0
+    if "Y" in resident:
+        out = 0
     ddr = (a_fetch / eff(mp.mt, act) + w_fetch / eff(mp.nt, weight)
-           + out / eff(1, BF16)) / peak
-    return max(compute, port, ddr) + per_core * FILL_CYCLES
+           + out / ddr_efficiency(out_run)) / peak
+    # the double-buffered K steps overlap loads with MMAs, except at the ends of a core's
+    # stream: its first step's loads and its last step's MMAs run alone
+    step_mma = compute / (per_core * max(1, -(-k // kt)))
+    drain = min(step / stream_bw, step_mma)
+    return max(compute, port, ddr) + per_core * FILL_CYCLES + drain
 
 
 def _divisors(x: int, limit: int) -> list[int]:
@@ -163,18 +177,19 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
 @functools.lru_cache(maxsize=512)
 def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
-               l3_reserved: int = 0) -> LinearMapping:
+               l3_reserved: int = 0, resident: frozenset[str] = frozenset()) -> LinearMapping:
     """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
     cores of ``config`` (``l3``: the shared L3 is on; ``l3_reserved``: bytes of it that
-    activations kept on chip take meanwhile). Ties go to more cores, then larger blocks, then
-    the order of enumeration."""
+    activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
+    read from and written to the L3 instead of DDR). Ties go to more cores, then larger
+    blocks, then the order of enumeration."""
     tile_budget = budgets.onchip_bytes
     best: tuple | None = None
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget):
         tiles = linear_tile_bytes(mp, k, weight, act, epilogue)
         l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
                     if l3 else 0)
-        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes)
+        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident)
         key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
         if best is None or key < best[0]:
             best = (key, mp)
