@@ -12,13 +12,18 @@ Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm
     port     = B * bytes a block brings into a core / stream
     stream   = min(port bytes/cycle, 2 * K-step bytes / (fill + K-step bytes / port))
     ddr      = sum over X, W, Y of distinct bytes / (peak DDR bytes/cycle * eff(run))
-    time     = max(compute, port, ddr) + B * fill
+    drain    = min(one K step's loads / stream, one K step's MMAs)
+    time     = max(compute, port, ddr) + B * fill + drain
 
 ``eff(run) = DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``: DDR5 serves long contiguous runs
 near its peak and short strided ones far below it (row activations per line; see docs/dram.md);
 ``run`` is a tile's contiguous bytes - the whole tile when it spans the rows' full length, else
-one row of it. The second term of ``port`` is the double-buffered stream of one core: two K
-steps in flight, each waiting a DDR round trip.
+one row of it; the output's run is one accumulator tile row (``nt`` wide), or the whole tile
+when it spans all ``n`` columns. X and Y that the residency plan keeps on chip (``resident``)
+cost no DDR bytes (they still cross the core's port). The second term of ``port`` is the
+double-buffered stream of one core: two K steps in flight, each waiting a DDR round trip;
+``drain`` is what the double buffering cannot overlap at the ends of a core's stream (its
+first step's loads, its last step's MMAs).
 
 ``fill`` is the latency the first K tile of every block waits (a DDR round trip), which double
 buffering does not hide because a block's first loads follow the previous block's epilogue.
@@ -70,7 +75,8 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                 mp: LinearMapping, config: ChipConfig, l3_bytes: int,
                 resident: frozenset[str] = frozenset()) -> float:
     """Estimated cycles of ``mp`` (see the module docstring); ``resident``: the kernel's
-    tensors (``X``, ``Y``, ``R``) kept on chip, which cost no DDR bytes."""
+    tensors kept on chip (of those the costs count, ``X`` and ``Y``), which cost no DDR
+    bytes."""
     nw = 2 if epilogue == "gated" else 1
     mb, nb = m // mp.block_m, n // mp.block_n
     per_core = math.ceil(mb / mp.gm) * math.ceil(nb / mp.gn)

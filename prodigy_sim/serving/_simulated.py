@@ -18,9 +18,9 @@ all its contexts). The rules:
   (default 1, 2, 4, ..., 64), refined the same way (:meth:`SimulatedStepTimes.decode_batches`).
   Decode time is close to affine in the context (the KV cache read) and in the batch, except at
   *aligned* steps (:func:`aligned`: batch x context a power of two >= 2**14 KV tokens), where the
-  lowering's contiguous KV cache makes the time depart from the trend by up to ~19% on
-  LLaMA-2-7B (``docs/serving.md``). Aligned steps are simulated, not interpolated, and enter
-  interpolations at their trend (:meth:`SimulatedStepTimes.decode_node`).
+  lowering's contiguous KV cache makes the time depart from the trend, by up to about a quarter
+  on LLaMA-2-7B (``docs/serving.md``, part 4). Aligned steps are simulated, not interpolated,
+  and enter interpolations at their trend (:meth:`SimulatedStepTimes.decode_node`).
   :func:`check_interpolation` checks the rule against direct simulation.
 - **Prefill**: the step's new prompt tokens (all chunks together) run as one prefill of that many
   tokens padded up to the next power of two (>= 64; beyond the model's positions, as several
@@ -73,9 +73,9 @@ ALIGNED_MIN_KV_TOKENS = 1 << 14
 """A decode step whose KV tokens (batch x context, the context a multiple of the KV tile) are a
 power of two at least this large is *aligned*: the lowering's contiguous KV cache (one region of
 ``batch x context`` tokens per layer) then puts the sequences' keys and values at the same DDR
-channel and bank phase, and the step time departs from its trend by -4% to +19% on LLaMA-2-7B
-(``docs/serving.md``). Aligned steps are simulated, never interpolated, and never serve as
-interpolation nodes (see :meth:`SimulatedStepTimes.decode_node`)."""
+channel and bank phase, and the step time departs from its trend, by up to about a quarter on
+LLaMA-2-7B (``docs/serving.md``, part 4). Aligned steps are simulated, never interpolated, and
+never serve as interpolation nodes (see :meth:`SimulatedStepTimes.decode_node`)."""
 
 GRID_STEADY_UNITS = None
 """The grid's simulations run every unit of every kernel (``steady_units=None``, no steady-state
