@@ -71,6 +71,51 @@ def test_split_matmul_does_not_depend_on_the_summation_order():
         split_matmul(np.array([[np.inf]], np.float32), np.ones((1, 1), np.float32))
 
 
+def _split_product_as_written(a, b):
+    """The error-free split product written out (the formula of the detmath module docstring,
+    one fresh array per step): an independent check of the blocked, in-place kernel."""
+    k = a.shape[-1]
+    beta = (53 - max(1, math.ceil(math.log2(max(k, 2))))) // 2
+
+    def cut(x, axis):
+        x64 = x.astype(np.float64)
+        e = np.frexp(np.abs(x64).max(axis=axis, keepdims=True))[1]
+        xn = x64 * np.ldexp(1.0, beta - e)
+        x1 = np.trunc(xn)
+        return x1, np.rint((xn - x1) * 2.0**beta), e
+
+    a1, a2, ea = cut(a, -1)
+    b1, b2, eb = cut(b, -2)
+    low = (np.matmul(a1, b2) + np.matmul(a2, b1)) * 2.0**-beta
+    return (np.matmul(a1, b1) + low) * np.ldexp(1.0, ea - beta) * np.ldexp(1.0, eb - beta)
+
+
+def test_blocked_split_product_is_the_formula_bit_for_bit():
+    """matmul_f32 on a weight with more columns than one block (the LM head's case: 49,152),
+    with a partial last block, rows of very different magnitudes, zero rows and columns and
+    results that overflow float32: the same bits as the formula computed in one piece."""
+    from prodigy_sim.detmath import split_weight
+    from prodigy_sim.detmath._gemm import _COLUMNS
+
+    rng = np.random.default_rng(11)
+    n = 2 * _COLUMNS + 37
+    x = (rng.standard_normal((9, 70)) * np.exp2(rng.integers(-30, 30, (9, 1)))).astype(np.float32)
+    x[3] = 0.0
+    x[5] = np.sign(x[5]) * np.float32(2.0**125)  # sums beyond the float32 range: +-Inf
+    w = (rng.standard_normal((n, 70)) * np.exp2(rng.integers(-8, 8, (n, 70)))).astype(np.float32)
+    w[100] = 0.0
+    ref = _split_product_as_written(x, np.ascontiguousarray(w.T))
+    with np.errstate(over="ignore"):
+        want = ref.astype(np.float32)
+        got = matmul_f32(x, split_weight(w))
+    assert np.isinf(want).any() and (want == 0).any()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(split_matmul(x, np.ascontiguousarray(w.T)), ref)
+    a = rng.standard_normal((2, 5, 33)).astype(np.float32)
+    b = rng.standard_normal((2, 33, 6)).astype(np.float32)
+    np.testing.assert_array_equal(split_matmul(a, b), _split_product_as_written(a, b))
+
+
 def test_cholesky_and_inverse_match_lapack_closely():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((200, 60))

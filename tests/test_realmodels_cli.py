@@ -200,3 +200,19 @@ def test_cli_misspelt_set_is_one_line_exit_2(capsys):
     assert err.count("\n") == 1 and "unknown field 'memory.chanels'" in err
     assert main(["accuracy", "--hw", "prodigy-9", "--quiet"]) == 2
     assert "unknown hardware 'prodigy-9'" in capsys.readouterr().err
+
+
+def test_throughput_cache_gives_the_same_values():
+    """A ThroughputCache shared by the rows of a table (what ``accuracy_table`` passes) reuses
+    the timing-engine runs the scenarios share, and changes no value: equal, bit for bit, to
+    the simulation without it."""
+    from prodigy_sim.realmodels import ThroughputCache
+
+    cache = ThroughputCache()
+    schemes = [QuantScheme("tai4"), QuantScheme("float8_e4m3fn"),
+               QuantScheme("float8_e4m3fn", "8:4"), QuantScheme("float8_e4m3fn", "8:4", "wanda")]
+    got = [simulated_throughput("minilm", s, cache=cache) for s in schemes]
+    assert cache.runs.hits > 0 and len(cache.seconds) == 3  # magnitude and Wanda: one scenario
+    assert got == [simulated_throughput("minilm", s) for s in schemes]
+    assert got[2] == got[3] and got[1] != got[0]
+    assert simulated_throughput("minilm", QuantScheme(None), cache=cache) is None

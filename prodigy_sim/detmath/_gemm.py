@@ -92,12 +92,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _slices(x: np.ndarray, axis: int, beta: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x1, x2, e)``: ``x = (x1 + x2 2^-beta) 2^(e - beta)`` up to the bits below
     ``2^(e - 2 beta)``, with integer-valued float64 slices ``|x1|, |x2| <= 2^beta`` and ``e``
-    the exponent of the largest magnitude along ``axis`` (``max |x| < 2^e``)."""
-    x64 = x.astype(np.float64)
-    e = np.frexp(np.abs(x64).max(axis=axis, keepdims=True))[1]
-    xn = x64 * np.ldexp(1.0, beta - e)        # exact: a power-of-two scaling of float32 values
+    the exponent of the largest magnitude along ``axis`` (``max |x| < 2^e``). Computed in place
+    on one float64 copy (the same operations, in the same order, as written out)."""
+    xn = x.astype(np.float64)
+    e = np.frexp(np.abs(xn).max(axis=axis, keepdims=True))[1]
+    xn *= np.ldexp(1.0, beta - e)             # exact: a power-of-two scaling of float32 values
     x1 = np.trunc(xn)
-    x2 = np.rint((xn - x1) * 2.0**beta)       # xn - x1 is exact; the rounding drops low bits
+    xn -= x1                                  # exact
+    xn *= 2.0**beta                           # exact
+    x2 = np.rint(xn, out=xn)                  # the rounding drops the low bits
     return x1, x2, e
 
 
@@ -136,21 +139,49 @@ _MANY_MACS = 1 << 28
 thread (a thread team costs more than small work on a shared machine). The bits are the same."""
 
 
-def _combine(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int
-             ) -> np.ndarray:
+def _combine(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int,
+             out_dtype: type = np.float64) -> np.ndarray:
     if a.size * b1.shape[-1] >= _MANY_MACS:
-        return _combine_now(a, b1, b2, eb, beta)
-    return one_blas_thread(_combine_now)(a, b1, b2, eb, beta)
+        return _combine_now(a, b1, b2, eb, beta, out_dtype)
+    return one_blas_thread(_combine_now)(a, b1, b2, eb, beta, out_dtype)
 
 
-def _combine_now(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int
-                 ) -> np.ndarray:
+def _combine_now(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int,
+                 out_dtype: type = np.float64) -> np.ndarray:
+    """``(a1 b1 + (a1 b2 + a2 b1) 2^-beta) 2^(ea - beta) 2^(eb - beta)`` in float64, each step
+    one IEEE operation in that order, cast to ``out_dtype``. A 2-D product with many columns is
+    computed by blocks of :data:`_COLUMNS` columns (each output element is the same operations on
+    the same values, so the same bits; the temporaries stay small)."""
     if not np.isfinite(a).all():
         raise ConfigError("split_matmul needs finite operands")
     a1, a2, ea = _slices(a, -1, beta)
-    low = (np.matmul(a1, b2) + np.matmul(a2, b1)) * 2.0**-beta  # each product exact
+    sa = np.ldexp(1.0, ea - beta)
+    sb = np.ldexp(1.0, eb - beta)
+    n = b1.shape[-1]
+    if a.ndim != 2 or b1.ndim != 2 or n <= _COLUMNS:
+        return _combine_block(a1, a2, sa, b1, b2, sb, beta).astype(out_dtype, copy=False)
+    out: np.ndarray = np.empty((a.shape[0], n), dtype=out_dtype)
+    for j in range(0, n, _COLUMNS):
+        cols = slice(j, min(n, j + _COLUMNS))
+        out[:, cols] = _combine_block(a1, a2, sa, b1[:, cols], b2[:, cols], sb[:, cols], beta)
+    return out
+
+
+_COLUMNS = 4096
+"""Columns per block of a 2-D :func:`_combine_now` (the LM head has 49,152)."""
+
+
+def _combine_block(a1: np.ndarray, a2: np.ndarray, sa: np.ndarray, b1: np.ndarray,
+                   b2: np.ndarray, sb: np.ndarray, beta: int) -> np.ndarray:
+    low = np.matmul(a1, b2)
+    low += np.matmul(a2, b1)                  # each product exact, their sum too (< 2^53)
+    low *= 2.0**-beta
+    out = np.matmul(a1, b1)
+    out += low
     # power-of-two scalings (exact unless the result leaves the float64 range)
-    return (np.matmul(a1, b1) + low) * np.ldexp(1.0, ea - beta) * np.ldexp(1.0, eb - beta)
+    out *= sa
+    out *= sb
+    return out
 
 
 def split_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -187,8 +218,8 @@ def matmul_f32(x: np.ndarray, w: np.ndarray | SplitWeight) -> np.ndarray:
     sw = w if isinstance(w, SplitWeight) else split_weight(w)
     if x.shape[-1] != sw.shape[1]:
         raise ConfigError(f"matmul: inner dimensions differ ({x.shape} @ {sw.shape}^T)")
-    y = _combine(x.reshape(-1, x.shape[-1]), sw.b1, sw.b2, sw.eb, sw.beta)
-    return y.astype(np.float32).reshape(*lead, y.shape[-1])
+    y = _combine(x.reshape(-1, x.shape[-1]), sw.b1, sw.b2, sw.eb, sw.beta, np.float32)
+    return y.reshape(*lead, y.shape[-1])
 
 
 def gram(x: np.ndarray) -> np.ndarray:

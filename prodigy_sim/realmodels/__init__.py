@@ -88,6 +88,7 @@ from prodigy_sim.realmodels._tables import format_paper_table as format_paper_ta
 from prodigy_sim.realmodels._tables import render_docs as render_docs
 from prodigy_sim.realmodels._tables import table_rows as table_rows
 from prodigy_sim.realmodels._tables import write_docs as write_docs
+from prodigy_sim.realmodels._throughput import ThroughputCache as ThroughputCache
 from prodigy_sim.realmodels._throughput import simulated_throughput as simulated_throughput
 from prodigy_sim.realmodels._tokenizers import load_minilm_tokenizer as load_minilm_tokenizer
 from prodigy_sim.realmodels._tokenizers import load_smollm2_tokenizer as load_smollm2_tokenizer
@@ -153,6 +154,7 @@ __all__ = [
     "sentence_embeddings",
     "sentence_pairs",
     "simulated_throughput",
+    "ThroughputCache",
     "smollm2_gguf_path",
     "smollm2_tokenizer",
     "smollm2_weights",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,9 +79,11 @@ def table_schemes() -> list[QuantScheme]:
     return out
 
 
-def calibrate_minilm(weights: ModelWeights, sentences: list[str] | None = None) -> Calibration:
+def calibrate_minilm(weights: ModelWeights, sentences: list[str] | None = None,
+                     fp32: Fp32Linears | None = None) -> Calibration:
     """MiniLM calibration: the float32 forward of each calibration segment alone (no padding;
-    default :func:`calibration_segments`); keeps the ``(ids, mask)`` sequences for PTQ."""
+    default :func:`calibration_segments`); keeps the ``(ids, mask)`` sequences for PTQ.
+    ``fp32``: the float32 linears to run (default new ones)."""
     tok = minilm_tokenizer()
     seqs = tuple(encode_batch(tok, [s]) for s in (sentences or calibration_segments()))
 
@@ -91,12 +93,14 @@ def calibrate_minilm(weights: ModelWeights, sentences: list[str] | None = None) 
         for ids, mask in seqs:
             bert_hidden(weights, ids, mask, linears)
 
-    return calibrate(weights, run, seqs)
+    return calibrate(weights, run, seqs, fp32)
 
 
-def calibrate_smollm2(weights: ModelWeights, sentences: list[str] | None = None) -> Calibration:
+def calibrate_smollm2(weights: ModelWeights, sentences: list[str] | None = None,
+                      fp32: Fp32Linears | None = None) -> Calibration:
     """SmolLM2 calibration: the float32 forward of each calibration segment alone (default
-    :func:`calibration_segments`); keeps the token sequences for PTQ."""
+    :func:`calibration_segments`); keeps the token sequences for PTQ. ``fp32``: the float32
+    linears to run (default new ones)."""
     tok = smollm2_tokenizer()
     seqs = tuple(np.asarray(tok.encode(s).ids) for s in (sentences or calibration_segments()))
 
@@ -104,7 +108,7 @@ def calibrate_smollm2(weights: ModelWeights, sentences: list[str] | None = None)
         for ids in seqs:
             llama_hidden(weights, ids, linears)
 
-    return calibrate(weights, run, seqs)
+    return calibrate(weights, run, seqs, fp32)
 
 
 MODELS: tuple[str, ...] = ("minilm", "smollm2")
@@ -112,9 +116,16 @@ MODELS: tuple[str, ...] = ("minilm", "smollm2")
 
 @dataclass(eq=False)
 class _Context:
-    """Loaded models, references and calibrations shared by the rows of one table run."""
+    """Loaded models, references and calibrations shared by the rows of one table run.
+
+    ``fp32``: each model's float32 linears (weights split once), made for the calibration and
+    kept for the float32 row, which takes them (so they are freed after it). ``throughput``:
+    the simulated throughput of the scenarios measured so far
+    (:class:`~prodigy_sim.realmodels._throughput.ThroughputCache`; made on first use)."""
 
     hardware: str | ChipConfig
+    fp32: dict[str, Fp32Linears] = field(default_factory=dict)
+    throughput: Any = None
     mini: ModelWeights | None = None
     mtok: Any = None  # a tokenizers.Tokenizer
     evals: list | None = None
@@ -138,17 +149,23 @@ class _Context:
 
 
 def _context(models, ppl_tokens: int, sentences: int | None,
-             hardware: str | ChipConfig) -> _Context:
+             hardware: str | ChipConfig, keep_fp32: bool) -> _Context:
     ctx = _Context(hardware=hardware)
     if "minilm" in models:
         ctx.mini, ctx.mtok = minilm_weights(), minilm_tokenizer()
         ctx.evals = eval_sentences()[:sentences]
-        ctx.mini_cal = calibrate_minilm(ctx.mini)
-        ctx.reference = sentence_embeddings(ctx.mini, ctx.mtok, ctx.evals)
+        fp32 = Fp32Linears(ctx.mini)
+        ctx.mini_cal = calibrate_minilm(ctx.mini, fp32=fp32)
+        ctx.reference = sentence_embeddings(ctx.mini, ctx.mtok, ctx.evals, fp32)
+        if keep_fp32:
+            ctx.fp32["minilm"] = fp32
     if "smollm2" in models:
         ctx.smol = smollm2_weights()
         ctx.ids = np.asarray(smollm2_tokenizer().encode(eval_text()).ids[:ppl_tokens])
-        ctx.smol_cal = calibrate_smollm2(ctx.smol)
+        fp32 = Fp32Linears(ctx.smol)
+        ctx.smol_cal = calibrate_smollm2(ctx.smol, fp32=fp32)
+        if keep_fp32:
+            ctx.fp32["smollm2"] = fp32
     return ctx
 
 
@@ -162,7 +179,7 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
     """One row: accuracy, bytes, simulated throughput (and lowered columns) of ``scheme``."""
     from prodigy_sim.realmodels._overheads import extras_of
     from prodigy_sim.realmodels._ptq import quantize_model
-    from prodigy_sim.realmodels._throughput import simulated_throughput
+    from prodigy_sim.realmodels._throughput import ThroughputCache, simulated_throughput
 
     start = time.perf_counter()
     vals: dict = {}
@@ -173,7 +190,7 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
         cal = ctx.mini_cal if model == "minilm" else ctx.smol_cal
         qm = None
         if scheme.weight_format is None:
-            linears = Fp32Linears(weights)
+            linears = ctx.fp32.pop(model, None) or Fp32Linears(weights)
             nbytes = weight_footprint_bytes(weights.card, scheme)
         else:
             qm = quantize_model(weights, scheme, cal)
@@ -196,7 +213,10 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
                             for t in weights.card.tensors() if t.is_linear)
                         if scheme.storage is not None else 0)
                 extras = extras_of(qm, base)
-            vals[key] = simulated_throughput(model, scheme, ctx.hardware, extras)
+            if ctx.throughput is None:
+                ctx.throughput = ThroughputCache()
+            vals[key] = simulated_throughput(model, scheme, ctx.hardware, extras,
+                                             ctx.throughput)
         if end_to_end:
             vals.update(_end_to_end(model, scheme, qm, ctx, backend))
     return AccuracyRow(scheme=scheme.label, minilm_mean_cosine=vals.get("minilm_mean_cosine"),
@@ -242,7 +262,8 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ppl_tokens})")
     if sentences is not None and sentences < 1:
         raise ConfigError(f"'sentences' must be >= 1 (got {sentences})")
-    ctx = _context(models, ppl_tokens, sentences, hardware or DEFAULT_PRESET)
+    ctx = _context(models, ppl_tokens, sentences, hardware or DEFAULT_PRESET,
+                   keep_fp32=any(s.weight_format is None for s in schemes))
     rows = []
     for scheme in schemes:
         row = _measure(scheme, ctx, throughput=throughput, end_to_end=end_to_end,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from prodigy_sim.detmath import (
+    SplitWeight,
     bmm_f32,
     cos_f32,
     decimal_to_f32,
@@ -138,10 +139,15 @@ def lm_head(weights: ModelWeights) -> np.ndarray:
     return weights.tensors.get("lm_head", weights["embed_tokens"])
 
 
+def _lm_head_split(weights: ModelWeights) -> SplitWeight:
+    """:func:`lm_head` split once per weights object (:meth:`ModelWeights.split`)."""
+    return weights.split("lm_head" if "lm_head" in weights.tensors else "embed_tokens")
+
+
 def llama_logits(weights: ModelWeights, ids: np.ndarray,
                  linears: Linears | None = None) -> np.ndarray:
     """Next-token logits ``(T, vocab)`` float32; the LM head is float32 (not quantized)."""
-    return matmul_f32(llama_hidden(weights, ids, linears), lm_head(weights))
+    return matmul_f32(llama_hidden(weights, ids, linears), _lm_head_split(weights))
 
 
 def logits_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -188,5 +194,5 @@ def greedy_generate(weights: ModelWeights, tokenizer: Tokenizer, prompt: str, n_
     start = len(ids)
     for _ in range(n_tokens):
         hidden = llama_hidden(weights, np.asarray(ids), linears)[-1]
-        ids.append(int(np.argmax(matmul_f32(hidden[None], lm_head(weights))[0])))
+        ids.append(int(np.argmax(matmul_f32(hidden[None], _lm_head_split(weights))[0])))
     return tokenizer.decode(ids[start:])

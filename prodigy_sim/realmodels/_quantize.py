@@ -206,15 +206,18 @@ class Calibration:
 
 @dataclass(eq=False)
 class RecordingLinears:
-    """float32 linears that also record each layer's input amax and per-feature sum of squares."""
+    """float32 linears that also record each layer's input amax and per-feature sum of squares
+    (``fp32``: the float32 linears of ``weights`` to compute with, e.g. shared with a later
+    float32 forward; default new ones)."""
 
     weights: ModelWeights
     amax: dict[str, float] = field(default_factory=dict)
     sumsq: dict[str, np.ndarray] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
+    fp32: Fp32Linears | None = None
 
     def __post_init__(self) -> None:
-        self._fp32 = Fp32Linears(self.weights)
+        self._fp32 = self.fp32 if self.fp32 is not None else Fp32Linears(self.weights)
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
@@ -233,10 +236,11 @@ class RecordingLinears:
 
 
 def calibrate(weights: ModelWeights, run: Callable[[Linears], object],
-              sequences: tuple = ()) -> Calibration:
+              sequences: tuple = (), fp32: Fp32Linears | None = None) -> Calibration:
     """Run ``run(linears)`` (float32 forward passes) and collect a :class:`Calibration`
-    (``sequences``: the inputs ``run`` fed, kept for the PTQ pass)."""
-    rec = RecordingLinears(weights)
+    (``sequences``: the inputs ``run`` fed, kept for the PTQ pass; ``fp32``: see
+    :class:`RecordingLinears`)."""
+    rec = RecordingLinears(weights, fp32=fp32)
     run(rec)
     return rec.result(sequences)
 

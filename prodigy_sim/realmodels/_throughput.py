@@ -8,7 +8,10 @@ MX embeddings and head). Pruning method does not change the timing, so results a
 (model, storage, sparsity, configuration, PTQ work). PTQ methods store the same format (GPTQ,
 SparseGPT: the same storage; Hadamard folds into the weights), plus work the lowering adds as
 kernels of every layer: online Hadamard transforms, SpQR's outliers and scale decoding
-(:mod:`._overheads`, ``prodigy_sim.lowering.PtqWork``).
+(:mod:`._overheads`, ``prodigy_sim.lowering.PtqWork``). A :class:`ThroughputCache` shared by the
+rows of one table also reuses the timing-engine runs the scenarios have in common (attention,
+norms, embeddings: the same kernels whatever the weights; exact, ``prodigy_sim.simulation``'s
+``RunCache``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from prodigy_sim.models import Formats, Scenario
 from prodigy_sim.numerics import Storage
 from prodigy_sim.realmodels._overheads import LoweringExtras, ptq_work
 from prodigy_sim.realmodels._quantize import QuantScheme
-from prodigy_sim.simulation import simulate
+from prodigy_sim.simulation import RunCache, simulate
 
-__all__ = ["THROUGHPUT_SCENARIOS", "chip_of", "simulated_throughput"]
+__all__ = ["THROUGHPUT_SCENARIOS", "ThroughputCache", "chip_of", "simulated_throughput"]
 
 THROUGHPUT_SCENARIOS: dict[str, dict] = {
     "minilm": dict(model="all-minilm-l6-v2", phase="prefill", batch=1, sequence_length=128),
@@ -42,22 +45,39 @@ def chip_of(hardware: str | ChipConfig | None) -> tuple[ChipConfig, str]:
     return load_preset(name), name
 
 
+class ThroughputCache:
+    """Simulated seconds by scenario key, and the timing-engine runs behind them
+    (:class:`~prodigy_sim.simulation.RunCache`), for the calls of one table run (passed
+    explicitly; exact: the same values as without it)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple, float | None] = {}
+        self.runs = RunCache()
+
+
 def simulated_throughput(model: str, scheme: QuantScheme,
                          hardware: str | ChipConfig = DEFAULT_PRESET,
-                         extras: LoweringExtras | None = None) -> float | None:
+                         extras: LoweringExtras | None = None,
+                         cache: ThroughputCache | None = None) -> float | None:
     """Simulated sentences/s (``"minilm"``) or tokens/s (``"smollm2"``) of ``scheme`` on
     ``hardware`` (a preset name or a configuration); None when the weights do not run on the
     matrix unit (float32, or a format the chip does not run).
 
     ``extras`` (online Hadamard transforms, SpQR outliers and scales; :mod:`._overheads`):
     lowered as kernels of every layer (:func:`ptq_work`, ``lower_model(..., ptq=)``) and
-    simulated with the rest."""
+    simulated with the rest. ``cache``: see :class:`ThroughputCache` (without one, the seconds
+    are still kept per scenario for the process)."""
     storage = scheme.storage or Storage.of("float32")
     config, _ = chip_of(hardware)
     family = "bert" if model == "minilm" else "llama"
     work = ptq_work(extras, family) if extras is not None and not extras.empty else None
-    seconds = _seconds(model, storage, scheme.sparsity or "none", config.model_dump_json(),
-                       work)
+    key = (model, storage, scheme.sparsity or "none", config.model_dump_json(), work)
+    if cache is None:
+        seconds = _seconds(*key)
+    elif key in cache.seconds:
+        seconds = cache.seconds[key]
+    else:
+        seconds = cache.seconds[key] = _simulated_seconds(*key, runs=cache.runs)
     if seconds is None:
         return None
     return THROUGHPUT_SCENARIOS[model]["batch"] / seconds
@@ -66,7 +86,14 @@ def simulated_throughput(model: str, scheme: QuantScheme,
 @functools.cache
 def _seconds(model: str, storage: Storage, sparsity: str, config_json: str,
              work: PtqWork | None = None) -> float | None:
-    """The simulated seconds of one pass (cached by the configuration's JSON, hashable)."""
+    """:func:`_simulated_seconds`, cached by the configuration's JSON (hashable)."""
+    return _simulated_seconds(model, storage, sparsity, config_json, work)
+
+
+def _simulated_seconds(model: str, storage: Storage, sparsity: str, config_json: str,
+                       work: PtqWork | None = None, runs: RunCache | None = None
+                       ) -> float | None:
+    """The simulated seconds of one pass (``runs``: timing-engine runs to reuse)."""
     if model not in THROUGHPUT_SCENARIOS:
         raise ConfigError(f"unknown model {model!r}; models: {', '.join(THROUGHPUT_SCENARIOS)}")
     config = ChipConfig.model_validate_json(config_json)
@@ -76,4 +103,4 @@ def _seconds(model: str, storage: Storage, sparsity: str, config_json: str,
                         hardware=base_preset(config),
                         **THROUGHPUT_SCENARIOS[model])
     lowered = lower_model(scenario.card(), scenario, config, ptq=work)
-    return simulate(lowered, config).seconds
+    return simulate(lowered, config, cache=runs).seconds

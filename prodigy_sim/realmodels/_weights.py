@@ -8,11 +8,12 @@ tensor or a wrong shape, naming the tensor, the expected and the found shape, an
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from prodigy_sim.detmath import SplitWeight, split_weight
 from prodigy_sim.errors import ModelFileError
 from prodigy_sim.models import ModelCard
 
@@ -30,9 +31,19 @@ class ModelWeights:
     card: ModelCard
     tensors: dict[str, np.ndarray]
     source: Path
+    _splits: dict[str, SplitWeight] = field(default_factory=dict, init=False, repr=False)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.tensors[name]
+
+    def split(self, name: str) -> SplitWeight:
+        """Tensor ``name`` ``(N, K)`` cut for :func:`prodigy_sim.detmath.matmul_f32`, once per
+        object (kept: meant for a weight used on every call, such as the LM head, whose split
+        costs seconds; the arrays are read-only, so it stays valid)."""
+        sw = self._splits.get(name)
+        if sw is None:
+            sw = self._splits[name] = split_weight(self.tensors[name])
+        return sw
 
     def linear_names(self) -> list[str]:
         """Names of the blocks' linear weights (the tensors that get quantized), in card order."""
@@ -75,19 +86,19 @@ def check_config(values: dict[str, object], card: ModelCard, source: Path) -> No
 
     ``values`` maps card field names to the checkpoint's value (None = not given, skipped).
     """
-    for field, got in values.items():
+    for key, got in values.items():
         if got is None:
             continue
-        want = getattr(card, field)
+        want = getattr(card, key)
         if isinstance(want, float):
             if isinstance(got, bool) or not isinstance(got, numbers.Real):
-                raise ModelFileError(f"{source}: checkpoint says {field} = {_short(got)}, not a "
+                raise ModelFileError(f"{source}: checkpoint says {key} = {_short(got)}, not a "
                                      f"number (model card {card.name!r} says {want!r})")
             same = abs(float(got) - want) <= 1e-6 * abs(want)
         else:
             same = type(got) is type(want) and got == want
         if not same:
-            raise ModelFileError(f"{source}: checkpoint says {field} = {_short(got)}, model card "
+            raise ModelFileError(f"{source}: checkpoint says {key} = {_short(got)}, model card "
                                  f"{card.name!r} says {want!r}")
 
 
