@@ -134,3 +134,24 @@ def test_weight_footprints():
     assert weight_footprint_bytes(card, QuantScheme("tai4")) == n // 2 + n // 32
     # tai2 8:4: 1 bit of code + 1 bit of mask per dense weight + one E8M0 byte per 32.
     assert weight_footprint_bytes(card, QuantScheme("tai2", "8:4")) == n // 4 + n // 32
+
+
+def test_blocked_nll_is_the_whole_computation(text_ids):
+    """token_nll computes the LM head and the NLL by blocks of positions: the same bits as the
+    whole logits (llama_logits) through the formula of logits_nll written out (more positions
+    than one block, and a partial last block; the tied LM head is split once per weights
+    object and reused)."""
+    from prodigy_sim.detmath import exp_f32, ln_decimal
+    from prodigy_sim.realmodels import logits_nll, token_nll
+    from prodigy_sim.realmodels._llama import _ROWS
+
+    w = smollm2_weights()
+    ids = text_ids[: _ROWS + 9]
+    logits = llama_logits(w, ids[:-1])
+    top = logits.max(axis=-1)
+    s = exp_f32(logits - top[:, None]).astype(np.float64).sum(axis=-1)
+    ln_s = np.array([float(ln_decimal(float(v))) for v in s])
+    want = (top.astype(np.float64) + ln_s) - logits[np.arange(ids.size - 1), ids[1:]]
+    np.testing.assert_array_equal(logits_nll(logits, ids[1:]), want)
+    np.testing.assert_array_equal(token_nll(w, ids), want)
+    assert w.split("embed_tokens") is w.split("embed_tokens")

@@ -157,7 +157,12 @@ def logits_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     float64 (``decimal``), ``nll = (top + ln S) - l[target]`` in float64."""
     logits = np.asarray(logits, dtype=np.float32)
     top = logits.max(axis=-1)
-    s = exp_f32(logits - top[:, None]).astype(np.float64).sum(axis=-1)
+    # by blocks of rows (each row's values and sum do not depend on the others; large
+    # temporaries cost more than the arithmetic: page faults, cache misses)
+    s = np.empty(logits.shape[0])
+    for r in range(0, logits.shape[0], _ROWS):
+        rows = slice(r, r + _ROWS)
+        s[rows] = exp_f32(logits[rows] - top[rows, None]).astype(np.float64).sum(axis=-1)
     ln_s = np.array([float(ln_decimal(float(v))) for v in s])
     picked = logits[np.arange(logits.shape[0]), np.asarray(targets)].astype(np.float64)
     return (top.astype(np.float64) + ln_s) - picked
@@ -176,7 +181,17 @@ def token_nll(weights: ModelWeights, ids: np.ndarray,
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size < 2:
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
-    return logits_nll(llama_logits(weights, ids[:-1], linears), ids[1:])
+    hidden = llama_hidden(weights, ids[:-1], linears)
+    head = _lm_head_split(weights)
+    # the logits of a block of positions at a time (each row of matmul_f32 depends on its own
+    # row of ``hidden`` only): the same values as logits_nll(llama_logits(...), ids[1:])
+    return np.concatenate([logits_nll(matmul_f32(hidden[r:r + _ROWS], head),
+                                      ids[1 + r:1 + r + _ROWS])
+                           for r in range(0, hidden.shape[0], _ROWS)])
+
+
+_ROWS = 32
+"""Positions per block of :func:`token_nll` and :func:`logits_nll` (32 x 49,152 logits)."""
 
 
 def perplexity(weights: ModelWeights, ids: np.ndarray, linears: Linears | None = None) -> float:
