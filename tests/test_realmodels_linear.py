@@ -6,6 +6,7 @@ dequantized values, round once to float32 (nearest even)".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -165,6 +166,36 @@ def test_fast_dequantize_equals_quantized_tensor_dequantize(fmt, sparsity, scale
     q = quantize(w, fmt, block=32, scale=scale, sparsity=sparsity)
     got, want = dequantize_weight(q), q.dequantize()
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", ["float8_e4m3fn", "tai4", "tai2", "float4_e2m1fn", "int4"])
+@pytest.mark.parametrize("sparsity", [None, "8:4"])
+@pytest.mark.parametrize("scale", ["e8m0", "e4m3"])
+def test_prepared_quantized_weight_equals_prepared_values(fmt, sparsity, scale):
+    """prepare_weight of a QuantizedTensor (dequantized and split a row at a time) equals
+    prepare_weight of its dequantized float32 values (the whole w_hat, then split): the same
+    integers, row exponents and maxima; zero rows, subnormals and wide dynamic range."""
+    rng = np.random.default_rng(12)
+    w = (rng.standard_normal((7, 96)) * np.exp(3 * rng.standard_normal((7, 96)))).astype(np.float32)
+    w[0, :40] = 0.0
+    w[2] = 0.0
+    w[1, 3] = 1e-42
+    q = quantize(w, fmt, block=32, scale=scale, sparsity=sparsity)
+    got, want = prepare_weight(q), prepare_weight(q.dequantize())
+    for a, b in ((got.integers, want.integers), (got.row_exp, want.row_exp),
+                 (got.row_absmax, want.row_absmax)):
+        np.testing.assert_array_equal(a, b)
+    assert got.qtensor is q and not got.integers.flags.writeable
+    np.testing.assert_array_equal(got.values().view(np.uint32),
+                                  q.dequantize().view(np.uint32))
+
+
+def test_prepared_quantized_weight_must_be_finite():
+    q = quantize(np.float32([[1.0, 2.0] * 16]), "float8_e4m3fn", block=32)
+    bad = dataclasses.replace(q, scales=np.full_like(q.scales, 255))  # the E8M0 NaN scale
+    assert np.isnan(bad.dequantize()).all()
+    with pytest.raises(ConfigError, match="finite"):
+        prepare_weight(bad)
 
 
 def test_exact_zero_is_positive_and_nan_propagates():

@@ -79,6 +79,30 @@ class PreparedWeight:
         return np.ldexp(self.integers, self.row_exp[:, None]).astype(np.float32)
 
 
+@numba.njit(cache=True)
+def _split_row(values, bits, out):
+    """One row of :func:`_integer_rows`: writes ``out`` and returns ``(g, max |out|)``."""
+    k = bits.shape[0]
+    g = 1 << 30
+    for j in range(k):
+        b = bits[j]
+        e = np.int64((b >> 23) & 0xFF)
+        sig = (b & 0x7FFFFF) | (np.uint32(1 << 23) if e != 0 else np.uint32(0))
+        if sig != 0:
+            low = sig & (~sig + np.uint32(1))
+            lsb = max(e, 1) - 150 + (math.frexp(np.float64(low))[1] - 1)
+            g = min(g, lsb)
+    if g == 1 << 30:
+        g = 0
+    inv = math.ldexp(1.0, -g)
+    amax = 0.0
+    for j in range(k):
+        v = np.float64(values[j]) * inv
+        out[j] = v
+        amax = max(amax, abs(v))
+    return g, amax
+
+
 @numba.njit(cache=True, parallel=True)
 def _integer_rows(values, bits, out, row_exp, row_absmax):
     """Split float32 rows ``values (N, K)`` (``bits``: the same memory as uint32) into integers
@@ -90,27 +114,25 @@ def _integer_rows(values, bits, out, row_exp, row_absmax):
     the row minimum is ``g``, and ``out = x * 2^-g`` (a power-of-two multiply: exact) are
     integers.
     """
-    n, k = bits.shape
-    for i in numba.prange(n):
-        g = 1 << 30
-        for j in range(k):
-            b = bits[i, j]
-            e = np.int64((b >> 23) & 0xFF)
-            sig = (b & 0x7FFFFF) | (np.uint32(1 << 23) if e != 0 else np.uint32(0))
-            if sig != 0:
-                low = sig & (~sig + np.uint32(1))
-                lsb = max(e, 1) - 150 + (math.frexp(np.float64(low))[1] - 1)
-                g = min(g, lsb)
-        if g == 1 << 30:
-            g = 0
-        row_exp[i] = g
-        inv = math.ldexp(1.0, -g)
-        amax = 0.0
-        for j in range(k):
-            v = np.float64(values[i, j]) * inv
-            out[i, j] = v
-            amax = max(amax, abs(v))
-        row_absmax[i] = amax
+    for i in numba.prange(bits.shape[0]):
+        row_exp[i], row_absmax[i] = _split_row(values[i], bits[i], out[i])
+
+
+@numba.njit(cache=True)
+def _dequantize_row(codes, table, scales, kept_block, mask_bits, m, out):
+    """One row of :func:`_dequantize_rows` (``out`` zeroed by the caller)."""
+    kept = codes.shape[0]
+    nb = (m + 7) // 8
+    j = 0
+    for k in range(out.shape[0]):
+        keep = True
+        if m > 0:
+            r = k % m
+            keep = (mask_bits[(k // m) * nb + r // 8] >> (r % 8)) & 1 == 1
+        if keep:
+            if j < kept:
+                out[k] = table[codes[j]] * scales[j // kept_block]
+            j += 1
 
 
 @numba.njit(cache=True, parallel=True)
@@ -123,19 +145,28 @@ def _dequantize_rows(codes, table, scales, kept_block, mask_bits, m, out):
 
         group g = k // m, r = k % m:  mask_bits[i, g * ceil(m/8) + r // 8] >> (r % 8) & 1
     """
-    n, kept = codes.shape
-    nb = (m + 7) // 8
-    for i in numba.prange(n):
-        j = 0
-        for k in range(out.shape[1]):
-            keep = True
-            if m > 0:
-                r = k % m
-                keep = (mask_bits[i, (k // m) * nb + r // 8] >> (r % 8)) & 1 == 1
-            if keep:
-                if j < kept:
-                    out[i, k] = table[codes[i, j]] * scales[i, j // kept_block]
-                j += 1
+    for i in numba.prange(codes.shape[0]):
+        mrow = mask_bits[i] if m > 0 else mask_bits[0]
+        _dequantize_row(codes[i], table, scales[i], kept_block, mrow, m, out[i])
+
+
+@numba.njit(cache=True, parallel=True)
+def _prepared_rows(codes, table, scales, kept_block, mask_bits, m, out, row_exp, row_absmax,
+                   finite):
+    """:func:`_dequantize_rows` then :func:`_integer_rows`, a row at a time (the float32 row in a
+    scratch buffer, never the whole ``w_hat``); ``finite[i]``: row ``i`` of ``w_hat`` holds no
+    NaN or Inf."""
+    k = out.shape[1]
+    for i in numba.prange(codes.shape[0]):
+        buf = np.zeros(k, dtype=np.float32)
+        mrow = mask_bits[i] if m > 0 else mask_bits[0]
+        _dequantize_row(codes[i], table, scales[i], kept_block, mrow, m, buf)
+        ok = True
+        for j in range(k):
+            if not np.isfinite(buf[j]):
+                ok = False
+        finite[i] = ok
+        row_exp[i], row_absmax[i] = _split_row(buf, buf.view(np.uint32), out[i])
 
 
 def dequantize_weight(q: QuantizedTensor) -> np.ndarray:
@@ -145,14 +176,24 @@ def dequantize_weight(q: QuantizedTensor) -> np.ndarray:
     element and its block scale; zeros at pruned positions), bit for bit (tested); other layouts
     fall back to it. The sparsity mask is read as stored, not re-validated.
     """
-    if len(q.shape) != 2 or q.axis not in (1, -1) or q.scale == "none":
+    if not _kernel_layout(q):
         return q.dequantize()
-    m = q.sparsity.group if q.sparsity is not None else 0
-    bits = q.mask_bits if q.mask_bits is not None else np.zeros((0, 0), dtype=np.uint8)
     out = np.zeros(q.shape, dtype=np.float32)
-    _dequantize_rows(q.element_codes(), q.fmt.values_f32, q.scale_values().astype(np.float32),
-                     q.kept_block, bits, m, out)
+    _dequantize_rows(*_kernel_args(q), out)
     return out
+
+
+def _kernel_layout(q: QuantizedTensor) -> bool:
+    """``q`` is 2-D, quantized along its last axis, block-scaled: the dequantize kernels' case."""
+    return len(q.shape) == 2 and q.axis in (1, -1) and q.scale != "none"
+
+
+def _kernel_args(q: QuantizedTensor) -> tuple:
+    """(codes, table, scales, kept_block, mask_bits, m) of :func:`_dequantize_rows`."""
+    m = q.sparsity.group if q.sparsity is not None else 0
+    bits = q.mask_bits if q.mask_bits is not None else np.zeros((1, 0), dtype=np.uint8)
+    return (q.element_codes(), q.fmt.values_f32, q.scale_values().astype(np.float32),
+            q.kept_block, bits, m)
 
 
 def prepare_weight(w: QuantizedTensor | np.ndarray) -> PreparedWeight:
@@ -166,6 +207,18 @@ def prepare_weight(w: QuantizedTensor | np.ndarray) -> PreparedWeight:
     if q is not None and (len(q.shape) != 2 or q.axis not in (1, -1)):
         raise ConfigError(f"a linear weight must be (N, K) quantized along K (axis 1); got shape "
                           f"{q.shape}, axis {q.axis}")
+    if q is not None and _kernel_layout(q):  # dequantized a row at a time, then split
+        n = q.shape[0]
+        integers = np.empty(q.shape, dtype=np.float64)
+        row_exp = np.empty(n, dtype=np.int64)
+        row_absmax = np.empty(n, dtype=np.float64)
+        finite = np.empty(n, dtype=np.bool_)
+        _prepared_rows(*_kernel_args(q), integers, row_exp, row_absmax, finite)
+        if not finite.all():
+            raise ConfigError("a linear weight must be finite (it holds NaN or Inf)")
+        integers.flags.writeable = False
+        return PreparedWeight(integers=integers, row_exp=row_exp, row_absmax=row_absmax,
+                              qtensor=q)
     values = np.ascontiguousarray(dequantize_weight(q) if q is not None else w, dtype=np.float32)
     if values.ndim != 2:
         raise ConfigError(f"a linear weight must be 2-D (N, K) (got shape {values.shape})")
