@@ -179,7 +179,7 @@ def dequantize_weight(q: QuantizedTensor) -> np.ndarray:
     if not _kernel_layout(q):
         return q.dequantize()
     out = np.zeros(q.shape, dtype=np.float32)
-    _dequantize_rows(*_kernel_args(q), out)
+    _dequantize_rows(*_kernel_args(q), out)  # type: ignore[call-arg]
     return out
 
 
@@ -213,7 +213,9 @@ def prepare_weight(w: QuantizedTensor | np.ndarray) -> PreparedWeight:
         row_exp = np.empty(n, dtype=np.int64)
         row_absmax = np.empty(n, dtype=np.float64)
         finite = np.empty(n, dtype=np.bool_)
-        _prepared_rows(*_kernel_args(q), integers, row_exp, row_absmax, finite)
+        # mypy cannot match *args followed by positional arguments to a numba dispatcher
+        _prepared_rows(*_kernel_args(q), integers, row_exp, row_absmax,  # type: ignore[call-arg]
+                       finite)
         if not finite.all():
             raise ConfigError("a linear weight must be finite (it holds NaN or Inf)")
         integers.flags.writeable = False
