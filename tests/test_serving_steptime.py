@@ -252,3 +252,20 @@ def test_aligned_steps_are_simulated_and_never_interpolation_nodes():
 
 def spiky_decode(batch, context):
     return 1.2 * fake_decode(batch, context)
+
+
+def test_worker_processes_give_the_serial_grid_bit_for_bit():
+    """``workers=2`` (each query's points lowered together, their timing-engine runs made in
+    worker processes) simulates the same points with the same seconds as ``workers=1``, and
+    answers every query the same; a small model on 8 cores, so that it is quick."""
+    queries = [(1, 300), (3, 700), (2, 2000), (6, 100)]
+    out = []
+    for workers in (1, 2):
+        with SimulatedStepTimes("smollm2-135m", cores=8, max_batch=8, workers=workers) as st:
+            times = [st.decode_seconds(b, c) for b, c in queries] + [st.prefill_seconds(100)]
+            out.append((times, st.table()))
+            assert (st.runs.submitted > 0) == (workers > 1)
+    assert out[0] == out[1]
+    assert len(out[0][1]["decode"]) > 2 * len(queries)  # bisections, in contexts and batches
+    with pytest.raises(ConfigError, match="unknown simulation options"):
+        SimulatedStepTimes("smollm2-135m", cache=None)
