@@ -411,11 +411,11 @@ class SimulatedStepTimes:
         i0, i1 = grid[k - 1], grid[k]
         while i1 - i0 > 1:
             m = (i0 + i1) // 2
+            if m == i:                                   # (the chord is not needed)
+                return batch, batch
             b0, b1, bm = buckets[i0], buckets[i1], buckets[m]
             t0, t1, tm = yield from self._together([self._at_batch(x, context)
                                                      for x in (b0, b1, bm)])
-            if m == i:
-                return batch, batch
             affine = abs(_chord(b0, t0, b1, t1, bm) / tm - 1) <= self.refine_tolerance
             i0, i1 = (i0, m) if i < m else (m, i1)
             if affine:
@@ -463,10 +463,10 @@ class SimulatedStepTimes:
             if not self.refine_tolerance or c1 - c0 <= self.min_interval:
                 return c0, c1
             m = c0 + KV_TILE_TOKENS * ((c1 - c0) // (2 * KV_TILE_TOKENS))
+            if m == context:                             # (the chord is not needed)
+                return m, m
             yield [p for x in (c0, c1, m) for p in self._node_points(batch, x)]
             t0, t1, tm = (self.decode_node(batch, x) for x in (c0, c1, m))
-            if m == context:
-                return m, m
             affine = abs(_chord(c0, t0, c1, t1, m) / tm - 1) <= self.refine_tolerance
             c0, c1 = (c0, m) if context < m else (m, c1)
             if affine:
