@@ -3,8 +3,9 @@
 Measures, in one process (load average printed before and after):
 
 1. the wall and CPU time of serving the trace from a cold start (every step-time point simulated
-   when first needed, timing-engine runs shared through the step-time model's RunCache) and
-   again with the table filled (the engine alone), beside one
+   when first needed, timing-engine runs shared through the step-time model's RunCache and made
+   in ``--workers`` processes), the same cold start serially (asserted to give the same table
+   and results) and again with the table filled (the engine alone), beside one
    ``simulate_scenario`` decode step (batch 1, context 2048) as the baseline unit of work;
 2. latency percentiles and throughput against the arrival rate (same lengths, gaps scaled);
 3. saturation: fixed lengths above the rate the step times predict
@@ -13,7 +14,7 @@ Measures, in one process (load average printed before and after):
 5. what padding or interpolating the batch would cost instead of simulating every batch size;
 6. what padding prefill tokens to a power of two does.
 
-    python benchmarks/bench_serving.py [--quick] [--only PART] [--table FILE]
+    python benchmarks/bench_serving.py [--quick] [--only PART] [--table FILE] [--workers N]
 
 ``--quick`` skips parts 2-6; ``--table`` keeps the simulated step times in a file (part 1's cold
 start is only cold without it). Prints markdown tables (docs/serving.md, docs/benchmarks.md).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
@@ -50,12 +52,21 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _timed(fn):
-    """``fn()``, its wall and CPU seconds (CPU: this process; on a loaded machine the wall time
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished (joined) worker processes."""
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + child.ru_utime + child.ru_stime
+
+
+def _timed(fn, close: SimulatedStepTimes | None = None):
+    """``fn()``, its wall and CPU seconds (CPU: this process and, with ``close``, the worker
+    processes of that step-time model, stopped at the end; on a loaded machine the wall time
     includes waiting for a core)."""
-    t, c = time.perf_counter(), time.process_time()
+    t, c = time.perf_counter(), _cpu()
     out = fn()
-    return out, time.perf_counter() - t, time.process_time() - c
+    if close is not None:
+        close.close()
+    return out, time.perf_counter() - t, _cpu() - c
 
 
 def part1(steps: SimulatedStepTimes) -> None:
@@ -63,19 +74,30 @@ def part1(steps: SimulatedStepTimes) -> None:
     simulate_scenario(Scenario(model=MODEL, phase="decode", batch=1, context_length=64))  # warm
     _, base, base_cpu = _timed(lambda: simulate_scenario(
         Scenario(model=MODEL, phase="decode", batch=1, context_length=2048)))
-    r, cold, cold_cpu = _timed(lambda: serve(trace, step_times=steps, engine=ENGINE))
+    cold_start = steps.simulations == 0
+    print(f"\n## 1. Speed ({load()} at the start)\n")
+    r, cold, cold_cpu = _timed(lambda: serve(trace, step_times=steps, engine=ENGINE), steps)
     n = steps.simulations
     kinds = f"{len(steps.table()['decode'])} decode, {len(steps.table()['prefill'])} prefill"
+    at_cold = load()
     again, warm, warm_cpu = _timed(lambda: serve(trace, step_times=steps, engine=ENGINE))
     assert np.array_equal(r.finish_s, again.finish_s)
-    print(f"\n## 1. Speed ({load()})\n")
     print("| what | wall s | CPU s | / one decode-step simulation (CPU) |\n|---|---:|---:|---:|")
     print(f"| one `simulate_scenario` decode step (b1, ctx 2048), the baseline | {base:.2f} | "
           f"{base_cpu:.2f} | 1 |")
-    print(f"| 1,000 requests at {RATE:g} req/s, cold ({n} step-time points simulated: {kinds}) | "
-          f"{cold:.1f} | {cold_cpu:.1f} | {cold_cpu / base_cpu:.0f} |")
+    print(f"| 1,000 requests at {RATE:g} req/s, {'cold' if cold_start else 'table loaded'} "
+          f"({n} step-time points: {kinds}; {steps.runs.workers} worker processes, CPU "
+          f"theirs + this process's) | {cold:.1f} | {cold_cpu:.1f} | "
+          f"{cold_cpu / base_cpu:.0f} |")
+    if cold_start:
+        serial = SimulatedStepTimes(MODEL, max_batch=ENGINE.max_batch)
+        one, s_wall, s_cpu = _timed(lambda: serve(trace, step_times=serial, engine=ENGINE))
+        assert serial.table() == steps.table() and np.array_equal(one.finish_s, r.finish_s)
+        print(f"| the same cold, serial (`workers=1`; the same table and results, bit for bit) "
+              f"| {s_wall:.1f} | {s_cpu:.1f} | {s_cpu / base_cpu:.0f} |")
     print(f"| the same with the step-time table filled (engine alone, {r.steps} steps) | "
           f"{warm:.2f} | {warm_cpu:.2f} | {warm_cpu / base_cpu:.2f} |")
+    print(f"\n({at_cold} after the cold run; {load()} at the end)")
     print("\n```\n" + r.table() + "\n```")
 
 
@@ -229,9 +251,11 @@ def main() -> None:
                     help="run one part (with --table, skips the cold-start part 1)")
     ap.add_argument("--table", metavar="FILE", help="step-time table to read (if it exists) "
                                                     "and write: reruns skip the simulations")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="worker processes of the step-time model (default 2)")
     args = ap.parse_args()
     print(f"# bench_serving: {MODEL}, prodigy-t16128 ({load()})")
-    steps = SimulatedStepTimes(MODEL, max_batch=ENGINE.max_batch)
+    steps = SimulatedStepTimes(MODEL, max_batch=ENGINE.max_batch, workers=args.workers)
     if args.table and os.path.exists(args.table):
         steps.load(args.table)
     parts = (part1, part2, part3, part4, part5, part6)
@@ -244,6 +268,7 @@ def main() -> None:
             for part in parts[1:]:
                 part(steps)
     finally:
+        steps.close()
         if args.table:
             steps.save(args.table)
     print(f"\n({load()}; {steps.simulations} step-time points in the table)")

@@ -127,15 +127,14 @@ def test_batch_bisection_interpolates_only_where_affine():
 
 def test_table_file_roundtrip_and_key(tmp_path):
     st = SimulatedStepTimes("llama-2-7b", simulate=fake)
-    # batch 3: the middle of the batch grid interval 2..4 is 3 itself; contexts 256, 1024 and
-    # the midpoint 640, at batches 2, 3 and 4 (fake is affine: no more)
+    # batch 3: the middle of the batch grid interval 2..4 is 3 itself, simulated without the
+    # chord through 2 and 4; contexts 256, 1024 and the midpoint 640 (fake is affine: no more)
     st.decode_seconds(3, 700)
-    assert {(b, c) for b, c, _ in st.table()["decode"]} == {
-        (b, c) for b in (2, 3, 4) for c in (256, 640, 1024)}
+    assert {(b, c) for b, c, _ in st.table()["decode"]} == {(3, c) for c in (256, 640, 1024)}
     st.prefill_seconds(100)
     path = st.save(tmp_path / "t.json")
     again = SimulatedStepTimes("llama-2-7b", simulate=lambda *a: pytest.fail("simulated"))
-    assert again.load(path) == 10
+    assert again.load(path) == 4
     assert again.decode_seconds(3, 700) == st.decode_seconds(3, 700)
     other = SimulatedStepTimes("llama-2-7b", sparsity="8:4", simulate=fake)
     with pytest.raises(ConfigError, match="another model, format, chip"):
@@ -252,3 +251,20 @@ def test_aligned_steps_are_simulated_and_never_interpolation_nodes():
 
 def spiky_decode(batch, context):
     return 1.2 * fake_decode(batch, context)
+
+
+def test_worker_processes_give_the_serial_grid_bit_for_bit():
+    """``workers=2`` (each query's points lowered together, their timing-engine runs made in
+    worker processes) simulates the same points with the same seconds as ``workers=1``, and
+    answers every query the same; a small model on 8 cores, so that it is quick."""
+    queries = [(1, 300), (3, 700), (2, 2000), (6, 100)]
+    out = []
+    for workers in (1, 2):
+        with SimulatedStepTimes("smollm2-135m", cores=8, max_batch=8, workers=workers) as st:
+            times = [st.decode_seconds(b, c) for b, c in queries] + [st.prefill_seconds(100)]
+            out.append((times, st.table()))
+            assert (st.runs.submitted > 0) == (workers > 1)
+    assert out[0] == out[1]
+    assert len(out[0][1]["decode"]) > len(queries)  # bisections, in contexts and batches
+    with pytest.raises(ConfigError, match="unknown simulation options"):
+        SimulatedStepTimes("smollm2-135m", cache=None)

@@ -3,10 +3,13 @@ decode steps of one batch at different contexts share their linear layers' runs.
 
 import dataclasses
 
+import pytest
+
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import ModelCard, Scenario, load_card
-from prodigy_sim.simulation import RunCache, SimMethod, simulate_lowered
+from prodigy_sim.simulation import RunCache, SimMethod, prefetch_runs, simulate_lowered
 
 CFG = load_preset("prodigy-t16128")
 
@@ -66,3 +69,24 @@ def test_linear_layers_are_shared_across_contexts_not_across_batches_or_chips():
     half = simulate_lowered(lm, slower, cache=cache)
     assert cache.misses > before
     assert half.seconds > simulate_lowered(lm, CFG, cache=cache).seconds
+
+
+def test_runs_in_worker_processes_equal_runs_made_here():
+    """With ``RunCache(workers=2)`` and every run of three steps submitted ahead
+    (``prefetch_runs``), each op result equals the result of simulating the step alone without
+    a cache; every distinct run was made in a worker, once (the linear layers of the two
+    contexts of batch 2 are submitted once)."""
+    method = SimMethod(steady_units=None)
+    lms = [_lowered(b, c) for b, c in [(2, 128), (2, 256), (3, 128)]]
+    with RunCache(workers=2) as cache:
+        offered = [prefetch_runs(lm, CFG, cache, method=method) for lm in lms]
+        submitted = cache.submitted
+        for lm in lms:
+            shared = simulate_lowered(lm, CFG, method=method, cache=cache)
+            alone = simulate_lowered(lm, CFG, method=method)
+            assert [dataclasses.asdict(o) for s in shared.stages for o in s.ops] == \
+                [dataclasses.asdict(o) for s in alone.stages for o in s.ops]
+        assert submitted == len(cache) == cache.misses < sum(offered)
+    assert prefetch_runs(lms[0], CFG, RunCache(), method=method) == offered[0]  # serial: no-op
+    with pytest.raises(ConfigError, match="workers"):
+        RunCache(workers=0)

@@ -85,6 +85,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument("--plot", metavar="DIR", help="write timeline (and latency_vs_load for "
                                                    "--rates) plots, PNG and SVG, into DIR")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--workers", type=int, default=2, metavar="N",
+                     help="worker processes that simulate step-time points (default 2; 1: "
+                          "serially; the same times either way)")
     return parser
 
 
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             sims.update(1)
 
     steps = SimulatedStepTimes(model, formats=formats, sparsity=args.sparsity, hardware=args.hw,
-                               max_batch=args.max_batch, on_simulate=on_simulate)
+                               max_batch=args.max_batch, on_simulate=on_simulate,
+                               workers=args.workers)
     table = Path(args.step_table) if args.step_table else None
     if table is not None and table.exists():
         steps.load(table)
@@ -176,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                                     progress=bar.update if bar is not None else None)
                    for t in traces]
     finally:
+        steps.close()
         for b in (bar, sims):
             if b is not None:
                 b.close()

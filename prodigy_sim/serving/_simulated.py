@@ -40,16 +40,18 @@ import bisect
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
+from prodigy_sim.lowering import LoweredModel, lower_model
 from prodigy_sim.models import Formats, Routing, Scenario, check_scenario, load_card
-from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.reports import report_simulation
 from prodigy_sim.serving._steptime import StepShape
-from prodigy_sim.simulation import RunCache
+from prodigy_sim.simulation import RunCache, SimMethod, prefetch_runs, simulate
 
 __all__ = ["SimulatedStepTimes", "InterpolationCheck", "check_interpolation",
            "default_decode_buckets", "vllm_decode_buckets", "DEFAULT_CONTEXT_GRID",
@@ -108,8 +110,12 @@ def vllm_decode_buckets(max_batch: int) -> tuple[int, ...]:
     return _upto([1, 2, 4] + list(range(8, 65, 8)), max_batch)
 
 
-def _simulate(scenario: Scenario, config: ChipConfig, **options) -> float:
-    return simulate_scenario(scenario, config=config, **options).seconds
+Points = list[tuple[int, int]]
+"""Decode grid points ``(batch, context)`` a bisection step needs simulated."""
+T = TypeVar("T")
+Bisection = Generator[Points, None, tuple[int, int]]
+"""A bisection as a generator: it yields the points it needs next and reads them from the grid
+once resumed (so several bisections can have their points simulated together)."""
 
 
 
@@ -131,9 +137,16 @@ class SimulatedStepTimes:
 
     ``on_simulate(kind, batch, tokens, seconds)`` is called after each new simulation (for a
     progress bar). ``simulate(scenario, config) -> seconds`` replaces the simulator (tests).
-    ``options`` go to :func:`prodigy_sim.reports.simulate_scenario` (``steady_units`` defaults
-    to :data:`GRID_STEADY_UNITS`). ``aligned_min``: the
+    ``options`` go to :func:`prodigy_sim.simulation.simulate` (``steady_units`` defaults
+    to :data:`GRID_STEADY_UNITS`; ``cores``, ``l3``, ``reuse``): a point's seconds are those of
+    :func:`prodigy_sim.reports.simulate_scenario` with these options. ``aligned_min``: the
     smallest power of two of KV tokens at which a step counts as aligned (None: none does).
+
+    ``workers`` > 1: the timing-engine runs of the points a query needs (a bisection step's
+    three contexts, the three batches of a batch bisection, an aligned node's neighbours, the
+    ops of one step) are made in that many worker processes (:class:`RunCache`), submitted
+    together; the points, and so every time, are the same as with ``workers=1``
+    (``tests/test_serving_steptime.py``). :meth:`close` (or ``with``) stops the workers.
     """
 
     def __init__(self, model: str = "llama-2-7b", *, formats: Formats | None = None,
@@ -148,6 +161,7 @@ class SimulatedStepTimes:
                  aligned_min: int | None = ALIGNED_MIN_KV_TOKENS,
                  simulate: Simulate | None = None,
                  on_simulate: Callable[[str, int, int, float], None] | None = None,
+                 workers: int = 1,
                  **options) -> None:
         self.card = load_card(model)
         if not self.card.is_decoder:
@@ -182,11 +196,16 @@ class SimulatedStepTimes:
         self.min_interval = min_interval
         self.aligned_min = aligned_min
         options = {"steady_units": GRID_STEADY_UNITS, **options}
-        self.runs = RunCache()
+        unknown = set(options) - {"steady_units", "cores", "l3", "reuse"}
+        if unknown:
+            raise ConfigError(f"unknown simulation options {sorted(unknown)} (steady_units, "
+                              "cores, l3, reuse)")
+        self.runs = RunCache(workers)
         """Timing-engine runs shared by the grid's simulations (exact reuse: the linear layers
-        of one batch at every context)."""
-        self._simulate = simulate or (lambda sc, cfg: _simulate(sc, cfg, cache=self.runs,
-                                                                **options))
+        of one batch at every context), made in ``workers`` processes."""
+        self._stub = simulate
+        self._method = SimMethod(options.get("reuse", True), options["steady_units"],
+                                 options.get("l3", True))
         self._options = options
         self._on_simulate = on_simulate
         self._decode: dict[tuple[int, int], float] = {}
@@ -194,20 +213,94 @@ class SimulatedStepTimes:
 
     # --- the grid ------------------------------------------------------------------------------
 
-    def simulate(self, phase: str, batch: int, length: int) -> float:
-        """One simulation of ``phase`` at ``batch`` and ``length`` tokens (seconds), not added to
-        the grid."""
+    def close(self) -> None:
+        """Stop the worker processes (:meth:`RunCache.close`); the model stays usable."""
+        self.runs.close()
+
+    def __enter__(self) -> SimulatedStepTimes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _scenario(self, phase: str, batch: int, length: int) -> Scenario:
         key = "context_length" if phase == "decode" else "sequence_length"
         scenario = self.template.model_copy(update={"phase": phase, "batch": batch,
                                                     "context_length": None, key: length})
         check_scenario(scenario, self.card, source="step-time grid")
-        seconds = float(self._simulate(scenario, self.config))
+        return scenario
+
+    def _lower(self, scenario: Scenario) -> LoweredModel:
+        """``scenario`` lowered as :func:`prodigy_sim.simulation.simulate` lowers it, its
+        timing-engine runs submitted to the workers."""
+        lowered = lower_model(self.card, scenario, self.config,
+                              cores=self._options.get("cores"), l3=self._method.l3)
+        prefetch_runs(lowered, self.config, self.runs, method=self._method)
+        return lowered
+
+    def _seconds(self, phase: str, batch: int, length: int,
+                 lowered: LoweredModel | None = None) -> float:
+        if self._stub is not None:
+            seconds = float(self._stub(self._scenario(phase, batch, length), self.config))
+        else:
+            lowered = lowered or self._lower(self._scenario(phase, batch, length))
+            sim = simulate(lowered, self.config, steady_units=self._method.steady_units,
+                           reuse=self._method.reuse, l3=self._method.l3, cache=self.runs)
+            seconds = report_simulation(sim, self.config).seconds
         if not seconds > 0:
             raise ConfigError(f"the simulator gave {seconds} s for {phase} batch {batch}, "
                               f"{length} tokens")
         if self._on_simulate is not None:
             self._on_simulate(phase, batch, length, seconds)
         return seconds
+
+    def simulate(self, phase: str, batch: int, length: int) -> float:
+        """One simulation of ``phase`` at ``batch`` and ``length`` tokens (seconds), not added to
+        the grid: :func:`prodigy_sim.reports.simulate_scenario` of the model's scenario at that
+        shape with the model's options (or the stand-in ``simulate``)."""
+        return self._seconds(phase, batch, length)
+
+    def simulate_decodes(self, points: Sequence[tuple[int, int]]) -> None:
+        """Add the decode grid points ``(batch, context)`` not simulated yet: all lowered first
+        and their timing-engine runs submitted together (in parallel with ``workers`` > 1),
+        then each simulated from them."""
+        todo = [p for p in dict.fromkeys(points) if p not in self._decode]
+        if self._stub is not None or self.runs.workers == 1 or len(todo) < 2:
+            for b, c in todo:
+                self._decode[(b, c)] = self._seconds("decode", b, c)
+            return
+        lowered = [self._lower(self._scenario("decode", b, c)) for b, c in todo]
+        for (b, c), lm in zip(todo, lowered, strict=True):
+            self._decode[(b, c)] = self._seconds("decode", b, c, lm)
+
+    def _run(self, bisection: Generator[Points, None, T]) -> T:
+        """Drive one bisection, simulating the points it asks for."""
+        try:
+            while True:
+                self.simulate_decodes(next(bisection))
+        except StopIteration as done:
+            return done.value
+
+    @staticmethod
+    def _together(bisections: Sequence[Generator[Points, None, T]]
+                  ) -> Generator[Points, None, list[T]]:
+        """Several bisections in lockstep: each round yields the points all of them need."""
+        out: dict[int, T] = {}
+        active = list(range(len(bisections)))
+        while active:
+            need: Points = []
+            still = []
+            for i in active:
+                try:
+                    need += next(bisections[i])
+                except StopIteration as done:
+                    out[i] = done.value
+                    continue
+                still.append(i)
+            active = still
+            if need:
+                yield need
+        return [out[i] for i in range(len(bisections))]
 
     def decode_point(self, batch: int, context: int) -> float:
         """Simulated decode step at a grid point (cached)."""
@@ -219,6 +312,14 @@ class SimulatedStepTimes:
     def aligned(self, batch: int, context: int) -> bool:
         """:func:`aligned` with this model's ``aligned_min`` (None: no step is aligned)."""
         return aligned(batch, context, self.aligned_min)
+
+    def _node_points(self, batch: int, context: int) -> Points:
+        """The simulated points :meth:`decode_node` takes."""
+        if not self.aligned(batch, context) or context - 2 * KV_TILE_TOKENS < self.context_grid[0]:
+            return [(batch, context)]
+        if context + KV_TILE_TOKENS <= self.context_grid[-1]:
+            return [(batch, context - KV_TILE_TOKENS), (batch, context + KV_TILE_TOKENS)]
+        return [(batch, context - KV_TILE_TOKENS), (batch, context - 2 * KV_TILE_TOKENS)]
 
     def decode_node(self, batch: int, context: int) -> float:
         """The decode step time an interpolation uses at a grid point: the simulated point, or
@@ -270,15 +371,16 @@ class SimulatedStepTimes:
         if self.aligned(b, c):
             return self.decode_point(b, c)
         b0, b1 = self.decode_batches(b, c)
-        t0 = self._at_batch(b0, c)
+        ts = self._run(self._together([self._at_batch(x, c) for x in dict.fromkeys((b0, b1))]))
         if b1 == b0:
-            return t0
-        return _chord(b0, t0, b1, self._at_batch(b1, c), b)
+            return ts[0]
+        return _chord(b0, ts[0], b1, ts[1], b)
 
-    def _at_batch(self, batch: int, context: int) -> float:
+    def _at_batch(self, batch: int, context: int) -> Generator[Points, None, float]:
         """The step time of the bucket ``batch`` at a grid ``context``, interpolated in the
-        context only."""
-        c0, c1 = self.decode_interval(batch, context)
+        context only (a bisection generator)."""
+        c0, c1 = yield from self._interval(batch, context)
+        yield self._node_points(batch, c0) + self._node_points(batch, c1)
         t0 = self.decode_node(batch, c0)
         if c1 == c0:
             return t0
@@ -295,6 +397,11 @@ class SimulatedStepTimes:
         to neighbouring buckets. Outside the batch grid (or with ``refine_tolerance`` 0) every
         bucket is simulated.
         """
+        return self._run(self._batches(batch, context))
+
+    def _batches(self, batch: int, context: int) -> Bisection:
+        """:meth:`decode_batches` as a bisection generator (the three batches of a step timed
+        together)."""
         buckets = self.decode_buckets
         i = buckets.index(batch)
         grid = [j for j, b in enumerate(buckets) if b in self.batch_grid]
@@ -304,10 +411,11 @@ class SimulatedStepTimes:
         i0, i1 = grid[k - 1], grid[k]
         while i1 - i0 > 1:
             m = (i0 + i1) // 2
-            b0, b1, bm = buckets[i0], buckets[i1], buckets[m]
-            t0, t1, tm = (self._at_batch(x, context) for x in (b0, b1, bm))
-            if m == i:
+            if m == i:                                   # (the chord is not needed)
                 return batch, batch
+            b0, b1, bm = buckets[i0], buckets[i1], buckets[m]
+            t0, t1, tm = yield from self._together([self._at_batch(x, context)
+                                                     for x in (b0, b1, bm)])
             affine = abs(_chord(b0, t0, b1, t1, bm) / tm - 1) <= self.refine_tolerance
             i0, i1 = (i0, m) if i < m else (m, i1)
             if affine:
@@ -341,6 +449,11 @@ class SimulatedStepTimes:
         are simulated depends only on the grid and the simulated times, not on the order of the
         queries, so a saved table gives the same times.
         """
+        return self._run(self._interval(batch, context))
+
+    def _interval(self, batch: int, context: int) -> Bisection:
+        """:meth:`decode_interval` as a bisection generator (each step's three contexts
+        simulated together)."""
         grid = self.context_grid
         j = bisect.bisect_left(grid, context)
         if grid[j] == context:
@@ -350,9 +463,10 @@ class SimulatedStepTimes:
             if not self.refine_tolerance or c1 - c0 <= self.min_interval:
                 return c0, c1
             m = c0 + KV_TILE_TOKENS * ((c1 - c0) // (2 * KV_TILE_TOKENS))
-            t0, t1, tm = (self.decode_node(batch, x) for x in (c0, c1, m))
-            if m == context:
+            if m == context:                             # (the chord is not needed)
                 return m, m
+            yield [p for x in (c0, c1, m) for p in self._node_points(batch, x)]
+            t0, t1, tm = (self.decode_node(batch, x) for x in (c0, c1, m))
             affine = abs(_chord(c0, t0, c1, t1, m) / tm - 1) <= self.refine_tolerance
             c0, c1 = (c0, m) if context < m else (m, c1)
             if affine:

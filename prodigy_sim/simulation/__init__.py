@@ -7,7 +7,9 @@
 - :func:`simulate_op`: one lowered op (e.g. a single GEMM from
   :func:`prodigy_sim.lowering.linear_op`) -> :class:`OpResult`.
 - :class:`RunCache`: passed to :func:`simulate`, reuses identical timing-engine runs across
-  simulations (exact; e.g. the linear layers of decode steps that differ only in context).
+  simulations (exact; e.g. the linear layers of decode steps that differ only in context);
+  with ``workers=n`` it runs them in worker processes, submitted ahead by
+  :func:`prefetch_runs` (the same results).
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
   extrapolation) and whether the shared L3 was on, with each approximation's checked bound.
 - :func:`step_timeline` / :func:`write_step_timeline`: a bounded Perfetto timeline of a model
@@ -25,6 +27,7 @@ from prodigy_sim.simulation._driver import OpTrace as OpTrace
 from prodigy_sim.simulation._driver import SimMethod as SimMethod
 from prodigy_sim.simulation._driver import StageResult as StageResult
 from prodigy_sim.simulation._driver import onchip_share as onchip_share
+from prodigy_sim.simulation._driver import prefetch_runs as prefetch_runs
 from prodigy_sim.simulation._driver import sim_kernel_count as sim_kernel_count
 from prodigy_sim.simulation._driver import simulate as simulate
 from prodigy_sim.simulation._driver import simulate_lowered as simulate_lowered
@@ -35,4 +38,4 @@ from prodigy_sim.simulation._timeline import write_step_timeline as write_step_t
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
            "OpTrace", "RunCache", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
-           "onchip_share"]
+           "onchip_share", "prefetch_runs"]

@@ -1,4 +1,5 @@
-"""Exact reuse of timing-engine runs across simulations: :class:`RunCache`.
+"""Exact reuse of timing-engine runs across simulations, optionally run in parallel:
+:class:`RunCache`.
 
 Every :class:`~prodigy_sim.simulation.OpResult` is computed from one or a few runs of the timing
 engine (:func:`prodigy_sim.timing.simulate`): the op's program on its cores of a chip, with its
@@ -14,12 +15,23 @@ contexts run the same linear-layer programs (only attention and the KV-cache upd
 the context), so a grid of step times over (batch, context) simulates the linear layers once per
 batch. The cache is passed explicitly (``simulate(..., cache=RunCache())``); nothing is shared
 between simulations without one. A recorded run (``trace``) is never cached.
+
+**Parallel runs** (``RunCache(workers=n)``, n > 1): :meth:`RunCache.submit` starts a run in one
+of ``n`` worker processes (forked from this one, started at the first submission) and
+:meth:`RunCache.run` waits for it when the run is asked for (the driver's
+:func:`~prodigy_sim.simulation.prefetch_runs` submits every run a simulation will make before
+making it). A run is the same pure function in a worker as here, and its result comes back by
+pickling (floats and integers exactly), so the results are the same as with ``workers=1``; only
+which process computes a run, and when, changes (``tests/test_simulation_cache.py``).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Collection
+from concurrent.futures import Future, ProcessPoolExecutor
 
+from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Program
 from prodigy_sim.timing import SimulationResult
@@ -28,34 +40,88 @@ from prodigy_sim.timing import simulate as simulate_program
 __all__ = ["RunCache"]
 
 
+def _run(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
+         resident: frozenset[str], held_bytes: int) -> SimulationResult:
+    """One run (in a worker process)."""
+    return simulate_program(program, config, cores=cores, l3_bytes=l3_bytes,
+                            resident=resident, held_bytes=held_bytes)
+
+
 class RunCache:
     """Results of timing-engine runs keyed by every input of the run (see the module docstring).
 
-    ``hits`` and ``misses`` count lookups; ``len(cache)`` is the number of distinct runs kept.
+    ``workers``: processes that :meth:`submit` runs in (1: none, every run is made in
+    :meth:`run`). ``hits`` and ``misses`` count lookups in :meth:`run` (a submitted run counts
+    as a miss when it is asked for), ``submitted`` the runs started in a worker;
+    ``len(cache)`` is the number of distinct runs kept.
     Memory: one :class:`~prodigy_sim.timing.SimulationResult` (per-core counters) and one
-    reference to the program per distinct run.
+    reference to the program per distinct run. :meth:`close` (or ``with``) stops the workers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"'workers' must be >= 1 (got {workers})")
+        self.workers = workers
         self._runs: dict[tuple, SimulationResult] = {}
+        self._pending: dict[tuple, Future[SimulationResult]] = {}
+        self._pool: ProcessPoolExecutor | None = None
         self.hits = 0
         self.misses = 0
+        self.submitted = 0
 
     def __len__(self) -> int:
         return len(self._runs)
+
+    def __enter__(self) -> RunCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (runs submitted and not yet asked for are dropped); the
+        cache stays usable (serially, or with new workers at the next submission)."""
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    @staticmethod
+    def _key(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
+             resident: Collection[str], held_bytes: int) -> tuple:
+        return (program, config, cores, l3_bytes, frozenset(resident), held_bytes)
+
+    def submit(self, program: Program, config: ChipConfig, *, cores: int | None,
+               l3_bytes: int | None, resident: Collection[str], held_bytes: int) -> None:
+        """Start this run in a worker process unless it is kept or already started (nothing
+        with ``workers=1``); :meth:`run` of the same arguments takes its result."""
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes)
+        if self.workers == 1 or key in self._runs or key in self._pending:
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers,
+                                             mp_context=multiprocessing.get_context("fork"))
+        self._pending[key] = self._pool.submit(_run, *key)
+        self.submitted += 1
 
     def run(self, program: Program, config: ChipConfig, *, cores: int | None,
             l3_bytes: int | None, resident: Collection[str], held_bytes: int
             ) -> SimulationResult:
         """:func:`prodigy_sim.timing.simulate` of these arguments (its other arguments at their
-        defaults), from the cache when the same run was made before."""
-        key = (program, config, cores, l3_bytes, frozenset(resident), held_bytes)
+        defaults), from the cache when the same run was made before, from its worker when it
+        was submitted."""
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes)
         found = self._runs.get(key)
         if found is not None:
             self.hits += 1
             return found
         self.misses += 1
-        result = simulate_program(program, config, cores=cores, l3_bytes=l3_bytes,
-                                  resident=resident, held_bytes=held_bytes)
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            result = pending.result()
+        else:
+            result = _run(*key)
         self._runs[key] = result
         return result

@@ -33,7 +33,8 @@ from prodigy_sim.timing import BusyRecorder
 from prodigy_sim.timing import simulate as simulate_program
 
 __all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod", "simulate",
-           "simulate_op", "simulate_lowered", "sim_kernel_count", "DEFAULT_STEADY_UNITS",
+           "simulate_op", "simulate_lowered", "sim_kernel_count", "prefetch_runs",
+           "DEFAULT_STEADY_UNITS",
            "STEADY_STATE_BOUND", "onchip_share"]
 
 DEFAULT_STEADY_UNITS = 2
@@ -175,6 +176,37 @@ class OpTrace:
     total_units: int
 
 
+def _run_inputs(op: LoweredOp, method: SimMethod) -> tuple[int | None, Residency]:
+    """The ``l3_bytes`` and residency every timing-engine run of ``op`` gets."""
+    return (None, op.residency) if method.l3 else (0, Residency())
+
+
+def _steady_candidate(op: LoweredOp, method: SimMethod) -> bool:
+    """Whether :func:`simulate_op` tries the steady-state extrapolation on ``op`` (its runs then
+    depend on each other's results)."""
+    u = method.steady_units
+    return bool(u and op.kernel.uniform_units and op.kernel.per_core_units >= 32 * u)
+
+
+def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
+                  method: SimMethod | None = None) -> int:
+    """Submit to ``cache`` (:meth:`RunCache.submit`, worker processes) the timing-engine run of
+    every op :func:`simulate_lowered` will simulate every unit of, so that they run in parallel
+    before it asks for them; an op tried for the steady-state extrapolation is left to it (its
+    runs depend on each other). Returns how many runs were offered."""
+    method = method or SimMethod()
+    n = 0
+    for st in lowered.stages:
+        for op in st.ops:
+            if _steady_candidate(op, method):
+                continue
+            l3_bytes, on_chip = _run_inputs(op, method)
+            cache.submit(op.kernel.program, config, cores=op.kernel.cores, l3_bytes=l3_bytes,
+                         resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+            n += 1
+    return n
+
+
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
                 stage: str = "", trace: list[OpTrace] | None = None,
                 cache: RunCache | None = None) -> OpResult:
@@ -186,8 +218,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     method = method or SimMethod()
     k = op.kernel
     cores = k.cores
-    l3_bytes = None if method.l3 else 0
-    on_chip = op.residency if method.l3 else Residency()
+    l3_bytes, on_chip = _run_inputs(op, method)
     recorders: dict[int | None, BusyRecorder] = {}
 
     def run(cap: int | None):
@@ -207,7 +238,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     how = "full"
     res = None
     cap: int | None = None
-    if u and k.uniform_units and n >= 32 * u:
+    if u and _steady_candidate(op, method):
         # (the runs of u .. 8u units cost 15u units of simulation: tried only where that is at
         # most about half of the n units, else every unit is simulated at once)
         # Double the simulated units u (reusing runs) until the window of units u+1 .. 2u
