@@ -1,24 +1,28 @@
 """Measurement (not a timing benchmark): the issue's per-layer must-show on every linear layer.
 
 For every linear layer of MiniLM or SmolLM2, on its float32 calibration inputs ``X`` (the float
-model over the calibration segments): ``||X W^T - X W_q^T||_F`` of round to nearest against
-GPTQ with act-order (the tables' "GPTQ", ``gptq-act``) and GPTQ without act-order (block scales
-chosen in the sweep, ``gptq``) for tai4, tai2, int4 and float4_e2m1fn (MX E8M0/32, OCP floor,
-1 % damping), and of magnitude pruning against SparseGPT at 8:4 without quantization and with
-tai4 and tai2. Prints every cell where the PTQ method is not below its baseline (ratio >= 1)
-and, per comparison, how many layers pass. docs/ptq.md, "Per-layer output error".
+model over the calibration segments): ``||X W^T - X W_q^T||_F`` of round to nearest against GPTQ
+with act-order (the tables' "GPTQ", ``gptq-act``) and GPTQ without act-order (block scales chosen
+in the sweep, ``gptq``) for tai4, tai2, int4 and float4_e2m1fn (MX E8M0/32, OCP floor, 1 %
+damping), and of magnitude pruning against SparseGPT, without and with block act-order
+(``sparsegpt-act``), at 8:4 without quantization and with tai4 and tai2. Prints every cell where
+the PTQ method is not below its baseline (ratio >= 1) and, per comparison, how many layers pass.
+docs/ptq.md, "Per-layer output error".
 
     python benchmarks/ptq_layer_errors.py minilm
     python benchmarks/ptq_layer_errors.py smollm2 [--jsonl FILE]   # ~1 h CPU
 
 With ``--jsonl FILE`` each layer's cells are appended to FILE as they are measured, and layers
-already in FILE are read back instead of measured again (a stopped run resumes).
+already in FILE are read back instead of measured again (a stopped run resumes; a layer whose
+line lacks some cells, from before they were added, gets only those measured, on a new line
+that holds all of them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,25 +47,36 @@ from prodigy_sim.realmodels._ptq import _Collect, run_sequences
 FORMATS = ("tai4", "tai2", "int4", "float4_e2m1fn")
 PAIRS = ([(f"gptq-act {f}", f"rtn {f}") for f in FORMATS]
          + [(f"gptq {f}", f"rtn {f}") for f in FORMATS]
-         + [(f"sparsegpt{q}", f"magnitude{q}") for q in ("", " tai4", " tai2")])
+         + [(f"sparsegpt{q}", f"magnitude{q}") for q in ("", " tai4", " tai2")]
+         + [(f"sparsegpt-act{q}", f"magnitude{q}") for q in ("", " tai4", " tai2")])
 
 
-def errors(w: np.ndarray, x: np.ndarray) -> dict[str, float]:
-    """Every cell of one layer (module docstring)."""
+def errors(w: np.ndarray, x: np.ndarray, have: dict[str, float] | None = None
+           ) -> dict[str, float]:
+    """Every cell of one layer (module docstring); the cells in ``have`` are kept, not measured
+    again (a file from before a cell was added is completed)."""
+    have = have or {}
     h = hessian(x)
-    fac, fac_act = inverse_factor(h), inverse_factor(h, act_order=True)
-    e = {}
+    e = dict(have)
+    cells: dict[str, Callable[[], np.ndarray]] = {}
+    fac = inverse_factor(h)
     for fmt in FORMATS:
-        e[f"rtn {fmt}"] = output_error(w, rtn(w, fmt=fmt).weight, x)
-        e[f"gptq-act {fmt}"] = output_error(w, gptq(w, fac_act, fmt=fmt).weight, x)
-        e[f"gptq {fmt}"] = output_error(w, gptq(w, fac, fmt=fmt).weight, x)
-    mask = prune_mask(w, "8:4")
-    e["magnitude"] = output_error(w, np.where(mask, w, 0.0), x)
-    e["sparsegpt"] = output_error(w, sparsegpt(w, fac, sparsity="8:4").weight, x)
+        cells[f"rtn {fmt}"] = lambda f=fmt: rtn(w, fmt=f).weight
+        cells[f"gptq-act {fmt}"] = lambda f=fmt: gptq(
+            w, inverse_factor(h, act_order=True), fmt=f).weight
+        cells[f"gptq {fmt}"] = lambda f=fmt: gptq(w, fac, fmt=f).weight
+    cells["magnitude"] = lambda: np.where(prune_mask(w, "8:4"), w, 0.0)
+    cells["sparsegpt"] = lambda: sparsegpt(w, fac, sparsity="8:4").weight
+    cells["sparsegpt-act"] = lambda: sparsegpt(w, h, sparsity="8:4", act_order=True).weight
     for fmt in ("tai4", "tai2"):
-        e[f"magnitude {fmt}"] = output_error(w, rtn(w, fmt=fmt, sparsity="8:4").weight, x)
-        e[f"sparsegpt {fmt}"] = output_error(
-            w, sparsegpt(w, fac, sparsity="8:4", fmt=fmt).weight, x)
+        cells[f"magnitude {fmt}"] = lambda f=fmt: rtn(w, fmt=f, sparsity="8:4").weight
+        cells[f"sparsegpt {fmt}"] = lambda f=fmt: sparsegpt(w, fac, sparsity="8:4",
+                                                            fmt=f).weight
+        cells[f"sparsegpt-act {fmt}"] = lambda f=fmt: sparsegpt(w, h, sparsity="8:4", fmt=f,
+                                                                act_order=True).weight
+    for key, make in cells.items():
+        if key not in e:
+            e[key] = output_error(w, make(), x)
     return e
 
 
@@ -82,11 +97,12 @@ def main() -> None:
             done.update(json.loads(line))
     out = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     passed = dict.fromkeys(PAIRS, 0)
+    wanted = {c for pair in PAIRS for c in pair}
     for name in names:
-        if name in done:
+        if name in done and wanted <= done[name].keys():
             e = done[name]
         else:
-            e = errors(np.asarray(w[name]), np.concatenate(col.x[name]))
+            e = errors(np.asarray(w[name]), np.concatenate(col.x[name]), done.get(name))
             if out is not None:
                 out.write(json.dumps({name: e}) + "\n")
                 out.flush()

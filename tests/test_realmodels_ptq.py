@@ -36,11 +36,13 @@ def test_scheme_validation_and_labels():
     assert QuantScheme("tai4", "8:4", "wanda").label == "tai4 8:4 wanda"
     assert QuantScheme("tai4", method="gptq-act").label == "tai4 dense gptq-act"
     assert QuantScheme("tai2", "8:4", method="sparsegpt").label == "tai2 8:4 sparsegpt"
+    assert QuantScheme("tai2", "8:4", method="sparsegpt-act").label == "tai2 8:4 sparsegpt-act"
     assert QuantScheme("tai4", block=16, scale="e4m3", scale_rule="mse").label == \
         "tai4 dense e4m3/16 mse"
     assert QuantScheme("tai4", scale="e4m3").rule == "nearest"
     assert QuantScheme("tai4").rule == "floor"
     for bad, match in [(dict(method="sparsegpt"), "sparsity"),
+                       (dict(method="sparsegpt-act"), "sparsity"),
                        (dict(sparsity="8:4", method="spqr"), "dense"),
                        (dict(method="nope"), "unknown method"),
                        (dict(scale_rule="ceil"), "unknown scale rule"),
@@ -87,6 +89,33 @@ def test_sequential_pass_uses_the_schemes_damping(monkeypatch):
         qm = _ptq.quantize_model(w, QuantScheme("tai4", method="gptq", damping=damping), cal)
         assert seen == [want] * 4  # groups (q, k, v), (o), (up), (down)
         assert {r.stats["damp"] > 0 for r in qm.results.values()} == {True}
+
+
+@needs_models
+def test_sparsegpt_act_sweeps_whole_scale_blocks(monkeypatch):
+    """``sparsegpt-act``: every group's factor is block act-order over the 32-column scale blocks
+    (``sparsegpt`` keeps the identity order), and the weights are exactly 8:4 with their scales
+    chosen in the sweep."""
+    import prodigy_sim.ptq as ptq
+    from prodigy_sim.realmodels import _ptq
+
+    seen = []
+    real = ptq.inverse_factor
+
+    def spy(h, **kw):
+        fac = real(h, **kw)
+        seen.append((fac.act_order, fac.act_block))
+        return fac
+
+    monkeypatch.setattr(ptq, "inverse_factor", spy)
+    w, cal = _toy_bert()
+    for method, want in (("sparsegpt", (False, 1)), ("sparsegpt-act", (True, 32))):
+        seen.clear()
+        qm = _ptq.quantize_model(w, QuantScheme("tai2", "8:4", method=method), cal)
+        assert seen == [want] * 4
+        for res in qm.results.values():
+            assert res.stats["act_order"] == want[0] and not res.stats["static_scales"]
+            assert np.all(res.mask.reshape(res.mask.shape[0], -1, 8).sum(axis=2) == 4)
 
 
 @needs_models

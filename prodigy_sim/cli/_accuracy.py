@@ -49,7 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "(default: both; SparseGPT chooses its own mask)")
     sel.add_argument("--method", default="rtn", metavar="LIST",
                      help="comma-separated ways to choose the weights: rtn (round to nearest), "
-                          "gptq, gptq-act (GPTQ with act-order), sparsegpt (8:4 rows only), "
+                          "gptq, gptq-act (GPTQ with act-order), sparsegpt, sparsegpt-act "
+                          "(SparseGPT, with block act-order; 8:4 rows only), "
                           "spqr (dense rows only), hadamard, hadamard-gptq (QuaRot-style "
                           "rotations, then rtn / gptq); combinations a method does not take "
                           "are skipped (default: rtn)")
@@ -57,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="comma-separated block-scale rules: default (OCP floor for E8M0, "
                           "nearest for E4M3), floor, nearest, noclip, mse (docs/ptq.md)")
     sel.add_argument("--damping", type=float, default=None, metavar="FRACTION",
-                     help="Hessian damping of the gptq, gptq-act, sparsegpt, spqr and "
+                     help="Hessian damping of the gptq, gptq-act, sparsegpt(-act), spqr and "
                           "hadamard-gptq rows: FRACTION x mean(diag H) added to the diagonal "
                           "(default: 0.01, the GPTQ reference's; docs/ptq.md)")
     sel.add_argument("--scale", default="e8m0", metavar="LIST",
@@ -117,7 +118,7 @@ def schemes_from_args(args: argparse.Namespace) -> list:
     from prodigy_sim.models.scenario import normalize_sparsity
     from prodigy_sim.numerics import get_format
     from prodigy_sim.ptq import SCALE_RULES
-    from prodigy_sim.realmodels import METHODS, PTQ_METHODS, QuantScheme
+    from prodigy_sim.realmodels import METHODS, PTQ_METHODS, SPARSEGPT_METHODS, QuantScheme
 
     sparsities = []
     for s in _split(args.sparsity, "--sparsity"):
@@ -159,7 +160,8 @@ def schemes_from_args(args: argparse.Namespace) -> list:
         get_format(fmt)  # FormatError (a ConfigError) naming the built-in formats
         for sp in sparsities:
             for method in methods:
-                for prune in (prunes if sp != "none" and method != "sparsegpt" else [None]):
+                for prune in (prunes if sp != "none" and method not in SPARSEGPT_METHODS
+                              else [None]):
                     for sc in scales:
                         for blk in blocks:
                             for rule in rules:

@@ -11,7 +11,7 @@ output error:
 - :func:`gptq`: GPTQ, column-by-column quantization with error compensation (act-order, lazy
   block updates, block scales chosen in the sweep);
 - :func:`sparsegpt`: SparseGPT N:M pruning with the mask chosen in the same sweep, optionally
-  quantizing;
+  quantizing, optionally with block act-order (:func:`sparsegpt_act_block`);
 - :func:`spqr`: SpQR, small groups with 3-bit quantized scales plus higher-precision outliers;
 - :func:`random_hadamard`, :func:`fold_rotations` and the rotation plans: QuaRot-style Hadamard
   rotations, folded into weights where computational invariance allows and online elsewhere.
@@ -53,6 +53,7 @@ from prodigy_sim.ptq._rotation import rotate_right as rotate_right
 from prodigy_sim.ptq._rtn import prune_mask as prune_mask
 from prodigy_sim.ptq._rtn import rtn as rtn
 from prodigy_sim.ptq._sparsegpt import sparsegpt as sparsegpt
+from prodigy_sim.ptq._sparsegpt import sparsegpt_act_block as sparsegpt_act_block
 from prodigy_sim.ptq._spqr import OUTLIER_DTYPES as OUTLIER_DTYPES
 from prodigy_sim.ptq._spqr import spqr as spqr
 
@@ -89,5 +90,6 @@ __all__ = [
     "round_to_scales",
     "rtn",
     "sparsegpt",
+    "sparsegpt_act_block",
     "spqr",
 ]

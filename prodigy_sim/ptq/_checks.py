@@ -45,15 +45,22 @@ def check_mask(mask: np.ndarray | None, sparsity, shape: tuple[int, int]
     return keep, nm
 
 
-def resolve_factor(h, k: int, *, percdamp: float, act_order: bool | None) -> InverseFactor:
-    """An :class:`InverseFactor` for ``K = k`` from a Hessian or a prepared factor."""
+def resolve_factor(h, k: int, *, percdamp: float, act_order: bool | None,
+                   act_block: int = 1) -> InverseFactor:
+    """An :class:`InverseFactor` for ``K = k`` from a Hessian or a prepared factor
+    (``act_block``: see :func:`inverse_factor`; checked against a prepared factor's when
+    ``act_order``)."""
     if isinstance(h, InverseFactor):
         if act_order is not None and act_order != h.act_order:
             raise ConfigError(f"'act_order' = {act_order} contradicts the prepared factor "
                               f"(act_order = {h.act_order})")
+        if act_order and act_block != h.act_block:
+            raise ConfigError(f"'act_block' = {act_block} contradicts the prepared factor "
+                              f"(act_block = {h.act_block})")
         fac = h
     else:
-        fac = inverse_factor(h, percdamp=percdamp, act_order=bool(act_order))
+        fac = inverse_factor(h, percdamp=percdamp, act_order=bool(act_order),
+                             act_block=act_block if act_order else 1)
     if fac.k != k:
         raise ConfigError(f"the Hessian is {fac.k} x {fac.k}, the weight has K = {k}")
     return fac

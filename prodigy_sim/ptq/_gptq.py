@@ -13,7 +13,9 @@ layer's calibration inputs (:mod:`._hessian`). What this implementation does, st
    (columns processed by descending ``diag H``) the blocks stay the original contiguous column
    blocks the hardware reads, so their scales are chosen before the sweep from the weights of
    each block (the reference implementation's ``static_groups``); per-row scales (``block=None``)
-   are likewise chosen up front.
+   are likewise chosen up front. With *block act-order* (``inverse_factor(..., act_block=)`` a
+   multiple of ``block``: whole blocks by descending sum of ``diag H``) the sweep still meets
+   each block as consecutive columns, and its scale is chosen inside the sweep.
 3. Column ``j``: ``q = fl32(decode(encode(w / s)) * s)`` with its block's scale ``s`` (0 at
    positions a given N:M ``mask`` prunes), error ``(w - q) / U[j, j]`` spread over later columns;
    lazy block updates of ``blocksize`` columns.
@@ -83,20 +85,24 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
     w[:, fac.dead] = 0.0
     perm = fac.perm
     permuted = fac.act_order
-    if select and permuted:
-        raise ConfigError("SparseGPT selects N:M masks on consecutive columns: act-order is not "
-                          "supported with mask selection (give a fixed 'mask' to gptq instead)")
+    if select and permuted and (nm is None or fac.act_block % nm[1]):
+        raise ConfigError("SparseGPT selects N:M masks on consecutive columns: act-order must "
+                          "move whole groups (an act_block that is a multiple of m; "
+                          f"got {fac.act_block})")
     if nm is not None and k % nm[1]:
         raise ConfigError(f"K = {k} must be a multiple of the sparsity group m = {nm[1]}")
     b = grid.block_for(k) if grid is not None else 0
     if grid is not None and nm is not None and b % nm[1]:
         raise ConfigError(f"'block' = {b} must be a multiple of the sparsity group m = {nm[1]}")
     has_scales = grid is not None and grid.scale != "none"
-    static = static_scales if static_scales is not None else (
-        permuted or (grid is not None and grid.block is None))
-    if has_scales and not static and (permuted or (grid is not None and grid.block is None)):
-        raise ConfigError("with act-order or per-row scales (block=None) the scales must be "
-                          "chosen before the sweep (static_scales=True)")
+    per_row = grid is not None and grid.block is None
+    # the sweep meets every scale block as consecutive columns unless act-order splits them
+    scattered = permuted and not (b and fac.act_block % b == 0)
+    static = static_scales if static_scales is not None else (scattered or per_row)
+    if has_scales and not static and (scattered or per_row):
+        raise ConfigError("with act-order (columns rather than whole scale blocks) or per-row "
+                          "scales (block=None) the scales must be chosen before the sweep "
+                          "(static_scales=True)")
     nb = grid.n_blocks(k) if grid is not None else 0
     code_dtype = np.float32 if grid is not None and grid.scale in ("fp32", "absmean") else np.uint8
     s_val = np.zeros((n, nb), np.float32)
@@ -130,8 +136,8 @@ def run_obs(w: np.ndarray, fac: InverseFactor, grid: Grid | None, *, keep: np.nd
             elif mask_p is not None:
                 kept = mask_p[:, j:j + width]
             bs = block_scales(cur, grid, kept=kept)
-            s_val[:, j // b] = bs.values[:, 0]
-            s_code[:, j // b] = bs.codes[:, 0]
+            s_val[:, perm[j] // b] = bs.values[:, 0]     # the block's original position
+            s_code[:, perm[j] // b] = bs.codes[:, 0]
 
         hooks.append((b, scale_hook))
     if select:

@@ -81,11 +81,13 @@ class InverseFactor:
         u: float64 ``(K, K)`` upper triangular, ``U^T U = (H_p + damp I)^-1`` where ``H_p`` is
             ``H`` with dead columns fixed and rows/columns permuted by ``perm``.
         perm: int64 ``(K,)``, processing position -> original column (identity, or act-order:
-            descending ``diag(H)``, ties by lower index).
+            descending ``diag(H)``, ties by lower index; with ``act_block > 1``, whole blocks of
+            ``act_block`` consecutive columns by descending sum of their ``diag(H)``).
         dead: bool ``(K,)`` (original order), columns whose ``H[j, j] == 0`` (the input feature
             was always 0): their weights are set to 0 before the sweep.
         damp: the value added to the diagonal (``percdamp * mean(diag H)``).
         act_order: whether ``perm`` is the act-order permutation.
+        act_block: columns that act-order moves together (1: every column on its own).
     """
 
     u: np.ndarray
@@ -93,6 +95,7 @@ class InverseFactor:
     dead: np.ndarray
     damp: float
     act_order: bool = False
+    act_block: int = 1
 
     @property
     def k(self) -> int:
@@ -100,16 +103,23 @@ class InverseFactor:
 
 
 @one_blas_thread
-def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False
-                   ) -> InverseFactor:
+def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = False,
+                   act_block: int = 1) -> InverseFactor:
     """Prepare ``H`` (K, K) for a sweep, as the GPTQ reference does: dead columns get
     ``H[j, j] = 1``; with ``act_order`` the columns are ordered by descending ``diag(H)``;
     ``percdamp * mean(diag H)`` is added to the diagonal; ``U`` = the upper Cholesky factor of
     the inverse.
 
+    ``act_block`` > 1 (*block act-order*, with ``act_order``): blocks of ``act_block``
+    consecutive columns are ordered by descending sum of their ``diag(H)`` (ties by lower
+    index) and keep their columns in order, so that N:M groups and scale blocks that divide
+    ``act_block`` stay contiguous in the sweep: SparseGPT can choose its masks, and the sweep its
+    block scales, in that order (:func:`~prodigy_sim.ptq.sparsegpt`).
+
     Raises:
-        ConfigError: ``h`` not square and symmetric-shaped, not finite, ``percdamp < 0``, or
-            not positive definite after damping (raise ``percdamp``).
+        ConfigError: ``h`` not square and symmetric-shaped, not finite, ``percdamp < 0``,
+            ``act_block`` not dividing K, or not positive definite after damping (raise
+            ``percdamp``).
     """
     h = np.array(h, dtype=np.float64)
     if h.ndim != 2 or h.shape[0] != h.shape[1]:
@@ -123,8 +133,16 @@ def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = F
     dead = diag == 0
     idx = np.flatnonzero(dead)
     h[idx, idx] = 1.0
-    perm = (np.argsort(-np.diagonal(h), kind="stable") if act_order
-            else np.arange(k)).astype(np.int64)
+    if act_block < 1 or k % act_block:
+        raise ConfigError(f"'act_block' = {act_block} must divide K = {k}")
+    if not act_order:
+        perm = np.arange(k, dtype=np.int64)
+    elif act_block == 1:
+        perm = np.argsort(-np.diagonal(h), kind="stable").astype(np.int64)
+    else:
+        sums = np.diagonal(h).reshape(-1, act_block).sum(axis=1)
+        first = np.argsort(-sums, kind="stable").astype(np.int64) * act_block
+        perm = (first[:, None] + np.arange(act_block, dtype=np.int64)).ravel()
     h = h[np.ix_(perm, perm)]
     damp = float(percdamp * np.mean(np.diagonal(h)))
     h[np.arange(k), np.arange(k)] += damp
@@ -137,4 +155,4 @@ def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = F
         raise ConfigError(f"the damped Hessian (K = {k}, damp = {damp:.3g}) is not positive "
                           "definite; raise 'percdamp' or add calibration inputs") from None
     return InverseFactor(u=np.ascontiguousarray(u), perm=perm, dead=dead, damp=damp,
-                         act_order=bool(act_order))
+                         act_order=bool(act_order), act_block=act_block if act_order else 1)

@@ -69,6 +69,7 @@ from prodigy_sim.realmodels._ptq import rotate_model as rotate_model
 from prodigy_sim.realmodels._quantize import DEFAULT_DAMPING as DEFAULT_DAMPING
 from prodigy_sim.realmodels._quantize import METHODS as METHODS
 from prodigy_sim.realmodels._quantize import PTQ_METHODS as PTQ_METHODS
+from prodigy_sim.realmodels._quantize import SPARSEGPT_METHODS as SPARSEGPT_METHODS
 from prodigy_sim.realmodels._quantize import WEIGHT_FORMATS as WEIGHT_FORMATS
 from prodigy_sim.realmodels._quantize import Calibration as Calibration
 from prodigy_sim.realmodels._quantize import QuantizedLinears as QuantizedLinears
@@ -103,6 +104,7 @@ __all__ = [
     "METHODS",
     "DEFAULT_DAMPING",
     "PTQ_METHODS",
+    "SPARSEGPT_METHODS",
     "MODELS",
     "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
     "render_docs", "table_rows", "write_docs",

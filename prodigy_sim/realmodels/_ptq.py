@@ -5,14 +5,14 @@ of the blocks:
 
 - ``rtn`` (and ``hadamard``): each weight on its own, round to nearest after optional magnitude /
   Wanda N:M pruning (Wanda's norms from the float32 calibration pass).
-- ``gptq``, ``gptq-act``, ``sparsegpt``, ``spqr``, ``hadamard-gptq``: a *sequential* pass over
-  the calibration sequences. Layer ``i``'s linear layers are quantized in the order the forward
-  calls them, in groups that read the same input - ``(q, k, v)``, ``(o)``, ``(up)`` or
-  ``(gate, up)``, ``(down)`` - and each group's Hessian ``H = (2/T) X^T X`` is built from the inputs
-  that the *already quantized* model produces: every earlier layer and earlier group of this layer
-  runs quantized (FP8 activations x quantized weights, :func:`linear_q`), and ``X`` is what the
-  matrix unit will multiply, the group's input quantized to FP8 with its calibrated scale and
-  dequantized. One inverse factor serves a group. Then layer ``i`` is run quantized on every
+- ``gptq``, ``gptq-act``, ``sparsegpt``, ``sparsegpt-act``, ``spqr``, ``hadamard-gptq``: a
+  *sequential* pass over the calibration sequences. Layer ``i``'s linear layers are quantized in the
+  order the forward calls them, in groups that read the same input - ``(q, k, v)``, ``(o)``,
+  ``(up)`` or ``(gate, up)``, ``(down)`` - and each group's Hessian ``H = (2/T) X^T X`` is built
+  from the inputs that the *already quantized* model produces: every earlier layer and earlier group
+  of this layer runs quantized (FP8 activations x quantized weights, :func:`linear_q`), and ``X`` is
+  what the matrix unit will multiply, the group's input quantized to FP8 with its calibrated scale
+  and dequantized. One inverse factor serves a group. Then layer ``i`` is run quantized on every
   sequence to give layer ``i + 1`` its inputs. (The reference GPTQ implementation's
   "true-sequential" order; it keeps activations in float there.)
 - ``hadamard`` / ``hadamard-gptq``: the float weights are first rotated by the model's QuaRot plan
@@ -46,6 +46,7 @@ from prodigy_sim.realmodels._linear import (
 from prodigy_sim.realmodels._llama import llama_embed, llama_layer
 from prodigy_sim.realmodels._quantize import (
     PTQ_METHODS,
+    SPARSEGPT_METHODS,
     Calibration,
     QuantizedLinears,
     QuantScheme,
@@ -240,8 +241,8 @@ def _ptq_one(w: np.ndarray, scheme: QuantScheme, fac, norms: np.ndarray):
     st = scheme.storage
     assert st is not None  # PTQ methods quantize (the float32 scheme has no method)
     grid = dict(fmt=st.fmt, block=st.block, scale=st.scale.value, rule=scheme.rule)
-    if scheme.method == "sparsegpt":
-        return sparsegpt(w, fac, sparsity=scheme.sparsity, **grid)
+    if scheme.method in SPARSEGPT_METHODS:
+        return sparsegpt(w, fac, sparsity=scheme.sparsity, act_order=fac.act_order, **grid)
     if scheme.method == "spqr":
         return spqr(w, fac, fmt=st.fmt)
     mask = None
@@ -250,6 +251,19 @@ def _ptq_one(w: np.ndarray, scheme: QuantScheme, fac, norms: np.ndarray):
                           act_norms=norms if scheme.prune == "wanda" else None)
     return gptq(w, fac, mask=mask, sparsity=scheme.sparsity if mask is not None else None,
                 **grid)
+
+
+def _act_block(scheme: QuantScheme, k: int) -> int:
+    """Columns the scheme's act-order moves together (SparseGPT's block act-order: its scale
+    block; 1 for GPTQ's)."""
+    from prodigy_sim.ptq import make_grid, sparsegpt_act_block
+
+    if scheme.method != "sparsegpt-act":
+        return 1
+    st = scheme.storage
+    assert st is not None  # PTQ methods quantize
+    return sparsegpt_act_block(scheme.sparsity, make_grid(st.fmt, st.block, st.scale.value,
+                                                          scheme.rule), k)
 
 
 def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibration,
@@ -266,7 +280,7 @@ def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibra
     results: dict = {}
     quantized = OnlineLinears(QuantizedLinears(weights, prepared, act_scales), online)
     states = [fam.embed(weights, seq) for seq in calibration.sequences]
-    act_order = scheme.method == "gptq-act"
+    act_order = scheme.method in ("gptq-act", "sparsegpt-act")
     for i in range(weights.card.num_layers):
         for group in fam.groups:
             names = [f"layers.{i}.{g}" for g in group]
@@ -280,7 +294,8 @@ def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibra
             h = acc.result()
             # Wanda's ||X_j||_2 from the same inputs: H_jj = (2/T) sum_t x_tj^2
             norms = np.sqrt(np.diagonal(h) * (acc.tokens / 2.0))
-            fac = inverse_factor(h, percdamp=scheme.percdamp, act_order=act_order)
+            fac = inverse_factor(h, percdamp=scheme.percdamp, act_order=act_order,
+                                 act_block=_act_block(scheme, h.shape[0]))
             for name in names:
                 res = _ptq_one(np.asarray(weights[name]), scheme, fac, norms)
                 results[name] = res

@@ -38,28 +38,33 @@ from prodigy_sim.realmodels._linear import (
 )
 from prodigy_sim.realmodels._weights import ModelWeights
 
-__all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "DEFAULT_DAMPING", "WIDE_WEIGHTS",
+__all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "SPARSEGPT_METHODS", "DEFAULT_DAMPING",
+           "WIDE_WEIGHTS",
            "QuantScheme",
            "Calibration", "RecordingLinears", "calibrate", "rtn_tensor", "quantize_weights",
            "QuantizedLinears", "make_linears", "weight_footprint_bytes"]
 
 WEIGHT_FORMATS: tuple[str, ...] = ("float8_e4m3fn", "tai4", "tai2", "float4_e2m1fn", "int4")
 
-METHODS: tuple[str, ...] = ("rtn", "gptq", "gptq-act", "sparsegpt", "spqr", "hadamard",
-                            "hadamard-gptq")
+METHODS: tuple[str, ...] = ("rtn", "gptq", "gptq-act", "sparsegpt", "sparsegpt-act", "spqr",
+                            "hadamard", "hadamard-gptq")
 """How the weights are chosen (docs/accuracy.md, "Post-training quantization"):
 
 - ``rtn``: round to nearest (after magnitude or Wanda N:M pruning when sparse);
 - ``gptq`` / ``gptq-act``: GPTQ, layer by layer on the calibration inputs (act-order: columns by
   descending Hessian diagonal); sparse: the magnitude / Wanda mask, GPTQ-compensated;
-- ``sparsegpt``: SparseGPT N:M mask chosen jointly with the quantization (sparse only);
+- ``sparsegpt`` / ``sparsegpt-act``: SparseGPT N:M mask chosen jointly with the quantization
+  (sparse only); act: *block act-order*, whole scale blocks by descending Hessian diagonal sum
+  (``prodigy_sim.ptq.sparsegpt(..., act_order=True)``);
 - ``spqr``: SpQR (groups of 16 with 3-bit scales, float16 outliers; dense only);
 - ``hadamard`` / ``hadamard-gptq``: QuaRot-style Hadamard rotations folded into the float
   weights (online transforms where the plan says), then ``rtn`` / ``gptq``.
 """
 
-PTQ_METHODS: frozenset[str] = frozenset({"gptq", "gptq-act", "sparsegpt", "spqr",
-                                         "hadamard-gptq"})
+PTQ_METHODS: frozenset[str] = frozenset({"gptq", "gptq-act", "sparsegpt", "sparsegpt-act",
+                                         "spqr", "hadamard-gptq"})
+SPARSEGPT_METHODS: frozenset[str] = frozenset({"sparsegpt", "sparsegpt-act"})
+"""Methods that choose their own N:M mask (no pruning criterion; sparse only)."""
 """Methods that need each layer's calibration inputs (a sequential pass over the model)."""
 
 DEFAULT_DAMPING = 0.01
@@ -124,8 +129,8 @@ class QuantScheme:
                                                    or self.scale_rule):
             raise ConfigError(f"{self.weight_format} weights are unscaled and dense: method "
                               "'rtn', no sparsity, no scale rule")
-        if self.method == "sparsegpt" and not self.sparsity:
-            raise ConfigError("method 'sparsegpt' prunes: give a sparsity such as '8:4'")
+        if self.method in SPARSEGPT_METHODS and not self.sparsity:
+            raise ConfigError(f"method {self.method!r} prunes: give a sparsity such as '8:4'")
         if self.method == "spqr" and self.sparsity:
             raise ConfigError("method 'spqr' is dense (its outliers are its own sparse part)")
         if self.method == "spqr" and (self.scale or self.scale_rule or self.block != 32):
@@ -167,7 +172,7 @@ class QuantScheme:
         """Short name, e.g. ``'tai4 8:4 wanda'``, ``'tai4 dense gptq'``, ``'fp32'``."""
         if self.storage is None:
             return "fp32"
-        if self.method == "sparsegpt":
+        if self.method in SPARSEGPT_METHODS:
             sparse = f" {self.sparsity}"
         else:
             sparse = f" {self.sparsity} {self.prune}" if self.sparsity else " dense"
