@@ -402,3 +402,24 @@ def test_mapper_that_knows_the_kept_tensors_maps_bert_faster() -> None:
                          held_bytes=on.held_bytes).cycles
         new, old = new + t_new, old + t_old
     assert new < 0.95 * old                             # measured: 54,452 against 64,079
+
+
+def test_mapper_size_cache_gives_the_uncached_costs() -> None:
+    """map_linear shares one size cache between the candidates of a shape: each candidate's
+    cost with the shared cache equals its cost computed alone (the cache is keyed by storage
+    and row length: an activation row and a weight row of the same length differ)."""
+    from prodigy_sim.lowering._common import Budgets
+    from prodigy_sim.lowering._mapper import _candidates, _Sizes, linear_cost
+
+    chip = load_preset("prodigy-t16128")
+    bud = Budgets.of(isa_params(chip))
+    act = Storage.of("float8_e4m3fn")
+    w = Storage.of("tai2", sparsity="8:4")
+    shared = _Sizes()
+    n = 0
+    for mp in _candidates(64, 1024, 2048, w, act, "gated", 32, bud, bud.onchip_bytes):
+        assert linear_cost(64, 1024, 2048, w, act, "gated", mp, chip, 1 << 24, frozenset(),
+                           shared) == linear_cost(64, 1024, 2048, w, act, "gated", mp, chip,
+                                                  1 << 24)
+        n += 1
+    assert n > 50

@@ -45,7 +45,7 @@ from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering._common import ACT, BF16, Budgets
 from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
-from prodigy_sim.numerics import Storage
+from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
 __all__ = ["map_linear", "linear_cost", "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES",
@@ -71,12 +71,30 @@ def ddr_efficiency(run_bytes: int) -> float:
     return DDR_EFFICIENCY * run_bytes / (run_bytes + RUN_HALF_BYTES)
 
 
+class _Sizes:
+    """Bytes of stored tensors, each storage's row size computed once per row length (the
+    mapper ranks hundreds of candidates of one shape; ``Storage.row_bytes`` costs microseconds).
+    Keyed by the storage's identity, which it keeps alive: for the storages of one call."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, int], tuple[Storage, RowBytes]] = {}
+
+    def nbytes(self, st: Storage, rows: int, cols: int) -> int:
+        """``st.nbytes(rows, cols)``."""
+        key = (id(st), cols)
+        hit = self._rows.get(key)
+        if hit is None:
+            hit = self._rows[key] = (st, st.row_bytes(cols))
+        return hit[1].total(rows)
+
+
 def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                 mp: LinearMapping, config: ChipConfig, l3_bytes: int,
-                resident: frozenset[str] = frozenset()) -> float:
+                resident: frozenset[str] = frozenset(), sizes: _Sizes | None = None) -> float:
     """Estimated cycles of ``mp`` (see the module docstring); ``resident``: the kernel's
     tensors kept on chip (of those the costs count, ``X`` and ``Y``), which cost no DDR
-    bytes."""
+    bytes. ``sizes``: a cache of tensor sizes shared by the candidates of one shape."""
+    nbytes = (sizes or _Sizes()).nbytes
     nw = 2 if epilogue == "gated" else 1
     mb, nb = m // mp.block_m, n // mp.block_n
     per_core = math.ceil(mb / mp.gm) * math.ceil(nb / mp.gn)
@@ -86,16 +104,16 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     if tail:
         mma += mma_cycles(mp.mt, mp.nt, tail, weight.fmt, config, weight.sparsity is not None)
     compute = per_core * mp.am * mp.an * nw * mma
-    a_block = act.nbytes(mp.block_m, k)
-    w_block = nw * weight.nbytes(mp.block_n, k)
+    a_block = nbytes(act, mp.block_m, k)
+    w_block = nw * nbytes(weight, mp.block_n, k)
     port_bw = min(config.noc.link_bandwidth_bytes_per_cycle,
                   config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle)
-    step = (act.nbytes(mp.block_m, kt) + nw * weight.nbytes(mp.block_n, kt))
+    step = (nbytes(act, mp.block_m, kt) + nw * nbytes(weight, mp.block_n, kt))
     stream_bw = min(port_bw, 2 * step / (FILL_CYCLES + step / port_bw))
     port = per_core * (a_block + w_block) / stream_bw
-    a_all, w_all = act.nbytes(m, k), nw * weight.nbytes(n, k)
+    a_all, w_all = nbytes(act, m, k), nw * nbytes(weight, n, k)
     out_fmt = ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16
-    out = out_fmt.nbytes(m, n)
+    out = nbytes(out_fmt, m, n)
     if mp.order == "mn":            # X row blocks stay in use, W column blocks stream
         a_fetch = a_all if mp.gm * a_block <= l3_bytes // 2 else a_all * math.ceil(nb / mp.gn)
         w_fetch = w_all if w_all <= l3_bytes // 2 else w_all * math.ceil(mb / mp.gm)
@@ -108,11 +126,11 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     peak = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz
 
     def eff(rows: int, st: Storage) -> float:
-        return ddr_efficiency(st.nbytes(rows, k) if kt == k else st.nbytes(1, kt))
+        return ddr_efficiency(nbytes(st, rows, k) if kt == k else nbytes(st, 1, kt))
 
     # the output is stored an accumulator tile at a time: runs of one tile row (nt wide), or
     # the whole tile when it spans all n columns - the K tile has nothing to do with them
-    out_run = out_fmt.nbytes(mp.mt, n) if mp.nt == n else out_fmt.nbytes(1, mp.nt)
+    out_run = nbytes(out_fmt, mp.mt, n) if mp.nt == n else nbytes(out_fmt, 1, mp.nt)
     if "X" in resident:
         a_fetch = 0
     if "Y" in resident:
@@ -191,11 +209,17 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     blocks, then the order of enumeration."""
     tile_budget = budgets.onchip_bytes
     best: tuple | None = None
+    sizes = _Sizes()
+    tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget):
-        tiles = linear_tile_bytes(mp, k, weight, act, epilogue)
+        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+        tiles = tile_bytes.get(shape)
+        if tiles is None:
+            tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue)
         l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
                     if l3 else 0)
-        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident)
+        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
+                           sizes)
         key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
         if best is None or key < best[0]:
             best = (key, mp)
