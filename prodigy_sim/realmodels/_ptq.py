@@ -371,8 +371,9 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
     inputs ``X`` (the float model over the calibration sequences) of: round to nearest
     (``rtn <fmt>``) and GPTQ with act-order (``gptq <fmt>``, Hessian from the same ``X``, 1 %
     damping, MX E8M0/32, OCP floor rule; the tables' "GPTQ", ``gptq-act``) for every format;
-    magnitude pruning and SparseGPT at ``sparsity``, without quantization (``magnitude``,
-    ``sparsegpt``) and with tai4 (``magnitude tai4``, ``sparsegpt tai4``)."""
+    magnitude pruning and SparseGPT, without and with block act-order (``sparsegpt-act``), at
+    ``sparsity``, without quantization (``magnitude``, ``sparsegpt``, ``sparsegpt-act``) and
+    with tai4 and tai2 (``magnitude tai4``, ``sparsegpt tai4``, ``sparsegpt-act tai4``, ...)."""
     from prodigy_sim.ptq import (
         gptq,
         hessian,
@@ -398,9 +399,15 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
         mask = prune_mask(w, sparsity)
         errs["magnitude"] = output_error(w, np.where(mask, w, 0.0), x)
         errs["sparsegpt"] = output_error(w, sparsegpt(w, fac, sparsity=sparsity).weight, x)
-        errs["magnitude tai4"] = output_error(w, rtn(w, fmt="tai4", sparsity=sparsity).weight, x)
-        errs["sparsegpt tai4"] = output_error(
-            w, sparsegpt(w, fac, sparsity=sparsity, fmt="tai4").weight, x)
+        errs["sparsegpt-act"] = output_error(
+            w, sparsegpt(w, h, sparsity=sparsity, act_order=True).weight, x)
+        for fmt in ("tai4", "tai2"):
+            errs[f"magnitude {fmt}"] = output_error(
+                w, rtn(w, fmt=fmt, sparsity=sparsity).weight, x)
+            errs[f"sparsegpt {fmt}"] = output_error(
+                w, sparsegpt(w, fac, sparsity=sparsity, fmt=fmt).weight, x)
+            errs[f"sparsegpt-act {fmt}"] = output_error(
+                w, sparsegpt(w, h, sparsity=sparsity, fmt=fmt, act_order=True).weight, x)
         out[name] = errs
     return out
 
