@@ -64,32 +64,38 @@ PAPER_TABLES: tuple[PaperTable, ...] = (
     PaperTable(3, "PTQ + 8:4 pruning of BERT - here all-MiniLM-L6-v2", "minilm",
                "exact match / F1", (
                    (_S(None), "FP16", "80.9 / 88.23"),
-                   (_S("tai4", "8:4", method="sparsegpt-act"), "TAI", "78.92 / 86.19"),
-                   (_S("tai2", "8:4", method="sparsegpt-act"), "TAI2", "77.31 / 85.74"),
+                   (_S("tai4", "8:4", method="sparsegpt"), "TAI", "78.92 / 86.19"),
+                   (_S("tai2", "8:4", method="sparsegpt"), "TAI2", "77.31 / 85.74"),
                    (_S("tai4", "8:4", "magnitude"), "(TAI, magnitude + RTN)", None),
                    (_S("tai2", "8:4", "magnitude"), "(TAI2, magnitude + RTN)", None),
-                   (_S("tai2", "8:4", method="sparsegpt"),
-                    "(TAI2, SparseGPT without act-order)", None),
+                   (_S("tai4", "8:4", method="sparsegpt", damping=0.1),
+                    "(TAI, SparseGPT, 10 % damping)", None),
+                   (_S("tai4", "8:4", method="sparsegpt-act"),
+                    "(TAI, SparseGPT with block act-order)", None),
+                   (_S("tai2", "8:4", method="sparsegpt-act"),
+                    "(TAI2, SparseGPT with block act-order)", None),
                )),
     PaperTable(4, "PTQ + 8:4 pruning of LLaMA-2, FP8 activations - here SmolLM2-135M",
                "smollm2", "perplexity", (
                    (_S("bfloat16"), "baseline (FP8 activations)", "5.68"),
-                   (_S("tai2", "8:4", method="sparsegpt-act"), "SparseGPT TAI2", "8.63"),
-                   (_S("tai4", "8:4", method="sparsegpt-act"), "SparseGPT TAI", "6.59"),
+                   (_S("tai2", "8:4", method="sparsegpt"), "SparseGPT TAI2", "8.63"),
+                   (_S("tai4", "8:4", method="sparsegpt"), "SparseGPT TAI", "6.59"),
                    (_S("tai2", "8:4", "wanda", method="gptq-act"), "Wanda TAI2", "6.61"),
                    (_S("tai4", "8:4", "wanda", method="gptq-act"), "Wanda TAI", "8.57"),
                    (_S("tai2", "8:4", "wanda"), "(Wanda + RTN, TAI2)", None),
                    (_S("tai4", "8:4", "wanda"), "(Wanda + RTN, TAI)", None),
-                   (_S("tai2", "8:4", method="sparsegpt"),
-                    "(SparseGPT without act-order, TAI2)", None),
+                   (_S("tai2", "8:4", method="sparsegpt-act"),
+                    "(SparseGPT with block act-order, TAI2)", None),
+                   (_S("tai4", "8:4", method="sparsegpt-act"),
+                    "(SparseGPT with block act-order, TAI)", None),
                )),
 )
 """The four tables (issue 12). ``TAI`` is ``tai4``, ``TAI2`` is ``tai2`` (docs/formats.md), MX
 E8M0 scales per 32 with the OCP floor rule unless the label says otherwise; "GPTQ" is GPTQ with
-act-order (static block scales), "SparseGPT" SparseGPT with block act-order (whole scale blocks
-by descending Hessian diagonal, scales chosen in the sweep); rows in parentheses are not in the
-paper; ``damp=0.1`` rows use 10 % Hessian damping instead of the reference's 1 % (docs/ptq.md,
-on overfitting)."""
+act-order (static block scales), "SparseGPT" the paper's SparseGPT (columns in order; the rows
+"with block act-order" sweep whole scale blocks by descending Hessian diagonal, docs/ptq.md);
+rows in parentheses are not in the paper; ``damp=0.1`` rows use 10 % Hessian damping instead of
+the reference's 1 % (docs/ptq.md, on overfitting)."""
 
 
 def table_rows(tables: tuple[PaperTable, ...] = PAPER_TABLES, *, ppl_tokens: int = 512,
