@@ -137,9 +137,7 @@ def inverse_factor(h: np.ndarray, *, percdamp: float = 0.01, act_order: bool = F
         raise ConfigError(f"'act_block' = {act_block} must divide K = {k}")
     if not act_order:
         perm = np.arange(k, dtype=np.int64)
-    elif act_block == 1:
-        perm = np.argsort(-np.diagonal(h), kind="stable").astype(np.int64)
-    else:
+    else:                                 # act_block 1: every column by its own diag(H)
         sums = np.diagonal(h).reshape(-1, act_block).sum(axis=1)
         first = np.argsort(-sums, kind="stable").astype(np.int64) * act_block
         perm = (first[:, None] + np.arange(act_block, dtype=np.int64)).ravel()
