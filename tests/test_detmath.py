@@ -192,3 +192,20 @@ def test_hard_cases_go_to_the_exact_path():
     got = exp_f32(x[near])
     want = [decimal_to_f32(Decimal(float(t)).exp()) for t in x[near]]
     np.testing.assert_array_equal(got, np.array(want, dtype=np.float32))
+
+
+@pytest.mark.parametrize("t,k", [(1, 5), (7, 3), (300, 64), (2048, 384)])
+def test_gram_equals_the_split_product_of_the_transpose_bit_for_bit(t, k):
+    """gram's shortcut (one cross product M + M^T, a symmetric x1^T x1) gives exactly the bits
+    of split_matmul(x.T, x), symmetrized; channels of very different scales, a zero column; the
+    last shape takes the threaded path."""
+    from prodigy_sim.detmath._gemm import split_matmul
+
+    r = np.random.default_rng(t * 1000 + k)
+    x = (r.standard_normal((t, k)) * np.exp(3 * r.standard_normal(k))).astype(np.float32)
+    x[:, 0] = 0.0
+    ref = split_matmul(np.ascontiguousarray(x.T), x)
+    ref = np.triu(ref) + np.triu(ref, 1).T
+    g = gram(x)
+    assert g.dtype == np.float64 and np.array_equal(g.view(np.int64), ref.view(np.int64))
+    assert np.array_equal(gram(np.zeros((0, k), np.float32)), np.zeros((k, k)))

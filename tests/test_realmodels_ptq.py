@@ -191,3 +191,27 @@ def _toy_bert():
     names = {t.name for t in card.tensors()}
     w = ModelWeights(card, {k: v for k, v in full.tensors.items() if k in names}, full.source)
     return w, calibrate_minilm(w, eval_sentences()[:2])
+
+
+@needs_models
+def test_heldout_sparse_errors_compare_methods_on_both_input_sets():
+    """The SmolLM2 calibration-size measurement (benchmarks/ptq_heldout_sparse.py) on one MiniLM
+    layer: relative errors on both input sets, SparseGPT below magnitude pruning on the inputs
+    it was calibrated on, and further below them there than on held-out inputs (it fits them)."""
+    from prodigy_sim.realmodels._ptq import heldout_sparse_errors
+
+    w, cal = _toy_bert()
+    tok = minilm_tokenizer()
+    from prodigy_sim.realmodels import encode_batch
+
+    held = [encode_batch(tok, [s]) for s in eval_sentences()[4:6]]
+    name = "layers.0.mlp.down_proj"
+    (row,) = heldout_sparse_errors(w, cal, held, [name]).values()
+    assert row["tokens"] == sum(int(np.asarray(m).sum()) for _, m in cal.sequences)
+    for m in ("magnitude", "sparsegpt", "sparsegpt-act"):
+        for part in ("calib", "heldout"):
+            assert 0.0 < row[(m, part)] < 1.0
+    for m in ("sparsegpt", "sparsegpt-act"):
+        assert row[(m, "calib")] < row[("magnitude", "calib")]
+        assert (row[(m, "calib")] / row[("magnitude", "calib")]
+                < row[(m, "heldout")] / row[("magnitude", "heldout")])

@@ -227,7 +227,34 @@ def gram(x: np.ndarray) -> np.ndarray:
     fixed-order :func:`matmul` for float64 ``x``; exactly symmetric either way."""
     x = np.asarray(x)
     if x.dtype == np.float32:
-        g = split_matmul(np.ascontiguousarray(x.T), x)
+        if x.shape[0] == 0:
+            return np.zeros((x.shape[1], x.shape[1]))
+        if x.size * x.shape[1] >= _MANY_MACS:
+            g = _gram_split(x)
+        else:
+            g = one_blas_thread(_gram_split)(x)
         return np.triu(g) + np.triu(g, 1).T
     x = _prepare(x)
     return matmul(np.ascontiguousarray(x.T), x)
+
+
+def _gram_split(x: np.ndarray) -> np.ndarray:
+    """``split_matmul(x.T, x)`` of a float32 ``x (T, K)``, bit for bit, with half the slice
+    products: the slices of ``x.T`` by rows are those of ``x`` by columns, transposed, so
+    ``a1 b2 + a2 b1 = M + M^T`` with ``M = x1^T x2`` (one product instead of two; every entry an
+    exact integer below ``2^53``, as in :func:`_combine_block`), and ``a1 b1 = x1^T x1`` (a
+    symmetric product BLAS may compute as one). Then the same operations in the same order."""
+    if not np.isfinite(x).all():
+        raise ConfigError("split_matmul needs finite operands")
+    beta = _beta(x.shape[0])
+    x1, x2, e = _slices(x, -2, beta)
+    s = np.ldexp(1.0, e - beta)               # (1, K)
+    m = np.matmul(x1.T, x2)
+    low = m + m.T
+    low *= 2.0**-beta
+    out = np.matmul(x1.T, x1)
+    out += low
+    out *= s.T
+    out *= s
+    return out
+

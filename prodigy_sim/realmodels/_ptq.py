@@ -56,7 +56,7 @@ from prodigy_sim.realmodels._quantize import (
 from prodigy_sim.realmodels._weights import ModelWeights
 
 __all__ = ["Family", "family_of", "run_sequences", "OnlineLinears", "RotatedModel", "layer_errors",
-           "heldout_errors",
+           "heldout_errors", "heldout_sparse_errors",
            "rotate_model", "QuantizedModel", "quantize_model", "ROTATION_SEED"]
 
 ROTATION_SEED = 0
@@ -444,3 +444,44 @@ def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, nam
             row[(d, "heldout")] = output_error(w, wg, xh) / output_error(w, wr, xh)
         out[name] = row
     return out
+
+
+def heldout_sparse_errors(weights: ModelWeights, calibration: Calibration, heldout,
+                          names: list[str], *, fmt: str = "tai4",
+                          damping: float = 0.01) -> dict[str, dict]:
+    """Does SparseGPT's gain over magnitude pruning carry over to inputs it was not calibrated
+    on? (8:4, quantized to ``fmt`` with MX E8M0/32 scales, OCP floor.)
+
+    Per linear layer ``name``: the float32 model's inputs ``X_c`` over the calibration
+    sequences and ``X_h`` over ``heldout``; magnitude pruning + round to nearest
+    (``"magnitude"``), SparseGPT (``"sparsegpt"``) and SparseGPT with block act-order
+    (``"sparsegpt-act"``) from ``H = (2/T) X_c^T X_c`` with ``damping``; the relative output
+    error ``||X (W - W_q)^T||_F / ||X W^T||_F`` on ``X_c`` (``"calib"``) and ``X_h``
+    (``"heldout"``). Returns ``{name: {"tokens": T, (method, "calib" | "heldout"): error}}``.
+    Deterministic (``output_error`` is; the Hessian and the sweeps are)."""
+    from prodigy_sim.ptq import hessian, inverse_factor, output_error, rtn, sparsegpt
+
+    cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
+    run_sequences(weights, calibration.sequences, cal)
+    run_sequences(weights, heldout, held)
+    out: dict[str, dict] = {}
+    for name in names:
+        xc, xh = np.concatenate(cal.x[name]), np.concatenate(held.x[name])
+        w = np.asarray(weights[name])
+        h = hessian(xc)
+        zero = np.zeros_like(w)
+        cands = {
+            "magnitude": rtn(w, fmt=fmt, sparsity="8:4").weight,
+            "sparsegpt": sparsegpt(w, inverse_factor(h, percdamp=damping), sparsity="8:4",
+                                   fmt=fmt).weight,
+            "sparsegpt-act": sparsegpt(w, h, sparsity="8:4", fmt=fmt, act_order=True,
+                                       percdamp=damping).weight,
+        }
+        row: dict = {"tokens": xc.shape[0]}
+        ref_c, ref_h = output_error(w, zero, xc), output_error(w, zero, xh)
+        for key, wq in cands.items():
+            row[(key, "calib")] = output_error(w, wq, xc) / ref_c
+            row[(key, "heldout")] = output_error(w, wq, xh) / ref_h
+        out[name] = row
+    return out
+
