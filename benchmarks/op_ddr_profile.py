@@ -1,0 +1,92 @@
+"""Measurement (not a timing benchmark): why one lowered op reaches the DDR bandwidth it does.
+
+Simulates one op of a scenario (the representative layer's kernel, as ``simulate_op`` does, with
+its residency), logging every DDR request, then replays each of two controllers' requests in one
+DDR5-model run to read off: read and write bytes (against the op's compulsory bytes), row hits /
+misses / conflicts, the share of the run the controller has requests waiting (1, 64 = a full
+read queue, 512), and the batching error of the run (``check_batching``). docs/lowering.md,
+"Where the 70B prefill GEMMs lose their DDR bandwidth".
+
+    python benchmarks/op_ddr_profile.py llama-2-70b prefill 2048 gate_up
+    python benchmarks/op_ddr_profile.py MODEL PHASE SEQUENCE OP [--batch B] [--hw PRESET]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from prodigy_sim.dram import simulate_requests
+from prodigy_sim.hardware import load_preset
+from prodigy_sim.lowering import lower_model
+from prodigy_sim.models import Scenario, load_card
+from prodigy_sim.simulation import simulate_op
+from prodigy_sim.timing._memory import check_batching
+from prodigy_sim.timing._simulate import _run
+
+
+def _busy_share(arrive: np.ndarray, done: np.ndarray, thresholds) -> list[float]:
+    """Share of [first arrival, last completion] with at least each threshold of requests
+    waiting or in service."""
+    t = np.concatenate([arrive, done])
+    d = np.concatenate([np.ones(arrive.size, np.int64), -np.ones(done.size, np.int64)])
+    order = np.lexsort((d, t))
+    t, d = t[order], d[order]
+    level = np.cumsum(d)
+    span = np.diff(t, append=t[-1])
+    total = t[-1] - t[0]
+    return [float(span[level >= k].sum() / total) for k in thresholds]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("model")
+    ap.add_argument("phase", choices=("prefill", "decode"))
+    ap.add_argument("sequence", type=int, help="sequence length (prefill) or context (decode)")
+    ap.add_argument("op", help="op name in the layer, e.g. gate_up, down_proj, qkv_proj")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--hw", default="prodigy-t16128")
+    args = ap.parse_args()
+    chip = load_preset(args.hw)
+    sc = Scenario(model=args.model, phase=args.phase, batch=args.batch,
+                  sequence_length=args.sequence)
+    lm = lower_model(load_card(sc.model), sc, chip)
+    ops = [o for o in lm.stages[0].ops if o.name == args.op]
+    if not ops:
+        raise SystemExit(f"no op {args.op!r}; ops: {', '.join(o.name for o in lm.stages[0].ops)}")
+    op = ops[0]
+    rep = simulate_op(op, chip, stage=lm.stages[0].name)
+    res, memory = _run(op.kernel.program, chip, op.kernel.cores, None, 8, log=True,
+                       resident=op.residency.resident, held_bytes=op.residency.held_bytes,
+                       max_steps=None)
+    lg = memory.log
+    ctrl, arrive = np.concatenate(lg.ctrl), np.concatenate(lg.arrive)
+    addr, is_w = np.concatenate(lg.addr), np.concatenate(lg.is_write)
+    line = chip.core.on_chip_memory.line_bytes
+    print(f"{args.model} {args.phase} {args.sequence} {args.op}: {rep.mapping}")
+    print(f"simulated {res.seconds * 1e6:.1f} us (roofline {rep.roofline_seconds * 1e6:.1f} us), "
+          f"DDR {res.dram_bandwidth_bytes_per_s / 1e9:.0f} GB/s of "
+          f"{chip.peak_ddr_bandwidth_bytes_per_s / 1e9:.1f}")
+    print(f"DDR reads {int((~is_w).sum()) * line / 2**20:.1f} MiB, writes "
+          f"{int(is_w.sum()) * line / 2**20:.1f} MiB; compulsory {rep.compulsory_bytes / 2**20:.1f}"
+          f" MiB; batching error {check_batching(memory)['drain_rel_diff_max']:.2%}")
+    thresholds = (1, 64, 512)
+    print("| controller | row hits | misses | conflicts | share of the run with >= "
+          + " / ".join(str(k) for k in thresholds) + " requests waiting |")
+    print("|---:|---:|---:|---:|---|")
+    for k in (0, int(ctrl.max()) // 2):
+        sel = np.flatnonzero(ctrl == k)
+        sel = sel[np.argsort(arrive[sel], kind="stable")]
+        base = (int(arrive[sel][0]) // memory._refi) * memory._refi
+        r = simulate_requests(memory.dram, arrive[sel] - base, addr[sel].astype(np.uint64),
+                              is_w[sel])
+        st = r.stats("drained")
+        n = st.row_hits + st.row_misses + st.row_conflicts
+        busy = _busy_share(arrive[sel] - base, r.complete_cycle, thresholds)
+        print(f"| {k} | {st.row_hits / n:.1%} | {st.row_misses / n:.1%} | "
+              f"{st.row_conflicts / n:.1%} | " + " / ".join(f"{b:.0%}" for b in busy) + " |")
+
+
+if __name__ == "__main__":
+    main()
