@@ -215,3 +215,19 @@ def test_heldout_sparse_errors_compare_methods_on_both_input_sets():
         assert row[(m, "calib")] < row[("magnitude", "calib")]
         assert (row[(m, "calib")] / row[("magnitude", "calib")]
                 < row[(m, "heldout")] / row[("magnitude", "heldout")])
+
+
+@needs_models
+def test_heldout_errors_ratio_gptq_to_rtn_on_both_input_sets():
+    """benchmarks/ptq_heldout.py's measurement on one MiniLM layer: GPTQ / RTN error ratios on
+    the calibration inputs (below 1: GPTQ fits them) and on held-out inputs, per damping."""
+    from prodigy_sim.realmodels import encode_batch
+    from prodigy_sim.realmodels._ptq import heldout_errors
+
+    w, cal = _toy_bert()
+    held = [encode_batch(minilm_tokenizer(), [s]) for s in eval_sentences()[4:6]]
+    name = "layers.0.attn.o_proj"
+    (row,) = heldout_errors(w, cal, held, [name], dampings=(0.01, 1.0)).values()
+    assert row["k"] == 384 and 0 < row["rank"] <= 384
+    assert row[(0.01, "calib")] < 1.0
+    assert all(row[(d, p)] > 0 for d in (0.01, 1.0) for p in ("calib", "heldout"))

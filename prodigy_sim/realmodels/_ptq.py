@@ -413,6 +413,17 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
 
 
 @one_blas_thread
+def _layer_inputs(weights: ModelWeights, calibration: Calibration, heldout, names: list[str]):
+    """Per linear layer ``name``: ``(name, W, X_c, X_h)``, its float32 weight and the float
+    model's inputs over the calibration sequences and over ``heldout``."""
+    cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
+    run_sequences(weights, calibration.sequences, cal)
+    run_sequences(weights, heldout, held)
+    for name in names:
+        yield (name, np.asarray(weights[name]), np.concatenate(cal.x[name]),
+               np.concatenate(held.x[name]))
+
+
 def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, names: list[str],
                    *, dampings: tuple[float, ...] = (0.01, 0.1, 1.0), fmt: str = "tai4",
                    act_order: bool = True) -> dict[str, dict]:
@@ -428,13 +439,8 @@ def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, nam
     default tolerance)."""
     from prodigy_sim.ptq import gptq, hessian, inverse_factor, output_error, rtn
 
-    cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
-    run_sequences(weights, calibration.sequences, cal)
-    run_sequences(weights, heldout, held)
     out: dict[str, dict] = {}
-    for name in names:
-        xc, xh = np.concatenate(cal.x[name]), np.concatenate(held.x[name])
-        w = np.asarray(weights[name])
+    for name, w, xc, xh in _layer_inputs(weights, calibration, heldout, names):
         h = hessian(xc)
         wr = rtn(w, fmt=fmt).weight
         row: dict = {"k": w.shape[1], "rank": int(np.linalg.matrix_rank(xc.astype(np.float64)))}
@@ -461,13 +467,8 @@ def heldout_sparse_errors(weights: ModelWeights, calibration: Calibration, heldo
     Deterministic (``output_error`` is; the Hessian and the sweeps are)."""
     from prodigy_sim.ptq import hessian, inverse_factor, output_error, rtn, sparsegpt
 
-    cal, held = _Collect(weights, set(names)), _Collect(weights, set(names))
-    run_sequences(weights, calibration.sequences, cal)
-    run_sequences(weights, heldout, held)
     out: dict[str, dict] = {}
-    for name in names:
-        xc, xh = np.concatenate(cal.x[name]), np.concatenate(held.x[name])
-        w = np.asarray(weights[name])
+    for name, w, xc, xh in _layer_inputs(weights, calibration, heldout, names):
         h = hessian(xc)
         zero = np.zeros_like(w)
         cands = {
