@@ -141,9 +141,13 @@ thread (a thread team costs more than small work on a shared machine). The bits 
 
 def _combine(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int,
              out_dtype: type = np.float64) -> np.ndarray:
-    if a.size * b1.shape[-1] >= _MANY_MACS:
-        return _combine_now(a, b1, b2, eb, beta, out_dtype)
-    return one_blas_thread(_combine_now)(a, b1, b2, eb, beta, out_dtype)
+    return _blas_for(a.size * b1.shape[-1], _combine_now)(a, b1, b2, eb, beta, out_dtype)
+
+
+def _blas_for(macs: int, fn):
+    """``fn`` with BLAS at its threads for products of at least :data:`_MANY_MACS`
+    multiply-adds, else held at one thread (the bits are the same either way)."""
+    return fn if macs >= _MANY_MACS else one_blas_thread(fn)
 
 
 def _combine_now(a: np.ndarray, b1: np.ndarray, b2: np.ndarray, eb: np.ndarray, beta: int,
@@ -229,10 +233,7 @@ def gram(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:
         if x.shape[0] == 0:
             return np.zeros((x.shape[1], x.shape[1]))
-        if x.size * x.shape[1] >= _MANY_MACS:
-            g = _gram_split(x)
-        else:
-            g = one_blas_thread(_gram_split)(x)
+        g = _blas_for(x.size * x.shape[1], _gram_split)(x)
         return np.triu(g) + np.triu(g, 1).T
     x = _prepare(x)
     return matmul(np.ascontiguousarray(x.T), x)
@@ -257,4 +258,3 @@ def _gram_split(x: np.ndarray) -> np.ndarray:
     out *= s.T
     out *= s
     return out
-

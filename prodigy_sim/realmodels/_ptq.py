@@ -412,7 +412,6 @@ def layer_errors(weights: ModelWeights, calibration: Calibration, names: list[st
     return out
 
 
-@one_blas_thread
 def _layer_inputs(weights: ModelWeights, calibration: Calibration, heldout, names: list[str]):
     """Per linear layer ``name``: ``(name, W, X_c, X_h)``, its float32 weight and the float
     model's inputs over the calibration sequences and over ``heldout``."""
@@ -424,6 +423,7 @@ def _layer_inputs(weights: ModelWeights, calibration: Calibration, heldout, name
                np.concatenate(held.x[name]))
 
 
+@one_blas_thread
 def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, names: list[str],
                    *, dampings: tuple[float, ...] = (0.01, 0.1, 1.0), fmt: str = "tai4",
                    act_order: bool = True) -> dict[str, dict]:
@@ -452,6 +452,7 @@ def heldout_errors(weights: ModelWeights, calibration: Calibration, heldout, nam
     return out
 
 
+@one_blas_thread
 def heldout_sparse_errors(weights: ModelWeights, calibration: Calibration, heldout,
                           names: list[str], *, fmt: str = "tai4",
                           damping: float = 0.01) -> dict[str, dict]:
