@@ -44,6 +44,9 @@ from prodigy_sim.timing._ports import fifo_departures, group_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
+_NO_LINES = np.zeros(0, np.int64)
+_NO_LINES.flags.writeable = False
+
 
 
 @dataclass(slots=True, eq=False)
@@ -87,6 +90,8 @@ class LineMap:
     def __init__(self, line_bytes: int, max_patterns: int = 8192) -> None:
         self.line = line_bytes
         self._cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._wcache: dict[tuple[int, int, int, int],
+                           tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}
         self._max = max_patterns
 
     def _pattern(self, off: int, length: int, stride: int, count: int) -> np.ndarray:
@@ -112,6 +117,78 @@ class LineMap:
                 self._cache.clear()
             self._cache[key] = lines
         return lines
+
+    def _write_pattern(self, off: int, length: int, stride: int, count: int
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """A store's segment starting at byte ``off`` (< line_bytes), split into the lines it
+        writes whole (sorted unique) and the lines it writes in part, each with the mask of
+        its bytes written (bit ``b`` = byte ``b`` of the line; lines sorted, disjoint from
+        the whole ones)."""
+        key = (off, length, stride, count)
+        hit = self._wcache.get(key)
+        if hit is None:
+            line = self.line
+            starts = off + stride * np.arange(count, dtype=np.int64)
+            ends = starts + length
+            a, b = -(-starts // line), ends // line          # whole lines [a, b) of each run
+            n = np.maximum(b - a, 0)
+            total = int(n.sum())
+            offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+            whole = set((np.repeat(a, n) + offs).tolist())
+            pieces: dict[int, int] = {}
+            first, last = starts // line, (ends - 1) // line
+            for s0, e0, f, g in zip(starts.tolist(), ends.tolist(), first.tolist(),
+                                    last.tolist(), strict=True):
+                ends_here = ((f, s0 - f * line, min(e0 - f * line, line)),
+                             (g, 0, e0 - g * line))
+                for ln, lo, hi in ends_here[:1 if g == f else 2]:
+                    if hi - lo < line:
+                        pieces[ln] = pieces.get(ln, 0) | (((1 << (hi - lo)) - 1) << lo)
+            full = (1 << line) - 1
+            whole.update(ln for ln, m in pieces.items() if m == full)
+            part = sorted(ln for ln in pieces if ln not in whole)
+            hit = (np.array(sorted(whole), np.int64), np.array(part, np.int64),
+                   tuple(pieces[ln] for ln in part))
+            for arr in hit[:2]:
+                arr.flags.writeable = False
+            if len(self._wcache) >= self._max:
+                self._wcache.clear()
+            self._wcache[key] = hit
+        return hit
+
+    def of_write(self, segments: tuple[Segment, ...]
+                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """The lines a store writes whole (sorted unique, int64) and the lines it writes in
+        part with the byte mask of each (sorted, disjoint from the whole ones; bytes two
+        segments write of one line are merged into one mask)."""
+        parts = [s for s in segments if s.length > 0 and s.count > 0]
+        line = self.line
+        if all(s.address % line == 0 and s.length % line == 0
+               and (s.stride % line == 0 or s.count == 1) for s in parts):
+            return self.of(segments), _NO_LINES, []
+        whole, plines, pmasks = [], [], []
+        for s in parts:
+            a = s.address
+            w, p, m = self._write_pattern(a % line, s.length, s.stride, s.count)
+            base = a // line
+            whole.append(w + base)
+            plines.append(p + base)
+            pmasks.extend(m)
+        all_whole = np.unique(np.concatenate(whole)) if whole else _NO_LINES
+        lines = np.concatenate(plines) if plines else _NO_LINES
+        if len(parts) > 1 and lines.size:
+            merged: dict[int, int] = {}
+            for ln, m in zip(lines.tolist(), pmasks, strict=True):
+                merged[ln] = merged.get(ln, 0) | m
+            full = (1 << line) - 1
+            done = [ln for ln, m in merged.items() if m == full]
+            if done:
+                all_whole = np.union1d(all_whole, np.array(done, np.int64))
+            written = set(all_whole.tolist())
+            keep = sorted(ln for ln, m in merged.items() if m != full and ln not in written)
+            lines = np.array(keep, np.int64)
+            pmasks = [merged[ln] for ln in keep]
+        return all_whole, lines, pmasks
 
     def of(self, segments: tuple[Segment, ...]) -> np.ndarray:
         """Sorted unique line indices touched by 2-D strided byte ranges (int64, shape (n,))."""
@@ -208,6 +285,11 @@ class MemorySystem:
         self._res_hi = [b for _, b in rs]
         self._res_reach = list(itertools.accumulate(self._res_hi, max))   # max end so far
         self.onchip_write_lines = 0
+        # write combining: lines stores have written in part, merged in their home L2 slices
+        # (line -> mask of the bytes written); a line goes to DDR once all its bytes are
+        self.partial: dict[int, int] = {}
+        self.partial_pieces = 0
+        self._full_mask = (1 << self.line) - 1
         # hops from each source port (controllers, then L2 slices) to each core
         self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
                                                              self.slice_core_lat]))
@@ -226,7 +308,10 @@ class MemorySystem:
     # -- DMA issue and flush -------------------------------------------------------------------
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
-        lines, onchip = self._split(self.lines.of(segments))
+        if is_write:
+            lines, onchip = self._combine(*self.lines.of_write(segments))
+        else:
+            lines, onchip = self._split(self.lines.of(segments))
         nbytes = sum(s.nbytes for s in segments)
         h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
         if is_write:
@@ -240,6 +325,53 @@ class MemorySystem:
         else:
             self.pending.append(h)
         return h
+
+    def _combine(self, whole: np.ndarray, part: np.ndarray, masks: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A store's lines -> (lines it sends to DDR, lines it writes on chip or None).
+
+        ``whole``: the lines it writes whole; ``part``: the lines it writes in part, with the
+        byte ``masks`` it writes of each. Whole lines go to DDR (those of resident tensors stay
+        on chip). A part-written line is written into its home L2 slice (on chip), merged with
+        the earlier pieces of that line (write combining in the write-back on-chip memory);
+        the store that completes a line also sends the whole line to DDR. Lines never
+        completed are written back when the kernel ends (:meth:`write_back_partials`)."""
+        lines, onchip = self._split(whole)
+        if not part.size:
+            return lines, onchip
+        outside, inside = self._split(part)
+        if inside is not None:                  # pieces of resident tensors: on chip anyway
+            keep = np.isin(part, outside)
+            masks = [m for m, k in zip(masks, keep.tolist(), strict=True) if k]
+        partial, full = self.partial, self._full_mask
+        completed = []
+        for ln, m in zip(outside.tolist(), masks, strict=True):
+            m |= partial.pop(ln, 0)
+            if m == full:
+                completed.append(ln)
+            else:
+                partial[ln] = m
+        self.partial_pieces += int(outside.size)
+        if completed:
+            lines = np.union1d(lines, np.array(completed, np.int64))
+        onchip = part if onchip is None else np.union1d(onchip, part)
+        return lines, onchip
+
+    def write_back_partials(self, now: int) -> int | None:
+        """Write every line still held in part (write combining) back to DDR, as one store
+        issued at core cycle ``now`` by core 0 (the end of a kernel); returns the cycle the last
+        of them is in DDR, or None when no line is held."""
+        if not self.partial:
+            return None
+        lines = np.array(sorted(self.partial), np.int64)
+        self.partial = {}
+        nbytes = int(lines.size) * self.line
+        h = DmaHandle(0, now, True, lines, nbytes, -1,
+                      released=now + self.mesh.serialization(nbytes))
+        self.pending.append(h)
+        self.flush()
+        assert h.done is not None
+        return h.done
 
     def _split(self, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``lines`` (sorted) -> (lines outside the resident tensors, lines inside them or

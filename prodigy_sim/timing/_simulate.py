@@ -108,12 +108,14 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
         raise SimulationError(f"deadlock: cores {stuck} wait at BARRIER (instruction "
                               f"{', '.join(map(str, where))}) that cores "
                               f"{[c.cid for c in procs if c.finished]} never reach")
+    end = max(c.stats.end_cycle for c in procs)
+    drained = memory.write_back_partials(end)
     results = tuple(CoreResult(c.cid, c.stats.end_cycle, dict(c.stats.busy),
                                dict(c.stats.stalls), dict(sorted(c.stats.instructions.items())),
                                c.stats.dma_bytes) for c in procs)
     res = SimulationResult(
         config_name=config.name, ncores=ncores, frequency_hz=config.frequency_hz,
-        cycles=max(c.end_cycle for c in results), cores=results,
+        cycles=max(end, drained or 0), cores=results,
         channel_bytes=tuple(int(b) for b in memory.bytes_per_ctrl),
         dram_requests=memory.requests, memory_batches=memory.flushes,
         l3_hit_bytes=memory.l3_hit_lines * memory.line, multicasts=memory.multicast_transfers,
