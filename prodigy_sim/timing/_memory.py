@@ -8,6 +8,10 @@ are interleaved over the socket's 32-bit subchannels exactly as the socket-wide 
 one :func:`prodigy_sim.dram.simulate_requests` run of ``memory.dram`` (its own frontend and
 queues), fed with the line's address local to the controller.
 
+Stores write whole lines to DDR. A line a store writes only in part is merged in its home L2
+slice with the other pieces of that line (write combining, :meth:`MemorySystem._combine`) and
+goes to DDR once, when complete or when the kernel ends (:meth:`MemorySystem.write_back_partials`).
+
 Batching (the approximation). There is no SimPy event per DRAM cycle or per request. DMAs are
 collected as they issue; the pending batch is *flushed* - run through the DDR5 model, one call
 per controller - only when some core needs the completion of a pending DMA (an operand, a DMA

@@ -50,7 +50,9 @@ class SimulationResult:
     l3_hit_bytes: int = 0
     """Bytes of loads the on-chip memory served (whole lines): L3 hits and resident tensors."""
     onchip_write_bytes: int = 0
-    """Bytes of stores into resident tensors (whole lines), kept on chip instead of DDR."""
+    """Bytes of stores into the on-chip memory (whole lines): into resident tensors (kept on
+    chip instead of DDR), and pieces of lines a store writes in part (merged in their home
+    slices before the line goes to DDR once)."""
     multicasts: int = 0
     """Multicast (DMA.LDM) transfers: one DDR/L3 read each, delivered to every member."""
 
