@@ -170,7 +170,9 @@ class LineMap:
         if all(s.address % line == 0 and s.length % line == 0
                and (s.stride % line == 0 or s.count == 1) for s in parts):
             return self.of(segments), _NO_LINES, []
-        whole, plines, pmasks = [], [], []
+        whole: list[np.ndarray] = []
+        plines: list[np.ndarray] = []
+        pmasks: list[int] = []
         for s in parts:
             a = s.address
             w, p, m = self._write_pattern(a % line, s.length, s.stride, s.count)
