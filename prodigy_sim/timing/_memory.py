@@ -175,17 +175,17 @@ class LineMap:
         pmasks: list[int] = []
         for s in parts:
             a = s.address
-            w, p, m = self._write_pattern(a % line, s.length, s.stride, s.count)
+            w, p, masks = self._write_pattern(a % line, s.length, s.stride, s.count)
             base = a // line
             whole.append(w + base)
             plines.append(p + base)
-            pmasks.extend(m)
+            pmasks.extend(masks)
         all_whole = np.unique(np.concatenate(whole)) if whole else _NO_LINES
         lines = np.concatenate(plines) if plines else _NO_LINES
         if len(parts) > 1 and lines.size:
             merged: dict[int, int] = {}
-            for ln, m in zip(lines.tolist(), pmasks, strict=True):
-                merged[ln] = merged.get(ln, 0) | m
+            for ln, piece in zip(lines.tolist(), pmasks, strict=True):
+                merged[ln] = merged.get(ln, 0) | piece
             full = (1 << line) - 1
             done = [ln for ln, m in merged.items() if m == full]
             if done:
