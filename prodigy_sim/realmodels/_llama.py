@@ -185,13 +185,18 @@ def token_nll(weights: ModelWeights, ids: np.ndarray,
     head = _lm_head_split(weights)
     # the logits of a block of positions at a time (each row of matmul_f32 depends on its own
     # row of ``hidden`` only): the same values as logits_nll(llama_logits(...), ids[1:])
-    return np.concatenate([logits_nll(matmul_f32(hidden[r:r + _ROWS], head),
-                                      ids[1 + r:1 + r + _ROWS])
-                           for r in range(0, hidden.shape[0], _ROWS)])
+    return np.concatenate([logits_nll(matmul_f32(hidden[r:r + _HEAD_ROWS], head),
+                                      ids[1 + r:1 + r + _HEAD_ROWS])
+                           for r in range(0, hidden.shape[0], _HEAD_ROWS)])
 
 
 _ROWS = 32
-"""Positions per block of :func:`token_nll` and :func:`logits_nll` (32 x 49,152 logits)."""
+"""Positions per block of :func:`logits_nll`'s exponentials (32 x 49,152 values)."""
+
+_HEAD_ROWS = 256
+"""Positions per LM-head product of :func:`token_nll` (256 x 49,152 logits, 50 MB): the
+head's weight slices (2 x 226 MB of float64) stream once per block, so larger blocks are
+faster (512 tokens: 4.6 s with 32 rows, 2.4 s with 256, the same bits)."""
 
 
 def perplexity(weights: ModelWeights, ids: np.ndarray, linears: Linears | None = None) -> float:
