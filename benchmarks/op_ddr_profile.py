@@ -9,6 +9,7 @@ read queue, 512), and the batching error of the run (``check_batching``). docs/l
 
     python benchmarks/op_ddr_profile.py llama-2-70b prefill 2048 gate_up
     python benchmarks/op_ddr_profile.py MODEL PHASE SEQUENCE OP [--batch B] [--hw PRESET]
+        [--dma-outstanding N]     # DMAs in flight per core (default: the timing model's, 8)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prodigy_sim.hardware import load_preset
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
+from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING
 from prodigy_sim.timing._memory import check_batching
 from prodigy_sim.timing._simulate import _run
 
@@ -47,6 +49,9 @@ def main() -> None:
     ap.add_argument("op", help="op name in the layer, e.g. gate_up, down_proj, qkv_proj")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--hw", default="prodigy-t16128")
+    ap.add_argument("--dma-outstanding", type=int, default=DEFAULT_DMA_OUTSTANDING,
+                    help="DMA transfers in flight per core (default: %(default)s, the timing "
+                         "model's)")
     args = ap.parse_args()
     chip = load_preset(args.hw)
     sc = Scenario(model=args.model, phase=args.phase, batch=args.batch,
@@ -57,7 +62,8 @@ def main() -> None:
         raise SystemExit(f"no op {args.op!r}; ops: {', '.join(o.name for o in lm.stages[0].ops)}")
     op = ops[0]
     rep = simulate_op(op, chip, stage=lm.stages[0].name)
-    res, memory = _run(op.kernel.program, chip, op.kernel.cores, None, 8, log=True,
+    res, memory = _run(op.kernel.program, chip, op.kernel.cores, None, args.dma_outstanding,
+                       log=True,
                        resident=op.residency.resident, held_bytes=op.residency.held_bytes,
                        max_steps=None)
     lg = memory.log
