@@ -8,7 +8,10 @@ timed (operands are prepared once); ``matmul`` is timed end to end (decode, clas
 chunked exact GEMM, FP32 accumulation). The machine is shared and noisy: the three methods are
 timed round-robin (one run of each per round, so load changes hit all of them alike), the best
 of ``--repeat`` rounds is kept - wall time, and CPU time of all threads as a second view - and
-the load average before and after is printed. Also reports which exact path the (tile, chunk)
+the load average before and after is printed. Each timed call follows a ``--pause`` (0.3 s):
+after a multi-threaded GEMM OpenBLAS's worker thread keeps spinning on a core for about 0.1 s,
+and the exact matmul, which runs its own two threads, measured right after one loses that core
+(0.17 s instead of 0.12 s on the idle 2-core machine; ``--pause 0`` shows it). Also reports which exact path the (tile, chunk)
 pieces took.
 """
 
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n", type=int, default=4096, help="rows of weights (N)")
     p.add_argument("--repeat", type=int, default=5, help="timed rounds (best kept)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pause", type=float, default=0.3,
+                   help="seconds of sleep before each timed call (default 0.3; 0 = none): "
+                        "OpenBLAS's worker threads spin on a core for about 0.1 s after a "
+                        "multi-threaded GEMM, which slows whatever runs next")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -49,7 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     flops = 2.0 * args.m * args.k * args.n
     load0 = os.getloadavg()
     wall, cpu = best_round_robin({"matmul_exact": run_exact, "numpy_f32": lambda: a32 @ w32.T,
-                                  "numpy_f64": lambda: a64 @ w64.T}, args.repeat)
+                                  "numpy_f64": lambda: a64 @ w64.T}, args.repeat,
+                                 args.pause)
     load1 = os.getloadavg()
     t32 = wall["numpy_f32"]
     s = stats["s"]
@@ -63,14 +71,14 @@ def main(argv: list[str] | None = None) -> dict:
         "chunks": s.chunks, "f32_tiles": s.f32_tiles, "split_rows": s.split_rows,
         "blas_tiles": s.blas_tiles, "fallback_tiles": s.fallback_tiles,
         "fallback_elements": s.fallback_elements,
-        "loadavg_1min": [load0[0], load1[0]], "cpus": os.cpu_count(),
+        "loadavg_1min": [load0[0], load1[0]], "cpus": os.cpu_count(), "pause_s": args.pause,
     }
     if args.json:
         print(json.dumps(res, indent=2))
         return res
     print(f"GEMM {args.m}x{args.k}x{args.n}, FP8 e4m3 (MX) x TAI4 (MX), best of {args.repeat} "
-          f"round-robin rounds; {os.cpu_count()} CPUs, 1-min load average {load0[0]:.2f} -> "
-          f"{load1[0]:.2f}\n")
+          f"round-robin rounds, {args.pause:g} s pause before each call; {os.cpu_count()} "
+          f"CPUs, 1-min load average {load0[0]:.2f} -> {load1[0]:.2f}\n")
     print("| method | wall s | GFLOP/s | speed vs numpy f32 | CPU s (all threads) | CPU vs f32 |")
     print("|---|---:|---:|---:|---:|---:|")
     for key, label in (("matmul_exact", "prodigy_sim.functional.matmul (bit-exact)"),
