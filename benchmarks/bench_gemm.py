@@ -11,8 +11,8 @@ of ``--repeat`` rounds is kept - wall time, and CPU time of all threads as a sec
 the load average before and after is printed. Each timed call follows a ``--pause`` (0.3 s):
 after a multi-threaded GEMM OpenBLAS's worker thread keeps spinning on a core for about 0.1 s,
 and the exact matmul, which runs its own two threads, measured right after one loses that core
-(0.17 s instead of 0.12 s on the idle 2-core machine; ``--pause 0`` shows it). Also reports which exact path the (tile, chunk)
-pieces took.
+(0.17 s instead of 0.12 s on the idle 2-core machine; ``--pause 0`` shows it). Also reports
+which exact path the (tile, chunk) pieces took.
 """
 
 from __future__ import annotations

@@ -143,10 +143,10 @@ def test_blocked_nll_is_the_whole_computation(text_ids):
     object and reused)."""
     from prodigy_sim.detmath import exp_f32, ln_decimal
     from prodigy_sim.realmodels import logits_nll, token_nll
-    from prodigy_sim.realmodels._llama import _ROWS
+    from prodigy_sim.realmodels._llama import _HEAD_ROWS, _ROWS
 
     w = smollm2_weights()
-    ids = text_ids[: _ROWS + 9]
+    ids = text_ids[: max(_ROWS, _HEAD_ROWS) + 9]
     logits = llama_logits(w, ids[:-1])
     top = logits.max(axis=-1)
     s = exp_f32(logits - top[:, None]).astype(np.float64).sum(axis=-1)
@@ -155,3 +155,30 @@ def test_blocked_nll_is_the_whole_computation(text_ids):
     np.testing.assert_array_equal(logits_nll(logits, ids[1:]), want)
     np.testing.assert_array_equal(token_nll(w, ids), want)
     assert w.split("embed_tokens") is w.split("embed_tokens")
+
+
+def test_stacked_sequences_are_each_sequence_alone(smollm2_calibration):
+    """llama_hidden_many (the calibration's forward: the linear layers take every sequence's
+    rows at once, attention per sequence) gives each row the bits of its sequence run alone,
+    and the stacked calibration (amax, Wanda's norms summed sequence after sequence) equals one
+    forward per sequence."""
+    from prodigy_sim.realmodels import Fp32Linears
+    from prodigy_sim.realmodels._llama import llama_hidden, llama_hidden_many
+    from prodigy_sim.realmodels._quantize import calibrate
+
+    w = smollm2_weights()
+    tok = smollm2_tokenizer()
+    seqs = tuple(np.asarray(tok.encode(s).ids) for s in calibration_sentences())
+    fp = Fp32Linears(w)
+    alone = [llama_hidden(w, ids, fp) for ids in seqs[:3]]
+    stacked = llama_hidden_many(w, seqs[:3], fp)
+    np.testing.assert_array_equal(stacked, np.concatenate(alone))
+
+    def one_at_a_time(lin):
+        for ids in seqs:
+            llama_hidden(w, ids, lin)
+
+    each = calibrate(w, one_at_a_time, seqs, fp)
+    assert smollm2_calibration.amax == each.amax and smollm2_calibration.tokens == each.tokens
+    for name, norms in each.act_norms.items():
+        assert smollm2_calibration.act_norms[name].tobytes() == norms.tobytes(), name

@@ -22,7 +22,7 @@ from prodigy_sim.numerics import footprint
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
 from prodigy_sim.realmodels._data import calibration_segments, eval_sentences, eval_text
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
-from prodigy_sim.realmodels._llama import llama_hidden, mean_exp, perplexity
+from prodigy_sim.realmodels._llama import llama_hidden_many, mean_exp, perplexity
 from prodigy_sim.realmodels._minilm import minilm_weights
 from prodigy_sim.realmodels._quantize import (
     WEIGHT_FORMATS,
@@ -100,15 +100,16 @@ def calibrate_smollm2(weights: ModelWeights, sentences: list[str] | None = None,
                       fp32: Fp32Linears | None = None) -> Calibration:
     """SmolLM2 calibration: the float32 forward of each calibration segment alone (default
     :func:`calibration_segments`); keeps the token sequences for PTQ. ``fp32``: the float32
-    linears to run (default new ones)."""
+    linears to run (default new ones). The segments go through the linear layers stacked
+    (:func:`~prodigy_sim.realmodels._llama.llama_hidden_many`: attention per segment, the same
+    bits as one forward per segment, larger products)."""
     tok = smollm2_tokenizer()
     seqs = tuple(np.asarray(tok.encode(s).ids) for s in (sentences or calibration_segments()))
 
     def run(linears: Linears) -> None:
-        for ids in seqs:
-            llama_hidden(weights, ids, linears)
+        llama_hidden_many(weights, seqs, linears)
 
-    return calibrate(weights, run, seqs, fp32)
+    return calibrate(weights, run, seqs, fp32, segments=tuple(int(s.size) for s in seqs))
 
 
 MODELS: tuple[str, ...] = ("minilm", "smollm2")

@@ -43,7 +43,8 @@ from prodigy_sim.realmodels._weights import ModelWeights
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-__all__ = ["rope_tables", "LlamaState", "llama_embed", "llama_layer", "llama_hidden", "lm_head",
+__all__ = ["rope_tables", "LlamaState", "llama_embed", "llama_embed_many", "llama_layer",
+           "llama_hidden", "llama_hidden_many", "lm_head",
            "llama_logits", "logits_nll", "mean_exp", "token_nll", "perplexity", "greedy_generate"]
 
 
@@ -77,12 +78,19 @@ def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class LlamaState:
     """A sequence between two decoder layers: the residual stream ``x (T, H)`` float32, the RoPE
-    tables ``cos, sin (T, d)`` and the causal mask ``(T, T)``."""
+    tables ``cos, sin (T, d)`` and the causal mask ``(T, T)``.
+
+    Several sequences stacked (:func:`llama_embed_many`): ``segments`` holds their lengths (rows
+    of ``x``, ``cos`` and ``sin`` in order, each from position 0) and ``causal`` is the mask of
+    the longest; the linear layers see all rows at once, attention runs per sequence. Every
+    row's values are those of its sequence run alone (each step is row by row or per
+    sequence)."""
 
     x: np.ndarray
     cos: np.ndarray
     sin: np.ndarray
     causal: np.ndarray
+    segments: tuple[int, ...] = ()
 
 
 def llama_embed(weights: ModelWeights, ids: np.ndarray) -> LlamaState:
@@ -93,8 +101,32 @@ def llama_embed(weights: ModelWeights, ids: np.ndarray) -> LlamaState:
         raise ConfigError(f"ids must be a non-empty 1-D token sequence (got shape {ids.shape})")
     t = ids.size
     cos, sin = rope_tables(np.arange(t), card.head_size, float(card.rope_theta or 0.0))
-    causal = np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
-    return LlamaState(weights["embed_tokens"][ids], cos, sin, causal)
+    return LlamaState(weights["embed_tokens"][ids], cos, sin, _causal_mask(t))
+
+
+def _causal_mask(t: int) -> np.ndarray:
+    return np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
+
+
+def llama_embed_many(weights: ModelWeights, sequences) -> LlamaState:
+    """:func:`llama_embed` of several token sequences stacked (see :class:`LlamaState`)."""
+    card = weights.card
+    ids = [np.asarray(s, dtype=np.int64) for s in sequences]
+    if not ids or any(s.ndim != 1 or s.size == 0 for s in ids):
+        raise ConfigError("sequences must be non-empty 1-D token sequences")
+    lengths = tuple(int(s.size) for s in ids)
+    pos = np.concatenate([np.arange(n) for n in lengths])
+    cos, sin = rope_tables(pos, card.head_size, float(card.rope_theta or 0.0))
+    return LlamaState(weights["embed_tokens"][np.concatenate(ids)], cos, sin,
+                      _causal_mask(max(lengths)), lengths)
+
+
+def _attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: np.ndarray,
+            scale: np.float32) -> np.ndarray:
+    """Causal attention of one sequence: q, v ``(heads, T, d)``, k ``(heads, d, T)``."""
+    t = q.shape[1]
+    probs = softmax(bmm_f32(q, k) * scale + causal[:t, :t])
+    return bmm_f32(probs, v)
 
 
 def llama_layer(weights: ModelWeights, i: int, state: LlamaState, lin: Linears) -> LlamaState:
@@ -114,20 +146,36 @@ def llama_layer(weights: ModelWeights, i: int, state: LlamaState, lin: Linears) 
     q, k = _rotate(q, state.cos, state.sin), _rotate(k, state.cos, state.sin)
     k = np.repeat(k, heads // kv, axis=0).transpose(0, 2, 1)
     v = np.repeat(v, heads // kv, axis=0)
-    probs = softmax(bmm_f32(q, k) * scale + state.causal)
-    ctx = bmm_f32(probs, v).transpose(1, 0, 2).reshape(t, heads * d)
+    if state.segments:
+        ends = np.cumsum(state.segments).tolist()
+        ctx = np.concatenate([_attend(q[:, a:e], k[:, :, a:e], v[:, a:e], state.causal, scale)
+                              for a, e in zip([0] + ends[:-1], ends, strict=True)], axis=1)
+    else:
+        ctx = _attend(q, k, v, state.causal, scale)
+    ctx = ctx.transpose(1, 0, 2).reshape(t, heads * d)
     x = x + lin(p + "attn.o_proj", ctx)
     n = rms_norm(x, w[p + "mlp_norm"], eps)
     gated = silu(lin(p + "mlp.gate_proj", n)) * lin(p + "mlp.up_proj", n)
     x = x + lin(p + "mlp.down_proj", gated)
-    return LlamaState(x, state.cos, state.sin, state.causal)
+    return LlamaState(x, state.cos, state.sin, state.causal, state.segments)
 
 
 def llama_hidden(weights: ModelWeights, ids: np.ndarray,
                  linears: Linears | None = None) -> np.ndarray:
     """Final-normed hidden states ``(T, H)`` float32 of token ids ``(T,)``."""
+    return _hidden(weights, llama_embed(weights, ids), linears)
+
+
+def llama_hidden_many(weights: ModelWeights, sequences,
+                      linears: Linears | None = None) -> np.ndarray:
+    """:func:`llama_hidden` of several token sequences, each alone (its own positions and causal
+    attention), stacked: ``(sum of lengths, H)``, row for row the same bits as one call per
+    sequence; the linear layers take every row in one call (larger, faster products)."""
+    return _hidden(weights, llama_embed_many(weights, sequences), linears)
+
+
+def _hidden(weights: ModelWeights, state: LlamaState, linears: Linears | None) -> np.ndarray:
     lin = linears or Fp32Linears(weights)
-    state = llama_embed(weights, ids)
     for i in range(weights.card.num_layers):
         state = llama_layer(weights, i, state, lin)
     return rms_norm(state.x, weights["final_norm"], weights.card.norm_eps)

@@ -213,13 +213,17 @@ class Calibration:
 class RecordingLinears:
     """float32 linears that also record each layer's input amax and per-feature sum of squares
     (``fp32``: the float32 linears of ``weights`` to compute with, e.g. shared with a later
-    float32 forward; default new ones)."""
+    float32 forward; default new ones). ``segments``: the lengths of sequences each call stacks
+    (:func:`~prodigy_sim.realmodels._llama.llama_hidden_many`), whose sums of squares are
+    added one sequence after the other, as calls one sequence at a time would add them (the
+    same bits); empty: a call is one sequence."""
 
     weights: ModelWeights
     amax: dict[str, float] = field(default_factory=dict)
     sumsq: dict[str, np.ndarray] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     fp32: Fp32Linears | None = None
+    segments: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self._fp32 = self.fp32 if self.fp32 is not None else Fp32Linears(self.weights)
@@ -227,7 +231,16 @@ class RecordingLinears:
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         self.amax[name] = max(self.amax.get(name, 0.0), float(np.abs(x2).max()))
-        self.sumsq[name] = self.sumsq.get(name, 0.0) + (x2 * x2).sum(axis=0)
+        total = self.sumsq.get(name, 0.0)
+        if self.segments and sum(self.segments) == x2.shape[0]:
+            start = 0
+            for n in self.segments:
+                part = x2[start:start + n]
+                total = total + (part * part).sum(axis=0)
+                start += n
+        else:
+            total = total + (x2 * x2).sum(axis=0)
+        self.sumsq[name] = np.asarray(total)
         self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
         return self._fp32(name, x)
 
@@ -241,11 +254,12 @@ class RecordingLinears:
 
 
 def calibrate(weights: ModelWeights, run: Callable[[Linears], object],
-              sequences: tuple = (), fp32: Fp32Linears | None = None) -> Calibration:
+              sequences: tuple = (), fp32: Fp32Linears | None = None,
+              segments: tuple[int, ...] = ()) -> Calibration:
     """Run ``run(linears)`` (float32 forward passes) and collect a :class:`Calibration`
-    (``sequences``: the inputs ``run`` fed, kept for the PTQ pass; ``fp32``: see
+    (``sequences``: the inputs ``run`` fed, kept for the PTQ pass; ``fp32``, ``segments``: see
     :class:`RecordingLinears`)."""
-    rec = RecordingLinears(weights, fp32=fp32)
+    rec = RecordingLinears(weights, fp32=fp32, segments=segments)
     run(rec)
     return rec.result(sequences)
 
