@@ -93,6 +93,11 @@ class LlamaState:
     segments: tuple[int, ...] = ()
 
 
+def _causal_mask(t: int) -> np.ndarray:
+    """The additive causal mask ``(t, t)`` float32 (the lowest float32 above the diagonal)."""
+    return np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
+
+
 def llama_embed(weights: ModelWeights, ids: np.ndarray) -> LlamaState:
     """Token embeddings of ``ids (T,)`` and the tables every layer uses."""
     card = weights.card
@@ -102,10 +107,6 @@ def llama_embed(weights: ModelWeights, ids: np.ndarray) -> LlamaState:
     t = ids.size
     cos, sin = rope_tables(np.arange(t), card.head_size, float(card.rope_theta or 0.0))
     return LlamaState(weights["embed_tokens"][ids], cos, sin, _causal_mask(t))
-
-
-def _causal_mask(t: int) -> np.ndarray:
-    return np.triu(np.full((t, t), np.finfo(np.float32).min, dtype=np.float32), k=1)
 
 
 def llama_embed_many(weights: ModelWeights, sequences) -> LlamaState:

@@ -232,7 +232,10 @@ class RecordingLinears:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         self.amax[name] = max(self.amax.get(name, 0.0), float(np.abs(x2).max()))
         total = self.sumsq.get(name, 0.0)
-        if self.segments and sum(self.segments) == x2.shape[0]:
+        if self.segments:
+            if sum(self.segments) != x2.shape[0]:
+                raise ConfigError(f"{name}: a call of {x2.shape[0]} rows, but the stacked "
+                                  f"sequences have {sum(self.segments)}")
             start = 0
             for n in self.segments:
                 part = x2[start:start + n]

@@ -93,6 +93,8 @@ class LineMap:
 
     def __init__(self, line_bytes: int, max_patterns: int = 8192) -> None:
         self.line = line_bytes
+        self.full_mask = (1 << line_bytes) - 1
+        """The byte mask of a whole line (bit ``b`` = byte ``b``)."""
         self._cache: dict[tuple[int, int, int, int], np.ndarray] = {}
         self._wcache: dict[tuple[int, int, int, int],
                            tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}
@@ -148,8 +150,7 @@ class LineMap:
                 for ln, lo, hi in ends_here[:1 if g == f else 2]:
                     if hi - lo < line:
                         pieces[ln] = pieces.get(ln, 0) | (((1 << (hi - lo)) - 1) << lo)
-            full = (1 << line) - 1
-            whole.update(ln for ln, m in pieces.items() if m == full)
+            whole.update(ln for ln, m in pieces.items() if m == self.full_mask)
             part = sorted(ln for ln in pieces if ln not in whole)
             hit = (np.array(sorted(whole), np.int64), np.array(part, np.int64),
                    tuple(pieces[ln] for ln in part))
@@ -186,7 +187,7 @@ class LineMap:
             merged: dict[int, int] = {}
             for ln, piece in zip(lines.tolist(), pmasks, strict=True):
                 merged[ln] = merged.get(ln, 0) | piece
-            full = (1 << line) - 1
+            full = self.full_mask
             done = [ln for ln, m in merged.items() if m == full]
             if done:
                 all_whole = np.union1d(all_whole, np.array(done, np.int64))
@@ -294,8 +295,6 @@ class MemorySystem:
         # write combining: lines stores have written in part, merged in their home L2 slices
         # (line -> mask of the bytes written); a line goes to DDR once all its bytes are
         self.partial: dict[int, int] = {}
-        self.partial_pieces = 0
-        self._full_mask = (1 << self.line) - 1
         # hops from each source port (controllers, then L2 slices) to each core
         self.src_core_lat = np.ascontiguousarray(np.vstack([mesh.latency.T,
                                                              self.slice_core_lat]))
@@ -349,7 +348,7 @@ class MemorySystem:
         if inside is not None:                  # pieces of resident tensors: on chip anyway
             keep = np.isin(part, outside)
             masks = [m for m, k in zip(masks, keep.tolist(), strict=True) if k]
-        partial, full = self.partial, self._full_mask
+        partial, full = self.partial, self.lines.full_mask
         completed = []
         for ln, m in zip(outside.tolist(), masks, strict=True):
             m |= partial.pop(ln, 0)
@@ -357,7 +356,6 @@ class MemorySystem:
                 completed.append(ln)
             else:
                 partial[ln] = m
-        self.partial_pieces += int(outside.size)
         if completed:
             lines = np.union1d(lines, np.array(completed, np.int64))
         onchip = part if onchip is None else np.union1d(onchip, part)
