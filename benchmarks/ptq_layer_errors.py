@@ -6,7 +6,8 @@ with act-order (the tables' "GPTQ", ``gptq-act``) and GPTQ without act-order (bl
 in the sweep, ``gptq``) for tai4, tai2, int4 and float4_e2m1fn (MX E8M0/32, OCP floor, 1 %
 damping), and of magnitude pruning against SparseGPT, without and with block act-order
 (``sparsegpt-act``), at 8:4 without quantization and with tai4 and tai2. Prints every cell where
-the PTQ method is not below its baseline (ratio >= 1) and, per comparison, how many layers pass.
+the PTQ method is not below its baseline (ratio >= 1) and, per comparison, how many layers pass
+and the geometric mean and largest of the ratios (PTQ error / baseline error) over the layers.
 docs/ptq.md, "Per-layer output error".
 
     python benchmarks/ptq_layer_errors.py minilm
@@ -97,6 +98,7 @@ def main() -> None:
             done.update(json.loads(line))
     out = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None
     passed = dict.fromkeys(PAIRS, 0)
+    ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in PAIRS}
     wanted = {c for pair in PAIRS for c in pair}
     for name in names:
         if name in done and wanted <= done[name].keys():
@@ -107,15 +109,18 @@ def main() -> None:
                 out.write(json.dumps({name: e}) + "\n")
                 out.flush()
         for a, b in PAIRS:
+            ratios[(a, b)].append(e[a] / e[b])
             if e[a] < e[b]:
                 passed[(a, b)] += 1
             else:
                 print(f"{name}: {a} {e[a]:.4g} >= {b} {e[b]:.4g} (ratio {e[a] / e[b]:.3f})",
                       flush=True)
-    print(f"| comparison | layers where the PTQ method is below (of {len(names)}) |")
-    print("|---|---:|")
+    print(f"| comparison | layers where the PTQ method is below (of {len(names)}) | "
+          "geo. mean ratio | largest ratio |")
+    print("|---|---:|---:|---:|")
     for (a, b), n in passed.items():
-        print(f"| {a} < {b} | {n} |")
+        r = np.asarray(ratios[(a, b)])
+        print(f"| {a} < {b} | {n} | {np.exp(np.log(r).mean()):.3f} | {r.max():.3f} |")
 
 
 if __name__ == "__main__":
