@@ -185,7 +185,7 @@ def spqr_kernel(name: str, m: int, n: int, k: int, counts: Sequence[int], *, cor
     zt = b.tile("ZT", (1, 1), F32)
     bufs = [[(b.tile(f"OV{w}_{s}", (1, c), values), b.tile(f"OK{w}_{s}", (1, c), ik),
               b.tile(f"ON{w}_{s}", (1, c), inn), b.tile(f"XG{w}_{s}", (rt, c), F32))
-             for s in range(2)] if c else None for w, c in enumerate(widths)]
+             for s in range(2)] if c else [] for w, c in enumerate(widths)]
     r_i, r_cnt, r_u, r_b, r_j, r_row = (Reg(i) for i in range(1, 7))
     r_col, r_p = Reg(7), Reg(8)
     r_base = [Reg(9), Reg(10)]
@@ -215,7 +215,7 @@ def spqr_kernel(name: str, m: int, n: int, k: int, counts: Sequence[int], *, cor
         b.sub(r_j, r_u, r_j)                          # group j = u mod G
         b.muli(r_row, r_b, rt)
         b.dma_ld(xq, x, r_row, 0)
-        if rtile is not None:
+        if rtile is not None and res is not None:
             b.dma_ld(rtile, res, r_row, 0)
         for w in range(nw):
             if chunks[w]:
