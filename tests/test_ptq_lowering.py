@@ -178,3 +178,25 @@ def test_fuse_outliers_stacks_q_k_v_and_keeps_gate_and_up_apart():
     assert fused["layers.3.gate_up"] == (g, u)
     with pytest.raises(ConfigError, match="q, k and v needed"):
         fuse_outliers({"layers.0.attn.q_proj": q}, "bert")
+
+
+def test_outliers_become_terms_added_to_a_dense_part_without_zero():
+    """tai2 has no zero: the dense value under an outlier is not 0, so the lowered outlier is
+    the difference (float32); with a zero code (tai4) the outliers are added as stored."""
+    from prodigy_sim.functional.reference import scaled_f64
+    from prodigy_sim.realmodels._overheads import additive_outliers, lowered_values
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 32)).astype(np.float32)
+    o = _outl(4, 32, [0, 0, 2], [3, 9, 31])
+    t2 = quantize(w, Storage.of("tai2", block=16, scale="fp32"))
+    add = additive_outliers(o, t2)
+    assert add.dtype == "float32" and lowered_values("float16", t2.fmt) == "float32"
+    total = scaled_f64(t2) + add.dense()
+    pos = o.dense() != 0
+    np.testing.assert_allclose(total[pos], o.dense()[pos], rtol=2.0**-23)
+    t4 = quantize(w, Storage.of("tai4", block=16, scale="fp32"))
+    assert additive_outliers(o, t4) is o
+    fused = fuse_outliers({"layers.0.mlp.down_proj": o}, "llama",
+                          dense={"layers.0.down_proj": t2})
+    assert fused["layers.0.down_proj"][0].dtype == "float32"

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
+from prodigy_sim.numerics import FormatSpec, QuantizedTensor
 from prodigy_sim.ptq import Outliers
 
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "ptq_work", "online_work", "lowered_op_of", "outlier_sites", "fuse_outliers"]
+           "ptq_work", "online_work", "lowered_op_of", "outlier_sites", "fuse_outliers",
+           "additive_outliers", "lowered_values", "op_sites"]
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,33 @@ def online_work(rotations: dict, family: str) -> PtqWork:
     return ptq_work(LoweringExtras(1, tuple(_online(rotations))), family)
 
 
+def lowered_values(dtype: str, fmt: FormatSpec) -> str:
+    """How the lowered kernels store the outlier values of a dense part in ``fmt``: as SpQR does
+    (``dtype``) when ``fmt`` has a zero (the dense value under an outlier is 0, so adding the
+    outlier replaces it), else float32 differences (:func:`additive_outliers`)."""
+    return dtype if fmt.zero_codes or fmt.wide else "float32"
+
+
+def additive_outliers(outliers: Outliers, dense: QuantizedTensor) -> Outliers:
+    """``outliers`` as terms to add to ``dense`` (the weight is ``dense + outliers``): the same
+    when the format has a zero (SpQR stores the code of 0 under an outlier); else each value
+    minus the dense value under it, rounded once to float32 (tai2 has no zero)."""
+    if lowered_values(outliers.dtype, dense.fmt) == outliers.dtype:
+        return outliers
+    from prodigy_sim.functional.reference import scaled_f64
+
+    rows, cols = outliers.rows(), outliers.cols.astype(np.int64)
+    under = scaled_f64(dense)[rows, cols]
+    vals = (outliers.float_values().astype(np.float64) - under).astype(np.float32)
+    return Outliers(row_ptr=outliers.row_ptr, cols=outliers.cols, values=vals, dtype="float32",
+                    shape=outliers.shape)
+
+
 def extras_of(qmodel) -> LoweringExtras:
     """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`."""
     card = qmodel.weights.card
     outliers = tuple(LinearOutliers(name, res.outliers.shape, res.outliers.count,
-                                    res.outliers.dtype)
+                                    lowered_values(res.outliers.dtype, res.quantized.fmt))
                      for name, res in qmodel.results.items() if res.outliers is not None)
     return LoweringExtras(card.num_layers, tuple(_online(qmodel.online)), outliers)
 
@@ -151,12 +177,15 @@ def ptq_work(extras: LoweringExtras, family: str) -> PtqWork:
     return PtqWork(online, outlier_sites(extras.outliers, family))
 
 
-def fuse_outliers(outliers: dict[str, Outliers], family: str
+def fuse_outliers(outliers: dict[str, Outliers], family: str,
+                  dense: dict[str, QuantizedTensor] | None = None
                   ) -> dict[str, tuple[Outliers, ...]]:
     """Outliers by linear name -> by lowered op (``layers.{i}.<op>``), one per weight of the op
     as the lowering fuses them: q, k, v stacked along N into ``qkv_proj``; ``gate_up`` (llama):
     (gate, up). Every linear of a fused op must be given (SpQR gives every linear its
-    ``Outliers``, possibly none of them)."""
+    ``Outliers``, possibly none of them). ``dense``: the lowered model's weights (fused names,
+    ``fuse_tensors``); the outliers then become the terms added to them
+    (:func:`additive_outliers`; the weights of one op in one dtype)."""
     out: dict[str, tuple[Outliers, ...]] = {}
     groups: dict[str, dict[str, Outliers]] = {}
     for name, o in outliers.items():
@@ -168,13 +197,35 @@ def fuse_outliers(outliers: dict[str, Outliers], family: str
             names = [f"{layer}.attn.{p}" for p in ("q_proj", "k_proj", "v_proj")]
             if set(parts) != set(names):
                 raise ConfigError(f"{key}: outliers of {sorted(parts)}; q, k and v needed")
-            out[key] = (Outliers.stack([parts[n] for n in names]),)
+            fused: tuple[Outliers, ...] = (Outliers.stack([parts[n] for n in names]),)
+            weights = [key]
         elif key.endswith(".gate_up"):
             names = [f"{layer}.mlp.gate_proj", f"{layer}.mlp.up_proj"]
             if set(parts) != set(names):
                 raise ConfigError(f"{key}: outliers of {sorted(parts)}; gate and up needed")
-            out[key] = tuple(parts[n] for n in names)
+            fused = tuple(parts[n] for n in names)
+            weights = [n.replace(".mlp.", ".") for n in names]
         else:
-            (only,) = parts.values()
-            out[key] = (only,)
+            fused = tuple(parts.values())
+            weights = [key]
+        if dense is not None:
+            fused = tuple(additive_outliers(o, dense[w]) for o, w in zip(fused, weights,
+                                                                          strict=True))
+            if len({o.dtype for o in fused}) > 1:       # one value storage per kernel
+                fused = tuple(Outliers(o.row_ptr, o.cols, o.float_values(), "float32", o.shape)
+                              for o in fused)
+        out[key] = fused
     return out
+
+
+def op_sites(op_outliers: dict[str, tuple[Outliers, ...]]) -> tuple[OutlierSite, ...]:
+    """The lowering's outlier sites of outliers by lowered op (:func:`fuse_outliers`): one per
+    layer and op with any."""
+    sites = []
+    for key, parts in sorted(op_outliers.items(), key=lambda kv: (int(kv[0].split(".")[1]),
+                                                                  kv[0])):
+        _, layer, op = key.split(".", 2)
+        if sum(o.count for o in parts):
+            sites.append(OutlierSite(op, tuple(o.count for o in parts), parts[0].dtype,
+                                     (int(layer),)))
+    return tuple(sites)

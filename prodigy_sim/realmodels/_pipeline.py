@@ -36,7 +36,6 @@ the most negative float32, padded rows are computed and ignored.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,6 +56,7 @@ from prodigy_sim.lowering import (
 )
 from prodigy_sim.numerics import QuantizedTensor, quantize
 from prodigy_sim.ptq import Outliers
+from prodigy_sim.realmodels._overheads import fuse_outliers
 from prodigy_sim.realmodels._quantize import Calibration, QuantScheme
 from prodigy_sim.realmodels._weights import ModelWeights
 
@@ -95,8 +95,10 @@ class LoweredRealModel:
     ``lm_head``); ``padded``: rows the kernels compute; ``online``: online Hadamard rotations
     by linear name (:class:`~prodigy_sim.ptq.HadamardRotation`), whose kernels
     (``hadamard_<op>``) run before the ops of those linears; ``outliers``: SpQR outliers by
-    linear name, whose kernels (``spqr_<op>``) run before the ops of those linears where they
-    have any (:attr:`op_outliers`: the same by lowered op).
+    linear name, as given; ``op_outliers``: the same by lowered op (``layers.{i}.<op>``, one
+    per weight of the op, as terms added to the dense weights:
+    :func:`~prodigy_sim.realmodels._overheads.fuse_outliers`), whose kernels (``spqr_<op>``)
+    run before the ops where they have any.
     """
 
     weights: ModelWeights
@@ -107,14 +109,7 @@ class LoweredRealModel:
     padded: int
     online: dict = field(default_factory=dict)
     outliers: dict[str, Outliers] = field(default_factory=dict)
-
-    @functools.cached_property
-    def op_outliers(self) -> dict[str, tuple[Outliers, ...]]:
-        """The outliers by lowered op (``layers.{i}.<op>``), one per weight of the op
-        (:func:`~prodigy_sim.realmodels._overheads.fuse_outliers`)."""
-        from prodigy_sim.realmodels._overheads import fuse_outliers
-
-        return fuse_outliers(self.outliers, self.weights.card.family)
+    op_outliers: dict[str, tuple[Outliers, ...]] = field(default_factory=dict)
 
     def has_op(self, name: str, layer: int) -> bool:
         """Whether ``layer`` has a lowered op ``name``."""
@@ -185,8 +180,9 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     if wq is None:
         wq, found = _quantized_weights(weights, scheme, calibration, scenario)
         outliers = outliers if outliers is not None else found
+    op_outliers = fuse_outliers(outliers or {}, card.family, dense=wq)
     lowered = lower_model(card, scenario, config, cores=cores,
-                          ptq=_ptq_work(online, outliers, card.family))
+                          ptq=_ptq_work(online, op_outliers, card.family))
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
     bud = Budgets.of(isa_params(config))
     kernels: dict[str, Kernel] = {}
@@ -200,17 +196,15 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
     return LoweredRealModel(weights, scheme, lowered, kernels, wq, t, dict(online or {}),
-                            dict(outliers or {}))
+                            dict(outliers or {}), op_outliers)
 
 
-def _ptq_work(online: dict | None, outliers: dict[str, Outliers] | None, family: str):
+def _ptq_work(online: dict | None, op_outliers: dict[str, tuple[Outliers, ...]], family: str):
     """The lowering's PTQ work of online rotations and SpQR outliers (None without either)."""
     from prodigy_sim.lowering import PtqWork
-    from prodigy_sim.realmodels._overheads import LinearOutliers, online_work, outlier_sites
+    from prodigy_sim.realmodels._overheads import online_work, op_sites
 
-    sites = outlier_sites([LinearOutliers(n, o.shape, o.count, o.dtype)
-                           for n, o in (outliers or {}).items()], family)
-    work = PtqWork(online_work(online, family).online if online else (), sites)
+    work = PtqWork(online_work(online, family).online if online else (), op_sites(op_outliers))
     return None if work.empty else work
 
 
