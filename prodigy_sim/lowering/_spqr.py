@@ -98,8 +98,10 @@ def _rows(m: int, per_row: int, budget: int, cores: int) -> int:
 
 
 def _layout(m: int, n: int, k: int, counts: tuple[int, ...], values: Storage, residual: bool,
-            act: Storage, cores: int, bud: Budgets) -> tuple[int, int, tuple, tuple, int]:
-    """``(rt, G, chunks per group, chunk widths, ws)`` (see the module docstring)."""
+            act: Storage, cores: int, bud: Budgets, groups: int | None
+            ) -> tuple[int, int, tuple, tuple, int]:
+    """``(rt, G, chunks per group, chunk widths, ws)`` (see the module docstring; ``groups``:
+    ``G`` if given)."""
     nw = len(counts)
     ik, inn = index_storage(k), index_storage(n)
     entry = values.nbytes(1, 1) + ik.nbytes(1, 1) + inn.nbytes(1, 1)
@@ -108,11 +110,12 @@ def _layout(m: int, n: int, k: int, counts: tuple[int, ...], values: Storage, re
     budget = bud.norm_rows_bytes
     rt = _rows(m, per_row, budget, cores)
     blocks = m // rt
-    groups = 1
     total = sum(counts)
-    if blocks < cores and total:
-        ratio = total * entry / (nw * F32.nbytes(rt, n) * 2)
-        groups = max(1, min(cores // blocks, math.isqrt(int(4 * ratio / blocks))))
+    if groups is None:
+        groups = 1
+        if blocks < cores and total:
+            ratio = total * entry / (nw * F32.nbytes(rt, n) * 2)
+            groups = max(1, min(cores // blocks, math.isqrt(int(4 * ratio / blocks))))
     left = budget - rt * per_row
     cap = left // (2 * nw * (entry + F32.nbytes(rt, 1)))
     cap = max(32, min(_MAX_CHUNK, cap // 32 * 32))
@@ -144,11 +147,13 @@ def spqr_vector_ops(p: SpqrParams) -> dict[str, int]:
 
 def spqr_kernel(name: str, m: int, n: int, k: int, counts: Sequence[int], *, cores: int,
                 values: Storage = F16, residual: bool = False, act: Storage = ACT,
-                budgets: Budgets | None = None, unit_cap: int | None = None) -> Kernel:
+                budgets: Budgets | None = None, unit_cap: int | None = None,
+                groups: int | None = None) -> Kernel:
     """The outlier product of ``len(counts)`` weights (1, or 2 for a gated linear: gate, up)
     with ``counts`` outliers each over ``X (m, k)`` into ``C`` (``CU``) ``(m, n)`` float32
     (module docstring); ``values``: how the outlier values are stored; ``residual``: ``C``
-    starts from the residual ``R (m, n)`` (bfloat16; one weight only)."""
+    starts from the residual ``R (m, n)`` (bfloat16; one weight only); ``groups``: the number of
+    outlier groups ``G`` (default: the module docstring's rule)."""
     counts = tuple(int(c) for c in counts)
     nw = len(counts)
     if nw not in (1, 2) or min(counts) < 0 or m < 1 or n < 1 or k < 1:
@@ -156,11 +161,14 @@ def spqr_kernel(name: str, m: int, n: int, k: int, counts: Sequence[int], *, cor
                           f"(got counts {counts}, m={m}, n={n}, k={k})")
     if residual and nw != 1:
         raise ConfigError(f"{name}: a residual goes with one weight (got {nw})")
+    if groups is not None and groups < 1:
+        raise ConfigError(f"{name}: 'groups' must be >= 1 (got {groups})")
     if not values.fmt.wide:
         raise ConfigError(f"{name}: outlier values are float16, bfloat16 or float32 "
                           f"(got {values.fmt.name})")
     bud = budgets or Budgets.of()
-    rt, groups, chunks, widths, ws = _layout(m, n, k, counts, values, residual, act, cores, bud)
+    rt, groups, chunks, widths, ws = _layout(m, n, k, counts, values, residual, act, cores, bud,
+                                             groups)
     ik, inn = index_storage(k), index_storage(n)
     prm = SpqrParams(m=m, n=n, k=k, counts=counts, values=values, index_k=ik, index_n=inn,
                      residual=residual, rt=rt, groups=groups, chunks=chunks, widths=widths,
