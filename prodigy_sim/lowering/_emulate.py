@@ -33,6 +33,12 @@ written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. P
     Flash decoding stores each slice's ``OA``, ``M``, ``L`` (``OP``, ``MP``, ``LP``) and merges
     the slices in order (``l = fma(L_s, e^(M_s - m), l e^(m_old - m))``, likewise ``o``).
 
+``spqr`` (:mod:`._spqr`)
+    ``x = VDEQUANT(X)``; per weight and outlier group, from the residual (one group) or +0:
+    ``VGATHER`` of the group's input columns, ``VMUL`` by the values and ``VSCATADD`` into the
+    output columns (``functional.reference.vscatadd``: each destination's terms in order);
+    with groups, ``C = ((R or +0) + CP_0) + CP_1 + ...``.
+
 Scope: kernels built without ``unit_cap`` (a capped program skips units on purpose). The
 program reinitializes a query block's state from the previous block's on the same core
 (``M * 0 - 1e30``, ``L * 0``, ``OA * 0``, and ``finish`` leaves ``1 / L`` in ``L``); the emulation
@@ -519,7 +525,8 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
     same shapes, types and bits as ``functional.run(kernel.program, ddr=ddr,
     cores=kernel.cores).tensor(name)``. Names (:data:`KERNEL_OUTPUTS`): linear ``Y``; norm ``Y``
     (+ ``YS`` for LayerNorm); online Hadamard ``Y``; rope_kv ``Q``, ``KC``, ``VC`` (+ ``VT`` for
-    prefill); attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits). Output
+    prefill); attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits); SpQR
+    outliers ``C`` (+ ``CU`` for two weights, ``CP`` / ``CPU`` with outlier groups). Output
     tensors given in ``ddr`` (e.g. a KV cache filled by earlier steps) keep the parts the
     program does not write. Raises ConfigError for kernels without recorded parameters or built
     with a ``unit_cap``. ``operands``: a dict the caller keeps between calls to reuse the
