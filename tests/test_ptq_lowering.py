@@ -1,6 +1,7 @@
 """PTQ work in the lowering (issue 12): the online Hadamard kernel (VHBF butterflies) against its
-numpy emulation (to the bit) and the rotation it implements; its vector operations and bytes and
-those of the SpQR kernel against hand counts; the ops lower_model inserts; ptq_work's sites."""
+numpy emulation (to the bit) and the rotation it implements; its vector operations and bytes
+against hand counts; the ops lower_model inserts; ptq_work's sites, fuse_outliers' stacking.
+(SpQR's outlier kernel: tests/test_lowering_spqr.py.)"""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ from prodigy_sim.lowering import (
     hadamard_kernel,
     hadamard_vector_ops,
     lower_model,
-    spqr_kernel,
-    spqr_vector_ops,
 )
 from prodigy_sim.models import Formats, Scenario
 from prodigy_sim.numerics import Storage, quantize
-from prodigy_sim.ptq import random_hadamard
-from prodigy_sim.realmodels import LinearOutliers, LoweringExtras, OnlineHadamard, ptq_work
+from prodigy_sim.ptq import Outliers, random_hadamard
+from prodigy_sim.realmodels import (
+    LinearOutliers,
+    LoweringExtras,
+    OnlineHadamard,
+    fuse_outliers,
+    ptq_work,
+)
 from prodigy_sim.timing import roofline_bound
 
 ACT = Storage.of("float8_e4m3fn")
@@ -97,30 +102,6 @@ def test_hadamard_kernel_rejects_sizes_it_cannot_tile():
         hadamard_kernel("h", 2, 384, 12, 33, cores=1)
 
 
-@pytest.mark.parametrize("tokens,count,groups,cores", [(1, 3000, 50000, 4), (7, 100, 0, 2),
-                                                       (1, 0, 1000, 3)])
-def test_spqr_kernel_vector_ops_and_bytes_are_the_hand_count(tokens, count, groups, cores):
-    vbytes, ibytes, sbytes = 2 * count, 2 * count + 4 * 577, 3 * groups // 8
-    kern = spqr_kernel("s", tokens, count, vbytes, ibytes, groups, sbytes, cores=cores)
-    counts, _ = _elements(kern)
-    c, g = kern.params.c, kern.params.g
-    cu, gu = math.ceil(count / c), math.ceil(groups / g)
-    hand = spqr_vector_ops(tokens, count, groups)
-    # one FMA per outlier and token (chunks of c, the last padded) + one per scale group
-    assert counts["VFMA"] == tokens * cu * c + gu * g
-    assert hand["outlier_fma"] <= tokens * cu * c < hand["outlier_fma"] + tokens * c
-    assert hand["scale_fma"] <= gu * g < hand["scale_fma"] + g
-    assert counts["VDEQUANT"] == tokens * cu * c
-    ci = max(1, math.ceil(c * ibytes / max(count, 1) / 2))
-    gi = max(1, math.ceil(g * sbytes / max(groups, 1) / 2))
-    busy = min(cores, cu)
-    want = (cu * (2 * c + 2 * ci + tokens * (c + c // 32)) + busy * 2 * tokens * c
-            + gu * 2 * gi)
-    assert kern.dma_bytes == want
-    _, _, nbytes = roofline_bound(kern.program, load_preset(DEFAULT_PRESET), cores=cores)
-    assert nbytes == want
-
-
 def _scenario(model: str) -> Scenario:
     scen = {"all-minilm-l6-v2": dict(phase="prefill", batch=1, sequence_length=128),
             "smollm2-135m": dict(phase="decode", batch=1, context_length=512)}[model]
@@ -133,21 +114,25 @@ def test_lower_model_inserts_the_ptq_ops_where_the_sites_are():
     sc = _scenario("smollm2-135m")
     card = sc.card()
     work = PtqWork(online=(OnlineSite("down_proj", 1536, 12, 128),),
-                   outliers=(OutlierSite("qkv_proj", 500, 1000, 3304, 3000, 10),))
+                   outliers=(OutlierSite("qkv_proj", (500,)), OutlierSite("down_proj", (90,))))
     plain = lower_model(card, sc, cfg)
     lm = lower_model(card, sc, cfg, ptq=work)
     names = [op.name for op in lm.stages[0].ops]
-    assert names == ["attn_norm", "qkv_proj", "spqr_qkv_proj", "rope_kv", "attention", "o_proj",
-                     "mlp_norm", "gate_up", "hadamard_down_proj", "down_proj"]
+    assert names == ["attn_norm", "spqr_qkv_proj", "qkv_proj", "rope_kv", "attention",
+                     "o_proj", "mlp_norm", "gate_up", "hadamard_down_proj", "spqr_down_proj",
+                     "down_proj"]
     ops = {op.name: op for op in lm.stages[0].ops}
     had, down = ops["hadamard_down_proj"], ops["down_proj"]
     assert dict(had.flow.reads) == {"X": "g"} and dict(had.flow.writes) == {"Y": "g_rot"}
     assert dict(down.flow.reads)["X"] == "g_rot"
     assert had.kernel.params.m == down.kernel.params.m
     assert had.vector_flops == 1536 * (11 + 7 + 1)            # one decode token
-    assert ops["spqr_qkv_proj"].vector_flops == 2 * 500 + 2 * 3000
+    # the outlier product reads the linear's (rotated) input, the linear its sums
+    assert dict(ops["spqr_down_proj"].flow.reads) == {"X": "g_rot", "R": "h1"}
+    assert dict(down.flow.reads) == {"X": "g_rot", "C": "down_proj_c"}
+    assert ops["spqr_qkv_proj"].vector_flops == 2 * 500        # a multiply and an add each
     layers = card.num_layers
-    assert lm.weight_bytes - plain.weight_bytes == layers * (1000 + 3304 + 10)
+    assert lm.weight_bytes - plain.weight_bytes == layers * 6 * (500 + 90)
     with pytest.raises(ConfigError, match="up_proj"):
         lower_model(card, sc, cfg, ptq=PtqWork(online=(OnlineSite("up_proj", 576, 36, 16),)))
 
@@ -155,13 +140,63 @@ def test_lower_model_inserts_the_ptq_ops_where_the_sites_are():
 def test_ptq_work_maps_linears_to_lowered_ops_per_layer():
     had = OnlineHadamard("x", ("attn.q_proj", "attn.k_proj", "attn.v_proj"), 384, 12, 32, ())
     up = OnlineHadamard("y", ("mlp.up_proj",), 384, 12, 32, ())
-    outl = (LinearOutliers("layers.0.mlp.up_proj", (1536, 384), 7, 14, 20, 100, 3),
-            LinearOutliers("layers.1.mlp.up_proj", (1536, 384), 4, 8, 16, 100, 0),
-            LinearOutliers("layers.1.attn.k_proj", (384, 384), 3, 6, 8, 50, 1))
+    outl = (LinearOutliers("layers.0.mlp.up_proj", (1536, 384), 7),
+            LinearOutliers("layers.1.mlp.up_proj", (1536, 384), 4),
+            LinearOutliers("layers.1.attn.k_proj", (384, 384), 3),
+            LinearOutliers("layers.1.attn.q_proj", (384, 384), 2),
+            LinearOutliers("layers.1.mlp.gate_proj", (1536, 384), 0))
     ex = LoweringExtras(layers=2, online=(had, up), outliers=outl)
     bert = ptq_work(ex, "bert")
     assert bert.online == (OnlineSite("qkv_proj", 384, 12, 32), OnlineSite("up_proj", 384, 12, 32))
-    assert bert.outliers == (OutlierSite("up_proj", 6, 11, 18, 100, 2),
-                             OutlierSite("qkv_proj", 2, 3, 4, 25, 1))
+    assert bert.outliers == (OutlierSite("up_proj", (7,), layers=(0,)),
+                             OutlierSite("qkv_proj", (5,), layers=(1,)),
+                             OutlierSite("up_proj", (4,), layers=(1,)))
     llama = ptq_work(ex, "llama")
-    assert llama.online[1].before == "gate_up" and llama.outliers[0].after == "gate_up"
+    assert llama.online[1].before == "gate_up"
+    assert llama.outliers == (OutlierSite("gate_up", (0, 7), layers=(0,)),
+                              OutlierSite("gate_up", (0, 4), layers=(1,)),
+                              OutlierSite("qkv_proj", (5,), layers=(1,)))
+
+
+def _outl(n: int, k: int, rows: list[int], cols: list[int]) -> Outliers:
+    counts = np.bincount(rows, minlength=n)
+    return Outliers(row_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
+                    cols=np.array(cols, np.uint16), values=np.arange(1, len(cols) + 1,
+                                                                    dtype=np.float16),
+                    dtype="float16", shape=(n, k))
+
+
+def test_fuse_outliers_stacks_q_k_v_and_keeps_gate_and_up_apart():
+    q, k_, v = _outl(4, 8, [0, 3], [1, 7]), _outl(2, 8, [], []), _outl(2, 8, [1, 1], [0, 2])
+    fused = fuse_outliers({"layers.0.attn.q_proj": q, "layers.0.attn.k_proj": k_,
+                           "layers.0.attn.v_proj": v}, "bert")
+    (qkv,) = fused["layers.0.qkv_proj"]
+    assert qkv.shape == (8, 8) and qkv.count == 4
+    assert np.array_equal(qkv.dense(), np.vstack([q.dense(), k_.dense(), v.dense()]))
+    g, u = _outl(3, 8, [2], [5]), _outl(3, 8, [0], [0])
+    fused = fuse_outliers({"layers.3.mlp.gate_proj": g, "layers.3.mlp.up_proj": u}, "llama")
+    assert fused["layers.3.gate_up"] == (g, u)
+    with pytest.raises(ConfigError, match="q, k and v needed"):
+        fuse_outliers({"layers.0.attn.q_proj": q}, "bert")
+
+
+def test_outliers_become_terms_added_to_a_dense_part_without_zero():
+    """tai2 has no zero: the dense value under an outlier is not 0, so the lowered outlier is
+    the difference (float32); with a zero code (tai4) the outliers are added as stored."""
+    from prodigy_sim.functional.reference import scaled_f64
+    from prodigy_sim.realmodels._overheads import additive_outliers, lowered_values
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 32)).astype(np.float32)
+    o = _outl(4, 32, [0, 0, 2], [3, 9, 31])
+    t2 = quantize(w, Storage.of("tai2", block=16, scale="fp32"))
+    add = additive_outliers(o, t2)
+    assert add.dtype == "float32" and lowered_values("float16", t2.fmt) == "float32"
+    total = scaled_f64(t2) + add.dense()
+    pos = o.dense() != 0
+    np.testing.assert_allclose(total[pos], o.dense()[pos], rtol=2.0**-23)
+    t4 = quantize(w, Storage.of("tai4", block=16, scale="fp32"))
+    assert additive_outliers(o, t4) is o
+    fused = fuse_outliers({"layers.0.mlp.down_proj": o}, "llama",
+                          dense={"layers.0.down_proj": t2})
+    assert fused["layers.0.down_proj"][0].dtype == "float32"

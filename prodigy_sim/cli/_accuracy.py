@@ -82,7 +82,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "activations, KV cache, attention and norms as the chip computes "
                           "them; numpy emulation bit-identical to the functional core) and add "
                           "the 'lowered:' columns (matrix-unit formats only; Hadamard rows "
-                          "with their online-transform kernels; not SpQR; slower)")
+                          "with their online-transform kernels, SpQR rows with their outlier "
+                          "kernels; slower)")
     sel.add_argument("--backend", choices=("numpy", "core"), default="numpy",
                      help="what runs the lowered kernels of --end-to-end: 'numpy' (the "
                           "emulation, bit-identical to the functional core; default) or 'core' "

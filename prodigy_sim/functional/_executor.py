@@ -183,6 +183,8 @@ class _Machine:
             return self._dma(ins)
         if op in ("MMA", "MMA.SP", "ACC.ZERO", "ACC.LD", "ACC.ST"):
             return self._matrix(ins)
+        if op in ("VGATHER", "VSCATADD"):
+            return self._indexed(ins, index)
         return self._vector(ins)
 
     def _dma(self, ins) -> _Op:
@@ -316,6 +318,37 @@ class _Machine:
                 r = value(cs, g)
             self._put(ops[0], cs, vec.canonical(np.broadcast_to(r, (g, *shape))))
         return run_vector
+
+    def _indexed(self, ins, index: int) -> _Op:
+        """VGATHER / VSCATADD: the index tile's values must be integers in [0, C) of the
+        indexed tile (checked on every core at run time)."""
+        op, ops = ins.opcode, ins.operands
+        indexed = ops[1] if op == "VGATHER" else ops[0]
+        width = self.prog.tile[indexed].shape[1]
+        at = f"line {ins.source_line}" if ins.source_line else f"instruction {index}"
+
+        def indices(cs, cores) -> np.ndarray:
+            idx = self._floats(ops[2], cs)[:, 0, :]
+            with np.errstate(invalid="ignore"):
+                bad = ~((idx >= 0) & (idx < width) & (idx == np.floor(idx)))
+            if bad.any():
+                c, j = (int(v) for v in np.argwhere(bad)[0])
+                raise ProgramError(f"{at} ({op}): core {int(cores[c])}: index {float(idx[c, j])!r} "
+                                   f"in column {j} of {ops[2]} is not an integer in "
+                                   f"[0, {width}) (the columns of {indexed})")
+            return idx.astype(np.int64)
+
+        if op == "VGATHER":
+            def run_gather(cs, g, _segs, cores):
+                ii = indices(cs, cores)
+                self._put(ops[0], cs, vec.vgather(self._floats(ops[1], cs), ii))
+            return run_gather
+
+        def run_scatter(cs, g, _segs, cores):
+            ii = indices(cs, cores)
+            self._put(ops[0], cs, vec.vscatadd(self._floats(ops[0], cs),
+                                               self._floats(ops[1], cs), ii))
+        return run_scatter
 
     def _vquant(self, ins) -> _Op:
         dst, src = ins.operands[0], ins.operands[1]

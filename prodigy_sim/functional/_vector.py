@@ -40,7 +40,8 @@ from prodigy_sim.functional import spec
 from prodigy_sim.numerics import encode
 
 __all__ = ["exp32", "silu32", "gelu32", "to_bf16", "from_bf16", "vexp", "vsilu", "vgelu",
-           "vfma", "vmax", "vmin", "vrsum", "vrmax", "vrcp", "vrsqrt", "canonical"]
+           "vfma", "vmax", "vmin", "vrsum", "vrmax", "vrcp", "vrsqrt", "canonical", "vgather",
+           "vscatadd"]
 
 _F = np.float32
 _NAN = _F(np.nan)
@@ -270,6 +271,33 @@ def vrmax(a: np.ndarray) -> np.ndarray:
     out = a[:, :1].copy()
     for j in range(1, a.shape[1]):
         out = vmax(out, a[:, j:j + 1])
+    return canonical(out)
+
+
+def vgather(src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Columns by index of stacked tiles: ``out[g, :, j] = src[g, :, idx[g, j]]`` for ``src``
+    (G, R, C) and int64 ``idx`` (G, J) (in range: the caller checks)."""
+    g, r, _ = src.shape
+    return np.take_along_axis(src, np.broadcast_to(idx[:, None, :], (g, r, idx.shape[1])),
+                              axis=2)
+
+
+@numba.njit(cache=True)
+def _scatter_add(dst, src, idx):
+    for g in range(dst.shape[0]):
+        for j in range(idx.shape[1]):
+            t = idx[g, j]
+            for r in range(dst.shape[1]):
+                dst[g, r, t] = dst[g, r, t] + src[g, r, j]
+
+
+def vscatadd(dst: np.ndarray, src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Scatter-add of stacked tiles, in place order: for j = 0, 1, ..., ``dst[g, :, idx[g, j]]
+    = fl32(dst[g, :, idx[g, j]] + src[g, :, j])`` (``dst`` (G, R, C), ``src`` (G, R, J) float32,
+    int64 ``idx`` (G, J) in range). Returns the new ``dst`` (canonical NaN)."""
+    out = np.array(dst, dtype=np.float32, order="C")
+    _scatter_add(out, np.ascontiguousarray(src, dtype=np.float32),
+                 np.ascontiguousarray(idx, dtype=np.int64))
     return canonical(out)
 
 

@@ -293,3 +293,9 @@ class ProgramBuilder:
 
     def vtrans(self, dst: Name, a: Name) -> Instruction:
         return self.emit("VTRANS", dst, a)
+
+    def vgather(self, dst: Name, src: Name, idx: Name) -> Instruction:
+        return self.emit("VGATHER", dst, src, idx)
+
+    def vscatadd(self, dst: Name, src: Name, idx: Name) -> Instruction:
+        return self.emit("VSCATADD", dst, src, idx)

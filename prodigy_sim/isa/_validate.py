@@ -77,6 +77,16 @@ def _shape_problems(spec: OpcodeSpec, ins: Instruction, program: Program) -> lis
         (r, c), (ar, _) = shape(0), shape(1)
         return [] if (r, c) == (ar, 1) else [f"dst is ({r},{c}), expected ({ar},1) for a "
                                              f"{shape(1)} source"]
+    if rule in ("gather", "scatter"):
+        # the (R,J) operand: dst of a gather, src of a scatter; the indexed (R,C) one: the other
+        (r, j), (sr, _) = (shape(0), shape(1)) if rule == "gather" else (shape(1), shape(0))
+        ix = shape(2)
+        what = "dst" if rule == "gather" else "src"
+        out = [] if r == sr else [f"dst is {shape(0)} and src {shape(1)}: the rows differ"]
+        if ix != (1, j):
+            out.append(f"idx {ins.operands[2]} is {ix}, expected (1,{j}) for a {what} of "
+                       f"{(r, j)}")
+        return out
     if rule == "transpose":
         ar, ac = shape(1)
         return [] if shape(0) == (ac, ar) else [f"dst is {shape(0)}, expected ({ac},{ar})"]

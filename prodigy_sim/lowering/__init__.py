@@ -11,8 +11,10 @@
 - :func:`plan_linear`: the linear kernel the lowering generates for a shape (its tiling).
 - :func:`weight_storage`: a weight class's storage, checked against the ISA and the matrix unit.
 - PTQ work (:class:`PtqWork`, ``lower_model(..., ptq=)``): online Hadamard transforms
-  (:func:`hadamard_kernel`, :func:`emulate_hadamard`) and SpQR's outliers and scale decode
-  (:func:`spqr_kernel`, a cost program) added to every layer.
+  (:func:`hadamard_kernel`, :func:`emulate_hadamard`) added to every layer, and SpQR's outlier
+  products (:func:`spqr_kernel`: ``VGATHER`` / ``VMUL`` / ``VSCATADD``; :func:`spqr_inputs`
+  lays out the outliers) before the linears whose weights have them, whose accumulators start
+  from them (``linear_kernel(..., init=True)``).
 - Mixture-of-experts layers (``card.num_experts``) are lowered to router, route, dispatch, expert
   GEMMs and combine kernels under the scenario's routing model (:mod:`._moe`).
 
@@ -50,29 +52,34 @@ from prodigy_sim.lowering._params import LinearParams as LinearParams
 from prodigy_sim.lowering._params import MoEParams as MoEParams
 from prodigy_sim.lowering._params import NormParams as NormParams
 from prodigy_sim.lowering._params import RopeKVParams as RopeKVParams
+from prodigy_sim.lowering._params import SpqrParams as SpqrParams
 from prodigy_sim.lowering._ptq_ops import OnlineSite as OnlineSite
 from prodigy_sim.lowering._ptq_ops import OutlierSite as OutlierSite
 from prodigy_sim.lowering._ptq_ops import PtqWork as PtqWork
 from prodigy_sim.lowering._ptq_ops import emulate_hadamard as emulate_hadamard
 from prodigy_sim.lowering._ptq_ops import hadamard_kernel as hadamard_kernel
 from prodigy_sim.lowering._ptq_ops import hadamard_vector_ops as hadamard_vector_ops
-from prodigy_sim.lowering._ptq_ops import spqr_kernel as spqr_kernel
-from prodigy_sim.lowering._ptq_ops import spqr_vector_ops as spqr_vector_ops
 from prodigy_sim.lowering._residency import RESIDENT_SHARE as RESIDENT_SHARE
 from prodigy_sim.lowering._residency import Dataflow as Dataflow
 from prodigy_sim.lowering._residency import Residency as Residency
 from prodigy_sim.lowering._residency import plan_residency as plan_residency
+from prodigy_sim.lowering._spqr import emulate_spqr as emulate_spqr
+from prodigy_sim.lowering._spqr import index_storage as index_storage
+from prodigy_sim.lowering._spqr import spqr_inputs as spqr_inputs
+from prodigy_sim.lowering._spqr import spqr_kernel as spqr_kernel
+from prodigy_sim.lowering._spqr import spqr_vector_ops as spqr_vector_ops
 from prodigy_sim.lowering._vector import norm_kernel as norm_kernel
 from prodigy_sim.lowering._vector import rope_kv_kernel as rope_kv_kernel
 
 __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "KERNEL_OUTPUTS", "AttentionParams", "Budgets", "Kernel", "KernelParams", "LinearParams",
     "LoweredModel", "LoweredOp", "LoweredStage", "MoEParams", "NormParams",
-    "RopeKVParams", "attention_flops", "attention_kernel",
+    "RopeKVParams", "SpqrParams", "attention_flops", "attention_kernel",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
     "linear_cost", "map_linear", "DDR_EFFICIENCY", "ddr_efficiency",
     "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "OnlineSite", "OutlierSite", "PtqWork", "emulate_hadamard", "hadamard_kernel",
-    "hadamard_vector_ops", "spqr_kernel", "spqr_vector_ops",
+    "hadamard_vector_ops", "spqr_kernel", "spqr_vector_ops", "spqr_inputs", "emulate_spqr",
+    "index_storage",
 ]

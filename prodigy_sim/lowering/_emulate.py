@@ -9,8 +9,9 @@ which operation, in which order). The numeric operations are
 written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. Per kernel:
 
 ``linear``
-    ``acc`` = ``R`` (residual epilogues, ACC.LD) or +0; the MMA over K with a new instruction at
-    every K tile of ``kt`` (chunks of 128 counted from each tile); ``store`` / ``residual``:
+    ``acc`` = ``C`` / ``CU`` (``init``), else ``R`` (residual epilogues, ACC.LD) or +0; the
+    MMA over K with a new instruction at every K tile of ``kt`` (chunks of 128 counted from each
+    tile); ``store`` / ``residual``:
     ACC.ST to bfloat16; otherwise float32 ``f = acc`` (+ ``BIAS``; GELU; gated:
     ``silu(f) * acc_up``), then VQUANT to FP8 (``quant``, ``bias``, ``gelu``, ``gated``) or VCVT
     to bfloat16 (``bias_store``, ``bias_residual``). Dense and 8:4 sparse weights, FP8 or BF16
@@ -31,6 +32,12 @@ written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. P
     ``bf16(VDEQUANT(VC))``), ``OA = fma(OA, cr, OT)``; finish ``O = VQUANT(OA * (1 / L))``.
     Flash decoding stores each slice's ``OA``, ``M``, ``L`` (``OP``, ``MP``, ``LP``) and merges
     the slices in order (``l = fma(L_s, e^(M_s - m), l e^(m_old - m))``, likewise ``o``).
+
+``spqr`` (:mod:`._spqr`)
+    ``x = VDEQUANT(X)``; per weight and outlier group, from the residual (one group) or +0:
+    ``VGATHER`` of the group's input columns, ``VMUL`` by the values and ``VSCATADD`` into the
+    output columns (``functional.reference.vscatadd``: each destination's terms in order);
+    with groups, ``C = ((R or +0) + CP_0) + CP_1 + ...``.
 
 Scope: kernels built without ``unit_cap`` (a capped program skips units on purpose). The
 program reinitializes a query block's state from the previous block's on the same core
@@ -55,8 +62,10 @@ from prodigy_sim.lowering._params import (
     LinearParams,
     NormParams,
     RopeKVParams,
+    SpqrParams,
 )
 from prodigy_sim.lowering._ptq_ops import emulate_hadamard
+from prodigy_sim.lowering._spqr import SPQR_OUTPUTS, emulate_spqr
 from prodigy_sim.numerics import QuantizedTensor, ScaleKind, Storage, pack, quantize
 
 __all__ = ["emulate_kernel", "KERNEL_OUTPUTS"]
@@ -67,9 +76,11 @@ KERNEL_OUTPUTS = {
     "rope_kv": ("Q", "KC", "VC", "VT"),
     "attention": ("O", "OP", "MP", "LP"),
     "hadamard": ("Y",),
+    "spqr": ("C", "CU", "CP", "CPU"),
 }
 """DDR tensors a kernel may write (``YS`` only for LayerNorm, ``VT`` only for prefill, ``OP``,
-``MP``, ``LP`` only for flash decoding with more than one split)."""
+``MP``, ``LP`` only for flash decoding with more than one split; SpQR's ``CU`` only for two
+weights, its partial sums ``CP`` / ``CPU`` only with outlier groups)."""
 
 _f32 = np.float32
 _NEG_INIT = _f32(-1.0e30)
@@ -114,6 +125,9 @@ class _Inputs:
         x = np.asarray(x, dtype=np.float32)
         if x.shape != shape:
             raise ConfigError(f"{name} is {shape}; got values of shape {x.shape}")
+        if st.fmt.name == "float16":               # stored rounded to float16
+            with np.errstate(over="ignore"):
+                return x.astype(np.float16).astype(np.float32)
         return sp.bf16(x) if st == BF16 else x.copy()
 
     def quant(self, name: str) -> QuantizedTensor:
@@ -212,6 +226,22 @@ def _hadamard(kernel: Kernel, inp_ddr: dict) -> dict:
     return {"Y": emulate_hadamard(kernel, inp.quant("X"), inp.float("S"))}
 
 
+def _spqr(p: SpqrParams, inp_ddr: dict) -> dict:
+    m, n = p.m, p.n
+    known: dict[str, tuple[tuple[int, int], Storage]] = {"X": ((m, p.k), p.act)}
+    if p.residual:
+        known["R"] = ((m, n), BF16)
+    for w, nm in enumerate(SPQR_OUTPUTS[:len(p.counts)]):
+        known[nm[0]] = ((m, n), F32)
+        if p.padded[w]:
+            known.update({nm[1]: ((1, p.padded[w]), p.values),
+                          nm[2]: ((1, p.padded[w]), p.index_k),
+                          nm[3]: ((1, p.padded[w]), p.index_n)})
+        if p.groups > 1:
+            known[nm[4]] = ((p.groups * m, n), F32)
+    return emulate_spqr(p, _Inputs(inp_ddr, known))
+
+
 # ---- kernels --------------------------------------------------------------------------------
 
 def _linear(p: LinearParams, inp_ddr: dict, operands: dict | None = None) -> dict:
@@ -219,7 +249,7 @@ def _linear(p: LinearParams, inp_ddr: dict, operands: dict | None = None) -> dic
     w_st, act = p.weight, p.act
     gated = epi == "gated"
     has_bias = epi in ("bias", "bias_store", "bias_residual", "gelu")
-    has_res = epi in ("residual", "bias_residual")
+    has_res = epi in ("residual", "bias_residual") and not p.init
     out_q = epi in ("quant", "bias", "gelu", "gated")
     out_st = p.out
     known = {"X": ((m, k), act), "W": ((n, k), w_st), "Y": ((m, n), out_st)}
@@ -229,10 +259,14 @@ def _linear(p: LinearParams, inp_ddr: dict, operands: dict | None = None) -> dic
         known["BIAS"] = ((1, n), F32)
     if has_res:
         known["R"] = ((m, n), BF16)
+    inits = ("C", "CU")[:2 if gated else 1] if p.init else ()
+    known.update({name: ((m, n), F32) for name in inits})
     inp = _Inputs(inp_ddr, known, operands)
     a = inp.values("X")
     bounds = tuple(range(0, k, p.kt))
-    acc0 = inp.float("R") if has_res else np.zeros((m, n), dtype=np.float32)
+    acc0 = (inp.float("C") if p.init else inp.float("R") if has_res
+            else np.zeros((m, n), dtype=np.float32))
+    acc_u = inp.float("CU") if p.init and gated else np.zeros((m, n), dtype=np.float32)
     bias = inp.float("BIAS") if has_bias else None
     wnames = ["W", "WU"] if gated else ["W"]
     y = np.empty((m, n), dtype=np.float32)
@@ -253,7 +287,7 @@ def _linear(p: LinearParams, inp_ddr: dict, operands: dict | None = None) -> dic
                 f = sp.gelu32(f)
             if gated:
                 uv, ul = inp.operand(wnames[1], slice(c0, c1))
-                u = sp.mma(np.zeros_like(acc), a, uv, bounds=bounds, lsb_w=ul)
+                u = sp.mma(acc_u[:, c0:c1], a, uv, bounds=bounds, lsb_w=ul)
                 f = _v(sp.silu32(f) * u)
         if yq is not None:
             yq.store(slice(None), c0, f)
@@ -491,7 +525,8 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
     same shapes, types and bits as ``functional.run(kernel.program, ddr=ddr,
     cores=kernel.cores).tensor(name)``. Names (:data:`KERNEL_OUTPUTS`): linear ``Y``; norm ``Y``
     (+ ``YS`` for LayerNorm); online Hadamard ``Y``; rope_kv ``Q``, ``KC``, ``VC`` (+ ``VT`` for
-    prefill); attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits). Output
+    prefill); attention ``O`` (+ ``OP``, ``MP``, ``LP`` with flash-decoding splits); SpQR
+    outliers ``C`` (+ ``CU`` for two weights, ``CP`` / ``CPU`` with outlier groups). Output
     tensors given in ``ddr`` (e.g. a KV cache filled by earlier steps) keep the parts the
     program does not write. Raises ConfigError for kernels without recorded parameters or built
     with a ``unit_cap``. ``operands``: a dict the caller keeps between calls to reuse the
@@ -512,6 +547,8 @@ def emulate_kernel(kernel: Kernel, ddr: dict[str, np.ndarray | QuantizedTensor],
         return _attention(p, ddr)
     if isinstance(p, HadamardParams):
         return _hadamard(kernel, ddr)
+    if isinstance(p, SpqrParams):
+        return _spqr(p, ddr)
     raise ConfigError(f"kernel {kernel.name!r} ({p.op}) is a timing kernel of a mixture-of-experts "
                       "layer and is not emulated")
 

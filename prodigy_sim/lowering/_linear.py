@@ -41,6 +41,12 @@ residual, BF16 out), ``gelu`` (bias, GELU, FP8 out) and ``gated`` (two weight ma
 ``silu(X Wg^T) * (X Wu^T)``, FP8 out). The bias of a block is loaded when the block starts
 (read by its epilogue), its residual one block ahead (read when it starts).
 
+**Accumulators from a tensor** (``init=True``, any epilogue): every accumulator starts from a
+float32 DDR tensor ``C (M, N)`` (``ACC.LD``; gated: the up accumulators from ``CU``) instead of
+zero or the residual - SpQR's outlier products computed before the linear, residual included
+(``spqr_kernel``); a residual epilogue then reads no ``R``. Loaded like a residual, one block
+ahead.
+
 The MMAs of a block, their K steps and their order are those of the unpipelined program: the
 pipeline only moves loads earlier, so the bits never depend on it.
 """
@@ -136,13 +142,13 @@ def _k_steps(k: int, kt: int) -> tuple[int, int]:
 
 
 def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,
-                      epilogue: str, align: int = 64) -> int:
+                      epilogue: str, align: int = 64, init: bool = False) -> int:
     """Scratchpad bytes the tiles of a linear kernel take on each core: every tile
     :func:`linear_kernel` declares, each placed at an ``align``-byte boundary
     (``IsaParams.spm_align_bytes``) - the streamed operand's two buffers of a K step and one of
     the tail, the stationary operand's tile per K step and tail, the epilogue's tiles (two
     FP32 and two output buffers, the gated up tile, a bias tile per accumulator column, a
-    residual tile per accumulator)."""
+    residual tile per accumulator, or with ``init`` a float32 starting tile per accumulator)."""
     nw = 2 if epilogue == "gated" else 1
     nk, tail = _k_steps(k, mp.kt)
     kt = min(mp.kt, k)
@@ -157,7 +163,9 @@ def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,
     sizes += [out.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an)
     if epilogue in _BIAS:
         sizes += [F32.nbytes(1, mp.nt)] * mp.an
-    if epilogue in _RESIDUAL:
+    if init:
+        sizes += [F32.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an * nw)
+    elif epilogue in _RESIDUAL:
         sizes += [BF16.nbytes(mp.mt, mp.nt)] * (mp.am * mp.an)
     return sum(-(-b // align) * align for b in sizes)
 
@@ -337,13 +345,13 @@ class _Gen:
         fns[inner_name]()
 
     def residual_loads(self, row: Reg, col: Reg) -> None:
-        """The residual tiles of the block at (``row``, ``col``)."""
-        res, rt, mp = self.t.get("R"), self.tl.get("R"), self.mp
-        if res is None or rt is None:
-            return
-        for i in range(mp.am):
-            for j in range(mp.an):
-                self.b.dma_ld(rt[i][j], res, row + i * mp.mt, col + j * mp.nt)
+        """The tiles the accumulators of the block at (``row``, ``col``) start from: its
+        residual, or with ``init`` its ``C`` (and ``CU``) tiles."""
+        mp = self.mp
+        for res, rt in zip(self.t.get("I", ()), self.tl.get("I", ()), strict=True):
+            for i in range(mp.am):
+                for j in range(mp.an):
+                    self.b.dma_ld(rt[i][j], res, row + i * mp.mt, col + j * mp.nt)
 
     def compute(self, q: int, parity: int) -> None:
         xs, ws = self.step_tiles(q, parity)
@@ -376,8 +384,8 @@ class _Gen:
         for g in range(self.nw):
             for i in range(mp.am):
                 for j in range(mp.an):
-                    if "R" in tl:
-                        b.acc_ld(tl["acc"][g][i][j], tl["R"][i][j])
+                    if "I" in tl:
+                        b.acc_ld(tl["acc"][g][i][j], tl["I"][g][i][j])
                     else:
                         b.acc_zero(tl["acc"][g][i][j])
         if "B" in tl:
@@ -515,14 +523,16 @@ class _Gen:
 
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
                   mapping: LinearMapping, epilogue: str = "store", act: Storage | None = None,
-                  budgets: Budgets | None = None, unit_cap: int | None = None) -> Kernel:
+                  budgets: Budgets | None = None, unit_cap: int | None = None,
+                  init: bool = False) -> Kernel:
     """The program of one linear layer over ``cores`` logical cores, cut and placed by
     ``mapping``.
 
     ``m, n, k``: rows (tokens), output features and input features. ``weight``: the weight
     storage (format, block, scale, 8:4 sparsity -> ``MMA.SP``). ``budgets``: the core's limits
     (default: the ISA's default parameters). ``unit_cap``: run at most that many blocks per
-    core (steady-state extrapolation). Returns a :class:`Kernel`.
+    core (steady-state extrapolation). ``init``: the accumulators start from the float32 DDR
+    tensors ``C`` (and ``CU`` when gated; see the module docstring). Returns a :class:`Kernel`.
     """
     bud = budgets or Budgets.of()
     mp = mapping
@@ -536,7 +546,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     mblocks, nblocks = m // mp.block_m, n // mp.block_n
     sparse = weight.sparsity is not None
     out_st = ACT if epilogue in _QUANT_OUT else BF16
-    has_bias, has_res = epilogue in _BIAS, epilogue in _RESIDUAL
+    has_bias, has_res = epilogue in _BIAS, epilogue in _RESIDUAL and not init
 
     b = ProgramBuilder()
     tensors: dict = {"X": b.tensor("X", (m, k), act)}
@@ -547,7 +557,9 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     if has_bias:
         tensors["B"] = b.tensor("BIAS", (1, n), F32)
     if has_res:
-        tensors["R"] = b.tensor("R", (m, n), BF16)
+        tensors["I"] = [b.tensor("R", (m, n), BF16)]
+    if init:
+        tensors["I"] = [b.tensor(name, (m, n), F32) for name in ("C", "CU")[:nw]]
 
     def x_set(tag: str, width: int) -> list:
         return [b.tile(f"X{tag}_{i}", (mt, width), act) for i in range(am)]
@@ -571,8 +583,11 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     if has_bias:
         tiles["B"] = [b.tile(f"B{j}", (1, nt), F32) for j in range(an)]
     if has_res:
-        tiles["R"] = [[b.tile(f"R{i}_{j}", (mt, nt), BF16) for j in range(an)]
-                      for i in range(am)]
+        tiles["I"] = [[[b.tile(f"R{i}_{j}", (mt, nt), BF16) for j in range(an)]
+                       for i in range(am)]]
+    if init:
+        tiles["I"] = [[[b.tile(f"I{g}_{i}_{j}", (mt, nt), F32) for j in range(an)]
+                       for i in range(am)] for g in range(nw)]
     _Gen(b, mp, k, nw, sparse, tensors, tiles, epilogue).program(mblocks, nblocks, unit_cap)
     program = b.build()
 
@@ -584,6 +599,8 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     per_unit_bytes = am * an * mt * out_st.nbytes(1, nt)
     if has_res:
         per_unit_bytes += am * an * mt * BF16.nbytes(1, nt)
+    if init:
+        per_unit_bytes += nw * am * an * mt * F32.nbytes(1, nt)
     if has_bias:
         per_unit_bytes += an * F32.nbytes(1, nt)
     if mp.stationary:
@@ -601,6 +618,8 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
         compulsory["WU"] = weight.nbytes(n, k)
     if has_res:
         compulsory["R"] = BF16.nbytes(m, n)
+    if init:
+        compulsory.update({name: F32.nbytes(m, n) for name in ("C", "CU")[:nw]})
     if has_bias:
         compulsory["BIAS"] = F32.nbytes(1, n)
     per_core = math.ceil(mblocks / mp.gm) * math.ceil(nblocks / mp.gn)
@@ -610,7 +629,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
                   per_core=per_core, busy_cores=min(units, mp.cores),
                   params=LinearParams(m=m, n=n, k=k, weight=weight, act=act, out=out_st,
                                       epilogue=epilogue, mt=mt, am=am, nt=nt, an=an, kt=kt,
-                                      unit_cap=unit_cap),
+                                      unit_cap=unit_cap, init=init),
                   mapping=mp.describe())
 
 

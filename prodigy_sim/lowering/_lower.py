@@ -190,17 +190,18 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
                 l3: bool = True, l3_reserved: int = 0,
-                resident: frozenset[str] = frozenset()) -> Kernel:
+                resident: frozenset[str] = frozenset(), init: bool = False) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
     ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
     ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile;
-    ``resident``: its tensors the residency plan keeps on chip."""
+    ``resident``: its tensors the residency plan keeps on chip; ``init``: the accumulators
+    start from float32 tensors (:func:`~prodigy_sim.lowering.linear_kernel`)."""
     act = BF16 if w.fmt.wide else ACT
     mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3, l3_reserved,
-                         resident)
+                         resident, init=init)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
-                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap)
+                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init)
 
 
 def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
@@ -269,12 +270,35 @@ def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
     return LoweredOp(name, kern, factory, flops, weight_bytes, vflops, flow)
 
 
+def _ptq_groups(groups: list[tuple[int, ...]], ptq: PtqWork | None) -> list[tuple[int, ...]]:
+    """The structurally identical layer groups, each split further by the outlier sites of
+    ``ptq`` its layers have (SpQR's outliers differ layer by layer)."""
+    if ptq is None or not any(s.layers for s in ptq.outliers):
+        return groups
+    out = []
+    for group in groups:
+        by_key: dict[tuple, list[int]] = {}
+        for i in group:
+            by_key.setdefault(ptq.layer_key(i), []).append(i)
+        out += [tuple(v) for v in by_key.values()]
+    return out
+
+
+def _stage_name(group: tuple[int, ...]) -> str:
+    if len(group) == 1:
+        return f"layer {group[0]}"
+    if group[-1] - group[0] == len(group) - 1:
+        return f"layers {group[0]}-{group[-1]}"
+    return "layers " + ", ".join(map(str, group))
+
+
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                 cores: int | None = None, l3: bool = True,
                 ptq: PtqWork | None = None) -> LoweredModel:
     """Lower every layer kind of ``card`` for ``scenario`` on ``cores`` (default: all) cores;
     ``l3``: the mappings may count on the shared L3; ``ptq``: a PTQ scheme's online Hadamard
-    transforms and SpQR work, added to every layer (:mod:`._ptq_ops`)."""
+    transforms (every layer) and SpQR outlier products (the layers their sites name; layers
+    with different sites are lowered as stages of their own) (:mod:`._ptq_ops`)."""
     p = config.cores if cores is None else cores
     if not 1 <= p <= config.cores:
         raise ConfigError(f"'cores' must be in 1..{config.cores} (got {p})")
@@ -456,7 +480,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         ]
 
     stages = []
-    for group in card.layer_groups():
+    for group in _ptq_groups(card.layer_groups(), ptq):
         i0 = group[0]
         ops: list[LoweredOp] = []
         kind = card.layer_kind(i0)
@@ -504,9 +528,8 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                     wbytes(i0, ("mlp_norm", "mlp_norm.bias")), nfl,
                     reads={"X": "h2"}, writes={"Y": "hn", "YS": "hs"}),
             ]
-        name = f"layers {group[0]}-{group[-1]}" if len(group) > 1 else f"layer {group[0]}"
-        ops = insert_ptq_ops(ops, ptq, _op, cores=p, budgets=bud, real_tokens=tok)
-        stages.append(LoweredStage(name, tuple(group), tuple(ops)))
+        ops = insert_ptq_ops(ops, ptq, _op, cores=p, budgets=bud, real_tokens=tok, layer=i0)
+        stages.append(LoweredStage(_stage_name(group), tuple(group), tuple(ops)))
         if card.family == "switch" and not decode and group[-1] == card.encoder_layers - 1:
             et = bsz * padded_tokens(enc_len)
             fn_enc = functools.partial(norm_kernel, m=et, h=h, kind="rmsnorm",

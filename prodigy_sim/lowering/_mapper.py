@@ -158,7 +158,7 @@ def _kts(k: int) -> list[int]:
 
 
 def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
-                cores: int, bud: Budgets, tile_bytes: int):
+                cores: int, bud: Budgets, tile_bytes: int, init: bool = False):
     nw = 2 if epilogue == "gated" else 1
     quant_out = epilogue in ("quant", "bias", "gelu", "gated")
     if m <= bud.acc_max_rows:
@@ -178,7 +178,8 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                 mb, nb = m // (mt * am), n // (nt * an)
                 for kt in _kts(k):
                     probe = LinearMapping(mt, am, nt, an, kt, 1, 1)
-                    if linear_tile_bytes(probe, k, weight, act, epilogue) > tile_bytes:
+                    if linear_tile_bytes(probe, k, weight, act, epilogue,
+                                         init=init) > tile_bytes:
                         continue
                     for gm in _divisors(mb, cores) + [min(mb, cores)]:
                         gn_max = max(1, cores // gm)
@@ -201,21 +202,24 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
 @functools.lru_cache(maxsize=512)
 def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
-               l3_reserved: int = 0, resident: frozenset[str] = frozenset()) -> LinearMapping:
+               l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
+               init: bool = False) -> LinearMapping:
     """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
     cores of ``config`` (``l3``: the shared L3 is on; ``l3_reserved``: bytes of it that
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
-    read from and written to the L3 instead of DDR). Ties go to more cores, then larger
-    blocks, then the order of enumeration."""
+    read from and written to the L3 instead of DDR; ``init``: the accumulators start from
+    float32 tensors, whose tiles take scratchpad). Ties go to more cores, then larger blocks,
+    then the order of enumeration."""
     tile_budget = budgets.onchip_bytes
     best: tuple | None = None
     sizes = _Sizes()
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
-    for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget):
+    for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget, init):
         shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
         tiles = tile_bytes.get(shape)
         if tiles is None:
-            tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue)
+            tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,
+                                                          init=init)
         l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
                     if l3 else 0)
         cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,

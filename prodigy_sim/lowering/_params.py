@@ -19,7 +19,8 @@ __all__ = ["LinearParams", "NormParams", "RopeKVParams", "AttentionParams", "MoE
 @dataclass(frozen=True)
 class LinearParams:
     """``Y[m, n] = epilogue(X[m, k] W[n, k]^T)`` in ``(mt, nt)`` accumulator tiles, ``am x an``
-    per unit, K streamed in tiles of ``kt``."""
+    per unit, K streamed in tiles of ``kt``; ``init``: the accumulators start from the float32
+    tensors ``C`` (and ``CU``) instead of zero or the residual."""
 
     m: int
     n: int
@@ -35,6 +36,7 @@ class LinearParams:
     kt: int
     unit_cap: int | None = None
     op: str = "linear"
+    init: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,16 +132,34 @@ class HadamardParams:
 
 @dataclass(frozen=True)
 class SpqrParams:
-    """The SpQR outlier kernel (``lowering._ptq_ops.spqr_kernel``; a cost program: no
-    emulation)."""
+    """The SpQR outlier kernel (``lowering._spqr.spqr_kernel``): the outlier products of
+    ``counts`` outliers per weight (1 weight, or gate and up) over ``X (m, k)`` into float32
+    ``(m, n)`` outputs (from the residual if ``residual``); values stored as ``values``, input
+    columns and output rows as ``index_k`` / ``index_n``; blocks of ``rt`` rows, ``groups``
+    groups of ``chunks[w]`` chunks of ``widths[w]`` outliers per weight; phase-2 column slices
+    of ``ws``."""
 
-    tokens: int
-    count: int
-    c: int
+    m: int
+    n: int
+    k: int
+    counts: tuple[int, ...]
+    values: Storage
+    index_k: Storage
+    index_n: Storage
+    residual: bool
+    rt: int
     groups: int
-    g: int
+    chunks: tuple[int, ...]
+    widths: tuple[int, ...]
+    ws: int
+    act: Storage
     unit_cap: int | None = None
     op: str = "spqr"
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        """Outlier entries per weight the program reads (the count padded to whole chunks)."""
+        return tuple(self.groups * g * c for g, c in zip(self.chunks, self.widths, strict=True))
 
 
 KernelParams = (LinearParams | NormParams | RopeKVParams | AttentionParams | MoEParams

@@ -1,5 +1,6 @@
 """Kernels of post-training-quantization schemes that add work to a layer: online Hadamard
-transforms (QuaRot) and SpQR's outliers and scale decoding.
+transforms (QuaRot) and SpQR's outlier products (:mod:`._spqr`), and where the lowering inserts
+them (:func:`insert_ptq_ops`).
 
 **Online Hadamard** (:func:`hadamard_kernel`): ``Y = quant(x diag(s) (H_p (x) H_m) c)`` over the
 FP8 input ``X (M, n)`` of a linear layer, ``n = p m`` (``m`` a power of two, a multiple of the MX
@@ -17,15 +18,9 @@ Vector operations per row: ``n`` sign multiplies, ``n (p - 1)`` adds of the ``p 
 ``n log2 m`` butterfly adds, ``n`` scalings (and ``n`` dequantizations, ``n`` quantizations).
 :func:`emulate_hadamard` recomputes the output in plain numpy in the same order.
 
-**SpQR** (:func:`spqr_kernel`): the work SpQR adds to a linear layer beyond its base storage's
-GEMM, as a cost program (the ISA has no gather or scatter, so its values are not the outlier
-product; its instructions, element counts and bytes are). Units are chunks of ``c`` outliers;
-per unit: ``DMA.LD`` of the outliers' float16 values and CSR index bytes and of the ``T x c``
-gathered FP8 inputs, ``VDEQUANT`` / ``VCVT`` and one ``VFMA`` over ``(T, c)`` (the outlier
-products accumulated into the rows' corrections: 2 FLOPs per outlier and token); then per core
-the ``(T, c)`` corrections to DDR (BF16). The scale decode ``lo + step x code`` of the first-level
-scale groups is one ``VFMA`` per group, over ``(1, g)`` tiles of the 3-bit codes' bytes
-(``DMA.LD`` of the code and second-level bytes beyond the base storage's scales).
+**SpQR** (:func:`~prodigy_sim.lowering.spqr_kernel`, before the linear whose weights have
+outliers): ``C = (R +) X O^T`` into float32 tensors the linear's accumulators start from
+(``linear_kernel(..., init=True)``).
 """
 
 from __future__ import annotations
@@ -41,16 +36,14 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel, unit_loop_count
-from prodigy_sim.lowering._params import HadamardParams, SpqrParams
+from prodigy_sim.lowering._common import ACT, F32, Budgets, Kernel, unit_loop_count
+from prodigy_sim.lowering._params import HadamardParams, LinearParams
+from prodigy_sim.lowering._spqr import SPQR_OUTPUTS, index_storage, spqr_kernel
 from prodigy_sim.numerics import QuantizedTensor, Storage, quantize
 from prodigy_sim.ptq import hadamard_matrix
 
-__all__ = ["HadamardParams", "SpqrParams", "OnlineSite", "OutlierSite", "PtqWork",
-           "hadamard_kernel", "emulate_hadamard", "spqr_kernel", "hadamard_vector_ops",
-           "spqr_vector_ops", "insert_ptq_ops"]
-
-F16 = Storage.of("float16")
+__all__ = ["HadamardParams", "OnlineSite", "OutlierSite", "PtqWork", "hadamard_kernel",
+           "emulate_hadamard", "hadamard_vector_ops", "insert_ptq_ops"]
 
 
 @dataclass(frozen=True)
@@ -66,25 +59,24 @@ class OnlineSite:
 
 @dataclass(frozen=True)
 class OutlierSite:
-    """SpQR work after lowered op ``after`` (e.g. ``qkv_proj``), per layer: ``count`` outliers
-    with ``value_bytes`` + ``index_bytes``, ``groups`` first-level scale groups and
-    ``scale_bytes`` of scale codes beyond the base storage's scales (0 if none)."""
+    """SpQR outliers of the weights lowered op ``op`` runs (e.g. ``qkv_proj``; ``gate_up``: the
+    gate, then the up weight) in ``layers`` (empty: every layer): ``counts`` outliers per
+    weight, their values stored as ``values`` (``float16``, ``bfloat16`` or ``float32``)."""
 
-    after: str
-    count: int
-    value_bytes: int
-    index_bytes: int
-    groups: int
-    scale_bytes: int = 0
+    op: str
+    counts: tuple[int, ...]
+    values: str = "float16"
+    layers: tuple[int, ...] = ()
 
-    @property
-    def weight_bytes(self) -> int:
-        return self.value_bytes + self.index_bytes + self.scale_bytes
+    def applies(self, layer: int) -> bool:
+        """Whether the site is in ``layer``."""
+        return not self.layers or layer in self.layers
 
 
 @dataclass(frozen=True)
 class PtqWork:
-    """What a PTQ scheme adds to every layer of a model's lowering (hashable)."""
+    """What a PTQ scheme adds to the layers of a model's lowering (hashable): online
+    transforms in every layer, outlier products where their sites say."""
 
     online: tuple[OnlineSite, ...] = ()
     outliers: tuple[OutlierSite, ...] = ()
@@ -92,6 +84,10 @@ class PtqWork:
     @property
     def empty(self) -> bool:
         return not self.online and not self.outliers
+
+    def layer_key(self, layer: int) -> tuple[OutlierSite, ...]:
+        """The outlier sites of ``layer`` (layers with the same key lower alike)."""
+        return tuple(s for s in self.outliers if s.applies(layer))
 
 
 def _hp(p: int) -> np.ndarray:
@@ -219,112 +215,21 @@ def emulate_hadamard(kernel: Kernel, x: QuantizedTensor, signs: np.ndarray) -> Q
     return quantize(out, prm.act)
 
 
-def spqr_vector_ops(tokens: int, count: int, groups: int) -> dict[str, int]:
-    """Elements per vector operation of :func:`spqr_kernel`: ``outlier_fma`` (``tokens x
-    count``, 2 FLOPs each), ``scale_fma`` (``groups``), and the conversions ``dequant``
-    (``tokens x count``), ``cvt`` (``count`` values)."""
-    return {"outlier_fma": tokens * count, "scale_fma": groups, "dequant": tokens * count,
-            "cvt": count}
-
-
-def _chunk(total: int, cores: int, cap: int) -> int:
-    """Elements per unit: ``total`` spread over ``cores``, at most ``cap``, a multiple of 32."""
-    return max(32, min(cap, 32 * math.ceil(total / cores / 32)))
-
-
-def spqr_kernel(name: str, tokens: int, count: int, value_bytes: int, index_bytes: int,
-                groups: int, scale_bytes: int, *, cores: int,
-                unit_cap: int | None = None) -> Kernel:
-    """SpQR's outlier products over ``tokens`` input rows and its scale decode, for ``count``
-    outliers (module docstring)."""
-    if tokens < 1 or count < 0 or groups < 0:
-        raise ConfigError(f"{name}: tokens >= 1, outliers and groups >= 0 "
-                          f"(got {tokens}, {count}, {groups})")
-    t = tokens
-    c = _chunk(max(count, 1), cores, max(32, 16384 // t // 32 * 32))
-    cu = math.ceil(count / c) if count else 0
-    cpad = max(cu, 1) * c
-    g = _chunk(max(groups, 1), cores, 4096)
-    gu = math.ceil(groups / g) if groups else 0
-    ib = index_bytes / max(count, 1)                 # CSR bytes per outlier
-    ci = max(1, math.ceil(c * ib / 2))               # index bytes of a chunk, as float16 words
-    sb = scale_bytes / max(groups, 1)
-    gi = max(1, math.ceil(g * sb / 2))
-    vst = F32 if value_bytes > 2 * count else F16   # float16 / bfloat16 or float32 values
-    b = ProgramBuilder()
-    ov = b.tensor("OV", (1, cpad), vst)
-    oi = b.tensor("OI", (1, max(cu, 1) * ci), F16)
-    xg = b.tensor("XG", (t, cpad), ACT)
-    yo = b.tensor("YO", (cores * t, c), BF16)
-    sc = b.tensor("SC", (1, max(gu, 1) * gi), F16)
-    ovt = b.tile("OVT", (1, c), vst)
-    oit = b.tile("OIT", (1, ci), F16)
-    xgt = b.tile("XGT", (t, c), ACT)
-    xf = b.tile("XF", (t, c), F32)
-    vf = b.tile("VF", (1, c), F32)
-    pa = b.tile("PA", (t, c), F32)
-    pb = b.tile("PB", (t, c), BF16)
-    sct = b.tile("SCT", (1, gi), F16)
-    st = b.tile("ST", (1, g), F32)
-    cf = b.tile("CF", (1, g), F32)
-    r_i, r_cnt, r_u, r_c, r_one = Reg(1), Reg(2), Reg(3), Reg(4), Reg(5)
-    b.li(r_one, 1)
-    if cu:
-        unit_loop_count(b, r_cnt, cu, cores, unit_cap)
-        b.blt(r_cnt, r_one, "no_outliers")
-        b.vmuli(pa, pa, 0.0)
-        with b.loop(r_i, r_cnt, cores):
-            b.add(r_u, r_i, CID)
-            b.muli(r_c, r_u, c)
-            b.dma_ld(ovt, ov, 0, r_c)
-            b.dma_ld(xgt, xg, 0, r_c)
-            b.muli(r_c, r_u, ci)
-            b.dma_ld(oit, oi, 0, r_c)
-            b.vcvt(vf, ovt)
-            b.vdequant(xf, xgt)
-            b.vfma(pa, xf, vf, pa)
-        b.vcvt(pb, pa)
-        b.muli(r_c, CID, t)
-        b.dma_st(yo, r_c, 0, pb)
-        b.label("no_outliers")
-    if gu:
-        unit_loop_count(b, r_cnt, gu, cores, unit_cap)
-        with b.loop(r_i, r_cnt, cores):
-            b.add(r_u, r_i, CID)
-            b.muli(r_c, r_u, gi)
-            b.dma_ld(sct, sc, 0, r_c)
-            b.vfma(cf, cf, st, st)                  # lo + step x code, per group
-    b.barrier()
-    busy_c = min(cores, cu)
-    nbytes = (cu * (vst.nbytes(1, c) + F16.nbytes(1, ci) + ACT.nbytes(t, c))
-              + busy_c * BF16.nbytes(t, c)
-              + gu * F16.nbytes(1, gi))
-    compulsory = {"OV": vst.nbytes(1, cpad) if cu else 0,
-                  "OI": F16.nbytes(1, cu * ci) if cu else 0,
-                  "XG": ACT.nbytes(t, cpad) if cu else 0,
-                  "YO": busy_c * BF16.nbytes(t, c),
-                  "SC": F16.nbytes(1, gu * gi) if gu else 0}
-    return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
-                  units=max(cu, gu, 1), mma_flops=0, dma_bytes=nbytes,
-                  compulsory=tuple((k, v) for k, v in compulsory.items() if v),
-                  weight_format=F32.fmt, uniform_units=False,
-                  params=SpqrParams(tokens=t, count=count, c=c, groups=groups, g=g,
-                                    unit_cap=unit_cap))
-
-
 def insert_ptq_ops(ops: list, work: PtqWork | None, make_op: Callable[..., Any], *,
-                   cores: int, budgets: Budgets, real_tokens: int) -> list:
-    """``ops`` (one layer's :class:`~prodigy_sim.lowering.LoweredOp` list) with ``work``'s
+                   cores: int, budgets: Budgets, real_tokens: int, layer: int = 0) -> list:
+    """``ops`` (layer ``layer``'s :class:`~prodigy_sim.lowering.LoweredOp` list) with ``work``'s
     kernels: a ``hadamard_<op>`` before each online site's op (reading that op's input, which
-    then reads the rotated activation ``<input>_rot``) and a ``spqr_<op>`` after each outlier
-    site's op. ``make_op(name, factory, flops, weight_bytes, vflops, reads=, writes=)`` builds a
-    lowered op; ``real_tokens``: the tokens the standard vector FLOPs count. Sites whose op the
-    layer does not have raise :class:`ConfigError`."""
+    then reads the rotated activation ``<input>_rot``), and for each outlier site of the layer
+    a ``spqr_<op>`` before its linear (reading the linear's input and residual), whose
+    accumulators then start from the outlier products (``C``, ``CU``: ``<op>_c``, ``<op>_cu``;
+    the linear rebuilt with ``init=True``). ``make_op(name, factory, flops, weight_bytes,
+    vflops, reads=, writes=)`` builds a lowered op; ``real_tokens``: the tokens the standard
+    vector FLOPs count. Sites whose op the layer does not have raise :class:`ConfigError`."""
     if work is None or work.empty:
         return ops
+    sites = work.layer_key(layer)
     names = {op.name for op in ops}
-    missing = sorted({s.before for s in work.online} - names
-                     | {s.after for s in work.outliers} - names)
+    missing = sorted({s.before for s in work.online} - names | {s.op for s in sites} - names)
     if missing:
         raise ConfigError(f"PTQ work for lowered ops {', '.join(missing)}, which the layer does "
                           f"not have (it has {', '.join(sorted(names))})")
@@ -343,14 +248,45 @@ def insert_ptq_ops(ops: list, work: PtqWork | None, make_op: Callable[..., Any],
             reads["X"] = f"{src}_rot"
             op = dataclasses.replace(op, flow=dataclasses.replace(
                 op.flow, reads=tuple(reads.items())))
+        for osite in (s for s in sites if s.op == op.name):
+            out.append(_outlier_op(op, osite, reads, make_op, cores, budgets, real_tokens))
+            op = _linear_from_outliers(op, osite, reads, make_op)
         out.append(op)
-        for osite in (s for s in work.outliers if s.after == op.name):
-            t = op.kernel.params.m
-            fac = functools.partial(spqr_kernel, f"spqr_{op.name}", t, osite.count,
-                                    osite.value_bytes, osite.index_bytes, osite.groups,
-                                    osite.scale_bytes, cores=cores)
-            out.append(make_op(f"spqr_{op.name}", lambda c, f=fac: f(unit_cap=c), 0,
-                               osite.weight_bytes,
-                               2 * osite.count * real_tokens + 2 * osite.groups,
-                               reads={"XG": reads.get("X", "")}))
     return out
+
+
+def _outlier_op(op, site: OutlierSite, reads: dict, make_op: Callable[..., Any], cores: int,
+                budgets: Budgets, real_tokens: int):
+    """The ``spqr_<op>`` lowered op of ``site`` before the linear ``op``."""
+    p = op.kernel.params
+    gated = p.epilogue == "gated"
+    if len(site.counts) != (2 if gated else 1):
+        raise ConfigError(f"outliers of {op.name}: {2 if gated else 1} weight(s), got counts "
+                          f"{site.counts}")
+    residual = p.epilogue in ("residual", "bias_residual")
+    values = Storage.of(site.values)
+    fac = functools.partial(spqr_kernel, f"spqr_{op.name}", p.m, p.n, p.k, site.counts,
+                            cores=cores, values=values, residual=residual, act=p.act,
+                            budgets=budgets)
+    entry = (values.nbytes(1, 1) + index_storage(p.k).nbytes(1, 1)
+             + index_storage(p.n).nbytes(1, 1))
+    sources = {"X": reads.get("X", "")}
+    if residual:
+        sources["R"] = reads.get("R", "")
+    outs = {nm[0]: f"{op.name}_{nm[0].lower()}" for nm in SPQR_OUTPUTS[:len(site.counts)]}
+    return make_op(f"spqr_{op.name}", lambda c, f=fac: f(unit_cap=c), 0,
+                   entry * sum(site.counts), 2 * sum(site.counts) * real_tokens,
+                   reads=sources, writes=outs)
+
+
+def _linear_from_outliers(op, site: OutlierSite, reads: dict, make_op: Callable[..., Any]):
+    """The linear ``op`` rebuilt with its accumulators starting from the outlier products."""
+    if not isinstance(op.kernel.params, LinearParams):
+        raise ConfigError(f"{op.name} is not a linear layer: it has no outliers to start from")
+    lin_reads = {t: v for t, v in reads.items() if t != "R"}
+    lin_reads.update({nm[0]: f"{op.name}_{nm[0].lower()}"
+                      for nm in SPQR_OUTPUTS[:len(site.counts)]})
+    return make_op(op.name, functools.partial(op.rebuild, init=True), op.flops,
+                   op.weight_bytes, op.vector_flops, reads=lin_reads,
+                   writes=dict(op.flow.writes) if op.flow is not None else {},
+                   scratch=op.flow.scratch if op.flow is not None else ())

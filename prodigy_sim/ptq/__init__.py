@@ -55,11 +55,13 @@ from prodigy_sim.ptq._rtn import rtn as rtn
 from prodigy_sim.ptq._sparsegpt import sparsegpt as sparsegpt
 from prodigy_sim.ptq._sparsegpt import sparsegpt_act_block as sparsegpt_act_block
 from prodigy_sim.ptq._spqr import OUTLIER_DTYPES as OUTLIER_DTYPES
+from prodigy_sim.ptq._spqr import SPQR_GROUP as SPQR_GROUP
 from prodigy_sim.ptq._spqr import spqr as spqr
 
 __all__ = [
     "OUTLIER_DTYPES",
     "SCALE_RULES",
+    "SPQR_GROUP",
     "BlockScales",
     "Grid",
     "HadamardRotation",

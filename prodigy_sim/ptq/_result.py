@@ -64,6 +64,22 @@ class Outliers:
         """Bytes stored: row pointers + column indices + values."""
         return int(self.row_ptr.nbytes + self.cols.nbytes + self.values.nbytes)
 
+    @classmethod
+    def stack(cls, parts: list[Outliers]) -> Outliers:
+        """The outliers of the weights ``parts`` stacked along rows (N), e.g. q, k and v fused
+        into one ``(N_q + N_k + N_v, K)`` weight; the same K and dtype."""
+        first = parts[0]
+        if any(p.shape[1] != first.shape[1] or p.dtype != first.dtype for p in parts):
+            raise ConfigError("stacked outliers need the same K and dtype")
+        offsets = np.cumsum([0] + [p.count for p in parts])
+        row_ptr = np.concatenate([p.row_ptr[:-1] + o for p, o in zip(parts, offsets,
+                                                                      strict=False)]
+                                 + [[offsets[-1]]]).astype(np.int32)
+        cols = np.concatenate([p.cols for p in parts])
+        return cls(row_ptr=row_ptr, cols=cols.astype(first.cols.dtype),
+                   values=np.concatenate([p.values for p in parts]), dtype=first.dtype,
+                   shape=(sum(p.shape[0] for p in parts), first.shape[1]))
+
 
 @dataclass(frozen=True, eq=False)
 class PTQResult:

@@ -55,9 +55,12 @@ from prodigy_sim.ptq._hessian import InverseFactor
 from prodigy_sim.ptq._result import Outliers, PTQResult, build_quantized
 from prodigy_sim.ptq._sweep import sweep
 
-__all__ = ["spqr", "OUTLIER_DTYPES"]
+__all__ = ["spqr", "OUTLIER_DTYPES", "SPQR_GROUP"]
 
 OUTLIER_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32")
+SPQR_GROUP = 16
+"""Weights per first-level scale along K (``spqr``'s default ``group``): the dense part is
+stored with float32 scales per ``SPQR_GROUP``."""
 
 
 def _store(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +129,7 @@ def _second_level(s1: np.ndarray, tile: int, bits: int
 
 
 @one_blas_thread
-def spqr(weight: np.ndarray, h: np.ndarray | InverseFactor, *, fmt, group: int = 16,
+def spqr(weight: np.ndarray, h: np.ndarray | InverseFactor, *, fmt, group: int = SPQR_GROUP,
          scale_bits: int = 3, scale_group: int = 16, outlier_threshold: float = 0.2,
          outlier_dtype: str = "float16", simplified: bool = False, blocksize: int = 128,
          percdamp: float = 0.01) -> PTQResult:

@@ -53,6 +53,8 @@ from prodigy_sim.realmodels._overheads import LinearOutliers as LinearOutliers
 from prodigy_sim.realmodels._overheads import LoweringExtras as LoweringExtras
 from prodigy_sim.realmodels._overheads import OnlineHadamard as OnlineHadamard
 from prodigy_sim.realmodels._overheads import extras_of as extras_of
+from prodigy_sim.realmodels._overheads import fuse_outliers as fuse_outliers
+from prodigy_sim.realmodels._overheads import outlier_sites as outlier_sites
 from prodigy_sim.realmodels._overheads import ptq_work as ptq_work
 from prodigy_sim.realmodels._pipeline import BACKENDS as BACKENDS
 from prodigy_sim.realmodels._pipeline import LoweredRealModel as LoweredRealModel
@@ -109,7 +111,8 @@ __all__ = [
     "BEGIN_TABLES", "END_TABLES", "PAPER_TABLES", "PaperTable", "format_paper_table",
     "render_docs", "table_rows", "write_docs",
     "LinearOutliers", "LoweringExtras", "OnlineHadamard", "QuantizedModel",
-    "calibration_segments", "ptq_work", "extras_of", "family_of", "logits_nll",
+    "calibration_segments", "ptq_work", "extras_of", "outlier_sites", "fuse_outliers",
+    "family_of", "logits_nll",
     "quantize_model", "rotate_model",
     "WEIGHT_FORMATS",
     "AccuracyRow",

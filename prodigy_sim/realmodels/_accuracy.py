@@ -18,7 +18,6 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
-from prodigy_sim.numerics import footprint
 from prodigy_sim.realmodels._bert import encode_batch, sentence_embeddings
 from prodigy_sim.realmodels._data import calibration_segments, eval_sentences, eval_text
 from prodigy_sim.realmodels._layers import Fp32Linears, Linears
@@ -210,10 +209,7 @@ def _measure(scheme: QuantScheme, ctx: _Context, *, throughput: bool, end_to_end
         if throughput:
             extras = None
             if qm is not None and (qm.online or qm.results):
-                base = (sum(footprint(t.shape, scheme.storage).total_bytes
-                            for t in weights.card.tensors() if t.is_linear)
-                        if scheme.storage is not None else 0)
-                extras = extras_of(qm, base)
+                extras = extras_of(qm)
             if ctx.throughput is None:
                 ctx.throughput = ThroughputCache()
             vals[key] = simulated_throughput(model, scheme, ctx.hardware, extras,
@@ -277,8 +273,8 @@ def accuracy_table(schemes: list[QuantScheme] | None = None, ppl_tokens: int = 5
 
 def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str) -> dict:
     """The ``e2e_*`` values of ``model`` with every layer lowered (a rotated model with its
-    online Hadamard kernels); none where the format is not lowered or the scheme has SpQR
-    outliers (their kernel is a cost program: it does not compute the outlier product)."""
+    online Hadamard kernels, an SpQR model with its outlier kernels); none where the format is
+    not lowered."""
     from prodigy_sim.lowering import matrix_runs
     from prodigy_sim.realmodels._pipeline import (
         _scenario,
@@ -288,23 +284,22 @@ def _end_to_end(model: str, scheme: QuantScheme, qm, ctx: _Context, backend: str
     )
     from prodigy_sim.realmodels._throughput import chip_of
 
-    if scheme.storage is None or not matrix_runs(scheme.storage.fmt, chip_of(ctx.hardware)[0]):
+    st = scheme.lowered_storage
+    if st is None or not matrix_runs(st.fmt, chip_of(ctx.hardware)[0]) or qm is None:
         return {}
-    if qm is None or any(r.outliers is not None for r in qm.results.values()):
-        return {}
+    outliers = {n: r.outliers for n, r in qm.results.items() if r.outliers is not None}
+    wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
+                                                        ctx.hardware))
     if model == "minilm":
         _, tok, evals, reference = ctx.minilm()
-        wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
-                                                            ctx.hardware))
         emb = pipeline_embeddings(qm.weights, tok, evals, scheme, backend=backend,
-                                  hardware=ctx.hardware, weights_q=wq, online=qm.online)
+                                  hardware=ctx.hardware, weights_q=wq, online=qm.online,
+                                  outliers=outliers)
         mean, low = _cosines(emb, reference)
         return {"e2e_minilm_mean_cosine": mean, "e2e_minilm_min_cosine": low}
     _, ids = ctx.smollm2()
-    wq = fuse_tensors(qm.weights, qm.tensors, _scenario(qm.weights.card.name, scheme, 8,
-                                                        ctx.hardware))
     nll = pipeline_nll(qm.weights, ids, scheme, backend=backend, hardware=ctx.hardware,
-                       weights_q=wq, online=qm.online)
+                       weights_q=wq, online=qm.online, outliers=outliers)
     return {"e2e_smollm2_perplexity": mean_exp(nll)}
 
 

@@ -1,26 +1,33 @@
 """What a PTQ scheme adds to the lowered programs, as data: online Hadamard transforms and SpQR
-outliers and scales.
+outliers.
 
 :func:`extras_of` reads them off a quantized model (:class:`LoweringExtras`: per model, the
 online transforms - which linears' input, size ``n = p x 2^k``, operations per row from
-:meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` - and per linear the outlier count, value,
-index and extra scale bytes and the number of first-level scale groups); :func:`ptq_work` turns
-them into the lowering's :class:`~prodigy_sim.lowering.PtqWork` (sites named by lowered op: an
-online transform before ``qkv_proj`` / ``up_proj`` / ``gate_up`` / ``down_proj``, SpQR work
-after the op that runs the linear), whose kernels the timing model simulates with the rest of the
-layer (``prodigy_sim.lowering.hadamard_kernel``, ``spqr_kernel``).
+:meth:`~prodigy_sim.ptq.HadamardRotation.ops_per_row` - and per linear the outlier count and
+value dtype); :func:`ptq_work` turns them into the lowering's
+:class:`~prodigy_sim.lowering.PtqWork` (sites named by lowered op: an online transform before
+``qkv_proj`` / ``up_proj`` / ``gate_up`` / ``down_proj``; per layer, the outlier products before
+the op that runs the linears, ``gate_up`` with the gate's and the up weight's counts), whose
+kernels the timing model simulates with the rest of the layer
+(``prodigy_sim.lowering.hadamard_kernel``, ``spqr_kernel``). :func:`outlier_sites` does the
+latter for the outliers themselves (the end-to-end run), :func:`fuse_outliers` stacks them as
+the lowered ops' weights are (q, k, v into ``qkv_proj``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.lowering import OnlineSite, OutlierSite, PtqWork
-from prodigy_sim.numerics import footprint
+from prodigy_sim.numerics import FormatSpec, QuantizedTensor
+from prodigy_sim.ptq import Outliers
 
 __all__ = ["OnlineHadamard", "LinearOutliers", "LoweringExtras", "extras_of",
-           "ptq_work", "online_work", "lowered_op_of"]
+           "ptq_work", "online_work", "lowered_op_of", "outlier_sites", "fuse_outliers",
+           "additive_outliers", "lowered_values", "op_sites"]
 
 
 @dataclass(frozen=True)
@@ -40,34 +47,27 @@ class OnlineHadamard:
 
 @dataclass(frozen=True)
 class LinearOutliers:
-    """SpQR outliers of one linear weight ``name`` (N, K): ``count`` weights kept in float16,
-    ``value_bytes`` + ``index_bytes`` (CSR: int32 row pointers, uint16 columns); ``groups`` =
-    first-level scale groups of 16 (3-bit codes to decode)."""
+    """SpQR outliers of one linear weight ``name`` (N, K): ``count`` weights kept in
+    ``values`` (float16, bfloat16 or float32)."""
 
     name: str
     shape: tuple[int, int]
     count: int
-    value_bytes: int
-    index_bytes: int
-    groups: int
-    scale_bytes: int = 0
-    """Scale bytes (3-bit codes, second-level scales) beyond the base storage's scales (>= 0)."""
+    values: str = "float16"
 
 
 @dataclass(frozen=True)
 class LoweringExtras:
     """What the lowering must add for a scheme (module docstring): ``online`` transforms (the
-    same in every one of ``layers``), ``outliers`` per linear, and ``extra_weight_bytes`` beyond
-    the base MX storage (negative: fewer)."""
+    same in every one of ``layers``) and ``outliers`` per linear."""
 
     layers: int
     online: tuple[OnlineHadamard, ...] = ()
     outliers: tuple[LinearOutliers, ...] = ()
-    extra_weight_bytes: int = 0
 
     @property
     def empty(self) -> bool:
-        return not self.online and not self.outliers and self.extra_weight_bytes == 0
+        return not self.online and not self.outliers
 
 
 def _online(rotations: dict) -> list[OnlineHadamard]:
@@ -96,25 +96,35 @@ def online_work(rotations: dict, family: str) -> PtqWork:
     return ptq_work(LoweringExtras(1, tuple(_online(rotations))), family)
 
 
-def extras_of(qmodel, base_bytes: int) -> LoweringExtras:
-    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`
-    (``base_bytes``: the linear bytes of the scheme's base MX storage)."""
+def lowered_values(dtype: str, fmt: FormatSpec) -> str:
+    """How the lowered kernels store the outlier values of a dense part in ``fmt``: as SpQR does
+    (``dtype``) when ``fmt`` has a zero (the dense value under an outlier is 0, so adding the
+    outlier replaces it), else float32 differences (:func:`additive_outliers`)."""
+    return dtype if fmt.zero_codes or fmt.wide else "float32"
+
+
+def additive_outliers(outliers: Outliers, dense: QuantizedTensor) -> Outliers:
+    """``outliers`` as terms to add to ``dense`` (the weight is ``dense + outliers``): the same
+    when the format has a zero (SpQR stores the code of 0 under an outlier); else each value
+    minus the dense value under it, rounded once to float32 (tai2 has no zero)."""
+    if lowered_values(outliers.dtype, dense.fmt) == outliers.dtype:
+        return outliers
+    from prodigy_sim.functional.reference import scaled_f64
+
+    rows, cols = outliers.rows(), outliers.cols.astype(np.int64)
+    under = scaled_f64(dense)[rows, cols]
+    vals = (outliers.float_values().astype(np.float64) - under).astype(np.float32)
+    return Outliers(row_ptr=outliers.row_ptr, cols=outliers.cols, values=vals, dtype="float32",
+                    shape=outliers.shape)
+
+
+def extras_of(qmodel) -> LoweringExtras:
+    """The :class:`LoweringExtras` of a :class:`~prodigy_sim.realmodels._ptq.QuantizedModel`."""
     card = qmodel.weights.card
-    online = _online(qmodel.online)
-    outliers = []
-    storage = qmodel.scheme.storage
-    for name, res in qmodel.results.items():
-        if res.outliers is None:
-            continue
-        fp = res.footprint
-        n, k = res.weight.shape
-        base = footprint((n, k), storage).total_bytes if storage is not None else 0
-        extra_scales = max(0, sum(fp.values()) - fp["outlier_values"] - fp["outlier_index"]
-                           - base)
-        outliers.append(LinearOutliers(name, (n, k), res.outliers.count, fp["outlier_values"],
-                                       fp["outlier_index"], n * (-(-k // 16)), extra_scales))
-    extra = qmodel.linear_bytes - base_bytes if outliers else 0
-    return LoweringExtras(card.num_layers, tuple(online), tuple(outliers), extra)
+    outliers = tuple(LinearOutliers(name, res.outliers.shape, res.outliers.count,
+                                    lowered_values(res.outliers.dtype, res.quantized.fmt))
+                     for name, res in qmodel.results.items() if res.outliers is not None)
+    return LoweringExtras(card.num_layers, tuple(_online(qmodel.online)), outliers)
 
 
 def lowered_op_of(linear: str, family: str) -> str:
@@ -130,19 +140,92 @@ def lowered_op_of(linear: str, family: str) -> str:
     return ops[rel]
 
 
+def _weight_slot(linear: str, family: str) -> int:
+    """Which weight of its lowered op ``linear`` is: 1 for the up weight of ``gate_up``."""
+    return 1 if family == "llama" and linear.endswith("mlp.up_proj") else 0
+
+
+def outlier_sites(outliers: list[LinearOutliers] | tuple[LinearOutliers, ...],
+                  family: str) -> tuple[OutlierSite, ...]:
+    """One :class:`~prodigy_sim.lowering.OutlierSite` per layer and lowered op whose linears
+    have outliers: the op's weights' counts (q, k, v summed into ``qkv_proj``; ``gate_up``:
+    gate, up)."""
+    sums: dict[tuple[int, str], list[int]] = {}
+    dtypes: dict[tuple[int, str], str] = {}
+    for o in outliers:
+        if not o.name.startswith("layers."):
+            raise ConfigError(f"outliers of {o.name!r}: only the layers' linears are lowered "
+                              "with outliers")
+        layer = int(o.name.split(".")[1])
+        op = lowered_op_of(o.name, family)
+        key = (layer, op)
+        acc = sums.setdefault(key, [0, 0] if op == "gate_up" else [0])
+        acc[_weight_slot(o.name, family)] += o.count
+        if dtypes.setdefault(key, o.values) != o.values:
+            raise ConfigError(f"layer {layer} {op}: outliers stored as {dtypes[key]} and "
+                              f"{o.values}")
+    return tuple(OutlierSite(op, tuple(acc), dtypes[(layer, op)], (layer,))
+                 for (layer, op), acc in sorted(sums.items()) if sum(acc))
+
+
 def ptq_work(extras: LoweringExtras, family: str) -> PtqWork:
     """The lowering's :class:`~prodigy_sim.lowering.PtqWork` of ``extras``: one online
-    transform before the op of its linears; per op that runs linears with outliers, the
-    outliers, bytes and scale groups of those linears summed over the model and divided by the
-    layer count (every layer shares one lowered stage; rounded up)."""
+    transform before the op of its linears (every layer); the outlier products of each layer
+    before the ops that run its linears with outliers (:func:`outlier_sites`)."""
     online = tuple(OnlineSite(lowered_op_of(o.linears[0], family), o.n, o.p, o.m)
                    for o in extras.online)
-    sums: dict[str, list[int]] = {}
-    for o in extras.outliers:
-        acc = sums.setdefault(lowered_op_of(o.name, family), [0] * 5)
-        for i, v in enumerate((o.count, o.value_bytes, o.index_bytes, o.groups,
-                               o.scale_bytes)):
-            acc[i] += v
-    n = max(extras.layers, 1)
-    outliers = tuple(OutlierSite(op, *(-(-v // n) for v in acc)) for op, acc in sums.items())
-    return PtqWork(online, outliers)
+    return PtqWork(online, outlier_sites(extras.outliers, family))
+
+
+def fuse_outliers(outliers: dict[str, Outliers], family: str,
+                  dense: dict[str, QuantizedTensor] | None = None
+                  ) -> dict[str, tuple[Outliers, ...]]:
+    """Outliers by linear name -> by lowered op (``layers.{i}.<op>``), one per weight of the op
+    as the lowering fuses them: q, k, v stacked along N into ``qkv_proj``; ``gate_up`` (llama):
+    (gate, up). Every linear of a fused op must be given (SpQR gives every linear its
+    ``Outliers``, possibly none of them). ``dense``: the lowered model's weights (fused names,
+    ``fuse_tensors``); the outliers then become the terms added to them
+    (:func:`additive_outliers`; the weights of one op in one dtype)."""
+    out: dict[str, tuple[Outliers, ...]] = {}
+    groups: dict[str, dict[str, Outliers]] = {}
+    for name, o in outliers.items():
+        layer = ".".join(name.split(".")[:2])
+        groups.setdefault(f"{layer}.{lowered_op_of(name, family)}", {})[name] = o
+    for key, parts in groups.items():
+        layer = ".".join(key.split(".")[:2])
+        if key.endswith(".qkv_proj"):
+            names = [f"{layer}.attn.{p}" for p in ("q_proj", "k_proj", "v_proj")]
+            if set(parts) != set(names):
+                raise ConfigError(f"{key}: outliers of {sorted(parts)}; q, k and v needed")
+            fused: tuple[Outliers, ...] = (Outliers.stack([parts[n] for n in names]),)
+            weights = [key]
+        elif key.endswith(".gate_up"):
+            names = [f"{layer}.mlp.gate_proj", f"{layer}.mlp.up_proj"]
+            if set(parts) != set(names):
+                raise ConfigError(f"{key}: outliers of {sorted(parts)}; gate and up needed")
+            fused = tuple(parts[n] for n in names)
+            weights = [n.replace(".mlp.", ".") for n in names]
+        else:
+            fused = tuple(parts.values())
+            weights = [key]
+        if dense is not None:
+            fused = tuple(additive_outliers(o, dense[w]) for o, w in zip(fused, weights,
+                                                                          strict=True))
+            if len({o.dtype for o in fused}) > 1:       # one value storage per kernel
+                fused = tuple(Outliers(o.row_ptr, o.cols, o.float_values(), "float32", o.shape)
+                              for o in fused)
+        out[key] = fused
+    return out
+
+
+def op_sites(op_outliers: dict[str, tuple[Outliers, ...]]) -> tuple[OutlierSite, ...]:
+    """The lowering's outlier sites of outliers by lowered op (:func:`fuse_outliers`): one per
+    layer and op with any."""
+    sites = []
+    for key, parts in sorted(op_outliers.items(), key=lambda kv: (int(kv[0].split(".")[1]),
+                                                                  kv[0])):
+        _, layer, op = key.split(".", 2)
+        if sum(o.count for o in parts):
+            sites.append(OutlierSite(op, tuple(o.count for o in parts), parts[0].dtype,
+                                     (int(layer),)))
+    return tuple(sites)

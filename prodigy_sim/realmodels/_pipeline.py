@@ -11,6 +11,11 @@ kernel's DDR inputs, on one of two backends:
 - ``"numpy"``: :func:`prodigy_sim.lowering.emulate_kernel`, an independent plain-numpy
   emulation of the same arithmetic (fast; the tests prove both give the same bits).
 
+SpQR schemes run their outliers as the lowering's ``spqr_<op>`` kernels: before each linear whose
+weights have outliers in that layer, ``C = (residual +) X O^T`` (``VGATHER`` / ``VMUL`` /
+``VSCATADD``), and the linear's accumulators start from ``C`` (its dense part: the element codes
+with SpQR's float32 group scales, ``QuantScheme.lowered_storage``).
+
 What runs where. On the kernels (as the lowering defines them): every norm (BERT LayerNorm, with
 the embedding LayerNorm as one more norm kernel; LLaMA RMSNorm, including the final norm), the
 Q/K/V projections with their biases, RoPE and the FP8 K/V cache writes, attention (QK^T, scale,
@@ -46,9 +51,12 @@ from prodigy_sim.lowering import (
     norm_kernel,
     padded_tokens,
     plan_linear,
+    spqr_inputs,
     weight_storage,
 )
 from prodigy_sim.numerics import QuantizedTensor, quantize
+from prodigy_sim.ptq import Outliers
+from prodigy_sim.realmodels._overheads import fuse_outliers
 from prodigy_sim.realmodels._quantize import Calibration, QuantScheme
 from prodigy_sim.realmodels._weights import ModelWeights
 
@@ -86,7 +94,11 @@ class LoweredRealModel:
     name (``layers.{i}.qkv_proj``, ``.o_proj``, ``.up_proj``, ``.gate_proj``, ``.down_proj``,
     ``lm_head``); ``padded``: rows the kernels compute; ``online``: online Hadamard rotations
     by linear name (:class:`~prodigy_sim.ptq.HadamardRotation`), whose kernels
-    (``hadamard_<op>``) run before the ops of those linears.
+    (``hadamard_<op>``) run before the ops of those linears; ``outliers``: SpQR outliers by
+    linear name, as given; ``op_outliers``: the same by lowered op (``layers.{i}.<op>``, one
+    per weight of the op, as terms added to the dense weights:
+    :func:`~prodigy_sim.realmodels._overheads.fuse_outliers`), whose kernels (``spqr_<op>``)
+    run before the ops where they have any.
     """
 
     weights: ModelWeights
@@ -96,6 +108,8 @@ class LoweredRealModel:
     weights_q: dict[str, QuantizedTensor]
     padded: int
     online: dict = field(default_factory=dict)
+    outliers: dict[str, Outliers] = field(default_factory=dict)
+    op_outliers: dict[str, tuple[Outliers, ...]] = field(default_factory=dict)
 
     def has_op(self, name: str, layer: int) -> bool:
         """Whether ``layer`` has a lowered op ``name``."""
@@ -117,20 +131,21 @@ def _scenario(card_name: str, scheme: QuantScheme, tokens: int,
     from prodigy_sim.models import Formats, Scenario
     from prodigy_sim.realmodels._throughput import chip_of
 
-    if scheme.storage is None:
+    if scheme.lowered_storage is None:
         raise ConfigError("the float32 scheme does not run on the matrix unit; give a weight "
                           "format")
     kw = {} if hardware is None else {"hardware": chip_of(hardware)[1]}
     return Scenario(model=card_name, phase="prefill", batch=1, sequence_length=tokens,
-                    formats=Formats(weights=scheme.storage), sparsity=scheme.sparsity or "none",
-                    **kw)
+                    formats=Formats(weights=scheme.lowered_storage),
+                    sparsity=scheme.sparsity or "none", **kw)
 
 
 def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
                      calibration: Calibration | None = None,
                      hardware: str | ChipConfig | None = None, cores: int | None = None,
                      weights_q: dict[str, QuantizedTensor] | None = None,
-                     online: dict | None = None) -> LoweredRealModel:
+                     online: dict | None = None,
+                     outliers: dict[str, Outliers] | None = None) -> LoweredRealModel:
     """Lower ``weights.card`` for a ``tokens``-long prompt and quantize its weights by ``scheme``.
 
     ``hardware``: preset name or configuration (default the scenario default); ``cores``:
@@ -141,6 +156,9 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     ``online``: the online Hadamard rotations of a rotated model (``QuantizedModel.online``;
     ``weights`` are then its rotated weights and ``weights_q`` must be given): their kernels
     are lowered into every layer and run before the linears they rotate the input of.
+    ``outliers``: an SpQR model's outliers by linear name (``PTQResult.outliers``; needed with
+    the ``weights_q`` of an SpQR scheme, else computed with them): their ``spqr_<op>`` kernels
+    are lowered into the layers that have them.
     """
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.timing import isa_params
@@ -152,15 +170,19 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
         raise ConfigError("Wanda pruning needs a calibration (activation norms)")
     scenario = _scenario(card.name, scheme, tokens, hardware)
     config = hardware if isinstance(hardware, ChipConfig) else load_preset(scenario.hardware)
-    ptq = None
-    if online:
-        from prodigy_sim.realmodels._overheads import online_work
-
-        if weights_q is None:
-            raise ConfigError("a rotated model runs end to end with its quantized weights "
-                              "(weights_q)")
-        ptq = online_work(online, card.family)
-    lowered = lower_model(card, scenario, config, cores=cores, ptq=ptq)
+    if online and weights_q is None:
+        raise ConfigError("a rotated model runs end to end with its quantized weights "
+                          "(weights_q)")
+    if scheme.method == "spqr" and weights_q is not None and outliers is None:
+        raise ConfigError("an SpQR model runs end to end with its outliers (outliers=, by "
+                          "linear name) beside its quantized weights")
+    wq = weights_q
+    if wq is None:
+        wq, found = _quantized_weights(weights, scheme, calibration, scenario)
+        outliers = outliers if outliers is not None else found
+    op_outliers = fuse_outliers(outliers or {}, card.family, dense=wq)
+    lowered = lower_model(card, scenario, config, cores=cores,
+                          ptq=_ptq_work(online, op_outliers, card.family))
     p, t, h = lowered.cores, padded_tokens(tokens), card.hidden_size
     bud = Budgets.of(isa_params(config))
     kernels: dict[str, Kernel] = {}
@@ -173,8 +195,17 @@ def lower_real_model(weights: ModelWeights, scheme: QuantScheme, tokens: int, *,
     else:
         kernels["embed_norm"] = norm_kernel("embed_norm", t, h, kind="layernorm",
                                             eps=card.norm_eps, cores=p, budgets=bud)
-    wq = weights_q or _quantized_weights(weights, scheme, calibration, scenario)
-    return LoweredRealModel(weights, scheme, lowered, kernels, wq, t, dict(online or {}))
+    return LoweredRealModel(weights, scheme, lowered, kernels, wq, t, dict(online or {}),
+                            dict(outliers or {}), op_outliers)
+
+
+def _ptq_work(online: dict | None, op_outliers: dict[str, tuple[Outliers, ...]], family: str):
+    """The lowering's PTQ work of online rotations and SpQR outliers (None without either)."""
+    from prodigy_sim.lowering import PtqWork
+    from prodigy_sim.realmodels._overheads import online_work, op_sites
+
+    work = PtqWork(online_work(online, family).online if online else (), op_sites(op_outliers))
+    return None if work.empty else work
 
 
 def concat_rows(parts: list[QuantizedTensor]) -> QuantizedTensor:
@@ -216,23 +247,28 @@ def fuse_tensors(weights: ModelWeights, tensors: dict[str, QuantizedTensor], sce
 
 
 def _quantized_weights(weights: ModelWeights, scheme: QuantScheme,
-                       calibration: Calibration | None, scenario) -> dict[str, QuantizedTensor]:
+                       calibration: Calibration | None, scenario
+                       ) -> tuple[dict[str, QuantizedTensor], dict[str, Outliers]]:
+    """The lowered model's weights (:func:`fuse_tensors`) and SpQR's outliers by linear name."""
     from prodigy_sim.realmodels._quantize import rtn_tensor
 
+    outliers: dict[str, Outliers] = {}
     if calibration is None:
+        if scheme.method == "spqr":
+            raise ConfigError("SpQR quantizes with a calibration (its Hessians)")
         tensors = {n: rtn_tensor(np.asarray(weights[n]), scheme, None)
                    for n in weights.linear_names()}
     else:
         from prodigy_sim.realmodels._ptq import quantize_model
 
         qm = quantize_model(weights, scheme, calibration)
-        if qm.online or any(r.outliers is not None for r in qm.results.values()):
+        if qm.online:
             raise ConfigError(f"{scheme.label}: give the rotated model's weights, quantized "
                               "weights and online rotations (QuantizedModel.weights, .tensors, "
-                              ".online); SpQR's outlier product is not lowered as arithmetic, "
-                              "so SpQR schemes do not run end to end")
+                              ".online)")
         tensors = qm.tensors
-    return fuse_tensors(weights, tensors, scenario)
+        outliers = {n: r.outliers for n, r in qm.results.items() if r.outliers is not None}
+    return fuse_tensors(weights, tensors, scenario), outliers
 
 
 # ---- execution ---------------------------------------------------------------------------------
@@ -277,6 +313,22 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     return mask
 
 
+def _linear(m: LoweredRealModel, op: str, i: int, ex: Callable[[Kernel, Tensors], Tensors],
+            ddr: Tensors):
+    """``Y`` of layer ``i``'s linear op ``op`` on the DDR tensors ``ddr`` (``X``, ``W``, ...);
+    where the layer has SpQR outliers for it, their kernel first computes ``C`` (``CU``) from
+    ``X`` (and the residual ``R``), and the linear starts from them instead of ``R``."""
+    if m.has_op(f"spqr_{op}", i):
+        kern = m.op(f"spqr_{op}", i)
+        src = {"X": ddr["X"], **spqr_inputs(kern, m.op_outliers[f"layers.{i}.{op}"])}
+        if "R" in kern.program.tensor:
+            src["R"] = ddr["R"]
+        c = ex(kern, src)
+        ddr = {k: v for k, v in ddr.items() if k != "R"}
+        ddr.update({k: c[k] for k in ("C", "CU") if k in c})
+    return ex(m.op(op, i), ddr)["Y"]
+
+
 def _rotated(m: LoweredRealModel, op: str, linear: str, i: int,
              ex: Callable[[Kernel, Tensors], Tensors], x):
     """``x`` through layer ``i``'s online Hadamard kernel before ``op`` (whose input is that of
@@ -317,20 +369,21 @@ def run_bert(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy",
         p = f"layers.{i}."
         qb = np.concatenate([w[p + f"attn.{k}.bias"] for k in ("q_proj", "k_proj", "v_proj")])
         n = _rotated(m, "qkv_proj", "attn.q_proj", i, ex, n)
-        qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"],
-                                    "BIAS": _row(qb)})["Y"]
+        qkv = _linear(m, "qkv_proj", i, ex, {"X": n, "W": m.weights_q[p + "qkv_proj"],
+                                             "BIAS": _row(qb)})
         o = _attention(m, i, ex, qkv, t, {})
-        y = ex(m.op("o_proj", i), {"X": o, "W": m.weights_q[p + "o_proj"],
-                                "BIAS": _row(w[p + "attn.o_proj.bias"]), "R": hs})["Y"]
+        y = _linear(m, "o_proj", i, ex, {"X": o, "W": m.weights_q[p + "o_proj"],
+                                         "BIAS": _row(w[p + "attn.o_proj.bias"]), "R": hs})
         out = ex(m.op("attn_norm", i), {"X": y, "G": _row(w[p + "attn_norm"]),
                                      "B": _row(w[p + "attn_norm.bias"])})
         n1, hs1 = out["Y"], out["YS"]
         n1 = _rotated(m, "up_proj", "mlp.up_proj", i, ex, n1)
-        u = ex(m.op("up_proj", i), {"X": n1, "W": m.weights_q[p + "up_proj"],
-                                 "BIAS": _row(w[p + "mlp.up_proj.bias"])})["Y"]
+        u = _linear(m, "up_proj", i, ex, {"X": n1, "W": m.weights_q[p + "up_proj"],
+                                          "BIAS": _row(w[p + "mlp.up_proj.bias"])})
         u = _rotated(m, "down_proj", "mlp.down_proj", i, ex, u)
-        y = ex(m.op("down_proj", i), {"X": u, "W": m.weights_q[p + "down_proj"],
-                                   "BIAS": _row(w[p + "mlp.down_proj.bias"]), "R": hs1})["Y"]
+        y = _linear(m, "down_proj", i, ex, {"X": u, "W": m.weights_q[p + "down_proj"],
+                                            "BIAS": _row(w[p + "mlp.down_proj.bias"]),
+                                            "R": hs1})
         out = ex(m.op("mlp_norm", i), {"X": y, "G": _row(w[p + "mlp_norm"]),
                                     "B": _row(w[p + "mlp_norm.bias"])})
         n, hs = out["Y"], out["YS"]
@@ -355,15 +408,16 @@ def run_llama(m: LoweredRealModel, ids: np.ndarray, backend: str = "numpy") -> n
         p = f"layers.{i}."
         n = ex(m.op("attn_norm", i), {"X": h, "G": _row(w[p + "attn_norm"])})["Y"]
         n = _rotated(m, "qkv_proj", "attn.q_proj", i, ex, n)
-        qkv = ex(m.op("qkv_proj", i), {"X": n, "W": m.weights_q[p + "qkv_proj"]})["Y"]
+        qkv = _linear(m, "qkv_proj", i, ex, {"X": n, "W": m.weights_q[p + "qkv_proj"]})
         o = _attention(m, i, ex, qkv, t, cos_sin)
-        h = ex(m.op("o_proj", i), {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})["Y"]
+        h = _linear(m, "o_proj", i, ex, {"X": o, "W": m.weights_q[p + "o_proj"], "R": h})
         n = ex(m.op("mlp_norm", i), {"X": h, "G": _row(w[p + "mlp_norm"])})["Y"]
         n = _rotated(m, "gate_up", "mlp.up_proj", i, ex, n)
-        g = ex(m.op("gate_up", i), {"X": n, "W": m.weights_q[p + "gate_proj"],
-                                 "WU": m.weights_q[p + "up_proj"]})["Y"]
+        g = _linear(m, "gate_up", i, ex, {"X": n, "W": m.weights_q[p + "gate_proj"],
+                                          "WU": m.weights_q[p + "up_proj"]})
         g = _rotated(m, "down_proj", "mlp.down_proj", i, ex, g)
-        h = ex(m.op("down_proj", i), {"X": g, "W": m.weights_q[p + "down_proj"], "R": h})["Y"]
+        h = _linear(m, "down_proj", i, ex, {"X": g, "W": m.weights_q[p + "down_proj"],
+                                            "R": h})
     n = ex(m.kernels["final_norm"], {"X": h, "G": _row(w["final_norm"])})["Y"]
     logits = ex(m.kernels["lm_head"], {"X": n, "W": m.weights_q["lm_head"]})["Y"]
     return np.asarray(logits, dtype=np.float32)[:t]
@@ -385,7 +439,8 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
                         calibration: Calibration | None = None, cores: int | None = None,
                         hardware: str | ChipConfig | None = None,
                         weights_q: dict[str, QuantizedTensor] | None = None,
-                        online: dict | None = None) -> np.ndarray:
+                        online: dict | None = None,
+                        outliers: dict[str, Outliers] | None = None) -> np.ndarray:
     """MiniLM sentence embeddings ``(len(sentences), H)`` float32 with every layer on
     ``backend``: each sentence alone (batch 1, its own prompt length), mean pooling over its
     tokens and L2 normalization in numpy (sentence-transformers' ``Pooling`` + ``Normalize``)."""
@@ -397,11 +452,14 @@ def pipeline_embeddings(weights: ModelWeights, tokenizer, sentences: list[str],
     for i, s in enumerate(sentences):
         ids = np.asarray(tokenizer.encode(s).ids, dtype=np.int64)
         if ids.size not in lowered:
-            wq = next(iter(lowered.values())).weights_q if lowered else weights_q
+            first = next(iter(lowered.values()), None)
+            wq = first.weights_q if first is not None else weights_q
+            if first is not None and outliers is None:
+                outliers = first.outliers
             lowered[ids.size] = lower_real_model(weights, scheme, ids.size,
                                                  calibration=calibration, cores=cores,
                                                  hardware=hardware, weights_q=wq,
-                                                 online=online)
+                                                 online=online, outliers=outliers)
         m = lowered[ids.size]
         pooled = run_bert(m, ids, backend, operands).astype(np.float32).mean(axis=0)
         out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
@@ -412,7 +470,8 @@ def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
                  backend: str = "numpy", calibration: Calibration | None = None,
                  cores: int | None = None, hardware: str | ChipConfig | None = None,
                  weights_q: dict[str, QuantizedTensor] | None = None,
-                 online: dict | None = None) -> np.ndarray:
+                 online: dict | None = None,
+                 outliers: dict[str, Outliers] | None = None) -> np.ndarray:
     """Negative log-likelihood (nats, float64) of ``ids[1:]`` given their prefixes, ``(T - 1,)``,
     from the logits of one prefill of ``ids[:-1]`` with every layer and the LM head on
     ``backend`` (log-softmax by :func:`~prodigy_sim.realmodels._llama.logits_nll`)."""
@@ -422,7 +481,8 @@ def pipeline_nll(weights: ModelWeights, ids: np.ndarray, scheme: QuantScheme, *,
     if ids.size < 2:
         raise ConfigError(f"perplexity needs >= 2 tokens (got {ids.size})")
     m = lower_real_model(weights, scheme, ids.size - 1, calibration=calibration, cores=cores,
-                         hardware=hardware, weights_q=weights_q, online=online)
+                         hardware=hardware, weights_q=weights_q, online=online,
+                         outliers=outliers)
     from prodigy_sim.realmodels._llama import logits_nll
 
     return logits_nll(run_llama(m, ids[:-1], backend), ids[1:])

@@ -145,13 +145,25 @@ class QuantScheme:
     @property
     def storage(self) -> Storage | None:
         """The linear weights' storage (sparsity excluded; None for the float32 scheme). SpQR's
-        own layout is not a :class:`Storage`: this is the base MX storage its throughput starts
-        from (see :mod:`~prodigy_sim.realmodels._overheads`)."""
+        own layout is not a :class:`Storage`: this is its base MX storage (its element format;
+        the lowered layers run :attr:`lowered_storage`)."""
         if self.weight_format is None:
             return None
         if self.wide:
             return Storage.of(self.weight_format)
         return Storage.of(self.weight_format, block=self.block, scale=self.scale)
+
+    @property
+    def lowered_storage(self) -> Storage | None:
+        """The storage the lowered linear layers multiply (the matrix unit's weight tiles):
+        :attr:`storage`, except SpQR's dense part, whose first-level scales are decoded to
+        float32 per ``SPQR_GROUP`` (16) weights - what ``PTQResult.quantized`` holds (SpQR
+        stores them as 3-bit codes; see docs/lowering.md)."""
+        if self.method != "spqr" or self.weight_format is None:
+            return self.storage
+        from prodigy_sim.ptq import SPQR_GROUP
+
+        return Storage.of(self.weight_format, block=SPQR_GROUP, scale="fp32")
 
     @property
     def sparse_storage(self) -> Storage | None:

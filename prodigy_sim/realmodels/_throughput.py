@@ -2,16 +2,17 @@
 
 all-MiniLM-L6-v2: prefill, batch 1, 128-token sentences -> sentences per second (``1 /`` the
 simulated time of one sentence). SmolLM2-135M: decode, batch 1, 512 tokens of context ->
-tokens per second. The blocks' linear weights take the row's storage (format, MX block, scale)
-and sparsity; everything else is the scenario defaults (FP8 E4M3 activations and KV cache, FP8
-MX embeddings and head). Pruning method does not change the timing, so results are cached per
-(model, storage, sparsity, configuration, PTQ work). PTQ methods store the same format (GPTQ,
-SparseGPT: the same storage; Hadamard folds into the weights), plus work the lowering adds as
-kernels of every layer: online Hadamard transforms, SpQR's outliers and scale decoding
-(:mod:`._overheads`, ``prodigy_sim.lowering.PtqWork``). A :class:`ThroughputCache` shared by the
-rows of one table also reuses the timing-engine runs the scenarios have in common (attention,
-norms, embeddings: the same kernels whatever the weights; exact, ``prodigy_sim.simulation``'s
-``RunCache``).
+tokens per second. The blocks' linear weights take the row's storage (format, MX block,
+scale; SpQR: its dense part, ``QuantScheme.lowered_storage``) and sparsity; everything else is
+the scenario defaults (FP8 E4M3 activations and KV cache, FP8 MX embeddings and head). Pruning
+method does not change the timing, so results are cached per (model, storage, sparsity,
+configuration, PTQ work). PTQ methods store the same format (GPTQ, SparseGPT: the same storage;
+Hadamard folds into the weights), plus work the lowering adds as kernels: online Hadamard
+transforms in every layer, SpQR's outlier products in the layers that have them
+(:mod:`._overheads`, ``prodigy_sim.lowering.PtqWork``). A :class:`ThroughputCache` shared by
+the rows of one table also reuses the timing-engine runs the scenarios have in common
+(attention, norms, embeddings: the same kernels whatever the weights; exact,
+``prodigy_sim.simulation``'s ``RunCache``).
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ def simulated_throughput(model: str, scheme: QuantScheme,
     ``hardware`` (a preset name or a configuration); None when the weights do not run on the
     matrix unit (float32, or a format the chip does not run).
 
-    ``extras`` (online Hadamard transforms, SpQR outliers and scales; :mod:`._overheads`):
-    lowered as kernels of every layer (:func:`ptq_work`, ``lower_model(..., ptq=)``) and
-    simulated with the rest. ``cache``: see :class:`ThroughputCache` (without one, the seconds
+    ``extras`` (online Hadamard transforms, SpQR outliers; :mod:`._overheads`): lowered as
+    kernels of the layers (:func:`ptq_work`, ``lower_model(..., ptq=)``) and simulated with
+    the rest. ``cache``: see :class:`ThroughputCache` (without one, the seconds
     are still kept per scenario for the process)."""
-    storage = scheme.storage or Storage.of("float32")
+    storage = scheme.lowered_storage or Storage.of("float32")
     config, _ = chip_of(hardware)
     family = "bert" if model == "minilm" else "llama"
     work = ptq_work(extras, family) if extras is not None and not extras.empty else None
@@ -103,4 +104,5 @@ def _simulated_seconds(model: str, storage: Storage, sparsity: str, config_json:
                         hardware=base_preset(config),
                         **THROUGHPUT_SCENARIOS[model])
     lowered = lower_model(scenario.card(), scenario, config, ptq=work)
-    return simulate(lowered, config, cache=runs).seconds
+    # SpQR lowers every layer as a stage of its own; their common kernels run once
+    return simulate(lowered, config, cache=runs if runs is not None else RunCache()).seconds

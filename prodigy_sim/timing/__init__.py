@@ -22,6 +22,7 @@ from prodigy_sim._lazy import lazy_exports
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING as DEFAULT_DMA_OUTSTANDING
     from prodigy_sim.timing._costs import mma_cycles as mma_cycles
+    from prodigy_sim.timing._costs import vector_elements as vector_elements
     from prodigy_sim.timing._kernels import compile_kernels as compile_kernels
     from prodigy_sim.timing._kernels import kernels_compiled as kernels_compiled
     from prodigy_sim.timing._result import CoreResult as CoreResult
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
 
 _EXPORTS = {
     "mma_cycles": "_costs",
+    "vector_elements": "_costs",
     "CoreResult": "_result",
     "SimulationResult": "_result",
     "DEFAULT_DMA_OUTSTANDING": "_costs",
@@ -58,6 +60,7 @@ __all__ = [
     "isa_params",
     "default_l3_bytes",
     "mma_cycles",
+    "vector_elements",
     "SimulationResult",
     "CoreResult",
     "BusyRecorder",

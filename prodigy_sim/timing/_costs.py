@@ -22,8 +22,10 @@ split across all ``count`` units (they are busy together)::
     occupancy = ceil(elements / (lanes * count)) * op_interval_cycles[class]
     result    = issue + occupancy + op_latency_cycles[class]
 
-``elements`` is the largest tile operand (the source of a row reduction). Scalar instructions take
-one cycle; LOOP / ENDLOOP are zero-overhead; every other instruction uses one issue slot.
+``elements`` is the largest tile operand (the source of a row reduction), except for the indexed
+moves VGATHER / VSCATADD: their ``(R, J)`` operand (one element per index and row; the indexed
+tile is not swept). Scalar instructions take one cycle; LOOP / ENDLOOP are zero-overhead; every
+other instruction uses one issue slot.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ if TYPE_CHECKING:  # annotations only: reading DEFAULT_DMA_OUTSTANDING stays lig
     from prodigy_sim.numerics import FormatSpec
 
 __all__ = ["VECTOR_OP_CLASS", "DEFAULT_DMA_OUTSTANDING", "mma_cycles", "matrix_cost",
-           "vector_cost", "mma_macs"]
+           "vector_cost", "vector_elements", "mma_macs"]
 
 DEFAULT_DMA_OUTSTANDING = 8
 """Transfers one core's DMA engine keeps in flight (assumption; not public)."""
@@ -52,6 +54,7 @@ VECTOR_OP_CLASS = {
     "VEXP": "transcendental", "VGELU": "transcendental", "VSILU": "transcendental",
     "VRCP": "div", "VRSQRT": "sqrt",
     "VCVT": "convert", "VQUANT": "convert", "VDEQUANT": "convert", "VTRANS": "convert",
+    "VGATHER": "convert", "VSCATADD": "add",
 }
 """Vector mnemonic -> operation class of ``VectorUnitConfig.op_latency_cycles``."""
 
@@ -105,18 +108,30 @@ def matrix_cost(ins: Instruction, program: Program, config: ChipConfig) -> tuple
     return -(-4 * m * n // bw), mu.latency_cycles
 
 
+_INDEXED = {"VGATHER": 0, "VSCATADD": 1}
+"""Indexed moves -> the operand whose ``(R, J)`` shape is their element count."""
+
+
+def vector_elements(ins: Instruction, program: Program) -> int:
+    """Elements a vector instruction processes: its largest tile operand, or for VGATHER /
+    VSCATADD the ``(R, J)`` operand (rows x indices)."""
+    if ins.opcode in _INDEXED:
+        r, c = program.tile[ins.name(_INDEXED[ins.opcode])].shape
+        return r * c
+    return max(r * c for r, c in (program.tile[o].shape for o in ins.operands
+                                  if isinstance(o, str) and o in program.tile))
+
+
 def vector_cost(ins: Instruction, program: Program, config: ChipConfig) -> tuple[int, int]:
     """``(occupancy, latency)`` of a vector instruction split over all vector units (cycles)."""
     vu = config.core.vector_unit
     cls = VECTOR_OP_CLASS[ins.opcode]
-    elements = max(r * c for r, c in (program.tile[o].shape for o in ins.operands
-                                      if isinstance(o, str) and o in program.tile))
+    elements = vector_elements(ins, program)
     per_cycle = vu.fp32_lanes * vu.count
     return -(-elements // per_cycle) * vu.op_interval_cycles[cls], vu.op_latency_cycles[cls]
 
 
 def vector_flops(ins: Instruction, program: Program) -> int:
     """FP32 operations of a vector instruction (an FMA counts 2 per element)."""
-    elements = max(r * c for r, c in (program.tile[o].shape for o in ins.operands
-                                      if isinstance(o, str) and o in program.tile))
+    elements = vector_elements(ins, program)
     return elements * (2 if ins.opcode == "VFMA" else 1)

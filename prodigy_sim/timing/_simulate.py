@@ -19,7 +19,12 @@ from prodigy_sim.isa import (
     validate,
 )
 from prodigy_sim.timing._core import Barrier, Core, StepBudget, compile_program
-from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING, VECTOR_OP_CLASS, mma_macs
+from prodigy_sim.timing._costs import (
+    DEFAULT_DMA_OUTSTANDING,
+    VECTOR_OP_CLASS,
+    mma_macs,
+    vector_elements,
+)
 from prodigy_sim.timing._memory import LineMap, MemorySystem, check_batching
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._result import CoreResult, SimulationResult
@@ -201,8 +206,7 @@ def roofline_bound(program: Program, config: ChipConfig, *, cores: int | None = 
                 flops += 2 * macs
                 t_matrix += macs / (rate * ncores)
             elif ins.opcode in VECTOR_OP_CLASS:
-                el = max(r * c for r, c in (program.tile[o].shape for o in ins.operands
-                                            if isinstance(o, str) and o in program.tile))
+                el = vector_elements(ins, program)
                 flops += el * (2 if ins.opcode == "VFMA" else 1)
                 t_vector_cycles += el * vu.op_interval_cycles[VECTOR_OP_CLASS[ins.opcode]]
     t_vector = t_vector_cycles / (per_vec * ncores * f)

@@ -16,18 +16,21 @@ from prodigy_sim.functional.reference._spec import chunk_exact_mask as chunk_exa
 from prodigy_sim.functional.reference._spec import dequant_f32 as dequant_f32
 from prodigy_sim.functional.reference._spec import exp32 as exp32
 from prodigy_sim.functional.reference._spec import gelu32 as gelu32
+from prodigy_sim.functional.reference._spec import index_values as index_values
 from prodigy_sim.functional.reference._spec import lsb_exp as lsb_exp
 from prodigy_sim.functional.reference._spec import mma as mma
 from prodigy_sim.functional.reference._spec import rne32_of_sum as rne32_of_sum
 from prodigy_sim.functional.reference._spec import scaled_f64 as scaled_f64
 from prodigy_sim.functional.reference._spec import silu32 as silu32
 from prodigy_sim.functional.reference._spec import vfma as vfma
+from prodigy_sim.functional.reference._spec import vgather as vgather
 from prodigy_sim.functional.reference._spec import vmax as vmax
 from prodigy_sim.functional.reference._spec import vrcp as vrcp
 from prodigy_sim.functional.reference._spec import vrmax as vrmax
 from prodigy_sim.functional.reference._spec import vrsqrt as vrsqrt
 from prodigy_sim.functional.reference._spec import vrsum as vrsum
+from prodigy_sim.functional.reference._spec import vscatadd as vscatadd
 
 __all__ = ["CHUNK", "bf16", "canonical", "chunk_exact", "chunk_exact_mask", "dequant_f32",
-           "exp32", "gelu32", "lsb_exp", "mma", "rne32_of_sum", "scaled_f64", "silu32", "vfma",
-           "vmax", "vrcp", "vrmax", "vrsqrt", "vrsum"]
+           "exp32", "gelu32", "index_values", "lsb_exp", "mma", "rne32_of_sum", "scaled_f64",
+           "silu32", "vfma", "vgather", "vmax", "vrcp", "vrmax", "vrsqrt", "vrsum", "vscatadd"]

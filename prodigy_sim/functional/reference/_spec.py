@@ -16,6 +16,9 @@ and round to odd in plain IEEE float64 operations, element by element).
   :func:`vfma` rounds once (exact float64 product, TwoSum, round to odd, one cast);
   :func:`vrsum` / :func:`vrmax` go left to right; :func:`exp32`, :func:`silu32`, :func:`gelu32`
   follow the specification's step lists, one float32 operation per step.
+- Indexed moves: :func:`vgather` (fancy indexing) and :func:`vscatadd`, which adds in the
+  specification's order without a sequential loop: the terms of each destination column are
+  ranked by their position, and round ``t`` adds every destination's ``t``-th term at once.
 - Storage conversions: :func:`bf16` (float32 -> bfloat16 value, RNE, NaN quieted),
   :func:`scaled_f64` (a quantized tensor's ``value(code) * scale``, exact in float64).
 """
@@ -31,7 +34,7 @@ from prodigy_sim.numerics import QuantizedTensor, encode
 
 __all__ = ["scaled_f64", "lsb_exp", "chunk_exact", "chunk_exact_mask", "rne32_of_sum", "mma",
            "bf16", "canonical", "vmax", "vrsum", "vrmax", "vfma", "vrcp", "vrsqrt", "exp32",
-           "silu32", "gelu32", "dequant_f32"]
+           "silu32", "gelu32", "dequant_f32", "index_values", "vgather", "vscatadd"]
 
 F32 = np.float32
 _NAN = F32(np.nan)
@@ -412,3 +415,45 @@ def gelu32(x: np.ndarray) -> np.ndarray:
     far = np.abs(x) >= F32(spec.GELU_SATURATION)
     y = np.where(far, np.where(x > F32(0.0), x, F32(-0.0)), y)
     return canonical(np.where(np.isnan(x), _NAN, y))
+
+
+# ---- indexed moves --------------------------------------------------------------------------
+
+def index_values(idx: np.ndarray, width: int) -> np.ndarray:
+    """The column numbers an index tile holds, int64 ``(J,)``: its float values, each an integer
+    in ``[0, width)`` (ConfigError otherwise)."""
+    v = np.asarray(idx, dtype=np.float64).reshape(-1)
+    ok = np.isfinite(v) & (v >= 0) & (v < width)
+    ok &= np.where(ok, v == np.rint(np.where(ok, v, 0.0)), False)
+    if not ok.all():
+        raise ConfigError(f"index {v[~ok][0]!r} is not an integer in [0, {width})")
+    return v.astype(np.int64)
+
+
+def vgather(src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """VGATHER: ``src[..., idx]`` (float32 ``(..., C)``; ``idx`` the index tile's values)."""
+    src = np.asarray(src, dtype=np.float32)
+    return src[..., index_values(idx, src.shape[-1])]
+
+
+def vscatadd(dst: np.ndarray, src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """VSCATADD: ``dst[..., idx[j]] = fl32(dst[..., idx[j]] + src[..., j])`` for j = 0, 1, ...
+    in order (float32 ``dst (..., C)``, ``src (..., J)``); returns the new ``dst``. Rounds: the
+    ``t``-th term of every destination (terms ranked by ``j``) is added in round ``t``, all
+    destinations of a round at once (they are distinct)."""
+    out = np.array(dst, dtype=np.float32)
+    src = np.asarray(src, dtype=np.float32)
+    cols = index_values(idx, out.shape[-1])
+    if cols.size == 0:
+        return canonical(out)
+    order = np.argsort(cols, kind="stable")                  # by destination, then by j
+    sc = cols[order]
+    first = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    rank = np.arange(sc.size) - np.repeat(first, np.diff(np.r_[first, sc.size]))
+    by_rank = order[np.argsort(rank, kind="stable")]
+    edges = np.r_[0, np.cumsum(np.bincount(rank))]
+    with np.errstate(all="ignore"):
+        for t in range(edges.size - 1):
+            j = by_rank[edges[t]:edges[t + 1]]
+            out[..., cols[j]] = out[..., cols[j]] + src[..., j]
+    return canonical(out)
