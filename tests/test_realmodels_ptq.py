@@ -235,3 +235,143 @@ def test_heldout_errors_ratio_gptq_to_rtn_on_both_input_sets():
     assert row["k"] == 384 and 0 < row["rank"] <= 384
     assert row[(0.01, "calib")] < 1.0
     assert all(row[(d, p)] > 0 for d in (0.01, 1.0) for p in ("calib", "heldout"))
+
+
+def _tiny_llama():
+    """A 2-layer random LLaMA (hidden 64, 4 heads of 16 over 2 key/value heads, MLP 128) and
+    five token sequences of different lengths, calibrated stacked (as SmolLM2 is)."""
+    from pathlib import Path
+
+    from prodigy_sim.models import ModelCard
+    from prodigy_sim.realmodels import ModelWeights
+    from prodigy_sim.realmodels._llama import llama_hidden_many
+    from prodigy_sim.realmodels._quantize import calibrate
+
+    card = ModelCard(name="tiny-llama", family="llama", source="a test card (random weights)",
+                     hidden_size=64, intermediate_size=128, num_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=100, max_position_embeddings=32,
+                     norm="rmsnorm", norm_eps=1e-5, activation="silu", mlp="gated",
+                     position_embedding="rope", rope_theta=10000.0)
+    rng = np.random.default_rng(7)
+    tensors = {}
+    for t in card.tensors():
+        if t.name.endswith("norm"):
+            a = 1.0 + 0.2 * rng.standard_normal(t.shape)
+        else:
+            a = rng.standard_normal(t.shape) / np.sqrt(t.shape[-1])
+        tensors[t.name] = np.ascontiguousarray(a, dtype=np.float32)
+        tensors[t.name].flags.writeable = False
+    w = ModelWeights(card, tensors, Path("random"))
+    seqs = tuple(rng.integers(0, card.vocab_size, n) for n in (7, 3, 12, 5, 9))
+    cal = calibrate(w, lambda lin: llama_hidden_many(w, seqs, lin), seqs,
+                    segments=tuple(s.size for s in seqs))
+    return w, cal
+
+
+@pytest.mark.parametrize("scheme", [QuantScheme("tai4", method="gptq-act"),
+                                    QuantScheme("tai2", "8:4", method="sparsegpt"),
+                                    QuantScheme("tai4", method="hadamard-gptq")],
+                         ids=lambda s: s.label)
+def test_stacked_sequential_pass_is_one_sequence_at_a_time(monkeypatch, scheme):
+    """The LLaMA sequential pass on all calibration sequences stacked in one state (one Hessian
+    gram per group over all rows) gives every recorded float32 input, Hessian and quantized
+    weight the bits of the pass run on one sequence at a time (attention and RoPE positions stay
+    within each sequence; the grams of FP8 inputs are exact, see the next test)."""
+    import dataclasses
+
+    import prodigy_sim.ptq as ptq
+    from prodigy_sim.realmodels import _ptq
+
+    w, cal = _tiny_llama()
+    assert _ptq.family_of(w).stack is not None
+    real_factor, real_add, real_family = (ptq.inverse_factor, ptq.HessianAccumulator.add,
+                                          _ptq.family_of)
+    real_inputs = _ptq._hessian_inputs
+
+    def run(family):
+        hessians, rows, inputs = [], [], []
+
+        def record(x, scale):
+            inputs.append(np.array(x, dtype=np.float32))
+            return real_inputs(x, scale)
+
+        def factor(h, **kw):
+            hessians.append(h)
+            return real_factor(h, **kw)
+
+        def add(acc, x):
+            rows.append(x.shape[0])
+            real_add(acc, x)
+
+        monkeypatch.setattr(ptq, "inverse_factor", factor)
+        monkeypatch.setattr(ptq.HessianAccumulator, "add", add)
+        monkeypatch.setattr(_ptq, "_hessian_inputs", record)
+        monkeypatch.setattr(_ptq, "family_of", family)
+        qm = _ptq.quantize_model(w, scheme, cal)
+        return qm, hessians, rows, b"".join(x.tobytes() for x in inputs)  # rows in order
+
+    stacked, h_stacked, rows_stacked, x_stacked = run(real_family)
+    alone, h_alone, rows_alone, x_alone = run(
+        lambda weights: dataclasses.replace(real_family(weights), stack=None))
+    assert x_stacked == x_alone
+    # 2 layers x groups (q, k, v), (o), (gate, up), (down): one add of all 36 rows each, or
+    # one per sequence
+    assert rows_stacked == [36] * 8 and rows_alone == [7, 3, 12, 5, 9] * 8
+    assert len(h_stacked) == len(h_alone) == 8
+    for a, b in zip(h_stacked, h_alone, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert stacked.results.keys() == alone.results.keys() == set(w.linear_names())
+    for name, res in stacked.results.items():
+        other = alone.results[name]
+        assert res.weight.tobytes() == other.weight.tobytes(), name
+        assert res.quantized.codes.tobytes() == other.quantized.codes.tobytes(), name
+        assert res.quantized.scales.tobytes() == other.quantized.scales.tobytes(), name
+        assert res.stats == other.stats, name
+
+
+@pytest.mark.parametrize("k", [-127, 0, 100])
+def test_one_gram_of_fp8_inputs_is_the_sum_of_the_sequences_grams(k):
+    """The sequential pass's Hessian inputs are E4M3 values times ``2^k``: up to
+    ``_EXACT_GRAM_ROWS`` rows, one gram over all rows gives the bits of the grams of the
+    sequences added one after the other (both are the exact ``X^T X``), at the bounds of the
+    proof (in one column 448 and the smallest subnormal, ``2^17`` rows of +-448, signed zeros,
+    every finite code); beyond it the rows are added sequence by sequence."""
+    from prodigy_sim.numerics import decode
+    from prodigy_sim.ptq import HessianAccumulator
+    from prodigy_sim.realmodels._ptq import _EXACT_GRAM_ROWS, _add_inputs
+
+    t = _EXACT_GRAM_ROWS
+    rng = np.random.default_rng(k + 200)
+    finite = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    codes = rng.choice(finite, size=(t, 6))
+    codes[:, 4] = rng.choice([0x7E, 0xFE], size=t)          # +-448 in every row
+    codes[: t // 2, 5] = 0x80                                # -0, then +-(the smallest value)
+    codes[t // 2:, 5] = rng.choice([0x01, 0x81], size=t - t // 2)
+    codes[::7, 0] = 0x7E
+    codes[1::7, 0] = 0x01                                    # 448 and 2^-9 in one column
+    x = np.ldexp(decode(codes, "float8_e4m3fn"), k).astype(np.float32)
+    x = np.concatenate([x, np.zeros((t, 1), np.float32)], axis=1)   # a dead column
+    cuts = np.sort(rng.choice(np.arange(1, t), size=40, replace=False))
+    segments = tuple(int(n) for n in np.diff(np.concatenate([[0], cuts, [t]])))
+    one, each = HessianAccumulator(7), HessianAccumulator(7)
+    _add_inputs(one, x, segments, "test")
+    start = 0
+    for n in segments:
+        each.add(x[start:start + n])
+        start += n
+    assert one.tokens == each.tokens == t
+    assert one.result().tobytes() == each.result().tobytes()
+
+    class Rows:
+        def __init__(self):
+            self.rows = []
+
+        def add(self, part):
+            self.rows.append(part.shape[0])
+
+    few, many = Rows(), Rows()
+    _add_inputs(few, x, segments, "test")
+    _add_inputs(many, np.concatenate([x, x[:1]]), segments[:-1] + (segments[-1] + 1,), "test")
+    assert few.rows == [t] and many.rows == [*segments[:-1], segments[-1] + 1]
+    with pytest.raises(ConfigError, match="test: a call of 131072 rows"):
+        _add_inputs(few, x, segments[:-1], "test")

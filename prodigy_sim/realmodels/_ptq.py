@@ -14,7 +14,13 @@ of the blocks:
   what the matrix unit will multiply, the group's input quantized to FP8 with its calibrated scale
   and dequantized. One inverse factor serves a group. Then layer ``i`` is run quantized on every
   sequence to give layer ``i + 1`` its inputs. (The reference GPTQ implementation's
-  "true-sequential" order; it keeps activations in float there.)
+  "true-sequential" order; it keeps activations in float there.) LLaMA runs the pass on all
+  sequences stacked in one state (:func:`~prodigy_sim.realmodels._llama.llama_embed_many`:
+  attention per sequence, the linear layers on every row at once, each row the bits of its
+  sequence alone) and sums each group's Hessian over all rows at once, which gives the bits of
+  summing it sequence after sequence (:func:`_add_inputs`: the FP8 inputs make every sum
+  exact): the same bits as one sequence at a time, larger and fewer products. BERT runs one
+  sequence at a time.
 - ``hadamard`` / ``hadamard-gptq``: the float weights are first rotated by the model's QuaRot plan
   (:func:`prodigy_sim.ptq.llama_rotation_plan` / ``bert_rotation_plan``; randomized Hadamard
   matrices, folded into the weights where computational invariance allows), the activation
@@ -43,7 +49,7 @@ from prodigy_sim.realmodels._linear import (
     prepare_weight,
     quantize_activations,
 )
-from prodigy_sim.realmodels._llama import llama_embed, llama_layer
+from prodigy_sim.realmodels._llama import llama_embed, llama_embed_many, llama_layer
 from prodigy_sim.realmodels._quantize import (
     PTQ_METHODS,
     SPARSEGPT_METHODS,
@@ -52,6 +58,7 @@ from prodigy_sim.realmodels._quantize import (
     QuantScheme,
     RecordingLinears,
     rtn_tensor,
+    segment_rows,
 )
 from prodigy_sim.realmodels._weights import ModelWeights
 
@@ -67,11 +74,25 @@ ROTATION_SEED = 0
 class Family:
     """How a model family runs layer by layer: ``embed(weights, sequence) -> state``,
     ``layer(weights, i, state, linears) -> state``, and the per-layer linear groups (names
-    relative to ``layers.{i}.``) in the order the forward calls them; a group reads one input."""
+    relative to ``layers.{i}.``) in the order the forward calls them; a group reads one input.
+
+    ``stack(weights, sequences) -> state``: every sequence in one state, rows in order, their
+    lengths in ``state.segments``, each row the bits of its sequence embedded alone (the
+    layers keep it so); None: the family runs one sequence at a time."""
 
     embed: Callable
     layer: Callable
     groups: tuple[tuple[str, ...], ...]
+    stack: Callable | None = None
+
+    def states(self, weights: ModelWeights, sequences) -> list[tuple[object, tuple[int, ...]]]:
+        """The states a pass over ``sequences`` runs, each with the lengths of the sequences
+        it stacks (empty: the state is one sequence): one state of them all if the family
+        stacks, else one per sequence."""
+        if self.stack is None:
+            return [(self.embed(weights, seq), ()) for seq in sequences]
+        state = self.stack(weights, sequences)
+        return [(state, tuple(state.segments))]
 
 
 _QKV = ("attn.q_proj", "attn.k_proj", "attn.v_proj")
@@ -86,7 +107,8 @@ def family_of(weights: ModelWeights) -> Family:
     if fam == "llama":
         return Family(embed=llama_embed, layer=llama_layer,
                       groups=(_QKV, ("attn.o_proj",), ("mlp.gate_proj", "mlp.up_proj"),
-                              ("mlp.down_proj",)))
+                              ("mlp.down_proj",)),
+                      stack=llama_embed_many)
     raise ConfigError(f"PTQ of real models supports families bert and llama (got {fam!r})")
 
 
@@ -220,18 +242,68 @@ class _Stop(Exception):
     """Raised by :class:`_Recorder` once the group's input has been recorded."""
 
 
+_EXACT_GRAM_ROWS = 1 << 17
+"""Rows of FP8 inputs up to which their Hessian sums are exact (:func:`_add_inputs`)."""
+
+
+def _add_inputs(acc, x2: np.ndarray, segments: tuple[int, ...], name: str) -> None:
+    """Add the recorded inputs ``x2 (T, K)`` of the stacked sequences ``segments`` to ``acc``
+    with the bits of adding them one sequence after the other: in one gram when ``T <=``
+    :data:`_EXACT_GRAM_ROWS` (faster: one ``K x K`` combination instead of one per sequence),
+    else sequence by sequence.
+
+    Why one gram gives those bits: every input is ``n 2^(k-9)`` with an integer ``|n| <= 448 *
+    2^9 < 2^18`` (an E4M3 value times the layer's scale ``2^k``), so in each nonzero column
+    ``2^(k-9) <= max |x| < 2^e`` with ``e <= k + 9``. ``detmath.gram`` of ``T`` rows scales
+    a column by ``2^(beta - e)`` with ``beta = (53 - ceil(log2 T)) // 2``, which is ``>= 18``
+    for ``T <= 2^17``: every scaled input is then an integer below ``2^beta``, held whole by
+    the high slice (the low slice is 0), and the slice product is exact (detmath's bound), so
+    each gram is the exact ``X^T X``, with +0 for its zeros (it ends with ``triu(g) +
+    triu(g, 1).T``, which adds +0 to every entry). The exact sums are integer multiples of
+    ``2^(2k-18)`` below ``T 448^2 2^(2k) < 2^53 2^(2k-18)`` (``448^2 2^18 < 2^35.7``), so the
+    float64 additions of the per-sequence grams are exact too: both ways give the one exact
+    value."""
+    parts = segment_rows(x2, segments, name)  # checks the lengths
+    if x2.shape[0] <= _EXACT_GRAM_ROWS:
+        acc.add(x2)
+        return
+    for part in parts:
+        acc.add(part)
+
+
 class _Recorder:
     """Linears for one recording run: the group's first member records its (rotated, FP8)
-    input and stops the layer; earlier members run quantized."""
+    input and stops the layer; earlier members run quantized. ``segments``: the lengths of the
+    sequences the state stacks (their inputs are added to ``acc`` with the bits of one run per
+    sequence, :func:`_add_inputs`)."""
 
-    def __init__(self, quantized: OnlineLinears, stop_at: str, acc, scale: float) -> None:
+    def __init__(self, quantized: OnlineLinears, stop_at: str, acc, scale: float,
+                 segments: tuple[int, ...] = ()) -> None:
         self.quantized, self.stop_at, self.acc, self.scale = quantized, stop_at, acc, scale
+        self.segments = segments
 
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         if name == self.stop_at:
-            self.acc.add(_hessian_inputs(self.quantized.rotate(name, x), self.scale))
+            x2 = _hessian_inputs(self.quantized.rotate(name, x), self.scale)
+            _add_inputs(self.acc, x2, self.segments, name)
             raise _Stop
         return self.quantized(name, x)
+
+
+def _group_hessian(fam: Family, weights: ModelWeights, i: int, runs: list,
+                   quantized: OnlineLinears, first: str, scale: float):
+    """The :class:`~prodigy_sim.ptq.HessianAccumulator` of the input of linear ``first`` of
+    layer ``i`` over the states ``runs`` (``(state, segments)``, :meth:`Family.states`), the
+    layer run quantized up to it."""
+    from prodigy_sim.ptq import HessianAccumulator
+
+    acc = HessianAccumulator(weights[first].shape[1])
+    for state, segments in runs:
+        try:
+            fam.layer(weights, i, state, _Recorder(quantized, first, acc, scale, segments))
+        except _Stop:
+            pass
+    return acc
 
 
 def _ptq_one(w: np.ndarray, scheme: QuantScheme, fac, norms: np.ndarray):
@@ -269,7 +341,7 @@ def _act_block(scheme: QuantScheme, k: int) -> int:
 def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibration,
                 act_scales: dict[str, float], online: dict
                 ) -> tuple[dict, dict, dict]:
-    from prodigy_sim.ptq import HessianAccumulator, inverse_factor
+    from prodigy_sim.ptq import inverse_factor
 
     if not calibration.sequences:
         raise ConfigError(f"method {scheme.method!r} needs the calibration sequences (calibrate "
@@ -279,18 +351,13 @@ def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibra
     tensors: dict[str, QuantizedTensor] = {}
     results: dict = {}
     quantized = OnlineLinears(QuantizedLinears(weights, prepared, act_scales), online)
-    states = [fam.embed(weights, seq) for seq in calibration.sequences]
+    runs = fam.states(weights, calibration.sequences)
     act_order = scheme.method in ("gptq-act", "sparsegpt-act")
     for i in range(weights.card.num_layers):
         for group in fam.groups:
             names = [f"layers.{i}.{g}" for g in group]
-            acc = HessianAccumulator(weights[names[0]].shape[1])
-            rec = _Recorder(quantized, names[0], acc, act_scales[names[0]])
-            for st in states:
-                try:
-                    fam.layer(weights, i, st, rec)
-                except _Stop:
-                    pass
+            acc = _group_hessian(fam, weights, i, runs, quantized, names[0],
+                                 act_scales[names[0]])
             h = acc.result()
             # Wanda's ||X_j||_2 from the same inputs: H_jj = (2/T) sum_t x_tj^2
             norms = np.sqrt(np.diagonal(h) * (acc.tokens / 2.0))
@@ -302,7 +369,7 @@ def _sequential(weights: ModelWeights, scheme: QuantScheme, calibration: Calibra
                 tensors[name] = res.quantized
                 prepared[name] = prepare_weight(res.weight if res.outliers is not None
                                                 else res.quantized)
-        states = [fam.layer(weights, i, st, quantized) for st in states]
+        runs = [(fam.layer(weights, i, st, quantized), segments) for st, segments in runs]
     return tensors, prepared, results
 
 

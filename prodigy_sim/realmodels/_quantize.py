@@ -41,7 +41,8 @@ from prodigy_sim.realmodels._weights import ModelWeights
 __all__ = ["WEIGHT_FORMATS", "METHODS", "PTQ_METHODS", "SPARSEGPT_METHODS", "DEFAULT_DAMPING",
            "WIDE_WEIGHTS",
            "QuantScheme",
-           "Calibration", "RecordingLinears", "calibrate", "rtn_tensor", "quantize_weights",
+           "Calibration", "segment_rows", "RecordingLinears", "calibrate", "rtn_tensor",
+           "quantize_weights",
            "QuantizedLinears", "make_linears", "weight_footprint_bytes"]
 
 WEIGHT_FORMATS: tuple[str, ...] = ("float8_e4m3fn", "tai4", "tai2", "float4_e2m1fn", "int4")
@@ -221,6 +222,25 @@ class Calibration:
     sequences: tuple = ()
 
 
+def segment_rows(x2: np.ndarray, segments: tuple[int, ...], name: str) -> list[np.ndarray]:
+    """The rows of each sequence a stacked call holds, in order: views of ``x2 (T, K)`` of
+    ``segments[s]`` rows each (the lengths of
+    :class:`~prodigy_sim.realmodels._llama.LlamaState`); no segments: ``[x2]``, one sequence.
+    Statistics summed over these parts one after the other are the bits of calls made one
+    sequence at a time.
+
+    Raises:
+        ConfigError: the lengths do not add up to ``T`` (``name``: the linear layer, for the
+            message).
+    """
+    if not segments:
+        return [x2]
+    if sum(segments) != x2.shape[0]:
+        raise ConfigError(f"{name}: a call of {x2.shape[0]} rows, but the stacked sequences "
+                          f"have {sum(segments)}")
+    return np.split(x2, np.cumsum(segments)[:-1])
+
+
 @dataclass(eq=False)
 class RecordingLinears:
     """float32 linears that also record each layer's input amax and per-feature sum of squares
@@ -244,17 +264,8 @@ class RecordingLinears:
         x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
         self.amax[name] = max(self.amax.get(name, 0.0), float(np.abs(x2).max()))
         total = self.sumsq.get(name, 0.0)
-        if self.segments:
-            if sum(self.segments) != x2.shape[0]:
-                raise ConfigError(f"{name}: a call of {x2.shape[0]} rows, but the stacked "
-                                  f"sequences have {sum(self.segments)}")
-            start = 0
-            for n in self.segments:
-                part = x2[start:start + n]
-                total = total + (part * part).sum(axis=0)
-                start += n
-        else:
-            total = total + (x2 * x2).sum(axis=0)
+        for part in segment_rows(x2, self.segments, name):
+            total = total + (part * part).sum(axis=0)
         self.sumsq[name] = np.asarray(total)
         self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
         return self._fp32(name, x)
