@@ -2,7 +2,7 @@
 simulation?
 
 For each linear op of a case, the mapper's candidates (``lowering._mapper._candidates``) are
-ranked by its costs (``linear_cost``, the key ``map_linear`` sorts by); the ``--top`` cheapest
+ranked by its costs (``scored_candidates``: the key ``map_linear`` ranks by); the ``--top`` cheapest
 distinct mappings are then each lowered and simulated (``simulation.simulate_op``, every unit,
 the op's residency). Prints one line per candidate (cost, simulated time) and a summary row per
 op: the chosen mapping's simulated time, the best simulated time among the candidates, and how
@@ -27,9 +27,8 @@ import time
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.lowering import LoweredOp, linear_kernel, linear_op, lower_model
 from prodigy_sim.lowering._common import ACT, BF16
-from prodigy_sim.lowering._linear import linear_tile_bytes
 from prodigy_sim.lowering._lower import plan_linear
-from prodigy_sim.lowering._mapper import _candidates, _Sizes, linear_cost
+from prodigy_sim.lowering._mapper import scored_candidates
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.numerics import Storage
 from prodigy_sim.simulation import SimMethod, simulate_op
@@ -68,17 +67,11 @@ def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
     candidates cost exactly what the mapper's choice costs (rounded cycles, as it compares)."""
     f = op.rebuild
     name, m, n, k, w, cores, epi, config, bud = f.args[:9]
-    kw = f.keywords
+    kw = {key: f.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+          if key in f.keywords}
     act = BF16 if w.fmt.wide else ACT
-    sizes, scored = _Sizes(), []
-    for mp in _candidates(m, n, k, w, act, epi, cores, bud, bud.onchip_bytes):
-        tiles = linear_tile_bytes(mp, k, w, act, epi)
-        l3 = (max(0, max(0, bud.onchip_bytes - tiles) * config.cores - kw.get("l3_reserved", 0))
-              if kw.get("l3", True) else 0)
-        cost = linear_cost(m, n, k, w, act, epi, mp, config, l3, kw.get("resident", frozenset()),
-                           sizes)
-        scored.append(((round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt), cost, mp))
-    scored.sort(key=lambda s: s[0])
+    scored = sorted(scored_candidates(m, n, k, w, act, epi, config, cores, bud, **kw),
+                    key=lambda s: s[0])
     ties = sum(1 for s in scored if s[0][0] == scored[0][0][0])
     out: list[Ranked] = []
     seen: set[str] = set()

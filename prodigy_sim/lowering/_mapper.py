@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional.spec import CHUNK
@@ -48,8 +49,8 @@ from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "linear_cost", "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES",
-           "RUN_HALF_BYTES"]
+__all__ = ["map_linear", "scored_candidates", "linear_cost", "ddr_efficiency", "DDR_EFFICIENCY",
+           "FILL_CYCLES", "RUN_HALF_BYTES"]
 
 DDR_EFFICIENCY = 0.9
 """Fraction of the peak DDR bandwidth the costs assume long contiguous streams reach."""
@@ -199,6 +200,29 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                                                         multicast)
 
 
+def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+                      config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
+                      l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
+                      init: bool = False) -> Iterator[tuple[tuple, float, LinearMapping]]:
+    """Every candidate mapping (arguments as :func:`map_linear`) with its costs (cycles) and
+    the key :func:`map_linear` ranks by: ``(rounded cost, -cores, -block area, -kt)``, ties
+    then going to the order of enumeration."""
+    sizes = _Sizes()
+    tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
+    for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
+                          budgets.onchip_bytes, init):
+        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+        tiles = tile_bytes.get(shape)
+        if tiles is None:
+            tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,
+                                                          init=init)
+        l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
+                    if l3 else 0)
+        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
+                           sizes)
+        yield (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt), cost, mp
+
+
 @functools.lru_cache(maxsize=512)
 def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
@@ -209,22 +233,10 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
     read from and written to the L3 instead of DDR; ``init``: the accumulators start from
     float32 tensors, whose tiles take scratchpad). Ties go to more cores, then larger blocks,
-    then the order of enumeration."""
-    tile_budget = budgets.onchip_bytes
+    then the order of enumeration (:func:`scored_candidates`)."""
     best: tuple | None = None
-    sizes = _Sizes()
-    tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
-    for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets, tile_budget, init):
-        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
-        tiles = tile_bytes.get(shape)
-        if tiles is None:
-            tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,
-                                                          init=init)
-        l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
-                    if l3 else 0)
-        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
-                           sizes)
-        key = (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt)
+    for key, _, mp in scored_candidates(m, n, k, weight, act, epilogue, config, cores, budgets,
+                                        l3, l3_reserved, resident, init):
         if best is None or key < best[0]:
             best = (key, mp)
     if best is None:
