@@ -328,6 +328,39 @@ def test_mapper_ddr_efficiency_follows_the_ddr_model() -> None:
         assert abs(ddr_efficiency(run) / DDR_EFFICIENCY - share(k_chunk) / long_run) <= 0.2, run
 
 
+def test_mapper_multicasts_exactly_where_every_core_computes_one_block() -> None:
+    """A multicast and its L3 twin cost the same; the mapper multicasts when every core of the
+    grid computes a single block (``prefers_multicast``), and there the multicast simulates
+    faster than its twin (the rule's premise: members that start together stay in step, and
+    the L3's store and forward is saved); with many blocks per core it takes the L3."""
+    import dataclasses
+    import functools
+
+    from prodigy_sim.lowering import Budgets, linear_kernel, linear_op, map_linear
+    from prodigy_sim.lowering._common import ACT
+    from prodigy_sim.lowering._mapper import prefers_multicast, scored_candidates
+    from prodigy_sim.simulation import SimMethod, simulate_op
+
+    chip = load_preset("prodigy-t16128")
+    w = Storage.of("tai4")
+    bud = Budgets.of(isa_params(chip))
+    for key, _, mp in scored_candidates(512, 1024, 1024, w, ACT, "store", chip, 128, bud):
+        assert key[-1] == (mp.multicast != prefers_multicast(512, 1024, mp))
+    op = linear_op("gemm", 512, 1024, 1024, w, chip)
+    mp = map_linear(512, 1024, 1024, w, ACT, "store", chip, 128, bud)
+    assert op.kernel.mapping == mp.describe()
+    assert mp.multicast and prefers_multicast(512, 1024, mp)
+    seconds = {}
+    for v in (mp, dataclasses.replace(mp, multicast=False)):
+        build = functools.partial(linear_kernel, "gemm", 512, 1024, 1024, weight=w, cores=128,
+                                  mapping=v, epilogue="store", act=ACT, budgets=bud)
+        alt = dataclasses.replace(op, kernel=build(), rebuild=lambda cap, b=build: b(unit_cap=cap))
+        seconds[v.multicast] = simulate_op(alt, chip, method=SimMethod(steady_units=None)).seconds
+    assert seconds[True] < seconds[False]
+    big = map_linear(8192, 8192, 8192, w, ACT, "store", chip, 128, bud)
+    assert not big.multicast and not prefers_multicast(8192, 8192, big)
+
+
 def test_mapper_counts_the_l3_that_kept_activations_take() -> None:
     """A linear op whose input stays on chip is mapped knowing the bytes the kept activations
     take from the L3 (``l3_reserved``); reserving the whole L3 maps it as with the L3 off."""

@@ -33,6 +33,16 @@ leaving the on-chip memory. A row of X blocks in use while the column blocks str
 once per column block a core visits; all of W is fetched once if it fits the L3, else once per
 row wave (and symmetrically for ``nm``). Cores that read the same tile at the same time share
 one DDR read: through a multicast (``DMA.LDM``), or through the L3 when it is on.
+
+The costs see the same bytes and MACs for a multicast and its L3 twin, so the choice between
+them is a rule (:func:`prefers_multicast`), from the simulations of docs/lowering.md (*How well
+the costs rank mappings*): **multicast when every core of the grid computes a single block**,
+the L3 otherwise. A multicast starts when the last member of its group has issued, which ties
+every member's progress to the slowest of its group at every K step; members that start
+together on their only block stay in step, and the multicast saves the L3's store and forward
+(BERT-base b8 s128: 17-25% faster). Over many blocks per core the members drift apart and
+every step waits for the slowest (the 8192^3 GEMM's blocks: 395 us through the L3, 537-844 us
+multicast).
 """
 
 from __future__ import annotations
@@ -49,8 +59,8 @@ from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "scored_candidates", "linear_cost", "ddr_efficiency", "DDR_EFFICIENCY",
-           "FILL_CYCLES", "RUN_HALF_BYTES"]
+__all__ = ["map_linear", "scored_candidates", "prefers_multicast", "linear_cost",
+           "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
 
 DDR_EFFICIENCY = 0.9
 """Fraction of the peak DDR bandwidth the costs assume long contiguous streams reach."""
@@ -200,13 +210,20 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                                                         multicast)
 
 
+def prefers_multicast(m: int, n: int, mp: LinearMapping) -> bool:
+    """Whether a multicast suits ``mp``'s grid (the rule of the module docstring): every core
+    of the ``gm x gn`` grid computes a single ``block_m x block_n`` block of ``Y[m, n]``."""
+    return math.ceil(m // mp.block_m / mp.gm) * math.ceil(n // mp.block_n / mp.gn) == 1
+
+
 def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                       config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
                       l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
                       init: bool = False) -> Iterator[tuple[tuple, float, LinearMapping]]:
     """Every candidate mapping (arguments as :func:`map_linear`) with its costs (cycles) and
-    the key :func:`map_linear` ranks by: ``(rounded cost, -cores, -block area, -kt)``, ties
-    then going to the order of enumeration."""
+    the key :func:`map_linear` ranks by: ``(rounded cost, -cores, -block area, -kt, whether
+    the candidate breaks the multicast rule)`` (:func:`prefers_multicast`; a multicast and its
+    L3 twin cost the same), ties then going to the order of enumeration."""
     sizes = _Sizes()
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
@@ -220,7 +237,8 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
                     if l3 else 0)
         cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
                            sizes)
-        yield (round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt), cost, mp
+        yield ((round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt,
+                mp.multicast != prefers_multicast(m, n, mp)), cost, mp)
 
 
 @functools.lru_cache(maxsize=512)
@@ -233,7 +251,9 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
     read from and written to the L3 instead of DDR; ``init``: the accumulators start from
     float32 tensors, whose tiles take scratchpad). Ties go to more cores, then larger blocks,
-    then the order of enumeration (:func:`scored_candidates`)."""
+    then larger K steps, then a multicast where every core computes one block and the L3
+    elsewhere (:func:`prefers_multicast`), then the order of enumeration
+    (:func:`scored_candidates`)."""
     best: tuple | None = None
     for key, _, mp in scored_candidates(m, n, k, weight, act, epilogue, config, cores, budgets,
                                         l3, l3_reserved, resident, init):
