@@ -586,9 +586,10 @@ class MemorySystem:
         for h in batch:
             h.lines = None
             h.onchip = None
-        if self.recorder is not None:
-            for h in batch:
-                self.recorder.dma(h)
+        if self.recorder is not None:             # every core's own transfer (multicast:
+            for r in receivers:                   # each member's part)
+                for m in r:
+                    self.recorder.dma(m)
 
     def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
         """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the
