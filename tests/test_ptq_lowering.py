@@ -180,6 +180,28 @@ def test_fuse_outliers_stacks_q_k_v_and_keeps_gate_and_up_apart():
         fuse_outliers({"layers.0.attn.q_proj": q}, "bert")
 
 
+def test_throughput_and_end_to_end_find_the_same_outlier_sites():
+    """The throughput rows' sites (``outlier_sites``, from per-linear counts) equal the end-to-end
+    ones (``op_sites`` of ``fuse_outliers``, from the outliers) - one grouping (``op_groups``),
+    mixed value storages in one op going to float32 on both paths."""
+    from prodigy_sim.realmodels import outlier_sites
+    from prodigy_sim.realmodels._overheads import op_sites
+
+    f16 = _outl(4, 8, [0, 3], [1, 7])
+    f32 = Outliers(f16.row_ptr, f16.cols, f16.float_values(), "float32", f16.shape)
+    none = _outl(4, 8, [], [])
+    outl = {"layers.0.attn.q_proj": f16, "layers.0.attn.k_proj": none,
+            "layers.0.attn.v_proj": f16, "layers.0.mlp.gate_proj": f16,
+            "layers.0.mlp.up_proj": f32, "layers.0.mlp.down_proj": none,
+            "layers.2.attn.o_proj": f32}
+    counts = [LinearOutliers(n, o.shape, o.count, o.dtype) for n, o in outl.items()]
+    sites = outlier_sites(counts, "llama")
+    assert sites == op_sites(fuse_outliers(outl, "llama"))
+    assert sites == (OutlierSite("gate_up", (2, 2), "float32", (0,)),
+                     OutlierSite("qkv_proj", (4,), "float16", (0,)),
+                     OutlierSite("o_proj", (2,), "float32", (2,)))
+
+
 def test_outliers_become_terms_added_to_a_dense_part_without_zero():
     """tai2 has no zero: the dense value under an outlier is not 0, so the lowered outlier is
     the difference (float32); with a zero code (tai4) the outliers are added as stored."""

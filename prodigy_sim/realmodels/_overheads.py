@@ -140,32 +140,57 @@ def lowered_op_of(linear: str, family: str) -> str:
     return ops[rel]
 
 
-def _weight_slot(linear: str, family: str) -> int:
-    """Which weight of its lowered op ``linear`` is: 1 for the up weight of ``gate_up``."""
-    return 1 if family == "llama" and linear.endswith("mlp.up_proj") else 0
+def op_groups(linears: list[str], family: str, complete: bool = True
+              ) -> dict[tuple[int, str], tuple[tuple[str, ...], ...]]:
+    """The linears of the layers (``layers.{i}.<linear>``) grouped as the lowering fuses them:
+    ``(layer, lowered op) -> weights``, each weight the given linears it stacks along N, in
+    order - ``qkv_proj``: one weight of q, k, v; ``gate_up`` (llama): gate, then up; any other
+    op: its linear. ``complete``: every linear of a fused op must be given (ConfigError naming
+    the op; the outliers themselves are stacked), else missing ones are left out (counts)."""
+    groups: dict[tuple[int, str], set[str]] = {}
+    for name in linears:
+        if not name.startswith("layers."):
+            raise ConfigError(f"outliers of {name!r}: only the layers' linears are lowered "
+                              "with outliers")
+        groups.setdefault((int(name.split(".")[1]), lowered_op_of(name, family)), set()).add(name)
+    out: dict[tuple[int, str], tuple[tuple[str, ...], ...]] = {}
+    for (layer, op), names in sorted(groups.items()):
+        pre = f"layers.{layer}"
+        if op == "qkv_proj":
+            want: tuple[tuple[str, ...], ...] = (tuple(f"{pre}.attn.{p}" for p in
+                                                       ("q_proj", "k_proj", "v_proj")),)
+            what = "q, k and v"
+        elif op == "gate_up":
+            want = ((f"{pre}.mlp.gate_proj",), (f"{pre}.mlp.up_proj",))
+            what = "gate and up"
+        else:
+            (only,) = names
+            want, what = ((only,),), only
+        if complete and names != {n for w in want for n in w}:
+            raise ConfigError(f"{pre}.{op}: outliers of {sorted(names)}; {what} needed")
+        out[(layer, op)] = tuple(tuple(n for n in w if n in names) for w in want)
+    return out
+
+
+def _op_dtype(dtypes: list[str]) -> str:
+    """The value storage of one outlier kernel whose weights' outliers are in ``dtypes``: theirs
+    when they agree, else float32 (which holds each of them exactly)."""
+    return dtypes[0] if len(set(dtypes)) == 1 else "float32"
 
 
 def outlier_sites(outliers: list[LinearOutliers] | tuple[LinearOutliers, ...],
                   family: str) -> tuple[OutlierSite, ...]:
     """One :class:`~prodigy_sim.lowering.OutlierSite` per layer and lowered op whose linears
-    have outliers: the op's weights' counts (q, k, v summed into ``qkv_proj``; ``gate_up``:
-    gate, up)."""
-    sums: dict[tuple[int, str], list[int]] = {}
-    dtypes: dict[tuple[int, str], str] = {}
-    for o in outliers:
-        if not o.name.startswith("layers."):
-            raise ConfigError(f"outliers of {o.name!r}: only the layers' linears are lowered "
-                              "with outliers")
-        layer = int(o.name.split(".")[1])
-        op = lowered_op_of(o.name, family)
-        key = (layer, op)
-        acc = sums.setdefault(key, [0, 0] if op == "gate_up" else [0])
-        acc[_weight_slot(o.name, family)] += o.count
-        if dtypes.setdefault(key, o.values) != o.values:
-            raise ConfigError(f"layer {layer} {op}: outliers stored as {dtypes[key]} and "
-                              f"{o.values}")
-    return tuple(OutlierSite(op, tuple(acc), dtypes[(layer, op)], (layer,))
-                 for (layer, op), acc in sorted(sums.items()) if sum(acc))
+    have outliers (:func:`op_groups`: q, k, v summed into ``qkv_proj``; ``gate_up``: gate, up),
+    with each weight's count - the sites :func:`op_sites` finds in the outliers themselves."""
+    by_name = {o.name: o for o in outliers}
+    sites = []
+    for (layer, op), weights in op_groups(list(by_name), family, complete=False).items():
+        counts = tuple(sum(by_name[n].count for n in w) for w in weights)
+        if sum(counts):
+            dtype = _op_dtype([by_name[n].values for w in weights for n in w])
+            sites.append(OutlierSite(op, counts, dtype, (layer,)))
+    return tuple(sites)
 
 
 def ptq_work(extras: LoweringExtras, family: str) -> PtqWork:
@@ -187,34 +212,18 @@ def fuse_outliers(outliers: dict[str, Outliers], family: str,
     ``fuse_tensors``); the outliers then become the terms added to them
     (:func:`additive_outliers`; the weights of one op in one dtype)."""
     out: dict[str, tuple[Outliers, ...]] = {}
-    groups: dict[str, dict[str, Outliers]] = {}
-    for name, o in outliers.items():
-        layer = ".".join(name.split(".")[:2])
-        groups.setdefault(f"{layer}.{lowered_op_of(name, family)}", {})[name] = o
-    for key, parts in groups.items():
-        layer = ".".join(key.split(".")[:2])
-        if key.endswith(".qkv_proj"):
-            names = [f"{layer}.attn.{p}" for p in ("q_proj", "k_proj", "v_proj")]
-            if set(parts) != set(names):
-                raise ConfigError(f"{key}: outliers of {sorted(parts)}; q, k and v needed")
-            fused: tuple[Outliers, ...] = (Outliers.stack([parts[n] for n in names]),)
-            weights = [key]
-        elif key.endswith(".gate_up"):
-            names = [f"{layer}.mlp.gate_proj", f"{layer}.mlp.up_proj"]
-            if set(parts) != set(names):
-                raise ConfigError(f"{key}: outliers of {sorted(parts)}; gate and up needed")
-            fused = tuple(parts[n] for n in names)
-            weights = [n.replace(".mlp.", ".") for n in names]
-        else:
-            fused = tuple(parts.values())
-            weights = [key]
+    for (layer, op), weights in op_groups(list(outliers), family).items():
+        key = f"layers.{layer}.{op}"
+        fused = tuple(Outliers.stack([outliers[n] for n in w]) if len(w) > 1 else outliers[w[0]]
+                      for w in weights)
         if dense is not None:
-            fused = tuple(additive_outliers(o, dense[w]) for o, w in zip(fused, weights,
+            names = [key] if len(weights) == 1 else [w[0].replace(".mlp.", ".") for w in weights]
+            fused = tuple(additive_outliers(o, dense[n]) for o, n in zip(fused, names,
                                                                           strict=True))
-            if len({o.dtype for o in fused}) > 1:       # one value storage per kernel
-                fused = tuple(Outliers(o.row_ptr, o.cols, o.float_values(), "float32", o.shape)
-                              for o in fused)
-        out[key] = fused
+        dtype = _op_dtype([o.dtype for o in fused])     # one value storage per kernel
+        out[key] = tuple(o if o.dtype == dtype else
+                         Outliers(o.row_ptr, o.cols, o.float_values(), dtype, o.shape)
+                         for o in fused)
     return out
 
 
