@@ -59,3 +59,22 @@ def test_group_packets_equal_a_dict(lines, slices):
     assert list(zip(pd.tolist(), home.tolist(), strict=True)) == keys
     assert cnt.tolist() == [ref[k][0] for k in keys]
     assert last.tolist() == [ref[k][1] for k in keys]
+
+
+def test_fifo_ports_sort_paths_agree():
+    """Above ``NUMPY_SORT_MIN`` elements the order comes from numpy's argsort, below from the
+    Numba counting sort: both give the plain loop's departures (many ties, unsorted runs)."""
+    from prodigy_sim.timing._ports import NUMPY_SORT_MIN
+
+    rng = np.random.default_rng(7)
+    for n in (NUMPY_SORT_MIN, NUMPY_SORT_MIN + 1, 3 * NUMPY_SORT_MIN):
+        port = rng.integers(0, 9, n)
+        ready = np.sort(rng.integers(0, n // 2, n)) + rng.integers(0, 40, n)
+        count = rng.integers(1, 4, n)
+        for packets in (False, True):
+            free = rng.integers(0, 100, 9)
+            cnt = count if packets else np.ones(n, np.int64)
+            ref_out, ref_free = _reference(port, ready, free, 32, 64, cnt)
+            out = _fifo_ports(port, ready, free, 32, 64, count if packets else None)
+            assert out.tolist() == ref_out.tolist()
+            assert free.tolist() == ref_free.tolist()

@@ -44,7 +44,7 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
-from prodigy_sim.timing._ports import fifo_departures, group_packets
+from prodigy_sim.timing._ports import fifo_ports, group_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
@@ -687,22 +687,9 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
     port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + c_j line / bw`` per
     port: ``d_j = S_j + max(free, max_{i<=j} (ready_i - S_{i-1}))`` with ``S`` the bytes served
     up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
-    integer."""
-    order = _port_order(port, ready)
-    nbytes = np.full(port.size, line, np.int64) if count is None else count * line
-    return fifo_departures(order, port, ready, nbytes, free, bw)
-
-
-def _port_order(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
-    """Stable order by (port, ready): one stable sort of a combined integer key (the lines
-    arrive nearly sorted, which a stable sort exploits), a lexsort if the key could overflow."""
-    if port.size == 0:
-        return np.zeros(0, np.int64)
-    lo = int(ready.min())
-    span = int(ready.max()) - lo + 1
-    if span * (int(port.max()) + 1) >= 1 << 62:
-        return np.lexsort((ready, port))
-    return np.argsort(port * span + (ready - lo), kind="stable")
+    integer. The elements are taken in stable (port, ready) order (one Numba call:
+    :func:`~prodigy_sim.timing._ports.fifo_ports`)."""
+    return fifo_ports(port, ready, free, bw, line, count)
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["fifo_departures", "group_packets"]
+from prodigy_sim.timing._ddr import _sort_runs
+
+__all__ = ["fifo_departures", "fifo_ports", "group_packets"]
 
 
 @njit(cache=True)
@@ -44,6 +46,87 @@ def fifo_departures(order: np.ndarray, port: np.ndarray, ready: np.ndarray,
               ready.astype(np.int64, copy=False), nbytes.astype(np.int64, copy=False), free,
               np.int64(bw), out)
     return out
+
+
+@njit(cache=True)
+def _port_order(port, ready, nports):
+    """Stable order of the elements by (port, ready): a counting sort by port (stable), then
+    each port's elements in stable ready order (:func:`_sort_runs` where they are not already
+    in order: they usually are). The same permutation as a stable argsort of the pair."""
+    n = port.shape[0]
+    group = np.zeros(nports + 1, np.int64)
+    for i in range(n):
+        group[port[i] + 1] += 1
+    for p in range(nports):
+        group[p + 1] += group[p]
+    order = np.empty(n, np.int64)
+    pos = group[:nports].copy()
+    for i in range(n):
+        p = port[i]
+        order[pos[p]] = i
+        pos[p] += 1
+    for p in range(nports):
+        lo = group[p]
+        hi = group[p + 1]
+        for j in range(lo + 1, hi):
+            if ready[order[j]] < ready[order[j - 1]]:
+                _sort_runs(order, lo, hi, ready)
+                break
+    return order
+
+
+@njit(cache=True)
+def _fifo_ports(port, ready, count, line, free, bw, out):
+    """:func:`_fifo` over the elements in :func:`_port_order`; element ``j`` carries
+    ``count[j] * line`` bytes (``line`` when ``count`` is empty)."""
+    order = _port_order(port, ready, free.shape[0])
+    n = port.shape[0]
+    if count.shape[0]:
+        nbytes = count * line
+    else:
+        nbytes = np.full(n, line, np.int64)
+    _fifo(order, port, ready, nbytes, free, bw, out)
+
+
+def fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int, line: int,
+               count: np.ndarray | None = None) -> np.ndarray:
+    """Departure cycle (int64, shape (n,)) of every element - a line, or a packet of
+    ``count[j]`` lines of ``line`` bytes - through its port ``port[j]`` (< ``free.size``),
+    first come first served in (ready, then element) order per port: :func:`fifo_departures`
+    with the order sorted in the same Numba call (:func:`_port_order`), or, for more than
+    ``NUMPY_SORT_MIN`` elements, by numpy's stable argsort (faster on long, partly sorted
+    runs; the same order). ``free`` (int64, per port, cycles) is updated in place."""
+    n = port.size
+    out = np.empty(n, np.int64)
+    if not n:
+        return out
+    port = port.astype(np.int64, copy=False)
+    ready = ready.astype(np.int64, copy=False)
+    if n > NUMPY_SORT_MIN:
+        nbytes = np.full(n, line, np.int64) if count is None else count * line
+        _fifo(_argsort_pairs(port, ready), port, ready, nbytes.astype(np.int64, copy=False),
+              free, np.int64(bw), out)
+    else:
+        _fifo_ports(port, ready,
+                    _NO_COUNT if count is None else count.astype(np.int64, copy=False),
+                    np.int64(line), free, np.int64(bw), out)
+    return out
+
+
+NUMPY_SORT_MIN = 4096
+"""Elements from which :func:`fifo_ports` orders them with numpy's argsort."""
+_NO_COUNT = np.zeros(0, np.int64)
+
+
+def _argsort_pairs(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
+    """Stable order by (port, ready) (int64, shape (n,), n >= 1): one stable argsort of a
+    combined integer key (the lines arrive nearly sorted, which a stable sort exploits), a
+    lexsort if the key could overflow."""
+    lo = int(ready.min())
+    span = int(ready.max()) - lo + 1
+    if span * (int(port.max()) + 1) >= 1 << 62:
+        return np.lexsort((ready, port))
+    return np.argsort(port * span + (ready - lo), kind="stable")
 
 
 @njit(cache=True)
