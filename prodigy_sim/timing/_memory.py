@@ -50,6 +50,10 @@ __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
 _NO_LINES = np.zeros(0, np.int64)
 _NO_LINES.flags.writeable = False
+_WINDOW_CACHE_ENTRIES = 4096
+"""DMA windows whose lines a memory system keeps (:meth:`MemorySystem._load_lines`)."""
+_WINDOW_CACHE_LINES = 1 << 23
+"""Lines (8 bytes each) those windows may hold together (64 MiB)."""
 
 
 
@@ -300,6 +304,10 @@ class MemorySystem:
                                                              self.slice_core_lat]))
         self.multicast_transfers = 0
         self.mc_open: dict[tuple, dict] = {}      # multicast groups waiting for members
+        # the lines of the DMA windows seen lately (see _load_lines, _store_lines)
+        self._load_cache: dict[tuple[Segment, ...], tuple] = {}
+        self._store_cache: dict[tuple[Segment, ...], tuple] = {}
+        self._cached_lines = 0
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -314,10 +322,10 @@ class MemorySystem:
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
         if is_write:
-            lines, onchip = self._combine(*self.lines.of_write(segments))
+            whole, part, masks, nbytes = self._store_lines(segments)
+            lines, onchip = self._combine(whole, part, masks)
         else:
-            lines, onchip = self._split(self.lines.of(segments))
-        nbytes = sum(s.nbytes for s in segments)
+            lines, onchip, nbytes = self._load_lines(segments)
         h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
         if is_write:
             # the store reads the tile out through the scratchpad read port and the core's link
@@ -330,6 +338,43 @@ class MemorySystem:
         else:
             self.pending.append(h)
         return h
+
+    def _load_lines(self, segments: tuple[Segment, ...]
+                    ) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """A load's lines: (lines outside the resident tensors, lines inside them or None, the
+        bytes it moves), :meth:`_split` of :meth:`LineMap.of`. Cached per ``segments`` (cores
+        load the same windows again and again): the arrays are shared by every DMA of the window
+        and never written (made read-only they would make Numba compile read-only variants of
+        the flush kernels)."""
+        hit = self._load_cache.get(segments)
+        if hit is None:
+            lines, onchip = self._split(self.lines.of(segments))
+            hit = (lines, onchip, sum(s.nbytes for s in segments))
+            self._remember(self._load_cache, segments, hit, lines.size)
+        return hit
+
+    def _store_lines(self, segments: tuple[Segment, ...]
+                     ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
+        """A store's :meth:`LineMap.of_write` (lines written whole, lines written in part and
+        their byte masks) and the bytes it moves. Cached per ``segments`` like
+        :meth:`_load_lines` (the write combining itself, :meth:`_combine`, is not)."""
+        hit = self._store_cache.get(segments)
+        if hit is None:
+            whole, part, masks = self.lines.of_write(segments)
+            hit = (whole, part, masks, sum(s.nbytes for s in segments))
+            self._remember(self._store_cache, segments, hit, whole.size + part.size)
+        return hit
+
+    def _remember(self, cache: dict, key: tuple[Segment, ...], value: tuple, size: int) -> None:
+        """Keep ``value`` (``size`` lines) in a per-window cache: both caches are emptied when
+        they hold ``_WINDOW_CACHE_ENTRIES`` windows or ``_WINDOW_CACHE_LINES`` lines."""
+        if (len(self._load_cache) + len(self._store_cache) >= _WINDOW_CACHE_ENTRIES
+                or self._cached_lines + size > _WINDOW_CACHE_LINES):
+            self._load_cache.clear()
+            self._store_cache.clear()
+            self._cached_lines = 0
+        cache[key] = value
+        self._cached_lines += size
 
     def _combine(self, whole: np.ndarray, part: np.ndarray, masks: list[int]
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -427,9 +472,8 @@ class MemorySystem:
         DDR (or the L3) is read once, from the first member's position."""
         lead = members[0]
         start = max(h.issue for h in members)
-        lines, onchip = self._split(self.lines.of(segments))
-        t = DmaHandle(lead.core, start, False, lines,
-                      sum(s.nbytes for s in segments), lead.index, members=members,
+        lines, onchip, nbytes = self._load_lines(segments)
+        t = DmaHandle(lead.core, start, False, lines, nbytes, lead.index, members=members,
                       onchip=onchip)
         if lines.size == 0 and onchip is None:
             for h in members:
