@@ -500,13 +500,13 @@ class MemorySystem:
                              if h.is_write else h.issue for h in batch), np.int64, n)
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
+        pend = [h.pending_lines() for h in batch]
+        line = np.concatenate(pend) if n > 1 else pend[0]
+        dma = np.repeat(np.arange(n, dtype=np.int64),
+                        np.fromiter((x.size for x in pend), np.int64, n))
+        l3_info = None
         if self.l3 is not None:
-            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
-        else:
-            to_ddr, l3_info = [h.pending_lines() for h in batch], None
-        sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
-        line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
-        dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
+            line, dma, l3_info = self._l3_lookup(line, dma, writes, self.l3)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
         comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
@@ -677,37 +677,38 @@ class MemorySystem:
         return group_packets(dma, line, ready, self.nslices, n)
 
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle], l3: L3Blocks
-                   ) -> tuple[list[np.ndarray], tuple]:
+    def _l3_lookup(self, line: np.ndarray, dma: np.ndarray, writes: np.ndarray, l3: L3Blocks
+                   ) -> tuple[np.ndarray, np.ndarray, tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
-        bit per 64-B line: :class:`L3Blocks`). Returns the lines each DMA takes from DDR and
-        what :meth:`_l3_hits` needs: per DDR line of the batch the L3 entry it fills (-1 for
-        stores), and the DMA, line and entry of every hit."""
-        pend = [h.pending_lines() for h in batch]
-        loads = [i for i, h in enumerate(batch) if not h.is_write and pend[i].size]
-        to_ddr = list(pend)
-        none = np.full(max(x.size for x in pend), -1, np.int64)    # stores fill no entry
-        fill_ent = [none[:x.size] for x in pend]
-        if not loads:
-            return to_ddr, (np.concatenate(fill_ent), None)
-        sizes = np.array([pend[i].size for i in loads], np.int64)
-        lines = np.concatenate([pend[i] for i in loads]) if len(loads) > 1 else pend[loads[0]]
-        first = np.zeros(lines.size, np.bool_)
-        offs = np.cumsum(sizes) - sizes
-        first[offs] = True
+        bit per 64-B line: :class:`L3Blocks`). ``line``, ``dma``: every line of the batch, DMA
+        after DMA, and its DMA (int64, shape (n,)); ``writes``: per DMA, a store. Returns the
+        lines the DMAs take from DDR and their DMAs (the same order, hits removed), and what
+        :meth:`_l3_hits` needs: per DDR line the L3 entry it fills (-1 for stores), and the
+        DMA, line and entry of every hit (None without hits)."""
+        loads = ~writes[dma]
+        every = bool(loads.all())
+        lines, ldma = (line, dma) if every else (line[loads], dma[loads])
+        if not lines.size:
+            return line, dma, (np.full(line.size, -1, np.int64), None)
+        first = np.empty(lines.size, np.bool_)     # each DMA's first line
+        first[0] = True
+        np.not_equal(ldma[1:], ldma[:-1], out=first[1:])
         hit, ent, nhit = l3.lookup(lines, first)
         self.l3_hit_lines += nhit
-        hits = None
-        if nhit:
-            dma = np.repeat(np.asarray(loads, np.int64), sizes)
-            hits = (dma[hit], lines[hit], ent[hit])
-        bounds = offs.tolist() + [lines.size]
-        for j, i in enumerate(loads):
-            sl = slice(bounds[j], bounds[j + 1])
-            miss = ~hit[sl]
-            to_ddr[i] = pend[i][miss] if nhit else pend[i]
-            fill_ent[i] = ent[sl][miss] if nhit else ent[sl]
-        return to_ddr, (np.concatenate(fill_ent), hits)
+        if every:
+            fill_ent = ent
+        else:
+            fill_ent = np.full(line.size, -1, np.int64)     # stores fill no entry
+            fill_ent[loads] = ent
+        if not nhit:
+            return line, dma, (fill_ent, None)
+        hits = (ldma[hit], lines[hit], ent[hit])
+        if every:
+            keep = ~hit
+        else:
+            keep = np.ones(line.size, np.bool_)
+            keep[loads] = ~hit
+        return line[keep], dma[keep], (fill_ent[keep], hits)
 
     def _l3_hits(self, info, line, ctrl, comp_core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Set the slice-ready cycle of the blocks this batch filled from DDR (a filled line
