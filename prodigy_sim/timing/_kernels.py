@@ -9,15 +9,19 @@ import numpy as np
 from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
-from prodigy_sim.timing._l3 import L3Blocks, _fill_ready, _lookup, fill_ready
+from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
     _fifo,
     _fifo_ports,
+    _hit_packets,
+    _nonzero_packets,
     _packets,
     _port_order,
+    _tally,
     fifo_departures,
     fifo_ports,
     group_packets,
+    hit_packets,
 )
 
 __all__ = ["kernels_compiled", "compile_kernels"]
@@ -27,7 +31,9 @@ def kernels_compiled() -> bool:
     """True if every kernel a simulation runs is in the on-disk cache (``cache=True``)."""
     return dram.kernels_compiled() and cached_on_disk(_lookup, _fifo, _packets, _prepare,
                                                       _sort_runs, _finish, _fill_ready,
-                                                      _fifo_ports, _port_order)
+                                                      _fifo_ports, _port_order, _tally,
+                                                      _nonzero_packets, _hit_packets,
+                                                      _count_lookups)
 
 
 def compile_kernels() -> None:
@@ -39,6 +45,7 @@ def compile_kernels() -> None:
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64)
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64, one + 1)
     group_packets(one, one, one, 4, 1)
+    hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)
     fill_ready(one.copy(), one, one, one, one, np.zeros((1, 1), np.int64), 1)
     _sort_runs(np.arange(2), 0, 2, np.array([1, 0]))
     _finish(one, np.array([0, 1]), one, one, np.zeros(1, np.bool_), 1, 8, 3, 2,

@@ -44,7 +44,7 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
-from prodigy_sim.timing._ports import fifo_ports, group_packets
+from prodigy_sim.timing._ports import fifo_ports, group_packets, hit_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
@@ -547,15 +547,13 @@ class MemorySystem:
             rd_src.append(rd_ctrl)
         # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
         # stores into them go to the slices), as packets per (DMA, home slice)
-        hd: list[np.ndarray] = []
-        hl: list[np.ndarray] = []
-        hr: list[np.ndarray] = []
+        hits = None
         if l3_info is not None:
-            parts = self._l3_hits(l3_info, line, ctrl, comp_core)
-            for acc, part in zip((hd, hl, hr), parts, strict=True):
-                acc.append(part)
+            hits = self._l3_fill(l3_info, line, ctrl, comp_core)
         wd: list[np.ndarray] = []
         wl: list[np.ndarray] = []
+        od: list[int] = []
+        ol: list[np.ndarray] = []
         for i, h in enumerate(batch):
             if h.onchip is not None:
                 if h.is_write:
@@ -563,13 +561,11 @@ class MemorySystem:
                     wl.append(h.onchip)
                     self.onchip_write_lines += int(h.onchip.size)
                 else:
-                    hd.append(np.full(h.onchip.size, i, np.int64))
-                    hl.append(h.onchip)
-                    hr.append(np.zeros(h.onchip.size, np.int64))
+                    od.append(i)
+                    ol.append(h.onchip)
                     self.l3_hit_lines += int(h.onchip.size)
-        if hd:
-            pd, home, cnt, ready = self._packets(np.concatenate(hd), np.concatenate(hl),
-                                                 np.concatenate(hr), n)
+        if hits is not None or od:
+            pd, home, cnt, ready = self._read_packets(hits, od, ol, n)
             if pd.size:
                 lat = self.slice_core_lat[home, cores[pd]]
                 last = _fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
@@ -676,6 +672,24 @@ class MemorySystem:
         (DMA, slice): dma, slice, lines, and the cycle the last of them is in the slice."""
         return group_packets(dma, line, ready, self.nslices, n)
 
+    def _read_packets(self, hits: tuple | None, od: list[int], ol: list[np.ndarray], n: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_packets` of a batch's on-chip reads: the L3 hits (``hits`` from
+        :meth:`_l3_fill`: dma, line, hit, entry of the looked-up lines; or None), ready when
+        their block is in its slice, and the lines ``ol[j]`` of resident tensors DMA ``od[j]``
+        reads (ready from the start)."""
+        if od:
+            odma = np.repeat(np.asarray(od, np.int64),
+                             np.fromiter((x.size for x in ol), np.int64, len(ol)))
+            oline = np.concatenate(ol) if len(ol) > 1 else ol[0]
+        else:
+            odma = oline = _NO_LINES
+        if hits is None:
+            return self._packets(odma, oline, np.zeros(odma.size, np.int64), n)
+        assert self.l3 is not None
+        hdma, hline, hit, ent = hits
+        return hit_packets(hdma, hline, hit, ent, self.l3.ready, odma, oline, self.nslices, n)
+
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
     def _l3_lookup(self, line: np.ndarray, dma: np.ndarray, writes: np.ndarray, l3: L3Blocks
                    ) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -683,8 +697,8 @@ class MemorySystem:
         bit per 64-B line: :class:`L3Blocks`). ``line``, ``dma``: every line of the batch, DMA
         after DMA, and its DMA (int64, shape (n,)); ``writes``: per DMA, a store. Returns the
         lines the DMAs take from DDR and their DMAs (the same order, hits removed), and what
-        :meth:`_l3_hits` needs: per DDR line the L3 entry it fills (-1 for stores), and the
-        DMA, line and entry of every hit (None without hits)."""
+        :meth:`_l3_fill` needs: per DDR line the L3 entry it fills (-1 for stores), and the
+        looked-up lines' DMA, line, hit flag and entry (None without hits)."""
         loads = ~writes[dma]
         every = bool(loads.all())
         lines, ldma = (line, dma) if every else (line[loads], dma[loads])
@@ -702,7 +716,7 @@ class MemorySystem:
             fill_ent[loads] = ent
         if not nhit:
             return line, dma, (fill_ent, None)
-        hits = (ldma[hit], lines[hit], ent[hit])
+        hits = (ldma, lines, hit, ent)
         if every:
             keep = ~hit
         else:
@@ -710,19 +724,17 @@ class MemorySystem:
             keep[loads] = ~hit
         return line[keep], dma[keep], (fill_ent[keep], hits)
 
-    def _l3_hits(self, info, line, ctrl, comp_core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _l3_fill(self, info: tuple, line: np.ndarray, ctrl: np.ndarray, comp_core: np.ndarray
+                 ) -> tuple | None:
         """Set the slice-ready cycle of the blocks this batch filled from DDR (a filled line
-        reaches its home slice from its controller), then return the dma, the line and the
-        cycle its data is in its home slice of every L3 hit."""
+        reaches its home slice from its controller); return the hits part of ``info`` (see
+        :meth:`_l3_lookup`): their data is in its home slice at ``l3.ready[entry]``."""
         fill_ent, hits = info
         l3 = self.l3
         assert l3 is not None
         fill_ready(l3.ready, fill_ent, line, ctrl, comp_core, self.ctrl_slice_lat, self.nslices)
-        if hits is None:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        hd, hl, he = hits
-        return hd, hl, l3.ready[he]
+        return hits
+
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
                 line: int, count: np.ndarray | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ from numba import njit
 
 from prodigy_sim.timing._ddr import _sort_runs
 
-__all__ = ["fifo_departures", "fifo_ports", "group_packets"]
+__all__ = ["fifo_departures", "fifo_ports", "group_packets", "hit_packets"]
 
 
 @njit(cache=True)
@@ -130,17 +130,20 @@ def _argsort_pairs(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _packets(dma, line, ready, slices, n):
-    """One pass of :func:`group_packets` (dense per (DMA, slice) counters, then their nonzero
-    entries in key order)."""
-    m = n * slices
-    counts = np.zeros(m, np.int64)
-    last = np.zeros(m, np.int64)
+def _tally(counts, last, dma, line, ready, slices):
+    """Add lines to the dense per (DMA, slice) packet counters: the count, and the latest
+    ``ready``."""
     for i in range(dma.shape[0]):
         k = dma[i] * slices + line[i] % slices
         counts[k] += 1
         if ready[i] > last[k]:
             last[k] = ready[i]
+
+
+@njit(cache=True)
+def _nonzero_packets(counts, last, slices):
+    """The packets the counters hold, in key order: dma, slice, lines, last ready."""
+    m = counts.shape[0]
     nz = 0
     for k in range(m):
         if counts[k]:
@@ -158,6 +161,48 @@ def _packets(dma, line, ready, slices, n):
             lst[j] = last[k]
             j += 1
     return pd, home, cnt, lst
+
+
+@njit(cache=True)
+def _packets(dma, line, ready, slices, n):
+    """One pass of :func:`group_packets` (dense per (DMA, slice) counters, then their nonzero
+    entries in key order)."""
+    m = n * slices
+    counts = np.zeros(m, np.int64)
+    last = np.zeros(m, np.int64)
+    _tally(counts, last, dma, line, ready, slices)
+    return _nonzero_packets(counts, last, slices)
+
+
+@njit(cache=True)
+def _hit_packets(dma, line, hit, ent, entry_ready, odma, oline, slices, n):
+    """:func:`_packets` of the lines ``i`` with ``hit[i]`` (ready ``entry_ready[ent[i]]``) and
+    of the lines ``odma``, ``oline`` (ready 0), without gathering them first."""
+    m = n * slices
+    counts = np.zeros(m, np.int64)
+    last = np.zeros(m, np.int64)
+    for i in range(dma.shape[0]):
+        if hit[i]:
+            k = dma[i] * slices + line[i] % slices
+            counts[k] += 1
+            r = entry_ready[ent[i]]
+            if r > last[k]:
+                last[k] = r
+    for i in range(odma.shape[0]):
+        counts[odma[i] * slices + oline[i] % slices] += 1
+    return _nonzero_packets(counts, last, slices)
+
+
+def hit_packets(dma: np.ndarray, line: np.ndarray, hit: np.ndarray, ent: np.ndarray,
+                entry_ready: np.ndarray, odma: np.ndarray, oline: np.ndarray, slices: int,
+                n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_packets` of a batch's on-chip reads: the L3 hits among ``dma``, ``line``
+    (int64, shape (k,); ``hit`` bool, ``ent`` the L3 entry of each, ready in its slice at
+    ``entry_ready[ent]``) together with the lines ``odma``, ``oline`` (int64, shape (j,)) of
+    resident tensors, in their slices from the start (ready 0). The same packets as
+    :func:`group_packets` of the hits and those lines concatenated."""
+    return _hit_packets(dma, line, hit, ent, entry_ready, odma, oline, np.int64(slices),
+                        np.int64(n))
 
 
 def group_packets(dma: np.ndarray, line: np.ndarray, ready: np.ndarray, slices: int, n: int
