@@ -62,12 +62,13 @@ def test_group_packets_equal_a_dict(lines, slices):
 
 
 def test_fifo_ports_sort_paths_agree():
-    """Above ``NUMPY_SORT_MIN`` elements the order comes from numpy's argsort, below from the
-    Numba counting sort: both give the plain loop's departures (many ties, unsorted runs)."""
-    from prodigy_sim.timing._ports import NUMPY_SORT_MIN
+    """Above ``RADIX_SORT_MIN`` elements the order comes from a radix sort of (port, ready),
+    below from a counting sort by port: both give the plain loop's departures (many ties,
+    unsorted runs)."""
+    from prodigy_sim.timing._ports import RADIX_SORT_MIN
 
     rng = np.random.default_rng(7)
-    for n in (NUMPY_SORT_MIN, NUMPY_SORT_MIN + 1, 3 * NUMPY_SORT_MIN):
+    for n in (RADIX_SORT_MIN, RADIX_SORT_MIN + 1, 3 * RADIX_SORT_MIN):
         port = rng.integers(0, 9, n)
         ready = np.sort(rng.integers(0, n // 2, n)) + rng.integers(0, 40, n)
         count = rng.integers(1, 4, n)
@@ -103,3 +104,12 @@ def test_hit_packets_equal_group_packets_of_the_hits(lines, resident, slices):
                          slices, 6)
     for a, b in zip(got, want, strict=True):
         assert a.tolist() == b.tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, (1 << 62) - 1), max_size=50), st.integers(0, 62))
+def test_radix_argsort_is_numpys_stable_argsort(keys, bits):
+    from prodigy_sim.timing._ports import _radix_argsort
+
+    key = np.array([k >> bits for k in keys], np.int64)
+    assert _radix_argsort(key).tolist() == np.argsort(key, kind="stable").tolist()

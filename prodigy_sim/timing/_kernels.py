@@ -17,6 +17,7 @@ from prodigy_sim.timing._ports import (
     _nonzero_packets,
     _packets,
     _port_order,
+    _radix_argsort,
     _tally,
     fifo_departures,
     fifo_ports,
@@ -32,8 +33,8 @@ def kernels_compiled() -> bool:
     return dram.kernels_compiled() and cached_on_disk(_lookup, _fifo, _packets, _prepare,
                                                       _sort_runs, _finish, _fill_ready,
                                                       _fifo_ports, _port_order, _tally,
-                                                      _nonzero_packets, _hit_packets,
-                                                      _count_lookups)
+                                                      _radix_argsort, _nonzero_packets,
+                                                      _hit_packets, _count_lookups)
 
 
 def compile_kernels() -> None:
@@ -44,6 +45,7 @@ def compile_kernels() -> None:
     fifo_departures(one, one, one, one + 64, np.zeros(1, np.int64), 32)
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64)
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64, one + 1)
+    _radix_argsort(one)
     group_packets(one, one, one, 4, 1)
     hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)
     fill_ready(one.copy(), one, one, one, one, np.zeros((1, 1), np.int64), 1)

@@ -94,15 +94,16 @@ def fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int, l
     ``count[j]`` lines of ``line`` bytes - through its port ``port[j]`` (< ``free.size``),
     first come first served in (ready, then element) order per port: :func:`fifo_departures`
     with the order sorted in the same Numba call (:func:`_port_order`), or, for more than
-    ``NUMPY_SORT_MIN`` elements, by numpy's stable argsort (faster on long, partly sorted
-    runs; the same order). ``free`` (int64, per port, cycles) is updated in place."""
+    ``RADIX_SORT_MIN`` elements, by a radix sort of (port, ready) (:func:`_radix_argsort`:
+    faster on long unsorted runs; the same order). ``free`` (int64, per port, cycles) is
+    updated in place."""
     n = port.size
     out = np.empty(n, np.int64)
     if not n:
         return out
     port = port.astype(np.int64, copy=False)
     ready = ready.astype(np.int64, copy=False)
-    if n > NUMPY_SORT_MIN:
+    if n > RADIX_SORT_MIN:
         nbytes = np.full(n, line, np.int64) if count is None else count * line
         _fifo(_argsort_pairs(port, ready), port, ready, nbytes.astype(np.int64, copy=False),
               free, np.int64(bw), out)
@@ -113,20 +114,60 @@ def fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int, l
     return out
 
 
-NUMPY_SORT_MIN = 4096
-"""Elements from which :func:`fifo_ports` orders them with numpy's argsort."""
+RADIX_SORT_MIN = 4096
+"""Elements from which :func:`fifo_ports` orders them with :func:`_radix_argsort`."""
 _NO_COUNT = np.zeros(0, np.int64)
 
 
 def _argsort_pairs(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
-    """Stable order by (port, ready) (int64, shape (n,), n >= 1): one stable argsort of a
-    combined integer key (the lines arrive nearly sorted, which a stable sort exploits), a
-    lexsort if the key could overflow."""
+    """Stable order by (port, ready) (int64, shape (n,), n >= 1): one stable radix argsort of
+    a combined integer key, a lexsort if the key could overflow."""
     lo = int(ready.min())
     span = int(ready.max()) - lo + 1
     if span * (int(port.max()) + 1) >= 1 << 62:
         return np.lexsort((ready, port))
-    return np.argsort(port * span + (ready - lo), kind="stable")
+    return _radix_argsort(port * span + (ready - lo))
+
+
+_RADIX_BITS = 11
+
+
+@njit(cache=True)
+def _radix_argsort(key):
+    """Stable argsort of non-negative int64 keys (shape (n,)): least significant digit first,
+    ``_RADIX_BITS`` bits a pass, as many passes as the largest key needs (the same
+    permutation as numpy's stable argsort)."""
+    n = key.shape[0]
+    top = 0
+    for i in range(n):
+        if key[i] > top:
+            top = key[i]
+    radix = 1 << _RADIX_BITS
+    mask = radix - 1
+    order = np.arange(n)
+    k = key.copy()
+    order2 = np.empty(n, np.int64)
+    k2 = np.empty(n, np.int64)
+    counts = np.empty(radix + 1, np.int64)
+    shift = 0
+    while True:
+        counts[:] = 0
+        for i in range(n):
+            counts[((k[i] >> shift) & mask) + 1] += 1
+        for d in range(radix):
+            counts[d + 1] += counts[d]
+        for i in range(n):
+            d = (k[i] >> shift) & mask
+            j = counts[d]
+            order2[j] = order[i]
+            k2[j] = k[i]
+            counts[d] = j + 1
+        order, order2 = order2, order
+        k, k2 = k2, k
+        shift += _RADIX_BITS
+        if (top >> shift) == 0:
+            break
+    return order
 
 
 @njit(cache=True)
