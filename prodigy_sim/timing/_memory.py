@@ -257,11 +257,12 @@ class MemorySystem:
                                self._lead, self._nbl, self._refi)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
-        self.ctrl_in_free = [0] * self.nctrl      # controller -> mesh port
-        self.ctrl_out_free = [0] * self.nctrl     # mesh -> controller port
-        self.core_in_free = [0] * ncores          # mesh -> core port
+        # ports' free cycles (int64 arrays, replaced or updated in place by a flush)
+        self.ctrl_in_free = np.zeros(self.nctrl, np.int64)    # controller -> mesh port
+        self.ctrl_out_free = np.zeros(self.nctrl, np.int64)   # mesh -> controller port
+        self.core_in_free = np.zeros(ncores, np.int64)        # mesh -> core port
         self.core_out_free = [0] * ncores         # core -> mesh port
-        self.spm_free = [0] * ncores              # scratchpad port used by DMA
+        self.spm_free = np.zeros(ncores, np.int64)            # scratchpad port used by DMA
         self.pending: list[DmaHandle] = []
         self.bytes_per_ctrl = np.zeros(self.nctrl, np.int64)
         self.requests = 0
@@ -516,9 +517,7 @@ class MemorySystem:
             # write data into the controllers; the store is done when the last write completes
             dw = dma[wr]
             np.maximum.at(done, dw, comp_core[wr] + mesh.latency[cores[dw], ctrl[wr]])
-            out_free = np.asarray(self.ctrl_out_free, np.int64)
-            np.maximum.at(out_free, ctrl[wr], comp_core[wr])
-            self.ctrl_out_free = out_free.tolist()
+            np.maximum.at(self.ctrl_out_free, ctrl[wr], comp_core[wr])
         # the loads' lines (all of them when the batch has no store)
         if wr.size:
             rd = np.flatnonzero(~is_w)
@@ -538,9 +537,7 @@ class MemorySystem:
         rd_leave: list[np.ndarray] = []
         rd_src: list[np.ndarray] = []
         if rd_ctrl.size:
-            in_free = np.asarray(self.ctrl_in_free, np.int64)
-            at_port = _fifo_ports(rd_ctrl, rd_comp, in_free, bw, self.line)
-            self.ctrl_in_free = in_free.tolist()
+            at_port = _fifo_ports(rd_ctrl, rd_comp, self.ctrl_in_free, bw, self.line)
             rd_dma.append(rd_line_dma)
             rd_cnt.append(np.ones(rd_ctrl.size, np.int64))
             rd_leave.append(at_port)
@@ -591,8 +588,8 @@ class MemorySystem:
             e_leave = np.concatenate(rd_leave)
             e_src = np.concatenate(rd_src)
             # every receiving core takes every element of its transfer (a multicast fans out)
-            nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
             if multicast:
+                nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
                 first_recv = np.cumsum(nrecv) - nrecv
                 recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
                 k = nrecv[e_dma]
@@ -606,11 +603,9 @@ class MemorySystem:
                 rid = e_dma
                 dest = cores[e_dma]
             arrive_at = e_leave + self.src_core_lat[e_src, dest]
-            free = np.maximum(np.asarray(self.core_in_free, np.int64),
-                              np.asarray(self.spm_free, np.int64))
+            free = np.maximum(self.core_in_free, self.spm_free)
             at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt)
-            self.core_in_free = free.tolist()
-            self.spm_free = free.tolist()
+            self.core_in_free = self.spm_free = free      # (both ports end free together)
             recv_last = np.zeros(recv_core.size, np.int64)
             np.maximum.at(recv_last, rid, at_core)
             recv_done = recv_last.tolist()
