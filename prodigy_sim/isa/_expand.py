@@ -102,7 +102,7 @@ def _compile(program: Program, units: Collection[str] | None, layout: Layout | N
                 row, col = Expr(ins.integer(2), 0), Expr(ins.integer(3), 0)
             extra = (ins.integer(4), ins.integer(5)) if m == "DMA.LDM" else ()
             code.append((_DMA, emit, step, *_expr(row), *_expr(col),
-                         _dma_plan(program.tile[tile], program.tensor[ten], layout), extra))
+                         _dma_plan(program.tile[tile], program.tensor[ten], layout), extra, {}))
         elif m == "LOOP":
             code.append((_LOOP, emit, step, ins.integer(0), *_expr(ins.expr(1)), ins.integer(2),
                          ends[i]))
@@ -156,10 +156,28 @@ def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
 
 
 def _dma(op: tuple, regs: list[int], core: int) -> Step:
-    _, _, step, rr, ri, cr, ci, plan, extra = op
+    """The step of a DMA instruction at the window its registers give now. Steps are
+    remembered per window (row, col) in the compiled instruction's ``memo`` (the cores of a
+    program load the same windows again and again), at most ``_DMA_MEMO`` of them."""
+    memo = op[9]
+    row = (regs[op[3]] if op[3] >= 0 else 0) + op[4]
+    col = (regs[op[5]] if op[5] >= 0 else 0) + op[6]
+    step = memo.get((row, col))
+    if step is None:
+        step = _dma_step(op, row, col, core)
+        if len(memo) >= _DMA_MEMO:
+            memo.clear()
+        memo[(row, col)] = step
+    return step
+
+
+_DMA_MEMO = 4096
+
+
+def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
+    """:func:`_dma` of window (row, col), checked against its tensor and built."""
+    _, _, step, _, _, _, _, plan, extra, _ = op
     ten, h, w, R, C, group, parts, tail, spm = plan  # noqa: N806
-    row = (regs[rr] if rr >= 0 else 0) + ri
-    col = (regs[cr] if cr >= 0 else 0) + ci
     if row < 0 or col < 0 or row + h > R or col + w > C:
         raise ProgramError(f"{_where(step, core)}: window rows {row}..{row + h - 1}, cols "
                            f"{col}..{col + w - 1} is outside tensor {ten.name} of shape "

@@ -154,6 +154,14 @@ class StepBudget:
 _DONE = attrgetter("done")
 
 
+def _unknown(handles: list[DmaHandle]) -> bool:
+    """True if some handle's completion is not known yet (its batch is not flushed)."""
+    for h in handles:
+        if h.done is None:
+            return True
+    return False
+
+
 class Core:
     """The state and the SimPy process of one core."""
 
@@ -189,12 +197,12 @@ class Core:
     def _resolve(self, handles):
         """Make sure every handle's completion is known: wait for the other members of an
         incomplete multicast group, then flush the memory batch if needed."""
-        if any(h.done is None for h in handles):
+        if _unknown(handles):
             yield from self._sync()
             for h in handles:
                 while h.waiting is not None:
                     yield h.waiting
-            if any(h.done is None for h in handles):
+            if _unknown(handles):
                 self.memory.flush()
 
     def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
@@ -324,13 +332,19 @@ class Core:
                 handles, t_op = self._deps(d, False)
                 if handles:
                     yield from self._resolve(handles)
-                t_dma = max((h.done for h in handles), default=0)
-                t_unit = yield from self._slot_time()
+                    t_dma = max([h.done for h in handles])
+                else:
+                    t_dma = 0
+                if len(self.outstanding) < self.max_dma:    # (:meth:`_slot_time`'s fast path)
+                    t_unit = self.t
+                else:
+                    t_unit = yield from self._slot_time()
                 issue = max(self.t, t_op, t_dma, t_unit)
                 if issue > self.t:
                     self._stall(issue, (t_dma, t_op, t_unit))
                 self.t = issue
-                yield from self._sync()
+                if issue > self.env.now:                    # (:meth:`_sync`, inlined)
+                    yield self.env.timeout(issue - self.env.now)
                 if kind == _LDM:
                     members = multicast_group(self.cid, self.ncores, step.args[2], step.args[3])
                     seq = self.mc_seq.get(members, 0)

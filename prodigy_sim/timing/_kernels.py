@@ -9,8 +9,21 @@ import numpy as np
 from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
-from prodigy_sim.timing._l3 import L3Blocks, _fill_ready, _lookup, fill_ready
-from prodigy_sim.timing._ports import _fifo, _packets, fifo_departures, group_packets
+from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
+from prodigy_sim.timing._ports import (
+    _fifo,
+    _fifo_ports,
+    _hit_packets,
+    _nonzero_packets,
+    _packets,
+    _port_order,
+    _radix_argsort,
+    _tally,
+    fifo_departures,
+    fifo_ports,
+    group_packets,
+    hit_packets,
+)
 
 __all__ = ["kernels_compiled", "compile_kernels"]
 
@@ -18,7 +31,10 @@ __all__ = ["kernels_compiled", "compile_kernels"]
 def kernels_compiled() -> bool:
     """True if every kernel a simulation runs is in the on-disk cache (``cache=True``)."""
     return dram.kernels_compiled() and cached_on_disk(_lookup, _fifo, _packets, _prepare,
-                                                      _sort_runs, _finish, _fill_ready)
+                                                      _sort_runs, _finish, _fill_ready,
+                                                      _fifo_ports, _port_order, _tally,
+                                                      _radix_argsort, _nonzero_packets,
+                                                      _hit_packets, _count_lookups)
 
 
 def compile_kernels() -> None:
@@ -27,7 +43,11 @@ def compile_kernels() -> None:
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
     fifo_departures(one, one, one, one + 64, np.zeros(1, np.int64), 32)
+    fifo_ports(one, one, np.zeros(1, np.int64), 32, 64)
+    fifo_ports(one, one, np.zeros(1, np.int64), 32, 64, one + 1)
+    _radix_argsort(one)
     group_packets(one, one, one, 4, 1)
+    hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)
     fill_ready(one.copy(), one, one, one, one, np.zeros((1, 1), np.int64), 1)
     _sort_runs(np.arange(2), 0, 2, np.array([1, 0]))
     _finish(one, np.array([0, 1]), one, one, np.zeros(1, np.bool_), 1, 8, 3, 2,

@@ -141,6 +141,17 @@ def _lookup(lines, first, keys, vals, shift, valid, ready, block, prev, nxt, fre
     return hits
 
 
+@njit(cache=True)
+def _count_lookups(lines, first):
+    """The lookups :func:`_lookup` makes of ``lines`` (n >= 1): runs of one block within one
+    DMA."""
+    count = 1
+    for i in range(1, lines.shape[0]):
+        if first[i] or (lines[i] >> BLOCK_SHIFT) != (lines[i - 1] >> BLOCK_SHIFT):
+            count += 1
+    return count
+
+
 class L3Blocks:
     """The L3 of ``capacity`` blocks (>= 1). ``ready[entry]`` is the cycle a block's data is in
     its home slice; :meth:`lookup` returns entries, which stay valid until the next lookup."""
@@ -197,14 +208,13 @@ class L3Blocks:
             meta[_NFREE] = nfree + nret
             meta[_NRET] = 0
         n = lines.size
-        hit = np.zeros(n, np.bool_)
-        ent = np.zeros(n, np.int64)
         if not n:
-            return hit, ent, 0
+            return np.zeros(0, np.bool_), np.zeros(0, np.int64), 0
+        hit = np.empty(n, np.bool_)                 # (_lookup sets every line's)
+        ent = np.empty(n, np.int64)
         lines = np.ascontiguousarray(lines, np.int64)
         first = np.ascontiguousarray(first, np.bool_)
-        blk = lines >> BLOCK_SHIFT
-        lookups = 1 + int(np.count_nonzero(first[1:] | (blk[1:] != blk[:-1])))
+        lookups = int(_count_lookups(lines, first))
         # each lookup may allocate an entry (from the free slots) and retire one (the retired
         # slots fit: there are as many as entries, and lookups <= free slots <= entries)
         short = lookups - int(meta[_NFREE])

@@ -44,12 +44,16 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
-from prodigy_sim.timing._ports import fifo_departures, group_packets
+from prodigy_sim.timing._ports import fifo_ports, group_packets, hit_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
 _NO_LINES = np.zeros(0, np.int64)
 _NO_LINES.flags.writeable = False
+_WINDOW_CACHE_ENTRIES = 4096
+"""DMA windows whose lines a memory system keeps (:meth:`MemorySystem._load_lines`)."""
+_WINDOW_CACHE_LINES = 1 << 23
+"""Lines (8 bytes each) those windows may hold together (64 MiB)."""
 
 
 
@@ -253,11 +257,12 @@ class MemorySystem:
                                self._lead, self._nbl, self._refi)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
-        self.ctrl_in_free = [0] * self.nctrl      # controller -> mesh port
-        self.ctrl_out_free = [0] * self.nctrl     # mesh -> controller port
-        self.core_in_free = [0] * ncores          # mesh -> core port
+        # ports' free cycles (int64 arrays, replaced or updated in place by a flush)
+        self.ctrl_in_free = np.zeros(self.nctrl, np.int64)    # controller -> mesh port
+        self.ctrl_out_free = np.zeros(self.nctrl, np.int64)   # mesh -> controller port
+        self.core_in_free = np.zeros(ncores, np.int64)        # mesh -> core port
         self.core_out_free = [0] * ncores         # core -> mesh port
-        self.spm_free = [0] * ncores              # scratchpad port used by DMA
+        self.spm_free = np.zeros(ncores, np.int64)            # scratchpad port used by DMA
         self.pending: list[DmaHandle] = []
         self.bytes_per_ctrl = np.zeros(self.nctrl, np.int64)
         self.requests = 0
@@ -300,6 +305,10 @@ class MemorySystem:
                                                              self.slice_core_lat]))
         self.multicast_transfers = 0
         self.mc_open: dict[tuple, dict] = {}      # multicast groups waiting for members
+        # the lines of the DMA windows seen lately (see _load_lines, _store_lines)
+        self._load_cache: dict[tuple[Segment, ...], tuple] = {}
+        self._store_cache: dict[tuple[Segment, ...], tuple] = {}
+        self._cached_lines = 0
 
     # -- time conversion (integer) -------------------------------------------------------------
     def to_dram(self, core_cycles: np.ndarray) -> np.ndarray:
@@ -314,10 +323,10 @@ class MemorySystem:
     def issue(self, core: int, now: int, segments: tuple[Segment, ...], is_write: bool,
               index: int) -> DmaHandle:
         if is_write:
-            lines, onchip = self._combine(*self.lines.of_write(segments))
+            whole, part, masks, nbytes = self._store_lines(segments)
+            lines, onchip = self._combine(whole, part, masks)
         else:
-            lines, onchip = self._split(self.lines.of(segments))
-        nbytes = sum(s.nbytes for s in segments)
+            lines, onchip, nbytes = self._load_lines(segments)
         h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
         if is_write:
             # the store reads the tile out through the scratchpad read port and the core's link
@@ -330,6 +339,43 @@ class MemorySystem:
         else:
             self.pending.append(h)
         return h
+
+    def _load_lines(self, segments: tuple[Segment, ...]
+                    ) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """A load's lines: (lines outside the resident tensors, lines inside them or None, the
+        bytes it moves), :meth:`_split` of :meth:`LineMap.of`. Cached per ``segments`` (cores
+        load the same windows again and again): the arrays are shared by every DMA of the window
+        and never written (made read-only they would make Numba compile read-only variants of
+        the flush kernels)."""
+        hit = self._load_cache.get(segments)
+        if hit is None:
+            lines, onchip = self._split(self.lines.of(segments))
+            hit = (lines, onchip, sum(s.nbytes for s in segments))
+            self._remember(self._load_cache, segments, hit, lines.size)
+        return hit
+
+    def _store_lines(self, segments: tuple[Segment, ...]
+                     ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
+        """A store's :meth:`LineMap.of_write` (lines written whole, lines written in part and
+        their byte masks) and the bytes it moves. Cached per ``segments`` like
+        :meth:`_load_lines` (the write combining itself, :meth:`_combine`, is not)."""
+        hit = self._store_cache.get(segments)
+        if hit is None:
+            whole, part, masks = self.lines.of_write(segments)
+            hit = (whole, part, masks, sum(s.nbytes for s in segments))
+            self._remember(self._store_cache, segments, hit, whole.size + part.size)
+        return hit
+
+    def _remember(self, cache: dict, key: tuple[Segment, ...], value: tuple, size: int) -> None:
+        """Keep ``value`` (``size`` lines) in a per-window cache: both caches are emptied when
+        they hold ``_WINDOW_CACHE_ENTRIES`` windows or ``_WINDOW_CACHE_LINES`` lines."""
+        if (len(self._load_cache) + len(self._store_cache) >= _WINDOW_CACHE_ENTRIES
+                or self._cached_lines + size > _WINDOW_CACHE_LINES):
+            self._load_cache.clear()
+            self._store_cache.clear()
+            self._cached_lines = 0
+        cache[key] = value
+        self._cached_lines += size
 
     def _combine(self, whole: np.ndarray, part: np.ndarray, masks: list[int]
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -427,9 +473,8 @@ class MemorySystem:
         DDR (or the L3) is read once, from the first member's position."""
         lead = members[0]
         start = max(h.issue for h in members)
-        lines, onchip = self._split(self.lines.of(segments))
-        t = DmaHandle(lead.core, start, False, lines,
-                      sum(s.nbytes for s in segments), lead.index, members=members,
+        lines, onchip, nbytes = self._load_lines(segments)
+        t = DmaHandle(lead.core, start, False, lines, nbytes, lead.index, members=members,
                       onchip=onchip)
         if lines.size == 0 and onchip is None:
             for h in members:
@@ -456,13 +501,13 @@ class MemorySystem:
                              if h.is_write else h.issue for h in batch), np.int64, n)
         cores = np.fromiter((h.core for h in batch), np.int64, n)
         writes = np.fromiter((h.is_write for h in batch), np.bool_, n)
+        pend = [h.pending_lines() for h in batch]
+        line = np.concatenate(pend) if n > 1 else pend[0]
+        dma = np.repeat(np.arange(n, dtype=np.int64),
+                        np.fromiter((x.size for x in pend), np.int64, n))
+        l3_info = None
         if self.l3 is not None:
-            to_ddr, l3_info = self._l3_lookup(batch, self.l3)
-        else:
-            to_ddr, l3_info = [h.pending_lines() for h in batch], None
-        sizes = np.fromiter((x.size for x in to_ddr), np.int64, n)
-        line = np.concatenate(to_ddr) if n > 1 else to_ddr[0]
-        dma = np.repeat(np.arange(n, dtype=np.int64), sizes)
+            line, dma, l3_info = self._l3_lookup(line, dma, writes, self.l3)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
         comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
@@ -472,9 +517,7 @@ class MemorySystem:
             # write data into the controllers; the store is done when the last write completes
             dw = dma[wr]
             np.maximum.at(done, dw, comp_core[wr] + mesh.latency[cores[dw], ctrl[wr]])
-            out_free = np.asarray(self.ctrl_out_free, np.int64)
-            np.maximum.at(out_free, ctrl[wr], comp_core[wr])
-            self.ctrl_out_free = out_free.tolist()
+            np.maximum.at(self.ctrl_out_free, ctrl[wr], comp_core[wr])
         # the loads' lines (all of them when the batch has no store)
         if wr.size:
             rd = np.flatnonzero(~is_w)
@@ -494,24 +537,20 @@ class MemorySystem:
         rd_leave: list[np.ndarray] = []
         rd_src: list[np.ndarray] = []
         if rd_ctrl.size:
-            in_free = np.asarray(self.ctrl_in_free, np.int64)
-            at_port = _fifo_ports(rd_ctrl, rd_comp, in_free, bw, self.line)
-            self.ctrl_in_free = in_free.tolist()
+            at_port = _fifo_ports(rd_ctrl, rd_comp, self.ctrl_in_free, bw, self.line)
             rd_dma.append(rd_line_dma)
             rd_cnt.append(np.ones(rd_ctrl.size, np.int64))
             rd_leave.append(at_port)
             rd_src.append(rd_ctrl)
         # on-chip data: L3 hits, and lines of resident tensors (in their slices from the start;
         # stores into them go to the slices), as packets per (DMA, home slice)
-        hd: list[np.ndarray] = []
-        hl: list[np.ndarray] = []
-        hr: list[np.ndarray] = []
+        hits = None
         if l3_info is not None:
-            parts = self._l3_hits(l3_info, line, ctrl, comp_core)
-            for acc, part in zip((hd, hl, hr), parts, strict=True):
-                acc.append(part)
+            hits = self._l3_fill(l3_info, line, ctrl, comp_core)
         wd: list[np.ndarray] = []
         wl: list[np.ndarray] = []
+        od: list[int] = []
+        ol: list[np.ndarray] = []
         for i, h in enumerate(batch):
             if h.onchip is not None:
                 if h.is_write:
@@ -519,13 +558,11 @@ class MemorySystem:
                     wl.append(h.onchip)
                     self.onchip_write_lines += int(h.onchip.size)
                 else:
-                    hd.append(np.full(h.onchip.size, i, np.int64))
-                    hl.append(h.onchip)
-                    hr.append(np.zeros(h.onchip.size, np.int64))
+                    od.append(i)
+                    ol.append(h.onchip)
                     self.l3_hit_lines += int(h.onchip.size)
-        if hd:
-            pd, home, cnt, ready = self._packets(np.concatenate(hd), np.concatenate(hl),
-                                                 np.concatenate(hr), n)
+        if hits is not None or od:
+            pd, home, cnt, ready = self._read_packets(hits, od, ol, n)
             if pd.size:
                 lat = self.slice_core_lat[home, cores[pd]]
                 last = _fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
@@ -551,8 +588,8 @@ class MemorySystem:
             e_leave = np.concatenate(rd_leave)
             e_src = np.concatenate(rd_src)
             # every receiving core takes every element of its transfer (a multicast fans out)
-            nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
             if multicast:
+                nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
                 first_recv = np.cumsum(nrecv) - nrecv
                 recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
                 k = nrecv[e_dma]
@@ -566,11 +603,9 @@ class MemorySystem:
                 rid = e_dma
                 dest = cores[e_dma]
             arrive_at = e_leave + self.src_core_lat[e_src, dest]
-            free = np.maximum(np.asarray(self.core_in_free, np.int64),
-                              np.asarray(self.spm_free, np.int64))
+            free = np.maximum(self.core_in_free, self.spm_free)
             at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt)
-            self.core_in_free = free.tolist()
-            self.spm_free = free.tolist()
+            self.core_in_free = self.spm_free = free      # (both ports end free together)
             recv_last = np.zeros(recv_core.size, np.int64)
             np.maximum.at(recv_last, rid, at_core)
             recv_done = recv_last.tolist()
@@ -633,52 +668,69 @@ class MemorySystem:
         (DMA, slice): dma, slice, lines, and the cycle the last of them is in the slice."""
         return group_packets(dma, line, ready, self.nslices, n)
 
+    def _read_packets(self, hits: tuple | None, od: list[int], ol: list[np.ndarray], n: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_packets` of a batch's on-chip reads: the L3 hits (``hits`` from
+        :meth:`_l3_fill`: dma, line, hit, entry of the looked-up lines; or None), ready when
+        their block is in its slice, and the lines ``ol[j]`` of resident tensors DMA ``od[j]``
+        reads (ready from the start)."""
+        if od:
+            odma = np.repeat(np.asarray(od, np.int64),
+                             np.fromiter((x.size for x in ol), np.int64, len(ol)))
+            oline = np.concatenate(ol) if len(ol) > 1 else ol[0]
+        else:
+            odma = oline = _NO_LINES
+        if hits is None:
+            return self._packets(odma, oline, np.zeros(odma.size, np.int64), n)
+        assert self.l3 is not None
+        hdma, hline, hit, ent = hits
+        return hit_packets(hdma, hline, hit, ent, self.l3.ready, odma, oline, self.nslices, n)
+
     # -- the shared L3 ("virtual L3" in idle L2) -----------------------------------------------
-    def _l3_lookup(self, batch: list[DmaHandle], l3: L3Blocks
-                   ) -> tuple[list[np.ndarray], tuple]:
+    def _l3_lookup(self, line: np.ndarray, dma: np.ndarray, writes: np.ndarray, l3: L3Blocks
+                   ) -> tuple[np.ndarray, np.ndarray, tuple]:
         """Look the loads of a batch up in the L3 in issue order (LRU over 4 KiB blocks, a valid
-        bit per 64-B line: :class:`L3Blocks`). Returns the lines each DMA takes from DDR and
-        what :meth:`_l3_hits` needs: per DDR line of the batch the L3 entry it fills (-1 for
-        stores), and the DMA, line and entry of every hit."""
-        pend = [h.pending_lines() for h in batch]
-        loads = [i for i, h in enumerate(batch) if not h.is_write and pend[i].size]
-        to_ddr = list(pend)
-        none = np.full(max(x.size for x in pend), -1, np.int64)    # stores fill no entry
-        fill_ent = [none[:x.size] for x in pend]
-        if not loads:
-            return to_ddr, (np.concatenate(fill_ent), None)
-        sizes = np.array([pend[i].size for i in loads], np.int64)
-        lines = np.concatenate([pend[i] for i in loads]) if len(loads) > 1 else pend[loads[0]]
-        first = np.zeros(lines.size, np.bool_)
-        offs = np.cumsum(sizes) - sizes
-        first[offs] = True
+        bit per 64-B line: :class:`L3Blocks`). ``line``, ``dma``: every line of the batch, DMA
+        after DMA, and its DMA (int64, shape (n,)); ``writes``: per DMA, a store. Returns the
+        lines the DMAs take from DDR and their DMAs (the same order, hits removed), and what
+        :meth:`_l3_fill` needs: per DDR line the L3 entry it fills (-1 for stores), and the
+        looked-up lines' DMA, line, hit flag and entry (None without hits)."""
+        loads = ~writes[dma]
+        every = bool(loads.all())
+        lines, ldma = (line, dma) if every else (line[loads], dma[loads])
+        if not lines.size:
+            return line, dma, (np.full(line.size, -1, np.int64), None)
+        first = np.empty(lines.size, np.bool_)     # each DMA's first line
+        first[0] = True
+        np.not_equal(ldma[1:], ldma[:-1], out=first[1:])
         hit, ent, nhit = l3.lookup(lines, first)
         self.l3_hit_lines += nhit
-        hits = None
-        if nhit:
-            dma = np.repeat(np.asarray(loads, np.int64), sizes)
-            hits = (dma[hit], lines[hit], ent[hit])
-        bounds = offs.tolist() + [lines.size]
-        for j, i in enumerate(loads):
-            sl = slice(bounds[j], bounds[j + 1])
-            miss = ~hit[sl]
-            to_ddr[i] = pend[i][miss] if nhit else pend[i]
-            fill_ent[i] = ent[sl][miss] if nhit else ent[sl]
-        return to_ddr, (np.concatenate(fill_ent), hits)
+        if every:
+            fill_ent = ent
+        else:
+            fill_ent = np.full(line.size, -1, np.int64)     # stores fill no entry
+            fill_ent[loads] = ent
+        if not nhit:
+            return line, dma, (fill_ent, None)
+        hits = (ldma, lines, hit, ent)
+        if every:
+            keep = ~hit
+        else:
+            keep = np.ones(line.size, np.bool_)
+            keep[loads] = ~hit
+        return line[keep], dma[keep], (fill_ent[keep], hits)
 
-    def _l3_hits(self, info, line, ctrl, comp_core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _l3_fill(self, info: tuple, line: np.ndarray, ctrl: np.ndarray, comp_core: np.ndarray
+                 ) -> tuple | None:
         """Set the slice-ready cycle of the blocks this batch filled from DDR (a filled line
-        reaches its home slice from its controller), then return the dma, the line and the
-        cycle its data is in its home slice of every L3 hit."""
+        reaches its home slice from its controller); return the hits part of ``info`` (see
+        :meth:`_l3_lookup`): their data is in its home slice at ``l3.ready[entry]``."""
         fill_ent, hits = info
         l3 = self.l3
         assert l3 is not None
         fill_ready(l3.ready, fill_ent, line, ctrl, comp_core, self.ctrl_slice_lat, self.nslices)
-        if hits is None:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        hd, hl, he = hits
-        return hd, hl, l3.ready[he]
+        return hits
+
 
 def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
                 line: int, count: np.ndarray | None = None) -> np.ndarray:
@@ -688,22 +740,9 @@ def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
     port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + c_j line / bw`` per
     port: ``d_j = S_j + max(free, max_{i<=j} (ready_i - S_{i-1}))`` with ``S`` the bytes served
     up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
-    integer."""
-    order = _port_order(port, ready)
-    nbytes = np.full(port.size, line, np.int64) if count is None else count * line
-    return fifo_departures(order, port, ready, nbytes, free, bw)
-
-
-def _port_order(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
-    """Stable order by (port, ready): one stable sort of a combined integer key (the lines
-    arrive nearly sorted, which a stable sort exploits), a lexsort if the key could overflow."""
-    if port.size == 0:
-        return np.zeros(0, np.int64)
-    lo = int(ready.min())
-    span = int(ready.max()) - lo + 1
-    if span * (int(port.max()) + 1) >= 1 << 62:
-        return np.lexsort((ready, port))
-    return np.argsort(port * span + (ready - lo), kind="stable")
+    integer. The elements are taken in stable (port, ready) order (one Numba call:
+    :func:`~prodigy_sim.timing._ports.fifo_ports`)."""
+    return fifo_ports(port, ready, free, bw, line, count)
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:
