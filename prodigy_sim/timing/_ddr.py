@@ -87,6 +87,26 @@ def _sort_runs(order, lo, hi, key):
 
 
 @njit(cache=True)
+def counting_order(key, nkeys):
+    """Stable order of the elements by ``key`` (ints in ``[0, nkeys)``, shape (n,)): a counting
+    sort. Returns ``order`` (shape (n,)) and ``group`` (shape (nkeys + 1,)): the elements of key
+    ``g`` are ``order[group[g]:group[g + 1]]``, in their original order."""
+    n = key.shape[0]
+    group = np.zeros(nkeys + 1, np.int64)
+    for i in range(n):
+        group[key[i] + 1] += 1
+    for g in range(nkeys):
+        group[g + 1] += group[g]
+    order = np.empty(n, np.int64)
+    pos = group[:nkeys].copy()
+    for i in range(n):
+        k = key[i]
+        order[pos[k]] = i
+        pos[k] += 1
+    return order, group
+
+
+@njit(cache=True)
 def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, line_bytes, num,
              den, lead, refi):
     """Per request ``i`` (line index ``line[i]`` of controller ``ctrl[i]``, sent by DMA
@@ -101,7 +121,6 @@ def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, lin
     nctrl = nsub // s
     inst = np.empty(n, np.int64)
     a_eff = np.empty(n, np.int64)
-    group = np.zeros(nsub + 1, np.int64)
     for i in range(n):
         c = ctrl[i]
         sl = ((line[i] // ilv) % nsub) % s
@@ -112,17 +131,8 @@ def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, lin
         if b > a:
             a = b
         a_eff[i] = a
-        k = c * s + sl
-        inst[i] = k
-        group[k + 1] += 1
-    for g in range(nsub):
-        group[g + 1] += group[g]
-    order = np.empty(n, np.int64)
-    pos = group[:nsub].copy()
-    for i in range(n):
-        k = inst[i]
-        order[pos[k]] = i
-        pos[k] += 1
+        inst[i] = c * s + sl
+    order, group = counting_order(inst, nsub)
     never = np.iinfo(np.int64).max
     first = np.full(nctrl, never, np.int64)
     for g in range(nsub):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from prodigy_sim.timing._ddr import _sort_runs
+from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
 __all__ = ["fifo_departures", "fifo_ports", "group_packets", "hit_packets"]
 
@@ -53,18 +53,7 @@ def _port_order(port, ready, nports):
     """Stable order of the elements by (port, ready): a counting sort by port (stable), then
     each port's elements in stable ready order (:func:`_sort_runs` where they are not already
     in order: they usually are). The same permutation as a stable argsort of the pair."""
-    n = port.shape[0]
-    group = np.zeros(nports + 1, np.int64)
-    for i in range(n):
-        group[port[i] + 1] += 1
-    for p in range(nports):
-        group[p + 1] += group[p]
-    order = np.empty(n, np.int64)
-    pos = group[:nports].copy()
-    for i in range(n):
-        p = port[i]
-        order[pos[p]] = i
-        pos[p] += 1
+    order, group = counting_order(port, nports)
     for p in range(nports):
         lo = group[p]
         hi = group[p + 1]
