@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prodigy_sim.timing._memory import _fifo_ports
+from prodigy_sim.timing._ports import fifo_ports
 
 
 def _reference(port, ready, free, bw, line, count):
@@ -35,7 +35,7 @@ def test_fifo_ports_equal_a_plain_loop(elements, free0, bw, packets):
                                                                                 np.int64)
     free = np.array(free0, np.int64)
     ref_out, ref_free = _reference(port, ready, free, bw, 64, count)
-    out = _fifo_ports(port, ready, free, bw, 64, count if packets else None)
+    out = fifo_ports(port, ready, free, bw, 64, count if packets else None)
     assert out.tolist() == ref_out.tolist()
     assert free.tolist() == ref_free.tolist()
 
@@ -76,7 +76,7 @@ def test_fifo_ports_sort_paths_agree():
             free = rng.integers(0, 100, 9)
             cnt = count if packets else np.ones(n, np.int64)
             ref_out, ref_free = _reference(port, ready, free, 32, 64, cnt)
-            out = _fifo_ports(port, ready, free, 32, 64, count if packets else None)
+            out = fifo_ports(port, ready, free, 32, 64, count if packets else None)
             assert out.tolist() == ref_out.tolist()
             assert free.tolist() == ref_free.tolist()
 

@@ -108,7 +108,7 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     nbytes = (sizes or _Sizes()).nbytes
     nw = 2 if epilogue == "gated" else 1
     mb, nb = m // mp.block_m, n // mp.block_n
-    per_core = math.ceil(mb / mp.gm) * math.ceil(nb / mp.gn)
+    per_core = blocks_per_core(m, n, mp)
     kt = mp.kt
     nk, tail = divmod(k, kt)
     mma = nk * mma_cycles(mp.mt, mp.nt, kt, weight.fmt, config, weight.sparsity is not None)
@@ -210,10 +210,16 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                                                         multicast)
 
 
+def blocks_per_core(m: int, n: int, mp: LinearMapping) -> int:
+    """Blocks of ``Y[m, n]`` the busiest core of ``mp``'s ``gm x gn`` grid computes:
+    ``ceil(row blocks / gm) ceil(column blocks / gn)``."""
+    return math.ceil(m // mp.block_m / mp.gm) * math.ceil(n // mp.block_n / mp.gn)
+
+
 def prefers_multicast(m: int, n: int, mp: LinearMapping) -> bool:
     """Whether a multicast suits ``mp``'s grid (the rule of the module docstring): every core
-    of the ``gm x gn`` grid computes a single ``block_m x block_n`` block of ``Y[m, n]``."""
-    return math.ceil(m // mp.block_m / mp.gm) * math.ceil(n // mp.block_n / mp.gn) == 1
+    of the grid computes a single block (:func:`blocks_per_core`)."""
+    return blocks_per_core(m, n, mp) == 1
 
 
 def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,

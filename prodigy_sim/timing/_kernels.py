@@ -19,7 +19,6 @@ from prodigy_sim.timing._ports import (
     _port_order,
     _radix_argsort,
     _tally,
-    fifo_departures,
     fifo_ports,
     group_packets,
     hit_packets,
@@ -42,7 +41,6 @@ def compile_kernels() -> None:
     dram.compile_kernels()
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
-    fifo_departures(one, one, one, one + 64, np.zeros(1, np.int64), 32)
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64)
     fifo_ports(one, one, np.zeros(1, np.int64), 32, 64, one + 1)
     _radix_argsort(one)

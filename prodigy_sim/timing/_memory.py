@@ -537,7 +537,7 @@ class MemorySystem:
         rd_leave: list[np.ndarray] = []
         rd_src: list[np.ndarray] = []
         if rd_ctrl.size:
-            at_port = _fifo_ports(rd_ctrl, rd_comp, self.ctrl_in_free, bw, self.line)
+            at_port = fifo_ports(rd_ctrl, rd_comp, self.ctrl_in_free, bw, self.line)
             rd_dma.append(rd_line_dma)
             rd_cnt.append(np.ones(rd_ctrl.size, np.int64))
             rd_leave.append(at_port)
@@ -565,7 +565,7 @@ class MemorySystem:
             pd, home, cnt, ready = self._read_packets(hits, od, ol, n)
             if pd.size:
                 lat = self.slice_core_lat[home, cores[pd]]
-                last = _fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
+                last = fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
                                    self.slice_free, core_bw, self.line, cnt)
                 rd_dma.append(pd)
                 rd_cnt.append(cnt)
@@ -577,7 +577,7 @@ class MemorySystem:
             pd, home, cnt, _ = self._packets(np.concatenate(wd), lines,
                                              np.zeros(lines.size, np.int64), n)
             arrive = start[pd] + self.slice_core_lat[home, cores[pd]]
-            at = _fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line, cnt)
+            at = fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line, cnt)
             np.maximum.at(done, pd, at)
         receivers = [h.members or [h] for h in batch]
         multicast = any(h.members for h in batch)
@@ -604,7 +604,7 @@ class MemorySystem:
                 dest = cores[e_dma]
             arrive_at = e_leave + self.src_core_lat[e_src, dest]
             free = np.maximum(self.core_in_free, self.spm_free)
-            at_core = _fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt)
+            at_core = fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt)
             self.core_in_free = self.spm_free = free      # (both ports end free together)
             recv_last = np.zeros(recv_core.size, np.int64)
             np.maximum.at(recv_last, rid, at_core)
@@ -730,19 +730,6 @@ class MemorySystem:
         assert l3 is not None
         fill_ready(l3.ready, fill_ent, line, ctrl, comp_core, self.ctrl_slice_lat, self.nslices)
         return hits
-
-
-def _fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int,
-                line: int, count: np.ndarray | None = None) -> np.ndarray:
-    """Cycle the last line of each element (a line, or a packet of ``count`` lines of ``line``
-    bytes) has crossed its port: every port serves its elements first come first served,
-    ``line / bw`` cycles per line, no earlier than ``free[port]`` (updated in place to the
-    port's last departure). Closed form of ``d_j = max(ready_j, d_{j-1}) + c_j line / bw`` per
-    port: ``d_j = S_j + max(free, max_{i<=j} (ready_i - S_{i-1}))`` with ``S`` the bytes served
-    up to and including an element, evaluated in byte units (``cycles x bw``) so it stays
-    integer. The elements are taken in stable (port, ready) order (one Numba call:
-    :func:`~prodigy_sim.timing._ports.fifo_ports`)."""
-    return fifo_ports(port, ready, free, bw, line, count)
 
 
 def check_batching(memory: MemorySystem) -> dict[str, float]:

@@ -8,7 +8,7 @@ from numba import njit
 
 from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
-__all__ = ["fifo_departures", "fifo_ports", "group_packets", "hit_packets"]
+__all__ = ["fifo_ports", "group_packets", "hit_packets"]
 
 
 @njit(cache=True)
@@ -33,19 +33,6 @@ def _fifo(order, port, ready, nbytes, free, bw, out):
             out[j] = dep
             i += 1
         free[p] = dep
-
-
-def fifo_departures(order: np.ndarray, port: np.ndarray, ready: np.ndarray,
-                    nbytes: np.ndarray, free: np.ndarray, bw: int) -> np.ndarray:
-    """Departure cycle of every element (int64, shape (n,)) through its port: see :func:`_fifo`.
-    ``order`` must group the elements by port, each port's in ready order; ``free`` (int64,
-    per port) is updated in place."""
-    out = np.empty(port.size, np.int64)
-    if port.size:
-        _fifo(order.astype(np.int64, copy=False), port.astype(np.int64, copy=False),
-              ready.astype(np.int64, copy=False), nbytes.astype(np.int64, copy=False), free,
-              np.int64(bw), out)
-    return out
 
 
 @njit(cache=True)
@@ -79,13 +66,15 @@ def _fifo_ports(port, ready, count, line, free, bw, out):
 
 def fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int, line: int,
                count: np.ndarray | None = None) -> np.ndarray:
-    """Departure cycle (int64, shape (n,)) of every element - a line, or a packet of
-    ``count[j]`` lines of ``line`` bytes - through its port ``port[j]`` (< ``free.size``),
-    first come first served in (ready, then element) order per port: :func:`fifo_departures`
-    with the order sorted in the same Numba call (:func:`_port_order`), or, for more than
+    """Cycle (int64, shape (n,)) the last line of each element - a line, or a packet of
+    ``count[j]`` lines of ``line`` bytes - has crossed its port ``port[j]`` (< ``free.size``):
+    every port serves its elements first come first served in (ready, then element) order,
+    ``line / bw`` cycles per line, no earlier than ``free[port]`` (int64, cycles; updated in
+    place to the port's last departure). Per port ``d_j = max(ready_j, d_{j-1}) + c_j line /
+    bw``, evaluated in byte units (``cycles x bw``) so it stays integer (:func:`_fifo`). The
+    order is sorted in the same Numba call (:func:`_port_order`), or, for more than
     ``RADIX_SORT_MIN`` elements, by a radix sort of (port, ready) (:func:`_radix_argsort`:
-    faster on long unsorted runs; the same order). ``free`` (int64, per port, cycles) is
-    updated in place."""
+    faster on long unsorted runs; the same order)."""
     n = port.size
     out = np.empty(n, np.int64)
     if not n:
