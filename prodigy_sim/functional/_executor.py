@@ -189,20 +189,14 @@ class _Machine:
 
     def _dma(self, ins) -> _Op:
         load = ins.opcode != "DMA.ST"  # DMA.LD, DMA.LDM (a multicast load)
-        tp = self.lay.tiles[ins.operands[0] if load else ins.operands[3]]
-        rb = tp.row
-        dst = [base for base, per_row in ((tp.code_base(), rb.code), (tp.scale_base(), rb.scale),
-                                          (tp.meta_base(), rb.meta)) if per_row]
-        if rb.per_tensor:
-            dst.append(tp.meta_base() + tp.rows * rb.meta)
-        offsets = np.array(dst, dtype=np.int64)
+        base = self.lay.tiles[ins.operands[0] if load else ins.operands[3]].base
         ddr, spm = self.m.ddr, self.spm
         tile = ins.operands[0]
 
         def run_dma(cs, g, segs, cores):
             if load:
                 self._dirty(tile)
-            dma_copy(ddr, spm, cores, segs, offsets, load)
+            dma_copy(ddr, spm, cores, segs, base, load)
         return run_dma
 
     def _matrix(self, ins) -> _Op:

@@ -3,10 +3,14 @@
 A (R, C) storage at byte ``base``: packed codes of all rows, then all rows' scales, then all
 rows' sparsity masks; a per-tensor scale (``block=0``) follows the masks
 (:meth:`prodigy_sim.numerics.Storage.row_bytes`). Wide-format storages (float32, bfloat16,
-float16) are plain little-endian row-major arrays.
+float16) are plain little-endian row-major arrays. A tensor stored in tiles (``tile=HxW``) is
+read and written through that row-major order, permuted by
+:meth:`prodigy_sim.isa.Placement.tiled_order`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -23,8 +27,25 @@ def _scale_dtype(kind: ScaleKind) -> np.dtype:
     return np.dtype(np.uint8 if kind.code_format is not None else np.float32)
 
 
+def _rowmajor(buf: np.ndarray, p: Placement) -> tuple[np.ndarray, Placement]:
+    """``(bytes, placement)`` reading the storage at ``p`` in row-major order: ``buf`` and ``p``
+    themselves, or for a tiled tensor its bytes un-permuted into a new array (at 0)."""
+    if p.tile is None:
+        return buf, p
+    flat = np.empty(p.nbytes, dtype=np.uint8)
+    flat[p.tiled_order()] = buf[p.base:p.base + p.nbytes]
+    return flat, dataclasses.replace(p, base=0, tile=None)
+
+
+def _store_tiled(buf: np.ndarray, p: Placement, flat: np.ndarray) -> None:
+    """Write row-major bytes ``flat`` (from :func:`_rowmajor`) back to a tiled storage."""
+    if p.tile is not None:
+        buf[p.base:p.base + p.nbytes] = flat[p.tiled_order()]
+
+
 def read_float(buf: np.ndarray, p: Placement, decl) -> np.ndarray:
     """float32 (R, C) values of a wide-format storage."""
+    buf, p = _rowmajor(buf, p)
     r, c = decl.shape
     fmt = decl.fmt
     raw = buf[p.base:p.base + fmt.bits // 8 * r * c]
@@ -48,7 +69,9 @@ def write_float(buf: np.ndarray, p: Placement, decl, x: np.ndarray) -> None:
         raw = to_bf16(x)
     else:
         raw = encode(x, fmt, "nonsaturating")
-    buf[p.base:p.base + raw.nbytes] = np.ascontiguousarray(raw).view(np.uint8).reshape(-1)
+    flat, q = _rowmajor(buf, p)
+    flat[q.base:q.base + raw.nbytes] = np.ascontiguousarray(raw).view(np.uint8).reshape(-1)
+    _store_tiled(buf, p, flat)
 
 
 def _parts(buf: np.ndarray, p: Placement, rows: int):
@@ -64,7 +87,7 @@ def read_quantized(buf: np.ndarray, p: Placement, decl) -> QuantizedTensor:
     """The :class:`QuantizedTensor` (R, C) held by a quantized storage. A per-tensor scale
     (``block=0``) is returned as one block of C per row, every row carrying the same scale."""
     r, c = decl.shape
-    codes, scales, meta, tail = _parts(buf, p, r)
+    codes, scales, meta, tail = _parts(*_rowmajor(buf, p), r)
     if decl.scale == ScaleKind.NONE:
         sc = np.zeros((r, 0), dtype=np.uint8)
     elif decl.block == 0:
@@ -110,7 +133,8 @@ def write_quantized(buf: np.ndarray, p: Placement, decl, q: QuantizedTensor) -> 
         raise ConfigError(f"{decl.name}: the quantized tensor (shape, fmt, block, scale, "
                           f"sparsity, axis) = {show(got)} does not match the declaration "
                           f"{show(want)}")
-    codes, scales, meta, tail = _parts(buf, p, r)
+    flat, rowmajor = _rowmajor(buf, p)
+    codes, scales, meta, tail = _parts(flat, rowmajor, r)
     codes[...] = q.codes.reshape(r, -1)
     if decl.scale != ScaleKind.NONE:
         raw = np.ascontiguousarray(q.scales.astype(_scale_dtype(decl.scale))).view(np.uint8)
@@ -124,3 +148,4 @@ def write_quantized(buf: np.ndarray, p: Placement, decl, q: QuantizedTensor) -> 
             scales[...] = raw.reshape(r, -1)
     if q.mask_bits is not None:
         meta[...] = q.mask_bits.reshape(r, -1)
+    _store_tiled(buf, p, flat)

@@ -98,17 +98,19 @@ def write_rows(spm: np.ndarray, cs, p: Placement, decl, g: int, q: QuantizedTens
 
 
 @numba.njit(cache=True)
-def dma_copy(ddr, spm, cores, segs, dst, load):
+def dma_copy(ddr, spm, cores, segs, base, load):
     """One DMA instruction on several cores: for core ``cores[i]`` and segment ``s``,
-    ``segs[i, s]`` = (DDR address, run length, stride, runs) and ``dst[s]`` the scratchpad
-    offset of the segment's bytes (runs packed back to back). ``load``: DDR -> scratchpad."""
+    ``segs[i, s]`` = (DDR address, run length, stride, runs). The runs of all segments, in
+    order, are the tile's bytes back to back from scratchpad offset ``base`` (codes, scales,
+    metadata, per-tensor bytes: a row-major window's parts or a tiled tensor's one tile, then
+    the per-tensor bytes). ``load``: DDR -> scratchpad."""
     for i in range(cores.size):
         c = cores[i]
+        o = base
         for s in range(segs.shape[1]):
             addr = segs[i, s, 0]
             length = segs[i, s, 1]
             stride = segs[i, s, 2]
-            o = dst[s]
             for run in range(segs[i, s, 3]):
                 a = addr + run * stride
                 if load:

@@ -2,7 +2,7 @@
 
 Line syntax (one statement per line; ``#`` or ``;`` starts a comment)::
 
-    .tensor NAME shape=(R,C) fmt=FMT [block=N] [scale=S] [sparsity=G:K] [ddr=ADDR]
+    .tensor NAME shape=(R,C) fmt=FMT [block=N] [scale=S] [sparsity=G:K] [ddr=ADDR] [tile=HxW]
                   (FMT: a format name, or a format file: my_fmt.yaml or "dir/my fmt.yaml")
     .tile   NAME shape=(R,C) fmt=FMT [block=N] [scale=S] [sparsity=G:K] [spm=OFFSET]
     .acc    NAME shape=(M,N) [reg=N]
@@ -39,7 +39,7 @@ from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
 __all__ = ["assemble", "assemble_file"]
 
 _STORAGE_KEYS = ("shape", "fmt", "block", "scale", "sparsity")
-_DECL_KEYS = {".tensor": _STORAGE_KEYS + ("ddr",), ".tile": _STORAGE_KEYS + ("spm",),
+_DECL_KEYS = {".tensor": _STORAGE_KEYS + ("ddr", "tile"), ".tile": _STORAGE_KEYS + ("spm",),
               ".acc": ("shape", "reg")}
 
 
@@ -200,6 +200,20 @@ def _instruction(cur: _Cursor, spec: OpcodeSpec, table: OpcodeTable, where: _Whe
     return Instruction(spec.mnemonic, tuple(values), where.line)
 
 
+def _tile_shape(cur: _Cursor) -> tuple[int, int]:
+    """``HxW`` (the lexer reads ``64x1024`` as the integer 64 and the word ``x1024``)."""
+    h = cur.expect("int", "the tile height, as in tile=64x1024").value
+    tok = cur.peek()
+    if tok is not None and tok.kind == "word" and tok.text.lower() == "x":
+        cur.next()
+        return h, cur.expect("int", "the tile width after 'x', as in tile=64x1024").value
+    if tok is None or tok.kind != "word" or tok.text[:1].lower() != "x" \
+            or not tok.text[1:].isdigit():
+        raise cur.fail("'x' and the tile width, as in tile=64x1024")
+    cur.next()
+    return h, int(tok.text[1:])
+
+
 def _declaration(cur: _Cursor, directive: str, where: _Where
                  ) -> TensorDecl | TileDecl | AccDecl:
     name = cur.expect("word", f"a name after {directive}")
@@ -209,6 +223,7 @@ def _declaration(cur: _Cursor, directive: str, where: _Where
     seen: set[str] = set()
     shape = (0, 0)
     sparsity: tuple[int, int] | None = None
+    tile: tuple[int, int] | None = None
     words: dict[str, str] = {}  # fmt, scale
     ints: dict[str, int] = {}  # block, reg, ddr, spm
     while not cur.at_end():
@@ -238,6 +253,8 @@ def _declaration(cur: _Cursor, directive: str, where: _Where
             g = cur.expect("int", "the sparsity group size (e.g. 8 in 8:4)").value
             cur.expect("punct", "':' in GROUP:KEPT", ":")
             sparsity = (g, cur.expect("int", "the kept count (e.g. 4 in 8:4)").value)
+        elif key.text == "tile":
+            tile = _tile_shape(cur)
         else:
             ints[key.text] = cur.expect("int", f"an integer {key.text}").value
     for req in ("shape",) if directive == ".acc" else ("shape", "fmt"):
@@ -256,7 +273,7 @@ def _declaration(cur: _Cursor, directive: str, where: _Where
         raise AssemblyError(str(err), file=cur.file, line=where.line,
                             column=where.parts.get(part, name.column)) from None
     if directive == ".tensor":
-        return TensorDecl(name.text, shape, storage, ddr=ints.get("ddr"))
+        return TensorDecl(name.text, shape, storage, ddr=ints.get("ddr"), tile=tile)
     return TileDecl(name.text, shape, storage, spm=ints.get("spm"))
 
 

@@ -9,8 +9,10 @@ All integers are little-endian. Layout (byte offsets)::
         tensor records, 40 bytes each:
             u32 name, u32 rows, u32 cols, u32 fmt, u32 block, u32 scale   (name/fmt/scale: string
             u8 sparsity group (0 = dense), u8 kept, u8 flags (bit 0: address given), u8 0,
-            u32 0, u64 ddr address
-        tile records, 40 bytes each, same layout (the address is the scratchpad offset)
+            u16 tile width W, u16 tile height H (``tile=HxW``; both 0: row-major), u64 ddr
+            address
+        tile records, 40 bytes each, same layout (the address is the scratchpad offset; H and W
+            are 0)
         accumulator records, 16 bytes: u32 name, u32 rows, u32 cols, i32 register (-1 = auto)
         label records, 8 bytes: u32 name, u32 instruction index
         instruction words, 8 bytes each (layout: isa/opcodes.yaml, isa/README.md)
@@ -74,9 +76,10 @@ def encode(program: Program) -> bytes:
         addr = d.ddr if isinstance(d, TensorDecl) else d.spm
         sp = d.sparsity
         group, kept = (0, 0) if sp is None else (sp.group, sp.kept)
+        th, tw = d.tile if isinstance(d, TensorDecl) and d.tile is not None else (0, 0)
         records.append(_STORAGE.pack(sid(d.name), d.shape[0], d.shape[1], sid(d.fmt.ref),
                                      d.block, sid(str(d.scale)), group, kept,
-                                     int(addr is not None), 0, 0, addr or 0))
+                                     int(addr is not None), 0, th << 16 | tw, addr or 0))
     records += [_ACC.pack(sid(a.name), a.shape[0], a.shape[1], -1 if a.reg is None else a.reg)
                 for a in program.accs]
     records += [_LABEL.pack(sid(name), idx) for name, idx in program.labels]
@@ -169,12 +172,18 @@ def decode(data: bytes, file: str | Path | None = None) -> Program:
         offsets["tensor" if k == 0 else "tile"] = (lambda base: lambda i: base + i
                                                    * _STORAGE.size)(pos)
         for _ in range(count):
-            name, r, c, fmt, block, scale, g, kept, flags, z1, z2, addr = _STORAGE.unpack_from(
+            name, r, c, fmt, block, scale, g, kept, flags, z, hw, addr = _STORAGE.unpack_from(
                 data, pos)
-            if flags > 1 or z1 or z2 or (g == 0 and kept) or (not flags and addr):
+            th, tw = hw >> 16, hw & 0xFFFF
+            if flags > 1 or z or (g == 0 and kept) or (not flags and addr):
                 raise fail(pos, "malformed declaration record (reserved bits set)")
+            if (th == 0) != (tw == 0) or (th and cls is TileDecl):
+                raise fail(pos, f"malformed declaration record (tile shape {th}x{tw}: both 0, or "
+                                "both set on a tensor)")
             sp = (g, kept) if g else None
-            kw = {"ddr" if cls is TensorDecl else "spm": addr if flags else None}
+            kw: dict = {"ddr" if cls is TensorDecl else "spm": addr if flags else None}
+            if th:
+                kw["tile"] = (th, tw)
             folder = Path(fname).parent if fname else None
             try:
                 storage = isa_storage(string(fmt, pos), block, string(scale, pos), sp,

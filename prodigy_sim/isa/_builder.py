@@ -81,12 +81,12 @@ class ProgramBuilder:
     def tensor(self, name: str, shape: tuple[int, int], fmt: str | FormatSpec | Storage, *,
                block: int | None = None, scale: str | None = None,
                sparsity: tuple[int, int] | Sparsity | None = None,
-               ddr: int | None = None) -> TensorDecl:
+               ddr: int | None = None, tile: tuple[int, int] | None = None) -> TensorDecl:
         """Declare a DDR tensor of ``shape`` (rows, cols) elements stored as ``fmt`` (a format,
         or a whole :class:`~prodigy_sim.numerics.Storage`); defaults as in the text;
-        ``sparsity`` is ``(group, kept)``."""
+        ``sparsity`` is ``(group, kept)``; ``tile`` (H, W): stored in tiles (``tile=HxW``)."""
         d = TensorDecl(name, tuple(shape), isa_storage(fmt, block, scale, sparsity),  # type: ignore
-                       ddr)
+                       ddr, None if tile is None else tuple(tile))  # type: ignore[arg-type]
         self._tensors.append(d)
         return d
 

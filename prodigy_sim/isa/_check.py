@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prodigy_sim.isa._formats import SPARSITY_GROUPS
+from prodigy_sim.isa._layout import column_bytes
 from prodigy_sim.isa._program import AccDecl, Expr, FImm, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import OpcodeTable, opcode_table
-from prodigy_sim.numerics import Storage
+from prodigy_sim.numerics import RowBytes, Storage
 
 __all__ = ["Issue", "problems", "NAME_RE", "reserved_names", "loop_ends", "SPARSITY_GROUPS"]
 
@@ -69,24 +70,51 @@ def _storage_issues(d: TensorDecl | TileDecl, kind: str, i: int, addr_attr: str)
     if not isinstance(st, Storage):
         yield Issue(kind, i, "fmt", f"storage must be a numerics Storage (got {st!r})")
         return
+    found = []
     if st.block and st.scaled and shape[1] % st.block:
-        yield Issue(kind, i, "block", f"cols ({shape[1]}) must be a multiple of block "
-                                      f"({st.block})")
+        found.append(Issue(kind, i, "block", f"cols ({shape[1]}) must be a multiple of block "
+                                             f"({st.block})"))
     sp = st.sparsity
     if sp is not None:
         if sp.group not in SPARSITY_GROUPS or not sp.kept < sp.group:
-            yield Issue(kind, i, "sparsity", "sparsity must be GROUP:KEPT with GROUP in "
-                                             f"{SPARSITY_GROUPS} and 1 <= KEPT < GROUP "
-                                             f"(got {sp})")
+            found.append(Issue(kind, i, "sparsity", "sparsity must be GROUP:KEPT with GROUP in "
+                                                    f"{SPARSITY_GROUPS} and 1 <= KEPT < GROUP "
+                                                    f"(got {sp})"))
         elif st.fmt.wide:
-            yield Issue(kind, i, "sparsity", f"{st.fmt.name} storage cannot be sparse")
+            found.append(Issue(kind, i, "sparsity", f"{st.fmt.name} storage cannot be sparse"))
         elif shape[1] % sp.group:
-            yield Issue(kind, i, "sparsity", f"cols ({shape[1]}) must be a multiple of the "
-                                             f"sparsity group ({sp.group})")
+            found.append(Issue(kind, i, "sparsity", f"cols ({shape[1]}) must be a multiple of "
+                                                    f"the sparsity group ({sp.group})"))
+    if isinstance(d, TensorDecl) and d.tile is not None and not found:
+        msg = _tile_issue(d)
+        if msg:
+            found.append(Issue(kind, i, "tile", msg))
+    yield from found
     addr = getattr(d, addr_attr)
     if addr is not None and not (isinstance(addr, int) and 0 <= addr < _U64):
         yield Issue(kind, i, addr_attr, f"{addr_attr} must be an integer in 0..2**64-1 "
                                         f"(got {addr!r})")
+
+
+def _tile_issue(d: TensorDecl) -> str | None:
+    """What is wrong with a tensor's ``tile=HxW`` (None if nothing)."""
+    tile, (r, c), st = d.tile, d.shape, d.storage
+    if (not isinstance(tile, tuple) or len(tile) != 2
+            or not all(isinstance(x, int) and 1 <= x < 1 << 16 for x in tile)):
+        return f"tile must be two integers in 1..65535 (got {tile!r})"
+    h, w = tile
+    if r % h or c % w:
+        return f"tile {h}x{w} must divide the shape ({r},{c})"
+    for size, what in ((st.block if st.scaled else 0, "block size"),
+                       (st.sparsity.group if st.sparsity else 0, "sparsity group")):
+        if size and w % size:
+            return f"tile width {w} must be a multiple of the {what} {size}"
+    part = st.row_bytes(w)
+    if (st.kept(w) * st.bits % 8
+            or column_bytes(st.row_bytes(c), c, w) != RowBytes(part.code, part.scale, part.meta)):
+        return (f"tile width {w} must hold whole bytes of codes, scales and metadata per row "
+                f"({st.kept(w) * st.bits} bits of {st.fmt.name} codes)")
+    return None
 
 
 def _fits(value: int, bits: int) -> bool:

@@ -1,9 +1,9 @@
 """The disassembler: :class:`Program` -> canonical text.
 
 Canonical text is what :func:`assemble` reads back into an equal program: declarations first
-(attributes in the order shape, fmt, block, scale, sparsity, ddr/spm; defaults left out), a blank
-line, then one instruction per line indented by 4 spaces plus 2 per enclosing LOOP, labels on
-their own line at column 1. Comments are not kept.
+(attributes in the order shape, fmt, block, scale, sparsity, ddr/spm, tile; defaults left out),
+a blank line, then one instruction per line indented by 4 spaces plus 2 per enclosing LOOP,
+labels on their own line at column 1. Comments are not kept.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def _storage(d: TensorDecl | TileDecl) -> str:
     addr_name, addr = ("ddr", d.ddr) if isinstance(d, TensorDecl) else ("spm", d.spm)
     if addr is not None:
         parts.append(f"{addr_name}=0x{addr:X}")
+    if isinstance(d, TensorDecl) and d.tile is not None:
+        parts.append(f"tile={d.tile[0]}x{d.tile[1]}")
     return " ".join(parts)
 
 

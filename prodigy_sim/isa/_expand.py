@@ -137,22 +137,21 @@ def _where(step: Step, core: int) -> str:
 
 
 def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
-    """Constants of one DMA instruction: shapes, alignment, and (with a layout) byte parts."""
+    """Constants of one DMA instruction: shapes, alignment, and (with a layout) byte parts -
+    ``(base, bytes per row, bytes per window row)`` per part, or for a tiled tensor its
+    placement and tile bytes."""
     h, w = tile.shape
     R, C = ten.shape  # noqa: N806
     group = ten.sparsity.group if ten.sparsity else 0
     if layout is None:
-        return (ten, h, w, R, C, group, None, (), None)
+        return (ten, h, w, R, C, group, None, (), None, ten.tile, None)
     p = layout.tensors[ten.name]
-    parts = tuple((base, per_row, per_row * w // C)
-                  for base, per_row in ((p.code_base(), p.row.code),
-                                        (p.scale_base(), p.row.scale),
-                                        (p.meta_base(), p.row.meta)) if per_row)
+    parts = tuple((base, per_row, per_row * w // C) for base, per_row in p.regions())
     ok_width = all(per_row * w % C == 0 for _, per_row, _ in parts)
-    tail = ((Segment(p.meta_base() + p.rows * p.row.meta, p.row.per_tensor, 0, 1),)
-            if p.row.per_tensor else ())
+    tail = ((Segment(p.tail_base(), p.row.per_tensor, 0, 1),) if p.row.per_tensor else ())
+    tiled = None if p.tile is None else (p, p.tile_bytes())
     return (ten, h, w, R, C, group, parts if ok_width else None, tail,
-            layout.tiles[tile.name].base)
+            layout.tiles[tile.name].base, ten.tile, tiled)
 
 
 def _dma(op: tuple, regs: list[int], core: int) -> Step:
@@ -177,7 +176,7 @@ _DMA_MEMO = 4096
 def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
     """:func:`_dma` of window (row, col), checked against its tensor and built."""
     _, _, step, _, _, _, _, plan, extra, _ = op
-    ten, h, w, R, C, group, parts, tail, spm = plan  # noqa: N806
+    ten, h, w, R, C, group, parts, tail, spm, tile, tiled = plan  # noqa: N806
     if row < 0 or col < 0 or row + h > R or col + w > C:
         raise ProgramError(f"{_where(step, core)}: window rows {row}..{row + h - 1}, cols "
                            f"{col}..{col + w - 1} is outside tensor {ten.name} of shape "
@@ -186,18 +185,26 @@ def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
         if size and col % size:
             raise ProgramError(f"{_where(step, core)}: column offset {col} is not a multiple of "
                                f"the {what} {size} of {ten.name}")
+    if tile is not None and ((h, w) != tile or row % h or col % w):
+        raise ProgramError(f"{_where(step, core)}: the {h}x{w} window at ({row},{col}) of "
+                           f"tensor {ten.name} is not one of its {tile[0]}x{tile[1]} tiles "
+                           "(tiles start at multiples of the tile shape)")
     if spm is None:
         return step._replace(args=(row, col, *extra))
-    segs = []
-    for base, per_row, length in parts or ():
-        start = per_row * col
-        if start % C:
-            parts = None
-            break
-        segs.append(Segment(base + row * per_row + start // C, length, per_row, h))
-    if parts is None:
-        raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
-                           f"not start and end on byte boundaries of {ten.name}")
+    if tiled is not None:
+        place, n = tiled
+        segs = [Segment(place.tile_address(row, col), n, n, 1)]
+    else:
+        segs = []
+        for base, per_row, length in parts or ():
+            start = per_row * col
+            if start % C:
+                parts = None
+                break
+            segs.append(Segment(base + row * per_row + start // C, length, per_row, h))
+        if parts is None:
+            raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
+                               f"not start and end on byte boundaries of {ten.name}")
     return Step(step.index, step.instruction, step.unit, (row, col, *extra), tuple(segs) + tail,
                 spm)
 

@@ -5,6 +5,12 @@ Automatic placement is first fit in declaration order, at addresses aligned to
 placed declarations (``ddr=`` / ``spm=``) are taken as given and may alias each other (a way to
 view the same bytes twice, or to reuse scratchpad between phases); every tile must end within
 ``onchip_bytes``.
+
+A tensor declared ``tile=HxW`` is stored tile by tile (:attr:`Placement.tile`): the bytes of tile
+(i, j) - rows i*H.., columns j*W.. - are those of an (H, W) scratchpad tile of the same storage
+(codes of its H rows, then their scales, then their metadata), at ``base + (i * C/W + j) *
+tile_bytes``; a per-tensor scale follows the last tile. A DMA of such a tensor moves exactly one
+tile: one contiguous run. :meth:`Placement.tiled_order` relates the two byte orders.
 """
 
 from __future__ import annotations
@@ -16,17 +22,20 @@ from prodigy_sim.isa._params import IsaParams
 from prodigy_sim.isa._program import Program, TensorDecl, TileDecl
 from prodigy_sim.numerics import RowBytes
 
-__all__ = ["Placement", "Layout", "Segment", "layout"]
+__all__ = ["Placement", "Layout", "Segment", "layout", "column_bytes"]
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one tensor or tile lives: base byte address, per-row sizes, total bytes."""
+    """Where one tensor or tile lives: base byte address, rows, per-row sizes, total bytes,
+    columns, and the tile shape (H, W) a tiled tensor is stored in (None: row-major)."""
 
     base: int
     rows: int
     row: RowBytes
     nbytes: int
+    cols: int
+    tile: tuple[int, int] | None = None
 
     def code_base(self) -> int:
         return self.base
@@ -36,6 +45,58 @@ class Placement:
 
     def meta_base(self) -> int:
         return self.base + self.rows * (self.row.code + self.row.scale)
+
+    def tail_base(self) -> int:
+        """Address of the per-tensor bytes (after every row's, or every tile's, bytes)."""
+        return self.base + self.rows * self.row.per_row
+
+    def regions(self) -> tuple[tuple[int, int], ...]:
+        """``(first byte, bytes per row)`` of the codes, scales and metadata that have bytes,
+        in the row-major order."""
+        rb = self.row
+        return tuple((base, per_row) for base, per_row in (
+            (self.code_base(), rb.code), (self.scale_base(), rb.scale),
+            (self.meta_base(), rb.meta)) if per_row)
+
+    def tile_bytes(self) -> int:
+        """Bytes of one tile of a tiled tensor (H rows of W columns' codes, scales, metadata)."""
+        assert self.tile is not None
+        h, w = self.tile
+        return h * (self.row.per_row * w // self.cols)
+
+    def tile_address(self, row: int, col: int) -> int:
+        """First byte of the tile at element (row, col) (multiples of the tile shape)."""
+        assert self.tile is not None
+        h, w = self.tile
+        return self.base + (row // h * (self.cols // w) + col // w) * self.tile_bytes()
+
+    def tiled_order(self):
+        """For a tiled tensor, the int64 array ``order`` of its ``nbytes`` such that
+        ``stored = rowmajor[order]``: byte k of the tiled storage is byte ``order[k]`` of the same
+        tensor stored row-major (offsets from ``base``)."""
+        import numpy as np
+
+        assert self.tile is not None
+        h, w = self.tile
+        r, c = self.rows, self.cols
+        parts = []
+        for base, per_row in self.regions():
+            run = per_row * w // c              # bytes of W columns of one row
+            idx = base - self.base + np.arange(r * per_row, dtype=np.int64)
+            parts.append(idx.reshape(r // h, h, c // w, run).transpose(0, 2, 1, 3)
+                         .reshape(r // h, c // w, h * run))
+        tiles = np.concatenate(parts, axis=2).reshape(-1)
+        tail = self.tail_base() - self.base + np.arange(self.row.per_tensor, dtype=np.int64)
+        return np.concatenate([tiles, tail])
+
+
+def column_bytes(row: RowBytes, cols: int, width: int) -> RowBytes | None:
+    """Per-row codes, scales and metadata of ``width`` of the ``cols`` columns of rows stored as
+    ``row``; None if a part is not a whole number of bytes."""
+    parts = (row.code, row.scale, row.meta)
+    if any(p * width % cols for p in parts):
+        return None
+    return RowBytes(*(p * width // cols for p in parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +125,20 @@ class Layout:
     def window(self, tensor: TensorDecl, tile: TileDecl, row: int, col: int
                ) -> tuple[Segment, ...]:
         """DDR byte ranges of the tile-shaped window at element (row, col) of the tensor: codes,
-        then scales and metadata (those with bytes). Assumes the window was bounds-checked."""
+        then scales and metadata (those with bytes) - or, for a tiled tensor, the one tile -
+        then the per-tensor bytes. Assumes the window was checked (inside the tensor, aligned,
+        one tile of a tiled tensor)."""
         p = self.tensors[tensor.name]
         h, w = tile.shape
         C = tensor.shape[1]  # noqa: N806
-        out = []
-        for base, per_row in ((p.code_base(), p.row.code), (p.scale_base(), p.row.scale),
-                              (p.meta_base(), p.row.meta)):
-            if per_row:
-                start = per_row * col // C
-                out.append(Segment(base + row * per_row + start, per_row * w // C, per_row, h))
+        if p.tile is not None:
+            n = p.tile_bytes()
+            out = [Segment(p.tile_address(row, col), n, n, 1)]
+        else:
+            out = [Segment(base + row * per_row + per_row * col // C, per_row * w // C, per_row,
+                           h) for base, per_row in p.regions()]
         if p.row.per_tensor:
-            out.append(Segment(p.meta_base() + p.rows * p.row.meta, p.row.per_tensor, 0, 1))
+            out.append(Segment(p.tail_base(), p.row.per_tensor, 0, 1))
         return tuple(out)
 
 
@@ -102,7 +165,8 @@ def _place(decls, addr_attr: str, align: int, limit: int, what: str, sizes) -> d
             raise ProgramError(f"{what} {d.name} ({size} bytes at {addr:#x}) ends beyond the "
                                f"{limit} bytes of {'on-chip memory' if what == 'tile' else 'DDR'}"
                                f"; {sum(s.nbytes for s in sizes.values())} bytes declared in all")
-        out[d.name] = Placement(addr, d.shape[0], sizes[d.name].row, size)
+        out[d.name] = Placement(addr, d.shape[0], sizes[d.name].row, size, d.shape[1],
+                                getattr(d, "tile", None))
     return out
 
 
@@ -110,7 +174,7 @@ def _sizes(decls) -> dict[str, Placement]:
     out = {}
     for d in decls:
         rb = d.storage.row_bytes(d.shape[1])
-        out[d.name] = Placement(0, d.shape[0], rb, rb.total(d.shape[0]))
+        out[d.name] = Placement(0, d.shape[0], rb, rb.total(d.shape[0]), d.shape[1])
     return out
 
 

@@ -142,9 +142,14 @@ class _Storage:
 
 @dataclass(frozen=True)
 class TensorDecl(_Storage):
-    """A DDR-resident 2-D tensor; ``ddr`` is its byte address, None = placed automatically."""
+    """A DDR-resident 2-D tensor; ``ddr`` is its byte address, None = placed automatically.
+
+    ``tile`` (H, W): the tensor is stored in (R/H) x (C/W) tiles, tile-row-major, each tile's
+    bytes those of an (H, W) scratchpad tile of the same storage (pre-packed weights: a DMA of
+    one tile is one contiguous DDR run); None = row-major (``isa/README.md``, byte layout)."""
 
     ddr: int | None = None
+    tile: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,10 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
         if tile.shape[0] > ten.shape[0] or tile.shape[1] > ten.shape[1]:
             out.append(f"tile {tile.name} {tile.shape} is larger than tensor {ten.name} "
                        f"{ten.shape}")
+        elif ten.tile is not None and tile.shape != ten.tile:
+            out.append(f"tensor {ten.name} is stored in tiles of {ten.tile[0]}x{ten.tile[1]}; "
+                       f"the window of tile {tile.name} is {tile.shape[0]}x{tile.shape[1]} "
+                       "(a DMA of a tiled tensor moves exactly one tile)")
     return out
 
 

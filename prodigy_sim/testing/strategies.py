@@ -205,10 +205,18 @@ def _declaration(draw, cls, name: str):
         block = 0 if scale == "none" else draw(st.sampled_from([0, 16, 32, 64]))
         sparsity = draw(st.sampled_from([None, (8, 4), (4, 2), (16, 4)]))
     unit = max(block, 1) * (sparsity[0] if sparsity else 1)
+    storage = isa_storage(fmt, block, scale, sparsity)
+    addr = draw(st.none() | st.integers(0, 2**64 - 1))
+    if cls is TensorDecl and draw(st.integers(0, 3)) == 0:   # stored in tiles (tile=HxW)
+        step = 8 * unit                     # whole bytes of codes at any width of 1..8 bits
+        h = draw(st.integers(1, 65535))
+        w = step * draw(st.integers(1, 65535 // step))
+        shape = (h * draw(st.integers(1, (2**32 - 1) // h)),
+                 w * draw(st.integers(1, (2**32 - 1) // w)))
+        return cls(name, shape, storage, addr, (h, w))
     rows = draw(st.integers(1, 2**32 - 1))
     cols = unit * draw(st.integers(1, (2**32 - 1) // unit))
-    addr = draw(st.none() | st.integers(0, 2**64 - 1))
-    return cls(name, (rows, cols), isa_storage(fmt, block, scale, sparsity), addr)
+    return cls(name, (rows, cols), storage, addr)
 
 
 def _operand(draw, kind: str, bits: int, imm_bits: int, names: dict[str, list[str]]):
