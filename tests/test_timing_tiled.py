@@ -69,3 +69,5 @@ def test_tiled_weights_need_fewer_row_activations_and_less_time(chip):
     assert sum(tiled.channel_bytes) == sum(flat.channel_bytes)
     assert act_tiled < act_flat
     assert tiled.cycles < 0.8 * flat.cycles
+    # the figures isa/README.md cites (Tiled tensors)
+    assert (flat.cycles, tiled.cycles, act_flat, act_tiled) == (10053, 4998, 1208, 710)
