@@ -61,8 +61,9 @@ class Placement:
     def tile_bytes(self) -> int:
         """Bytes of one tile of a tiled tensor (H rows of W columns' codes, scales, metadata)."""
         assert self.tile is not None
-        h, w = self.tile
-        return h * (self.row.per_row * w // self.cols)
+        part = column_bytes(self.row, self.cols, self.tile[1])
+        assert part is not None             # whole bytes (checked with the declaration)
+        return self.tile[0] * part.per_row
 
     def tile_address(self, row: int, col: int) -> int:
         """First byte of the tile at element (row, col) (multiples of the tile shape)."""
