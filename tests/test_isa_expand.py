@@ -137,3 +137,30 @@ def test_dma_segments_cover_codes_scales_and_metadata():
         Segment(16 * (128 + 16) + 4 * 64 + 32, 16, 64, 4),
     )
     assert sum(s.nbytes for s in step.ddr) == lay.tiles["T"].nbytes
+
+
+def test_window_of_padded_sub_byte_rows_must_start_on_a_code_byte():
+    """A row of six 2-bit codes is 12 bits, padded to 2 bytes: columns 3..5 start in the middle
+    of its first byte, so that window is refused (it was copied from the second byte); the
+    whole row, padding included, is one window and moves bit-exactly."""
+    import numpy as np
+
+    from prodigy_sim import functional
+
+    text = """\
+.tensor X shape=(1,6) fmt=tai2 scale=none
+.tensor Y shape=(1,{w}) fmt=tai2 scale=none
+.tile T shape=(1,{w}) fmt=tai2 scale=none
+    DMA.LD T, X, 0, {col}
+    DMA.WAIT
+    DMA.ST Y, 0, 0, T
+    DMA.WAIT
+    HALT
+"""
+    x = np.array([[0.5, -1, 2, -0.5, 1, -2]], dtype=np.float32)
+    part = assemble(text.format(w=3, col=3))
+    with pytest.raises(ProgramError, match="byte boundaries of X"):
+        list(expand(part, layout=validate(part)))
+    whole = assemble(text.format(w=6, col=0))
+    state = functional.run(whole, ddr={"X": x}, cores=1)
+    assert np.array_equal(state.tensor("Y").codes, state.tensor("X").codes)

@@ -147,7 +147,11 @@ def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
         return (ten, h, w, R, C, group, None, (), None, ten.tile, None)
     p = layout.tensors[ten.name]
     parts = tuple((base, per_row, per_row * w // C) for base, per_row in p.regions())
-    ok_width = all(per_row * w % C == 0 for _, per_row, _ in parts)
+    # codes of a part of a row start and end on a byte (a row's codes are padded to whole
+    # bytes: in 2-bit codes, 3 of 6 columns are 1.5 bytes, not 1 of the row's 2)
+    st = ten.storage
+    ok_width = (all(per_row * w % C == 0 for _, per_row, _ in parts)
+                and (w == C or st.kept(w) * st.bits % 8 == 0))
     tail = ((Segment(p.tail_base(), p.row.per_tensor, 0, 1),) if p.row.per_tensor else ())
     tiled = None if p.tile is None else (p, p.tile_bytes())
     return (ten, h, w, R, C, group, parts if ok_width else None, tail,
@@ -196,6 +200,8 @@ def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
         segs = [Segment(place.tile_address(row, col), n, n, 1)]
     else:
         segs = []
+        if w != C and ten.storage.kept(col) * ten.storage.bits % 8:
+            parts = None
         for base, per_row, length in parts or ():
             start = per_row * col
             if start % C:
