@@ -200,6 +200,35 @@ def test_lowered_linear_runs_bit_exactly_on_the_functional_core():
     assert np.allclose(y, approx, rtol=1e-2, atol=1e-2)
 
 
+def test_linear_stores_a_block_s_output_tiles_together():
+    """The previous block's output tiles are stored one after another (no MMA between them), so
+    the DDR's write queue sees the block's rows as runs of its whole width; and the program
+    still computes the product bit-exactly."""
+    functional = pytest.importorskip("prodigy_sim.functional")
+    from prodigy_sim.functional import quantize_decl
+
+    m, n, k, cores = 128, 512, 1024, 2
+    mp = LinearMapping(64, 1, 64, 4, 128, 1, 2)        # 4 output tiles a block, 8 K steps
+    kern = linear_kernel("t", m, n, k, weight=Storage.of("tai4"), cores=cores, mapping=mp,
+                         epilogue="store")
+    ins = kern.program.instructions
+    stores = [i for i, x in enumerate(ins) if x.opcode == "DMA.ST" and x.operands[0] == "Y"]
+    groups, start = [], stores[0]
+    for a, b in zip(stores, stores[1:] + [None]):
+        if b is None or any(x.opcode.startswith("MMA") for x in ins[a:b]):
+            groups.append(ins[start:a + 1])
+            start = b
+    assert groups and all(sum(x.opcode == "DMA.ST" for x in g) == mp.am * mp.an for g in groups)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.1
+    y = np.asarray(functional.run(kern.program, ddr={"X": x, "W": w}, cores=cores).tensor("Y"))
+    ref = functional.matmul(quantize_decl(x, kern.program.tensor["X"]),
+                            quantize_decl(w, kern.program.tensor["W"]))
+    expect = functional.from_bf16(functional.to_bf16(ref))
+    assert np.array_equal(y.view(np.uint32), expect.astype(np.float32).view(np.uint32))
+
+
 @pytest.mark.parametrize("kw", [
     dict(batch=1, heads=4, kv_heads=2, head_dim=128, queries=1, context=2048, causal=True),
     dict(batch=2, heads=4, kv_heads=4, head_dim=64, queries=1, context=300, causal=True,

@@ -401,13 +401,14 @@ class _Gen:
                     self.loads(h + 1, (p0 + h + 1) % 2, _ROW, _COL, None,
                                (_LOOP_K, (h + 1) * kt))
                     self.compute(h, (p0 + h) % 2)
-        # the previous block's output tiles are stored spread over the unrolled steps, after
-        # each step's loads (before the next block's in the last step, which reuses r9, r10)
-        first, sites = 2 * pairs, steps - 2 * pairs
-        nout = mp.am * mp.an
-        at = [first + min(sites - 1, s * sites // nout) for s in range(nout)]
+        # the previous block's output tiles are stored together, after the loads of the first
+        # unrolled step (before the next block's in the last step, which reuses r9, r10): the
+        # DDR's write queue then sees the block's rows, not a tile of them per K step
+        first = 2 * pairs
+        mine = list(range(mp.am * mp.an))
         for q in range(first, steps):
-            mine = [s for s in range(nout) if at[s] == q]
+            if q > first:
+                mine = []
             if q + 1 < steps:
                 self.loads(q + 1, (p0 + q + 1) % 2, _ROW, _COL, _B, (q + 1) * kt)
                 self.stores(mine, _NROW, _NCOL, t)
