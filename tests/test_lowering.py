@@ -214,7 +214,7 @@ def test_linear_stores_a_block_s_output_tiles_together():
     ins = kern.program.instructions
     stores = [i for i, x in enumerate(ins) if x.opcode == "DMA.ST" and x.operands[0] == "Y"]
     groups, start = [], stores[0]
-    for a, b in zip(stores, stores[1:] + [None]):
+    for a, b in zip(stores, [*stores[1:], None], strict=True):
         if b is None or any(x.opcode.startswith("MMA") for x in ins[a:b]):
             groups.append(ins[start:a + 1])
             start = b
