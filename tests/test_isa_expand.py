@@ -164,3 +164,27 @@ def test_window_of_padded_sub_byte_rows_must_start_on_a_code_byte():
     whole = assemble(text.format(w=6, col=0))
     state = functional.run(whole, ddr={"X": x}, cores=1)
     assert np.array_equal(state.tensor("Y").codes, state.tensor("X").codes)
+
+
+@pytest.mark.parametrize("fmt, kw", [("tai2", {"scale": "none"}), ("tai2", {}), ("tai4", {}),
+                                     ("float4_e2m1fn", {"scale": "none"}),
+                                     ("float8_e4m3fn", {}), ("tai4", {"sparsity": (8, 4)}),
+                                     ("int8", {"block": 0}), ("bfloat16", {})])
+def test_byte_columns_is_the_smallest_whole_byte_slice(fmt, kw):
+    """``byte_columns`` (computed once per DMA instruction) against the rule written out: a
+    slice of ``n`` columns is whole bytes of every part (``column_bytes``) and of codes (kept
+    elements x bits)."""
+    from prodigy_sim.isa import ProgramBuilder
+    from prodigy_sim.isa._layout import byte_columns, column_bytes
+
+    for cols in (6, 12, 64, 96, 256):
+        b = ProgramBuilder()
+        st = b.tensor("X", (2, cols), fmt, **kw).storage
+        if st.sparsity and cols % st.sparsity.group or st.block and st.scaled and cols % st.block:
+            continue
+        p = validate(b.build()).tensors["X"]
+        whole = [n for n in range(1, cols + 1)
+                 if (not st.sparsity or n % st.sparsity.group == 0)
+                 and column_bytes(p.row, cols, n) is not None and st.kept(n) * st.bits % 8 == 0]
+        step = byte_columns(p, st)
+        assert [n for n in range(1, cols + 1) if n % step == 0] == whole, (fmt, kw, cols)

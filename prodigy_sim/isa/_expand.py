@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._check import loop_ends
-from prodigy_sim.isa._layout import Layout, Segment
+from prodigy_sim.isa._layout import Layout, Segment, byte_columns
 from prodigy_sim.isa._params import DEFAULT_MAX_STEPS
 from prodigy_sim.isa._program import Expr, Instruction, Program, TensorDecl, TileDecl
 from prodigy_sim.isa._table import opcode_table
@@ -137,25 +137,15 @@ def _where(step: Step, core: int) -> str:
 
 
 def _dma_plan(tile: TileDecl, ten: TensorDecl, layout: Layout | None) -> tuple:
-    """Constants of one DMA instruction: shapes, alignment, and (with a layout) byte parts -
-    ``(base, bytes per row, bytes per window row)`` per part, or for a tiled tensor its
-    placement and tile bytes."""
+    """Constants of one DMA instruction: shapes, alignment, and (with a layout) the layout,
+    the column step of whole bytes (:func:`byte_columns`) and the tile's scratchpad offset."""
     h, w = tile.shape
     R, C = ten.shape  # noqa: N806
     group = ten.sparsity.group if ten.sparsity else 0
     if layout is None:
-        return (ten, h, w, R, C, group, None, (), None, ten.tile, None)
-    p = layout.tensors[ten.name]
-    parts = tuple((base, per_row, per_row * w // C) for base, per_row in p.regions())
-    # codes of a part of a row start and end on a byte (a row's codes are padded to whole
-    # bytes: in 2-bit codes, 3 of 6 columns are 1.5 bytes, not 1 of the row's 2)
-    st = ten.storage
-    ok_width = (all(per_row * w % C == 0 for _, per_row, _ in parts)
-                and (w == C or st.kept(w) * st.bits % 8 == 0))
-    tail = ((Segment(p.tail_base(), p.row.per_tensor, 0, 1),) if p.row.per_tensor else ())
-    tiled = None if p.tile is None else (p, p.tile_bytes())
-    return (ten, h, w, R, C, group, parts if ok_width else None, tail,
-            layout.tiles[tile.name].base, ten.tile, tiled)
+        return (ten, tile, h, w, R, C, group, None, None, None)
+    return (ten, tile, h, w, R, C, group, layout,
+            byte_columns(layout.tensors[ten.name], ten.storage), layout.tiles[tile.name].base)
 
 
 def _dma(op: tuple, regs: list[int], core: int) -> Step:
@@ -180,7 +170,7 @@ _DMA_MEMO = 4096
 def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
     """:func:`_dma` of window (row, col), checked against its tensor and built."""
     _, _, step, _, _, _, _, plan, extra, _ = op
-    ten, h, w, R, C, group, parts, tail, spm, tile, tiled = plan  # noqa: N806
+    ten, tile, h, w, R, C, group, layout, step_cols, spm = plan  # noqa: N806
     if row < 0 or col < 0 or row + h > R or col + w > C:
         raise ProgramError(f"{_where(step, core)}: window rows {row}..{row + h - 1}, cols "
                            f"{col}..{col + w - 1} is outside tensor {ten.name} of shape "
@@ -189,30 +179,17 @@ def _dma_step(op: tuple, row: int, col: int, core: int) -> Step:
         if size and col % size:
             raise ProgramError(f"{_where(step, core)}: column offset {col} is not a multiple of "
                                f"the {what} {size} of {ten.name}")
-    if tile is not None and ((h, w) != tile or row % h or col % w):
+    if ten.tile is not None and ((h, w) != ten.tile or row % h or col % w):
         raise ProgramError(f"{_where(step, core)}: the {h}x{w} window at ({row},{col}) of "
-                           f"tensor {ten.name} is not one of its {tile[0]}x{tile[1]} tiles "
-                           "(tiles start at multiples of the tile shape)")
-    if spm is None:
+                           f"tensor {ten.name} is not one of its {ten.tile[0]}x{ten.tile[1]} "
+                           "tiles (tiles start at multiples of the tile shape)")
+    if layout is None:
         return step._replace(args=(row, col, *extra))
-    if tiled is not None:
-        place, n = tiled
-        segs = [Segment(place.tile_address(row, col), n, n, 1)]
-    else:
-        segs = []
-        if w != C and ten.storage.kept(col) * ten.storage.bits % 8:
-            parts = None
-        for base, per_row, length in parts or ():
-            start = per_row * col
-            if start % C:
-                parts = None
-                break
-            segs.append(Segment(base + row * per_row + start // C, length, per_row, h))
-        if parts is None:
-            raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
-                               f"not start and end on byte boundaries of {ten.name}")
-    return Step(step.index, step.instruction, step.unit, (row, col, *extra), tuple(segs) + tail,
-                spm)
+    if ten.tile is None and w != C and (col % step_cols or w % step_cols):
+        raise ProgramError(f"{_where(step, core)}: column window {col}..{col + w - 1} does "
+                           f"not start and end on byte boundaries of {ten.name}")
+    return Step(step.index, step.instruction, step.unit, (row, col, *extra),
+                layout.window(ten, tile, row, col), spm)
 
 
 def compile_steps(program: Program, *, layout: Layout | None = None,

@@ -15,14 +15,18 @@ tile: one contiguous run. :meth:`Placement.tiled_order` relates the two byte ord
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._params import IsaParams
 from prodigy_sim.isa._program import Program, TensorDecl, TileDecl
-from prodigy_sim.numerics import RowBytes
+from prodigy_sim.numerics import RowBytes, Storage
 
-__all__ = ["Placement", "Layout", "Segment", "layout", "column_bytes"]
+__all__ = ["Placement", "Layout", "Segment", "layout", "column_bytes", "byte_columns"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Placement:
         """Address of the per-tensor bytes (after every row's, or every tile's, bytes)."""
         return self.base + self.rows * self.row.per_row
 
+    @functools.cached_property
     def regions(self) -> tuple[tuple[int, int], ...]:
         """``(first byte, bytes per row)`` of the codes, scales and metadata that have bytes,
         in the row-major order."""
@@ -58,6 +63,7 @@ class Placement:
             (self.code_base(), rb.code), (self.scale_base(), rb.scale),
             (self.meta_base(), rb.meta)) if per_row)
 
+    @functools.cached_property
     def tile_bytes(self) -> int:
         """Bytes of one tile of a tiled tensor (H rows of W columns' codes, scales, metadata)."""
         assert self.tile is not None
@@ -69,19 +75,17 @@ class Placement:
         """First byte of the tile at element (row, col) (multiples of the tile shape)."""
         assert self.tile is not None
         h, w = self.tile
-        return self.base + (row // h * (self.cols // w) + col // w) * self.tile_bytes()
+        return self.base + (row // h * (self.cols // w) + col // w) * self.tile_bytes
 
     def tiled_order(self):
         """For a tiled tensor, the int64 array ``order`` of its ``nbytes`` such that
         ``stored = rowmajor[order]``: byte k of the tiled storage is byte ``order[k]`` of the same
         tensor stored row-major (offsets from ``base``)."""
-        import numpy as np
-
         assert self.tile is not None
         h, w = self.tile
         r, c = self.rows, self.cols
         parts = []
-        for base, per_row in self.regions():
+        for base, per_row in self.regions:
             run = per_row * w // c              # bytes of W columns of one row
             idx = base - self.base + np.arange(r * per_row, dtype=np.int64)
             parts.append(idx.reshape(r // h, h, c // w, run).transpose(0, 2, 1, 3)
@@ -89,6 +93,20 @@ class Placement:
         tiles = np.concatenate(parts, axis=2).reshape(-1)
         tail = self.tail_base() - self.base + np.arange(self.row.per_tensor, dtype=np.int64)
         return np.concatenate([tiles, tail])
+
+
+def byte_columns(p: Placement, storage: Storage) -> int:
+    """The column step at which the rows of ``p`` (stored as ``storage``) start and end on
+    bytes of codes, scales and metadata: a DMA window of columns ``col .. col + w - 1`` moves
+    them alone iff ``col`` and ``w`` are multiples of it (or it is the whole row: a row's codes
+    are padded to whole bytes; in 2-bit codes, columns 3..5 of a row of 6 start in the middle of
+    its first byte)."""
+    step = 1
+    for part in (p.row.code, p.row.scale, p.row.meta):      # column_bytes is whole
+        step = math.lcm(step, p.cols // math.gcd(part, p.cols))
+    sp = storage.sparsity
+    group, kept = (sp.group, sp.kept) if sp is not None else (1, 1)
+    return math.lcm(step, group * 8 // math.gcd(kept * storage.bits, 8))     # whole code bytes
 
 
 def column_bytes(row: RowBytes, cols: int, width: int) -> RowBytes | None:
@@ -133,11 +151,11 @@ class Layout:
         h, w = tile.shape
         C = tensor.shape[1]  # noqa: N806
         if p.tile is not None:
-            n = p.tile_bytes()
+            n = p.tile_bytes
             out = [Segment(p.tile_address(row, col), n, n, 1)]
         else:
             out = [Segment(base + row * per_row + per_row * col // C, per_row * w // C, per_row,
-                           h) for base, per_row in p.regions()]
+                           h) for base, per_row in p.regions]
         if p.row.per_tensor:
             out.append(Segment(p.tail_base(), p.row.per_tensor, 0, 1))
         return tuple(out)
