@@ -26,7 +26,10 @@ from numba import njit
 
 from prodigy_sim.dram import MemorySystemConfig, simulate_grouped
 
-__all__ = ["DdrRunner", "DdrGeometry", "run_batch"]
+__all__ = ["DdrRunner", "DdrGeometry", "run_batch", "ALL_WRITES"]
+
+ALL_WRITES = 1 << 62
+"""A :attr:`DdrGeometry.drain` longer than any run: reads queue behind every earlier write."""
 
 
 class DdrRunner:
@@ -50,14 +53,17 @@ class DdrRunner:
 class DdrGeometry:
     """The integers :func:`run_batch` needs: ``ilv`` lines per interleave run, ``nsub``
     subchannels of the socket, ``sub`` per controller, ``line`` bytes, core cycles per DRAM
-    cycle ``num / den``, ``lead`` (1 + nRCD + nCL), ``nbl``, ``refi`` (DRAM cycles)."""
+    cycle ``num / den``, ``lead`` (1 + nRCD + nCL), ``nbl``, ``refi`` (DRAM cycles), and
+    ``drain`` (DRAM cycles): the most a later batch's read waits, after the earlier batches'
+    last read, for the writes they left queued (default :data:`ALL_WRITES`: for all of them)."""
 
-    __slots__ = ("ilv", "nsub", "sub", "line", "num", "den", "lead", "nbl", "refi")
+    __slots__ = ("ilv", "nsub", "sub", "line", "num", "den", "lead", "nbl", "refi", "drain")
 
     def __init__(self, ilv: int, nsub: int, sub: int, line: int, num: int, den: int, lead: int,
-                 nbl: int, refi: int) -> None:
+                 nbl: int, refi: int, drain: int = ALL_WRITES) -> None:
         self.ilv, self.nsub, self.sub, self.line = ilv, nsub, sub, line
         self.num, self.den, self.lead, self.nbl, self.refi = num, den, lead, nbl, refi
+        self.drain = drain
 
 
 @njit(cache=True)
@@ -107,12 +113,13 @@ def counting_order(key, nkeys):
 
 
 @njit(cache=True)
-def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, line_bytes, num,
-             den, lead, refi):
+def _prepare(line, ctrl, dma, start, cores, latency, bus_free, read_free, is_write, drain,
+             ilv, nsub, s, line_bytes, num, den, lead, refi):
     """Per request ``i`` (line index ``line[i]`` of controller ``ctrl[i]``, sent by DMA
     ``dma[i]`` issued at core cycle ``start[dma[i]]`` from core ``cores[dma[i]]``): arrival
     DRAM cycle ``ceil((sent + 1 + latency[core, ctrl]) den / num)``, offered no earlier than
-    ``bus_free[ctrl, sub] - lead``. Returns ``order`` (requests grouped by instance
+    ``bus_free[ctrl, sub] - lead`` (a write) or ``min(bus_free, read_free + drain) - lead``
+    (a read, see :func:`run_batch`). Returns ``order`` (requests grouped by instance
     ``ctrl * s + sub``, each in stable arrival order), ``group`` (shape (nsub + 1,): instance
     ``g`` is ``order[group[g]:group[g+1]]``), and in that order the arrival counted from the
     controller's ``base`` (its first arrival rounded down to a refresh boundary), the byte
@@ -127,7 +134,10 @@ def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, lin
         d = dma[i]
         t = (start[d] + 1 + latency[cores[d], c]) * den
         a = -(-t // num)
-        b = bus_free[c, sl] - lead
+        b = bus_free[c, sl]
+        if not is_write[i]:
+            b = min(b, read_free[c, sl] + drain)
+        b -= lead
         if b > a:
             a = b
         a_eff[i] = a
@@ -165,46 +175,70 @@ def _prepare(line, ctrl, dma, start, cores, latency, bus_free, ilv, nsub, s, lin
 
 
 @njit(cache=True)
-def _finish(order, group, comp, base, is_write, s, nbl, num, den, bus_free, done, dram):
+def _finish(order, group, comp, base, is_write, s, nbl, num, den, bus_free, read_free, done,
+            dram):
     """``done[order[j]]`` = the first core cycle not before request ``j``'s completion
     ``comp[j] + base[ctrl]`` (DRAM cycles; also into ``dram[order[j]]`` unless ``dram`` is
-    empty); each subchannel's ``bus_free`` becomes at least its
-    requests' completion (+ ``nbl`` for a write: its data burst)."""
+    empty). Each subchannel's ``bus_free`` becomes at least its requests' completion (+ ``nbl``
+    for a write: its data burst) and at least its old value + ``nbl`` per read whose burst
+    began before it (the queued writes those reads went ahead of move back); ``read_free``
+    at least its reads' completion."""
     nsub = group.shape[0] - 1
     keep = dram.shape[0] > 0
     for g in range(nsub):
         c = g // s
         sl = g % s
-        bf = bus_free[c, sl]
+        old = bus_free[c, sl]
+        bf = old
+        rf = read_free[c, sl]
+        ahead = 0
         for j in range(group[g], group[g + 1]):
             i = order[j]
             cm = comp[j] + base[c]
             if keep:
                 dram[i] = cm
             done[i] = -(-(cm * num) // den)
-            b = cm + nbl if is_write[i] else cm
+            if is_write[i]:
+                b = cm + nbl
+            else:
+                b = cm
+                rf = max(rf, cm)
+                if cm - nbl < old:
+                    ahead += 1
             if b > bf:
                 bf = b
-        bus_free[c, sl] = bf
+        bus_free[c, sl] = max(bf, old + ahead * nbl)
+        read_free[c, sl] = rf
 
 
 def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.ndarray,
               dma: np.ndarray, start: np.ndarray, cores: np.ndarray, latency: np.ndarray,
-              is_write: np.ndarray, bus_free: np.ndarray, *, dram_cycles: bool = False
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+              is_write: np.ndarray, bus_free: np.ndarray, read_free: np.ndarray, *,
+              dram_cycles: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Run the lines of a batch through the DDR5 model: ``line``, ``ctrl``, ``dma``,
     ``is_write`` per request (shape (n,)); ``start``, ``cores`` per DMA (its first core cycle on
-    the link, its core); ``latency`` (cores, controllers) mesh cycles; ``bus_free`` (controllers,
-    subchannels) DRAM cycles, updated in place. Returns the completion core cycle of every
-    request, the number of requests per instance (shape (nsub,)) and, with ``dram_cycles``,
-    every request's completion DRAM cycle (else None)."""
+    the link, its core); ``latency`` (cores, controllers) mesh cycles. ``bus_free`` and
+    ``read_free`` (controllers, subchannels; DRAM cycles, updated in place): the cycle each
+    subchannel's data bus frees after the earlier batches, and after their reads.
+
+    The seam between batches: a write is offered no earlier than ``bus_free - lead``, so its
+    burst follows the earlier batches' bursts. A read may go ahead of the writes the earlier
+    batches left at the end of the bus, as a controller that serves reads first does with the
+    writes in its write queue: it is offered no earlier than ``min(bus_free, read_free +
+    geo.drain) - lead`` (``drain``: one write drain, the bursts from the write queue's high
+    watermark down to its low one, which a read may find under way), and every read whose
+    burst begins before the old ``bus_free`` moves ``bus_free`` back by one burst (the writes
+    it went ahead of still take the bus, so no batch moves more bursts than the bus carries).
+    Returns the completion core cycle of every request, the number of requests per
+    instance (shape (nsub,)) and, with ``dram_cycles``, every request's completion DRAM cycle
+    (else None)."""
     g = geo
     order, group, arrive, addr, base = _prepare(
-        line, ctrl, dma, start, cores, latency, bus_free, g.ilv, g.nsub, g.sub, g.line, g.num,
-        g.den, g.lead, g.refi)
+        line, ctrl, dma, start, cores, latency, bus_free, read_free, is_write, g.drain, g.ilv,
+        g.nsub, g.sub, g.line, g.num, g.den, g.lead, g.refi)
     comp = runner.complete(group, arrive, addr, is_write[order])
     done = np.empty(line.size, np.int64)
     dram = np.empty(line.size if dram_cycles else 0, np.int64)
-    _finish(order, group, comp, base, is_write, g.sub, g.nbl, g.num, g.den, bus_free, done,
-            dram)
+    _finish(order, group, comp, base, is_write, g.sub, g.nbl, g.num, g.den, bus_free,
+            read_free, done, dram)
     return done, np.diff(group), (dram if dram_cycles else None)

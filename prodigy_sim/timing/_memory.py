@@ -253,9 +253,14 @@ class MemorySystem:
         self._lead = 1 + t.nRCD + t.nCL
         self._nbl = t.nBL
         self._refi = t.nREFI
+        # a later batch's read waits for one write drain at most, not for every write the
+        # earlier batches left queued (see run_batch)
+        ctl = mem.dram.controller
+        self._drain = (ctl.write_enter_threshold - ctl.write_leave_threshold) * t.nBL
         self.geo = DdrGeometry(self.ilv, self.nsub, self.sub, self.line, self._num, self._den,
-                               self._lead, self._nbl, self._refi)
+                               self._lead, self._nbl, self._refi, self._drain)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
+        self.read_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
         # ports' free cycles (int64 arrays, replaced or updated in place by a flush)
         self.ctrl_in_free = np.zeros(self.nctrl, np.int64)    # controller -> mesh port
@@ -635,7 +640,7 @@ class MemorySystem:
                                         start[dma] + 1 + self.mesh.latency[cores[dma], ctrl], is_w)
         done, per_inst, dram = run_batch(self.runner, self.geo, line, ctrl, dma, start, cores,
                                          self.mesh.latency, is_w, self.bus_free,
-                                         dram_cycles=self.log is not None)
+                                         self.read_free, dram_cycles=self.log is not None)
         if self.log is not None:
             assert dram is not None and log_order is not None
             self.log.complete.append(dram[log_order])
@@ -653,7 +658,10 @@ class MemorySystem:
         sub_local = (run % ns) % s
         addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
         arrive = self.to_dram(sent)
-        a_eff = np.maximum(arrive, self.bus_free[ctrl, sub_local] - self._lead)
+        free = self.bus_free[ctrl, sub_local]
+        free = np.where(is_w, free, np.minimum(free, self.read_free[ctrl, sub_local]
+                                               + self._drain))
+        a_eff = np.maximum(arrive, free - self._lead)
         span = int(a_eff.max()) + 1
         by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
         log.ctrl.append(ctrl[by_ctrl])
