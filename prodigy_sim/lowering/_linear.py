@@ -22,6 +22,11 @@ How the work is cut and placed is a :class:`LinearMapping` (chosen by
   has a buffer of its own (its previous reader is a whole block earlier). The tile scoreboard
   orders every load after the last reader of its buffer; only the first step of a core waits
   for a full memory round trip.
+- **Pre-packed weights**: when K is cut in more than one step and has no tail, ``W`` (and
+  ``WU``) are declared ``tile=(nt, kt)`` - stored tile by tile, as the scratchpad tiles a K
+  step loads (isa/README.md, *Tiled tensors*) - so every weight DMA reads one contiguous run of
+  DDR instead of ``nt`` rows of ``kt`` codes. Packing is done once, offline, when the weights
+  are written; the values and the MMAs are those of the row-major layout.
 - **Stationary outer operand** (``stationary=True``): the outer operand is kept on chip for the
   whole K, one tile per K step (X for ``mn``, W for ``nm``), and loaded - step by step, one step
   ahead like the rest - only by the first block of each outer index; the other blocks stream
@@ -551,9 +556,10 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
 
     b = ProgramBuilder()
     tensors: dict = {"X": b.tensor("X", (m, k), act)}
-    tensors["W"] = [b.tensor("W", (n, k), weight)]
+    packed = (nt, kt) if nk > 1 and not tail else None    # one weight DMA = one DDR run
+    tensors["W"] = [b.tensor("W", (n, k), weight, tile=packed)]
     if gated:
-        tensors["W"].append(b.tensor("WU", (n, k), weight))
+        tensors["W"].append(b.tensor("WU", (n, k), weight, tile=packed))
     tensors["Y"] = b.tensor("Y", (m, n), out_st)
     if has_bias:
         tensors["B"] = b.tensor("BIAS", (1, n), F32)
