@@ -49,6 +49,7 @@ def compile_kernels() -> None:
     fill_ready(one.copy(), one, one, one, one, np.zeros((1, 1), np.int64), 1)
     _sort_runs(np.arange(2), 0, 2, np.array([1, 0]))
     _finish(one, np.array([0, 1]), one, one, np.zeros(1, np.bool_), 1, 8, 3, 2,
-            np.zeros((1, 1), np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64))
+            np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(1, np.int64),
+            np.zeros(0, np.int64))
     _prepare(one, one, one, one, one, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64),
-             1, 1, 1, 64, 3, 2, 1, 100)
+             np.zeros((1, 1), np.int64), np.zeros(1, np.bool_), 320, 1, 1, 1, 64, 3, 2, 1, 100)
