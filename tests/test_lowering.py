@@ -229,6 +229,19 @@ def test_linear_stores_a_block_s_output_tiles_together():
     assert np.array_equal(y.view(np.uint32), expect.astype(np.float32).view(np.uint32))
 
 
+@pytest.mark.parametrize("k, kt, packed", [(1024, 128, True), (1024, 1024, False),
+                                           (1152, 256, False)])
+def test_linear_weights_are_pre_packed_when_k_is_cut_in_whole_steps(k, kt, packed):
+    """W and WU are stored in tiles of the W window (nt, kt) when K is cut in several whole
+    steps (one DDR run per weight DMA); whole-row windows (kt = K) and K tails stay row-major."""
+    mp = LinearMapping(64, 1, 32, 2, kt, 1, 2)
+    kern = linear_kernel("t", 64, 256, k, weight=Storage.of("tai4"), cores=2, mapping=mp,
+                         epilogue="gated")
+    tiles = {kern.program.tensor[t].tile for t in ("W", "WU")}
+    assert tiles == ({(mp.nt, kt)} if packed else {None})
+    assert kern.program.tensor["X"].tile is None and kern.program.tensor["Y"].tile is None
+
+
 @pytest.mark.parametrize("kw", [
     dict(batch=1, heads=4, kv_heads=2, head_dim=128, queries=1, context=2048, causal=True),
     dict(batch=2, heads=4, kv_heads=4, head_dim=64, queries=1, context=300, causal=True,
