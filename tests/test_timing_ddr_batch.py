@@ -107,7 +107,7 @@ def _reference(config, geo, line, ctrl, dma, start, cores, latency, is_w, bus_fr
                 read_free[c, sl] = max(int(read_free[c, sl]), cm)
                 ahead += cm - geo.nbl < int(old_free[c, sl])
         bus_free[c, sl] = max(int(bus_free[c, sl]), int(old_free[c, sl]) + ahead * geo.nbl)
-    return done, per_inst, bus_free, read_free
+    return done, per_inst, bus_free, read_free, np.array(a_eff, np.int64)
 
 
 @settings(max_examples=40, deadline=None)
@@ -133,15 +133,17 @@ def test_run_batch_equals_a_plain_loop(dmas, layout, seed, free_max, drain):
     bus_free = rng.integers(0, free_max + 1, (nsub // sub, sub)).astype(np.int64)
     read_free = (bus_free * rng.random(bus_free.shape)).astype(np.int64)   # <= bus_free
     is_w = writes[dma]
-    ref_done, ref_per, ref_free, ref_read = _reference(ONE, geo, line, ctrl, dma, start, cores,
-                                                       latency, is_w, bus_free, read_free)
+    ref_done, ref_per, ref_free, ref_read, ref_offer = _reference(
+        ONE, geo, line, ctrl, dma, start, cores, latency, is_w, bus_free, read_free)
     free, rfree = bus_free.copy(), read_free.copy()
-    done, per_inst, dram = run_batch(DdrRunner(ONE), geo, line, ctrl, dma, start, cores,
-                                     latency, is_w, free, rfree, dram_cycles=True)
+    done, per_inst, dram, offered = run_batch(DdrRunner(ONE), geo, line, ctrl, dma, start,
+                                              cores, latency, is_w, free, rfree,
+                                              dram_cycles=True)
     assert done.tolist() == ref_done.tolist()
     assert per_inst.tolist() == ref_per.tolist()
     assert free.tolist() == ref_free.tolist()
     assert rfree.tolist() == ref_read.tolist()
+    assert offered is not None and offered.tolist() == ref_offer.tolist()
     assert dram is not None and (-(-(dram * geo.num) // geo.den)).tolist() == done.tolist()
 
 
@@ -154,7 +156,7 @@ def _batch(geo, lines, issue, writes, free, rfree):
     line = np.asarray(lines, np.int64)
     n = line.size
     zeros = np.zeros(n, np.int64)
-    done, _, dram = run_batch(DdrRunner(ONE), geo, line, zeros, np.arange(n, dtype=np.int64),
+    done, _, dram, _ = run_batch(DdrRunner(ONE), geo, line, zeros, np.arange(n, dtype=np.int64),
                               np.full(n, issue, np.int64), zeros,
                               np.zeros((1, 1), np.int64), np.full(n, writes, np.bool_),
                               free, rfree, dram_cycles=True)

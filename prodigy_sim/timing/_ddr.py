@@ -214,7 +214,8 @@ def _finish(order, group, comp, base, is_write, s, nbl, num, den, bus_free, read
 def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.ndarray,
               dma: np.ndarray, start: np.ndarray, cores: np.ndarray, latency: np.ndarray,
               is_write: np.ndarray, bus_free: np.ndarray, read_free: np.ndarray, *,
-              dram_cycles: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+              dram_cycles: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Run the lines of a batch through the DDR5 model: ``line``, ``ctrl``, ``dma``,
     ``is_write`` per request (shape (n,)); ``start``, ``cores`` per DMA (its first core cycle on
     the link, its core); ``latency`` (cores, controllers) mesh cycles. ``bus_free`` and
@@ -230,8 +231,8 @@ def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.nd
     burst begins before the old ``bus_free`` moves ``bus_free`` back by one burst (the writes
     it went ahead of still take the bus, so no batch moves more bursts than the bus carries).
     Returns the completion core cycle of every request, the number of requests per
-    instance (shape (nsub,)) and, with ``dram_cycles``, every request's completion DRAM cycle
-    (else None)."""
+    instance (shape (nsub,)) and, with ``dram_cycles``, every request's completion and offer
+    DRAM cycles (else None, None)."""
     g = geo
     order, group, arrive, addr, base = _prepare(
         line, ctrl, dma, start, cores, latency, bus_free, read_free, is_write, g.drain, g.ilv,
@@ -241,4 +242,8 @@ def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.nd
     dram = np.empty(line.size if dram_cycles else 0, np.int64)
     _finish(order, group, comp, base, is_write, g.sub, g.nbl, g.num, g.den, bus_free,
             read_free, done, dram)
-    return done, np.diff(group), (dram if dram_cycles else None)
+    if not dram_cycles:
+        return done, np.diff(group), None, None
+    offered = np.empty(line.size, np.int64)
+    offered[order] = arrive + base[ctrl[order]]
+    return done, np.diff(group), dram, offered

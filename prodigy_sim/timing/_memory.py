@@ -256,9 +256,9 @@ class MemorySystem:
         # a later batch's read waits for one write drain at most, not for every write the
         # earlier batches left queued (see run_batch)
         ctl = mem.dram.controller
-        self._drain = (ctl.write_enter_threshold - ctl.write_leave_threshold) * t.nBL
+        drain = (ctl.write_enter_threshold - ctl.write_leave_threshold) * t.nBL
         self.geo = DdrGeometry(self.ilv, self.nsub, self.sub, self.line, self._num, self._den,
-                               self._lead, self._nbl, self._refi, self._drain)
+                               self._lead, self._nbl, self._refi, drain)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.read_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
@@ -634,15 +634,14 @@ class MemorySystem:
     def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
         """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the
         core cycle its requests leave its core and the core); completion core cycle per line."""
-        log_order = None
+        done, per_inst, dram, offered = run_batch(
+            self.runner, self.geo, line, ctrl, dma, start, cores, self.mesh.latency, is_w,
+            self.bus_free, self.read_free, dram_cycles=self.log is not None)
         if self.log is not None:
+            assert dram is not None and offered is not None
             log_order = self._log_batch(self.log, line, ctrl,
-                                        start[dma] + 1 + self.mesh.latency[cores[dma], ctrl], is_w)
-        done, per_inst, dram = run_batch(self.runner, self.geo, line, ctrl, dma, start, cores,
-                                         self.mesh.latency, is_w, self.bus_free,
-                                         self.read_free, dram_cycles=self.log is not None)
-        if self.log is not None:
-            assert dram is not None and log_order is not None
+                                        start[dma] + 1 + self.mesh.latency[cores[dma], ctrl], is_w,
+                                        offered)
             self.log.complete.append(dram[log_order])
         self.requests += int(line.size)
         self.bytes_per_ctrl += per_inst.reshape(self.nctrl, self.sub).sum(axis=1) * self.line
@@ -650,20 +649,17 @@ class MemorySystem:
             self._ddr_hook(ctrl, done, self.line, self.nctrl)
         return done
 
-    def _log_batch(self, log: _Log, line, ctrl, sent, is_w) -> np.ndarray:
-        """Log a batch's requests per controller in arrival order (before the batch moves
-        ``bus_free``), for :func:`check_batching`; returns that order (for the completions)."""
+    def _log_batch(self, log: _Log, line, ctrl, sent, is_w, offered) -> np.ndarray:
+        """Log a batch's requests per controller in the order the DDR5 model was offered them
+        (``offered``: DRAM cycles, from :func:`run_batch`), for :func:`check_batching`;
+        returns that order (for the completions)."""
         ns, s, g = self.nsub, self.sub, self.ilv
         run = line // g
         sub_local = (run % ns) % s
         addr = (((run // ns) * s + sub_local) * g + line % g) * self.line
         arrive = self.to_dram(sent)
-        free = self.bus_free[ctrl, sub_local]
-        free = np.where(is_w, free, np.minimum(free, self.read_free[ctrl, sub_local]
-                                               + self._drain))
-        a_eff = np.maximum(arrive, free - self._lead)
-        span = int(a_eff.max()) + 1
-        by_ctrl = np.argsort(ctrl * span + a_eff, kind="stable")
+        span = int(offered.max()) + 1
+        by_ctrl = np.argsort(ctrl * span + offered, kind="stable")
         log.ctrl.append(ctrl[by_ctrl])
         log.arrive.append(arrive[by_ctrl])
         log.addr.append(addr[by_ctrl])
