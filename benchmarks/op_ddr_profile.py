@@ -4,8 +4,9 @@ Simulates one op of a scenario (the representative layer's kernel, as ``simulate
 its residency), logging every DDR request, then replays each of two controllers' requests in one
 DDR5-model run to read off: read and write bytes (against the op's compulsory bytes), row hits /
 misses / conflicts, the share of the run the controller has requests waiting (1, 64 = a full
-read queue, 512), and the batching error of the run (``check_batching``). docs/lowering.md,
-"Where the 70B prefill GEMMs lose their DDR bandwidth".
+read queue, 512), the batching error of the run and what the batch seam cost
+(``check_batching``: mean seam waits of reads and writes beside the reads' DDR5-model
+latency). docs/lowering.md, "Where the 70B prefill GEMMs lose their DDR bandwidth".
 
     python benchmarks/op_ddr_profile.py llama-2-70b prefill 2048 gate_up
     python benchmarks/op_ddr_profile.py MODEL PHASE SEQUENCE OP [--batch B] [--hw PRESET]
@@ -54,8 +55,9 @@ def main() -> None:
                          "model's)")
     args = ap.parse_args()
     chip = load_preset(args.hw)
-    sc = Scenario(model=args.model, phase=args.phase, batch=args.batch,
-                  sequence_length=args.sequence)
+    length = ({"sequence_length": args.sequence} if args.phase == "prefill"
+              else {"context_length": args.sequence})
+    sc = Scenario(model=args.model, phase=args.phase, batch=args.batch, **length)
     lm = lower_model(load_card(sc.model), sc, chip)
     ops = [o for o in lm.stages[0].ops if o.name == args.op]
     if not ops:
@@ -74,9 +76,14 @@ def main() -> None:
     print(f"simulated {res.seconds * 1e6:.1f} us (roofline {rep.roofline_seconds * 1e6:.1f} us), "
           f"DDR {res.dram_bandwidth_bytes_per_s / 1e9:.0f} GB/s of "
           f"{chip.peak_ddr_bandwidth_bytes_per_s / 1e9:.1f}")
+    err = check_batching(memory)
     print(f"DDR reads {int((~is_w).sum()) * line / 2**20:.1f} MiB, writes "
           f"{int(is_w.sum()) * line / 2**20:.1f} MiB; compulsory {rep.compulsory_bytes / 2**20:.1f}"
-          f" MiB; batching error {check_batching(memory)['drain_rel_diff_max']:.2%}")
+          f" MiB; batching error {err['drain_rel_diff_max']:.2%}")
+    print(f"batch seam: reads wait {err['seam_wait_read']:.0f} DRAM cycles on average behind "
+          f"earlier batches' bursts (writes {err['seam_wait_write']:.0f}), then take "
+          f"{err['model_latency_read']:.0f} in the DDR5 model (long waits on a mostly idle "
+          f"bus are the seam, not the traffic)")
     thresholds = (1, 64, 512)
     print("| controller | row hits | misses | conflicts | share of the run with >= "
           + " / ".join(str(k) for k in thresholds) + " requests waiting |")

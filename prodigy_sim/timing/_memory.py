@@ -227,6 +227,7 @@ class _Log:
     addr: list = field(default_factory=list)
     is_write: list = field(default_factory=list)
     complete: list = field(default_factory=list)
+    offered: list = field(default_factory=list)
 
 
 class MemorySystem:
@@ -664,6 +665,7 @@ class MemorySystem:
         log.arrive.append(arrive[by_ctrl])
         log.addr.append(addr[by_ctrl])
         log.is_write.append(is_w[by_ctrl])
+        log.offered.append(offered[by_ctrl])
         return by_ctrl
 
     def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
@@ -740,12 +742,19 @@ def check_batching(memory: MemorySystem) -> dict[str, float]:
     """Replay every logged request in one DDR5 batch per controller and compare completions.
 
     Needs a memory system built with ``log=True``. Returns the mean and the largest relative
-    difference of the per-controller drain cycle (last completion minus first arrival), and the
-    mean per-request completion difference in DRAM cycles (batched minus single batch).
+    difference of the per-controller drain cycle (last completion minus first arrival), the
+    mean per-request completion difference in DRAM cycles (batched minus single batch), and
+    the mean wait of reads and of writes behind the earlier batches' bursts, from their arrival
+    to the cycle the seam rule offered them (``seam_wait_read`` / ``seam_wait_write``, DRAM
+    cycles), beside the reads' mean latency in the DDR5 model from that offer
+    (``model_latency_read``). Behind a saturated bus both are long (the queue); a long seam
+    wait on a mostly idle bus is the seam itself, which the replay cannot see (the later
+    arrivals it replays were already shaped by the seam).
     """
     lg = memory.log
     if lg is None or not lg.ctrl:
-        return {"drain_rel_diff_mean": 0.0, "drain_rel_diff_max": 0.0, "mean_diff_cycles": 0.0}
+        return {"drain_rel_diff_mean": 0.0, "drain_rel_diff_max": 0.0, "mean_diff_cycles": 0.0,
+                "seam_wait_read": 0.0, "seam_wait_write": 0.0, "model_latency_read": 0.0}
     ctrl = np.concatenate(lg.ctrl)
     arrive = np.concatenate(lg.arrive)
     addr = np.concatenate(lg.addr)
@@ -765,6 +774,14 @@ def check_batching(memory: MemorySystem) -> dict[str, float]:
         rel.append((span - span_ref) / span_ref)
         diffs.append(comp[sel] - ref)
     d = np.concatenate(diffs)
+    offered = np.concatenate(lg.offered)
+    wait = offered - arrive
+
+    def mean(x: np.ndarray) -> float:
+        return float(x.mean()) if x.size else 0.0
+
     return {"drain_rel_diff_mean": float(np.mean(rel)),
             "drain_rel_diff_max": float(np.max(np.abs(rel))),
-            "mean_diff_cycles": float(d.mean())}
+            "mean_diff_cycles": float(d.mean()),
+            "seam_wait_read": mean(wait[~is_w]), "seam_wait_write": mean(wait[is_w]),
+            "model_latency_read": mean((comp - offered)[~is_w])}
