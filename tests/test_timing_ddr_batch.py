@@ -167,8 +167,7 @@ def test_a_later_read_waits_for_one_write_drain_not_for_every_queued_write():
     """An earlier batch left 400 writes at the end of the bus (as a controller that serves
     reads first does); a read arriving later goes ahead of all but one drain's worth of them,
     and the writes it went ahead of still take the bus afterwards."""
-    ctl = ONE.controller
-    drain = (ctl.write_enter_threshold - ctl.write_leave_threshold) * ONE.timing.nBL
+    drain = ONE.controller.write_drain_bursts * ONE.timing.nBL
     geo = _one_subchannel(drain)
     free, rfree = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64)
     writes = _batch(geo, np.arange(400) * 1000, 0, True, free, rfree)

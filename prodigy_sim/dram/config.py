@@ -255,6 +255,12 @@ class ControllerConfig(BaseModel):
         """Largest write-buffer occupancy that lets write mode return to read mode (6 for 32)."""
         return math.ceil(self.write_low_watermark * self.write_queue_entries) - 1
 
+    @property
+    def write_drain_bursts(self) -> int:
+        """Writes one drain issues: from the enter threshold down to the leave one (20 for 32,
+        40 for 64) - the most a read that finds a drain under way waits for."""
+        return self.write_enter_threshold - self.write_leave_threshold
+
 
 # -- presets ------------------------------------------------------------------------------------
 

@@ -256,10 +256,9 @@ class MemorySystem:
         self._refi = t.nREFI
         # a later batch's read waits for one write drain at most, not for every write the
         # earlier batches left queued (see run_batch)
-        ctl = mem.dram.controller
-        drain = (ctl.write_enter_threshold - ctl.write_leave_threshold) * t.nBL
         self.geo = DdrGeometry(self.ilv, self.nsub, self.sub, self.line, self._num, self._den,
-                               self._lead, self._nbl, self._refi, drain)
+                               self._lead, self._nbl, self._refi,
+                               mem.dram.controller.write_drain_bursts * t.nBL)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.read_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
