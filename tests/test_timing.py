@@ -18,7 +18,7 @@ from prodigy_sim.timing import (
     roofline_bound,
     simulate,
 )
-from prodigy_sim.timing._ports import fifo_ports
+from prodigy_sim.timing._ports import PortCalendar
 from prodigy_sim.timing.programs import kloop_gemm_program
 
 FP8 = "float8_e4m3fn"
@@ -286,23 +286,20 @@ def test_cli_run_prints_json(chip, tmp_path, capsys):
 def test_a_port_streams_lines_of_several_dmas_as_they_become_ready():
     # one port at 32 B/cycle (2 cycles per 64-B line): DMA A's lines are ready at 0, 1 and 50,
     # DMA B's at 2 and 3. B's lines cross between A's instead of waiting for A's last line.
-    free = np.zeros(1, np.int64)
     ready = np.array([0, 1, 50, 2, 3], np.int64)
-    dep = fifo_ports(np.zeros(5, np.int64), ready, free, 32, 64)
-    assert (dep.tolist(), int(free[0])) == ([2, 4, 52, 6, 8], 52)
+    dep = PortCalendar(1, 32, 64).serve(np.zeros(5, np.int64), ready, 0)
+    assert dep.tolist() == [2, 4, 52, 6, 8]
 
 
 def test_port_closed_form_matches_the_line_by_line_queue():
     rng = np.random.default_rng(0)
     port = rng.integers(0, 4, 300)
     ready = rng.integers(0, 400, 300)
-    free0 = rng.integers(0, 100, 4)
     bw = 24                                   # 64 / 24 is not a whole number of cycles
-    free = free0.copy()
-    dep = fifo_ports(port, ready, free, bw, 64)
+    dep = PortCalendar(4, bw, 64).serve(port, ready, 0)
     ref = np.empty_like(dep)
     for p in range(4):
-        busy = int(free0[p]) * bw             # in byte units, as the port's calendar
+        busy = 0                              # in byte units, as the port's calendar
         for i in sorted(np.flatnonzero(port == p), key=lambda i: (ready[i], i)):
             busy = max(busy, int(ready[i]) * bw) + 64
             ref[i] = -(-busy // bw)

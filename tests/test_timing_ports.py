@@ -1,43 +1,55 @@
-"""The FIFO ports' Numba pass (timing/_ports.py) against a plain loop written here: each port
-serves its elements in (ready, index) order, ``line x count / bw`` cycles each, no earlier than
-the port is free; the port's free cycle ends at its last departure."""
+"""The ports' Numba pass (timing/_ports.py) against plain loops written here: within a batch
+each port serves its elements in (ready, index) order, ``line x count / bw`` cycles each; across
+batches (:class:`PortCalendar`) an element takes the first gap the earlier batches' reservations
+leave where it fits."""
+
+import itertools
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prodigy_sim.timing._ports import fifo_ports
+from prodigy_sim.timing._ports import RADIX_SORT_MIN, PortCalendar
 
 
-def _reference(port, ready, free, bw, line, count):
-    free = free.copy()
+def _reference(port, ready, bw, line, count):
+    """One batch on free ports: per port ``d_j = max(ready_j bw, d_prev) + count_j line``."""
     out = np.zeros(port.size, np.int64)
     busy = {}                                   # port -> bytes served until (in bytes x bw)
     for j in sorted(range(port.size), key=lambda j: (port[j], ready[j], j)):
         p = int(port[j])
-        d = busy.get(p, int(free[p]) * bw)
-        d = max(int(ready[j]) * bw, d) + int(count[j]) * line
+        d = max(int(ready[j]) * bw, busy.get(p, 0)) + int(count[j]) * line
         busy[p] = d
         out[j] = -(-d // bw)
-        free[p] = out[j]
-    return out, free
+    return out
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 500), st.integers(1, 5)),
                 min_size=0, max_size=60),
-       st.lists(st.integers(0, 300), min_size=4, max_size=4), st.sampled_from([16, 32, 64]),
-       st.booleans())
-def test_fifo_ports_equal_a_plain_loop(elements, free0, bw, packets):
+       st.sampled_from([16, 24, 32, 64]), st.booleans())
+def test_one_batch_on_free_ports_equals_a_plain_loop(elements, bw, packets):
     port = np.array([e[0] for e in elements], np.int64)
     ready = np.array([e[1] for e in elements], np.int64)
     count = np.array([e[2] for e in elements], np.int64) if packets else np.ones(port.size,
                                                                                 np.int64)
-    free = np.array(free0, np.int64)
-    ref_out, ref_free = _reference(port, ready, free, bw, 64, count)
-    out = fifo_ports(port, ready, free, bw, 64, count if packets else None)
-    assert out.tolist() == ref_out.tolist()
-    assert free.tolist() == ref_free.tolist()
+    out = PortCalendar(4, bw, 64).serve(port, ready, 0, count if packets else None)
+    assert out.tolist() == _reference(port, ready, bw, 64, count).tolist()
+
+
+def test_sort_paths_agree():
+    """Above ``RADIX_SORT_MIN`` elements the order comes from a radix sort of (port, ready),
+    below from a counting sort by port: both give the plain loop's departures (many ties,
+    unsorted runs)."""
+    rng = np.random.default_rng(7)
+    for n in (RADIX_SORT_MIN, RADIX_SORT_MIN + 1, 3 * RADIX_SORT_MIN):
+        port = rng.integers(0, 9, n)
+        ready = np.sort(rng.integers(0, n // 2, n)) + rng.integers(0, 40, n)
+        count = rng.integers(1, 4, n)
+        for packets in (False, True):
+            cnt = count if packets else np.ones(n, np.int64)
+            out = PortCalendar(9, 32, 64).serve(port, ready, 0, count if packets else None)
+            assert out.tolist() == _reference(port, ready, 32, 64, cnt).tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -59,26 +71,6 @@ def test_group_packets_equal_a_dict(lines, slices):
     assert list(zip(pd.tolist(), home.tolist(), strict=True)) == keys
     assert cnt.tolist() == [ref[k][0] for k in keys]
     assert last.tolist() == [ref[k][1] for k in keys]
-
-
-def test_fifo_ports_sort_paths_agree():
-    """Above ``RADIX_SORT_MIN`` elements the order comes from a radix sort of (port, ready),
-    below from a counting sort by port: both give the plain loop's departures (many ties,
-    unsorted runs)."""
-    from prodigy_sim.timing._ports import RADIX_SORT_MIN
-
-    rng = np.random.default_rng(7)
-    for n in (RADIX_SORT_MIN, RADIX_SORT_MIN + 1, 3 * RADIX_SORT_MIN):
-        port = rng.integers(0, 9, n)
-        ready = np.sort(rng.integers(0, n // 2, n)) + rng.integers(0, 40, n)
-        count = rng.integers(1, 4, n)
-        for packets in (False, True):
-            free = rng.integers(0, 100, 9)
-            cnt = count if packets else np.ones(n, np.int64)
-            ref_out, ref_free = _reference(port, ready, free, 32, 64, cnt)
-            out = fifo_ports(port, ready, free, 32, 64, count if packets else None)
-            assert out.tolist() == ref_out.tolist()
-            assert free.tolist() == ref_free.tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -113,3 +105,79 @@ def test_radix_argsort_is_numpys_stable_argsort(keys, bits):
 
     key = np.array([k >> bits for k in keys], np.int64)
     assert _radix_argsort(key).tolist() == np.argsort(key, kind="stable").tolist()
+
+
+def _calendar_reference(batches, nports, bw, line):
+    """Plain loop of :class:`PortCalendar`: per batch, per port first come first served in
+    (ready, index) order from the batch's start, each element at the first ``t`` where its
+    bytes overlap none of the earlier batches' intervals (kept whole, never pruned)."""
+    busy: dict[int, list[tuple[int, int]]] = {p: [] for p in range(nports)}
+    outs = []
+    for port, ready, count in batches:
+        out = np.zeros(len(port), np.int64)
+        new: dict[int, list[tuple[int, int]]] = {p: [] for p in range(nports)}
+        cursor: dict[int, int] = {}
+        for j in sorted(range(len(port)), key=lambda j: (port[j], ready[j], j)):
+            p, s = port[j], count[j] * line
+            t = max(ready[j] * bw, cursor.get(p, 0))
+            for a, b in sorted(busy[p]):
+                if a < t + s and b > t:
+                    t = b
+            cursor[p] = t + s
+            out[j] = -(-(t + s) // bw)
+            new[p].append((t, t + s))
+        for p in range(nports):
+            busy[p] += new[p]
+        outs.append(out.tolist())
+    return outs, busy
+
+
+_element = st.tuples(st.integers(0, 2), st.integers(0, 120), st.integers(1, 4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.lists(_element, max_size=25)), max_size=6),
+       st.sampled_from([16, 32, 64]), st.booleans())
+def test_port_calendar_equals_a_plain_loop(batches, bw, packets):
+    """Batch after batch (each ready no earlier than a horizon that never decreases), the
+    calendar's departures equal the plain loop's, and its reservations never overlap."""
+    cal = PortCalendar(3, bw, 64)
+    horizon = 0
+    runs, got = [], []
+    for step, elements in batches:
+        horizon += step
+        port = [e[0] for e in elements]
+        ready = [horizon + e[1] for e in elements]
+        count = [e[2] if packets else 1 for e in elements]
+        runs.append((port, ready, count))
+        out = cal.serve(np.array(port, np.int64), np.array(ready, np.int64), horizon,
+                        np.array(count, np.int64) if packets else None)
+        got.append(out.tolist())
+        for p in range(3):
+            spans = cal.busy(p)
+            assert all(b0 < b1 <= c0 for (b0, b1), (c0, _) in itertools.pairwise(spans))
+    ref, busy = _calendar_reference(runs, 3, bw, 64)
+    assert got == ref
+    # every byte served is reserved: the calendar's busy bytes after the last horizon equal
+    # the plain loop's (gaps shorter than a line merged away on the calendar's side only)
+    last = horizon * bw
+    for p in range(3):
+        ref_bytes = sum(max(0, b - max(a, last)) for a, b in busy[p])
+        cal_spans = cal.busy(p)
+        assert sum(max(0, b - max(a, last)) for a, b in cal_spans) >= ref_bytes
+
+
+def test_port_calendar_fills_a_gap_before_a_later_reservation():
+    """A packet waiting for a DDR fill reserves its port far ahead; a line of the next batch
+    that is ready now crosses in the gap before it instead of queueing behind it (a single
+    free cycle per port, as before, sent it after the reservation: at 1018)."""
+    cal = PortCalendar(1, 32, 64)
+    far = cal.serve(np.array([0]), np.array([1000]), 0, np.array([8]))   # 512 B at 1000
+    assert far.tolist() == [1016]
+    now = cal.serve(np.array([0, 0]), np.array([10, 10]), 10)            # 2 lines at 10
+    assert now.tolist() == [12, 14]
+    # a packet that does not fit in the gap before the reservation goes after it
+    big = cal.serve(np.array([0]), np.array([998]), 10, np.array([2]))
+    assert big.tolist() == [1020]
+    assert cal.busy(0) == [(320, 448), (32000, 32640)]
+

@@ -11,15 +11,14 @@ from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
 from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
-    _fifo,
-    _fifo_ports,
+    PortCalendar,
     _hit_packets,
     _nonzero_packets,
     _packets,
     _port_order,
     _radix_argsort,
+    _serve,
     _tally,
-    fifo_ports,
     group_packets,
     hit_packets,
 )
@@ -29,9 +28,9 @@ __all__ = ["kernels_compiled", "compile_kernels"]
 
 def kernels_compiled() -> bool:
     """True if every kernel a simulation runs is in the on-disk cache (``cache=True``)."""
-    return dram.kernels_compiled() and cached_on_disk(_lookup, _fifo, _packets, _prepare,
+    return dram.kernels_compiled() and cached_on_disk(_lookup, _serve, _packets, _prepare,
                                                       _sort_runs, _finish, _fill_ready,
-                                                      _fifo_ports, _port_order, _tally,
+                                                      _port_order, _tally,
                                                       _radix_argsort, _nonzero_packets,
                                                       _hit_packets, _count_lookups)
 
@@ -41,8 +40,8 @@ def compile_kernels() -> None:
     dram.compile_kernels()
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
-    fifo_ports(one, one, np.zeros(1, np.int64), 32, 64)
-    fifo_ports(one, one, np.zeros(1, np.int64), 32, 64, one + 1)
+    PortCalendar(1, 32, 64).serve(one, one, 0)
+    PortCalendar(1, 32, 64).serve(one, one, 0, one + 1)
     _radix_argsort(one)
     group_packets(one, one, one, 4, 1)
     hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)

@@ -44,7 +44,7 @@ from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
-from prodigy_sim.timing._ports import fifo_ports, group_packets, hit_packets
+from prodigy_sim.timing._ports import PortCalendar, group_packets, hit_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
@@ -262,12 +262,13 @@ class MemorySystem:
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.read_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
-        # ports' free cycles (int64 arrays, replaced or updated in place by a flush)
-        self.ctrl_in_free = np.zeros(self.nctrl, np.int64)    # controller -> mesh port
-        self.ctrl_out_free = np.zeros(self.nctrl, np.int64)   # mesh -> controller port
-        self.core_in_free = np.zeros(ncores, np.int64)        # mesh -> core port
-        self.core_out_free = [0] * ncores         # core -> mesh port
-        self.spm_free = np.zeros(ncores, np.int64)            # scratchpad port used by DMA
+        # the ports' reservations across flushes (PortCalendar: a later batch's data uses the
+        # gaps the earlier batches left), and the cores' out ports (known at issue)
+        core_bw = min(mesh.link_bw, self.l2_bw)
+        self.ctrl_in = PortCalendar(self.nctrl, mesh.link_bw, self.line)  # controller -> mesh
+        self.core_in = PortCalendar(ncores, core_bw, self.line)   # mesh -> core, and its
+        #                                                           scratchpad's write port
+        self.core_out_free = [0] * ncores                          # core -> mesh
         self.pending: list[DmaHandle] = []
         self.bytes_per_ctrl = np.zeros(self.nctrl, np.int64)
         self.requests = 0
@@ -292,8 +293,8 @@ class MemorySystem:
             mesh.hop_latency
         self.slice_core_lat = (np.abs(sx[:, None] - cx) + np.abs(sy[:, None] - cy)) * \
             mesh.hop_latency
-        self.slice_free = np.zeros(self.nslices, np.int64)       # slice -> mesh port
-        self.slice_in_free = np.zeros(self.nslices, np.int64)    # mesh -> slice port
+        self.slice_out = PortCalendar(self.nslices, core_bw, self.line)   # slice -> mesh
+        self.slice_in = PortCalendar(self.nslices, core_bw, self.line)    # mesh -> slice
         # resident tensors: byte ranges [lo, hi) kept in the on-chip memory (L2 slices)
         rs = sorted((lo // self.line, -(-hi // self.line)) for lo, hi in resident if hi > lo)
         self.res_lo = np.array([a for a, _ in rs], np.int64)
@@ -522,19 +523,18 @@ class MemorySystem:
             # write data into the controllers; the store is done when the last write completes
             dw = dma[wr]
             np.maximum.at(done, dw, comp_core[wr] + mesh.latency[cores[dw], ctrl[wr]])
-            np.maximum.at(self.ctrl_out_free, ctrl[wr], comp_core[wr])
         # the loads' lines (all of them when the batch has no store)
         if wr.size:
             rd = np.flatnonzero(~is_w)
             rd_ctrl, rd_comp, rd_line_dma = ctrl[rd], comp_core[rd], dma[rd]
         else:
             rd_ctrl, rd_comp, rd_line_dma = ctrl, comp_core, dma
-        bw = mesh.link_bw
-        core_bw = min(bw, self.l2_bw)
+        # no element of this batch or a later one is ready before the batch's first start
+        horizon = int(start.min())
         # read data streams back: each controller's port into the mesh (an L2 slice's port for
         # on-chip data), then the core's port out of the mesh (and its scratchpad write port),
         # serve lines and packets first come first served as they become ready, so a port
-        # interleaves the DMAs whose data it carries.
+        # interleaves the DMAs whose data it carries; in the gaps earlier batches left.
         # Per element: dma, lines, cycle its first line leaves its source port, source port
         # (row of src_core_lat).
         rd_dma: list[np.ndarray] = []
@@ -542,7 +542,7 @@ class MemorySystem:
         rd_leave: list[np.ndarray] = []
         rd_src: list[np.ndarray] = []
         if rd_ctrl.size:
-            at_port = fifo_ports(rd_ctrl, rd_comp, self.ctrl_in_free, bw, self.line)
+            at_port = self.ctrl_in.serve(rd_ctrl, rd_comp, horizon)
             rd_dma.append(rd_line_dma)
             rd_cnt.append(np.ones(rd_ctrl.size, np.int64))
             rd_leave.append(at_port)
@@ -570,11 +570,11 @@ class MemorySystem:
             pd, home, cnt, ready = self._read_packets(hits, od, ol, n)
             if pd.size:
                 lat = self.slice_core_lat[home, cores[pd]]
-                last = fifo_ports(home, np.maximum(start[pd] + 1 + lat, ready),
-                                   self.slice_free, core_bw, self.line, cnt)
+                last = self.slice_out.serve(home, np.maximum(start[pd] + 1 + lat, ready),
+                                            horizon, cnt)
                 rd_dma.append(pd)
                 rd_cnt.append(cnt)
-                rd_leave.append(last - ((cnt - 1) * self.line) // core_bw)
+                rd_leave.append(last - ((cnt - 1) * self.line) // self.slice_out.bw)
                 rd_src.append(home + self.nctrl)
         if wd:
             # stores into resident tensors: the packets cross the mesh into their home slices
@@ -582,7 +582,7 @@ class MemorySystem:
             pd, home, cnt, _ = self._packets(np.concatenate(wd), lines,
                                              np.zeros(lines.size, np.int64), n)
             arrive = start[pd] + self.slice_core_lat[home, cores[pd]]
-            at = fifo_ports(home, arrive, self.slice_in_free, core_bw, self.line, cnt)
+            at = self.slice_in.serve(home, arrive, horizon, cnt)
             np.maximum.at(done, pd, at)
         receivers = [h.members or [h] for h in batch]
         multicast = any(h.members for h in batch)
@@ -608,9 +608,7 @@ class MemorySystem:
                 rid = e_dma
                 dest = cores[e_dma]
             arrive_at = e_leave + self.src_core_lat[e_src, dest]
-            free = np.maximum(self.core_in_free, self.spm_free)
-            at_core = fifo_ports(dest, arrive_at, free, core_bw, self.line, e_cnt)
-            self.core_in_free = self.spm_free = free      # (both ports end free together)
+            at_core = self.core_in.serve(dest, arrive_at, horizon, e_cnt)
             recv_last = np.zeros(recv_core.size, np.int64)
             np.maximum.at(recv_last, rid, at_core)
             recv_done = recv_last.tolist()

@@ -1,5 +1,14 @@
 """First-come-first-served ports (a controller's or an L2 slice's link into the mesh, a core's
-link out of it) as one Numba pass over the elements in (port, ready) order."""
+link out of it) as one Numba pass over the elements of a batch in (port, ready) order.
+
+A :class:`PortCalendar` serves batch after batch (the memory system's flushes). Within a batch
+each port serves its elements first come first served as they become ready; across batches it
+remembers its reservations as busy intervals, not as one free cycle: an element of a later
+batch that is ready in a gap the earlier batches left - before a packet that waits for a DDR
+fill, say - crosses the port in that gap if it fits, instead of queueing behind the port's last
+reservation (a single free cycle per port made every later batch wait for it: the batch seam).
+Earlier reservations are never moved, so no two transfers ever share a port's cycle.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +17,7 @@ from numba import njit
 
 from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
-__all__ = ["fifo_ports", "group_packets", "hit_packets"]
-
-
-@njit(cache=True)
-def _fifo(order, port, ready, nbytes, free, bw, out):
-    """Per element ``j`` in ``order`` (sorted by port, then ready): in bytes of its port,
-    ``D_j = max(ready_j bw, D_prev) + nbytes_j`` with ``D_prev`` the port's previous departure
-    (``free[port] bw`` at first); ``out[j] = ceil(D_j / bw)`` cycles. ``free`` ends as every
-    port's last departure (cycles)."""
-    n = order.shape[0]
-    i = 0
-    while i < n:
-        p = port[order[i]]
-        d = free[p] * bw
-        dep = free[p]
-        while i < n and port[order[i]] == p:
-            j = order[i]
-            a = ready[j] * bw
-            if a > d:
-                d = a
-            d += nbytes[j]
-            dep = -(-d // bw)
-            out[j] = dep
-            i += 1
-        free[p] = dep
+__all__ = ["PortCalendar", "group_packets", "hit_packets"]
 
 
 @njit(cache=True)
@@ -52,49 +37,129 @@ def _port_order(port, ready, nports):
 
 
 @njit(cache=True)
-def _fifo_ports(port, ready, count, line, free, bw, out):
-    """:func:`_fifo` over the elements in :func:`_port_order`; element ``j`` carries
-    ``count[j] * line`` bytes (``line`` when ``count`` is empty)."""
-    order = _port_order(port, ready, free.shape[0])
-    n = port.shape[0]
-    if count.shape[0]:
-        nbytes = count * line
-    else:
-        nbytes = np.full(n, line, np.int64)
-    _fifo(order, port, ready, nbytes, free, bw, out)
+def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out):
+    """First come first served around reservations: per port ``p`` (``order``'s port groups,
+    its elements in ready order), the busy intervals ``[old_s[q], old_e[q])`` for ``q`` in
+    ``ptr[p] .. ptr[p + 1]`` (byte units, sorted, disjoint). Element ``j`` starts at the first
+    ``t >= max(ready_j bw, D_prev)`` where its ``nbytes_j`` fit before the next interval
+    (``D_prev``: the previous element's end on its port in this batch, 0 at first);
+    ``out[j] = ceil((t + nbytes_j) / bw)``. Returns the new reservations ``(ptr, s, e)``: the
+    old ones ending after ``horizon`` (bytes) and the batch's, sorted, intervals less than
+    ``gap`` bytes apart merged (no element fits there)."""
+    nports = ptr.shape[0] - 1
+    n = order.shape[0]
+    ns = np.empty(old_s.shape[0] + n, np.int64)
+    ne = np.empty(old_s.shape[0] + n, np.int64)
+    nptr = np.zeros(nports + 1, np.int64)
+    bs = np.empty(n, np.int64)                  # this port's new intervals
+    be = np.empty(n, np.int64)
+    w = 0
+    i = 0
+    for p in range(nports):
+        nptr[p] = w
+        lo = ptr[p]
+        hi = ptr[p + 1]
+        while lo < hi and old_e[lo] <= horizon:
+            lo += 1
+        k = 0
+        q = lo
+        d = np.int64(0)
+        while i < n and port[order[i]] == p:
+            j = order[i]
+            t = ready[j] * bw
+            if t < d:
+                t = d
+            s = nbytes[j]
+            while q < hi and old_e[q] <= t:
+                q += 1
+            while q < hi and old_s[q] < t + s:      # overlaps: wait for its end
+                if old_e[q] > t:
+                    t = old_e[q]
+                q += 1
+            d = t + s
+            out[j] = -(-d // bw)
+            if k and t - be[k - 1] < gap:
+                be[k - 1] = d
+            else:
+                bs[k] = t
+                be[k] = d
+                k += 1
+            i += 1
+        # merge the port's surviving old intervals with its new ones (both sorted)
+        a = lo
+        b = 0
+        start = w
+        while a < hi or b < k:
+            if b == k or (a < hi and old_s[a] <= bs[b]):
+                x0 = old_s[a]
+                x1 = old_e[a]
+                a += 1
+            else:
+                x0 = bs[b]
+                x1 = be[b]
+                b += 1
+            if w > start and x0 - ne[w - 1] < gap:
+                if x1 > ne[w - 1]:
+                    ne[w - 1] = x1
+            else:
+                ns[w] = x0
+                ne[w] = x1
+                w += 1
+    nptr[nports] = w
+    return nptr, ns[:w].copy(), ne[:w].copy()
 
 
-def fifo_ports(port: np.ndarray, ready: np.ndarray, free: np.ndarray, bw: int, line: int,
-               count: np.ndarray | None = None) -> np.ndarray:
-    """Cycle (int64, shape (n,)) the last line of each element - a line, or a packet of
-    ``count[j]`` lines of ``line`` bytes - has crossed its port ``port[j]`` (< ``free.size``):
-    every port serves its elements first come first served in (ready, then element) order,
-    ``line / bw`` cycles per line, no earlier than ``free[port]`` (int64, cycles; updated in
-    place to the port's last departure). Per port ``d_j = max(ready_j, d_{j-1}) + c_j line /
-    bw``, evaluated in byte units (``cycles x bw``) so it stays integer (:func:`_fifo`). The
-    order is sorted in the same Numba call (:func:`_port_order`), or, for more than
-    ``RADIX_SORT_MIN`` elements, by a radix sort of (port, ready) (:func:`_radix_argsort`:
-    faster on long unsorted runs; the same order)."""
-    n = port.size
-    out = np.empty(n, np.int64)
-    if not n:
+class PortCalendar:
+    """The reservations of ``nports`` ports of ``bw`` bytes a cycle, across batches (see the
+    module docstring): per port, sorted disjoint busy intervals in byte units (``cycles x
+    bw``), kept until no later element can be ready before they end. Elements are lines or
+    packets of ``line``-byte lines; a gap shorter than a line holds none, so such gaps are
+    merged away."""
+
+    def __init__(self, nports: int, bw: int, line: int) -> None:
+        self.bw = int(bw)
+        self.line = int(line)
+        self.ptr = np.zeros(nports + 1, np.int64)
+        self.start = np.zeros(0, np.int64)
+        self.end = np.zeros(0, np.int64)
+
+    @property
+    def intervals(self) -> int:
+        """Busy intervals held (all ports)."""
+        return int(self.start.size)
+
+    def busy(self, port: int) -> list[tuple[int, int]]:
+        """Port ``port``'s reservations ``[(start, end), ...]`` (byte units)."""
+        lo, hi = int(self.ptr[port]), int(self.ptr[port + 1])
+        return list(zip(self.start[lo:hi].tolist(), self.end[lo:hi].tolist(), strict=True))
+
+    def serve(self, port: np.ndarray, ready: np.ndarray, horizon: int,
+              count: np.ndarray | None = None) -> np.ndarray:
+        """Cycle (int64, shape (n,)) the last byte of each element - a line, or a packet of
+        ``count[j]`` lines - has crossed its port ``port[j]``, ready at ``ready[j]`` (cycles,
+        ``>= horizon``): per port first come first served in (ready, element) order
+        (:func:`_port_order`), each in the first gap of the earlier batches'
+        reservations where it fits (:func:`_serve`). ``horizon`` (cycles): no element of this
+        or any later call is ready earlier; reservations that end by then are dropped."""
+        n = port.size
+        out = np.empty(n, np.int64)
+        if not n:
+            return out
+        port = port.astype(np.int64, copy=False)
+        ready = ready.astype(np.int64, copy=False)
+        nbytes = (np.full(n, self.line, np.int64) if count is None
+                  else count.astype(np.int64, copy=False) * self.line)
+        order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
+                 else _port_order(port, ready, self.ptr.size - 1))
+        self.ptr, self.start, self.end = _serve(
+            order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line), self.ptr,
+            self.start, self.end, np.int64(horizon) * self.bw, out)
         return out
-    port = port.astype(np.int64, copy=False)
-    ready = ready.astype(np.int64, copy=False)
-    if n > RADIX_SORT_MIN:
-        nbytes = np.full(n, line, np.int64) if count is None else count * line
-        _fifo(_argsort_pairs(port, ready), port, ready, nbytes.astype(np.int64, copy=False),
-              free, np.int64(bw), out)
-    else:
-        _fifo_ports(port, ready,
-                    _NO_COUNT if count is None else count.astype(np.int64, copy=False),
-                    np.int64(line), free, np.int64(bw), out)
-    return out
 
 
 RADIX_SORT_MIN = 4096
-"""Elements from which :func:`fifo_ports` orders them with :func:`_radix_argsort`."""
-_NO_COUNT = np.zeros(0, np.int64)
+"""Elements from which :meth:`PortCalendar.serve` orders them with :func:`_radix_argsort`
+(faster on long unsorted runs; the same order as :func:`_port_order`)."""
 
 
 def _argsort_pairs(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
