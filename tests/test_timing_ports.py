@@ -181,3 +181,18 @@ def test_port_calendar_fills_a_gap_before_a_later_reservation():
     assert big.tolist() == [1020]
     assert cal.busy(0) == [(320, 448), (32000, 32640)]
 
+
+
+def test_port_calendar_refuses_elements_ready_before_its_horizon():
+    """Reservations that end before the horizon are dropped, so an element ready earlier could
+    overlap one: the calendar says so instead (as it does for a horizon moving back)."""
+    import pytest
+
+    from prodigy_sim.errors import SimulationError
+
+    cal = PortCalendar(2, 32, 64)
+    cal.serve(np.array([0, 1]), np.array([100, 120]), 100)
+    with pytest.raises(SimulationError, match="ready before the horizon"):
+        cal.serve(np.array([1]), np.array([150]), 200)
+    with pytest.raises(SimulationError, match="horizon 50 before"):
+        cal.serve(np.array([1]), np.array([300]), 50)

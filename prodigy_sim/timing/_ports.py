@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from prodigy_sim.errors import SimulationError
 from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
 __all__ = ["PortCalendar", "group_packets", "hit_packets"]
@@ -45,7 +46,8 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
     (``D_prev``: the previous element's end on its port in this batch, 0 at first);
     ``out[j] = ceil((t + nbytes_j) / bw)``. Returns the new reservations ``(ptr, s, e)``: the
     old ones ending after ``horizon`` (bytes) and the batch's, sorted, intervals less than
-    ``gap`` bytes apart merged (no element fits there)."""
+    ``gap`` bytes apart merged (no element fits there); and how many elements were ready
+    before ``horizon`` (0 unless the caller broke its promise)."""
     nports = ptr.shape[0] - 1
     n = order.shape[0]
     ns = np.empty(old_s.shape[0] + n, np.int64)
@@ -55,6 +57,7 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
     be = np.empty(n, np.int64)
     w = 0
     i = 0
+    early = 0
     for p in range(nports):
         nptr[p] = w
         lo = ptr[p]
@@ -67,6 +70,8 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
         while i < n and port[order[i]] == p:
             j = order[i]
             t = ready[j] * bw
+            if t < horizon:
+                early += 1
             if t < d:
                 t = d
             s = nbytes[j]
@@ -106,7 +111,7 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
                 ne[w] = x1
                 w += 1
     nptr[nports] = w
-    return nptr, ns[:w].copy(), ne[:w].copy()
+    return nptr, ns[:w].copy(), ne[:w].copy(), early
 
 
 class PortCalendar:
@@ -122,6 +127,7 @@ class PortCalendar:
         self.ptr = np.zeros(nports + 1, np.int64)
         self.start = np.zeros(0, np.int64)
         self.end = np.zeros(0, np.int64)
+        self.horizon = 0
 
     @property
     def intervals(self) -> int:
@@ -136,11 +142,12 @@ class PortCalendar:
     def serve(self, port: np.ndarray, ready: np.ndarray, horizon: int,
               count: np.ndarray | None = None) -> np.ndarray:
         """Cycle (int64, shape (n,)) the last byte of each element - a line, or a packet of
-        ``count[j]`` lines - has crossed its port ``port[j]``, ready at ``ready[j]`` (cycles,
-        ``>= horizon``): per port first come first served in (ready, element) order
-        (:func:`_port_order`), each in the first gap of the earlier batches'
-        reservations where it fits (:func:`_serve`). ``horizon`` (cycles): no element of this
-        or any later call is ready earlier; reservations that end by then are dropped."""
+        ``count[j]`` lines - has crossed its port ``port[j]``, ready at ``ready[j]`` (cycles):
+        per port first come first served in (ready, element) order (:func:`_port_order`),
+        each in the first gap of the earlier batches' reservations where it fits
+        (:func:`_serve`). ``horizon`` (cycles, never decreasing from call to call): no
+        element of this or any later call is ready earlier (else :class:`SimulationError`);
+        reservations that end by then are dropped."""
         n = port.size
         out = np.empty(n, np.int64)
         if not n:
@@ -151,9 +158,16 @@ class PortCalendar:
                   else count.astype(np.int64, copy=False) * self.line)
         order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
                  else _port_order(port, ready, self.ptr.size - 1))
-        self.ptr, self.start, self.end = _serve(
+        if horizon < self.horizon:
+            raise SimulationError(f"port calendar: horizon {horizon} before the previous "
+                                  f"batch's {self.horizon}")
+        self.horizon = horizon
+        self.ptr, self.start, self.end, early = _serve(
             order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line), self.ptr,
             self.start, self.end, np.int64(horizon) * self.bw, out)
+        if early:
+            raise SimulationError(f"port calendar: {early} elements ready before the horizon "
+                                  f"{horizon}")
         return out
 
 
