@@ -196,3 +196,27 @@ def test_port_calendar_refuses_elements_ready_before_its_horizon():
         cal.serve(np.array([1]), np.array([150]), 200)
     with pytest.raises(SimulationError, match="horizon 50 before"):
         cal.serve(np.array([1]), np.array([300]), 50)
+
+
+def test_a_core_behind_the_last_flush_still_sees_the_reservations_it_could_collide_with():
+    """A core's clock can lag the flush that another core's wait caused (the model is lazy:
+    each core runs ahead on its own clock). The memory system drops port reservations only
+    before every unfinished core's last issue, so a transfer that a lagging core issues after
+    the flush still finds them (dropping them at the first batch's start raised here)."""
+    from prodigy_sim.hardware import load_preset
+    from prodigy_sim.isa import Segment
+    from prodigy_sim.timing._memory import MemorySystem
+    from prodigy_sim.timing._noc import Mesh
+
+    chip = load_preset("prodigy-t16128")
+    mem = MemorySystem(chip, Mesh(chip, 2), 2)
+    mem.issue(0, 5000, (Segment(0, 4096, 4096, 1),), False, 0)
+    mem.flush()
+    assert mem.core_in.horizon == 0     # core 1 has not issued yet
+    behind = mem.issue(1, 100, (Segment(1 << 20, 4096, 4096, 1),), False, 1)
+    mem.flush()
+    assert mem.core_in.horizon == 100 and behind.done > 100
+    mem.retire(1)                       # the finished core no longer holds the horizon back
+    mem.issue(0, 9000, (Segment(0, 64, 64, 1),), False, 2)
+    mem.flush()
+    assert mem.core_in.horizon == 9000
