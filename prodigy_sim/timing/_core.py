@@ -391,7 +391,6 @@ class Core:
         yield from self._sync()
         busy["dma"] = _union([(h.issue, h.done) for h in self.dmas])
         stats.end_cycle = end
-        self.memory.retire(self.cid)
         self.finished = True
 
 

@@ -42,6 +42,7 @@ def compile_kernels() -> None:
     one = np.zeros(1, np.int64)
     PortCalendar(1, 32, 64).serve(one, one, 0)
     PortCalendar(1, 32, 64).serve(one, one, 0, one + 1)
+    PortCalendar(1, 32, 64, gaps=False).serve(one, one, 0)
     _radix_argsort(one)
     group_packets(one, one, one, 4, 1)
     hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)

@@ -50,8 +50,6 @@ from prodigy_sim.timing._ports import PortCalendar, group_packets, hit_packets
 
 __all__ = ["DmaHandle", "MemorySystem", "LineMap", "check_batching"]
 
-RETIRED = 1 << 62
-"""``MemorySystem.clock`` of a core that has finished."""
 _NO_LINES = np.zeros(0, np.int64)
 _NO_LINES.flags.writeable = False
 _WINDOW_CACHE_ENTRIES = 4096
@@ -269,13 +267,12 @@ class MemorySystem:
         # the ports' reservations across flushes (PortCalendar: a later batch's data uses the
         # gaps the earlier batches left), and the cores' out ports (known at issue)
         core_bw = min(mesh.link_bw, self.l2_bw)
-        self.ctrl_in = PortCalendar(self.nctrl, mesh.link_bw, self.line)  # controller -> mesh
+        # (a controller's port into the mesh needs no gaps: a later batch's reads are offered
+        # after the earlier batches' reads, see run_batch, so their lines come after theirs)
+        self.ctrl_in = PortCalendar(self.nctrl, mesh.link_bw, self.line, gaps=False)
         self.core_in = PortCalendar(ncores, core_bw, self.line)   # mesh -> core, and its
         #                                                           scratchpad's write port
         self.core_out_free = [0] * ncores                          # core -> mesh
-        # per core, the cycle no later DMA of it can start before: its last issue (a core's
-        # issues never go back in time), RETIRED once it has finished
-        self.clock = [0] * ncores
         self.pending: list[DmaHandle] = []
         self.bytes_per_ctrl = np.zeros(self.nctrl, np.int64)
         self.requests = 0
@@ -341,7 +338,6 @@ class MemorySystem:
         else:
             lines, onchip, nbytes = self._load_lines(segments)
         h = DmaHandle(core, now, is_write, lines, nbytes, index, onchip=onchip)
-        self.clock[core] = now
         if is_write:
             # the store reads the tile out through the scratchpad read port and the core's link
             # into the mesh, in issue order: known now, so the tile is released at once
@@ -463,7 +459,6 @@ class MemorySystem:
         ``waiting`` event tells a core that needs the data to wait for the others."""
         key = (members, seq)
         h = DmaHandle(core, now, False, None, sum(s.nbytes for s in step.ddr), step.index)
-        self.clock[core] = now
         group = self.mc_open.get(key)
         if group is None:
             group = self.mc_open[key] = {"handles": [], "ddr": step.ddr, "event": env.event()}
@@ -481,10 +476,6 @@ class MemorySystem:
             self.issue_multicast(handles, group["ddr"])
             group["event"].succeed()
         return h
-
-    def retire(self, core: int) -> None:
-        """Core ``core`` has finished: it issues no more DMAs."""
-        self.clock[core] = RETIRED
 
     def issue_multicast(self, members: list[DmaHandle], segments: tuple[Segment, ...]) -> None:
         """Issue the transfer of a complete multicast group (``members``: one handle per core,
@@ -542,9 +533,8 @@ class MemorySystem:
             rd_ctrl, rd_comp, rd_line_dma = ctrl[rd], comp_core[rd], dma[rd]
         else:
             rd_ctrl, rd_comp, rd_line_dma = ctrl, comp_core, dma
-        # no element of this batch or a later one is ready before: this batch's DMAs start
-        # no earlier than they issued, later ones no earlier than their cores' last issue
-        horizon = min(int(start.min()), min(self.clock))
+        # the ports' calendars forget what ends before the batch's first start (PortCalendar)
+        horizon = int(start.min())
         # read data streams back: each controller's port into the mesh (an L2 slice's port for
         # on-chip data), then the core's port out of the mesh (and its scratchpad write port),
         # serve lines and packets first come first served as they become ready, so a port

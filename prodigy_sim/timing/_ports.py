@@ -8,6 +8,12 @@ batch that is ready in a gap the earlier batches left - before a packet that wai
 fill, say - crosses the port in that gap if it fits, instead of queueing behind the port's last
 reservation (a single free cycle per port made every later batch wait for it: the batch seam).
 Earlier reservations are never moved, so no two transfers ever share a port's cycle.
+
+What it forgets: the reservations that end before its *horizon*, the latest first start of any
+batch so far (the memory system's flushes). The cores of the timing model run on their own
+clocks, so a later batch can hold a transfer of a core that lags the earlier batches' first
+starts; such an element starts no earlier than the horizon (the port before it is not known any
+more), a conservative delay of at most the lag. The calendar counts them (``late``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from prodigy_sim.errors import SimulationError
 from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
 __all__ = ["PortCalendar", "group_packets", "hit_packets"]
@@ -38,7 +43,7 @@ def _port_order(port, ready, nports):
 
 
 @njit(cache=True)
-def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out):
+def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out, cursor):
     """First come first served around reservations: per port ``p`` (``order``'s port groups,
     its elements in ready order), the busy intervals ``[old_s[q], old_e[q])`` for ``q`` in
     ``ptr[p] .. ptr[p + 1]`` (byte units, sorted, disjoint). Element ``j`` starts at the first
@@ -47,7 +52,8 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
     ``out[j] = ceil((t + nbytes_j) / bw)``. Returns the new reservations ``(ptr, s, e)``: the
     old ones ending after ``horizon`` (bytes) and the batch's, sorted, intervals less than
     ``gap`` bytes apart merged (no element fits there); and how many elements were ready
-    before ``horizon`` (0 unless the caller broke its promise)."""
+    before ``horizon`` (they start at it: what the port did before is forgotten). ``cursor``:
+    a port keeps one interval from cycle 0 to its last reservation (no gaps to fill)."""
     nports = ptr.shape[0] - 1
     n = order.shape[0]
     ns = np.empty(old_s.shape[0] + n, np.int64)
@@ -57,7 +63,7 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
     be = np.empty(n, np.int64)
     w = 0
     i = 0
-    early = 0
+    late = 0
     for p in range(nports):
         nptr[p] = w
         lo = ptr[p]
@@ -71,7 +77,8 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
             j = order[i]
             t = ready[j] * bw
             if t < horizon:
-                early += 1
+                t = horizon
+                late += 1
             if t < d:
                 t = d
             s = nbytes[j]
@@ -103,31 +110,34 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out)
                 x0 = bs[b]
                 x1 = be[b]
                 b += 1
-            if w > start and x0 - ne[w - 1] < gap:
+            if w > start and (cursor or x0 - ne[w - 1] < gap):
                 if x1 > ne[w - 1]:
                     ne[w - 1] = x1
             else:
-                ns[w] = x0
+                ns[w] = 0 if cursor else x0
                 ne[w] = x1
                 w += 1
     nptr[nports] = w
-    return nptr, ns[:w].copy(), ne[:w].copy(), early
+    return nptr, ns[:w].copy(), ne[:w].copy(), late
 
 
 class PortCalendar:
     """The reservations of ``nports`` ports of ``bw`` bytes a cycle, across batches (see the
     module docstring): per port, sorted disjoint busy intervals in byte units (``cycles x
-    bw``), kept until no later element can be ready before they end. Elements are lines or
-    packets of ``line``-byte lines; a gap shorter than a line holds none, so such gaps are
-    merged away."""
+    bw``) that end after the horizon (the module docstring). Elements are lines or packets of
+    ``line``-byte lines; a gap shorter than a line holds none, so such gaps are merged away.
+    ``late``: elements that were ready before the horizon (started at it). ``gaps=False``: a
+    port is free only after its last reservation (one free cycle per port, no gaps filled)."""
 
-    def __init__(self, nports: int, bw: int, line: int) -> None:
+    def __init__(self, nports: int, bw: int, line: int, gaps: bool = True) -> None:
+        self.gaps = gaps
         self.bw = int(bw)
         self.line = int(line)
         self.ptr = np.zeros(nports + 1, np.int64)
         self.start = np.zeros(0, np.int64)
         self.end = np.zeros(0, np.int64)
         self.horizon = 0
+        self.late = 0
 
     @property
     def intervals(self) -> int:
@@ -145,9 +155,10 @@ class PortCalendar:
         ``count[j]`` lines - has crossed its port ``port[j]``, ready at ``ready[j]`` (cycles):
         per port first come first served in (ready, element) order (:func:`_port_order`),
         each in the first gap of the earlier batches' reservations where it fits
-        (:func:`_serve`). ``horizon`` (cycles, never decreasing from call to call): no
-        element of this or any later call is ready earlier (else :class:`SimulationError`);
-        reservations that end by then are dropped."""
+        (:func:`_serve`). ``horizon`` (cycles): the batch's first start; the calendar's
+        horizon becomes the largest so far, reservations that end before it are dropped, and
+        an element ready before it starts at it."""
+        self.horizon = max(self.horizon, horizon)
         n = port.size
         out = np.empty(n, np.int64)
         if not n:
@@ -158,16 +169,10 @@ class PortCalendar:
                   else count.astype(np.int64, copy=False) * self.line)
         order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
                  else _port_order(port, ready, self.ptr.size - 1))
-        if horizon < self.horizon:
-            raise SimulationError(f"port calendar: horizon {horizon} before the previous "
-                                  f"batch's {self.horizon}")
-        self.horizon = horizon
-        self.ptr, self.start, self.end, early = _serve(
+        self.ptr, self.start, self.end, late = _serve(
             order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line), self.ptr,
-            self.start, self.end, np.int64(horizon) * self.bw, out)
-        if early:
-            raise SimulationError(f"port calendar: {early} elements ready before the horizon "
-                                  f"{horizon}")
+            self.start, self.end, np.int64(self.horizon) * self.bw, out, not self.gaps)
+        self.late += late
         return out
 
 
