@@ -22,9 +22,10 @@ closed banks and empty queues. To keep back-to-back batches streaming, the memor
 remembers per subchannel the cycle its data bus frees (``bus_free``); a request of a later batch
 is offered no earlier than ``bus_free - (1 + nRCD + nCL)``, so its burst follows the previous one
 without a gap and without overlap. :func:`check_batching` replays the logged requests of a
-simulation in one batch per controller and reports the difference. The NoC ports keep their
-reservations across batches as busy intervals (:class:`PortCalendar`): a later batch's data
-crosses in a gap the earlier ones left, where it fits.
+simulation in one batch per controller and reports the difference. The L2 slices' and the
+cores' NoC ports keep their reservations across batches as busy intervals
+(:class:`PortCalendar`): a later batch's data crosses in a gap the earlier ones left, where it
+fits.
 
 Time: core cycles and DRAM cycles are converted with integer arithmetic on the reduced ratio
 ``tck_ps * frequency_hz / 1e12`` (rounding towards later), never with floats.
