@@ -12,6 +12,7 @@ from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
 from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
     PortCalendar,
+    _first_after,
     _hit_packets,
     _nonzero_packets,
     _packets,
@@ -30,7 +31,7 @@ def kernels_compiled() -> bool:
     """True if every kernel a simulation runs is in the on-disk cache (``cache=True``)."""
     return dram.kernels_compiled() and cached_on_disk(_lookup, _serve, _packets, _prepare,
                                                       _sort_runs, _finish, _fill_ready,
-                                                      _port_order, _tally,
+                                                      _first_after, _port_order, _tally,
                                                       _radix_argsort, _nonzero_packets,
                                                       _hit_packets, _count_lookups)
 

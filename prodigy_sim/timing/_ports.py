@@ -43,35 +43,46 @@ def _port_order(port, ready, nports):
 
 
 @njit(cache=True)
-def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out, cursor):
-    """First come first served around reservations: per port ``p`` (``order``'s port groups,
-    its elements in ready order), the busy intervals ``[old_s[q], old_e[q])`` for ``q`` in
-    ``ptr[p] .. ptr[p + 1]`` (byte units, sorted, disjoint). Element ``j`` starts at the first
-    ``t >= max(ready_j bw, D_prev)`` where its ``nbytes_j`` fit before the next interval
-    (``D_prev``: the previous element's end on its port in this batch, 0 at first);
-    ``out[j] = ceil((t + nbytes_j) / bw)``. Returns the new reservations ``(ptr, s, e)``: the
-    old ones ending after ``horizon`` (bytes) and the batch's, sorted, intervals less than
-    ``gap`` bytes apart merged (no element fits there); and how many elements were ready
-    before ``horizon`` (they start at it: what the port did before is forgotten). ``cursor``:
-    a port keeps one interval from cycle 0 to its last reservation (no gaps to fill)."""
-    nports = ptr.shape[0] - 1
+def _first_after(row, lo, hi, t):
+    """First index in ``lo .. hi`` whose ``row`` value (sorted) exceeds ``t`` (bisection)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if row[mid] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _serve(order, port, ready, nbytes, bw, gap, S, E, lo, hi, horizon, out, cursor):
+    """First come first served around reservations: per port ``p`` of ``order``'s port groups
+    (its elements in ready order), the busy intervals ``[S[p, q], E[p, q])`` for ``q`` in
+    ``lo[p] .. hi[p]`` (byte units, sorted, disjoint; rows have room for the port's elements,
+    see :meth:`PortCalendar.serve`). Element ``j`` starts at the first ``t >= max(ready_j bw,
+    horizon, D_prev)`` where its ``nbytes_j`` fit before the next interval (``D_prev``: the
+    previous element's end on its port in this batch); ``out[j] = ceil((t + nbytes_j) /
+    bw)``. The port's row then drops the intervals that end by ``horizon`` (bytes) and takes
+    the batch's, intervals less than ``gap`` bytes apart merged (no element fits there);
+    ``cursor``: one interval from 0 to the last end (no gaps to fill). Only the ports with
+    elements are touched. Returns how many elements were ready before ``horizon`` (they start
+    at it: what the port did before is forgotten)."""
     n = order.shape[0]
-    ns = np.empty(old_s.shape[0] + n, np.int64)
-    ne = np.empty(old_s.shape[0] + n, np.int64)
-    nptr = np.zeros(nports + 1, np.int64)
-    bs = np.empty(n, np.int64)                  # this port's new intervals
+    cap = S.shape[1]
+    bs = np.empty(n, np.int64)                  # one port's new intervals
     be = np.empty(n, np.int64)
-    w = 0
-    i = 0
+    ts = np.empty(cap, np.int64)                # the old tail being merged
+    te = np.empty(cap, np.int64)
     late = 0
-    for p in range(nports):
-        nptr[p] = w
-        lo = ptr[p]
-        hi = ptr[p + 1]
-        while lo < hi and old_e[lo] <= horizon:
-            lo += 1
+    i = 0
+    while i < n:
+        p = port[order[i]]
+        a0 = lo[p]
+        h = hi[p]
+        while a0 < h and E[p, a0] <= horizon:
+            a0 += 1
         k = 0
-        q = lo
+        q = _first_after(E[p], a0, h, max(ready[order[i]] * bw, horizon))
         d = np.int64(0)
         while i < n and port[order[i]] == p:
             j = order[i]
@@ -82,11 +93,11 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out,
             if t < d:
                 t = d
             s = nbytes[j]
-            while q < hi and old_e[q] <= t:
+            while q < h and E[p, q] <= t:
                 q += 1
-            while q < hi and old_s[q] < t + s:      # overlaps: wait for its end
-                if old_e[q] > t:
-                    t = old_e[q]
+            while q < h and S[p, q] < t + s:        # overlaps: wait for its end
+                if E[p, q] > t:
+                    t = E[p, q]
                 q += 1
             d = t + s
             out[j] = -(-d // bw)
@@ -97,57 +108,96 @@ def _serve(order, port, ready, nbytes, bw, gap, ptr, old_s, old_e, horizon, out,
                 be[k] = d
                 k += 1
             i += 1
-        # merge the port's surviving old intervals with its new ones (both sorted)
-        a = lo
+        # merge: the old intervals before the first new one stay; from the one before it on
+        # (it may absorb new ones), the old tail and the new intervals are merged in place
+        ins = _first_after(S[p], a0, h, bs[0])
+        w = ins - 1 if ins > a0 else a0
+        m = h - w
+        for x in range(m):
+            ts[x] = S[p, w + x]
+            te[x] = E[p, w + x]
+        if w + m + k > cap:                     # slide the row to its start
+            shift = a0
+            for x in range(a0, w):
+                S[p, x - shift] = S[p, x]
+                E[p, x - shift] = E[p, x]
+            a0 -= shift
+            w -= shift
+        a = 0
         b = 0
-        start = w
-        while a < hi or b < k:
-            if b == k or (a < hi and old_s[a] <= bs[b]):
-                x0 = old_s[a]
-                x1 = old_e[a]
+        while a < m or b < k:
+            if b == k or (a < m and ts[a] <= bs[b]):
+                x0 = ts[a]
+                x1 = te[a]
                 a += 1
             else:
                 x0 = bs[b]
                 x1 = be[b]
                 b += 1
-            if w > start and (cursor or x0 - ne[w - 1] < gap):
-                if x1 > ne[w - 1]:
-                    ne[w - 1] = x1
+            if w > a0 and (cursor or x0 - E[p, w - 1] < gap):
+                if x1 > E[p, w - 1]:
+                    E[p, w - 1] = x1
             else:
-                ns[w] = 0 if cursor else x0
-                ne[w] = x1
+                S[p, w] = 0 if cursor else x0
+                E[p, w] = x1
                 w += 1
-    nptr[nports] = w
-    return nptr, ns[:w].copy(), ne[:w].copy(), late
+        lo[p] = a0
+        hi[p] = w
+    return late
 
 
 class PortCalendar:
     """The reservations of ``nports`` ports of ``bw`` bytes a cycle, across batches (see the
-    module docstring): per port, sorted disjoint busy intervals in byte units (``cycles x
-    bw``) that end after the horizon (the module docstring). Elements are lines or packets of
-    ``line``-byte lines; a gap shorter than a line holds none, so such gaps are merged away.
-    ``late``: elements that were ready before the horizon (started at it). ``gaps=False``: a
-    port is free only after its last reservation (one free cycle per port, no gaps filled)."""
+    module docstring): per port, a row of sorted disjoint busy intervals in byte units
+    (``cycles x bw``; live from ``lo[p]`` to ``hi[p]``) that end after the horizon as far as
+    the port has been used since (a row is pruned when the port is next used). Elements are
+    lines or packets of ``line``-byte lines; a gap shorter than a line holds none, so such gaps
+    are merged away. ``late``: elements that were ready before the horizon (started at it).
+    ``gaps=False``: a port is free only after its last reservation (one free cycle per port,
+    no gaps filled)."""
 
     def __init__(self, nports: int, bw: int, line: int, gaps: bool = True) -> None:
         self.gaps = gaps
         self.bw = int(bw)
         self.line = int(line)
-        self.ptr = np.zeros(nports + 1, np.int64)
-        self.start = np.zeros(0, np.int64)
-        self.end = np.zeros(0, np.int64)
+        self.lo = np.zeros(nports, np.int64)
+        self.hi = np.zeros(nports, np.int64)
+        self.S = np.zeros((nports, 16), np.int64)
+        self.E = np.zeros((nports, 16), np.int64)
         self.horizon = 0
         self.late = 0
 
     @property
     def intervals(self) -> int:
         """Busy intervals held (all ports)."""
-        return int(self.start.size)
+        return int((self.hi - self.lo).sum())
 
     def busy(self, port: int) -> list[tuple[int, int]]:
-        """Port ``port``'s reservations ``[(start, end), ...]`` (byte units)."""
-        lo, hi = int(self.ptr[port]), int(self.ptr[port + 1])
-        return list(zip(self.start[lo:hi].tolist(), self.end[lo:hi].tolist(), strict=True))
+        """Port ``port``'s reservations ``[(start, end), ...]`` (byte units) that end after
+        the horizon."""
+        lo, hi = int(self.lo[port]), int(self.hi[port])
+        top = self.horizon * self.bw
+        return [(s, e) for s, e in zip(self.S[port, lo:hi].tolist(),
+                                       self.E[port, lo:hi].tolist(), strict=True) if e > top]
+
+    def _room(self, port: np.ndarray) -> None:
+        """Make every row hold its live intervals plus one per new element of ``port``
+        (doubling the rows' length, each row's live intervals moved to its start)."""
+        need = int((np.bincount(port, minlength=self.lo.size) + (self.hi - self.lo)).max())
+        cap = self.S.shape[1]
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        S = np.zeros((self.lo.size, cap), np.int64)
+        E = np.zeros((self.lo.size, cap), np.int64)
+        for p in np.flatnonzero(self.hi > self.lo).tolist():
+            lo, hi = int(self.lo[p]), int(self.hi[p])
+            S[p, :hi - lo] = self.S[p, lo:hi]
+            E[p, :hi - lo] = self.E[p, lo:hi]
+        self.hi -= self.lo
+        self.lo[:] = 0
+        self.S, self.E = S, E
 
     def serve(self, port: np.ndarray, ready: np.ndarray, horizon: int,
               count: np.ndarray | None = None) -> np.ndarray:
@@ -168,11 +218,11 @@ class PortCalendar:
         nbytes = (np.full(n, self.line, np.int64) if count is None
                   else count.astype(np.int64, copy=False) * self.line)
         order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
-                 else _port_order(port, ready, self.ptr.size - 1))
-        self.ptr, self.start, self.end, late = _serve(
-            order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line), self.ptr,
-            self.start, self.end, np.int64(self.horizon) * self.bw, out, not self.gaps)
-        self.late += late
+                 else _port_order(port, ready, self.lo.size))
+        self._room(port)
+        self.late += _serve(order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line),
+                            self.S, self.E, self.lo, self.hi, np.int64(self.horizon) * self.bw,
+                            out, not self.gaps)
         return out
 
 
