@@ -271,8 +271,8 @@ class MemorySystem:
         # (a controller's port into the mesh needs no gaps: a later batch's reads are offered
         # after the earlier batches' reads, see run_batch, so their lines come after theirs)
         self.ctrl_in = PortCalendar(self.nctrl, mesh.link_bw, self.line, gaps=False)
-        self.core_in = PortCalendar(ncores, core_bw, self.line)   # mesh -> core, and its
-        #                                                           scratchpad's write port
+        # mesh -> core, with the core's scratchpad write port
+        self.core_in = PortCalendar(ncores, core_bw, self.line)
         self.core_out_free = [0] * ncores                          # core -> mesh
         self.pending: list[DmaHandle] = []
         self.bytes_per_ctrl = np.zeros(self.nctrl, np.int64)

@@ -167,11 +167,6 @@ class PortCalendar:
         self.horizon = 0
         self.late = 0
 
-    @property
-    def intervals(self) -> int:
-        """Busy intervals held (all ports)."""
-        return int((self.hi - self.lo).sum())
-
     def busy(self, port: int) -> list[tuple[int, int]]:
         """Port ``port``'s reservations ``[(start, end), ...]`` (byte units) that end after
         the horizon."""
