@@ -751,12 +751,18 @@ def check_batching(memory: MemorySystem) -> dict[str, float]:
     cycles), beside the reads' mean latency in the DDR5 model from that offer
     (``model_latency_read``). Behind a saturated bus both are long (the queue); a long seam
     wait on a mostly idle bus is the seam itself, which the replay cannot see (the later
-    arrivals it replays were already shaped by the seam).
+    arrivals it replays were already shaped by the seam). The ports' side of the seam
+    (:class:`PortCalendar`): ``port_late_share``, the share of the NoC ports' elements (lines
+    or packets) that were ready before their calendar's horizon and started at it, and
+    ``port_late_cycles_mean`` / ``port_late_cycles_max``, their mean and largest delay (core
+    cycles, the calendar's port clock: what each lost at most at that port).
     """
+    ports = _port_lateness(memory)
     lg = memory.log
     if lg is None or not lg.ctrl:
         return {"drain_rel_diff_mean": 0.0, "drain_rel_diff_max": 0.0, "mean_diff_cycles": 0.0,
-                "seam_wait_read": 0.0, "seam_wait_write": 0.0, "model_latency_read": 0.0}
+                "seam_wait_read": 0.0, "seam_wait_write": 0.0, "model_latency_read": 0.0,
+                **ports}
     ctrl = np.concatenate(lg.ctrl)
     arrive = np.concatenate(lg.arrive)
     addr = np.concatenate(lg.addr)
@@ -786,4 +792,15 @@ def check_batching(memory: MemorySystem) -> dict[str, float]:
             "drain_rel_diff_max": float(np.max(np.abs(rel))),
             "mean_diff_cycles": float(d.mean()),
             "seam_wait_read": mean(wait[~is_w]), "seam_wait_write": mean(wait[is_w]),
-            "model_latency_read": mean((comp - offered)[~is_w])}
+            "model_latency_read": mean((comp - offered)[~is_w]), **ports}
+
+
+def _port_lateness(memory: MemorySystem) -> dict[str, float]:
+    """``port_late_share`` and ``port_late_cycles_mean`` of :func:`check_batching`, over
+    every port calendar of ``memory``."""
+    cals = [memory.ctrl_in, memory.core_in, memory.slice_out, memory.slice_in]
+    served = sum(c.served for c in cals)
+    late = sum(c.late for c in cals)
+    return {"port_late_share": late / served if served else 0.0,
+            "port_late_cycles_mean": sum(c.late_cycles for c in cals) / late if late else 0.0,
+            "port_late_cycles_max": max(c.late_cycles_max for c in cals)}

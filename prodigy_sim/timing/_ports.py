@@ -66,7 +66,8 @@ def _serve(order, port, ready, nbytes, bw, gap, S, E, lo, hi, horizon, out, curs
     the batch's, intervals less than ``gap`` bytes apart merged (no element fits there);
     ``cursor``: one interval from 0 to the last end (no gaps to fill). Only the ports with
     elements are touched. Returns how many elements were ready before ``horizon`` (they start
-    at it: what the port did before is forgotten)."""
+    at it: what the port did before is forgotten), the sum and the largest of their delays
+    (bytes: ``horizon - ready_j bw``)."""
     n = order.shape[0]
     cap = S.shape[1]
     bs = np.empty(n, np.int64)                  # one port's new intervals
@@ -74,6 +75,8 @@ def _serve(order, port, ready, nbytes, bw, gap, S, E, lo, hi, horizon, out, curs
     ts = np.empty(cap, np.int64)                # the old tail being merged
     te = np.empty(cap, np.int64)
     late = 0
+    lag = np.int64(0)
+    lag_max = np.int64(0)
     i = 0
     while i < n:
         p = port[order[i]]
@@ -88,6 +91,8 @@ def _serve(order, port, ready, nbytes, bw, gap, S, E, lo, hi, horizon, out, curs
             j = order[i]
             t = ready[j] * bw
             if t < horizon:
+                lag += horizon - t
+                lag_max = max(lag_max, horizon - t)
                 t = horizon
                 late += 1
             if t < d:
@@ -143,7 +148,7 @@ def _serve(order, port, ready, nbytes, bw, gap, S, E, lo, hi, horizon, out, curs
                 w += 1
         lo[p] = a0
         hi[p] = w
-    return late
+    return late, lag, lag_max
 
 
 class PortCalendar:
@@ -152,7 +157,9 @@ class PortCalendar:
     (``cycles x bw``; live from ``lo[p]`` to ``hi[p]``) that end after the horizon as far as
     the port has been used since (a row is pruned when the port is next used). Elements are
     lines or packets of ``line``-byte lines; a gap shorter than a line holds none, so such gaps
-    are merged away. ``late``: elements that were ready before the horizon (started at it).
+    are merged away. ``served``: elements served; ``late``: those of them that were ready
+    before the horizon (started at it), ``late_cycles`` the sum of their delays and
+    ``late_cycles_max`` the largest (cycles).
     ``gaps=False``: a port is free only after its last reservation (one free cycle per port,
     no gaps filled)."""
 
@@ -165,7 +172,10 @@ class PortCalendar:
         self.S = np.zeros((nports, 16), np.int64)
         self.E = np.zeros((nports, 16), np.int64)
         self.horizon = 0
+        self.served = 0
         self.late = 0
+        self.late_cycles = 0.0
+        self.late_cycles_max = 0.0
 
     def busy(self, port: int) -> list[tuple[int, int]]:
         """Port ``port``'s reservations ``[(start, end), ...]`` (byte units) that end after
@@ -215,9 +225,13 @@ class PortCalendar:
         order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
                  else _port_order(port, ready, self.lo.size))
         self._room(port)
-        self.late += _serve(order, port, ready, nbytes, np.int64(self.bw), np.int64(self.line),
-                            self.S, self.E, self.lo, self.hi, np.int64(self.horizon) * self.bw,
-                            out, not self.gaps)
+        late, lag, lag_max = _serve(order, port, ready, nbytes, np.int64(self.bw),
+                                    np.int64(self.line), self.S, self.E, self.lo, self.hi,
+                                    np.int64(self.horizon) * self.bw, out, not self.gaps)
+        self.served += n
+        self.late += int(late)
+        self.late_cycles += int(lag) / self.bw
+        self.late_cycles_max = max(self.late_cycles_max, int(lag_max) / self.bw)
         return out
 
 

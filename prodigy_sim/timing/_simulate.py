@@ -156,15 +156,19 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
                    dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
+                   resident: Collection[str] = (), held_bytes: int = 0,
                    max_steps: int | None = DEFAULT_MAX_STEPS) -> dict[str, float]:
-    """Simulate, then replay every DDR request of the run in one DDR5 batch per controller.
+    """Simulate (arguments as :func:`simulate`), then replay every DDR request of the run in
+    one DDR5 batch per controller.
 
-    Returns the relative difference of the per-controller drain time (batched vs one batch) and
-    the mean per-request completion difference in DRAM cycles; see
+    Returns the relative difference of the per-controller drain time (batched vs one batch),
+    the mean per-request completion difference in DRAM cycles, the waits at the batch seam and
+    the share of the NoC ports' elements started late at their calendar's horizon; see
     :func:`prodigy_sim.timing._memory.check_batching`.
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
-                     l3_bytes=l3_bytes, max_steps=max_steps)
+                     l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
+                     max_steps=max_steps)
     return check_batching(memory)
 
 
