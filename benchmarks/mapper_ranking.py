@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import time
 
 from prodigy_sim.hardware import load_preset
-from prodigy_sim.lowering import LoweredOp, linear_kernel, linear_op, lower_model
-from prodigy_sim.lowering._common import ACT, BF16
-from prodigy_sim.lowering._lower import plan_linear
-from prodigy_sim.lowering._mapper import scored_candidates
+from prodigy_sim.lowering import (
+    LoweredOp,
+    is_mapped_linear,
+    linear_op,
+    lower_model,
+    ranked_mappings,
+    with_mapping,
+)
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.numerics import Storage
 from prodigy_sim.simulation import SimMethod, simulate_op
@@ -58,20 +61,13 @@ def linear_ops(case: str, chip) -> list[tuple[str, LoweredOp]]:
         return [("", linear_op("gemm", 8192, 8192, 8192, Storage.of("tai4"), chip))]
     sc = Scenario(**CASES[case])
     st = lower_model(load_card(sc.model), sc, chip).stages[0]
-    return [(st.name, o) for o in st.ops
-            if isinstance(o.rebuild, functools.partial) and o.rebuild.func is plan_linear]
+    return [(st.name, o) for o in st.ops if is_mapped_linear(o)]
 
 
 def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
     """The ``top`` cheapest distinct candidates of ``op`` simulated, in cost order, and how many
     candidates cost exactly what the mapper's choice costs (rounded cycles, as it compares)."""
-    f = op.rebuild
-    name, m, n, k, w, cores, epi, config, bud = f.args[:9]
-    kw = {key: f.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
-          if key in f.keywords}
-    act = BF16 if w.fmt.wide else ACT
-    scored = sorted(scored_candidates(m, n, k, w, act, epi, config, cores, bud, **kw),
-                    key=lambda s: s[0])
+    scored = ranked_mappings(op)
     ties = sum(1 for s in scored if s[0][0] == scored[0][0][0])
     out: list[Ranked] = []
     seen: set[str] = set()
@@ -79,10 +75,7 @@ def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
         if mp.describe() in seen:
             continue
         seen.add(mp.describe())
-        build = functools.partial(linear_kernel, name, m, n, k, weight=w, cores=cores,
-                                  mapping=mp, epilogue=epi, act=act, budgets=bud)
-        alt = dataclasses.replace(op, kernel=build(), rebuild=lambda cap, b=build: b(unit_cap=cap))
-        res = simulate_op(alt, chip, method=EVERY_UNIT, stage=stage)
+        res = simulate_op(with_mapping(op, mp), chip, method=EVERY_UNIT, stage=stage)
         out.append(Ranked(cost / chip.frequency_hz * 1e6, res.seconds * 1e6, mp.describe()))
         if len(out) == top:
             break

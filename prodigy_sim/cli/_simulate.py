@@ -86,6 +86,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     how.add_argument("--steady-units", type=non_negative_int, default=2, metavar="N",
                      help="per-core units simulated before extrapolating longer unit loops; "
                           "0 = simulate every unit (default: 2)")
+    how.add_argument("--mapping-candidates", type=positive_int, default=1, metavar="N",
+                     help="simulate each linear layer's N cheapest mappings by the mapper's "
+                          "closed-form costs and keep the fastest (a search by simulation: "
+                          "about N times the linear layers' simulation time) (default: 1, the "
+                          "mapper's choice)")
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "
@@ -149,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         traces: list[OpTrace] | None = [] if args.trace_out else None
         sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,
-                       steady_units=args.steady_units or None, progress=progress, total=total,
-                       trace=traces)
+                       steady_units=args.steady_units or None,
+                       mapping_candidates=args.mapping_candidates, progress=progress,
+                       total=total, trace=traces)
     finally:
         if bar is not None:
             bar.close()

@@ -8,7 +8,10 @@
   :func:`decode_splits` (flash-decoding context slices).
 - :func:`emulate_kernel`: a kernel's DDR outputs computed in plain numpy, bit-identical to its
   program on :func:`prodigy_sim.functional.run` (from :attr:`Kernel.params`).
-- :func:`plan_linear`: the linear kernel the lowering generates for a shape (its tiling).
+- :func:`plan_linear`: the linear kernel the lowering generates for a shape (its tiling);
+  :func:`mapping_candidates`: a mapped linear op and its next cheapest mappings by the
+  mapper's costs, as ops to simulate (:func:`ranked_mappings`: every candidate and its cost;
+  :func:`with_mapping`: an op rebuilt with a given mapping).
 - :func:`weight_storage`: a weight class's storage, checked against the ISA and the matrix unit.
 - PTQ work (:class:`PtqWork`, ``lower_model(..., ptq=)``): online Hadamard transforms
   (:func:`hadamard_kernel`, :func:`emulate_hadamard`) added to every layer, and SpQR's outlier
@@ -25,6 +28,10 @@ See ``docs/lowering.md``.
 
 from prodigy_sim.lowering._attention import attention_kernel as attention_kernel
 from prodigy_sim.lowering._attention import decode_splits as decode_splits
+from prodigy_sim.lowering._candidates import is_mapped_linear as is_mapped_linear
+from prodigy_sim.lowering._candidates import mapping_candidates as mapping_candidates
+from prodigy_sim.lowering._candidates import ranked_mappings as ranked_mappings
+from prodigy_sim.lowering._candidates import with_mapping as with_mapping
 from prodigy_sim.lowering._common import Budgets as Budgets
 from prodigy_sim.lowering._common import Kernel as Kernel
 from prodigy_sim.lowering._emulate import KERNEL_OUTPUTS as KERNEL_OUTPUTS
@@ -77,6 +84,7 @@ __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "RopeKVParams", "SpqrParams", "attention_flops", "attention_kernel",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
     "linear_cost", "map_linear", "DDR_EFFICIENCY", "ddr_efficiency",
+    "is_mapped_linear", "mapping_candidates", "ranked_mappings", "with_mapping",
     "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "OnlineSite", "OutlierSite", "PtqWork", "emulate_hadamard", "hadamard_kernel",

@@ -17,24 +17,27 @@ __all__ = ["simulate_scenario", "report_lowered", "report_simulation"]
 def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
                       cores: int | None = None,
                       steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
-                      l3: bool = True, progress: Callable[[int], None] | None = None,
+                      l3: bool = True, mapping_candidates: int = 1,
+                      progress: Callable[[int], None] | None = None,
                       total: Callable[[int], None] | None = None,
                       cache: RunCache | None = None) -> ModelReport:
     """Lower ``scenario``, simulate it (:func:`prodigy_sim.simulation.simulate`, whose arguments
     these are) and report."""
     config = config or load_preset(scenario.hardware)
     sim = simulate(scenario, config, cores=cores, steady_units=steady_units, reuse=reuse,
-                   l3=l3, progress=progress, total=total, cache=cache)
+                   l3=l3, mapping_candidates=mapping_candidates, progress=progress,
+                   total=total, cache=cache)
     return report_simulation(sim, config)
 
 
 def report_lowered(lowered: LoweredModel, config: ChipConfig, *,
                    steady_units: int | None = DEFAULT_STEADY_UNITS, reuse: bool = True,
-                   l3: bool = True, progress: Callable[[int], None] | None = None,
+                   l3: bool = True, mapping_candidates: int = 1,
+                   progress: Callable[[int], None] | None = None,
                    total: Callable[[int], None] | None = None) -> ModelReport:
     """Simulate already lowered kernels (``lowered.scenario`` on ``config``) and report."""
     sim = simulate(lowered, config, steady_units=steady_units, reuse=reuse, l3=l3,
-                   progress=progress, total=total)
+                   mapping_candidates=mapping_candidates, progress=progress, total=total)
     return report_simulation(sim, config)
 
 

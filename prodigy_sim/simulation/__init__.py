@@ -11,7 +11,9 @@
   with ``workers=n`` it runs them in worker processes, submitted ahead by
   :func:`prefetch_runs` (the same results).
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
-  extrapolation) and whether the shared L3 was on, with each approximation's checked bound.
+  extrapolation) and whether the shared L3 was on, with each approximation's checked bound,
+  and how many candidate mappings per linear op were simulated (``mapping_candidates``;
+  :func:`fastest_mapping`).
 - :func:`step_timeline` / :func:`write_step_timeline`: a bounded Perfetto timeline of a model
   step from a run with ``trace=[]`` (``prodigy-sim simulate --trace-out``).
 
@@ -26,6 +28,7 @@ from prodigy_sim.simulation._driver import OpResult as OpResult
 from prodigy_sim.simulation._driver import OpTrace as OpTrace
 from prodigy_sim.simulation._driver import SimMethod as SimMethod
 from prodigy_sim.simulation._driver import StageResult as StageResult
+from prodigy_sim.simulation._driver import fastest_mapping as fastest_mapping
 from prodigy_sim.simulation._driver import onchip_share as onchip_share
 from prodigy_sim.simulation._driver import prefetch_runs as prefetch_runs
 from prodigy_sim.simulation._driver import sim_kernel_count as sim_kernel_count
@@ -38,4 +41,4 @@ from prodigy_sim.simulation._timeline import write_step_timeline as write_step_t
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
            "OpTrace", "RunCache", "SimMethod", "StageResult", "sim_kernel_count", "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
-           "onchip_share", "prefetch_runs"]
+           "onchip_share", "prefetch_runs", "fastest_mapping"]

@@ -16,17 +16,31 @@ were used:
    ``t(n) = t(8u) + (n - 8u) (t(8u) - t(4u)) / 4u``. Its error against simulating every unit is
    checked by tests on every kernel kind and bounded in ``docs/lowering.md``
    (:data:`STEADY_STATE_BOUND`).
+
+The mapper places every linear op by closed-form costs, which can rank mappings wrongly
+(docs/lowering.md, *How well the costs rank mappings*). With ``mapping_candidates=N > 1`` each
+linear op's ``N`` cheapest distinct mappings by those costs are simulated (the same method) and
+the fastest is kept - a search by simulation, ``N`` times the linear ops' simulation time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig, load_preset
-from prodigy_sim.lowering import Kernel, LoweredModel, LoweredOp, Residency, lower_model
+from prodigy_sim.lowering import (
+    Kernel,
+    LoweredModel,
+    LoweredOp,
+    Residency,
+    is_mapped_linear,
+    lower_model,
+    mapping_candidates,
+)
 from prodigy_sim.models import Scenario
 from prodigy_sim.simulation._cache import RunCache
 from prodigy_sim.timing import BusyRecorder
@@ -34,6 +48,7 @@ from prodigy_sim.timing import simulate as simulate_program
 
 __all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod", "simulate",
            "simulate_op", "simulate_lowered", "sim_kernel_count", "prefetch_runs",
+           "fastest_mapping",
            "DEFAULT_STEADY_UNITS",
            "STEADY_STATE_BOUND", "onchip_share"]
 
@@ -52,11 +67,14 @@ the tests allow (``tests/test_simulation.py``)."""
 @dataclass(frozen=True)
 class SimMethod:
     """How a model was simulated: identical layers reused, steady-state extrapolation after
-    ``steady_units`` units per core (None: every unit), the shared L3 on or off."""
+    ``steady_units`` units per core (None: every unit), the shared L3 on or off, and how many
+    of each linear op's cheapest mappings by the mapper's costs were simulated to keep the
+    fastest (``mapping_candidates``; 1: the mapper's choice)."""
 
     reuse: bool = True
     steady_units: int | None = DEFAULT_STEADY_UNITS
     l3: bool = True
+    mapping_candidates: int = 1
 
     def describe(self) -> str:
         """One line for reports, with each approximation's checked bound."""
@@ -70,10 +88,14 @@ class SimMethod:
                          f"{STEADY_WINDOW_REFRESHES} refresh intervals) agree within "
                          f"{STEADY_STATE_TOLERANCE:.0%} (checked within "
                          f"{STEADY_STATE_BOUND:.0%} of every unit)")
+        if self.mapping_candidates > 1:
+            parts.append(f"each linear op's mapping the fastest of its "
+                         f"{self.mapping_candidates} cheapest by the mapper's costs, simulated")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
         return {"reuse": self.reuse, "steady_units": self.steady_units, "l3": self.l3,
+                "mapping_candidates": self.mapping_candidates,
                 "description": self.describe()}
 
 
@@ -294,7 +316,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
 
 def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
              cores: int | None = None, steady_units: int | None = DEFAULT_STEADY_UNITS,
-             reuse: bool = True, l3: bool = True,
+             reuse: bool = True, l3: bool = True, mapping_candidates: int = 1,
              progress: Callable[[int], None] | None = None,
              total: Callable[[int], None] | None = None,
              trace: list[OpTrace] | None = None,
@@ -302,17 +324,20 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
     already lowered model on ``config`` (default: the scenario's preset).
 
-    ``steady_units``: None simulates every unit; ``l3``: the shared L3 (on by default).
-    ``total(n)`` is called once with the number of kernels to simulate, ``progress(1)`` after
-    each; ``trace`` and ``cache``: see :func:`simulate_lowered`.
+    ``steady_units``: None simulates every unit; ``l3``: the shared L3 (on by default);
+    ``mapping_candidates``: each linear op's that many cheapest mappings by the mapper's costs
+    simulated, the fastest kept (1: the mapper's choice). ``total(n)`` is called once with the
+    number of kernels to simulate, ``progress(1)`` after each; ``trace`` and ``cache``: see
+    :func:`simulate_lowered`.
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
     lowered = (what if isinstance(what, LoweredModel)
                else lower_model(scenario.card(), scenario, config, cores=cores, l3=l3))
     if total is not None:
-        total(sim_kernel_count(lowered, reuse))
-    return simulate_lowered(lowered, config, method=SimMethod(reuse, steady_units, l3),
+        total(sim_kernel_count(lowered, reuse, mapping_candidates))
+    return simulate_lowered(lowered, config,
+                            method=SimMethod(reuse, steady_units, l3, mapping_candidates),
                             progress=progress, trace=trace, cache=cache)
 
 
@@ -326,7 +351,9 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
     ``progress(n)`` is called after each simulated kernel with ``n = 1``; a ``trace`` list
     receives an :class:`OpTrace` per simulated kernel (:func:`step_timeline` turns them into a
     timeline). A ``cache`` (:class:`RunCache`) shared by several simulations reuses their
-    identical timing-engine runs (exact: the same results as without it).
+    identical timing-engine runs (exact: the same results as without it). With
+    ``method.mapping_candidates > 1`` every linear op is first replaced by the fastest of its
+    candidate mappings (:func:`fastest_mapping`); the result's ``lowered`` holds the ops kept.
     """
     method = method or SimMethod()
     if lowered.config_name != config.name:
@@ -334,6 +361,17 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
                           f"{config.name!r}")
     if method.steady_units is not None and method.steady_units < 1:
         raise ConfigError(f"'steady_units' must be >= 1 or None (got {method.steady_units})")
+    if method.mapping_candidates < 1:
+        raise ConfigError(f"'mapping_candidates' must be >= 1 (got "
+                          f"{method.mapping_candidates})")
+    if method.mapping_candidates > 1:
+        # the candidates' runs are kept, so the op kept is not simulated again
+        cache = cache or RunCache()
+        lowered = dataclasses.replace(lowered, stages=tuple(
+            dataclasses.replace(st, ops=tuple(
+                fastest_mapping(op, config, method=method, stage=st.name, cache=cache,
+                                progress=progress) for op in st.ops))
+            for st in lowered.stages))
     stages = []
     for st in lowered.stages:
         runs = 1 if method.reuse else st.repeat
@@ -363,6 +401,32 @@ def _mean(ops: tuple[OpResult, ...]) -> OpResult:
     return OpResult(**{**first.__dict__, "seconds": math.fsum(o.seconds for o in ops) / n})
 
 
-def sim_kernel_count(lowered: LoweredModel, reuse: bool = True) -> int:
-    """Kernels :func:`simulate_lowered` simulates (for a progress bar)."""
-    return sum(len(s.ops) * (1 if reuse else s.repeat) for s in lowered.stages)
+def sim_kernel_count(lowered: LoweredModel, reuse: bool = True,
+                     mapping_candidates: int = 1) -> int:
+    """Kernels :func:`simulate_lowered` simulates (for a progress bar): with
+    ``mapping_candidates > 1``, that many more per linear op placed by the mapper (the
+    candidates; fewer are counted as done when an op has fewer)."""
+    extra = (sum(mapping_candidates for s in lowered.stages for op in s.ops
+                 if is_mapped_linear(op)) if mapping_candidates > 1 else 0)
+    return extra + sum(len(s.ops) * (1 if reuse else s.repeat) for s in lowered.stages)
+
+
+def fastest_mapping(op: LoweredOp, config: ChipConfig, *, method: SimMethod, stage: str = "",
+                    cache: RunCache | None = None,
+                    progress: Callable[[int], None] | None = None) -> LoweredOp:
+    """The fastest, by :func:`simulate_op` with ``method``, of ``op`` and its next cheapest
+    mappings by the mapper's costs (``method.mapping_candidates`` in all,
+    :func:`prodigy_sim.lowering.mapping_candidates`); ties go to the cheaper by the costs (the
+    mapper's choice first). ``op`` itself if it is not a mapped linear op. ``progress(1)``
+    after each candidate (and for each of the ``mapping_candidates`` an op lacks)."""
+    if not is_mapped_linear(op):
+        return op
+    cands = mapping_candidates(op, config, method.mapping_candidates)
+    seconds = []
+    for c in cands:
+        seconds.append(simulate_op(c, config, method=method, stage=stage, cache=cache).seconds)
+        if progress is not None:
+            progress(1)
+    if progress is not None and len(cands) < method.mapping_candidates:
+        progress(method.mapping_candidates - len(cands))
+    return cands[min(range(len(cands)), key=lambda i: (seconds[i], i))]

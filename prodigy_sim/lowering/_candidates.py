@@ -1,0 +1,96 @@
+"""A linear op's alternative mappings, as lowered ops the timing model can simulate.
+
+The mapper (:mod:`._mapper`) ranks candidate mappings by closed-form costs and the lowering
+keeps the cheapest. :func:`mapping_candidates` returns that op and the next cheapest distinct
+candidates, each rebuilt with its mapping, so that a caller can simulate them and keep the
+fastest (:mod:`prodigy_sim.simulation`, ``refine``; ``benchmarks/mapper_ranking.py``). A
+candidate must leave the activations the residency plan keeps on chip during the op their
+share of its L3 (:data:`~._residency.RESIDENT_SHARE`, the plan's own rule): its scratchpads
+may be larger than the choice's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from prodigy_sim.hardware import ChipConfig
+from prodigy_sim.isa import validate
+from prodigy_sim.lowering._common import ACT, BF16, Kernel
+from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
+from prodigy_sim.lowering._lower import LoweredOp, plan_linear
+from prodigy_sim.lowering._mapper import scored_candidates
+from prodigy_sim.lowering._residency import RESIDENT_SHARE
+from prodigy_sim.timing import default_l3_bytes, isa_params
+
+__all__ = ["is_mapped_linear", "mapping_candidates", "ranked_mappings", "with_mapping"]
+
+
+def is_mapped_linear(op: LoweredOp) -> bool:
+    """Whether ``op`` is a linear layer placed by the mapper (its kernel built by
+    :func:`~prodigy_sim.lowering.plan_linear`)."""
+    return isinstance(op.rebuild, functools.partial) and op.rebuild.func is plan_linear
+
+
+def _plan(op: LoweredOp) -> functools.partial:
+    """The :func:`plan_linear` call that builds the mapped linear op ``op``'s kernel."""
+    fn = op.rebuild
+    if not (isinstance(fn, functools.partial) and fn.func is plan_linear):
+        raise ValueError(f"op {op.name!r} is not a linear op placed by the mapper")
+    return fn
+
+
+def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
+    """Every candidate mapping of the mapped linear op ``op`` as ``(ranking key, cost in core
+    cycles, mapping)``, cheapest first (the first is the mapper's choice; see
+    :func:`~prodigy_sim.lowering._mapper.scored_candidates`)."""
+    plan = _plan(op)
+    name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
+    kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+          if key in plan.keywords}
+    act = BF16 if w.fmt.wide else ACT
+    return sorted(scored_candidates(m, n, k, w, act, epi, config, cores, bud, **kw),
+                  key=lambda s: s[0])
+
+
+def with_mapping(op: LoweredOp, mp: LinearMapping) -> LoweredOp:
+    """The mapped linear op ``op`` rebuilt with mapping ``mp`` (its unit cap still a
+    parameter; its residency unchanged)."""
+    plan = _plan(op)
+    name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
+    build = functools.partial(linear_kernel, name, m, n, k, weight=w, cores=cores, mapping=mp,
+                              epilogue=epi, act=BF16 if w.fmt.wide else ACT, budgets=bud,
+                              init=plan.keywords.get("init", False))
+
+    def rebuild(cap: int | None) -> Kernel:
+        return build(unit_cap=cap)
+
+    return dataclasses.replace(op, kernel=build(), rebuild=rebuild)
+
+
+def mapping_candidates(op: LoweredOp, config: ChipConfig, top: int) -> list[LoweredOp]:
+    """``op`` and, if it is a mapped linear op (:func:`is_mapped_linear`), its next cheapest
+    distinct mappings by the mapper's costs: at most ``top`` ops in all (``top >= 1``), in cost
+    order, the first ``op`` itself. Candidates whose scratchpads leave the kept activations
+    less than their share of the L3 are skipped."""
+    if top < 1:
+        raise ValueError(f"'top' must be >= 1 (got {top})")
+    out = [op]
+    if top == 1 or not is_mapped_linear(op):
+        return out
+    seen = {op.kernel.mapping}
+    params = isa_params(config)
+    for _, _, mp in ranked_mappings(op):
+        if mp.describe() in seen:
+            continue
+        seen.add(mp.describe())
+        alt = with_mapping(op, mp)
+        if op.residency.resident or op.residency.held_bytes:
+            lay = validate(alt.kernel.program, params)
+            kept = op.residency.onchip_bytes({t: p.nbytes for t, p in lay.tensors.items()})
+            if kept > RESIDENT_SHARE * default_l3_bytes(config, alt.kernel.cores, lay):
+                continue
+        out.append(alt)
+        if len(out) == top:
+            break
+    return out
