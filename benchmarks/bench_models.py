@@ -9,6 +9,8 @@ and the load average before and after.
     python benchmarks/bench_models.py            # the targets of shared/design/targets.md
     python benchmarks/bench_models.py --check    # + every shipped scenario, steady state vs
                                                  #   every unit (slow: the full method)
+    python benchmarks/bench_models.py --mapping-candidates 4   # each linear op's 4 cheapest
+                                                 #   mappings simulated, the fastest kept
 
 Targets (wall, memory; simulated time x roofline): LLaMA-2-7B decode b1 ctx 2048 tai4 <= 2 s,
 <= 1 GB, <= 1.3x; LLaMA-2-70B prefill 2048 <= 30 s, <= 2 GB, <= 1.5x; BERT-base b8 s128 <= 2 s,
@@ -52,22 +54,26 @@ if isinstance(scenario, dict) and "gemm" in scenario:
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.lowering import linear_op
     from prodigy_sim.numerics import Storage
-    from prodigy_sim.simulation import SimMethod, simulate_op
+    from prodigy_sim.simulation import SimMethod, fastest_mapping, simulate_op
     chip = load_preset("prodigy-t16128")
     m, n, k = scenario["gemm"]
     op = linear_op("gemm", m, n, k, Storage.of("tai4"), chip)
-    r = simulate_op(op, chip, method=SimMethod(steady_units=spec["steady_units"]))
+    method = SimMethod(steady_units=spec["steady_units"],
+                       mapping_candidates=spec["mapping_candidates"])
+    r = simulate_op(fastest_mapping(op, chip, method=method), chip, method=method)
     out = {"seconds": r.seconds, "roofline": r.roofline_seconds, "tokens_per_s": None,
            "bound": "compute" if r.mma_flops / chip.peak_matrix_flops("tai4", False)
            >= r.compulsory_bytes / chip.peak_ddr_bandwidth_bytes_per_s else "memory",
            "ddr_bytes": r.ddr_bytes, "compulsory_bytes": r.compulsory_bytes,
-           "mapping": r.mapping, "ops": {"gemm": [r.seconds, r.method]}}
+           "mapping": r.mapping, "ops": {"gemm": [r.seconds, r.method, r.mapping]}}
 else:
     sc = load_scenario(scenario) if isinstance(scenario, str) else Scenario(**scenario)
-    r = simulate_scenario(sc, steady_units=spec["steady_units"])
+    r = simulate_scenario(sc, steady_units=spec["steady_units"],
+                          mapping_candidates=spec["mapping_candidates"])
     out = {"seconds": r.seconds, "roofline": r.ideal_roofline_s, "tokens_per_s": r.tokens_per_s,
            "bound": r.bound, "ddr_bytes": r.ddr_bytes, "compulsory_bytes": r.compulsory_bytes,
-           "mapping": "", "ops": {f"{o['stage']}/{o['op']}": [o["seconds"], o["method"]]
+           "mapping": "", "ops": {f"{o['stage']}/{o['op']}": [o["seconds"], o["method"],
+                                                              o["mapping"]]
                                   for o in r.ops}}
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -76,9 +82,12 @@ print(json.dumps(out))
 """
 
 
-def run_case(scenario: dict | str, steady_units: int | None = 2) -> dict:
-    """Simulate ``scenario`` (fields, or a shipped scenario's name) in a fresh process."""
-    spec = json.dumps({"scenario": scenario, "steady_units": steady_units})
+def run_case(scenario: dict | str, steady_units: int | None = 2,
+             mapping_candidates: int = 1) -> dict:
+    """Simulate ``scenario`` (fields, or a shipped scenario's name) in a fresh process, each
+    linear op's ``mapping_candidates`` cheapest mappings simulated (1: the mapper's choice)."""
+    spec = json.dumps({"scenario": scenario, "steady_units": steady_units,
+                       "mapping_candidates": mapping_candidates})
     out = subprocess.run([sys.executable, "-c", CHILD, spec], check=True, capture_output=True,
                          text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -93,14 +102,19 @@ def main() -> None:
     ap.add_argument("--check", action="store_true",
                     help="also every shipped scenario with the steady-state extrapolation and "
                          "with every unit simulated")
+    ap.add_argument("--mapping-candidates", type=int, default=1, metavar="N",
+                    help="simulate each linear op's N cheapest mappings by the mapper's costs "
+                         "and keep the fastest (default: 1, the mapper's choice)")
     args = ap.parse_args()
     run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128))
     print(f"load average before: {_load()}")
     print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline | "
           "x roofline | target | DDR GB | compulsory GB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    kept: list[str] = []
     for name, sc, t_wall, t_mem, t_fid in CASES:
-        r = run_case(sc)
+        r = run_case(sc, mapping_candidates=args.mapping_candidates)
+        kept += [f"- {name}: `{op}` {how[2]}" for op, how in r["ops"].items() if how[2]]
         sim = (f"{r['tokens_per_s']:.1f} tok/s" if r["tokens_per_s"]
                else f"{r['seconds'] * 1e3:.3f} ms")
         print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {t_wall or '-'} | "
@@ -108,6 +122,11 @@ def main() -> None:
               f"{r['roofline'] * 1e3:.3f} ms ({r['bound']}) | "
               f"{r['seconds'] / r['roofline']:.2f} | {t_fid} | {r['ddr_bytes'] / 1e9:.3f} | "
               f"{r['compulsory_bytes'] / 1e9:.3f} |", flush=True)
+    if args.mapping_candidates > 1:
+        print()
+        print(f"Mappings kept (the fastest of each linear op's {args.mapping_candidates} "
+              f"cheapest):")
+        print("\n".join(kept))
     if args.check:
         print()
         print("| case | steady state ms | every unit ms | difference | ops extrapolated | "
@@ -115,7 +134,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---|---:|")
         for name, sc in [(c[0], c[1]) for c in CASES] + [(n, n) for n in SHIPPED]:
             fast, full = run_case(sc), run_case(sc, None)
-            steady = [k for k, (_, how) in fast["ops"].items() if how.startswith("steady")]
+            steady = [k for k, (_, how, _) in fast["ops"].items() if how.startswith("steady")]
             worst = max(fast["ops"], key=lambda k: abs(fast["ops"][k][0] / full["ops"][k][0] - 1))
             d = fast["ops"][worst][0] / full["ops"][worst][0] - 1
             print(f"| {name} | {fast['seconds'] * 1e3:.3f} | {full['seconds'] * 1e3:.3f} | "

@@ -38,3 +38,21 @@ def test_whole_model_rows_match_the_simulator(case, scenario):
     assert cells[7] == f"{r.ideal_roofline_s * 1e3:.3f} ms ({r.bound})"
     assert cells[8] == f"{r.seconds / r.ideal_roofline_s:.2f}"
     assert cells[10:12] == [f"{r.ddr_bytes / 1e9:.3f}", f"{r.compulsory_bytes / 1e9:.3f}"]
+
+
+def test_mapping_search_row_matches_the_simulator():
+    """The BERT-base row of the N = 4 table of *With the mapping search* (written by
+    ``python benchmarks/bench_models.py --mapping-candidates 4``)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("### With the mapping search"):]
+    section = section[section.index("N = 4:"):section.index("N = 8:")]
+    case = "BERT-base, seq 128, batch 8, tai4"
+    cells = next(c for c in ([x.strip() for x in line.strip().strip("|").split("|")]
+                             for line in section.splitlines()) if c and c[0] == case)
+    r = simulate_scenario(Scenario(model="bert-base-uncased", phase="prefill", batch=8,
+                                   sequence_length=128), mapping_candidates=4)
+    assert cells[6] == f"{r.seconds * 1e3:.3f} ms"
+    assert cells[8] == f"{r.seconds / r.ideal_roofline_s:.2f}"
+    default = simulate_scenario(Scenario(model="bert-base-uncased", phase="prefill", batch=8,
+                                         sequence_length=128))
+    assert r.seconds < default.seconds
