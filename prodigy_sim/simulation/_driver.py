@@ -366,7 +366,7 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
                           f"{method.mapping_candidates})")
     if method.mapping_candidates > 1:
         # the candidates' runs are kept, so the op kept is not simulated again
-        cache = cache or RunCache()
+        cache = RunCache() if cache is None else cache
         lowered = dataclasses.replace(lowered, stages=tuple(
             dataclasses.replace(st, ops=tuple(
                 fastest_mapping(op, config, method=method, stage=st.name, cache=cache,
