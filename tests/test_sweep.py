@@ -278,3 +278,21 @@ def test_compare_plot_of_a_categorical_axis(tmp_path, capsys):
     assert err.count("\n") == 1 and "compare[:COLUMN]" in err
     with pytest.raises(ConfigError, match="'plots.0': a compare plot .* 'simulate'"):
         sweep({**FOOTPRINT, "plots": [{"kind": "compare", "x": "weights"}]}, out=tmp_path)
+
+
+def test_mapping_candidates_setting(tmp_path):
+    """``simulate: {mapping_candidates: N}`` searches each point's linear ops by simulation:
+    never slower than the mapper's choice; the default keeps the points' ids of journals
+    written before the setting existed (it is left out of the id), another value changes them."""
+    base = {"name": "mc", "compute": ["simulate"],
+            "fixed": {"model": "all-minilm-l6-v2", "batch": 2, "context": 64, "cores": 8},
+            "execution": {"executor": "serial"}}
+    ids = {n: expand(parse_spec({**base, "simulate": {"mapping_candidates": n}}))[0].point_id
+           for n in (1, 2)}
+    assert expand(parse_spec(base))[0].point_id == ids[1] != ids[2]
+    one = sweep(base, out=tmp_path / "one").rows[0]
+    two = sweep({**base, "simulate": {"mapping_candidates": 2}}, out=tmp_path / "two").rows[0]
+    assert one["status"] == two["status"] == "ok"
+    assert two["time_s"] <= one["time_s"]
+    with pytest.raises(ConfigError, match="mapping_candidates"):
+        parse_spec({**base, "simulate": {"mapping_candidates": 0}})

@@ -81,7 +81,8 @@ def _footprint(ctx: PointContext) -> dict[str, Any]:
 def _simulate(ctx: PointContext) -> dict[str, Any]:
     s = ctx.settings
     r = report_lowered(ctx.lowered(), ctx.config, l3=s.l3,
-                       steady_units=s.steady_units or None)
+                       steady_units=s.steady_units or None,
+                       mapping_candidates=s.mapping_candidates)
     return {
         "time_s": r.seconds,
         "tokens_per_s": r.tokens / r.seconds,

@@ -102,8 +102,11 @@ def _point_id(params: dict[str, Any], spec: SweepSpec) -> str:
     material = {
         "params": params,
         "compute": list(spec.compute),
-        "settings": {"simulate": spec.simulate.model_dump()} if "simulate" in spec.compute
-        else {},
+        # (a setting at its default since before it existed is left out: the points' ids
+        # of earlier journals stay valid)
+        "settings": {"simulate": spec.simulate.model_dump(
+            exclude={"mapping_candidates"} if spec.simulate.mapping_candidates == 1 else None)}
+        if "simulate" in spec.compute else {},
         "files": {k: _file_digest(params[k]) for k in ("hw", "model")},
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)

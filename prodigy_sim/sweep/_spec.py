@@ -85,6 +85,10 @@ class SimulateSettings(BaseModel):
                                        "false = every DMA to DDR (as --no-l3)")
     steady_units: int = Field(2, ge=0, description="per-core units simulated before "
                                                    "extrapolating; 0 = every unit")
+    mapping_candidates: int = Field(1, ge=1, description="each linear op's N cheapest mappings "
+                                                         "by the mapper's costs simulated, the "
+                                                         "fastest kept; 1 = the mapper's "
+                                                         "choice (as --mapping-candidates)")
 
 
 class OutputSpec(BaseModel):
