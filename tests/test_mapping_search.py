@@ -128,3 +128,19 @@ def test_cli_mapping_candidates(capsys):
     assert main(argv + ["--mapping-candidates", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "mapping-candidates" in err
+
+
+def test_more_cores_stay_faster_with_the_search():
+    """The search runs per configuration; on BERT-base b8 s128 over 32 / 64 / 128 cores it
+    keeps the trend of the default method (more cores, less time) and is never slower than
+    it."""
+    from prodigy_sim.reports import simulate_scenario
+
+    sc = Scenario(model="bert-base-uncased", phase="prefill", batch=8, sequence_length=128)
+    searched, default = [], []
+    for cores in (32, 64, 128):
+        searched.append(simulate_scenario(sc, config=CFG, cores=cores,
+                                          mapping_candidates=3).seconds)
+        default.append(simulate_scenario(sc, config=CFG, cores=cores).seconds)
+    assert searched[0] > searched[1] > searched[2]
+    assert all(s <= d for s, d in zip(searched, default, strict=True))
