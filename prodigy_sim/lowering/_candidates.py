@@ -3,10 +3,10 @@
 The mapper (:mod:`._mapper`) ranks candidate mappings by closed-form costs and the lowering
 keeps the cheapest. :func:`mapping_candidates` returns that op and the next cheapest distinct
 candidates, each rebuilt with its mapping, so that a caller can simulate them and keep the
-fastest (:mod:`prodigy_sim.simulation`, ``refine``; ``benchmarks/mapper_ranking.py``). A
-candidate must leave the activations the residency plan keeps on chip during the op their
-share of its L3 (:data:`~._residency.RESIDENT_SHARE`, the plan's own rule): its scratchpads
-may be larger than the choice's.
+fastest (``prodigy_sim.simulation.fastest_mapping``, ``mapping_candidates=``;
+``benchmarks/mapper_ranking.py``). A candidate must leave the activations the residency plan
+keeps on chip during the op their share of its L3 (:data:`~._residency.RESIDENT_SHARE`, the
+plan's own rule): its scratchpads may be larger than the choice's.
 """
 
 from __future__ import annotations
