@@ -10,7 +10,8 @@ and the load average before and after.
     python benchmarks/bench_models.py --check    # + every shipped scenario, steady state vs
                                                  #   every unit (slow: the full method)
     python benchmarks/bench_models.py --mapping-candidates 4   # each linear op's 4 cheapest
-                                                 #   mappings simulated, the fastest kept
+                                                 #   mappings simulated, the fastest kept (and
+                                                 #   the shipped scenarios with and without)
 
 Targets (wall, memory; simulated time x roofline): LLaMA-2-7B decode b1 ctx 2048 tai4 <= 2 s,
 <= 1 GB, <= 1.3x; LLaMA-2-70B prefill 2048 <= 30 s, <= 2 GB, <= 1.5x; BERT-base b8 s128 <= 2 s,
@@ -127,6 +128,19 @@ def main() -> None:
         print(f"Mappings kept (the fastest of each linear op's {args.mapping_candidates} "
               f"cheapest):")
         print("\n".join(kept))
+        print()
+        print(f"| shipped scenario | mapper's choice ms | fastest of "
+              f"{args.mapping_candidates} ms | change | linear ops changed | "
+              f"wall s (choice / search) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name in SHIPPED:
+            base, best = run_case(name), run_case(name, mapping_candidates=args.mapping_candidates)
+            moved = sum(1 for k, (_, _, mp) in best["ops"].items()
+                        if mp and mp != base["ops"][k][2])
+            lin = sum(1 for _, _, mp in best["ops"].values() if mp)
+            print(f"| {name} | {base['seconds'] * 1e3:.3f} | {best['seconds'] * 1e3:.3f} | "
+                  f"{best['seconds'] / base['seconds'] - 1:+.2%} | {moved} of {lin} | "
+                  f"{base['wall']:.1f} / {best['wall']:.1f} |", flush=True)
     if args.check:
         print()
         print("| case | steady state ms | every unit ms | difference | ops extrapolated | "
