@@ -796,8 +796,8 @@ def check_batching(memory: MemorySystem) -> dict[str, float]:
 
 
 def _port_lateness(memory: MemorySystem) -> dict[str, float]:
-    """``port_late_share`` and ``port_late_cycles_mean`` of :func:`check_batching`, over
-    every port calendar of ``memory``."""
+    """``port_late_share``, ``port_late_cycles_mean`` and ``port_late_cycles_max`` of
+    :func:`check_batching`, over every port calendar of ``memory``."""
     cals = [memory.ctrl_in, memory.core_in, memory.slice_out, memory.slice_in]
     served = sum(c.served for c in cals)
     late = sum(c.late for c in cals)
