@@ -144,3 +144,17 @@ def test_more_cores_stay_faster_with_the_search():
         default.append(simulate_scenario(sc, config=CFG, cores=cores).seconds)
     assert searched[0] > searched[1] > searched[2]
     assert all(s <= d for s, d in zip(searched, default, strict=True))
+
+
+def test_candidates_in_worker_processes_give_the_same_choice(minilm):
+    """With ``RunCache(workers=2)`` the candidates' runs are made in parallel: the same
+    mappings and times as one process."""
+    from prodigy_sim.simulation import RunCache
+
+    method = SimMethod(mapping_candidates=3)
+    serial = simulate_lowered(minilm, CFG, method=method)
+    with RunCache(workers=2) as cache:
+        parallel = simulate_lowered(minilm, CFG, method=method, cache=cache)
+        assert cache.submitted > 0
+    assert [(o.mapping, o.seconds) for s in parallel.stages for o in s.ops] == \
+        [(o.mapping, o.seconds) for s in serial.stages for o in s.ops]

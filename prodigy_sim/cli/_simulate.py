@@ -91,6 +91,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "closed-form costs and keep the fastest (a search by simulation: "
                           "about N times the linear layers' simulation time) (default: 1, the "
                           "mapper's choice)")
+    how.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                     help="processes that simulate the candidate mappings of "
+                          "--mapping-candidates in parallel (the same results; default: 1)")
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "
@@ -125,7 +128,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.reports import report_simulation, write_plots
-    from prodigy_sim.simulation import OpTrace, simulate, write_step_timeline
+    from prodigy_sim.simulation import OpTrace, RunCache, simulate, write_step_timeline
     from prodigy_sim.timing import compile_kernels, kernels_compiled
 
     scenario = _scenario(args)
@@ -151,15 +154,18 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(n)
 
+    cache = RunCache(workers=args.workers) if args.workers > 1 else None
     try:
         traces: list[OpTrace] | None = [] if args.trace_out else None
         sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,
                        steady_units=args.steady_units or None,
                        mapping_candidates=args.mapping_candidates, progress=progress,
-                       total=total, trace=traces)
+                       total=total, trace=traces, cache=cache)
     finally:
         if bar is not None:
             bar.close()
+        if cache is not None:
+            cache.close()
     report = report_simulation(sim, config)
     if traces is not None:
         write_step_timeline(args.trace_out, sim, traces, config)

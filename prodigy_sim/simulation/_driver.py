@@ -210,6 +210,18 @@ def _steady_candidate(op: LoweredOp, method: SimMethod) -> bool:
     return bool(u and op.kernel.uniform_units and op.kernel.per_core_units >= 32 * u)
 
 
+def _offer_runs(op: LoweredOp, config: ChipConfig, method: SimMethod, cache: RunCache) -> None:
+    """Submit to ``cache`` the runs :func:`simulate_op` surely makes of ``op``: the full run,
+    or for an op tried for the steady-state extrapolation its first three capped runs."""
+    l3_bytes, on_chip = _run_inputs(op, method)
+    u = method.steady_units
+    kernels = ([op.rebuild(c) for c in (u, 2 * u, 4 * u)] if u and _steady_candidate(op, method)
+               else [op.kernel])
+    for k in kernels:
+        cache.submit(k.program, config, cores=op.kernel.cores, l3_bytes=l3_bytes,
+                     resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+
+
 def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
                   method: SimMethod | None = None) -> int:
     """Submit to ``cache`` (:meth:`RunCache.submit`, worker processes) the timing-engine run of
@@ -418,10 +430,15 @@ def fastest_mapping(op: LoweredOp, config: ChipConfig, *, method: SimMethod, sta
     mappings by the mapper's costs (``method.mapping_candidates`` in all,
     :func:`prodigy_sim.lowering.mapping_candidates`); ties go to the cheaper by the costs (the
     mapper's choice first). ``op`` itself if it is not a mapped linear op. ``progress(1)``
-    after each candidate (and for each of the ``mapping_candidates`` an op lacks)."""
+    after each candidate (and for each of the ``mapping_candidates`` an op lacks). With a
+    ``cache`` of several workers (``RunCache(workers=n)``) the candidates' runs are made in
+    parallel (the same results)."""
     if not is_mapped_linear(op):
         return op
     cands = mapping_candidates(op, config, method.mapping_candidates)
+    if cache is not None and cache.workers > 1:
+        for c in cands:                  # the candidates' first runs, in parallel
+            _offer_runs(c, config, method, cache)
     seconds = []
     for c in cands:
         seconds.append(simulate_op(c, config, method=method, stage=stage, cache=cache).seconds)
