@@ -124,6 +124,11 @@ def test_cli_mapping_candidates(capsys):
     assert main(argv + ["--mapping-candidates", "2"]) == 0
     two = json.loads(capsys.readouterr().out)
     assert two["seconds"] <= base["seconds"]
+    # in worker processes (kernels and candidates submitted ahead): the same report
+    assert main(argv + ["--mapping-candidates", "2", "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == two
+    assert main(argv + ["--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == base
     assert "2 cheapest" in json.dumps(two) and "cheapest" not in json.dumps(base)
     assert main(argv + ["--mapping-candidates", "0"]) == 2
     err = capsys.readouterr().err

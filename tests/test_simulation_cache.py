@@ -90,3 +90,25 @@ def test_runs_in_worker_processes_equal_runs_made_here():
     assert prefetch_runs(lms[0], CFG, RunCache(), method=method) == offered[0]  # serial: no-op
     with pytest.raises(ConfigError, match="workers"):
         RunCache(workers=0)
+
+
+def test_an_extrapolated_op_offers_its_first_three_runs():
+    """An op tried for the steady-state extrapolation offers the workers the three capped runs
+    it always makes (u, 2u, 4u units; the later ones depend on their results): they are the
+    runs simulate_op then asks for, and its result is the one made without workers."""
+    from prodigy_sim.lowering import linear_op
+    from prodigy_sim.numerics import Storage
+    from prodigy_sim.simulation import simulate_op
+    from prodigy_sim.simulation._driver import _offer_runs
+
+    op = linear_op("g", 8192, 4096, 1024, Storage.of("tai4"), CFG, cores=2)
+    method = SimMethod(steady_units=2)
+    assert op.kernel.per_core_units >= 64
+    alone = simulate_op(op, CFG, method=method)
+    with RunCache(workers=2) as cache:
+        _offer_runs(op, CFG, method, cache)
+        assert cache.submitted == 3
+        shared = simulate_op(op, CFG, method=method, cache=cache)
+        assert cache.submitted == 3 and len(cache) >= 3
+    assert dataclasses.asdict(shared) == dataclasses.asdict(alone)
+    assert "steady" in alone.method

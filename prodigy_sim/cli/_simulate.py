@@ -92,8 +92,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "about N times the linear layers' simulation time) (default: 1, the "
                           "mapper's choice)")
     how.add_argument("--workers", type=positive_int, default=1, metavar="N",
-                     help="processes that simulate the candidate mappings of "
-                          "--mapping-candidates in parallel (the same results; default: 1)")
+                     help="processes that simulate the kernels (and the candidate mappings "
+                          "of --mapping-candidates) in parallel (the same results; default: 1)")
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "

@@ -224,19 +224,16 @@ def _offer_runs(op: LoweredOp, config: ChipConfig, method: SimMethod, cache: Run
 
 def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
                   method: SimMethod | None = None) -> int:
-    """Submit to ``cache`` (:meth:`RunCache.submit`, worker processes) the timing-engine run of
-    every op :func:`simulate_lowered` will simulate every unit of, so that they run in parallel
-    before it asks for them; an op tried for the steady-state extrapolation is left to it (its
-    runs depend on each other). Returns how many runs were offered."""
+    """Submit to ``cache`` (:meth:`RunCache.submit`, worker processes) the timing-engine runs
+    :func:`simulate_lowered` will surely make, so that they run in parallel before it asks for
+    them: every op's full run, or for an op tried for the steady-state extrapolation its first
+    three capped runs (the later ones depend on their results). Returns how many ops were
+    offered."""
     method = method or SimMethod()
     n = 0
     for st in lowered.stages:
         for op in st.ops:
-            if _steady_candidate(op, method):
-                continue
-            l3_bytes, on_chip = _run_inputs(op, method)
-            cache.submit(op.kernel.program, config, cores=op.kernel.cores, l3_bytes=l3_bytes,
-                         resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+            _offer_runs(op, config, method, cache)
             n += 1
     return n
 
@@ -363,7 +360,8 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
     ``progress(n)`` is called after each simulated kernel with ``n = 1``; a ``trace`` list
     receives an :class:`OpTrace` per simulated kernel (:func:`step_timeline` turns them into a
     timeline). A ``cache`` (:class:`RunCache`) shared by several simulations reuses their
-    identical timing-engine runs (exact: the same results as without it). With
+    identical timing-engine runs (exact: the same results as without it); with workers
+    (``RunCache(workers=n)``) the runs are first submitted to them (:func:`prefetch_runs`). With
     ``method.mapping_candidates > 1`` every linear op is first replaced by the fastest of its
     candidate mappings (:func:`fastest_mapping`); the result's ``lowered`` holds the ops kept.
     """
@@ -376,6 +374,8 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
     if method.mapping_candidates < 1:
         raise ConfigError(f"'mapping_candidates' must be >= 1 (got "
                           f"{method.mapping_candidates})")
+    if cache is not None and cache.workers > 1 and trace is None:
+        prefetch_runs(lowered, config, cache, method=method)
     if method.mapping_candidates > 1:
         # the candidates' runs are kept, so the op kept is not simulated again
         cache = RunCache() if cache is None else cache
