@@ -337,17 +337,23 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     ``mapping_candidates``: each linear op's that many cheapest mappings by the mapper's costs
     simulated, the fastest kept (1: the mapper's choice). ``total(n)`` is called once with the
     number of kernels to simulate, ``progress(1)`` after each; ``trace`` and ``cache``: see
-    :func:`simulate_lowered`.
+    :func:`simulate_lowered` (a scenario lowered here has its runs submitted to a cache's
+    workers first, :func:`prefetch_runs`).
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
-    lowered = (what if isinstance(what, LoweredModel)
-               else lower_model(scenario.card(), scenario, config, cores=cores, l3=l3))
+    method = SimMethod(reuse, steady_units, l3, mapping_candidates)
+    if isinstance(what, LoweredModel):
+        lowered = what
+    else:
+        lowered = lower_model(scenario.card(), scenario, config, cores=cores, l3=l3)
+        if cache is not None and cache.workers > 1 and trace is None:
+            # lowered here, so its runs are offered here (a caller that lowers offers them)
+            prefetch_runs(lowered, config, cache, method=method)
     if total is not None:
         total(sim_kernel_count(lowered, reuse, mapping_candidates))
-    return simulate_lowered(lowered, config,
-                            method=SimMethod(reuse, steady_units, l3, mapping_candidates),
-                            progress=progress, trace=trace, cache=cache)
+    return simulate_lowered(lowered, config, method=method, progress=progress, trace=trace,
+                            cache=cache)
 
 
 def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
@@ -360,8 +366,7 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
     ``progress(n)`` is called after each simulated kernel with ``n = 1``; a ``trace`` list
     receives an :class:`OpTrace` per simulated kernel (:func:`step_timeline` turns them into a
     timeline). A ``cache`` (:class:`RunCache`) shared by several simulations reuses their
-    identical timing-engine runs (exact: the same results as without it); with workers
-    (``RunCache(workers=n)``) the runs are first submitted to them (:func:`prefetch_runs`). With
+    identical timing-engine runs (exact: the same results as without it). With
     ``method.mapping_candidates > 1`` every linear op is first replaced by the fastest of its
     candidate mappings (:func:`fastest_mapping`); the result's ``lowered`` holds the ops kept.
     """
@@ -374,8 +379,6 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
     if method.mapping_candidates < 1:
         raise ConfigError(f"'mapping_candidates' must be >= 1 (got "
                           f"{method.mapping_candidates})")
-    if cache is not None and cache.workers > 1 and trace is None:
-        prefetch_runs(lowered, config, cache, method=method)
     if method.mapping_candidates > 1:
         # the candidates' runs are kept, so the op kept is not simulated again
         cache = RunCache() if cache is None else cache
