@@ -55,13 +55,15 @@ if isinstance(scenario, dict) and "gemm" in scenario:
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.lowering import linear_op
     from prodigy_sim.numerics import Storage
-    from prodigy_sim.simulation import SimMethod, fastest_mapping, simulate_op
+    from prodigy_sim.simulation import RunCache, SimMethod, fastest_mapping, simulate_op
     chip = load_preset("prodigy-t16128")
     m, n, k = scenario["gemm"]
     op = linear_op("gemm", m, n, k, Storage.of("tai4"), chip)
     method = SimMethod(steady_units=spec["steady_units"],
                        mapping_candidates=spec["mapping_candidates"])
-    r = simulate_op(fastest_mapping(op, chip, method=method), chip, method=method)
+    runs = RunCache()                    # the op kept is not simulated again
+    r = simulate_op(fastest_mapping(op, chip, method=method, cache=runs), chip, method=method,
+                    cache=runs)
     out = {"seconds": r.seconds, "roofline": r.roofline_seconds, "tokens_per_s": None,
            "bound": "compute" if r.mma_flops / chip.peak_matrix_flops("tai4", False)
            >= r.compulsory_bytes / chip.peak_ddr_bandwidth_bytes_per_s else "memory",

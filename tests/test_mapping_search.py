@@ -63,6 +63,10 @@ def test_other_ops_and_one_candidate_are_the_op_itself(minilm):
     assert others and all(mapping_candidates(op, CFG, 4) == [op] for op in others)
     op = next(op for _, op in _ops(minilm) if is_mapped_linear(op))
     assert mapping_candidates(op, CFG, 1) == [op]
+    from prodigy_sim.simulation import RunCache
+
+    runs = RunCache()               # one candidate: the op itself, nothing simulated for it
+    assert fastest_mapping(op, CFG, method=SimMethod(), cache=runs) is op and len(runs) == 0
     with pytest.raises(ValueError, match="top"):
         mapping_candidates(op, CFG, 0)
 
