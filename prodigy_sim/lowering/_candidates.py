@@ -18,7 +18,7 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
 from prodigy_sim.lowering._common import ACT, BF16, Kernel
 from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
-from prodigy_sim.lowering._lower import LoweredOp, plan_linear
+from prodigy_sim.lowering._lower import LoweredOp, linear_plan
 from prodigy_sim.lowering._mapper import scored_candidates
 from prodigy_sim.lowering._residency import RESIDENT_SHARE
 from prodigy_sim.timing import default_l3_bytes, isa_params
@@ -29,13 +29,13 @@ __all__ = ["is_mapped_linear", "mapping_candidates", "ranked_mappings", "with_ma
 def is_mapped_linear(op: LoweredOp) -> bool:
     """Whether ``op`` is a linear layer placed by the mapper (its kernel built by
     :func:`~prodigy_sim.lowering.plan_linear`)."""
-    return isinstance(op.rebuild, functools.partial) and op.rebuild.func is plan_linear
+    return linear_plan(op) is not None
 
 
 def _plan(op: LoweredOp) -> functools.partial:
     """The :func:`plan_linear` call that builds the mapped linear op ``op``'s kernel."""
-    fn = op.rebuild
-    if not (isinstance(fn, functools.partial) and fn.func is plan_linear):
+    fn = linear_plan(op)
+    if fn is None:
         raise ValueError(f"op {op.name!r} is not a linear op placed by the mapper")
     return fn
 

@@ -63,7 +63,8 @@ from prodigy_sim.timing import isa_params
 
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
-           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op"]
+           "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op",
+           "linear_plan"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -204,6 +205,13 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init)
 
 
+def linear_plan(op: LoweredOp) -> functools.partial | None:
+    """The :func:`plan_linear` call that builds ``op``'s kernel (a linear op placed by the
+    mapper), or None for any other op."""
+    fn = op.rebuild
+    return fn if isinstance(fn, functools.partial) and fn.func is plan_linear else None
+
+
 def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
               cores: int | None = None, epilogue: str = "store", l3: bool = True) -> LoweredOp:
     """One linear layer ``Y[m, n] = X[m, k] W[n, k]^T`` as a lowered op (mapped by the mapper
@@ -230,9 +238,8 @@ def _remap_linears(stages: list[LoweredStage], plan: list[list[Residency]],
     for i, (st, rs) in enumerate(zip(stages, plan, strict=True)):
         ops = []
         for j, (op, r) in enumerate(zip(st.ops, rs, strict=True)):
-            fn = op.rebuild
-            if (isinstance(fn, functools.partial) and fn.func is plan_linear
-                    and (r.resident or r.held_bytes)):
+            fn = linear_plan(op)
+            if fn is not None and (r.resident or r.held_bytes):
                 sizes = {t: pl.nbytes for t, pl in validate(op.kernel.program,
                                                             params).tensors.items()}
                 fn = functools.partial(fn, l3_reserved=r.onchip_bytes(sizes), resident=(
