@@ -303,6 +303,17 @@ def test_attention_prefill(causal, ctx, real, neg):
     _prefill(causal, ctx, real, neg)
 
 
+@pytest.mark.parametrize("causal,ctx,real", [(True, 576, 576), (False, 192, 150),
+                                             (False, 320, 320), (False, 448, 400)],
+                         ids=["causal-1-to-9-chunks", "3-chunks", "5-chunks", "7-chunks"])
+def test_attention_software_pipeline_over_chunk_counts(causal, ctx, real):
+    """The chunk loop's software pipeline (scores one chunk ahead of the softmax, K two chunks
+    ahead, pairs of chunks in a loop and a tail of 0-3) gives the emulation's bits for every
+    chunk count: a causal prefill of 9 chunks pairs query blocks with 1 .. 9 chunks (counts
+    known only at run time), the others have 3, 5 and 7 chunks (known when lowered)."""
+    _prefill(causal, ctx, real, -np.inf, heads=1, kv_heads=1, seed=ctx)
+
+
 def test_a_fully_masked_row_does_not_poison_later_blocks():
     """A query row whose keys are all masked with -inf has L = 0 and a NaN output row; the next
     block on the same core resets its state by multiplying by 0, which must not meet 1/L = Inf

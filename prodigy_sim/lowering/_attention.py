@@ -132,7 +132,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     oa = [b.tile(f"OA{i}", (qr, dh), F32) for i in range(nd)]
     ot = b.tile("OT", (qr, dh), F32)
     oq = b.tile("OQ", (qr, dh), act)
-    sacc = b.acc("S", (qr, ck))
+    saccs = [b.acc(f"S{s}", (qr, ck)) for s in range(2)]
     oacc = [b.acc(f"O{i}", (qr, dh)) for i in range(nd)]
     scale = 1.0 / math.sqrt(d)
 
@@ -140,10 +140,15 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14))
     labels = iter(range(1000))
 
-    def load(s: int, kcol_reg, off: int) -> None:
-        """K/V chunk whose first key is ``kcol_reg + off`` into buffer ``s``."""
+    def load_k(s: int, kcol_reg, off: int) -> None:
+        """K chunk whose first key is ``kcol_reg + off`` into buffer ``s``."""
         b.add(r_k, r_krow, kcol_reg)
         b.dma_ld(kt[s], kc, r_k + off if off else r_k, 0)
+
+    def load_v(s: int, kcol_reg, off: int) -> None:
+        """V chunk whose first key is ``kcol_reg + off`` into buffer ``s``."""
+        if decode:
+            b.add(r_k, r_krow, kcol_reg)
         for i in range(nd):
             if decode:
                 b.dma_ld(vcs[s][i], vcache, r_k + off if off else r_k, i * dh)
@@ -151,14 +156,18 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                 b.dma_ld(vts[s][i], vt, r_vrow + i * dh if i else r_vrow,
                          kcol_reg + off if off else kcol_reg)
 
-    def chunk(s: int, masked: bool) -> None:
+    def scores(s: int) -> None:
+        """``S_s = Q K_s^T`` (the chunk in K buffer ``s``) into score accumulator ``s``."""
+        b.acc_zero(saccs[s])
+        b.mma(saccs[s], qt, kt[s])
+
+    def softmax_pv(s: int, masked: bool) -> None:
+        """The online softmax of the chunk whose scores :func:`step` stored in ``ST`` and its
+        ``P V`` MMAs (V buffer ``s``); :func:`update` adds them to ``OA``."""
         if decode:                                  # V chunk (ck, dh) -> V^T (dh, ck), BF16
             for i in range(nd):
                 b.vdequant(vb[i], vcs[s][i])
                 b.vtrans(vts[s][i], vb[i])
-        b.acc_zero(sacc)
-        b.mma(sacc, qt, kt[s])
-        b.acc_st(st, sacc)
         b.vmuli(st, st, scale)
         if masked:
             b.vadd(st, st, mkt)
@@ -178,8 +187,32 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         for i in range(nd):
             b.acc_zero(oacc[i])
             b.mma(oacc[i], pq, vts[s][i])
+
+    def update() -> None:
+        """``OA = OA * CR + P V`` of the chunk last through :func:`softmax_pv`."""
+        for i in range(nd):
             b.acc_st(ot, oacc[i])
             b.vfma(oa[i], oa[i], cr, ot)
+
+    def step(s: int, kcol_reg, off: int, *, next_v: bool, next_k: bool, first: bool = False,
+             masked: bool = False) -> None:
+        """Chunk ``j`` (K/V buffer ``s``; its first key ``kcol_reg + off``), software
+        pipelined: load V of chunk ``j + 1`` and K of ``j + 2``; add chunk ``j - 1``'s ``P V``
+        to ``OA`` (unless ``first``) and take chunk ``j``'s scores out of their accumulator
+        (``ACC.ST``, matrix-unit instructions, before the next MMA occupies the unit); issue
+        the scores of ``j + 1`` (K loaded a step ago), which the matrix unit computes during
+        chunk ``j``'s softmax; then that softmax and its ``P V``."""
+        o = 1 - s
+        if next_v:
+            load_v(o, kcol_reg, off + ck)
+        if next_k:
+            load_k(s, kcol_reg, off + 2 * ck)
+        if not first:
+            update()
+        b.acc_st(st, saccs[s])
+        if next_v:
+            scores(o)
+        softmax_pv(s, masked)
 
     def init_state() -> None:
         b.vmuli(m_, m_, 0.0)
@@ -206,41 +239,87 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
 
     def block(n_const: int | None, epilogue) -> None:
         """One query block at ``r_qrow, r_qcol`` against keys from ``r_krow`` / ``r_vrow``; the
-        chunk count is ``n_const`` or ``r_n1 + 1`` (set by the caller)."""
+        chunk count ``n`` is ``n_const`` or ``r_n1 + 1`` (set by the caller).
+
+        Software pipeline over the chunks (:func:`step`): V one chunk ahead, K two, the
+        scores one chunk ahead of the softmax. Chunk 0 is peeled; chunks ``1 .. 2P`` run in a
+        loop of pairs as long as the pair's K loads stay below ``n``
+        (``P = max(0, floor((n - 3) / 2))``), and the last 0-3 chunks unrolled."""
         b.dma_ld(qt, q, r_qrow, r_qcol)
         init_state()
         if n_const is not None:
             b.li(r_n1, n_const - 1)
         b.li(r_t, 0)
-        load(0, r_t, 0)
-        b.divi(r_np, r_n1, 2)
-        with b.loop(r_c, r_np, 2 * ck):
-            load(1, r_c, ck)
-            chunk(0, False)
-            load(0, r_c, 2 * ck)
-            chunk(1, False)
-        b.muli(r_t, r_n1, ck)                      # first key of the last chunk
+        done = f"done{next(labels)}"
 
-        def odd_tail() -> None:
-            load(1, r_t, 0)
-            chunk(0, False)
-            chunk(1, True)
+        def tail(r: int) -> None:
+            """The last ``r`` (0-3) chunks from chunk ``1 + 2P`` (first key ``r_t``)."""
+            for x in range(r):
+                s_ = 1 - x % 2
+                step(s_, r_t, x * ck, next_v=x + 1 < r, next_k=x + 2 < r, masked=x + 1 == r)
+            update()
 
-        if n_const is not None:
-            if (n_const - 1) % 2:
-                odd_tail()
+        # one chunk
+        if n_const == 1 or n_const is None:
+            several = f"several{next(labels)}"
+            if n_const is None:
+                b.li(r_q2, 0)
+                b.bne(r_n1, r_q2, several)
+            # (n == 1)
+            load_k(0, r_t, 0)
+            load_v(0, r_t, 0)
+            scores(0)
+            step(0, r_t, 0, next_v=False, next_k=False, first=True, masked=True)
+            update()
+            if n_const is None:
+                b.jmp(done)
+                b.label(several)
+        if n_const != 1:
+            # prologue and chunk 0 (n >= 2)
+            load_k(0, r_t, 0)
+            load_v(0, r_t, 0)
+            load_k(1, r_t, ck)
+            scores(0)
+            if n_const is None or n_const >= 3:
+                if n_const is None:             # K of chunk 2 only if n >= 3
+                    three = f"three{next(labels)}"
+                    b.li(r_q2, 1)
+                    b.bne(r_n1, r_q2, three)          # (n == 2)
+                    step(0, r_t, 0, next_v=True, next_k=False, first=True)
+                    b.li(r_t, ck)
+                    tail(1)
+                    b.jmp(done)
+                    b.label(three)
+                step(0, r_t, 0, next_v=True, next_k=True, first=True)
             else:
-                chunk(0, True)
-        else:
-            odd, done = f"odd{next(labels)}", f"done{next(labels)}"
-            b.muli(r_q2, r_np, 2)
-            b.bne(r_q2, r_n1, odd)
-            chunk(0, True)
-            b.jmp(done)
-            b.label(odd)
-            odd_tail()
-            b.label(done)
-            b.nop()
+                step(0, r_t, 0, next_v=True, next_k=False, first=True)
+                b.li(r_t, ck)
+                tail(1)
+        if n_const is None or n_const >= 3:
+            # pairs of chunks 1 + 2m, 2 + 2m (m < P), keys from r_c + ck
+            if n_const is None:
+                b.addi(r_np, r_n1, -2)              # n - 3 >= 0 here
+                b.divi(r_np, r_np, 2)
+            else:
+                b.li(r_np, (n_const - 3) // 2)
+            with b.loop(r_c, r_np, 2 * ck):
+                step(1, r_c, ck, next_v=True, next_k=True)
+                step(0, r_c, 2 * ck, next_v=True, next_k=True)
+            b.muli(r_t, r_np, 2 * ck)               # first key of chunk 1 + 2P
+            b.addi(r_t, r_t, ck)
+            if n_const is not None:
+                tail(2 if n_const % 2 else 3)
+            else:                                   # n odd: 2 left, n even: 3
+                n_even = f"neven{next(labels)}"
+                b.divi(r_q2, r_n1, 2)
+                b.muli(r_q2, r_q2, 2)
+                b.bne(r_q2, r_n1, n_even)           # n - 1 odd: n even
+                tail(2)
+                b.jmp(done)
+                b.label(n_even)
+                tail(3)
+        b.label(done)
+        b.nop()
         epilogue()
 
     if not split:
