@@ -12,8 +12,13 @@ A unit is one block of query rows against a range of keys: decode - the ``g = he
 query heads of one KV head of one sequence (GQA shares the K/V chunk loads) against one of
 ``splits`` slices of the context (flash decoding); prefill - 64 queries of one head against
 their keys. Keys are processed in chunks of ``ck`` (64) with an online softmax (running row max
-``M``, sum ``L`` and an FP32 output ``OA`` rescaled per chunk), K/V chunks double buffered (the
-next chunk is loaded before the current one is used). The last chunk of a block adds a mask
+``M``, sum ``L`` and an FP32 output ``OA`` rescaled per chunk), software pipelined over the
+chunks: two score accumulators ``S0``/``S1`` and K/V buffers, V loaded one chunk ahead and K two,
+so that the next chunk's ``Q K^T`` is issued before the current chunk's softmax and the matrix
+unit computes it meanwhile (in-order issue would otherwise serialize the two units); a chunk's
+``P V`` is added to ``OA`` at the start of the next chunk's step. Every value goes
+through the same operations in the same order as chunk after chunk, so the bits do not depend
+on the pipeline. The last chunk of a block adds a mask
 tile: the causal diagonal (prefill of a decoder) or the padding beyond the context (decode: only
 the last slice; ``MASK`` rows ``[0, qr)`` are zeros, rows ``[qr, 2 qr)`` the padding). Causal
 prefill pairs query block ``p`` with ``nb - 1 - p`` in one unit so that every unit has the same
