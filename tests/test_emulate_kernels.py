@@ -307,10 +307,11 @@ def test_attention_prefill(causal, ctx, real, neg):
                                              (False, 320, 320), (False, 448, 400)],
                          ids=["causal-1-to-9-chunks", "3-chunks", "5-chunks", "7-chunks"])
 def test_attention_software_pipeline_over_chunk_counts(causal, ctx, real):
-    """The chunk loop's software pipeline (scores one chunk ahead of the softmax, K two chunks
-    ahead, pairs of chunks in a loop and a tail of 0-3) gives the emulation's bits for every
-    chunk count: a causal prefill of 9 chunks pairs query blocks with 1 .. 9 chunks (counts
-    known only at run time), the others have 3, 5 and 7 chunks (known when lowered)."""
+    """The chunk loop's software pipeline (K/V three chunks ahead in a ring of four, scores one
+    chunk ahead of the softmax, a loop of four steps whose steps past the last chunk are
+    skipped) gives the emulation's bits for every chunk count: a causal prefill of 9 chunks
+    pairs query blocks with 1 .. 9 chunks (counts known only at run time), the others have 3,
+    5 and 7 chunks (known when lowered)."""
     _prefill(causal, ctx, real, -np.inf, heads=1, kv_heads=1, seed=ctx)
 
 

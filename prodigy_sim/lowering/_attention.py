@@ -13,11 +13,15 @@ query heads of one KV head of one sequence (GQA shares the K/V chunk loads) agai
 ``splits`` slices of the context (flash decoding); prefill - 64 queries of one head against
 their keys. Keys are processed in chunks of ``ck`` (64) with an online softmax (running row max
 ``M``, sum ``L`` and an FP32 output ``OA`` rescaled per chunk), software pipelined over the
-chunks: two score accumulators ``S0``/``S1`` and K/V buffers, V loaded one chunk ahead and K two,
-so that the next chunk's ``Q K^T`` is issued before the current chunk's softmax and the matrix
-unit computes it meanwhile (in-order issue would otherwise serialize the two units); a chunk's
-``P V`` is added to ``OA`` at the start of the next chunk's step. Every value goes
-through the same operations in the same order as chunk after chunk, so the bits do not depend
+chunks: K/V chunks in a ring of ``_RING`` (4) buffers, each loaded ``_RING - 1`` chunks ahead of
+its softmax (decode streams the cache from DDR: several chunks in flight per core), and two score
+accumulators ``S0``/``S1``, so that the next chunk's ``Q K^T`` is issued before the current
+chunk's softmax and the matrix unit computes it meanwhile (in-order issue would otherwise
+serialize the two units); a chunk's ``P V`` is added to ``OA`` at the start of the next chunk's
+step. One loop serves every chunk count, known when lowered or only at run time: a step past
+the block's last chunk skips to the end of the loop body, a load past it is skipped, and the
+last chunk's mask is added behind a branch. Every value goes through the same operations in the
+same order as chunk after chunk, so the bits do not depend
 on the pipeline. The last chunk of a block adds a mask
 tile: the causal diagonal (prefill of a decoder) or the padding beyond the context (decode: only
 the last slice; ``MASK`` rows ``[0, qr)`` are zeros, rows ``[qr, 2 qr)`` the padding). Causal
@@ -46,6 +50,9 @@ from prodigy_sim.numerics import Storage
 __all__ = ["attention_kernel", "decode_splits"]
 
 _CK = 64
+_RING = 4
+"""K/V chunk buffers: the chunks are loaded ``_RING - 1`` chunks ahead of their softmax (decode
+streams its KV cache from DDR, and each core keeps that many chunks in flight)."""
 
 
 def decode_splits(batch: int, kv_heads: int, context: int, cores: int) -> int:
@@ -120,15 +127,16 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         mpart = b.tensor("MP", (units * qr, 1), F32)
         lpart = b.tensor("LP", (units * qr, 1), F32)
     qt = b.tile("QT", (qr, d), act)
-    kt = [b.tile(f"KT{s}", (ck, d), kv) for s in range(2)]
+    kt = [b.tile(f"KT{s}", (ck, d), kv) for s in range(_RING)]
     if decode:
         vcs = [[b.tile(f"VC{s}_{i}", (ck, dh), kv) for i in range(nd)]
-               for s in range(2)]
+               for s in range(_RING)]
         vb = [b.tile(f"VB{i}", (ck, dh), BF16) for i in range(nd)]
-        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), BF16) for i in range(nd)] for s in range(2)]
+        vts = [[b.tile(f"VT{s}_{i}", (dh, ck), BF16) for i in range(nd)]
+               for s in range(_RING)]
     else:
         vts = [[b.tile(f"VT{s}_{i}", (dh, ck), kv) for i in range(nd)]
-               for s in range(2)]
+               for s in range(_RING)]
     mkt = b.tile("MK", (qr, ck), F32)
     st = b.tile("ST", (qr, ck), F32)
     pq = b.tile("PQ", (qr, ck), BF16) if decode else b.tile("PQ", (qr, ck), act)
@@ -141,6 +149,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     oacc = [b.acc(f"O{i}", (qr, dh)) for i in range(nd)]
     scale = 1.0 / math.sqrt(d)
 
+    r_zero = Reg(0)
     r_i, r_c, r_cnt, r_u, r_qrow, r_qcol, r_krow, r_vrow, r_n1, r_np, r_t, r_k, r_p, r_q2 = (
         Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14))
     labels = iter(range(1000))
@@ -161,21 +170,26 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                 b.dma_ld(vts[s][i], vt, r_vrow + i * dh if i else r_vrow,
                          kcol_reg + off if off else kcol_reg)
 
-    def scores(s: int) -> None:
-        """``S_s = Q K_s^T`` (the chunk in K buffer ``s``) into score accumulator ``s``."""
-        b.acc_zero(saccs[s])
-        b.mma(saccs[s], qt, kt[s])
+    def scores(s: int, a: int) -> None:
+        """``Q K^T`` of the chunk in K buffer ``s`` into score accumulator ``a``."""
+        b.acc_zero(saccs[a])
+        b.mma(saccs[a], qt, kt[s])
 
-    def softmax_pv(s: int, masked: bool) -> None:
-        """The online softmax of the chunk whose scores :func:`step` stored in ``ST`` and its
-        ``P V`` MMAs (V buffer ``s``); :func:`update` adds them to ``OA``."""
+    def softmax_pv(s: int) -> None:
+        """The online softmax of the chunk in buffer ``s`` whose scores :func:`step` took out
+        of their accumulator into ``ST``, and its ``P V`` MMAs; :func:`update` adds them to
+        ``OA``. The mask tile is added when the chunk's first key (``r_t``) is the
+        block's last chunk's (``r_n1``) - a branch, as the chunk count may be known only at
+        run time."""
         if decode:                                  # V chunk (ck, dh) -> V^T (dh, ck), BF16
             for i in range(nd):
                 b.vdequant(vb[i], vcs[s][i])
                 b.vtrans(vts[s][i], vb[i])
         b.vmuli(st, st, scale)
-        if masked:
-            b.vadd(st, st, mkt)
+        unmasked = f"unmasked{next(labels)}"
+        b.bne(r_t, r_n1, unmasked)
+        b.vadd(st, st, mkt)
+        b.label(unmasked)
         b.vrmax(mc, st)
         b.vmax(mn, m_, mc)
         b.vsub(cr, m_, mn)
@@ -199,25 +213,40 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             b.acc_st(ot, oacc[i])
             b.vfma(oa[i], oa[i], cr, ot)
 
-    def step(s: int, kcol_reg, off: int, *, next_v: bool, next_k: bool, first: bool = False,
-             masked: bool = False) -> None:
-        """Chunk ``j`` (K/V buffer ``s``; its first key ``kcol_reg + off``), software
-        pipelined: load V of chunk ``j + 1`` and K of ``j + 2``; add chunk ``j - 1``'s ``P V``
-        to ``OA`` (unless ``first``) and take chunk ``j``'s scores out of their accumulator
-        (``ACC.ST``, matrix-unit instructions, before the next MMA occupies the unit); issue
-        the scores of ``j + 1`` (K loaded a step ago), which the matrix unit computes during
-        chunk ``j``'s softmax; then that softmax and its ``P V``."""
-        o = 1 - s
-        if next_v:
-            load_v(o, kcol_reg, off + ck)
-        if next_k:
-            load_k(s, kcol_reg, off + 2 * ck)
-        if not first:
-            update()
-        b.acc_st(st, saccs[s])
-        if next_v:
-            scores(o)
-        softmax_pv(s, masked)
+    def unless_beyond(first_key: int, emit) -> None:
+        """``emit()`` only if the chunk whose first key is ``r_c + first_key`` exists (its key
+        at most ``r_n1``, the last chunk's)."""
+        skip = f"beyond{next(labels)}"
+        b.addi(r_q2, r_c, first_key)
+        b.blt(r_n1, r_q2, skip)
+        emit()
+        b.label(skip)
+
+    def step(u: int, end: str) -> None:
+        """Chunk ``j = (r_c + u ck) / ck`` of the block (buffer ``u mod _RING``, score
+        accumulator ``u mod 2``), or past the block's last chunk a jump to ``end`` (the end of the
+        loop body): add chunk ``j - 1``'s
+        ``P V`` to ``OA`` (not for the first chunk), load chunk ``j + _RING - 1`` (if it
+        exists; its buffers' last readers are chunk ``j - 1``'s MMAs, done once its ``P V``
+        is), take chunk ``j``'s scores out of their accumulator (``ACC.ST``: a matrix-unit
+        instruction, before the next MMA occupies the unit), issue the scores of chunk
+        ``j + 1`` (loaded chunks ago) for the matrix unit to compute during chunk ``j``'s
+        softmax, then that softmax and its ``P V``."""
+        s, a = u % _RING, u % 2
+        b.addi(r_t, r_c, u * ck)                    # first key of chunk j
+        b.blt(r_n1, r_t, end)
+        add, added = f"add{next(labels)}", f"added{next(labels)}"
+        b.bne(r_t, r_zero, add)                     # chunk 0: no P V to add yet
+        b.jmp(added)
+        b.label(add)
+        update()
+        b.label(added)
+        ahead = u + _RING - 1
+        unless_beyond(ahead * ck, lambda: (load_k(ahead % _RING, r_c, ahead * ck),
+                                           load_v(ahead % _RING, r_c, ahead * ck)))
+        b.acc_st(st, saccs[a])
+        unless_beyond((u + 1) * ck, lambda: scores((u + 1) % _RING, 1 - a))
+        softmax_pv(s)
 
     def init_state() -> None:
         b.vmuli(m_, m_, 0.0)
@@ -246,89 +275,33 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         """One query block at ``r_qrow, r_qcol`` against keys from ``r_krow`` / ``r_vrow``; the
         chunk count ``n`` is ``n_const`` or ``r_n1 + 1`` (set by the caller).
 
-        Software pipeline over the chunks (:func:`step`): V one chunk ahead, K two, the
-        scores one chunk ahead of the softmax. Chunk 0 is peeled; chunks ``1 .. 2P`` run in a
-        loop of pairs as long as the pair's K loads stay below ``n``
-        (``P = max(0, floor((n - 3) / 2))``), and the last 0-3 chunks unrolled."""
+        Software pipeline over the chunks (:func:`step`): the first ``_RING - 1`` chunks
+        loaded and chunk 0's scores issued before the loop; a loop of ``ceil(n / _RING)``
+        iterations of ``_RING`` steps (static buffers), a step past the last chunk skipping
+        to the end of the (last) iteration; then the last chunk's ``P V`` added to ``OA``.
+        ``r_n1`` becomes the last chunk's first key."""
         b.dma_ld(qt, q, r_qrow, r_qcol)
         init_state()
         if n_const is not None:
             b.li(r_n1, n_const - 1)
-        b.li(r_t, 0)
-        done = f"done{next(labels)}"
-
-        def tail(r: int) -> None:
-            """The last ``r`` (0-3) chunks from chunk ``1 + 2P`` (first key ``r_t``)."""
-            for x in range(r):
-                s_ = 1 - x % 2
-                step(s_, r_t, x * ck, next_v=x + 1 < r, next_k=x + 2 < r, masked=x + 1 == r)
-            update()
-
-        # one chunk
-        if n_const == 1 or n_const is None:
-            several = f"several{next(labels)}"
-            if n_const is None:
-                b.li(r_q2, 0)
-                b.bne(r_n1, r_q2, several)
-            # (n == 1)
-            load_k(0, r_t, 0)
-            load_v(0, r_t, 0)
-            scores(0)
-            step(0, r_t, 0, next_v=False, next_k=False, first=True, masked=True)
-            update()
-            if n_const is None:
-                b.jmp(done)
-                b.label(several)
-        if n_const != 1:
-            # prologue and chunk 0 (n >= 2)
-            load_k(0, r_t, 0)
-            load_v(0, r_t, 0)
-            load_k(1, r_t, ck)
-            scores(0)
-            if n_const is None or n_const >= 3:
-                if n_const is None:             # K of chunk 2 only if n >= 3
-                    three = f"three{next(labels)}"
-                    b.li(r_q2, 1)
-                    b.bne(r_n1, r_q2, three)          # (n == 2)
-                    step(0, r_t, 0, next_v=True, next_k=False, first=True)
-                    b.li(r_t, ck)
-                    tail(1)
-                    b.jmp(done)
-                    b.label(three)
-                step(0, r_t, 0, next_v=True, next_k=True, first=True)
-            else:
-                step(0, r_t, 0, next_v=True, next_k=False, first=True)
-                b.li(r_t, ck)
-                tail(1)
-        if n_const is None or n_const >= 3:
-            # pairs of chunks 1 + 2m, 2 + 2m (m < P), keys from r_c + ck
-            if n_const is None:
-                b.addi(r_np, r_n1, -2)              # n - 3 >= 0 here
-                b.divi(r_np, r_np, 2)
-            else:
-                b.li(r_np, (n_const - 3) // 2)
-            with b.loop(r_c, r_np, 2 * ck):
-                step(1, r_c, ck, next_v=True, next_k=True)
-                step(0, r_c, 2 * ck, next_v=True, next_k=True)
-            b.muli(r_t, r_np, 2 * ck)               # first key of chunk 1 + 2P
-            b.addi(r_t, r_t, ck)
-            if n_const is not None:
-                tail(2 if n_const % 2 else 3)
-            else:                                   # n odd: 2 left, n even: 3
-                n_even = f"neven{next(labels)}"
-                b.divi(r_q2, r_n1, 2)
-                b.muli(r_q2, r_q2, 2)
-                b.bne(r_q2, r_n1, n_even)           # n - 1 odd: n even
-                tail(2)
-                b.jmp(done)
-                b.label(n_even)
-                tail(3)
-        b.label(done)
-        b.nop()
+        b.muli(r_n1, r_n1, ck)                      # first key of the last chunk
+        b.li(r_c, 0)
+        for u in range(_RING - 1):
+            unless_beyond(u * ck, lambda u=u: (load_k(u, r_c, u * ck), load_v(u, r_c, u * ck)))
+        scores(0, 0)
+        end = f"chunks{next(labels)}"
+        b.divi(r_np, r_n1, _RING * ck)              # iterations: floor((n - 1) / R) + 1
+        b.addi(r_np, r_np, 1)
+        with b.loop(r_c, r_np, _RING * ck):
+            for u in range(_RING):
+                step(u, end)
+            b.label(end)                            # (a branch may not leave a loop body)
+        update()
         epilogue()
 
     if not split:
         b.dma_ld(mkt, mk, 0, 0)
+    b.li(r_zero, 0)
     unit_loop_count(b, r_cnt, units, cores, unit_cap)
     with b.loop(r_i, r_cnt, cores):
         b.add(r_u, r_i, CID)
