@@ -213,13 +213,17 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             b.acc_st(ot, oacc[i])
             b.vfma(oa[i], oa[i], cr, ot)
 
-    def unless_beyond(first_key: int, emit) -> None:
-        """``emit()`` only if the chunk whose first key is ``r_c + first_key`` exists (its key
-        at most ``r_n1``, the last chunk's)."""
+    def load_kv(s: int, kcol_reg, off: int) -> None:
+        load_k(s, kcol_reg, off)
+        load_v(s, kcol_reg, off)
+
+    def unless_beyond(first_key: int, emit, *args) -> None:
+        """``emit(*args)`` only if the chunk whose first key is ``r_c + first_key`` exists
+        (its key at most ``r_n1``, the last chunk's)."""
         skip = f"beyond{next(labels)}"
         b.addi(r_q2, r_c, first_key)
         b.blt(r_n1, r_q2, skip)
-        emit()
+        emit(*args)
         b.label(skip)
 
     def step(u: int, end: str) -> None:
@@ -242,10 +246,9 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         update()
         b.label(added)
         ahead = u + _RING - 1
-        unless_beyond(ahead * ck, lambda: (load_k(ahead % _RING, r_c, ahead * ck),
-                                           load_v(ahead % _RING, r_c, ahead * ck)))
+        unless_beyond(ahead * ck, load_kv, ahead % _RING, r_c, ahead * ck)
         b.acc_st(st, saccs[a])
-        unless_beyond((u + 1) * ck, lambda: scores((u + 1) % _RING, 1 - a))
+        unless_beyond((u + 1) * ck, scores, (u + 1) % _RING, 1 - a)
         softmax_pv(s)
 
     def init_state() -> None:
@@ -287,7 +290,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         b.muli(r_n1, r_n1, ck)                      # first key of the last chunk
         b.li(r_c, 0)
         for u in range(_RING - 1):
-            unless_beyond(u * ck, lambda u=u: (load_k(u, r_c, u * ck), load_v(u, r_c, u * ck)))
+            unless_beyond(u * ck, load_kv, u, r_c, u * ck)
         scores(0, 0)
         end = f"chunks{next(labels)}"
         b.divi(r_np, r_n1, _RING * ck)              # iterations: floor((n - 1) / R) + 1
