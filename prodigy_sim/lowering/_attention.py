@@ -21,12 +21,11 @@ serialize the two units); a chunk's ``P V`` is added to ``OA`` at the start of t
 step. One loop serves every chunk count, known when lowered or only at run time: a step past
 the block's last chunk skips to the end of the loop body, a load past it is skipped, and the
 last chunk's mask is added behind a branch. Every value goes through the same operations in the
-same order as chunk after chunk, so the bits do not depend
-on the pipeline. The last chunk of a block adds a mask
-tile: the causal diagonal (prefill of a decoder) or the padding beyond the context (decode: only
-the last slice; ``MASK`` rows ``[0, qr)`` are zeros, rows ``[qr, 2 qr)`` the padding). Causal
-prefill pairs query block ``p`` with ``nb - 1 - p`` in one unit so that every unit has the same
-work. Units are dealt to the cores round robin.
+same order as chunk after chunk, so the bits do not depend on the pipeline. The last chunk of a
+block adds a mask tile: the causal diagonal (prefill of a decoder) or the padding beyond the
+context (decode: only the last slice; ``MASK`` rows ``[0, qr)`` are zeros, rows ``[qr, 2 qr)``
+the padding). Causal prefill pairs query block ``p`` with ``nb - 1 - p`` in one unit so that
+every unit has the same work. Units are dealt to the cores round robin.
 
 Flash decoding (``splits > 1``): a slice stores its unnormalized ``OA`` (FP32) and its ``M``,
 ``L`` to DDR scratch tensors ``OP (B kv S qr, d)``, ``MP``, ``LP (B kv S qr, 1)``; after a
@@ -214,6 +213,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             b.vfma(oa[i], oa[i], cr, ot)
 
     def load_kv(s: int, kcol_reg, off: int) -> None:
+        """K and V chunk whose first key is ``kcol_reg + off`` into buffer ``s``."""
         load_k(s, kcol_reg, off)
         load_v(s, kcol_reg, off)
 
@@ -228,14 +228,13 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
 
     def step(u: int, end: str) -> None:
         """Chunk ``j = (r_c + u ck) / ck`` of the block (buffer ``u mod _RING``, score
-        accumulator ``u mod 2``), or past the block's last chunk a jump to ``end`` (the end of the
-        loop body): add chunk ``j - 1``'s
-        ``P V`` to ``OA`` (not for the first chunk), load chunk ``j + _RING - 1`` (if it
-        exists; its buffers' last readers are chunk ``j - 1``'s MMAs, done once its ``P V``
-        is), take chunk ``j``'s scores out of their accumulator (``ACC.ST``: a matrix-unit
-        instruction, before the next MMA occupies the unit), issue the scores of chunk
-        ``j + 1`` (loaded chunks ago) for the matrix unit to compute during chunk ``j``'s
-        softmax, then that softmax and its ``P V``."""
+        accumulator ``u mod 2``), or past the block's last chunk a jump to ``end`` (the end of
+        the loop body): add chunk ``j - 1``'s ``P V`` to ``OA`` (not for the first chunk),
+        load chunk ``j + _RING - 1`` if it exists (into the buffers chunk ``j - 1``'s MMAs
+        read: done once its ``P V`` is), take chunk ``j``'s scores out of their accumulator
+        (``ACC.ST``, a matrix-unit instruction, before the next MMA occupies the unit), issue
+        the scores of chunk ``j + 1`` (loaded chunks ago) for the matrix unit to compute
+        during chunk ``j``'s softmax, then that softmax and its ``P V``."""
         s, a = u % _RING, u % 2
         b.addi(r_t, r_c, u * ck)                    # first key of chunk j
         b.blt(r_n1, r_t, end)
