@@ -433,10 +433,9 @@ def fastest_mapping(op: LoweredOp, config: ChipConfig, *, method: SimMethod, sta
     mappings by the mapper's costs (``method.mapping_candidates`` in all,
     :func:`prodigy_sim.lowering.mapping_candidates`); ties go to the cheaper by the costs (the
     mapper's choice first). ``op`` itself, not simulated, with one candidate or if it is not
-    a mapped linear op. ``progress(1)``
-    after each candidate (and for each of the ``mapping_candidates`` an op lacks). With a
-    ``cache`` of several workers (``RunCache(workers=n)``) the candidates' runs are made in
-    parallel (the same results)."""
+    a mapped linear op. ``progress(1)`` after each candidate (and for each of the
+    ``mapping_candidates`` an op lacks). With a ``cache`` of several workers
+    (``RunCache(workers=n)``) the candidates' runs are made in parallel (the same results)."""
     if method.mapping_candidates == 1 or not is_mapped_linear(op):
         return op
     cands = mapping_candidates(op, config, method.mapping_candidates)
