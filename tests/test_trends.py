@@ -14,7 +14,7 @@ import pytest
 
 from prodigy_sim.hardware import resolve_hardware
 from prodigy_sim.lowering import linear_op
-from prodigy_sim.models import Scenario
+from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.numerics import Storage
 from prodigy_sim.reports import simulate_scenario
 from prodigy_sim.simulation import simulate_op
@@ -58,6 +58,25 @@ def test_llama2_7b_decode_on_more_cores_is_not_slower():
     sc = Scenario(model="llama-2-7b", phase="decode", batch=1, context_length=2048)
     t128, t256 = _seconds(sc, "cores=128"), _seconds(sc, "cores=256")
     assert t256 <= t128 * (1 + CORES_TOLERANCE), (t128, t256)
+
+
+SHIPPED_ON_CORES = ["llama-2-7b-decode-tai4", "bert-base-prefill-fp8",
+                    "llama-2-70b-decode-tai2-sparse"]
+"""Shipped scenarios checked on 64 / 128 / 256 cores (``llama-2-70b-decode-tai2-sparse`` was 5.2%
+slower on 128 than on 64 before single-step weights were packed: docs/timing.md, *Known
+limits*). ``llama-3-8b-prefill-fp8`` is left out for CI time (about 130 s a run on the 2-core
+machine)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED_ON_CORES)
+def test_shipped_scenarios_on_more_cores_are_not_slower(name):
+    """Issue 11's grid for the shipped scenarios: 64, 128, 256 cores, within
+    :data:`CORES_TOLERANCE`."""
+    sc = load_scenario(name)
+    times = [_seconds(sc, f"cores={c}") for c in (64, 128, 256)]
+    assert all(b <= a * (1 + CORES_TOLERANCE) for a, b in zip(times, times[1:], strict=False)), \
+        times
 
 
 def test_a_smaller_l3_never_reads_less_from_ddr():

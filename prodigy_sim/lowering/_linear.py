@@ -22,11 +22,12 @@ How the work is cut and placed is a :class:`LinearMapping` (chosen by
   has a buffer of its own (its previous reader is a whole block earlier). The tile scoreboard
   orders every load after the last reader of its buffer; only the first step of a core waits
   for a full memory round trip.
-- **Pre-packed weights**: when K is cut in more than one step and has no tail, ``W`` (and
-  ``WU``) are declared ``tile=(nt, kt)`` - stored tile by tile, as the scratchpad tiles a K
-  step loads (isa/README.md, *Tiled tensors*) - so every weight DMA reads one contiguous run of
-  DDR instead of ``nt`` rows of ``kt`` codes. Packing is done once, offline, when the weights
-  are written; the values and the MMAs are those of the row-major layout.
+- **Pre-packed weights**: when K has no tail (one or more whole steps), ``W`` (and ``WU``) are
+  declared ``tile=(nt, kt)`` - stored tile by tile, as the scratchpad tiles a K step loads
+  (isa/README.md, *Tiled tensors*) - so every weight DMA reads one contiguous run of DDR
+  instead of ``nt`` rows of ``kt`` codes (or, for whole rows, a run of codes, one of scales and
+  one of sparsity metadata, each in its own region). Packing is done once, offline, when the
+  weights are written; the values and the MMAs are those of the row-major layout.
 - **Stationary outer operand** (``stationary=True``): the outer operand is kept on chip for the
   whole K, one tile per K step (X for ``mn``, W for ``nm``), and loaded - step by step, one step
   ahead like the rest - only by the first block of each outer index; the other blocks stream
@@ -556,7 +557,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
 
     b = ProgramBuilder()
     tensors: dict = {"X": b.tensor("X", (m, k), act)}
-    packed = (nt, kt) if nk > 1 and not tail else None    # one weight DMA = one DDR run
+    packed = (nt, kt) if not tail else None    # one weight DMA = one DDR run
     tensors["W"] = [b.tensor("W", (n, k), weight, tile=packed)]
     if gated:
         tensors["W"].append(b.tensor("WU", (n, k), weight, tile=packed))
