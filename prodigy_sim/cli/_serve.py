@@ -104,6 +104,7 @@ def _rates(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.cli._scenario_args import resolve_model
+    from prodigy_sim.hardware import preset_names
     from prodigy_sim.models import Formats
     from prodigy_sim.serving import (
         EngineConfig,
@@ -120,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise ConfigError(f"'--{flag.replace('_', '-')}' must be >= 1 "
                               f"(got {getattr(args, flag)})")
+    if args.seed < 0:
+        raise ConfigError(f"'--seed' must be >= 0 (got {args.seed})")
+    if args.hw is not None and args.hw not in preset_names():
+        raise ConfigError(f"'--hw': unknown preset {args.hw!r} "
+                          f"(known: {', '.join(preset_names())})")
     if args.rate <= 0:
         raise ConfigError(f"'--rate' must be > 0 requests/s (got {args.rate})")
     if args.capacity_gb is not None and args.capacity_gb <= 0:

@@ -52,6 +52,11 @@ class _Where:
     parts: dict[int | str, int] = field(default_factory=dict)
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (a token can be a whole long line)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 class _Cursor:
     """Walks the tokens of one line, producing located errors that quote what was found."""
 
@@ -73,8 +78,8 @@ class _Cursor:
     def fail(self, expected: str) -> AssemblyError:
         tok = self.peek()
         prev = self.toks[self.i - 1].text if 0 < self.i <= len(self.toks) else None
-        after = f" after {prev!r}" if prev is not None else ""
-        found = f"{tok.text!r}" if tok else "the end of the line"
+        after = f" after {_clip(prev)}" if prev is not None else ""
+        found = _clip(tok.text) if tok else "the end of the line"
         return AssemblyError(f"expected {expected}{after} but found {found}", file=self.file,
                              line=self.line, column=self.column())
 
@@ -108,7 +113,8 @@ def _register(cur: _Cursor, table: OpcodeTable, writable: bool) -> int | None:
         if writable:
             raise AssemblyError(f"{low} is read-only: expected a register r0..r15",
                                 file=cur.file, line=cur.line, column=tok.column)
-    elif low[:1] == "r" and low[1:].isdigit() and int(low[1:]) < table.n_general_regs:
+    elif (low[:1] == "r" and low[1:].isdigit() and len(low) <= 4
+          and int(low[1:]) < table.n_general_regs):
         if low[1:] != str(int(low[1:])):
             return None
         idx = int(low[1:])

@@ -51,9 +51,16 @@ def reserved_names(table: OpcodeTable) -> frozenset[str]:
     return frozenset(regs | {m.lower() for m in table.by_mnemonic} | {"inf", "nan", "fbits"})
 
 
+MAX_NAME_CHARS = 65535
+"""Longest symbol name (the binary's string table stores a u16 length)."""
+
+
 def _name_issue(name: object, reserved: frozenset[str]) -> str | None:
     if not isinstance(name, str) or not NAME_RE.match(name):
         return f"expected a name (letter or '_' then letters, digits, '_') but found {name!r}"
+    if len(name) > MAX_NAME_CHARS:
+        return (f"name {name[:20]!r}... has {len(name)} characters (at most {MAX_NAME_CHARS}: "
+                "the binary stores its length in 16 bits)")
     if name.lower() in reserved:
         return f"{name!r} is a reserved word (register or mnemonic) and cannot name a symbol"
     return None

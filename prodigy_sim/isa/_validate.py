@@ -130,6 +130,10 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
     return out
 
 
+MAX_PROBLEMS = 20
+"""Most problems a ProgramError of :func:`validate` lists (then 'and N more')."""
+
+
 def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> list[str]:
     out = []
     ends = loop_ends(program)
@@ -141,12 +145,14 @@ def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> l
         if ins.opcode == "ENDLOOP" and stack:
             stack.pop()
         if ins.opcode == "LOOP":
-            if len(stack) >= params.max_loop_depth:
+            if len(stack) == params.max_loop_depth:  # once per nest: deeper LOOPs say no more
                 out.append(f"{_where(i, ins)}: loops nest {len(stack) + 1} deep; the hardware "
                            f"loop stack holds {params.max_loop_depth}")
             stack.append(i)
     region[len(instrs)] = -1
     for start, end in ends.items():
+        if len(out) > MAX_PROBLEMS:
+            break
         counter = instrs[start].operands[0]
         for i in range(start + 1, end):
             spec = table.by_mnemonic[instrs[i].opcode]
@@ -154,6 +160,8 @@ def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> l
                     and instrs[i].operands[0] == counter:
                 out.append(f"{_where(i, instrs[i])}: writes r{counter}, the counter of the "
                            f"LOOP at {_where(start, instrs[start])}")
+                if len(out) > MAX_PROBLEMS:
+                    break
     for i, ins in enumerate(instrs):
         if ins.opcode in ("JMP", "BNE", "BLT"):
             target = program.label[ins.name(len(ins.operands) - 1)]
@@ -191,6 +199,8 @@ def validate(program: Program, params: IsaParams | None = None) -> Layout:
             problems.append(f"{_where(i, ins)}: {msg}")
     problems += _loop_problems(program, params, table)
     if problems:
-        raise ProgramError("program cannot run: " + "; ".join(problems))
+        shown = problems[:MAX_PROBLEMS] + (["more problems not listed"]
+                                           if len(problems) > MAX_PROBLEMS else [])
+        raise ProgramError("program cannot run: " + "; ".join(shown))
     assert lay is not None
     return lay

@@ -250,6 +250,9 @@ def simulate_serving(trace: Sequence[Request], step_model: StepTimeModel,
                     s.first_ns = now
                 if s.generated >= s.req.output_tokens:
                     retire(s)
+    if not finished:
+        raise ConfigError(f"no request can be served: each needs more than the {pool.total} "
+                          "KV-cache blocks there are (give more 'kv_blocks' or capacity)")
     timeline = np.array(rows, dtype=np.int64).reshape(-1, 7)
     return ServingResult.build(seqs, finished, refused, timeline, pool.total
                                if config.kv_blocks else None, config)

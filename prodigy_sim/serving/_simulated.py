@@ -526,7 +526,7 @@ class SimulatedStepTimes:
             p = str(path)
             try:
                 data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
+            except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError, ...
                 raise ConfigError(f"{p}: not a step-time table ({err})") from None
         if not isinstance(data, dict) or data.get("key") != self.key():
             theirs = data.get("key") if isinstance(data, dict) else None

@@ -33,12 +33,15 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from prodigy_sim._datafile import load_json
 from prodigy_sim.errors import ConfigError, TraceError
 
 __all__ = ["Request", "LengthDist", "parse_length_dist", "load_trace", "write_trace",
            "poisson_trace", "TRACE_FIELDS"]
 
 TRACE_FIELDS = ("arrival_s", "prompt_tokens", "output_tokens")
+MAX_ARRIVAL_S = 1e15
+"""Latest arrival (s, about 30 million years): the engine counts time in integer ns."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,9 @@ def _field(value: object, name: str, where: str, *, integer: bool) -> float | in
             raise TraceError(f"{name!r} must be an integer >= 1 (got {value!r})", file=where)
         return int(number)
     if number < 0:
-        raise TraceError(f"{name!r} must be >= 0 seconds (got {value!r})", file=where)
+        raise TraceError(f"{name!r} must be >= 0 (got {value!r})", file=where)
+    if number > MAX_ARRIVAL_S:
+        raise TraceError(f"{name!r} must be <= {MAX_ARRIVAL_S:g} (got {value!r})", file=where)
     return float(number)
 
 
@@ -110,11 +115,7 @@ def load_trace(path: str | Path) -> tuple[Request, ...]:
 
 
 def _json_rows(text: str, source: str) -> list[Request]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TraceError(f"not valid JSON: {err.msg}", file=source, line=err.lineno,
-                         column=err.colno) from None
+    data = load_json(text, source=source, error=TraceError)
     if isinstance(data, dict):
         data = data.get("requests")
     if not isinstance(data, list):
@@ -260,6 +261,9 @@ def poisson_trace(n: int, rate_per_s: float, prompt: LengthDist | str,
     output = parse_length_dist(output, what="output") if isinstance(output, str) else output
     rng = np.random.Generator(np.random.PCG64(seed))
     arrivals = np.cumsum(rng.exponential(1.0 / rate_per_s, size=n))
+    if not arrivals[-1] <= MAX_ARRIVAL_S:
+        raise ConfigError(f"the arrival rate {rate_per_s:g} requests/s puts arrivals beyond "
+                          f"{MAX_ARRIVAL_S:g} s")
     prompts = prompt.sample(rng, n)
     outputs = output.sample(rng, n)
     return tuple(Request(i, float(a), int(p), int(o))

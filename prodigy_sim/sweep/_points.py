@@ -70,8 +70,18 @@ def _file_digest(value: Any) -> str | None:
         return None
 
 
+MAX_POINTS = 100_000
+"""Most points a sweep spec may define (grid combinations x entries of ``points``)."""
+
+
 def _combinations(spec: SweepSpec) -> list[dict[str, Any]]:
     keys = list(spec.grid)
+    count = math.prod(len(spec.grid[k]) for k in keys) * max(len(spec.points or ()), 1)
+    if count > MAX_POINTS:
+        sizes = " x ".join([str(len(spec.grid[k])) for k in keys]
+                             + [str(len(spec.points))] * bool(spec.points))
+        raise ConfigError(f"sweep spec {spec.name!r}: 'grid' and 'points' make {sizes} = {count} "
+                          f"points; at most {MAX_POINTS}")
     grid = [dict(zip(keys, vals, strict=True))
             for vals in itertools.product(*(spec.grid[k] for k in keys))]
     entries = spec.points or [{}]

@@ -42,7 +42,7 @@ class Journal:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # a damaged line (bad JSON, not UTF-8, a huge integer)
                 continue
             if isinstance(row, dict) and "point_id" in row:
                 rows[row["point_id"]] = row
