@@ -31,7 +31,8 @@ import yaml
 from prodigy_sim.errors import ConfigError, ProdigySimError
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "MAX_FILE_BYTES", "read_text",
-           "read_binary", "load_yaml", "load_json", "read_data", "read_mapping"]
+           "read_binary", "load_yaml", "load_json", "read_data", "read_mapping",
+           "load_yaml_value"]
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences accepted in a YAML or JSON file (levels)."""
@@ -246,3 +247,9 @@ def read_mapping(path: str | Path, *, what: str, cls: type[ProdigySimError] = Co
         raise _error(cls, path, f"a {what} must be a mapping of fields (got "
                                 f"{type(data).__name__})")
     return data
+
+
+def load_yaml_value(text: str) -> object:
+    """One YAML value parsed by the bounded loader (the bounds of :func:`load_yaml`, no source
+    to name); raises ``yaml.YAMLError`` for the caller to word."""
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)

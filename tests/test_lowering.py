@@ -229,11 +229,12 @@ def test_linear_stores_a_block_s_output_tiles_together():
     assert np.array_equal(y.view(np.uint32), expect.astype(np.float32).view(np.uint32))
 
 
-@pytest.mark.parametrize("k, kt, packed", [(1024, 128, True), (1024, 1024, False),
+@pytest.mark.parametrize("k, kt, packed", [(1024, 128, True), (1024, 1024, True),
                                            (1152, 256, False)])
 def test_linear_weights_are_pre_packed_when_k_is_cut_in_whole_steps(k, kt, packed):
-    """W and WU are stored in tiles of the W window (nt, kt) when K is cut in several whole
-    steps (one DDR run per weight DMA); whole-row windows (kt = K) and K tails stay row-major."""
+    """W and WU are stored in tiles of the W window (nt, kt) when K is cut in whole steps, one
+    (whole-row windows, kt = K) or more: one DDR run per weight DMA, codes, scales and sparsity
+    metadata together; K tails stay row-major."""
     mp = LinearMapping(64, 1, 32, 2, kt, 1, 2)
     kern = linear_kernel("t", 64, 256, k, weight=Storage.of("tai4"), cores=2, mapping=mp,
                          epilogue="gated")

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from prodigy_sim._datafile import _BoundedLoader
+from prodigy_sim._datafile import load_yaml_value
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware.chip import ChipConfig
 from prodigy_sim.hardware.loading import _set, load_config_with_sources, read_yaml_overrides
@@ -168,7 +168,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if _NUMBER.match(raw):
         return path, float(raw)
     try:
-        value = yaml.load(raw, Loader=_BoundedLoader) if raw else None  # noqa: S506 (safe)
+        value = load_yaml_value(raw) if raw else None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"override {text!r}: value {raw!r} is not a YAML value "
