@@ -25,14 +25,6 @@ from prodigy_sim.isa import assemble
 from prodigy_sim.timing import simulate
 
 
-def _cli_one_line(argv, capsys, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-
-
 @pytest.mark.parametrize("yaml_text, field, why", [
     ("frequency_hz: .inf\n", "frequency_hz", "finite"),
     ("frequency_hz: 1.0e-300\n", "frequency_hz", "greater than or equal to 1000000"),
@@ -48,7 +40,7 @@ def _cli_one_line(argv, capsys, *needles):
     ("memory.dram.controller.write_low_watermark: 0.0\n",
      "memory.dram.controller.write_low_watermark", "greater than 0"),
 ])
-def test_absurd_hardware_values_are_refused_with_the_field(tmp_path, capsys, yaml_text, field,
+def test_absurd_hardware_values_are_refused_with_the_field(tmp_path, cli_error, yaml_text, field,
                                                            why):
     path = tmp_path / "chip.yaml"
     path.write_text(yaml_text)
@@ -56,7 +48,7 @@ def test_absurd_hardware_values_are_refused_with_the_field(tmp_path, capsys, yam
         load_config(file=path)
     assert f"'{field}'" in str(info.value) and why in str(info.value)
     assert f"{path} (preset 'prodigy-t16128'): line 1:" in str(info.value)
-    _cli_one_line(["presets", "--config", str(path)], capsys, field)
+    cli_error(["presets", "--config", str(path)], field)
 
 
 def test_every_value_that_validates_simulates():
@@ -82,8 +74,8 @@ def test_every_value_that_validates_simulates():
     (["simulate", "--context", "0"], "argument --context: must be >= 1 (got '0')"),
     (["dram", "--trace", "t", "--channels", "0"], "argument --channels: must be >= 1"),
 ])
-def test_absurd_arguments_are_refused(capsys, argv, needle):
-    _cli_one_line(argv, capsys, needle)
+def test_absurd_arguments_are_refused(cli_error, argv, needle):
+    cli_error(argv, needle)
 
 
 def _stuck_controller() -> MemorySystemConfig:
@@ -136,13 +128,13 @@ def test_simulate_requests_refuses_bad_cycles_and_flags():
     assert ok.is_write.tolist() == [False, True] and (ok.complete_cycle > 0).all()
 
 
-def test_empty_trace_is_refused(tmp_path, capsys):
+def test_empty_trace_is_refused(tmp_path, cli_error):
     path = tmp_path / "empty.trace"
     path.write_text("# nothing\n\n")
     assert parse_trace(path).addr.size == 0
     with pytest.raises(TraceError, match="no requests"):
         run_trace(path, memory_system_preset())
-    _cli_one_line(["dram", "--trace", str(path)], capsys, f"{path}: the trace holds no requests")
+    cli_error(["dram", "--trace", str(path)], f"{path}: the trace holds no requests")
 
 
 def test_trace_without_reads_reports_no_latency(tmp_path, capsys):

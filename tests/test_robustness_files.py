@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from prodigy_sim._datafile import MAX_DEPTH, MAX_NODES, load_json, load_yaml
-from prodigy_sim.cli import main
 from prodigy_sim.errors import AssemblyError, ConfigError, FormatError, ProdigySimError
 from prodigy_sim.hardware import load_config
 from prodigy_sim.isa import assemble, assemble_file
@@ -18,13 +17,6 @@ NOT_UTF8 = b"name: x\n\xff\n"
 PROGRAM = str(Path(__file__).resolve().parents[1] / "isa" / "examples" / "gemm_fp8_tai4.s")
 
 
-def _one_line_exit_2(argv, capsys, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and "error:" in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.mark.parametrize("command, suffix", [
@@ -33,13 +25,13 @@ def _one_line_exit_2(argv, capsys, *needles):
     (["simulate", "--scenario"], ".yaml"), (["presets", "--config"], ".yaml"),
     (["run", "--config"], ".yaml"),
 ])
-def test_not_utf8_is_one_line_naming_file_and_line(tmp_path, capsys, command, suffix):
+def test_not_utf8_is_one_line_naming_file_and_line(tmp_path, cli_error, command, suffix):
     bad = tmp_path / f"bad{suffix}"
     bad.write_bytes(NOT_UTF8)
     argv = [*command, str(bad)]
     if command == ["run", "--config"]:
         argv.append(PROGRAM)
-    _one_line_exit_2(argv, capsys, f"{bad}:2:1:", "not UTF-8")
+    cli_error(argv, f"{bad}:2:1:", "not UTF-8")
 
 
 @pytest.mark.parametrize("reader, error", [
@@ -53,10 +45,10 @@ def test_not_utf8_api_raises_our_error(tmp_path, reader, error):
         reader(bad)
 
 
-def test_integer_of_4400_digits_in_yaml(tmp_path, capsys):
+def test_integer_of_4400_digits_in_yaml(tmp_path, cli_error):
     path = tmp_path / "chip.yaml"
     path.write_text("cores: " + "9" * 4400 + "\n")
-    _one_line_exit_2(["presets", "--config", str(path)], capsys, f"{path}:1:8:",
+    cli_error(["presets", "--config", str(path)], f"{path}:1:8:",
                      "integer of 4400 characters")
     with pytest.raises(ConfigError, match="integer of 4400"):
         load_config(file=path)
@@ -67,18 +59,18 @@ def test_integer_of_4400_digits_in_json():
         load_json('{"cores": ' + "9" * 4400 + "}", source="x.json")
 
 
-def test_integer_of_4400_digits_in_assembly(tmp_path, capsys):
+def test_integer_of_4400_digits_in_assembly(tmp_path, cli_error):
     path = tmp_path / "big.s"
     path.write_text("LI r1, " + "9" * 4400 + "\n")
-    _one_line_exit_2(["asm", str(path)], capsys, f"{path}:1:8:", "4400 digits")
+    cli_error(["asm", str(path)], f"{path}:1:8:", "4400 digits")
     with pytest.raises(AssemblyError, match="4400 digits"):
         assemble("LI r1, 0x" + "f" * 4400)
 
 
-def test_yaml_nested_1200_deep(tmp_path, capsys):
+def test_yaml_nested_1200_deep(tmp_path, cli_error):
     path = tmp_path / "deep.yaml"
     path.write_text("core: " + "{a: " * 1200 + "1" + "}" * 1200 + "\n")
-    _one_line_exit_2(["presets", "--config", str(path)], capsys, f"{path}:1:",
+    cli_error(["presets", "--config", str(path)], f"{path}:1:",
                      f"nested more than {MAX_DEPTH} levels")
     block = "".join("  " * i + f"k{i}:\n" for i in range(1200)) + "  " * 1200 + "v\n"
     with pytest.raises(ConfigError, match="nested more than"):
@@ -87,19 +79,19 @@ def test_yaml_nested_1200_deep(tmp_path, capsys):
         load_json("[" * 1200 + "]" * 1200, source="deep.json")
 
 
-def test_recursive_alias_in_hardware_config(tmp_path, capsys):
+def test_recursive_alias_in_hardware_config(tmp_path, cli_error):
     path = tmp_path / "rec.yaml"
     path.write_text("core: &a\n  matrix_unit: *a\n")
-    _one_line_exit_2(["run", "--config", str(path), PROGRAM], capsys,
+    cli_error(["run", "--config", str(path), PROGRAM],
                      f"{path}:2:16:", "recursive alias *a")
 
 
-def test_alias_bomb_is_refused_without_expanding_it(tmp_path, capsys):
+def test_alias_bomb_is_refused_without_expanding_it(tmp_path, cli_error):
     lines = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines) + "\nnoc: *a9\n")  # 9**10 values once expanded
-    _one_line_exit_2(["presets", "--config", str(path)], capsys, f"more than {MAX_NODES}")
+    cli_error(["presets", "--config", str(path)], f"more than {MAX_NODES}")
     with pytest.raises(ConfigError, match="alias bomb"):
         load_card(path)
 
@@ -110,7 +102,7 @@ def test_shared_aliases_within_bounds_still_load():
     assert node.start_mark.line == 0
 
 
-def test_unreadable_paths_are_one_line(tmp_path, capsys):
-    _one_line_exit_2(["disasm", str(tmp_path)], capsys, str(tmp_path))
+def test_unreadable_paths_are_one_line(tmp_path, cli_error):
+    cli_error(["disasm", str(tmp_path)], str(tmp_path))
     with pytest.raises(ProdigySimError):
         assemble_file(tmp_path / "missing.s")

@@ -104,7 +104,6 @@ def _rates(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.cli._scenario_args import resolve_model
-    from prodigy_sim.hardware import preset_names
     from prodigy_sim.models import Formats
     from prodigy_sim.serving import (
         EngineConfig,
@@ -123,9 +122,6 @@ def run(args: argparse.Namespace) -> int:
                               f"(got {getattr(args, flag)})")
     if args.seed < 0:
         raise ConfigError(f"'--seed' must be >= 0 (got {args.seed})")
-    if args.hw is not None and args.hw not in preset_names():
-        raise ConfigError(f"'--hw': unknown preset {args.hw!r} "
-                          f"(known: {', '.join(preset_names())})")
     if args.rate <= 0:
         raise ConfigError(f"'--rate' must be > 0 requests/s (got {args.rate})")
     if args.capacity_gb is not None and args.capacity_gb <= 0:

@@ -131,7 +131,7 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
 
 
 MAX_PROBLEMS = 20
-"""Most problems a ProgramError of :func:`validate` lists (then 'and N more')."""
+"""Most problems a ProgramError of :func:`validate` lists (then "more problems not listed")."""
 
 
 def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> list[str]:

@@ -45,7 +45,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from prodigy_sim.errors import ConfigError
+from pydantic import ValidationError
+
+from prodigy_sim.errors import ConfigError, config_error_from_validation
 from prodigy_sim.hardware import ChipConfig, load_preset
 from prodigy_sim.lowering import LoweredModel, lower_model
 from prodigy_sim.models import Formats, Routing, Scenario, check_scenario, load_card
@@ -173,7 +175,10 @@ class SimulatedStepTimes:
             base["routing"] = routing
         if hardware is not None:
             base["hardware"] = hardware
-        self.template = Scenario.model_validate(base)
+        try:
+            self.template = Scenario.model_validate(base)
+        except ValidationError as err:
+            raise config_error_from_validation(err, source="step-time grid") from None
         check_scenario(self.template, self.card, source="step-time grid")
         self.config = config or load_preset(self.template.hardware)
         self.max_context = self.card.max_position_embeddings

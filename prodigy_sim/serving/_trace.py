@@ -68,9 +68,10 @@ def _field(value: object, name: str, where: str, *, integer: bool) -> float | in
             raise TraceError(f"{name!r} must be an integer >= 1 (got {value!r})", file=where)
         return int(number)
     if number < 0:
-        raise TraceError(f"{name!r} must be >= 0 (got {value!r})", file=where)
+        raise TraceError(f"{name!r} must be >= 0 seconds (got {value!r})", file=where)
     if number > MAX_ARRIVAL_S:
-        raise TraceError(f"{name!r} must be <= {MAX_ARRIVAL_S:g} (got {value!r})", file=where)
+        raise TraceError(f"{name!r} must be <= {MAX_ARRIVAL_S:g} seconds (got {value!r})",
+                         file=where)
     return float(number)
 
 
