@@ -16,7 +16,9 @@ Bounds on YAML and JSON (a legitimate configuration is far inside them):
 - at most ``MAX_NODES`` nodes once every alias is expanded (an "alias bomb" of 9 aliases of 9
   aliases... is refused, not expanded), and no alias inside the node it names (a recursive alias);
 - integer literals of at most ``MAX_INT_DIGITS`` characters (Python refuses more than 4300 digits
-  with a bare ``ValueError``; no field of a configuration needs more than 20).
+  with a bare ``ValueError``; no field of a configuration needs more than 20);
+- no key twice in one YAML mapping (PyYAML would keep the last silently); ``<<`` merges may still
+  be overridden.
 """
 
 from __future__ import annotations
@@ -151,6 +153,31 @@ class _BoundedLoader(yaml.SafeLoader):
                 None, None, f"integer of {len(node.value)} characters (at most "
                             f"{MAX_INT_DIGITS})", node.start_mark)
         return super().construct_yaml_int(node)
+
+    def construct_mapping(self, node, deep=False):
+        """PyYAML's mapping, but a key written twice in one mapping is an error (PyYAML keeps
+        the last); keys merged in by ``<<`` may still be overridden."""
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    line = first.get(key)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if line is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_clip(key)} (first at line {line})",
+                        key_node.start_mark)
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _clip(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)

@@ -1,0 +1,23 @@
+"""Reproducers of the second fuzz campaign's findings: inputs that were accepted silently, ran
+unbounded, or failed late with a message naming no field. Each is now a one-line
+ProdigySimError (CLI: exit 2, no traceback) raised where the fact lives."""
+
+import pytest
+
+from prodigy_sim.errors import ConfigError
+
+SERVE = ["serve", "--model", "smollm2-135m", "--max-batch", "2", "--quiet", "--requests", "3",
+         "--prompt", "fixed:16", "--output", "fixed:4"]
+
+
+def test_duplicate_yaml_key_names_file_line_and_key(tmp_path):
+    from prodigy_sim._datafile import load_yaml, read_mapping
+
+    path = tmp_path / "hw.yaml"
+    path.write_text("name: a\ncores: 4\nname: b\n")
+    with pytest.raises(ConfigError, match=r"hw.yaml:3:1: .*duplicate key 'name' \(first at "
+                                          r"line 1\)"):
+        read_mapping(path, what="hardware")
+    # keys merged in by << may still be overridden
+    data, _ = load_yaml("base: &b {x: 1}\nuse:\n  <<: *b\n  x: 2\n", source="m.yaml")
+    assert data["use"] == {"x": 2}
