@@ -21,3 +21,11 @@ def test_duplicate_yaml_key_names_file_line_and_key(tmp_path):
     # keys merged in by << may still be overridden
     data, _ = load_yaml("base: &b {x: 1}\nuse:\n  <<: *b\n  x: 2\n", source="m.yaml")
     assert data["use"] == {"x": 2}
+
+
+def test_asm_validation_error_names_the_file_and_line(tmp_path, cli_error):
+    path = tmp_path / "bad.s"
+    path.write_text(".tile A shape=(64,128) fmt=float8_e4m3fn\n.tile W shape=(64,96) fmt=tai4\n"
+                    ".acc C shape=(64,64)\nMMA C, A, W\n")
+    cli_error(["asm", str(path), "-o", str(tmp_path / "o.bin")],
+              f"{path}: program cannot run: line 4 (MMA)")

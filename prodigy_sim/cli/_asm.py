@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     program = assemble_file(path)
     params = IsaParams() if args.onchip_bytes is None else IsaParams(
         onchip_bytes=args.onchip_bytes)
-    validate(program, params)
+    validate(program, params, source=path)
     out = Path(args.output) if args.output else path.with_suffix(".bin")
     data = encode(program)
     out.write_bytes(data)

@@ -9,6 +9,8 @@ Run-time facts (DMA windows inside their tensors) are checked by the expander.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prodigy_sim.errors import ProgramError
 from prodigy_sim.isa._check import loop_ends
 from prodigy_sim.isa._check import problems as well_formed
@@ -171,17 +173,20 @@ def _loop_problems(program: Program, params: IsaParams, table: OpcodeTable) -> l
     return out
 
 
-def validate(program: Program, params: IsaParams | None = None) -> Layout:
+def validate(program: Program, params: IsaParams | None = None, *,
+             source: str | Path | None = None) -> Layout:
     """Check that ``program`` can run; return its :class:`Layout`.
 
-    Raises :class:`~prodigy_sim.errors.ProgramError` listing every problem found, one per line.
+    Raises :class:`~prodigy_sim.errors.ProgramError` listing every problem found, each with its
+    source line; ``source`` (the program's file) heads the message.
     """
     params = params or IsaParams()
     table = opcode_table()
+    head = f"{source}: " if source is not None else ""
     issues = well_formed(program, table)
     if issues:
-        raise ProgramError(f"program is not well formed: {issues[0].where} {issues[0].index}: "
-                           f"{issues[0].message}")
+        raise ProgramError(f"{head}program is not well formed: {issues[0].where} "
+                           f"{issues[0].index}: {issues[0].message}")
     problems: list[str] = []
     lay = None
     try:
@@ -201,6 +206,6 @@ def validate(program: Program, params: IsaParams | None = None) -> Layout:
     if problems:
         shown = problems[:MAX_PROBLEMS] + (["more problems not listed"]
                                            if len(problems) > MAX_PROBLEMS else [])
-        raise ProgramError("program cannot run: " + "; ".join(shown))
+        raise ProgramError(f"{head}program cannot run: " + "; ".join(shown))
     assert lay is not None
     return lay
