@@ -7,7 +7,7 @@ traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 __all__ = [
@@ -88,15 +88,20 @@ def _short(value: object, limit: int = 80) -> str:
 
 def config_error_from_validation(err: Exception, *, source: str | Path | None = None,
                                  cls: type[ConfigError] = ConfigError,
-                                 line_of: Callable[[str], int] | None = None) -> ConfigError:
+                                 line_of: Callable[[str], int] | None = None,
+                                 names: Mapping[str, str] | None = None) -> ConfigError:
     """Turn a pydantic ``ValidationError`` into a :class:`ConfigError` naming every bad field.
 
     ``source`` (a file name or a description) is prefixed so the user knows where to look;
-    ``line_of`` (dotted field path -> line of the source, 0 if unknown) adds the line of each.
+    ``line_of`` (dotted field path -> line of the source, 0 if unknown) adds the line of each;
+    ``names`` (top-level field -> what the user wrote, e.g. a command-line flag) replaces a
+    field path that starts with one of its keys.
     """
     lines = []
     for e in getattr(err, "errors", lambda: [])():
-        path = ".".join(str(p) for p in e.get("loc", ()))
+        loc = tuple(e.get("loc", ()))
+        path = (names[loc[0]] if names and loc and loc[0] in names
+                else ".".join(str(p) for p in loc))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
         got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"

@@ -29,3 +29,17 @@ def test_asm_validation_error_names_the_file_and_line(tmp_path, cli_error):
                     ".acc C shape=(64,64)\nMMA C, A, W\n")
     cli_error(["asm", str(path), "-o", str(tmp_path / "o.bin")],
               f"{path}: program cannot run: line 4 (MMA)")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--chunk-tokens", "0"], "command line: '--chunk-tokens': Input should be greater than or "
+                              "equal to 1 (got 0)"),
+    (["--kv-blocks", "0"], "'--kv-blocks': Input should be greater than or equal to 1 (got 0)"),
+    (["--weights", "nope"], "'--weights': unknown format 'nope'"),
+    (["--kv-cache", "nope"], "'--kv-cache': unknown format 'nope'"),
+    (["--capacity-gb", "nan"], "argument --capacity-gb: must be a finite number > 0"),
+    (["--rates", "1,inf"], "the arrival rate must be a finite number > 0 requests/s (got inf)"),
+])
+def test_serve_arguments_refused_in_one_line_naming_the_flag(cli_error, extra, needle):
+    err = cli_error(SERVE + extra, needle)
+    assert "validation error" not in err and "pydantic" not in err

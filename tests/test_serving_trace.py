@@ -81,5 +81,5 @@ def test_length_dist_parsing():
     for bad in ("fixed", "uniform:5", "uniform:9,3", "gauss:1,2", "fixed:x", "fixed:0"):
         with pytest.raises(ConfigError, match="distribution"):
             parse_length_dist(bad)
-    with pytest.raises(ConfigError, match="rate must be > 0"):
+    with pytest.raises(ConfigError, match="rate must be a finite number > 0"):
         poisson_trace(3, 0.0, "fixed:1", "fixed:1")

@@ -11,7 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from prodigy_sim.errors import ConfigError
+from prodigy_sim.cli._args import positive_float
+from prodigy_sim.errors import ConfigError, config_error_from_validation
+
+_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "weights", "kv_cache", "max_batch", "max_prefill_tokens", "chunk_tokens", "block_tokens",
+    "kv_blocks")}
+"""Fields of Formats and EngineConfig given on the command line -> their flag."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -45,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             "output_tokens) instead of a generated one")
     trace.add_argument("--requests", type=int, default=1000, metavar="N",
                        help="generated requests (default: 1000)")
-    trace.add_argument("--rate", type=float, default=2.0, metavar="REQ_PER_S",
+    trace.add_argument("--rate", type=positive_float, default=2.0, metavar="REQ_PER_S",
                        help="Poisson arrival rate, requests per second (default: 2)")
     trace.add_argument("--rates", metavar="R1,R2,...",
                        help="sweep these arrival rates (requests/s): one trace each, latency "
@@ -70,7 +76,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="chunked prefill with this token budget per step (default: off)")
     eng.add_argument("--block-tokens", type=int, default=16, metavar="TOKENS",
                      help="tokens per KV-cache block (default: 16)")
-    eng.add_argument("--capacity-gb", type=float, default=None, metavar="GB",
+    eng.add_argument("--capacity-gb", type=positive_float, default=None, metavar="GB",
                      help="DDR capacity in GB = 1e9 bytes (default: the preset's); the KV cache "
                           "gets what weights and activations leave")
     eng.add_argument("--kv-blocks", type=int, default=None, metavar="N",
@@ -103,6 +109,8 @@ def _rates(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from prodigy_sim.cli._scenario_args import resolve_model
     from prodigy_sim.models import Formats
     from prodigy_sim.serving import (
@@ -122,21 +130,14 @@ def run(args: argparse.Namespace) -> int:
                               f"(got {getattr(args, flag)})")
     if args.seed < 0:
         raise ConfigError(f"'--seed' must be >= 0 (got {args.seed})")
-    if args.rate <= 0:
-        raise ConfigError(f"'--rate' must be > 0 requests/s (got {args.rate})")
-    if args.capacity_gb is not None and args.capacity_gb <= 0:
-        raise ConfigError(f"'--capacity-gb' must be > 0 (got {args.capacity_gb})")
     model = resolve_model(args.model)
     try:
         formats = Formats(weights=args.weights, kv_cache=args.kv_cache)
-    except ValueError as err:
-        raise ConfigError(f"command line: {err}") from None
-    try:
         engine = EngineConfig(max_batch=args.max_batch, max_prefill_tokens=args.max_prefill_tokens,
                               chunk_tokens=args.chunk_tokens, block_tokens=args.block_tokens,
                               kv_blocks=args.kv_blocks)
-    except ValueError as err:
-        raise ConfigError(f"command line: {err}") from None
+    except ValidationError as err:
+        raise config_error_from_validation(err, source="command line", names=_FLAGS) from None
     rates = _rates(args.rates) if args.rates else [args.rate]
     if args.trace:
         if args.rates:

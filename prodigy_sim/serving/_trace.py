@@ -256,8 +256,9 @@ def poisson_trace(n: int, rate_per_s: float, prompt: LengthDist | str,
     ``prompt`` and ``output`` (distributions or their text form), deterministic in ``seed``."""
     if n < 1:
         raise ConfigError(f"a trace needs >= 1 request (got {n})")
-    if not rate_per_s > 0:
-        raise ConfigError(f"the arrival rate must be > 0 requests/s (got {rate_per_s})")
+    if not (math.isfinite(rate_per_s) and rate_per_s > 0):
+        raise ConfigError(f"the arrival rate must be a finite number > 0 requests/s (got "
+                          f"{rate_per_s})")
     prompt = parse_length_dist(prompt, what="prompt") if isinstance(prompt, str) else prompt
     output = parse_length_dist(output, what="output") if isinstance(output, str) else output
     rng = np.random.Generator(np.random.PCG64(seed))
