@@ -4,7 +4,7 @@ ProdigySimError (CLI: exit 2, no traceback) raised where the fact lives."""
 
 import pytest
 
-from prodigy_sim.errors import ConfigError
+from prodigy_sim.errors import ConfigError, TraceError
 
 SERVE = ["serve", "--model", "smollm2-135m", "--max-batch", "2", "--quiet", "--requests", "3",
          "--prompt", "fixed:16", "--output", "fixed:4"]
@@ -43,3 +43,17 @@ def test_asm_validation_error_names_the_file_and_line(tmp_path, cli_error):
 def test_serve_arguments_refused_in_one_line_naming_the_flag(cli_error, extra, needle):
     err = cli_error(SERVE + extra, needle)
     assert "validation error" not in err and "pydantic" not in err
+
+
+def test_serve_requests_are_bounded_before_the_trace_is_built(tmp_path, cli_error):
+    """--requests 100000000 built a 10^8-request trace (GBs) and ran for days."""
+    from prodigy_sim.serving import MAX_REQUESTS, load_trace, poisson_trace
+
+    cli_error([a if a != "3" else "100000000" for a in SERVE],
+              "a trace needs 1..100000 requests (got 100000000)")
+    assert len(poisson_trace(MAX_REQUESTS, 1.0, "fixed:1", "fixed:1")) == MAX_REQUESTS
+    path = tmp_path / "big.csv"
+    path.write_text("arrival_s,prompt_tokens,output_tokens\n" + "0,1,1\n" * (MAX_REQUESTS + 1))
+    with pytest.raises(TraceError, match=r"big.csv: 100001 requests; a trace holds at most "
+                                          r"100000"):
+        load_trace(path)

@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="CSV or JSON trace (arrival_s in seconds, prompt_tokens, "
                             "output_tokens) instead of a generated one")
     trace.add_argument("--requests", type=int, default=1000, metavar="N",
-                       help="generated requests (default: 1000)")
+                       help="generated requests, at most 100,000 (default: 1000)")
     trace.add_argument("--rate", type=positive_float, default=2.0, metavar="REQ_PER_S",
                        help="Poisson arrival rate, requests per second (default: 2)")
     trace.add_argument("--rates", metavar="R1,R2,...",

@@ -42,6 +42,7 @@ from prodigy_sim.serving._simulated import vllm_decode_buckets as vllm_decode_bu
 from prodigy_sim.serving._steptime import AnalyticStepTimes as AnalyticStepTimes
 from prodigy_sim.serving._steptime import StepShape as StepShape
 from prodigy_sim.serving._steptime import StepTimeModel as StepTimeModel
+from prodigy_sim.serving._trace import MAX_REQUESTS as MAX_REQUESTS
 from prodigy_sim.serving._trace import LengthDist as LengthDist
 from prodigy_sim.serving._trace import Request as Request
 from prodigy_sim.serving._trace import load_trace as load_trace
@@ -50,7 +51,7 @@ from prodigy_sim.serving._trace import poisson_trace as poisson_trace
 from prodigy_sim.serving._trace import write_trace as write_trace
 
 __all__ = [
-    "ALIGNED_MIN_KV_TOKENS", "DEFAULT_CONTEXT_GRID", "PERCENTILES", "TIMELINE_COLUMNS",
+    "ALIGNED_MIN_KV_TOKENS", "DEFAULT_CONTEXT_GRID", "MAX_REQUESTS", "PERCENTILES", "TIMELINE_COLUMNS",
     "AnalyticStepTimes", "BlockPool", "aligned",
     "EngineConfig", "InterpolationCheck", "KvBudget", "LengthDist", "Request", "ServingResult",
     "SimulatedStepTimes", "StepShape", "StepTimeModel", "check_interpolation",

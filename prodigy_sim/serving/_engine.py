@@ -45,7 +45,7 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.serving._kvcache import BlockPool
 from prodigy_sim.serving._result import ServingResult
 from prodigy_sim.serving._steptime import StepShape, StepTimeModel
-from prodigy_sim.serving._trace import Request
+from prodigy_sim.serving._trace import MAX_REQUESTS, Request
 
 __all__ = ["EngineConfig", "simulate_serving"]
 
@@ -105,8 +105,8 @@ def simulate_serving(trace: Sequence[Request], step_model: StepTimeModel,
                      progress: Callable[[int], None] | None = None) -> ServingResult:
     """Run ``trace`` through the engine; ``progress(1)`` after each finished request."""
     config = config or EngineConfig()
-    if not trace:
-        raise ConfigError("the trace has no requests")
+    if not 1 <= len(trace) <= MAX_REQUESTS:
+        raise ConfigError(f"a trace needs 1..{MAX_REQUESTS} requests (got {len(trace)})")
     limit = getattr(step_model, "max_context", None)
     for r in trace:
         if limit is not None and r.prompt_tokens + r.output_tokens > limit:
