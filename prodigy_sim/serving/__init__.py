@@ -51,7 +51,8 @@ from prodigy_sim.serving._trace import poisson_trace as poisson_trace
 from prodigy_sim.serving._trace import write_trace as write_trace
 
 __all__ = [
-    "ALIGNED_MIN_KV_TOKENS", "DEFAULT_CONTEXT_GRID", "MAX_REQUESTS", "PERCENTILES", "TIMELINE_COLUMNS",
+    "ALIGNED_MIN_KV_TOKENS", "DEFAULT_CONTEXT_GRID", "MAX_REQUESTS", "PERCENTILES",
+    "TIMELINE_COLUMNS",
     "AnalyticStepTimes", "BlockPool", "aligned",
     "EngineConfig", "InterpolationCheck", "KvBudget", "LengthDist", "Request", "ServingResult",
     "SimulatedStepTimes", "StepShape", "StepTimeModel", "check_interpolation",
