@@ -57,3 +57,19 @@ def test_serve_requests_are_bounded_before_the_trace_is_built(tmp_path, cli_erro
     with pytest.raises(TraceError, match=r"big.csv: 100001 requests; a trace holds at most "
                                           r"100000"):
         load_trace(path)
+
+
+def test_ddr_rate_and_clock_period_must_agree(cli_error):
+    """--set ...rate_mts=1 changed the reported peak bandwidth, not the DDR timing."""
+    from prodigy_sim.dram import ddr5_timing_preset
+    from prodigy_sim.hardware.memory import scaled_ddr5_timing
+
+    cli_error(["presets", "--show", "prodigy-t16128", "--set", "memory.dram.timing.rate_mts=1"],
+              "'tck_ps' must be 2e6 / rate_mts = 2e6 / 1 ps rounded down or up (2000000) "
+              "(got 277)")
+    for rate in (4800, 5600, 6400, 7200):  # the bins' truncated periods (416, 357, 312, 277)
+        ddr5_timing_preset(rate)
+    assert scaled_ddr5_timing(8800).tck_ps == 227
+    with pytest.raises(ValueError, match="'tck_ps' must be .* \\(416 or 417\\) \\(got 418\\)"):
+        ddr5_timing_preset(4800).model_validate({**ddr5_timing_preset(4800).model_dump(),
+                                                 "tck_ps": 418})

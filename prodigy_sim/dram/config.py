@@ -133,7 +133,8 @@ class DDR5Timing(BaseModel):
 
     name: str = Field(description="Preset name, e.g. 'DDR5_4800AN' (informative).")
     rate_mts: int = Field(gt=0, description="Data rate in MT/s (2 transfers per clock).")
-    tck_ps: int = Field(gt=0, description="Clock period in integer picoseconds.")
+    tck_ps: int = Field(gt=0, description="Clock period in integer picoseconds: 2e6 / "
+                                          "rate_mts rounded down or up (416 at 4800 MT/s).")
     nBL: int = Field(gt=0, description="Burst duration on the data bus, cycles (BL16 -> 8).")
     nCL: int = Field(gt=0, description="CAS (read) latency, cycles.")
     nCWL: int = Field(gt=0, description="CAS write latency, cycles.")
@@ -163,6 +164,12 @@ class DDR5Timing(BaseModel):
             if not ok:
                 raise ValueError(f"'{field}' {msg}")
 
+        lo, hi = 2_000_000 // self.rate_mts, -(-2_000_000 // self.rate_mts)
+        need(lo <= self.tck_ps <= hi, "tck_ps",
+             f"must be 2e6 / rate_mts = 2e6 / {self.rate_mts} ps rounded down or up "
+             f"({lo}{'' if lo == hi else f' or {hi}'}) (got {self.tck_ps}); to change the "
+             "data rate give a whole speed bin (e.g. 'timing: 4800'), whose timings are in "
+             "its cycles")
         need(self.nRC >= self.nRAS + self.nRP, "nRC",
              f"must be >= nRAS + nRP = {self.nRAS + self.nRP} (got {self.nRC})")
         need(self.nRAS >= self.nRCD, "nRAS", f"must be >= nRCD = {self.nRCD} (got {self.nRAS})")
