@@ -73,3 +73,9 @@ def test_ddr_rate_and_clock_period_must_agree(cli_error):
     with pytest.raises(ValueError, match="'tck_ps' must be .* \\(416 or 417\\) \\(got 418\\)"):
         ddr5_timing_preset(4800).model_validate({**ddr5_timing_preset(4800).model_dump(),
                                                  "tck_ps": 418})
+
+
+def test_ddr_capacity_below_one_interleave_run_per_subchannel(cli_error):
+    cli_error(["presets", "--show", "prodigy-t16128", "--set", "memory.capacity_bytes=1"],
+              "'capacity_bytes' must be >= 2048 bytes: one 'interleave_bytes' (64) run on each "
+              "of the 32 32-bit subchannels (got 1)")

@@ -67,7 +67,8 @@ class MemoryConfig(Block):
                                     multiple_of=SUBCHANNEL_WIDTH_BITS,
                                     description="Data width of one channel (bits).")
     capacity_bytes: int = Field(8 * TIB, ge=1, le=MAX_BYTES,
-                                description="Installed DDR capacity (bytes).")
+                                description="Installed DDR capacity (bytes); at least one "
+                                            "interleave run per 32-bit subchannel.")
     interleave_bytes: int = Field(64, ge=1, le=1 << 20,
                                   description="Socket address interleave over the 32-bit "
                                               "subchannels: consecutive runs of this many bytes "
@@ -97,6 +98,11 @@ class MemoryConfig(Block):
             raise ValueError(f"'dram.channels' (32-bit subchannels per channel) is derived: "
                              f"'channel_width_bits' / 32 = {per_channel}; leave it out "
                              f"(got {self.dram.channels})")
+        least = self.subchannels * self.interleave_bytes
+        if self.capacity_bytes < least:
+            raise ValueError(f"'capacity_bytes' must be >= {least} bytes: one 'interleave_bytes' "
+                             f"({self.interleave_bytes}) run on each of the {self.subchannels} "
+                             f"32-bit subchannels (got {self.capacity_bytes})")
         return self
 
     @property
