@@ -38,7 +38,7 @@ def test_asm_validation_error_names_the_file_and_line(tmp_path, cli_error):
     (["--weights", "nope"], "'--weights': unknown format 'nope'"),
     (["--kv-cache", "nope"], "'--kv-cache': unknown format 'nope'"),
     (["--capacity-gb", "nan"], "argument --capacity-gb: must be a finite number > 0"),
-    (["--rates", "1,inf"], "the arrival rate must be a finite number > 0 requests/s (got inf)"),
+    (["--rates", "1,inf"], "argument --rates: must be a finite number > 0 (got 'inf')"),
 ])
 def test_serve_arguments_refused_in_one_line_naming_the_flag(cli_error, extra, needle):
     err = cli_error(SERVE + extra, needle)
@@ -79,3 +79,29 @@ def test_ddr_capacity_below_one_interleave_run_per_subchannel(cli_error):
     cli_error(["presets", "--show", "prodigy-t16128", "--set", "memory.capacity_bytes=1"],
               "'capacity_bytes' must be >= 2048 bytes: one 'interleave_bytes' (64) run on each "
               "of the 32 32-bit subchannels (got 1)")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (SERVE + ["--rates", ""], "argument --rates: expected numbers separated by commas, none "
+                              "empty (got '')"),
+    (SERVE + ["--rates", "1,,2"], "argument --rates: expected numbers"),
+    (["parallel", "--tp", ""], "argument --tp: expected integers separated by commas"),
+    (["parallel", "--tp", ","], "argument --tp: expected integers separated by commas"),
+    (["parallel", "--tp", "1,0"], "argument --tp: must be >= 1 (got '0')"),
+    (SERVE + ["--workers", "1000"], "'workers' must be in 1.."),
+])
+def test_empty_lists_and_too_many_workers_are_refused(cli_error, argv, needle):
+    cli_error(argv, needle)
+
+
+def test_sweep_workers_are_bounded(tmp_path, cli_error):
+    from prodigy_sim.simulation import RunCache
+
+    spec = tmp_path / "ok.yaml"
+    spec.write_text("name: fz\ncompute: [footprint]\n"
+                    "fixed: {model: smollm2-135m, phase: decode, context: 64}\n"
+                    "grid: {batch: [1, 2]}\n")
+    cli_error(["sweep", str(spec), "--workers", "1000", "--quiet", "--no-plots", "--out",
+               str(tmp_path / "o")], "'workers' must be in 1..", "(got 1000)")
+    with pytest.raises(ConfigError, match="'workers' must be in 1.."):
+        RunCache(workers=1000)

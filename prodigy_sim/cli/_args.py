@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "non_negative_int", "positive_float"]
+__all__ = ["positive_int", "non_negative_int", "positive_float", "positive_int_list",
+           "positive_float_list"]
 
 _MAX_INT_TEXT = 20
 """Longest integer accepted on the command line (characters): 64-bit values."""
@@ -49,3 +50,21 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text!r})")
     return value
+
+
+def _items(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, none empty (got "
+                                         f"{text!r})")
+    return items
+
+
+def positive_int_list(text: str) -> list[int]:
+    """``N[,N...]``: one or more integers >= 1."""
+    return [positive_int(t) for t in _items(text, "integers")]
+
+
+def positive_float_list(text: str) -> list[float]:
+    """``X[,X...]``: one or more finite numbers > 0."""
+    return [positive_float(t) for t in _items(text, "numbers")]

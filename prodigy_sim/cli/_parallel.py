@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prodigy_sim.errors import ConfigError, config_error_from_validation
+from prodigy_sim.cli._args import positive_int_list
+from prodigy_sim.errors import config_error_from_validation
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "--brain-scale 256pb-t16128)")
     how.add_argument("--chip", default=None, metavar="PRESET",
                      help="chip preset of every socket (default: the system's)")
-    how.add_argument("--tp", default="1", metavar="N[,N...]",
+    how.add_argument("--tp", type=positive_int_list, default="1", metavar="N[,N...]",
                      help="tensor-parallel sockets; a list gives a speed-up table (default: 1)")
     how.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline stages (default: 1)")
     how.add_argument("--ep", type=int, default=1, metavar="N",
@@ -155,11 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from prodigy_sim.parallel import ParallelPlan, simulate_parallel
 
     system = load_system(args.system or "4s-t16128", chip=args.chip)
-    try:
-        tps = [int(t) for t in args.tp.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"'--tp' must be integers separated by commas (got {args.tp!r})") \
-            from None
+    tps = args.tp
     model = resolve_model(args.model)
     length = "context_length" if args.phase == "decode" else "sequence_length"
     try:

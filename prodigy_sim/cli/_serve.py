@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from prodigy_sim.cli._args import positive_float
+from prodigy_sim.cli._args import positive_float, positive_float_list
 from prodigy_sim.errors import ConfigError, config_error_from_validation
 
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
@@ -53,7 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="generated requests, at most 100,000 (default: 1000)")
     trace.add_argument("--rate", type=positive_float, default=2.0, metavar="REQ_PER_S",
                        help="Poisson arrival rate, requests per second (default: 2)")
-    trace.add_argument("--rates", metavar="R1,R2,...",
+    trace.add_argument("--rates", type=positive_float_list, metavar="R1,R2,...",
                        help="sweep these arrival rates (requests/s): one trace each, latency "
                             "against load")
     trace.add_argument("--prompt", default="lognormal:512,0.8,2048", metavar="DIST",
@@ -97,17 +97,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _rates(text: str) -> list[float]:
-    try:
-        rates = [float(r) for r in text.split(",") if r.strip()]
-    except ValueError:
-        raise ConfigError(f"'--rates' must be numbers separated by commas (got {text!r})") \
-            from None
-    if not rates or any(r <= 0 for r in rates):
-        raise ConfigError(f"'--rates' must be > 0 requests/s (got {text!r})")
-    return rates
-
-
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -138,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
                               kv_blocks=args.kv_blocks)
     except ValidationError as err:
         raise config_error_from_validation(err, source="command line", names=_FLAGS) from None
-    rates = _rates(args.rates) if args.rates else [args.rate]
+    rates = args.rates if args.rates is not None else [args.rate]
     if args.trace:
-        if args.rates:
+        if args.rates is not None:
             raise ConfigError("give either --trace or --rates, not both")
         traces = [load_trace(args.trace)]
     else:

@@ -28,6 +28,7 @@ which process computes a run, and when, changes (``tests/test_simulation_cache.p
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Collection
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -47,6 +48,20 @@ def _run(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int 
                             resident=resident, held_bytes=held_bytes)
 
 
+def max_workers() -> int:
+    """Most worker processes a run may start: the CPUs of this machine (more only contend, and
+    each process holds its own copy of the simulator), but at least 2 (the default)."""
+    return max(2, os.cpu_count() or 1)
+
+
+def check_workers(workers: int, name: str = "workers") -> int:
+    """``workers`` if it is in ``1..max_workers()``, else a :class:`ConfigError` naming ``name``."""
+    if not 1 <= workers <= max_workers():
+        raise ConfigError(f"{name!r} must be in 1..{max_workers()} (worker processes, at most "
+                          f"the CPUs of this machine) (got {workers})")
+    return workers
+
+
 class RunCache:
     """Results of timing-engine runs keyed by every input of the run (see the module docstring).
 
@@ -59,9 +74,7 @@ class RunCache:
     """
 
     def __init__(self, workers: int = 1) -> None:
-        if workers < 1:
-            raise ConfigError(f"'workers' must be >= 1 (got {workers})")
-        self.workers = workers
+        self.workers = check_workers(workers)
         self._runs: dict[tuple, SimulationResult] = {}
         self._pending: dict[tuple, Future[SimulationResult]] = {}
         self._pool: ProcessPoolExecutor | None = None

@@ -47,10 +47,13 @@ def dask_client(workers: int = 2, scheduler: str | None = None) -> Iterator[Any]
     scheduler at ``scheduler``; closed (and the cluster shut down) on exit."""
     from distributed import Client, LocalCluster
 
+    from prodigy_sim.simulation._cache import check_workers
+
     if scheduler is not None:
         with Client(scheduler, set_as_default=False) as client:
             yield client
         return
+    check_workers(workers)
     # no dashboard; the scheduler's HTTP endpoints on a free port (not the busy default 8787)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR,

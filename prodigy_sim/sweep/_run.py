@@ -168,7 +168,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | Path, *, out: str | Path |
     elif run == "dask":
         if tasks:
             run_dask(tasks, evs, spec.simulate, on_done,
-                     workers=workers or spec.execution.workers,
+                     workers=spec.execution.workers if workers is None else workers,
                      scheduler=scheduler or spec.execution.scheduler,
                      retries=spec.execution.retries, client=client)
     else:
