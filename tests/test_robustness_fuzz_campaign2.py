@@ -4,7 +4,7 @@ ProdigySimError (CLI: exit 2, no traceback) raised where the fact lives."""
 
 import pytest
 
-from prodigy_sim.errors import ConfigError, TraceError
+from prodigy_sim.errors import ConfigError, ProdigySimError, TraceError
 
 SERVE = ["serve", "--model", "smollm2-135m", "--max-batch", "2", "--quiet", "--requests", "3",
          "--prompt", "fixed:16", "--output", "fixed:4"]
@@ -105,3 +105,18 @@ def test_sweep_workers_are_bounded(tmp_path, cli_error):
                str(tmp_path / "o")], "'workers' must be in 1..", "(got 1000)")
     with pytest.raises(ConfigError, match="'workers' must be in 1.."):
         RunCache(workers=1000)
+
+
+@pytest.mark.parametrize("value", ["true", "'576'", "576.0"])
+def test_card_integers_are_not_coerced(tmp_path, value):
+    """hidden_size: true (-> 1) or '576' (-> 576) loaded; a card's integers are strict."""
+    from prodigy_sim.models import load_card
+    from prodigy_sim.models.card import named_files
+
+    card = named_files("cards")["smollm2-135m"].read_text()
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(f"hidden_size: {value}" if line.startswith("hidden_size:")
+                              else line for line in card.splitlines()) + "\n")
+    with pytest.raises(ProdigySimError, match=r"c.yaml.*'hidden_size': Input should be a valid "
+                                              r"integer"):
+        load_card(path)

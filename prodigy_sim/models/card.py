@@ -81,14 +81,15 @@ a card of a million layers (ten million tensors, 24 GB) is refused."""
 
 
 def _pos(description: str, most: int = MAX_SIZE) -> Any:  # pydantic's Field() is typed Any
-    return Field(ge=1, le=most, description=description)
+    return Field(ge=1, le=most, strict=True, description=description)
 
 
 class ModelCard(BaseModel):
     """The architecture of one model, with the source of its numbers.
 
     Cross-field contradictions (a decoder with no layers, GQA heads that do not divide the heads...)
-    raise :class:`~prodigy_sim.errors.ModelFileError` naming the fields.
+    raise :class:`~prodigy_sim.errors.ModelFileError` naming the fields. Integer fields are strict:
+    ``true``, ``"576"`` or ``576.0`` are refused, not coerced.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,7 +99,7 @@ class ModelCard(BaseModel):
     family: Literal["llama", "bert", "switch"] = Field(description="structure of the blocks")
     source: str = Field(min_length=1, description="citation of the published config / paper")
     published_parameters: int | None = Field(
-        None, ge=1, description="parameter count published by the authors (count)")
+        None, ge=1, strict=True, description="parameter count published by the authors (count)")
     published_parameters_note: str = Field(
         "", description="how exact the published count is (e.g. 'rounded to 1e9 in the paper')")
 
@@ -107,14 +108,14 @@ class ModelCard(BaseModel):
     num_layers: int = _pos("transformer blocks in total (encoder + decoder)", MAX_LAYERS)
     num_attention_heads: int = _pos("query heads per attention block")
     num_key_value_heads: int | None = Field(
-        None, ge=1, le=MAX_SIZE, description="key/value heads (GQA); default = "
+        None, ge=1, strict=True, le=MAX_SIZE, description="key/value heads (GQA); default = "
                                              "num_attention_heads")
     head_dim: int | None = Field(
-        None, ge=1, le=MAX_SIZE, description="elements per head; default hidden_size / "
-                                             "num_attention_heads")
+        None, ge=1, strict=True, le=MAX_SIZE,
+        description="elements per head; default hidden_size / num_attention_heads")
     vocab_size: int = _pos("token vocabulary (rows of the embedding)")
     max_position_embeddings: int | None = Field(
-        None, ge=1, le=MAX_SIZE,
+        None, ge=1, strict=True, le=MAX_SIZE,
         description="longest sequence the model takes (tokens); may be omitted only with "
                     "relative positions, which have no table and no limit")
 
@@ -129,26 +130,28 @@ class ModelCard(BaseModel):
     rope_theta: float | None = Field(None, gt=0, allow_inf_nan=False,
                                      description="RoPE base (rope only)")
     relative_attention_num_buckets: int | None = Field(
-        None, ge=1, le=MAX_SIZE, description="T5 relative-position buckets (relative only)")
+        None, ge=1, strict=True, le=MAX_SIZE,
+        description="T5 relative-position buckets (relative only)")
     tie_word_embeddings: bool = Field(False, description="LM head shares the embedding matrix")
-    type_vocab_size: int = Field(0, ge=0, le=MAX_SIZE,
+    type_vocab_size: int = Field(0, ge=0, strict=True, le=MAX_SIZE,
                                  description="BERT token-type (segment) embeddings")
     pooler: bool = Field(False, description="BERT pooler (dense H x H + bias on [CLS])")
     attention_bias: bool = Field(False, description="q/k/v/o projections have biases")
     mlp_bias: bool = Field(False, description="MLP projections have biases")
 
-    num_experts: int = Field(0, ge=0, le=MAX_SIZE,
+    num_experts: int = Field(0, ge=0, strict=True, le=MAX_SIZE,
                              description="experts per MoE layer (0 = dense model)")
     experts_per_token: int = Field(
-        1, ge=1, le=MAX_SIZE,
+        1, ge=1, strict=True, le=MAX_SIZE,
         description="experts each token is routed to (top-k; HF 'num_experts_per_tok'; "
                     "switch: 1)")
     expert_layer_interval: int = Field(
-        1, ge=1, le=MAX_LAYERS, description="every n-th layer of a stack is MoE (HF 'sparse_step'; "
-                             "1 = all; else layers with index % n == 1)")
-    num_encoder_layers: int | None = Field(None, ge=0, le=MAX_LAYERS,
+        1, ge=1, strict=True, le=MAX_LAYERS,
+        description="every n-th layer of a stack is MoE (HF 'sparse_step'; 1 = all; else layers "
+                    "with index % n == 1)")
+    num_encoder_layers: int | None = Field(None, ge=0, strict=True, le=MAX_LAYERS,
                                            description="encoder blocks (switch)")
-    num_decoder_layers: int | None = Field(None, ge=0, le=MAX_LAYERS,
+    num_decoder_layers: int | None = Field(None, ge=0, strict=True, le=MAX_LAYERS,
                                            description="decoder blocks (switch)")
 
     @model_validator(mode="after")
