@@ -120,3 +120,27 @@ def test_card_integers_are_not_coerced(tmp_path, value):
     with pytest.raises(ProdigySimError, match=r"c.yaml.*'hidden_size': Input should be a valid "
                                               r"integer"):
         load_card(path)
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"head_dim": 27}, "'head_dim': the head size 27 must be a multiple of 32, at most 256"),
+    ({"hidden_size": 1, "num_attention_heads": 1, "num_key_value_heads": 1},
+     "'hidden_size': 1 is not a multiple of the 32-element scale block of the tai4 weights"),
+    ({"vocab_size": 1}, "'vocab_size': 1 is not a multiple of 16"),
+])
+def test_cards_the_kernels_cannot_tile_name_the_field(tmp_path, cli_error, fields, needle):
+    """These failed in the lowering with messages about 'tensor 2' or a mapping."""
+    from prodigy_sim.models.card import named_files
+
+    lines = named_files("cards")["smollm2-135m"].read_text().splitlines()
+    lines = [line for line in lines if line.split(":")[0] not in fields]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines + [f"{k}: {v}" for k, v in fields.items()]) + "\n")
+    cli_error(["simulate", "--model", str(path), "--context", "64", "--quiet"],
+              "cannot be lowered", needle)
+
+
+def test_batch_beyond_the_kv_cache_rows_names_the_fields(cli_error):
+    cli_error(["simulate", "--model", "smollm2-135m", "--context", "64", "--batch", "100000000",
+               "--quiet"], "'batch' x 'context_length': 100000000 sequences x 3 KV heads x 64 "
+                           "tokens = 19200000000 KV-cache rows")

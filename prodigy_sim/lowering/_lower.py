@@ -299,6 +299,46 @@ def _stage_name(group: tuple[int, ...]) -> str:
     return "layers " + ", ".join(map(str, group))
 
 
+_MAX_ROWS = (1 << 32) - 1
+"""Most rows of a program's tensor (the ISA's 32-bit dimensions)."""
+
+
+def check_shapes(card: ModelCard, scenario: Scenario, w_att: Storage, w_mlp: Storage) -> None:
+    """Refuse, naming the card or scenario field, the sizes the kernels cannot tile (necessary
+    conditions, checked before anything is lowered): the attention kernel's head size (a
+    multiple of 32, at most 256); a linear layer's K in whole blocks of its weights' scale;
+    output widths N in accumulator tiles of 16 (32 where the output is quantized: the MLP's
+    hidden); the KV cache's rows (sequences x KV heads x context) within 32 bits."""
+    d = card.head_size
+    head = "'head_dim'" if card.head_dim is not None else \
+        "'hidden_size' / 'num_attention_heads'"
+    problems = []
+    if d % 32 or d > 256:
+        problems.append(f"{head}: the head size {d} must be a multiple of 32, at most 256 (the "
+                        "attention kernel)")
+    for field, k, w in (("hidden_size", card.hidden_size, w_att),
+                        ("hidden_size", card.hidden_size, w_mlp),
+                        ("intermediate_size", card.intermediate_size, w_mlp)):
+        if w.block and k % w.block:
+            problems.append(f"'{field}': {k} is not a multiple of the {w.block}-element scale "
+                            f"block of the {w.fmt.name} weights it multiplies")
+    for field, n, tile in (("hidden_size", card.hidden_size, 16),
+                           ("intermediate_size", card.intermediate_size, 32),
+                           ("vocab_size", card.vocab_size if card.is_decoder else 16, 16)):
+        if n % tile:
+            problems.append(f"'{field}': {n} is not a multiple of {tile} (the output width of "
+                            f"a linear layer, in accumulator tiles of {tile} columns)")
+    if problems:
+        raise ConfigError(f"model card {card.name!r} cannot be lowered: "
+                          + "; ".join(dict.fromkeys(problems)))
+    rows = scenario.batch * card.kv_heads * scenario.context_tokens
+    if rows > _MAX_ROWS:
+        field = "sequence_length" if scenario.phase == "prefill" else "context_length"
+        raise ConfigError(f"'batch' x '{field}': {scenario.batch} sequences x {card.kv_heads} KV "
+                          f"heads x {scenario.context_tokens} tokens = {rows} KV-cache rows; a "
+                          f"program's tensor holds at most {_MAX_ROWS}")
+
+
 def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
                 cores: int | None = None, l3: bool = True,
                 ptq: PtqWork | None = None) -> LoweredModel:
@@ -314,6 +354,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     bud = Budgets.of(isa_params(config))
     w_att = weight_storage(fm.for_class("attention"), nm, config, "formats.attention")
     w_mlp = weight_storage(fm.for_class("mlp"), nm, config, "formats.mlp")
+    check_shapes(card, scenario, w_att, w_mlp)
     if fm.kv_cache.name not in ("float8_e4m3fn", "float8_e5m2"):
         raise ConfigError(f"'formats.kv_cache': {fm.kv_cache.name!r}: the lowering keeps the KV "
                           "cache in FP8 (float8_e4m3fn or float8_e5m2) for the matrix unit")
