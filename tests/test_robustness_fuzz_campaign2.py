@@ -144,3 +144,17 @@ def test_batch_beyond_the_kv_cache_rows_names_the_fields(cli_error):
     cli_error(["simulate", "--model", "smollm2-135m", "--context", "64", "--batch", "100000000",
                "--quiet"], "'batch' x 'context_length': 100000000 sequences x 3 KV heads x 64 "
                            "tokens = 19200000000 KV-cache rows")
+
+
+def test_constant_dma_window_outside_its_tensor_is_refused_before_simulating(tmp_path,
+                                                                            cli_error):
+    """128 cores x 256 DMAs then one out-of-bounds window: reported after 58 s of DDR
+    simulation; a constant window is now checked by validate."""
+    path = tmp_path / "oob.s"
+    path.write_text(".tensor X shape=(64,1024) fmt=float8_e4m3fn\n"
+                    ".tile A shape=(64,128) fmt=float8_e4m3fn\n"
+                    "LOOP r1, 256, 1\n  DMA.LD A, X, 0, 0\nENDLOOP\nDMA.LD A, X, 0, 1000\n")
+    err = cli_error(["run", str(path)], "program cannot run: line 6 (DMA.LD): window rows "
+                                        "0..63, cols 1000..1127 is outside tensor X of shape "
+                                        "(64,1024)")
+    assert "core " not in err  # found by validate, not by a core at run time

@@ -4,7 +4,8 @@ Checks, per instruction: operand formats (the ``formats`` groups of the opcode t
 opcode's shape rule (``shape_rules``), sparsity only where MMA.SP allows it, K a multiple of the
 block sizes; per program: tiles fit the scratchpad, accumulators fit the register file, loops nest
 within the loop stack and do not write their counters, branches stay in their loop body.
-Run-time facts (DMA windows inside their tensors) are checked by the expander.
+DMA windows at constant offsets lie inside their tensors; windows that registers move are
+checked at run time by the expander.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prodigy_sim.isa._check import loop_ends
 from prodigy_sim.isa._check import problems as well_formed
 from prodigy_sim.isa._layout import Layout, layout
 from prodigy_sim.isa._params import IsaParams
-from prodigy_sim.isa._program import Instruction, Program
+from prodigy_sim.isa._program import Expr, Instruction, Program
 from prodigy_sim.isa._table import OpcodeSpec, OpcodeTable, opcode_table
 from prodigy_sim.numerics import Sparsity
 
@@ -129,6 +130,15 @@ def _operand_problems(spec: OpcodeSpec, ins: Instruction, program: Program,
             out.append(f"tensor {ten.name} is stored in tiles of {ten.tile[0]}x{ten.tile[1]}; "
                        f"the window of tile {tile.name} is {tile.shape[0]}x{tile.shape[1]} "
                        "(a DMA of a tiled tensor moves exactly one tile)")
+        else:
+            row, col = ins.operands[1:3] if store else ins.operands[2:4]
+            if isinstance(row, Expr) and isinstance(col, Expr) and row.reg is None \
+                    and col.reg is None:  # a constant window: checked here, not at run time
+                (h, w), (R, C) = tile.shape, ten.shape  # noqa: N806
+                r, c = row.offset, col.offset
+                if r < 0 or c < 0 or r + h > R or c + w > C:
+                    out.append(f"window rows {r}..{r + h - 1}, cols {c}..{c + w - 1} is outside "
+                               f"tensor {ten.name} of shape ({R},{C})")
     return out
 
 
