@@ -21,6 +21,7 @@ See ``docs/lowering.md``.
 """
 
 from prodigy_sim.simulation._cache import RunCache as RunCache
+from prodigy_sim.simulation._cache import check_workers as check_workers
 from prodigy_sim.simulation._cache import max_workers as max_workers
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
@@ -40,7 +41,7 @@ from prodigy_sim.simulation._timeline import step_timeline as step_timeline
 from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
-           "OpTrace", "RunCache", "max_workers", "SimMethod", "StageResult", "sim_kernel_count",
+           "OpTrace", "RunCache", "check_workers", "max_workers", "SimMethod", "StageResult", "sim_kernel_count",
            "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
            "onchip_share", "prefetch_runs", "fastest_mapping"]

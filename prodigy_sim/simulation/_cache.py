@@ -49,16 +49,17 @@ def _run(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int 
 
 
 def max_workers() -> int:
-    """Most worker processes a run may start: the CPUs of this machine (more only contend, and
-    each process holds its own copy of the simulator), but at least 2 (the default)."""
-    return max(2, os.cpu_count() or 1)
+    """Most worker processes a run may start: four per CPU of this machine, at least 8 (more
+    only contend, and each process holds its own copy of the simulator, ~0.3 GB; a spec written
+    for a larger machine still runs)."""
+    return max(8, 4 * (os.cpu_count() or 1))
 
 
 def check_workers(workers: int, name: str = "workers") -> int:
     """``workers`` if it is in ``1..max_workers()``, else a :class:`ConfigError` naming ``name``."""
     if not 1 <= workers <= max_workers():
-        raise ConfigError(f"{name!r} must be in 1..{max_workers()} (worker processes, at most "
-                          f"the CPUs of this machine) (got {workers})")
+        raise ConfigError(f"{name!r} must be in 1..{max_workers()} (worker processes: four per "
+                          f"CPU of this machine, at least 8) (got {workers})")
     return workers
 
 

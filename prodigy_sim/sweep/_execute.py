@@ -47,7 +47,7 @@ def dask_client(workers: int = 2, scheduler: str | None = None) -> Iterator[Any]
     scheduler at ``scheduler``; closed (and the cluster shut down) on exit."""
     from distributed import Client, LocalCluster
 
-    from prodigy_sim.simulation._cache import check_workers
+    from prodigy_sim.simulation import check_workers
 
     if scheduler is not None:
         with Client(scheduler, set_as_default=False) as client:
