@@ -20,7 +20,7 @@ from prodigy_sim.lowering._common import ACT, BF16, Kernel
 from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
 from prodigy_sim.lowering._lower import LoweredOp, linear_plan
 from prodigy_sim.lowering._mapper import scored_candidates
-from prodigy_sim.lowering._residency import RESIDENT_SHARE
+from prodigy_sim.lowering._residency import fits_share
 from prodigy_sim.timing import default_l3_bytes, isa_params
 
 __all__ = ["is_mapped_linear", "mapping_candidates", "ranked_mappings", "with_mapping"]
@@ -88,7 +88,7 @@ def mapping_candidates(op: LoweredOp, config: ChipConfig, top: int) -> list[Lowe
         if op.residency.resident or op.residency.held_bytes:
             lay = validate(alt.kernel.program, params)
             kept = op.residency.onchip_bytes({t: p.nbytes for t, p in lay.tensors.items()})
-            if kept > RESIDENT_SHARE * default_l3_bytes(config, alt.kernel.cores, lay):
+            if not fits_share(kept, default_l3_bytes(config, alt.kernel.cores, lay)):
                 continue
         out.append(alt)
         if len(out) == top:

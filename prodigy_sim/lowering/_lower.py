@@ -45,8 +45,8 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table, validate
 from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
-from prodigy_sim.lowering._linear import linear_kernel
-from prodigy_sim.lowering._mapper import map_linear
+from prodigy_sim.lowering._linear import LinearMapping, linear_kernel, linear_tile_bytes
+from prodigy_sim.lowering._mapper import DDR_EFFICIENCY, map_linear, scored_candidates
 from prodigy_sim.lowering._moe import (
     combine_kernel,
     dispatch_kernel,
@@ -191,16 +191,19 @@ def weight_storage(wf: Storage, sparsity: Sparsity | None, config: ChipConfig,
 def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilogue: str,
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
                 l3: bool = True, l3_reserved: int = 0,
-                resident: frozenset[str] = frozenset(), init: bool = False) -> Kernel:
+                resident: frozenset[str] = frozenset(), init: bool = False,
+                mapping: LinearMapping | None = None) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
     ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
     ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile;
     ``resident``: its tensors the residency plan keeps on chip; ``init``: the accumulators
-    start from float32 tensors (:func:`~prodigy_sim.lowering.linear_kernel`)."""
+    start from float32 tensors (:func:`~prodigy_sim.lowering.linear_kernel`); ``mapping``:
+    this mapping instead of the mapper's choice."""
     act = BF16 if w.fmt.wide else ACT
-    mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3, l3_reserved,
-                         resident, init=init)
+    if mapping is None:
+        mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3,
+                             l3_reserved, resident, init=init)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init)
 
@@ -248,6 +251,86 @@ def _remap_linears(stages: list[LoweredStage], plan: list[list[Residency]],
             ops.append(op)
         out.append(dataclasses.replace(st, ops=tuple(ops)))
     return out
+
+
+def _kept_bytes(stages: list[LoweredStage], plan: list[list[Residency]],
+                sizes: Callable[[Kernel], dict[str, int]]) -> int:
+    """DDR bytes the plan saves in one pass: every op's tensors kept on chip (each read or
+    written on chip instead of DDR), times its stage's layers."""
+    return sum(st.repeat * sum(sizes(op.kernel)[t] for t in r.resident)
+               for st, rs in zip(stages, plan, strict=True)
+               for op, r in zip(st.ops, rs, strict=True))
+
+
+def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: ChipConfig,
+               cores: int, tries: int = 6) -> tuple[list[LoweredStage], list[list[Residency]]]:
+    """The mapping and the residency plan chosen together: for each linear op with a tensor
+    the plan does not keep, its cheapest mappings with smaller scratchpads (at most ``tries``
+    scratchpad sizes), the first whose plan saves more DDR time (its kept bytes at
+    :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its mapper's cost adds, and
+    whose plan still keeps every tensor a mapping counted on, replaces it (ops in order)."""
+    params = isa_params(config)
+    known: dict[int, dict[str, int]] = {}
+
+    def sizes(kern: Kernel) -> dict[str, int]:
+        if id(kern) not in known:
+            known[id(kern)] = {t: pl.nbytes for t, pl in validate(kern.program,
+                                                                 params).tensors.items()}
+        return known[id(kern)]
+
+    per_cycle = (config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY)
+    saved = _kept_bytes(stages, plan, sizes)
+    for i, st in enumerate(stages):
+        for j, op in enumerate(st.ops):
+            fn = linear_plan(op)
+            if fn is None or op.flow is None or {t for t, _ in op.flow.reads + op.flow.writes
+                                                  } <= plan[i][j].resident:
+                continue
+            name, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
+            kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+                  if key in fn.keywords}
+            act = BF16 if w.fmt.wide else ACT
+            scored = sorted(scored_candidates(m, n, k, w, act, epi, cfg, p, bud, **kw),
+                            key=lambda c: c[0])
+            cost0, mp0 = next((c, mp) for _, c, mp in scored
+                              if mp.describe() == op.kernel.mapping)
+            tiles0 = linear_tile_bytes(mp0, k, w, act, epi, init=kw.get("init", False))
+            by_shape: dict[tuple, int] = {}
+            tiles: dict[LinearMapping, int] = {}
+            for _, _, mp in scored:         # the scratchpad depends on the tiles' shapes only
+                shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+                if shape not in by_shape:
+                    by_shape[shape] = linear_tile_bytes(mp, k, w, act, epi,
+                                                        init=kw.get("init", False))
+                tiles[mp] = by_shape[shape]
+            smaller = [(cost, mp) for _, cost, mp in scored if tiles[mp] < tiles[mp0]]
+            if not smaller:
+                continue
+
+            def trial(mp: LinearMapping) -> tuple[list[LoweredStage], list[list[Residency]]]:
+                new_fn = functools.partial(fn, mapping=mp)
+                alt = dataclasses.replace(op, kernel=new_fn(None), rebuild=new_fn)
+                out = list(stages)
+                out[i] = dataclasses.replace(st, ops=st.ops[:j] + (alt,) + st.ops[j + 1:])
+                return out, plan_residency([(s.ops, s.repeat) for s in out], config, cores)
+
+            least = min(smaller, key=lambda c: tiles[c[1]])[1]
+            if _kept_bytes(*trial(least), sizes) <= saved:
+                continue                    # not even the smallest scratchpad keeps more
+            seen: set[int] = set()
+            for cost, mp in smaller:
+                if tiles[mp] in seen:
+                    continue
+                seen.add(tiles[mp])
+                new_stages, new_plan = trial(mp)
+                gain = (_kept_bytes(new_stages, new_plan, sizes) - saved) / per_cycle
+                if gain > (cost - cost0) * st.repeat and not _unkept(new_stages, new_plan):
+                    stages, plan, st = new_stages, new_plan, new_stages[i]
+                    saved = _kept_bytes(stages, plan, sizes)
+                    break
+                if len(seen) >= tries:
+                    break
+    return stages, plan
 
 
 def _unkept(stages: list[LoweredStage], plan: list[list[Residency]]) -> set[tuple[int, int]]:
@@ -626,6 +709,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             # the first one did, and their mappings no longer count on it)
             mapped = _remap_linears(stages, first, config, blind)
             plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
+        mapped, plan = _keep_more(mapped, plan, config, p)
         stages = mapped
         stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
                                                     for op, r in zip(st.ops, rs, strict=True)))

@@ -29,11 +29,18 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
 from prodigy_sim.timing import default_l3_bytes, isa_params
 
-__all__ = ["Dataflow", "Residency", "RESIDENT_SHARE", "plan_residency"]
+__all__ = ["Dataflow", "Residency", "RESIDENT_SHARE", "fits_share", "plan_residency"]
 
 RESIDENT_SHARE = 0.5
 """Share of a kernel's on-chip memory beside the scratchpads (the shared L3) that activations kept
 on chip between kernels may take (assumption)."""
+
+
+def fits_share(kept_bytes: float, l3_bytes: float) -> bool:
+    """Whether ``kept_bytes`` of activations kept on chip fit their share
+    (:data:`RESIDENT_SHARE`) of a kernel's ``l3_bytes`` of on-chip memory beside its
+    scratchpads: the plan's rule, which a kernel's mapping must leave room for."""
+    return kept_bytes <= RESIDENT_SHARE * l3_bytes
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
         kern = stages[s][0][i].kernel
         lay = validate(kern.program, params)
         sizes.append({t: pl.nbytes for t, pl in lay.tensors.items()})
-        cap.append(RESIDENT_SHARE * default_l3_bytes(config, cores, lay))
+        cap.append(default_l3_bytes(config, cores, lay))
     load = [0] * len(pos)
     kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
     key_size: dict[tuple[int, str], int] = {}
@@ -125,7 +132,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
             live = sorted({q for c in readers for q in span(n, c)})
             size = max([sizes[n][name]] + [sizes[c][t] for c in readers
                                             for t, k in flow(c).reads if k == key])
-            ok = all(load[q] + size <= cap[q] for q in live)
+            ok = all(fits_share(load[q] + size, cap[q]) for q in live)
             kept[(n, key)] = ok
             key_size[(n, key)] = size
             if ok:
@@ -143,7 +150,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
                 touched.add((p, k))
         held = load[n] - sum(key_size[pk] for pk in touched)
         scratch = sum(sizes[n][t] for t in f.scratch)
-        if f.scratch and load[n] + scratch <= cap[n]:
+        if f.scratch and fits_share(load[n] + scratch, cap[n]):
             names |= set(f.scratch)
         out[s].append(Residency(frozenset(names), held))
     return out
