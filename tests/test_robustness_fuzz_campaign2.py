@@ -140,6 +140,19 @@ def test_cards_the_kernels_cannot_tile_name_the_field(tmp_path, cli_error, field
               "cannot be lowered", needle)
 
 
+def test_experts_beyond_the_routers_row_name_the_field(tmp_path, cli_error):
+    """A million experts failed with 'tile LT (2000000 bytes) ends beyond ...'."""
+    from prodigy_sim.models.card import named_files
+
+    lines = named_files("cards")["mixtral-8x7b"].read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("num_experts:")]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines + ["num_experts: 1000000"]) + "\n")
+    cli_error(["simulate", "--model", str(path), "--context", "64", "--quiet"],
+              "cannot be lowered", "'num_experts': the router's top-k takes a row of 10000000 "
+                                   "bytes for 1000000 experts")
+
+
 def test_batch_beyond_the_kv_cache_rows_names_the_fields(cli_error):
     cli_error(["simulate", "--model", "smollm2-135m", "--context", "64", "--batch", "100000000",
                "--quiet"], "'batch' x 'context_length': 100000000 sequences x 3 KV heads x 64 "

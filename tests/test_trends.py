@@ -92,6 +92,11 @@ def test_shipped_scenarios_follow_every_trend(name, axis, shipped_point):
     field, values = grid.AXES[axis]
     points = [shipped_point(name, field, v) for v in values]
     assert grid.holds(axis, points), grid.row(name, axis, points)
+    first, last = points[0], points[-1]
+    if axis == "channels" and first.roofline_s / last.roofline_s > 1.5:
+        # memory-bound: 4x the channels gives at least 3/4 of the roofline's speed-up
+        assert (first.seconds / last.seconds
+                >= 0.75 * first.roofline_s / last.roofline_s), grid.row(name, axis, points)
 
 
 @pytest.mark.slow

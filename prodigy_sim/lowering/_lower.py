@@ -48,6 +48,7 @@ from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
 from prodigy_sim.lowering._linear import LinearMapping, linear_kernel, linear_tile_bytes
 from prodigy_sim.lowering._mapper import DDR_EFFICIENCY, map_linear, scored_candidates
 from prodigy_sim.lowering._moe import (
+    ROUTER_ROW_BYTES,
     combine_kernel,
     dispatch_kernel,
     moe_plan,
@@ -262,13 +263,59 @@ def _kept_bytes(stages: list[LoweredStage], plan: list[list[Residency]],
                for op, r in zip(st.ops, rs, strict=True))
 
 
+def _with_mapping(stages: list[LoweredStage], at: tuple[int, int], mapping: LinearMapping,
+                  config: ChipConfig, cores: int
+                  ) -> tuple[list[LoweredStage], list[list[Residency]]]:
+    """``stages`` with the linear op at ``at`` (stage, op) rebuilt with ``mapping``, and their
+    residency plan."""
+    i, j = at
+    st = stages[i]
+    plan_fn = linear_plan(st.ops[j])
+    assert plan_fn is not None
+    fn = functools.partial(plan_fn, mapping=mapping)
+    alt = dataclasses.replace(st.ops[j], kernel=fn(None), rebuild=fn)
+    out = list(stages)
+    out[i] = dataclasses.replace(st, ops=st.ops[:j] + (alt,) + st.ops[j + 1:])
+    return out, plan_residency([(s.ops, s.repeat) for s in out], config, cores)
+
+
+def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]]:
+    """The mapped linear op ``op``'s candidate mappings whose scratchpads are smaller than its
+    own, as ``(extra cost in cycles, scratchpad bytes, mapping)``: the first of each scratchpad
+    size in the mapper's ranking (:func:`~._mapper.scored_candidates`), in that order."""
+    fn = linear_plan(op)
+    assert fn is not None
+    _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
+    kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+          if key in fn.keywords}
+    act = BF16 if w.fmt.wide else ACT
+    by_shape: dict[tuple, int] = {}
+
+    def scratchpad(mp: LinearMapping) -> int:       # depends on the tiles' shapes only
+        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+        if shape not in by_shape:
+            by_shape[shape] = linear_tile_bytes(mp, k, w, act, epi, init=kw.get("init", False))
+        return by_shape[shape]
+
+    scored = sorted(scored_candidates(m, n, k, w, act, epi, cfg, p, bud, **kw),
+                    key=lambda c: c[0])
+    cost0, own = next((c, scratchpad(mp)) for _, c, mp in scored
+                      if mp.describe() == op.kernel.mapping)
+    out: dict[int, tuple[float, int, LinearMapping]] = {}
+    for _, cost, mp in scored:          # in the mapper's ranking order
+        size = scratchpad(mp)
+        if size < own and size not in out:
+            out[size] = (cost - cost0, size, mp)
+    return list(out.values())
+
+
 def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: ChipConfig,
                cores: int, tries: int = 6) -> tuple[list[LoweredStage], list[list[Residency]]]:
-    """The mapping and the residency plan chosen together: for each linear op with a tensor
-    the plan does not keep, its cheapest mappings with smaller scratchpads (at most ``tries``
-    scratchpad sizes), the first whose plan saves more DDR time (its kept bytes at
-    :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its mapper's cost adds, and
-    whose plan still keeps every tensor a mapping counted on, replaces it (ops in order)."""
+    """The mapping and the residency plan chosen together: each linear op with a tensor the
+    plan does not keep tries its cheapest mappings with smaller scratchpads (at most ``tries``
+    sizes; none if not even the smallest lets the plan keep more); the first whose plan saves
+    more DDR time (kept bytes at :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its costs
+    add, and still keeps every tensor a mapping counted on, replaces it (ops in order)."""
     params = isa_params(config)
     known: dict[int, dict[str, int]] = {}
 
@@ -278,57 +325,24 @@ def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: 
                                                                  params).tensors.items()}
         return known[id(kern)]
 
-    per_cycle = (config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY)
+    per_cycle = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY
     saved = _kept_bytes(stages, plan, sizes)
     for i, st in enumerate(stages):
         for j, op in enumerate(st.ops):
-            fn = linear_plan(op)
-            if fn is None or op.flow is None or {t for t, _ in op.flow.reads + op.flow.writes
-                                                  } <= plan[i][j].resident:
+            touched = {t for t, _ in op.flow.reads + op.flow.writes} if op.flow else set()
+            if linear_plan(op) is None or touched <= plan[i][j].resident:
                 continue
-            name, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
-            kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
-                  if key in fn.keywords}
-            act = BF16 if w.fmt.wide else ACT
-            scored = sorted(scored_candidates(m, n, k, w, act, epi, cfg, p, bud, **kw),
-                            key=lambda c: c[0])
-            cost0, mp0 = next((c, mp) for _, c, mp in scored
-                              if mp.describe() == op.kernel.mapping)
-            tiles0 = linear_tile_bytes(mp0, k, w, act, epi, init=kw.get("init", False))
-            by_shape: dict[tuple, int] = {}
-            tiles: dict[LinearMapping, int] = {}
-            for _, _, mp in scored:         # the scratchpad depends on the tiles' shapes only
-                shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
-                if shape not in by_shape:
-                    by_shape[shape] = linear_tile_bytes(mp, k, w, act, epi,
-                                                        init=kw.get("init", False))
-                tiles[mp] = by_shape[shape]
-            smaller = [(cost, mp) for _, cost, mp in scored if tiles[mp] < tiles[mp0]]
-            if not smaller:
-                continue
-
-            def trial(mp: LinearMapping) -> tuple[list[LoweredStage], list[list[Residency]]]:
-                new_fn = functools.partial(fn, mapping=mp)
-                alt = dataclasses.replace(op, kernel=new_fn(None), rebuild=new_fn)
-                out = list(stages)
-                out[i] = dataclasses.replace(st, ops=st.ops[:j] + (alt,) + st.ops[j + 1:])
-                return out, plan_residency([(s.ops, s.repeat) for s in out], config, cores)
-
-            least = min(smaller, key=lambda c: tiles[c[1]])[1]
-            if _kept_bytes(*trial(least), sizes) <= saved:
+            options = _smaller_scratchpads(op)
+            least = min(options, key=lambda o: o[1], default=None)
+            if least is None or _kept_bytes(*_with_mapping(stages, (i, j), least[2], config,
+                                                           cores), sizes) <= saved:
                 continue                    # not even the smallest scratchpad keeps more
-            seen: set[int] = set()
-            for cost, mp in smaller:
-                if tiles[mp] in seen:
-                    continue
-                seen.add(tiles[mp])
-                new_stages, new_plan = trial(mp)
-                gain = (_kept_bytes(new_stages, new_plan, sizes) - saved) / per_cycle
-                if gain > (cost - cost0) * st.repeat and not _unkept(new_stages, new_plan):
-                    stages, plan, st = new_stages, new_plan, new_stages[i]
+            for extra, _, mp in options[:tries]:
+                trial, trial_plan = _with_mapping(stages, (i, j), mp, config, cores)
+                gain = (_kept_bytes(trial, trial_plan, sizes) - saved) / per_cycle
+                if gain > extra * st.repeat and not _unkept(trial, trial_plan):
+                    stages, plan = trial, trial_plan
                     saved = _kept_bytes(stages, plan, sizes)
-                    break
-                if len(seen) >= tries:
                     break
     return stages, plan
 
@@ -386,7 +400,8 @@ _MAX_ROWS = (1 << 32) - 1
 """Most rows of a program's tensor (the ISA's 32-bit dimensions)."""
 
 
-def check_shapes(card: ModelCard, scenario: Scenario, w_att: Storage, w_mlp: Storage) -> None:
+def check_shapes(card: ModelCard, scenario: Scenario, w_att: Storage, w_mlp: Storage,
+                 budgets: Budgets) -> None:
     """Refuse, naming the card or scenario field, the sizes the kernels cannot tile (necessary
     conditions, checked before anything is lowered): the attention kernel's head size (a
     multiple of 32, at most 256); a linear layer's K in whole blocks of its weights' scale;
@@ -411,6 +426,11 @@ def check_shapes(card: ModelCard, scenario: Scenario, w_att: Storage, w_mlp: Sto
         if n % tile:
             problems.append(f"'{field}': {n} is not a multiple of {tile} (the output width of "
                             f"a linear layer, in accumulator tiles of {tile} columns)")
+    router_row = ROUTER_ROW_BYTES * padded_experts(card.num_experts)
+    if card.num_experts and router_row > budgets.onchip_bytes:
+        problems.append(f"'num_experts': the router's top-k takes a row of {router_row} bytes for "
+                        f"{card.num_experts} experts ({ROUTER_ROW_BYTES} per expert, padded to "
+                        f"32), more than a core's {budgets.onchip_bytes}-byte scratchpad")
     if problems:
         raise ConfigError(f"model card {card.name!r} cannot be lowered: "
                           + "; ".join(dict.fromkeys(problems)))
@@ -437,7 +457,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     bud = Budgets.of(isa_params(config))
     w_att = weight_storage(fm.for_class("attention"), nm, config, "formats.attention")
     w_mlp = weight_storage(fm.for_class("mlp"), nm, config, "formats.mlp")
-    check_shapes(card, scenario, w_att, w_mlp)
+    check_shapes(card, scenario, w_att, w_mlp, bud)
     if fm.kv_cache.name not in ("float8_e4m3fn", "float8_e5m2"):
         raise ConfigError(f"'formats.kv_cache': {fm.kv_cache.name!r}: the lowering keeps the KV "
                           "cache in FP8 (float8_e4m3fn or float8_e5m2) for the matrix unit")

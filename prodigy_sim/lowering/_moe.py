@@ -97,6 +97,11 @@ def _rows_per_unit(m: int, cols: int, cores: int, bud: Budgets) -> int:
     return rt
 
 
+ROUTER_ROW_BYTES = 10
+"""Scratchpad bytes per expert of one row of :func:`route_kernel`: its BF16 logits and two F32
+working rows."""
+
+
 def route_kernel(name: str, *, tokens: int, experts: int, top_k: int, cores: int,
                  budgets: Budgets | None = None, unit_cap: int | None = None) -> Kernel:
     """Top-k of the router logits ``L (tokens, padded_experts(experts))`` (BF16) and the softmax

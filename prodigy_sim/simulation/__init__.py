@@ -41,7 +41,8 @@ from prodigy_sim.simulation._timeline import step_timeline as step_timeline
 from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
-           "OpTrace", "RunCache", "check_workers", "max_workers", "SimMethod", "StageResult", "sim_kernel_count",
+           "OpTrace", "RunCache", "check_workers", "max_workers", "SimMethod", "StageResult",
+           "sim_kernel_count",
            "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",
            "onchip_share", "prefetch_runs", "fastest_mapping"]
