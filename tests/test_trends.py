@@ -11,6 +11,7 @@ limits"). Neither is an artefact; a 15% flip (LLaMA-2-7B decode on 256 cores slo
 issue 11) would fail."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("trend_grid", ROOT / "benchmarks" / "trend_grid.py")
 assert _spec is not None and _spec.loader is not None
 grid = importlib.util.module_from_spec(_spec)
+sys.modules["trend_grid"] = grid        # (its dataclasses look their module up)
 _spec.loader.exec_module(grid)
 """``benchmarks/trend_grid.py``: the axes, their tolerances and the doc table's rows."""
 
