@@ -42,8 +42,9 @@ def _plan(op: LoweredOp) -> functools.partial:
 
 def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
     """Every candidate mapping of the mapped linear op ``op`` as ``(ranking key, cost in core
-    cycles, mapping)``, cheapest first (the first is the mapper's choice; see
-    :func:`~prodigy_sim.lowering._mapper.scored_candidates`)."""
+    cycles, mapping)``, by ranking key, cheapest first (see
+    :func:`~prodigy_sim.lowering._mapper.scored_candidates`; the mapper's choice is among the
+    first ones: those within :data:`~prodigy_sim.lowering._mapper.TIE` of the cheapest)."""
     plan = _plan(op)
     name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
     kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
