@@ -317,13 +317,14 @@ def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: 
     more DDR time (kept bytes at :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its costs
     add, and still keeps every tensor a mapping counted on, replaces it (ops in order)."""
     params = isa_params(config)
-    known: dict[int, dict[str, int]] = {}
+    known: dict[int, tuple[Kernel, dict[str, int]]] = {}   # id -> (kernel kept alive, sizes)
 
     def sizes(kern: Kernel) -> dict[str, int]:
-        if id(kern) not in known:
-            known[id(kern)] = {t: pl.nbytes for t, pl in validate(kern.program,
-                                                                 params).tensors.items()}
-        return known[id(kern)]
+        hit = known.get(id(kern))
+        if hit is None or hit[0] is not kern:
+            hit = known[id(kern)] = (kern, {t: pl.nbytes for t, pl in validate(
+                kern.program, params).tensors.items()})
+        return hit[1]
 
     per_cycle = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY
     saved = _kept_bytes(stages, plan, sizes)
