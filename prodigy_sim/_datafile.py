@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from prodigy_sim.errors import ConfigError, ProdigySimError
+from prodigy_sim.errors import ConfigError, ProdigySimError, short_repr
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "MAX_FILE_BYTES", "read_text",
            "read_binary", "load_yaml", "load_json", "read_data", "read_mapping",
@@ -169,15 +169,10 @@ class _BoundedLoader(yaml.SafeLoader):
                     continue
                 if line is not None:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_clip(key)} (first at line {line})",
+                        None, None, f"duplicate key {short_repr(key, 60)} (first at line {line})",
                         key_node.start_mark)
                 first[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
-
-
-def _clip(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 __all__ = [
+    "short_repr",
     "ProdigySimError",
     "ConfigError",
     "FormatError",
@@ -81,7 +82,8 @@ class MissingDependencyError(ProdigySimError, ImportError):
     """An optional dependency is not installed; the message says what to install."""
 
 
-def _short(value: object, limit: int = 80) -> str:
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (ending in ``...``) for a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
@@ -105,7 +107,7 @@ def config_error_from_validation(err: Exception, *, source: str | Path | None = 
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         got = e.get("input")
         got_txt = ("" if isinstance(got, dict) or got is None or e.get("type") == "value_error"
-                   else f" (got {_short(got)})")
+                   else f" (got {short_repr(got)})")
         line = line_of(path) if line_of is not None and path else 0
         where = f"line {line}: " if line else ""
         lines.append(f"{where}'{path}': {msg}{got_txt}" if path else f"{where}{msg}{got_txt}")

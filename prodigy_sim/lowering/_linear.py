@@ -69,7 +69,7 @@ from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel
 from prodigy_sim.lowering._params import LinearParams
 from prodigy_sim.numerics import Storage
 
-__all__ = ["linear_kernel", "EPILOGUES", "LinearMapping", "linear_tile_bytes"]
+__all__ = ["linear_kernel", "EPILOGUES", "LinearMapping", "linear_tile_bytes", "tile_shape"]
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
 _QUANT_OUT = ("quant", "bias", "gelu", "gated")
@@ -145,6 +145,12 @@ def _k_steps(k: int, kt: int) -> tuple[int, int]:
     """``(full K steps, tail width)`` of a reduction of ``k`` in steps of ``kt``."""
     kt = min(kt, k)
     return divmod(k, kt)
+
+
+def tile_shape(mp: LinearMapping) -> tuple:
+    """What :func:`linear_tile_bytes` reads of a mapping (its scratchpad depends on nothing
+    else of it: not the grid, the order or multicast), to cache the bytes by."""
+    return (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
 
 
 def linear_tile_bytes(mp: LinearMapping, k: int, weight: Storage, act: Storage,

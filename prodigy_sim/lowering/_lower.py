@@ -45,7 +45,12 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import MMA_SP_SPARSITY, opcode_table, validate
 from prodigy_sim.lowering._attention import attention_kernel
 from prodigy_sim.lowering._common import ACT, BF16, Budgets, Kernel
-from prodigy_sim.lowering._linear import LinearMapping, linear_kernel, linear_tile_bytes
+from prodigy_sim.lowering._linear import (
+    LinearMapping,
+    linear_kernel,
+    linear_tile_bytes,
+    tile_shape,
+)
 from prodigy_sim.lowering._mapper import DDR_EFFICIENCY, map_linear, scored_candidates
 from prodigy_sim.lowering._moe import (
     ROUTER_ROW_BYTES,
@@ -291,8 +296,8 @@ def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]
     act = BF16 if w.fmt.wide else ACT
     by_shape: dict[tuple, int] = {}
 
-    def scratchpad(mp: LinearMapping) -> int:       # depends on the tiles' shapes only
-        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+    def scratchpad(mp: LinearMapping) -> int:
+        shape = tile_shape(mp)
         if shape not in by_shape:
             by_shape[shape] = linear_tile_bytes(mp, k, w, act, epi, init=kw.get("init", False))
         return by_shape[shape]

@@ -56,7 +56,7 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering._common import ACT, BF16, Budgets
-from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes
+from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes, tile_shape
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
@@ -244,7 +244,7 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
                           budgets.onchip_bytes, init):
-        shape = (mp.mt, mp.am, mp.nt, mp.an, mp.kt, mp.stationary, mp.outer)
+        shape = tile_shape(mp)
         tiles = tile_bytes.get(shape)
         if tiles is None:
             tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,

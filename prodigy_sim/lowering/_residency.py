@@ -75,12 +75,12 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
     index = {p: n for n, p in enumerate(pos)}
     params = isa_params(config)
     sizes: list[dict[str, int]] = []
-    cap: list[float] = []
+    l3: list[int] = []              # each kernel's on-chip memory beside its scratchpads
     for s, i in pos:
         kern = stages[s][0][i].kernel
         lay = validate(kern.program, params)
         sizes.append({t: pl.nbytes for t, pl in lay.tensors.items()})
-        cap.append(default_l3_bytes(config, cores, lay))
+        l3.append(default_l3_bytes(config, cores, lay))
     load = [0] * len(pos)
     kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
     key_size: dict[tuple[int, str], int] = {}
@@ -132,7 +132,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
             live = sorted({q for c in readers for q in span(n, c)})
             size = max([sizes[n][name]] + [sizes[c][t] for c in readers
                                             for t, k in flow(c).reads if k == key])
-            ok = all(fits_share(load[q] + size, cap[q]) for q in live)
+            ok = all(fits_share(load[q] + size, l3[q]) for q in live)
             kept[(n, key)] = ok
             key_size[(n, key)] = size
             if ok:
@@ -150,7 +150,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
                 touched.add((p, k))
         held = load[n] - sum(key_size[pk] for pk in touched)
         scratch = sum(sizes[n][t] for t in f.scratch)
-        if f.scratch and fits_share(load[n] + scratch, cap[n]):
+        if f.scratch and fits_share(load[n] + scratch, l3[n]):
             names |= set(f.scratch)
         out[s].append(Residency(frozenset(names), held))
     return out
