@@ -27,6 +27,7 @@ from prodigy_sim.lowering import (
     norm_kernel,
     rope_kv_kernel,
 )
+from prodigy_sim.lowering._common import vt_shape
 from prodigy_sim.numerics import QuantizedTensor, Storage
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
@@ -289,9 +290,10 @@ def _prefill(causal: bool, ctx: int, real: int, neg: float, heads=2, kv_heads=1,
         mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], neg, 0.0)
     else:
         mask = np.tile(np.where(np.arange(cp - ck, cp) < real, 0.0, neg), (ck, 1))
-    ddr = {"Q": _normal(rng, (batch * cp, heads * d), 2.0),
+    ddr = {"Q": _normal(rng, (batch * heads * cp, d), 2.0),
            "KC": _normal(rng, (batch * kv_heads * cp, d), 2.0),
-           "VT": _normal(rng, (batch * kv_heads * d, cp)), "MASK": mask.astype(np.float32)}
+           "VT": _normal(rng, vt_shape(batch, kv_heads, d, cp, ck)),
+           "MASK": mask.astype(np.float32)}
     _check(kern, ddr, {"O"})
 
 
@@ -328,7 +330,7 @@ def test_a_fully_masked_row_does_not_poison_later_blocks():
     mask = np.where(np.arange(ck)[None, :] > np.arange(ck)[:, None], -np.inf, 0.0)
     mask[5] = -np.inf
     ddr = {"Q": _normal(rng, (192, 32), 2.0), "KC": _normal(rng, (192, 32), 2.0),
-           "VT": _normal(rng, (32, 192)), "MASK": mask.astype(np.float32)}
+           "VT": _normal(rng, vt_shape(1, 1, 32, 192, ck)), "MASK": mask.astype(np.float32)}
     o = run(kern.program, ddr=ddr, cores=1).tensor("O").dequantize()
     bad = sorted(set(np.nonzero(np.isnan(o).any(axis=1))[0].tolist()))
     assert bad == [5], bad             # before the fix: [5, ck + 5, 2 ck + 5]

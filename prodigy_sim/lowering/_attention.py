@@ -5,8 +5,11 @@ values ``VC``, both ``(B * kv_heads * C, d)``. A decode step writes one row of e
 requantized). ``C`` is the context rounded up to the key chunk. The ``P V`` MMA needs the values
 with the keys as its reduction axis: decode transposes each V chunk on the vector unit
 (``VDEQUANT`` to BF16, ``VTRANS``) and runs ``P V`` in BF16 (``P`` converted with ``VCVT``);
-prefill reads ``VT`` = ``(B * kv_heads * d, C)`` (FP8, blocks along the keys), a transposed copy
-of the prompt's values that ``rope_kv`` writes beside the cache, and runs ``P V`` in FP8.
+prefill reads ``VT`` (FP8, blocks along the keys), a transposed copy of the prompt's values that
+``rope_kv`` writes beside the cache, chunk-major (``_common.vt_shape``: each key chunk's
+``(d, ck)`` block one contiguous run), and runs ``P V`` in FP8. ``Q`` is head-major - row
+``b heads + h`` (decode), ``(b heads + h) C + position`` (prefill) - so a query block is one
+contiguous run too; ``O`` is ``(B C, heads d)`` as the output projection reads it.
 
 A unit is one block of query rows against a range of keys: decode - the ``g = heads / kv_heads``
 query heads of one KV head of one sequence (GQA shares the K/V chunk loads) against one of
@@ -42,13 +45,20 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import ACT, BF16, F32, Kernel, unit_loop_count
+from prodigy_sim.lowering._common import (
+    ACT,
+    BF16,
+    F32,
+    Kernel,
+    key_chunk,
+    unit_loop_count,
+    vt_shape,
+)
 from prodigy_sim.lowering._params import AttentionParams
 from prodigy_sim.numerics import Storage
 
 __all__ = ["attention_kernel", "decode_splits"]
 
-_CK = 64
 _RING = 4
 """K/V chunk buffers: the chunks are loaded ``_RING - 1`` chunks ahead of their softmax (decode
 streams its KV cache from DDR, and each core keeps that many chunks in flight)."""
@@ -58,7 +68,7 @@ def decode_splits(batch: int, kv_heads: int, context: int, cores: int) -> int:
     """Context slices per (sequence, KV head) for decode: enough units for every core
     (``ceil(cores / (batch kv_heads))``), at most one per key chunk, so that the slices of
     ``ceil(chunks / S)`` chunks are all non-empty."""
-    ck = _CK if context > 32 else 32
+    ck = key_chunk(context)
     n = math.ceil(context / ck)
     s = max(1, min(n, math.ceil(cores / (batch * kv_heads))))
     return math.ceil(n / math.ceil(n / s))
@@ -81,7 +91,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         raise ConfigError(f"{name}: head_dim {d} must be a multiple of 32 (<= 256) and "
                           f"kv_heads {kv_heads} must divide heads {heads}")
     decode = queries == 1
-    ck = _CK if context > 32 else 32
+    ck = key_chunk(context)
     cp = math.ceil(context / ck) * ck
     nchunks = cp // ck
     if decode:
@@ -113,12 +123,14 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     b = ProgramBuilder()
     rows_q = batch * heads if decode else batch * cp
     cols_q = d if decode else heads * d
-    q = b.tensor("Q", (rows_q, cols_q), act)
+    # Q head-major (every head's query block one contiguous run): row b heads + h (decode),
+    # (b heads + h) cp + position (prefill); O as the output projection reads it
+    q = b.tensor("Q", (batch * heads * (1 if decode else cp), d), act)
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     if decode:
         vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv)
     else:
-        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv)
+        vt = b.tensor("VT", vt_shape(batch, kv_heads, d, cp, ck), kv)
     o = b.tensor("O", (rows_q, cols_q), act)
     mk = b.tensor("MASK", (2 * qr if split else qr, ck), F32)
     if split:
@@ -151,6 +163,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     r_zero = Reg(0)
     r_i, r_c, r_cnt, r_u, r_qrow, r_qcol, r_krow, r_vrow, r_n1, r_np, r_t, r_k, r_p, r_q2 = (
         Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14))
+    r_qq = r_qrow if decode else Reg(15)            # the query block's first row of Q
     labels = iter(range(1000))
 
     def load_k(s: int, kcol_reg, off: int) -> None:
@@ -162,12 +175,15 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         """V chunk whose first key is ``kcol_reg + off`` into buffer ``s``."""
         if decode:
             b.add(r_k, r_krow, kcol_reg)
-        for i in range(nd):
-            if decode:
+            for i in range(nd):
                 b.dma_ld(vcs[s][i], vcache, r_k + off if off else r_k, i * dh)
-            else:
-                b.dma_ld(vts[s][i], vt, r_vrow + i * dh if i else r_vrow,
-                         kcol_reg + off if off else kcol_reg)
+            return
+        b.divi(r_k, kcol_reg, ck)                   # VT row of the chunk (vt_shape): r_vrow
+        b.muli(r_k, r_k, d)                         # + (first key / ck) d
+        b.add(r_k, r_k, r_vrow)
+        for i in range(nd):
+            row = off // ck * d + i * dh
+            b.dma_ld(vts[s][i], vt, r_k + row if row else r_k, 0)
 
     def scores(s: int, a: int) -> None:
         """``Q K^T`` of the chunk in K buffer ``s`` into score accumulator ``a``."""
@@ -282,7 +298,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         iterations of ``_RING`` steps (static buffers), a step past the last chunk skipping
         to the end of the (last) iteration; then the last chunk's ``P V`` added to ``OA``.
         ``r_n1`` becomes the last chunk's first key."""
-        b.dma_ld(qt, q, r_qrow, r_qcol)
+        b.dma_ld(qt, q, r_qq, 0)
         init_state()
         if n_const is not None:
             b.li(r_n1, n_const - 1)
@@ -336,19 +352,23 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
             per_head = per_seq // heads
             b.divi(r_t, r_u, per_seq)               # sequence
             b.muli(r_qrow, r_t, cp)                 # first token row of the sequence
+            b.muli(r_qq, r_t, heads)
             b.muli(r_krow, r_t, kv_heads)
             b.muli(r_k, r_t, per_seq)
             b.sub(r_k, r_u, r_k)                    # head * per_head + block
             b.divi(r_t, r_k, per_head)              # head
             b.muli(r_qcol, r_t, d)
+            b.add(r_qq, r_qq, r_t)
+            b.muli(r_qq, r_qq, cp)                  # first row of the head's Q
             b.muli(r_p, r_t, per_head)
             b.sub(r_p, r_k, r_p)                    # block (or pair) index
             b.divi(r_t, r_t, g)                     # kv head
             b.add(r_krow, r_krow, r_t)              # b * kv_heads + kv head
-            b.muli(r_vrow, r_krow, d)
+            b.muli(r_vrow, r_krow, nchunks * d)      # its first VT row (vt_shape)
             b.muli(r_krow, r_krow, cp)
             b.muli(r_q2, r_p, ck)
             b.add(r_qrow, r_qrow, r_q2)             # rows of this query block
+            b.add(r_qq, r_qq, r_q2)
             if not causal:
                 block(nb, finish)
             else:
@@ -365,6 +385,8 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                 b.muli(r_t, r_p, ck)
                 b.sub(r_qrow, r_qrow, r_t)
                 b.add(r_qrow, r_qrow, r_q2)
+                b.sub(r_qq, r_qq, r_t)
+                b.add(r_qq, r_qq, r_q2)
                 block(None, finish)
                 b.label(skip)
                 b.nop()

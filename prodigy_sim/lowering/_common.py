@@ -103,6 +103,21 @@ class Kernel:
         return self.per_core if self.per_core is not None else -(-self.units // self.cores)
 
 
+def key_chunk(context: int) -> int:
+    """Keys per attention chunk over a cache of ``context`` keys (padded to a multiple of it):
+    64, or 32 for caches of at most 32 keys."""
+    return 64 if context > 32 else 32
+
+
+def vt_shape(batch: int, kv_heads: int, head_dim: int, cp: int, ck: int) -> tuple[int, int]:
+    """Shape of ``VT``, the prompt's values transposed for prefill attention, chunk-major:
+    ``(B kv (cp / ck) d, ck)`` - key chunk ``j`` of KV head ``h`` of sequence ``b`` is the
+    ``(d, ck)`` block at row ``((b kv + h) cp / ck + j) d``, one contiguous run of DDR (a
+    row-major ``(B kv d, cp)`` put each chunk in ``d`` runs of ``ck`` bytes, which the DDR5
+    model serves at about a third of its peak)."""
+    return (batch * kv_heads * (cp // ck) * head_dim, ck)
+
+
 def unit_loop_count(b: ProgramBuilder, dst: Reg, units: int, cores: int,
                     cap: int | None) -> None:
     """``dst = min(ceil((units - cid) / cores), cap)``: the units core ``cid`` runs. The cap

@@ -22,8 +22,9 @@ written again in numpy - and :func:`prodigy_sim.numerics.quantize` for VQUANT. P
     and the bfloat16 ``YS``), VQUANT.
 ``rope_kv``
     RoPE ``x cos + rotate_half(x) sin`` (or the plain bfloat16 values when ``rope=False``), Q to
-    FP8, K and V into their cache rows (``(b kv + h) C + position``), prefill also ``VT`` (the
-    values transposed, quantized per token block of ``rt`` along the keys).
+    FP8 (rows ``b heads + h``, prefill ``(b heads + h) C + position``), K and V into their
+    cache rows (``(b kv + h) C + position``), prefill also ``VT`` (the values transposed,
+    quantized per token block of ``rt`` along the keys, chunk-major: ``vt_shape``).
 ``attention``
     ``S = Q K^T`` (MMA, float32), then per query block the key chunks of ``ck`` in order:
     ``S * scale`` (+ ``MASK`` on the block's last chunk), ``mc = VRMAX``, ``mn = max(M, mc)``,
@@ -55,7 +56,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import reference as sp
-from prodigy_sim.lowering._common import BF16, F32, Kernel
+from prodigy_sim.lowering._common import BF16, F32, Kernel, key_chunk, vt_shape
 from prodigy_sim.lowering._params import (
     AttentionParams,
     HadamardParams,
@@ -333,13 +334,13 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
         raise ConfigError(f"head_dim {d} is not a multiple of the MX block")
     m = bsz * tok
     known = {"QKV": ((m, (nh + 2 * nkv) * d), BF16),
-             "Q": ((bsz * nh, d) if decode else (m, nh * d), act),
+             "Q": ((bsz * nh * (1 if decode else cp), d), act),
              "KC": ((bsz * nkv * cp, d), kv), "VC": ((bsz * nkv * cp, d), kv)}
     if rope:
         tab = (max(p.context, tok), d)
         known.update(COS=(tab, BF16), SIN=(tab, BF16))
     if not decode:
-        known["VT"] = ((bsz * nkv * d, cp), kv)
+        known["VT"] = (vt_shape(bsz, nkv, d, cp, key_chunk(p.context)), kv)
     inp = _Inputs(inp_ddr, known)
     x = inp.float("QKV").reshape(bsz, tok, nh + 2 * nkv, d)
     pos = np.array([p.position]) if decode else np.arange(tok)
@@ -357,7 +358,9 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
 
     out = {}
     q = _qout(inp, "Q")
-    q.store(slice(None), 0, apply_rope(x[:, :, :nh]).reshape(-1, d if decode else nh * d))
+    heads = np.arange(bsz)[:, None, None] * nh + np.arange(nh)[None, :, None]
+    q_rows = (heads if decode else heads * cp + pos).reshape(-1)   # (B, heads, tok): head-major
+    q.store(q_rows, 0, apply_rope(x[:, :, :nh]).transpose(0, 2, 1, 3).reshape(-1, d))
     out["Q"] = q.tensor()
     seq_kv = (np.arange(bsz)[:, None] * nkv + np.arange(nkv)[None, :])      # (B, kv)
     rows = (seq_kv[:, None, :] * cp + pos[None, :, None]).reshape(-1)        # (B, tok, kv)
@@ -368,9 +371,11 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
     out["KC"], out["VC"] = kc.tensor(), vc.tensor()
     if not decode:
         vt = _qout(inp, "VT")
-        xt = xv.transpose(0, 2, 3, 1).reshape(bsz * nkv * d, tok)           # rows (b kv + h) d
-        for t0 in range(0, tok, rt):
-            vt.store(slice(None), t0, xt[:, t0:t0 + rt])
+        ck = key_chunk(p.context)
+        xt = xv.transpose(0, 2, 3, 1).reshape(bsz * nkv * d, tok)           # (b kv + h) d, tok
+        first = (seq_kv.reshape(-1, 1) * (cp // ck) * d + np.arange(d)).reshape(-1)
+        for t0 in range(0, tok, rt):                  # chunk-major rows (vt_shape)
+            vt.store(first + t0 // ck * d, t0 % ck, xt[:, t0:t0 + rt])
         out["VT"] = vt.tensor()
     return out
 
@@ -433,11 +438,11 @@ def _attention(p: AttentionParams, inp_ddr: dict) -> dict:
     nchunks = cp // ck
     rows_q = bsz * nh if decode else bsz * cp
     cols_q = d if decode else nh * d
-    known = {"Q": ((rows_q, cols_q), act), "KC": ((bsz * nkv * cp, d), kv),
+    known = {"Q": ((bsz * nh * (1 if decode else cp), d), act), "KC": ((bsz * nkv * cp, d), kv),
              "O": ((rows_q, cols_q), act),
              "MASK": ((2 * qr if split else qr, ck), F32)}
     known.update({"VC": ((bsz * nkv * cp, d), kv)} if decode
-                 else {"VT": ((bsz * nkv * d, cp), kv)})
+                 else {"VT": (vt_shape(bsz, nkv, d, cp, ck), kv)})
     if split:
         units = bsz * nkv * ns
         known.update(OP=((units * qr, d), F32), MP=((units * qr, 1), F32),
@@ -450,8 +455,9 @@ def _attention(p: AttentionParams, inp_ddr: dict) -> dict:
     if not decode:
         nb = nchunks
         kvh = np.arange(nh) // g
-        q = inp.values("Q").reshape(bsz, cp, nh, d).transpose(0, 2, 1, 3)       # (B, H, cp, d)
-        vt = inp.values("VT").reshape(bsz, nkv, d, cp)[:, kvh]                   # (B, H, d, cp)
+        q = inp.values("Q").reshape(bsz, nh, cp, d)                             # (B, H, cp, d)
+        vt = (inp.values("VT").reshape(bsz, nkv, nchunks, d, ck).transpose(0, 1, 3, 2, 4)
+              .reshape(bsz, nkv, d, cp)[:, kvh])                                # (B, H, d, cp)
         s = sp.mma(np.zeros((1, 1), np.float32), q, k[:, kvh]).reshape(bsz, nh, nb, ck, cp)
         state = _Softmax((bsz, nh, nb, ck), d)
         to_p = _p_fp8(act)

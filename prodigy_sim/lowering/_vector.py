@@ -8,11 +8,13 @@ the normalized BF16 stream ``YS`` that the next residual adds to.
 
 ``rope_kv``: from the BF16 output of the QKV projection, ``QKV (M, (heads + 2 kv) d)``, per head
 and block of tokens: RoPE (``x cos + rotate_half(x) sin``, tables indexed by position) on Q and K,
-quantize Q to FP8 for the attention, K and V into rows of the K and V caches (``KC``, ``VC``:
-one FP8 row per (sequence, KV head, token), MX blocks of 32 along the head dimension, so a decode
-step writes one row of each and never requantizes a block). Prefill also writes ``VT``, the
-prompt's values transposed (``VTRANS``, FP8 blocks along the keys) for its own attention's
-``P V`` MMA; it is scratch of the layer, not part of the cache.
+quantize Q to FP8 for the attention (head-major, one row per (sequence, head, token), so that a
+block of queries is one contiguous run of DDR), K and V into rows of the K and V caches (``KC``,
+``VC``: one FP8 row per (sequence, KV head, token), MX blocks of 32 along the head dimension,
+so a decode step writes one row of each and never requantizes a block). Prefill also writes
+``VT``, the prompt's values transposed (``VTRANS``, FP8 blocks along the keys), chunk-major
+(:func:`~prodigy_sim.lowering._common.vt_shape`), for its own attention's ``P V`` MMA; it is
+scratch of the layer, not part of the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ import math
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
-from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel, unit_loop_count
+from prodigy_sim.lowering._common import (
+    ACT,
+    BF16,
+    F32,
+    Budgets,
+    Kernel,
+    key_chunk,
+    unit_loop_count,
+    vt_shape,
+)
 from prodigy_sim.lowering._params import NormParams, RopeKVParams
 from prodigy_sim.numerics import Storage
 
@@ -118,17 +129,19 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     """
     d = head_dim
     decode = tokens == 1
-    ck = 64 if context > 32 else 32
+    ck = key_chunk(context)
     cp = math.ceil(context / ck) * ck
     rt = 1 if decode else min(tokens, 64)
     if not decode and tokens % rt:
         raise ConfigError(f"{name}: {tokens} prompt tokens are not a multiple of {rt}")
     tb = tokens // rt
+    if not decode and tb > 1 and rt != ck:      # a token block is one key chunk of VT
+        raise ConfigError(f"{name}: {tokens} prompt tokens in a cache of {context} keys")
     m = batch * tokens
     act = ACT
     b = ProgramBuilder()
     qkv = b.tensor("QKV", (m, (heads + 2 * kv_heads) * d), BF16)
-    q = b.tensor("Q", (batch * heads, d) if decode else (m, heads * d), act)
+    q = b.tensor("Q", (batch * heads * (1 if decode else cp), d), act)     # head-major
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     xt = b.tile("XT", (rt, d), BF16)
     a = b.tile("A", (rt, d), F32)
@@ -142,7 +155,7 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         stt = b.tile("STT", (rt, d), BF16)
     vc = b.tensor("VC", (batch * kv_heads * cp, d), kv)
     if not decode:
-        vt = b.tensor("VT", (batch * kv_heads * d, cp), kv)
+        vt = b.tensor("VT", vt_shape(batch, kv_heads, d, cp, ck), kv)
         vtt = b.tile("VTT", (d, rt), F32)
         vq = b.tile("VQ", (d, rt), kv)
     r_i, r_cnt, r_u, r_h, r_t, r_row, r_pos, r_k = (Reg(i) for i in (1, 2, 3, 4, 5, 6, 7, 8))
@@ -182,13 +195,12 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     def q_body() -> None:
         apply_rope()
         b.vquant(oq, a)
-        if decode:                                  # Q view (B*heads, d): row b*heads + h
-            b.muli(r_t, r_k, heads)
-            b.add(r_t, r_t, r_h)
-            b.dma_st(q, r_t, 0, oq)
-        else:
-            b.muli(r_t, r_h, d)
-            b.dma_st(q, r_row, r_t, oq)
+        b.muli(r_t, r_k, heads)                     # Q row b heads + h (decode),
+        b.add(r_t, r_t, r_h)                        # (b heads + h) cp + position (prefill)
+        if not decode:
+            b.muli(r_t, r_t, cp)
+            b.add(r_t, r_t, r_pos)
+        b.dma_st(q, r_t, 0, oq)
 
     def kv_base() -> None:                          # r_k = b * kv_heads + h
         b.muli(r_k, r_k, kv_heads)
@@ -208,11 +220,14 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
         b.muli(r_t, r_k, cp)
         b.add(r_t, r_t, r_pos)
         b.dma_st(vc, r_t, 0, ok)
-        if not decode:
-            b.muli(r_t, r_k, d)
+        if not decode:                              # VT row ((b kv + h) cp/ck + pos/ck) d
+            b.muli(r_t, r_k, cp // ck)
+            b.divi(r_k, r_pos, ck)
+            b.add(r_t, r_t, r_k)
+            b.muli(r_t, r_t, d)
             b.vtrans(vtt, xt)
             b.vquant(vq, vtt)
-            b.dma_st(vt, r_t, r_pos, vq)
+            b.dma_st(vt, r_t, 0, vq)
 
     section(heads, 0, q_body)
     section(kv_heads, heads * d, k_body)

@@ -303,7 +303,7 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     """The MASK tile ``(qr, ck)`` of a prefill attention kernel: the causal diagonal chunk, or
     the padded keys of the last chunk (every padded key lies in the last chunk)."""
     qr, ck = kernel.program.tensor["MASK"].shape
-    cp = kernel.program.tensor["VT"].shape[1]              # VT is (B kv d, C)
+    cp = kernel.params.cp
     if causal:
         return np.triu(np.full((qr, ck), _NEG, dtype=np.float32), k=1)
     if cp - real >= ck:
