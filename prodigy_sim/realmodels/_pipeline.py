@@ -44,6 +44,7 @@ import numpy as np
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering import (
+    AttentionParams,
     Budgets,
     Kernel,
     LoweredModel,
@@ -303,7 +304,9 @@ def _mask(kernel: Kernel, real: int, causal: bool) -> np.ndarray:
     """The MASK tile ``(qr, ck)`` of a prefill attention kernel: the causal diagonal chunk, or
     the padded keys of the last chunk (every padded key lies in the last chunk)."""
     qr, ck = kernel.program.tensor["MASK"].shape
-    cp = kernel.params.cp
+    if not isinstance(kernel.params, AttentionParams):
+        raise TypeError(f"{kernel.name} is not an attention kernel")
+    cp = kernel.params.cp                                   # the context padded to chunks
     if causal:
         return np.triu(np.full((qr, ck), _NEG, dtype=np.float32), k=1)
     if cp - real >= ck:
