@@ -51,6 +51,7 @@ from prodigy_sim.lowering._common import (
     F32,
     Kernel,
     key_chunk,
+    q_shape,
     unit_loop_count,
     vt_shape,
 )
@@ -123,9 +124,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     b = ProgramBuilder()
     rows_q = batch * heads if decode else batch * cp
     cols_q = d if decode else heads * d
-    # Q head-major (every head's query block one contiguous run): row b heads + h (decode),
-    # (b heads + h) cp + position (prefill); O as the output projection reads it
-    q = b.tensor("Q", (batch * heads * (1 if decode else cp), d), act)
+    q = b.tensor("Q", q_shape(batch, heads, d, cp, decode), act)    # O: as o_proj reads it
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     if decode:
         vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv)

@@ -109,6 +109,14 @@ def key_chunk(context: int) -> int:
     return 64 if context > 32 else 32
 
 
+def q_shape(batch: int, heads: int, head_dim: int, cp: int, decode: bool) -> tuple[int, int]:
+    """Shape of ``Q``, the attention's FP8 queries, head-major: row ``b heads + h`` (decode),
+    ``(b heads + h) cp + position`` (prefill), so that a block of queries of one head is one
+    contiguous run of DDR (``(B cp, heads d)`` put a 64-query block in 64 runs of ``d``
+    bytes)."""
+    return (batch * heads * (1 if decode else cp), head_dim)
+
+
 def vt_shape(batch: int, kv_heads: int, head_dim: int, cp: int, ck: int) -> tuple[int, int]:
     """Shape of ``VT``, the prompt's values transposed for prefill attention, chunk-major:
     ``(B kv (cp / ck) d, ck)`` - key chunk ``j`` of KV head ``h`` of sequence ``b`` is the

@@ -56,7 +56,7 @@ import numpy as np
 
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional import reference as sp
-from prodigy_sim.lowering._common import BF16, F32, Kernel, key_chunk, vt_shape
+from prodigy_sim.lowering._common import BF16, F32, Kernel, key_chunk, q_shape, vt_shape
 from prodigy_sim.lowering._params import (
     AttentionParams,
     HadamardParams,
@@ -334,7 +334,7 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
         raise ConfigError(f"head_dim {d} is not a multiple of the MX block")
     m = bsz * tok
     known = {"QKV": ((m, (nh + 2 * nkv) * d), BF16),
-             "Q": ((bsz * nh * (1 if decode else cp), d), act),
+             "Q": (q_shape(bsz, nh, d, cp, decode), act),
              "KC": ((bsz * nkv * cp, d), kv), "VC": ((bsz * nkv * cp, d), kv)}
     if rope:
         tab = (max(p.context, tok), d)
@@ -438,7 +438,7 @@ def _attention(p: AttentionParams, inp_ddr: dict) -> dict:
     nchunks = cp // ck
     rows_q = bsz * nh if decode else bsz * cp
     cols_q = d if decode else nh * d
-    known = {"Q": ((bsz * nh * (1 if decode else cp), d), act), "KC": ((bsz * nkv * cp, d), kv),
+    known = {"Q": (q_shape(bsz, nh, d, cp, decode), act), "KC": ((bsz * nkv * cp, d), kv),
              "O": ((rows_q, cols_q), act),
              "MASK": ((2 * qr if split else qr, ck), F32)}
     known.update({"VC": ((bsz * nkv * cp, d), kv)} if decode

@@ -30,6 +30,7 @@ from prodigy_sim.lowering._common import (
     Budgets,
     Kernel,
     key_chunk,
+    q_shape,
     unit_loop_count,
     vt_shape,
 )
@@ -141,7 +142,7 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     act = ACT
     b = ProgramBuilder()
     qkv = b.tensor("QKV", (m, (heads + 2 * kv_heads) * d), BF16)
-    q = b.tensor("Q", (batch * heads * (1 if decode else cp), d), act)     # head-major
+    q = b.tensor("Q", q_shape(batch, heads, d, cp, decode), act)
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     xt = b.tile("XT", (rt, d), BF16)
     a = b.tile("A", (rt, d), F32)
