@@ -556,3 +556,33 @@ def test_mapper_size_cache_gives_the_uncached_costs() -> None:
                                                   1 << 24)
         n += 1
     assert n > 50
+
+
+@pytest.mark.parametrize("heads, kv_heads, d, tokens", [(4, 2, 128, 256), (8, 8, 64, 192),
+                                                        (2, 1, 32, 64)])
+def test_prefill_q_and_vt_blocks_are_whole_rows(heads, kv_heads, d, tokens):
+    """Every block prefill's ``rope_kv`` stores into ``Q`` / ``VT`` and its attention loads
+    from them is whole rows of the tensor (a tile as wide as the tensor, at column 0), so one
+    contiguous DDR run: ``Q`` head-major, ``VT`` chunk-major (docs/lowering.md, *KV cache
+    layout*). With ``Q`` as ``(B C, heads d)`` and ``VT`` as ``(B kv d, C)`` each block was
+    64 / ``d`` runs of 128 / 64 bytes."""
+    rope = rope_kv_kernel("rope", batch=2, tokens=tokens, heads=heads, kv_heads=kv_heads,
+                          head_dim=d, position=0, context=tokens, rope=True, cores=8)
+    att = attention_kernel("att", batch=2, heads=heads, kv_heads=kv_heads, head_dim=d,
+                           queries=tokens, context=tokens, causal=True, cores=8)
+    seen = set()
+    for kern, op in ((rope, "DMA.ST"), (att, "DMA.LD")):
+        prog = kern.program
+        for ins in prog.instructions:
+            if ins.opcode != op:
+                continue
+            if op == "DMA.LD":
+                tile, tensor, _, col = ins.operands
+            else:
+                tensor, _, col, tile = ins.operands
+            if tensor not in ("Q", "VT"):
+                continue
+            seen.add((kern.name, tensor))
+            assert prog.tile[tile].shape[1] == prog.tensor[tensor].shape[1], (kern.name, tensor)
+            assert col.reg is None and col.offset == 0, (kern.name, tensor, col)
+    assert seen == {("rope", "Q"), ("rope", "VT"), ("att", "Q"), ("att", "VT")}
