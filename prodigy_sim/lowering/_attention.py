@@ -51,6 +51,7 @@ from prodigy_sim.lowering._common import (
     F32,
     Kernel,
     key_chunk,
+    padded_context,
     q_shape,
     unit_loop_count,
     vt_shape,
@@ -92,8 +93,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         raise ConfigError(f"{name}: head_dim {d} must be a multiple of 32 (<= 256) and "
                           f"kv_heads {kv_heads} must divide heads {heads}")
     decode = queries == 1
-    ck = key_chunk(context)
-    cp = math.ceil(context / ck) * ck
+    ck, cp = key_chunk(context), padded_context(context)
     nchunks = cp // ck
     if decode:
         qr, nb = g, 1
@@ -124,7 +124,8 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
     b = ProgramBuilder()
     rows_q = batch * heads if decode else batch * cp
     cols_q = d if decode else heads * d
-    q = b.tensor("Q", q_shape(batch, heads, d, cp, decode), act)    # O: as o_proj reads it
+    q_rows_cols = q_shape(batch, heads, d, cp, decode)
+    q = b.tensor("Q", q_rows_cols, act)                 # O: as the output projection reads it
     kc = b.tensor("KC", (batch * kv_heads * cp, d), kv)
     if decode:
         vcache = b.tensor("VC", (batch * kv_heads * cp, d), kv)
@@ -416,7 +417,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
         nbytes = chunks * per_chunk + blocks * (q_bytes + o_bytes) + cores * qr * ck * 4
     flops = chunks * 4 * qr * ck * d
     kv_bytes = kv.nbytes(batch * kv_heads * min(context, cp), d)
-    compulsory = (("Q", act.nbytes(rows_q, cols_q)), ("O", act.nbytes(rows_q, cols_q)),
+    compulsory = (("Q", act.nbytes(*q_rows_cols)), ("O", act.nbytes(rows_q, cols_q)),
                   ("KC", kv_bytes), ("VC" if decode else "VT", kv_bytes))
     return Kernel(name=name, kind="attention", program=program, cores=cores, units=units,
                   compulsory=compulsory,

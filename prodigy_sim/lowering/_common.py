@@ -109,6 +109,13 @@ def key_chunk(context: int) -> int:
     return 64 if context > 32 else 32
 
 
+def padded_context(context: int) -> int:
+    """Length of a cache of ``context`` keys as the kernels lay it out: a multiple of
+    :func:`key_chunk`."""
+    ck = key_chunk(context)
+    return -(-context // ck) * ck
+
+
 def q_shape(batch: int, heads: int, head_dim: int, cp: int, decode: bool) -> tuple[int, int]:
     """Shape of ``Q``, the attention's FP8 queries, head-major: row ``b heads + h`` (decode),
     ``(b heads + h) cp + position`` (prefill), so that a block of queries of one head is one

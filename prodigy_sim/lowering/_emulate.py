@@ -358,8 +358,8 @@ def _rope_kv(p: RopeKVParams, inp_ddr: dict) -> dict:
 
     out = {}
     q = _qout(inp, "Q")
-    heads = np.arange(bsz)[:, None, None] * nh + np.arange(nh)[None, :, None]
-    q_rows = (heads if decode else heads * cp + pos).reshape(-1)   # (B, heads, tok): head-major
+    seq_head = np.arange(bsz)[:, None, None] * nh + np.arange(nh)[None, :, None]     # (B, H, 1)
+    q_rows = (seq_head if decode else seq_head * cp + pos).reshape(-1)   # head-major (q_shape)
     q.store(q_rows, 0, apply_rope(x[:, :, :nh]).transpose(0, 2, 1, 3).reshape(-1, d))
     out["Q"] = q.tensor()
     seq_kv = (np.arange(bsz)[:, None] * nkv + np.arange(nkv)[None, :])      # (B, kv)

@@ -19,8 +19,6 @@ scratch of the layer, not part of the cache.
 
 from __future__ import annotations
 
-import math
-
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.isa import CID, ProgramBuilder, Reg
 from prodigy_sim.lowering._common import (
@@ -30,6 +28,7 @@ from prodigy_sim.lowering._common import (
     Budgets,
     Kernel,
     key_chunk,
+    padded_context,
     q_shape,
     unit_loop_count,
     vt_shape,
@@ -130,8 +129,7 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     """
     d = head_dim
     decode = tokens == 1
-    ck = key_chunk(context)
-    cp = math.ceil(context / ck) * ck
+    ck, cp = key_chunk(context), padded_context(context)
     rt = 1 if decode else min(tokens, 64)
     if not decode and tokens % rt:
         raise ConfigError(f"{name}: {tokens} prompt tokens are not a multiple of {rt}")
