@@ -481,26 +481,27 @@ def test_mapper_that_knows_the_kept_tensors_maps_bert_faster() -> None:
 
 
 def test_mapping_and_residency_are_chosen_together() -> None:
-    """BERT-base prefill FP8 with a matrix unit twice as fast: the costs alone give ``o_proj``
-    K steps of 512, whose scratchpad leaves its 25 MB output no room on chip (it then goes to
-    DDR and back for ``attn_norm``: the whole step 9.4% slower than with the preset's matrix
-    unit). The lowering takes a mapping with a smaller scratchpad instead, because the plan
-    then keeps the output and saves more DDR time than the costs add."""
+    """BERT-base prefill FP8 on 256 cores: the costs alone give ``qkv_proj`` K steps of 768,
+    whose scratchpad leaves its input and output no room on chip (they would go to DDR and
+    back). The lowering takes a mapping with a smaller scratchpad instead, because the plan
+    then keeps both and saves more DDR time than the costs add. (Until the mapper's ties took
+    the port term, the case was ``o_proj`` with a matrix unit twice as fast.)"""
     from prodigy_sim.hardware import resolve_hardware
     from prodigy_sim.lowering import Budgets, map_linear
     from prodigy_sim.lowering._linear import linear_tile_bytes
     from prodigy_sim.models import load_scenario
 
-    chip, _ = resolve_hardware("prodigy-t16128", ["core.matrix_unit.tile_k=32"])
+    chip, _ = resolve_hardware("prodigy-t16128", ["cores=256"])
     sc = load_scenario("bert-base-prefill-fp8")
     lm = lower_model(sc.card(), sc, chip)
-    op = next(o for o in lm.stages[0].ops if o.name == "o_proj")
+    op = next(o for o in lm.stages[0].ops if o.name == "qkv_proj")
     assert {"X", "Y"} <= op.residency.resident
     fn = op.rebuild
     name, m, n, k, w, cores, epi, config, bud = fn.args[:9]
     act = Storage.of("float8_e4m3fn")
     by_costs = map_linear(m, n, k, w, act, epi, config, cores, bud, fn.keywords["l3"],
-                          fn.keywords["l3_reserved"], fn.keywords["resident"])
+                          fn.keywords.get("l3_reserved", 0),
+                          fn.keywords.get("resident", frozenset()))
     chosen = fn.keywords["mapping"]
     assert chosen.describe() == op.kernel.mapping != by_costs.describe()
     assert (linear_tile_bytes(chosen, k, w, act, epi)

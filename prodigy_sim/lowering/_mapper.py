@@ -77,7 +77,7 @@ FILL_CYCLES = 1500
 5.7 GHz) in the costs."""
 
 
-TIE = 1e-3
+TIE = 5e-3
 """Costs within this share of the cheapest count as ties, which go to more cores, larger blocks,
 larger K steps (:func:`map_linear`): a difference this small is below what the costs resolve.
 LLaMA-3-8B prefill (b8 x 2048, MXFP8) on 32 DDR5 channels: `gate_up`'s K steps of 128 cost
@@ -115,6 +115,15 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
     """Estimated cycles of ``mp`` (see the module docstring); ``resident``: the kernel's
     tensors kept on chip (of those the costs count, ``X`` and ``Y``), which cost no DDR
     bytes. ``sizes``: a cache of tensor sizes shared by the candidates of one shape."""
+    return linear_terms(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
+                        sizes)[0]
+
+
+def linear_terms(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+                 mp: LinearMapping, config: ChipConfig, l3_bytes: int,
+                 resident: frozenset[str] = frozenset(), sizes: _Sizes | None = None
+                 ) -> tuple[float, float]:
+    """``(cost, port)``: :func:`linear_cost` and its ``port`` term (cycles)."""
     nbytes = (sizes or _Sizes()).nbytes
     nw = 2 if epilogue == "gated" else 1
     mb, nb = m // mp.block_m, n // mp.block_n
@@ -156,13 +165,15 @@ def linear_cost(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
         a_fetch = 0
     if "Y" in resident:
         out = 0
-    ddr = (a_fetch / eff(mp.mt, act) + w_fetch / eff(mp.nt, weight)
+    # weights cut in whole K steps are pre-packed tile by tile: one run per (nt, kt) tile
+    w_eff = ddr_efficiency(nbytes(weight, mp.nt, kt)) if not tail else eff(mp.nt, weight)
+    ddr = (a_fetch / eff(mp.mt, act) + w_fetch / w_eff
            + out / ddr_efficiency(out_run)) / peak
     # the double-buffered K steps overlap loads with MMAs, except at the ends of a core's
     # stream: its first step's loads and its last step's MMAs run alone
     step_mma = compute / (per_core * max(1, -(-k // kt)))
     drain = min(step / stream_bw, step_mma)
-    return max(compute, port, ddr) + per_core * FILL_CYCLES + drain
+    return max(compute, port, ddr) + per_core * FILL_CYCLES + drain, port
 
 
 def _divisors(x: int, limit: int) -> list[int]:
@@ -251,9 +262,9 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
                                                           init=init)
         l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
                     if l3 else 0)
-        cost = linear_cost(m, n, k, weight, act, epilogue, mp, config, l3_bytes, resident,
-                           sizes)
-        yield ((round(cost), -mp.cores, -mp.block_m * mp.block_n, -mp.kt,
+        cost, port = linear_terms(m, n, k, weight, act, epilogue, mp, config, l3_bytes,
+                                  resident, sizes)
+        yield ((round(cost), -mp.cores, round(port), -mp.block_m * mp.block_n, -mp.kt,
                 mp.multicast != prefers_multicast(m, n, mp)), cost, mp)
 
 
