@@ -1,11 +1,11 @@
 """The mapper: where and how a linear layer runs on the chip (a :class:`LinearMapping`).
 
 It enumerates candidate mappings - accumulator tile shapes and counts, K tile, core grid, block
-order, multicast or not - and ranks them with closed-form costs from the chip configuration
-(cycles of the core clock), then returns the cheapest (costs within :data:`TIE`, 0.1%, of it are
-ties, broken by the preferences of :func:`map_linear`). Deterministic; cached per (shape,
-formats, epilogue, cores, chip). The timing model then simulates the chosen program: the costs
-only rank candidates, they are never reported as results.
+order, multicast or not - and ranks them with closed-form costs from the chip configuration (cycles
+of the core clock), then returns the cheapest (costs within :data:`TIE`, 0.5%, of it are ties,
+broken by the preferences of :func:`map_linear`: more cores, then the lighter port term).
+Deterministic; cached per (shape, formats, epilogue, cores, chip). The timing model then simulates
+the chosen program: the costs only rank candidates, they are never reported as results.
 
 Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm) ceil(nb/gn)``)::
 
@@ -16,18 +16,21 @@ Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm
     drain    = min(one K step's loads / stream, one K step's MMAs)
     time     = max(compute, port, ddr) + B * fill + drain
 
-``eff(run) = DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``: DDR5 serves long contiguous runs
-near its peak and short strided ones far below it (row activations per line; see docs/dram.md);
-``run`` is a tile's contiguous bytes - the whole tile when it spans the rows' full length, else
-one row of it; the output's run is one accumulator tile row (``nt`` wide), or the whole tile
-when it spans all ``n`` columns. X and Y that the residency plan keeps on chip (``resident``)
-cost no DDR bytes (they still cross the core's port). The second term of ``port`` is the
-double-buffered stream of one core: two K steps in flight, each waiting a DDR round trip;
-``drain`` is what the double buffering cannot overlap at the ends of a core's stream (its
-first step's loads, its last step's MMAs).
+``eff(run) = DDR_EFFICIENCY * run / (run + RUN_HALF_BYTES)``: DDR5 serves long contiguous runs near
+its peak and short strided ones far below it (row activations per line; see docs/dram.md); ``run``
+is a tile's contiguous bytes - the whole tile when it spans the rows' full length or is a weight
+tile the lowering pre-packs (K cut in whole steps: one ``(nt, kt)`` tile is one DDR run), else one
+row of it; the output's run is one accumulator tile row (``nt`` wide), or the whole tile when it
+spans all ``n`` columns. X and Y that the residency plan keeps on chip (``resident``) cost no DDR
+bytes (they still cross the core's port). The second term of ``port`` is the double-buffered stream
+of one core: two K steps in flight, each waiting a DDR round trip; ``drain`` is what the double
+buffering cannot overlap at the ends of a core's stream (its first step's loads, its last step's
+MMAs).
 
-``fill`` is the latency the first K tile of every block waits (a DDR round trip), which double
-buffering does not hide because a block's first loads follow the previous block's epilogue.
+``fill`` is the latency the first K tile of every block waits (a DDR round trip). The kernels
+now load a block's first K step during the previous block's last, so the term is a per-block
+overhead rather than a measured wait: one ``fill`` per core instead of per block made the chosen
+mappings simulate slower (BERT-base b8 s128 0.1217 -> 0.1311 ms; docs/lowering.md).
 Distinct DDR bytes: the output once, and X and W each as often as they are fetched again after
 leaving the on-chip memory. A row of X blocks in use while the column blocks stream (order
 ``mn``) is fetched once if the X rows of all grid rows fit the shared L3 (the idle L2), else
@@ -78,12 +81,15 @@ FILL_CYCLES = 1500
 
 
 TIE = 5e-3
-"""Costs within this share of the cheapest count as ties, which go to more cores, larger blocks,
-larger K steps (:func:`map_linear`): a difference this small is below what the costs resolve.
-LLaMA-3-8B prefill (b8 x 2048, MXFP8) on 32 DDR5 channels: `gate_up`'s K steps of 128 cost
-0.02% less than steps of 256-512 (a shorter last step to drain) and simulated 2.5x slower
-(2694 against 1094 us; a short step's loads wait a loaded DDR round trip the costs take as
-idle), which made the whole step 12% slower on 32 channels than on 16."""
+"""Costs within this share of the cheapest count as ties, which go to more cores, the lighter
+port term, larger blocks, larger K steps (:func:`map_linear`): a difference this small is below
+what the costs resolve. LLaMA-3-8B prefill (b8 x 2048, MXFP8) on 32 DDR5 channels: `gate_up`'s
+K steps of 128 cost 0.02% less than steps of 256-512 (a shorter last step to drain) and
+simulated 2.5x slower (2694 against 1094 us), which made the whole step 12% slower on 32
+channels than on 16 (0.1% then). LLaMA-2-7B decode: `qkv_proj` with 1x128 blocks on 96 cores
+costs 0.12% less than 1x96 blocks on 128 and simulated at 36.6 us against 32.2 us for the
+128-core mapping it keeps with 0.5% (the tie taken since the weights' DDR runs are whole packed
+tiles in the costs)."""
 
 
 def ddr_efficiency(run_bytes: int) -> float:
@@ -248,9 +254,9 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
                       l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
                       init: bool = False) -> Iterator[tuple[tuple, float, LinearMapping]]:
     """Every candidate mapping (arguments as :func:`map_linear`) with its costs (cycles) and
-    the key :func:`map_linear` ranks by: ``(rounded cost, -cores, -block area, -kt, whether
-    the candidate breaks the multicast rule)`` (:func:`prefers_multicast`; a multicast and its
-    L3 twin cost the same), ties then going to the order of enumeration."""
+    the key :func:`map_linear` ranks by: ``(rounded cost, -cores, rounded port term, -block
+    area, -kt, whether the candidate breaks the multicast rule)`` (:func:`prefers_multicast`;
+    a multicast and its L3 twin cost the same), ties then going to the order of enumeration."""
     sizes = _Sizes()
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
@@ -278,7 +284,9 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
     read from and written to the L3 instead of DDR; ``init``: the accumulators start from
     float32 tensors, whose tiles take scratchpad). Costs within :data:`TIE` of the cheapest
-    are ties, which go to more cores, then larger blocks, then larger K steps, then a
+    are ties, which go to more cores, then the lighter port term (the bytes the busiest core
+    brings in: where DDR bounds the cost, the mapping that loads the cores' ports less), then
+    larger blocks, then larger K steps, then a
     multicast where every core computes one block and the L3 elsewhere
     (:func:`prefers_multicast`), then the lower cost, then the order of enumeration
     (:func:`scored_candidates`)."""
