@@ -19,7 +19,7 @@ from prodigy_sim.isa import validate
 from prodigy_sim.lowering._common import ACT, BF16, Kernel
 from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
 from prodigy_sim.lowering._lower import LoweredOp, linear_plan
-from prodigy_sim.lowering._mapper import scored_candidates
+from prodigy_sim.lowering._mapper import preference_order, scored_candidates
 from prodigy_sim.lowering._residency import fits_share
 from prodigy_sim.timing import default_l3_bytes, isa_params
 
@@ -42,16 +42,16 @@ def _plan(op: LoweredOp) -> functools.partial:
 
 def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
     """Every candidate mapping of the mapped linear op ``op`` as ``(ranking key, cost in core
-    cycles, mapping)``, by ranking key, cheapest first (see
-    :func:`~prodigy_sim.lowering._mapper.scored_candidates`; the mapper's choice is among the
-    first ones: those within :data:`~prodigy_sim.lowering._mapper.TIE` of the cheapest)."""
+    cycles, mapping)``, in the mapper's order of preference, its choice first (see
+    :func:`~prodigy_sim.lowering._mapper.preference_order`: the candidates within
+    :data:`~prodigy_sim.lowering._mapper.TIE` of the cheapest, then the others by key)."""
     plan = _plan(op)
     name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
     kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
           if key in plan.keywords}
     act = BF16 if w.fmt.wide else ACT
-    return sorted(scored_candidates(m, n, k, w, act, epi, config, cores, bud, **kw),
-                  key=lambda s: s[0])
+    return preference_order(list(scored_candidates(m, n, k, w, act, epi, config, cores, bud,
+                                                   **kw)))
 
 
 def with_mapping(op: LoweredOp, mp: LinearMapping) -> LoweredOp:

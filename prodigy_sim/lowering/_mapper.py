@@ -63,7 +63,8 @@ from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes, tile_
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "scored_candidates", "prefers_multicast", "linear_cost", "TIE",
+__all__ = ["map_linear", "scored_candidates", "preference_order", "prefers_multicast",
+           "linear_cost", "linear_terms", "TIE",
            "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
 
 DDR_EFFICIENCY = 0.9
@@ -295,6 +296,15 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     if not scored:
         raise ConfigError(f"no mapping of a {m}x{n}x{k} linear layer fits the core's "
                           f"{budgets.onchip_bytes} bytes of scratchpad")
+    return preference_order(scored)[0][2]
+
+
+def preference_order(scored: list[tuple[tuple, float, LinearMapping]]
+                     ) -> list[tuple[tuple, float, LinearMapping]]:
+    """``scored`` (:func:`scored_candidates`) in the mapper's order of preference: the
+    candidates within :data:`TIE` of the cheapest cost first, by their keys without the rounded
+    cost (more cores, lighter port, ...; :func:`map_linear` takes the first), then the others
+    by key; equal keys keep their order of enumeration."""
     least = min(cost for _, cost, _ in scored) * (1 + TIE)
-    return scored[min((key[1:], key, i) for i, (key, cost, _) in enumerate(scored)
-                      if cost <= least)[2]][2]
+    return sorted(scored, key=lambda s: (s[1] > least, s[0] if s[1] > least else s[0][1:],
+                                         s[0]))
