@@ -65,9 +65,14 @@ def linear_ops(case: str, chip) -> list[tuple[str, LoweredOp]]:
 
 
 def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
-    """The ``top`` cheapest distinct candidates of ``op`` simulated, in cost order, and how many
-    candidates cost exactly what the mapper's choice costs (rounded cycles, as it compares)."""
+    """The ``top`` cheapest distinct candidates of ``op`` simulated, in the mapper's order of
+    preference with the op's own mapping first, and how many candidates cost exactly what that
+    mapping costs (rounded cycles, as the mapper compares). The op's mapping is the mapper's
+    first unless the lowering chose it together with the residency plan (a smaller scratchpad
+    that lets the plan keep more on chip; docs/lowering.md)."""
     scored = ranked_mappings(op)
+    own = next(i for i, s in enumerate(scored) if s[2].describe() == op.kernel.mapping)
+    scored.insert(0, scored.pop(own))
     ties = sum(1 for s in scored if s[0][0] == scored[0][0][0])
     out: list[Ranked] = []
     seen: set[str] = set()
@@ -100,9 +105,9 @@ def main() -> None:
         print(f"## {args.case} {op.name} ({time.perf_counter() - t:.0f} s wall)")
         for r in ranked:
             print(f"  cost {r.cost_us:9.2f} us  simulated {r.sim_us:9.2f} us  {r.mapping}")
-        if ranked[0].mapping != op.kernel.mapping:
-            raise SystemExit(f"{op.name}: the ranking's first candidate {ranked[0].mapping!r} is "
-                             f"not the mapper's choice {op.kernel.mapping!r}")
+        if ranked_mappings(op)[0][2].describe() != op.kernel.mapping:
+            print(f"  ({op.name}'s mapping was chosen with the residency plan, not the costs' "
+                  f"first)")
         best = min(ranked, key=lambda r: r.sim_us)
         rows.append((op.name, ranked[0], best, ties))
     print()

@@ -538,6 +538,63 @@ def test_costs_within_the_tie_go_to_larger_k_steps() -> None:
     assert op.kernel.mapping == chosen.describe()
 
 
+def test_ties_go_to_more_cores_then_the_lighter_port() -> None:
+    """LLaMA-2-70B prefill's ``gate_up``: 64x256, 128x128 and 256x64 blocks cost the same (a
+    DDR-bound cost); among the candidates within :data:`TIE` of the cheapest the mapper takes
+    one on the most cores and, among those, with the lightest port term - and the ranking
+    (:func:`ranked_mappings`) lists the choice first."""
+    from prodigy_sim.lowering import ranked_mappings
+    from prodigy_sim.lowering._linear import linear_tile_bytes
+    from prodigy_sim.lowering._mapper import TIE, linear_terms, map_linear
+
+    chip = load_preset("prodigy-t16128")
+    sc = Scenario(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048)
+    op = next(o for o in lower_model(sc.card(), sc, chip).stages[0].ops if o.name == "gate_up")
+    fn = op.rebuild
+    name, m, n, k, w, cores, epi, config, bud = fn.args[:9]
+    kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident")
+          if key in fn.keywords}
+    act = Storage.of("float8_e4m3fn")
+    chosen = map_linear(m, n, k, w, act, epi, config, cores, bud, **kw)
+    ranked = ranked_mappings(op)
+    assert ranked[0][2] == chosen and chosen.describe() == op.kernel.mapping
+    least = min(c for _, c, _ in ranked)
+    tied = [(key, mp) for key, c, mp in ranked if c <= least * (1 + TIE)]
+    most = max(mp.cores for _, mp in tied)
+    ports = {round(key[2]) for key, mp in tied if mp.cores == most}
+    assert len(ports) > 1                               # the port term does break the tie
+    assert ranked[0][0][2] == min(ports)
+    assert {(mp.block_m, mp.block_n) for _, mp in tied} >= {(64, 256), (128, 128), (256, 64)}
+    assert (chosen.block_m, chosen.block_n) == (128, 128)
+    # the key's port is linear_terms' port term (with the L3 the candidate's scratchpad leaves)
+    tiles = linear_tile_bytes(chosen, k, w, act, epi)
+    l3_bytes = max(0, (bud.onchip_bytes - tiles) * config.cores - kw.get("l3_reserved", 0))
+    assert round(linear_terms(m, n, k, w, act, epi, chosen, config, l3_bytes,
+                              kw.get("resident", frozenset()))[1]) == ranked[0][0][2]
+
+
+@pytest.mark.slow
+def test_packed_weight_runs_move_70b_down_proj_off_64x64_blocks() -> None:
+    """The costs count a packed weight tile ``(nt, kt)`` as one DDR run (they counted one row of
+    ``kt`` codes): LLaMA-2-70B prefill's ``down_proj`` then takes 128x128 blocks instead of the
+    64x64 ones whose port term was the cheapest, and simulates faster (measured: 466.2 against
+    662.0 us)."""
+    from prodigy_sim.lowering import with_mapping
+    from prodigy_sim.lowering._linear import LinearMapping
+    from prodigy_sim.simulation import SimMethod, simulate_op
+
+    chip = load_preset("prodigy-t16128")
+    sc = Scenario(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048)
+    op = next(o for o in lower_model(sc.card(), sc, chip).stages[0].ops
+              if o.name == "down_proj")
+    old = with_mapping(op, LinearMapping(64, 1, 64, 1, 2048, 16, 8, "mn"))
+    assert "blocks 64x64" not in op.kernel.mapping
+    method = SimMethod(steady_units=2)
+    new_s = simulate_op(op, chip, method=method).seconds
+    old_s = simulate_op(old, chip, method=method).seconds
+    assert new_s < 0.8 * old_s
+
+
 def test_mapper_size_cache_gives_the_uncached_costs() -> None:
     """map_linear shares one size cache between the candidates of a shape: each candidate's
     cost with the shared cache equals its cost computed alone (the cache is keyed by storage
