@@ -10,7 +10,9 @@ latency). docs/lowering.md, "Where the 70B prefill GEMMs lose their DDR bandwidt
 
     python benchmarks/op_ddr_profile.py llama-2-70b prefill 2048 gate_up
     python benchmarks/op_ddr_profile.py MODEL PHASE SEQUENCE OP [--batch B] [--hw PRESET]
+        [--set FIELD=VALUE ...]   # hardware overrides, as the CLI's --set
         [--dma-outstanding N]     # DMAs in flight per core (default: the timing model's, 8)
+    python benchmarks/op_ddr_profile.py llama-2-7b decode 2048 qkv_proj --set memory.channels=32
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import argparse
 import numpy as np
 
 from prodigy_sim.dram import simulate_requests
-from prodigy_sim.hardware import load_preset
+from prodigy_sim.hardware import resolve_hardware
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
@@ -50,11 +52,13 @@ def main() -> None:
     ap.add_argument("op", help="op name in the layer, e.g. gate_up, down_proj, qkv_proj")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--hw", default="prodigy-t16128")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a hardware field (repeatable), e.g. memory.channels=32")
     ap.add_argument("--dma-outstanding", type=int, default=DEFAULT_DMA_OUTSTANDING,
                     help="DMA transfers in flight per core (default: %(default)s, the timing "
                          "model's)")
     args = ap.parse_args()
-    chip = load_preset(args.hw)
+    chip, _ = resolve_hardware(args.hw, args.set)
     length = ({"sequence_length": args.sequence} if args.phase == "prefill"
               else {"context_length": args.sequence})
     sc = Scenario(model=args.model, phase=args.phase, batch=args.batch, **length)
