@@ -64,12 +64,12 @@ def linear_ops(case: str, chip) -> list[tuple[str, LoweredOp]]:
     return [(st.name, o) for o in st.ops if is_mapped_linear(o)]
 
 
-def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
+def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int, bool]:
     """The ``top`` cheapest distinct candidates of ``op`` simulated, in the mapper's order of
     preference with the op's own mapping first, and how many candidates cost exactly what that
-    mapping costs (rounded cycles, as the mapper compares). The op's mapping is the mapper's
-    first unless the lowering chose it together with the residency plan (a smaller scratchpad
-    that lets the plan keep more on chip; docs/lowering.md)."""
+    mapping costs (rounded cycles, as the mapper compares), and whether the op's mapping is not
+    the mapper's first (the lowering chose it together with the residency plan: a smaller
+    scratchpad that lets the plan keep more on chip; docs/lowering.md)."""
     scored = ranked_mappings(op)
     own = next(i for i, s in enumerate(scored) if s[2].describe() == op.kernel.mapping)
     scored.insert(0, scored.pop(own))
@@ -84,7 +84,7 @@ def rank(op: LoweredOp, stage: str, chip, top: int) -> tuple[list[Ranked], int]:
         out.append(Ranked(cost / chip.frequency_hz * 1e6, res.seconds * 1e6, mp.describe()))
         if len(out) == top:
             break
-    return out, ties
+    return out, ties, own != 0
 
 
 def main() -> None:
@@ -101,11 +101,11 @@ def main() -> None:
         if wanted and op.name not in wanted:
             continue
         t = time.perf_counter()
-        ranked, ties = rank(op, stage, chip, args.top)
+        ranked, ties, joint = rank(op, stage, chip, args.top)
         print(f"## {args.case} {op.name} ({time.perf_counter() - t:.0f} s wall)")
         for r in ranked:
             print(f"  cost {r.cost_us:9.2f} us  simulated {r.sim_us:9.2f} us  {r.mapping}")
-        if ranked_mappings(op)[0][2].describe() != op.kernel.mapping:
+        if joint:
             print(f"  ({op.name}'s mapping was chosen with the residency plan, not the costs' "
                   f"first)")
         best = min(ranked, key=lambda r: r.sim_us)

@@ -42,7 +42,7 @@ def test_bert_qkv_proj_ranking_row_is_what_the_command_measures():
     mr = _bench("mapper_ranking")
     chip = load_preset(mr.HW)
     (stage, op), = [(s, o) for s, o in mr.linear_ops("bert", chip) if o.name == "qkv_proj"]
-    ranked, ties = mr.rank(op, stage, chip, top=12)
+    ranked, ties, _ = mr.rank(op, stage, chip, top=12)
     chosen, best = ranked[0], min(ranked, key=lambda r: r.sim_us)
     cells = _row("bert: qkv_proj")
     assert chosen.mapping == op.kernel.mapping == cells[1]

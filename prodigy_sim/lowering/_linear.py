@@ -69,7 +69,8 @@ from prodigy_sim.lowering._common import ACT, BF16, F32, Budgets, Kernel
 from prodigy_sim.lowering._params import LinearParams
 from prodigy_sim.numerics import Storage
 
-__all__ = ["linear_kernel", "EPILOGUES", "LinearMapping", "linear_tile_bytes", "tile_shape"]
+__all__ = ["linear_kernel", "EPILOGUES", "LinearMapping", "linear_tile_bytes", "packed_weight_tile",
+           "tile_shape"]
 
 EPILOGUES = ("store", "quant", "residual", "bias", "bias_store", "bias_residual", "gelu", "gated")
 _QUANT_OUT = ("quant", "bias", "gelu", "gated")
@@ -145,6 +146,14 @@ def _k_steps(k: int, kt: int) -> tuple[int, int]:
     """``(full K steps, tail width)`` of a reduction of ``k`` in steps of ``kt``."""
     kt = min(kt, k)
     return divmod(k, kt)
+
+
+def packed_weight_tile(mp: LinearMapping, k: int) -> tuple[int, int] | None:
+    """The tile ``(nt, kt)`` the weights of ``mp`` over a reduction of ``k`` are pre-packed in
+    (one K step's weight DMA = one contiguous DDR run), or ``None`` (row-major) when K has a
+    tail step (module docstring, *Pre-packed weights*)."""
+    nk, tail = _k_steps(k, mp.kt)
+    return None if tail else (mp.nt, min(mp.kt, k))
 
 
 def tile_shape(mp: LinearMapping) -> tuple:
@@ -563,7 +572,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
 
     b = ProgramBuilder()
     tensors: dict = {"X": b.tensor("X", (m, k), act)}
-    packed = (nt, kt) if not tail else None    # one weight DMA = one DDR run
+    packed = packed_weight_tile(mp, k)
     tensors["W"] = [b.tensor("W", (n, k), weight, tile=packed)]
     if gated:
         tensors["W"].append(b.tensor("WU", (n, k), weight, tile=packed))

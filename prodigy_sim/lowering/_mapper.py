@@ -59,7 +59,12 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.functional.spec import CHUNK
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.lowering._common import ACT, BF16, Budgets
-from prodigy_sim.lowering._linear import LinearMapping, linear_tile_bytes, tile_shape
+from prodigy_sim.lowering._linear import (
+    LinearMapping,
+    linear_tile_bytes,
+    packed_weight_tile,
+    tile_shape,
+)
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
@@ -172,8 +177,8 @@ def linear_terms(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue
         a_fetch = 0
     if "Y" in resident:
         out = 0
-    # weights cut in whole K steps are pre-packed tile by tile: one run per (nt, kt) tile
-    w_eff = ddr_efficiency(nbytes(weight, mp.nt, kt)) if not tail else eff(mp.nt, weight)
+    packed = packed_weight_tile(mp, k)      # pre-packed weights: one run per tile
+    w_eff = ddr_efficiency(nbytes(weight, *packed)) if packed else eff(mp.nt, weight)
     ddr = (a_fetch / eff(mp.mt, act) + w_fetch / w_eff
            + out / ddr_efficiency(out_run)) / peak
     # the double-buffered K steps overlap loads with MMAs, except at the ends of a core's
@@ -306,5 +311,9 @@ def preference_order(scored: list[tuple[tuple, float, LinearMapping]]
     cost (more cores, lighter port, ...; :func:`map_linear` takes the first), then the others
     by key; equal keys keep their order of enumeration."""
     least = min(cost for _, cost, _ in scored) * (1 + TIE)
-    return sorted(scored, key=lambda s: (s[1] > least, s[0] if s[1] > least else s[0][1:],
-                                         s[0]))
+
+    def rank(s: tuple[tuple, float, LinearMapping]) -> tuple:
+        tied = s[1] <= least
+        return (not tied, s[0][1:] if tied else s[0], s[0])
+
+    return sorted(scored, key=rank)
