@@ -52,6 +52,25 @@ def test_sort_paths_agree():
             assert out.tolist() == _reference(port, ready, 32, 64, cnt).tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60)), max_size=150),
+       st.lists(st.integers(0, 40), min_size=4, max_size=4))
+def test_port_order_is_a_stable_argsort_and_counts_the_rows(elements, live):
+    """Both in-port sorts (insertion up to ``INSERTION_SORT_MAX`` elements, runs above) give
+    numpy's stable order of (port, ready); the row a port needs is its live intervals plus its
+    new elements."""
+    from prodigy_sim.timing._ports import INSERTION_SORT_MAX, _port_order
+
+    port = np.array([e[0] for e in elements], np.int64)
+    ready = np.array([e[1] for e in elements], np.int64)
+    lo = np.array([3, 0, 7, 1], np.int64)
+    hi = lo + np.array(live, np.int64)
+    order, need = _port_order(port, ready, 4, lo, hi)
+    assert order.tolist() == np.lexsort((ready, port)).tolist()
+    assert need == int((np.bincount(port, minlength=4) + hi - lo).max())
+    assert INSERTION_SORT_MAX < 150
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 10**6), st.integers(0, 900)),
                 max_size=80), st.sampled_from([1, 4, 128]))

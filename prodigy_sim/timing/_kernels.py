@@ -14,6 +14,7 @@ from prodigy_sim.timing._ports import (
     PortCalendar,
     _first_after,
     _hit_packets,
+    _insertion_sort,
     _nonzero_packets,
     _packets,
     _port_order,
@@ -33,7 +34,8 @@ def kernels_compiled() -> bool:
                                                       _sort_runs, _finish, _fill_ready,
                                                       _first_after, _port_order, _tally,
                                                       _radix_argsort, _nonzero_packets,
-                                                      _hit_packets, _count_lookups)
+                                                      _hit_packets, _count_lookups,
+                                                      _insertion_sort)
 
 
 def compile_kernels() -> None:

@@ -26,20 +26,47 @@ from prodigy_sim.timing._ddr import _sort_runs, counting_order
 __all__ = ["PortCalendar", "group_packets", "hit_packets"]
 
 
+INSERTION_SORT_MAX = 32
+"""Longest group of one port's elements :func:`_port_order` puts in ready order by an insertion
+sort (a port's elements in a batch are few: about four per port of 128 in a prefill's
+flush); longer unsorted groups by :func:`_sort_runs`. Both are stable: the same order."""
+
+
 @njit(cache=True)
-def _port_order(port, ready, nports):
+def _insertion_sort(order, lo, hi, key):
+    """Stable-sort ``order[lo:hi]`` by ``key[order[j]]`` in place (an insertion sort)."""
+    for i in range(lo + 1, hi):
+        x = order[i]
+        k = key[x]
+        j = i - 1
+        while j >= lo and key[order[j]] > k:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = x
+
+
+@njit(cache=True)
+def _port_order(port, ready, nports, lo, hi):
     """Stable order of the elements by (port, ready): a counting sort by port (stable), then
-    each port's elements in stable ready order (:func:`_sort_runs` where they are not already
-    in order: they usually are). The same permutation as a stable argsort of the pair."""
+    each port's elements in stable ready order (:func:`_insertion_sort` or :func:`_sort_runs`
+    where they are not already in order: they usually are). The same permutation as a stable
+    argsort of the pair. Also returns the longest row a port needs: its live intervals
+    (``hi - lo``) plus one per new element."""
     order, group = counting_order(port, nports)
+    need = 0
     for p in range(nports):
-        lo = group[p]
-        hi = group[p + 1]
-        for j in range(lo + 1, hi):
+        a = group[p]
+        b = group[p + 1]
+        if b - a + hi[p] - lo[p] > need:
+            need = b - a + hi[p] - lo[p]
+        for j in range(a + 1, b):
             if ready[order[j]] < ready[order[j - 1]]:
-                _sort_runs(order, lo, hi, ready)
+                if b - a <= INSERTION_SORT_MAX:
+                    _insertion_sort(order, a, b, ready)
+                else:
+                    _sort_runs(order, a, b, ready)
                 break
-    return order
+    return order, need
 
 
 @njit(cache=True)
@@ -185,10 +212,9 @@ class PortCalendar:
         return [(s, e) for s, e in zip(self.S[port, lo:hi].tolist(),
                                        self.E[port, lo:hi].tolist(), strict=True) if e > top]
 
-    def _room(self, port: np.ndarray) -> None:
-        """Make every row hold its live intervals plus one per new element of ``port``
-        (doubling the rows' length, each row's live intervals moved to its start)."""
-        need = int((np.bincount(port, minlength=self.lo.size) + (self.hi - self.lo)).max())
+    def _room(self, need: int) -> None:
+        """Make every row hold ``need`` intervals (its live ones plus one per new element of
+        the batch; doubling the rows' length, each row's live intervals moved to its start)."""
         cap = self.S.shape[1]
         if need <= cap:
             return
@@ -222,9 +248,12 @@ class PortCalendar:
         ready = ready.astype(np.int64, copy=False)
         nbytes = (np.full(n, self.line, np.int64) if count is None
                   else count.astype(np.int64, copy=False) * self.line)
-        order = (_argsort_pairs(port, ready) if n > RADIX_SORT_MIN
-                 else _port_order(port, ready, self.lo.size))
-        self._room(port)
+        if n > RADIX_SORT_MIN:
+            order = _argsort_pairs(port, ready)
+            need = int((np.bincount(port, minlength=self.lo.size) + (self.hi - self.lo)).max())
+        else:
+            order, need = _port_order(port, ready, self.lo.size, self.lo, self.hi)
+        self._room(int(need))
         late, lag, lag_max = _serve(order, port, ready, nbytes, np.int64(self.bw),
                                     np.int64(self.line), self.S, self.E, self.lo, self.hi,
                                     np.int64(self.horizon) * self.bw, out, not self.gaps)
