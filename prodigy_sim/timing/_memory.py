@@ -178,16 +178,25 @@ class LineMap:
         if all(s.address % line == 0 and s.length % line == 0
                and (s.stride % line == 0 or s.count == 1) for s in parts):
             return self.of(segments), _NO_LINES, []
-        whole: list[np.ndarray] = []
-        plines: list[np.ndarray] = []
-        pmasks: list[int] = []
+        pieces = []
         for s in parts:
             a = s.address
             w, p, masks = self._write_pattern(a % line, s.length, s.stride, s.count)
             base = a // line
-            whole.append(w + base)
-            plines.append(p + base)
-            pmasks.extend(masks)
+            pieces.append((w + base, p + base, masks))
+        if len(pieces) > 1:
+            # segments on disjoint ranges of lines share no line: in range order their lines
+            # are already sorted and none is merged (e.g. a tile's codes and its scales)
+            span = sorted((min(x[0] for x in ws if x.size), max(x[-1] for x in ws if x.size), i)
+                          for i, ws in enumerate(pc[:2] for pc in pieces))
+            if all(a[1] < b[0] for a, b in itertools.pairwise(span)):
+                pieces = [pieces[i] for _, _, i in span]
+                return (np.concatenate([pc[0] for pc in pieces]),
+                        np.concatenate([pc[1] for pc in pieces]),
+                        [m for pc in pieces for m in pc[2]])
+        whole = [pc[0] for pc in pieces]
+        plines = [pc[1] for pc in pieces]
+        pmasks = [m for pc in pieces for m in pc[2]]
         all_whole = np.unique(np.concatenate(whole)) if whole else _NO_LINES
         lines = np.concatenate(plines) if plines else _NO_LINES
         if len(parts) > 1 and lines.size:
