@@ -2,7 +2,8 @@
 
 Simulates one op of a scenario (the representative layer's kernel, as ``simulate_op`` does, with
 its residency), logging every DDR request, then replays each of two controllers' requests in one
-DDR5-model run to read off: read and write bytes (against the op's compulsory bytes), row hits /
+DDR5-model run to read off: read and write bytes (against the op's compulsory bytes), each
+tensor's DDR reads and writes against its size (a ratio above 1: read again from DDR), row hits /
 misses / conflicts, the share of the run the controller has requests waiting (1, 64 = a full
 read queue, 512), the batching error of the run and what the batch seam cost
 (``check_batching``: mean seam waits of reads and writes beside the reads' DDR5-model
@@ -23,12 +24,13 @@ import numpy as np
 
 from prodigy_sim.dram import simulate_requests
 from prodigy_sim.hardware import resolve_hardware
+from prodigy_sim.isa import validate
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
 from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING
 from prodigy_sim.timing._memory import check_batching
-from prodigy_sim.timing._simulate import _run
+from prodigy_sim.timing._simulate import _run, isa_params
 
 
 def _busy_share(arrive: np.ndarray, done: np.ndarray, thresholds) -> list[float]:
@@ -88,6 +90,17 @@ def main() -> None:
           f"earlier batches' bursts (writes {err['seam_wait_write']:.0f}), then take "
           f"{err['model_latency_read']:.0f} in the DDR5 model (long waits on a mostly idle "
           f"bus are the seam, not the traffic)")
+    # per tensor: its DDR reads and writes against its size (a ratio above 1: read again)
+    lines = np.concatenate(lg.line)
+    tensors = validate(op.kernel.program, isa_params(chip)).tensors
+    print("| tensor | MiB | DDR read MiB | read / size | DDR written MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, pl in sorted(tensors.items(), key=lambda t: t[1].base):
+        lo, hi = pl.base // line, -(-(pl.base + pl.nbytes) // line)
+        inside = (lines >= lo) & (lines < hi)
+        rd, wr = int((inside & ~is_w).sum()), int((inside & is_w).sum())
+        print(f"| {name} | {(hi - lo) * line / 2**20:.1f} | {rd * line / 2**20:.1f} | "
+              f"{rd / (hi - lo):.2f} | {wr * line / 2**20:.1f} |")
     thresholds = (1, 64, 512)
     print("| controller | row hits | misses | conflicts | share of the run with >= "
           + " / ".join(str(k) for k in thresholds) + " requests waiting |")

@@ -4,6 +4,7 @@ written (or when the kernel ends). Checked against byte-by-byte coverage written
 programs whose DDR write bytes are known, and on a lowered GEMM with FP8 output (codes and
 E8M0 scales: 2 scale bytes per 64-column tile row) against its compulsory bytes."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,48 @@ def test_fp8_output_with_scales_moves_its_compulsory_bytes(chip):
     rep = simulate_op(op, chip)
     assert rep.ddr_bytes == rep.compulsory_bytes
     assert rep.seconds >= rep.roofline_seconds
+
+
+def _loads_program():
+    """Every core loads the same 16 x 64 FP8 tile of A (16 code lines and the 32 B of their
+    block scales: 17 lines) and its own row block of B (16 code lines at row 16 x core id and a
+    32-B piece of a scale line, two cores per line), and stores its tile of Y (8 whole
+    lines)."""
+    b = ProgramBuilder()
+    a = b.tensor("A", (16, 64), "float8_e4m3fn")
+    bb = b.tensor("B", (64, 64), "float8_e4m3fn")
+    y = b.tensor("Y", (32, 32), "bfloat16")
+    ta = b.tile("TA", (16, 64), "float8_e4m3fn")
+    tb = b.tile("TB", (16, 64), "float8_e4m3fn")
+    ty = b.tile("TY", (8, 32), "bfloat16")
+    row = Reg(1)
+    b.muli(row, CID, 16)
+    b.dma_ld(ta, a, 0, 0)
+    b.dma_ld(tb, bb, row, 0)
+    b.dma_wait()
+    b.muli(row, CID, 8)
+    b.dma_st(y, row, 0, ty)
+    b.dma_wait()
+    return b.build()
+
+
+@pytest.mark.parametrize("l3_bytes", [0, None])
+def test_the_ddr_log_names_each_request_s_line(chip, l3_bytes):
+    """The DDR log's line indices fall in the tensors' ranges: with the L3 off every core reads
+    A from DDR (4 reads of each of its 17 lines) and B's two scale lines twice (two cores
+    each), with it on every line once; Y's 32 lines are written once."""
+    from prodigy_sim.isa import validate
+    from prodigy_sim.timing._simulate import _run, isa_params
+
+    prog = _loads_program()
+    _, memory = _run(prog, chip, 4, None, 8, log=True, l3_bytes=l3_bytes)
+    lines = np.concatenate(memory.log.line)
+    writes = np.concatenate(memory.log.is_write)
+    reads, written = {}, {}
+    for name, pl in validate(prog, isa_params(chip)).tensors.items():
+        inside = (lines >= pl.base // LINE) & (lines < -(-(pl.base + pl.nbytes) // LINE))
+        reads[name], written[name] = int((inside & ~writes).sum()), int((inside & writes).sum())
+    off = l3_bytes == 0
+    assert reads == {"A": 17 * (4 if off else 1), "B": 64 + 2 * (2 if off else 1), "Y": 0}
+    assert written == {"A": 0, "B": 0, "Y": 32}
+    assert lines.size == sum(reads.values()) + sum(written.values())

@@ -234,12 +234,18 @@ class LineMap:
 
 @dataclass
 class _Log:
+    """Every DDR request of a run (``log=True``), batch by batch, each batch in the order the
+    DDR5 model was offered its requests per controller: controller, arrival and offer DRAM
+    cycles, address inside the subchannel, store or load, completion, and the chip's line
+    index (which tensor it belongs to)."""
+
     ctrl: list = field(default_factory=list)
     arrive: list = field(default_factory=list)
     addr: list = field(default_factory=list)
     is_write: list = field(default_factory=list)
     complete: list = field(default_factory=list)
     offered: list = field(default_factory=list)
+    line: list = field(default_factory=list)
 
 
 class MemorySystem:
@@ -677,6 +683,7 @@ class MemorySystem:
         log.addr.append(addr[by_ctrl])
         log.is_write.append(is_w[by_ctrl])
         log.offered.append(offered[by_ctrl])
+        log.line.append(line[by_ctrl])
         return by_ctrl
 
     def _packets(self, dma: np.ndarray, line: np.ndarray, ready: np.ndarray, n: int
