@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 
 from prodigy_sim.dram import simulate_requests
-from prodigy_sim.hardware import resolve_hardware
-from prodigy_sim.isa import validate
+from prodigy_sim.hardware import ChipConfig, resolve_hardware
+from prodigy_sim.isa import Program, validate
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
@@ -44,6 +44,23 @@ def _busy_share(arrive: np.ndarray, done: np.ndarray, thresholds) -> list[float]
     span = np.diff(t, append=t[-1])
     total = t[-1] - t[0]
     return [float(span[level >= k].sum() / total) for k in thresholds]
+
+
+def tensor_rows(program: Program, chip: ChipConfig, lines: np.ndarray, is_write: np.ndarray
+                ) -> list[list[str]]:
+    """Per DDR tensor of ``program`` (in address order): its name, MiB, DDR read MiB, reads
+    per line of it (above 1: read again) and DDR written MiB, from every DDR request's line
+    index and direction (``lines``, ``is_write``: the run's DDR log)."""
+    line = chip.core.on_chip_memory.line_bytes
+    out = []
+    tensors = validate(program, isa_params(chip)).tensors
+    for name, pl in sorted(tensors.items(), key=lambda t: t[1].base):
+        lo, hi = pl.base // line, -(-(pl.base + pl.nbytes) // line)
+        inside = (lines >= lo) & (lines < hi)
+        rd, wr = int((inside & ~is_write).sum()), int((inside & is_write).sum())
+        out.append([name, f"{(hi - lo) * line / 2**20:.1f}", f"{rd * line / 2**20:.1f}",
+                    f"{rd / (hi - lo):.2f}", f"{wr * line / 2**20:.1f}"])
+    return out
 
 
 def main() -> None:
@@ -90,17 +107,10 @@ def main() -> None:
           f"earlier batches' bursts (writes {err['seam_wait_write']:.0f}), then take "
           f"{err['model_latency_read']:.0f} in the DDR5 model (long waits on a mostly idle "
           f"bus are the seam, not the traffic)")
-    # per tensor: its DDR reads and writes against its size (a ratio above 1: read again)
-    lines = np.concatenate(lg.line)
-    tensors = validate(op.kernel.program, isa_params(chip)).tensors
     print("| tensor | MiB | DDR read MiB | read / size | DDR written MiB |")
     print("|---|---:|---:|---:|---:|")
-    for name, pl in sorted(tensors.items(), key=lambda t: t[1].base):
-        lo, hi = pl.base // line, -(-(pl.base + pl.nbytes) // line)
-        inside = (lines >= lo) & (lines < hi)
-        rd, wr = int((inside & ~is_w).sum()), int((inside & is_w).sum())
-        print(f"| {name} | {(hi - lo) * line / 2**20:.1f} | {rd * line / 2**20:.1f} | "
-              f"{rd / (hi - lo):.2f} | {wr * line / 2**20:.1f} |")
+    for cells in tensor_rows(op.kernel.program, chip, np.concatenate(lg.line), is_w):
+        print("| " + " | ".join(cells) + " |")
     thresholds = (1, 64, 512)
     print("| controller | row hits | misses | conflicts | share of the run with >= "
           + " / ".join(str(k) for k in thresholds) + " requests waiting |")

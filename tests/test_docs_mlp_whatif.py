@@ -1,0 +1,74 @@
+"""docs/lowering.md, "Where the 70B prefill's MLP loses its time": cells of its tables
+recomputed by the functions of the commands that wrote them (``benchmarks/op_ddr_profile.py``,
+``benchmarks/op_what_if.py``), so a change to the lowering, the residency plan or the timing
+model that moves them fails here until the section is measured again."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prodigy_sim.hardware import load_preset
+from prodigy_sim.lowering import lower_model, with_mapping
+from prodigy_sim.models import Scenario
+from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING
+from prodigy_sim.timing._simulate import _run
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "lowering.md"
+pytestmark = pytest.mark.slow
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows() -> list[list[str]]:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("### Where the 70B prefill's MLP loses its time")
+    section = text[start:text.index("\n### ", start + 1)]
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ")]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    chip = load_preset("prodigy-t16128")
+    sc = Scenario(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048)
+    ops = {o.name: o for o in lower_model(sc.card(), sc, chip).stages[0].ops}
+    return chip, ops
+
+
+def test_down_proj_reads_its_weights_twice(setup):
+    chip, ops = setup
+    op = ops["down_proj"]
+    _, memory = _run(op.kernel.program, chip, op.kernel.cores, None, DEFAULT_DMA_OUTSTANDING,
+                     log=True, resident=op.residency.resident,
+                     held_bytes=op.residency.held_bytes, max_steps=None)
+    got = _bench("op_ddr_profile").tensor_rows(op.kernel.program, chip,
+                                                np.concatenate(memory.log.line),
+                                                np.concatenate(memory.log.is_write))
+    documented = {r[0]: r for r in _rows() if r[0] in ("X", "W", "Y", "R")}
+    assert {r[0]: r for r in got} == documented
+    assert documented["W"][3] == "2.00"
+
+
+def test_what_if_rows(setup):
+    chip, ops = setup
+    what_if = _bench("op_what_if")
+    op = ops["down_proj"]
+    doc = {(r[0], r[1]): r for r in _rows() if len(r) == 7 and r[0].startswith("grid")}
+    mc = with_mapping(op, what_if.parse_mapping("16x8:2x64,2x64:1024:mn:mc"))
+    assert mc.kernel.mapping == "grid 16x8 multicast, blocks 128x128 (2x64 by 2x64), kt 1024, mn"
+    for var, kept in ((op, frozenset()), (mc, frozenset({"X"}))):
+        cells = what_if.row(op, var, kept, chip)
+        assert cells == doc[(cells[0], cells[1])]
+    # kept on chip, the multicast grid moves exactly its compulsory bytes
+    assert doc[(mc.kernel.mapping, "X")][3] == doc[(mc.kernel.mapping, "X")][4]
