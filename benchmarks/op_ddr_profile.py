@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _op_args import add_op_arguments, lowered_op
 
 from prodigy_sim.dram import simulate_requests
-from prodigy_sim.hardware import ChipConfig, resolve_hardware
+from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Program, validate
-from prodigy_sim.lowering import lower_model
-from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
 from prodigy_sim.timing._costs import DEFAULT_DMA_OUTSTANDING
 from prodigy_sim.timing._memory import check_batching
@@ -65,28 +64,13 @@ def tensor_rows(program: Program, chip: ChipConfig, lines: np.ndarray, is_write:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("model")
-    ap.add_argument("phase", choices=("prefill", "decode"))
-    ap.add_argument("sequence", type=int, help="sequence length (prefill) or context (decode)")
-    ap.add_argument("op", help="op name in the layer, e.g. gate_up, down_proj, qkv_proj")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--hw", default="prodigy-t16128")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a hardware field (repeatable), e.g. memory.channels=32")
+    add_op_arguments(ap)
     ap.add_argument("--dma-outstanding", type=int, default=DEFAULT_DMA_OUTSTANDING,
                     help="DMA transfers in flight per core (default: %(default)s, the timing "
                          "model's)")
     args = ap.parse_args()
-    chip, _ = resolve_hardware(args.hw, args.set)
-    length = ({"sequence_length": args.sequence} if args.phase == "prefill"
-              else {"context_length": args.sequence})
-    sc = Scenario(model=args.model, phase=args.phase, batch=args.batch, **length)
-    lm = lower_model(load_card(sc.model), sc, chip)
-    ops = [o for o in lm.stages[0].ops if o.name == args.op]
-    if not ops:
-        raise SystemExit(f"no op {args.op!r}; ops: {', '.join(o.name for o in lm.stages[0].ops)}")
-    op = ops[0]
-    rep = simulate_op(op, chip, stage=lm.stages[0].name)
+    chip, stage, op = lowered_op(args)
+    rep = simulate_op(op, chip, stage=stage)
     res, memory = _run(op.kernel.program, chip, op.kernel.cores, None, args.dma_outstanding,
                        log=True,
                        resident=op.residency.resident, held_bytes=op.residency.held_bytes,

@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from _op_args import add_op_arguments, lowered_op
+
 from prodigy_sim.errors import ProdigySimError
-from prodigy_sim.hardware import ChipConfig, resolve_hardware
+from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
-from prodigy_sim.lowering import LoweredOp, lower_model, with_mapping
+from prodigy_sim.lowering import LoweredOp, with_mapping
 from prodigy_sim.lowering._linear import LinearMapping
 from prodigy_sim.lowering._residency import Residency
-from prodigy_sim.models import Scenario, load_card
 from prodigy_sim.simulation import simulate_op
 from prodigy_sim.timing import default_l3_bytes
 from prodigy_sim.timing._simulate import isa_params
@@ -73,14 +74,7 @@ def row(op: LoweredOp, var: LoweredOp, kept: frozenset[str], chip: ChipConfig) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("phase", choices=("prefill", "decode"))
-    ap.add_argument("sequence", type=int, help="sequence length (prefill) or context (decode)")
-    ap.add_argument("op", help="op name in the layer, e.g. gate_up, down_proj, qkv_proj")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--hw", default="prodigy-t16128")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a hardware field (repeatable), e.g. memory.channels=32")
+    add_op_arguments(ap)
     ap.add_argument("--mapping", action="append", default=[], metavar="SPEC",
                     help="a mapping to simulate the op with (repeatable; default: the "
                          "lowering's)")
@@ -88,15 +82,7 @@ def main() -> None:
                     help="the op's tensors kept on chip (repeatable, '' for none; default: the "
                          "residency plan's)")
     args = ap.parse_args()
-    chip, _ = resolve_hardware(args.hw, args.set)
-    length = ({"sequence_length": args.sequence} if args.phase == "prefill"
-              else {"context_length": args.sequence})
-    sc = Scenario(model=args.model, phase=args.phase, batch=args.batch, **length)
-    lm = lower_model(load_card(sc.model), sc, chip)
-    ops = [o for o in lm.stages[0].ops if o.name == args.op]
-    if not ops:
-        raise SystemExit(f"no op {args.op!r}; ops: {', '.join(o.name for o in lm.stages[0].ops)}")
-    op = ops[0]
+    chip, _, op = lowered_op(args)
     variants = [op]
     for spec in args.mapping:
         try:

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 def _bench(name: str):
+    if str(ROOT / "benchmarks") not in sys.path:      # (their shared _op_args module)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
