@@ -260,3 +260,76 @@ def test_a_core_behind_the_last_flush_waits_for_the_horizon_only():
     assert late > 0
     assert rep["port_late_share"] == late / sum(c.served for c in cals) < 1
     assert 0 < rep["port_late_cycles_mean"] <= rep["port_late_cycles_max"] <= 50_000 - 100
+
+
+def _two_step(n, lines, packets, start, cores, slat, srclat, nctrl, so, ci, horizon):
+    """What :func:`deliver` fuses, with :meth:`PortCalendar.serve`: the packets through their
+    slices' ports, then every element (the lines first) through its core's port; per DMA the
+    last departure."""
+    l_dma, l_leave, l_src = lines
+    pd, home, cnt, ready = packets
+    e = [(l_dma, np.ones(l_dma.size, np.int64), l_leave, l_src)]
+    if pd.size:
+        last = so.serve(home, np.maximum(start[pd] + 1 + slat[home, cores[pd]], ready), horizon,
+                        cnt)
+        e.append((pd, cnt, last - ((cnt - 1) * so.line) // so.bw, home + nctrl))
+    dma, cnt_all, leave, src = (np.concatenate(x) for x in zip(*e, strict=True))
+    at = ci.serve(cores[dma], leave + srclat[src, cores[dma]], horizon, cnt_all)
+    out = np.zeros(n, np.int64)
+    np.maximum.at(out, dma, at)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30)),
+                                           min_size=1, max_size=4))
+def test_deliver_equals_the_two_ports_served_one_after_the_other(seed, batches):
+    """:func:`deliver` (one Numba pass: the slices' ports, then the cores') gives the same
+    departures, calendars and lateness counts as the two :meth:`PortCalendar.serve` calls,
+    batch after batch (the calendars carry their reservations; some batches start before the
+    horizon)."""
+    from prodigy_sim.timing._ports import deliver
+
+    rng = np.random.default_rng(seed)
+    nctrl, nslices, ncores, line = 3, 5, 4, 64
+    slat = rng.integers(1, 9, (nslices, ncores))
+    srclat = rng.integers(1, 9, (nctrl + nslices, ncores))
+    cals = [[PortCalendar(nslices, 32, line), PortCalendar(ncores, 16, line)] for _ in range(2)]
+    t = 0
+    for nl, npk in batches:
+        n = int(rng.integers(1, 6))
+        start = t + rng.integers(0, 50, n)
+        cores = rng.integers(0, ncores, n)
+        lines = (rng.integers(0, n, nl), start.min() + rng.integers(0, 200, nl),
+                 rng.integers(0, nctrl, nl))
+        packets = (rng.integers(0, n, npk), rng.integers(0, nslices, npk),
+                   rng.integers(1, 9, npk), start.min() + rng.integers(-20, 200, npk))
+        if nl + npk == 0:
+            continue
+        horizon = int(start.min())
+        a = deliver(n, lines, packets, start, cores, slat, srclat, nctrl, *cals[0], horizon)
+        b = _two_step(n, lines, packets, start, cores, slat, srclat, nctrl, *cals[1], horizon)
+        assert a.tolist() == b.tolist()
+        for x, y in zip(*cals, strict=True):
+            assert (x.horizon, x.served, x.late, x.late_cycles, x.late_cycles_max) == \
+                (y.horizon, y.served, y.late, y.late_cycles, y.late_cycles_max)
+            assert [x.busy(p) for p in range(x.lo.size)] == [y.busy(p) for p in range(y.lo.size)]
+        t += int(rng.integers(-30, 120))
+
+
+def test_long_batches_order_by_port_then_ready_even_when_the_key_would_overflow():
+    """:func:`_pair_order` (batches above ``RADIX_SORT_MIN``): numpy's stable (port, ready)
+    order by the radix sort of a combined key, and by the counting sort when that key would
+    reach 2**62 (a span of ready times near 2**61 on four ports)."""
+    from prodigy_sim.timing._ports import _pair_order
+
+    rng = np.random.default_rng(3)
+    n = RADIX_SORT_MIN + 100
+    port = rng.integers(0, 4, n)
+    zeros = np.zeros(4, np.int64)
+    for top in (10**6, 2**61):
+        ready = rng.integers(0, top, n)
+        ready[:50] = ready[50]                   # ties keep their element order
+        order, need = _pair_order(port, ready, 4, zeros, zeros)
+        assert order.tolist() == np.lexsort((ready, port)).tolist()
+        assert need == int(np.bincount(port, minlength=4).max())

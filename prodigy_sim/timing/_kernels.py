@@ -12,15 +12,20 @@ from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
 from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
     PortCalendar,
+    _deliver,
     _first_after,
+    _grow,
     _hit_packets,
     _insertion_sort,
     _nonzero_packets,
     _packets,
+    _pair_order,
     _port_order,
     _radix_argsort,
     _serve,
+    _serve_batch,
     _tally,
+    deliver,
     group_packets,
     hit_packets,
 )
@@ -35,7 +40,8 @@ def kernels_compiled() -> bool:
                                                       _first_after, _port_order, _tally,
                                                       _radix_argsort, _nonzero_packets,
                                                       _hit_packets, _count_lookups,
-                                                      _insertion_sort)
+                                                      _insertion_sort, _serve_batch, _grow,
+                                                      _pair_order, _deliver)
 
 
 def compile_kernels() -> None:
@@ -44,6 +50,9 @@ def compile_kernels() -> None:
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
     PortCalendar(1, 32, 64).serve(one, one, 0)       # (packets and gaps=False: the same kernel)
+    deliver(1, (one, one, one), (one, one, one, one), one, one, np.zeros((1, 1), np.int64),
+            np.zeros((2, 1), np.int64), 1, PortCalendar(1, 32, 64), PortCalendar(1, 32, 64), 0)
+    _pair_order(one, one, 1, one, one)
     _radix_argsort(one)
     group_packets(one, one, one, 4, 1)
     hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)

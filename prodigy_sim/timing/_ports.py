@@ -23,7 +23,7 @@ from numba import njit
 
 from prodigy_sim.timing._ddr import _sort_runs, counting_order
 
-__all__ = ["PortCalendar", "group_packets", "hit_packets"]
+__all__ = ["PortCalendar", "deliver", "group_packets", "hit_packets"]
 
 
 INSERTION_SORT_MAX = 32
@@ -212,24 +212,6 @@ class PortCalendar:
         return [(s, e) for s, e in zip(self.S[port, lo:hi].tolist(),
                                        self.E[port, lo:hi].tolist(), strict=True) if e > top]
 
-    def _room(self, need: int) -> None:
-        """Make every row hold ``need`` intervals (its live ones plus one per new element of
-        the batch; doubling the rows' length, each row's live intervals moved to its start)."""
-        cap = self.S.shape[1]
-        if need <= cap:
-            return
-        while cap < need:
-            cap *= 2
-        S = np.zeros((self.lo.size, cap), np.int64)
-        E = np.zeros((self.lo.size, cap), np.int64)
-        for p in np.flatnonzero(self.hi > self.lo).tolist():
-            lo, hi = int(self.lo[p]), int(self.hi[p])
-            S[p, :hi - lo] = self.S[p, lo:hi]
-            E[p, :hi - lo] = self.E[p, lo:hi]
-        self.hi -= self.lo
-        self.lo[:] = 0
-        self.S, self.E = S, E
-
     def serve(self, port: np.ndarray, ready: np.ndarray, horizon: int,
               count: np.ndarray | None = None) -> np.ndarray:
         """Cycle (int64, shape (n,)) the last byte of each element - a line, or a packet of
@@ -239,29 +221,32 @@ class PortCalendar:
         (:func:`_serve`). ``horizon`` (cycles): the batch's first start; the calendar's
         horizon becomes the largest so far, reservations that end before it are dropped, and
         an element ready before it starts at it."""
-        self.horizon = max(self.horizon, horizon)
+        h = self.advance(horizon)
         n = port.size
-        out = np.empty(n, np.int64)
         if not n:
-            return out
-        port = port.astype(np.int64, copy=False)
-        ready = ready.astype(np.int64, copy=False)
+            return np.empty(0, np.int64)
         nbytes = (np.full(n, self.line, np.int64) if count is None
                   else count.astype(np.int64, copy=False) * self.line)
-        if n > RADIX_SORT_MIN:
-            order = _argsort_pairs(port, ready)
-            need = int((np.bincount(port, minlength=self.lo.size) + (self.hi - self.lo)).max())
-        else:
-            order, need = _port_order(port, ready, self.lo.size, self.lo, self.hi)
-        self._room(int(need))
-        late, lag, lag_max = _serve(order, port, ready, nbytes, np.int64(self.bw),
-                                    np.int64(self.line), self.S, self.E, self.lo, self.hi,
-                                    np.int64(self.horizon) * self.bw, out, not self.gaps)
+        out, self.S, self.E, late, lag, lag_max = _serve_batch(
+            port.astype(np.int64, copy=False), ready.astype(np.int64, copy=False), nbytes,
+            self.S, self.E, self.lo, self.hi, np.int64(self.bw), np.int64(self.line), h,
+            not self.gaps)
+        self.account(n, late, lag, lag_max)
+        return out
+
+    def advance(self, horizon: int) -> np.int64:
+        """Raise the calendar's horizon to ``horizon`` (cycles) if it is later; the horizon in
+        byte units (what :func:`_serve_batch` takes)."""
+        self.horizon = max(self.horizon, horizon)
+        return np.int64(self.horizon) * self.bw
+
+    def account(self, n: int, late: int, lag: int, lag_max: int) -> None:
+        """Count a batch of ``n`` elements served by :func:`_serve_batch` (its ``late``
+        elements, their summed and largest delay in byte units)."""
         self.served += n
         self.late += int(late)
         self.late_cycles += int(lag) / self.bw
         self.late_cycles_max = max(self.late_cycles_max, int(lag_max) / self.bw)
-        return out
 
 
 RADIX_SORT_MIN = 4096
@@ -269,17 +254,151 @@ RADIX_SORT_MIN = 4096
 (faster on long unsorted runs; the same order as :func:`_port_order`)."""
 
 
-def _argsort_pairs(port: np.ndarray, ready: np.ndarray) -> np.ndarray:
-    """Stable order by (port, ready) (int64, shape (n,), n >= 1): one stable radix argsort of
-    a combined integer key, a lexsort if the key could overflow."""
-    lo = int(ready.min())
-    span = int(ready.max()) - lo + 1
-    if span * (int(port.max()) + 1) >= 1 << 62:
-        return np.lexsort((ready, port))
-    return _radix_argsort(port * span + (ready - lo))
+@njit(cache=True)
+def _pair_order(port, ready, nports, lo, hi):
+    """Stable order by (port, ready) of a long batch (shape (n,), n >= 1): one stable radix
+    argsort of the combined key ``port * span + ready - min``, or :func:`_port_order` (the same
+    permutation) if that key could reach 2**62; and the longest row a port needs (as
+    :func:`_port_order`)."""
+    r0 = ready.min()
+    span = ready.max() - r0 + 1
+    ports = port.max() + 1
+    limit = np.int64(1) << 62
+    if span >= limit // ports + (1 if limit % ports else 0):
+        return _port_order(port, ready, nports, lo, hi)
+    counts = np.zeros(nports, np.int64)
+    for i in range(port.shape[0]):
+        counts[port[i]] += 1
+    need = 0
+    for p in range(nports):
+        if counts[p] + hi[p] - lo[p] > need:
+            need = counts[p] + hi[p] - lo[p]
+    return _radix_argsort(port * span + (ready - r0)), need
+
+
+@njit(cache=True)
+def _grow(S, E, lo, hi, need):
+    """The rows ``S``, ``E`` with room for ``need`` intervals each: the same arrays if they
+    have it, else new ones of doubled length (as often as needed) with each row's live
+    intervals moved to its start (``lo``, ``hi`` updated in place)."""
+    cap = S.shape[1]
+    if need <= cap:
+        return S, E
+    while cap < need:
+        cap *= 2
+    S2 = np.zeros((S.shape[0], cap), np.int64)
+    E2 = np.zeros((S.shape[0], cap), np.int64)
+    for p in range(S.shape[0]):
+        m = hi[p] - lo[p]
+        for x in range(m):
+            S2[p, x] = S[p, lo[p] + x]
+            E2[p, x] = E[p, lo[p] + x]
+        lo[p] = 0
+        hi[p] = m
+    return S2, E2
+
+
+@njit(cache=True)
+def _serve_batch(port, ready, nbytes, S, E, lo, hi, bw, line, horizon, cursor):
+    """One batch of :meth:`PortCalendar.serve` (``n >= 1`` elements; ``horizon`` in byte
+    units): the elements in (port, ready) order (:func:`_port_order`, above
+    :data:`RADIX_SORT_MIN` elements :func:`_pair_order`), the rows grown if they lack room
+    (:func:`_grow`), then :func:`_serve`. Returns the departures (cycles), the rows (new
+    arrays if grown) and :func:`_serve`'s lateness counts."""
+    n = port.shape[0]
+    if n > RADIX_SORT_MIN:
+        order, need = _pair_order(port, ready, lo.shape[0], lo, hi)
+    else:
+        order, need = _port_order(port, ready, lo.shape[0], lo, hi)
+    S, E = _grow(S, E, lo, hi, need)
+    out = np.empty(n, np.int64)
+    late, lag, lag_max = _serve(order, port, ready, nbytes, bw, line, S, E, lo, hi, horizon,
+                                out, cursor)
+    return out, S, E, late, lag, lag_max
 
 
 _RADIX_BITS = 11
+
+
+@njit(cache=True)
+def _deliver(n, l_dma, l_leave, l_src, pd, home, cnt, ready, start, cores, slice_core_lat,
+             src_core_lat, nctrl, line, so_S, so_E, so_lo, so_hi, so_bw, so_h, so_cursor,
+             ci_S, ci_E, ci_lo, ci_hi, ci_bw, ci_h, ci_cursor):
+    """A batch's reads delivered to their cores (each DMA its own core's; ``n`` DMAs, started
+    at ``start`` on ``cores``): the DDR lines (DMA ``l_dma``, leaving controller port
+    ``l_src`` at ``l_leave``) and the on-chip packets (DMA ``pd`` of ``cnt`` lines from L2
+    slice ``home``, in the slice at ``ready``), the packets first through their slices' ports
+    into the mesh (calendar ``so_*``, ready once the request reached the slice and the data is
+    there), then every element through its core's port out of the mesh (calendar ``ci_*``) in
+    that order: the lines, then the packets. ``*_h``: the calendars' horizons in byte units.
+    Returns the cycle each DMA's last element has crossed its core's port (0 for none), both
+    calendars' rows and their :func:`_serve` lateness counts."""
+    a = l_dma.shape[0]
+    m = pd.shape[0]
+    k = a + m
+    dma = np.empty(k, np.int64)
+    dest = np.empty(k, np.int64)
+    arrive = np.empty(k, np.int64)
+    nb = np.empty(k, np.int64)
+    for i in range(a):
+        c = cores[l_dma[i]]
+        dma[i] = l_dma[i]
+        dest[i] = c
+        arrive[i] = l_leave[i] + src_core_lat[l_src[i], c]
+        nb[i] = line
+    so = (np.int64(0), np.int64(0), np.int64(0))
+    if m:
+        rs = np.empty(m, np.int64)
+        snb = np.empty(m, np.int64)
+        for j in range(m):
+            r = start[pd[j]] + 1 + slice_core_lat[home[j], cores[pd[j]]]
+            rs[j] = r if r > ready[j] else ready[j]
+            snb[j] = cnt[j] * line
+        last, so_S, so_E, l1, g1, x1 = _serve_batch(home, rs, snb, so_S, so_E, so_lo, so_hi,
+                                                    so_bw, line, so_h, so_cursor)
+        so = (np.int64(l1), np.int64(g1), np.int64(x1))
+        for j in range(m):
+            c = cores[pd[j]]
+            dma[a + j] = pd[j]
+            dest[a + j] = c
+            arrive[a + j] = (last[j] - ((cnt[j] - 1) * line) // so_bw
+                             + src_core_lat[home[j] + nctrl, c])
+            nb[a + j] = snb[j]
+    at, ci_S, ci_E, l2, g2, x2 = _serve_batch(dest, arrive, nb, ci_S, ci_E, ci_lo, ci_hi,
+                                              ci_bw, line, ci_h, ci_cursor)
+    recv = np.zeros(n, np.int64)
+    for i in range(k):
+        if at[i] > recv[dma[i]]:
+            recv[dma[i]] = at[i]
+    return (recv, so_S, so_E, so[0], so[1], so[2], ci_S, ci_E, np.int64(l2), np.int64(g2),
+            np.int64(x2))
+
+
+def deliver(n: int, lines: tuple[np.ndarray, np.ndarray, np.ndarray],
+            packets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], start: np.ndarray,
+            cores: np.ndarray, slice_core_lat: np.ndarray, src_core_lat: np.ndarray, nctrl: int,
+            slice_out: PortCalendar, core_in: PortCalendar, horizon: int) -> np.ndarray:
+    """:func:`_deliver` on the calendars ``slice_out`` and ``core_in`` (their horizons raised
+    to ``horizon``, cycles; the slices' only if there are packets): ``lines`` = (DMA, cycle it
+    leaves its controller's port, controller) per DDR line, ``packets`` = (DMA, home slice,
+    lines, cycle the last is in the slice) per packet, at least one element in all (int64).
+    The same departures, calendars and counts as serving the packets on ``slice_out`` and then
+    every element on ``core_in`` with :meth:`PortCalendar.serve`. Returns per DMA the cycle
+    its last element has crossed its core's port (int64, shape (n,))."""
+    pd = packets[0]
+    so_h = slice_out.advance(horizon) if pd.size else np.int64(0)
+    ci_h = core_in.advance(horizon)
+    line = slice_out.line
+    (recv, slice_out.S, slice_out.E, l1, g1, x1, core_in.S, core_in.E, l2, g2,
+     x2) = _deliver(np.int64(n), *lines, *packets, start, cores, slice_core_lat, src_core_lat,
+                    np.int64(nctrl), np.int64(line), slice_out.S, slice_out.E, slice_out.lo,
+                    slice_out.hi, np.int64(slice_out.bw), so_h, not slice_out.gaps, core_in.S,
+                    core_in.E, core_in.lo, core_in.hi, np.int64(core_in.bw), ci_h,
+                    not core_in.gaps)
+    if pd.size:
+        slice_out.account(pd.size, l1, g1, x1)
+    core_in.account(lines[0].size + pd.size, l2, g2, x2)
+    return recv
 
 
 @njit(cache=True)
