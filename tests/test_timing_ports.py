@@ -56,9 +56,10 @@ def test_sort_paths_agree():
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60)), max_size=150),
        st.lists(st.integers(0, 40), min_size=4, max_size=4))
 def test_port_order_is_a_stable_argsort_and_counts_the_rows(elements, live):
-    """Both in-port sorts (insertion up to ``INSERTION_SORT_MAX`` elements, runs above) give
-    numpy's stable order of (port, ready); the row a port needs is its live intervals plus its
-    new elements."""
+    """Both orders (a port's elements by insertion up to ``INSERTION_SORT_MAX``, the whole
+    batch by a radix sort of (port, ready) when a longer group is out of order) give numpy's
+    stable order of (port, ready); the row a port needs is its live intervals plus its new
+    elements."""
     from prodigy_sim.timing._ports import INSERTION_SORT_MAX, _port_order
 
     port = np.array([e[0] for e in elements], np.int64)
@@ -319,17 +320,17 @@ def test_deliver_equals_the_two_ports_served_one_after_the_other(seed, batches):
 
 def test_long_batches_order_by_port_then_ready_even_when_the_key_would_overflow():
     """:func:`_pair_order` (batches above ``RADIX_SORT_MIN``): numpy's stable (port, ready)
-    order by the radix sort of a combined key, and by the counting sort when that key would
-    reach 2**62 (a span of ready times near 2**61 on four ports)."""
-    from prodigy_sim.timing._ports import _pair_order
+    order by the radix sort of a combined key, and by the counting sort and sorted runs when
+    that key would reach 2**62 (a span of ready times near 2**61 on four ports)."""
+    from prodigy_sim.timing._ports import _pair_order, _port_order
 
     rng = np.random.default_rng(3)
-    n = RADIX_SORT_MIN + 100
-    port = rng.integers(0, 4, n)
     zeros = np.zeros(4, np.int64)
-    for top in (10**6, 2**61):
-        ready = rng.integers(0, top, n)
-        ready[:50] = ready[50]                   # ties keep their element order
-        order, need = _pair_order(port, ready, 4, zeros, zeros)
-        assert order.tolist() == np.lexsort((ready, port)).tolist()
-        assert need == int(np.bincount(port, minlength=4).max())
+    for n, order_of in ((RADIX_SORT_MIN + 100, _pair_order), (200, _port_order)):
+        port = rng.integers(0, 4, n)
+        for top in (10**6, 2**61):
+            ready = rng.integers(0, top, n)
+            ready[:50] = ready[50]               # ties keep their element order
+            order, need = order_of(port, ready, 4, zeros, zeros)
+            assert order.tolist() == np.lexsort((ready, port)).tolist()
+            assert need == int(np.bincount(port, minlength=4).max())

@@ -22,6 +22,7 @@ from prodigy_sim.timing._ports import (
     _pair_order,
     _port_order,
     _radix_argsort,
+    _radix_pairs,
     _serve,
     _serve_batch,
     _tally,
@@ -41,7 +42,7 @@ def kernels_compiled() -> bool:
                                                       _radix_argsort, _nonzero_packets,
                                                       _hit_packets, _count_lookups,
                                                       _insertion_sort, _serve_batch, _grow,
-                                                      _pair_order, _deliver)
+                                                      _pair_order, _deliver, _radix_pairs)
 
 
 def compile_kernels() -> None:

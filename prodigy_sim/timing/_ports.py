@@ -29,7 +29,8 @@ __all__ = ["PortCalendar", "deliver", "group_packets", "hit_packets"]
 INSERTION_SORT_MAX = 32
 """Longest group of one port's elements :func:`_port_order` puts in ready order by an insertion
 sort (a port's elements in a batch are few: about four per port of 128 in a prefill's
-flush); longer unsorted groups by :func:`_sort_runs`. Both are stable: the same order."""
+flush); a batch with a longer unsorted group (the lines and packets of a few DMAs at their
+cores' ports) is ordered by :func:`_radix_pairs` instead. Both are stable: the same order."""
 
 
 @njit(cache=True)
@@ -48,24 +49,36 @@ def _insertion_sort(order, lo, hi, key):
 @njit(cache=True)
 def _port_order(port, ready, nports, lo, hi):
     """Stable order of the elements by (port, ready): a counting sort by port (stable), then
-    each port's elements in stable ready order (:func:`_insertion_sort` or :func:`_sort_runs`
-    where they are not already in order: they usually are). The same permutation as a stable
-    argsort of the pair. Also returns the longest row a port needs: its live intervals
-    (``hi - lo``) plus one per new element."""
+    each port's elements in stable ready order (:func:`_insertion_sort` where they are not
+    already in order: they usually are); if a longer group is out of order, the whole batch
+    by :func:`_radix_pairs` (or, should its key overflow, such groups by :func:`_sort_runs`).
+    The same permutation as a stable argsort of the pair. Also returns the longest row a port
+    needs: its live intervals (``hi - lo``) plus one per new element."""
     order, group = counting_order(port, nports)
     need = 0
     for p in range(nports):
+        if group[p + 1] - group[p] + hi[p] - lo[p] > need:
+            need = group[p + 1] - group[p] + hi[p] - lo[p]
+    long_unsorted = False
+    for p in range(nports):
         a = group[p]
         b = group[p + 1]
-        if b - a + hi[p] - lo[p] > need:
-            need = b - a + hi[p] - lo[p]
         for j in range(a + 1, b):
             if ready[order[j]] < ready[order[j - 1]]:
                 if b - a <= INSERTION_SORT_MAX:
                     _insertion_sort(order, a, b, ready)
                 else:
-                    _sort_runs(order, a, b, ready)
+                    long_unsorted = True
                 break
+    if long_unsorted:
+        by_key = _radix_pairs(port, ready)
+        if by_key.shape[0]:
+            return by_key, need
+        for p in range(nports):
+            a = group[p]
+            b = group[p + 1]
+            if b - a > INSERTION_SORT_MAX:
+                _sort_runs(order, a, b, ready)
     return order, need
 
 
@@ -255,16 +268,24 @@ RADIX_SORT_MIN = 4096
 
 
 @njit(cache=True)
-def _pair_order(port, ready, nports, lo, hi):
-    """Stable order by (port, ready) of a long batch (shape (n,), n >= 1): one stable radix
-    argsort of the combined key ``port * span + ready - min``, or :func:`_port_order` (the same
-    permutation) if that key could reach 2**62; and the longest row a port needs (as
-    :func:`_port_order`)."""
+def _radix_pairs(port, ready):
+    """Stable order by (port, ready) (shape (n,), n >= 1) by one stable radix argsort of the
+    combined key ``port * span + ready - min``; an empty array if that key could reach 2**62."""
     r0 = ready.min()
     span = ready.max() - r0 + 1
     ports = port.max() + 1
     limit = np.int64(1) << 62
     if span >= limit // ports + (1 if limit % ports else 0):
+        return np.empty(0, np.int64)
+    return _radix_argsort(port * span + (ready - r0))
+
+
+@njit(cache=True)
+def _pair_order(port, ready, nports, lo, hi):
+    """:func:`_port_order` of a long batch: :func:`_radix_pairs` directly (or
+    :func:`_port_order` should its key overflow), and the longest row a port needs."""
+    order = _radix_pairs(port, ready)
+    if not order.shape[0]:
         return _port_order(port, ready, nports, lo, hi)
     counts = np.zeros(nports, np.int64)
     for i in range(port.shape[0]):
@@ -273,7 +294,7 @@ def _pair_order(port, ready, nports, lo, hi):
     for p in range(nports):
         if counts[p] + hi[p] - lo[p] > need:
             need = counts[p] + hi[p] - lo[p]
-    return _radix_argsort(port * span + (ready - r0)), need
+    return order, need
 
 
 @njit(cache=True)
