@@ -1,10 +1,14 @@
-"""Shared test configuration: Hypothesis profiles, and the check of a CLI error (``cli_error``).
+"""Shared test configuration: Hypothesis profiles, the check of a CLI error (``cli_error``) and
+the loader of a benchmark script's module (``bench``).
 
 ``ci`` (the default) is derandomized so a run is reproducible; ``dev`` explores more examples.
 Select with ``HYPOTHESIS_PROFILE=dev``.
 """
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -35,3 +39,23 @@ def cli_error(capsys):
         return err
 
     return check
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """``bench(name)``: the module of ``benchmarks/NAME.py`` (run from the test, so the doc
+    tests recompute cells with the functions of the commands that wrote them); the folder is
+    put on ``sys.path`` for the modules the scripts share."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod             # (its dataclasses look their module up)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -3,8 +3,6 @@ the functions of the commands that wrote them (``benchmarks/mapper_ranking.py``,
 ``benchmarks/ddr_mix.py``), so a change to the mapper, the timing model or the DDR5 model that
 moves them fails here until the section is measured again."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,15 +11,6 @@ from prodigy_sim.hardware import load_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "lowering.md"
-
-
-def _bench(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod             # (its dataclasses look their module up)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _section() -> str:
@@ -38,8 +27,8 @@ def _row(first: str) -> list[str]:
     raise AssertionError(f"no row {first!r} in {DOC}")
 
 
-def test_bert_qkv_proj_ranking_row_is_what_the_command_measures():
-    mr = _bench("mapper_ranking")
+def test_bert_qkv_proj_ranking_row_is_what_the_command_measures(bench):
+    mr = bench("mapper_ranking")
     chip = load_preset(mr.HW)
     (stage, op), = [(s, o) for s, o in mr.linear_ops("bert", chip) if o.name == "qkv_proj"]
     ranked, ties, _ = mr.rank(op, stage, chip, top=12)
@@ -57,8 +46,8 @@ def test_bert_qkv_proj_ranking_row_is_what_the_command_measures():
 
 @pytest.mark.parametrize("share, interleave", [(0.0, "reads only"),
                                                (0.55, "runs of 64 lines")])
-def test_ddr_mix_rows_are_what_the_command_measures(share, interleave):
-    dm = _bench("ddr_mix")
+def test_ddr_mix_rows_are_what_the_command_measures(share, interleave, bench):
+    dm = bench("ddr_mix")
     cfg = load_preset("prodigy-t16128").memory.dram.model_copy(update={"channels": 1})
     peak = cfg.timing.rate_mts * 1e6 * cfg.org.channel_width_bits / 8
     (is_w,) = [w for label, s, w in dm.mixes(200_000) if label == interleave and s == share]

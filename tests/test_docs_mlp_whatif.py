@@ -3,8 +3,6 @@ recomputed by the functions of the commands that wrote them (``benchmarks/op_ddr
 ``benchmarks/op_what_if.py``), so a change to the lowering, the residency plan or the timing
 model that moves them fails here until the section is measured again."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +17,6 @@ from prodigy_sim.timing._simulate import _run
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "lowering.md"
 pytestmark = pytest.mark.slow
-
-
-def _bench(name: str):
-    if str(ROOT / "benchmarks") not in sys.path:      # (their shared _op_args module)
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rows() -> list[list[str]]:
@@ -48,13 +35,13 @@ def setup():
     return chip, ops
 
 
-def test_down_proj_reads_its_weights_twice(setup):
+def test_down_proj_reads_its_weights_twice(setup, bench):
     chip, ops = setup
     op = ops["down_proj"]
     _, memory = _run(op.kernel.program, chip, op.kernel.cores, None, DEFAULT_DMA_OUTSTANDING,
                      log=True, resident=op.residency.resident,
                      held_bytes=op.residency.held_bytes, max_steps=None)
-    got = _bench("op_ddr_profile").tensor_rows(op.kernel.program, chip,
+    got = bench("op_ddr_profile").tensor_rows(op.kernel.program, chip,
                                                 np.concatenate(memory.log.line),
                                                 np.concatenate(memory.log.is_write))
     documented = {r[0]: r for r in _rows() if r[0] in ("X", "W", "Y", "R")}
@@ -62,9 +49,9 @@ def test_down_proj_reads_its_weights_twice(setup):
     assert documented["W"][3] == "2.00"
 
 
-def test_what_if_rows(setup):
+def test_what_if_rows(setup, bench):
     chip, ops = setup
-    what_if = _bench("op_what_if")
+    what_if = bench("op_what_if")
     op = ops["down_proj"]
     doc = {(r[0], r[1]): r for r in _rows() if len(r) == 7 and r[0].startswith("grid")}
     mc = with_mapping(op, what_if.parse_mapping("16x8:2x64,2x64:1024:mn:mc"))

@@ -263,10 +263,11 @@ def test_a_core_behind_the_last_flush_waits_for_the_horizon_only():
     assert 0 < rep["port_late_cycles_mean"] <= rep["port_late_cycles_max"] <= 50_000 - 100
 
 
-def _two_step(n, lines, packets, start, cores, slat, srclat, nctrl, so, ci, horizon):
-    """What :func:`deliver` fuses, with :meth:`PortCalendar.serve`: the packets through their
-    slices' ports, then every element (the lines first) through its core's port; per DMA the
-    last departure."""
+def _two_step(lines, packets, start, cores, recv, slat, srclat, nctrl, so, ci, horizon):
+    """What :func:`deliver` fuses, with :meth:`PortCalendar.serve` (the numpy flush it
+    replaced): the packets through their slices' ports, then every element (the lines first),
+    once per receiver of its DMA (``recv``: first, count per DMA, receiving cores), through the
+    receiver's port; per receiver the last departure."""
     l_dma, l_leave, l_src = lines
     pd, home, cnt, ready = packets
     e = [(l_dma, np.ones(l_dma.size, np.int64), l_leave, l_src)]
@@ -275,20 +276,26 @@ def _two_step(n, lines, packets, start, cores, slat, srclat, nctrl, so, ci, hori
                         cnt)
         e.append((pd, cnt, last - ((cnt - 1) * so.line) // so.bw, home + nctrl))
     dma, cnt_all, leave, src = (np.concatenate(x) for x in zip(*e, strict=True))
-    at = ci.serve(cores[dma], leave + srclat[src, cores[dma]], horizon, cnt_all)
-    out = np.zeros(n, np.int64)
-    np.maximum.at(out, dma, at)
+    first, count, core = recv
+    k = count[dma]
+    rows = np.repeat(np.arange(dma.size), k)
+    rid = first[dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k, k))
+    dest = core[rid]
+    at = ci.serve(dest, leave[rows] + srclat[src[rows], dest], horizon, cnt_all[rows])
+    out = np.zeros(core.size, np.int64)
+    np.maximum.at(out, rid, at)
     return out
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30)),
+@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30),
+                                                     st.booleans()),
                                            min_size=1, max_size=4))
 def test_deliver_equals_the_two_ports_served_one_after_the_other(seed, batches):
     """:func:`deliver` (one Numba pass: the slices' ports, then the cores') gives the same
     departures, calendars and lateness counts as the two :meth:`PortCalendar.serve` calls,
     batch after batch (the calendars carry their reservations; some batches start before the
-    horizon)."""
+    horizon), with every DMA received by its own core or by groups of cores (multicast)."""
     from prodigy_sim.timing._ports import deliver
 
     rng = np.random.default_rng(seed)
@@ -297,7 +304,7 @@ def test_deliver_equals_the_two_ports_served_one_after_the_other(seed, batches):
     srclat = rng.integers(1, 9, (nctrl + nslices, ncores))
     cals = [[PortCalendar(nslices, 32, line), PortCalendar(ncores, 16, line)] for _ in range(2)]
     t = 0
-    for nl, npk in batches:
+    for nl, npk, multicast in batches:
         n = int(rng.integers(1, 6))
         start = t + rng.integers(0, 50, n)
         cores = rng.integers(0, ncores, n)
@@ -307,9 +314,17 @@ def test_deliver_equals_the_two_ports_served_one_after_the_other(seed, batches):
                    rng.integers(1, 9, npk), start.min() + rng.integers(-20, 200, npk))
         if nl + npk == 0:
             continue
+        own = (np.arange(n), np.ones(n, np.int64), cores)
+        if multicast:                            # each DMA to 1-3 cores, its own first
+            count = rng.integers(1, 4, n)
+            core = np.concatenate([np.r_[c, rng.integers(0, ncores, k - 1)]
+                                   for c, k in zip(cores, count, strict=True)])
+            recv = (np.cumsum(count) - count, count, core)
         horizon = int(start.min())
-        a = deliver(n, lines, packets, start, cores, slat, srclat, nctrl, *cals[0], horizon)
-        b = _two_step(n, lines, packets, start, cores, slat, srclat, nctrl, *cals[1], horizon)
+        a = deliver(lines, packets, start, cores, recv if multicast else None, slat, srclat,
+                    nctrl, *cals[0], horizon)
+        b = _two_step(lines, packets, start, cores, recv if multicast else own, slat, srclat,
+                      nctrl, *cals[1], horizon)
         assert a.tolist() == b.tolist()
         for x, y in zip(*cals, strict=True):
             assert (x.horizon, x.served, x.late, x.late_cycles, x.late_cycles_max) == \

@@ -152,7 +152,7 @@ def packed_weight_tile(mp: LinearMapping, k: int) -> tuple[int, int] | None:
     """The tile ``(nt, kt)`` the weights of ``mp`` over a reduction of ``k`` are pre-packed in
     (one K step's weight DMA = one contiguous DDR run), or ``None`` (row-major) when K has a
     tail step (module docstring, *Pre-packed weights*)."""
-    nk, tail = _k_steps(k, mp.kt)
+    _, tail = _k_steps(k, mp.kt)
     return None if tail else (mp.nt, min(mp.kt, k))
 
 

@@ -23,6 +23,7 @@ from prodigy_sim.timing._ports import (
     _port_order,
     _radix_argsort,
     _radix_pairs,
+    _row_need,
     _serve,
     _serve_batch,
     _tally,
@@ -42,7 +43,8 @@ def kernels_compiled() -> bool:
                                                       _radix_argsort, _nonzero_packets,
                                                       _hit_packets, _count_lookups,
                                                       _insertion_sort, _serve_batch, _grow,
-                                                      _pair_order, _deliver, _radix_pairs)
+                                                      _pair_order, _deliver, _radix_pairs,
+                                                      _row_need)
 
 
 def compile_kernels() -> None:
@@ -51,7 +53,7 @@ def compile_kernels() -> None:
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
     PortCalendar(1, 32, 64).serve(one, one, 0)       # (packets and gaps=False: the same kernel)
-    deliver(1, (one, one, one), (one, one, one, one), one, one, np.zeros((1, 1), np.int64),
+    deliver((one, one, one), (one, one, one, one), one, one, None, np.zeros((1, 1), np.int64),
             np.zeros((2, 1), np.int64), 1, PortCalendar(1, 32, 64), PortCalendar(1, 32, 64), 0)
     _pair_order(one, one, 1, one, one)
     _radix_argsort(one)

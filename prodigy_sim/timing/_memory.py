@@ -591,16 +591,17 @@ class MemorySystem:
         receivers = [h.members or [h] for h in batch]
         recv_done: list[int] | None = None
         if at_port is not None or packets is not None:
+            # every receiving core takes every element of its transfer (a multicast fans out)
+            recv = None
             if any(h.members for h in batch):
-                recv_done = self._deliver_multicast(receivers, rd_line_dma, at_port, rd_ctrl,
-                                                    packets, start, cores, horizon)
-            else:                               # one receiver per transfer: its own core
-                none = np.zeros(0, np.int64)
-                recv_done = deliver(
-                    n, (rd_line_dma, at_port, rd_ctrl) if at_port is not None else (none,) * 3,
-                    packets or (none,) * 4, start, cores, self.slice_core_lat,
-                    self.src_core_lat, self.nctrl, self.slice_out, self.core_in,
-                    horizon).tolist()
+                count = np.fromiter((len(r) for r in receivers), np.int64, n)
+                recv = (np.cumsum(count) - count, count,
+                        np.fromiter((m.core for r in receivers for m in r), np.int64))
+            none = np.zeros(0, np.int64)
+            recv_done = deliver(
+                (rd_line_dma, at_port, rd_ctrl) if at_port is not None else (none,) * 3,
+                packets or (none,) * 4, start, cores, recv, self.slice_core_lat,
+                self.src_core_lat, self.nctrl, self.slice_out, self.core_in, horizon).tolist()
         pos = 0
         for h, d, r in zip(batch, done.tolist(), receivers, strict=True):
             if recv_done is not None and not h.is_write:
@@ -617,49 +618,6 @@ class MemorySystem:
             for r in receivers:                   # each member's part)
                 for m in r:
                     self.recorder.dma(m)
-
-    def _deliver_multicast(self, receivers: list[list[DmaHandle]], l_dma: np.ndarray,
-                           at_port: np.ndarray | None, l_ctrl: np.ndarray, packets: tuple | None,
-                           start: np.ndarray, cores: np.ndarray, horizon: int) -> list[int]:
-        """:func:`~prodigy_sim.timing._ports.deliver` for a batch with multicast transfers:
-        every receiving core (``receivers[i]``: DMA ``i``'s) takes every element of its
-        transfer (a multicast fans out). Per receiver, in order, the cycle its last element
-        has crossed its core's port."""
-        # per element: dma, lines, cycle its first line leaves its source port, source port
-        # (row of src_core_lat)
-        rd_dma, rd_cnt, rd_leave, rd_src = [], [], [], []
-        if at_port is not None:
-            rd_dma.append(l_dma)
-            rd_cnt.append(np.ones(l_dma.size, np.int64))
-            rd_leave.append(at_port)
-            rd_src.append(l_ctrl)
-        if packets is not None:
-            pd, home, cnt, ready = packets
-            lat = self.slice_core_lat[home, cores[pd]]
-            last = self.slice_out.serve(home, np.maximum(start[pd] + 1 + lat, ready), horizon,
-                                        cnt)
-            rd_dma.append(pd)
-            rd_cnt.append(cnt)
-            rd_leave.append(last - ((cnt - 1) * self.line) // self.slice_out.bw)
-            rd_src.append(home + self.nctrl)
-        e_dma = np.concatenate(rd_dma)
-        e_cnt = np.concatenate(rd_cnt)
-        e_leave = np.concatenate(rd_leave)
-        e_src = np.concatenate(rd_src)
-        n = len(receivers)
-        nrecv = np.fromiter((len(r) for r in receivers), np.int64, n)
-        first_recv = np.cumsum(nrecv) - nrecv
-        recv_core = np.fromiter((m.core for r in receivers for m in r), np.int64)
-        k = nrecv[e_dma]
-        rows = np.repeat(np.arange(e_dma.size), k)
-        rid = first_recv[e_dma][rows] + (np.arange(rows.size) - np.repeat(np.cumsum(k) - k, k))
-        dest = recv_core[rid]
-        e_leave, e_src, e_cnt = e_leave[rows], e_src[rows], e_cnt[rows]
-        arrive_at = e_leave + self.src_core_lat[e_src, dest]
-        at_core = self.core_in.serve(dest, arrive_at, horizon, e_cnt)
-        recv_last = np.zeros(recv_core.size, np.int64)
-        np.maximum.at(recv_last, rid, at_core)
-        return recv_last.tolist()
 
     def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
         """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the

@@ -47,6 +47,17 @@ def _insertion_sort(order, lo, hi, key):
 
 
 @njit(cache=True)
+def _row_need(group, lo, hi):
+    """The longest row a port needs for a batch: its live intervals (``hi - lo``) plus one per
+    new element (port ``p``'s are ``group[p]:group[p + 1]`` of the batch in port order)."""
+    need = 0
+    for p in range(lo.shape[0]):
+        if group[p + 1] - group[p] + hi[p] - lo[p] > need:
+            need = group[p + 1] - group[p] + hi[p] - lo[p]
+    return need
+
+
+@njit(cache=True)
 def _port_order(port, ready, nports, lo, hi):
     """Stable order of the elements by (port, ready): a counting sort by port (stable), then
     each port's elements in stable ready order (:func:`_insertion_sort` where they are not
@@ -55,10 +66,7 @@ def _port_order(port, ready, nports, lo, hi):
     The same permutation as a stable argsort of the pair. Also returns the longest row a port
     needs: its live intervals (``hi - lo``) plus one per new element."""
     order, group = counting_order(port, nports)
-    need = 0
-    for p in range(nports):
-        if group[p + 1] - group[p] + hi[p] - lo[p] > need:
-            need = group[p + 1] - group[p] + hi[p] - lo[p]
+    need = _row_need(group, lo, hi)
     long_unsorted = False
     for p in range(nports):
         a = group[p]
@@ -287,14 +295,12 @@ def _pair_order(port, ready, nports, lo, hi):
     order = _radix_pairs(port, ready)
     if not order.shape[0]:
         return _port_order(port, ready, nports, lo, hi)
-    counts = np.zeros(nports, np.int64)
+    group = np.zeros(nports + 1, np.int64)
     for i in range(port.shape[0]):
-        counts[port[i]] += 1
-    need = 0
+        group[port[i] + 1] += 1
     for p in range(nports):
-        if counts[p] + hi[p] - lo[p] > need:
-            need = counts[p] + hi[p] - lo[p]
-    return order, need
+        group[p + 1] += group[p]
+    return order, _row_need(group, lo, hi)
 
 
 @njit(cache=True)
@@ -342,30 +348,32 @@ _RADIX_BITS = 11
 
 
 @njit(cache=True)
-def _deliver(n, l_dma, l_leave, l_src, pd, home, cnt, ready, start, cores, slice_core_lat,
-             src_core_lat, nctrl, line, so_S, so_E, so_lo, so_hi, so_bw, so_h, so_cursor,
-             ci_S, ci_E, ci_lo, ci_hi, ci_bw, ci_h, ci_cursor):
-    """A batch's reads delivered to their cores (each DMA its own core's; ``n`` DMAs, started
-    at ``start`` on ``cores``): the DDR lines (DMA ``l_dma``, leaving controller port
-    ``l_src`` at ``l_leave``) and the on-chip packets (DMA ``pd`` of ``cnt`` lines from L2
-    slice ``home``, in the slice at ``ready``), the packets first through their slices' ports
-    into the mesh (calendar ``so_*``, ready once the request reached the slice and the data is
-    there), then every element through its core's port out of the mesh (calendar ``ci_*``) in
-    that order: the lines, then the packets. ``*_h``: the calendars' horizons in byte units.
-    Returns the cycle each DMA's last element has crossed its core's port (0 for none), both
-    calendars' rows and their :func:`_serve` lateness counts."""
+def _deliver(l_dma, l_leave, l_src, pd, home, cnt, ready, start, cores, recv_first,
+             recv_count, recv_core, slice_core_lat, src_core_lat, nctrl, line, so_S, so_E,
+             so_lo, so_hi, so_bw, so_h, so_cursor, ci_S, ci_E, ci_lo, ci_hi, ci_bw, ci_h,
+             ci_cursor):
+    """A batch's reads delivered to their receiving cores (DMA ``d``, started at ``start[d]``
+    on core ``cores[d]``, is received by cores ``recv_core[recv_first[d] + q]`` for ``q <
+    recv_count[d]``: itself, or a multicast group): the DDR lines (DMA ``l_dma``, leaving
+    controller port ``l_src`` at ``l_leave``) and the on-chip packets (DMA ``pd`` of ``cnt``
+    lines from L2 slice ``home``, in the slice at ``ready``), the packets first through their
+    slices' ports into the mesh (calendar ``so_*``, ready once the request reached the slice
+    and the data is there), then every element, once per receiver, through the receiver's port
+    out of the mesh (calendar ``ci_*``) in that order: the lines, then the packets, each
+    element's receivers one after the other. ``*_h``: the calendars' horizons in byte units.
+    Returns the cycle each receiver's last element has crossed its port (0 for none), the
+    elements the cores' ports served, both calendars' rows and their :func:`_serve` lateness
+    counts."""
     a = l_dma.shape[0]
     m = pd.shape[0]
-    k = a + m
-    dma = np.empty(k, np.int64)
-    dest = np.empty(k, np.int64)
-    arrive = np.empty(k, np.int64)
-    nb = np.empty(k, np.int64)
+    base_dma = np.empty(a + m, np.int64)        # per element: DMA, departure from its source
+    leave = np.empty(a + m, np.int64)           # port, source port (row of src_core_lat),
+    src = np.empty(a + m, np.int64)             # bytes
+    nb = np.empty(a + m, np.int64)
     for i in range(a):
-        c = cores[l_dma[i]]
-        dma[i] = l_dma[i]
-        dest[i] = c
-        arrive[i] = l_leave[i] + src_core_lat[l_src[i], c]
+        base_dma[i] = l_dma[i]
+        leave[i] = l_leave[i]
+        src[i] = l_src[i]
         nb[i] = line
     so = (np.int64(0), np.int64(0), np.int64(0))
     if m:
@@ -375,50 +383,72 @@ def _deliver(n, l_dma, l_leave, l_src, pd, home, cnt, ready, start, cores, slice
             r = start[pd[j]] + 1 + slice_core_lat[home[j], cores[pd[j]]]
             rs[j] = r if r > ready[j] else ready[j]
             snb[j] = cnt[j] * line
+            nb[a + j] = snb[j]
         last, so_S, so_E, l1, g1, x1 = _serve_batch(home, rs, snb, so_S, so_E, so_lo, so_hi,
                                                     so_bw, line, so_h, so_cursor)
         so = (np.int64(l1), np.int64(g1), np.int64(x1))
         for j in range(m):
-            c = cores[pd[j]]
-            dma[a + j] = pd[j]
-            dest[a + j] = c
-            arrive[a + j] = (last[j] - ((cnt[j] - 1) * line) // so_bw
-                             + src_core_lat[home[j] + nctrl, c])
-            nb[a + j] = snb[j]
-    at, ci_S, ci_E, l2, g2, x2 = _serve_batch(dest, arrive, nb, ci_S, ci_E, ci_lo, ci_hi,
+            base_dma[a + j] = pd[j]
+            leave[a + j] = last[j] - ((cnt[j] - 1) * line) // so_bw
+            src[a + j] = home[j] + nctrl
+    k = 0
+    for e in range(a + m):
+        k += recv_count[base_dma[e]]
+    rid = np.empty(k, np.int64)
+    dest = np.empty(k, np.int64)
+    arrive = np.empty(k, np.int64)
+    enb = np.empty(k, np.int64)
+    x = 0
+    for e in range(a + m):
+        d = base_dma[e]
+        for q in range(recv_count[d]):
+            r = recv_first[d] + q
+            c = recv_core[r]
+            rid[x] = r
+            dest[x] = c
+            arrive[x] = leave[e] + src_core_lat[src[e], c]
+            enb[x] = nb[e]
+            x += 1
+    at, ci_S, ci_E, l2, g2, x2 = _serve_batch(dest, arrive, enb, ci_S, ci_E, ci_lo, ci_hi,
                                               ci_bw, line, ci_h, ci_cursor)
-    recv = np.zeros(n, np.int64)
+    recv = np.zeros(recv_core.shape[0], np.int64)
     for i in range(k):
-        if at[i] > recv[dma[i]]:
-            recv[dma[i]] = at[i]
-    return (recv, so_S, so_E, so[0], so[1], so[2], ci_S, ci_E, np.int64(l2), np.int64(g2),
-            np.int64(x2))
+        if at[i] > recv[rid[i]]:
+            recv[rid[i]] = at[i]
+    return (recv, np.int64(k), so_S, so_E, so[0], so[1], so[2], ci_S, ci_E, np.int64(l2),
+            np.int64(g2), np.int64(x2))
 
 
-def deliver(n: int, lines: tuple[np.ndarray, np.ndarray, np.ndarray],
+def deliver(lines: tuple[np.ndarray, np.ndarray, np.ndarray],
             packets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], start: np.ndarray,
-            cores: np.ndarray, slice_core_lat: np.ndarray, src_core_lat: np.ndarray, nctrl: int,
+            cores: np.ndarray, receivers: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+            slice_core_lat: np.ndarray, src_core_lat: np.ndarray, nctrl: int,
             slice_out: PortCalendar, core_in: PortCalendar, horizon: int) -> np.ndarray:
     """:func:`_deliver` on the calendars ``slice_out`` and ``core_in`` (their horizons raised
     to ``horizon``, cycles; the slices' only if there are packets): ``lines`` = (DMA, cycle it
     leaves its controller's port, controller) per DDR line, ``packets`` = (DMA, home slice,
-    lines, cycle the last is in the slice) per packet, at least one element in all (int64).
-    The same departures, calendars and counts as serving the packets on ``slice_out`` and then
-    every element on ``core_in`` with :meth:`PortCalendar.serve`. Returns per DMA the cycle
-    its last element has crossed its core's port (int64, shape (n,))."""
+    lines, cycle the last is in the slice) per packet, at least one element in all; ``start``,
+    ``cores`` per DMA; ``receivers`` = (first, count per DMA; the receiving cores), None when
+    every DMA is received by its own core (int64 throughout). The same departures, calendars
+    and counts as serving the packets on ``slice_out`` and then every element, once per
+    receiver, on ``core_in`` with :meth:`PortCalendar.serve`. Returns per receiver the cycle
+    its last element has crossed its core's port (int64)."""
+    if receivers is None:
+        receivers = (np.arange(cores.size, dtype=np.int64), np.ones(cores.size, np.int64),
+                     cores)
     pd = packets[0]
     so_h = slice_out.advance(horizon) if pd.size else np.int64(0)
     ci_h = core_in.advance(horizon)
     line = slice_out.line
-    (recv, slice_out.S, slice_out.E, l1, g1, x1, core_in.S, core_in.E, l2, g2,
-     x2) = _deliver(np.int64(n), *lines, *packets, start, cores, slice_core_lat, src_core_lat,
+    (recv, served, slice_out.S, slice_out.E, l1, g1, x1, core_in.S, core_in.E, l2, g2,
+     x2) = _deliver(*lines, *packets, start, cores, *receivers, slice_core_lat, src_core_lat,
                     np.int64(nctrl), np.int64(line), slice_out.S, slice_out.E, slice_out.lo,
                     slice_out.hi, np.int64(slice_out.bw), so_h, not slice_out.gaps, core_in.S,
                     core_in.E, core_in.lo, core_in.hi, np.int64(core_in.bw), ci_h,
                     not core_in.gaps)
     if pd.size:
         slice_out.account(pd.size, l1, g1, x1)
-    core_in.account(lines[0].size + pd.size, l2, g2, x2)
+    core_in.account(int(served), l2, g2, x2)
     return recv
 
 
