@@ -47,7 +47,8 @@ def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
     :data:`~prodigy_sim.lowering._mapper.TIE` of the cheapest, then the others by key)."""
     plan = _plan(op)
     name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
-    kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+    kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init",
+                                              "multicast_only")
           if key in plan.keywords}
     act = BF16 if w.fmt.wide else ACT
     return preference_order(list(scored_candidates(m, n, k, w, act, epi, config, cores, bud,

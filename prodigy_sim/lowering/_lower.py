@@ -51,7 +51,15 @@ from prodigy_sim.lowering._linear import (
     linear_tile_bytes,
     tile_shape,
 )
-from prodigy_sim.lowering._mapper import DDR_EFFICIENCY, map_linear, scored_candidates
+from prodigy_sim.lowering._mapper import (
+    DDR_EFFICIENCY,
+    TIE,
+    beside_scratchpads,
+    linear_cost,
+    map_linear,
+    most_room,
+    scored_candidates,
+)
 from prodigy_sim.lowering._moe import (
     ROUTER_ROW_BYTES,
     combine_kernel,
@@ -61,7 +69,12 @@ from prodigy_sim.lowering._moe import (
     route_kernel,
 )
 from prodigy_sim.lowering._ptq_ops import PtqWork, insert_ptq_ops
-from prodigy_sim.lowering._residency import Dataflow, Residency, plan_residency
+from prodigy_sim.lowering._residency import (
+    Dataflow,
+    Residency,
+    live_positions,
+    plan_residency,
+)
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
 from prodigy_sim.numerics import FormatSpec, Sparsity, Storage
@@ -198,7 +211,7 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
                 l3: bool = True, l3_reserved: int = 0,
                 resident: frozenset[str] = frozenset(), init: bool = False,
-                mapping: LinearMapping | None = None) -> Kernel:
+                mapping: LinearMapping | None = None, multicast_only: bool = False) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
     ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
@@ -209,7 +222,7 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
     act = BF16 if w.fmt.wide else ACT
     if mapping is None:
         mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3,
-                             l3_reserved, resident, init=init)
+                             l3_reserved, resident, init=init, multicast_only=multicast_only)
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init)
 
@@ -291,7 +304,8 @@ def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]
     fn = linear_plan(op)
     assert fn is not None
     _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
-    kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init")
+    kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init",
+                                            "multicast_only")
           if key in fn.keywords}
     act = BF16 if w.fmt.wide else ACT
     by_shape: dict[tuple, int] = {}
@@ -350,6 +364,143 @@ def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: 
                     stages, plan = trial, trial_plan
                     saved = _kept_bytes(stages, plan, sizes)
                     break
+    return stages, plan
+
+
+def _linear_cycles(op: LoweredOp, r: Residency, sizes: dict[str, int]) -> float:
+    """The mapper's cost (core cycles) of the mapped linear op ``op``'s mapping with its part
+    ``r`` of the residency plan (its kept ``X`` and ``Y`` cost no DDR bytes; the kept
+    activations take their bytes of its L3)."""
+    fn = linear_plan(op)
+    assert fn is not None
+    _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
+    l3, init = fn.keywords.get("l3", True), fn.keywords.get("init", False)
+    act = BF16 if w.fmt.wide else ACT
+    mp = fn.keywords.get("mapping") or map_linear(
+        m, n, k, w, act, epi, cfg, p, bud, l3, fn.keywords.get("l3_reserved", 0),
+        fn.keywords.get("resident", frozenset()), init=init,
+        multicast_only=fn.keywords.get("multicast_only", False))
+    room = beside_scratchpads(bud, linear_tile_bytes(mp, k, w, act, epi, init=init), cfg)
+    l3_bytes = max(0, room - r.onchip_bytes(sizes)) if l3 else 0
+    return linear_cost(m, n, k, w, act, epi, mp, cfg, l3_bytes, r.resident & {"X", "Y"})
+
+
+def _pass_cycles(stages: list[LoweredStage], plan: list[list[Residency]],
+                 config: ChipConfig, sizes: Callable[[Kernel], dict[str, int]]) -> float:
+    """The lowering's estimate of what a pass of ``stages`` costs where the residency plan
+    matters (core cycles): every mapped linear op's mapper cost (:func:`_linear_cycles`), plus
+    the DDR time of each activation the costs do not count (every other op's, a linear op's
+    residual) that ``plan`` leaves in DDR, at :data:`~._mapper.DDR_EFFICIENCY` of the peak;
+    times each stage's layers."""
+    per_cycle = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY
+    total = 0.0
+    for st, rs in zip(stages, plan, strict=True):
+        for op, r in zip(st.ops, rs, strict=True):
+            have = sizes(op.kernel)
+            flow = op.flow or Dataflow()
+            tensors = {t for t, _ in flow.reads + flow.writes} | set(flow.scratch)
+            cycles = 0.0
+            if linear_plan(op) is not None:
+                cycles = _linear_cycles(op, r, have)
+                tensors -= {"X", "Y"}
+            cycles += sum(have[t] for t in tensors - r.resident) / per_cycle
+            total += st.repeat * cycles
+    return total
+
+
+def _remapped(stages: list[LoweredStage], plan: list[list[Residency]], config: ChipConfig,
+              at: set[tuple[int, int]], sizes: Callable[[Kernel], dict[str, int]],
+              multicast: set[tuple[int, int]]) -> list[LoweredStage]:
+    """``stages`` with the linear ops at ``at`` mapped again by the mapper for their part of
+    ``plan`` (the bytes the kept activations take of the L3, their own kept tensors), any
+    mapping fixed earlier dropped."""
+    out = list(stages)
+    for i, j in sorted(at):
+        op, r = out[i].ops[j], plan[i][j]
+        fn = linear_plan(op)
+        assert fn is not None
+        kw = {key: v for key, v in fn.keywords.items() if key != "mapping"}
+        kw.update(l3_reserved=r.onchip_bytes(sizes(op.kernel)), resident=frozenset(r.resident),
+                  multicast_only=(i, j) in multicast)
+        new = functools.partial(fn.func, *fn.args, **kw)
+        alt = dataclasses.replace(op, kernel=new(None), rebuild=new)
+        out[i] = dataclasses.replace(out[i], ops=out[i].ops[:j] + (alt,) + out[i].ops[j + 1:])
+    return out
+
+
+def _kept(plan: list[list[Residency]], stages: list[LoweredStage], at: tuple[int, int],
+          key: str) -> bool:
+    """Whether ``plan`` keeps on chip the activation ``key`` the op at ``at`` writes."""
+    i, j = at
+    flow = stages[i].ops[j].flow or Dataflow()
+    return any(k == key and t in plan[i][j].resident for t, k in flow.writes)
+
+
+def _dropped(plan: list[list[Residency]], trial: list[list[Residency]],
+             stages: list[LoweredStage]) -> bool:
+    """Whether ``trial`` leaves in DDR an activation that ``plan`` keeps on chip (the ops are
+    the same in both, ``stages``' ops or their mappings only differing)."""
+    return any(k not in {k2 for t2, k2 in (op.flow or Dataflow()).writes
+                         if t2 in tr.resident}
+               for st, rs, ts in zip(stages, plan, trial, strict=True)
+               for op, r, tr in zip(st.ops, rs, ts, strict=True)
+               for t, k in (op.flow or Dataflow()).writes if t in r.resident)
+
+
+def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
+                       config: ChipConfig, cores: int
+                       ) -> tuple[list[LoweredStage], list[list[Residency]]]:
+    """The residency plan beyond :data:`~._residency.RESIDENT_SHARE` where the mappings gain:
+    for each activation the plan does not keep (in production order) that lives across mapped
+    linear ops, those ops let the kept activations take all of their on-chip memory beside the
+    scratchpads (share 1) and are mapped again for the new plan (the mapper then counts the L3
+    they have left for their own sharing, and may take smaller scratchpads or a multicast
+    grid); the trial replaces the plan when the activation is then kept, every tensor a
+    mapping counted on still is, and the pass costs less (:func:`_pass_cycles`, by more than
+    :data:`~._mapper.TIE`). Other ops keep the share."""
+    params = isa_params(config)
+    known: dict[int, tuple[Kernel, dict[str, int]]] = {}
+
+    def sizes(kern: Kernel) -> dict[str, int]:
+        hit = known.get(id(kern))
+        if hit is None or hit[0] is not kern:
+            hit = known[id(kern)] = (kern, {t: pl.nbytes for t, pl in validate(
+                kern.program, params).tensors.items()})
+        return hit[1]
+
+    def pairs(sts: list[LoweredStage]) -> list[tuple]:
+        return [(st.ops, st.repeat) for st in sts]
+
+    shares: dict[tuple[int, int], float] = {}
+    best = _pass_cycles(stages, plan, config, sizes)
+    for (at, key), live in live_positions(pairs(stages)).items():
+        if _kept(plan, stages, at, key):
+            continue
+        linear = {q for q in live if linear_plan(stages[q[0]].ops[q[1]]) is not None}
+        if not linear:
+            continue
+        trial_shares = shares | dict.fromkeys(linear, 1.0)
+        rooms = {}
+        for i, j in linear:
+            fn = linear_plan(stages[i].ops[j])
+            assert fn is not None
+            _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
+            rooms[(i, j)] = most_room(m, n, k, w, BF16 if w.fmt.wide else ACT, epi, cfg, p,
+                                      bud, fn.keywords.get("init", False))
+        first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
+        if not _kept(first, stages, at, key):
+            continue
+        moved = linear | {(i, j) for i, st in enumerate(stages) for j, op in enumerate(st.ops)
+                          if linear_plan(op) is not None and first[i][j] != plan[i][j]}
+        trial = _remapped(stages, first, config, moved, sizes, linear | set(shares))
+        trial_plan = plan_residency(pairs(trial), config, cores, trial_shares)
+        if (not _kept(trial_plan, trial, at, key) or _unkept(trial, trial_plan)
+                or _dropped(plan, trial_plan, trial)
+                or any("X" not in trial_plan[i][j].resident for i, j in linear)):
+            continue
+        cycles = _pass_cycles(trial, trial_plan, config, sizes)
+        if cycles < best * (1 - TIE):
+            stages, plan, shares, best = trial, trial_plan, trial_shares, cycles
     return stages, plan
 
 
@@ -736,6 +887,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
             mapped = _remap_linears(stages, first, config, blind)
             plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
         mapped, plan = _keep_more(mapped, plan, config, p)
+        mapped, plan = _keep_beyond_share(mapped, plan, config, p)
         stages = mapped
         stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
                                                     for op, r in zip(st.ops, rs, strict=True)))

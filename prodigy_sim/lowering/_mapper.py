@@ -68,8 +68,8 @@ from prodigy_sim.lowering._linear import (
 from prodigy_sim.numerics import RowBytes, Storage
 from prodigy_sim.timing import mma_cycles
 
-__all__ = ["map_linear", "scored_candidates", "preference_order", "prefers_multicast",
-           "linear_cost", "linear_terms", "TIE",
+__all__ = ["map_linear", "scored_candidates", "beside_scratchpads", "most_room",
+           "preference_order", "prefers_multicast", "linear_cost", "linear_terms", "TIE",
            "ddr_efficiency", "DDR_EFFICIENCY", "FILL_CYCLES", "RUN_HALF_BYTES"]
 
 DDR_EFFICIENCY = 0.9
@@ -243,6 +243,25 @@ def _candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue:
                                                         multicast)
 
 
+def beside_scratchpads(budgets: Budgets, tile_bytes: int, config: ChipConfig) -> int:
+    """Bytes of the chip's on-chip memory beside scratchpads of ``tile_bytes`` on every core
+    (the shared L3 before the activations kept on chip take their part)."""
+    return max(0, budgets.onchip_bytes - tile_bytes) * config.cores
+
+
+@functools.lru_cache(maxsize=512)
+def most_room(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
+              config: ChipConfig, cores: int, budgets: Budgets, init: bool = False) -> int:
+    """The most on-chip memory beside its scratchpads any candidate mapping of the linear
+    layer (arguments as :func:`map_linear`) leaves (:func:`beside_scratchpads`): the room a
+    mapping chosen for them could give activations kept on chip."""
+    shapes = {tile_shape(mp): mp for mp in _candidates(m, n, k, weight, act, epilogue, cores,
+                                                       budgets, budgets.onchip_bytes, init)}
+    return max((beside_scratchpads(budgets, linear_tile_bytes(mp, k, weight, act, epilogue,
+                                                              init=init), config)
+                for mp in shapes.values()), default=0)
+
+
 def blocks_per_core(m: int, n: int, mp: LinearMapping) -> int:
     """Blocks of ``Y[m, n]`` the busiest core of ``mp``'s ``gm x gn`` grid computes:
     ``ceil(row blocks / gm) ceil(column blocks / gn)``."""
@@ -258,8 +277,10 @@ def prefers_multicast(m: int, n: int, mp: LinearMapping) -> bool:
 def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                       config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
                       l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
-                      init: bool = False) -> Iterator[tuple[tuple, float, LinearMapping]]:
-    """Every candidate mapping (arguments as :func:`map_linear`) with its costs (cycles) and
+                      init: bool = False, multicast_only: bool = False
+                      ) -> Iterator[tuple[tuple, float, LinearMapping]]:
+    """Every candidate mapping (arguments as :func:`map_linear`) whose scratchpads leave the
+    ``l3_reserved`` bytes of kept activations room (when ``l3``), with its costs (cycles) and
     the key :func:`map_linear` ranks by: ``(rounded cost, -cores, rounded port term, -block
     area, -kt, whether the candidate breaks the multicast rule)`` (:func:`prefers_multicast`;
     a multicast and its L3 twin cost the same), ties then going to the order of enumeration."""
@@ -267,13 +288,16 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
                           budgets.onchip_bytes, init):
+        if multicast_only and not mp.multicast:
+            continue
         shape = tile_shape(mp)
         tiles = tile_bytes.get(shape)
         if tiles is None:
             tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,
                                                           init=init)
-        l3_bytes = (max(0, max(0, budgets.onchip_bytes - tiles) * config.cores - l3_reserved)
-                    if l3 else 0)
+        if l3 and l3_reserved > beside_scratchpads(budgets, tiles, config):
+            continue                # no room left for the activations kept on chip
+        l3_bytes = (beside_scratchpads(budgets, tiles, config) - l3_reserved) if l3 else 0
         cost, port = linear_terms(m, n, k, weight, act, epilogue, mp, config, l3_bytes,
                                   resident, sizes)
         yield ((round(cost), -mp.cores, round(port), -mp.block_m * mp.block_n, -mp.kt,
@@ -284,7 +308,7 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
 def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: str,
                config: ChipConfig, cores: int, budgets: Budgets, l3: bool = True,
                l3_reserved: int = 0, resident: frozenset[str] = frozenset(),
-               init: bool = False) -> LinearMapping:
+               init: bool = False, multicast_only: bool = False) -> LinearMapping:
     """The cheapest :class:`LinearMapping` of ``Y[m, n] = X[m, k] W[n, k]^T`` on ``cores``
     cores of ``config`` (``l3``: the shared L3 is on; ``l3_reserved``: bytes of it that
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
@@ -297,7 +321,7 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     (:func:`prefers_multicast`), then the lower cost, then the order of enumeration
     (:func:`scored_candidates`)."""
     scored = list(scored_candidates(m, n, k, weight, act, epilogue, config, cores, budgets,
-                                    l3, l3_reserved, resident, init))
+                                    l3, l3_reserved, resident, init, multicast_only))
     if not scored:
         raise ConfigError(f"no mapping of a {m}x{n}x{k} linear layer fits the core's "
                           f"{budgets.onchip_bytes} bytes of scratchpad")

@@ -22,25 +22,26 @@ stage's last layer kernels, as in every later layer (steady state).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
 from prodigy_sim.timing import default_l3_bytes, isa_params
 
-__all__ = ["Dataflow", "Residency", "RESIDENT_SHARE", "fits_share", "plan_residency"]
+__all__ = ["Dataflow", "Residency", "RESIDENT_SHARE", "fits_share", "plan_residency",
+           "live_positions", "Position"]
 
 RESIDENT_SHARE = 0.5
 """Share of a kernel's on-chip memory beside the scratchpads (the shared L3) that activations kept
 on chip between kernels may take (assumption)."""
 
 
-def fits_share(kept_bytes: float, l3_bytes: float) -> bool:
-    """Whether ``kept_bytes`` of activations kept on chip fit their share
-    (:data:`RESIDENT_SHARE`) of a kernel's ``l3_bytes`` of on-chip memory beside its
+def fits_share(kept_bytes: float, l3_bytes: float, share: float = RESIDENT_SHARE) -> bool:
+    """Whether ``kept_bytes`` of activations kept on chip fit their ``share`` (by default
+    :data:`RESIDENT_SHARE`) of a kernel's ``l3_bytes`` of on-chip memory beside its
     scratchpads: the plan's rule, which a kernel's mapping must leave room for."""
-    return kept_bytes <= RESIDENT_SHARE * l3_bytes
+    return kept_bytes <= share * l3_bytes
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Residency:
 
     resident: frozenset[str] = frozenset()
     held_bytes: int = 0
+    share: float = RESIDENT_SHARE
+    """The share of the kernel's on-chip memory beside its scratchpads the kept activations
+    may take (1 where its mapping was chosen knowing them: see ``lower_model``)."""
 
     def onchip_bytes(self, tensor_bytes: dict[str, int]) -> int:
         """Bytes of the kernel's on-chip memory beside the scratchpads that kept activations
@@ -67,32 +71,34 @@ class Residency:
         return sum(tensor_bytes[t] for t in self.resident) + self.held_bytes
 
 
-def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, cores: int
-                   ) -> list[list[Residency]]:
-    """The residency of every op of ``stages`` (``(ops, repeat)`` per stage; each op has
-    ``kernel`` and ``flow``), as a list per stage. See the module docstring."""
-    pos = [(s, i) for s, (ops, _) in enumerate(stages) for i in range(len(ops))]
-    index = {p: n for n, p in enumerate(pos)}
-    params = isa_params(config)
-    sizes: list[dict[str, int]] = []
-    l3: list[int] = []              # each kernel's on-chip memory beside its scratchpads
-    for s, i in pos:
-        kern = stages[s][0][i].kernel
-        lay = validate(kern.program, params)
-        sizes.append({t: pl.nbytes for t, pl in lay.tensors.items()})
-        l3.append(default_l3_bytes(config, cores, lay))
-    load = [0] * len(pos)
-    kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
-    key_size: dict[tuple[int, str], int] = {}
+Position = tuple[int, int]
+"""An op's place in the stages: (stage, op)."""
 
-    def flow(n: int) -> Dataflow:
-        s, i = pos[n]
-        return stages[s][0][i].flow or Dataflow()
 
-    def producer(n: int, key: str) -> int | None:
+class _Flows:
+    """The activations of ``stages`` (``(ops, repeat)`` per stage; each op has ``kernel`` and
+    ``flow``): who writes each, who reads it, and the ops it lives across."""
+
+    def __init__(self, stages: Sequence[tuple[Sequence, int]]) -> None:
+        self.stages = stages
+        self.pos = [(s, i) for s, (ops, _) in enumerate(stages) for i in range(len(ops))]
+        self.index = {p: n for n, p in enumerate(self.pos)}
+        self.reads_of: dict[tuple[int, str], list[int]] = {}
+        for n in range(len(self.pos)):
+            for _, key in self.flow(n).reads:
+                p = self.producer(n, key)
+                if p is not None:
+                    self.reads_of.setdefault((p, key), []).append(n)
+
+    def flow(self, n: int) -> Dataflow:
+        s, i = self.pos[n]
+        return self.stages[s][0][i].flow or Dataflow()
+
+    def producer(self, n: int, key: str) -> int | None:
         """Position of the op whose write of ``key`` a read at position ``n`` sees."""
-        s, i = pos[n]
-        ops, repeat = stages[s]
+        s, i = self.pos[n]
+        ops, repeat = self.stages[s]
+        index, flow = self.index, self.flow
         for j in range(i - 1, -1, -1):
             if any(k == key for _, k in flow(index[(s, j)]).writes):
                 return index[(s, j)]
@@ -109,48 +115,87 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
                     return index[(s, j)]
         return None
 
-    def span(p: int, c: int) -> list[int]:
+    def span(self, p: int, c: int) -> list[int]:
         """Positions from producer ``p`` to consumer ``c`` (wrapping within a stage)."""
         if c > p:
             return list(range(p, c + 1))
-        s = pos[p][0]
-        first = index[(s, 0)]
-        last = index[(s, len(stages[s][0]) - 1)]
+        s = self.pos[p][0]
+        first = self.index[(s, 0)]
+        last = self.index[(s, len(self.stages[s][0]) - 1)]
         return list(range(p, last + 1)) + list(range(first, c + 1))
 
-    reads_of: dict[tuple[int, str], list[int]] = {}
-    for n in range(len(pos)):
-        for _, key in flow(n).reads:
-            p = producer(n, key)
-            if p is not None:
-                reads_of.setdefault((p, key), []).append(n)
-    for n in range(len(pos)):                        # first fit, in production order
-        for name, key in flow(n).writes:
-            readers = reads_of.get((n, key), [])
-            if not readers or (n, key) in kept:
-                continue
-            live = sorted({q for c in readers for q in span(n, c)})
-            size = max([sizes[n][name]] + [sizes[c][t] for c in readers
-                                            for t, k in flow(c).reads if k == key])
-            ok = all(fits_share(load[q] + size, l3[q]) for q in live)
-            kept[(n, key)] = ok
-            key_size[(n, key)] = size
-            if ok:
-                for q in live:
-                    load[q] += size
+    def activations(self) -> list[tuple[int, str, str, list[int]]]:
+        """Every activation written by one op and read by others, in production order, as
+        ``(producer position, key, producer's tensor, positions it lives across)``."""
+        out = []
+        seen = set()
+        for n in range(len(self.pos)):
+            for name, key in self.flow(n).writes:
+                readers = self.reads_of.get((n, key), [])
+                if readers and (n, key) not in seen:
+                    seen.add((n, key))
+                    live = sorted({q for c in readers for q in self.span(n, c)})
+                    out.append((n, key, name, live))
+        return out
+
+
+def live_positions(stages: Sequence[tuple[Sequence, int]]) -> dict[tuple[Position, str],
+                                                                    list[Position]]:
+    """The ops (``(stage, op)`` positions) each activation of ``stages`` lives across, from
+    its producer to its last reader, keyed by ``(producer position, activation key)``, in
+    production order."""
+    g = _Flows(stages)
+    return {(g.pos[n], key): [g.pos[q] for q in live] for n, key, _, live in g.activations()}
+
+
+def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, cores: int,
+                   shares: Mapping[Position, float] | None = None,
+                   l3_bytes: Mapping[Position, int] | None = None) -> list[list[Residency]]:
+    """The residency of every op of ``stages`` (``(ops, repeat)`` per stage; each op has
+    ``kernel`` and ``flow``), as a list per stage. See the module docstring. ``shares``: the
+    share of their on-chip memory beside the scratchpads that kept activations may take at
+    these ``(stage, op)`` positions instead of :data:`RESIDENT_SHARE`; ``l3_bytes``: that
+    memory at these positions instead of their kernels' own (what a kernel about to be mapped
+    again could leave)."""
+    g = _Flows(stages)
+    pos = g.pos
+    params = isa_params(config)
+    shares = shares or {}
+    sizes: list[dict[str, int]] = []
+    room: list[float] = []          # bytes kept activations may take during each kernel
+    for s, i in pos:
+        kern = stages[s][0][i].kernel
+        lay = validate(kern.program, params)
+        sizes.append({t: pl.nbytes for t, pl in lay.tensors.items()})
+        l3 = (l3_bytes or {}).get((s, i))
+        room.append(shares.get((s, i), RESIDENT_SHARE)
+                    * (default_l3_bytes(config, cores, lay) if l3 is None else l3))
+    load = [0] * len(pos)
+    kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
+    key_size: dict[tuple[int, str], int] = {}
+    for n, key, name, live in g.activations():      # first fit, in production order
+        readers = g.reads_of[(n, key)]
+        size = max([sizes[n][name]] + [sizes[c][t] for c in readers
+                                        for t, k in g.flow(c).reads if k == key])
+        ok = all(load[q] + size <= room[q] for q in live)
+        kept[(n, key)] = ok
+        key_size[(n, key)] = size
+        if ok:
+            for q in live:
+                load[q] += size
     out: list[list[Residency]] = [[] for _ in stages]
-    for n, (s, _) in enumerate(pos):
-        f = flow(n)
+    for n, (s, i) in enumerate(pos):
+        f = g.flow(n)
         names = {t for t, k in f.writes if kept.get((n, k))}
         touched = {(n, k) for t, k in f.writes if kept.get((n, k))}
         for t, k in f.reads:
-            p = producer(n, k)
+            p = g.producer(n, k)
             if p is not None and kept.get((p, k)):
                 names.add(t)
                 touched.add((p, k))
         held = load[n] - sum(key_size[pk] for pk in touched)
         scratch = sum(sizes[n][t] for t in f.scratch)
-        if f.scratch and fits_share(load[n] + scratch, l3[n]):
+        if f.scratch and load[n] + scratch <= room[n]:
             names |= set(f.scratch)
-        out[s].append(Residency(frozenset(names), held))
+        out[s].append(Residency(frozenset(names), held, shares.get((s, i), RESIDENT_SHARE)))
     return out
