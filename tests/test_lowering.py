@@ -1,6 +1,9 @@
 """Lowering: FLOP formulas, analytic counts against the ISA, validation of every card, and the
 functional core on a small lowered linear layer."""
 
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
@@ -406,8 +409,11 @@ def test_mapper_multicasts_exactly_where_every_core_computes_one_block() -> None
 
 def test_mapper_counts_the_l3_that_kept_activations_take() -> None:
     """A linear op whose input stays on chip is mapped knowing the bytes the kept activations
-    take from the L3 (``l3_reserved``); reserving the whole L3 maps it as with the L3 off."""
+    take from the L3 (``l3_reserved``); a mapping whose scratchpads leave them less room is not
+    a candidate, and reserving more than any leaves is refused."""
     from prodigy_sim.lowering import Budgets, map_linear
+    from prodigy_sim.lowering._linear import linear_tile_bytes
+    from prodigy_sim.lowering._mapper import beside_scratchpads, most_room
 
     chip = load_preset("prodigy-t16128")
     sc = Scenario(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048)
@@ -424,8 +430,14 @@ def test_mapper_counts_the_l3_that_kept_activations_take() -> None:
     bud = Budgets.of(params)
     w = Storage.of("tai4")
     args = (2048, 8192, 8192, w, Storage.of("float8_e4m3fn"), "quant", chip, 128, bud)
-    assert (map_linear(*args, True, chip.cores * bud.onchip_bytes)
-            == map_linear(*args, False))
+    act = Storage.of("float8_e4m3fn")
+    room = most_room(*args)
+    tight = map_linear(*args, True, room)
+    assert beside_scratchpads(bud, linear_tile_bytes(tight, 8192, w, act, "quant"), chip) == room
+    assert room > beside_scratchpads(bud, linear_tile_bytes(map_linear(*args, True), 8192, w,
+                                                             act, "quant"), chip)
+    with pytest.raises(ConfigError, match="leaves .* bytes beside the scratchpads"):
+        map_linear(*args, True, room + 1)
     assert map_linear(*args, True) != map_linear(*args, False)
     for op in lm.stages[0].ops:    # ... and never counts on a tensor the plan does not keep
         if op.kernel.kind == "linear" and op.residency.resident:
@@ -549,8 +561,13 @@ def test_ties_go_to_more_cores_then_the_lighter_port() -> None:
 
     chip = load_preset("prodigy-t16128")
     sc = Scenario(model="llama-2-70b", phase="prefill", batch=1, sequence_length=2048)
-    op = next(o for o in lower_model(sc.card(), sc, chip).stages[0].ops if o.name == "gate_up")
-    fn = op.rebuild
+    lowered = next(o for o in lower_model(sc.card(), sc, chip).stages[0].ops
+                   if o.name == "gate_up")
+    x_bytes = validate(lowered.kernel.program, isa_params(chip)).tensors["X"].nbytes
+    # mapped as the plan's first pass maps it: its input kept on chip, its output in DDR
+    fn = functools.partial(lowered.rebuild.func, *lowered.rebuild.args, l3=True,
+                           l3_reserved=x_bytes, resident=frozenset({"X"}))
+    op = dataclasses.replace(lowered, kernel=fn(None), rebuild=fn)
     name, m, n, k, w, cores, epi, config, bud = fn.args[:9]
     kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident")
           if key in fn.keywords}

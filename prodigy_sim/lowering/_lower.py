@@ -447,6 +447,11 @@ def _dropped(plan: list[list[Residency]], trial: list[list[Residency]],
                for t, k in (op.flow or Dataflow()).writes if t in r.resident)
 
 
+_REMAPS = 3
+"""Rounds of mapping the linear ops again for a trial plan of :func:`_keep_beyond_share` (a
+new mapping's scratchpads change the room of the next plan) before the trial is given up."""
+
+
 def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
                        config: ChipConfig, cores: int
                        ) -> tuple[list[LoweredStage], list[list[Residency]]]:
@@ -490,11 +495,19 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
         first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
         if not _kept(first, stages, at, key):
             continue
-        moved = linear | {(i, j) for i, st in enumerate(stages) for j, op in enumerate(st.ops)
-                          if linear_plan(op) is not None and first[i][j] != plan[i][j]}
-        trial = _remapped(stages, first, config, moved, sizes, linear | set(shares))
-        trial_plan = plan_residency(pairs(trial), config, cores, trial_shares)
-        if (not _kept(trial_plan, trial, at, key) or _unkept(trial, trial_plan)
+        mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
+                      for j, op in enumerate(st.ops) if linear_plan(op) is not None}
+        todo = linear | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
+        trial, target = stages, first
+        for _ in range(_REMAPS):        # map again until the plan keeps what they count on
+            trial = _remapped(trial, target, config, todo, sizes, linear | set(shares))
+            mapped_for.update({(i, j): target[i][j] for i, j in todo})
+            target = plan_residency(pairs(trial), config, cores, trial_shares)
+            todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
+            if not todo:
+                break
+        trial_plan = target
+        if (todo or not _kept(trial_plan, trial, at, key) or _unkept(trial, trial_plan)
                 or _dropped(plan, trial_plan, trial)
                 or any("X" not in trial_plan[i][j].resident for i, j in linear)):
             continue

@@ -323,8 +323,11 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     scored = list(scored_candidates(m, n, k, weight, act, epilogue, config, cores, budgets,
                                     l3, l3_reserved, resident, init, multicast_only))
     if not scored:
-        raise ConfigError(f"no mapping of a {m}x{n}x{k} linear layer fits the core's "
-                          f"{budgets.onchip_bytes} bytes of scratchpad")
+        kept = (f" and leaves {l3_reserved} bytes beside the scratchpads for the activations "
+                "kept on chip" if l3 and l3_reserved else "")
+        raise ConfigError(f"no {'multicast ' if multicast_only else ''}mapping of a "
+                          f"{m}x{n}x{k} linear layer fits the core's {budgets.onchip_bytes} "
+                          f"bytes of scratchpad{kept}")
     return preference_order(scored)[0][2]
 
 
