@@ -5,8 +5,9 @@ keeps the cheapest. :func:`mapping_candidates` returns that op and the next chea
 candidates, each rebuilt with its mapping, so that a caller can simulate them and keep the
 fastest (``prodigy_sim.simulation.fastest_mapping``, ``mapping_candidates=``;
 ``benchmarks/mapper_ranking.py``). A candidate must leave the activations the residency plan
-keeps on chip during the op their share of its L3 (:data:`~._residency.RESIDENT_SHARE`, the
-plan's own rule): its scratchpads may be larger than the choice's.
+keeps on chip during the op their share of its L3 (the op's ``Residency.share``:
+:data:`~._residency.RESIDENT_SHARE`, or 1 where the plan went beyond it - the plan's own rule):
+its scratchpads may be larger than the choice's.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def mapping_candidates(op: LoweredOp, config: ChipConfig, top: int) -> list[Lowe
         if op.residency.resident or op.residency.held_bytes:
             lay = validate(alt.kernel.program, params)
             kept = op.residency.onchip_bytes({t: p.nbytes for t, p in lay.tensors.items()})
-            if not fits_share(kept, default_l3_bytes(config, alt.kernel.cores, lay)):
+            if not fits_share(kept, default_l3_bytes(config, alt.kernel.cores, lay),
+                              op.residency.share):
                 continue
         out.append(alt)
         if len(out) == top:

@@ -16,6 +16,11 @@ its home L2 slices and read from them (:func:`prodigy_sim.timing.simulate`'s ``r
 never from DDR; the others go through DDR as before. The plan is computed once per lowering, from
 the programs' layouts; it does not depend on timing.
 
+A position may be given another share (``shares``): the lowering lets the linear ops it maps
+on multicast grids for the plan, with their input kept on chip, give kept activations all of
+their on-chip memory (share 1; ``lower_model``'s ``_keep_beyond_share``), since such a kernel
+needs no L3 for its own sharing.
+
 The model's input to its first layer (the embedding lookup, not lowered) counts as produced by the
 stage's last layer kernels, as in every later layer (steady state).
 """
