@@ -12,6 +12,8 @@ and the load average before and after.
     python benchmarks/bench_models.py --mapping-candidates 4   # each linear op's 4 cheapest
                                                  #   mappings simulated, the fastest kept (and
                                                  #   the shipped scenarios with and without)
+    python benchmarks/bench_models.py --check --cases 70B   # only the cases (and shipped
+                                                 #   scenarios) whose names contain "70B"
 
 Targets (wall, memory; simulated time x roofline): LLaMA-2-7B decode b1 ctx 2048 tai4 <= 2 s,
 <= 1 GB, <= 1.3x; LLaMA-2-70B prefill 2048 <= 30 s, <= 2 GB, <= 1.5x; BERT-base b8 s128 <= 2 s,
@@ -108,14 +110,19 @@ def main() -> None:
     ap.add_argument("--mapping-candidates", type=int, default=1, metavar="N",
                     help="simulate each linear op's N cheapest mappings by the mapper's costs "
                          "and keep the fastest (default: 1, the mapper's choice)")
+    ap.add_argument("--cases", default="", metavar="TEXT",
+                    help="only the cases and shipped scenarios whose names contain TEXT "
+                         "(default: all)")
     args = ap.parse_args()
+    cases = [c for c in CASES if args.cases in c[0]]
+    shipped = [n for n in SHIPPED if args.cases in n]
     run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128))
     print(f"load average before: {_load()}")
     print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline | "
           "x roofline | target | DDR GB | compulsory GB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     kept: list[str] = []
-    for name, sc, t_wall, t_mem, t_fid in CASES:
+    for name, sc, t_wall, t_mem, t_fid in cases:
         r = run_case(sc, mapping_candidates=args.mapping_candidates)
         kept += [f"- {name}: `{op}` {how[2]}" for op, how in r["ops"].items() if how[2]]
         sim = (f"{r['tokens_per_s']:.1f} tok/s" if r["tokens_per_s"]
@@ -135,7 +142,7 @@ def main() -> None:
               f"{args.mapping_candidates} ms | change | linear ops changed | "
               f"wall s (choice / search) |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name in SHIPPED:
+        for name in shipped:
             base, best = run_case(name), run_case(name, mapping_candidates=args.mapping_candidates)
             moved = sum(1 for k, (_, _, mp) in best["ops"].items()
                         if mp and mp != base["ops"][k][2])
@@ -148,7 +155,7 @@ def main() -> None:
         print("| case | steady state ms | every unit ms | difference | ops extrapolated | "
               "largest op difference | wall s (steady / every unit) |")
         print("|---|---:|---:|---:|---:|---|---:|")
-        for name, sc in [(c[0], c[1]) for c in CASES] + [(n, n) for n in SHIPPED]:
+        for name, sc in [(c[0], c[1]) for c in cases] + [(n, n) for n in shipped]:
             fast, full = run_case(sc), run_case(sc, None)
             steady = [k for k, (_, how, _) in fast["ops"].items() if how.startswith("steady")]
             worst = max(fast["ops"], key=lambda k: abs(fast["ops"][k][0] / full["ops"][k][0] - 1))
