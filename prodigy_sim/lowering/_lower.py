@@ -328,13 +328,9 @@ def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]
     return list(out.values())
 
 
-def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: ChipConfig,
-               cores: int, tries: int = 6) -> tuple[list[LoweredStage], list[list[Residency]]]:
-    """The mapping and the residency plan chosen together: each linear op with a tensor the
-    plan does not keep tries its cheapest mappings with smaller scratchpads (at most ``tries``
-    sizes; none if not even the smallest lets the plan keep more); the first whose plan saves
-    more DDR time (kept bytes at :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its costs
-    add, and still keeps every tensor a mapping counted on, replaces it (ops in order)."""
+def _tensor_sizes(config: ChipConfig) -> Callable[[Kernel], dict[str, int]]:
+    """A function giving a kernel's tensors' bytes (its program validated once per kernel, which
+    the cache keeps alive)."""
     params = isa_params(config)
     known: dict[int, tuple[Kernel, dict[str, int]]] = {}   # id -> (kernel kept alive, sizes)
 
@@ -345,6 +341,17 @@ def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: 
                 kern.program, params).tensors.items()})
         return hit[1]
 
+    return sizes
+
+
+def _keep_more(stages: list[LoweredStage], plan: list[list[Residency]], config: ChipConfig,
+               cores: int, tries: int = 6) -> tuple[list[LoweredStage], list[list[Residency]]]:
+    """The mapping and the residency plan chosen together: each linear op with a tensor the
+    plan does not keep tries its cheapest mappings with smaller scratchpads (at most ``tries``
+    sizes; none if not even the smallest lets the plan keep more); the first whose plan saves
+    more DDR time (kept bytes at :data:`~._mapper.DDR_EFFICIENCY` of the peak) than its costs
+    add, and still keeps every tensor a mapping counted on, replaces it (ops in order)."""
+    sizes = _tensor_sizes(config)
     per_cycle = config.peak_ddr_bandwidth_bytes_per_s / config.frequency_hz * DDR_EFFICIENCY
     saved = _kept_bytes(stages, plan, sizes)
     for i, st in enumerate(stages):
@@ -458,20 +465,15 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
     """The residency plan beyond :data:`~._residency.RESIDENT_SHARE` where the mappings gain:
     for each activation the plan does not keep (in production order) that lives across mapped
     linear ops, those ops let the kept activations take all of their on-chip memory beside the
-    scratchpads (share 1) and are mapped again for the new plan (the mapper then counts the L3
-    they have left for their own sharing, and may take smaller scratchpads or a multicast
-    grid); the trial replaces the plan when the activation is then kept, every tensor a
-    mapping counted on still is, and the pass costs less (:func:`_pass_cycles`, by more than
-    :data:`~._mapper.TIE`). Other ops keep the share."""
-    params = isa_params(config)
-    known: dict[int, tuple[Kernel, dict[str, int]]] = {}
-
-    def sizes(kern: Kernel) -> dict[str, int]:
-        hit = known.get(id(kern))
-        if hit is None or hit[0] is not kern:
-            hit = known[id(kern)] = (kern, {t: pl.nbytes for t, pl in validate(
-                kern.program, params).tensors.items()})
-        return hit[1]
+    scratchpads (share 1; for the first plan, what their smallest candidate scratchpads would
+    leave) and are mapped again for the new plan, among multicast mappings only (a multicast
+    grid with its input on chip needs no L3 for its own sharing), with the plan made again
+    until it keeps what the new mappings count on (:data:`_REMAPS` rounds). The trial replaces
+    the plan when the activation is then kept, each op at share 1 keeps its ``X``, no
+    activation the plan kept is dropped, no mapping counts on a tensor the plan does not keep,
+    and the pass costs less (:func:`_pass_cycles`, by more than :data:`~._mapper.TIE`). Other
+    ops keep the share."""
+    sizes = _tensor_sizes(config)
 
     def pairs(sts: list[LoweredStage]) -> list[tuple]:
         return [(st.ops, st.repeat) for st in sts]
