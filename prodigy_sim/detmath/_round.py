@@ -28,15 +28,9 @@ __all__ = ["exp_f32", "silu_f32", "gelu_f32", "cos_f32", "sin_f32", "decimal_to_
 _PREC = 60
 
 
-def _erfc(v):
+@numba.vectorize(["float64(float64)"], cache=True)
+def _erfc64(v):
     return math.erfc(v)
-
-
-@functools.cache
-def _erfc64() -> np.ufunc:
-    """``math.erfc`` as a float64 ufunc, compiled (or loaded from numba's cache) at its first
-    use, so that importing this module - which every simulation does - compiles nothing."""
-    return numba.vectorize(["float64(float64)"], cache=True)(_erfc)
 
 
 def decimal_to_f32(d: Decimal) -> np.float32:
@@ -209,7 +203,7 @@ def gelu_f32(x: np.ndarray) -> np.ndarray:
     2)`` of float32 ``x`` (erfc avoids the cancellation for negative ``x``)."""
     x = np.asarray(x, dtype=np.float32)
     x64 = x.astype(np.float64)
-    v = 0.5 * x64 * _erfc64()(-x64 / math.sqrt(2.0))
+    v = 0.5 * x64 * _erfc64(-x64 / math.sqrt(2.0))
     # error of v: the library's few ulps plus the rounding of x / sqrt 2, amplified by
     # |d ln erfc(z) / d ln z| <= 2 z^2 + 1 (<= 1500 where erfc(z) does not underflow, z < 27):
     # below 2^-42 relative
