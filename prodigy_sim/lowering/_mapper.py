@@ -4,7 +4,9 @@ It enumerates candidate mappings - accumulator tile shapes and counts, K tile, c
 order, multicast or not - and ranks them with closed-form costs from the chip configuration (cycles
 of the core clock), then returns the cheapest (costs within :data:`TIE`, 0.5%, of it are ties,
 broken by the preferences of :func:`map_linear`: more cores, then the lighter port term).
-Deterministic; cached per (shape, formats, epilogue, cores, chip). The timing model then simulates
+Deterministic; cached per (shape, formats, epilogue, cores, chip, what is kept on chip). A
+candidate must leave the activations kept on chip during the op (``l3_reserved``) room beside
+its scratchpads. The timing model then simulates
 the chosen program: the costs only rank candidates, they are never reported as results.
 
 Costs of a candidate on ``c = gm gn`` cores, ``B`` blocks per core (``ceil(mb/gm) ceil(nb/gn)``)::
@@ -313,7 +315,9 @@ def map_linear(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue: 
     cores of ``config`` (``l3``: the shared L3 is on; ``l3_reserved``: bytes of it that
     activations kept on chip take meanwhile; ``resident``: the kernel's tensors kept on chip,
     read from and written to the L3 instead of DDR; ``init``: the accumulators start from
-    float32 tensors, whose tiles take scratchpad). Costs within :data:`TIE` of the cheapest
+    float32 tensors, whose tiles take scratchpad; ``multicast_only``: multicast grids only).
+    A mapping whose scratchpads leave less than ``l3_reserved`` beside them is no candidate.
+    Costs within :data:`TIE` of the cheapest
     are ties, which go to more cores, then the lighter port term (the bytes the busiest core
     brings in: where DDR bounds the cost, the mapping that loads the cores' ports less), then
     larger blocks, then larger K steps, then a
