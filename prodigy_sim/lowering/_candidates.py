@@ -19,7 +19,7 @@ from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
 from prodigy_sim.lowering._common import ACT, BF16, Kernel
 from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
-from prodigy_sim.lowering._lower import LoweredOp, linear_plan
+from prodigy_sim.lowering._lower import LoweredOp, linear_plan, mapper_call
 from prodigy_sim.lowering._mapper import preference_order, scored_candidates
 from prodigy_sim.lowering._residency import fits_share
 from prodigy_sim.timing import default_l3_bytes, isa_params
@@ -46,14 +46,8 @@ def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
     cycles, mapping)``, in the mapper's order of preference, its choice first (see
     :func:`~prodigy_sim.lowering._mapper.preference_order`: the candidates within
     :data:`~prodigy_sim.lowering._mapper.TIE` of the cheapest, then the others by key)."""
-    plan = _plan(op)
-    name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
-    kw = {key: plan.keywords[key] for key in ("l3", "l3_reserved", "resident", "init",
-                                              "multicast_only")
-          if key in plan.keywords}
-    act = BF16 if w.fmt.wide else ACT
-    return preference_order(list(scored_candidates(m, n, k, w, act, epi, config, cores, bud,
-                                                   **kw)))
+    args, kw = mapper_call(_plan(op))
+    return preference_order(list(scored_candidates(*args, **kw)))
 
 
 def with_mapping(op: LoweredOp, mp: LinearMapping) -> LoweredOp:

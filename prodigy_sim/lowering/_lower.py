@@ -83,7 +83,7 @@ from prodigy_sim.timing import isa_params
 __all__ = ["LoweredOp", "LoweredStage", "LoweredModel", "lower_model", "padded_tokens",
            "linear_flops", "attention_flops", "norm_vector_flops", "rope_vector_flops",
            "softmax_vector_flops", "weight_storage", "matrix_runs", "plan_linear", "linear_op",
-           "linear_plan"]
+           "linear_plan", "mapper_call"]
 
 
 def linear_flops(tokens: int, n: int, k: int) -> int:
@@ -234,6 +234,20 @@ def linear_plan(op: LoweredOp) -> functools.partial | None:
     return fn if isinstance(fn, functools.partial) and fn.func is plan_linear else None
 
 
+_MAPPER_KEYWORDS = ("l3", "l3_reserved", "resident", "init", "multicast_only")
+"""The keywords of a :func:`plan_linear` call that the mapper (``map_linear``) takes too."""
+
+
+def mapper_call(fn: functools.partial) -> tuple[tuple, dict]:
+    """What the mapper ranks the linear op of the :func:`plan_linear` call ``fn`` by:
+    ``(m, n, k, weight, act, epilogue, config, cores, budgets)`` - the arguments of
+    :func:`~._mapper.scored_candidates` and :func:`~._mapper.map_linear` - and the keywords
+    of :data:`_MAPPER_KEYWORDS` the call gives."""
+    _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
+    kw = {key: fn.keywords[key] for key in _MAPPER_KEYWORDS if key in fn.keywords}
+    return (m, n, k, w, BF16 if w.fmt.wide else ACT, epi, cfg, p, bud), kw
+
+
 def linear_op(name: str, m: int, n: int, k: int, weight: Storage, config: ChipConfig, *,
               cores: int | None = None, epilogue: str = "store", l3: bool = True) -> LoweredOp:
     """One linear layer ``Y[m, n] = X[m, k] W[n, k]^T`` as a lowered op (mapped by the mapper
@@ -303,11 +317,8 @@ def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]
     size in the mapper's ranking (:func:`~._mapper.scored_candidates`), in that order."""
     fn = linear_plan(op)
     assert fn is not None
-    _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
-    kw = {key: fn.keywords[key] for key in ("l3", "l3_reserved", "resident", "init",
-                                            "multicast_only")
-          if key in fn.keywords}
-    act = BF16 if w.fmt.wide else ACT
+    args, kw = mapper_call(fn)
+    _, _, k, w, act, epi = args[:6]
     by_shape: dict[tuple, int] = {}
 
     def scratchpad(mp: LinearMapping) -> int:
@@ -316,8 +327,7 @@ def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]
             by_shape[shape] = linear_tile_bytes(mp, k, w, act, epi, init=kw.get("init", False))
         return by_shape[shape]
 
-    scored = sorted(scored_candidates(m, n, k, w, act, epi, cfg, p, bud, **kw),
-                    key=lambda c: c[0])
+    scored = sorted(scored_candidates(*args, **kw), key=lambda c: c[0])
     cost0, own = next((c, scratchpad(mp)) for _, c, mp in scored
                       if mp.describe() == op.kernel.mapping)
     out: dict[int, tuple[float, int, LinearMapping]] = {}
@@ -380,13 +390,12 @@ def _linear_cycles(op: LoweredOp, r: Residency, sizes: dict[str, int]) -> float:
     activations take their bytes of its L3)."""
     fn = linear_plan(op)
     assert fn is not None
-    _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
-    l3, init = fn.keywords.get("l3", True), fn.keywords.get("init", False)
-    act = BF16 if w.fmt.wide else ACT
-    mp = fn.keywords.get("mapping") or map_linear(
-        m, n, k, w, act, epi, cfg, p, bud, l3, fn.keywords.get("l3_reserved", 0),
-        fn.keywords.get("resident", frozenset()), init=init,
-        multicast_only=fn.keywords.get("multicast_only", False))
+    args, kw = mapper_call(fn)
+    m, n, k, w, act, epi, cfg, _, bud = args
+    l3, init = kw.get("l3", True), kw.get("init", False)
+    mp = fn.keywords.get("mapping") or map_linear(   # as plan_linear calls it (its cache)
+        *args, l3, kw.get("l3_reserved", 0), kw.get("resident", frozenset()), init=init,
+        multicast_only=kw.get("multicast_only", False))
     room = beside_scratchpads(bud, linear_tile_bytes(mp, k, w, act, epi, init=init), cfg)
     l3_bytes = max(0, room - r.onchip_bytes(sizes)) if l3 else 0
     return linear_cost(m, n, k, w, act, epi, mp, cfg, l3_bytes, r.resident & {"X", "Y"})
@@ -491,9 +500,8 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
         for i, j in linear:
             fn = linear_plan(stages[i].ops[j])
             assert fn is not None
-            _, m, n, k, w, p, epi, cfg, bud = fn.args[:9]
-            rooms[(i, j)] = most_room(m, n, k, w, BF16 if w.fmt.wide else ACT, epi, cfg, p,
-                                      bud, fn.keywords.get("init", False))
+            args, kw = mapper_call(fn)
+            rooms[(i, j)] = most_room(*args, kw.get("init", False))
         first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
         if not _kept(first, stages, at, key):
             continue

@@ -297,9 +297,9 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
         if tiles is None:
             tiles = tile_bytes[shape] = linear_tile_bytes(mp, k, weight, act, epilogue,
                                                           init=init)
-        if l3 and l3_reserved > beside_scratchpads(budgets, tiles, config):
-            continue                # no room left for the activations kept on chip
         l3_bytes = (beside_scratchpads(budgets, tiles, config) - l3_reserved) if l3 else 0
+        if l3_bytes < 0:
+            continue                # no room left for the activations kept on chip
         cost, port = linear_terms(m, n, k, weight, act, epilogue, mp, config, l3_bytes,
                                   resident, sizes)
         yield ((round(cost), -mp.cores, round(port), -mp.block_m * mp.block_n, -mp.kt,

@@ -93,16 +93,24 @@ def _sort_runs(order, lo, hi, key):
 
 
 @njit(cache=True)
+def group_offsets(key, nkeys):
+    """Where each key's elements start in key order (``key``: ints in ``[0, nkeys)``, shape
+    (n,)): ``group`` (shape (nkeys + 1,)), key ``g``'s elements at ``group[g]:group[g + 1]``."""
+    group = np.zeros(nkeys + 1, np.int64)
+    for i in range(key.shape[0]):
+        group[key[i] + 1] += 1
+    for g in range(nkeys):
+        group[g + 1] += group[g]
+    return group
+
+
+@njit(cache=True)
 def counting_order(key, nkeys):
     """Stable order of the elements by ``key`` (ints in ``[0, nkeys)``, shape (n,)): a counting
     sort. Returns ``order`` (shape (n,)) and ``group`` (shape (nkeys + 1,)): the elements of key
     ``g`` are ``order[group[g]:group[g + 1]]``, in their original order."""
     n = key.shape[0]
-    group = np.zeros(nkeys + 1, np.int64)
-    for i in range(n):
-        group[key[i] + 1] += 1
-    for g in range(nkeys):
-        group[g + 1] += group[g]
+    group = group_offsets(key, nkeys)
     order = np.empty(n, np.int64)
     pos = group[:nkeys].copy()
     for i in range(n):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from prodigy_sim.timing._ddr import _sort_runs, counting_order
+from prodigy_sim.timing._ddr import _sort_runs, counting_order, group_offsets
 
 __all__ = ["PortCalendar", "deliver", "group_packets", "hit_packets"]
 
@@ -295,12 +295,7 @@ def _pair_order(port, ready, nports, lo, hi):
     order = _radix_pairs(port, ready)
     if not order.shape[0]:
         return _port_order(port, ready, nports, lo, hi)
-    group = np.zeros(nports + 1, np.int64)
-    for i in range(port.shape[0]):
-        group[port[i] + 1] += 1
-    for p in range(nports):
-        group[p + 1] += group[p]
-    return order, _row_need(group, lo, hi)
+    return order, _row_need(group_offsets(port, nports), lo, hi)
 
 
 @njit(cache=True)
