@@ -87,6 +87,11 @@ class Kernel:
     """Cores with work (default ``min(units, cores)``)."""
     mapping: str = ""
     """How the work is placed, in words (the report shows it)."""
+    private_rows: bool = False
+    """Each unit reads its own rows of the activations (no two cores read the same bytes of
+    them): the kernel needs the shared L3 only for its other inputs (a norm's gains, RoPE's
+    tables). The residency plan may then give kept activations the rest
+    (:func:`~._residency.private_rows_share`)."""
 
     @property
     def compulsory_bytes(self) -> int:

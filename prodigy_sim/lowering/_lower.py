@@ -74,6 +74,7 @@ from prodigy_sim.lowering._residency import (
     Residency,
     live_positions,
     plan_residency,
+    private_rows_share,
 )
 from prodigy_sim.lowering._vector import norm_kernel, rope_kv_kernel
 from prodigy_sim.models import ModelCard, Scenario, tensor_footprint
@@ -468,63 +469,95 @@ _REMAPS = 3
 new mapping's scratchpads change the room of the next plan) before the trial is given up."""
 
 
-def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
-                       config: ChipConfig, cores: int
-                       ) -> tuple[list[LoweredStage], list[list[Residency]]]:
-    """The residency plan beyond :data:`~._residency.RESIDENT_SHARE` where the mappings gain:
-    for each activation the plan does not keep (in production order) that lives across mapped
-    linear ops, those ops let the kept activations take all of their on-chip memory beside the
-    scratchpads (share 1; for the first plan, what their smallest candidate scratchpads would
-    leave) and are mapped again for the new plan, among multicast mappings only (a multicast
-    grid with its input on chip needs no L3 for its own sharing), with the plan made again
-    until it keeps what the new mappings count on (:data:`_REMAPS` rounds). The trial replaces
-    the plan when the activation is then kept, each op at share 1 keeps its ``X``, no
-    activation the plan kept is dropped, no mapping counts on a tensor the plan does not keep,
-    and the pass costs less (:func:`_pass_cycles`, by more than :data:`~._mapper.TIE`). Other
-    ops keep the share."""
-    sizes = _tensor_sizes(config)
+@dataclass(frozen=True)
+class _Trial:
+    """A residency plan beyond the share for one activation (:func:`_keep_beyond_share`)."""
+
+    stages: list[LoweredStage]
+    plan: list[list[Residency]]
+    shares: dict[tuple[int, int], float]
+    multicast: set[tuple[int, int]]
+    cycles: float
+
+
+def _beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
+                  shares: dict[tuple[int, int], float], multicast: set[tuple[int, int]],
+                  at: tuple[int, int], key: str, live: list[tuple[int, int]],
+                  config: ChipConfig, cores: int, sizes: Callable[[Kernel], dict[str, int]]
+                  ) -> _Trial | None:
+    """The trial of :func:`_keep_beyond_share` for the activation ``key`` that the op at ``at``
+    writes and that lives across the ops at ``live``, on top of ``plan`` (made with ``shares``,
+    the linear ops at ``multicast`` mapped among multicast mappings); None if it keeps nothing
+    more or breaks a rule."""
 
     def pairs(sts: list[LoweredStage]) -> list[tuple]:
         return [(st.ops, st.repeat) for st in sts]
 
-    shares: dict[tuple[int, int], float] = {}
-    best = _pass_cycles(stages, plan, config, sizes)
-    for (at, key), live in live_positions(pairs(stages)).items():
-        if _kept(plan, stages, at, key):
-            continue
-        linear = {q for q in live if linear_plan(stages[q[0]].ops[q[1]]) is not None}
-        if not linear:
-            continue
-        trial_shares = shares | dict.fromkeys(linear, 1.0)
-        rooms = {}
-        for i, j in linear:
-            fn = linear_plan(stages[i].ops[j])
-            assert fn is not None
-            args, kw = mapper_call(fn)
-            rooms[(i, j)] = most_room(*args, kw.get("init", False))
-        first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
-        if not _kept(first, stages, at, key):
-            continue
-        mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
-                      for j, op in enumerate(st.ops) if linear_plan(op) is not None}
-        todo = linear | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
-        trial, target = stages, first
-        for _ in range(_REMAPS):        # map again until the plan keeps what they count on
-            trial = _remapped(trial, target, config, todo, sizes, linear | set(shares))
-            mapped_for.update({(i, j): target[i][j] for i, j in todo})
-            target = plan_residency(pairs(trial), config, cores, trial_shares)
-            todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
-            if not todo:
-                break
-        trial_plan = target
-        if (todo or not _kept(trial_plan, trial, at, key) or _unkept(trial, trial_plan)
-                or _dropped(plan, trial_plan, trial)
-                or any("X" not in trial_plan[i][j].resident for i, j in linear)):
-            continue
-        cycles = _pass_cycles(trial, trial_plan, config, sizes)
-        if cycles < best * (1 - TIE):
-            stages, plan, shares, best = trial, trial_plan, trial_shares, cycles
-    return stages, plan
+    linear = {q for q in live if linear_plan(stages[q[0]].ops[q[1]]) is not None}
+    rows = {q: private_rows_share(op.kernel, op.flow, config, cores) for q in live
+            if (op := stages[q[0]].ops[q[1]]).kernel.private_rows}
+    if not linear and not rows:
+        return None
+    trial_shares = shares | rows | dict.fromkeys(linear, 1.0)
+    rooms = {}
+    for i, j in linear:
+        fn = linear_plan(stages[i].ops[j])
+        assert fn is not None
+        args, kw = mapper_call(fn)
+        rooms[(i, j)] = most_room(*args, kw.get("init", False))
+    first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
+    if not _kept(first, stages, at, key):
+        return None
+    mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
+                  for j, op in enumerate(st.ops) if linear_plan(op) is not None}
+    todo = linear | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
+    trial, target = stages, first
+    for _ in range(_REMAPS):        # map again until the plan keeps what they count on
+        trial = _remapped(trial, target, config, todo, sizes, linear | multicast)
+        mapped_for.update({(i, j): target[i][j] for i, j in todo})
+        target = plan_residency(pairs(trial), config, cores, trial_shares)
+        todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
+        if not todo:
+            break
+    if (todo or not _kept(target, trial, at, key) or _unkept(trial, target)
+            or _dropped(plan, target, trial)
+            or any("X" not in target[i][j].resident for i, j in linear)):
+        return None
+    return _Trial(trial, target, trial_shares, multicast | linear,
+                  _pass_cycles(trial, target, config, sizes))
+
+
+def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
+                       config: ChipConfig, cores: int
+                       ) -> tuple[list[LoweredStage], list[list[Residency]]]:
+    """The residency plan beyond :data:`~._residency.RESIDENT_SHARE` where the mappings gain.
+
+    A trial for an activation the plan does not keep that lives across mapped linear ops:
+    those ops let the kept activations take all of their on-chip memory beside the
+    scratchpads (share 1; for the first plan, what their smallest candidate scratchpads would
+    leave) and are mapped again for the new plan, among multicast mappings only (a multicast
+    grid with its input on chip needs no L3 for its own sharing), with the plan made again
+    until it keeps what the new mappings count on (:data:`_REMAPS` rounds). The kernels of its
+    span whose units read their own rows (``Kernel.private_rows``: norms, RoPE) let kept
+    activations take all but what their other inputs need
+    (:func:`~._residency.private_rows_share`). A trial counts when the activation is then
+    kept, each op at share 1 keeps its ``X``, no activation the plan kept is dropped and no
+    mapping counts on a tensor the plan does not keep. Best first: of every activation's
+    trial, the one whose pass costs least (:func:`_pass_cycles`; ties to the first produced)
+    replaces the plan if it costs less than the plan by more than :data:`~._mapper.TIE`, and
+    the trials are made again on top of it. Other ops keep the share."""
+    sizes = _tensor_sizes(config)
+    live_of = live_positions([(st.ops, st.repeat) for st in stages])
+    best = _Trial(stages, plan, {}, set(), _pass_cycles(stages, plan, config, sizes))
+    while True:
+        trials = [t for (at, key), live in live_of.items()
+                  if not _kept(best.plan, best.stages, at, key)
+                  and (t := _beyond_share(best.stages, best.plan, best.shares, best.multicast,
+                                          at, key, live, config, cores, sizes)) is not None]
+        pick = min(trials, key=lambda t: t.cycles, default=None)
+        if pick is None or pick.cycles >= best.cycles * (1 - TIE):
+            return best.stages, best.plan
+        best = pick
 
 
 def _unkept(stages: list[LoweredStage], plan: list[list[Residency]]) -> set[tuple[int, int]]:

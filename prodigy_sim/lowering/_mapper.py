@@ -68,7 +68,7 @@ from prodigy_sim.lowering._linear import (
     tile_shape,
 )
 from prodigy_sim.numerics import RowBytes, Storage
-from prodigy_sim.timing import mma_cycles
+from prodigy_sim.timing import DEFAULT_DMA_OUTSTANDING, mma_cycles
 
 __all__ = ["map_linear", "scored_candidates", "beside_scratchpads", "most_room",
            "preference_order", "prefers_multicast", "linear_cost", "linear_terms", "TIE",
@@ -153,7 +153,10 @@ def linear_terms(m: int, n: int, k: int, weight: Storage, act: Storage, epilogue
     port_bw = min(config.noc.link_bandwidth_bytes_per_cycle,
                   config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle)
     step = (nbytes(act, mp.block_m, kt) + nw * nbytes(weight, mp.block_n, kt))
-    stream_bw = min(port_bw, 2 * step / (FILL_CYCLES + step / port_bw))
+    # two K steps in flight (double buffers), or fewer when a step's DMAs (a tile each) fill
+    # the core's DMA slots
+    in_flight = min(2.0, DEFAULT_DMA_OUTSTANDING / (mp.am + nw * mp.an))
+    stream_bw = min(port_bw, in_flight * step / (FILL_CYCLES + step / port_bw))
     port = per_core * (a_block + w_block) / stream_bw
     a_all, w_all = nbytes(act, m, k), nw * nbytes(weight, n, k)
     out_fmt = ACT if epilogue in ("quant", "bias", "gelu", "gated") else BF16
@@ -288,10 +291,13 @@ def scored_candidates(m: int, n: int, k: int, weight: Storage, act: Storage, epi
     a multicast and its L3 twin cost the same), ties then going to the order of enumeration."""
     sizes = _Sizes()
     tile_bytes: dict[tuple, int] = {}          # what linear_tile_bytes reads of a mapping
+    line = max(config.noc.shape(config.cores))
     for mp in _candidates(m, n, k, weight, act, epilogue, cores, budgets,
                           budgets.onchip_bytes, init):
         if multicast_only and not mp.multicast:
             continue
+        if mp.multicast and max(mp.gm, mp.gn) > line and not prefers_multicast(m, n, mp):
+            continue                # a lock-step group beyond a mesh line
         shape = tile_shape(mp)
         tiles = tile_bytes.get(shape)
         if tiles is None:

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
+from prodigy_sim.lowering._common import Kernel
 from prodigy_sim.timing import default_l3_bytes, isa_params
 
 __all__ = ["Dataflow", "Residency", "RESIDENT_SHARE", "fits_share", "plan_residency",
-           "live_positions", "Position"]
+           "live_positions", "Position", "private_rows_share"]
 
 RESIDENT_SHARE = 0.5
 """Share of a kernel's on-chip memory beside the scratchpads (the shared L3) that activations kept
@@ -78,6 +79,25 @@ class Residency:
 
 Position = tuple[int, int]
 """An op's place in the stages: (stage, op)."""
+
+_LOADS = ("DMA.LD", "DMA.LDM")
+
+
+def private_rows_share(kernel: Kernel, flow: Dataflow | None, config: ChipConfig,
+                       cores: int) -> float:
+    """The share of its on-chip memory beside the scratchpads that a kernel whose units read
+    their own rows of the activations (``kernel.private_rows``: no L3 sharing of them) can
+    give kept activations: all of it less the bytes of the other tensors it loads (the ones
+    its cores share, e.g. a norm's gains), never less than :data:`RESIDENT_SHARE`. Other
+    kernels: :data:`RESIDENT_SHARE`."""
+    if not kernel.private_rows:
+        return RESIDENT_SHARE
+    lay = validate(kernel.program, isa_params(config))
+    acts = {t for t, _ in (flow or Dataflow()).reads}
+    loaded = {ins.name(1) for ins in kernel.program.instructions if ins.opcode in _LOADS}
+    others = sum(lay.tensors[t].nbytes for t in loaded - acts)
+    l3 = default_l3_bytes(config, cores, lay)
+    return max(RESIDENT_SHARE, 1 - others / l3) if l3 else RESIDENT_SHARE
 
 
 class _Flows:
