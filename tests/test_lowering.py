@@ -407,6 +407,56 @@ def test_mapper_multicasts_exactly_where_every_core_computes_one_block() -> None
     assert not big.multicast and not prefers_multicast(8192, 8192, big)
 
 
+def test_multicast_groups_over_many_blocks_stay_within_a_mesh_line() -> None:
+    """A multicast over many blocks per core ties each member to the slowest of its group at
+    every K step; the mapper offers such grids only with groups no longer than a mesh line
+    (16 cores on the T16128's 8x16 mesh), also when it maps for kept activations
+    (``multicast_only``). Single-block grids (in step) may be wider."""
+    from prodigy_sim.lowering import Budgets
+    from prodigy_sim.lowering._common import ACT
+    from prodigy_sim.lowering._mapper import blocks_per_core, scored_candidates
+
+    chip = load_preset("prodigy-t16128")
+    assert max(chip.noc.shape(chip.cores)) == 16
+    bud = Budgets.of(isa_params(chip))
+    w = Storage.of("tai4")
+    m, n, k = 16384, 14336, 4096            # LLaMA-3-8B's gate_up, 8 x 2048 tokens
+    groups = set()
+    for _, _, mp in scored_candidates(m, n, k, w, ACT, "gated", chip, 128, bud,
+                                      multicast_only=True):
+        assert mp.multicast and blocks_per_core(m, n, mp) > 1
+        assert max(mp.gm, mp.gn) <= 16, mp.describe()
+        groups.add(max(mp.gm, mp.gn))
+    assert 16 in groups
+    wide = [mp for _, _, mp in scored_candidates(512, 1024, 1024, w, ACT, "store", chip, 128,
+                                                 bud)
+            if mp.multicast and max(mp.gm, mp.gn) > 16]
+    assert wide and all(blocks_per_core(512, 1024, mp) == 1 for mp in wide)
+
+
+def test_costs_count_the_k_steps_the_dma_slots_keep_in_flight(monkeypatch) -> None:
+    """A K step issues one DMA per X tile and per W tile (``am + nw an``); a core keeps
+    ``DEFAULT_DMA_OUTSTANDING`` in flight, so a 128x128 gated block (6 DMAs a step) streams
+    1.33 steps at a time, not the double buffers' 2: its port term is larger than with twice
+    the slots, and a block of 4 DMAs a step is not affected."""
+    from prodigy_sim.lowering import LinearMapping, _mapper
+    from prodigy_sim.lowering._common import ACT
+
+    chip = load_preset("prodigy-t16128")
+    w = Storage.of("tai4")
+    m, n, k = 2048, 28672, 8192            # LLaMA-2-70B's gate_up
+    six = LinearMapping(64, 2, 64, 2, 256, 16, 8, "mn", True)
+    four = LinearMapping(64, 2, 64, 1, 256, 16, 8, "mn", True)
+
+    def port(mp):
+        return _mapper.linear_terms(m, n, k, w, ACT, "gated", mp, chip, 1 << 26)[1]
+
+    base = {mp: port(mp) for mp in (six, four)}
+    monkeypatch.setattr(_mapper, "DEFAULT_DMA_OUTSTANDING", 16)
+    assert port(six) < base[six]
+    assert port(four) == base[four]
+
+
 def test_mapper_counts_the_l3_that_kept_activations_take() -> None:
     """A linear op whose input stays on chip is mapped knowing the bytes the kept activations
     take from the L3 (``l3_reserved``); a mapping whose scratchpads leave them less room is not
@@ -496,11 +546,14 @@ def test_mapping_and_residency_are_chosen_together() -> None:
     """BERT-base prefill FP8 on 256 cores: the costs alone give ``qkv_proj`` K steps of 768,
     whose scratchpad leaves its input and output no room on chip (they would go to DDR and
     back). The lowering takes a mapping with a smaller scratchpad instead, because the plan
-    then keeps both and saves more DDR time than the costs add. (Until the mapper's ties took
-    the port term, the case was ``o_proj`` with a matrix unit twice as fast.)"""
+    then keeps both and saves more DDR time than the costs add (since the plan goes beyond the
+    share, a multicast mapping for the kept tensors). (Until the mapper's ties took the port
+    term, the case was ``o_proj`` with a matrix unit twice as fast.)"""
     from prodigy_sim.hardware import resolve_hardware
     from prodigy_sim.lowering import Budgets, map_linear
+    from prodigy_sim.lowering._lower import mapper_call
     from prodigy_sim.lowering._linear import linear_tile_bytes
+    from prodigy_sim.lowering._mapper import beside_scratchpads
     from prodigy_sim.models import load_scenario
 
     chip, _ = resolve_hardware("prodigy-t16128", ["cores=256"])
@@ -509,16 +562,17 @@ def test_mapping_and_residency_are_chosen_together() -> None:
     op = next(o for o in lm.stages[0].ops if o.name == "qkv_proj")
     assert {"X", "Y"} <= op.residency.resident
     fn = op.rebuild
-    name, m, n, k, w, cores, epi, config, bud = fn.args[:9]
-    act = Storage.of("float8_e4m3fn")
-    by_costs = map_linear(m, n, k, w, act, epi, config, cores, bud, fn.keywords["l3"],
-                          fn.keywords.get("l3_reserved", 0),
-                          fn.keywords.get("resident", frozenset()))
-    chosen = fn.keywords["mapping"]
+    args, kw = mapper_call(fn)
+    m, n, k, w, act, epi, config, cores, bud = args
+    by_costs = map_linear(*args)                    # the mapper alone: nothing kept on chip
+    chosen = fn.keywords.get("mapping") or map_linear(*args, **kw)
     assert chosen.describe() == op.kernel.mapping != by_costs.describe()
     assert (linear_tile_bytes(chosen, k, w, act, epi)
             < linear_tile_bytes(by_costs, k, w, act, epi))
     assert isinstance(bud, Budgets)
+    sizes = validate(op.kernel.program, isa_params(chip)).tensors
+    kept = sizes["X"].nbytes + sizes["Y"].nbytes
+    assert beside_scratchpads(bud, linear_tile_bytes(by_costs, k, w, act, epi), chip) < kept
     for st in lm.stages:               # no mapping counts on a tensor the plan does not keep
         for o in st.ops:
             if o.kernel.kind == "linear":
@@ -526,33 +580,36 @@ def test_mapping_and_residency_are_chosen_together() -> None:
 
 
 def test_costs_within_the_tie_go_to_larger_k_steps() -> None:
-    """LLaMA-3-8B prefill on 32 DDR5 channels: ``gate_up``'s K steps of 128 cost 0.02% less
-    than longer ones and simulated 2.5x slower (the step 12% slower than on 16 channels); within
-    :data:`TIE` the mapper takes the larger K step."""
+    """LLaMA-2-7B decode (tai4) on 32 DDR5 channels: ``gate_up``'s K steps of 1024 cost a little
+    less than steps of 2048 on the same grid and blocks (the same cores, port term and block
+    area); within :data:`TIE` the mapper takes the larger K step. (The case used to be
+    LLaMA-3-8B's prefill ``gate_up``, whose K steps of 128 the costs ranked first until they
+    counted the K steps a core's DMA slots keep in flight.)"""
     from prodigy_sim.hardware import resolve_hardware
-    from prodigy_sim.lowering import Budgets
     from prodigy_sim.lowering._mapper import TIE, map_linear, scored_candidates
     from prodigy_sim.models import load_scenario
 
     chip, _ = resolve_hardware("prodigy-t16128", ["memory.channels=32"])
-    sc = load_scenario("llama-3-8b-prefill-fp8")
-    w = lower_model(sc.card(), sc, chip).stages[0].ops
-    op = next(o for o in w if o.name == "gate_up")
-    name, m, n, k, wt, cores, epi, config, bud = op.rebuild.args[:9]
-    assert isinstance(bud, Budgets)
-    act = Storage.of("float8_e4m3fn")
-    scored = list(scored_candidates(m, n, k, wt, act, epi, config, cores, bud))
-    cheapest = min(scored, key=lambda c: c[0])
-    chosen = map_linear(m, n, k, wt, act, epi, config, cores, bud)
-    cost = next(c for _, c, mp in scored if mp == chosen)
-    assert cheapest[2].kt == 128 and chosen.kt >= 256
-    assert cheapest[1] < cost <= cheapest[1] * (1 + TIE)
+    sc = load_scenario("llama-2-7b-decode-tai4")
+    op = next(o for o in lower_model(sc.card(), sc, chip).stages[0].ops if o.name == "gate_up")
+    from prodigy_sim.lowering._lower import mapper_call
+
+    args, kw = mapper_call(op.rebuild)
+    scored = list(scored_candidates(*args, **kw))
+    chosen = map_linear(*args, **kw)
+    key, cost = next((key, c) for key, c, mp in scored if mp == chosen)
+    rivals = [(c, mp) for k2, c, mp in scored if k2[1:4] == key[1:4] and c <= cost]
+    cheapest, fastest_kt = min(rivals, key=lambda r: r[0])
+    assert fastest_kt.kt < chosen.kt
+    assert cost <= min(c for _, c, _ in scored) * (1 + TIE)
+    assert (fastest_kt.gm, fastest_kt.gn, fastest_kt.block_m, fastest_kt.block_n) == \
+        (chosen.gm, chosen.gn, chosen.block_m, chosen.block_n)
     assert op.kernel.mapping == chosen.describe()
 
 
 def test_ties_go_to_more_cores_then_the_lighter_port() -> None:
-    """LLaMA-2-70B prefill's ``gate_up``: 64x256, 128x128 and 256x64 blocks cost the same (a
-    DDR-bound cost); among the candidates within :data:`TIE` of the cheapest the mapper takes
+    """LLaMA-2-70B prefill's ``gate_up``: 128x128 and 256x64 blocks cost the same (a DDR-bound
+    cost); among the candidates within :data:`TIE` of the cheapest the mapper takes
     one on the most cores and, among those, with the lightest port term - and the ranking
     (:func:`ranked_mappings`) lists the choice first."""
     from prodigy_sim.lowering import ranked_mappings
@@ -581,7 +638,7 @@ def test_ties_go_to_more_cores_then_the_lighter_port() -> None:
     ports = {round(key[2]) for key, mp in tied if mp.cores == most}
     assert len(ports) > 1                               # the port term does break the tie
     assert ranked[0][0][2] == min(ports)
-    assert {(mp.block_m, mp.block_n) for _, mp in tied} >= {(64, 256), (128, 128), (256, 64)}
+    assert {(mp.block_m, mp.block_n) for _, mp in tied} >= {(128, 128), (256, 64)}
     assert (chosen.block_m, chosen.block_n) == (128, 128)
     # the key's port is linear_terms' port term (with the L3 the candidate's scratchpad leaves)
     tiles = linear_tile_bytes(chosen, k, w, act, epi)

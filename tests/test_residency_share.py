@@ -8,10 +8,11 @@ import pytest
 from prodigy_sim.hardware import load_preset, resolve_hardware
 from prodigy_sim.isa import validate
 from prodigy_sim.lowering import RESIDENT_SHARE, _lower, lower_model
+from prodigy_sim.lowering._residency import private_rows_share
 from prodigy_sim.lowering._mapper import TIE
 from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.simulation import simulate_op
-from prodigy_sim.timing import isa_params
+from prodigy_sim.timing import default_l3_bytes, isa_params
 
 CHIP = load_preset("prodigy-t16128")
 
@@ -56,6 +57,10 @@ def test_the_plan_goes_beyond_the_share_only_where_the_costs_gain(sc, overrides,
     assert _kept(share_only) <= _kept(beyond)            # nothing the share keeps is dropped
     full = [op for st in beyond.stages for op in st.ops if op.residency.share != RESIDENT_SHARE]
     for op in full:
+        if op.kernel.private_rows:      # a norm, RoPE: all but what its own inputs need
+            assert op.residency.share == private_rows_share(op.kernel, op.flow, chip,
+                                                            beyond.cores) > RESIDENT_SHARE
+            continue
         assert op.residency.share == 1.0
         assert "multicast" in op.kernel.mapping and "X" in op.residency.resident
     if full:
@@ -66,13 +71,40 @@ def test_the_plan_goes_beyond_the_share_only_where_the_costs_gain(sc, overrides,
             [[op.kernel.mapping for op in st.ops] for st in share_only.stages]
 
 
-def test_the_70b_prefill_keeps_its_gated_product(monkeypatch):
+def test_the_70b_prefill_keeps_its_gated_product_and_qkv(monkeypatch):
+    """The gated product (57.8 MiB) and the QKV projection's output (40 MiB, which RoPE reads
+    with all but its tables' bytes of its on-chip memory) stay on chip; the residual stream
+    after attention (32 MiB, whose trial comes first in production order) does not: with the
+    gated product it would leave `gate_up` only small blocks, and its trial costs more (best
+    first)."""
     sc = CASES[0][0]
     lm = _lowered(sc, CHIP, True, monkeypatch)
     ops = {op.name: op for op in lm.stages[0].ops}
     assert ops["gate_up"].residency.resident >= {"X", "Y"}
     assert "X" in ops["down_proj"].residency.resident
-    assert "g" not in {k for _, _, k in _kept(_lowered(sc, CHIP, False, monkeypatch))}
+    assert ops["qkv_proj"].residency.resident >= {"X", "Y"}
+    assert "QKV" in ops["rope_kv"].residency.resident
+    assert "Y" not in ops["o_proj"].residency.resident
+    assert RESIDENT_SHARE < ops["rope_kv"].residency.share < 1
+    kept_by_share = {k for _, _, k in _kept(_lowered(sc, CHIP, False, monkeypatch))}
+    assert not {"g", "qkv"} & kept_by_share
+
+
+def test_a_norm_gives_kept_activations_all_but_its_gains():
+    """``private_rows_share``: a norm's units read their own rows, so only its gains need the
+    shared L3; kernels whose cores share their inputs keep ``RESIDENT_SHARE``."""
+    sc = CASES[0][0]
+    lm = lower_model(sc.card(), sc, CHIP)
+    ops = {op.name: op for op in lm.stages[0].ops}
+    norm = ops["attn_norm"]
+    lay = validate(norm.kernel.program, isa_params(CHIP))
+    l3 = default_l3_bytes(CHIP, lm.cores, lay)
+    share = private_rows_share(norm.kernel, norm.flow, CHIP, lm.cores)
+    assert share == pytest.approx(1 - lay.tensors["G"].nbytes / l3)
+    for name in ("qkv_proj", "attention", "gate_up"):
+        assert not ops[name].kernel.private_rows
+        assert private_rows_share(ops[name].kernel, ops[name].flow, CHIP,
+                                  lm.cores) == RESIDENT_SHARE
 
 
 @pytest.mark.slow
