@@ -551,8 +551,8 @@ def test_mapping_and_residency_are_chosen_together() -> None:
     term, the case was ``o_proj`` with a matrix unit twice as fast.)"""
     from prodigy_sim.hardware import resolve_hardware
     from prodigy_sim.lowering import Budgets, map_linear
-    from prodigy_sim.lowering._lower import mapper_call
     from prodigy_sim.lowering._linear import linear_tile_bytes
+    from prodigy_sim.lowering._lower import mapper_call
     from prodigy_sim.lowering._mapper import beside_scratchpads
     from prodigy_sim.models import load_scenario
 

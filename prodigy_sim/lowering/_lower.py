@@ -453,17 +453,6 @@ def _kept(plan: list[list[Residency]], stages: list[LoweredStage], at: tuple[int
     return any(k == key and t in plan[i][j].resident for t, k in flow.writes)
 
 
-def _dropped(plan: list[list[Residency]], trial: list[list[Residency]],
-             stages: list[LoweredStage]) -> bool:
-    """Whether ``trial`` leaves in DDR an activation that ``plan`` keeps on chip (the ops are
-    the same in both, ``stages``' ops or their mappings only differing)."""
-    return any(k not in {k2 for t2, k2 in (op.flow or Dataflow()).writes
-                         if t2 in tr.resident}
-               for st, rs, ts in zip(stages, plan, trial, strict=True)
-               for op, r, tr in zip(st.ops, rs, ts, strict=True)
-               for t, k in (op.flow or Dataflow()).writes if t in r.resident)
-
-
 _REMAPS = 3
 """Rounds of mapping the linear ops again for a trial plan of :func:`_keep_beyond_share` (a
 new mapping's scratchpads change the room of the next plan) before the trial is given up."""
@@ -520,7 +509,6 @@ def _beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
         if not todo:
             break
     if (todo or not _kept(target, trial, at, key) or _unkept(trial, target)
-            or _dropped(plan, target, trial)
             or any("X" not in target[i][j].resident for i, j in linear)):
         return None
     return _Trial(trial, target, trial_shares, multicast | linear,
@@ -541,11 +529,12 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
     span whose units read their own rows (``Kernel.private_rows``: norms, RoPE) let kept
     activations take all but what their other inputs need
     (:func:`~._residency.private_rows_share`). A trial counts when the activation is then
-    kept, each op at share 1 keeps its ``X``, no activation the plan kept is dropped and no
-    mapping counts on a tensor the plan does not keep. Best first: of every activation's
-    trial, the one whose pass costs least (:func:`_pass_cycles`; ties to the first produced)
-    replaces the plan if it costs less than the plan by more than :data:`~._mapper.TIE`, and
-    the trials are made again on top of it. Other ops keep the share."""
+    kept, each op at share 1 keeps its ``X`` and no mapping counts on a tensor the plan does
+    not keep; it may leave in DDR an activation the plan kept (the estimate counts those bytes,
+    and a later trial may take it back). Best first: of every activation's trial, the one whose
+    pass costs least (:func:`_pass_cycles`; ties to the first produced) replaces the plan if it
+    costs less than the plan by more than :data:`~._mapper.TIE`, and the trials are made again
+    on top of it (each round lowers the estimate: it ends). Other ops keep the share."""
     sizes = _tensor_sizes(config)
     live_of = live_positions([(st.ops, st.repeat) for st in stages])
     best = _Trial(stages, plan, {}, set(), _pass_cycles(stages, plan, config, sizes))

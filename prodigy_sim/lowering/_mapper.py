@@ -48,7 +48,15 @@ every member's progress to the slowest of its group at every K step; members tha
 together on their only block stay in step, and the multicast saves the L3's store and forward
 (BERT-base b8 s128: 17-25% faster). Over many blocks per core the members drift apart and
 every step waits for the slowest (the 8192^3 GEMM's blocks: 395 us through the L3, 537-844 us
-multicast).
+multicast). For the same reason a multicast grid whose cores compute more than one block is a
+candidate only with groups no longer than a line of the mesh (``max(noc.shape)``); the plan of
+kept activations maps some linear ops among multicast grids only (``multicast_only``), where
+wider groups simulated up to 3.5x slower (docs/lowering.md, *Multicast groups within a mesh
+line*).
+
+A K step's loads are one DMA per X tile and per W tile of the block; the costs stream two K
+steps at a time (double buffers), or fewer when a step's DMAs fill the core's
+``DEFAULT_DMA_OUTSTANDING`` slots.
 """
 
 from __future__ import annotations
