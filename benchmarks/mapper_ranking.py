@@ -11,7 +11,7 @@ docs/lowering.md, "How well the costs rank mappings".
 
     python benchmarks/mapper_ranking.py bert                 # BERT-base b8 s128, 4 linears
     python benchmarks/mapper_ranking.py 70b --ops gate_up --top 6
-    python benchmarks/mapper_ranking.py CASE [--ops OP,...] [--top N] [--table]
+    python benchmarks/mapper_ranking.py CASE [--ops OP,...] [--top N]
 
 Cases: ``bert`` (BERT-base b8 s128), ``7b`` (LLaMA-2-7B decode b1 ctx 2048), ``70b`` (LLaMA-2-70B
 prefill 2048), ``gemm`` (the 8192^3 FP8 x tai4 GEMM); all tai4 weights on ``prodigy-t16128``.

@@ -19,7 +19,8 @@ the programs' layouts; it does not depend on timing.
 A position may be given another share (``shares``): the lowering lets the linear ops it maps
 on multicast grids for the plan, with their input kept on chip, give kept activations all of
 their on-chip memory (share 1; ``lower_model``'s ``_keep_beyond_share``), since such a kernel
-needs no L3 for its own sharing.
+needs no L3 for its own sharing, and the kernels whose units read their own rows (norms, RoPE)
+all but what their other inputs need (:func:`private_rows_share`).
 
 The model's input to its first layer (the embedding lookup, not lowered) counts as produced by the
 stage's last layer kernels, as in every later layer (steady state).
