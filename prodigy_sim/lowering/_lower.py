@@ -296,6 +296,11 @@ def _kept_bytes(stages: list[LoweredStage], plan: list[list[Residency]],
                for op, r in zip(st.ops, rs, strict=True))
 
 
+def _pairs(stages: list[LoweredStage]) -> list[tuple]:
+    """``stages`` as the residency plan takes them: ``(ops, repeat)`` per stage."""
+    return [(st.ops, st.repeat) for st in stages]
+
+
 def _with_mapping(stages: list[LoweredStage], at: tuple[int, int], mapping: LinearMapping,
                   config: ChipConfig, cores: int
                   ) -> tuple[list[LoweredStage], list[list[Residency]]]:
@@ -309,7 +314,7 @@ def _with_mapping(stages: list[LoweredStage], at: tuple[int, int], mapping: Line
     alt = dataclasses.replace(st.ops[j], kernel=fn(None), rebuild=fn)
     out = list(stages)
     out[i] = dataclasses.replace(st, ops=st.ops[:j] + (alt,) + st.ops[j + 1:])
-    return out, plan_residency([(s.ops, s.repeat) for s in out], config, cores)
+    return out, plan_residency(_pairs(out), config, cores)
 
 
 def _smaller_scratchpads(op: LoweredOp) -> list[tuple[float, int, LinearMapping]]:
@@ -460,41 +465,37 @@ new mapping's scratchpads change the room of the next plan) before the trial is 
 
 @dataclass(frozen=True)
 class _Trial:
-    """A residency plan beyond the share for one activation (:func:`_keep_beyond_share`)."""
+    """A residency plan beyond the share (:func:`_keep_beyond_share`): the stages as mapped for
+    it, the plan, the shares it gives positions (1 for the linear ops mapped among multicast
+    grids) and the lowering's estimate of a pass (cycles)."""
 
     stages: list[LoweredStage]
     plan: list[list[Residency]]
     shares: dict[tuple[int, int], float]
-    multicast: set[tuple[int, int]]
     cycles: float
 
 
-def _beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
-                  shares: dict[tuple[int, int], float], multicast: set[tuple[int, int]],
-                  at: tuple[int, int], key: str, live: list[tuple[int, int]],
-                  config: ChipConfig, cores: int, sizes: Callable[[Kernel], dict[str, int]]
-                  ) -> _Trial | None:
+def _beyond_share(best: _Trial, at: tuple[int, int], key: str, live: list[tuple[int, int]],
+                  row_shares: dict[tuple[int, int], float], config: ChipConfig, cores: int,
+                  sizes: Callable[[Kernel], dict[str, int]]) -> _Trial | None:
     """The trial of :func:`_keep_beyond_share` for the activation ``key`` that the op at ``at``
-    writes and that lives across the ops at ``live``, on top of ``plan`` (made with ``shares``,
-    the linear ops at ``multicast`` mapped among multicast mappings); None if it keeps nothing
-    more or breaks a rule."""
-
-    def pairs(sts: list[LoweredStage]) -> list[tuple]:
-        return [(st.ops, st.repeat) for st in sts]
-
+    writes and that lives across the ops at ``live``, on top of ``best`` (``row_shares``: the
+    share of each row kernel, :func:`~._residency.private_rows_share`); None if it keeps
+    nothing more or breaks a rule."""
+    stages, plan, shares = best.stages, best.plan, best.shares
     linear = {q for q in live if linear_plan(stages[q[0]].ops[q[1]]) is not None}
-    rows = {q: private_rows_share(op.kernel, op.flow, config, cores) for q in live
-            if (op := stages[q[0]].ops[q[1]]).kernel.private_rows}
+    rows = {q: row_shares[q] for q in live if q in row_shares}
     if not linear and not rows:
         return None
     trial_shares = shares | rows | dict.fromkeys(linear, 1.0)
+    multicast = {q for q, share in trial_shares.items() if share == 1.0}
     rooms = {}
     for i, j in linear:
         fn = linear_plan(stages[i].ops[j])
         assert fn is not None
         args, kw = mapper_call(fn)
         rooms[(i, j)] = most_room(*args, kw.get("init", False))
-    first = plan_residency(pairs(stages), config, cores, trial_shares, rooms)
+    first = plan_residency(_pairs(stages), config, cores, trial_shares, rooms)
     if not _kept(first, stages, at, key):
         return None
     mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
@@ -502,17 +503,16 @@ def _beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
     todo = linear | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
     trial, target = stages, first
     for _ in range(_REMAPS):        # map again until the plan keeps what they count on
-        trial = _remapped(trial, target, config, todo, sizes, linear | multicast)
+        trial = _remapped(trial, target, config, todo, sizes, multicast)
         mapped_for.update({(i, j): target[i][j] for i, j in todo})
-        target = plan_residency(pairs(trial), config, cores, trial_shares)
+        target = plan_residency(_pairs(trial), config, cores, trial_shares)
         todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
         if not todo:
             break
     if (todo or not _kept(target, trial, at, key) or _unkept(trial, target)
             or any("X" not in target[i][j].resident for i, j in linear)):
         return None
-    return _Trial(trial, target, trial_shares, multicast | linear,
-                  _pass_cycles(trial, target, config, sizes))
+    return _Trial(trial, target, trial_shares, _pass_cycles(trial, target, config, sizes))
 
 
 def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
@@ -536,13 +536,16 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
     costs less than the plan by more than :data:`~._mapper.TIE`, and the trials are made again
     on top of it (each round lowers the estimate: it ends). Other ops keep the share."""
     sizes = _tensor_sizes(config)
-    live_of = live_positions([(st.ops, st.repeat) for st in stages])
-    best = _Trial(stages, plan, {}, set(), _pass_cycles(stages, plan, config, sizes))
+    live_of = live_positions(_pairs(stages))
+    row_shares = {(i, j): private_rows_share(op.kernel, op.flow, config, cores)
+                  for i, st in enumerate(stages) for j, op in enumerate(st.ops)
+                  if op.kernel.private_rows}        # their kernels are never mapped again
+    best = _Trial(stages, plan, {}, _pass_cycles(stages, plan, config, sizes))
     while True:
         trials = [t for (at, key), live in live_of.items()
                   if not _kept(best.plan, best.stages, at, key)
-                  and (t := _beyond_share(best.stages, best.plan, best.shares, best.multicast,
-                                          at, key, live, config, cores, sizes)) is not None]
+                  and (t := _beyond_share(best, at, key, live, row_shares, config, cores,
+                                          sizes)) is not None]
         pick = min(trials, key=lambda t: t.cycles, default=None)
         if pick is None or pick.cycles >= best.cycles * (1 - TIE):
             return best.stages, best.plan
@@ -922,15 +925,15 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
     if head:
         stages.append(LoweredStage("head", (), tuple(head)))
     if l3:
-        first = plan_residency([(st.ops, st.repeat) for st in stages], config, p)
+        first = plan_residency(_pairs(stages), config, p)
         mapped = _remap_linears(stages, first, config)
-        plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
+        plan = plan_residency(_pairs(mapped), config, p)
         blind = frozenset(_unkept(mapped, plan))
         if blind:   # a mapping counted on kept tensors the new plan does not keep: those ops
             # are mapped for DDR tensors instead (a plan for their kernels keeps at most what
             # the first one did, and their mappings no longer count on it)
             mapped = _remap_linears(stages, first, config, blind)
-            plan = plan_residency([(st.ops, st.repeat) for st in mapped], config, p)
+            plan = plan_residency(_pairs(mapped), config, p)
         mapped, plan = _keep_more(mapped, plan, config, p)
         mapped, plan = _keep_beyond_share(mapped, plan, config, p)
         stages = mapped

@@ -288,6 +288,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
 
     n = k.per_core_units
     u = method.steady_units
+    compulsory = k.compulsory_off_chip(on_chip.resident)
     how = "full"
     res = None
     cap: int | None = None
@@ -306,12 +307,11 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
         # Simulate every unit when the units run out first. The capped runs are prefixes of
         # the full run (the kernels always apply their unit cap).
         window = STEADY_WINDOW_REFRESHES * _refresh_cycles(config)
-        must_move = k.compulsory_off_chip(on_chip.resident)
         r1, r2, r3 = run(u), run(2 * u), run(4 * u)
         while 32 * u <= n:
             r4 = run(8 * u)
             steady = steady_extrapolation(
-                [(r.cycles, r.dram_bytes) for r in (r1, r2, r3, r4)], u, n, window, must_move)
+                [(r.cycles, r.dram_bytes) for r in (r1, r2, r3, r4)], u, n, window, compulsory)
             if steady is not None:
                 cycles, ddr = steady
                 res = r4                                # utilization of the steady state
@@ -331,7 +331,6 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     seconds = cycles / config.frequency_hz
     t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
              if k.mma_flops else 0.0)
-    compulsory = k.compulsory_off_chip(on_chip.resident)
     t_mem = compulsory / config.peak_ddr_bandwidth_bytes_per_s
     return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
                     mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
