@@ -82,14 +82,14 @@ def _linear_ddr(rng, m: int, n: int, k: int, epilogue: str, x_scale=None) -> dic
 
 
 def _lin(m, n, k, *, weight, cores, epilogue, nt, an, kt=None, mt=None, am=1, gm=1,
-         gn=None, order="mn", multicast=False, stationary=False, stagger=1):
+         gn=None, order="mn", multicast=False, stationary=False, stagger=1, first=None):
     """A linear kernel on an explicit mapping (by default: the whole M in one block row, column
     blocks over the cores)."""
     mt = mt or m // am
     gn = gn or min(cores // gm, n // (nt * an))
     mp = LinearMapping(mt, am, nt, an, kt or k, gm, gn, order, multicast, stationary, stagger)
     return linear_kernel("lin", m, n, k, weight=weight, cores=cores, mapping=mp,
-                         epilogue=epilogue)
+                         epilogue=epilogue, first=first)
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "8:4"])
@@ -162,6 +162,35 @@ def test_linear_pipelined_mappings(kw):
                 an=2, mt=8, am=1, **kw)
     assert ("DMA.LDM" in disassemble(kern.program)) == kw.get("multicast", False)
     _check(kern, _linear_ddr(rng, m, n, k, "bias_residual"), {"Y"})
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kt=128, gm=2, gn=2, stationary=True),                  # X kept: loaded behind a branch
+    dict(kt=128, gm=4, gn=1, multicast=True, stationary=True, stagger=2),
+    dict(kt=256, gm=1, gn=3, order="nm", stationary=True),      # W kept, X first
+    dict(kt=448, gm=2, gn=2, order="nm", multicast=True, stagger=2),
+], ids=["x-stationary", "multicast-stationary-stagger", "w-stationary", "nm-multicast"])
+def test_linear_load_order_moves_loads_not_bits(kw):
+    """A K step that issues the other operand's loads first (``first``) loads the same tiles
+    (the program's DMAs differ only in order) and gives the same bits - also when the operand
+    it now issues second is a stationary one, loaded behind a branch."""
+    rng = np.random.default_rng(sum(map(ord, repr(sorted(kw.items())))) + 1)
+    m, n, k = 32, 256, 448
+    ddr = _linear_ddr(rng, m, n, k, "bias_residual")
+    flipped = "X" if kw.get("order", "mn") == "nm" else "W"
+    kerns = [_lin(m, n, k, weight=Storage.of("tai4"), cores=4, epilogue="bias_residual",
+                  nt=32, an=2, mt=8, am=1, first=first, **kw) for first in (None, flipped)]
+    dmas = [[line.split(",")[1].strip() for line in disassemble(kn.program).splitlines()
+             if line.strip().startswith("DMA.LD")] for kn in kerns]
+    assert dmas[0] != dmas[1] and sorted(dmas[0]) == sorted(dmas[1])
+    # the first load of the program (the first K step) comes from the operand issued first
+    assert dmas[0][0].startswith("X" if flipped == "W" else "W")
+    assert dmas[1][0].startswith(flipped)
+    outs = [_check(kn, ddr, {"Y"})["Y"] for kn in kerns]
+    assert outs[0].tobytes() == outs[1].tobytes()
+    with pytest.raises(ConfigError, match="'first' must be 'X' or 'W'"):
+        _lin(m, n, k, weight=Storage.of("tai4"), cores=4, epilogue="store", nt=32, an=2, mt=8,
+             first="Y", **kw)
 
 
 def test_linear_k_tiles_are_whole_chunks_so_the_mapping_never_changes_the_bits():

@@ -3,12 +3,15 @@ mapped for the plan on a multicast grid, with its input kept on chip, lets kept 
 all of its on-chip memory beside the scratchpads - only where the lowering's costs of a pass
 gain (best first; a trial may trade an activation the share keeps for a larger one)."""
 
+import dataclasses
+import functools
+
 import pytest
 
 from prodigy_sim.hardware import load_preset, resolve_hardware
-from prodigy_sim.isa import validate
+from prodigy_sim.isa import disassemble, validate
 from prodigy_sim.lowering import RESIDENT_SHARE, _lower, lower_model
-from prodigy_sim.lowering._mapper import TIE
+from prodigy_sim.lowering._mapper import TIE, map_linear
 from prodigy_sim.lowering._residency import private_rows_share
 from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.simulation import simulate_op
@@ -136,3 +139,46 @@ def test_keeping_the_gated_product_simulates_faster(monkeypatch):
             < 0.9 * sum(r.seconds for r in results[False]))
     for r in results[True]:     # every DDR byte compulsory: each weight byte read once
         assert r.ddr_bytes <= 1.001 * r.compulsory_bytes
+
+
+def _first_load(kernel) -> str:
+    """The tensor the program's first DMA load reads (its first K step's first load)."""
+    for line in disassemble(kernel.program).splitlines():
+        if line.strip().startswith(("DMA.LD ", "DMA.LDM ")):
+            return line.split(",")[1].strip()
+    raise AssertionError("no DMA load")
+
+
+@pytest.mark.parametrize("sc, overrides", CASES[:2], ids=["70b-prefill", "bert-256"])
+def test_a_k_step_issues_its_ddr_loads_first(sc, overrides, monkeypatch):
+    """Every linear op whose input the plan keeps on chip issues a K step's weight loads (from
+    DDR) before its X loads; the others issue their outer operand first."""
+    chip, _ = resolve_hardware(sc.hardware, list(overrides))
+    lm = _lowered(sc, chip, True, monkeypatch)
+    linear = [op for st in lm.stages for op in st.ops if _lower.linear_plan(op)]
+    firsts = {("X" in op.residency.resident, op.kernel.mapping.endswith("nm"),
+               _first_load(op.kernel)) for op in linear}
+    assert (True, False, "W") in firsts             # mn: W first all the same
+    for kept, nm, first in firsts:
+        assert first == ("W" if kept or nm else "X")
+
+
+@pytest.mark.slow
+def test_ddr_loads_first_simulates_faster():
+    """The 70B prefill's ``gate_up`` (X kept on chip, W multicast from DDR, ``mn``): a K step
+    that issues its W loads first simulates faster than one issuing X first (427.9 -> 410.8
+    us when written); the DDR bytes are the same."""
+    sc = CASES[0][0]
+    lm = lower_model(sc.card(), sc, CHIP)
+    op = next(op for op in lm.stages[0].ops if op.name == "gate_up")
+    assert "X" in op.residency.resident and op.kernel.mapping.endswith("mn")
+    assert _first_load(op.kernel) == "W"
+    args, kw = _lower.mapper_call(_lower.linear_plan(op))
+    fn = functools.partial(_lower.linear_plan(op), mapping=map_linear(*args, **kw),
+                           resident=frozenset())        # the same mapping, told nothing kept
+    x_first = dataclasses.replace(op, kernel=fn(None), rebuild=fn)
+    assert _first_load(x_first.kernel) == "X"
+    assert x_first.kernel.mapping == op.kernel.mapping
+    w, x = simulate_op(op, CHIP), simulate_op(x_first, CHIP)
+    assert w.seconds < 0.99 * x.seconds
+    assert w.ddr_bytes == x.ddr_bytes

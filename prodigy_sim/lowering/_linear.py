@@ -245,8 +245,9 @@ class _Gen:
     core's inner blocks (its stagger class). A block's index is a register plus an offset."""
 
     def __init__(self, b: ProgramBuilder, mp: LinearMapping, k: int, nw: int, sparse: bool,
-                 tensors: dict, tiles: dict, epilogue: str) -> None:
+                 tensors: dict, tiles: dict, epilogue: str, first: str) -> None:
         self.b, self.mp, self.k, self.nw = b, mp, k, nw
+        self.first = first
         self.nk, self.tail = _k_steps(k, mp.kt)
         self.kt = min(mp.kt, k)
         self.t = tensors
@@ -353,17 +354,16 @@ class _Gen:
                         b.dma_ld(tile, w, col + j * mp.nt, kexpr())
 
         fns = {"X": load_x, "W": load_w}
-        outer, inner_name = mp.outer, "W" if mp.outer == "X" else "X"
-        if mp.stationary and inner is not None:
-            skip = self.label("keep")
-            b.bne(inner, _ZERO, skip)
-            kreg_before = kreg
-            fns[outer]()
-            b.label(skip)
-            kreg = kreg_before          # the register may not be set on the skipping path
-        else:
-            fns[outer]()
-        fns[inner_name]()
+        for name in (self.first, "W" if self.first == "X" else "X"):
+            if mp.stationary and name == mp.outer and inner is not None:
+                skip = self.label("keep")
+                b.bne(inner, _ZERO, skip)
+                kreg_before = kreg
+                fns[name]()
+                b.label(skip)
+                kreg = kreg_before      # the register may not be set on the skipping path
+            else:
+                fns[name]()
 
     def residual_loads(self, row: Reg, col: Reg) -> None:
         """The tiles the accumulators of the block at (``row``, ``col``) start from: its
@@ -546,7 +546,7 @@ class _Gen:
 def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: int,
                   mapping: LinearMapping, epilogue: str = "store", act: Storage | None = None,
                   budgets: Budgets | None = None, unit_cap: int | None = None,
-                  init: bool = False) -> Kernel:
+                  init: bool = False, first: str | None = None) -> Kernel:
     """The program of one linear layer over ``cores`` logical cores, cut and placed by
     ``mapping``.
 
@@ -554,11 +554,15 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     storage (format, block, scale, 8:4 sparsity -> ``MMA.SP``). ``budgets``: the core's limits
     (default: the ISA's default parameters). ``unit_cap``: run at most that many blocks per
     core (steady-state extrapolation). ``init``: the accumulators start from the float32 DDR
-    tensors ``C`` (and ``CU`` when gated; see the module docstring). Returns a :class:`Kernel`.
+    tensors ``C`` (and ``CU`` when gated; see the module docstring). ``first``: the operand
+    (``"X"`` or ``"W"``) whose loads a K step issues first (default: the outer operand; see
+    *Load order* in the module docstring). Returns a :class:`Kernel`.
     """
     bud = budgets or Budgets.of()
     mp = mapping
     _check(name, m, n, k, mp, cores, bud, epilogue)
+    if first not in (None, "X", "W"):
+        raise ConfigError(f"linear {name!r}: 'first' must be 'X' or 'W' (got {first!r})")
     act = act or (BF16 if weight.fmt.wide else ACT)
     mt, am, nt, an, kt = mp.mt, mp.am, mp.nt, mp.an, mp.kt
     gated = epilogue == "gated"
@@ -611,7 +615,8 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
     if init:
         tiles["I"] = [[[b.tile(f"I{g}_{i}_{j}", (mt, nt), F32) for j in range(an)]
                        for i in range(am)] for g in range(nw)]
-    _Gen(b, mp, k, nw, sparse, tensors, tiles, epilogue).program(mblocks, nblocks, unit_cap)
+    _Gen(b, mp, k, nw, sparse, tensors, tiles, epilogue,
+         first or mp.outer).program(mblocks, nblocks, unit_cap)
     program = b.build()
 
     # analytic counts (every block of every core; the unit cap is not applied)

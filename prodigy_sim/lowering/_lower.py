@@ -224,8 +224,10 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
     if mapping is None:
         mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3,
                              l3_reserved, resident, init=init, multicast_only=multicast_only)
+    # a K step issues its DDR loads first: the weights before an X kept on chip
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
-                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init)
+                         epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init,
+                         first="W" if "X" in resident else None)
 
 
 def linear_plan(op: LoweredOp) -> functools.partial | None:
