@@ -4,7 +4,8 @@ gain by choosing them.
 
 Each row simulates the op (``simulate_op``, the default method) with a mapping (``--mapping``,
 default: the lowering's) and a set of its tensors kept on chip (``--resident``, default: the
-residency plan's), and prints its time, its DDR bytes beside its compulsory bytes, its
+residency plan's; a K step then issues its loads in the order the lowering gives that
+residency, ``with_residency``), and prints its time, its DDR bytes beside its compulsory bytes, its
 scratchpad per core and the on-chip memory beside the scratchpads (the shared L3 before the kept
 tensors take their part). A residency that does not fit is reported, not simulated.
 docs/lowering.md, "Where the 70B prefill's MLP loses its time".
@@ -23,14 +24,13 @@ mn``. ``--resident ""`` keeps none of the op's tensors on chip.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from _op_args import add_op_arguments, lowered_op
 
 from prodigy_sim.errors import ProdigySimError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
-from prodigy_sim.lowering import LoweredOp, with_mapping
+from prodigy_sim.lowering import LoweredOp, with_mapping, with_residency
 from prodigy_sim.lowering._linear import LinearMapping
 from prodigy_sim.lowering._residency import Residency
 from prodigy_sim.simulation import simulate_op
@@ -63,8 +63,7 @@ def row(op: LoweredOp, var: LoweredOp, kept: frozenset[str], chip: ChipConfig) -
     head = [var.kernel.mapping, ", ".join(sorted(kept)) or "none"]
     tail = [f"{spm / 1024:.1f}", f"{l3 / 2**20:.1f}"]
     try:
-        r = simulate_op(dataclasses.replace(
-            var, residency=Residency(kept, op.residency.held_bytes)), chip)
+        r = simulate_op(with_residency(var, Residency(kept, op.residency.held_bytes)), chip)
     except ProdigySimError as e:
         return head + [f"does not fit: {e}", "-", "-"] + tail
     return head + [f"{r.seconds * 1e6:.1f}", f"{r.ddr_bytes / 1e6:.1f}",

@@ -10,8 +10,15 @@ import pytest
 
 from prodigy_sim.hardware import load_preset, resolve_hardware
 from prodigy_sim.isa import disassemble, validate
-from prodigy_sim.lowering import RESIDENT_SHARE, _lower, lower_model
-from prodigy_sim.lowering._mapper import TIE, map_linear
+from prodigy_sim.lowering import (
+    RESIDENT_SHARE,
+    Residency,
+    _lower,
+    lower_model,
+    mapping_candidates,
+    with_residency,
+)
+from prodigy_sim.lowering._mapper import TIE
 from prodigy_sim.lowering._residency import private_rows_share
 from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.simulation import simulate_op
@@ -149,10 +156,13 @@ def _first_load(kernel) -> str:
     raise AssertionError("no DMA load")
 
 
-@pytest.mark.parametrize("sc, overrides", CASES[:2], ids=["70b-prefill", "bert-256"])
+@pytest.mark.parametrize("sc, overrides", [CASES[0], (CASES[0][0], ("cores=64",)), CASES[1]],
+                         ids=["70b-prefill", "70b-64-cores", "bert-256"])
 def test_a_k_step_issues_its_ddr_loads_first(sc, overrides, monkeypatch):
     """Every linear op whose input the plan keeps on chip issues a K step's weight loads (from
-    DDR) before its X loads; the others issue their outer operand first."""
+    DDR) before its X loads; the others issue their outer operand first - whatever the
+    mapper was told when it mapped the op (on 64 cores the 70B's `gate_up` was mapped for X
+    in DDR and the plan then kept it)."""
     chip, _ = resolve_hardware(sc.hardware, list(overrides))
     lm = _lowered(sc, chip, True, monkeypatch)
     linear = [op for st in lm.stages for op in st.ops if _lower.linear_plan(op)]
@@ -161,6 +171,26 @@ def test_a_k_step_issues_its_ddr_loads_first(sc, overrides, monkeypatch):
     assert (True, False, "W") in firsts             # mn: W first all the same
     for kept, nm, first in firsts:
         assert first == ("W" if kept or nm else "X")
+
+
+def test_the_load_order_follows_the_residency_through_other_mappings(monkeypatch):
+    """``with_residency`` rebuilds a linear op's kernel when its load order changes (its
+    mapping kept); ``with_mapping`` keeps the op's load order, so the mapping search simulates
+    its candidates as the lowering would build them."""
+    lm = _lowered(CASES[0][0], CHIP, True, monkeypatch)
+    op = next(op for op in lm.stages[0].ops if op.name == "gate_up")
+    assert _first_load(op.kernel) == "W"
+    in_ddr = with_residency(op, Residency(frozenset(), op.residency.held_bytes))
+    assert _first_load(in_ddr.kernel) == "X" and in_ddr.residency.resident == frozenset()
+    assert in_ddr.kernel.mapping == op.kernel.mapping
+    assert _first_load(in_ddr.rebuild(4)) == "X"            # the unit-capped kernels too
+    back = with_residency(in_ddr, op.residency)
+    assert back.kernel.program == op.kernel.program
+    assert with_residency(op, op.residency).kernel is op.kernel      # nothing to rebuild
+    alt = mapping_candidates(op, CHIP, 3)[1:]
+    assert alt and all(_first_load(a.kernel) == "W" for a in alt)
+    norm = lm.stages[0].ops[0]
+    assert with_residency(norm, Residency(frozenset())).kernel is norm.kernel
 
 
 @pytest.mark.slow
@@ -173,9 +203,7 @@ def test_ddr_loads_first_simulates_faster():
     op = next(op for op in lm.stages[0].ops if op.name == "gate_up")
     assert "X" in op.residency.resident and op.kernel.mapping.endswith("mn")
     assert _first_load(op.kernel) == "W"
-    args, kw = _lower.mapper_call(_lower.linear_plan(op))
-    fn = functools.partial(_lower.linear_plan(op), mapping=map_linear(*args, **kw),
-                           resident=frozenset())        # the same mapping, told nothing kept
+    fn = functools.partial(_lower.linear_plan(op), first=None)     # the outer operand first
     x_first = dataclasses.replace(op, kernel=fn(None), rebuild=fn)
     assert _first_load(x_first.kernel) == "X"
     assert x_first.kernel.mapping == op.kernel.mapping

@@ -11,7 +11,8 @@
 - :func:`plan_linear`: the linear kernel the lowering generates for a shape (its tiling);
   :func:`mapping_candidates`: a mapped linear op and its next cheapest mappings by the
   mapper's costs, as ops to simulate (:func:`ranked_mappings`: every candidate and its cost;
-  :func:`with_mapping`: an op rebuilt with a given mapping).
+  :func:`with_mapping`: an op rebuilt with a given mapping; :func:`with_residency`: an op
+  with a given residency, its loads issued in the order that residency asks).
 - :func:`weight_storage`: a weight class's storage, checked against the ISA and the matrix unit.
 - PTQ work (:class:`PtqWork`, ``lower_model(..., ptq=)``): online Hadamard transforms
   (:func:`hadamard_kernel`, :func:`emulate_hadamard`) added to every layer, and SpQR's outlier
@@ -49,6 +50,7 @@ from prodigy_sim.lowering._lower import matrix_runs as matrix_runs
 from prodigy_sim.lowering._lower import padded_tokens as padded_tokens
 from prodigy_sim.lowering._lower import plan_linear as plan_linear
 from prodigy_sim.lowering._lower import weight_storage as weight_storage
+from prodigy_sim.lowering._lower import with_residency as with_residency
 from prodigy_sim.lowering._mapper import DDR_EFFICIENCY as DDR_EFFICIENCY
 from prodigy_sim.lowering._mapper import ddr_efficiency as ddr_efficiency
 from prodigy_sim.lowering._mapper import linear_cost as linear_cost
@@ -85,6 +87,7 @@ __all__ = ["RESIDENT_SHARE", "Dataflow", "Residency", "plan_residency",
     "decode_splits", "weight_storage", "matrix_runs", "plan_linear", "LinearMapping",
     "linear_cost", "map_linear", "DDR_EFFICIENCY", "ddr_efficiency",
     "is_mapped_linear", "mapping_candidates", "ranked_mappings", "with_mapping",
+    "with_residency",
     "emulate_kernel", "linear_flops", "linear_op",
     "linear_kernel", "lower_model", "norm_kernel", "padded_tokens", "rope_kv_kernel",
     "OnlineSite", "OutlierSite", "PtqWork", "emulate_hadamard", "hadamard_kernel",

@@ -17,8 +17,7 @@ import functools
 
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import validate
-from prodigy_sim.lowering._common import ACT, BF16, Kernel
-from prodigy_sim.lowering._linear import LinearMapping, linear_kernel
+from prodigy_sim.lowering._linear import LinearMapping
 from prodigy_sim.lowering._lower import LoweredOp, linear_plan, mapper_call
 from prodigy_sim.lowering._mapper import preference_order, scored_candidates
 from prodigy_sim.lowering._residency import fits_share
@@ -52,17 +51,9 @@ def ranked_mappings(op: LoweredOp) -> list[tuple[tuple, float, LinearMapping]]:
 
 def with_mapping(op: LoweredOp, mp: LinearMapping) -> LoweredOp:
     """The mapped linear op ``op`` rebuilt with mapping ``mp`` (its unit cap still a
-    parameter; its residency unchanged)."""
-    plan = _plan(op)
-    name, m, n, k, w, cores, epi, config, bud = plan.args[:9]
-    build = functools.partial(linear_kernel, name, m, n, k, weight=w, cores=cores, mapping=mp,
-                              epilogue=epi, act=BF16 if w.fmt.wide else ACT, budgets=bud,
-                              init=plan.keywords.get("init", False))
-
-    def rebuild(cap: int | None) -> Kernel:
-        return build(unit_cap=cap)
-
-    return dataclasses.replace(op, kernel=build(), rebuild=rebuild)
+    parameter; its residency and the order its K steps issue their loads unchanged)."""
+    fn = functools.partial(_plan(op), mapping=mp)
+    return dataclasses.replace(op, kernel=fn(None), rebuild=fn)
 
 
 def mapping_candidates(op: LoweredOp, config: ChipConfig, top: int) -> list[LoweredOp]:

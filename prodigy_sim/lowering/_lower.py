@@ -212,22 +212,36 @@ def plan_linear(name: str, m: int, n: int, k: int, w: Storage, cores: int, epilo
                 config: ChipConfig, budgets: Budgets, cap: int | None = None,
                 l3: bool = True, l3_reserved: int = 0,
                 resident: frozenset[str] = frozenset(), init: bool = False,
-                mapping: LinearMapping | None = None, multicast_only: bool = False) -> Kernel:
+                mapping: LinearMapping | None = None, multicast_only: bool = False,
+                first: str | None = None) -> Kernel:
     """The linear kernel the lowering generates for ``Y[m, n] = X[m, k] W[n, k]^T`` on
     ``cores`` of ``config``, placed by the mapper (:func:`~prodigy_sim.lowering.map_linear`);
     ``cap``: unit cap; ``l3``: the shared L3 is on (the mapper counts on it);
     ``l3_reserved``: bytes of the L3 that activations kept on chip take meanwhile;
     ``resident``: its tensors the residency plan keeps on chip; ``init``: the accumulators
     start from float32 tensors (:func:`~prodigy_sim.lowering.linear_kernel`); ``mapping``:
-    this mapping instead of the mapper's choice."""
+    this mapping instead of the mapper's choice; ``first``: the operand whose loads a K step
+    issues first (:func:`with_residency` sets it from the residency plan)."""
     act = BF16 if w.fmt.wide else ACT
     if mapping is None:
         mapping = map_linear(m, n, k, w, act, epilogue, config, cores, budgets, l3,
                              l3_reserved, resident, init=init, multicast_only=multicast_only)
-    # a K step issues its DDR loads first: the weights before an X kept on chip
     return linear_kernel(name, m, n, k, weight=w, cores=cores, mapping=mapping,
                          epilogue=epilogue, act=act, budgets=budgets, unit_cap=cap, init=init,
-                         first="W" if "X" in resident else None)
+                         first=first)
+
+
+def with_residency(op: LoweredOp, residency: Residency) -> LoweredOp:
+    """``op`` with ``residency``. A K step issues its loads from DDR first: a linear op placed
+    by the mapper whose input ``X`` stays on chip issues its weight loads before its X loads
+    (they come from DDR and take longer), any other its outer operand's first (the mapping's
+    order); its kernel is rebuilt when that changes. The bits never depend on it."""
+    fn = linear_plan(op)
+    first = "W" if "X" in residency.resident else None
+    if fn is not None and fn.keywords.get("first") != first:
+        fn = functools.partial(fn, first=first)
+        op = dataclasses.replace(op, kernel=fn(None), rebuild=fn)
+    return dataclasses.replace(op, residency=residency)
 
 
 def linear_plan(op: LoweredOp) -> functools.partial | None:
@@ -939,7 +953,7 @@ def lower_model(card: ModelCard, scenario: Scenario, config: ChipConfig, *,
         mapped, plan = _keep_more(mapped, plan, config, p)
         mapped, plan = _keep_beyond_share(mapped, plan, config, p)
         stages = mapped
-        stages = [dataclasses.replace(st, ops=tuple(dataclasses.replace(op, residency=r)
+        stages = [dataclasses.replace(st, ops=tuple(with_residency(op, r)
                                                     for op, r in zip(st.ops, rs, strict=True)))
                   for st, rs in zip(stages, plan, strict=True)]
     return LoweredModel(model=card.name, scenario=scenario, config_name=config.name, cores=p,
