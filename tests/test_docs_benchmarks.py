@@ -55,4 +55,4 @@ def test_mapping_search_row_matches_the_simulator():
     assert cells[8] == f"{r.seconds / r.ideal_roofline_s:.2f}"
     default = simulate_scenario(Scenario(model="bert-base-uncased", phase="prefill", batch=8,
                                          sequence_length=128))
-    assert r.seconds < default.seconds
+    assert r.seconds <= default.seconds       # the choice is one of the candidates

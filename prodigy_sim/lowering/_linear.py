@@ -28,6 +28,11 @@ How the work is cut and placed is a :class:`LinearMapping` (chosen by
   instead of ``nt`` rows of ``kt`` codes (or, for whole rows, a run of codes, one of scales and
   one of sparsity metadata, each in its own region). Packing is done once, offline, when the
   weights are written; the values and the MMAs are those of the row-major layout.
+- **Load order**: a K step issues the loads of its outer operand first, then the inner's - or
+  the weights' first (``first="W"``), which the lowering asks for when the residency plan keeps
+  X on chip (``with_residency``): the DDR loads then take the core's DMA slots before the
+  on-chip ones (the 70B prefill's ``gate_up``, ``mn`` on a 16x8 multicast grid: 427.9 -> 410.8
+  us). Only the issue order moves; the tiles, the MMAs and the bits are the same.
 - **Stationary outer operand** (``stationary=True``): the outer operand is kept on chip for the
   whole K, one tile per K step (X for ``mn``, W for ``nm``), and loaded - step by step, one step
   ahead like the rest - only by the first block of each outer index; the other blocks stream
