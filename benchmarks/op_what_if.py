@@ -5,9 +5,9 @@ gain by choosing them.
 Each row simulates the op (``simulate_op``, the default method) with a mapping (``--mapping``,
 default: the lowering's) and a set of its tensors kept on chip (``--resident``, default: the
 residency plan's; a K step then issues its loads in the order the lowering gives that
-residency, ``with_residency``), and prints its time, its DDR bytes beside its compulsory bytes, its
-scratchpad per core and the on-chip memory beside the scratchpads (the shared L3 before the kept
-tensors take their part). A residency that does not fit is reported, not simulated.
+residency, ``with_residency``), and prints its time, its DDR bytes beside its compulsory bytes,
+its scratchpad per core and the on-chip memory beside the scratchpads (the shared L3 before the
+kept tensors take their part). A residency that does not fit is reported, not simulated.
 docs/lowering.md, "Where the 70B prefill's MLP loses its time".
 
     python benchmarks/op_what_if.py llama-2-70b prefill 2048 down_proj \\
