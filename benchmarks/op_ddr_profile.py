@@ -74,6 +74,7 @@ def main() -> None:
     res, memory = _run(op.kernel.program, chip, op.kernel.cores, None, args.dma_outstanding,
                        log=True,
                        resident=op.residency.resident, held_bytes=op.residency.held_bytes,
+                       aliased=op.residency.aliased,
                        max_steps=None)
     lg = memory.log
     ctrl, arrive = np.concatenate(lg.ctrl), np.concatenate(lg.arrive)

@@ -40,7 +40,8 @@ def test_down_proj_reads_its_weights_once(setup, bench):
     op = ops["down_proj"]
     _, memory = _run(op.kernel.program, chip, op.kernel.cores, None, DEFAULT_DMA_OUTSTANDING,
                      log=True, resident=op.residency.resident,
-                     held_bytes=op.residency.held_bytes, max_steps=None)
+                     held_bytes=op.residency.held_bytes, max_steps=None,
+                     aliased=op.residency.aliased)
     got = bench("op_ddr_profile").tensor_rows(op.kernel.program, chip,
                                                 np.concatenate(memory.log.line),
                                                 np.concatenate(memory.log.is_write))

@@ -66,8 +66,8 @@ def test_the_plan_goes_beyond_the_share_only_where_the_costs_gain(sc, overrides,
     beyond = _lowered(sc, chip, True, monkeypatch)
     full = [op for st in beyond.stages for op in st.ops if op.residency.share != RESIDENT_SHARE]
     for op in full:
-        if op.kernel.private_rows:      # a norm, RoPE: all but what its own inputs need
-            assert op.residency.share == private_rows_share(op.kernel, op.flow, chip,
+        if op.kernel.private_rows:      # a norm, RoPE, attention: all but its other inputs
+            assert op.residency.share == private_rows_share(op.kernel, chip,
                                                             beyond.cores) > RESIDENT_SHARE
             continue
         assert op.residency.share == 1.0
@@ -117,19 +117,23 @@ def test_bert_fp8_keeps_its_mlp_product_whatever_the_matrix_rate(tile_k):
 
 def test_a_norm_gives_kept_activations_all_but_its_gains():
     """``private_rows_share``: a norm's units read their own rows, so only its gains need the
-    shared L3; kernels whose cores share their inputs keep ``RESIDENT_SHARE``."""
+    shared L3; attention's units read their own queries, so only K and V^T do; kernels whose
+    cores share their inputs keep ``RESIDENT_SHARE``."""
     sc = CASES[0][0]
     lm = lower_model(sc.card(), sc, CHIP)
     ops = {op.name: op for op in lm.stages[0].ops}
-    norm = ops["attn_norm"]
-    lay = validate(norm.kernel.program, isa_params(CHIP))
-    l3 = default_l3_bytes(CHIP, lm.cores, lay)
-    share = private_rows_share(norm.kernel, norm.flow, CHIP, lm.cores)
-    assert share == pytest.approx(1 - lay.tensors["G"].nbytes / l3)
-    for name in ("qkv_proj", "attention", "gate_up"):
+    for name, private, others in (("attn_norm", ("X",), ("G",)),
+                                  ("attention", ("Q",), ("KC", "VT"))):
+        kern = ops[name].kernel
+        assert kern.private_rows == private
+        lay = validate(kern.program, isa_params(CHIP))
+        l3 = default_l3_bytes(CHIP, lm.cores, lay)
+        share = private_rows_share(kern, CHIP, lm.cores)
+        assert share == pytest.approx(1 - sum(lay.tensors[t].nbytes for t in others) / l3)
+        assert RESIDENT_SHARE < share < 1
+    for name in ("qkv_proj", "gate_up"):
         assert not ops[name].kernel.private_rows
-        assert private_rows_share(ops[name].kernel, ops[name].flow, CHIP,
-                                  lm.cores) == RESIDENT_SHARE
+        assert private_rows_share(ops[name].kernel, CHIP, lm.cores) == RESIDENT_SHARE
 
 
 @pytest.mark.slow

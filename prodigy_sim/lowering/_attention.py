@@ -423,6 +423,7 @@ def attention_kernel(name: str, *, batch: int, heads: int, kv_heads: int, head_d
                   compulsory=compulsory,
                   mma_flops=flops, dma_bytes=nbytes, weight_format=kv.fmt,
                   uniform_units=not split,
+                  private_rows=() if split else ("Q",),   # split units share their Q rows
                   params=AttentionParams(batch=batch, heads=heads, kv_heads=kv_heads,
                                          head_dim=d, queries=queries, context=context,
                                          causal=causal, kv=kv, q=act, decode=decode, ck=ck,

@@ -87,11 +87,17 @@ class Kernel:
     """Cores with work (default ``min(units, cores)``)."""
     mapping: str = ""
     """How the work is placed, in words (the report shows it)."""
-    private_rows: bool = False
-    """Each unit reads its own rows of the activations (no two cores read the same bytes of
-    them): the kernel needs the shared L3 only for its other inputs (a norm's gains, RoPE's
-    tables). The residency plan may then give kept activations the rest
+    private_rows: tuple[str, ...] = ()
+    """The input tensors each unit reads its own rows of (no two cores read the same bytes of
+    them: a norm's ``X``, RoPE's ``QKV``, attention's ``Q``): the kernel needs the shared L3
+    only for its other inputs (a norm's gains, RoPE's tables, attention's K and V). The
+    residency plan may then give kept activations the rest
     (:func:`~._residency.private_rows_share`)."""
+    in_place: tuple[tuple[str, str], ...] = ()
+    """``(input, output)`` tensor pairs of equal shape and element type that may share storage:
+    each element of the output is written by the unit that reads the same element of the
+    input, after it reads it (a linear layer's residual ``R`` and its output ``Y``). The
+    residency plan may keep both in one buffer (:func:`~._residency.plan_residency`)."""
 
     @property
     def compulsory_bytes(self) -> int:

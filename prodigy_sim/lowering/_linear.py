@@ -660,6 +660,7 @@ def linear_kernel(name: str, m: int, n: int, k: int, *, weight: Storage, cores: 
                   mma_flops=2 * m * n * k * nw, dma_bytes=dma,
                   compulsory=tuple(compulsory.items()), weight_format=weight.fmt, sparse=sparse,
                   per_core=per_core, busy_cores=min(units, mp.cores),
+                  in_place=(("R", "Y"),) if has_res else (),
                   params=LinearParams(m=m, n=n, k=k, weight=weight, act=act, out=out_st,
                                       epilogue=epilogue, mt=mt, am=am, nt=nt, an=an, kt=kt,
                                       unit_cap=unit_cap, init=init),

@@ -497,13 +497,40 @@ def _beyond_share(best: _Trial, at: tuple[int, int], key: str, live: list[tuple[
     """The trial of :func:`_keep_beyond_share` for the activation ``key`` that the op at ``at``
     writes and that lives across the ops at ``live``, on top of ``best`` (``row_shares``: the
     share of each row kernel, :func:`~._residency.private_rows_share`); None if it keeps
-    nothing more or breaks a rule."""
-    stages, plan, shares = best.stages, best.plan, best.shares
+    nothing more or breaks a rule. A linear op at share 1 whose ``X`` the trial's plan leaves
+    in DDR goes back to :data:`~._residency.RESIDENT_SHARE` (mapped among all grids) and the
+    trial is made again without it."""
+    stages = best.stages
     linear = {q for q in live if linear_plan(stages[q[0]].ops[q[1]]) is not None}
-    rows = {q: row_shares[q] for q in live if q in row_shares}
-    if not linear and not rows:
+    if not linear and not any(q in row_shares for q in live):
         return None
-    trial_shares = shares | rows | dict.fromkeys(linear, 1.0)
+    demoted: set[tuple[int, int]] = set()
+    while True:
+        trial, target, shares = _trial_plan(best, at, key, linear - demoted, demoted,
+                                            row_shares, config, cores, sizes)
+        if target is None or not _kept(target, trial, at, key) or _unkept(trial, target):
+            return None
+        lost = {q for q, share in shares.items() if share == 1.0 and q not in row_shares
+                and "X" not in target[q[0]][q[1]].resident}
+        if not lost:
+            return _Trial(trial, target, shares, _pass_cycles(trial, target, config, sizes))
+        demoted |= lost
+
+
+def _trial_plan(best: _Trial, at: tuple[int, int], key: str, linear: set[tuple[int, int]],
+                demoted: set[tuple[int, int]], row_shares: dict[tuple[int, int], float],
+                config: ChipConfig, cores: int, sizes: Callable[[Kernel], dict[str, int]]
+                ) -> tuple[list[LoweredStage], list[list[Residency]] | None,
+                           dict[tuple[int, int], float]]:
+    """:func:`_beyond_share`'s stages and plan for ``key`` (written at ``at``) with the
+    ``linear`` ops at share 1 (mapped among multicast grids), the ``demoted`` ones at the
+    default share, every row kernel at its own share: the plan made again until it keeps what
+    the new mappings count on (:data:`_REMAPS` rounds), and the shares. The plan is None if it
+    does not settle, or if its first version, made with the most room the ``linear`` ops'
+    mappings could leave, does not keep ``key``."""
+    stages, plan = best.stages, best.plan
+    trial_shares = ({q: v for q, v in best.shares.items() if q not in demoted} | row_shares
+                    | dict.fromkeys(linear, 1.0))
     multicast = {q for q, share in trial_shares.items() if share == 1.0}
     rooms = {}
     for i, j in linear:
@@ -513,10 +540,10 @@ def _beyond_share(best: _Trial, at: tuple[int, int], key: str, live: list[tuple[
         rooms[(i, j)] = most_room(*args, kw.get("init", False))
     first = plan_residency(_pairs(stages), config, cores, trial_shares, rooms)
     if not _kept(first, stages, at, key):
-        return None
+        return stages, None, trial_shares
     mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
                   for j, op in enumerate(st.ops) if linear_plan(op) is not None}
-    todo = linear | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
+    todo = linear | demoted | {q for q, r in mapped_for.items() if first[q[0]][q[1]] != r}
     trial, target = stages, first
     for _ in range(_REMAPS):        # map again until the plan keeps what they count on
         trial = _remapped(trial, target, config, todo, sizes, multicast)
@@ -524,11 +551,8 @@ def _beyond_share(best: _Trial, at: tuple[int, int], key: str, live: list[tuple[
         target = plan_residency(_pairs(trial), config, cores, trial_shares)
         todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
         if not todo:
-            break
-    if (todo or not _kept(target, trial, at, key) or _unkept(trial, target)
-            or any("X" not in target[i][j].resident for i, j in linear)):
-        return None
-    return _Trial(trial, target, trial_shares, _pass_cycles(trial, target, config, sizes))
+            return trial, target, trial_shares
+    return trial, None, trial_shares
 
 
 def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
@@ -541,19 +565,21 @@ def _keep_beyond_share(stages: list[LoweredStage], plan: list[list[Residency]],
     scratchpads (share 1; for the first plan, what their smallest candidate scratchpads would
     leave) and are mapped again for the new plan, among multicast mappings only (a multicast
     grid with its input on chip needs no L3 for its own sharing), with the plan made again
-    until it keeps what the new mappings count on (:data:`_REMAPS` rounds). The kernels of its
-    span whose units read their own rows (``Kernel.private_rows``: norms, RoPE) let kept
-    activations take all but what their other inputs need
+    until it keeps what the new mappings count on (:data:`_REMAPS` rounds). Every kernel
+    whose units read their own rows of an input (``Kernel.private_rows``: norms, RoPE,
+    attention's queries) lets kept activations take all but what its other inputs need
     (:func:`~._residency.private_rows_share`). A trial counts when the activation is then
-    kept, each op at share 1 keeps its ``X`` and no mapping counts on a tensor the plan does
-    not keep; it may leave in DDR an activation the plan kept (the estimate counts those bytes,
-    and a later trial may take it back). Best first: of every activation's trial, the one whose
+    kept and no mapping counts on a tensor the plan does not keep; an op at share 1 whose
+    ``X`` the plan leaves in DDR goes back to the share and the trial is made again (a
+    multicast grid needs the L3 for an input from DDR). A trial may leave in DDR an
+    activation the plan kept (the estimate counts those bytes, and a later trial may take it
+    back). Best first: of every activation's trial, the one whose
     pass costs least (:func:`_pass_cycles`; ties to the first produced) replaces the plan if it
     costs less than the plan by more than :data:`~._mapper.TIE`, and the trials are made again
     on top of it (each round lowers the estimate: it ends). Other ops keep the share."""
     sizes = _tensor_sizes(config)
     live_of = live_positions(_pairs(stages))
-    row_shares = {(i, j): private_rows_share(op.kernel, op.flow, config, cores)
+    row_shares = {(i, j): private_rows_share(op.kernel, config, cores)
                   for i, st in enumerate(stages) for j, op in enumerate(st.ops)
                   if op.kernel.private_rows}        # their kernels are never mapped again
     best = _Trial(stages, plan, {}, _pass_cycles(stages, plan, config, sizes))
@@ -591,7 +617,10 @@ def _op(name: str, factory: Callable[[int | None], Kernel], flops: int,
     def keep(d: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
         return tuple((t, k) for t, k in (d or {}).items() if t in have)
 
-    flow = Dataflow(keep(reads), keep(writes), tuple(t for t in scratch if t in have))
+    flow_reads, flow_writes = keep(reads), keep(writes)
+    in_place = tuple((r, w) for r, w in kern.in_place
+                     if r in dict(flow_reads) and w in dict(flow_writes))
+    flow = Dataflow(flow_reads, flow_writes, tuple(t for t in scratch if t in have), in_place)
     return LoweredOp(name, kern, factory, flops, weight_bytes, vflops, flow)
 
 

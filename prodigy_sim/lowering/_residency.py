@@ -22,6 +22,13 @@ their on-chip memory (share 1; ``lower_model``'s ``_keep_beyond_share``), since 
 needs no L3 for its own sharing, and the kernels whose units read their own rows (norms, RoPE)
 all but what their other inputs need (:func:`private_rows_share`).
 
+A kernel that writes an output in place of an input (``Dataflow.in_place``, from
+``Kernel.in_place``: a linear layer's residual ``R`` and output ``Y``) lets the two activations
+share one buffer where its read is the input's last (:meth:`_Flows.last_read`) and they have the
+same size: the second of them to be kept takes no bytes at that kernel, and the kernel's
+:class:`Residency` names the output ``aliased`` (the timing engine counts its bytes once). The
+residual stream of a pre-norm decoder is then one buffer from layer to layer.
+
 The model's input to its first layer (the embedding lookup, not lowered) counts as produced by the
 stage's last layer kernels, as in every later layer (steady state).
 """
@@ -58,6 +65,9 @@ class Dataflow:
     reads: tuple[tuple[str, str], ...] = ()
     writes: tuple[tuple[str, str], ...] = ()
     scratch: tuple[str, ...] = ()
+    in_place: tuple[tuple[str, str], ...] = ()
+    """``(read tensor, written tensor)`` pairs that may share one buffer (the kernel's
+    ``Kernel.in_place`` pairs whose tensors both hold activations)."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +80,15 @@ class Residency:
     share: float = RESIDENT_SHARE
     """The share of the kernel's on-chip memory beside its scratchpads the kept activations
     may take (1 where its mapping was chosen knowing them: see ``lower_model``)."""
+    aliased: frozenset[str] = frozenset()
+    """Resident tensors written in place of another resident tensor (an ``in_place`` pair of
+    the kernel's dataflow): they take no on-chip bytes of their own."""
 
     def onchip_bytes(self, tensor_bytes: dict[str, int]) -> int:
         """Bytes of the kernel's on-chip memory beside the scratchpads that kept activations
-        take during it (its resident tensors, of sizes ``tensor_bytes``, and ``held_bytes``):
-        the shared L3 has that much less."""
-        return sum(tensor_bytes[t] for t in self.resident) + self.held_bytes
+        take during it (its resident tensors but the aliased ones, of sizes ``tensor_bytes``,
+        and ``held_bytes``): the shared L3 has that much less."""
+        return sum(tensor_bytes[t] for t in self.resident - self.aliased) + self.held_bytes
 
 
 Position = tuple[int, int]
@@ -84,19 +97,17 @@ Position = tuple[int, int]
 _LOADS = ("DMA.LD", "DMA.LDM")
 
 
-def private_rows_share(kernel: Kernel, flow: Dataflow | None, config: ChipConfig,
-                       cores: int) -> float:
+def private_rows_share(kernel: Kernel, config: ChipConfig, cores: int) -> float:
     """The share of its on-chip memory beside the scratchpads that a kernel whose units read
-    their own rows of the activations (``kernel.private_rows``: no L3 sharing of them) can
-    give kept activations: all of it less the bytes of the other tensors it loads (the ones
-    its cores share, e.g. a norm's gains), never less than :data:`RESIDENT_SHARE`. Other
-    kernels: :data:`RESIDENT_SHARE`."""
+    their own rows of some inputs (``kernel.private_rows``: no L3 sharing of them) can give
+    kept activations: all of it less the bytes of the other tensors it loads (the ones its
+    cores share, e.g. a norm's gains, attention's K and V), never less than
+    :data:`RESIDENT_SHARE`. Other kernels: :data:`RESIDENT_SHARE`."""
     if not kernel.private_rows:
         return RESIDENT_SHARE
     lay = validate(kernel.program, isa_params(config))
-    acts = {t for t, _ in (flow or Dataflow()).reads}
     loaded = {ins.name(1) for ins in kernel.program.instructions if ins.opcode in _LOADS}
-    others = sum(lay.tensors[t].nbytes for t in loaded - acts)
+    others = sum(lay.tensors[t].nbytes for t in loaded - set(kernel.private_rows))
     l3 = default_l3_bytes(config, cores, lay)
     return max(RESIDENT_SHARE, 1 - others / l3) if l3 else RESIDENT_SHARE
 
@@ -150,6 +161,47 @@ class _Flows:
         last = self.index[(s, len(self.stages[s][0]) - 1)]
         return list(range(p, last + 1)) + list(range(first, c + 1))
 
+    def last_read(self, p: int, key: str, c: int) -> bool:
+        """Whether the read of ``key`` (written at ``p``) at ``c`` is the last of what ``p``
+        wrote, so that ``c`` may overwrite it: ``p`` and ``c`` in one stage, and every other
+        reader of it in that stage before ``c`` (from ``p``, wrapping to the next layer); a
+        reader in a later stage sees the stage's last layer's write, which ``c`` overwrites
+        only if it reads it in the same layer (``c`` after ``p``)."""
+        if self.pos[p][0] != self.pos[c][0]:
+            return False
+        own = len(self.span(p, c))
+        for r in self.reads_of.get((p, key), []):
+            if r == c:
+                continue
+            if self.pos[r][0] == self.pos[c][0]:
+                if len(self.span(p, r)) >= own:
+                    return False
+            elif c > p:
+                return False
+        return True
+
+    def in_place(self, asize: Mapping[tuple[int, str], int]
+                 ) -> dict[tuple[int, str], dict[int, tuple[int, str]]]:
+        """The activations that may share a buffer, as ``{activation: {position: partner}}``
+        (activations as ``(producer position, key)``, sizes ``asize``): at a position whose
+        kernel writes an output in place of an input (``Dataflow.in_place``) that is the
+        last read of an activation of the same size."""
+        out: dict[tuple[int, str], dict[int, tuple[int, str]]] = {}
+        for c in range(len(self.pos)):
+            f = self.flow(c)
+            reads, writes = dict(f.reads), dict(f.writes)
+            for rt, wt in f.in_place:
+                p = self.producer(c, reads[rt])
+                if p is None:
+                    continue
+                a, b = (p, reads[rt]), (c, writes[wt])
+                if (a not in asize or b not in asize or asize[a] != asize[b]
+                        or not self.last_read(p, reads[rt], c)):
+                    continue
+                out.setdefault(a, {})[c] = b
+                out.setdefault(b, {})[c] = a
+        return out
+
     def activations(self) -> list[tuple[int, str, str, list[int]]]:
         """Every activation written by one op and read by others, in production order, as
         ``(producer position, key, producer's tensor, positions it lives across)``."""
@@ -196,19 +248,24 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
         l3 = (l3_bytes or {}).get((s, i))
         room.append(shares.get((s, i), RESIDENT_SHARE)
                     * (default_l3_bytes(config, cores, lay) if l3 is None else l3))
+    acts = g.activations()
+    key_size = {(n, key): max([sizes[n][name]] + [sizes[c][t] for c in g.reads_of[(n, key)]
+                                                   for t, k in g.flow(c).reads if k == key])
+                for n, key, name, _ in acts}
+    partners = g.in_place(key_size)
     load = [0] * len(pos)
     kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
-    key_size: dict[tuple[int, str], int] = {}
-    for n, key, name, live in g.activations():      # first fit, in production order
-        readers = g.reads_of[(n, key)]
-        size = max([sizes[n][name]] + [sizes[c][t] for c in readers
-                                        for t, k in g.flow(c).reads if k == key])
-        ok = all(load[q] + size <= room[q] for q in live)
-        kept[(n, key)] = ok
-        key_size[(n, key)] = size
+    charged: dict[tuple[tuple[int, str], int], int] = {}    # (activation, position) -> bytes
+    for n, key, _, live in acts:                    # first fit, in production order
+        act = (n, key)
+        mates = partners.get(act, {})
+        charge = {q: 0 if kept.get(mates.get(q, act)) else key_size[act] for q in live}
+        ok = all(load[q] + charge[q] <= room[q] for q in live)
+        kept[act] = ok
         if ok:
             for q in live:
-                load[q] += size
+                load[q] += charge[q]
+                charged[(act, q)] = charge[q]
     out: list[list[Residency]] = [[] for _ in stages]
     for n, (s, i) in enumerate(pos):
         f = g.flow(n)
@@ -219,9 +276,15 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
             if p is not None and kept.get((p, k)):
                 names.add(t)
                 touched.add((p, k))
-        held = load[n] - sum(key_size[pk] for pk in touched)
+        held = load[n] - sum(charged[(pk, n)] for pk in touched)
+        writes = dict(f.writes)
+        aliased = frozenset(    # both kept: the second of them took no bytes here
+            wt for _, wt in f.in_place
+            if kept.get((n, writes[wt]))
+            and kept.get(partners.get((n, writes[wt]), {}).get(n, (n, ""))))
         scratch = sum(sizes[n][t] for t in f.scratch)
         if f.scratch and load[n] + scratch <= room[n]:
             names |= set(f.scratch)
-        out[s].append(Residency(frozenset(names), held, shares.get((s, i), RESIDENT_SHARE)))
+        out[s].append(Residency(frozenset(names), held, shares.get((s, i), RESIDENT_SHARE),
+                                aliased))
     return out

@@ -114,7 +114,7 @@ def norm_kernel(name: str, m: int, h: int, *, kind: str, eps: float, cores: int,
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores, units=units,
                   mma_flops=0, dma_bytes=min(cores, units) * gains + rows,
                   compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
-                  private_rows=True,
+                  private_rows=("X",),
                   params=NormParams(m=m, h=h, norm=kind, eps=eps, rt=rt, out=act,
                                     unit_cap=unit_cap))
 
@@ -253,7 +253,7 @@ def rope_kv_kernel(name: str, *, batch: int, tokens: int, heads: int, kv_heads: 
     return Kernel(name=name, kind="vector", program=b.build(), cores=cores,
                   units=nunits * (heads + 2 * kv_heads), mma_flops=0, dma_bytes=nbytes,
                   compulsory=tuple(compulsory.items()), weight_format=F32.fmt,
-                  uniform_units=False, private_rows=True,
+                  uniform_units=False, private_rows=("QKV",),
                   params=RopeKVParams(batch=batch, tokens=tokens, heads=heads,
                                       kv_heads=kv_heads, head_dim=d, position=position,
                                       context=context, rope=rope, kv=kv, q=act, decode=decode,

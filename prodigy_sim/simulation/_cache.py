@@ -42,10 +42,11 @@ __all__ = ["RunCache"]
 
 
 def _run(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
-         resident: frozenset[str], held_bytes: int) -> SimulationResult:
+         resident: frozenset[str], held_bytes: int, aliased: frozenset[str]
+         ) -> SimulationResult:
     """One run (in a worker process)."""
     return simulate_program(program, config, cores=cores, l3_bytes=l3_bytes,
-                            resident=resident, held_bytes=held_bytes)
+                            resident=resident, held_bytes=held_bytes, aliased=aliased)
 
 
 def max_workers() -> int:
@@ -104,14 +105,16 @@ class RunCache:
 
     @staticmethod
     def _key(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
-             resident: Collection[str], held_bytes: int) -> tuple:
-        return (program, config, cores, l3_bytes, frozenset(resident), held_bytes)
+             resident: Collection[str], held_bytes: int, aliased: Collection[str]) -> tuple:
+        return (program, config, cores, l3_bytes, frozenset(resident), held_bytes,
+                frozenset(aliased))
 
     def submit(self, program: Program, config: ChipConfig, *, cores: int | None,
-               l3_bytes: int | None, resident: Collection[str], held_bytes: int) -> None:
+               l3_bytes: int | None, resident: Collection[str], held_bytes: int,
+               aliased: Collection[str] = ()) -> None:
         """Start this run in a worker process unless it is kept or already started (nothing
         with ``workers=1``); :meth:`run` of the same arguments takes its result."""
-        key = self._key(program, config, cores, l3_bytes, resident, held_bytes)
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased)
         if self.workers == 1 or key in self._runs or key in self._pending:
             return
         if self._pool is None:
@@ -121,12 +124,12 @@ class RunCache:
         self.submitted += 1
 
     def run(self, program: Program, config: ChipConfig, *, cores: int | None,
-            l3_bytes: int | None, resident: Collection[str], held_bytes: int
-            ) -> SimulationResult:
+            l3_bytes: int | None, resident: Collection[str], held_bytes: int,
+            aliased: Collection[str] = ()) -> SimulationResult:
         """:func:`prodigy_sim.timing.simulate` of these arguments (its other arguments at their
         defaults), from the cache when the same run was made before, from its worker when it
         was submitted."""
-        key = self._key(program, config, cores, l3_bytes, resident, held_bytes)
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased)
         found = self._runs.get(key)
         if found is not None:
             self.hits += 1

@@ -241,7 +241,8 @@ def _offer_runs(op: LoweredOp, config: ChipConfig, method: SimMethod, cache: Run
                else [op.kernel])
     for k in kernels:
         cache.submit(k.program, config, cores=op.kernel.cores, l3_bytes=l3_bytes,
-                     resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+                     resident=on_chip.resident, held_bytes=on_chip.held_bytes,
+                     aliased=on_chip.aliased)
 
 
 def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
@@ -281,10 +282,11 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
             rec = recorders[cap] = BusyRecorder()
         elif cache is not None:
             return cache.run(kern.program, config, cores=cores, l3_bytes=l3_bytes,
-                             resident=on_chip.resident, held_bytes=on_chip.held_bytes)
+                             resident=on_chip.resident, held_bytes=on_chip.held_bytes,
+                             aliased=on_chip.aliased)
         return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
                                 resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                                recorder=rec)
+                                aliased=on_chip.aliased, recorder=rec)
 
     n = k.per_core_units
     u = method.steady_units

@@ -74,7 +74,8 @@ def resident_ranges(program: Program, lay: Layout, resident: Collection[str]
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
          dma_outstanding: int, log: bool, l3_bytes: int | None = None,
          resident: Collection[str] = (), held_bytes: int = 0,
-         max_steps: int | None = DEFAULT_MAX_STEPS) -> tuple[SimulationResult, MemorySystem]:
+         max_steps: int | None = DEFAULT_MAX_STEPS, aliased: Collection[str] = ()
+         ) -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
     if l3_bytes is not None and l3_bytes < 0:
@@ -84,9 +85,14 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     budget = StepBudget(max_steps)
     ncores, lay = _prepare(program, config, cores)
     ranges = resident_ranges(program, lay, resident)
+    stray = sorted(set(aliased) - set(resident))
+    if stray:
+        raise ConfigError(f"'aliased': {', '.join(map(repr, stray))} not in 'resident' (an "
+                          "aliased tensor is a resident one stored in place of another)")
     if l3_bytes is None:
         onchip = default_l3_bytes(config, ncores, lay)
-        held = sum(hi - lo for lo, hi in ranges) + held_bytes
+        held = (sum(hi - lo for lo, hi in ranges) + held_bytes
+                - sum(lay.tensors[t].nbytes for t in set(aliased)))
         if held > onchip:
             raise ConfigError(f"'resident', 'held_bytes': resident data takes {held} bytes, the "
                               f"on-chip memory beside the scratchpads holds {onchip}")
@@ -131,7 +137,8 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
 def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, recorder=None,
              dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
              resident: Collection[str] = (), held_bytes: int = 0,
-             max_steps: int | None = DEFAULT_MAX_STEPS) -> SimulationResult:
+             max_steps: int | None = DEFAULT_MAX_STEPS,
+             aliased: Collection[str] = ()) -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
@@ -143,7 +150,9 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     in the on-chip memory for this program (e.g. activations an earlier kernel left there): their
     loads are served by the lines' home L2 slices from the start and their stores go to those
     slices, never to DDR; by default they take their bytes from the L3's capacity, as do
-    ``held_bytes`` of other data kept on chip meanwhile (other kernels' activations).
+    ``held_bytes`` of other data kept on chip meanwhile (other kernels' activations), but for
+    the ``aliased`` ones (resident tensors the program writes in place of another resident
+    one, e.g. a linear layer's output over its residual input: one buffer).
     ``max_steps`` bounds the instructions all cores execute together (default
     :data:`~prodigy_sim.isa.DEFAULT_MAX_STEPS`, None = no bound): beyond it a ProgramError names
     the core, the line and the opcode. Raises SimulationError on deadlock (a BARRIER some cores
@@ -151,13 +160,14 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
                 l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
-                max_steps=max_steps)[0]
+                max_steps=max_steps, aliased=aliased)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
                    dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
                    resident: Collection[str] = (), held_bytes: int = 0,
-                   max_steps: int | None = DEFAULT_MAX_STEPS) -> dict[str, float]:
+                   max_steps: int | None = DEFAULT_MAX_STEPS,
+                   aliased: Collection[str] = ()) -> dict[str, float]:
     """Simulate (arguments as :func:`simulate`), then replay every DDR request of the run in
     one DDR5 batch per controller.
 
@@ -168,7 +178,7 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
                      l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
-                     max_steps=max_steps)
+                     max_steps=max_steps, aliased=aliased)
     return check_batching(memory)
 
 
