@@ -538,7 +538,9 @@ def _trial_plan(best: _Trial, at: tuple[int, int], key: str, linear: set[tuple[i
         assert fn is not None
         args, kw = mapper_call(fn)
         rooms[(i, j)] = most_room(*args, kw.get("init", False))
-    first = plan_residency(_pairs(stages), config, cores, trial_shares, rooms)
+    prefer = [(at, key)] + [act for act in live_positions(_pairs(stages))
+                            if act != (at, key) and _kept(plan, stages, *act)]
+    first = plan_residency(_pairs(stages), config, cores, trial_shares, rooms, prefer)
     if not _kept(first, stages, at, key):
         return stages, None, trial_shares
     mapped_for = {(i, j): plan[i][j] for i, st in enumerate(stages)
@@ -548,7 +550,7 @@ def _trial_plan(best: _Trial, at: tuple[int, int], key: str, linear: set[tuple[i
     for _ in range(_REMAPS):        # map again until the plan keeps what they count on
         trial = _remapped(trial, target, config, todo, sizes, multicast)
         mapped_for.update({(i, j): target[i][j] for i, j in todo})
-        target = plan_residency(_pairs(trial), config, cores, trial_shares)
+        target = plan_residency(_pairs(trial), config, cores, trial_shares, prefer=prefer)
         todo = {q for q, r in mapped_for.items() if target[q[0]][q[1]] != r}
         if not todo:
             return trial, target, trial_shares

@@ -228,13 +228,15 @@ def live_positions(stages: Sequence[tuple[Sequence, int]]) -> dict[tuple[Positio
 
 def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, cores: int,
                    shares: Mapping[Position, float] | None = None,
-                   l3_bytes: Mapping[Position, int] | None = None) -> list[list[Residency]]:
+                   l3_bytes: Mapping[Position, int] | None = None,
+                   prefer: Sequence[tuple[Position, str]] = ()) -> list[list[Residency]]:
     """The residency of every op of ``stages`` (``(ops, repeat)`` per stage; each op has
     ``kernel`` and ``flow``), as a list per stage. See the module docstring. ``shares``: the
     share of their on-chip memory beside the scratchpads that kept activations may take at
     these ``(stage, op)`` positions instead of :data:`RESIDENT_SHARE`; ``l3_bytes``: that
     memory at these positions instead of their kernels' own (what a kernel about to be mapped
-    again could leave)."""
+    again could leave); ``prefer``: activations (``(producer position, key)``) the first fit
+    considers first, in this order, before the others in production order."""
     g = _Flows(stages)
     pos = g.pos
     params = isa_params(config)
@@ -249,6 +251,8 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
         room.append(shares.get((s, i), RESIDENT_SHARE)
                     * (default_l3_bytes(config, cores, lay) if l3 is None else l3))
     acts = g.activations()
+    rank = {(g.index[at], key): r for r, (at, key) in enumerate(prefer) if at in g.index}
+    acts.sort(key=lambda a: rank.get((a[0], a[1]), len(rank)))     # stable: production order
     key_size = {(n, key): max([sizes[n][name]] + [sizes[c][t] for c in g.reads_of[(n, key)]
                                                    for t, k in g.flow(c).reads if k == key])
                 for n, key, name, _ in acts}
@@ -256,7 +260,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
     load = [0] * len(pos)
     kept: dict[tuple[int, str], bool] = {}          # (producer position, key) -> kept
     charged: dict[tuple[tuple[int, str], int], int] = {}    # (activation, position) -> bytes
-    for n, key, _, live in acts:                    # first fit, in production order
+    for n, key, _, live in acts:                    # first fit, the preferred ones first
         act = (n, key)
         mates = partners.get(act, {})
         charge = {q: 0 if kept.get(mates.get(q, act)) else key_size[act] for q in live}
