@@ -11,7 +11,9 @@ layer: a stage's layers run one after another, so the layer's first kernels read
 ones wrote) is *kept* on chip when, over every kernel from its producer to its last consumer, the
 kept activations fit :data:`RESIDENT_SHARE` of that kernel's on-chip memory beside the
 scratchpads (the rest stays the shared L3 of the kernel's own traffic). Activations are considered
-in the order they are produced, so early ones win (first fit). A kept activation is written into
+in the order they are produced, so early ones win (first fit), unless the caller names some to
+consider first (``prefer``: the lowering's trials put the activation on trial first, then the
+ones the plan they start from keeps). A kept activation is written into
 its home L2 slices and read from them (:func:`prodigy_sim.timing.simulate`'s ``resident``),
 never from DDR; the others go through DDR as before. The plan is computed once per lowering, from
 the programs' layouts; it does not depend on timing.
@@ -263,7 +265,7 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
     for n, key, _, live in acts:                    # first fit, the preferred ones first
         act = (n, key)
         mates = partners.get(act, {})
-        charge = {q: 0 if kept.get(mates.get(q, act)) else key_size[act] for q in live}
+        charge = {q: 0 if q in mates and kept.get(mates[q]) else key_size[act] for q in live}
         ok = all(load[q] + charge[q] <= room[q] for q in live)
         kept[act] = ok
         if ok:
@@ -282,10 +284,10 @@ def plan_residency(stages: Sequence[tuple[Sequence, int]], config: ChipConfig, c
                 touched.add((p, k))
         held = load[n] - sum(charged[(pk, n)] for pk in touched)
         writes = dict(f.writes)
+        mate_of = {wt: partners.get((n, writes[wt]), {}).get(n) for _, wt in f.in_place}
         aliased = frozenset(    # both kept: the second of them took no bytes here
-            wt for _, wt in f.in_place
-            if kept.get((n, writes[wt]))
-            and kept.get(partners.get((n, writes[wt]), {}).get(n, (n, ""))))
+            wt for wt, mate in mate_of.items()
+            if mate is not None and kept.get((n, writes[wt])) and kept.get(mate))
         scratch = sum(sizes[n][t] for t in f.scratch)
         if f.scratch and load[n] + scratch <= room[n]:
             names |= set(f.scratch)
