@@ -103,8 +103,9 @@ def test_residency_respects_the_on_chip_capacity():
     """A prompt whose activations do not all fit: every op's kept bytes (its own resident
     tensors plus those it holds for others) stay within its share of its on-chip memory -
     RESIDENT_SHARE, or all of it for a linear op mapped for the plan on a multicast grid with
-    its input kept on chip (the QKV projection and the MLP's two linears here, which keep
-    their outputs), or all but its other inputs' bytes for a norm or RoPE."""
+    its input kept on chip (the four linears of a layer here: the QKV projection and the MLP's
+    two linears keep their outputs, the attention's output projection its residual input), or
+    all but its other inputs' bytes for a norm, RoPE or attention."""
     from prodigy_sim.isa import validate
     from prodigy_sim.lowering._residency import private_rows_share
 
@@ -131,7 +132,7 @@ def test_residency_respects_the_on_chip_capacity():
             kept_somewhere |= bool(reads & op.residency.resident)
             dropped_somewhere |= bool(reads - op.residency.resident)
     assert kept_somewhere and dropped_somewhere
-    assert full == {"qkv_proj", "gate_up", "down_proj"}
+    assert full == {"qkv_proj", "o_proj", "gate_up", "down_proj"}
 
 
 def test_resident_activations_never_touch_ddr_and_save_time():
