@@ -91,6 +91,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "closed-form costs and keep the fastest (a search by simulation: "
                           "about N times the linear layers' simulation time) (default: 1, the "
                           "mapper's choice)")
+    how.add_argument("--check-batching", action="store_true",
+                     help="check each op's DDR batching against one DDR5 batch per controller "
+                          "(a second run of each op with every DDR request logged: about 2-3x "
+                          "the simulation time); the report gives each op's drain difference")
     how.add_argument("--workers", type=positive_int, default=1, metavar="N",
                      help="processes that simulate the kernels (and the candidate mappings "
                           "of --mapping-candidates) in parallel (the same results; default: 1)")
@@ -160,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,
                        steady_units=args.steady_units or None,
                        mapping_candidates=args.mapping_candidates, progress=progress,
-                       total=total, trace=traces, cache=cache)
+                       total=total, trace=traces, cache=cache,
+                       check_batching=args.check_batching)
     finally:
         if bar is not None:
             bar.close()

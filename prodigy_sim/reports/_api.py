@@ -20,13 +20,14 @@ def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
                       l3: bool = True, mapping_candidates: int = 1,
                       progress: Callable[[int], None] | None = None,
                       total: Callable[[int], None] | None = None,
-                      cache: RunCache | None = None) -> ModelReport:
+                      cache: RunCache | None = None,
+                      check_batching: bool = False) -> ModelReport:
     """Lower ``scenario``, simulate it (:func:`prodigy_sim.simulation.simulate`, whose arguments
     these are) and report."""
     config = config or load_preset(scenario.hardware)
     sim = simulate(scenario, config, cores=cores, steady_units=steady_units, reuse=reuse,
                    l3=l3, mapping_candidates=mapping_candidates, progress=progress,
-                   total=total, cache=cache)
+                   total=total, cache=cache, check_batching=check_batching)
     return report_simulation(sim, config)
 
 

@@ -47,7 +47,8 @@ OP_COLUMNS = ("stage", "op", "kind", "repeat", "seconds", "total_seconds", "flop
               "achieved_flops_per_s", "dma_bytes", "achieved_bytes_per_s", "ddr_bytes",
               "achieved_ddr_bytes_per_s", "compulsory_bytes", "l3_hit_rate",
               "matrix_utilization", "vector_utilization", "vector_flops",
-              "vector_flop_utilization", "roofline_seconds", "method", "mapping")
+              "vector_flop_utilization", "roofline_seconds", "method", "mapping",
+              "ddr_batching_error")
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class ModelReport:
                    achieved_flops_per_s=self.achieved_flops_per_s,
                    achieved_bytes_per_s=self.achieved_bytes_per_s, bound=self.bound,
                    vector_flop_utilization=self.vector_flop_utilization,
-                   ops=list(self.ops))
+                   ddr_batching_error=self.ddr_batching_error, ops=list(self.ops))
         return out
 
     def to_csv(self) -> str:
@@ -177,7 +178,7 @@ class ModelReport:
                     "achieved_ddr_bytes_per_s": self.ddr_bytes / self.seconds,
                     "compulsory_bytes": self.compulsory_bytes, "l3_hit_rate": "",
                     "roofline_seconds": self.program_roofline_s, "method": "",
-                    "mapping": ""})
+                    "mapping": "", "ddr_batching_error": self.ddr_batching_error})
         return buf.getvalue()
 
     def header(self) -> list[str]:
@@ -268,7 +269,29 @@ class ModelReport:
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
             f"method               {self.method_line()}",
         ]
+        worst = self.worst_batching_op()
+        if worst is not None:
+            lines.append(f"DDR batching         largest drain difference against one DDR5 batch "
+                         f"per controller {100 * worst['ddr_batching_error']:+.1f}% "
+                         f"({worst['stage']}/{worst['op']}; negative: the batches drained "
+                         f"faster), mean over the time {100 * self.ddr_batching_error:+.1f}% "
+                         f"(every op: ddr_batching_error in --json / --csv)")
         return "\n".join(lines)
+
+    def worst_batching_op(self) -> dict | None:
+        """The op whose DDR batching check differs most from one batch (None: not checked)."""
+        checked = [o for o in self.ops if o.get("ddr_batching_error") is not None]
+        return max(checked, key=lambda o: abs(o["ddr_batching_error"])) if checked else None
+
+    @property
+    def ddr_batching_error(self) -> float | None:
+        """The ops' DDR batching checks weighted by their share of the simulated time (None:
+        not checked)."""
+        checked = [o for o in self.ops if o.get("ddr_batching_error") is not None]
+        if not checked:
+            return None
+        total = sum(o["total_seconds"] for o in checked)
+        return sum(o["ddr_batching_error"] * o["total_seconds"] for o in checked) / total
 
     def method_line(self) -> str:
         """How the numbers were made: each approximation with its checked bound."""
@@ -355,6 +378,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                                                     if o.seconds else 0.0),
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
                         "mma_flops": o.mma_flops, "method": o.method,
+                        "ddr_batching_error": o.ddr_batching_error,
                         "matrix_format": k.weight_format.name, "sparse": k.sparse})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
     changed = changes_from_preset(config, sc.hardware)

@@ -12,8 +12,9 @@
   :func:`prefetch_runs` (the same results).
 - :class:`SimMethod`: how a run was made cheap (reuse of identical layers, steady-state
   extrapolation) and whether the shared L3 was on, with each approximation's checked bound,
-  and how many candidate mappings per linear op were simulated (``mapping_candidates``;
-  :func:`fastest_mapping`).
+  how many candidate mappings per linear op were simulated (``mapping_candidates``;
+  :func:`fastest_mapping`), and whether each op's DDR batching was checked against one DDR5
+  batch per controller (``check_batching``; :attr:`OpResult.ddr_batching_error`).
 - :func:`step_timeline` / :func:`write_step_timeline`: a bounded Perfetto timeline of a model
   step from a run with ``trace=[]`` (``prodigy-sim simulate --trace-out``).
 
@@ -25,6 +26,7 @@ from prodigy_sim.simulation._cache import check_workers as check_workers
 from prodigy_sim.simulation._cache import max_workers as max_workers
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
+from prodigy_sim.simulation._driver import BATCHING_MEASURED as BATCHING_MEASURED
 from prodigy_sim.simulation._driver import ModelSimulation as ModelSimulation
 from prodigy_sim.simulation._driver import OpResult as OpResult
 from prodigy_sim.simulation._driver import OpTrace as OpTrace
@@ -40,7 +42,8 @@ from prodigy_sim.simulation._driver import simulate_op as simulate_op
 from prodigy_sim.simulation._timeline import step_timeline as step_timeline
 from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
-__all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "ModelSimulation", "OpResult",
+__all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "BATCHING_MEASURED", "ModelSimulation",
+           "OpResult",
            "OpTrace", "RunCache", "check_workers", "max_workers", "SimMethod", "StageResult",
            "sim_kernel_count",
            "simulate",
