@@ -269,12 +269,12 @@ class ModelReport:
             f"{'fits' if self.fits else 'DOES NOT FIT'}",
             f"method               {self.method_line()}",
         ]
-        worst = self.worst_batching_op()
-        if worst is not None:
+        worst, weighted = self.worst_batching_op(), self.ddr_batching_error
+        if worst is not None and weighted is not None:
             lines.append(f"DDR batching         largest drain difference against one DDR5 batch "
                          f"per controller {100 * worst['ddr_batching_error']:+.1f}% "
                          f"({worst['stage']}/{worst['op']}; negative: the batches drained "
-                         f"faster), mean over the time {100 * self.ddr_batching_error:+.1f}% "
+                         f"faster), weighted by time {100 * weighted:+.1f}% "
                          f"(every op: ddr_batching_error in --json / --csv)")
         return "\n".join(lines)
 
