@@ -46,11 +46,13 @@ def case_ops(spec: dict | str) -> list[tuple[str, float, float]]:
 
 
 def summary_row(name: str, ops: list[tuple[str, float, float]]) -> list[str]:
-    """Cells of the case table: case, ops, largest difference (op), time-weighted mean."""
+    """Cells of the case table: case, ops, simulated time of a pass, largest difference (op),
+    time-weighted mean."""
     worst = max(ops, key=lambda o: abs(o[2]))
     total = sum(t for _, t, _ in ops)
     mean = sum(t * e for _, t, e in ops) / total
-    return [name, str(len(ops)), f"{100 * worst[2]:+.1f}% (`{worst[0]}`)", f"{100 * mean:+.2f}%"]
+    return [name, str(len(ops)), f"{total * 1e3:.3f} ms", f"{100 * worst[2]:+.1f}% (`{worst[0]}`)",
+            f"{100 * mean:+.2f}%"]
 
 
 def main() -> None:
@@ -70,8 +72,8 @@ def main() -> None:
         total = sum(t for _, t, _ in ops)
         big += [[name, op, f"{100 * t / total:.1f}%", f"{100 * e:+.1f}%"]
                 for op, t, e in ops if abs(e) >= args.min]
-    print("| case | ops | largest difference (op) | weighted by time |")
-    print("|---|---:|---|---:|")
+    print("| case | ops | simulated | largest difference (op) | weighted by time |")
+    print("|---|---:|---:|---|---:|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
     print()
