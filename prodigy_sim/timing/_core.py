@@ -256,6 +256,7 @@ class Core:
         executed = [0] * len(descs)                           # per static instruction
         budget = self.budget
         ready, chains, read_done = self.ready, self.chain, self.read_done   # never rebound
+        groups: dict[tuple[int, int], tuple[int, ...]] = {}   # DMA.LDM (size, stride) -> cores
         for step in expand(self.program, self.cid, self.ncores, layout=self.layout,
                            max_steps=budget.max_steps, compiled=self.compiled):
             d = descs[step.index]
@@ -346,7 +347,10 @@ class Core:
                 if issue > self.env.now:                    # (:meth:`_sync`, inlined)
                     yield self.env.timeout(issue - self.env.now)
                 if kind == _LDM:
-                    members = multicast_group(self.cid, self.ncores, step.args[2], step.args[3])
+                    shape = (step.args[2], step.args[3])
+                    members = groups.get(shape)
+                    if members is None:
+                        members = groups[shape] = multicast_group(self.cid, self.ncores, *shape)
                     seq = self.mc_seq.get(members, 0)
                     self.mc_seq[members] = seq + 1
                     h = self.memory.join_multicast(self.env, self.cid, issue, step, members, seq)
