@@ -6,6 +6,8 @@
 - :mod:`prodigy_sim.dram.model` - :func:`simulate_requests`: a batch of requests through the
   Numba controller model (Ramulator 2 GenericDDR semantics), per-request cycles and statistics;
   :func:`simulate_controllers`: several independent controllers (own frontends) in one call.
+- :mod:`prodigy_sim.dram.stream` - :class:`DramStream`: the same model fed and advanced in
+  pieces (requests added as they are made), exactly the run of one call.
 - :mod:`prodigy_sim.dram.trace` - DRAM-only trace mode (:func:`run_trace`).
 
 Importing the package is cheap: each name is imported from its module on first use (PEP 562), so
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.dram.model import simulate_controllers as simulate_controllers
     from prodigy_sim.dram.model import simulate_grouped as simulate_grouped
     from prodigy_sim.dram.model import simulate_requests as simulate_requests
+    from prodigy_sim.dram.stream import DramStream as DramStream
     from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
     from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
     from prodigy_sim.dram.trace import parse_trace as parse_trace
@@ -67,6 +70,7 @@ _EXPORTS = {
     "compile_kernels": "model",
     "kernels_compiled": "model",
     "simulate_requests": "model",
+    "DramStream": "stream",
     "ParsedTrace": "trace",
     "TraceRunResult": "trace",
     "parse_trace": "trace",

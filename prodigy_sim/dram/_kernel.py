@@ -173,12 +173,47 @@ def _next_mode(wmode, n_read, n_write, w_enter, w_leave):
     return not (n_write <= w_leave and n_read != 0)
 
 
+# scalars of a paused run (:func:`run_kernel`'s ``st``): whether the state is set up, the next
+# request to offer, the frontend's next iteration and whether it waits, completed requests, the
+# last acceptance, the next refresh, the progress watchdog's three counters
+(ST_READY, ST_I, ST_FRONT_K, ST_FRONT_WAIT, ST_DONE, ST_STOP, ST_NEXT_REF, ST_SEEN_DONE,
+ ST_SEEN_I, ST_STALLED) = range(10)
+ST_N = 10
+
+
+def kernel_state(p):
+    """Empty state arrays ``(S, E, nz_mask, st)`` for :func:`run_kernel` on parameters ``p``."""
+    C = int(p[P_CHANNELS])
+    QM = int(max(p[P_RQ], p[P_WQ]))
+    return (np.zeros(C * CS, np.int64), np.zeros(C * 2 * QM * EF, np.int64),
+            np.zeros(C * 2, np.uint64), np.zeros(ST_N, np.int64))
+
+
 @njit(cache=True)
 def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                     acc, first, cls, fin, comp, refresh_at_stop, refresh_total):
-    """Replay ``n`` requests; fill the per-request output arrays in place.
+    """Replay ``n`` requests at once: :func:`run_kernel` from a new state to the end."""
+    C = p[P_CHANNELS]
+    QM = max(p[P_RQ], p[P_WQ])
+    S = np.zeros(C * CS, np.int64)
+    E = np.zeros(C * 2 * QM * EF, np.int64)
+    nz_mask = np.zeros(C * 2, np.uint64)
+    st = np.zeros(ST_N, np.int64)
+    return run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, comp,
+                      refresh_at_stop, refresh_total, offer.shape[0], S, E, nz_mask, st, INF)
 
-    Inputs (shape (n,)): ``offer`` earliest cycle the frontend may offer request i (int64),
+
+@njit(cache=True)
+def run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, comp,
+               refresh_at_stop, refresh_total, n, S, E, nz_mask, st, until):
+    """Replay requests ``0 .. n-1`` up to the controller iteration ``until`` (INF: to the end),
+    from the state ``S``, ``E``, ``nz_mask``, ``st`` (:func:`kernel_state`; set up on the first
+    call) and leave it there: a later call with more requests (their offers not before
+    ``until``) and a later ``until`` continues the same run, so a run in pieces gives what one
+    call gives (per request, bit for bit). Arrays of shape (>= n,); the rest as follows.
+
+    Inputs (shape (n,); in :func:`simulate_kernel` the arrays' own length): ``offer`` earliest
+    cycle the frontend may offer request i (int64),
     ``chn``, ``bgi``, ``bki`` (flat bank = bank group x banks per group + bank in group), ``row``
     coordinates (int64), ``addr`` byte address (int64 bits), ``isw`` is-write (bool). ``bgi`` is
     not read (the bank group is derived from ``bki``); it stays for the mapping's signature. The
@@ -203,8 +238,10 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
     that channel issues without another scan. An arrival updates the cache incrementally (the new,
     youngest request wins only if it is ready strictly earlier, or - row-hit-first - at the same
     cycle as a hit against a non-hit) unless it changes the write mode.
+
+    Paused (``until`` reached with requests still in flight, or all of ``0 .. n-1`` done), it
+    returns status 0 as well; the chain frontend (``p[P_CHAIN]``) is only run in one call.
     """
-    n = offer.shape[0]
     C = p[P_CHANNELS]
     NB = p[P_BANKS]
     NG = p[P_BANK_GROUPS]
@@ -238,10 +275,8 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
     wr_rd_s = p[P_NCWL] + n_bl + p[P_NWTRS]
     wr_rd_l = p[P_NCWL] + n_bl + p[P_NWTRL]
 
-    S = np.zeros(C * CS, np.int64)
-    E = np.zeros(C * 2 * QM * EF, np.int64)
-    nz_mask = np.zeros(C * 2, np.uint64)       # banks whose list is not empty, per buffer
-    for c in range(C):
+    # nz_mask: banks whose list is not empty, per buffer
+    for c in range(C if st[ST_READY] == 0 else 0):
         cb = c * CS
         for k in range(4):
             S[cb + X_FAW + k] = neg
@@ -263,15 +298,29 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
             for s in range(QM):
                 E[eb + s * EF + F_NEXT] = s + 1 if s + 1 < QM else -1
 
-    i = 0                      # next request to offer
-    front_k = offer[0] if n > 0 else INF   # iteration at which the frontend next tries
-    front_wait = False         # blocked: full buffer (retry after an issue) or chain in flight
-    done = 0
-    stop_cycle = -1
-    next_ref = nrefi if refresh_on else INF
-    seen_done = -1             # progress watchdog: counts at the last refresh, and the
-    seen_i = -1                # refreshes since either changed while requests waited
-    stalled = 0
+    if st[ST_READY] == 0:
+        i = 0                      # next request to offer
+        front_k = offer[0] if n > 0 else INF   # iteration at which the frontend next tries
+        front_wait = False         # blocked: full buffer (retry after an issue) or chain
+        done = 0
+        stop_cycle = -1
+        next_ref = nrefi if refresh_on else INF
+        seen_done = -1             # progress watchdog: counts at the last refresh, and the
+        seen_i = -1                # refreshes since either changed while requests waited
+        stalled = 0
+        st[ST_READY] = 1
+    else:
+        i = st[ST_I]
+        front_k = st[ST_FRONT_K]
+        front_wait = st[ST_FRONT_WAIT] != 0
+        done = st[ST_DONE]
+        stop_cycle = st[ST_STOP]
+        next_ref = st[ST_NEXT_REF]
+        seen_done = st[ST_SEEN_DONE]
+        seen_i = st[ST_SEEN_I]
+        stalled = st[ST_STALLED]
+        if front_k == INF and i < n:           # every earlier request was offered
+            front_k = _mx(stop_cycle + 1, offer[_u(i)])
 
     while done < n or i < n:
         t = INF
@@ -283,6 +332,8 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                 t = ne
         if next_ref < t and (done < n or i < n):
             t = next_ref
+        if t >= until and t != INF:
+            break
         if t == INF:
             return stop_cycle, 1
 
@@ -391,6 +442,7 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                 i += 1
                 if i == n:
                     stop_cycle = k
+                    front_k = INF
                     for cc in range(C):
                         refresh_at_stop[cc] = refresh_total[cc]
                 elif chain:
@@ -897,6 +949,15 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                 front_wait = False
                 front_k = _mx(t, offer[_u(i)])
             S[_u(cb + X_NEXT)] = t + 2 if (cmd == ACT or cmd == RD or cmd == WR) else t + 1
+    st[ST_I] = i
+    st[ST_FRONT_K] = front_k
+    st[ST_FRONT_WAIT] = 1 if front_wait else 0
+    st[ST_DONE] = done
+    st[ST_STOP] = stop_cycle
+    st[ST_NEXT_REF] = next_ref
+    st[ST_SEEN_DONE] = seen_done
+    st[ST_SEEN_I] = seen_i
+    st[ST_STALLED] = stalled
     return stop_cycle, 0
 
 

@@ -528,7 +528,8 @@ def kernels_compiled() -> bool:
     """True if the DDR5 model's Numba kernels are in the on-disk cache (``cache=True``): their
     first compilation, once per installation, takes 15-40 s on a 2-core machine; loading them
     afterwards a fraction of a second."""
-    return cached_on_disk(K.simulate_kernel, K.simulate_groups_kernel, mapping._map_kernel,
+    return cached_on_disk(K.simulate_kernel, K.run_kernel, K.simulate_groups_kernel,
+                          mapping._map_kernel,
                           _count, _non_negative_sorted, _grouped_kernel)
 
 
