@@ -96,3 +96,45 @@ def test_errors():
         s.result()
     s.finish()
     assert s.result().complete_cycle.min() >= 0 and s.requests == 3
+
+
+
+FIELDS = ("accept_cycle", "first_command_cycle", "row_class", "issue_cycle", "complete_cycle")
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 300), span=st.integers(1, 40_000),
+       rows=st.integers(1, 200), write_share=st.sampled_from([0.0, 0.3, 0.9]),
+       cuts=st.lists(st.integers(0, 50_000), min_size=1, max_size=10))
+def test_compact_and_fork(seed, n, span, rows, write_share, cuts):
+    """Dropping the done requests at every cut changes nothing; a fork run to its end gives
+    what one run of the requests added so far gives, and leaves the original as it was."""
+    arrive, addr, is_w = _requests(seed, n, span, rows, write_share)
+    one = simulate_requests(CFG, arrive, addr, is_w)
+    s = DramStream(CFG)
+    dropped: list[np.ndarray] = []
+    lo = 0
+    for c in sorted(set(cuts)):
+        hi = int(np.searchsorted(arrive, c))
+        idx = s.add(arrive[lo:hi], addr[lo:hi], is_w[lo:hi])
+        assert idx.tolist() == list(range(lo, hi))
+        lo = hi
+        s.advance(c)
+        held = s.completion()
+        twin = s.fork()
+        twin.finish()
+        if hi:
+            prefix = simulate_requests(CFG, arrive[:hi], addr[:hi], is_w[:hi])
+            np.testing.assert_array_equal(twin.completion(),
+                                          prefix.complete_cycle[twin.base:hi])
+        np.testing.assert_array_equal(s.completion(), held)      # the fork copied
+        w0 = s.compact()
+        dropped.append(held[:w0])
+        assert np.all(held[:w0] >= 0) and s.base + len(s.completion()) == hi
+    s.add(arrive[lo:], addr[lo:], is_w[lo:])
+    s.finish()
+    np.testing.assert_array_equal(np.concatenate(dropped + [s.completion()]),
+                                  one.complete_cycle)
+    tail = s.result()
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(tail, f), getattr(one, f)[s.base:], err_msg=f)

@@ -9,6 +9,9 @@ request, bit for bit: ``tests/test_dram_stream.py``), so no approximation is mad
 
 A request's completion is final as soon as it is known (``completion() >= 0``): the model
 fixes it when the request's column command issues, and nothing that arrives later moves it.
+:meth:`DramStream.compact` drops the requests done so far (a long run keeps only those in
+flight); :meth:`DramStream.fork` copies the run, e.g. to see when the requests in flight would
+complete if nothing else arrived (run the copy to its end) while the original waits for more.
 """
 
 from __future__ import annotations
@@ -51,11 +54,18 @@ class DramStream:
         self._ref_stop = np.zeros(config.channels, np.int64)
         self._ref_total = np.zeros(config.channels, np.int64)
         self._stop = 0
+        self._base = 0                      # requests dropped by compact()
 
     @property
     def requests(self) -> int:
         """Requests added so far."""
-        return self._n
+        return self._base + self._n
+
+    @property
+    def base(self) -> int:
+        """Requests dropped by :meth:`compact`: the index of the first one :meth:`completion`
+        and :meth:`result` still hold."""
+        return self._base
 
     @property
     def now(self) -> int:
@@ -66,7 +76,8 @@ class DramStream:
             ) -> np.ndarray:
         """Add requests (shape (m,) each: arrival DRAM cycle, int64, non-decreasing and not
         before :attr:`now` nor the previous request's; uint64 byte address; bool) after the
-        earlier ones. Returns their indices (int64, shape (m,)) into :meth:`completion`."""
+        earlier ones. Returns their indices (int64, shape (m,)) counted from the first request
+        ever added (subtract :attr:`base` to index :meth:`completion`)."""
         arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
         a = _integers(addr, "addr", np.uint64)
         is_w = _flags(is_write, "is_write")
@@ -99,7 +110,7 @@ class DramStream:
         self._isw[lo:hi] = is_w
         self._n = hi
         self._last = int(arrive[-1])
-        return np.arange(lo, hi, dtype=np.int64)
+        return np.arange(self._base + lo, self._base + hi, dtype=np.int64)
 
     def _reserve(self, n: int) -> None:
         cap = self._isw.size
@@ -140,13 +151,48 @@ class DramStream:
         self._stop = int(stop)
 
     def completion(self) -> np.ndarray:
-        """Completion DRAM cycle of every request added (int64, shape (n,); -1: not known yet).
-        A value once known does not change."""
+        """Completion DRAM cycle of every request held (those from :attr:`base` on; int64;
+        -1: not known yet). A value once known does not change."""
         return self._arr["comp"][:self._n].copy()
 
+    def compact(self) -> int:
+        """Drop the leading requests that are done (their results are no longer held; the run
+        goes on unchanged). Returns how many were dropped."""
+        n = self._n
+        pending = np.flatnonzero(self._arr["comp"][:n] < 0)
+        w0 = int(pending[0]) if pending.size else n
+        if w0 == 0:
+            return 0
+        S, E, _, st = self._state
+        # request indices held by the run: every queue entry's (free entries' are never read)
+        # and every bank's active request (read only where one is); the run's counters
+        E[K.F_ID::K.EF] -= w0
+        for c in range(self.config.channels):
+            S[c * K.CS + K.X_AID:c * K.CS + K.X_AID + K.NBM] -= w0
+        for k in (K.ST_I, K.ST_DONE, K.ST_SEEN_DONE, K.ST_SEEN_I):
+            st[k] -= w0
+        for arr in self._arr.values():
+            arr[:n - w0] = arr[w0:n]
+        self._isw[:n - w0] = self._isw[w0:n]
+        self._n = n - w0
+        self._base += w0
+        return w0
+
+    def fork(self) -> DramStream:
+        """An independent copy of the run (state and the requests held)."""
+        twin = object.__new__(DramStream)
+        twin.__dict__.update(self.__dict__)
+        twin._state = tuple(a.copy() for a in self._state)
+        twin._arr = {f: a.copy() for f, a in self._arr.items()}
+        twin._isw = self._isw.copy()
+        twin._ref_stop = self._ref_stop.copy()
+        twin._ref_total = self._ref_total.copy()
+        return twin
+
     def result(self) -> RequestBatchResult:
-        """Every request's cycles once all are done (after :meth:`finish`), as
-        :func:`~prodigy_sim.dram.simulate_requests` returns them for the same requests."""
+        """Every held request's cycles once all are done (after :meth:`finish`), as
+        :func:`~prodigy_sim.dram.simulate_requests` returns them for the same requests (those
+        from :attr:`base` on)."""
         n = self._n
         a = self._arr
         if n and int(a["comp"][:n].min()) < 0:
