@@ -99,3 +99,24 @@ def test_measured_figure_is_the_docs_largest():
     rows = _doc_rows()
     worst = [abs(float(r[3].split("%")[0])) / 100 for r in rows.values()]
     assert len(worst) == 8 and max(worst) <= BATCHING_MEASURED < max(worst) + 0.01
+
+
+def test_mapping_search_checks_only_the_op_kept(monkeypatch):
+    """With a search by simulation, the candidates are not checked: one check per op."""
+    import prodigy_sim.simulation._driver as drv
+    from prodigy_sim.lowering import lower_model
+    from prodigy_sim.simulation import simulate_lowered
+
+    calls = []
+    real = drv.batching_error
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(drv, "batching_error", counted)
+    lowered = lower_model(MINILM.card(), MINILM, CHIP, cores=8)
+    sim = simulate_lowered(lowered, CHIP, method=SimMethod(mapping_candidates=2,
+                                                           check_batching=True))
+    ops = [o for st in sim.stages for o in st.ops]
+    assert len(calls) == len(ops) and all(o.ddr_batching_error is not None for o in ops)

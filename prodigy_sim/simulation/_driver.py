@@ -494,8 +494,10 @@ def fastest_mapping(op: LoweredOp, config: ChipConfig, *, method: SimMethod, sta
         for c in cands:                  # the candidates' first runs, in parallel
             _offer_runs(c, config, method, cache)
     seconds = []
+    # (the op kept is checked when it is simulated for the result, not every candidate)
+    pick = dataclasses.replace(method, check_batching=False)
     for c in cands:
-        seconds.append(simulate_op(c, config, method=method, stage=stage, cache=cache).seconds)
+        seconds.append(simulate_op(c, config, method=pick, stage=stage, cache=cache).seconds)
         if progress is not None:
             progress(1)
     if progress is not None and len(cands) < method.mapping_candidates:
