@@ -181,10 +181,12 @@ def _next_mode(wmode, n_read, n_write, w_enter, w_leave):
 ST_N = 10
 
 
+@njit(cache=True)
 def kernel_state(p):
-    """Empty state arrays ``(S, E, nz_mask, st)`` for :func:`run_kernel` on parameters ``p``."""
-    C = int(p[P_CHANNELS])
-    QM = int(max(p[P_RQ], p[P_WQ]))
+    """Empty state arrays ``(S, E, nz_mask, st)`` for :func:`run_kernel` on parameters ``p``
+    (``nz_mask``: per channel and buffer, the banks whose request list is not empty)."""
+    C = p[P_CHANNELS]
+    QM = max(p[P_RQ], p[P_WQ])
     return (np.zeros(C * CS, np.int64), np.zeros(C * 2 * QM * EF, np.int64),
             np.zeros(C * 2, np.uint64), np.zeros(ST_N, np.int64))
 
@@ -193,12 +195,7 @@ def kernel_state(p):
 def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                     acc, first, cls, fin, comp, refresh_at_stop, refresh_total):
     """Replay ``n`` requests at once: :func:`run_kernel` from a new state to the end."""
-    C = p[P_CHANNELS]
-    QM = max(p[P_RQ], p[P_WQ])
-    S = np.zeros(C * CS, np.int64)
-    E = np.zeros(C * 2 * QM * EF, np.int64)
-    nz_mask = np.zeros(C * 2, np.uint64)
-    st = np.zeros(ST_N, np.int64)
+    S, E, nz_mask, st = kernel_state(p)
     return run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, comp,
                       refresh_at_stop, refresh_total, offer.shape[0], S, E, nz_mask, st, INF)
 
@@ -298,29 +295,24 @@ def run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, co
             for s in range(QM):
                 E[eb + s * EF + F_NEXT] = s + 1 if s + 1 < QM else -1
 
-    if st[ST_READY] == 0:
-        i = 0                      # next request to offer
-        front_k = offer[0] if n > 0 else INF   # iteration at which the frontend next tries
-        front_wait = False         # blocked: full buffer (retry after an issue) or chain
-        done = 0
-        stop_cycle = -1
-        next_ref = nrefi if refresh_on else INF
-        seen_done = -1             # progress watchdog: counts at the last refresh, and the
-        seen_i = -1                # refreshes since either changed while requests waited
-        stalled = 0
+    if st[ST_READY] == 0:                      # a new run: nothing offered, nothing done
+        st[ST_FRONT_K] = INF
+        st[ST_STOP] = -1
+        st[ST_NEXT_REF] = nrefi if refresh_on else INF
+        st[ST_SEEN_DONE] = -1
+        st[ST_SEEN_I] = -1
         st[ST_READY] = 1
-    else:
-        i = st[ST_I]
-        front_k = st[ST_FRONT_K]
-        front_wait = st[ST_FRONT_WAIT] != 0
-        done = st[ST_DONE]
-        stop_cycle = st[ST_STOP]
-        next_ref = st[ST_NEXT_REF]
-        seen_done = st[ST_SEEN_DONE]
-        seen_i = st[ST_SEEN_I]
-        stalled = st[ST_STALLED]
-        if front_k == INF and i < n:           # every earlier request was offered
-            front_k = _mx(stop_cycle + 1, offer[_u(i)])
+    i = st[ST_I]                   # next request to offer
+    front_k = st[ST_FRONT_K]       # iteration at which the frontend next tries
+    front_wait = st[ST_FRONT_WAIT] != 0   # blocked: full buffer (retry after an issue) or chain
+    done = st[ST_DONE]
+    stop_cycle = st[ST_STOP]       # iteration of the last acceptance
+    next_ref = st[ST_NEXT_REF]
+    seen_done = st[ST_SEEN_DONE]   # progress watchdog: counts at the last refresh, and the
+    seen_i = st[ST_SEEN_I]         # refreshes since either changed while requests waited
+    stalled = st[ST_STALLED]
+    if front_k == INF and i < n:   # every earlier request offered (or none yet): the next one
+        front_k = _mx(stop_cycle + 1, offer[_u(i)])
 
     while done < n or i < n:
         t = INF

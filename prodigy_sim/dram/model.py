@@ -304,6 +304,24 @@ def _build_params(config: MemorySystemConfig, chain: bool) -> np.ndarray:
     return p
 
 
+def _request_arrays(arrive_cycle, addr, is_write) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Requests as the kernel takes them - arrival cycles (int64), byte addresses (uint64),
+    is-write flags (bool), each of shape (n,) - or a ConfigError naming what is wrong: a type,
+    unequal shapes, arrivals negative, decreasing or not below ``MAX_CYCLE``."""
+    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
+    is_w = _flags(is_write, "is_write")
+    a = _integers(addr, "addr", np.uint64)
+    n = arrive.size
+    if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
+        raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
+                          f"(got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
+    if n and not _non_negative_sorted(arrive):
+        raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing")
+    if n and arrive[-1] >= K.MAX_CYCLE:
+        raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arrive[-1])})")
+    return arrive, a, is_w
+
+
 def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr: np.ndarray,
                       is_write: np.ndarray, *, chain: bool = False) -> RequestBatchResult:
     """Run a batch of 64-B requests through the memory system.
@@ -316,17 +334,8 @@ def simulate_requests(config: MemorySystemConfig, arrive_cycle: np.ndarray, addr
     frontend). With ``chain=True`` a request is offered only once the previous one completed (one
     request outstanding: unloaded latency).
     """
-    arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
-    is_w = _flags(is_write, "is_write")
-    a = _integers(addr, "addr", np.uint64)
+    arrive, a, is_w = _request_arrays(arrive_cycle, addr, is_write)
     n = arrive.size
-    if a.shape != (n,) or is_w.shape != (n,) or arrive.ndim != 1:
-        raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one length "
-                          f"(got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
-    if n and not _non_negative_sorted(arrive):
-        raise ConfigError("'arrive_cycle' must be non-negative and non-decreasing")
-    if n and arrive[-1] >= K.MAX_CYCLE:
-        raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arrive[-1])})")
     _check_banks(config)
     m = map_addresses(config, a)
     # the kernel writes every entry (-1 where an event never happens) unless it deadlocks;

@@ -24,9 +24,8 @@ from prodigy_sim.dram.mapping import map_addresses
 from prodigy_sim.dram.model import (
     RequestBatchResult,
     _check_banks,
-    _flags,
-    _integers,
     _params,
+    _request_arrays,
     _stuck,
 )
 from prodigy_sim.errors import ConfigError
@@ -78,24 +77,15 @@ class DramStream:
         before :attr:`now` nor the previous request's; uint64 byte address; bool) after the
         earlier ones. Returns their indices (int64, shape (m,)) counted from the first request
         ever added (subtract :attr:`base` to index :meth:`completion`)."""
-        arrive = _integers(arrive_cycle, "arrive_cycle", np.int64)
-        a = _integers(addr, "addr", np.uint64)
-        is_w = _flags(is_write, "is_write")
+        arrive, a, is_w = _request_arrays(arrive_cycle, addr, is_write)
         m = arrive.size
-        if a.shape != (m,) or is_w.shape != (m,) or arrive.ndim != 1:
-            raise ConfigError(f"'arrive_cycle', 'addr' and 'is_write' must be 1-D arrays of one "
-                              f"length (got shapes {arrive.shape}, {a.shape}, {is_w.shape})")
         if not m:
             return np.empty(0, np.int64)
-        if np.any(np.diff(arrive) < 0):
-            raise ConfigError("'arrive_cycle' must be non-decreasing")
         first = int(arrive[0])
         if first < max(self._now, self._last):
             raise ConfigError(f"'arrive_cycle' {first} is before cycle "
                               f"{max(self._now, self._last)} the stream has reached (requests "
                               f"join in arrival order, after what already happened)")
-        if int(arrive[-1]) >= K.MAX_CYCLE:
-            raise ConfigError(f"'arrive_cycle' must stay below 2**46 (got {int(arrive[-1])})")
         self._reserve(self._n + m)
         mp = map_addresses(self.config, a)
         lo, hi = self._n, self._n + m
@@ -197,9 +187,8 @@ class DramStream:
         a = self._arr
         if n and int(a["comp"][:n].min()) < 0:
             raise ConfigError("requests are still in flight: call finish() first")
-        mp_channel = a["chn"][:n].copy()
         return RequestBatchResult(
-            config=self.config, is_write=self._isw[:n].copy(), channel=mp_channel,
+            config=self.config, is_write=self._isw[:n].copy(), channel=a["chn"][:n].copy(),
             accept_cycle=a["acc"][:n].copy(), first_command_cycle=a["first"][:n].copy(),
             row_class=a["cls"][:n].astype(np.int8), issue_cycle=a["fin"][:n].copy(),
             complete_cycle=a["comp"][:n].copy(), last_accept_cycle=self._stop,
