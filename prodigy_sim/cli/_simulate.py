@@ -18,6 +18,7 @@ from prodigy_sim.cli import deferred
 from prodigy_sim.cli._args import non_negative_int, positive_int
 from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
+from prodigy_sim.timing._methods import DDR_METHODS
 from prodigy_sim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -95,6 +96,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="check each op's DDR batching against one DDR5 batch per controller "
                           "(a second run of each op with every DDR request logged: about 2-3x "
                           "the simulation time); the report gives each op's drain difference")
+    how.add_argument("--ddr", choices=DDR_METHODS, default="batched",
+                     help="how DMA requests reach the DDR5 model: 'batched' (the requests "
+                          "issued until a core waits are simulated together on fresh "
+                          "subchannels behind a seam rule) or 'persistent' (one DDR5 run per "
+                          "subchannel for the whole op: no seam; completions speculated at "
+                          "each wait; about 1.2-2x the simulation time) (default: batched)")
     how.add_argument("--workers", type=positive_int, default=1, metavar="N",
                      help="processes that simulate the kernels (and the candidate mappings "
                           "of --mapping-candidates) in parallel (the same results; default: 1)")
@@ -165,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                        steady_units=args.steady_units or None,
                        mapping_candidates=args.mapping_candidates, progress=progress,
                        total=total, trace=traces, cache=cache,
-                       check_batching=args.check_batching)
+                       check_batching=args.check_batching, ddr=args.ddr)
     finally:
         if bar is not None:
             bar.close()

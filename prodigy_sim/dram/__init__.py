@@ -8,6 +8,9 @@
   :func:`simulate_controllers`: several independent controllers (own frontends) in one call.
 - :mod:`prodigy_sim.dram.stream` - :class:`DramStream`: the same model fed and advanced in
   pieces (requests added as they are made), exactly the run of one call.
+- :mod:`prodigy_sim.dram.streams` - :class:`DramStreams`: many independent runs fed in pieces,
+  each run for real as far as no later request can change, and speculated completions for
+  the requests just added (the timing model's persistent DDR).
 - :mod:`prodigy_sim.dram.trace` - DRAM-only trace mode (:func:`run_trace`).
 
 Importing the package is cheap: each name is imported from its module on first use (PEP 562), so
@@ -42,6 +45,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.dram.model import simulate_grouped as simulate_grouped
     from prodigy_sim.dram.model import simulate_requests as simulate_requests
     from prodigy_sim.dram.stream import DramStream as DramStream
+    from prodigy_sim.dram.streams import DramStreams as DramStreams
+    from prodigy_sim.dram.streams import SpeculationStats as SpeculationStats
     from prodigy_sim.dram.trace import ParsedTrace as ParsedTrace
     from prodigy_sim.dram.trace import TraceRunResult as TraceRunResult
     from prodigy_sim.dram.trace import parse_trace as parse_trace
@@ -71,6 +76,8 @@ _EXPORTS = {
     "kernels_compiled": "model",
     "simulate_requests": "model",
     "DramStream": "stream",
+    "DramStreams": "streams",
+    "SpeculationStats": "streams",
     "ParsedTrace": "trace",
     "TraceRunResult": "trace",
     "parse_trace": "trace",

@@ -202,7 +202,7 @@ def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
 
 @njit(cache=True)
 def run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, comp,
-               refresh_at_stop, refresh_total, n, S, E, nz_mask, st, until):
+               refresh_at_stop, refresh_total, n, S, E, nz_mask, st, until, front_all=False):
     """Replay requests ``0 .. n-1`` up to the controller iteration ``until`` (INF: to the end),
     from the state ``S``, ``E``, ``nz_mask``, ``st`` (:func:`kernel_state`; set up on the first
     call) and leave it there: a later call with more requests (their offers not before
@@ -235,6 +235,10 @@ def run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, co
     that channel issues without another scan. An arrival updates the cache incrementally (the new,
     youngest request wins only if it is ready strictly earlier, or - row-hit-first - at the same
     cycle as a hit against a non-hit) unless it changes the write mode.
+
+    With ``front_all`` the run goes on past ``until`` until the frontend has accepted every one
+    of ``0 .. n-1`` (and pauses before the next event): a later request queues behind them in
+    the frontend, so it could not have been offered earlier either.
 
     Paused (``until`` reached with requests still in flight, or all of ``0 .. n-1`` done), it
     returns status 0 as well; the chain frontend (``p[P_CHAIN]``) is only run in one call.
@@ -324,7 +328,7 @@ def run_kernel(p, offer, chn, bgi, bki, row, addr, isw, acc, first, cls, fin, co
                 t = ne
         if next_ref < t and (done < n or i < n):
             t = next_ref
-        if t >= until and t != INF:
+        if t >= until and t != INF and (i >= n or not front_all):
             break
         if t == INF:
             return stop_cycle, 1

@@ -21,13 +21,13 @@ def simulate_scenario(scenario: Scenario, *, config: ChipConfig | None = None,
                       progress: Callable[[int], None] | None = None,
                       total: Callable[[int], None] | None = None,
                       cache: RunCache | None = None,
-                      check_batching: bool = False) -> ModelReport:
+                      check_batching: bool = False, ddr: str = "batched") -> ModelReport:
     """Lower ``scenario``, simulate it (:func:`prodigy_sim.simulation.simulate`, whose arguments
     these are) and report."""
     config = config or load_preset(scenario.hardware)
     sim = simulate(scenario, config, cores=cores, steady_units=steady_units, reuse=reuse,
                    l3=l3, mapping_candidates=mapping_candidates, progress=progress,
-                   total=total, cache=cache, check_batching=check_batching)
+                   total=total, cache=cache, check_batching=check_batching, ddr=ddr)
     return report_simulation(sim, config)
 
 

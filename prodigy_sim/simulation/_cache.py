@@ -42,11 +42,11 @@ __all__ = ["RunCache"]
 
 
 def _run(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
-         resident: frozenset[str], held_bytes: int, aliased: frozenset[str]
+         resident: frozenset[str], held_bytes: int, aliased: frozenset[str], ddr: str
          ) -> SimulationResult:
     """One run (in a worker process)."""
     return simulate_program(program, config, cores=cores, l3_bytes=l3_bytes,
-                            resident=resident, held_bytes=held_bytes, aliased=aliased)
+                            resident=resident, held_bytes=held_bytes, aliased=aliased, ddr=ddr)
 
 
 def max_workers() -> int:
@@ -105,16 +105,17 @@ class RunCache:
 
     @staticmethod
     def _key(program: Program, config: ChipConfig, cores: int | None, l3_bytes: int | None,
-             resident: Collection[str], held_bytes: int, aliased: Collection[str]) -> tuple:
+             resident: Collection[str], held_bytes: int, aliased: Collection[str],
+             ddr: str) -> tuple:
         return (program, config, cores, l3_bytes, frozenset(resident), held_bytes,
-                frozenset(aliased))
+                frozenset(aliased), ddr)
 
     def submit(self, program: Program, config: ChipConfig, *, cores: int | None,
                l3_bytes: int | None, resident: Collection[str], held_bytes: int,
-               aliased: Collection[str] = ()) -> None:
+               aliased: Collection[str] = (), ddr: str = "batched") -> None:
         """Start this run in a worker process unless it is kept or already started (nothing
         with ``workers=1``); :meth:`run` of the same arguments takes its result."""
-        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased)
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased, ddr)
         if self.workers == 1 or key in self._runs or key in self._pending:
             return
         if self._pool is None:
@@ -125,11 +126,11 @@ class RunCache:
 
     def run(self, program: Program, config: ChipConfig, *, cores: int | None,
             l3_bytes: int | None, resident: Collection[str], held_bytes: int,
-            aliased: Collection[str] = ()) -> SimulationResult:
+            aliased: Collection[str] = (), ddr: str = "batched") -> SimulationResult:
         """:func:`prodigy_sim.timing.simulate` of these arguments (its other arguments at their
         defaults), from the cache when the same run was made before, from its worker when it
         was submitted."""
-        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased)
+        key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased, ddr)
         found = self._runs.get(key)
         if found is not None:
             self.hits += 1

@@ -106,6 +106,7 @@ class SimMethod:
     l3: bool = True
     mapping_candidates: int = 1
     check_batching: bool = False
+    ddr: str = "batched"
 
     def describe(self) -> str:
         """One line for reports, with each approximation's checked bound."""
@@ -176,6 +177,12 @@ class OpResult:
     """With ``SimMethod.check_batching``: the DDR drain span of the op's run, batched against
     one DDR5 batch per controller, relative and signed (mean over controllers; negative: the
     batches drained faster than one batch would serve the same requests); None: not checked."""
+    ddr_late_share: float | None = None
+    """With the persistent DDR (``SimMethod.ddr``): the share of the op's DDR requests (of
+    the run the result comes from) that completed later than the completion their waiting core
+    was told (speculated); None with the batched DDR."""
+    ddr_late_ns: float | None = None
+    """Their mean delay past the speculated completion (ns); None with the batched DDR."""
 
     @property
     def l3_hit_rate(self) -> float:
@@ -263,7 +270,7 @@ def _offer_runs(op: LoweredOp, config: ChipConfig, method: SimMethod, cache: Run
     for k in kernels:
         cache.submit(k.program, config, cores=op.kernel.cores, l3_bytes=l3_bytes,
                      resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                     aliased=on_chip.aliased)
+                     aliased=on_chip.aliased, ddr=method.ddr)
 
 
 def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
@@ -304,10 +311,10 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
         elif cache is not None:
             return cache.run(kern.program, config, cores=cores, l3_bytes=l3_bytes,
                              resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                             aliased=on_chip.aliased)
+                             aliased=on_chip.aliased, ddr=method.ddr)
         return simulate_program(kern.program, config, cores=cores, l3_bytes=l3_bytes,
                                 resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                                aliased=on_chip.aliased, recorder=rec)
+                                aliased=on_chip.aliased, recorder=rec, ddr=method.ddr)
 
     n = k.per_core_units
     u = method.steady_units
@@ -354,7 +361,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
         checked = k if cap is None else op.rebuild(cap)
         batching = batching_error(checked.program, config, cores=cores, l3_bytes=l3_bytes,
                                   resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                                  aliased=on_chip.aliased)["drain_rel_diff_mean"]
+                                  aliased=on_chip.aliased, ddr=method.ddr)["drain_rel_diff_mean"]
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz
@@ -369,7 +376,18 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
                     roofline_seconds=max(t_mat, t_mem), method=how,
                     vector_flops=op.vector_flops, ddr_bytes=round(ddr),
                     compulsory_bytes=compulsory,
-                    mapping=k.mapping, ddr_batching_error=batching)
+                    mapping=k.mapping, ddr_batching_error=batching,
+                    **_speculation(res, config))
+
+
+def _speculation(res, config: ChipConfig) -> dict[str, float]:
+    """:attr:`OpResult.ddr_late_share` and ``ddr_late_ns`` of a run (none if batched)."""
+    s = res.ddr_speculation
+    if s is None:
+        return {}
+    tck_ns = config.memory.dram.timing.tck_ps / 1e3
+    return {"ddr_late_share": s.late / s.requests if s.requests else 0.0,
+            "ddr_late_ns": s.late_cycles * tck_ns / s.late if s.late else 0.0}
 
 
 def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
@@ -378,7 +396,8 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
              progress: Callable[[int], None] | None = None,
              total: Callable[[int], None] | None = None,
              trace: list[OpTrace] | None = None,
-             cache: RunCache | None = None, check_batching: bool = False) -> ModelSimulation:
+             cache: RunCache | None = None, check_batching: bool = False,
+             ddr: str = "batched") -> ModelSimulation:
     """Simulate a scenario (lowered first, on ``cores`` logical cores, default all) or an
     already lowered model on ``config`` (default: the scenario's preset).
 
@@ -386,14 +405,16 @@ def simulate(what: Scenario | LoweredModel, config: ChipConfig | None = None, *,
     ``mapping_candidates``: each linear op's that many cheapest mappings by the mapper's costs
     simulated, the fastest kept (1: the mapper's choice); ``check_batching``: each op's DDR
     batching checked against one DDR5 batch per controller (a second run of each op,
-    :attr:`OpResult.ddr_batching_error`). ``total(n)`` is called once with the
+    :attr:`OpResult.ddr_batching_error`); ``ddr``: how DMA requests reach the DDR5 model,
+    ``"batched"`` or ``"persistent"`` (:data:`~prodigy_sim.timing.DDR_METHODS`). ``total(n)``
+    is called once with the
     number of kernels to simulate, ``progress(1)`` after each; ``trace`` and ``cache``: see
     :func:`simulate_lowered` (a scenario lowered here has its runs submitted to a cache's
     workers first, :func:`prefetch_runs`).
     """
     scenario = what.scenario if isinstance(what, LoweredModel) else what
     config = config or load_preset(scenario.hardware)
-    method = SimMethod(reuse, steady_units, l3, mapping_candidates, check_batching)
+    method = SimMethod(reuse, steady_units, l3, mapping_candidates, check_batching, ddr)
     if isinstance(what, LoweredModel):
         lowered = what
     else:

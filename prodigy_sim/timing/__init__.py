@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.timing._costs import mma_cycles as mma_cycles
     from prodigy_sim.timing._costs import vector_elements as vector_elements
     from prodigy_sim.timing._kernels import compile_kernels as compile_kernels
+    from prodigy_sim.timing._methods import DDR_METHODS as DDR_METHODS
     from prodigy_sim.timing._kernels import kernels_compiled as kernels_compiled
     from prodigy_sim.timing._result import CoreResult as CoreResult
     from prodigy_sim.timing._result import SimulationResult as SimulationResult
@@ -50,6 +51,7 @@ _EXPORTS = {
     "ChromeTraceRecorder": "_trace",
     "kernels_compiled": "_kernels",
     "compile_kernels": "_kernels",
+    "DDR_METHODS": "_methods",
 }
 """Public name -> the module of this package that defines it."""
 
@@ -68,6 +70,7 @@ __all__ = [
     "DEFAULT_DMA_OUTSTANDING",
     "kernels_compiled",
     "compile_kernels",
+    "DDR_METHODS",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -203,7 +203,7 @@ class Core:
                 while h.waiting is not None:
                     yield h.waiting
             if _unknown(handles):
-                self.memory.flush()
+                self.memory.flush(self.env.now)
 
     def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
         stall = issue - self.t

@@ -25,8 +25,9 @@ import numpy as np
 from numba import njit
 
 from prodigy_sim.dram import MemorySystemConfig, simulate_grouped
+from prodigy_sim.dram.streams import DramStreams
 
-__all__ = ["DdrRunner", "DdrGeometry", "run_batch", "ALL_WRITES"]
+__all__ = ["DdrRunner", "DdrGeometry", "run_batch", "StreamDdr", "ALL_WRITES"]
 
 ALL_WRITES = 1 << 62
 """A :attr:`DdrGeometry.drain` longer than any run: reads queue behind every earlier write."""
@@ -255,3 +256,45 @@ def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.nd
     offered = np.empty(line.size, np.int64)
     offered[order] = arrive + base[ctrl[order]]
     return done, np.diff(group), dram, offered
+
+
+class StreamDdr:
+    """The socket's subchannels as persistent DDR5 runs (:class:`~prodigy_sim.dram.DramStreams`,
+    one instance of a 1-subchannel system per subchannel): no seam between flushes; a flush's
+    completions are speculated (as if nothing else arrived), the runs go on for real up to the
+    cycle no later request can arrive before. ``record``: keep every request's real completion
+    (:attr:`DramStreams.final`)."""
+
+    def __init__(self, runner: DdrRunner, geo: DdrGeometry, min_latency: int, *,
+                 record: bool = False) -> None:
+        self.geo = geo
+        self.streams = DramStreams(runner.sub_config, geo.nsub, record=record)
+        self.min_latency = min_latency
+        """Fewest mesh cycles from any core to any controller."""
+        self._zero = np.zeros((geo.nsub // geo.sub, geo.sub), np.int64)
+
+    def horizon(self, now: int) -> int:
+        """The first DRAM cycle a request sent at core cycle ``now`` or later can arrive."""
+        g = self.geo
+        return -(-((now + 1 + self.min_latency) * g.den) // g.num)
+
+    def run(self, line: np.ndarray, ctrl: np.ndarray, dma: np.ndarray, start: np.ndarray,
+            cores: np.ndarray, latency: np.ndarray, is_write: np.ndarray, now: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """As :func:`run_batch` (same arguments but the seam state; ``now``: the core cycle of
+        the flush, before which no later DMA starts), with the offer DRAM cycle equal to the
+        arrival. Returns the completion core cycle of every request, the requests per instance,
+        and every request's completion and offer DRAM cycles."""
+        g = self.geo
+        z = self._zero
+        order, group, arrive, addr, base = _prepare(
+            line, ctrl, dma, start, cores, latency, z, z, is_write, 0, g.ilv, g.nsub, g.sub,
+            g.line, g.num, g.den, g.lead, g.refi)
+        arrive_abs = arrive + base[ctrl[order]]
+        comp = self.streams.step(group, arrive_abs, addr, is_write[order], self.horizon(now))
+        dram = np.empty(line.size, np.int64)
+        dram[order] = comp
+        offered = np.empty(line.size, np.int64)
+        offered[order] = arrive_abs
+        done = -(-(dram * g.num) // g.den)
+        return done, np.diff(group), dram, offered

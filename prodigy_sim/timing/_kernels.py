@@ -8,6 +8,7 @@ import numpy as np
 
 from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
+from prodigy_sim.dram import streams
 from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
 from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
@@ -44,12 +45,17 @@ def kernels_compiled() -> bool:
                                                       _hit_packets, _count_lookups,
                                                       _insertion_sort, _serve_batch, _grow,
                                                       _pair_order, _deliver, _radix_pairs,
-                                                      _row_need)
+                                                      _row_need, streams._step_kernel,
+                                                      streams._finish_kernel)
 
 
 def compile_kernels() -> None:
     """Compile every kernel a simulation runs now (or load them from the on-disk cache)."""
     dram.compile_kernels()
+    st = dram.DramStreams(dram.MemorySystemConfig(), 1)      # the persistent DDR's kernels
+    st.step(np.array([0, 1]), np.zeros(1, np.int64), np.zeros(1, np.int64),
+            np.zeros(1, np.bool_), 1)
+    st.finish()
     L3Blocks(1).lookup(np.zeros(1, np.int64), np.ones(1, np.bool_))
     one = np.zeros(1, np.int64)
     PortCalendar(1, 32, 64).serve(one, one, 0)       # (packets and gaps=False: the same kernel)

@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prodigy_sim.dram import simulate_requests
-from prodigy_sim.errors import SimulationError
+from prodigy_sim.errors import ConfigError, SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
-from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, run_batch
+from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, StreamDdr, run_batch
+from prodigy_sim.timing._methods import DDR_METHODS
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._ports import PortCalendar, deliver, group_packets, hit_packets
@@ -253,7 +254,7 @@ class MemorySystem:
 
     def __init__(self, config: ChipConfig, mesh: Mesh, ncores: int, *, log: bool = False,
                  recorder=None, l3_bytes: int = 0,
-                 resident: tuple[tuple[int, int], ...] = ()) -> None:
+                 resident: tuple[tuple[int, int], ...] = (), ddr: str = "batched") -> None:
         mem = config.memory
         self.dram = mem.dram
         self.line = config.core.on_chip_memory.line_bytes
@@ -279,6 +280,12 @@ class MemorySystem:
                                mem.dram.controller.write_drain_bursts * t.nBL)
         self.bus_free = np.zeros((self.nctrl, self.sub), np.int64)
         self.read_free = np.zeros((self.nctrl, self.sub), np.int64)
+        if ddr not in DDR_METHODS:
+            raise ConfigError(f"'ddr': unknown DDR method {ddr!r} (choose from "
+                              f"{', '.join(DDR_METHODS)})")
+        self.ddr_method = ddr
+        self.stream = (StreamDdr(self.runner, self.geo, int(mesh.latency.min()))
+                       if ddr == "persistent" else None)
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
         # the ports' reservations across flushes (PortCalendar: a later batch's data uses the
         # gaps the earlier batches left), and the cores' out ports (known at issue)
@@ -445,9 +452,20 @@ class MemorySystem:
         h = DmaHandle(0, now, True, lines, nbytes, -1,
                       released=now + self.mesh.serialization(nbytes))
         self.pending.append(h)
-        self.flush()
+        self.flush(now)
         assert h.done is not None
         return h.done
+
+    def finish(self) -> None:
+        """The end of the run: the persistent DDR runs complete every request (their real
+        completions, compared with the speculated ones: :meth:`speculation`)."""
+        if self.stream is not None:
+            self.stream.streams.finish()
+
+    def speculation(self):
+        """The persistent DDR's :class:`~prodigy_sim.dram.streams.SpeculationStats` (after
+        :meth:`finish`), or None with the batched DDR."""
+        return self.stream.streams.spec_stats if self.stream is not None else None
 
     def _split(self, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``lines`` (sorted) -> (lines outside the resident tensors, lines inside them or
@@ -509,9 +527,9 @@ class MemorySystem:
             self.pending.append(t)
         self.multicast_transfers += 1
 
-    def flush(self) -> None:
+    def flush(self, now: int) -> None:
         """Run the pending batch through the shared L3, the NoC ports and the DDR5 model; set
-        every ``done``.
+        every ``done``. ``now``: the core cycle of the flush (no later DMA starts before it).
 
         DDR data moves as 64-B lines (each with its own DRAM completion); on-chip data (L3 hits,
         resident tensors) as packets: the lines of one DMA that live in one L2 slice, which
@@ -536,7 +554,7 @@ class MemorySystem:
             line, dma, l3_info = self._l3_lookup(line, dma, writes, self.l3)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
-        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w) if line.size else line
+        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w, now) if line.size else line
         done = np.zeros(n, np.int64)
         wr = np.flatnonzero(is_w)
         if wr.size:
@@ -619,12 +637,17 @@ class MemorySystem:
                 for m in r:
                     self.recorder.dma(m)
 
-    def _ddr(self, line, ctrl, dma, start, cores, is_w) -> np.ndarray:
+    def _ddr(self, line, ctrl, dma, start, cores, is_w, now: int) -> np.ndarray:
         """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the
-        core cycle its requests leave its core and the core); completion core cycle per line."""
-        done, per_inst, dram, offered = run_batch(
-            self.runner, self.geo, line, ctrl, dma, start, cores, self.mesh.latency, is_w,
-            self.bus_free, self.read_free, dram_cycles=self.log is not None)
+        core cycle its requests leave its core and the core; ``now``: the flush's core cycle);
+        completion core cycle per line."""
+        if self.stream is not None:
+            done, per_inst, dram, offered = self.stream.run(
+                line, ctrl, dma, start, cores, self.mesh.latency, is_w, now)
+        else:
+            done, per_inst, dram, offered = run_batch(
+                self.runner, self.geo, line, ctrl, dma, start, cores, self.mesh.latency, is_w,
+                self.bus_free, self.read_free, dram_cycles=self.log is not None)
         if self.log is not None:
             assert dram is not None and offered is not None
             log_order = self._log_batch(self.log, line, ctrl,

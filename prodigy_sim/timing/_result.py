@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prodigy_sim.timing._core import STALL_REASONS, UNITS
+
+if TYPE_CHECKING:
+    from prodigy_sim.dram.streams import SpeculationStats
 
 __all__ = ["CoreResult", "SimulationResult"]
 
@@ -55,6 +59,11 @@ class SimulationResult:
     slices before the line goes to DDR once)."""
     multicasts: int = 0
     """Multicast (DMA.LDM) transfers: one DDR/L3 read each, delivered to every member."""
+    ddr_method: str = "batched"
+    """How DMA requests reached the DDR5 model (:data:`~prodigy_sim.timing.DDR_METHODS`)."""
+    ddr_speculation: SpeculationStats | None = None
+    """With the persistent DDR: every request's real completion against the one a waiting
+    core was told (speculated); None with the batched DDR."""
 
     @property
     def seconds(self) -> float:

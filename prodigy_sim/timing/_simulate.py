@@ -74,8 +74,8 @@ def resident_ranges(program: Program, lay: Layout, resident: Collection[str]
 def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
          dma_outstanding: int, log: bool, l3_bytes: int | None = None,
          resident: Collection[str] = (), held_bytes: int = 0,
-         max_steps: int | None = DEFAULT_MAX_STEPS, aliased: Collection[str] = ()
-         ) -> tuple[SimulationResult, MemorySystem]:
+         max_steps: int | None = DEFAULT_MAX_STEPS, aliased: Collection[str] = (),
+         ddr: str = "batched") -> tuple[SimulationResult, MemorySystem]:
     if dma_outstanding < 1:
         raise ConfigError(f"'dma_outstanding' must be >= 1 (got {dma_outstanding})")
     if l3_bytes is not None and l3_bytes < 0:
@@ -103,7 +103,7 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     env = simpy.Environment()
     mesh = Mesh(config, ncores)
     memory = MemorySystem(config, mesh, ncores, log=log, recorder=recorder,
-                          l3_bytes=l3_bytes, resident=ranges)
+                          l3_bytes=l3_bytes, resident=ranges, ddr=ddr)
     barrier = Barrier(env, ncores)
     compiled = compile_steps(program, layout=lay)               # once for every core
     procs = []
@@ -121,6 +121,7 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
                               f"{[c.cid for c in procs if c.finished]} never reach")
     end = max(c.stats.end_cycle for c in procs)
     drained = memory.write_back_partials(end)
+    memory.finish()
     results = tuple(CoreResult(c.cid, c.stats.end_cycle, dict(c.stats.busy),
                                dict(c.stats.stalls), dict(sorted(c.stats.instructions.items())),
                                c.stats.dma_bytes) for c in procs)
@@ -130,7 +131,8 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
         channel_bytes=tuple(int(b) for b in memory.bytes_per_ctrl),
         dram_requests=memory.requests, memory_batches=memory.flushes,
         l3_hit_bytes=memory.l3_hit_lines * memory.line, multicasts=memory.multicast_transfers,
-        onchip_write_bytes=memory.onchip_write_lines * memory.line)
+        onchip_write_bytes=memory.onchip_write_lines * memory.line, ddr_method=ddr,
+        ddr_speculation=memory.speculation())
     return res, memory
 
 
@@ -138,7 +140,7 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
              dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
              resident: Collection[str] = (), held_bytes: int = 0,
              max_steps: int | None = DEFAULT_MAX_STEPS,
-             aliased: Collection[str] = ()) -> SimulationResult:
+             aliased: Collection[str] = (), ddr: str = "batched") -> SimulationResult:
     """Simulate ``program`` on the first ``cores`` cores (default all) of ``config``.
 
     The program is validated against a core's usable on-chip memory first (ProgramError naming
@@ -155,19 +157,22 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     one, e.g. a linear layer's output over its residual input: one buffer).
     ``max_steps`` bounds the instructions all cores execute together (default
     :data:`~prodigy_sim.isa.DEFAULT_MAX_STEPS`, None = no bound): beyond it a ProgramError names
-    the core, the line and the opcode. Raises SimulationError on deadlock (a BARRIER some cores
+    the core, the line and the opcode. ``ddr``: how DMA requests reach the DDR5 model,
+    ``"batched"`` (default) or ``"persistent"`` (:data:`~prodigy_sim.timing.DDR_METHODS`; the
+    result's ``ddr_speculation`` measures the persistent method's one approximation). Raises
+    SimulationError on deadlock (a BARRIER some cores
     never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
                 l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
-                max_steps=max_steps, aliased=aliased)[0]
+                max_steps=max_steps, aliased=aliased, ddr=ddr)[0]
 
 
 def batching_error(program: Program, config: ChipConfig, *, cores: int | None = None,
                    dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
                    resident: Collection[str] = (), held_bytes: int = 0,
                    max_steps: int | None = DEFAULT_MAX_STEPS,
-                   aliased: Collection[str] = ()) -> dict[str, float]:
+                   aliased: Collection[str] = (), ddr: str = "batched") -> dict[str, float]:
     """Simulate (arguments as :func:`simulate`), then replay every DDR request of the run in
     one DDR5 batch per controller.
 
@@ -178,7 +183,7 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
                      l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
-                     max_steps=max_steps, aliased=aliased)
+                     max_steps=max_steps, aliased=aliased, ddr=ddr)
     return check_batching(memory)
 
 
