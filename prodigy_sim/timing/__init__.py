@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from prodigy_sim.timing._costs import mma_cycles as mma_cycles
     from prodigy_sim.timing._costs import vector_elements as vector_elements
     from prodigy_sim.timing._kernels import compile_kernels as compile_kernels
-    from prodigy_sim.timing._methods import DDR_METHODS as DDR_METHODS
     from prodigy_sim.timing._kernels import kernels_compiled as kernels_compiled
+    from prodigy_sim.timing._methods import DDR_METHODS as DDR_METHODS
     from prodigy_sim.timing._result import CoreResult as CoreResult
     from prodigy_sim.timing._result import SimulationResult as SimulationResult
     from prodigy_sim.timing._simulate import batching_error as batching_error

@@ -45,8 +45,8 @@ from prodigy_sim.errors import ConfigError, SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
 from prodigy_sim.timing._ddr import DdrGeometry, DdrRunner, StreamDdr, run_batch
-from prodigy_sim.timing._methods import DDR_METHODS
 from prodigy_sim.timing._l3 import LINES_PER_BLOCK, L3Blocks, fill_ready
+from prodigy_sim.timing._methods import DDR_METHODS
 from prodigy_sim.timing._noc import Mesh
 from prodigy_sim.timing._ports import PortCalendar, deliver, group_packets, hit_packets
 
