@@ -66,7 +66,7 @@ def _run(steps, instances):
     ref = np.empty(key.shape[0], np.int64)
     ref[ref_order] = simulate_grouped(CFG, np.cumsum(start), key[ref_order, 1],
                                       addr[ref_order], is_w[ref_order])
-    return s, spec_all, s.final, ref
+    return s, spec_all, s.final.copy(), ref
 
 
 @settings(max_examples=40, deadline=None)
@@ -78,6 +78,7 @@ def test_real_runs_equal_one_run(seed, instances, steps, per_step, spread, rows,
                                      write_share), instances)
     np.testing.assert_array_equal(real, ref)
     assert np.all(spec >= 0)
+    np.testing.assert_array_equal(s.speculated, spec)
     st_ = s.spec_stats
     assert st_.requests == real.size and st_.clamped == 0
     late = real - spec

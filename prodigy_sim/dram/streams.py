@@ -221,6 +221,10 @@ def _step_kernel(p, offset_bits, channel_bits, shift, mask, bpg, bg_xor,
                 return g, status
         if horizon > last[g]:
             last[g] = horizon
+        if final.shape[0] > 0:          # every completion known so far, by request id
+            for j in range(n_real[g]):
+                if R[R_COMP, g, j] >= 0:
+                    final[R[R_ID, g, j]] = R[R_COMP, g, j]
         _compact(R, isw, S, E, st, n_real, n_tot, g, cs, K.NBM, K.EF, channels, stats, final,
                  out)
         if hi == lo:
@@ -306,6 +310,7 @@ class DramStreams:
         """The cycle every instance has run to: no later request may arrive before it."""
         self._record = record
         self._final = np.full(0, -1, np.int64)
+        self._spec = np.full(0, -1, np.int64)
         self._added = 0
         self._finished = False
 
@@ -343,9 +348,12 @@ class DramStreams:
         ids = tag + self._added
         self._added += n
         if self._record and self._final.size < self._added:
-            final = np.full(max(self._added, 2 * self._final.size), -1, np.int64)
-            final[:self._final.size] = self._final
-            self._final = final
+            cap = max(self._added, 2 * self._final.size)
+            for name in ("_final", "_spec"):
+                old = getattr(self, name)
+                new = np.full(cap, -1, np.int64)
+                new[:old.size] = old
+                setattr(self, name, new)
         _, ob, cb, shift, mask, bpg = self._layout
         bad, status = _step_kernel(
             self._p, ob, cb, shift, mask, bpg, self.config.bank_group_xor, self._R, self._isw,
@@ -355,7 +363,26 @@ class DramStreams:
         if bad >= 0:
             raise _stuck(status, self.config, f" in instance {bad}")
         self.horizon = horizon
+        if self._record:
+            self._spec[ids] = out
         return out
+
+    def advance(self, horizon: int) -> None:
+        """Run every instance for real to ``horizon`` (a :meth:`step` without requests)."""
+        if horizon > self.horizon:
+            none = np.zeros(0, np.int64)
+            self.step(np.zeros(self.instances + 1, np.int64), none, none,
+                      np.zeros(0, np.bool_), horizon)
+
+    @property
+    def finished(self) -> bool:
+        """True after :meth:`finish`."""
+        return self._finished
+
+    @property
+    def first_id(self) -> int:
+        """The id the next request added gets (ids count requests in the order added)."""
+        return self._added
 
     def finish(self) -> None:
         """Run every held request to its end; no request may be added afterwards."""
@@ -370,9 +397,16 @@ class DramStreams:
 
     @property
     def final(self) -> np.ndarray:
-        """With ``record``: the real completion DRAM cycle of every request added (in the
-        order added; -1 while not known), else an empty array."""
-        return self._final[:self._added].copy() if self._record else self._final[:0].copy()
+        """With ``record``: the real completion DRAM cycle of every request added (by id: in
+        the order added; -1 while not known, final once known), else an empty array. A view:
+        read it before the next call."""
+        return self._final[:self._added] if self._record else self._final[:0]
+
+    @property
+    def speculated(self) -> np.ndarray:
+        """With ``record``: the completion :meth:`step` returned for every request (by id),
+        else an empty array. A view, like :attr:`final`."""
+        return self._spec[:self._added] if self._record else self._spec[:0]
 
     @property
     def held(self) -> int:

@@ -194,9 +194,10 @@ class Core:
         if self.t > self.env.now:
             yield self.env.timeout(self.t - self.env.now)
 
-    def _resolve(self, handles):
+    def _resolve(self, handles, confirm: bool = True):
         """Make sure every handle's completion is known: wait for the other members of an
-        incomplete multicast group, then flush the memory batch if needed."""
+        incomplete multicast group, then flush the memory batch if needed; with the persistent
+        DDR (and ``confirm``) wait until each speculated completion is confirmed."""
         if _unknown(handles):
             yield from self._sync()
             for h in handles:
@@ -204,6 +205,29 @@ class Core:
                     yield h.waiting
             if _unknown(handles):
                 self.memory.flush(self.env.now)
+        if confirm and self.memory.stream is not None:
+            yield from self._confirm(handles)
+
+    def _confirm(self, handles):
+        """Persistent DDR: the loads' ``done`` confirmed against the DDR5 runs' real
+        completions (:meth:`MemorySystem.confirm`), asked no earlier than the first speculated
+        completion still open (or the core's cycle) and again while some are not known. A
+        store keeps its speculated ``done`` (when its DMA slot frees) until the run ends
+        (:meth:`MemorySystem.settle`: the core's end waits for its stores' real completion):
+        a controller that serves reads first may leave writes queued as long as reads come,
+        and a core would poll them for as long."""
+        env = self.env
+        again = None
+        while True:
+            todo = [h for h in handles if h.ddr_ids is not None and not h.is_write]
+            if not todo:
+                return
+            t = max(self.t, min(h.done for h in todo))
+            if again is not None and again > t:
+                t = again
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            again = self.memory.confirm(todo, env.now)
 
     def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
         stall = issue - self.t
@@ -238,13 +262,21 @@ class Core:
         out = self.outstanding
         if len(out) < self.max_dma:
             return self.t
-        yield from self._resolve(out)
-        out.sort(key=_DONE)
-        t_free = out[len(out) - self.max_dma].done
+        yield from self._resolve(out, confirm=False)
+        k = len(out) - self.max_dma           # a slot frees when the k+1 first are done
+        while True:
+            out.sort(key=_DONE)
+            open_ = [h for h in out[:k + 1] if h.ddr_ids is not None and not h.is_write]
+            if not open_:
+                break
+            yield from self._confirm(open_)
+        t_free = out[k].done
         return max(self.t, t_free)
 
     def _prune(self, now: int) -> None:
-        self.outstanding = [h for h in self.outstanding if h.done is None or h.done > now]
+        self.outstanding = [h for h in self.outstanding
+                            if h.done is None or h.done > now
+                            or (h.ddr_ids is not None and not h.is_write)]
 
     # -- the process ---------------------------------------------------------------------------
     def run(self):
@@ -388,7 +420,8 @@ class Core:
             if c:
                 counts[instructions[i].opcode] += c
         # the core is done when its units and its DMAs are
-        yield from self._resolve(self.outstanding)
+        # (with the persistent DDR the stores are confirmed once the runs end: _run)
+        yield from self._resolve(self.outstanding, confirm=False)
         end = max([self.t, self.horizon, self.matrix_free, self.vector_free]
                   + [h.done for h in self.outstanding])
         self.t = end

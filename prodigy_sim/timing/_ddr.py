@@ -260,15 +260,14 @@ def run_batch(runner: DdrRunner, geo: DdrGeometry, line: np.ndarray, ctrl: np.nd
 
 class StreamDdr:
     """The socket's subchannels as persistent DDR5 runs (:class:`~prodigy_sim.dram.DramStreams`,
-    one instance of a 1-subchannel system per subchannel): no seam between flushes; a flush's
-    completions are speculated (as if nothing else arrived), the runs go on for real up to the
-    cycle no later request can arrive before. ``record``: keep every request's real completion
-    (:attr:`DramStreams.final`)."""
+    one instance of a 1-subchannel system per subchannel): no seam between flushes. A flush's
+    completions are speculated (as if nothing else arrived) and the runs go on for real up to
+    the cycle no later request can arrive before; :meth:`real` tells the real completions as
+    the runs reach them."""
 
-    def __init__(self, runner: DdrRunner, geo: DdrGeometry, min_latency: int, *,
-                 record: bool = False) -> None:
+    def __init__(self, runner: DdrRunner, geo: DdrGeometry, min_latency: int) -> None:
         self.geo = geo
-        self.streams = DramStreams(runner.sub_config, geo.nsub, record=record)
+        self.streams = DramStreams(runner.sub_config, geo.nsub, record=True)
         self.min_latency = min_latency
         """Fewest mesh cycles from any core to any controller."""
         self._zero = np.zeros((geo.nsub // geo.sub, geo.sub), np.int64)
@@ -280,21 +279,40 @@ class StreamDdr:
 
     def run(self, line: np.ndarray, ctrl: np.ndarray, dma: np.ndarray, start: np.ndarray,
             cores: np.ndarray, latency: np.ndarray, is_write: np.ndarray, now: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """As :func:`run_batch` (same arguments but the seam state; ``now``: the core cycle of
         the flush, before which no later DMA starts), with the offer DRAM cycle equal to the
-        arrival. Returns the completion core cycle of every request, the requests per instance,
-        and every request's completion and offer DRAM cycles."""
+        arrival. Returns the speculated completion core cycle of every request, the requests
+        per instance, every request's speculated completion and offer DRAM cycles, and its id
+        in the streams (for :meth:`real`)."""
         g = self.geo
         z = self._zero
         order, group, arrive, addr, base = _prepare(
             line, ctrl, dma, start, cores, latency, z, z, is_write, 0, g.ilv, g.nsub, g.sub,
             g.line, g.num, g.den, g.lead, g.refi)
         arrive_abs = arrive + base[ctrl[order]]
+        first = self.streams.first_id
         comp = self.streams.step(group, arrive_abs, addr, is_write[order], self.horizon(now))
         dram = np.empty(line.size, np.int64)
         dram[order] = comp
         offered = np.empty(line.size, np.int64)
         offered[order] = arrive_abs
+        ids = np.empty(line.size, np.int64)
+        ids[order] = np.arange(first, first + line.size, dtype=np.int64)
         done = -(-(dram * g.num) // g.den)
-        return done, np.diff(group), dram, offered
+        return done, np.diff(group), dram, offered, ids
+
+    def lateness(self, ids: np.ndarray, now: int) -> int | None:
+        """Run the streams for real as far as a request sent at core cycle ``now`` allows (not
+        once they are finished); then the most core cycles any of the requests ``ids``
+        completes after its speculated completion (negative: all of them earlier), or None
+        while some of them is not known yet."""
+        st = self.streams
+        if not st.finished:
+            st.advance(self.horizon(now))
+        real = st.final[ids]
+        if int(real.min()) < 0:
+            return None
+        g = self.geo
+        spec = st.speculated[ids]
+        return int((-(-(real * g.num) // g.den) - -(-(spec * g.num) // g.den)).max())

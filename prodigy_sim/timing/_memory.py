@@ -84,6 +84,9 @@ class DmaHandle:
     waiting: object | None = None
     onchip: np.ndarray | None = None
     """The lines of resident tensors it touches (served by their home L2 slices, never DDR)."""
+    ddr_ids: np.ndarray | None = None
+    """With the persistent DDR: its DDR requests' ids in the streams, until ``done`` is
+    confirmed (:meth:`MemorySystem.confirm`); None once it is, or with the batched DDR."""
 
     def pending_lines(self) -> np.ndarray:
         """``lines`` of a DMA whose batch is not flushed yet."""
@@ -286,6 +289,12 @@ class MemorySystem:
         self.ddr_method = ddr
         self.stream = (StreamDdr(self.runner, self.geo, int(mesh.latency.min()))
                        if ddr == "persistent" else None)
+        self.poll_cycles = 1 + int(mesh.latency.min()) + max(
+            1, (t.nCL + t.nBL) * self._num // self._den)
+        """Core cycles :meth:`confirm` asks again after (a read not known at a horizon
+        completes nCL + nBL after it at least)."""
+        self.reads_learned_late = 0
+        self.stores_learned_late = 0
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
         # the ports' reservations across flushes (PortCalendar: a later batch's data uses the
         # gaps the earlier batches left), and the cores' out ports (known at issue)
@@ -453,8 +462,61 @@ class MemorySystem:
                       released=now + self.mesh.serialization(nbytes))
         self.pending.append(h)
         self.flush(now)
+        if self.stream is not None:
+            self.stream.streams.finish()
+            self.confirm([h], now)
         assert h.done is not None
         return h.done
+
+    def confirm(self, handles: list[DmaHandle], now: int) -> int | None:
+        """With the persistent DDR, confirm the ``done`` of flushed handles at core cycle
+        ``now`` (no DMA issued later starts before it): the pending batch is flushed, the DDR5
+        runs go on for real as far as ``now`` allows, and a handle whose every DDR request's
+        real completion is known gets ``done`` moved by the most any of them completed after
+        (or, if all did, before) its speculated completion - the NoC ports' schedule is not
+        redone: the data leaves them that much later - and never before ``now``. Returns None
+        once every handle is confirmed, else the core cycle to ask again.
+
+        Asking again then is in time for a load: a read not known at ``now`` issues its column
+        command at the horizon or later and completes nCL + nBL after it, so a load is
+        confirmed no later than its data arrives (``reads_learned_late`` counts the loads
+        confirmed after their real ``done``: 0 unless asked late, i.e. first asked after a
+        real completion earlier than speculated). A store completes when its write command
+        issues (its acknowledgement crosses the mesh back): it may be confirmed up to
+        :attr:`poll_cycles` after that (``stores_learned_late`` counts them). Once the DDR5
+        runs are finished every handle is confirmed."""
+        stream = self.stream
+        if stream is None:
+            return None
+        if self.pending:
+            self.flush(now)
+        again = None
+        for h in handles:
+            ids = h.ddr_ids
+            if ids is None:
+                continue
+            late = stream.lateness(ids, now)
+            if late is None:
+                t = now + self.poll_cycles
+                again = t if again is None else min(again, t)
+                continue
+            h.ddr_ids = None
+            assert h.done is not None
+            done = h.done + late
+            if done < now:
+                if h.is_write:
+                    self.stores_learned_late += 1
+                else:
+                    self.reads_learned_late += 1
+                done = now
+            h.done = done
+        return again
+
+    def settle(self, handles: list[DmaHandle]) -> int:
+        """After :meth:`finish`: confirm ``handles`` (every completion is known) and return
+        the latest ``done`` among them (0 if none)."""
+        self.confirm(handles, 0)
+        return max((h.done for h in handles if h.done is not None), default=0)
 
     def finish(self) -> None:
         """The end of the run: the persistent DDR runs complete every request (their real
@@ -554,7 +616,8 @@ class MemorySystem:
             line, dma, l3_info = self._l3_lookup(line, dma, writes, self.l3)
         ctrl = ((line // self.ilv) % self.nsub) // self.sub
         is_w = writes[dma]
-        comp_core = self._ddr(line, ctrl, dma, start, cores, is_w, now) if line.size else line
+        comp_core, ids = (self._ddr(line, ctrl, dma, start, cores, is_w, now) if line.size
+                          else (line, None))
         done = np.zeros(n, np.int64)
         wr = np.flatnonzero(is_w)
         if wr.size:
@@ -629,6 +692,14 @@ class MemorySystem:
             else:
                 h.done = d
                 pos += len(r)
+        if ids is not None:
+            # each DMA's DDR requests (lines DMA after DMA), to confirm its speculated ``done``
+            cut = np.searchsorted(dma, np.arange(n + 1)).tolist()
+            for i, r in enumerate(receivers):
+                if cut[i + 1] > cut[i]:
+                    mine = ids[cut[i]:cut[i + 1]]
+                    for m in r:
+                        m.ddr_ids = mine
         for h in batch:
             h.lines = None
             h.onchip = None
@@ -637,12 +708,15 @@ class MemorySystem:
                 for m in r:
                     self.recorder.dma(m)
 
-    def _ddr(self, line, ctrl, dma, start, cores, is_w, now: int) -> np.ndarray:
+    def _ddr(self, line, ctrl, dma, start, cores, is_w, now: int
+             ) -> tuple[np.ndarray, np.ndarray | None]:
         """Run the lines of a batch through the DDR5 model (``start``, ``cores``: per DMA, the
         core cycle its requests leave its core and the core; ``now``: the flush's core cycle);
-        completion core cycle per line."""
+        completion core cycle per line (speculated with the persistent DDR), and with the
+        persistent DDR each line's request id in the streams (else None)."""
+        ids = None
         if self.stream is not None:
-            done, per_inst, dram, offered = self.stream.run(
+            done, per_inst, dram, offered, ids = self.stream.run(
                 line, ctrl, dma, start, cores, self.mesh.latency, is_w, now)
         else:
             done, per_inst, dram, offered = run_batch(
@@ -658,7 +732,7 @@ class MemorySystem:
         self.bytes_per_ctrl += per_inst.reshape(self.nctrl, self.sub).sum(axis=1) * self.line
         if self._ddr_hook is not None:
             self._ddr_hook(ctrl, done, self.line, self.nctrl)
-        return done
+        return done, ids
 
     def _log_batch(self, log: _Log, line, ctrl, sent, is_w, offered) -> np.ndarray:
         """Log a batch's requests per controller in the order the DDR5 model was offered them

@@ -122,6 +122,13 @@ def _run(program: Program, config: ChipConfig, cores: int | None, recorder,
     end = max(c.stats.end_cycle for c in procs)
     drained = memory.write_back_partials(end)
     memory.finish()
+    if memory.stream is not None:
+        # the persistent DDR: each core's DMAs not confirmed yet (its stores, loads it never
+        # waited for) confirmed now that the runs ended: a core ends when its DMAs are done
+        for c in procs:
+            c.stats.end_cycle = max(c.stats.end_cycle, memory.settle(
+                [h for h in c.dmas if h.ddr_ids is not None]))
+        end = max(c.stats.end_cycle for c in procs)
     results = tuple(CoreResult(c.cid, c.stats.end_cycle, dict(c.stats.busy),
                                dict(c.stats.stalls), dict(sorted(c.stats.instructions.items())),
                                c.stats.dma_bytes) for c in procs)
