@@ -379,6 +379,7 @@ def build_report(sim: ModelSimulation, config: ChipConfig, footprint: FootprintR
                         "roofline_seconds": o.roofline_seconds, "weight_bytes": o.weight_bytes,
                         "mma_flops": o.mma_flops, "method": o.method,
                         "ddr_batching_error": o.ddr_batching_error,
+                        "ddr_late_share": o.ddr_late_share, "ddr_late_ns": o.ddr_late_ns,
                         "matrix_format": k.weight_format.name, "sparse": k.sparse})
     kv = kv_cache_bytes(card, sc.batch, sc.context_tokens, sc.formats.kv_cache.bits)
     changed = changes_from_preset(config, sc.hardware)

@@ -99,7 +99,8 @@ class SimMethod:
     of each linear op's cheapest mappings by the mapper's costs were simulated to keep the
     fastest (``mapping_candidates``; 1: the mapper's choice), and whether each op's DDR batching
     was checked against one DDR5 batch per controller (``check_batching``: a second run of the
-    op with every DDR request logged, :func:`~prodigy_sim.timing.batching_error`)."""
+    op with every DDR request logged, :func:`~prodigy_sim.timing.batching_error`), and how DMA
+    requests reach the DDR5 model (``ddr``: :data:`~prodigy_sim.timing.DDR_METHODS`)."""
 
     reuse: bool = True
     steady_units: int | None = DEFAULT_STEADY_UNITS
@@ -123,19 +124,25 @@ class SimMethod:
         if self.mapping_candidates > 1:
             parts.append(f"each linear op's mapping the fastest of its "
                          f"{self.mapping_candidates} cheapest by the mapper's costs, simulated")
-        parts.append("DDR5 in batches between the cores' waits ("
-                     + ("each op checked against one batch per controller: 'DDR batching' below"
-                        if self.check_batching else
-                        f"not checked in this run, --check-batching; on the shipped cases' ops "
-                        f"within {BATCHING_MEASURED:.0%} of one batch per controller, "
-                        f"docs/timing.md")
-                     + ")")
+        if self.ddr == "persistent":
+            parts.append("DDR5 persistent: one run per subchannel for the whole op, no seam; "
+                         "each load's completion the real one (confirmed before use), a store's "
+                         "DMA slot freed at its speculated completion, the op's end at the real "
+                         "one")
+        else:
+            parts.append("DDR5 in batches between the cores' waits ("
+                         + ("each op checked against one batch per controller: 'DDR batching' "
+                            "below" if self.check_batching else
+                            f"not checked in this run, --check-batching; on the shipped "
+                            f"cases' ops within {BATCHING_MEASURED:.0%} of one batch per "
+                            f"controller, docs/timing.md; --ddr persistent for no batches")
+                         + ")")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
         return {"reuse": self.reuse, "steady_units": self.steady_units, "l3": self.l3,
                 "mapping_candidates": self.mapping_candidates,
-                "check_batching": self.check_batching,
+                "check_batching": self.check_batching, "ddr": self.ddr,
                 "description": self.describe()}
 
 

@@ -218,6 +218,7 @@ class Core:
         and a core would poll them for as long."""
         env = self.env
         again = None
+        ready = self.t                  # the core could not use them before its own cycle
         while True:
             todo = [h for h in handles if h.ddr_ids is not None and not h.is_write]
             if not todo:
@@ -227,7 +228,7 @@ class Core:
                 t = again
             if t > env.now:
                 yield env.timeout(t - env.now)
-            again = self.memory.confirm(todo, env.now)
+            again = self.memory.confirm(todo, env.now, ready)
 
     def _stall(self, issue: int, times: tuple[int, int, int]) -> None:
         stall = issue - self.t

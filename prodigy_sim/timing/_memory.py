@@ -468,7 +468,7 @@ class MemorySystem:
         assert h.done is not None
         return h.done
 
-    def confirm(self, handles: list[DmaHandle], now: int) -> int | None:
+    def confirm(self, handles: list[DmaHandle], now: int, ready: int = 0) -> int | None:
         """With the persistent DDR, confirm the ``done`` of flushed handles at core cycle
         ``now`` (no DMA issued later starts before it): the pending batch is flushed, the DDR5
         runs go on for real as far as ``now`` allows, and a handle whose every DDR request's
@@ -480,8 +480,9 @@ class MemorySystem:
         Asking again then is in time for a load: a read not known at ``now`` issues its column
         command at the horizon or later and completes nCL + nBL after it, so a load is
         confirmed no later than its data arrives (``reads_learned_late`` counts the loads
-        confirmed after their real ``done``: 0 unless asked late, i.e. first asked after a
-        real completion earlier than speculated). A store completes when its write command
+        confirmed after their real ``done`` and after ``ready``, the cycle the core asking could
+        have used them: 0 unless asked late, i.e. first asked after a real completion earlier
+        than speculated). A store completes when its write command
         issues (its acknowledgement crosses the mesh back): it may be confirmed up to
         :attr:`poll_cycles` after that (``stores_learned_late`` counts them). Once the DDR5
         runs are finished every handle is confirmed."""
@@ -504,10 +505,11 @@ class MemorySystem:
             assert h.done is not None
             done = h.done + late
             if done < now:
-                if h.is_write:
-                    self.stores_learned_late += 1
-                else:
-                    self.reads_learned_late += 1
+                if now > ready:
+                    if h.is_write:
+                        self.stores_learned_late += 1
+                    else:
+                        self.reads_learned_late += 1
                 done = now
             h.done = done
         return again
