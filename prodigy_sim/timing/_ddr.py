@@ -308,11 +308,13 @@ class StreamDdr:
         completes after its speculated completion (negative: all of them earlier), or None
         while some of them is not known yet."""
         st = self.streams
-        if not st.finished:
-            st.advance(self.horizon(now))
         real = st.final[ids]
-        if int(real.min()) < 0:
-            return None
+        if int(real.min()) < 0:             # (known already: the runs need not go on)
+            if not st.finished:
+                st.advance(self.horizon(now))
+            real = st.final[ids]
+            if int(real.min()) < 0:
+                return None
         g = self.geo
         spec = st.speculated[ids]
         return int((-(-(real * g.num) // g.den) - -(-(spec * g.num) // g.den)).max())
