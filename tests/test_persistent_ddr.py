@@ -83,3 +83,14 @@ def test_cli_ddr(capsys):
     assert all(isinstance(o["ddr_late_share"], float) for o in out["ops"])
     assert main(argv + ["--ddr", "fast"]) == 2
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_batching_check_needs_batches():
+    from prodigy_sim.models import Scenario
+    from prodigy_sim.simulation import simulate as simulate_model
+
+    sc = Scenario(model="all-minilm-l6-v2", phase="prefill", batch=2, sequence_length=64)
+    with pytest.raises(ConfigError, match="there are no batches"):
+        simulate_model(sc, CHIP, cores=8, check_batching=True, ddr="persistent")
+    with pytest.raises(ConfigError, match="'ddr': unknown DDR method"):
+        simulate_model(sc, CHIP, cores=8, ddr="exact")

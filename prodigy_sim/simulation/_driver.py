@@ -43,7 +43,7 @@ from prodigy_sim.lowering import (
 )
 from prodigy_sim.models import Scenario
 from prodigy_sim.simulation._cache import RunCache
-from prodigy_sim.timing import BusyRecorder, batching_error
+from prodigy_sim.timing import DDR_METHODS, BusyRecorder, batching_error
 from prodigy_sim.timing import simulate as simulate_program
 
 __all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod", "simulate",
@@ -455,6 +455,12 @@ def simulate_lowered(lowered: LoweredModel, config: ChipConfig, *,
                           f"{config.name!r}")
     if method.steady_units is not None and method.steady_units < 1:
         raise ConfigError(f"'steady_units' must be >= 1 or None (got {method.steady_units})")
+    if method.ddr not in DDR_METHODS:
+        raise ConfigError(f"'ddr': unknown DDR method {method.ddr!r} (choose from "
+                          f"{', '.join(DDR_METHODS)})")
+    if method.check_batching and method.ddr != "batched":
+        raise ConfigError("'check_batching' checks the batched DDR against one DDR5 batch per "
+                          f"controller; with ddr={method.ddr!r} there are no batches")
     if method.mapping_candidates < 1:
         raise ConfigError(f"'mapping_candidates' must be >= 1 (got "
                           f"{method.mapping_candidates})")

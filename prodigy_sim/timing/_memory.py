@@ -716,7 +716,9 @@ class MemorySystem:
         core cycle its requests leave its core and the core; ``now``: the flush's core cycle);
         completion core cycle per line (speculated with the persistent DDR), and with the
         persistent DDR each line's request id in the streams (else None)."""
-        ids = None
+        ids: np.ndarray | None = None
+        dram: np.ndarray | None
+        offered: np.ndarray | None
         if self.stream is not None:
             done, per_inst, dram, offered, ids = self.stream.run(
                 line, ctrl, dma, start, cores, self.mesh.latency, is_w, now)
