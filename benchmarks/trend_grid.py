@@ -12,6 +12,7 @@ on the other axes), and the speed-up from the first to the last point beside the
 
     python benchmarks/trend_grid.py                       # every shipped scenario (~40 min)
     python benchmarks/trend_grid.py --scenarios llama-2-7b-decode-tai4 --axes channels
+    python benchmarks/trend_grid.py --ddr persistent      # by the persistent DDR
 
 docs/timing.md, *Trends of the shipped scenarios*, is this table; ``tests/test_trends.py``
 recomputes some of its cells.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from prodigy_sim.hardware import resolve_hardware
 from prodigy_sim.models import load_scenario, scenario_names
 from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.timing import DDR_METHODS
 
 AXES: dict[str, tuple[str, list[str]]] = {
     "cores": ("cores", ["64", "128", "256"]),
@@ -65,11 +67,12 @@ def holds(axis: str, points: list[Point]) -> bool:
     return worst_step(points) <= TOLERANCE.get(axis, NOISE)
 
 
-def simulate_point(scenario: str, field: str, value: str) -> Point:
-    """``scenario`` (a shipped scenario's name) on its preset with ``field=value``."""
+def simulate_point(scenario: str, field: str, value: str, ddr: str = "batched") -> Point:
+    """``scenario`` (a shipped scenario's name) on its preset with ``field=value``, by the DDR
+    method ``ddr``."""
     sc = load_scenario(scenario)
     chip, _ = resolve_hardware(sc.hardware, [f"{field}={value}"])
-    r = simulate_scenario(sc, config=chip)
+    r = simulate_scenario(sc, config=chip, ddr=ddr)
     return Point(r.seconds, r.ideal_roofline_s)
 
 
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="shipped scenarios (default: all)")
     ap.add_argument("--axes", nargs="+", default=list(AXES), choices=list(AXES),
                     metavar="AXIS", help=f"axes (default: all of {', '.join(AXES)})")
+    ap.add_argument("--ddr", choices=DDR_METHODS, default="batched",
+                    help="the DDR method (default: batched, the simulator's default)")
     args = ap.parse_args(argv)
     names = args.scenarios or scenario_names()
     print(HEADER, flush=True)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         for axis in args.axes:
             field, values = AXES[axis]
             t = time.perf_counter()
-            pts = [simulate_point(name, field, v) for v in values]
+            pts = [simulate_point(name, field, v, args.ddr) for v in values]
             print(row(name, axis, pts), flush=True)
             print(f"  ({axis}: {time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
 

@@ -19,7 +19,7 @@ from prodigy_sim.cli._args import non_negative_int, positive_int
 from prodigy_sim.cli._hardware_args import add_hardware_args, hardware_from_args
 from prodigy_sim.cli._scenario_args import ALIASES, scenario_from_flags
 from prodigy_sim.errors import ConfigError
-from prodigy_sim.timing._methods import DDR_METHODS
+from prodigy_sim.timing import DDR_METHODS
 
 if TYPE_CHECKING:
     from prodigy_sim.models import Scenario
