@@ -59,3 +59,25 @@ def bench():
         return mod
 
     return load
+
+
+@pytest.fixture(scope="session")
+def doc_table():
+    """``doc_table(doc, marker)``: the first markdown table after ``marker`` in
+    ``docs/DOC``, as ``{first cell: cells}`` (header and rule rows left out)."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+
+    def rows(doc: str, marker: str) -> dict[str, list[str]]:
+        text = (docs / doc).read_text(encoding="utf-8")
+        found: dict[str, list[str]] = {}
+        for line in text[text.index(marker):].splitlines():
+            if not line.startswith("|"):
+                if found:
+                    break
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] not in ("case", "---"):
+                found[cells[0]] = cells
+        return found
+
+    return rows

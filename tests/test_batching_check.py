@@ -6,7 +6,6 @@ docs/timing.md's table recomputed by the command that wrote them
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,6 @@ from prodigy_sim.simulation import BATCHING_MEASURED, SimMethod, simulate_op
 from prodigy_sim.timing import batching_error
 
 CHIP = load_preset("prodigy-t16128")
-DOC = Path(__file__).resolve().parents[1] / "docs" / "timing.md"
 MINILM = Scenario(model="all-minilm-l6-v2", phase="prefill", batch=2, sequence_length=64)
 
 
@@ -72,31 +70,20 @@ def test_cli_check_batching_json(capsys):
     assert isinstance(out["ddr_batching_error"], float)
 
 
-def _doc_rows() -> dict[str, list[str]]:
-    text = DOC.read_text(encoding="utf-8")
-    start = text.index("`python benchmarks/batching_check.py`")
-    rows = {}
-    for line in text[start:].splitlines():
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells[0] not in ("case", "---"):
-            rows[cells[0]] = cells
-    return rows
+def _doc_rows(doc_table) -> dict[str, list[str]]:
+    return doc_table("timing.md", "`python benchmarks/batching_check.py`")
 
 
-def test_doc_table_bert_row(bench):
+def test_doc_table_bert_row(bench, doc_table):
     """The BERT-base row of the docs' table, recomputed (3 s)."""
     mod = bench("batching_check")
     name, spec = next((c[0], c[1]) for c in mod.CASES if c[0].startswith("BERT-base"))
-    assert _doc_rows()[name] == mod.summary_row(name, mod.case_ops(spec))
+    assert _doc_rows(doc_table)[name] == mod.summary_row(name, mod.case_ops(spec))
 
 
-def test_measured_figure_is_the_docs_largest():
+def test_measured_figure_is_the_docs_largest(doc_table):
     """:data:`BATCHING_MEASURED` (the method line's figure) covers every case of the table."""
-    rows = _doc_rows()
+    rows = _doc_rows(doc_table)
     worst = [abs(float(r[3].split("%")[0])) / 100 for r in rows.values()]
     assert len(worst) == 8 and max(worst) <= BATCHING_MEASURED < max(worst) + 0.01
 

@@ -96,30 +96,14 @@ def test_batching_check_needs_batches():
         simulate_model(sc, CHIP, cores=8, ddr="exact")
 
 
-def _doc_rows() -> dict[str, list[str]]:
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "docs" / "timing.md").read_text("utf-8")
-    start = text.index("`python benchmarks/ddr_methods.py`")
-    rows: dict[str, list[str]] = {}
-    for line in text[start:].splitlines():
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells[0] not in ("case", "---"):
-            rows[cells[0]] = cells
-    return rows
-
-
-def test_doc_table_bert_row(bench):
+def test_doc_table_bert_row(bench, doc_table):
     """The BERT-base row of docs/timing.md's *DDR methods* table, recomputed but for its CPU
     times (3 s)."""
     mod = bench("ddr_methods")
     name, spec = next((c[0], c[1]) for c in mod.CASES if c[0].startswith("BERT-base"))
     got = mod.row_cells(name, *(mod.measure(spec, m) for m in ("batched", "persistent")))
-    doc = _doc_rows()[name]
+    rows = doc_table("timing.md", "`python benchmarks/ddr_methods.py`")
+    doc = rows[name]
     keep = [i for i in range(len(got)) if i not in mod.CPU_CELLS]
     assert [got[i] for i in keep] == [doc[i] for i in keep]
-    assert len(_doc_rows()) == 8
+    assert len(rows) == 8
