@@ -368,7 +368,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
         checked = k if cap is None else op.rebuild(cap)
         batching = batching_error(checked.program, config, cores=cores, l3_bytes=l3_bytes,
                                   resident=on_chip.resident, held_bytes=on_chip.held_bytes,
-                                  aliased=on_chip.aliased, ddr=method.ddr)["drain_rel_diff_mean"]
+                                  aliased=on_chip.aliased)["drain_rel_diff_mean"]
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz

@@ -27,6 +27,12 @@ cores' NoC ports keep their reservations across batches as busy intervals
 (:class:`PortCalendar`): a later batch's data crosses in a gap the earlier ones left, where it
 fits.
 
+The persistent DDR (``ddr="persistent"``) has no batches on the DDR side: a flush adds its
+requests to one DDR5 run per subchannel that lasts the whole simulation
+(:class:`~prodigy_sim.timing._ddr.StreamDdr`), its completions are speculated, and a core
+confirms a load against the real run before it uses it (:meth:`MemorySystem.confirm`); the L3
+and the NoC ports work as with batches, on the speculated completions.
+
 Time: core cycles and DRAM cycles are converted with integer arithmetic on the reduced ratio
 ``tck_ps * frequency_hz / 1e12`` (rounding towards later), never with floats.
 """
@@ -40,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prodigy_sim.dram import simulate_requests
+from prodigy_sim.dram import SpeculationStats, simulate_requests
 from prodigy_sim.errors import ConfigError, SimulationError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Segment
@@ -294,7 +300,6 @@ class MemorySystem:
         """Core cycles :meth:`confirm` asks again after (a read not known at a horizon
         completes nCL + nBL after it at least)."""
         self.reads_learned_late = 0
-        self.stores_learned_late = 0
         self.l2_bw = config.core.on_chip_memory.l2_bandwidth_bytes_per_cycle
         # the ports' reservations across flushes (PortCalendar: a later batch's data uses the
         # gaps the earlier batches left), and the cores' out ports (known at issue)
@@ -481,11 +486,9 @@ class MemorySystem:
         command at the horizon or later and completes nCL + nBL after it, so a load is
         confirmed no later than its data arrives (``reads_learned_late`` counts the loads
         confirmed after their real ``done`` and after ``ready``, the cycle the core asking could
-        have used them: 0 unless asked late, i.e. first asked after a real completion earlier
-        than speculated). A store completes when its write command
-        issues (its acknowledgement crosses the mesh back): it may be confirmed up to
-        :attr:`poll_cycles` after that (``stores_learned_late`` counts them). Once the DDR5
-        runs are finished every handle is confirmed."""
+        have used them: 0 unless first asked after a real completion earlier than speculated).
+        The cores confirm loads only (:meth:`Core._confirm`); stores are confirmed by
+        :meth:`settle` once the DDR5 runs are finished, when every completion is known."""
         stream = self.stream
         if stream is None:
             return None
@@ -505,11 +508,8 @@ class MemorySystem:
             assert h.done is not None
             done = h.done + late
             if done < now:
-                if now > ready:
-                    if h.is_write:
-                        self.stores_learned_late += 1
-                    else:
-                        self.reads_learned_late += 1
+                if now > ready and not h.is_write:
+                    self.reads_learned_late += 1
                 done = now
             h.done = done
         return again
@@ -526,7 +526,7 @@ class MemorySystem:
         if self.stream is not None:
             self.stream.streams.finish()
 
-    def speculation(self):
+    def speculation(self) -> SpeculationStats | None:
         """The persistent DDR's :class:`~prodigy_sim.dram.streams.SpeculationStats` (after
         :meth:`finish`), or None with the batched DDR."""
         return self.stream.streams.spec_stats if self.stream is not None else None

@@ -166,9 +166,9 @@ def simulate(program: Program, config: ChipConfig, *, cores: int | None = None, 
     :data:`~prodigy_sim.isa.DEFAULT_MAX_STEPS`, None = no bound): beyond it a ProgramError names
     the core, the line and the opcode. ``ddr``: how DMA requests reach the DDR5 model,
     ``"batched"`` (default) or ``"persistent"`` (:data:`~prodigy_sim.timing.DDR_METHODS`; the
-    result's ``ddr_speculation`` measures the persistent method's one approximation). Raises
-    SimulationError on deadlock (a BARRIER some cores
-    never reach).
+    result's ``ddr_speculation`` says how far the persistent method's speculated completions
+    were from the real ones, which loads are confirmed against). Raises SimulationError on
+    deadlock (a BARRIER some cores never reach).
     """
     return _run(program, config, cores, recorder, dma_outstanding, log=False,
                 l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
@@ -179,7 +179,7 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
                    dma_outstanding: int = DEFAULT_DMA_OUTSTANDING, l3_bytes: int | None = None,
                    resident: Collection[str] = (), held_bytes: int = 0,
                    max_steps: int | None = DEFAULT_MAX_STEPS,
-                   aliased: Collection[str] = (), ddr: str = "batched") -> dict[str, float]:
+                   aliased: Collection[str] = ()) -> dict[str, float]:
     """Simulate (arguments as :func:`simulate`), then replay every DDR request of the run in
     one DDR5 batch per controller.
 
@@ -190,7 +190,7 @@ def batching_error(program: Program, config: ChipConfig, *, cores: int | None = 
     """
     _, memory = _run(program, config, cores, None, dma_outstanding, log=True,
                      l3_bytes=l3_bytes, resident=resident, held_bytes=held_bytes,
-                     max_steps=max_steps, aliased=aliased, ddr=ddr)
+                     max_steps=max_steps, aliased=aliased)
     return check_batching(memory)
 
 
