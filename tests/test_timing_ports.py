@@ -240,9 +240,9 @@ def test_a_core_behind_the_last_flush_waits_for_the_horizon_only():
     chip = load_preset("prodigy-t16128")
     mem = MemorySystem(chip, Mesh(chip, 2), 2)
     mem.issue(0, 5000, (Segment(0, 4096, 4096, 1),), False, 0)
-    mem.flush()
+    mem.flush(5000)
     behind = mem.issue(1, 100, (Segment(1 << 20, 4096, 4096, 1),), False, 1)
-    mem.flush()
+    mem.flush(5000)
     assert mem.ctrl_in.horizon == mem.core_in.horizon == 5000
     assert behind.done > 100
     # reported beside the DDR seam's waits: a lagging core's reads of an on-chip (resident)
@@ -252,9 +252,9 @@ def test_a_core_behind_the_last_flush_waits_for_the_horizon_only():
 
     mem = MemorySystem(chip, Mesh(chip, 2), 2, resident=((1 << 20, (1 << 20) + 4096),))
     mem.issue(0, 50_000, (Segment(0, 4096, 4096, 1),), False, 0)
-    mem.flush()
+    mem.flush(50_000)
     mem.issue(1, 100, (Segment(1 << 20, 4096, 4096, 1),), False, 1)
-    mem.flush()
+    mem.flush(50_000)
     cals = (mem.ctrl_in, mem.core_in, mem.slice_out, mem.slice_in)
     rep = check_batching(mem)
     late = sum(c.late for c in cals)
