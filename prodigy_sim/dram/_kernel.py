@@ -192,6 +192,23 @@ def kernel_state(p):
 
 
 @njit(cache=True)
+def shift_request_indices(S, E, st, channels, w0):
+    """After the first ``w0`` requests of a paused run are dropped from its arrays, renumber
+    the request indices its state holds (:func:`kernel_state`): every queue entry's (free
+    entries' are never read), every bank's active request (read only where one is), and the
+    run's counters."""
+    for k in range(F_ID, E.shape[0], EF):
+        E[k] -= w0
+    for c in range(channels):
+        for b in range(NBM):
+            S[c * CS + X_AID + b] -= w0
+    st[ST_I] -= w0
+    st[ST_DONE] -= w0
+    st[ST_SEEN_DONE] -= w0
+    st[ST_SEEN_I] -= w0
+
+
+@njit(cache=True)
 def simulate_kernel(p, offer, chn, bgi, bki, row, addr, isw,
                     acc, first, cls, fin, comp, refresh_at_stop, refresh_total):
     """Replay ``n`` requests at once: :func:`run_kernel` from a new state to the end."""

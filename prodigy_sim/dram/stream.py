@@ -154,13 +154,7 @@ class DramStream:
         if w0 == 0:
             return 0
         S, E, _, st = self._state
-        # request indices held by the run: every queue entry's (free entries' are never read)
-        # and every bank's active request (read only where one is); the run's counters
-        E[K.F_ID::K.EF] -= w0
-        for c in range(self.config.channels):
-            S[c * K.CS + K.X_AID:c * K.CS + K.X_AID + K.NBM] -= w0
-        for k in (K.ST_I, K.ST_DONE, K.ST_SEEN_DONE, K.ST_SEEN_I):
-            st[k] -= w0
+        K.shift_request_indices(S, E, st, self.config.channels, w0)
         for arr in self._arr.values():
             arr[:n - w0] = arr[w0:n]
         self._isw[:n - w0] = self._isw[w0:n]

@@ -117,7 +117,7 @@ def _merge_new(R, isw, n_real, n_tot, g, lo, hi, offer, addr, is_w, tag, ids, co
 
 
 @njit(cache=True)
-def _compact(R, isw, S, E, st, n_real, n_tot, g, cs, nbm, ef, channels, stats, final, out):
+def _compact(R, isw, S, E, st, n_real, n_tot, g, channels, stats, final, out):
     """Drop instance ``g``'s leading requests the real run has completed (counting their
     speculated vs real completion into ``stats``; their completion into ``final`` by request
     id unless it is empty; a new request's - tag >= 0 - into ``out``: it needs no
@@ -151,16 +151,7 @@ def _compact(R, isw, S, E, st, n_real, n_tot, g, cs, nbm, ef, channels, stats, f
         w0 += 1
     if w0 == 0:
         return
-    # request indices the run holds: every queue entry's and every bank's active request
-    for k in range(K.F_ID, E.shape[1], ef):
-        E[g, k] -= w0
-    for c in range(channels):
-        for b in range(nbm):
-            S[g, c * cs + K.X_AID + b] -= w0
-    st[g, K.ST_I] -= w0
-    st[g, K.ST_DONE] -= w0
-    st[g, K.ST_SEEN_DONE] -= w0
-    st[g, K.ST_SEEN_I] -= w0
+    K.shift_request_indices(S[g], E[g], st[g], channels, w0)
     m = n_tot[g]
     for f in range(NFIELDS):
         for j in range(m - w0):
@@ -195,7 +186,6 @@ def _step_kernel(p, offset_bits, channel_bits, shift, mask, bpg, bg_xor,
     coords = np.empty((5, big), np.int64)
     addr_u = addr.view(np.uint64)
     channels = p[K.P_CHANNELS]
-    cs = K.CS
     S1 = np.empty(S.shape[1], np.int64)
     E1 = np.empty(E.shape[1], np.int64)
     nz1 = np.empty(nz.shape[1], np.uint64)
@@ -225,7 +215,7 @@ def _step_kernel(p, offset_bits, channel_bits, shift, mask, bpg, bg_xor,
             for j in range(n_real[g]):
                 if R[R_COMP, g, j] >= 0:
                     final[R[R_ID, g, j]] = R[R_COMP, g, j]
-        _compact(R, isw, S, E, st, n_real, n_tot, g, cs, K.NBM, K.EF, channels, stats, final,
+        _compact(R, isw, S, E, st, n_real, n_tot, g, channels, stats, final,
                  out)
         if hi == lo:
             continue
@@ -270,7 +260,7 @@ def _finish_kernel(p, R, isw, S, E, nz, st, ref_stop, ref_total, n_real, n_tot, 
         if status != 0:
             return g, status
         last[g] = max(last[g], R[R_OFFER, g, n_tot[g] - 1])
-        _compact(R, isw, S, E, st, n_real, n_tot, g, K.CS, K.NBM, K.EF, channels, stats,
+        _compact(R, isw, S, E, st, n_real, n_tot, g, channels, stats,
                  final, final[:0])
     return -1, 0
 
