@@ -29,6 +29,8 @@ import os
 import subprocess
 import sys
 
+from prodigy_sim.simulation import default_workers
+
 CASES = [
     ("LLaMA-2-7B decode, b1, ctx 2048, tai4",
      dict(model="llama-2-7b", phase="decode", batch=1, context_length=2048), 2.0, 1.0, 1.3),
@@ -48,11 +50,14 @@ CHILD = """
 import json, resource, sys, time
 from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.simulation import RunCache
 spec = json.loads(sys.argv[1])
 scenario = spec["scenario"]
+workers = spec["workers"]
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = ru0.ru_utime + ru0.ru_stime
 t = time.perf_counter()
+cache = RunCache(workers) if workers > 1 else None
 if isinstance(scenario, dict) and "gemm" in scenario:
     from prodigy_sim.hardware import load_preset
     from prodigy_sim.lowering import linear_op
@@ -63,7 +68,7 @@ if isinstance(scenario, dict) and "gemm" in scenario:
     op = linear_op("gemm", m, n, k, Storage.of("tai4"), chip)
     method = SimMethod(steady_units=spec["steady_units"],
                        mapping_candidates=spec["mapping_candidates"])
-    runs = RunCache()                    # the op kept is not simulated again
+    runs = cache or RunCache()           # the op kept is not simulated again
     r = simulate_op(fastest_mapping(op, chip, method=method, cache=runs), chip, method=method,
                     cache=runs)
     out = {"seconds": r.seconds, "roofline": r.roofline_seconds, "tokens_per_s": None,
@@ -74,25 +79,32 @@ if isinstance(scenario, dict) and "gemm" in scenario:
 else:
     sc = load_scenario(scenario) if isinstance(scenario, str) else Scenario(**scenario)
     r = simulate_scenario(sc, steady_units=spec["steady_units"],
-                          mapping_candidates=spec["mapping_candidates"])
+                          mapping_candidates=spec["mapping_candidates"], cache=cache)
     out = {"seconds": r.seconds, "roofline": r.ideal_roofline_s, "tokens_per_s": r.tokens_per_s,
            "bound": r.bound, "ddr_bytes": r.ddr_bytes, "compulsory_bytes": r.compulsory_bytes,
            "mapping": "", "ops": {f"{o['stage']}/{o['op']}": [o["seconds"], o["method"],
                                                               o["mapping"]]
                                   for o in r.ops}}
+if cache is not None:
+    cache.close()                        # (the workers end: their usage is counted below)
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)
-out.update(wall=wall, cpu=ru.ru_utime + ru.ru_stime - cpu0, rss=ru.ru_maxrss * 1024)
+ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+# memory: this process's peak plus each worker at the largest worker's peak (a bound on the sum)
+out.update(wall=wall, cpu=ru.ru_utime + ru.ru_stime - cpu0 + ch.ru_utime + ch.ru_stime,
+           rss=(ru.ru_maxrss + (workers if workers > 1 else 0) * ch.ru_maxrss) * 1024)
 print(json.dumps(out))
 """
 
 
 def run_case(scenario: dict | str, steady_units: int | None = 2,
-             mapping_candidates: int = 1) -> dict:
+             mapping_candidates: int = 1, workers: int = 1) -> dict:
     """Simulate ``scenario`` (fields, or a shipped scenario's name) in a fresh process, each
-    linear op's ``mapping_candidates`` cheapest mappings simulated (1: the mapper's choice)."""
+    linear op's ``mapping_candidates`` cheapest mappings simulated (1: the mapper's choice),
+    the timing-engine runs in ``workers`` processes (``RunCache(workers)``; 1: in the
+    process). Its CPU time counts the workers'; its peak RSS bounds their sum."""
     spec = json.dumps({"scenario": scenario, "steady_units": steady_units,
-                       "mapping_candidates": mapping_candidates})
+                       "mapping_candidates": mapping_candidates, "workers": workers})
     out = subprocess.run([sys.executable, "-c", CHILD, spec], check=True, capture_output=True,
                          text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -113,17 +125,29 @@ def main() -> None:
     ap.add_argument("--cases", default="", metavar="TEXT",
                     help="only the cases and shipped scenarios whose names contain TEXT "
                          "(default: all)")
+    ap.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                    help="worker processes for each case's timing-engine runs (default: "
+                         "prodigy-sim simulate's, one per CPU; the first table also times "
+                         "each case with none, its last column)")
     args = ap.parse_args()
+    w = args.workers
     cases = [c for c in CASES if args.cases in c[0]]
     shipped = [n for n in SHIPPED if args.cases in n]
     run_case(dict(model="smollm2-135m", phase="decode", batch=1, context_length=128))
     print(f"load average before: {_load()}")
+    print(f"{w} worker process(es) per case")
     print("| case | wall s | CPU s | target s | peak RSS GB | target GB | simulated | roofline | "
-          "x roofline | target | DDR GB | compulsory GB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "x roofline | target | DDR GB | compulsory GB | wall s, no workers |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     kept: list[str] = []
     for name, sc, t_wall, t_mem, t_fid in cases:
-        r = run_case(sc, mapping_candidates=args.mapping_candidates)
+        r = run_case(sc, mapping_candidates=args.mapping_candidates, workers=w)
+        serial = "-"
+        if w > 1:
+            r1 = run_case(sc, mapping_candidates=args.mapping_candidates)
+            if r1["seconds"] != r["seconds"] or r1["ops"] != r["ops"]:
+                sys.exit(f"{name}: the workers' results differ from the serial run's")
+            serial = f"{r1['wall']:.2f}"
         kept += [f"- {name}: `{op}` {how[2]}" for op, how in r["ops"].items() if how[2]]
         sim = (f"{r['tokens_per_s']:.1f} tok/s" if r["tokens_per_s"]
                else f"{r['seconds'] * 1e3:.3f} ms")
@@ -131,7 +155,7 @@ def main() -> None:
               f"{r['rss'] / 1e9:.2f} | {t_mem or '-'} | {sim} | "
               f"{r['roofline'] * 1e3:.3f} ms ({r['bound']}) | "
               f"{r['seconds'] / r['roofline']:.2f} | {t_fid} | {r['ddr_bytes'] / 1e9:.3f} | "
-              f"{r['compulsory_bytes'] / 1e9:.3f} |", flush=True)
+              f"{r['compulsory_bytes'] / 1e9:.3f} | {serial} |", flush=True)
     if args.mapping_candidates > 1:
         print()
         print(f"Mappings kept (the fastest of each linear op's {args.mapping_candidates} "
@@ -143,7 +167,8 @@ def main() -> None:
               f"wall s (choice / search) |")
         print("|---|---:|---:|---:|---:|---:|")
         for name in shipped:
-            base, best = run_case(name), run_case(name, mapping_candidates=args.mapping_candidates)
+            base = run_case(name, workers=w)
+            best = run_case(name, mapping_candidates=args.mapping_candidates, workers=w)
             moved = sum(1 for k, (_, _, mp) in best["ops"].items()
                         if mp and mp != base["ops"][k][2])
             lin = sum(1 for _, _, mp in best["ops"].values() if mp)
@@ -156,7 +181,7 @@ def main() -> None:
               "largest op difference | wall s (steady / every unit) |")
         print("|---|---:|---:|---:|---:|---|---:|")
         for name, sc in [(c[0], c[1]) for c in cases] + [(n, n) for n in shipped]:
-            fast, full = run_case(sc), run_case(sc, None)
+            fast, full = run_case(sc, workers=w), run_case(sc, None, workers=w)
             steady = [k for k, (_, how, _) in fast["ops"].items() if how.startswith("steady")]
             worst = max(fast["ops"], key=lambda k: abs(fast["ops"][k][0] / full["ops"][k][0] - 1))
             d = fast["ops"][worst][0] / full["ops"][worst][0] - 1

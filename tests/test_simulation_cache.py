@@ -2,6 +2,10 @@
 decode steps of one batch at different contexts share their linear layers' runs."""
 
 import dataclasses
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -9,7 +13,15 @@ from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import load_preset
 from prodigy_sim.lowering import lower_model
 from prodigy_sim.models import ModelCard, Scenario, load_card
-from prodigy_sim.simulation import RunCache, SimMethod, prefetch_runs, simulate_lowered
+from prodigy_sim.simulation import (
+    RunCache,
+    SimMethod,
+    default_workers,
+    max_workers,
+    prefetch_runs,
+    simulate_lowered,
+)
+from prodigy_sim.simulation._driver import _roofline_estimate
 
 CFG = load_preset("prodigy-t16128")
 
@@ -74,8 +86,8 @@ def test_linear_layers_are_shared_across_contexts_not_across_batches_or_chips():
 def test_runs_in_worker_processes_equal_runs_made_here():
     """With ``RunCache(workers=2)`` and every run of three steps submitted ahead
     (``prefetch_runs``), each op result equals the result of simulating the step alone without
-    a cache; every distinct run was made in a worker, once (the linear layers of the two
-    contexts of batch 2 are submitted once)."""
+    a cache; every distinct run was submitted once (the linear layers of the two contexts of
+    batch 2 are submitted once) and made once, in a worker or here."""
     method = SimMethod(steady_units=None)
     lms = [_lowered(b, c) for b, c in [(2, 128), (2, 256), (3, 128)]]
     with RunCache(workers=2) as cache:
@@ -112,3 +124,60 @@ def test_an_extrapolated_op_offers_its_first_three_runs():
         assert cache.submitted == 3 and len(cache) >= 3
     assert dataclasses.asdict(shared) == dataclasses.asdict(alone)
     assert "steady" in alone.method
+
+
+def test_a_run_no_worker_has_started_is_made_here():
+    """A submitted run that no worker has started when it is asked for (the workers busy
+    here with other work) is made in this process instead of waited for: the same results as
+    without workers, every run counted in ``made_here``."""
+    method = SimMethod(steady_units=None)
+    lm = _lowered(2, 128)
+    alone = simulate_lowered(lm, CFG, method=method)
+    with RunCache(workers=2) as cache:
+        pool = cache._pool = ProcessPoolExecutor(2,
+                                                 mp_context=multiprocessing.get_context("fork"))
+        busy = [pool.submit(time.sleep, 60) for _ in range(8)]   # the workers and the pool's
+        while not all(f.running() for f in busy[:2]):             # call queue (3) taken
+            time.sleep(0.01)
+        prefetch_runs(lm, CFG, cache, method=method)
+        assert cache.submitted > 0
+        shared = simulate_lowered(lm, CFG, method=method, cache=cache)
+        assert cache.made_here == cache.submitted == len(cache)
+        for proc in list(pool._processes.values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        cache._pool = None
+    assert [dataclasses.asdict(o) for s in shared.stages for o in s.ops] == \
+        [dataclasses.asdict(o) for s in alone.stages for o in s.ops]
+
+
+def test_runs_are_offered_longest_first():
+    """``prefetch_runs`` gives the workers the ops in decreasing order of their rooflines
+    (a long run started last would leave the other workers idle at the end)."""
+    sc = Scenario(model="smollm2-135m", phase="prefill", batch=1, sequence_length=256)
+    lm = lower_model(_card(), sc, CFG, cores=8)
+    ops = [op for st in lm.stages for op in st.ops]
+    with RunCache(workers=2) as cache:
+        prefetch_runs(lm, CFG, cache, method=SimMethod(steady_units=None))
+        cache_keys = list(cache._pending)
+        programs = [key[0] for key in cache_keys]
+    est = {id(op.kernel.program): _roofline_estimate(op, CFG) for op in ops}
+    order = [est[id(p)] for p in programs]
+    assert len(programs) == len({key for key in cache_keys}) > 2
+    assert order == sorted(order, reverse=True) and order[0] > order[-1]
+
+
+def _put_default_workers(queue) -> None:
+    queue.put(default_workers())
+
+
+def test_default_workers_one_per_cpu_and_none_in_a_daemon():
+    """``prodigy-sim simulate`` starts one worker per CPU this process may use (at most
+    ``max_workers``), and none inside a daemonic process, which may not start processes."""
+    assert default_workers() == min(len(os.sched_getaffinity(0)), max_workers())
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_put_default_workers, args=(queue,), daemon=True)
+    child.start()
+    assert queue.get(timeout=60) == 1
+    child.join()

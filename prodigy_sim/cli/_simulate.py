@@ -102,9 +102,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "subchannels behind a seam rule) or 'persistent' (one DDR5 run per "
                           "subchannel for the whole op: no seam; completions speculated at "
                           "each wait; about 1.2-2x the simulation time) (default: batched)")
-    how.add_argument("--workers", type=positive_int, default=1, metavar="N",
+    how.add_argument("--workers", type=positive_int, default=None, metavar="N",
                      help="processes that simulate the kernels (and the candidate mappings "
-                          "of --mapping-candidates) in parallel (the same results; default: 1)")
+                          "of --mapping-candidates) in parallel (the same results; 1: none; "
+                          "default: one per CPU this process may use)")
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "
@@ -139,7 +140,8 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.reports import report_simulation, write_plots
-    from prodigy_sim.simulation import OpTrace, RunCache, simulate, write_step_timeline
+    from prodigy_sim.simulation import (OpTrace, RunCache, default_workers, simulate,
+                                       write_step_timeline)
     from prodigy_sim.timing import compile_kernels, kernels_compiled
 
     scenario = _scenario(args)
@@ -165,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(n)
 
-    cache = RunCache(workers=args.workers) if args.workers > 1 else None
+    workers = default_workers() if args.workers is None else args.workers
+    cache = RunCache(workers=workers) if workers > 1 else None
     try:
         traces: list[OpTrace] | None = [] if args.trace_out else None
         sim = simulate(scenario, config, cores=args.cores, l3=not args.no_l3,

@@ -23,6 +23,7 @@ See ``docs/lowering.md``.
 
 from prodigy_sim.simulation._cache import RunCache as RunCache
 from prodigy_sim.simulation._cache import check_workers as check_workers
+from prodigy_sim.simulation._cache import default_workers as default_workers
 from prodigy_sim.simulation._cache import max_workers as max_workers
 from prodigy_sim.simulation._driver import BATCHING_MEASURED as BATCHING_MEASURED
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
@@ -44,7 +45,8 @@ from prodigy_sim.simulation._timeline import write_step_timeline as write_step_t
 
 __all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "BATCHING_MEASURED", "ModelSimulation",
            "OpResult",
-           "OpTrace", "RunCache", "check_workers", "max_workers", "SimMethod", "StageResult",
+           "OpTrace", "RunCache", "check_workers", "default_workers", "max_workers", "SimMethod",
+           "StageResult",
            "sim_kernel_count",
            "simulate",
            "simulate_lowered", "simulate_op", "step_timeline", "write_step_timeline",

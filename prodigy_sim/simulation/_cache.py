@@ -20,7 +20,10 @@ between simulations without one. A recorded run (``trace``) is never cached.
 of ``n`` worker processes (forked from this one, started at the first submission) and
 :meth:`RunCache.run` waits for it when the run is asked for (the driver's
 :func:`~prodigy_sim.simulation.prefetch_runs` submits every run a simulation will make before
-making it). A run is the same pure function in a worker as here, and its result comes back by
+making it; a submitted run no worker has started yet when it is asked for is made in this
+process instead, which would otherwise wait idle). The simulator's compiled kernels are loaded
+before the workers are forked, so they start with them. A run is the same pure function in a
+worker as here, and its result comes back by
 pickling (floats and integers exactly), so the results are the same as with ``workers=1``; only
 which process computes a run, and when, changes (``tests/test_simulation_cache.py``).
 """
@@ -35,7 +38,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from prodigy_sim.errors import ConfigError
 from prodigy_sim.hardware import ChipConfig
 from prodigy_sim.isa import Program
-from prodigy_sim.timing import SimulationResult
+from prodigy_sim.timing import SimulationResult, compile_kernels
 from prodigy_sim.timing import simulate as simulate_program
 
 __all__ = ["RunCache"]
@@ -56,6 +59,20 @@ def max_workers() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
 
 
+def default_workers() -> int:
+    """Worker processes a command starts unless told (``prodigy-sim simulate --workers``): one
+    per CPU this process may run on, at most :func:`max_workers`; 1 inside a daemonic process
+    (a worker of a process pool or of a sweep's cluster may not start processes of its own).
+    The results do not depend on it."""
+    if multiprocessing.current_process().daemon:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                  # (not on Linux)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, max_workers()))
+
+
 def check_workers(workers: int, name: str = "workers") -> int:
     """``workers`` if it is in ``1..max_workers()``, else a :class:`ConfigError` naming ``name``."""
     if not 1 <= workers <= max_workers():
@@ -69,7 +86,9 @@ class RunCache:
 
     ``workers``: processes that :meth:`submit` runs in (1: none, every run is made in
     :meth:`run`). ``hits`` and ``misses`` count lookups in :meth:`run` (a submitted run counts
-    as a miss when it is asked for), ``submitted`` the runs started in a worker;
+    as a miss when it is asked for), ``submitted`` the runs given to the workers, ``made_here``
+    those of them no worker had started when :meth:`run` asked for them (made in this process
+    instead of waiting: it would otherwise idle while the workers work);
     ``len(cache)`` is the number of distinct runs kept.
     Memory: one :class:`~prodigy_sim.timing.SimulationResult` (per-core counters) and one
     reference to the program per distinct run. :meth:`close` (or ``with``) stops the workers.
@@ -83,6 +102,7 @@ class RunCache:
         self.hits = 0
         self.misses = 0
         self.submitted = 0
+        self.made_here = 0
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -119,6 +139,7 @@ class RunCache:
         if self.workers == 1 or key in self._runs or key in self._pending:
             return
         if self._pool is None:
+            compile_kernels()               # (loaded once here, the forked workers have them)
             self._pool = ProcessPoolExecutor(self.workers,
                                              mp_context=multiprocessing.get_context("fork"))
         self._pending[key] = self._pool.submit(_run, *key)
@@ -129,7 +150,7 @@ class RunCache:
             aliased: Collection[str] = (), ddr: str = "batched") -> SimulationResult:
         """:func:`prodigy_sim.timing.simulate` of these arguments (its other arguments at their
         defaults), from the cache when the same run was made before, from its worker when it
-        was submitted."""
+        was submitted and a worker has started it, else made here."""
         key = self._key(program, config, cores, l3_bytes, resident, held_bytes, aliased, ddr)
         found = self._runs.get(key)
         if found is not None:
@@ -137,9 +158,11 @@ class RunCache:
             return found
         self.misses += 1
         pending = self._pending.pop(key, None)
-        if pending is not None:
-            result = pending.result()
-        else:
+        if pending is not None and not pending.cancel():
+            result = pending.result()       # (started in a worker: wait for it)
+        else:                               # (not started yet: made here, not waited for)
+            if pending is not None:
+                self.made_here += 1
             result = _run(*key)
         self._runs[key] = result
         return result

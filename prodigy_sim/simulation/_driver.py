@@ -285,15 +285,23 @@ def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
     """Submit to ``cache`` (:meth:`RunCache.submit`, worker processes) the timing-engine runs
     :func:`simulate_lowered` will surely make, so that they run in parallel before it asks for
     them: every op's full run, or for an op tried for the steady-state extrapolation its first
-    three capped runs (the later ones depend on their results). Returns how many ops were
-    offered."""
+    three capped runs (the later ones depend on their results). The ops go longest first by
+    their rooflines (:func:`_roofline_estimate`), so that a long run does not start last while
+    the other workers idle. Returns how many ops were offered."""
     method = method or SimMethod()
-    n = 0
-    for st in lowered.stages:
-        for op in st.ops:
-            _offer_runs(op, config, method, cache)
-            n += 1
-    return n
+    ops = [op for st in lowered.stages for op in st.ops]
+    for op in sorted(ops, key=lambda op: -_roofline_estimate(op, config)):
+        _offer_runs(op, config, method, cache)
+    return len(ops)
+
+
+def _roofline_estimate(op: LoweredOp, config: ChipConfig) -> float:
+    """Seconds of ``op`` by its MMA FLOPs and DMA bytes at the chip's peaks: the order of its
+    simulation's cost (only used to order the runs given to worker processes)."""
+    k = op.kernel
+    t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
+             if k.mma_flops else 0.0)
+    return max(t_mat, k.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s)
 
 
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
