@@ -140,8 +140,13 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def run(args: argparse.Namespace) -> int:
     from prodigy_sim.reports import report_simulation, write_plots
-    from prodigy_sim.simulation import (OpTrace, RunCache, default_workers, simulate,
-                                       write_step_timeline)
+    from prodigy_sim.simulation import (
+        OpTrace,
+        RunCache,
+        default_workers,
+        simulate,
+        write_step_timeline,
+    )
     from prodigy_sim.timing import compile_kernels, kernels_compiled
 
     scenario = _scenario(args)
