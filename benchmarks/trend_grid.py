@@ -10,9 +10,13 @@ larger point slower; the tests allow 5% on cores, docs/timing.md *Known limits*,
 on the other axes), and the speed-up from the first to the last point beside the ideal roofline's
 (``max(FLOPs / peak FLOP/s, weights and KV cache / peak DDR bandwidth)``) for the same change.
 
-    python benchmarks/trend_grid.py                       # every shipped scenario (~40 min)
+    python benchmarks/trend_grid.py                       # every shipped scenario
     python benchmarks/trend_grid.py --scenarios llama-2-7b-decode-tai4 --axes channels
     python benchmarks/trend_grid.py --ddr persistent      # by the persistent DDR
+
+The points share one :class:`~prodigy_sim.simulation.RunCache` with ``--workers`` processes
+(default: one per CPU, as ``prodigy-sim simulate``): a run equal to one made before (an axis'
+point that is the preset itself) is reused, the others are made in parallel - the same table.
 
 docs/timing.md, *Trends of the shipped scenarios*, is this table; ``tests/test_trends.py``
 recomputes some of its cells.
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from prodigy_sim.hardware import resolve_hardware
 from prodigy_sim.models import load_scenario, scenario_names
 from prodigy_sim.reports import simulate_scenario
+from prodigy_sim.simulation import RunCache, default_workers
 from prodigy_sim.timing import DDR_METHODS
 
 AXES: dict[str, tuple[str, list[str]]] = {
@@ -67,12 +72,14 @@ def holds(axis: str, points: list[Point]) -> bool:
     return worst_step(points) <= TOLERANCE.get(axis, NOISE)
 
 
-def simulate_point(scenario: str, field: str, value: str, ddr: str = "batched") -> Point:
+def simulate_point(scenario: str, field: str, value: str, ddr: str = "batched",
+                   cache: RunCache | None = None) -> Point:
     """``scenario`` (a shipped scenario's name) on its preset with ``field=value``, by the DDR
-    method ``ddr``."""
+    method ``ddr``; with a ``cache``, runs made before (an axis' point equal to another's: the
+    same configuration) are reused and its workers make the new ones (the same results)."""
     sc = load_scenario(scenario)
     chip, _ = resolve_hardware(sc.hardware, [f"{field}={value}"])
-    r = simulate_scenario(sc, config=chip, ddr=ddr)
+    r = simulate_scenario(sc, config=chip, ddr=ddr, cache=cache)
     return Point(r.seconds, r.ideal_roofline_s)
 
 
@@ -97,16 +104,21 @@ def main(argv: list[str] | None = None) -> None:
                     metavar="AXIS", help=f"axes (default: all of {', '.join(AXES)})")
     ap.add_argument("--ddr", choices=DDR_METHODS, default="batched",
                     help="the DDR method (default: batched, the simulator's default)")
+    ap.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                    help="worker processes for the timing-engine runs (default: one per CPU, "
+                         "as prodigy-sim simulate; the same table)")
     args = ap.parse_args(argv)
     names = args.scenarios or scenario_names()
     print(HEADER, flush=True)
-    for name in names:
-        for axis in args.axes:
-            field, values = AXES[axis]
-            t = time.perf_counter()
-            pts = [simulate_point(name, field, v, args.ddr) for v in values]
-            print(row(name, axis, pts), flush=True)
-            print(f"  ({axis}: {time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+    with RunCache(args.workers) as cache:   # (also reuses the runs of equal points)
+        for name in names:
+            for axis in args.axes:
+                field, values = AXES[axis]
+                t = time.perf_counter()
+                pts = [simulate_point(name, field, v, args.ddr, cache) for v in values]
+                print(row(name, axis, pts), flush=True)
+                print(f"  ({axis}: {time.perf_counter() - t:.0f} s)", file=sys.stderr,
+                      flush=True)
 
 
 if __name__ == "__main__":

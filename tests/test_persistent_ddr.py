@@ -107,3 +107,16 @@ def test_doc_table_bert_row(bench, doc_table):
     keep = [i for i in range(len(got)) if i not in mod.CPU_CELLS]
     assert [got[i] for i in keep] == [doc[i] for i in keep]
     assert len(rows) == 8
+
+
+def test_measured_figures_are_the_docs_extremes(doc_table):
+    """:data:`PERSISTENT_MEASURED` (the batched method line's figures) are the smallest and
+    largest difference of docs/timing.md's *DDR methods* table, which the report quotes."""
+    from prodigy_sim.simulation import PERSISTENT_MEASURED, SimMethod
+
+    rows = doc_table("timing.md", "`python benchmarks/ddr_methods.py`")
+    diffs = [float(r[3].rstrip("%")) / 100 for r in rows.values()]
+    assert len(diffs) == 8
+    assert PERSISTENT_MEASURED == pytest.approx((min(diffs), max(diffs)), abs=1e-9)
+    line = SimMethod().describe()
+    assert f"{-min(diffs):.0%} faster to {max(diffs):.0%} slower than the persistent" in line

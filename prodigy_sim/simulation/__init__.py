@@ -26,6 +26,7 @@ from prodigy_sim.simulation._cache import check_workers as check_workers
 from prodigy_sim.simulation._cache import default_workers as default_workers
 from prodigy_sim.simulation._cache import max_workers as max_workers
 from prodigy_sim.simulation._driver import BATCHING_MEASURED as BATCHING_MEASURED
+from prodigy_sim.simulation._driver import PERSISTENT_MEASURED as PERSISTENT_MEASURED
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
 from prodigy_sim.simulation._driver import ModelSimulation as ModelSimulation
@@ -43,7 +44,8 @@ from prodigy_sim.simulation._driver import simulate_op as simulate_op
 from prodigy_sim.simulation._timeline import step_timeline as step_timeline
 from prodigy_sim.simulation._timeline import write_step_timeline as write_step_timeline
 
-__all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "BATCHING_MEASURED", "ModelSimulation",
+__all__ = ["DEFAULT_STEADY_UNITS", "STEADY_STATE_BOUND", "BATCHING_MEASURED",
+           "PERSISTENT_MEASURED", "ModelSimulation",
            "OpResult",
            "OpTrace", "RunCache", "check_workers", "default_workers", "max_workers", "SimMethod",
            "StageResult",

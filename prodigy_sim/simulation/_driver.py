@@ -50,7 +50,8 @@ __all__ = ["OpResult", "OpTrace", "StageResult", "ModelSimulation", "SimMethod",
            "simulate_op", "simulate_lowered", "sim_kernel_count", "prefetch_runs",
            "fastest_mapping",
            "DEFAULT_STEADY_UNITS",
-           "STEADY_STATE_BOUND", "BATCHING_MEASURED", "onchip_share", "steady_extrapolation"]
+           "STEADY_STATE_BOUND", "BATCHING_MEASURED", "PERSISTENT_MEASURED", "onchip_share",
+           "steady_extrapolation"]
 
 DEFAULT_STEADY_UNITS = 2
 """Units per core simulated before extrapolating a longer unit loop (``steady_units``)."""
@@ -68,6 +69,13 @@ per controller measured on the ops of ``benchmarks/batching_check.py``'s cases (
 *Batching approximation*: ``llama-2-70b-decode-tai2-sparse``'s attention, -30.1%: its batches
 drain faster than one batch serves the same requests). A measurement the report quotes, not a
 bound the model guarantees on other inputs: ``check_batching`` measures a run's own."""
+
+PERSISTENT_MEASURED = (-0.120, 0.028)
+"""The batched DDR's simulated time against the persistent DDR's, relative (negative: the
+batched method faster), smallest and largest over ``benchmarks/ddr_methods.py``'s cases - the
+whole-model benchmarks and the shipped scenarios (docs/timing.md, *DDR methods*:
+``llama-2-70b-decode-tai2-sparse`` -12.0%, the LLaMA-2-7B decode +2.8%). A measurement the report
+quotes (``--ddr persistent`` gives a run's own), not a bound on other inputs."""
 
 
 def steady_extrapolation(runs: list[tuple[int, int]], u: int, n: int, window: float,
@@ -135,7 +143,10 @@ class SimMethod:
                             "below" if self.check_batching else
                             f"not checked in this run, --check-batching; on the shipped "
                             f"cases' ops within {BATCHING_MEASURED:.0%} of one batch per "
-                            f"controller, docs/timing.md; --ddr persistent for no batches")
+                            f"controller; the shipped cases from {-PERSISTENT_MEASURED[0]:.0%} "
+                            f"faster to {PERSISTENT_MEASURED[1]:.0%} slower than the "
+                            f"persistent DDR, docs/timing.md; --ddr persistent for no "
+                            f"batches")
                          + ")")
         return "; ".join(parts)
 
