@@ -26,8 +26,8 @@ from prodigy_sim.simulation._cache import check_workers as check_workers
 from prodigy_sim.simulation._cache import default_workers as default_workers
 from prodigy_sim.simulation._cache import max_workers as max_workers
 from prodigy_sim.simulation._driver import BATCHING_MEASURED as BATCHING_MEASURED
-from prodigy_sim.simulation._driver import PERSISTENT_MEASURED as PERSISTENT_MEASURED
 from prodigy_sim.simulation._driver import DEFAULT_STEADY_UNITS as DEFAULT_STEADY_UNITS
+from prodigy_sim.simulation._driver import PERSISTENT_MEASURED as PERSISTENT_MEASURED
 from prodigy_sim.simulation._driver import STEADY_STATE_BOUND as STEADY_STATE_BOUND
 from prodigy_sim.simulation._driver import ModelSimulation as ModelSimulation
 from prodigy_sim.simulation._driver import OpResult as OpResult

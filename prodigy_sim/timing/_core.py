@@ -206,7 +206,10 @@ class Core:
             if _unknown(handles):
                 self.memory.flush(self.env.now)
         if confirm and self.memory.stream is not None:
-            yield from self._confirm(handles)
+            for h in handles:
+                if h.ddr_ids is not None and not h.is_write:    # (else nothing to confirm)
+                    yield from self._confirm(handles)
+                    break
 
     def _confirm(self, handles):
         """Persistent DDR: the loads' ``done`` confirmed against the DDR5 runs' real

@@ -308,13 +308,28 @@ class StreamDdr:
         completes after its speculated completion (negative: all of them earlier), or None
         while some of them is not known yet."""
         st = self.streams
-        real = st.final[ids]
-        if int(real.min()) < 0:             # (known already: the runs need not go on)
+        g = self.geo
+        known, late = _lateness(st.final, st.speculated, ids, g.num, g.den)
+        if not known:                       # (known already: the runs need not go on)
             if not st.finished:
                 st.advance(self.horizon(now))
-            real = st.final[ids]
-            if int(real.min()) < 0:
+            known, late = _lateness(st.final, st.speculated, ids, g.num, g.den)
+            if not known:
                 return None
-        g = self.geo
-        spec = st.speculated[ids]
-        return int((-(-(real * g.num) // g.den) - -(-(spec * g.num) // g.den)).max())
+        return int(late)
+
+
+@njit(cache=True)
+def _lateness(final, spec, ids, num, den):
+    """(False, 0) if some request ``ids`` has no known completion in ``final`` (-1), else
+    (True, the most core cycles any completes after its ``spec``ulated completion): DRAM cycles
+    to core cycles as ``ceil(c * num / den)``."""
+    late = np.int64(-(1 << 62))
+    for i in ids:
+        r = final[i]
+        if r < 0:
+            return False, np.int64(0)
+        d = -(-(r * num) // den) - -(-(spec[i] * num) // den)
+        if d > late:
+            late = d
+    return True, late

@@ -9,7 +9,7 @@ import numpy as np
 from prodigy_sim import dram
 from prodigy_sim._jit import cached_on_disk
 from prodigy_sim.dram import streams
-from prodigy_sim.timing._ddr import _finish, _prepare, _sort_runs
+from prodigy_sim.timing._ddr import _finish, _lateness, _prepare, _sort_runs
 from prodigy_sim.timing._l3 import L3Blocks, _count_lookups, _fill_ready, _lookup, fill_ready
 from prodigy_sim.timing._ports import (
     PortCalendar,
@@ -46,7 +46,7 @@ def kernels_compiled() -> bool:
                                                       _insertion_sort, _serve_batch, _grow,
                                                       _pair_order, _deliver, _radix_pairs,
                                                       _row_need, streams._step_kernel,
-                                                      streams._finish_kernel)
+                                                      streams._finish_kernel, _lateness)
 
 
 def compile_kernels() -> None:
@@ -67,6 +67,7 @@ def compile_kernels() -> None:
     hit_packets(one, one, np.ones(1, np.bool_), one, one, one, one, 4, 1)
     fill_ready(one.copy(), one, one, one, one, np.zeros((1, 1), np.int64), 1)
     _sort_runs(np.arange(2), 0, 2, np.array([1, 0]))
+    _lateness(one, one, one, 3, 2)
     _finish(one, np.array([0, 1]), one, one, np.zeros(1, np.bool_), 1, 8, 3, 2,
             np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(1, np.int64),
             np.zeros(0, np.int64))
