@@ -68,7 +68,7 @@ if isinstance(scenario, dict) and "gemm" in scenario:
     op = linear_op("gemm", m, n, k, Storage.of("tai4"), chip)
     method = SimMethod(steady_units=spec["steady_units"],
                        mapping_candidates=spec["mapping_candidates"])
-    runs = cache or RunCache()           # the op kept is not simulated again
+    runs = cache if cache is not None else RunCache()   # the op kept: not simulated again
     r = simulate_op(fastest_mapping(op, chip, method=method, cache=runs), chip, method=method,
                     cache=runs)
     out = {"seconds": r.seconds, "roofline": r.roofline_seconds, "tokens_per_s": None,
