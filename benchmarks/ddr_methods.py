@@ -18,6 +18,7 @@ mean delay (ns).
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 from bench_models import CASES, SHIPPED
@@ -26,39 +27,51 @@ from prodigy_sim.hardware import load_preset
 from prodigy_sim.lowering import linear_op, lower_model
 from prodigy_sim.models import Scenario, load_scenario
 from prodigy_sim.numerics import Storage
-from prodigy_sim.simulation import SimMethod, simulate_op
+from prodigy_sim.simulation import RunCache, SimMethod, default_workers, prefetch_runs, simulate_op
 from prodigy_sim.timing import DDR_METHODS
 
 
 def case_ops(spec: dict | str):
-    """``(config, [(op, repeat), ...])`` of one case (fields of a :class:`Scenario`,
-    ``{"gemm": [m, n, k]}`` or a shipped scenario's name)."""
+    """``(config, [(op, repeat), ...], lowered model or None)`` of one case (fields of a
+    :class:`Scenario`, ``{"gemm": [m, n, k]}`` - no lowered model - or a shipped scenario's
+    name)."""
     chip = load_preset("prodigy-t16128")
     if isinstance(spec, dict) and "gemm" in spec:
         m, n, k = spec["gemm"]
-        return chip, [(linear_op("gemm", m, n, k, Storage.of("tai4"), chip), 1)]
+        return chip, [(linear_op("gemm", m, n, k, Storage.of("tai4"), chip), 1)], None
     sc = load_scenario(spec) if isinstance(spec, str) else Scenario(**spec)
     chip = load_preset(sc.hardware)
     low = lower_model(sc.card(), sc, chip)
-    return chip, [(op, st.repeat) for st in low.stages for op in st.ops]
+    return chip, [(op, st.repeat) for st in low.stages for op in st.ops], low
 
 
-def measure(spec: dict | str, ddr_method: str) -> dict[str, float]:
-    """Simulated seconds of a pass, CPU seconds, and (persistent) the speculation's late share
-    and mean delay (ns) over every op's DDR requests."""
-    chip, ops = case_ops(spec)
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def measure(spec: dict | str, ddr_method: str, workers: int = 1) -> dict[str, float]:
+    """Simulated seconds of a pass, CPU seconds (``workers`` > 1: the ops' runs made in that
+    many worker processes too, their CPU counted; the same results), and (persistent) the
+    speculation's late share and mean delay (ns) over every op's DDR requests."""
+    chip, ops, low = case_ops(spec)
+    method = SimMethod(ddr=ddr_method)
     sim = 0.0
     ddr = late = late_ns = 0.0                 # weighted by the ops' DDR bytes of a pass
-    t0 = time.process_time()
-    for op, repeat in ops:
-        r = simulate_op(op, chip, method=SimMethod(ddr=ddr_method))
-        sim += r.seconds * repeat
-        if r.ddr_late_share is not None and r.ddr_late_ns is not None:
-            w = r.ddr_bytes * repeat
-            ddr += w
-            late += w * r.ddr_late_share
-            late_ns += w * r.ddr_late_share * r.ddr_late_ns
-    return {"seconds": sim, "cpu": time.process_time() - t0,
+    t0, c0 = time.process_time(), _children_cpu()
+    with RunCache(workers) as cache:
+        if low is not None:
+            prefetch_runs(low, chip, cache, method=method)
+        for op, repeat in ops:
+            r = simulate_op(op, chip, method=method, cache=cache)
+            sim += r.seconds * repeat
+            if r.ddr_late_share is not None and r.ddr_late_ns is not None:
+                w = r.ddr_bytes * repeat
+                ddr += w
+                late += w * r.ddr_late_share
+                late_ns += w * r.ddr_late_share * r.ddr_late_ns
+    cpu = time.process_time() - t0 + _children_cpu() - c0     # (the workers have ended)
+    return {"seconds": sim, "cpu": cpu,
             "late_share": late / ddr if ddr else 0.0, "late_ns": late_ns / late if late else 0.0}
 
 
@@ -78,6 +91,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", metavar="TEXT",
                     help="only the cases whose names contain TEXT (default: all)")
+    ap.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                    help="worker processes for each case's runs (default: one per CPU, as "
+                         "prodigy-sim simulate; the same table but for the CPU times, which "
+                         "count the workers')")
     args = ap.parse_args()
     cases = [(c[0], c[1]) for c in CASES] + [(n, n) for n in SHIPPED]
     print("| case | batched | persistent | difference | CPU batched | CPU persistent "
@@ -86,7 +103,7 @@ def main() -> None:
     for name, spec in cases:
         if args.cases not in name:
             continue
-        b, p = (measure(spec, m) for m in DDR_METHODS)
+        b, p = (measure(spec, m, args.workers) for m in DDR_METHODS)
         print("| " + " | ".join(row_cells(name, b, p)) + " |", flush=True)
 
 
