@@ -227,3 +227,20 @@ def test_scaled_card_and_brain_scale():
     assert row[1] == f"{c.weight_bytes / 1e15:.2f}" and row[4] == f"{c.sockets_needed:,}"
     assert row[10] == f"{c.step_seconds:,.0f} s ({c.step_seconds / 3600:.2f} h)"
     assert row[6] == f"{c.layer_shard_bytes / 1e12:.2f}"
+
+
+def test_cli_worker_processes_give_the_same_table(capsys):
+    """``prodigy-sim parallel`` simulates the sockets' kernels in worker processes (one per CPU
+    by default) with one cache, so the one-socket baseline of a --tp table reuses the tp=1
+    runs: the same JSON as in one process."""
+    import json
+
+    from prodigy_sim.cli import main
+
+    argv = ["parallel", "--model", "bert-base-uncased", "--phase", "prefill", "--tp", "1,2",
+            "--context", "128", "--json"]
+    assert main(argv + ["--workers", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == one
+    assert [r["tp"] for r in one["rows"]] == [1, 2] and one["rows"][0]["speedup"] == 1.0

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prodigy_sim.cli._args import positive_int_list
+from prodigy_sim.cli._args import positive_int, positive_int_list
 from prodigy_sim.errors import config_error_from_validation
 
 
@@ -59,6 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     how.add_argument("--allreduce", choices=("auto", "ring"), default="auto",
                      help="all-reduce algorithm: auto = fastest closed form per level, ring "
                           "(default: auto)")
+    how.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                     help="processes that simulate the sockets' kernels in parallel (the same "
+                          "results; 1: none; default: one per CPU this process may use)")
     other = parser.add_argument_group("other reports")
     other.add_argument("--systems", action="store_true", help="list the system presets")
     other.add_argument("--show", metavar="PRESET", help="every field of a system preset with "
@@ -154,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     from prodigy_sim.hardware import load_system
     from prodigy_sim.models import Scenario, check_scenario, load_card
     from prodigy_sim.parallel import ParallelPlan, simulate_parallel
+    from prodigy_sim.simulation import RunCache, default_workers
 
     system = load_system(args.system or "4s-t16128", chip=args.chip)
     tps = args.tp
@@ -168,13 +172,16 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as err:
         raise config_error_from_validation(err, source="command line") from None
     check_scenario(scenario, load_card(model), source="command line")
-    reports = [simulate_parallel(scenario, p, system) for p in plans]
-    if len(reports) == 1:
-        r = reports[0]
-        print(json.dumps(r.to_dict(), indent=2) if args.json else r.table())
-        return 0
-    base = simulate_parallel(scenario, ParallelPlan(pp=args.pp, ep=args.ep,
-                                                    microbatches=args.microbatches), system)
+    workers = default_workers() if args.workers is None else args.workers
+    with RunCache(workers) as cache:        # (the one-socket baseline's runs are reused)
+        reports = [simulate_parallel(scenario, p, system, cache=cache) for p in plans]
+        if len(reports) == 1:
+            r = reports[0]
+            print(json.dumps(r.to_dict(), indent=2) if args.json else r.table())
+            return 0
+        base = simulate_parallel(scenario, ParallelPlan(pp=args.pp, ep=args.ep,
+                                                        microbatches=args.microbatches),
+                                 system, cache=cache)
     rows = [{"tp": p.tp, "sockets": r.sockets, "step_s": r.step_s, "compute_s": r.compute_s,
              "communication_s": r.communication_s, "speedup": base.step_s / r.step_s,
              "compute_speedup": base.step_s / r.compute_s,
