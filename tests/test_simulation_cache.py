@@ -172,9 +172,9 @@ def _put_default_workers(queue) -> None:
 
 
 def test_default_workers_one_per_cpu_and_none_in_a_daemon():
-    """``prodigy-sim simulate`` starts one worker per CPU this process may use (at most
-    ``max_workers``), and none inside a daemonic process, which may not start processes."""
-    assert default_workers() == min(len(os.sched_getaffinity(0)), max_workers())
+    """``prodigy-sim simulate`` starts one worker per CPU this process may use (at most 8),
+    and none inside a daemonic process, which may not start processes."""
+    assert default_workers() == min(len(os.sched_getaffinity(0)), 8, max_workers())
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_put_default_workers, args=(queue,), daemon=True)

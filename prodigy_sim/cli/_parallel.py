@@ -61,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "(default: auto)")
     how.add_argument("--workers", type=positive_int, default=None, metavar="N",
                      help="processes that simulate the sockets' kernels in parallel (the same "
-                          "results; 1: none; default: one per CPU this process may use)")
+                          "results; 1: none; default: one per CPU this process may use, at most 8)")
     other = parser.add_argument_group("other reports")
     other.add_argument("--systems", action="store_true", help="list the system presets")
     other.add_argument("--show", metavar="PRESET", help="every field of a system preset with "

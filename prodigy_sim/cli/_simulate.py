@@ -105,7 +105,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     how.add_argument("--workers", type=positive_int, default=None, metavar="N",
                      help="processes that simulate the kernels (and the candidate mappings "
                           "of --mapping-candidates) in parallel (the same results; 1: none; "
-                          "default: one per CPU this process may use)")
+                          "default: one per CPU this process may use, at most 8)")
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (seconds, bytes, FLOPs) "

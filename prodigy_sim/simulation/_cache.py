@@ -59,18 +59,23 @@ def max_workers() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
 
 
+DEFAULT_WORKERS_MAX = 8
+"""At most this many worker processes by default: a simulation has about ten ops to share
+out, and each worker holds its own copy of the simulator (~0.3-0.5 GB)."""
+
+
 def default_workers() -> int:
     """Worker processes a command starts unless told (``prodigy-sim simulate --workers``): one
-    per CPU this process may run on, at most :func:`max_workers`; 1 inside a daemonic process
-    (a worker of a process pool or of a sweep's cluster may not start processes of its own).
-    The results do not depend on it."""
+    per CPU this process may run on, at most :data:`DEFAULT_WORKERS_MAX`; 1 inside a daemonic
+    process (a worker of a process pool or of a sweep's cluster may not start processes of its
+    own). The results do not depend on it."""
     if multiprocessing.current_process().daemon:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:                  # (not on Linux)
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, max_workers()))
+    return max(1, min(cpus, DEFAULT_WORKERS_MAX, max_workers()))
 
 
 def check_workers(workers: int, name: str = "workers") -> int:
