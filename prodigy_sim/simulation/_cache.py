@@ -23,9 +23,10 @@ of ``n`` worker processes (forked from this one, started at the first submission
 making it; a submitted run no worker has started yet when it is asked for is made in this
 process instead, which would otherwise wait idle). The simulator's compiled kernels are loaded
 before the workers are forked, so they start with them. A run is the same pure function in a
-worker as here, and its result comes back by
-pickling (floats and integers exactly), so the results are the same as with ``workers=1``; only
-which process computes a run, and when, changes (``tests/test_simulation_cache.py``).
+worker as here, and its result comes back by pickling (floats and integers exactly), so the
+results are the same as with ``workers=1``; only which process computes a run, and when,
+changes (``tests/test_simulation_cache.py``). ``prodigy-sim simulate`` and ``prodigy-sim
+parallel`` start :func:`default_workers` of them unless told.
 """
 
 from __future__ import annotations
