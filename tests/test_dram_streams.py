@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prodigy_sim.dram import DramStreams, MemorySystemConfig, simulate_grouped
+from prodigy_sim.dram import DramStreams, MemorySystemConfig, simulate_grouped, simulate_requests
 from prodigy_sim.errors import ConfigError
 
 CFG = MemorySystemConfig(channels=1)
@@ -90,6 +90,22 @@ def test_real_runs_equal_one_run(seed, instances, steps, per_step, spread, rows,
     assert st_.late == int((late > 0).sum()) and st_.early == int((late < 0).sum())
     assert st_.late_cycles == int(late[late > 0].sum())
     assert s.held == 0
+    # the real runs' row-buffer outcomes: those of one run of each instance's requests
+    steps = _steps(seed, instances, steps, per_step, spread, rows, write_share)
+    inst = np.concatenate([x[0] for x in steps])
+    arrive = np.concatenate([x[1] for x in steps])
+    addr = np.concatenate([x[2] for x in steps])
+    is_w = np.concatenate([x[3] for x in steps])
+    batch = np.concatenate([np.full(x[0].size, k) for k, x in enumerate(steps)])
+    classes = np.zeros(4, np.int64)                 # hit, miss, conflict, forwarded
+    for g in range(instances):
+        sel = np.flatnonzero(inst == g)
+        sel = sel[np.lexsort((sel, batch[sel], arrive[sel]))]   # as the reference above
+        if sel.size:
+            cls = simulate_requests(CFG, arrive[sel], addr[sel].astype(np.uint64),
+                                    is_w[sel]).row_class
+            classes += np.bincount(np.where(cls < 0, 3, cls), minlength=4)
+    assert [st_.row_hits, st_.row_misses, st_.row_conflicts, st_.forwarded] == classes.tolist()
 
 
 def test_speculation_exact_without_later_arrivals():

@@ -42,8 +42,8 @@ __all__ = ["DramStreams", "SpeculationStats"]
 NFIELDS = 14
 # speculation statistics (DramStreams._stats)
 (SP_N, SP_LATE, SP_LATE_SUM, SP_LATE_MAX, SP_EARLY, SP_EARLY_SUM, SP_CLAMPED, SP_READS,
- SP_LATE_READS, SP_LATE_READ_SUM) = range(10)
-NSTATS = 10
+ SP_LATE_READS, SP_LATE_READ_SUM, SP_HIT, SP_MISS, SP_CONFLICT, SP_FORWARD) = range(14)
+NSTATS = 14
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,10 @@ class SpeculationStats:
     (``late_reads``, ``late_read_cycles``: a core waits for a load's data, while a store's
     completion only frees its DMA slot), and how many arrivals were
     before an earlier call's horizon (``clamped`` to it: the caller broke its promise; 0 in a
-    correct use)."""
+    correct use). Also the real runs' row-buffer outcome of every request they completed:
+    ``row_hits``, ``row_misses``, ``row_conflicts`` (as the DDR5 model classifies a request by
+    its bank's state at its first command) and ``forwarded`` (a read served from, or a write
+    merged into, the write queue)."""
 
     requests: int
     late: int
@@ -66,6 +69,10 @@ class SpeculationStats:
     reads: int = 0
     late_reads: int = 0
     late_read_cycles: int = 0
+    row_hits: int = 0
+    row_misses: int = 0
+    row_conflicts: int = 0
+    forwarded: int = 0
 
     @property
     def late_mean(self) -> float:
@@ -128,6 +135,8 @@ def _compact(R, isw, S, E, st, n_real, n_tot, g, channels, stats, final, out):
     while w0 < n and R[R_COMP, g, w0] >= 0:
         if keep:
             final[R[R_ID, g, w0]] = R[R_COMP, g, w0]
+        c = R[R_CLS, g, w0]
+        stats[SP_FORWARD if c < 0 else SP_HIT + c] += 1
         if R[R_TAG, g, w0] >= 0:
             out[R[R_TAG, g, w0]] = R[R_COMP, g, w0]
             R[R_SPEC, g, w0] = R[R_COMP, g, w0]
@@ -411,4 +420,6 @@ class DramStreams:
                                 late_max=s[SP_LATE_MAX], early=s[SP_EARLY],
                                 early_cycles=s[SP_EARLY_SUM], clamped=s[SP_CLAMPED],
                                 reads=s[SP_READS], late_reads=s[SP_LATE_READS],
-                                late_read_cycles=s[SP_LATE_READ_SUM])
+                                late_read_cycles=s[SP_LATE_READ_SUM], row_hits=s[SP_HIT],
+                                row_misses=s[SP_MISS], row_conflicts=s[SP_CONFLICT],
+                                forwarded=s[SP_FORWARD])
