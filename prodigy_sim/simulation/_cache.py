@@ -76,7 +76,7 @@ def default_workers() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:                  # (not on Linux)
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, DEFAULT_WORKERS_MAX, max_workers()))
+    return max(1, min(cpus, DEFAULT_WORKERS_MAX))     # (max_workers() is at least 8)
 
 
 def check_workers(workers: int, name: str = "workers") -> int:

@@ -306,13 +306,17 @@ def prefetch_runs(lowered: LoweredModel, config: ChipConfig, cache: RunCache, *,
     return len(ops)
 
 
+def _matrix_seconds(k: Kernel, config: ChipConfig) -> float:
+    """Seconds of ``k``'s MMAs at the matrix units' peak for its weight format (sparse or not)."""
+    return (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
+            if k.mma_flops else 0.0)
+
+
 def _roofline_estimate(op: LoweredOp, config: ChipConfig) -> float:
     """Seconds of ``op`` by its MMA FLOPs and DMA bytes at the chip's peaks: the order of its
     simulation's cost (only used to order the runs given to worker processes)."""
-    k = op.kernel
-    t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
-             if k.mma_flops else 0.0)
-    return max(t_mat, k.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s)
+    return max(_matrix_seconds(op.kernel, config),
+               op.kernel.dma_bytes / config.peak_ddr_bandwidth_bytes_per_s)
 
 
 def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None = None,
@@ -391,8 +395,7 @@ def simulate_op(op: LoweredOp, config: ChipConfig, *, method: SimMethod | None =
     util = res.utilization
     vec = [v for key, v in util.items() if key.startswith("vector")]
     seconds = cycles / config.frequency_hz
-    t_mat = (k.mma_flops / config.peak_matrix_flops(k.weight_format, k.sparse)
-             if k.mma_flops else 0.0)
+    t_mat = _matrix_seconds(k, config)
     t_mem = compulsory / config.peak_ddr_bandwidth_bytes_per_s
     return OpResult(stage=stage, name=op.name, kind=k.kind, seconds=seconds, flops=op.flops,
                     mma_flops=k.mma_flops, dma_bytes=k.dma_bytes, weight_bytes=op.weight_bytes,
